@@ -1,0 +1,1 @@
+"""Wire formats: IPv4 and TCP headers, options, checksums."""
