@@ -283,7 +283,8 @@ class Network:
     def _fire_timer(self, now: float, slot: _Slot) -> None:
         slot.timer = None
         slot.host.handle_timer(now)
-        self._drain(slot)
+        if not self._processes:  # else processes run first, then every host is drained
+            self._drain(slot)
 
     def _deliver(self, now: float, item: tuple[_Slot, bytes]) -> None:
         slot, packet = item
@@ -291,7 +292,11 @@ class Network:
         if self._taps:
             self._emit(now, "deliver", packet, None)
         slot.host.receive_packet(packet, now)
-        self._drain(slot)
+        # With processes (applications) registered, let them react to this event
+        # before the host's output is drained, as a real driver would in one
+        # wake-up: an ACK then carries the window the application just freed.
+        if not self._processes:
+            self._drain(slot)
 
     def _arrive(self, at: float, slot: _Slot, packet: bytes) -> None:
         self.clock.push(at, self._deliver, (slot, packet))

@@ -118,13 +118,31 @@ def mark_ce(packet: bytes) -> bytes:
 
 
 def flip_bits(packet: bytes, rng: random.Random) -> bytes:
-    """Return ``packet`` with 1-3 distinct random bits flipped (unchanged if empty)."""
-    nbits = len(packet) * 8
-    if not nbits:
+    """Return ``packet`` with 1-3 random bits flipped (unchanged if empty).
+
+    The flipped bits sit at distinct positions within their 16-bit words
+    (counted from the start of the packet, which keeps the TCP header's word
+    alignment when the IP header has no options).  The Internet checksum is a
+    one's-complement sum of such words, so two flips of the *same* word
+    position in opposite directions cancel and go unnoticed, as they do on
+    real networks; flips at distinct positions always change the sum, so
+    corruption in the simulator is always caught by the IPv4 or TCP checksum
+    (RFC 1071 §2) and is counted as a drop rather than delivered as data.
+    """
+    n = len(packet)
+    if not n:
         return packet
     out = bytearray(packet)
-    for pos in rng.sample(range(nbits), min(rng.randint(1, 3), nbits)):
-        out[pos >> 3] ^= 1 << (pos & 7)
+    count = min(rng.randint(1, 3), 16 if n > 1 else 8)
+    # Word-bit class k: high byte of a word (even offset) for k >= 8, else low byte.
+    classes = rng.sample(range(16) if n > 1 else range(8), count)
+    for k in classes:
+        parity = 0 if k >= 8 else 1
+        if n == 1:
+            parity = 0
+        nwords = (n - parity + 1) // 2
+        i = parity + 2 * rng.randrange(nwords)
+        out[i] ^= 1 << (k & 7)
     return bytes(out)
 
 

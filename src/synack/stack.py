@@ -1,0 +1,348 @@
+"""A TCP/IPv4 host: demultiplexing, listeners, ports, resets for strangers.
+
+The stack is sans-IO like the connections it holds: raw IPv4 packets go in
+through :meth:`Stack.receive_packet` and come out of
+:meth:`Stack.packets_to_send`; timers are one heap of per-connection
+deadlines (stale entries are skipped, so the cost per event does not grow
+with the number of connections).  Anything a user or a peer can get wrong
+becomes a clear exception (bad arguments, a port in use) or a counted drop
+(malformed packets) in :attr:`Stack.stats`; nothing is swallowed.
+"""
+
+from __future__ import annotations
+
+import errno
+import heapq
+import itertools
+import random
+from collections import Counter, deque
+from collections.abc import Iterator
+from typing import Any
+
+from .tcp.config import TcpConfig
+from .tcp.connection import Connection, Tracer
+from .tcp.events import Event
+from .tcp.isn import IsnSource, Rfc6528Isn
+from .tcp.states import SYNCHRONIZED, State
+from .wire.errors import WireError
+from .wire.ipv4 import ip_to_bytes, ip_to_str
+from .wire.packet import decode_ipv4_tcp, encode_ipv4_tcp
+from .wire.segment import ACK, FIN, RST, SYN, Segment
+
+EPHEMERAL_LOW, EPHEMERAL_HIGH = 49152, 65535  # RFC 6335 §6 dynamic ports
+
+Key = tuple[bytes, int, int]  # (remote ip, remote port, local port)
+
+
+class Listener:
+    """A passive open on one port with a bounded accept queue (the backlog)."""
+
+    __slots__ = ("_stack", "accept_queue", "backlog", "closed", "config", "half_open", "port")
+
+    def __init__(self, stack: Stack, port: int, backlog: int, config: TcpConfig) -> None:
+        self._stack = stack
+        self.port = port
+        self.backlog = backlog
+        self.config = config
+        self.accept_queue: deque[Connection] = deque()
+        self.half_open = 0
+        self.closed = False
+
+    def accept(self) -> Connection | None:
+        """The oldest fully established connection, or None if none is waiting."""
+        return self.accept_queue.popleft() if self.accept_queue else None
+
+    def close(self) -> None:
+        """Stop listening; connections never accepted are reset, as Linux does."""
+        self._stack._close_listener(self)
+
+    def __repr__(self) -> str:
+        return (f"<Listener :{self.port} backlog={self.backlog} queued={len(self.accept_queue)}"
+                f" half_open={self.half_open}>")
+
+
+class Stack:
+    """One IPv4 address's worth of TCP."""
+
+    def __init__(
+        self,
+        address: str | bytes,
+        *,
+        config: TcpConfig | None = None,
+        isn: IsnSource | None = None,
+        isn_secret: bytes | None = None,
+        seed: int | None = None,
+        tracer: Tracer | None = None,
+        max_half_open: int = 256,
+    ) -> None:
+        self.address = ip_to_bytes(address) if isinstance(address, str) else bytes(address)
+        if len(self.address) != 4:
+            raise ValueError("address must be an IPv4 address")
+        self.config = config or TcpConfig()
+        self._isn: IsnSource = isn or Rfc6528Isn(isn_secret)
+        self._rng = random.Random(seed)
+        self.tracer = tracer
+        self.max_half_open = max_half_open
+        self._conns: dict[Key, Connection] = {}
+        self._listeners: dict[int, Listener] = {}
+        self._embryonic: dict[Connection, Listener] = {}
+        self._events: deque[Event] = deque()
+        self._dirty: dict[Connection, None] = {}
+        self._heap: list[tuple[float, int, Connection]] = []
+        self._deadline: dict[Connection, float] = {}
+        self._counter = itertools.count()
+        self._out: list[bytes] = []
+        self.stats: Counter[str] = Counter()
+
+    # ----------------------------------------------------------------- user API
+    def listen(self, port: int, backlog: int = 128, *, config: TcpConfig | None = None
+               ) -> Listener:
+        """Passive OPEN on ``port`` (RFC 9293 §3.10.1)."""
+        _check_port(port)
+        if backlog < 1:
+            raise ValueError("backlog must be at least 1")
+        if port in self._listeners:
+            raise OSError(errno.EADDRINUSE, f"port {port} is already listening")
+        lst = Listener(self, port, backlog, config or self.config)
+        self._listeners[port] = lst
+        return lst
+
+    def connect(self, remote: str | bytes, port: int, *, now: float,
+                local_port: int | None = None, config: TcpConfig | None = None) -> Connection:
+        """Active OPEN to ``remote:port``: returns a connection in SYN-SENT (C6)."""
+        rip = ip_to_bytes(remote) if isinstance(remote, str) else bytes(remote)
+        _check_port(port)
+        if local_port is None:
+            local_port = self._ephemeral_port(rip, port)
+        else:
+            _check_port(local_port)
+            if (rip, port, local_port) in self._conns:
+                raise OSError(errno.EADDRINUSE,
+                              f"{ip_to_str(self.address)}:{local_port} -> "
+                              f"{ip_to_str(rip)}:{port} is already in use")
+        iss = self._isn(self.address, local_port, rip, port, now)
+        conn = Connection.open_active(self.address, local_port, rip, port, iss=iss, now=now,
+                                      config=config or self.config, events=self._events,
+                                      tracer=self.tracer, wake=self._wake)
+        self._conns[(rip, port, local_port)] = conn
+        self._dirty[conn] = None
+        return conn
+
+    def next_event(self) -> Event | None:
+        """The oldest unread event of any connection, or None."""
+        return self._events.popleft() if self._events else None
+
+    def events(self) -> Iterator[Event]:
+        """Drain all pending events."""
+        while self._events:
+            yield self._events.popleft()
+
+    @property
+    def connections(self) -> list[Connection]:
+        return list(self._conns.values())
+
+    def find(self, remote: str | bytes, remote_port: int, local_port: int) -> Connection | None:
+        rip = ip_to_bytes(remote) if isinstance(remote, str) else bytes(remote)
+        return self._conns.get((rip, remote_port, local_port))
+
+    # ------------------------------------------------------------- packet input
+    def receive_packet(self, packet: bytes, now: float) -> None:
+        """Take one IPv4 packet from the link."""
+        try:
+            src, dst, seg = decode_ipv4_tcp(packet)
+        except WireError as exc:
+            self._count_drop(now, exc.reason)
+            return
+        if dst != self.address:
+            self._count_drop(now, "ip_not_for_us")
+            return
+        self.stats["segs_in"] += 1
+        key = (src, seg.src_port, seg.dst_port)
+        conn = self._conns.get(key)
+        if conn is not None:
+            if conn.state is State.TIME_WAIT and self._reuse_time_wait(conn, seg):
+                self._remove(conn)
+            else:
+                lst = self._embryonic.get(conn)
+                if (lst is not None and seg.flags & ACK and not seg.flags & (SYN | RST)
+                        and len(lst.accept_queue) >= lst.backlog):
+                    # Accept queue full: ignore the final ACK; the SYN-ACK will be resent.
+                    self._count_drop(now, "accept_queue_full")
+                    return
+                conn.receive(seg, now)
+                self._dirty[conn] = None
+                return
+        lst = self._listeners.get(seg.dst_port)
+        if lst is not None:
+            self._listen_input(lst, src, seg, now)
+        else:
+            self._reset_stranger(src, seg, now)
+
+    def _reuse_time_wait(self, conn: Connection, seg: Segment) -> bool:
+        """A new SYN may take over a TIME-WAIT 4-tuple if its sequence number is newer
+        (RFC 9293 §3.10.7.4 and RFC 6191, as Linux allows)."""
+        if not seg.flags & SYN or seg.flags & (ACK | RST):
+            return False
+        if seg.dst_port not in self._listeners:
+            return False
+        return ((seg.seq - conn.rcv_nxt) & 0xFFFFFFFF) < 0x80000000 and seg.seq != conn.rcv_nxt
+
+    def _listen_input(self, lst: Listener, src: bytes, seg: Segment, now: float) -> None:
+        """RFC 9293 §3.10.7.2: a segment for a listener."""
+        flags = seg.flags
+        if flags & RST:
+            self._count_drop(now, "rst_to_listener")
+            return
+        if flags & ACK:
+            self._send_rst_for(src, seg, now, "ACK to a listener with no such connection")
+            return
+        if not flags & SYN:
+            self._count_drop(now, "no_syn_to_listener")
+            return
+        if lst.half_open >= self.max_half_open:
+            self._count_drop(now, "syn_backlog_full")
+            return
+        iss = self._isn(self.address, seg.dst_port, src, seg.src_port, now)
+        conn = Connection.open_passive(seg, self.address, src, iss=iss, now=now,
+                                       config=lst.config, events=self._events,
+                                       tracer=self.tracer, wake=self._wake)
+        self._conns[(src, seg.src_port, seg.dst_port)] = conn
+        self._embryonic[conn] = lst
+        lst.half_open += 1
+        self._dirty[conn] = None
+
+    def _reset_stranger(self, src: bytes, seg: Segment, now: float) -> None:
+        """RFC 9293 §3.10.7.1: no connection and no listener (C21, C24)."""
+        if seg.flags & RST:
+            self._count_drop(now, "rst_no_connection")
+            return
+        if seg.flags & SYN and not seg.flags & ACK:
+            why = "SYN to a port nobody listens on (C21)"
+        elif seg.payload:
+            why = "data for a connection that no longer exists (C24)"
+        else:
+            why = "segment for a connection that does not exist"
+        self._send_rst_for(src, seg, now, why)
+
+    def _send_rst_for(self, src: bytes, seg: Segment, now: float, why: str) -> None:
+        if seg.flags & ACK:
+            rst = Segment(seg.dst_port, seg.src_port, seg.ack, 0, RST, 0)
+        else:
+            rst = Segment(seg.dst_port, seg.src_port, 0, (seg.seq + seg.seg_len) & 0xFFFFFFFF,
+                          RST | ACK, 0)
+        self.stats["rst_sent"] += 1
+        if self.tracer is not None:
+            name = f"{ip_to_str(self.address)}:{seg.dst_port}>{ip_to_str(src)}:{seg.src_port}"
+            self.tracer({"t": now, "ev": "seg", "dir": "out", "conn": name, "flags": rst.flags,
+                         "seq": rst.seq, "ack": rst.ack, "len": 0, "win": 0, "mss": None,
+                         "why": why, "state": "CLOSED", "iss": None, "irs": None})
+        self._out.append(encode_ipv4_tcp(self.address, src, rst))
+
+    def _count_drop(self, now: float, reason: str) -> None:
+        self.stats["drop_" + reason] += 1
+        if self.tracer is not None:
+            self.tracer({"t": now, "ev": "drop", "conn": None, "reason": reason, "concept": ""})
+
+    # ------------------------------------------------------------ packet output
+    def packets_to_send(self, now: float) -> list[bytes]:
+        """Run every connection that has work and return the packets to transmit."""
+        out = self._out
+        while self._dirty:
+            dirty = list(self._dirty)
+            self._dirty.clear()
+            for conn in dirty:
+                segs = conn.segments_to_send(now)
+                for seg in segs:
+                    out.append(encode_ipv4_tcp(self.address, conn.remote_ip, seg))
+                self.stats["segs_out"] += len(segs)
+                self._after_activity(conn)
+        self._out = []
+        return out
+
+    def _after_activity(self, conn: Connection) -> None:
+        st = conn.state
+        lst = self._embryonic.get(conn)
+        if lst is not None and st is not State.SYN_RECEIVED:
+            del self._embryonic[conn]
+            lst.half_open -= 1
+            if st in SYNCHRONIZED and not lst.closed:
+                lst.accept_queue.append(conn)
+        if st is State.CLOSED:
+            self._remove(conn)
+            return
+        t = conn.next_timer()
+        if t is not None and self._deadline.get(conn) != t:
+            self._deadline[conn] = t
+            heapq.heappush(self._heap, (t, next(self._counter), conn))
+        elif t is None:
+            self._deadline.pop(conn, None)
+
+    def _remove(self, conn: Connection) -> None:
+        key = (conn.remote_ip, conn.remote_port, conn.local_port)
+        if self._conns.get(key) is conn:
+            del self._conns[key]
+        self._deadline.pop(conn, None)
+        lst = self._embryonic.pop(conn, None)
+        if lst is not None:
+            lst.half_open -= 1
+
+    def _wake(self, conn: Connection) -> None:
+        self._dirty[conn] = None
+
+    # ------------------------------------------------------------------ timers
+    def next_timer(self) -> float | None:
+        """Earliest deadline of any connection."""
+        heap = self._heap
+        while heap:
+            t, _, conn = heap[0]
+            if self._deadline.get(conn) == t:
+                return t
+            heapq.heappop(heap)
+        return None
+
+    def handle_timer(self, now: float) -> None:
+        """Fire the timers of every connection whose deadline has passed."""
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            t, _, conn = heapq.heappop(heap)
+            if self._deadline.get(conn) != t:
+                continue
+            del self._deadline[conn]
+            conn.handle_timer(now)
+            self._dirty[conn] = None
+
+    # ------------------------------------------------------------------ helpers
+    def _ephemeral_port(self, rip: bytes, rport: int) -> int:
+        """A random free port (RFC 6056 §3.3.1 simple randomisation)."""
+        span = EPHEMERAL_HIGH - EPHEMERAL_LOW + 1
+        start = self._rng.randrange(span)
+        for i in range(span):
+            p = EPHEMERAL_LOW + (start + i) % span
+            if (rip, rport, p) not in self._conns and p not in self._listeners:
+                return p
+        raise OSError(errno.EADDRNOTAVAIL, "no free ephemeral port for this destination")
+
+    def _close_listener(self, lst: Listener) -> None:
+        if lst.closed:
+            return
+        lst.closed = True
+        self._listeners.pop(lst.port, None)
+        while lst.accept_queue:
+            lst.accept_queue.popleft().abort(why="listener closed before accept")
+        for conn, owner in list(self._embryonic.items()):
+            if owner is lst:
+                conn.abort(why="listener closed")
+
+    def info(self) -> dict[str, Any]:
+        """Counters and table sizes."""
+        states = Counter(c.state.value for c in self._conns.values())
+        return {"connections": len(self._conns), "listeners": sorted(self._listeners),
+                "states": dict(states), **self.stats}
+
+
+def _check_port(port: int) -> None:
+    if not isinstance(port, int) or not 1 <= port <= 65535:
+        raise ValueError(f"port must be an integer in 1..65535, got {port!r}")
+
+
+__all__ = ["ACK", "FIN", "Listener", "Stack"]

@@ -1,0 +1,79 @@
+"""Per-connection tunables, with RFC-first defaults.
+
+Every number a connection uses comes from here, so a test, a profile (for
+example the Linux one used by the packetdrill runner) or a user can change
+it without touching protocol code.  Values are validated on construction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class TcpConfig:
+    """Tunables; times in seconds, sizes in bytes."""
+
+    #: MSS we advertise and the largest payload we put on the wire (RFC 9293 §3.7.1).
+    mss: int = 1460
+    #: Largest payload handed to the link in one segment; None means one MSS.  A
+    #: link with segmentation offload sets this up to 65535 (the link splits).
+    max_segment_payload: int | None = None
+    #: Receive and send buffer sizes (C4: the receive window is the free receive space).
+    rcv_buf: int = 65535
+    snd_buf: int = 262144
+    #: RFC 6298: initial RTO 1 s, lower bound 1 s, upper bound at least 60 s.
+    rto_initial: float = 1.0
+    rto_min: float = 1.0
+    rto_max: float = 60.0
+    #: Retransmission limits (RFC 9293 §3.8.3 R2) for SYN, SYN-ACK and data/FIN.
+    syn_retries: int = 6
+    synack_retries: int = 5
+    max_retransmits: int = 15
+    #: Maximum segment lifetime; TIME-WAIT lasts 2*MSL (RFC 9293 §3.4.2, C13).
+    msl: float = 30.0
+    #: How long an orphaned connection may sit in FIN-WAIT-2 (Linux tcp_fin_timeout).
+    fin_wait_2_timeout: float = 60.0
+    #: Delayed ACK timeout (RFC 9293 §3.8.6.3: under 0.5 s); 0 disables delayed ACKs.
+    delayed_ack: float = 0.2
+    #: Nagle's algorithm off (TCP_NODELAY) when True (RFC 9293 §3.7.4).
+    nodelay: bool = True
+    #: RFC 5961 §7: challenge ACKs allowed per connection per second.
+    challenge_ack_limit: int = 10
+    #: Minimum spacing of ACKs sent in reply to out-of-window pure ACKs (Linux
+    #: tcp_invalid_ratelimit); stops ACK storms between confused ends.
+    oow_ack_interval: float = 0.5
+    #: Initial congestion window in segments (RFC 6928).
+    initial_window: int = 10
+    #: Congestion control algorithm, by registered name.
+    congestion_control: str = "newreno"
+
+    def __post_init__(self) -> None:
+        if not 88 <= self.mss <= 65495:
+            raise ValueError(f"mss must be in 88..65495, got {self.mss}")
+        if self.max_segment_payload is not None and not (
+                self.mss <= self.max_segment_payload <= 65535):
+            raise ValueError("max_segment_payload must be between mss and 65535")
+        for name in ("rcv_buf", "snd_buf"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive")
+        if self.rcv_buf > 65535:
+            raise ValueError("rcv_buf above 65535 needs window scaling (not enabled)")
+        if not 0 < self.rto_min <= self.rto_initial <= self.rto_max:
+            raise ValueError("need 0 < rto_min <= rto_initial <= rto_max")
+        for name in ("syn_retries", "synack_retries", "max_retransmits", "challenge_ack_limit"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0")
+        if self.oow_ack_interval < 0:
+            raise ValueError("oow_ack_interval must be >= 0")
+        if self.msl < 0 or self.fin_wait_2_timeout < 0 or self.delayed_ack < 0:
+            raise ValueError("times must be >= 0")
+        if self.delayed_ack >= 0.5:
+            raise ValueError("delayed_ack must be under 0.5 s (RFC 9293 §3.8.6.3)")
+        if self.initial_window < 1:
+            raise ValueError("initial_window must be >= 1")
+
+    def replace(self, **changes: object) -> TcpConfig:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
