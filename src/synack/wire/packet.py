@@ -1,0 +1,152 @@
+"""Whole IPv4+TCP packets: decode, encode, and a tcpdump-like one-line description."""
+
+from __future__ import annotations
+
+from .checksum import BytesLike
+from .errors import WireError
+from .icmp import (
+    ICMP_DEST_UNREACH,
+    ICMP_ECHO_REPLY,
+    ICMP_ECHO_REQUEST,
+    ICMP_TIME_EXCEEDED,
+    parse_icmp,
+    parse_icmp_quote,
+)
+from .ipv4 import (
+    IPV4_HEADER_LEN,
+    PROTO_ICMP,
+    PROTO_TCP,
+    build_ipv4_header,
+    ip_to_str,
+    parse_ipv4,
+    unpack_ipv4,
+)
+from .segment import ACK, URG, Segment, flags_str
+from .tcp import build_tcp, parse_tcp
+
+
+def decode_ipv4_tcp(packet: BytesLike, *,
+                    verify_checksum: bool = True) -> tuple[bytes, bytes, Segment]:
+    """Decode an IPv4 datagram carrying TCP into ``(src, dst, segment)``.
+
+    Trailing link padding past the IP total length is ignored.  The segment's
+    ``ecn`` is the IP header's ECN field and its payload a view of ``packet``.
+    ``verify_checksum=False`` skips both the IP and TCP checksums (offload).
+    Raises :class:`WireError`, with ``ip_not_tcp`` for another protocol.
+    """
+    f = unpack_ipv4(packet, verify_checksum=verify_checksum)
+    if f[6] != PROTO_TCP:
+        raise WireError("ip_not_tcp", f"protocol {f[6]}")
+    src = f[8]
+    dst = f[9]
+    seg = parse_tcp(memoryview(packet)[IPV4_HEADER_LEN:f[2]], src, dst,
+                    verify_checksum=verify_checksum, ecn=f[1] & 3)
+    return src, dst, seg
+
+
+def encode_ipv4_tcp(src: bytes, dst: bytes, seg: Segment, *, ttl: int = 64, ident: int = 0,
+                    tos: int = 0, df: bool = True) -> bytes:
+    """Encode ``seg`` as one IPv4 datagram (a single ``bytes``).
+
+    The TOS byte's low two bits are replaced by ``seg.ecn`` (RFC 3168 §5).
+    """
+    tcp = build_tcp(seg, src, dst)
+    ip = build_ipv4_header(src, dst, PROTO_TCP, len(tcp) + len(seg.payload), ttl=ttl,
+                           ident=ident, tos=(tos & 0xFC) | (seg.ecn & 3), df=df)
+    return b"".join((ip, tcp, seg.payload))
+
+
+def encode_ipv4(src: bytes, dst: bytes, proto: int, payload: BytesLike, *, ttl: int = 64,
+                ident: int = 0, tos: int = 0, df: bool = True) -> bytes:
+    """Wrap an already-encoded transport payload (e.g. an ICMP message) in an IPv4 header."""
+    return build_ipv4_header(src, dst, proto, len(payload), ttl=ttl, ident=ident, tos=tos,
+                             df=df) + bytes(payload)
+
+
+_ECN_NAMES = ("", " [ECT(1)]", " [ECT(0)]", " [CE]")
+
+
+def _describe_tcp(s: str, d: str, seg: Segment) -> str:
+    out = [f"IP {s}.{seg.src_port} > {d}.{seg.dst_port}: Flags [{flags_str(seg.flags)}]"]
+    n = len(seg.payload)
+    out.append(f"seq {seg.seq}:{(seg.seq + n) & 0xFFFFFFFF}" if n else f"seq {seg.seq}")
+    if seg.flags & ACK:
+        out.append(f"ack {seg.ack}")
+    out.append(f"win {seg.window}")
+    if seg.flags & URG or seg.urgent:
+        out.append(f"urg {seg.urgent}")
+    opts = []
+    if seg.mss is not None:
+        opts.append(f"mss {seg.mss}")
+    if seg.sack_permitted:
+        opts.append("sackOK")
+    if seg.tsval is not None:
+        opts.append(f"TS val {seg.tsval} ecr {seg.tsecr}")
+    if seg.wscale is not None:
+        opts.append(f"wscale {seg.wscale}")
+    if seg.sack_blocks:
+        edges = "".join(f"{{{a}:{b}}}" for a, b in seg.sack_blocks)
+        opts.append(f"sack {len(seg.sack_blocks)} {edges}")
+    if opts:
+        out.append("options [" + ",".join(opts) + "]")
+    out.append(f"length {n}")
+    return ", ".join(out) + _ECN_NAMES[seg.ecn & 3]
+
+
+def _describe_icmp(s: str, d: str, payload: memoryview) -> str:
+    try:
+        msg = parse_icmp(payload)
+    except WireError as e:
+        return f"IP {s} > {d}: ICMP [drop {e.reason}], length {len(payload)}"
+    head = f"IP {s} > {d}: ICMP"
+    if msg.type in (ICMP_ECHO_REQUEST, ICMP_ECHO_REPLY):
+        kind = "echo request" if msg.type == ICMP_ECHO_REQUEST else "echo reply"
+        ident = int.from_bytes(msg.rest[:2], "big")
+        seq = int.from_bytes(msg.rest[2:], "big")
+        return f"{head} {kind}, id {ident}, seq {seq}, length {len(payload)}"
+    if msg.type in (ICMP_DEST_UNREACH, ICMP_TIME_EXCEEDED):
+        kind = "unreachable" if msg.type == ICMP_DEST_UNREACH else "time exceeded"
+        try:
+            q = parse_icmp_quote(msg)
+        except WireError as e:
+            return f"{head} {kind} code {msg.code} [bad quote: {e.reason}], length {len(payload)}"
+        mtu = f" mtu {q.next_hop_mtu}" if q.next_hop_mtu else ""
+        return (f"{head} {kind} code {msg.code}{mtu} for proto {q.proto} "
+                f"{ip_to_str(q.src)}.{q.sport} > {ip_to_str(q.dst)}.{q.dport} seq {q.seq}, "
+                f"length {len(payload)}")
+    return f"{head} type {msg.type} code {msg.code}, length {len(payload)}"
+
+
+def _describe(packet: BytesLike) -> str:
+    data = bytes(packet)
+    try:
+        hdr = parse_ipv4(data)
+    except WireError as e:
+        where = ""
+        if len(data) >= IPV4_HEADER_LEN:
+            where = f" {ip_to_str(data[12:16])} > {ip_to_str(data[16:20])}:"
+        return f"IP{where} [drop {e.reason}] {len(data)} bytes"
+    s = ip_to_str(hdr.src)
+    d = ip_to_str(hdr.dst)
+    payload = memoryview(data)[hdr.header_len:hdr.total_length]
+    if hdr.proto == PROTO_TCP:
+        try:
+            seg = parse_tcp(payload, hdr.src, hdr.dst, ecn=hdr.ecn)
+        except WireError as e:
+            return f"IP {s} > {d}: tcp [drop {e.reason}], length {len(payload)}"
+        return _describe_tcp(s, d, seg)
+    if hdr.proto == PROTO_ICMP:
+        return _describe_icmp(s, d, payload)
+    return f"IP {s} > {d}: ip-proto-{hdr.proto} {len(payload)}"
+
+
+def describe_packet(packet: BytesLike) -> str:
+    """A tcpdump-like one-line summary of an IPv4 packet; never raises.
+
+    A packet that fails to decode is described by its drop reason, e.g.
+    ``IP 10.0.0.1 > 10.0.0.2: tcp [drop tcp_bad_checksum], length 40``.
+    """
+    try:
+        return _describe(packet)
+    except Exception as e:  # describing must never take the caller down
+        return f"<undescribable packet: {type(e).__name__}: {e}>"
