@@ -33,17 +33,21 @@ class Endpoint:
     """Send ``payload``, receive until EOF, then close (C1, C5, C10-C13).
 
     ``read=False`` leaves received data unread (to fill the receive window,
-    C4); ``close_when_done=False`` leaves the connection open after sending.
+    C4); ``close_when_done=False`` leaves the connection open after sending;
+    ``send_after_eof=True`` answers only once the peer has finished sending
+    (a request/response exchange that shows the half-close, C11).
     """
 
     def __init__(self, conn: Connection, payload: bytes = b"", *, read: bool = True,
-                 close_when_done: bool = True, keep_data: bool = True) -> None:
+                 close_when_done: bool = True, keep_data: bool = True,
+                 send_after_eof: bool = False) -> None:
         self.conn = conn
         self._payload = memoryview(payload)
         self.sent = 0
         self.read = read
         self.close_when_done = close_when_done
         self.keep_data = keep_data
+        self.send_after_eof = send_after_eof
         self.received = bytearray()
         self.received_count = 0
         self._hash = hashlib.sha256()
@@ -82,6 +86,8 @@ class Endpoint:
             self.take(conn.recv())
         if conn.eof_received:
             self.eof = True
+        if self.send_after_eof and not self.eof:
+            return
         if self.sent < len(self._payload) and conn.state in (
                 State.SYN_SENT, State.SYN_RECEIVED, State.ESTABLISHED, State.CLOSE_WAIT):
             space = conn.send_space

@@ -258,8 +258,12 @@ class Connection:
             data = bytes(rb[:max_bytes])
             del rb[:max_bytes]
         if data and self.state in CAN_RECEIVE:
-            right = self._rnxt + self.config.rcv_buf - len(rb)
-            if right - self._radv >= self._sws_threshold():
+            # Send an explicit window update only when the window the peer knows is
+            # less than half of what we could offer now (as Linux's tcp_cleanup_rbuf);
+            # smaller openings ride on the next ACK.  A zero window always reopens.
+            offered = max(self._radv - self._rnxt, 0)
+            free = self.config.rcv_buf - len(rb)
+            if free - offered >= self._sws_threshold() and free >= 2 * offered:
                 self._ack_now = True
                 self._poke()
         return data
