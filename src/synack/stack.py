@@ -171,6 +171,8 @@ class Stack:
                     return
                 conn.receive(seg, now)
                 self._dirty[conn] = None
+                if lst is not None:
+                    self._settle_embryonic(conn, lst)
                 return
         lst = self._listeners.get(seg.dst_port)
         if lst is not None:
@@ -259,14 +261,21 @@ class Stack:
         self._out = []
         return out
 
+    def _settle_embryonic(self, conn: Connection, lst: Listener) -> None:
+        """A half-open connection left SYN-RECEIVED: queue it for accept() at once."""
+        st = conn.state
+        if st is State.SYN_RECEIVED:
+            return
+        del self._embryonic[conn]
+        lst.half_open -= 1
+        if st in SYNCHRONIZED and not lst.closed:
+            lst.accept_queue.append(conn)
+
     def _after_activity(self, conn: Connection) -> None:
         st = conn.state
         lst = self._embryonic.get(conn)
-        if lst is not None and st is not State.SYN_RECEIVED:
-            del self._embryonic[conn]
-            lst.half_open -= 1
-            if st in SYNCHRONIZED and not lst.closed:
-                lst.accept_queue.append(conn)
+        if lst is not None:
+            self._settle_embryonic(conn, lst)
         if st is State.CLOSED:
             self._remove(conn)
             return
@@ -310,6 +319,9 @@ class Stack:
             del self._deadline[conn]
             conn.handle_timer(now)
             self._dirty[conn] = None
+            lst = self._embryonic.get(conn)
+            if lst is not None:
+                self._settle_embryonic(conn, lst)
 
     # ------------------------------------------------------------------ helpers
     def _ephemeral_port(self, rip: bytes, rport: int) -> int:

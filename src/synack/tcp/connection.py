@@ -306,9 +306,11 @@ class Connection:
         if self.state in (S_CLOSED, S_TIME_WAIT, S_SYN_SENT) or self.state is State.LISTEN:
             if self.state is not S_CLOSED:
                 self._set_state(S_CLOSED, t, "abort")
+                self._poke()
             return
         self._send_rst(t, self._max, why=why)
         self._set_state(S_CLOSED, t, "abort")
+        self._poke()
 
     # ------------------------------------------------------------ segment input
     def receive(self, seg: Segment, now: float) -> None:

@@ -1,0 +1,217 @@
+"""The stack around the connections: demultiplexing, listeners, ports, strangers, bad input."""
+
+from __future__ import annotations
+
+import errno
+import itertools
+
+import pytest
+
+from synack.scenario import CLIENT_IP, SERVER_IP, Scenario, is_rst, is_synack
+from synack.sim import PathConfig
+from synack.stack import EPHEMERAL_HIGH, EPHEMERAL_LOW, Stack
+from synack.tcp.config import TcpConfig
+from synack.tcp.states import State
+from synack.wire.ipv4 import ip_to_bytes
+from synack.wire.packet import decode_ipv4_tcp, encode_ipv4_tcp
+from synack.wire.segment import ACK, RST, SYN, Segment
+
+C = ip_to_bytes(CLIENT_IP)
+S = ip_to_bytes(SERVER_IP)
+
+
+def test_listen_twice_on_a_port_is_a_clear_error() -> None:
+    st = Stack("10.0.0.2")
+    st.listen(80)
+    with pytest.raises(OSError) as exc:
+        st.listen(80)
+    assert exc.value.errno == errno.EADDRINUSE
+    assert "80" in str(exc.value)
+
+
+@pytest.mark.parametrize("port", [0, -1, 65536, "80"])
+def test_bad_ports_are_rejected(port: object) -> None:
+    st = Stack("10.0.0.2")
+    with pytest.raises(ValueError, match="port"):
+        st.listen(port)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="port"):
+        st.connect("10.0.0.1", port, now=0.0)  # type: ignore[arg-type]
+
+
+def test_bad_address_is_rejected() -> None:
+    with pytest.raises(ValueError):
+        Stack("10.0.0.300")
+
+
+def test_explicit_local_port_in_use_is_a_clear_error() -> None:
+    st = Stack("10.0.0.1")
+    st.connect("10.0.0.2", 80, now=0.0, local_port=40000)
+    with pytest.raises(OSError) as exc:
+        st.connect("10.0.0.2", 80, now=0.0, local_port=40000)
+    assert exc.value.errno == errno.EADDRINUSE
+    # A different remote port makes a different 4-tuple: allowed.
+    st.connect("10.0.0.2", 81, now=0.0, local_port=40000)
+
+
+def test_ephemeral_ports_are_random_distinct_and_in_range() -> None:
+    st = Stack("10.0.0.1", seed=5)
+    ports = [st.connect("10.0.0.2", 80, now=0.0).local_port for _ in range(500)]
+    assert len(set(ports)) == 500
+    assert all(EPHEMERAL_LOW <= p <= EPHEMERAL_HIGH for p in ports)
+    # Not sequential: RFC 6056 randomisation.
+    steps = {b - a for a, b in itertools.pairwise(ports)}
+    assert len(steps) > 400
+
+
+def test_ephemeral_port_never_reuses_a_tuple_in_time_wait() -> None:
+    """A 4-tuple held in TIME-WAIT (C13) is not handed out again."""
+    sc = Scenario(3, config=TcpConfig(msl=100.0))
+    sc.listen(80)
+    ep = sc.connect(80, b"x")
+    sc.run(until=5)
+    assert ep.conn.state is State.TIME_WAIT
+    held = ep.conn.local_port
+    # Exhaust the random choice: every port allocated must differ from the held one.
+    st = sc.client
+    for _ in range(300):
+        c = st.connect(SERVER_IP, 80, now=sc.now)
+        assert c.local_port != held
+
+
+def test_demultiplexes_many_connections_by_four_tuple() -> None:
+    """C1, C5: 20 concurrent connections each get exactly their own bytes."""
+    sc = Scenario(4, path=PathConfig(delay=0.01, loss=0.02))
+    sc.listen(80, send_after_eof=False)
+    eps = [sc.connect(80, bytes([i]) * (3000 + i)) for i in range(20)]
+    sc.run(until=600)
+    by_port = {e.conn.remote_port: e for e in sc.server_endpoints}
+    assert len(by_port) == 20
+    for i, ep in enumerate(eps):
+        srv = by_port[ep.conn.local_port]
+        assert bytes(srv.received) == bytes([i]) * (3000 + i)
+        assert ep.closed and srv.closed and ep.error is None
+
+
+def test_c21_syn_to_closed_port_gets_rst_ack() -> None:
+    """C21: RFC 9293 §3.10.7.1: <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>."""
+    st = Stack("10.0.0.2")
+    syn = Segment(40000, 9, 123456, 0, SYN, 65535, mss=1460)
+    st.receive_packet(encode_ipv4_tcp(C, S, syn), 0.0)
+    out = st.packets_to_send(0.0)
+    assert len(out) == 1
+    src, dst, rst = decode_ipv4_tcp(out[0])
+    assert (src, dst) == (S, C)
+    assert rst.flags == RST | ACK and rst.seq == 0 and rst.ack == 123457
+    assert (rst.src_port, rst.dst_port) == (9, 40000)
+    assert st.stats["rst_sent"] == 1
+
+
+def test_c24_ack_to_unknown_connection_gets_rst_with_seq_of_ack() -> None:
+    """C24: a segment for a connection that no longer exists: <SEQ=SEG.ACK><CTL=RST>."""
+    st = Stack("10.0.0.2")
+    data = Segment(40000, 80, 5000, 777, ACK, 65535, b"stale")
+    st.receive_packet(encode_ipv4_tcp(C, S, data), 0.0)
+    (pkt,) = st.packets_to_send(0.0)
+    rst = decode_ipv4_tcp(pkt)[2]
+    assert rst.flags == RST and rst.seq == 777
+
+
+def test_rst_to_unknown_connection_is_never_answered() -> None:
+    """C19: an RST is never answered (not even with an RST)."""
+    st = Stack("10.0.0.2")
+    st.listen(80)
+    for port in (80, 81):
+        st.receive_packet(encode_ipv4_tcp(C, S, Segment(40000, port, 1, 2, RST | ACK, 0)), 0.0)
+    assert st.packets_to_send(0.0) == []
+    assert st.stats["drop_rst_no_connection"] == 1
+    assert st.stats["drop_rst_to_listener"] == 1
+
+
+def test_ack_to_listener_gets_rst() -> None:
+    st = Stack("10.0.0.2")
+    st.listen(80)
+    st.receive_packet(encode_ipv4_tcp(C, S, Segment(40000, 80, 1, 999, ACK, 100)), 0.0)
+    (pkt,) = st.packets_to_send(0.0)
+    rst = decode_ipv4_tcp(pkt)[2]
+    assert rst.flags == RST and rst.seq == 999
+
+
+def test_malformed_packets_are_counted_drops_not_exceptions() -> None:
+    st = Stack("10.0.0.2")
+    st.listen(80)
+    good = encode_ipv4_tcp(C, S, Segment(40000, 80, 1, 0, SYN, 100, mss=1460))
+    bad_sum = bytearray(good)
+    bad_sum[-1] ^= 0x01  # breaks the TCP checksum (MSS option byte)
+    st.receive_packet(bytes(bad_sum), 0.0)
+    st.receive_packet(good[:10], 0.0)
+    st.receive_packet(b"", 0.0)
+    other = encode_ipv4_tcp(C, ip_to_bytes("10.0.0.9"), Segment(40000, 80, 1, 0, SYN, 100))
+    st.receive_packet(other, 0.0)
+    assert st.packets_to_send(0.0) == []
+    assert st.stats["drop_tcp_bad_checksum"] == 1
+    assert st.stats["drop_ip_truncated"] == 2
+    assert st.stats["drop_ip_not_for_us"] == 1
+    assert st.connections == []
+
+
+def test_accept_backlog_full_holds_handshakes_until_accepted() -> None:
+    """The final ACK is ignored while the accept queue is full; the SYN-ACK is resent."""
+    sc = Scenario(6, path=PathConfig(delay=0.01))
+    lst = sc.server.listen(80, backlog=2)
+    eps = [sc.connect(80, b"") for _ in range(4)]
+    sc.run(until=0.5)
+    assert len(lst.accept_queue) == 2
+    assert lst.half_open == 2
+    assert sc.server.stats["drop_accept_queue_full"] >= 2
+    # Accept the two queued ones; the others complete on the next SYN-ACK retransmission.
+    assert lst.accept() is not None and lst.accept() is not None
+    sc.run(until=3.0)
+    assert len(lst.accept_queue) == 2 and lst.half_open == 0
+    assert all(e.conn.state is not State.SYN_SENT for e in eps)
+
+
+def test_half_open_limit_drops_syns_with_a_counted_reason() -> None:
+    st = Stack("10.0.0.2", max_half_open=3)
+    st.listen(80)
+    for i in range(5):
+        syn = Segment(40000 + i, 80, 1000 * i, 0, SYN, 65535, mss=1460)
+        st.receive_packet(encode_ipv4_tcp(C, S, syn), 0.0)
+    out = [decode_ipv4_tcp(p)[2] for p in st.packets_to_send(0.0)]
+    assert len(out) == 3 and all(is_synack(s) for s in out)
+    assert st.stats["drop_syn_backlog_full"] == 2
+
+
+def test_closing_listener_resets_unaccepted_connections() -> None:
+    sc = Scenario(7, path=PathConfig(delay=0.01))
+    lst = sc.server.listen(80)
+    ep = sc.connect(80, b"", close_when_done=False)
+    sc.run(until=0.2)
+    assert len(lst.accept_queue) == 1
+    lst.close()
+    sc.net.kick()
+    sc.run(until=0.5)
+    assert sc.sent(src=SERVER_IP, predicate=is_rst)
+    assert ep.error is not None and ep.error.errno == errno.ECONNRESET
+    # The port is free again.
+    sc.server.listen(80)
+
+
+def test_time_wait_tuple_reused_by_a_newer_syn() -> None:
+    """RFC 9293 §3.10.7.4 / RFC 6191: a new SYN with a higher sequence number may
+    take over a TIME-WAIT 4-tuple (C13), as Linux allows; the RFC 6528 clock
+    makes the new ISN higher (C15, C16)."""
+    sc = Scenario(8, config=TcpConfig(msl=100.0))
+    sc.listen(80, b"one")  # the server sends, then closes first
+    first = sc.connect(80, b"", local_port=45000, close_when_done=False)
+    sc.run(until=2)
+    assert first.eof
+    first.conn.close(sc.now)
+    sc.net.kick()
+    sc.run(until=4)
+    srv = sc.server_endpoints[0].conn
+    assert srv.state is State.TIME_WAIT and first.conn.state is State.CLOSED
+    second = sc.connect(80, b"", local_port=45000, close_when_done=False)
+    sc.run(until=6)
+    assert second.error is None and second.conn.state is State.CLOSE_WAIT  # server sent, closed
+    assert bytes(second.received) == b"one"
+    assert sc.server.find(CLIENT_IP, 45000, 80) is not srv
