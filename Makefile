@@ -36,5 +36,9 @@ lint: $(STAMP_TEST)
 typecheck: $(STAMP_TEST)
 	$(VENV)/bin/mypy
 
+## bench: hot-path and simulator benchmarks; updates docs/benchmarks.md
+bench: $(STAMP_TEST)
+	$(PY) benchmarks/bench_core.py --write
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,109 @@
+"""Core benchmarks: the per-segment hot path and the simulator's speed.
+
+Run with ``make bench`` (or ``python benchmarks/bench_core.py``).  Prints a
+Markdown table; ``--write`` also replaces the section of
+``docs/benchmarks.md`` between its markers.  Figures are CPU time, so they
+hold on a busy machine better than wall time; compare runs on one machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import random
+import sys
+import time
+import timeit
+from pathlib import Path
+
+from synack.scenario import Scenario
+from synack.sim import PathConfig
+from synack.tcp.connection import Connection
+from synack.wire.ipv4 import ip_to_bytes
+from synack.wire.packet import decode_ipv4_tcp, encode_ipv4_tcp
+from synack.wire.segment import ACK, Segment
+
+A, B = ip_to_bytes("10.0.0.1"), ip_to_bytes("10.0.0.2")
+
+
+def bench_codec() -> list[tuple[str, str]]:
+    seg = Segment(40000, 80, 12345, 67890, ACK, 65535, bytes(1460))
+    pkt = encode_ipv4_tcp(A, B, seg)
+    n = 20000
+    dec = min(timeit.repeat(lambda: decode_ipv4_tcp(pkt), number=n, repeat=5)) / n
+    enc = min(timeit.repeat(lambda: encode_ipv4_tcp(A, B, seg), number=n, repeat=5)) / n
+    return [("decode IPv4+TCP, 1460 B payload, checksum verified", f"{dec * 1e6:.2f} µs"),
+            ("encode IPv4+TCP, 1460 B payload, checksum computed", f"{enc * 1e6:.2f} µs")]
+
+
+def bench_connection() -> list[tuple[str, str]]:
+    """Two connections wired back to back, no network: segments per CPU second."""
+    a = Connection.open_active(A, 40000, B, 80, iss=1, now=0.0)
+    syn = a.segments_to_send(0.0)[0]
+    b = Connection.open_passive(syn, B, A, iss=2, now=0.0)
+    data = bytes(1 << 20)
+    moved = 0
+    segs = 0
+    now = 0.0
+    a.receive(b.segments_to_send(now)[0], now)
+    t0 = time.process_time()
+    for _ in range(40):
+        a.send(data[:a.send_space])
+        while a.unsent:
+            now += 0.001
+            out = a.segments_to_send(now)
+            for s in out:
+                b.receive(s, now)
+            moved += len(b.recv())
+            back = b.segments_to_send(now)
+            for s in back:
+                a.receive(s, now)
+            segs += len(out) + len(back)
+            if not out and not back:
+                b.handle_timer(now + 1)
+                for s in b.segments_to_send(now + 1):
+                    a.receive(s, now + 1)
+    cpu = time.process_time() - t0
+    return [("connection pair, segments (data+ACK) per CPU second", f"{segs / cpu:,.0f}"),
+            ("connection pair, payload throughput per CPU second",
+             f"{moved * 8 / cpu / 1e6:,.0f} Mbit/s")]
+
+
+def bench_sim() -> list[tuple[str, str]]:
+    data = random.Random(1).randbytes(10_000_000)
+    sc = Scenario(1, path=PathConfig(delay=0.025, rate_bps=100e6, queue_bytes=1_000_000),
+                  record_wire=False)
+    sc.trace = None  # type: ignore[assignment]
+    sc.client.tracer = sc.server.tracer = None
+    sc.listen(80, send_after_eof=True, keep_data=False)
+    sc.connect(80, data)
+    t0 = time.process_time()
+    sc.run(stop=lambda: bool(sc.server_endpoints) and sc.server_endpoint.eof, until=600)
+    cpu = time.process_time() - t0
+    pkts = sc.net.stats["delivered"]
+    return [("simulator: 10 MB over 100 Mbit/s, 50 ms RTT: CPU seconds", f"{cpu:.2f} s"),
+            ("simulator: simulated seconds per CPU second", f"{sc.now / cpu:,.1f}"),
+            ("simulator: packets delivered per CPU second", f"{pkts / cpu:,.0f}")]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
+    args = ap.parse_args()
+    rows = bench_codec() + bench_connection() + bench_sim()
+    lines = ["| measure | result |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows]
+    machine = (f"{platform.machine()}, {platform.python_implementation()} "
+               f"{platform.python_version()}, {time.strftime('%Y-%m-%d')}")
+    text = "\n".join([f"Machine: {machine}. Command: `make bench`.", "", *lines])
+    print(text)
+    if args.write:
+        doc = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+        start, end = "<!-- core:start -->", "<!-- core:end -->"
+        body = doc.read_text()
+        i, j = body.index(start) + len(start), body.index(end)
+        doc.write_text(body[:i] + "\n" + text + "\n" + body[j:])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
