@@ -33,3 +33,32 @@ def test_c1_c4_ten_megabytes_over_100mbit_50ms_is_window_limited() -> None:
         elif w.seg.payload:
             end = (w.seg.seq - ep.conn.iss + len(w.seg.payload)) & 0xFFFFFFFF
             assert end - highest_ack <= 65535 + 1
+
+
+def test_segments_larger_than_mss_out_and_in_for_offload_links() -> None:
+    """A link with segmentation offload accepts 64 KB segments: the sender emits them,
+    and the receiver takes a multi-MSS segment as one unit (TSO/GRO model)."""
+    from synack.stack import Stack
+    from synack.tcp.config import TcpConfig
+
+    sc = Scenario(2, path=PathConfig(delay=0.01))
+    big = Stack("10.0.0.1", max_segment_payload=65535, config=TcpConfig())
+    assert big.config.max_segment_payload == 65535
+    sc.client.config = big.config
+    data = random.Random(2).randbytes(500_000)
+    sc.listen(80, send_after_eof=True)
+    ep = sc.connect(80, data)
+    sc.run(until=100)  # past the client's TIME-WAIT (2*MSL = 60 s)
+    assert bytes(sc.server_endpoint.received) == data and ep.closed
+    sizes = [len(w.seg.payload) for w in sc.sent(src="10.0.0.1") if w.seg and w.seg.payload]
+    assert max(sizes) > 1460 * 4, "offload-sized segments expected"
+
+
+def test_mtu_sets_the_mss() -> None:
+    from synack.stack import Stack
+
+    assert Stack("10.0.0.1", mtu=1280).config.mss == 1240
+    import pytest
+
+    with pytest.raises(ValueError, match="mtu"):
+        Stack("10.0.0.1", mtu=20)

@@ -74,11 +74,24 @@ class Stack:
         seed: int | None = None,
         tracer: Tracer | None = None,
         max_half_open: int = 256,
+        mtu: int | None = None,
+        max_segment_payload: int | None = None,
     ) -> None:
+        """``mtu`` and ``max_segment_payload`` are what the link tells the stack: the
+        MSS becomes ``mtu - 40`` (RFC 9293 §3.7.1) and, on a link with segmentation
+        offload, one segment may carry up to ``max_segment_payload`` bytes (the link
+        splits it per MSS)."""
         self.address = ip_to_bytes(address) if isinstance(address, str) else bytes(address)
         if len(self.address) != 4:
             raise ValueError("address must be an IPv4 address")
-        self.config = config or TcpConfig()
+        cfg = config or TcpConfig()
+        if mtu is not None:
+            if not 128 <= mtu <= 65535:
+                raise ValueError(f"mtu must be in 128..65535, got {mtu}")
+            cfg = cfg.replace(mss=min(cfg.mss, mtu - 40))
+        if max_segment_payload is not None:
+            cfg = cfg.replace(max_segment_payload=max_segment_payload)
+        self.config = cfg
         self._isn: IsnSource = isn or Rfc6528Isn(isn_secret)
         self._rng = random.Random(seed)
         self.tracer = tracer

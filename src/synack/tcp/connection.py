@@ -36,6 +36,7 @@ from .events import (
     Closed,
     Connected,
     ConnectionFailed,
+    ConnectionReset,
     DataReceived,
     EndOfStream,
     Event,
@@ -911,7 +912,8 @@ class Connection:
             self._events.append(Closed(self))
 
     def _fail(self, now: float, err: int, message: str, reason: str) -> None:
-        self._events.append(ConnectionFailed(self, err, message))
+        cls = ConnectionReset if err == errno.ECONNRESET else ConnectionFailed
+        self._events.append(cls(self, err, message))
         self._trace(now, "error", errno=errno.errorcode.get(err, str(err)), message=message)
         self._set_state(S_CLOSED, now, reason)
 

@@ -87,6 +87,12 @@ class ConnectionFailed(Event):
         return errno.errorcode.get(self.errno, str(self.errno))
 
 
+class ConnectionReset(ConnectionFailed):
+    """The peer reset an established connection (RST received, ECONNRESET, C19)."""
+
+    __slots__ = ()
+
+
 class Closed(Event):
     """The connection reached CLOSED and its state is gone."""
 
