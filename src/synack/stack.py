@@ -24,9 +24,10 @@ from .tcp.connection import Connection, Tracer
 from .tcp.events import Event
 from .tcp.isn import IsnSource, Rfc6528Isn
 from .tcp.states import SYNCHRONIZED, State
+from .wire import icmp
 from .wire.errors import WireError
-from .wire.ipv4 import ip_to_bytes, ip_to_str
-from .wire.packet import decode_ipv4_tcp, encode_ipv4_tcp
+from .wire.ipv4 import PROTO_ICMP, PROTO_TCP, ip_to_bytes, ip_to_str, parse_ipv4_packet
+from .wire.packet import decode_ipv4_tcp, encode_ipv4, encode_ipv4_tcp
 from .wire.segment import ACK, FIN, RST, SYN, Segment
 
 EPHEMERAL_LOW, EPHEMERAL_HIGH = 49152, 65535  # RFC 6335 §6 dynamic ports
@@ -74,6 +75,8 @@ class Stack:
         seed: int | None = None,
         tracer: Tracer | None = None,
         max_half_open: int = 256,
+        answer_ping: bool = True,
+        icmp_errors_per_second: float = 100.0,
         mtu: int | None = None,
         max_segment_payload: int | None = None,
     ) -> None:
@@ -96,6 +99,10 @@ class Stack:
         self._rng = random.Random(seed)
         self.tracer = tracer
         self.max_half_open = max_half_open
+        self.answer_ping = answer_ping
+        self._icmp_rate = icmp_errors_per_second
+        self._icmp_tokens = icmp_errors_per_second
+        self._icmp_last = 0.0
         self._conns: dict[Key, Connection] = {}
         self._listeners: dict[int, Listener] = {}
         self._embryonic: dict[Connection, Listener] = {}
@@ -164,7 +171,10 @@ class Stack:
         try:
             src, dst, seg = decode_ipv4_tcp(packet)
         except WireError as exc:
-            self._count_drop(now, exc.reason)
+            if exc.reason == "ip_not_tcp":
+                self._receive_other(packet, now)
+            else:
+                self._count_drop(now, exc.reason)
             return
         if dst != self.address:
             self._count_drop(now, "ip_not_for_us")
@@ -192,6 +202,68 @@ class Stack:
             self._listen_input(lst, src, seg, now)
         else:
             self._reset_stranger(src, seg, now)
+
+    def _receive_other(self, packet: bytes, now: float) -> None:
+        """Non-TCP IPv4: ICMP (RFC 792) is handled; other protocols get an ICMP
+        protocol unreachable (RFC 1122 §3.2.2.1) and a counted drop."""
+        try:
+            hdr, payload = parse_ipv4_packet(packet)
+        except WireError as exc:  # pragma: no cover - decode_ipv4_tcp checked it already
+            self._count_drop(now, exc.reason)
+            return
+        if hdr.dst != self.address:
+            self._count_drop(now, "ip_not_for_us")
+            return
+        if hdr.proto != PROTO_ICMP:
+            self._count_drop(now, "ip_unsupported_protocol")
+            self._send_icmp_error(hdr.src, icmp.UNREACH_PROTOCOL, packet, now)
+            return
+        try:
+            msg = icmp.parse_icmp(payload)
+        except WireError as exc:
+            self._count_drop(now, exc.reason)
+            return
+        if msg.type == icmp.ICMP_ECHO_REQUEST:
+            if not self.answer_ping:
+                self._count_drop(now, "icmp_echo_ignored")
+                return
+            self.stats["icmp_echo_replies"] += 1
+            self._out.append(encode_ipv4(self.address, hdr.src, PROTO_ICMP,
+                                         icmp.build_echo_reply(msg)))
+            return
+        if msg.type != icmp.ICMP_DEST_UNREACH:
+            self._count_drop(now, f"icmp_type_{msg.type}_ignored")
+            return
+        try:
+            quote = icmp.parse_dest_unreachable(msg)
+        except WireError as exc:
+            self._count_drop(now, exc.reason)
+            return
+        if quote.proto != PROTO_TCP or quote.src != self.address:
+            self._count_drop(now, "icmp_quote_not_ours")
+            return
+        conn = self._conns.get((quote.dst, quote.dport, quote.sport))
+        if conn is None:
+            self._count_drop(now, "icmp_no_connection")
+            return
+        if conn.icmp_unreachable(quote.code, quote.seq, now, next_hop_mtu=quote.next_hop_mtu):
+            self.stats["icmp_unreachable_accepted"] += 1
+        else:
+            self.stats["drop_icmp_out_of_window"] += 1
+        self._dirty[conn] = None
+
+    def _send_icmp_error(self, dst: bytes, code: int, packet: bytes, now: float) -> None:
+        """Destination unreachable, rate limited by a token bucket (RFC 1812 §4.3.2.8)."""
+        self._icmp_tokens = min(self._icmp_rate,
+                                self._icmp_tokens + (now - self._icmp_last) * self._icmp_rate)
+        self._icmp_last = now
+        if self._icmp_tokens < 1:
+            self.stats["icmp_errors_rate_limited"] += 1
+            return
+        self._icmp_tokens -= 1
+        self.stats["icmp_errors_sent"] += 1
+        body = icmp.build_dest_unreachable(code, packet)
+        self._out.append(encode_ipv4(self.address, dst, PROTO_ICMP, body))
 
     def _reuse_time_wait(self, conn: Connection, seg: Segment) -> bool:
         """A new SYN may take over a TIME-WAIT 4-tuple if its sequence number is newer

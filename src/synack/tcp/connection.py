@@ -79,7 +79,8 @@ class Connection:
         "_radv", "_rbuf", "_recover", "_retries", "_rfin_pos", "_rnxt", "_rto_at", "_rtt_pos",
         "_rtt_time", "_send_full", "_tr", "_tw_at", "_una", "_wake", "_wl1", "_wl2", "config",
         "eff_mss", "irs", "iss", "local_ip", "local_port", "name", "passive", "peer_mss",
-        "remote_ip", "remote_port", "rtt", "snd_wnd", "state", "stats", "user_data",
+        "remote_ip", "remote_port", "rtt", "snd_wnd", "soft_error", "state", "stats",
+        "user_data",
     )
 
     def __init__(
@@ -105,6 +106,7 @@ class Connection:
         self.state = S_CLOSED
         self.passive = False
         self.user_data: Any = None
+        self.soft_error: int | None = None  # last ICMP soft error (errno), RFC 1122
         self._events: deque[Event] = events if events is not None else deque()
         self._tr = tracer
         self._wake = wake
@@ -157,7 +159,7 @@ class Connection:
             ("segs_in", "segs_out", "bytes_sent", "bytes_acked", "bytes_received",
              "retransmits", "rto_fired", "fast_retransmits", "dup_acks_in", "dup_segs_in",
              "ooo_segs_in", "unacceptable_in", "challenge_acks", "challenge_acks_suppressed",
-             "oow_acks_suppressed", "probes"), 0)
+             "oow_acks_suppressed", "probes", "icmp_errors"), 0)
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -655,6 +657,41 @@ class Connection:
         self._rto_at = self._fw2_at = self._dack_at = None
         self._tw_at = now + 2 * self.config.msl
 
+    # ------------------------------------------------------------- ICMP errors
+    def icmp_unreachable(self, code: int, quoted_seq: int, now: float, *,
+                         next_hop_mtu: int = 0) -> bool:
+        """An ICMP destination unreachable quoting one of our segments (C22).
+
+        RFC 5927 §4.1: accepted only if the quoted sequence number lies in
+        [SND.UNA, SND.NXT), so a blind attacker must guess the window.  While the
+        connection is being opened the error is hard and ends the attempt (as
+        Linux does); once established it is soft (RFC 1122 §4.2.3.9): remembered
+        and reported only if the connection later times out.  "Fragmentation
+        needed" lowers the MSS (RFC 1191).  Returns whether it was accepted.
+        """
+        self._now = now
+        pos = self._una + seq.sub(quoted_seq, (self.iss + self._una) & MASK)
+        if not self._una <= pos < max(self._max, self._una + 1):
+            self._drop(now, "icmp_out_of_window")
+            return False
+        self.stats["icmp_errors"] += 1
+        err, text = _ICMP_ERRORS.get(code, (errno.EHOSTUNREACH, f"unreachable (code {code})"))
+        if code == 4:  # fragmentation needed: path MTU discovery
+            if next_hop_mtu >= 128 and next_hop_mtu - 40 < self.eff_mss:
+                self.eff_mss = next_hop_mtu - 40
+                self._trace(now, "note", concept="", text=f"path MTU {next_hop_mtu}: MSS "
+                            f"lowered to {self.eff_mss}")
+            return True
+        if self.state is S_SYN_SENT or (self.state is S_SYN_RECEIVED and not self.passive):
+            self._trace(now, "note", concept="C22", text=f"ICMP {text} for our SYN")
+            self._fail(now, err, f"{text} (ICMP)", "unreachable")
+            self._poke()
+        else:
+            self.soft_error = err
+            self._trace(now, "note", concept="C22", text=f"ICMP {text}: soft error, "
+                        "connection kept (RFC 1122 §4.2.3.9)")
+        return True
+
     # ----------------------------------------------------------- segment output
     def segments_to_send(self, now: float) -> list[Segment]:
         """Run the send path and return every segment it wants on the wire now."""
@@ -862,9 +899,10 @@ class Connection:
             self._send_syn(now, retransmit=True)
             return
         if self._retries > cfg.max_retransmits:
-            self._fail(now, errno.ETIMEDOUT,
-                       f"connection timed out after {cfg.max_retransmits} retransmissions",
-                       "timeout")
+            msg = f"connection timed out after {cfg.max_retransmits} retransmissions"
+            if self.soft_error is not None:
+                msg += f" (last ICMP error: {errno.errorcode.get(self.soft_error, '?')})"
+            self._fail(now, errno.ETIMEDOUT, msg, "timeout")
             return
         flight = self._max - self._una
         if self.snd_wnd == 0 and self._una < self._buf_pos + len(self._buf):
@@ -983,6 +1021,21 @@ class Connection:
 
     def __repr__(self) -> str:
         return f"<Connection {self.name} {self.state.value}>"
+
+
+#: ICMP destination-unreachable code -> (errno, text), after Linux's icmp_err_convert.
+_ICMP_ERRORS: dict[int, tuple[int, str]] = {
+    0: (errno.ENETUNREACH, "network unreachable"),
+    1: (errno.EHOSTUNREACH, "host unreachable"),
+    2: (errno.ENOPROTOOPT, "protocol unreachable"),
+    3: (errno.ECONNREFUSED, "port unreachable"),
+    5: (errno.EOPNOTSUPP, "source route failed"),
+    6: (errno.ENETUNREACH, "destination network unknown"),
+    7: (errno.EHOSTDOWN, "destination host unknown"),
+    9: (errno.ENETUNREACH, "network administratively prohibited"),
+    10: (errno.EHOSTUNREACH, "host administratively prohibited"),
+    13: (errno.EHOSTUNREACH, "communication administratively prohibited"),
+}
 
 
 def _ip(b: bytes) -> str:
