@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from synack.cli import build_parser, main, run_demo
+from synack.cli import build_parser, main
+from synack.commands.demo import run_demo
 
 
 def demo(*argv: str) -> tuple[int, str]:

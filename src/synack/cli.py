@@ -1,49 +1,26 @@
-"""The ``synack`` command line.
-
-``synack demo`` runs a client and a server on the simulated network: the
-client sends a request, half-closes, the server answers and closes, and the
-whole exchange is printed as a timeline tagged with concept IDs, then
-summarised.  The exit status is 0 only if the data arrived intact both ways
-and both ends reached CLOSED.
-"""
+"""The ``synack`` command line: discovers the subcommands in :mod:`synack.commands`."""
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
-import random
+import importlib
+import pkgutil
 import sys
 from collections.abc import Sequence
-from typing import Any, TextIO
+from types import ModuleType
 
-from . import __version__
-from .scenario import CLIENT_IP, SERVER_IP, Scenario
-from .sim import PathConfig
-from .tcp.config import TcpConfig
-from .timeline import render
+from . import __version__, commands
 
 
-def _probability(text: str) -> float:
-    try:
-        p = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= p <= 1.0:
-        raise argparse.ArgumentTypeError(f"a probability must be between 0 and 1, got {p}")
-    return p
-
-
-def _non_negative(kind: type[int] | type[float]) -> Any:
-    def parse(text: str) -> int | float:
-        try:
-            v = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a valid {kind.__name__}: {text!r}") from None
-        if v < 0:
-            raise argparse.ArgumentTypeError(f"must be >= 0, got {v}")
-        return v
-    return parse
+def _command_modules() -> list[ModuleType]:
+    mods = []
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        mod = importlib.import_module(f"{commands.__name__}.{info.name}")
+        if hasattr(mod, "register") and hasattr(mod, "run"):
+            mods.append(mod)
+    return mods
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,129 +28,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"synack {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-
-    demo = sub.add_parser("demo", help="client and server on the simulated network, explained",
-                          description="Transfer data both ways over the simulated network "
-                          "and print every segment, state change and retransmission.")
-    demo.add_argument("--loss", type=_probability, default=0.0,
-                      help="probability each packet is lost, each direction (default 0)")
-    demo.add_argument("--delay", type=_non_negative(float), default=50.0,
-                      help="one-way delay in milliseconds (default 50: RTT 100 ms)")
-    demo.add_argument("--jitter", type=_non_negative(float), default=0.0,
-                      help="delay jitter in milliseconds (default 0)")
-    demo.add_argument("--duplicate", type=_probability, default=0.0,
-                      help="probability a packet is duplicated")
-    demo.add_argument("--reorder", type=_probability, default=0.0,
-                      help="probability a packet is held back and overtaken")
-    demo.add_argument("--corrupt", type=_probability, default=0.0,
-                      help="probability of bit flips (caught by the checksum)")
-    demo.add_argument("--rate", type=_non_negative(float), default=0.0,
-                      help="bottleneck rate in Mbit/s (default: unlimited)")
-    demo.add_argument("--seed", type=int, default=1, help="random seed (same seed, same run)")
-    demo.add_argument("--bytes", type=_non_negative(int), default=8000, dest="nbytes",
-                      help="bytes to send in each direction (default 8000)")
-    demo.add_argument("--msl", type=_non_negative(float), default=30.0,
-                      help="maximum segment lifetime in seconds; TIME-WAIT is 2*MSL")
-    demo.add_argument("--absolute", action="store_true",
-                      help="show absolute sequence numbers instead of relative ones")
-    demo.add_argument("--verbose", "-v", action="store_true",
-                      help="also show segments as received and congestion-window changes")
-    demo.add_argument("--quiet", "-q", action="store_true", help="print only the summary")
-    demo.add_argument("--trace", metavar="FILE", help="write the trace as JSON lines")
+    for mod in _command_modules():
+        p = mod.register(sub)
+        p.set_defaults(_run=mod.run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "demo":
-        return run_demo(args, sys.stdout)
-    return 2  # pragma: no cover - argparse rejects unknown commands
-
-
-def run_demo(args: argparse.Namespace, out: TextIO) -> int:
-    """Run the demo exchange; return 0 if the data arrived intact and both ends closed."""
     try:
-        path = PathConfig(delay=args.delay / 1000, jitter=args.jitter / 1000, loss=args.loss,
-                          duplicate=args.duplicate, reorder=args.reorder, corrupt=args.corrupt,
-                          rate_bps=args.rate * 1e6 if args.rate else None)
-        config = TcpConfig(msl=args.msl)
-    except ValueError as exc:
-        print(f"synack demo: {exc}", file=sys.stderr)
-        return 2
-    rng = random.Random(args.seed)
-    request = rng.randbytes(args.nbytes)
-    response = rng.randbytes(args.nbytes)
-    sc = Scenario(args.seed, path=path, config=config)
-    sc.listen(80, response, send_after_eof=True)
-    client = sc.connect(80, request)
-    sc.run(stop=lambda: client.closed and all(e.closed for e in sc.server_endpoints)
-           and not sc.client.connections and not sc.server.connections,
-           until=sc.now + 3600)
-    if args.trace:
-        with open(args.trace, "w", encoding="utf-8") as fh:
-            for rec in sc.trace:
-                fh.write(json.dumps(rec, sort_keys=True) + "\n")
-    roles = {CLIENT_IP: "client", SERVER_IP: "server"}
-    if not args.quiet:
-        print(f"synack demo: client {CLIENT_IP} <-> server {SERVER_IP}, one-way delay "
-              f"{args.delay:g} ms, loss {args.loss:g}, seed {args.seed}", file=out)
-        print("Relative sequence numbers (0 = the ISN); [Cn] = concept in "
-              "shared/concepts.md.\n", file=out)
-        for text in render(sc.trace, roles, absolute=args.absolute, verbose=args.verbose):
-            print(text, file=out)
-        print(file=out)
-    server = sc.server_endpoints[0] if sc.server_endpoints else None
-    up_ok = server is not None and hashlib.sha256(request).hexdigest() == server.sha256 \
-        and server.received_count == len(request)
-    down_ok = hashlib.sha256(response).hexdigest() == client.sha256 \
-        and client.received_count == len(response)
-    closed = (client.closed and server is not None and server.closed
-              and client.error is None and server.error is None)
-    _summary(out, sc, client, server, up_ok, down_ok, closed)
-    return 0 if up_ok and down_ok and closed else 1
-
-
-def _summary(out: TextIO, sc: Scenario, client: Any, server: Any, up_ok: bool, down_ok: bool,
-             closed: bool) -> None:
-    c_info = client.conn.info()
-    s_info = server.conn.info() if server is not None else {}
-    rows = [
-        ("bytes client -> server", f"{server.received_count if server else 0}"
-         f" of {len(client._payload)}", "intact (sha256)" if up_ok else "NOT INTACT"),
-        ("bytes server -> client", f"{client.received_count} of "
-         f"{len(server._payload) if server else 0}", "intact (sha256)" if down_ok else
-         "NOT INTACT"),
-        ("segments sent", f"client {c_info['segs_out']}, server {s_info.get('segs_out', 0)}",
-         ""),
-        ("retransmissions", f"client {c_info['retransmits']}, server "
-         f"{s_info.get('retransmits', 0)}",
-         f"timeouts {c_info['rto_fired'] + s_info.get('rto_fired', 0)}, fast "
-         f"{c_info['fast_retransmits'] + s_info.get('fast_retransmits', 0)}"),
-        ("lost in the network", str(sc.net.stats["dropped_loss"]),
-         f"corrupted {sc.net.stats['corrupted']}, duplicated {sc.net.stats['duplicated']}"),
-        ("RTT estimate (client)", _ms(c_info["srtt"]), f"RTO {c_info['rto']:.3f}s"),
-        ("RTT estimate (server)", _ms(s_info.get("srtt")),
-         f"RTO {s_info['rto']:.3f}s" if s_info else ""),
-        ("both ends closed", "yes" if closed else "NO",
-         f"finished at t={sc.now:.3f}s (virtual)"),
-    ]
-    try:
-        from rich.console import Console
-        from rich.table import Table
-    except ImportError:  # rich is optional: plain text without it
-        for name, value, note in rows:
-            print(f"{name:<24} {value:<28} {note}", file=out)
-        return
-    table = Table(title="summary", show_header=False)
-    for _ in range(3):
-        table.add_column()
-    for name, value, note in rows:
-        table.add_row(name, value, note)
-    Console(file=out, width=100).print(table)
-
-
-def _ms(v: float | None) -> str:
-    return "n/a" if v is None else f"{v * 1000:.1f} ms"
+        return int(args._run(args))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover
