@@ -26,9 +26,10 @@ NAME = "demo"
 
 def register(sub: Any) -> argparse.ArgumentParser:
     """Add the ``demo`` subcommand to ``sub`` (an argparse subparsers object)."""
-    demo: argparse.ArgumentParser = sub.add_parser("demo", help="client and server on the simulated network, explained",
-                          description="Transfer data both ways over the simulated network "
-                          "and print every segment, state change and retransmission.")
+    demo: argparse.ArgumentParser = sub.add_parser(
+        "demo", help="client and server on the simulated network, explained",
+        description="Transfer data both ways over the simulated network "
+        "and print every segment, state change and retransmission.")
     demo.add_argument("--loss", type=probability, default=0.0,
                       help="probability each packet is lost, each direction (default 0)")
     demo.add_argument("--delay", type=non_negative(float), default=50.0,
