@@ -473,8 +473,6 @@ def test_challenge_ack_default_limit_is_10() -> None:
     assert sum(len(tcb.feed(rst, 5.0)) for _ in range(25)) == 10
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a SYN outside the receive window gets a plain "
-                   "ACK that bypasses the RFC 5961 §7 challenge-ACK rate limit")
 def test_out_of_window_syn_challenge_acks_are_rate_limited() -> None:
     """RFC 5961 §4.2: any SYN, *irrespective of its sequence number*, gets a challenge ACK,
     and §7 limits challenge ACKs; a SYN spray must not buy one ACK per SYN."""
@@ -686,9 +684,6 @@ def test_three_dup_acks_fast_retransmit() -> None:
     assert tcb.conn.ssthresh == max(9 * 1460 // 2, 2 * 1460)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: fast retransmit puts never-sent bytes on the "
-                   "wire without advancing SND.NXT; their ACK is then rejected as 'ACK of "
-                   "unsent data' and the connection livelocks until ETIMEDOUT")
 def test_ack_covering_a_fast_retransmission_is_accepted() -> None:
     """Whatever a retransmission carries, an ACK for exactly those bytes is acceptable
     (SEG.ACK =< SND.NXT, §3.10.7.4): SND.UNA must advance to it."""
@@ -931,8 +926,6 @@ def test_sender_never_exceeds_peer_window_c4(acks: list[tuple[float, int]]) -> N
     assert tcb.conn.stats["fast_retransmits"] == 0
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: _retransmit_una sends a full MSS from SND.UNA "
-                   "ignoring SND.WND and SND.NXT (fast retransmit past the peer's window)")
 def test_fast_retransmit_stays_inside_peer_window_c4() -> None:
     """C4 + RFC 5681 §3.2: the fast retransmission is the lost segment, not past SND.UNA+WND."""
     tcb = established(window=1000)
@@ -988,9 +981,6 @@ def test_window_update_after_accepted_probe_resumes_c4() -> None:
                                                       (ISS + 2922, 79)]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: after a refused zero-window probe SND.NXT stays "
-                   "one past SND.UNA, so a window update resumes at SND.UNA+1 and the probe "
-                   "byte waits for a backed-off RTO")
 def test_window_update_after_refused_probe_resumes_at_snd_una_c4() -> None:
     """§3.8.6.1: when the window opens, sending resumes with the first unacknowledged byte."""
     tcb = established(window=0)
@@ -1009,8 +999,6 @@ def test_window_update_after_refused_probe_resumes_at_snd_una_c4() -> None:
     assert got == data
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: sender SWS avoidance has no override timer "
-                   "(RFC 9293 §3.8.6.2.1 (4)): small usable window + nothing in flight stalls")
 def test_small_usable_window_is_eventually_used_c4() -> None:
     """§3.8.6.2.1: queued data held back by SWS avoidance must go out on an override timer."""
     tcb = established(window=4000)

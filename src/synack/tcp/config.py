@@ -46,8 +46,27 @@ class TcpConfig:
     oow_ack_interval: float = 0.5
     #: Initial congestion window in segments (RFC 6928).
     initial_window: int = 10
-    #: Congestion control algorithm, by registered name.
+    #: Congestion control algorithm, by registered name ("newreno", "cubic").
     congestion_control: str = "newreno"
+    #: RFC 7323 §2 window scaling: offered on SYN; the shift comes from rcv_buf.
+    window_scaling: bool = False
+    #: RFC 7323 §3-5 timestamps: RTT measurement and PAWS.
+    timestamps: bool = False
+    #: RFC 2018 selective acknowledgements (and RFC 2883 D-SACK, RFC 6675 recovery).
+    sack: bool = False
+    #: RFC 8985 RACK loss detection and tail loss probes (used when SACK is on).
+    rack: bool = True
+    tlp: bool = True
+    #: RFC 3168 ECN: "off"; "passive" (accept when the peer asks, as Linux's
+    #: default tcp_ecn=2); "on" (also ask on our SYNs).
+    ecn: str = "passive"
+    #: Keepalive (RFC 9293 §3.8.4, RFC 1122 §4.2.3.6): off by default as in Linux.
+    keepalive: bool = False
+    keepalive_idle: float = 7200.0
+    keepalive_interval: float = 75.0
+    keepalive_count: int = 9
+    #: Minimum RTO used by the persist timer and TLP computations (seconds).
+    tlp_min: float = 0.01
 
     def __post_init__(self) -> None:
         if not 88 <= self.mss <= 65495:
@@ -58,8 +77,14 @@ class TcpConfig:
         for name in ("rcv_buf", "snd_buf"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive")
-        if self.rcv_buf > 65535:
-            raise ValueError("rcv_buf above 65535 needs window scaling (not enabled)")
+        if self.rcv_buf > 65535 and not self.window_scaling:
+            raise ValueError("rcv_buf above 65535 needs window_scaling=True (RFC 7323)")
+        if self.rcv_buf > (65535 << 14) or self.snd_buf > (1 << 31):
+            raise ValueError("rcv_buf may be at most 65535 << 14 bytes (RFC 7323 §2.3)")
+        if self.ecn not in ("off", "passive", "on"):
+            raise ValueError(f"ecn must be 'off', 'passive' or 'on', got {self.ecn!r}")
+        if self.keepalive_idle <= 0 or self.keepalive_interval <= 0 or self.keepalive_count < 1:
+            raise ValueError("keepalive_idle/interval must be > 0 and keepalive_count >= 1")
         if not 0 < self.rto_min <= self.rto_initial <= self.rto_max:
             raise ValueError("need 0 < rto_min <= rto_initial <= rto_max")
         for name in ("syn_retries", "synack_retries", "max_retransmits", "challenge_ack_limit"):

@@ -1,24 +1,27 @@
 """Congestion control behind a small interface, registered by name (RFC 5681).
 
-The connection owns loss *detection* (duplicate ACKs, timeouts); an algorithm
-here only decides the congestion window and slow-start threshold in answer.
+The connection owns loss *detection* (duplicate ACKs, SACK, RACK, timeouts)
+and paces sending during recovery with PRR (RFC 6937); an algorithm here
+only decides the congestion window and slow-start threshold in answer, from
+the events the connection reports.  Sizes are bytes; times seconds.
 """
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 
 
 class CongestionControl(ABC):
-    """What a congestion controller must provide.  Sizes are in bytes."""
+    """What a congestion controller provides and is told."""
 
     name = "abstract"
 
     def __init__(self, mss: int, initial_window: int) -> None:
         self.mss = mss
-        # RFC 6928: IW = min(10*MSS, max(2*MSS, 14600)) when initial_window is 10.
-        self.cwnd = min(initial_window * mss, max(2 * mss, 14600)) if initial_window >= 4 \
-            else initial_window * mss
+        # RFC 6928: IW = min(10*MSS, max(2*MSS, 14600)) for the default of 10 segments.
+        self.cwnd = (min(initial_window * mss, max(2 * mss, 14600)) if initial_window >= 4
+                     else initial_window * mss)
         self.ssthresh = 1 << 30  # RFC 5681 §3.1: arbitrarily high
 
     @property
@@ -27,23 +30,34 @@ class CongestionControl(ABC):
 
     @abstractmethod
     def on_ack(self, acked: int, flight: int, now: float) -> None:
-        """New data was cumulatively acknowledged outside recovery."""
+        """``acked`` new bytes were delivered outside recovery."""
 
     @abstractmethod
     def on_loss(self, flight: int, now: float) -> None:
-        """Fast retransmit: entering loss recovery (RFC 5681 §3.2 step 2)."""
+        """Loss detected: entering recovery.  Set ssthresh (and cwnd)."""
 
-    @abstractmethod
     def on_recovery_end(self, now: float) -> None:
-        """A full acknowledgement ended fast recovery (RFC 6582 §3.2 step 3)."""
+        """Recovery finished (RFC 6937: cwnd = ssthresh)."""
+        self.cwnd = max(self.ssthresh, self.mss)
 
     @abstractmethod
     def on_timeout(self, flight: int, now: float) -> None:
         """The retransmission timer expired (RFC 5681 §3.1 eq. 4)."""
 
+    def on_ecn(self, flight: int, now: float) -> None:
+        """An ECN-Echo reported congestion (RFC 3168 §6.1.2): react as to a loss."""
+        self.on_loss(flight, now)
+        self.cwnd = max(self.ssthresh, self.mss)
+
+    def on_rtt_sample(self, rtt: float, now: float) -> None:  # noqa: B027 - optional hook
+        """A fresh RTT measurement."""
+
+    def on_round_start(self, now: float) -> None:  # noqa: B027 - optional hook
+        """A new round trip began (SND.UNA passed the previous round's end)."""
+
 
 class NewReno(CongestionControl):
-    """RFC 5681 slow start and congestion avoidance with RFC 6582 recovery sizing."""
+    """RFC 5681 slow start and congestion avoidance; RFC 6582 sizing on loss."""
 
     name = "newreno"
 
@@ -64,11 +78,8 @@ class NewReno(CongestionControl):
 
     def on_loss(self, flight: int, now: float) -> None:
         self.ssthresh = max(flight // 2, 2 * self.mss)  # RFC 5681 eq. 4
-        self.cwnd = self.ssthresh + 3 * self.mss
+        self.cwnd = self.ssthresh
         self._ca_acked = 0
-
-    def on_recovery_end(self, now: float) -> None:
-        self.cwnd = self.ssthresh  # RFC 6582 §3.2 step 3, option (1)
 
     def on_timeout(self, flight: int, now: float) -> None:
         self.ssthresh = max(flight // 2, 2 * self.mss)
@@ -76,7 +87,125 @@ class NewReno(CongestionControl):
         self._ca_acked = 0
 
 
-ALGORITHMS: dict[str, type[CongestionControl]] = {NewReno.name: NewReno}
+class HyStartPP:
+    """HyStart++ (RFC 9406): leave slow start when the RTT starts to grow."""
+
+    MIN_RTT_THRESH = 0.004
+    MAX_RTT_THRESH = 0.016
+    MIN_RTT_DIVISOR = 8
+    N_RTT_SAMPLE = 8
+    CSS_GROWTH_DIVISOR = 4
+    CSS_ROUNDS = 5
+
+    __slots__ = ("css_baseline", "css_rounds", "current_min", "in_css", "last_min", "samples")
+
+    def __init__(self) -> None:
+        self.last_min = math.inf
+        self.current_min = math.inf
+        self.samples = 0
+        self.in_css = False
+        self.css_baseline = math.inf
+        self.css_rounds = 0
+
+    def round_start(self) -> bool:
+        """Start a round; True when CSS has lasted CSS_ROUNDS (enter avoidance)."""
+        self.last_min = self.current_min
+        self.current_min = math.inf
+        self.samples = 0
+        if self.in_css:
+            self.css_rounds += 1
+            if self.css_rounds >= self.CSS_ROUNDS:
+                self.in_css = False
+                return True
+        return False
+
+    def sample(self, rtt: float) -> None:
+        """RFC 9406 §4.2: compare this round's minimum RTT with the last round's."""
+        self.current_min = min(self.current_min, rtt)
+        self.samples += 1
+        if self.in_css:
+            if self.current_min < self.css_baseline:  # a spurious exit: resume slow start
+                self.in_css = False
+                self.css_baseline = math.inf
+            return
+        if (self.samples >= self.N_RTT_SAMPLE and self.current_min != math.inf
+                and self.last_min != math.inf):
+            thresh = min(max(self.last_min / self.MIN_RTT_DIVISOR, self.MIN_RTT_THRESH),
+                         self.MAX_RTT_THRESH)
+            if self.current_min >= self.last_min + thresh:
+                self.in_css = True
+                self.css_baseline = self.current_min
+                self.css_rounds = 0
+
+    def growth(self, acked: int) -> int:
+        """Slow-start growth for ``acked`` bytes: divided while in CSS."""
+        return acked // self.CSS_GROWTH_DIVISOR if self.in_css else acked
+
+
+class Cubic(CongestionControl):
+    """CUBIC (RFC 9438) with HyStart++ (RFC 9406) slow start."""
+
+    name = "cubic"
+    C = 0.4
+    BETA = 0.7
+
+    def __init__(self, mss: int, initial_window: int) -> None:
+        super().__init__(mss, initial_window)
+        self.w_max = 0.0  # segments
+        self.k = 0.0
+        self.epoch: float | None = None
+        self.w_est = 0.0
+        self.srtt = 0.0
+        self.hystart = HyStartPP()
+
+    def on_rtt_sample(self, rtt: float, now: float) -> None:
+        self.srtt = rtt if self.srtt == 0 else 0.875 * self.srtt + 0.125 * rtt
+        if self.cwnd < self.ssthresh:
+            self.hystart.sample(rtt)
+
+    def on_round_start(self, now: float) -> None:
+        if self.hystart.round_start() and self.cwnd < self.ssthresh:
+            self.ssthresh = self.cwnd  # RFC 9406 §4.3: CSS done, congestion avoidance
+
+    def on_ack(self, acked: int, flight: int, now: float) -> None:
+        mss = self.mss
+        if self.cwnd < self.ssthresh:
+            self.cwnd += min(self.hystart.growth(acked), 2 * mss)
+            return
+        seg = self.cwnd / mss
+        if self.epoch is None:  # RFC 9438 §4.2: a new congestion-avoidance epoch
+            self.epoch = now
+            if seg < self.w_max:
+                self.k = ((self.w_max - seg) / self.C) ** (1 / 3)
+            else:
+                self.k = 0.0
+                self.w_max = seg
+            self.w_est = seg
+        t = now - self.epoch + self.srtt
+        target = self.C * (t - self.k) ** 3 + self.w_max
+        target = min(max(target, seg), 1.5 * seg)
+        # Reno-friendly estimate (RFC 9438 §4.3).
+        alpha = 3 * (1 - self.BETA) / (1 + self.BETA)
+        self.w_est += alpha * (acked / mss) / seg
+        new = self.w_est if self.w_est > target else seg + (target - seg) / seg * (acked / mss)
+        self.cwnd = max(int(new * mss), mss)
+
+    def on_loss(self, flight: int, now: float) -> None:
+        seg = self.cwnd / self.mss
+        # Fast convergence (RFC 9438 §4.7).
+        self.w_max = seg * (1 + self.BETA) / 2 if seg < self.w_max else seg
+        self.ssthresh = max(int(self.cwnd * self.BETA), 2 * self.mss)
+        self.cwnd = self.ssthresh
+        self.epoch = None
+        self.hystart.in_css = False
+
+    def on_timeout(self, flight: int, now: float) -> None:
+        self.on_loss(flight, now)
+        self.cwnd = self.mss  # RFC 9438 §4.8
+        self.epoch = None
+
+
+ALGORITHMS: dict[str, type[CongestionControl]] = {NewReno.name: NewReno, Cubic.name: Cubic}
 
 
 def create(name: str, mss: int, initial_window: int) -> CongestionControl:

@@ -15,21 +15,25 @@ crosses 2**32 behaves exactly like one that does not.  On the send side
 position 0 is our SYN (sequence ``iss``), data byte *k* is at ``1 + k`` and the
 FIN follows the last byte; the receive side mirrors this from ``irs``.
 
-A segment handed to the link may be larger than one MSS when the link does
-segmentation offload (``TcpConfig.max_segment_payload``), and an incoming
-segment may be larger than one MSS (receive offload): nothing here assumes
-one segment is one packet.
+The send side keeps a scoreboard of transmitted segments
+(:mod:`synack.tcp.scoreboard`): losses are found by duplicate ACKs (RFC 5681,
+NewReno RFC 6582) or, with SACK, by RACK's time rule (RFC 8985) and the
+RFC 6675 DupThresh rule; recovery is paced by PRR (RFC 6937); only segments
+that were sent are ever resent.  A segment handed to the link may be larger
+than one MSS when the link does segmentation offload, and an incoming one may
+be larger than one MSS (receive offload).
 """
 
 from __future__ import annotations
 
 import errno
+import math
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from .. import seq
-from ..wire.segment import ACK, FIN, PSH, RST, SYN, Segment
+from ..wire.segment import ACK, CWR, ECE, FIN, PSH, RST, SYN, Segment
 from . import congestion
 from .config import TcpConfig
 from .events import (
@@ -45,10 +49,16 @@ from .events import (
 )
 from .reassembly import Reassembly
 from .rtt import RttEstimator
+from .sackgen import SackGenerator
+from .scoreboard import Scoreboard, SentSeg
 from .states import CAN_RECEIVE, CAN_SEND, State, check_transition
 
 MASK = seq.MASK
 DEFAULT_PEER_MSS = 536  # RFC 9293 §3.7.1 (IPv4) when the peer sends no MSS option
+TS_OPTION_LEN = 12  # NOP, NOP, kind 8 len 10: taken out of each segment's payload
+PAWS_IDLE = 24 * 24 * 3600.0  # RFC 7323 §5.5: TS.Recent older than 24 days is invalid
+ECT0 = 0b10
+CE = 0b11
 
 #: A tracer receives one flat dict per event (see docs/trace.md for the schema).
 Tracer = Callable[[dict[str, Any]], None]
@@ -68,19 +78,32 @@ S_TIME_WAIT = State.TIME_WAIT
 _OUTPUT_STATES = frozenset({S_ESTABLISHED, S_CLOSE_WAIT, S_FIN_WAIT_1, S_CLOSING, S_LAST_ACK})
 
 
+def window_shift(buffer: int) -> int:
+    """RFC 7323 §2.3: the smallest shift that lets ``buffer`` be advertised (max 14)."""
+    shift = 0
+    while shift < 14 and (buffer >> shift) > 65535:
+        shift += 1
+    return shift
+
+
 class Connection:
     """A TCP connection endpoint.  Create with :meth:`open_active` or :meth:`open_passive`."""
 
     __slots__ = (
         "_ack_now", "_ack_pending", "_buf", "_buf_pos", "_cc", "_challenge_count",
-        "_challenge_window", "_dack_at", "_dupacks", "_events", "_fin_pos", "_fw2_at",
-        "_in_recovery", "_last_oow_ack", "_max", "_max_snd_wnd", "_now", "_nxt", "_ooo",
-        "_orphan", "_out", "_persisting",
-        "_radv", "_rbuf", "_recover", "_retries", "_rfin_pos", "_rnxt", "_rto_at", "_rtt_pos",
-        "_rtt_time", "_send_full", "_tr", "_tw_at", "_una", "_wake", "_wl1", "_wl2", "config",
-        "eff_mss", "irs", "iss", "local_ip", "local_port", "name", "passive", "peer_mss",
-        "remote_ip", "remote_port", "rtt", "snd_wnd", "soft_error", "state", "stats",
-        "user_data",
+        "_challenge_window", "_cwr_pending", "_dack_at", "_delivered", "_dupacks", "_ece_echo",
+        "_ecn_recover", "_events", "_fin_pos", "_fw2_at", "_in_recovery", "_ka_at",
+        "_ka_probes", "_last_ack_sent", "_last_oow_ack", "_max", "_max_snd_wnd", "_min_rtt",
+        "_now", "_ooo", "_orphan", "_out", "_persisting", "_probe", "_prr_allow",
+        "_prr_delivered", "_prr_out", "_rack_at", "_rack_end", "_rack_rtt", "_rack_xmit",
+        "_radv", "_rate_delivered", "_rate_t", "_rbuf", "_recover", "_recover_fs",
+        "_reordering_seen", "_retries", "_rfin_pos", "_rnxt", "_round_end", "_rto_at",
+        "_rtt_pos", "_rtt_time", "_sackgen", "_sb", "_send_full", "_tlp_at", "_tlp_end",
+        "_tlp_retrans", "_tr", "_ts_offset", "_tw_at", "_una", "_wake", "_wl1", "_wl2",
+        "config", "delivery_rate", "ecn_ok", "eff_mss", "irs", "iss", "local_ip",
+        "local_port", "name", "passive", "peer_mss", "rcv_wscale", "remote_ip",
+        "remote_port", "rtt", "sack_ok", "snd_wnd", "snd_wscale", "soft_error", "state",
+        "stats", "ts_ok", "ts_recent", "ts_recent_age", "user_data", "ws_ok",
     )
 
     def __init__(
@@ -102,7 +125,7 @@ class Connection:
         self.local_port = local_port
         self.remote_ip = remote_ip
         self.remote_port = remote_port
-        self.name = (f"{_ip(local_ip)}:{local_port}>{_ip(remote_ip)}:{remote_port}")
+        self.name = f"{_ip(local_ip)}:{local_port}>{_ip(remote_ip)}:{remote_port}"
         self.state = S_CLOSED
         self.passive = False
         self.user_data: Any = None
@@ -112,15 +135,28 @@ class Connection:
         self._wake = wake
         self._out: list[Segment] = []
         self._now = 0.0  # the latest time a caller gave us, for app calls without one
+        # --- negotiated options (RFC 7323, RFC 2018, RFC 3168) ---
+        self.ws_ok = False
+        self.snd_wscale = 0
+        self.rcv_wscale = 0
+        self.ts_ok = False
+        self.ts_recent = 0
+        self.ts_recent_age = 0.0
+        self._ts_offset = (iss * 2654435761 + 0x5BD1E995) & MASK  # RFC 7323 §5.4 offset
+        self.sack_ok = False
+        self.ecn_ok = False
+        self._ece_echo = False
+        self._cwr_pending = False
+        self._ecn_recover = 0
         # --- send side (positions: 0 = SYN) ---
         self.iss = iss & MASK
         self._una = 0
-        self._nxt = 0
-        self._max = 0
+        self._max = 0  # SND.NXT: the next new position to send
         self._buf = bytearray()
         self._buf_pos = 1
         self._fin_pos: int | None = None
         self._send_full = False
+        self._sb = Scoreboard()
         self.snd_wnd = 0
         self._max_snd_wnd = 0
         self._wl1 = 0
@@ -130,11 +166,28 @@ class Connection:
         self.rtt = RttEstimator(cfg.rto_initial, cfg.rto_min, cfg.rto_max)
         self._rtt_pos: int | None = None
         self._rtt_time = 0.0
+        self._min_rtt = math.inf
         self._retries = 0
         self._persisting = False
+        self._probe: SentSeg | None = None
         self._dupacks = 0
         self._in_recovery = False
         self._recover = 0
+        self._recover_fs = 0
+        self._prr_delivered = 0
+        self._prr_out = 0
+        self._prr_allow = 0
+        self._rack_xmit = -1.0
+        self._rack_end = 0
+        self._rack_rtt = 0.0
+        self._reordering_seen = False
+        self._tlp_end: int | None = None
+        self._tlp_retrans = False
+        self._round_end = 0
+        self._delivered = 0
+        self._rate_t = 0.0
+        self._rate_delivered = 0
+        self.delivery_rate = 0.0
         self._cc = congestion.create(cfg.congestion_control, self.eff_mss, cfg.initial_window)
         # --- receive side (positions: 0 = peer's SYN) ---
         self.irs = 0
@@ -142,24 +195,32 @@ class Connection:
         self._rbuf = bytearray()
         self._radv = 0
         self._ooo = Reassembly()
+        self._sackgen = SackGenerator()
         self._rfin_pos: int | None = None
         self._ack_now = False
         self._ack_pending = 0
+        self._last_ack_sent = 0
         self._orphan = False
         # --- timers (absolute times or None) ---
         self._rto_at: float | None = None
         self._dack_at: float | None = None
         self._tw_at: float | None = None
         self._fw2_at: float | None = None
+        self._rack_at: float | None = None
+        self._tlp_at: float | None = None
+        self._ka_at: float | None = None
+        self._ka_probes = 0
         # --- RFC 5961 §7 challenge ACK rate limit ---
         self._challenge_window = -1.0
         self._challenge_count = 0
         self._last_oow_ack = -1e9
         self.stats: dict[str, int] = dict.fromkeys(
             ("segs_in", "segs_out", "bytes_sent", "bytes_acked", "bytes_received",
-             "retransmits", "rto_fired", "fast_retransmits", "dup_acks_in", "dup_segs_in",
-             "ooo_segs_in", "unacceptable_in", "challenge_acks", "challenge_acks_suppressed",
-             "oow_acks_suppressed", "probes", "icmp_errors"), 0)
+             "retransmits", "rto_fired", "fast_retransmits", "recoveries", "dup_acks_in",
+             "dup_segs_in", "ooo_segs_in", "unacceptable_in", "challenge_acks",
+             "challenge_acks_suppressed", "oow_acks_suppressed", "probes", "icmp_errors",
+             "paws_drops", "sack_blocks_in", "dsacks_in", "lost_segments", "rack_losses",
+             "tlp_probes", "ecn_ce_in", "ecn_reductions", "keepalives"), 0)
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -181,35 +242,68 @@ class Connection:
         conn.passive = True
         conn._now = now
         conn._trace(now, "open", mode="passive", iss=conn.iss, irs=syn.seq)
-        conn._accept_peer_syn(syn)
+        conn._accept_peer_syn(syn, now)
         conn.state = State.LISTEN  # the listener's state, which this TCB leaves at once
         conn._set_state(S_SYN_RECEIVED, now)
         conn._send_syn(now, retransmit=False)
         return conn
 
-    def _accept_peer_syn(self, syn: Segment) -> None:
+    def _accept_peer_syn(self, syn: Segment, now: float) -> None:
+        """Take the peer's ISN and negotiate options from its SYN (or SYN-ACK)."""
+        cfg = self.config
         self.irs = syn.seq
         self._rnxt = 1
-        self._radv = 1 + self.config.rcv_buf
+        if cfg.window_scaling and syn.wscale is not None:  # RFC 7323 §2.2: both must send it
+            self.ws_ok = True
+            self.snd_wscale = min(syn.wscale, 14)  # §2.3: larger values are treated as 14
+            self.rcv_wscale = window_shift(cfg.rcv_buf)
+        self.sack_ok = cfg.sack and syn.sack_permitted
+        if cfg.timestamps and syn.tsval is not None:
+            self.ts_ok = True
+            self.ts_recent = syn.tsval
+            self.ts_recent_age = now
+        if cfg.ecn != "off":
+            if syn.flags & ACK:  # a SYN-ACK answering our ECN-setup SYN (RFC 3168 §6.1.1)
+                self.ecn_ok = cfg.ecn == "on" and syn.flags & (ECE | CWR) == ECE
+            else:
+                self.ecn_ok = syn.flags & (ECE | CWR) == ECE | CWR
+        self._radv = 1
         self.peer_mss = syn.mss if syn.mss else DEFAULT_PEER_MSS
-        self.eff_mss = max(min(self.config.mss, self.peer_mss), 64)
-        self._cc = congestion.create(self.config.congestion_control, self.eff_mss,
-                                     self.config.initial_window)
+        self.eff_mss = max(min(cfg.mss, self.peer_mss) - (TS_OPTION_LEN if self.ts_ok else 0),
+                           64)
+        self._cc = congestion.create(cfg.congestion_control, self.eff_mss, cfg.initial_window)
         self.snd_wnd = syn.window  # never scaled on a SYN (RFC 7323 §2.2)
         self._max_snd_wnd = self.snd_wnd
         self._wl1 = 0
 
     def _send_syn(self, now: float, *, retransmit: bool) -> None:
-        flags = SYN | ACK if self.state is S_SYN_RECEIVED else SYN
-        seg = self._make(flags, 0)
-        seg.mss = self.config.mss
+        cfg = self.config
+        synack = self.state is S_SYN_RECEIVED
+        flags = SYN | ACK if synack else SYN
+        if synack:
+            if self.ecn_ok:
+                flags |= ECE
+        elif cfg.ecn == "on":
+            flags |= ECE | CWR  # ECN-setup SYN (RFC 3168 §6.1.1)
+        seg = self._make(flags, 0, b"", now)
+        seg.mss = cfg.mss
+        if synack:  # answer only what the peer offered (RFC 7323 §2.2, RFC 2018 §2)
+            if self.ws_ok:
+                seg.wscale = self.rcv_wscale
+            seg.sack_permitted = self.sack_ok
+        else:
+            if cfg.window_scaling:
+                seg.wscale = window_shift(cfg.rcv_buf)
+            seg.sack_permitted = cfg.sack
+            if cfg.timestamps:
+                seg.tsval, seg.tsecr = self._ts_clock(now), 0
         if retransmit:
             self.stats["retransmits"] += 1
             self._rtt_pos = None  # Karn's rule (RFC 6298 §3)
         else:
             self._rtt_pos, self._rtt_time = 1, now
         self._emit(seg, now, "retransmit" if retransmit else "")
-        self._nxt = self._max = max(self._max, 1)
+        self._max = max(self._max, 1)
         if self._rto_at is None or retransmit:
             self._rto_at = now + self.rtt.rto
 
@@ -329,6 +423,9 @@ class Connection:
             self._receive_syn_sent(seg, now)
         else:
             self._receive_synchronized(seg, now)
+        if self._ka_at is not None:
+            self._ka_at = now + self.config.keepalive_idle
+            self._ka_probes = 0
 
     def _receive_syn_sent(self, seg: Segment, now: float) -> None:
         """RFC 9293 §3.10.7.3, SYN-SENT."""
@@ -350,9 +447,12 @@ class Connection:
         if not flags & SYN:
             self._drop(now, "no_syn_syn_sent")
             return
-        self._accept_peer_syn(seg)
+        self._accept_peer_syn(seg, now)
         if flags & ACK:
             self._una = seq.sub(seg.ack, self.iss)
+            if self.ts_ok and seg.tsecr:
+                self._rtt_from_ts(seg.tsecr, now)
+                self._rtt_pos = None
             self._take_rtt_sample(self._una, now)
             self._retries = 0
             self._rto_at = None
@@ -362,7 +462,7 @@ class Connection:
             self._set_state(S_ESTABLISHED, now)
             self._ack_now = True
             if seg.payload:
-                self._accept_data(1, seg.payload, now)
+                self._accept_data(1, seg.payload, now, seg.ecn)
         else:
             # Simultaneous open (RFC 9293 §3.5, figure 7): answer SYN-ACK with our ISS.
             self._set_state(S_SYN_RECEIVED, now)
@@ -390,6 +490,17 @@ class Connection:
             pos, slen = 1, slen - 1
             self._ack_now = True
 
+        # PAWS (RFC 7323 §5.3 R1): an older timestamp marks an old duplicate (C16).
+        if (self.ts_ok and seg.tsval is not None and not flags & RST
+                and seq.lt(seg.tsval, self.ts_recent)):
+            if now - self.ts_recent_age > PAWS_IDLE:
+                self.ts_recent = seg.tsval  # §5.5: TS.Recent too old to trust
+            else:
+                self.stats["paws_drops"] += 1
+                self._drop(now, "paws", concept="C16")
+                self._reply_unacceptable(slen, now)
+                return
+
         # First: the acceptability test (§3.10.7.4 table), widened to "overlaps the
         # window" as Linux does, plus a zero-window allowance at RCV.NXT exactly.
         rnxt = self._rnxt
@@ -403,24 +514,29 @@ class Connection:
             if flags & RST:
                 self._drop(now, "rst_out_of_window")
                 return
+            if flags & SYN:  # RFC 5961 §4.2: any SYN, whatever its sequence number
+                self._drop(now, "syn_challenge")
+                self._challenge_ack(now)
+                return
             if st is S_TIME_WAIT and flags & FIN:
                 self._trace(now, "note", concept="C13",
                             text="retransmitted FIN in TIME-WAIT: ACK it again, restart 2*MSL")
                 self._tw_at = now + 2 * self.config.msl
             elif pos + slen <= rnxt and slen:
                 self.stats["dup_segs_in"] += 1
+                if self.sack_ok and dlen:
+                    self._sackgen.duplicate(pos, pos + dlen)  # D-SACK (RFC 2883)
                 self._drop(now, "duplicate", concept="C14")
             else:
                 self._drop(now, "out_of_window", concept="C14")
-            # RFC 9293: reply <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>.  Replies to pure ACKs
-            # are rate limited (as Linux's tcp_invalid_ratelimit) so two confused ends
-            # cannot ACK each other forever; replies to data are not (its sender needs them).
-            if slen == 0 and now - self._last_oow_ack < self.config.oow_ack_interval:
-                self.stats["oow_acks_suppressed"] += 1
-                return
-            self._last_oow_ack = now
-            self._ack_now = True
+            self._reply_unacceptable(slen, now)
             return
+
+        # Timestamps (RFC 7323 §4.3): TS.Recent follows the segment at the left edge.
+        if self.ts_ok and seg.tsval is not None and pos <= self._last_ack_sent \
+                and not seq.lt(seg.tsval, self.ts_recent):
+            self.ts_recent = seg.tsval
+            self.ts_recent_age = now
 
         # Second: RST (RFC 5961 §3.2: exact match resets, in-window gets a challenge ACK).
         if flags & RST:
@@ -456,6 +572,10 @@ class Connection:
         if st is S_CLOSED:
             return
 
+        # ECN (RFC 3168 §6.1.3): CWR from the sender ends our echo of congestion.
+        if flags & CWR and self.ecn_ok:
+            self._ece_echo = False
+
         # Seventh: segment text.
         if dlen:
             if st in CAN_RECEIVE:
@@ -464,7 +584,7 @@ class Connection:
                     self._send_rst(now, self._max, why="data for a closed socket (C24)")
                     self._set_state(S_CLOSED, now, "abort")
                     return
-                self._accept_data(pos, seg.payload, now)
+                self._accept_data(pos, seg.payload, now, seg.ecn)
             else:
                 self._drop(now, "data_after_fin")
         # Eighth: FIN (held until every byte before it has arrived).
@@ -476,6 +596,16 @@ class Connection:
         if self._rfin_pos is not None:
             self._check_fin(now)
 
+    def _reply_unacceptable(self, slen: int, now: float) -> None:
+        """RFC 9293: reply <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>.  Replies to pure ACKs
+        are rate limited (as Linux's tcp_invalid_ratelimit) so two confused ends
+        cannot ACK each other forever; replies to data are not (its sender needs them)."""
+        if slen == 0 and now - self._last_oow_ack < self.config.oow_ack_interval:
+            self.stats["oow_acks_suppressed"] += 1
+            return
+        self._last_oow_ack = now
+        self._ack_now = True
+
     def _process_ack(self, seg: Segment, pos: int, now: float) -> bool:
         """RFC 9293 §3.10.7.4 fifth step; returns False when the segment is dropped."""
         st = self.state
@@ -486,10 +616,16 @@ class Connection:
                 self._send_rst_raw(now, seg.ack, 0, RST, why="unacceptable ACK in SYN-RECEIVED")
                 self._drop(now, "bad_ack_syn_received")
                 return False
-            self.snd_wnd = seg.window
+            self.snd_wnd = seg.window << self.snd_wscale
             self._max_snd_wnd = max(self._max_snd_wnd, self.snd_wnd)
             self._wl1, self._wl2 = pos, ack_pos
-            self._on_new_ack(ack_pos, now)
+            if self.ts_ok and seg.tsecr:
+                self._rtt_from_ts(seg.tsecr, now)
+                self._rtt_pos = None
+            self._una = ack_pos
+            self._take_rtt_sample(ack_pos, now)
+            self._retries = 0
+            self._rto_at = None
             self._set_state(S_ESTABLISHED, now)
             una = self._una
         if ack_pos > self._max or ack_pos < una - max(self._max_snd_wnd, 1):
@@ -497,12 +633,19 @@ class Connection:
             self._drop(now, "ack_unsent" if ack_pos > self._max else "ack_too_old")
             self._ack_now = True
             return False
-        window = seg.window
+        window = seg.window << self.snd_wscale
+        sacked_before = self._sb.sacked_bytes
+        delivered: list[SentSeg] = []
+        dsack = False
         if ack_pos > una:
-            self._on_new_ack(ack_pos, now)
-        elif (ack_pos == una and not seg.payload and not seg.flags & (SYN | FIN)
-              and self._max > una and window == self.snd_wnd and not self._persisting):
-            self._on_dup_ack(now)
+            delivered = self._on_new_ack(ack_pos, seg, now)
+        if self.sack_ok and seg.sack_blocks:
+            dsack = self._process_sack(seg.sack_blocks, delivered)
+        is_dup = (ack_pos == una and not seg.payload and not seg.flags & (SYN | FIN)
+                  and self._max > una and window == self.snd_wnd and not self._persisting)
+        if is_dup:
+            self.stats["dup_acks_in"] += 1
+            self._dupacks += 1
         # Send window update (RFC 9293 §3.10.7.4, SND.WL1/SND.WL2 rule).
         if self._wl1 < pos or (self._wl1 == pos and self._wl2 <= ack_pos):
             opened = self.snd_wnd == 0 and window > 0
@@ -511,12 +654,13 @@ class Connection:
             if window > self._max_snd_wnd:
                 self._max_snd_wnd = window
             if opened:
-                self._persisting = False
-                if self._nxt == self._una:
-                    self._rto_at = None
-                self._trace(now, "note", concept="C4", text=f"peer window opened to {window}")
+                self._window_opened(now, window)
         if self._persisting:
             self._retries = 0  # the peer answers our probes: keep waiting (RFC 9293 §3.8.6.1)
+        if self.ecn_ok and seg.flags & ECE:
+            self._on_ece(now)
+        self._detect_losses(now, ack_pos - una, self._sb.sacked_bytes - sacked_before,
+                            is_dup, delivered, dsack)
         # State-specific ACK consequences (FIN acknowledged?).
         fin_acked = self._fin_pos is not None and self._una > self._fin_pos
         if fin_acked:
@@ -531,13 +675,10 @@ class Connection:
                 return False
         return True
 
-    def _on_new_ack(self, ack_pos: int, now: float) -> None:
-        """Cumulative ACK advanced SND.UNA (RFC 9293; RFC 6298 §5.2-5.3; RFC 6582)."""
+    def _on_new_ack(self, ack_pos: int, seg: Segment, now: float) -> list[SentSeg]:
+        """Cumulative ACK advanced SND.UNA (RFC 9293; RFC 6298 §5.2-5.3)."""
         old_una = self._una
-        acked = ack_pos - old_una
         self._una = ack_pos
-        if self._nxt < ack_pos:
-            self._nxt = ack_pos
         data_end = self._buf_pos + len(self._buf)
         drop = min(ack_pos, data_end) - self._buf_pos
         if drop > 0:
@@ -547,61 +688,273 @@ class Connection:
             if self._send_full and len(self._buf) < self.config.snd_buf:
                 self._send_full = False
                 self._events.append(SendSpace(self))
-        self._take_rtt_sample(ack_pos, now)
+        done = self._sb.ack(ack_pos)
+        if self._probe is not None and self._probe.end <= ack_pos:
+            self._probe = None
+        self._delivered += ack_pos - old_una
+        if self.ts_ok and seg.tsecr:
+            self._rtt_from_ts(seg.tsecr, now)
+        else:
+            self._take_rtt_sample(ack_pos, now)
         self._retries = 0
-        flight = self._max - ack_pos
+        if self._tlp_end is not None and ack_pos >= self._tlp_end:
+            self._tlp_done(now)
+        if self._max > ack_pos:
+            self._rto_at = now + self.rtt.rto  # RFC 6298 §5.3
+            self._arm_tlp(now)
+        else:
+            self._rto_at = self._tlp_at = self._rack_at = None
+        if ack_pos >= self._round_end:
+            self._round_end = self._max
+            self._cc.on_round_start(now)
+            self._update_rate(now)
+        return done
+
+    def _window_opened(self, now: float, window: int) -> None:
+        """The peer's window reopened after zero (C4): leave persist mode."""
+        self._persisting = False
+        probe = self._probe
+        if probe is not None and probe.end > self._una and probe is self._sb.live()[-1]:
+            # The probe byte was refused; withdraw it so sending resumes at SND.UNA
+            # instead of leaving a one-byte hole (RFC 9293 §3.8.6.1).
+            self._sb.segs.pop()
+            self._max = probe.start
+        self._probe = None
+        self.rtt.backoff = 0
+        if self._max == self._una:
+            self._rto_at = None
+        self._trace(now, "note", concept="C4", text=f"peer window opened to {window}")
+
+    # ------------------------------------------------------------ loss detection
+    def _process_sack(self, blocks: tuple[tuple[int, int], ...],
+                      delivered: list[SentSeg]) -> bool:
+        """Apply received SACK blocks (RFC 2018); return True if the first is a D-SACK."""
+        una = self._una
+        base = (self.iss + una) & MASK
+        dsack = False
+        for i, (left, right) in enumerate(blocks):
+            lpos = una + seq.sub(left, base)
+            rpos = una + seq.sub(right, base)
+            if not lpos < rpos <= self._max:
+                continue
+            self.stats["sack_blocks_in"] += 1
+            if i == 0 and (rpos <= una or (len(blocks) > 1 and _covers(blocks[1], left, right))):
+                dsack = True  # RFC 2883 §4: a duplicate was received
+                self.stats["dsacks_in"] += 1
+                continue
+            newly = self._sb.sack(max(lpos, una), rpos)
+            for s in newly:
+                self._delivered += s.end - s.start
+                if s.end < self._rack_end and not s.retrans:
+                    self._reordering_seen = True  # delivered below a later segment
+            delivered.extend(newly)
+        return dsack
+
+    def _detect_losses(self, now: float, acked: int, sacked: int, is_dup: bool,
+                       delivered: list[SentSeg], dsack: bool) -> None:
+        """Find lost segments, enter/leave recovery, size PRR (RFC 6675, 8985, 6582, 6937)."""
+        sb = self._sb
+        mss = self.eff_mss
+        if dsack:
+            self._reordering_seen = True
+            if self._tlp_end is not None:
+                self._tlp_retrans = False  # the probe was a duplicate: no loss (RFC 8985 §7.4)
+        if self.sack_ok:
+            if self.config.rack:
+                for s in delivered:
+                    self._rack_update(s, now)
+                if sb.sacked_bytes or self._in_recovery:
+                    self._rack_detect(now)
+            lost = sb.mark_dupthresh_losses(3 * mss)
+            self.stats["lost_segments"] += lost
+            if is_dup and self._dupacks >= 3 and not sb.sacked_bytes:
+                self._mark_head_lost()  # a peer that SACKs nothing: classic rule
+        elif self._in_recovery:
+            if acked and self._una < self._recover:
+                self._mark_head_lost()  # RFC 6582 §3.2 step 4: partial ACK
+        elif is_dup and self._dupacks == 3 and self._una >= self._recover:
+            self._mark_head_lost()  # RFC 5681 §3.2 fast retransmit
+        if acked:
+            self._dupacks = 0
+        if sb.lost_bytes and not self._in_recovery:
+            self._enter_recovery(now)
         if self._in_recovery:
-            if ack_pos >= self._recover:
+            if self._una >= self._recover:
                 self._in_recovery = False
-                self._dupacks = 0
                 self._cc.on_recovery_end(now)
                 self._trace(now, "cc", event="recovery_end", cwnd=self._cc.cwnd,
                             ssthresh=self._cc.ssthresh)
             else:
-                # RFC 6582 §3.2 step 4: partial ACK, retransmit the next hole, deflate.
-                self._retransmit_una(now, "partial ACK in fast recovery")
-                self._cc.cwnd = max(self._cc.cwnd - acked + self.eff_mss, self.eff_mss)
-        else:
-            self._dupacks = 0
-            if drop > 0:
-                self._cc.on_ack(drop, flight, now)
-        self._rto_at = now + self.rtt.rto if flight > 0 else None
+                delivered_bytes = acked + (sacked if self.sack_ok else (mss if is_dup else 0))
+                self._prr_update(delivered_bytes)
+        elif acked:
+            self._cc.on_ack(acked, self._max - self._una, now)
 
-    def _on_dup_ack(self, now: float) -> None:
-        """RFC 5681 §3.2 fast retransmit / fast recovery with RFC 6582 ``recover``."""
-        self.stats["dup_acks_in"] += 1
-        self._dupacks += 1
-        if self._in_recovery:
-            self._cc.cwnd += self.eff_mss  # inflate for each segment that left the network
+    def _mark_head_lost(self) -> None:
+        live = self._sb.live()
+        if live and self._sb.mark_lost(live[0]):
+            self.stats["lost_segments"] += 1
+
+    def _rack_update(self, s: SentSeg, now: float) -> None:
+        """RFC 8985 §6.2 step 2: remember the most recently sent delivered segment."""
+        rtt = now - s.xmit
+        if s.retrans and rtt < self._min_rtt:
+            return  # may be the ACK of the original transmission: ambiguous
+        if rtt < self._min_rtt:
+            self._min_rtt = rtt
+        if s.xmit > self._rack_xmit or (s.xmit == self._rack_xmit and s.end > self._rack_end):
+            self._rack_xmit = s.xmit
+            self._rack_end = s.end
+            self._rack_rtt = rtt
+
+    def _reo_wnd(self) -> float:
+        """RFC 8985 §6.2 step 4: the reordering window."""
+        if not self._reordering_seen and (self._in_recovery or self._sb.sacked_bytes
+                                          >= 3 * self.eff_mss):
+            return 0.0
+        min_rtt = self._min_rtt if self._min_rtt != math.inf else 0.0
+        srtt = self.rtt.srtt or 0.0
+        return min(min_rtt / 4, srtt)
+
+    def _rack_detect(self, now: float) -> None:
+        """RFC 8985 §6.2 step 5: a segment sent well before one that was delivered is lost."""
+        if self._rack_xmit < 0:
             return
-        if self._dupacks == 3 and self._una >= self._recover:
-            flight = self._max - self._una
-            self._in_recovery = True
-            self._recover = self._max
-            self._cc.on_loss(flight, now)
-            self.stats["fast_retransmits"] += 1
-            self._trace(now, "cc", event="fast_retransmit", cwnd=self._cc.cwnd,
+        reo = self._reo_wnd()
+        horizon = self._rack_rtt + reo
+        wait = 0.0
+        sb = self._sb
+        for s in sb.live():
+            if s.sacked or s.lost:
+                continue
+            if s.xmit > self._rack_xmit or (s.xmit == self._rack_xmit
+                                            and s.end >= self._rack_end):
+                continue
+            remaining = s.xmit + horizon - now
+            if remaining <= 0:
+                if sb.mark_lost(s):
+                    self.stats["rack_losses"] += 1
+                    self.stats["lost_segments"] += 1
+            elif remaining > wait:
+                wait = remaining
+        self._rack_at = now + wait if wait > 0 else None
+
+    def _enter_recovery(self, now: float) -> None:
+        """Loss found: reduce once and start PRR (RFC 6937 §3, RFC 6675 §5)."""
+        self._in_recovery = True
+        self._recover = self._max
+        flight = self._max - self._una
+        self._cc.on_loss(flight, now)
+        self._recover_fs = max(flight, 1)
+        self._prr_delivered = 0
+        self._prr_out = 0
+        self._prr_allow = self.eff_mss  # the fast retransmission itself
+        self.stats["recoveries"] += 1
+        self.stats["fast_retransmits"] += 1
+        self._tlp_at = None
+        self._trace(now, "cc", event="fast_retransmit", cwnd=self._cc.cwnd,
+                    ssthresh=self._cc.ssthresh)
+
+    def _prr_update(self, delivered: int) -> None:
+        """RFC 6937 §3: how much may be sent on this ACK during recovery."""
+        self._prr_delivered += delivered
+        pipe = self._pipe()
+        ssthresh = self._cc.ssthresh
+        if pipe > ssthresh:
+            sndcnt = -(-self._prr_delivered * ssthresh // self._recover_fs) - self._prr_out
+        else:  # PRR-SSRB
+            limit = max(self._prr_delivered - self._prr_out, delivered) + self.eff_mss
+            sndcnt = min(ssthresh - pipe, limit)
+        if self._prr_out == 0 and self._sb.lost_bytes:
+            sndcnt = max(sndcnt, self.eff_mss)  # always send the first retransmission
+        self._prr_allow = max(sndcnt, 0)
+
+    def _pipe(self) -> int:
+        """RFC 6675 §4: bytes believed to be in the network."""
+        sb = self._sb
+        return self._max - self._una - sb.sacked_bytes - sb.lost_bytes
+
+    def _on_ece(self, now: float) -> None:
+        """RFC 3168 §6.1.2: reduce once per window on ECN-Echo, then say CWR."""
+        if self._una <= self._ecn_recover or self._in_recovery:
+            return
+        self._ecn_recover = self._max
+        self._cc.on_ecn(self._max - self._una, now)
+        self._cwr_pending = True
+        self.stats["ecn_reductions"] += 1
+        self._trace(now, "cc", event="ecn_echo", cwnd=self._cc.cwnd, ssthresh=self._cc.ssthresh)
+
+    def _arm_tlp(self, now: float) -> None:
+        """RFC 8985 §7.2: schedule a tail loss probe instead of waiting for the RTO."""
+        if not (self.sack_ok and self.config.tlp) or self._in_recovery \
+                or self._tlp_end is not None or self.rtt.srtt is None:
+            self._tlp_at = None
+            return
+        srtt = self.rtt.srtt
+        pto = 2 * srtt
+        if len(self._sb) == 1:
+            pto += self.config.delayed_ack or 0.0  # one segment out: allow for a delayed ACK
+        pto = max(pto, self.config.tlp_min)
+        deadline = now + pto
+        if self._rto_at is not None and deadline > self._rto_at:
+            self._tlp_at = None
+            return
+        self._tlp_at = deadline
+
+    def _tlp_done(self, now: float) -> None:
+        """RFC 8985 §7.4: the probe's episode ended; if it repaired a loss, react."""
+        if self._tlp_retrans and not self._in_recovery:
+            self._cc.on_loss(self._max - self._una, now)
+            self._cc.on_recovery_end(now)
+            self._trace(now, "cc", event="tlp_recovery", cwnd=self._cc.cwnd,
                         ssthresh=self._cc.ssthresh)
-            self._retransmit_una(now, "3 duplicate ACKs (fast retransmit)")
-            self._rto_at = now + self.rtt.rto
+        self._tlp_end = None
+        self._tlp_retrans = False
 
     def _take_rtt_sample(self, ack_pos: int, now: float) -> None:
         if self._rtt_pos is not None and ack_pos >= self._rtt_pos:
-            self.rtt.sample(now - self._rtt_time)
+            self._rtt_sample(now - self._rtt_time, now)
             self._rtt_pos = None
-            if self._tr is not None:
-                r = self.rtt
-                self._trace(now, "rtt", sample=r.latest, srtt=r.srtt, rttvar=r.rttvar, rto=r.rto)
 
-    def _accept_data(self, pos: int, payload: bytes | memoryview, now: float) -> None:
+    def _rtt_from_ts(self, tsecr: int, now: float) -> None:
+        """RTTM (RFC 7323 §4.1): RTT from the echoed timestamp, valid for any ACK."""
+        elapsed = (self._ts_clock(now) - tsecr) & MASK
+        if elapsed < 0x7FFFFFFF:
+            self._rtt_sample(elapsed / 1000.0, now)
+
+    def _rtt_sample(self, r: float, now: float) -> None:
+        self.rtt.sample(r)
+        self._cc.on_rtt_sample(r, now)
+        if r < self._min_rtt:
+            self._min_rtt = r
+        if self._tr is not None:
+            rt = self.rtt
+            self._trace(now, "rtt", sample=rt.latest, srtt=rt.srtt, rttvar=rt.rttvar, rto=rt.rto)
+
+    def _update_rate(self, now: float) -> None:
+        """Delivery rate over the last round trip (bytes per second)."""
+        if self._rate_t and now > self._rate_t:
+            self.delivery_rate = (self._delivered - self._rate_delivered) / (now - self._rate_t)
+        self._rate_t = now
+        self._rate_delivered = self._delivered
+
+    # -------------------------------------------------------------- receiving data
+    def _accept_data(self, pos: int, payload: bytes | memoryview, now: float,
+                     ecn: int = 0) -> None:
         """Seventh step: in-order data to the buffer, the rest to reassembly (C14, C4)."""
         rnxt = self._rnxt
         end = pos + len(payload)
+        if ecn == CE and self.ecn_ok:
+            self.stats["ecn_ce_in"] += 1
+            self._ece_echo = True  # RFC 3168 §6.1.3: echo until CWR arrives
+            self._ack_now = True
         right = max(self._radv, rnxt)
         if end > right:  # trim what lies past the window we offered
             payload = payload[:right - pos]
             end = right
         if pos < rnxt:  # trim what we already have
+            if self.sack_ok:
+                self._sackgen.duplicate(pos, min(end, rnxt))
             payload = payload[rnxt - pos:]
             pos = rnxt
         if end <= pos:
@@ -629,6 +982,10 @@ class Connection:
             added = self._ooo.add(pos, payload)
             if added == 0:
                 self.stats["dup_segs_in"] += 1
+                if self.sack_ok:
+                    self._sackgen.duplicate(pos, end)
+            elif self.sack_ok:
+                self._sackgen.arrived(pos)
             self._trace(now, "note", concept="C14",
                         text=f"out-of-order segment held ({len(self._ooo)} blocks)")
             self._ack_now = True  # duplicate ACK tells the sender of the hole
@@ -654,7 +1011,8 @@ class Connection:
 
     def _enter_time_wait(self, now: float) -> None:
         self._set_state(S_TIME_WAIT, now)
-        self._rto_at = self._fw2_at = self._dack_at = None
+        self._rto_at = self._fw2_at = self._dack_at = self._tlp_at = self._rack_at = None
+        self._ka_at = None
         self._tw_at = now + 2 * self.config.msl
 
     # ------------------------------------------------------------- ICMP errors
@@ -699,29 +1057,50 @@ class Connection:
         if self.state in _OUTPUT_STATES:
             self._send_data(now)
         if self._ack_now and self.state is not S_CLOSED and self.state is not S_SYN_SENT:
-            # A pure ACK carries the highest sequence sent (RFC 9293 SND.NXT), not the
-            # go-back retransmission point, or the peer would find it out of window.
-            self._emit(self._make(ACK, self._max), now, "")
+            # A pure ACK carries SND.NXT (the highest sequence sent, RFC 9293).
+            self._emit(self._make(ACK, self._max, b"", now), now, "")
         out = self._out
         if out:
             self._out = []
         return out
 
     def _send_data(self, now: float) -> None:
-        """Fill the usable window in one go (RFC 9293 §3.8.6; RFC 5681 cwnd)."""
+        """Resend what is lost, then fill the usable window in one go (RFC 9293 §3.8.6,
+        RFC 5681 cwnd, RFC 6937 PRR during recovery, RFC 3042 limited transmit)."""
+        sb = self._sb
+        mss = self.eff_mss
+        if self._in_recovery:
+            allow = self._prr_allow
+        else:
+            allow = self._cc.cwnd - self._pipe()
+            if not self.sack_ok and self._dupacks in (1, 2):
+                allow += self._dupacks * mss  # limited transmit (RFC 3042)
+        # 1. Retransmissions, oldest first: only ever segments that were sent.
+        if sb.lost_bytes:
+            for s in sb.live():
+                if allow <= 0:
+                    break
+                if s.lost:
+                    allow -= self._resend(s, now, "retransmit: lost" if self._in_recovery
+                                          else "retransmit")
+        # 2. New data, and the FIN after it.
         buf_pos = self._buf_pos
         data_end = buf_pos + len(self._buf)
         fin_pos = self._fin_pos
-        mss = self.eff_mss
         seg_max = max(self.config.max_segment_payload or mss, mss)
-        limit = self._una + min(self.snd_wnd, self._cc.cwnd)
-        nxt = self._nxt
+        rwnd_end = self._una + self.snd_wnd
+        sent_new = False
         while True:
+            nxt = self._max
             if nxt < data_end:
-                room = limit - nxt
+                room = min(rwnd_end - nxt, data_end - nxt, seg_max)
                 if room <= 0:
                     break
-                n = min(data_end - nxt, room, seg_max)
+                n = room
+                if n > allow:
+                    if allow < mss:
+                        break
+                    n = allow - allow % mss
                 end = nxt + n
                 # Sender SWS avoidance (RFC 9293 §3.8.6.2.1): no small segment while more
                 # queued data waits for window, unless half the peer's max window fits.
@@ -731,81 +1110,113 @@ class Connection:
                 if (not self.config.nodelay and n < mss and self._max > self._una
                         and not (fin_pos is not None and end == data_end)):
                     break
-                flags = ACK
-                if end == data_end:
-                    flags |= PSH
-                    if fin_pos is not None:
-                        flags |= FIN
-                off = nxt - buf_pos
-                seg = self._make(flags, nxt, bytes(self._buf[off:off + n]))
-                why = ""
-                if nxt < self._max:
-                    why = "retransmit"
-                    self.stats["retransmits"] += 1
-                elif self._rtt_pos is None:
-                    self._rtt_pos, self._rtt_time = end, now
-                self.stats["bytes_sent"] += n
-                self._emit(seg, now, why)
-                nxt = end + (1 if flags & FIN else 0)
-                if nxt > self._max:
-                    self._max = nxt
+                self._send_new(nxt, end, end == data_end, now)
+                allow -= n
+                sent_new = True
             elif fin_pos is not None and nxt == fin_pos:
-                why = "retransmit" if nxt < self._max else ""
-                if why:
-                    self.stats["retransmits"] += 1
-                self._emit(self._make(FIN | ACK, nxt), now, why)
-                nxt += 1
-                if nxt > self._max:
-                    self._max = nxt
+                self._send_new(nxt, nxt, True, now)
+                sent_new = True
             else:
                 break
-        self._nxt = nxt
-        if self._rto_at is None:
-            if self._max > self._una:
+        if self._in_recovery:
+            self._prr_allow = max(allow, 0)
+        # 3. Timers: retransmission, tail loss probe, persist.
+        if self._max > self._una:
+            if self._rto_at is None:
                 self._rto_at = now + self.rtt.rto
-            elif nxt < data_end and self.snd_wnd == 0:
-                self._persisting = True  # zero window: the persist timer (RFC 9293 §3.8.6.1)
-                self._rto_at = now + self.rtt.rto
+            if sent_new and self._tlp_at is None:
+                self._arm_tlp(now)
+        elif self._max < data_end and self._rto_at is None:
+            # Window closed or too small to use (SWS): the persist timer will probe it
+            # or send what fits (RFC 9293 §3.8.6.1 and §3.8.6.2.1 override).
+            self._persisting = self.snd_wnd == 0
+            self._rto_at = now + self.rtt.rto
 
-    def _retransmit_una(self, now: float, why: str) -> None:
-        """Resend the first unacknowledged segment without moving SND.NXT."""
-        una = self._una
-        data_end = self._buf_pos + len(self._buf)
-        self.stats["retransmits"] += 1
-        self._rtt_pos = None  # Karn
-        if una < data_end:
-            n = min(data_end - una, self.eff_mss)
-            off = una - self._buf_pos
-            flags = ACK | (PSH if una + n == data_end else 0)
-            if una + n == data_end and self._fin_pos is not None and self._max > data_end:
-                flags |= FIN
-            self._emit(self._make(flags, una, bytes(self._buf[off:off + n])), now,
-                       f"retransmit: {why}")
-        elif self._fin_pos is not None and una == self._fin_pos:
-            self._emit(self._make(FIN | ACK, una), now, f"retransmit: {why}")
+    def _send_new(self, start: int, end: int, last: bool, now: float, why: str = "") -> None:
+        """Send data ``[start, end)`` for the first time, with FIN if it ends the stream."""
+        off = start - self._buf_pos
+        flags = ACK
+        fin = last and self._fin_pos is not None
+        if last and end > start:
+            flags |= PSH
+        if fin:
+            flags |= FIN
+        seg = self._make(flags, start, bytes(self._buf[off:off + end - start]), now)
+        if self.ecn_ok and end > start:
+            seg.ecn = ECT0  # RFC 3168 §6.1.2: new data is ECN-capable
+            if self._cwr_pending:
+                seg.flags |= CWR
+                self._cwr_pending = False
+        stop = end + (1 if fin else 0)
+        self._sb.add(start, stop, now, fin)
+        if self._rtt_pos is None and not self.ts_ok:
+            self._rtt_pos, self._rtt_time = stop, now
+        self.stats["bytes_sent"] += end - start
+        if self._in_recovery:
+            self._prr_out += end - start
+        self._emit(seg, now, why)
+        self._max = stop
 
-    def _make(self, flags: int, pos: int, payload: bytes = b"") -> Segment:
-        """Build a segment at send position ``pos`` carrying our current ACK and window."""
+    def _resend(self, s: SentSeg, now: float, why: str, *, count: bool = True) -> int:
+        """Retransmit one recorded segment (C17, C18); return its length."""
+        data_end = min(s.end, self._buf_pos + len(self._buf))
+        off = s.start - self._buf_pos
+        payload = bytes(self._buf[off:off + data_end - s.start]) if data_end > s.start else b""
+        flags = ACK | (FIN if s.fin else 0)
+        if payload and data_end == self._buf_pos + len(self._buf):
+            flags |= PSH
+        self._sb.retransmitted(s, now)
+        if count:
+            self.stats["retransmits"] += 1
+        self._rtt_pos = None  # Karn's rule (RFC 6298 §3)
+        if self._in_recovery:
+            self._prr_out += len(payload) or 1
+        self._emit(self._make(flags, s.start, payload, now), now, why)
+        return len(payload) or 1
+
+    def _make(self, flags: int, pos: int, payload: bytes, now: float) -> Segment:
+        """Build a segment at send position ``pos`` carrying our ACK, window and options."""
         if flags & ACK:
             ack = (self.irs + self._rnxt) & MASK
-            window = self._advertise()
+            window = self._advertise(bool(flags & SYN))
+            if self._ece_echo and self.ecn_ok and not flags & SYN:
+                flags |= ECE
         else:
             ack = 0
-            window = min(self.config.rcv_buf, 65535) if flags & SYN else self._advertise()
-        return Segment(self.local_port, self.remote_port, (self.iss + pos) & MASK, ack, flags,
-                       window, payload)
+            window = min(self.config.rcv_buf, 65535)
+        seg = Segment(self.local_port, self.remote_port, (self.iss + pos) & MASK, ack, flags,
+                      window, payload)
+        if self.ts_ok:
+            seg.tsval = self._ts_clock(now)
+            seg.tsecr = self.ts_recent
+        if (self.sack_ok and flags & ACK and not flags & (SYN | RST)
+                and (self._ooo or self._sackgen.pending)):
+            blocks = self._sackgen.blocks(self._ooo, self._rnxt, 3 if self.ts_ok else 4)
+            if blocks:
+                irs = self.irs
+                seg.sack_blocks = tuple(((irs + a) & MASK, (irs + b) & MASK) for a, b in blocks)
+        return seg
 
-    def _advertise(self) -> int:
-        """The window to offer: free space, moved right only in worthwhile steps.
+    def _ts_clock(self, now: float) -> int:
+        """TSval: a 1 ms clock with a per-connection offset (RFC 7323 §5.4)."""
+        return (int(now * 1000) + self._ts_offset) & MASK
+
+    def _advertise(self, syn: bool = False) -> int:
+        """The window field to send: free space, moved right only in worthwhile steps.
 
         Receiver SWS avoidance (RFC 9293 §3.8.6.2.2): the right edge advances when
-        it can move by at least min(buffer/2, MSS); it never moves left.
+        it can move by at least min(buffer/2, MSS); it never moves left.  The value
+        is scaled by our shift (RFC 7323 §2.3), never on a SYN, rounding up so the
+        edge the peer computes is never left of one it was already given.
         """
         rnxt = self._rnxt
-        right = rnxt + self.config.rcv_buf - len(self._rbuf)
+        right = rnxt + max(self.config.rcv_buf - len(self._rbuf), 0)
         if right - self._radv >= self._sws_threshold() or self._radv < rnxt:
             self._radv = right
-        return min(max(self._radv - rnxt, 0), 65535)
+        shift = 0 if syn else self.rcv_wscale
+        field = min((max(self._radv - rnxt, 0) + (1 << shift) - 1) >> shift, 65535)
+        self._radv = rnxt + (field << shift)
+        return field
 
     def _sws_threshold(self) -> int:
         return max(min(self.config.rcv_buf // 2, self.eff_mss), 1)
@@ -815,6 +1226,7 @@ class Connection:
             self._ack_now = False
             self._ack_pending = 0
             self._dack_at = None
+            self._last_ack_sent = self._rnxt
         self.stats["segs_out"] += 1
         self._out.append(seg)
         if self._tr is not None:
@@ -822,8 +1234,9 @@ class Connection:
 
     def _send_rst(self, now: float, pos: int, *, why: str) -> None:
         """Send <SEQ=pos><ACK=RCV.NXT><CTL=RST,ACK>; an RST is never retransmitted (C19)."""
-        seg = self._make(RST | ACK, pos)
+        seg = self._make(RST | ACK, pos, b"", now)
         seg.window = 0
+        seg.sack_blocks = ()
         self._emit(seg, now, why)
 
     def _send_rst_raw(self, now: float, seq_no: int, ack: int, flags: int, *, why: str) -> None:
@@ -843,13 +1256,14 @@ class Connection:
             return
         self._challenge_count += 1
         self.stats["challenge_acks"] += 1
-        self._emit(self._make(ACK, self._max), now, "challenge ACK (RFC 5961)")
+        self._emit(self._make(ACK, self._max, b"", now), now, "challenge ACK (RFC 5961)")
 
     # ------------------------------------------------------------------ timers
     def next_timer(self) -> float | None:
         """The earliest deadline at which :meth:`handle_timer` must be called."""
         best: float | None = None
-        for t in (self._rto_at, self._dack_at, self._tw_at, self._fw2_at):
+        for t in (self._rto_at, self._dack_at, self._tw_at, self._fw2_at, self._rack_at,
+                  self._tlp_at, self._ka_at):
             if t is not None and (best is None or t < best):
                 best = t
         return best
@@ -872,18 +1286,48 @@ class Connection:
             self._dack_at = None
             self._trace(now, "timer", timer="delayed_ack")
             self._ack_now = True
+        if self._rack_at is not None and now >= self._rack_at:
+            self._rack_at = None
+            self._trace(now, "timer", timer="rack_reorder")
+            self._rack_detect(now)
+            if self._sb.lost_bytes and not self._in_recovery:
+                self._enter_recovery(now)
+        if self._tlp_at is not None and now >= self._tlp_at:
+            self._tlp_at = None
+            self._send_tlp(now)
         if self._rto_at is not None and now >= self._rto_at:
             self._rto_at = None
             self._on_rto(now)
+        if self._ka_at is not None and now >= self._ka_at:
+            self._on_keepalive(now)
+
+    def _send_tlp(self, now: float) -> None:
+        """RFC 8985 §7.3: probe the tail: new data if allowed, else the last segment."""
+        if self._max <= self._una or self._in_recovery:
+            return
+        self.stats["tlp_probes"] += 1
+        data_end = self._buf_pos + len(self._buf)
+        if self._max < data_end and self._una + self.snd_wnd > self._max:
+            end = min(data_end, self._max + self.eff_mss, self._una + self.snd_wnd)
+            self._trace(now, "timer", timer="tlp", concept="C18", probe="new data")
+            self._send_new(self._max, end, end == data_end, now)
+            self._tlp_retrans = False
+        else:
+            last = self._sb.live()[-1]
+            self._trace(now, "timer", timer="tlp", concept="C18", probe="retransmission")
+            self._resend(last, now, "retransmit: tail loss probe")
+            self._tlp_retrans = True
+        self._tlp_end = self._max
+        self._rto_at = now + self.rtt.rto
 
     def _on_rto(self, now: float) -> None:
         """Retransmission timer expiry (RFC 6298 §5.4-5.6), also the persist timer."""
         st = self.state
         cfg = self.config
-        self._retries += 1
-        self.stats["rto_fired"] += 1
-        self.rtt.back_off()
         if st is S_SYN_SENT or st is S_SYN_RECEIVED:
+            self._retries += 1
+            self.stats["rto_fired"] += 1
+            self.rtt.back_off()
             limit = cfg.syn_retries if st is S_SYN_SENT else cfg.synack_retries
             self._trace(now, "timer", timer="rto", concept="C17", retries=self._retries,
                         rto=self.rtt.rto)
@@ -898,41 +1342,81 @@ class Connection:
                 return
             self._send_syn(now, retransmit=True)
             return
+        outstanding = self._max - self._una
+        data_end = self._buf_pos + len(self._buf)
+        if outstanding <= 0 and self._max >= data_end:
+            return  # nothing left to time
+        self._retries += 1
         if self._retries > cfg.max_retransmits:
             msg = f"connection timed out after {cfg.max_retransmits} retransmissions"
             if self.soft_error is not None:
                 msg += f" (last ICMP error: {errno.errorcode.get(self.soft_error, '?')})"
             self._fail(now, errno.ETIMEDOUT, msg, "timeout")
             return
-        flight = self._max - self._una
-        if self.snd_wnd == 0 and self._una < self._buf_pos + len(self._buf):
-            # Persist timer: probe the zero window with one byte (RFC 9293 §3.8.6.1).
-            self.stats["probes"] += 1
-            self._persisting = True
-            self._trace(now, "timer", timer="persist", concept="C4", retries=self._retries,
-                        rto=self.rtt.rto)
-            off = self._una - self._buf_pos
-            probe = self._make(ACK, self._una, bytes(self._buf[off:off + 1]))
-            self._emit(probe, now, "zero-window probe")
-            if self._max < self._una + 1:
-                self._max = self._nxt = self._una + 1
-            self._rto_at = now + self.rtt.rto
+        self.rtt.back_off()
+        probe = self._probe
+        only_probe = outstanding == 0 or (probe is not None and outstanding == 1)
+        if only_probe and self.snd_wnd < self.eff_mss and (self._max < data_end or probe):
+            self._persist(now)
             return
-        if flight <= 0:
-            return
+        self.stats["rto_fired"] += 1
         concept = "C17" if self._fin_pos is not None and self._una == self._fin_pos else "C18"
         self._trace(now, "timer", timer="rto", concept=concept, retries=self._retries,
                     rto=self.rtt.rto)
-        self._cc.on_timeout(flight, now)
+        self._cc.on_timeout(self._pipe(), now)
         self._in_recovery = False
         self._dupacks = 0
         self._recover = self._max  # RFC 6582 §4: no fast retransmit for pre-timeout losses
         self._rtt_pos = None  # Karn
-        self._nxt = self._una  # go back: everything outstanding is presumed lost
+        self._tlp_at = self._rack_at = None
+        self._tlp_end = None
+        self._sb.mark_all_lost(forget_sacks=True)  # RFC 2018 §8, RFC 6675 §5.1
         self._trace(now, "cc", event="rto", cwnd=self._cc.cwnd, ssthresh=self._cc.ssthresh)
         self._send_data(now)
         if self._rto_at is None:
             self._rto_at = now + self.rtt.rto
+
+    def _persist(self, now: float) -> None:
+        """Persist timer (RFC 9293 §3.8.6.1): probe a zero window with one byte, or send
+        what fits into a window too small to be worth using (§3.8.6.2.1 override)."""
+        self.stats["probes"] += 1
+        self._persisting = self.snd_wnd == 0
+        self._trace(now, "timer", timer="persist", concept="C4", retries=self._retries,
+                    rto=self.rtt.rto)
+        probe = self._probe
+        if probe is not None and probe.end > self._una:
+            self._resend(probe, now, "zero-window probe", count=False)
+        else:
+            data_end = self._buf_pos + len(self._buf)
+            start = self._max
+            n = max(min(self.snd_wnd - (start - self._una), data_end - start), 1)
+            zero = self.snd_wnd == 0
+            self._send_new(start, start + n, start + n == data_end, now,
+                           "zero-window probe" if zero else "persist: send what fits")
+            self._probe = self._sb.live()[-1] if zero else None
+        self._rto_at = now + self.rtt.rto
+
+    def _on_keepalive(self, now: float) -> None:
+        """Keepalive (RFC 9293 §3.8.4, RFC 1122 §4.2.3.6): an ACK with SEG.SEQ = SND.NXT-1."""
+        cfg = self.config
+        if self.state not in (S_ESTABLISHED, S_CLOSE_WAIT):
+            self._ka_at = None
+            return
+        if self._max > self._una or self._buf:
+            self._ka_at = now + cfg.keepalive_idle  # data in flight: the RTO watches
+            return
+        if self._ka_probes >= cfg.keepalive_count:
+            self._fail(now, errno.ETIMEDOUT,
+                       f"connection timed out: {cfg.keepalive_count} keepalive probes "
+                       "unanswered (peer gone)", "timeout")
+            return
+        self._ka_probes += 1
+        self.stats["keepalives"] += 1
+        self._trace(now, "timer", timer="keepalive", concept="C3", retries=self._ka_probes,
+                    rto=cfg.keepalive_interval)
+        probe = self._make(ACK, self._max - 1, b"", now)
+        self._emit(probe, now, "keepalive probe")
+        self._ka_at = now + cfg.keepalive_interval
 
     # ------------------------------------------------------------ state changes
     def _set_state(self, new: State, now: float, reason: str | None = None) -> None:
@@ -944,8 +1428,12 @@ class Connection:
         self._events.append(StateChanged(self, old, new, concept, why))
         if new is S_ESTABLISHED:
             self._events.append(Connected(self))
+            self._round_end = self._max
+            if self.config.keepalive:
+                self._ka_at = now + self.config.keepalive_idle
         elif new is S_CLOSED:
             self._rto_at = self._dack_at = self._tw_at = self._fw2_at = None
+            self._rack_at = self._tlp_at = self._ka_at = None
             self._ack_now = False
             self._events.append(Closed(self))
 
@@ -973,10 +1461,24 @@ class Connection:
 
     def _trace_seg(self, now: float, direction: str, seg: Segment, why: str) -> None:
         assert self._tr is not None
-        self._tr({"t": now, "ev": "seg", "dir": direction, "conn": self.name,
-                  "flags": seg.flags, "seq": seg.seq, "ack": seg.ack, "len": len(seg.payload),
-                  "win": seg.window, "mss": seg.mss, "why": why, "state": self.state.value,
-                  "iss": self.iss, "irs": self.irs})
+        rec: dict[str, Any] = {
+            "t": now, "ev": "seg", "dir": direction, "conn": self.name, "flags": seg.flags,
+            "seq": seg.seq, "ack": seg.ack, "len": len(seg.payload), "win": seg.window,
+            "mss": seg.mss, "why": why, "state": self.state.value, "iss": self.iss,
+            "irs": self.irs}
+        if seg.sack_blocks:
+            rec["sack"] = [list(b) for b in seg.sack_blocks]
+        if seg.tsval is not None:
+            rec["tsval"], rec["tsecr"] = seg.tsval, seg.tsecr
+        if seg.wscale is not None:
+            rec["wscale"] = seg.wscale
+        if seg.sack_permitted:
+            rec["sack_permitted"] = True
+        if seg.ecn:
+            rec["ecn"] = seg.ecn
+        if direction == "out" and seg.payload:
+            rec["cwnd"] = self._cc.cwnd
+        self._tr(rec)
 
     # ------------------------------------------------------------- inspection
     @property
@@ -1007,20 +1509,35 @@ class Connection:
     def ssthresh(self) -> int:
         return self._cc.ssthresh
 
+    @property
+    def congestion(self) -> congestion.CongestionControl:
+        return self._cc
+
     def info(self) -> dict[str, Any]:
         """A snapshot in the spirit of Linux ``tcp_info``."""
         r = self.rtt
+        sb = self._sb
         return {
             "state": self.state.value, "snd_una": self.snd_una, "snd_nxt": self.snd_nxt,
             "rcv_nxt": self.rcv_nxt, "snd_wnd": self.snd_wnd, "rcv_wnd": self.rcv_wnd,
-            "mss": self.eff_mss, "srtt": r.srtt, "rttvar": r.rttvar, "rto": r.rto,
-            "backoff": r.backoff, "cwnd": self._cc.cwnd, "ssthresh": self._cc.ssthresh,
-            "congestion_control": self._cc.name, "unacked": self._max - self._una,
-            "in_recovery": self._in_recovery, **self.stats,
+            "mss": self.eff_mss, "peer_mss": self.peer_mss, "srtt": r.srtt,
+            "rttvar": r.rttvar, "rto": r.rto, "min_rtt": None if self._min_rtt == math.inf
+            else self._min_rtt, "backoff": r.backoff, "cwnd": self._cc.cwnd,
+            "ssthresh": self._cc.ssthresh, "congestion_control": self._cc.name,
+            "unacked": self._max - self._una, "sacked": sb.sacked_bytes, "lost": sb.lost_bytes,
+            "pipe": self._pipe(), "in_recovery": self._in_recovery,
+            "delivery_rate": self.delivery_rate, "reordering_seen": self._reordering_seen,
+            "wscale": (self.snd_wscale, self.rcv_wscale), "timestamps": self.ts_ok,
+            "sack": self.sack_ok, "ecn": self.ecn_ok, **self.stats,
         }
 
     def __repr__(self) -> str:
         return f"<Connection {self.name} {self.state.value}>"
+
+
+def _covers(block: tuple[int, int], left: int, right: int) -> bool:
+    """RFC 2883 §4: the first block lies inside the second (a D-SACK above the ACK)."""
+    return seq.le(block[0], left) and seq.le(right, block[1])
 
 
 #: ICMP destination-unreachable code -> (errno, text), after Linux's icmp_err_convert.
