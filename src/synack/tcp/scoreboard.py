@@ -167,7 +167,9 @@ class Scoreboard:
 
     def mark_dupthresh_losses(self, threshold_bytes: int) -> int:
         """RFC 6675 §4 IsLost(): a hole with at least ``threshold_bytes`` SACKed above
-        it is lost.  Returns how many segments were newly marked."""
+        it is lost.  A segment already retransmitted is left alone (RFC 6675 HighRxt:
+        the SACKs above it predate the retransmission; RACK's time rule judges it).
+        Returns how many segments were newly marked."""
         if not self.sacked_bytes:
             return 0
         above = self.sacked_bytes
@@ -177,6 +179,6 @@ class Scoreboard:
                 break
             if s.sacked:
                 above -= s.end - s.start
-            elif above >= threshold_bytes and self.mark_lost(s):
+            elif above >= threshold_bytes and not s.retrans and self.mark_lost(s):
                 marked += 1
         return marked
