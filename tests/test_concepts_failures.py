@@ -53,7 +53,7 @@ def test_c23_c19_close_with_unread_data_sends_rst_not_fin() -> None:
     calls close() at 1.0 s: the stack sends RST (not FIN) at 1.0 s, the client
     gets ConnectionFailed(ECONNRESET) at 1.05 s.  C19: exactly one RST, never
     retransmitted, never acknowledged; both sides' state is gone."""
-    s = Scenario(21, config=TcpConfig(msl=MSL))
+    s = Scenario(21, config=TcpConfig.classic(msl=MSL))
     s.listen(80, read=False, close_when_done=False)
     ep = s.connect(80, b"q" * 5000, close_when_done=False)
     s.net.call_at(1.0, lambda now: s.server_endpoint.conn.close(now))
@@ -79,7 +79,7 @@ def test_c23_c19_close_with_unread_data_sends_rst_not_fin() -> None:
 def test_c23_close_after_reading_everything_sends_fin() -> None:
     """C23 (contrast): the same application that reads its data first closes with
     FIN, not RST."""
-    s = Scenario(22, config=TcpConfig(msl=MSL))
+    s = Scenario(22, config=TcpConfig.classic(msl=MSL))
     s.listen(80, read=False, close_when_done=False)
     ep = s.connect(80, b"q" * 5000, close_when_done=False)
 
@@ -102,7 +102,7 @@ def test_c24_data_to_orphaned_fin_wait_2_is_reset() -> None:
     sits orphaned in FIN-WAIT-2.  The client, in CLOSE-WAIT, sends more data at
     1.0 s: the server answers RST at 1.05 s without acknowledging the bytes; the
     client gets ECONNRESET at 1.1 s."""
-    s = Scenario(23, config=TcpConfig(msl=MSL))
+    s = Scenario(23, config=TcpConfig.classic(msl=MSL))
     ep, srv, _ = open_pair(s)
     c = ep.conn
     s.net.call_at(0.2, lambda now: c.send(b"hello"))
@@ -138,7 +138,7 @@ def test_c24_data_for_vanished_connection_answered_by_stack(listener_open: bool)
     connection (with or without a listener on the port): the stack itself answers
     RST (stats['rst_sent']) with SEQ = the segment's ACK, and the client fails
     with ECONNRESET at 1.1 s."""
-    s = Scenario(24, config=TcpConfig(msl=MSL))
+    s = Scenario(24, config=TcpConfig.classic(msl=MSL))
     ep, srv, lst = open_pair(s)
     c = ep.conn
 
@@ -175,7 +175,7 @@ def test_c21_connect_to_closed_port_refused_within_one_rtt() -> None:
     """C21: a SYN to a port nobody listens on is answered with RST|ACK (ack = ISN+1)
     at 0.05 s; the client gets ConnectionFailed(ECONNREFUSED) at 0.1 s, one RTT
     after connect(), and never retransmits its SYN."""
-    s = Scenario(25, config=TcpConfig(msl=MSL))
+    s = Scenario(25, config=TcpConfig.classic(msl=MSL))
     s.listen(80)
     ep = s.connect(81, b"nobody home")
     s.run(until=30)
@@ -206,7 +206,7 @@ def test_c25_c26_c27_old_duplicate_syn_reset_by_client_frees_half_open() -> None
     answers SYN-ACK and waits (half-open, SYN-RECEIVED).  The client stack knows no such
     connection and resets the SYN-ACK; the server frees the half-open state on
     that RST.  Nothing is ever accepted, no connection is left."""
-    s = Scenario(26, config=TcpConfig(msl=MSL))
+    s = Scenario(26, config=TcpConfig.classic(msl=MSL))
     lst = s.listen(80)
     s.net.inject(stray_syn())
     s.run(until=0.12)
@@ -234,7 +234,7 @@ def test_c27_stray_syn_synack_retransmitted_then_state_freed() -> None:
     never gets the final ACK: it retransmits its SYN-ACK exactly synack_retries
     (5) times with exponential backoff (1.05, 3.05, 7.05, 15.05, 31.05 s), gives
     up at 63.05 s and frees the half-open state; nothing is ever accepted."""
-    cfg = TcpConfig(msl=MSL)
+    cfg = TcpConfig.classic(msl=MSL)
     s = Scenario(27, config=cfg)
     lst = s.listen(80)
     s.drop_next(is_rst, 1000, src=CLIENT_IP)
@@ -265,7 +265,7 @@ def test_c3_retransmission_exhaustion_reports_etimedout() -> None:
     -> at 1.5, 3.5, 7.5, 15.5 s) max_retransmits=4 times; when the next RTO expires
     (31.5 s) the application gets ConnectionFailed(ETIMEDOUT) and the connection is
     CLOSED.  No exception escapes."""
-    s = Scenario(28, config=TcpConfig(msl=MSL, max_retransmits=4))
+    s = Scenario(28, config=TcpConfig.classic(msl=MSL, max_retransmits=4))
     s.listen(80, close_when_done=False)
     ep = s.connect(80, b"", close_when_done=False)
     s.run(until=0.2)
@@ -296,7 +296,7 @@ def test_c3_retransmission_exhaustion_reports_etimedout() -> None:
 def test_c3_c17_syn_retries_exhausted_reports_etimedout() -> None:
     """C3, C17: nobody answers the SYN (the path drops everything); it is resent at
     1, 3, 7 s (syn_retries=3) and connect fails with ETIMEDOUT at 15 s."""
-    s = Scenario(29, config=TcpConfig(msl=MSL, syn_retries=3))
+    s = Scenario(29, config=TcpConfig.classic(msl=MSL, syn_retries=3))
     s.net.add_filter(lambda now, src, dst, pkt: True)
     ep = s.connect(80, b"never sent")
     s.run(until=100)

@@ -67,7 +67,7 @@ def test_c6_c7_c8_c9_handshake_states_and_acks() -> None:
     ESTABLISHED on the server; SYN-ACK acks client ISN+1, the final ACK acks
     server ISN+1; the client is open after one RTT, the server one one-way delay
     later (it needs the third segment)."""
-    s = Scenario(1, config=TcpConfig(msl=MSL))
+    s = Scenario(1, config=TcpConfig.classic(msl=MSL))
     s.listen(80, close_when_done=False)
     ep = s.connect(80, b"", close_when_done=False)
     s.run(until=1.0)
@@ -105,7 +105,7 @@ def test_c9_server_app_accepts_when_handshake_completes() -> None:
     """C9: once the server is ESTABLISHED the server application can accept the
     connection (here the final ACK is lost and the SYN-ACK retransmission
     completes the handshake at 1.15 s, with nothing else happening afterwards)."""
-    s = Scenario(2, config=TcpConfig(msl=MSL))
+    s = Scenario(2, config=TcpConfig.classic(msl=MSL))
     lst = s.listen(80, close_when_done=False)
     s.drop_next(is_pure_ack, 1, src=CLIENT_IP)
     s.connect(80, b"", close_when_done=False)
@@ -118,7 +118,7 @@ def test_c9_server_app_accepts_when_handshake_completes() -> None:
 def test_c17_c6_lost_syn_retransmitted_at_rto() -> None:
     """C17, C6: the first SYN is lost; the same SYN (same ISN) is resent at
     exactly t = 1 s (initial RTO), and the connection then opens and carries data."""
-    s = Scenario(3, config=TcpConfig(msl=MSL))
+    s = Scenario(3, config=TcpConfig.classic(msl=MSL))
     s.listen(80, payload=b"from server " * 50)
     s.drop_next(is_syn, 1)
     ep = s.connect(80, b"from client " * 50)
@@ -145,7 +145,7 @@ def test_c17_c7_lost_synack_both_sides_retransmit() -> None:
     """C17, C7: the first SYN-ACK is lost.  The client resends its SYN at 1 s; the
     server resends its SYN-ACK when its own RTO fires at 1.05 s and again in answer
     to the retransmitted SYN; both end ESTABLISHED and data flows both ways."""
-    s = Scenario(4, config=TcpConfig(msl=MSL))
+    s = Scenario(4, config=TcpConfig.classic(msl=MSL))
     s.listen(80, payload=b"S" * 3000)
     s.drop_next(is_synack, 1)
     ep = s.connect(80, b"C" * 3000)
@@ -171,7 +171,7 @@ def test_c17_c9_lost_final_ack_synack_resent_and_reacked() -> None:
     resends its SYN-ACK at its RTO (0.05 + 1 = 1.05 s); the already ESTABLISHED
     client answers that duplicate with a fresh ACK at 1.1 s, which opens the server
     at 1.15 s.  Then data still flows."""
-    s = Scenario(5, config=TcpConfig(msl=MSL))
+    s = Scenario(5, config=TcpConfig.classic(msl=MSL))
     lst = s.server.listen(80)
     c = s.client.connect(SERVER_IP, 80, now=0.0)
     s.drop_next(is_pure_ack, 1, src=CLIENT_IP)
@@ -201,7 +201,7 @@ def test_c9_c18_lost_final_ack_first_data_completes_handshake() -> None:
     """C9, C18: the final ACK is lost, but the client's first data segment (sent at
     0.5 s, before the server's SYN-ACK RTO at 1.05 s) carries the same ACK: it
     moves the server to ESTABLISHED at 0.55 s and its bytes are accepted."""
-    s = Scenario(6, config=TcpConfig(msl=MSL))
+    s = Scenario(6, config=TcpConfig.classic(msl=MSL))
     lst = s.server.listen(80)
     c = s.client.connect(SERVER_IP, 80, now=0.0)
     s.drop_next(is_pure_ack, 1, src=CLIENT_IP)
@@ -225,7 +225,7 @@ def test_c10_c11_c12_c13_client_initiated_teardown() -> None:
     """C10, C11, C12, C13, active close by the client: ESTABLISHED->FIN-WAIT-1->FIN-WAIT-2->
     TIME-WAIT->CLOSED after exactly 2*MSL; the server ESTABLISHED->CLOSE-WAIT->
     LAST-ACK->CLOSED.  The server app reads the data and EOF, closes later."""
-    s = Scenario(7, config=TcpConfig(msl=MSL))
+    s = Scenario(7, config=TcpConfig.classic(msl=MSL))
     c, srv, _ = open_pair(s)
     got = bytearray()
 
@@ -263,7 +263,7 @@ def test_c10_c11_c12_c13_client_initiated_teardown() -> None:
 def test_c10_c11_c12_c13_server_initiated_teardown() -> None:
     """C10, C11, C12, C13, active close by the server: the server goes FIN-WAIT-1->FIN-WAIT-2->
     TIME-WAIT->CLOSED (2*MSL later), the client CLOSE-WAIT->LAST-ACK->CLOSED."""
-    s = Scenario(8, config=TcpConfig(msl=MSL))
+    s = Scenario(8, config=TcpConfig.classic(msl=MSL))
     c, srv, _ = open_pair(s)
     s.net.call_at(0.2, lambda now: srv.send(b"response " * 200))
     s.net.call_at(0.6, lambda now: srv.shutdown(now))
@@ -292,7 +292,7 @@ def test_c6_c7_c8_simultaneous_open() -> None:
     other at t=0 with fixed ports and no listener; each sees the other's SYN in
     SYN-SENT (-> SYN-RECEIVED at 0.05 s, SYN-ACK sent) and the other's SYN-ACK
     (-> ESTABLISHED at 0.1 s); data then flows both ways, byte-exact."""
-    s = Scenario(9, config=TcpConfig(msl=MSL))
+    s = Scenario(9, config=TcpConfig.classic(msl=MSL))
     a = s.client.connect(SERVER_IP, 6000, now=0.0, local_port=5000)
     b = s.server.connect(CLIENT_IP, 5000, now=0.0, local_port=6000)
     pa = bytes(i % 251 for i in range(20000))
@@ -320,7 +320,7 @@ def test_c10_c13_simultaneous_close() -> None:
     """C10, C13, simultaneous close: both ends shut down at 0.5 s; the FINs cross,
     each end goes FIN-WAIT-1 -> CLOSING (peer's FIN before the ACK of its own) ->
     TIME-WAIT (0.6 s) -> CLOSED after 2*MSL (2.6 s)."""
-    s = Scenario(10, config=TcpConfig(msl=MSL))
+    s = Scenario(10, config=TcpConfig.classic(msl=MSL))
     c, srv, _ = open_pair(s)
 
     def both(now: float) -> None:
@@ -361,7 +361,7 @@ def test_c11_half_close_data_flows_other_way() -> None:
     that FIN does the server start sending 1 MB; the client receives all of it
     while in FIN-WAIT-2, then the server closes (LAST-ACK) and the client ends in
     TIME-WAIT -> CLOSED."""
-    s = Scenario(11, config=TcpConfig(msl=MSL))
+    s = Scenario(11, config=TcpConfig.classic(msl=MSL))
     up = bytes((i * 7) % 256 for i in range(10 * 1024))
     down = bytes((i * 13 + 5) % 256 for i in range(1 << 20))
     eps: list[SendAfterEof] = []
@@ -403,7 +403,7 @@ def test_c17_c10_lost_fin_retransmitted_after_rto() -> None:
     """C17, C10: the client's FIN (sent at 0.6 s) is lost; it is retransmitted
     exactly one RTO (1 s, the RFC 6298 minimum) later at 1.6 s, and the teardown
     completes from there."""
-    s = Scenario(12, config=TcpConfig(msl=MSL))
+    s = Scenario(12, config=TcpConfig.classic(msl=MSL))
     c, srv, _ = open_pair(s)
     s.drop_next(is_fin, 1, src=CLIENT_IP)
     s.net.call_at(0.6, lambda now: c.shutdown(now))
@@ -426,7 +426,7 @@ def test_c13_lost_last_ack_fin_resent_and_time_wait_restarts() -> None:
     LAST-ACK retransmits its FIN at its RTO (2.0 s); the client, still in
     TIME-WAIT, ACKs it again at 2.05 s and restarts 2*MSL, so it closes at 4.05 s
     instead of 3.05 s; the server closes on that ACK at 2.1 s."""
-    s = Scenario(13, config=TcpConfig(msl=MSL))
+    s = Scenario(13, config=TcpConfig.classic(msl=MSL))
     c, srv, _ = open_pair(s)
 
     def server_closes(now: float) -> None:

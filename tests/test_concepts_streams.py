@@ -86,7 +86,7 @@ def test_c4_zero_window_persist_probes_and_resume() -> None:
     backed-off intervals (1.2, 3.2, 7.2, 15.2, 31.2 s: 1, 2, 4, 8, 16 s); every
     data segment stays inside the last advertised window; when the application
     starts reading at 40 s the transfer resumes and completes byte-exact."""
-    cfg = TcpConfig(msl=MSL, mss=1024, rcv_buf=8192)
+    cfg = TcpConfig.classic(msl=MSL, mss=1024, rcv_buf=8192)
     s = Scenario(41, config=cfg)
     s.listen(80, read=False, close_when_done=False)
     data = random.Random(41).randbytes(64 * 1024)
@@ -129,7 +129,7 @@ def test_c4_window_not_multiple_of_mss_is_filled_then_probed() -> None:
     892-byte window).  Within a few seconds the client must fill the receiver's
     buffer to exactly 8192 bytes (RFC 9293 §3.8.6.2.1 rule 4: pushed data is sent
     when the override timeout, 0.1-1 s, expires) and then probe the zero window."""
-    s = Scenario(42, server_config=TcpConfig(msl=MSL, rcv_buf=8192))
+    s = Scenario(42, server_config=TcpConfig.classic(msl=MSL, rcv_buf=8192))
     s.listen(80, read=False, close_when_done=False)
     data = random.Random(42).randbytes(64 * 1024)
     ep = s.connect(80, data)
@@ -150,7 +150,7 @@ def test_c4_record_reader_does_not_deadlock() -> None:
     """C4, C1: the server reads only complete 8192-byte records and its buffer is
     8192 bytes; the client sends 64 KB with MSS 1460.  RFC 9293 forbids the sender
     from holding pushed data indefinitely, so the transfer must complete."""
-    s = Scenario(43, server_config=TcpConfig(msl=MSL, rcv_buf=8192))
+    s = Scenario(43, server_config=TcpConfig.classic(msl=MSL, rcv_buf=8192))
     s.listen(80, factory=lambda conn: RecordReader(conn, b""))
     data = random.Random(43).randbytes(64 * 1024)
     ep = s.connect(80, data)
@@ -163,7 +163,7 @@ def test_c4_resume_after_zero_window_starts_at_snd_una() -> None:
     """C4: the probe byte was refused (the answer acks SND.UNA with window 0), so when
     the window opens the sender resumes at SND.UNA; on a lossless path the receiver
     sees no out-of-order data and the sender no retransmission or window cut."""
-    cfg = TcpConfig(msl=MSL, mss=1024, rcv_buf=8192)
+    cfg = TcpConfig.classic(msl=MSL, mss=1024, rcv_buf=8192)
     s = Scenario(44, config=cfg)
     s.listen(80, read=False, close_when_done=False)
     data = random.Random(44).randbytes(64 * 1024)
@@ -187,7 +187,7 @@ def test_c5_c1_full_duplex_4mb_each_way_with_loss() -> None:
     n = 4 << 20
     rnd = random.Random(51)
     up, down = rnd.randbytes(n), rnd.randbytes(n)
-    s = Scenario(51, path=PathConfig(delay=0.05, loss=0.005), config=TcpConfig(msl=MSL))
+    s = Scenario(51, path=PathConfig(delay=0.05, loss=0.005), config=TcpConfig.classic(msl=MSL))
     s.listen(80, payload=down)
     ep = s.connect(80, up)
     s.run(until=600)
@@ -226,7 +226,7 @@ def test_c16_transfer_across_sequence_wrap_both_directions() -> None:
     n = 1 << 20
     rnd = random.Random(61)
     up, down = rnd.randbytes(n), rnd.randbytes(n)
-    s = Scenario(61, path=PathConfig(delay=0.05, loss=0.02), config=TcpConfig(msl=MSL),
+    s = Scenario(61, path=PathConfig(delay=0.05, loss=0.02), config=TcpConfig.classic(msl=MSL),
                  client_isn=fixed_isn(2**32 - 5000), server_isn=fixed_isn(2**32 - 300))
     s.listen(80, payload=down)
     ep = s.connect(80, up)
@@ -259,7 +259,7 @@ def stale_segment_run(fixed: bool) -> tuple[bytes, bytes, Scenario]:
     connection 2 at 0.74 s, before connection 2 sends its own NEW bytes (0.8 s).
     Returns (what the server application read on connection 2, the NEW bytes, s)."""
     kw = {"client_isn": fixed_isn(1000), "server_isn": fixed_isn(5000)} if fixed else {}
-    s = Scenario(71, config=TcpConfig(msl=MSL), **kw)
+    s = Scenario(71, config=TcpConfig.classic(msl=MSL), **kw)
     lst = s.server.listen(80)
     held: list[bytes] = []
 

@@ -107,7 +107,8 @@ def active(config: TcpConfig | None = None, *, iss: int = ISS, now: float = 0.0)
     events: deque[Event] = deque()
     trace: list[dict[str, Any]] = []
     conn = Connection.open_active(CLIENT_IP, CPORT, SERVER_IP, SPORT, iss=iss, now=now,
-                                  config=config, events=events, tracer=trace.append)
+                                  config=config or TcpConfig.classic(), events=events,
+                                  tracer=trace.append)
     t = Tcb(conn, events, trace)
     t.out(now)
     return t
@@ -132,7 +133,8 @@ def passive(config: TcpConfig | None = None, *, iss: int = ISS, irs: int = IRS,
     events: deque[Event] = deque()
     trace: list[dict[str, Any]] = []
     syn = Segment(CPORT, SPORT, irs, 0, SYN, window, mss=mss)
-    conn = Connection.open_passive(syn, SERVER_IP, CLIENT_IP, iss=iss, now=now, config=config,
+    conn = Connection.open_passive(syn, SERVER_IP, CLIENT_IP, iss=iss, now=now,
+                                   config=config or TcpConfig.classic(),
                                    events=events, tracer=trace.append)
     tcb = Tcb(conn, events, trace)
     out = tcb.out(now)
@@ -157,7 +159,7 @@ def test_active_open_emits_syn_with_mss_c6() -> None:
     """C6, §3.5: CLOSED -> SYN-SENT, <SEQ=ISS><CTL=SYN> with our MSS option (§3.7.1)."""
     events: deque[Event] = deque()
     conn = Connection.open_active(CLIENT_IP, CPORT, SERVER_IP, SPORT, iss=ISS, now=0.0,
-                                  events=events)
+                                  events=events, config=TcpConfig.classic())
     assert conn.state is S.SYN_SENT
     out = conn.segments_to_send(0.0)
     assert out == [Segment(CPORT, SPORT, ISS, 0, SYN, 65535, mss=1460)]
@@ -169,7 +171,7 @@ def test_active_open_emits_syn_with_mss_c6() -> None:
 
 
 def test_syn_mss_option_follows_config() -> None:
-    tcb = active(TcpConfig(mss=536, rcv_buf=30000))
+    tcb = active(TcpConfig.classic(mss=536, rcv_buf=30000))
     tcb.conn.handle_timer(1.0)
     assert tcb.out(1.0) == [tcb.ours(ISS, 0, SYN, 30000, mss=536)]
 
@@ -227,7 +229,7 @@ def test_passive_final_ack_establishes_c9() -> None:
 
 def test_passive_synack_retransmitted_then_freed_c27() -> None:
     """C27: no final ACK: the SYN-ACK is resent a bounded number of times, then state freed."""
-    tcb, synack = passive(TcpConfig(synack_retries=2))
+    tcb, synack = passive(TcpConfig.classic(synack_retries=2))
     sent = tcb.run_timers(100.0)
     assert sent == [(1.0, synack), (3.0, synack)]
     assert tcb.state is S.CLOSED
@@ -340,7 +342,7 @@ def test_partially_old_segment_delivers_only_new_bytes_c14() -> None:
 
 def test_data_beyond_window_trimmed() -> None:
     """§3.10.7.4: only the part inside RCV.WND is kept."""
-    tcb = established(TcpConfig(rcv_buf=1000))
+    tcb = established(TcpConfig.classic(rcv_buf=1000))
     data = bytes(range(256)) * 6  # 1536 bytes, window 1000
     tcb.feed(tcb.peer(IRS + 1, ISS + 1, payload=data), 0.1)
     assert tcb.conn.rcv_nxt == IRS + 1 + 1000
@@ -351,7 +353,7 @@ def test_data_beyond_window_trimmed() -> None:
 
 
 def test_segment_wholly_beyond_window_not_accepted() -> None:
-    tcb = established(TcpConfig(rcv_buf=1000))
+    tcb = established(TcpConfig.classic(rcv_buf=1000))
     out = tcb.feed(tcb.peer(IRS + 1001, ISS + 1, payload=b"z" * 100), 0.1)
     assert out == [tcb.ours(ISS + 1, IRS + 1, window=1000)]
     assert tcb.conn.stats["unacceptable_in"] == 1
@@ -363,7 +365,7 @@ def test_segment_wholly_beyond_window_not_accepted() -> None:
 
 def test_zero_window_refuses_data_but_processes_ack_c4() -> None:
     """§3.10.7.4: RCV.WND = 0: no data accepted, but the ACK field is still processed."""
-    tcb = established(TcpConfig(rcv_buf=1000))
+    tcb = established(TcpConfig.classic(rcv_buf=1000))
     tcb.conn.send(b"q" * 100)
     assert [len(s.payload) for s in tcb.out(0.0)] == [100]
     tcb.feed(tcb.peer(IRS + 1, ISS + 1, payload=b"a" * 1000), 0.1)  # fills the window
@@ -453,7 +455,7 @@ def test_syn_in_established_gets_challenge_ack(seq_no: int) -> None:
 
 def test_challenge_acks_rate_limited_per_second() -> None:
     """RFC 5961 §7: at most challenge_ack_limit challenge ACKs per second."""
-    tcb = established(TcpConfig(challenge_ack_limit=4))
+    tcb = established(TcpConfig.classic(challenge_ack_limit=4))
     rst = tcb.peer(IRS + 100, 0, RST, 0)
     first = [len(tcb.feed(rst, 1.0 + i * 0.01)) for i in range(10)]
     assert first == [1] * 4 + [0] * 6
@@ -486,7 +488,7 @@ def test_out_of_window_syn_challenge_acks_are_rate_limited() -> None:
 def test_out_of_window_pure_acks_answered_rate_limited() -> None:
     """§3.10.7.4 answers an unacceptable segment with an ACK; for pure ACKs at most one per
     oow_ack_interval (as Linux), so two confused ends cannot ACK each other forever (C20)."""
-    tcb = established(TcpConfig(oow_ack_interval=0.5))
+    tcb = established(TcpConfig.classic(oow_ack_interval=0.5))
     stale = tcb.peer(IRS + 100_000, ISS + 1)
     replies = [len(tcb.feed(stale, 2.0 + i / 100)) for i in range(60)]
     assert replies[0] == 1
@@ -574,7 +576,7 @@ def test_syn_retransmitted_with_doubling_rto_then_etimedout_c17() -> None:
 
 
 def test_syn_retries_config() -> None:
-    tcb = active(TcpConfig(syn_retries=2))
+    tcb = active(TcpConfig.classic(syn_retries=2))
     assert [t for t, _ in tcb.run_timers(100.0)] == [1.0, 3.0]
     assert tcb.state is S.CLOSED
     assert [e.errno for e in tcb.of(ConnectionFailed)] == [errno.ETIMEDOUT]
@@ -615,7 +617,7 @@ def test_data_retransmitted_after_rto_karn_c18() -> None:
 
 def test_rto_from_a_clean_sample_c2() -> None:
     """C2, RFC 6298 §2.3: a clean data sample updates SRTT/RTTVAR and the armed RTO."""
-    cfg = TcpConfig(rto_min=0.1, rto_initial=1.0)
+    cfg = TcpConfig.classic(rto_min=0.1, rto_initial=1.0)
     tcb = established(cfg, t_synack=0.25)
     rtt = tcb.conn.rtt
     assert (rtt.srtt, rtt.rttvar, rtt.rto) == (0.25, 0.125, 0.75)
@@ -643,7 +645,7 @@ def test_rto_restarted_by_partial_ack() -> None:
 
 def test_data_retransmission_gives_up_etimedout() -> None:
     """C3, §3.8.3 R2: after max_retransmits the connection fails with ETIMEDOUT."""
-    tcb = established(TcpConfig(max_retransmits=3))
+    tcb = established(TcpConfig.classic(max_retransmits=3))
     tcb.conn.send(b"w" * 10)
     tcb.out(0.0)
     sent = tcb.run_timers(1000.0)
@@ -736,7 +738,7 @@ def test_fin_follows_queued_data() -> None:
 
 def test_time_wait_lasts_2msl_c13() -> None:
     """C13: FIN in FIN-WAIT-2 -> TIME-WAIT, ACK it, wait exactly 2*MSL, then CLOSED."""
-    tcb = established(TcpConfig(msl=5.0))
+    tcb = established(TcpConfig.classic(msl=5.0))
     tcb.conn.shutdown(1.0)
     tcb.out(1.0)
     tcb.feed(tcb.peer(IRS + 1, ISS + 2), 1.1)
@@ -767,7 +769,7 @@ def test_time_wait_default_msl_is_30s() -> None:
 
 def test_time_wait_retransmitted_fin_reacked_and_timer_restarted_c13() -> None:
     """C13: the last ACK may be lost; the peer's FIN again -> ACK again, 2*MSL from now."""
-    tcb = established(TcpConfig(msl=5.0))
+    tcb = established(TcpConfig.classic(msl=5.0))
     tcb.conn.shutdown(1.0)
     tcb.out(1.0)
     tcb.feed(tcb.peer(IRS + 1, ISS + 2), 1.1)
@@ -819,7 +821,7 @@ def test_retransmitted_fin_in_close_wait_is_acked_again() -> None:
 
 def test_simultaneous_close_closing_then_time_wait() -> None:
     """§3.6 figure 13: the peer's FIN crosses ours -> CLOSING; the ACK of ours -> TIME-WAIT."""
-    tcb = established(TcpConfig(msl=1.0))
+    tcb = established(TcpConfig.classic(msl=1.0))
     tcb.conn.shutdown(1.0)
     assert tcb.out(1.0) == [tcb.ours(ISS + 1, IRS + 1, FIN | ACK)]
     out = tcb.feed(tcb.peer(IRS + 1, ISS + 1, FIN | ACK), 1.1)
@@ -869,7 +871,7 @@ def test_data_after_close_answered_with_rst_c24() -> None:
 
 
 def test_orphaned_fin_wait_2_times_out() -> None:
-    tcb = established(TcpConfig(fin_wait_2_timeout=10.0))
+    tcb = established(TcpConfig.classic(fin_wait_2_timeout=10.0))
     tcb.conn.close(1.0)
     tcb.out(1.0)
     tcb.feed(tcb.peer(IRS + 1, ISS + 2), 2.0)
@@ -954,7 +956,7 @@ def test_peer_window_limits_each_flight_exactly_c4() -> None:
 
 def test_zero_window_persist_probes_with_backoff_c4() -> None:
     """§3.8.6.1: zero window -> one-byte probes at SND.UNA, RTO doubling; never giving up."""
-    tcb = established(TcpConfig(max_retransmits=3), window=0)
+    tcb = established(TcpConfig.classic(max_retransmits=3), window=0)
     tcb.conn.send(b"P" * 3000)
     assert tcb.out(0.0) == []
     probe = tcb.ours(ISS + 1, IRS + 1, payload=b"P")
@@ -1014,7 +1016,7 @@ def test_small_usable_window_is_eventually_used_c4() -> None:
 
 def test_receiver_window_is_free_buffer_space_c4() -> None:
     """C4: the advertised window is the free receive buffer and shrinks as data waits unread."""
-    tcb = established(TcpConfig(rcv_buf=4000, delayed_ack=0))
+    tcb = established(TcpConfig.classic(rcv_buf=4000, delayed_ack=0))
     windows = []
     for i in range(4):
         out = tcb.feed(tcb.peer(IRS + 1 + 1000 * i, ISS + 1, payload=b"r" * 1000), 0.1 + i)
@@ -1036,7 +1038,7 @@ def test_receiver_window_is_free_buffer_space_c4() -> None:
                 min_size=1, max_size=40))
 def test_receiver_right_edge_never_moves_left_c4(ops: list[tuple[str, int]]) -> None:
     """§3.8.6.2.2: ack + window never decreases, and window <= free buffer space."""
-    cfg = TcpConfig(rcv_buf=6000, delayed_ack=0)
+    cfg = TcpConfig.classic(rcv_buf=6000, delayed_ack=0)
     tcb = established(cfg)
     conn = tcb.conn
     sent = 0  # bytes of the peer's stream sent in order so far
@@ -1071,10 +1073,10 @@ def test_delayed_ack_for_a_single_full_segment() -> None:
 
 
 def test_delayed_ack_config() -> None:
-    tcb = established(TcpConfig(delayed_ack=0.04))
+    tcb = established(TcpConfig.classic(delayed_ack=0.04))
     tcb.feed(tcb.peer(IRS + 1, ISS + 1, payload=b"f"), 1.0)
     assert tcb.conn.next_timer() == 1.04
-    tcb2 = established(TcpConfig(delayed_ack=0))
+    tcb2 = established(TcpConfig.classic(delayed_ack=0))
     assert tcb2.feed(tcb2.peer(IRS + 1, ISS + 1, payload=b"f"), 1.0) == \
         [tcb2.ours(ISS + 1, IRS + 2, window=WIN - 1)]
 
@@ -1189,7 +1191,7 @@ def test_crafted_peer_across_wrap_c16() -> None:
 @pytest.mark.parametrize("changes", [
     {"mss": 87}, {"mss": 65496}, {"mss": 0},
     {"max_segment_payload": 1000}, {"max_segment_payload": 65536},
-    {"rcv_buf": 0}, {"snd_buf": 0}, {"rcv_buf": 65536},
+    {"rcv_buf": 0}, {"snd_buf": 0}, {"rcv_buf": 65536, "window_scaling": False}, {"rcv_buf": (65535 << 14) + 1},
     {"rto_min": 0.0}, {"rto_min": 2.0}, {"rto_initial": 61.0}, {"rto_max": 0.5},
     {"syn_retries": -1}, {"synack_retries": -1}, {"max_retransmits": -1},
     {"challenge_ack_limit": -1}, {"oow_ack_interval": -0.1},
@@ -1200,7 +1202,7 @@ def test_config_rejects_bad_values(changes: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         TcpConfig(**changes)
     with pytest.raises(ValueError):
-        TcpConfig().replace(**changes)
+        TcpConfig.classic().replace(**changes)
 
 
 @pytest.mark.parametrize("changes", [
@@ -1215,7 +1217,7 @@ def test_config_accepts_boundary_values(changes: dict[str, Any]) -> None:
 
 
 def test_config_is_frozen_and_replace_copies() -> None:
-    cfg = TcpConfig()
+    cfg = TcpConfig.classic()
     with pytest.raises(AttributeError):
         cfg.mss = 1000  # type: ignore[misc]
     other = cfg.replace(mss=1000)
@@ -1225,4 +1227,4 @@ def test_config_is_frozen_and_replace_copies() -> None:
 def test_unknown_congestion_control_rejected() -> None:
     with pytest.raises(ValueError, match="unknown congestion control"):
         Connection.open_active(CLIENT_IP, CPORT, SERVER_IP, SPORT, iss=ISS, now=0.0,
-                               config=TcpConfig(congestion_control="nope"))
+                               config=TcpConfig.classic(congestion_control="nope"))

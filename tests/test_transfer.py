@@ -6,6 +6,7 @@ import random
 
 from synack.scenario import Scenario
 from synack.sim import PathConfig
+from synack.tcp.config import TcpConfig
 
 
 def test_c1_c4_ten_megabytes_over_100mbit_50ms_is_window_limited() -> None:
@@ -13,7 +14,8 @@ def test_c1_c4_ten_megabytes_over_100mbit_50ms_is_window_limited() -> None:
     sender can never have more than 65535 bytes unacknowledged (C4), so the transfer
     cannot beat 65535 bytes per RTT, and it gets close to that bound."""
     data = random.Random(1).randbytes(10_000_000)
-    sc = Scenario(1, path=PathConfig(delay=0.025, rate_bps=100e6, queue_bytes=1_000_000))
+    sc = Scenario(1, path=PathConfig(delay=0.025, rate_bps=100e6, queue_bytes=1_000_000),
+                  config=TcpConfig.classic())
     sc.listen(80, send_after_eof=True)
     ep = sc.connect(80, data)
     sc.run(stop=lambda: bool(sc.server_endpoints) and sc.server_endpoint.eof, until=600)
@@ -42,7 +44,7 @@ def test_segments_larger_than_mss_out_and_in_for_offload_links() -> None:
     from synack.tcp.config import TcpConfig
 
     sc = Scenario(2, path=PathConfig(delay=0.01))
-    big = Stack("10.0.0.1", max_segment_payload=65535, config=TcpConfig())
+    big = Stack("10.0.0.1", max_segment_payload=65535, config=TcpConfig.classic())
     assert big.config.max_segment_payload == 65535
     sc.client.config = big.config
     data = random.Random(2).randbytes(500_000)

@@ -29,8 +29,11 @@ SRC = ip_to_bytes("192.0.2.1")
 DST = ip_to_bytes("198.51.100.2")
 
 
-@given(ADDR, ADDR, st.integers(0, 255), st.binary(max_size=300), st.integers(1, 255),
-       st.integers(0, 0xFFFF), st.integers(0, 255), st.booleans())
+# Protocol 2 (IGMP) is left out: scapy's IGMP layer adds a Router Alert IP option
+# when it rebuilds the packet (RFC 2236), so its recomputed checksum covers a
+# different header.
+@given(ADDR, ADDR, st.integers(0, 255).filter(lambda p: p != 2), st.binary(max_size=300),
+       st.integers(1, 255), st.integers(0, 0xFFFF), st.integers(0, 255), st.booleans())
 @settings(max_examples=150)
 def test_build_matches_scapy(src: bytes, dst: bytes, proto: int, payload: bytes, ttl: int,
                              ident: int, tos: int, df: bool) -> None:

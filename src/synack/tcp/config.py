@@ -21,8 +21,8 @@ class TcpConfig:
     #: link with segmentation offload sets this up to 65535 (the link splits).
     max_segment_payload: int | None = None
     #: Receive and send buffer sizes (C4: the receive window is the free receive space).
-    rcv_buf: int = 65535
-    snd_buf: int = 262144
+    rcv_buf: int = 1 << 20
+    snd_buf: int = 1 << 20
     #: RFC 6298: initial RTO 1 s, lower bound 1 s, upper bound at least 60 s.
     rto_initial: float = 1.0
     rto_min: float = 1.0
@@ -38,7 +38,7 @@ class TcpConfig:
     #: Delayed ACK timeout (RFC 9293 §3.8.6.3: under 0.5 s); 0 disables delayed ACKs.
     delayed_ack: float = 0.2
     #: Nagle's algorithm off (TCP_NODELAY) when True (RFC 9293 §3.7.4).
-    nodelay: bool = True
+    nodelay: bool = False
     #: RFC 5961 §7: challenge ACKs allowed per connection per second.
     challenge_ack_limit: int = 10
     #: Minimum spacing of ACKs sent in reply to out-of-window pure ACKs (Linux
@@ -49,11 +49,11 @@ class TcpConfig:
     #: Congestion control algorithm, by registered name ("newreno", "cubic").
     congestion_control: str = "newreno"
     #: RFC 7323 §2 window scaling: offered on SYN; the shift comes from rcv_buf.
-    window_scaling: bool = False
+    window_scaling: bool = True
     #: RFC 7323 §3-5 timestamps: RTT measurement and PAWS.
-    timestamps: bool = False
+    timestamps: bool = True
     #: RFC 2018 selective acknowledgements (and RFC 2883 D-SACK, RFC 6675 recovery).
-    sack: bool = False
+    sack: bool = True
     #: RFC 8985 RACK loss detection and tail loss probes (used when SACK is on).
     rack: bool = True
     tlp: bool = True
@@ -98,6 +98,18 @@ class TcpConfig:
             raise ValueError("delayed_ack must be under 0.5 s (RFC 9293 §3.8.6.3)")
         if self.initial_window < 1:
             raise ValueError("initial_window must be >= 1")
+
+    @classmethod
+    def classic(cls, **changes: object) -> TcpConfig:
+        """The RFC 9293 baseline: only the MSS option (no window scaling, timestamps
+        or SACK), a 64 KiB receive buffer and no Nagle delay.  Segment-by-segment
+        behaviour is then exactly the textbook one: for teaching, and for tests
+        that pin exact windows and timings."""
+        base: dict[str, object] = {"window_scaling": False, "timestamps": False,
+                                   "sack": False, "rcv_buf": 65535, "snd_buf": 262144,
+                                   "nodelay": True}
+        base.update(changes)
+        return cls(**base)  # type: ignore[arg-type]
 
     def replace(self, **changes: object) -> TcpConfig:
         """A copy with some fields changed (validated again)."""
