@@ -1191,7 +1191,8 @@ def test_crafted_peer_across_wrap_c16() -> None:
 @pytest.mark.parametrize("changes", [
     {"mss": 87}, {"mss": 65496}, {"mss": 0},
     {"max_segment_payload": 1000}, {"max_segment_payload": 65536},
-    {"rcv_buf": 0}, {"snd_buf": 0}, {"rcv_buf": 65536, "window_scaling": False}, {"rcv_buf": (65535 << 14) + 1},
+    {"rcv_buf": 0}, {"snd_buf": 0}, {"rcv_buf": 65536, "window_scaling": False},
+    {"rcv_buf": (65535 << 14) + 1},
     {"rto_min": 0.0}, {"rto_min": 2.0}, {"rto_initial": 61.0}, {"rto_max": 0.5},
     {"syn_retries": -1}, {"synack_retries": -1}, {"max_retransmits": -1},
     {"challenge_ack_limit": -1}, {"oow_ack_interval": -0.1},
