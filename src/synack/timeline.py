@@ -125,9 +125,22 @@ class Timeline:
         if flags & ACK:
             parts.append(f"ack={ack}")
         parts.append(f"len={r['len']}")
-        parts.append(f"win={r['win']}")
+        parts.append(f"win={r.get('wnd', r['win'])}")
+        opts = []
         if r.get("mss"):
-            parts.append(f"<mss {r['mss']}>")
+            opts.append(f"mss {r['mss']}")
+        if r.get("sack_permitted"):
+            opts.append("sackOK")
+        if r.get("tsval") is not None and (flags & SYN or self.verbose):
+            opts.append(f"TS val {r['tsval']} ecr {r['tsecr']}")
+        if r.get("wscale") is not None:
+            opts.append(f"wscale {r['wscale']}")
+        for left, right in r.get("sack") or ():
+            if not self.absolute and irs is not None:
+                left, right = (left - irs) & 0xFFFFFFFF, (right - irs) & 0xFFFFFFFF
+            opts.append(f"sack {left}-{right}")
+        if opts:
+            parts.append("<" + ",".join(opts) + ">")
         why = r.get("why") or ""
         concept, meaning = self._segment_meaning(r, name)
         text = " ".join(parts)
@@ -163,6 +176,8 @@ class Timeline:
             return ("C18", "") if retrans else ("C1", "")
         if r["win"] == 0:
             return "C4", "ACK advertising a zero window"
+        if r.get("sack"):
+            return "C14", "duplicate ACK: SACK blocks name what arrived past the hole"
         rel_seq = r["seq"] - (self._isn.get(name, (0, 0))[0] or 0)
         rel_ack = r["ack"] - (self._isn.get(name, (0, 0))[1] or 0)
         if why.startswith("challenge"):

@@ -1466,6 +1466,9 @@ class Connection:
             "seq": seg.seq, "ack": seg.ack, "len": len(seg.payload), "win": seg.window,
             "mss": seg.mss, "why": why, "state": self.state.value, "iss": self.iss,
             "irs": self.irs}
+        shift = 0 if seg.flags & SYN else (self.rcv_wscale if direction == "out"
+                                             else self.snd_wscale)
+        rec["wnd"] = seg.window << shift  # the window in bytes (RFC 7323 §2.3)
         if seg.sack_blocks:
             rec["sack"] = [list(b) for b in seg.sack_blocks]
         if seg.tsval is not None:
