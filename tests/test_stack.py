@@ -171,7 +171,7 @@ def test_accept_backlog_full_holds_handshakes_until_accepted() -> None:
 
 
 def test_half_open_limit_drops_syns_with_a_counted_reason() -> None:
-    st = Stack("10.0.0.2", max_half_open=3)
+    st = Stack("10.0.0.2", max_half_open=3, syncookies=False)
     st.listen(80)
     for i in range(5):
         syn = Segment(40000 + i, 80, 1000 * i, 0, SYN, 65535, mss=1460)
@@ -215,3 +215,55 @@ def test_time_wait_tuple_reused_by_a_newer_syn() -> None:
     assert second.error is None and second.conn.state is State.CLOSE_WAIT  # server sent, closed
     assert bytes(second.received) == b"one"
     assert sc.server.find(CLIENT_IP, 45000, 80) is not srv
+
+
+def test_syn_cookies_when_half_open_table_is_full() -> None:
+    """RFC 4987 §3.6: past the half-open limit SYNs get cookie SYN-ACKs and no state;
+    the client's ACK returning the cookie rebuilds the connection (C7, C9), with the
+    options carried in the timestamp; a forged cookie ACK is refused with RST."""
+    sc = Scenario(11, path=PathConfig(delay=0.01))
+    sc.server.max_half_open = 0  # every SYN is answered with a cookie
+    lst = sc.server.listen(80)
+    ep = sc.connect(80, b"hello through a cookie", close_when_done=False)
+    sc.run(until=0.1)
+    assert sc.server.stats["syncookies_sent"] == 1
+    assert sc.server.stats["syncookies_validated"] == 1
+    conn = lst.accept()
+    assert conn is not None and conn.state is State.ESTABLISHED
+    assert conn.recv() == b"hello through a cookie"
+    assert conn.sack_ok and conn.ts_ok and conn.ws_ok  # came back in TSecr
+    assert conn.peer_mss == 1460 and ep.conn.state is State.ESTABLISHED
+    # A forged ACK with a guessed cookie is rejected with RST, and no state is made.
+    forged = Segment(41000, 80, 12345, 0xDEADBEEF, ACK, 1000)
+    sc.server.receive_packet(encode_ipv4_tcp(C, S, forged), sc.now)
+    replies = [decode_ipv4_tcp(p)[2] for p in sc.server.packets_to_send(sc.now)]
+    assert [r.flags for r in replies if r.dst_port == 41000] == [RST]
+    assert sc.server.stats["syncookies_rejected"] == 1
+    assert len(sc.server.connections) == 1
+
+
+def test_connection_table_limit_is_a_clear_error_and_a_counted_drop() -> None:
+    st = Stack("10.0.0.1", max_connections=2)
+    st.connect("10.0.0.2", 80, now=0.0)
+    st.connect("10.0.0.2", 80, now=0.0)
+    with pytest.raises(OSError) as exc:
+        st.connect("10.0.0.2", 80, now=0.0)
+    assert exc.value.errno == errno.ENOBUFS
+    st.listen(80)
+    st.receive_packet(encode_ipv4_tcp(S, C, Segment(40000, 80, 1, 0, SYN, 100)), 0.0)
+    assert st.stats["drop_connection_table_full"] == 1
+
+
+def test_time_wait_table_recycles_the_oldest_entry() -> None:
+    """Bounded TIME-WAIT (C13): past max_time_wait the oldest entry is recycled."""
+    sc = Scenario(12, path=PathConfig(delay=0.01), config=TcpConfig(msl=100.0))
+    sc.client.max_time_wait = 3
+    sc.listen(80, send_after_eof=True)
+    eps = []
+    for _ in range(5):
+        eps.append(sc.connect(80, b"x"))
+        sc.run_for(1.0)
+    tw = [e for e in eps if e.conn.state is State.TIME_WAIT]
+    assert len(tw) == 3 and tw == eps[2:]
+    assert sc.client.stats["time_wait_recycled"] == 2
+    assert all(e.conn.state is State.CLOSED for e in eps[:2])

@@ -19,8 +19,10 @@ from collections import Counter, deque
 from collections.abc import Iterator
 from typing import Any
 
+from .tcp import cookies
 from .tcp.config import TcpConfig
 from .tcp.connection import Connection, Tracer
+from .tcp.cookies import SynCookies
 from .tcp.events import Event
 from .tcp.isn import IsnSource, Rfc6528Isn
 from .tcp.states import SYNCHRONIZED, State
@@ -38,7 +40,8 @@ Key = tuple[bytes, int, int]  # (remote ip, remote port, local port)
 class Listener:
     """A passive open on one port with a bounded accept queue (the backlog)."""
 
-    __slots__ = ("_stack", "accept_queue", "backlog", "closed", "config", "half_open", "port")
+    __slots__ = ("_stack", "accept_queue", "backlog", "closed", "config", "half_open",
+                 "last_cookie", "port")
 
     def __init__(self, stack: Stack, port: int, backlog: int, config: TcpConfig) -> None:
         self._stack = stack
@@ -48,6 +51,7 @@ class Listener:
         self.accept_queue: deque[Connection] = deque()
         self.half_open = 0
         self.closed = False
+        self.last_cookie: float | None = None  # when this listener last sent a SYN cookie
 
     def accept(self) -> Connection | None:
         """The oldest fully established connection, or None if none is waiting."""
@@ -75,6 +79,9 @@ class Stack:
         seed: int | None = None,
         tracer: Tracer | None = None,
         max_half_open: int = 256,
+        syncookies: bool = True,
+        max_connections: int = 65536,
+        max_time_wait: int = 16384,
         answer_ping: bool = True,
         icmp_errors_per_second: float = 100.0,
         mtu: int | None = None,
@@ -99,6 +106,11 @@ class Stack:
         self._rng = random.Random(seed)
         self.tracer = tracer
         self.max_half_open = max_half_open
+        self.syncookies = syncookies
+        self.max_connections = max_connections
+        self.max_time_wait = max_time_wait
+        self._cookies = SynCookies(None if isn_secret is None else isn_secret[::-1] + b"cookie")
+        self._time_wait: dict[Connection, None] = {}  # insertion order = age
         self.answer_ping = answer_ping
         self._icmp_rate = icmp_errors_per_second
         self._icmp_tokens = icmp_errors_per_second
@@ -132,6 +144,8 @@ class Stack:
         """Active OPEN to ``remote:port``: returns a connection in SYN-SENT (C6)."""
         rip = ip_to_bytes(remote) if isinstance(remote, str) else bytes(remote)
         _check_port(port)
+        if len(self._conns) >= self.max_connections:
+            raise OSError(errno.ENOBUFS, f"connection table full ({self.max_connections})")
         if local_port is None:
             local_port = self._ephemeral_port(rip, port)
         else:
@@ -281,13 +295,21 @@ class Stack:
             self._count_drop(now, "rst_to_listener")
             return
         if flags & ACK:
+            if flags & SYN == 0 and self._cookie_ack(lst, src, seg, now):
+                return
             self._send_rst_for(src, seg, now, "ACK to a listener with no such connection")
             return
         if not flags & SYN:
             self._count_drop(now, "no_syn_to_listener")
             return
+        if len(self._conns) >= self.max_connections:
+            self._count_drop(now, "connection_table_full")
+            return
         if lst.half_open >= self.max_half_open:
-            self._count_drop(now, "syn_backlog_full")
+            if self.syncookies:
+                self._send_cookie(lst, src, seg, now)
+            else:
+                self._count_drop(now, "syn_backlog_full")
             return
         iss = self._isn(self.address, seg.dst_port, src, seg.src_port, now)
         conn = Connection.open_passive(seg, self.address, src, iss=iss, now=now,
@@ -297,6 +319,50 @@ class Stack:
         self._embryonic[conn] = lst
         lst.half_open += 1
         self._dirty[conn] = None
+
+    def _send_cookie(self, lst: Listener, src: bytes, syn: Segment, now: float) -> None:
+        """Half-open table full: answer with a SYN cookie and keep nothing (RFC 4987)."""
+        cfg = lst.config
+        cookie, mss = self._cookies.make(self.address, syn.dst_port, src, syn.src_port,
+                                         syn.seq, syn.mss or 536, now)
+        probe = Connection.open_passive(syn, self.address, src, iss=cookie, now=now,
+                                        config=cfg)
+        (synack,) = probe.segments_to_send(now)
+        synack.mss = min(synack.mss or mss, cfg.mss)
+        if synack.tsval is not None:  # options that the ISN cannot carry ride in TSval
+            bits = cookies.encode_options(probe.snd_wscale if probe.ws_ok else None,
+                                          probe.sack_ok, probe.ecn_ok)
+            synack.tsval = (synack.tsval & ~cookies.TS_MASK) | bits
+        lst.last_cookie = now
+        self.stats["syncookies_sent"] += 1
+        self._out.append(encode_ipv4_tcp(self.address, src, synack))
+
+    def _cookie_ack(self, lst: Listener, src: bytes, seg: Segment, now: float) -> bool:
+        """An ACK to a listener that may return a cookie we sent (RFC 4987 §3.6)."""
+        if lst.last_cookie is None or now - lst.last_cookie > 2 * cookies.PERIOD:
+            return False
+        client_isn = (seg.seq - 1) & 0xFFFFFFFF
+        cookie = (seg.ack - 1) & 0xFFFFFFFF
+        mss = self._cookies.check(self.address, seg.dst_port, src, seg.src_port, client_isn,
+                                  cookie, now)
+        if mss is None:
+            self.stats["syncookies_rejected"] += 1
+            return False
+        if len(lst.accept_queue) >= lst.backlog or len(self._conns) >= self.max_connections:
+            self._count_drop(now, "accept_queue_full")
+            return True
+        wscale, sack, ecn = (cookies.decode_options(seg.tsecr & cookies.TS_MASK)
+                             if seg.tsecr else (None, False, False))
+        conn = Connection.from_cookie(seg, self.address, src, iss=cookie, mss=mss,
+                                      wscale=wscale, sack=sack, ecn=ecn, now=now,
+                                      config=lst.config, events=self._events,
+                                      tracer=self.tracer, wake=self._wake)
+        self.stats["syncookies_validated"] += 1
+        self._conns[(src, seg.src_port, seg.dst_port)] = conn
+        lst.accept_queue.append(conn)
+        conn.receive(seg, now)
+        self._dirty[conn] = None
+        return True
 
     def _reset_stranger(self, src: bytes, seg: Segment, now: float) -> None:
         """RFC 9293 §3.10.7.1: no connection and no listener (C21, C24)."""
@@ -364,6 +430,15 @@ class Stack:
         if st is State.CLOSED:
             self._remove(conn)
             return
+        if st is State.TIME_WAIT and conn not in self._time_wait:
+            self._time_wait[conn] = None
+            if len(self._time_wait) > self.max_time_wait:
+                # Too many TIME-WAIT entries: recycle the oldest (as Linux does when
+                # tcp_max_tw_buckets is reached), counted.
+                oldest = next(iter(self._time_wait))
+                self.stats["time_wait_recycled"] += 1
+                self._remove(oldest)
+                oldest.abort(why="TIME-WAIT table full: oldest entry recycled")
         t = conn.next_timer()
         if t is not None and self._deadline.get(conn) != t:
             self._deadline[conn] = t
@@ -372,6 +447,7 @@ class Stack:
             self._deadline.pop(conn, None)
 
     def _remove(self, conn: Connection) -> None:
+        self._time_wait.pop(conn, None)
         key = (conn.remote_ip, conn.remote_port, conn.local_port)
         if self._conns.get(key) is conn:
             del self._conns[key]

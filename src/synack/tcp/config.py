@@ -65,6 +65,9 @@ class TcpConfig:
     keepalive_idle: float = 7200.0
     keepalive_interval: float = 75.0
     keepalive_count: int = 9
+    #: Out-of-order queue bound: separate blocks (holes) held at most; a segment that
+    #: would open one more is dropped and counted.  Bytes are bounded by the window.
+    max_ooo_blocks: int = 64
     #: Minimum RTO used by the persist timer and TLP computations (seconds).
     tlp_min: float = 0.01
 
@@ -96,6 +99,8 @@ class TcpConfig:
             raise ValueError("times must be >= 0")
         if self.delayed_ack >= 0.5:
             raise ValueError("delayed_ack must be under 0.5 s (RFC 9293 §3.8.6.3)")
+        if self.max_ooo_blocks < 1:
+            raise ValueError("max_ooo_blocks must be >= 1")
         if self.initial_window < 1:
             raise ValueError("initial_window must be >= 1")
 

@@ -220,7 +220,8 @@ class Connection:
              "dup_segs_in", "ooo_segs_in", "unacceptable_in", "challenge_acks",
              "challenge_acks_suppressed", "oow_acks_suppressed", "probes", "icmp_errors",
              "paws_drops", "sack_blocks_in", "dsacks_in", "lost_segments", "rack_losses",
-             "tlp_probes", "ecn_ce_in", "ecn_reductions", "keepalives"), 0)
+             "tlp_probes", "ecn_ce_in", "ecn_reductions", "keepalives",
+             "ooo_block_limit_drops"), 0)
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -246,6 +247,38 @@ class Connection:
         conn.state = State.LISTEN  # the listener's state, which this TCB leaves at once
         conn._set_state(S_SYN_RECEIVED, now)
         conn._send_syn(now, retransmit=False)
+        return conn
+
+    @classmethod
+    def from_cookie(cls, ack: Segment, local_ip: bytes, remote_ip: bytes, *, iss: int,
+                    mss: int, wscale: int | None, sack: bool, ecn: bool, now: float,
+                    **kw: Any) -> Connection:
+        """Rebuild a connection from the ACK that returned a valid SYN cookie
+        (RFC 4987 §3.6): LISTEN -> SYN-RECEIVED -> ESTABLISHED at once (C7, C9).
+
+        ``mss``, ``wscale``, ``sack`` and ``ecn`` are what the cookie encoded of
+        the client's SYN.  The ACK itself (and any data on it) should then be
+        given to :meth:`receive`.
+        """
+        conn = cls(local_ip, ack.dst_port, remote_ip, ack.src_port, iss=iss, **kw)
+        cfg = conn.config
+        conn.passive = True
+        conn._now = now
+        conn._trace(now, "open", mode="syncookie", iss=conn.iss, irs=(ack.seq - 1) & MASK)
+        syn = Segment(ack.src_port, ack.dst_port, (ack.seq - 1) & MASK, 0,
+                      SYN | (ECE | CWR if ecn else 0), ack.window, mss=mss, wscale=wscale,
+                      sack_permitted=sack,
+                      tsval=ack.tsval if ack.tsecr else None, tsecr=None)
+        conn._accept_peer_syn(syn, now)
+        conn.snd_wnd = ack.window << conn.snd_wscale
+        conn._max_snd_wnd = conn.snd_wnd
+        conn._radv = 1 + min(cfg.rcv_buf, 65535)  # what our SYN-ACK offered
+        conn._una = conn._max = 1
+        conn.state = State.LISTEN
+        conn._set_state(S_SYN_RECEIVED, now)
+        conn._trace(now, "note", concept="C9", text="ACK returned a valid SYN cookie: "
+                    "connection rebuilt without stored state (RFC 4987)")
+        conn._set_state(S_ESTABLISHED, now)
         return conn
 
     def _accept_peer_syn(self, syn: Segment, now: float) -> None:
@@ -979,6 +1012,12 @@ class Connection:
                 self._dack_at = now + self.config.delayed_ack
         else:
             self.stats["ooo_segs_in"] += 1
+            if (len(self._ooo) >= self.config.max_ooo_blocks
+                    and self._ooo.adds_block(pos, end)):
+                self.stats["ooo_block_limit_drops"] += 1  # hardening: bounded holes
+                self._drop(now, "ooo_block_limit")
+                self._ack_now = True
+                return
             added = self._ooo.add(pos, payload)
             if added == 0:
                 self.stats["dup_segs_in"] += 1

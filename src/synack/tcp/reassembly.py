@@ -59,6 +59,12 @@ class Reassembly:
         self.nbytes += added
         return added
 
+    def adds_block(self, start: int, end: int) -> bool:
+        """Would storing ``[start, end)`` create a new block (touch no held one)?"""
+        lo = bisect.bisect_left(self._ends, start)
+        hi = bisect.bisect_right(self._starts, end)
+        return lo == hi
+
     def pop_ready(self, nxt: int) -> bytes | None:
         """Remove and return the bytes from ``nxt`` on, if the first block reaches it."""
         if not self._starts or self._starts[0] > nxt:
