@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 STAMP_RUN  := $(VENV)/.stamp-run
 STAMP_TEST := $(VENV)/.stamp-test
 
-.PHONY: demo test lint typecheck check bench clean venv
+.PHONY: demo test lint typecheck check bench clean venv images sysdeps
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,18 @@ venv: $(STAMP_RUN)
 demo: $(STAMP_RUN)
 	$(VENV)/bin/synack demo $(DEMO_ARGS)
 
+## sysdeps: system packages some tests use (tshark, chromium, socat, curl, ...);
+## installed when running as root with apt-get (as CI does), otherwise skipped.
+sysdeps:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		sh scripts/install-system-deps.sh; \
+	else \
+		echo "sysdeps: not root or no apt-get: not installing system packages;" \
+		     "tests that need them will skip (under CI=true they fail)"; \
+	fi
+
 ## test: lint, type-check and run every test
-test: $(STAMP_TEST) lint typecheck
+test: $(STAMP_TEST) sysdeps lint typecheck
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP_TEST)
@@ -39,6 +49,18 @@ typecheck: $(STAMP_TEST)
 ## bench: hot-path and simulator benchmarks; updates docs/benchmarks.md
 bench: $(STAMP_TEST)
 	$(PY) benchmarks/bench_core.py --write
+
+## images: regenerate the README's diagram and plot (docs/images/) from the labs
+IMG_TMP := .images-tmp
+images: $(STAMP_RUN)
+	$(PIP) install -q -e '.[cli,plot]'
+	rm -rf $(IMG_TMP) && mkdir -p docs/images
+	$(VENV)/bin/synack lab lost-synack -q -o $(IMG_TMP)/lost-synack
+	$(VENV)/bin/synack lab fast-retransmit -q -o $(IMG_TMP)/fast-retransmit
+	cp $(IMG_TMP)/lost-synack/diagram.svg docs/images/lost-synack.svg
+	cp $(IMG_TMP)/fast-retransmit/timeseq.png docs/images/fast-retransmit-timeseq.png
+	cp $(IMG_TMP)/fast-retransmit/cwnd_rtt.png docs/images/fast-retransmit-cwnd-rtt.png
+	rm -rf $(IMG_TMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .apps import Dispatcher, Endpoint
 from .sim import Network, PathConfig
@@ -24,6 +25,9 @@ from .wire.errors import WireError
 from .wire.ipv4 import ip_to_str
 from .wire.packet import decode_ipv4_tcp
 from .wire.segment import ACK, FIN, RST, SYN, Segment
+
+if TYPE_CHECKING:
+    from .capture import CaptureWriter, NetworkCapture
 
 CLIENT_IP = "10.0.0.1"
 SERVER_IP = "10.0.0.2"
@@ -156,6 +160,33 @@ class Scenario:
 
         self.net.drop_next(match, count)
 
+    def inject(self, packet: bytes, why: str = "") -> None:
+        """Put a raw packet on the network now, as if from nowhere, and trace it.
+
+        The trace gets a ``net_inject`` record (docs/trace.md) so that explain,
+        diagrams and captures can say that no connection sent it (an old
+        duplicate, a stray segment).
+        """
+        seg = _decode(packet)
+        rec: dict[str, Any] = {"t": self.now, "ev": "net_inject", "conn": None, "why": why,
+                               "src": ip_to_str(packet[12:16]), "dst": ip_to_str(packet[16:20])}
+        if seg is not None:
+            rec.update(sport=seg.src_port, dport=seg.dst_port, flags=seg.flags, seq=seg.seq,
+                       ack=seg.ack, len=len(seg.payload), win=seg.window)
+        self.trace.append(rec)
+        self.net.inject(packet)
+
+    def capture(self, dest: str | Path | CaptureWriter, *, point: str = "send"
+                ) -> NetworkCapture:
+        """Record every packet into a pcap/pcapng file (by suffix) or a writer, with
+        synack's comments; call ``.close()`` on the result when the run is over."""
+        from .capture import NetworkCapture, open_capture
+
+        writer = open_capture(dest) if isinstance(dest, str | Path) else dest
+        cap = NetworkCapture(writer, self.trace, point=point, local=())
+        self.net.add_tap(cap)
+        return cap
+
     # ------------------------------------------------------------- reading
     def states(self, conn: Connection | str) -> list[str]:
         """The state sequence a connection went through, from the trace."""
@@ -185,11 +216,15 @@ class Scenario:
                                    reason))
         if kind == "drop" and self.trace is not None:
             seg = _decode(packet)
-            self.trace.append({"t": now, "ev": "net_drop", "reason": reason,
+            self.trace.append({"t": now, "ev": "net_drop", "conn": None, "reason": reason,
                                "src": ip_to_str(src), "dst": ip_to_str(dst),
                                "flags": seg.flags if seg else None,
                                "seq": seg.seq if seg else None,
-                               "len": len(seg.payload) if seg else None})
+                               "len": len(seg.payload) if seg else None,
+                               "sport": seg.src_port if seg else None,
+                               "dport": seg.dst_port if seg else None,
+                               "ack": seg.ack if seg else None,
+                               "win": seg.window if seg else None})
 
 
 def _decode(packet: bytes) -> Segment | None:

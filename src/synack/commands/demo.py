@@ -15,6 +15,8 @@ import random
 import sys
 from typing import Any, TextIO
 
+from ..explain import render as explain_render
+from ..progress import TransferProgress, print_summary
 from ..scenario import CLIENT_IP, SERVER_IP, Scenario
 from ..sim import PathConfig
 from ..tcp.config import TcpConfig
@@ -55,6 +57,13 @@ def register(sub: Any) -> argparse.ArgumentParser:
                       help="also show segments as received and congestion-window changes")
     demo.add_argument("--quiet", "-q", action="store_true", help="print only the summary")
     demo.add_argument("--trace", metavar="FILE", help="write the trace as JSON lines")
+    demo.add_argument("--pcap", metavar="FILE",
+                      help="write every packet to a capture (.pcapng: with comments; "
+                      "else classic pcap)")
+    demo.add_argument("--explain", action="store_true",
+                      help="narrate each event: what it is, why, concept ID and RFC section")
+    demo.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                      help="progress bar on stderr (default: when stderr is a terminal)")
     return demo
 
 
@@ -76,11 +85,32 @@ def run_demo(args: argparse.Namespace, out: TextIO) -> int:
     request = rng.randbytes(args.nbytes)
     response = rng.randbytes(args.nbytes)
     sc = Scenario(args.seed, path=path, config=config)
+    capture = None
+    if getattr(args, "pcap", None):
+        try:
+            capture = sc.capture(args.pcap)
+        except OSError as exc:
+            print(f"synack demo: cannot write {args.pcap}: {exc.strerror}", file=sys.stderr)
+            return 2
     sc.listen(80, response, send_after_eof=True)
     client = sc.connect(80, request)
-    sc.run(stop=lambda: client.closed and all(e.closed for e in sc.server_endpoints)
-           and not sc.client.connections and not sc.server.connections,
-           until=sc.now + 3600)
+    show = getattr(args, "progress", None)
+    if show is None:
+        show = sys.stderr.isatty() and not args.quiet
+    bar = TransferProgress(
+        2 * args.nbytes,
+        lambda: client.received_count + sum(e.received_count for e in sc.server_endpoints),
+        lambda: client.conn.stats["retransmits"] + sum(
+            e.conn.stats["retransmits"] for e in sc.server_endpoints),
+        enabled=bool(show), description="demo")
+    with bar:
+        sc.net.add_process(bar)
+        sc.run(stop=lambda: client.closed and all(e.closed for e in sc.server_endpoints)
+               and not sc.client.connections and not sc.server.connections,
+               until=sc.now + 3600)
+        bar.finish(sc.now)
+    if capture is not None:
+        capture.close()
     if args.trace:
         with open(args.trace, "w", encoding="utf-8") as fh:
             for rec in sc.trace:
@@ -91,7 +121,9 @@ def run_demo(args: argparse.Namespace, out: TextIO) -> int:
               f"{args.delay:g} ms, loss {args.loss:g}, seed {args.seed}", file=out)
         print("Relative sequence numbers (0 = the ISN); [Cn] = concept in "
               "shared/concepts.md.\n", file=out)
-        for text in render(sc.trace, roles, absolute=args.absolute, verbose=args.verbose):
+        lines = (explain_render if getattr(args, "explain", False) else render)(
+            sc.trace, roles, absolute=args.absolute, verbose=args.verbose)
+        for text in lines:
             print(text, file=out)
         print(file=out)
     server = sc.server_endpoints[0] if sc.server_endpoints else None
@@ -101,12 +133,17 @@ def run_demo(args: argparse.Namespace, out: TextIO) -> int:
         and client.received_count == len(response)
     closed = (client.closed and server is not None and server.closed
               and client.error is None and server.error is None)
-    _summary(out, sc, client, server, up_ok, down_ok, closed)
+    extra = []
+    if capture is not None:
+        extra.append(("capture", str(args.pcap), f"{capture.count} packets"))
+    if args.trace:
+        extra.append(("trace", str(args.trace), f"{len(sc.trace)} records"))
+    _summary(out, sc, client, server, up_ok, down_ok, closed, extra)
     return 0 if up_ok and down_ok and closed else 1
 
 
 def _summary(out: TextIO, sc: Scenario, client: Any, server: Any, up_ok: bool, down_ok: bool,
-             closed: bool) -> None:
+             closed: bool, extra: list[tuple[str, str, str]] | None = None) -> None:
     c_info = client.conn.info()
     s_info = server.conn.info() if server is not None else {}
     rows = [
@@ -129,19 +166,7 @@ def _summary(out: TextIO, sc: Scenario, client: Any, server: Any, up_ok: bool, d
         ("both ends closed", "yes" if closed else "NO",
          f"finished at t={sc.now:.3f}s (virtual)"),
     ]
-    try:
-        from rich.console import Console
-        from rich.table import Table
-    except ImportError:  # rich is optional: plain text without it
-        for name, value, note in rows:
-            print(f"{name:<24} {value:<28} {note}", file=out)
-        return
-    table = Table(title="summary", show_header=False)
-    for _ in range(3):
-        table.add_column()
-    for name, value, note in rows:
-        table.add_row(name, value, note)
-    Console(file=out, width=100).print(table)
+    print_summary(rows + (extra or []), out)
 
 
 def _ms(v: float | None) -> str:

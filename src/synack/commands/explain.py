@@ -1,0 +1,112 @@
+"""``synack explain TRACE``: narrate a recorded trace in plain language.
+
+Reads the JSON lines written by ``--trace`` (docs/trace.md) from any run and
+prints what each segment is and why each thing happened, citing concept IDs
+and RFC sections (:mod:`synack.explain`).  It can also draw the sequence
+diagram, the plots and rebuild a capture from the same trace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..explain import analyze, explain, load_trace
+
+NAME = "explain"
+
+
+def roles_arg(text: str) -> tuple[str, str]:
+    """argparse type: ``IP=NAME``."""
+    ip, sep, name = text.partition("=")
+    if not sep or not ip or not name:
+        raise argparse.ArgumentTypeError(f"expected IP=NAME, got {text!r}")
+    return ip, name
+
+
+def add_output_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by the commands that render a trace."""
+    p.add_argument("--absolute", action="store_true",
+                   help="absolute sequence numbers instead of relative ones")
+    p.add_argument("--role", type=roles_arg, action="append", default=[], metavar="IP=NAME",
+                   help="name a host (default: the first active opener is the client)")
+    p.add_argument("--pcap", metavar="FILE",
+                   help="rebuild a capture from the trace (.pcapng with comments, else pcap; "
+                   "payload bytes are zeros since traces keep no data)")
+
+
+def register(sub: Any) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "explain", help="narrate a trace: what each segment is and why",
+        description="Explain a trace written by --trace, line by line, with concept IDs "
+        "(shared/concepts.md) and RFC sections.")
+    p.add_argument("trace", metavar="TRACE", help="JSON-lines trace file ('-' for stdin)")
+    add_output_options(p)
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="also segments as received, connection opens and every cwnd change")
+    p.add_argument("--svg", metavar="FILE", help="write the sequence diagram as SVG")
+    p.add_argument("--mermaid", metavar="FILE", help="write the sequence diagram as Mermaid")
+    p.add_argument("--plots", metavar="DIR", help="write the plots (PNG with matplotlib, CSV)")
+    p.add_argument("--trace-out", metavar="FILE", dest="trace_out",
+                   help="write the trace back out (normalised JSON lines)")
+    return p
+
+
+def read_trace(path: str) -> list[dict[str, Any]] | None:
+    try:
+        return load_trace(sys.stdin if path == "-" else path)
+    except OSError as exc:
+        print(f"synack: cannot read {path}: {exc.strerror}", file=sys.stderr)
+    except ValueError as exc:
+        print(f"synack: {path}: {exc}", file=sys.stderr)
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..capture import write_trace_capture
+    from ..diagram import render_mermaid, render_svg
+    from ..plots import write_plots
+    from ..progress import print_summary
+
+    records = read_trace(args.trace)
+    if records is None:
+        return 2
+    roles = dict(args.role) or None
+    run_, steps = explain(records, roles, absolute=args.absolute, verbose=args.verbose)
+    out = sys.stdout
+    for st in steps:
+        print(st.render(), file=out)
+    print(file=out)
+    rows = [("records", str(len(records)), ""),
+            ("segments", str(len(run_.segments)),
+             f"{sum(1 for s in run_.segments if s.retransmit)} retransmitted, "
+             f"{sum(1 for s in run_.segments if s.lost)} lost"),
+            ("hosts", ", ".join(f"{run_.role(ip)} {ip}" for ip in run_.hosts), ""),
+            ("concepts", " ".join(run_.concepts), "see shared/concepts.md")]
+    try:
+        if args.svg:
+            Path(args.svg).write_text(render_svg(analyze(records, roles),
+                                                 absolute=args.absolute), encoding="utf-8")
+            rows.append(("diagram (SVG)", args.svg, ""))
+        if args.mermaid:
+            Path(args.mermaid).write_text(render_mermaid(run_, absolute=args.absolute),
+                                          encoding="utf-8")
+            rows.append(("diagram (Mermaid)", args.mermaid, ""))
+        if args.plots:
+            files, msg = write_plots(run_, args.plots)
+            rows.append(("plots", args.plots, msg or ", ".join(f.name for f in files)))
+        if args.pcap:
+            n = write_trace_capture(records, args.pcap)
+            rows.append(("capture", args.pcap, f"{n} packets rebuilt from the trace"))
+        if args.trace_out:
+            from ..labs import json_lines
+
+            Path(args.trace_out).write_text(json_lines(records), encoding="utf-8")
+            rows.append(("trace", args.trace_out, f"{len(records)} records"))
+    except OSError as exc:
+        print(f"synack explain: cannot write: {exc}", file=sys.stderr)
+        return 2
+    print_summary(rows, out)
+    return 0

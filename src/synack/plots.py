@@ -1,0 +1,309 @@
+"""Plots of a run: Stevens time-sequence graph, cwnd/ssthresh, RTT/RTO.
+
+The time-sequence graph (Stevens, *TCP/IP Illustrated* vol. 1; tcptrace)
+draws each data segment as a vertical bar from its first to its last
+sequence number at the time it was sent, the cumulative ACK line the sender
+received, the window's right edge (ACK + window, C4), SACK blocks when the
+trace has them (RFC 2018), retransmissions in red (C18) and segments the
+network lost with a cross (C14).  The congestion plot shows cwnd and
+ssthresh (RFC 5681), the RTT plot each sample with SRTT and RTO (RFC 6298,
+C2).
+
+The numbers always go to CSV files; the PNGs need matplotlib (``pip install
+'synack[plot]'``): without it :func:`write_plots` says so and writes the CSV
+data only.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .explain import Run, Seg, reverse
+from .wire.segment import ACK, FIN, SYN
+
+MASK = 0xFFFFFFFF
+NO_MATPLOTLIB = ("matplotlib is not installed: wrote the CSV data only "
+                 "(install the plot extra: pip install 'synack[plot]')")
+
+
+def matplotlib_available() -> bool:
+    """True when ``import matplotlib`` works."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@dataclass
+class TimeSeq:
+    """The data of one direction's time-sequence graph (relative sequence numbers)."""
+
+    conn: str
+    sender: str
+    receiver: str
+    #: (t, first, end, kind) with kind "data", "retransmit", "lost", "probe", "syn", "fin"
+    segments: list[tuple[float, int, int, str]] = field(default_factory=list)
+    #: (t, ack) as the sender received them
+    acks: list[tuple[float, int]] = field(default_factory=list)
+    #: (t, right edge = ack + window)
+    window: list[tuple[float, int]] = field(default_factory=list)
+    #: (t, left, right) SACK blocks (relative)
+    sacks: list[tuple[float, int, int]] = field(default_factory=list)
+
+
+def busiest_connection(run: Run) -> str | None:
+    """The connection name that sent the most payload bytes (ties: the first)."""
+    totals: dict[str, int] = {}
+    for s in run.segments:
+        if s.t is not None and s.injected is None:
+            totals[s.conn] = totals.get(s.conn, 0) + s.len
+    if not totals:
+        return None
+    return max(totals, key=lambda k: (totals[k], -list(totals).index(k)))
+
+
+def time_sequence(run: Run, conn: str | None = None) -> TimeSeq | None:
+    """Collect the time-sequence data for ``conn`` (default: the busiest sender)."""
+    conn = conn or busiest_connection(run)
+    if conn is None:
+        return None
+    sender, receiver = conn.split(">")[0].rsplit(":", 1)[0], conn.split(">")[1].rsplit(":", 1)[0]
+    ts = TimeSeq(conn, sender, receiver)
+    back = reverse(conn)
+    for s in run.segments:
+        if s.conn == conn and s.t is not None and s.rel_seq is not None:
+            first = s.rel_seq
+            end = first + s.len + (1 if s.flags & (SYN | FIN) else 0)
+            kind = _kind(s)
+            ts.segments.append((s.t, first, end, kind))
+        elif s.conn == back and s.flags & ACK and s.rel_ack is not None:
+            t = s.t_arrive if s.t_arrive is not None else s.t
+            if t is None or s.lost:
+                continue
+            ts.acks.append((t, s.rel_ack))
+            ts.window.append((t, s.rel_ack + s.wnd))
+            base = s.ack - s.rel_ack
+            for left, right in s.sack:
+                ts.sacks.append((t, (left - base) & MASK, (right - base) & MASK))
+    ts.acks.sort()
+    ts.window.sort()
+    return ts
+
+
+def _kind(s: Seg) -> str:
+    if s.lost:
+        return "lost"
+    if s.retransmit:
+        return "retransmit"
+    if s.why.startswith("zero-window probe"):
+        return "probe"
+    if s.flags & SYN:
+        return "syn"
+    if s.flags & FIN and not s.len:
+        return "fin"
+    return "data"
+
+
+def congestion_series(run: Run) -> list[tuple[float, str, int | None, int | None]]:
+    """(t, conn, cwnd, ssthresh) from every ``cc`` record and every data segment sent
+    with a ``cwnd`` field (docs/trace.md); ssthresh is carried forward."""
+    out: list[tuple[float, str, int | None, int | None]] = []
+    ssthresh: dict[str, int | None] = {}
+    for r in run.records:
+        ev = r.get("ev")
+        conn = str(r.get("conn"))
+        if ev == "cc":
+            ssthresh[conn] = r.get("ssthresh")
+            out.append((float(r["t"]), conn, r.get("cwnd"), r.get("ssthresh")))
+        elif ev == "seg" and r.get("dir") == "out" and r.get("cwnd") is not None:
+            if out and out[-1][1] == conn and out[-1][2] == r["cwnd"]:
+                continue
+            out.append((float(r["t"]), conn, r["cwnd"], ssthresh.get(conn)))
+    return out
+
+
+def rtt_series(run: Run) -> list[tuple[float, str, str, float | None, float | None, float]]:
+    """(t, conn, kind, sample, srtt, rto): RTT samples, and RTO after each backoff."""
+    out: list[tuple[float, str, str, float | None, float | None, float]] = []
+    for r in run.records:
+        if r.get("ev") == "rtt":
+            out.append((float(r["t"]), str(r.get("conn")), "sample", r.get("sample"),
+                        r.get("srtt"), float(r["rto"])))
+        elif r.get("ev") == "timer" and r.get("timer") in ("rto", "persist") and "rto" in r:
+            out.append((float(r["t"]), str(r.get("conn")), f"{r['timer']}_backoff", None, None,
+                        float(r["rto"])))
+    return out
+
+
+def _csv(rows: Iterable[Iterable[Any]], header: list[str]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    for row in rows:
+        w.writerow(["" if v is None else v for v in row])
+    return buf.getvalue()
+
+
+def csv_texts(run: Run, conn: str | None = None) -> dict[str, str]:
+    """The CSV files' contents, by file name."""
+    out: dict[str, str] = {}
+    ts = time_sequence(run, conn)
+    rows: list[tuple[Any, ...]] = []
+    if ts is not None:
+        rows += [(t, "segment", a, b, k) for t, a, b, k in ts.segments]
+        rows += [(t, "ack", a, "", "") for t, a in ts.acks]
+        rows += [(t, "window", a, "", "") for t, a in ts.window]
+        rows += [(t, "sack", a, b, "") for t, a, b in ts.sacks]
+        rows.sort(key=lambda x: x[0])
+    out["timeseq.csv"] = _csv(rows, ["t", "what", "seq", "end", "kind"])
+    out["cwnd.csv"] = _csv(congestion_series(run), ["t", "conn", "cwnd", "ssthresh"])
+    out["rtt.csv"] = _csv(rtt_series(run), ["t", "conn", "kind", "sample", "srtt", "rto"])
+    return out
+
+
+# ------------------------------------------------------------------- matplotlib
+def _figure(width: float, height: float) -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+
+
+def _png(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def timeseq_png(run: Run, conn: str | None = None, *, title: str = "") -> bytes | None:
+    """The Stevens time-sequence graph as PNG bytes, or None (no data / no matplotlib)."""
+    if not matplotlib_available():
+        return None
+    ts = time_sequence(run, conn)
+    if ts is None or not ts.segments:
+        return None
+    fig = _figure(9, 5)
+    ax = fig.add_subplot()
+    colors = {"data": "black", "retransmit": "red", "lost": "black", "probe": "purple",
+              "syn": "gray", "fin": "gray"}
+    for kind, color in colors.items():
+        pts = [(t, a, b) for t, a, b, k in ts.segments if k == kind]
+        if not pts:
+            continue
+        label = {"data": "data segment", "retransmit": "retransmission (C18)",
+                 "lost": None, "probe": "zero-window probe (C4)", "syn": "SYN/FIN",
+                 "fin": None}[kind]
+        ax.vlines([p[0] for p in pts], [p[1] for p in pts], [p[2] for p in pts],
+                  colors=color, linewidth=2 if kind == "retransmit" else 1.2, label=label)
+        ax.plot([p[0] for p in pts], [p[2] for p in pts], linestyle="none", marker="_",
+                color=color, markersize=6)
+    lost = [(t, b) for t, a, b, k in ts.segments if k == "lost"]
+    if lost:
+        ax.plot([p[0] for p in lost], [p[1] for p in lost], linestyle="none", marker="x",
+                color="red", markersize=9, label="lost in the network (C14)")
+    t_end = max(t for t, *_ in ts.segments)
+    if ts.acks:
+        xs = [t for t, _ in ts.acks if t <= t_end + 1] or [ts.acks[0][0]]
+        ys = [a for t, a in ts.acks if t <= t_end + 1] or [ts.acks[0][1]]
+        ax.step(xs, ys, where="post", color="green", label="ACK received (C1)")
+        wx = [t for t, _ in ts.window if t <= t_end + 1]
+        wy = [a for t, a in ts.window if t <= t_end + 1]
+        if wx:
+            ax.step(wx, wy, where="post", color="goldenrod", linestyle="--",
+                    label="window edge: ACK + window (C4)")
+    if ts.sacks:
+        ax.vlines([s[0] for s in ts.sacks], [s[1] for s in ts.sacks], [s[2] for s in ts.sacks],
+                  colors="tab:purple", linewidth=4, alpha=0.5, label="SACK block (RFC 2018)")
+    # Scale to the data: a large window edge (1 MiB by default) would squash the
+    # segments into a line; past the top it is clipped and the legend still names it.
+    top = max(b for _, _, b, _ in ts.segments)
+    ax.set_ylim(-0.02 * top, top * 1.15)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("relative sequence number (bytes)")
+    who = f"{run.role(ts.sender)} -> {run.role(ts.receiver)}"
+    ax.set_title(title or f"time-sequence graph, {who}")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8)
+    return _png(fig)
+
+
+def cwnd_rtt_png(run: Run, *, title: str = "") -> bytes | None:
+    """cwnd/ssthresh (top) and RTT samples, SRTT, RTO (bottom) as PNG, or None."""
+    if not matplotlib_available():
+        return None
+    cc = congestion_series(run)
+    rtt = rtt_series(run)
+    if not cc and not rtt:
+        return None
+    fig = _figure(9, 6)
+    top, bottom = fig.subplots(2, 1, sharex=True)
+    for conn in dict.fromkeys(c for _, c, _, _ in cc):
+        pts = [(t, w, s) for t, c, w, s in cc if c == conn and w is not None]
+        if not pts:
+            continue
+        who = run.role(conn.split(">")[0].rsplit(":", 1)[0])
+        top.step([p[0] for p in pts], [p[1] for p in pts], where="post", label=f"cwnd {who}")
+        ss = [(p[0], p[2]) for p in pts if p[2] is not None and p[2] < 1 << 30]
+        if ss:
+            top.step([p[0] for p in ss], [p[1] for p in ss], where="post", linestyle="--",
+                     label=f"ssthresh {who}")
+    top.set_ylabel("bytes")
+    top.set_title(title or "congestion window (RFC 5681)")
+    top.grid(True, alpha=0.3)
+    if cc:
+        top.legend(loc="upper left", fontsize=8)
+    for conn in dict.fromkeys(c for _, c, *_ in rtt):
+        who = run.role(conn.split(">")[0].rsplit(":", 1)[0])
+        samples = [(t, s) for t, c, k, s, _, _ in rtt if c == conn and s is not None]
+        if samples:
+            bottom.plot([p[0] for p in samples], [p[1] for p in samples], "o", markersize=3,
+                        label=f"RTT sample {who} (C2)")
+            srtt = [(t, v) for t, c, k, _, v, _ in rtt if c == conn and v is not None]
+            bottom.plot([p[0] for p in srtt], [p[1] for p in srtt], label=f"SRTT {who}")
+        rto = [(t, v) for t, c, _, _, _, v in rtt if c == conn]
+        bottom.step([p[0] for p in rto], [p[1] for p in rto], where="post", linestyle="--",
+                    label=f"RTO {who}")
+    bottom.set_yscale("log")
+    bottom.set_xlabel("time (s)")
+    bottom.set_ylabel("seconds")
+    bottom.set_title("RTT and RTO (RFC 6298)")
+    bottom.grid(True, alpha=0.3)
+    if rtt:
+        bottom.legend(loc="upper left", fontsize=8)
+    return _png(fig)
+
+
+def write_plots(run: Run, outdir: str | Path, *, conn: str | None = None,
+                title: str = "") -> tuple[list[Path], str]:
+    """Write the CSV files and, with matplotlib, ``timeseq.png`` and ``cwnd_rtt.png``.
+
+    Returns the files written and a message ('' when the PNGs were written,
+    :data:`NO_MATPLOTLIB` without matplotlib, or why a PNG was skipped).
+    """
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for name, text in csv_texts(run, conn).items():
+        p = out / name
+        p.write_text(text, encoding="utf-8")
+        written.append(p)
+    if not matplotlib_available():
+        return written, NO_MATPLOTLIB
+    notes = []
+    for name, data in (("timeseq.png", timeseq_png(run, conn, title=title)),
+                       ("cwnd_rtt.png", cwnd_rtt_png(run))):
+        if data is None:
+            notes.append(f"{name}: nothing to plot")
+            continue
+        p = out / name
+        p.write_bytes(data)
+        written.append(p)
+    return written, "; ".join(notes)
