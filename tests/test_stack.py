@@ -32,10 +32,17 @@ def test_listen_twice_on_a_port_is_a_clear_error() -> None:
 @pytest.mark.parametrize("port", [0, -1, 65536, "80"])
 def test_bad_ports_are_rejected(port: object) -> None:
     st = Stack("10.0.0.2")
-    with pytest.raises(ValueError, match="port"):
-        st.listen(port)  # type: ignore[arg-type]
+    if port != 0:  # listen(0) means "any free port"
+        with pytest.raises(ValueError, match="port"):
+            st.listen(port)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="port"):
         st.connect("10.0.0.1", port, now=0.0)  # type: ignore[arg-type]
+
+
+def test_listen_on_port_zero_picks_a_free_port() -> None:
+    st = Stack("10.0.0.2", seed=3)
+    ports = {st.listen(0).port for _ in range(50)}
+    assert len(ports) == 50 and all(EPHEMERAL_LOW <= p <= EPHEMERAL_HIGH for p in ports)
 
 
 def test_bad_address_is_rejected() -> None:

@@ -129,7 +129,9 @@ class Stack:
     # ----------------------------------------------------------------- user API
     def listen(self, port: int, backlog: int = 128, *, config: TcpConfig | None = None
                ) -> Listener:
-        """Passive OPEN on ``port`` (RFC 9293 §3.10.1)."""
+        """Passive OPEN on ``port`` (RFC 9293 §3.10.1); port 0 picks a free one."""
+        if port == 0:
+            port = self._free_listen_port()
         _check_port(port)
         if backlog < 1:
             raise ValueError("backlog must be at least 1")
@@ -494,6 +496,16 @@ class Stack:
             if (rip, rport, p) not in self._conns and p not in self._listeners:
                 return p
         raise OSError(errno.EADDRNOTAVAIL, "no free ephemeral port for this destination")
+
+    def _free_listen_port(self) -> int:
+        span = EPHEMERAL_HIGH - EPHEMERAL_LOW + 1
+        start = self._rng.randrange(span)
+        used = {key[2] for key in self._conns}
+        for i in range(span):
+            p = EPHEMERAL_LOW + (start + i) % span
+            if p not in self._listeners and p not in used:
+                return p
+        raise OSError(errno.EADDRINUSE, "no free port to listen on")
 
     def _close_listener(self, lst: Listener) -> None:
         if lst.closed:

@@ -65,6 +65,9 @@ class TcpConfig:
     keepalive_idle: float = 7200.0
     keepalive_interval: float = 75.0
     keepalive_count: int = 9
+    #: Offer the receive window in whole segments (as Linux's __tcp_select_window),
+    #: so a sender never sees a sliver it would refuse to use (SWS) and stall.
+    window_in_segments: bool = True
     #: Out-of-order queue bound: separate blocks (holes) held at most; a segment that
     #: would open one more is dropped and counted.  Bytes are bounded by the window.
     max_ooo_blocks: int = 64
@@ -112,7 +115,7 @@ class TcpConfig:
         that pin exact windows and timings."""
         base: dict[str, object] = {"window_scaling": False, "timestamps": False,
                                    "sack": False, "rcv_buf": 65535, "snd_buf": 262144,
-                                   "nodelay": True}
+                                   "nodelay": True, "window_in_segments": False}
         base.update(changes)
         return cls(**base)  # type: ignore[arg-type]
 

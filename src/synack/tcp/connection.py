@@ -398,6 +398,22 @@ class Connection:
                 self._poke()
         return data
 
+    def configure(self, config: TcpConfig, now: float | None = None) -> None:
+        """Change the tunables of an open connection (socket options set late).
+
+        Keepalive is armed or disarmed at once; turning Nagle off sends what it
+        was holding, as Linux does for TCP_NODELAY.  Negotiated options (window
+        scale, timestamps, SACK, MSS) are fixed by the handshake and not changed.
+        """
+        now = self._now if now is None else now
+        self.config = config
+        if config.keepalive and self.state in (S_ESTABLISHED, S_CLOSE_WAIT):
+            if self._ka_at is None:
+                self._ka_at = now + config.keepalive_idle
+        elif not config.keepalive:
+            self._ka_at = None
+        self._poke()
+
     def shutdown(self, now: float | None = None) -> None:
         """Half-close: send FIN after the queued data; we can still receive (C10, C11)."""
         now = self._now if now is None else now
@@ -1249,9 +1265,12 @@ class Connection:
         edge the peer computes is never left of one it was already given.
         """
         rnxt = self._rnxt
-        right = rnxt + max(self.config.rcv_buf - len(self._rbuf), 0)
+        free = max(self.config.rcv_buf - len(self._rbuf), 0)
+        if self.config.window_in_segments and free >= self.eff_mss:
+            free -= free % self.eff_mss
+        right = rnxt + free
         if right - self._radv >= self._sws_threshold() or self._radv < rnxt:
-            self._radv = right
+            self._radv = max(right, self._radv)
         shift = 0 if syn else self.rcv_wscale
         field = min((max(self._radv - rnxt, 0) + (1 << shift) - 1) >> shift, 65535)
         self._radv = rnxt + (field << shift)
