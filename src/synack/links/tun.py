@@ -1,0 +1,269 @@
+"""A Linux TUN device as a synack link.
+
+The kernel sees a point-to-point interface (``syn0``); every IPv4 packet it
+routes to the interface is read here, and every packet written here is
+received by the kernel as if it had arrived on the wire.  synack owns an
+address the kernel does not (say ``10.77.0.2``) on the interface's subnet, so
+the kernel's connected route for ``10.77.0.1/24`` carries traffic to it.
+
+Opening: ``/dev/net/tun`` with ``IFF_TUN | IFF_NO_PI`` (raw IP packets, no
+packet-information prefix) through the ``TUNSETIFF`` ioctl, which attaches
+to an existing TUN device of that name (one made with ``ip tuntap add``) or
+creates one that disappears when the link is closed.  The descriptor is
+non-blocking; reads stop at EAGAIN.
+
+The kernel side (address, netmask, link up, MTU) is configured only when
+asked (``kernel_ip="10.77.0.1/24"``, ``mtu=...``), with ioctls on a throwaway
+``AF_INET`` socket, so nothing outside the standard library is needed.  The
+route to the subnet is the kernel's own connected route for that address.
+
+Errors say what to do: :class:`PermissionError` without root or
+CAP_NET_ADMIN, :class:`FileNotFoundError` without ``/dev/net/tun``,
+``OSError(EBUSY)`` naming the device when another process holds it,
+:class:`ValueError` for a name the kernel would refuse.
+
+Segmentation offload (``IFF_VNET_HDR``) is left for later: the hooks are
+:attr:`TunLink.max_segment_payload` (None here) and :meth:`TunLink._tun_flags`.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import ipaddress
+import os
+import socket
+import struct
+from collections import Counter
+from typing import Final
+
+__all__ = ["DEFAULT_TUN_PATH", "TunLink", "check_interface_name"]
+
+DEFAULT_TUN_PATH: Final = "/dev/net/tun"
+
+# <linux/if_tun.h>, <linux/sockios.h>, <linux/if.h>
+TUNSETIFF: Final = 0x400454CA
+IFF_TUN: Final = 0x0001
+IFF_NO_PI: Final = 0x1000
+SIOCGIFFLAGS: Final = 0x8913
+SIOCSIFFLAGS: Final = 0x8914
+SIOCSIFADDR: Final = 0x8916
+SIOCSIFNETMASK: Final = 0x891C
+SIOCGIFMTU: Final = 0x8921
+SIOCSIFMTU: Final = 0x8922
+IFF_UP: Final = 0x1
+IFNAMSIZ: Final = 16
+
+_IFREQ_FLAGS = struct.Struct("16sH22x")  # struct ifreq with ifr_flags
+_IFREQ_INT = struct.Struct("16si20x")  # struct ifreq with ifr_mtu
+_IFREQ_ADDR = struct.Struct("16sH2s4s8x8x")  # struct ifreq with a sockaddr_in
+_RX_SIZE = 65535
+
+_NEEDS_ROOT = ("run as root, or grant CAP_NET_ADMIN (e.g. `sudo setcap cap_net_admin+ep "
+               "$(readlink -f $(which python3))`), or attach to a device made for your user "
+               "with `ip tuntap add dev {name} mode tun user $USER`")
+
+
+def check_interface_name(name: str) -> bytes:
+    """Validate a Linux interface name as the kernel does; return it encoded.
+
+    ``%d`` lets the kernel pick a number (``syn%d`` -> ``syn0``, ``syn1``...).
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"interface name must be a str, got {type(name).__name__}")
+    raw = name.encode("ascii", "replace")
+    if not raw or len(raw) >= IFNAMSIZ:
+        raise ValueError(f"interface name {name!r} must be 1 to {IFNAMSIZ - 1} characters")
+    if name in (".", "..") or any(c in name for c in "/:") or any(c.isspace() for c in name):
+        raise ValueError(f"interface name {name!r} may not be '.' or '..' nor contain '/', "
+                         f"':' or whitespace")
+    if not name.isascii() or not name.isprintable():
+        raise ValueError(f"interface name {name!r} must be printable ASCII")
+    return raw
+
+
+class TunLink:
+    """An open TUN device.  See the module docstring.
+
+    ``create=False`` only attaches to a device that already exists.  With
+    ``kernel_ip`` ("10.77.0.1/24") the interface gets that address and
+    netmask and is brought up; with ``mtu`` its MTU is set first.  Without
+    them the kernel side is left exactly as it is.
+    """
+
+    def __init__(self, name: str = "syn0", *, create: bool = True,
+                 kernel_ip: str | None = None, mtu: int | None = None,
+                 path: str = DEFAULT_TUN_PATH) -> None:
+        raw = check_interface_name(name)
+        iface = ipaddress.IPv4Interface(kernel_ip) if kernel_ip is not None else None
+        if mtu is not None and not 68 <= mtu <= 65535:
+            raise ValueError(f"mtu must be in 68..65535, got {mtu}")
+        self.path = path
+        self.stats: Counter[str] = Counter()
+        self.max_segment_payload: int | None = None
+        self.kernel_interface = iface
+        existed = "%" not in name and _exists(name)
+        if not create and not existed:
+            raise OSError(errno.ENODEV,
+                          f"TUN device {name!r} does not exist: create it with "
+                          f"`ip tuntap add dev {name} mode tun`, or pass create=True")
+        self.existed = existed
+        self._fd = self._open(path, name)
+        try:
+            self.name = self._attach(raw, name)
+            if mtu is not None:
+                self._ioctl_inet(SIOCSIFMTU, _IFREQ_INT.pack(self._raw, mtu), "set the MTU of")
+            if iface is not None:
+                self._configure(iface)
+            self.mtu = self.read_mtu()
+        except BaseException:
+            os.close(self._fd)
+            self._fd = -1
+            raise
+
+    # -------------------------------------------------------------- opening
+    def _tun_flags(self) -> int:
+        """The TUNSETIFF flags; a subclass adding offloads extends these."""
+        return IFF_TUN | IFF_NO_PI
+
+    @staticmethod
+    def _open(path: str, name: str) -> int:
+        try:
+            return os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                errno.ENOENT,
+                f"{path} does not exist, so TUN devices are unavailable: load the module "
+                f"(`modprobe tun`), or in a container pass the device in "
+                f"(`docker run --device /dev/net/tun --cap-add NET_ADMIN ...`)",
+                path) from None
+        except PermissionError:
+            raise PermissionError(
+                errno.EACCES, f"cannot open {path} to use TUN device {name!r}: "
+                + _NEEDS_ROOT.format(name=name), path) from None
+
+    def _attach(self, raw: bytes, name: str) -> str:
+        req = _IFREQ_FLAGS.pack(raw, self._tun_flags())
+        try:
+            res = fcntl.ioctl(self._fd, TUNSETIFF, req)
+        except OSError as exc:
+            raise _tunsetiff_error(exc, name) from None
+        raw_name: bytes = _IFREQ_FLAGS.unpack(res)[0]
+        got = raw_name.rstrip(b"\0").decode("ascii")
+        self._raw = got.encode("ascii")
+        return got
+
+    def _ioctl_inet(self, request: int, arg: bytes, what: str) -> bytes:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                return fcntl.ioctl(s.fileno(), request, arg)
+            except PermissionError:
+                raise PermissionError(
+                    errno.EPERM, f"not permitted to {what} {self._raw.decode()}: "
+                    + _NEEDS_ROOT.format(name=self._raw.decode())) from None
+            except OSError as exc:
+                raise OSError(exc.errno, f"cannot {what} {self._raw.decode()}: "
+                              f"{os.strerror(exc.errno or 0)}") from None
+
+    def _configure(self, iface: ipaddress.IPv4Interface) -> None:
+        addr = _IFREQ_ADDR.pack(self._raw, socket.AF_INET, b"\0\0", iface.ip.packed)
+        self._ioctl_inet(SIOCSIFADDR, addr, f"set address {iface.ip} on")
+        mask = _IFREQ_ADDR.pack(self._raw, socket.AF_INET, b"\0\0", iface.netmask.packed)
+        self._ioctl_inet(SIOCSIFNETMASK, mask, f"set netmask {iface.netmask} on")
+        res = self._ioctl_inet(SIOCGIFFLAGS, _IFREQ_FLAGS.pack(self._raw, 0), "read flags of")
+        flags = _IFREQ_FLAGS.unpack(res)[1]
+        if not flags & IFF_UP:
+            self._ioctl_inet(SIOCSIFFLAGS, _IFREQ_FLAGS.pack(self._raw, flags | IFF_UP),
+                             "bring up")
+
+    def read_mtu(self) -> int:
+        """The interface MTU as the kernel has it now (SIOCGIFMTU)."""
+        res = self._ioctl_inet(SIOCGIFMTU, _IFREQ_INT.pack(self._raw, 0), "read the MTU of")
+        mtu: int = _IFREQ_INT.unpack(res)[1]
+        return mtu
+
+    # -------------------------------------------------------------- the Link API
+    def fileno(self) -> int:
+        if self._fd < 0:
+            raise ValueError(f"TUN device {self.name} is closed")
+        return self._fd
+
+    def read_batch(self, max_packets: int = 64) -> list[bytes]:
+        out: list[bytes] = []
+        fd = self._fd
+        read = os.read
+        nbytes = 0
+        while len(out) < max_packets:
+            try:
+                pkt = read(fd, _RX_SIZE)
+            except BlockingIOError:
+                break
+            if not pkt:
+                break
+            nbytes += len(pkt)
+            out.append(pkt)
+        if out:
+            self.stats["rx_packets"] += len(out)
+            self.stats["rx_bytes"] += nbytes
+        return out
+
+    def write(self, packet: bytes) -> None:
+        try:
+            os.write(self._fd, packet)
+        except BlockingIOError:
+            self.stats["tx_drop_full"] += 1
+            return
+        except OSError as exc:
+            if exc.errno == errno.EIO:  # the interface is down: no carrier, as it were
+                self.stats["tx_drop_link_down"] += 1
+                return
+            if exc.errno == errno.EINVAL:  # larger than the device accepts
+                self.stats["tx_drop_invalid"] += 1
+                return
+            raise
+        self.stats["tx_packets"] += 1
+        self.stats["tx_bytes"] += len(packet)
+
+    def close(self) -> None:
+        """Close the descriptor; a device this link created disappears with it."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    @property
+    def closed(self) -> bool:
+        return self._fd < 0
+
+    def __repr__(self) -> str:
+        state = "closed" if self._fd < 0 else f"fd={self._fd}"
+        return f"<TunLink {getattr(self, 'name', '?')} mtu={getattr(self, 'mtu', '?')} {state}>"
+
+    def __enter__(self) -> TunLink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _exists(name: str) -> bool:
+    try:
+        socket.if_nametoindex(name)
+    except OSError:
+        return False
+    return True
+
+
+def _tunsetiff_error(exc: OSError, name: str) -> OSError:
+    """Turn a TUNSETIFF failure into an error that says what happened and what to do."""
+    err = exc.errno
+    if err == errno.EPERM or err == errno.EACCES:
+        return PermissionError(err, f"not permitted to create or attach TUN device {name!r}: "
+                               + _NEEDS_ROOT.format(name=name))
+    if err == errno.EBUSY:
+        return OSError(err, f"TUN device {name!r} is busy: another process has it open "
+                       f"(close it, or pick another name)")
+    if err == errno.EINVAL:
+        return OSError(err, f"cannot attach to {name!r} as a TUN device: it exists but is not "
+                       f"a single-queue TUN device (a TAP, a multi-queue TUN or another kind "
+                       f"of interface); pick another name")
+    return OSError(err, f"TUNSETIFF for {name!r} failed: {os.strerror(err or 0)}")
