@@ -122,8 +122,9 @@ DROP_TEXT: dict[str, tuple[str, str, str]] = {
 TIMER_TEXT: dict[str, tuple[str, str]] = {
     "rto": ("retransmission timer expired: nothing acknowledged within RTO; resend and double "
             "RTO (exponential backoff)", "RFC 6298 §5.4-5.6"),
-    "persist": ("persist timer: the peer's window is zero; probe it with one byte",
-                "RFC 9293 §3.8.6.1"),
+    "persist": ("persist timer: the peer's window is zero (probe it with one byte) or too "
+                "small to be worth a segment (send what fits, the SWS override)",
+                "RFC 9293 §3.8.6.1, §3.8.6.2.1"),
     "delayed_ack": ("delayed-ACK timer: nothing else to carry the ACK, send it alone",
                     "RFC 9293 §3.8.6.3"),
     "time_wait": ("2*MSL elapsed in TIME-WAIT", "RFC 9293 §3.6"),
@@ -943,6 +944,11 @@ class Explainer:
                              "peer's answer tells us when it reopens")
                 concepts.append("C4")
                 rfc = "RFC 9293 §3.8.6.1"
+            elif why.startswith("persist: send what fits"):
+                parts.append(f"the peer's window is smaller than a segment; after waiting "
+                             f"(sender SWS avoidance) send the {s.len} bytes that fit")
+                concepts.append("C4")
+                rfc = "RFC 9293 §3.8.6.2.1"
             else:
                 first = (s.rel_seq or 0)
                 parts.append(f"data: bytes {first}..{first + s.len - 1}; they must be "
