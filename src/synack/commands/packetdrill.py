@@ -1,0 +1,112 @@
+"""``synack packetdrill``: run packetdrill scripts against synack in virtual time.
+
+Each script prints PASS, FAIL (with the failing line, what the script
+expected and what synack did) or XFAIL for a runner self-test that failed
+exactly where its ``// Failure:`` comment says; the run ends with the plain
+line ``N passed, M failed`` and exits non-zero if anything failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from ..packetdrill import expectations
+from ..packetdrill.profiles import PROFILES, config_from_sysctls, get_profile
+from ..packetdrill.runner import RunOptions, RunResult, iter_scripts, run_script
+from . import non_negative
+
+NAME = "packetdrill"
+
+
+def register(sub: Any) -> argparse.ArgumentParser:
+    """Add the ``packetdrill`` subcommand to ``sub`` (an argparse subparsers object)."""
+    p: argparse.ArgumentParser = sub.add_parser(
+        "packetdrill", help="run packetdrill scripts against synack (virtual time, no root)",
+        description="Run packetdrill-syntax scripts against a synack stack in virtual time. "
+        "Directories are searched for *.pkt files.")
+    p.add_argument("paths", nargs="+", metavar="SCRIPT_OR_DIR", help="scripts or directories")
+    p.add_argument("--profile", choices=sorted(PROFILES), default="rfc",
+                   help="stack configuration: synack's RFC defaults (rfc, the default) or the "
+                   "Linux kernel the public corpus was written against (linux)")
+    p.add_argument("--tolerance_usecs", "--tolerance-usecs", type=non_negative(int),
+                   dest="tolerance_usecs", help="timing tolerance (default 4000; a script's "
+                   "own --tolerance_usecs line wins)")
+    p.add_argument("--tolerance_percent", "--tolerance-percent", type=non_negative(float),
+                   dest="tolerance_percent",
+                   help="tolerance as a percentage of the gap between events (default 12.5)")
+    p.add_argument("--strict_segments", "--strict-segments", action="store_true",
+                   dest="strict_segments",
+                   help="one emitted segment per expected line (no aggregation)")
+    p.add_argument("--check-ts-ecr", action="store_true",
+                   help="also compare the TS ecr of outbound packets (upstream does not)")
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="also print notes: skipped commands, unmet profile needs")
+    p.add_argument("--show-profile", action="store_true",
+                   help="print the profile's configuration and unmet needs, then run")
+    p.add_argument("--expectations", metavar="FILE", type=Path,
+                   help="compare the results with FILE (see --write-expectations); exit "
+                   "status 0 only if they match")
+    p.add_argument("--write-expectations", metavar="FILE", type=Path,
+                   help="record the results in FILE (paths relative to the single directory "
+                   "given)")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_packetdrill(args, sys.stdout)
+
+
+def run_packetdrill(args: argparse.Namespace, out: TextIO) -> int:
+    scripts = iter_scripts(args.paths)
+    missing = [s for s in scripts if not s.exists()]
+    if missing:
+        print(f"synack packetdrill: no such file or directory: {missing[0]}", file=sys.stderr)
+        return 2
+    if not scripts:
+        print("synack packetdrill: no *.pkt scripts found", file=sys.stderr)
+        return 2
+    profile = get_profile(args.profile)
+    if args.show_profile:
+        _show_profile(args.profile, out)
+    opts = RunOptions(tolerance_usecs=args.tolerance_usecs,
+                      tolerance_percent=args.tolerance_percent,
+                      strict_segments=args.strict_segments, check_ts_ecr=args.check_ts_ecr)
+    results: list[RunResult] = []
+    for path in scripts:
+        res = run_script(path, profile, opts)
+        results.append(res)
+        print(res.report(verbose=args.verbose), file=out)
+    passed = sum(1 for r in results if r.ok)
+    failed = len(results) - passed
+    root = Path(args.paths[0]) if len(args.paths) == 1 and Path(args.paths[0]).is_dir() \
+        else Path.cwd()
+    status = 0 if failed == 0 else 1
+    if args.write_expectations is not None:
+        previous = None
+        if args.write_expectations.exists():
+            previous = expectations.load(args.write_expectations)
+        args.write_expectations.write_text(expectations.render(results, root, previous),
+                                           encoding="utf-8")
+        print(f"wrote {args.write_expectations}", file=out)
+    if args.expectations is not None:
+        diffs = expectations.compare(results, root, expectations.load(args.expectations))
+        for d in diffs:
+            print(f"differs from {args.expectations}: {d}", file=out)
+        status = 1 if diffs else 0
+    print(f"{passed} passed, {failed} failed", file=out)
+    return status
+
+
+def _show_profile(name: str, out: TextIO) -> None:
+    profile = get_profile(name)
+    res = config_from_sysctls(profile, profile.sysctls)
+    print(f"profile {profile.name}: {profile.description}", file=out)
+    for line in res.applied:
+        print(f"  applied: {line}", file=out)
+    for line in res.ignored:
+        print(f"  no effect: {line}", file=out)
+    for line in res.unmet:
+        print(f"  unmet: {line}", file=out)

@@ -1,0 +1,589 @@
+"""A small BSD-socket layer over the sans-IO stack, for packetdrill system calls.
+
+Scripts speak POSIX: ``socket`` returns file descriptor 3, ``read`` blocks
+until data arrives, ``write`` after ``shutdown(SHUT_WR)`` fails with EPIPE.
+This module gives those calls their Linux meaning on top of
+:class:`synack.stack.Stack` and :class:`synack.tcp.connection.Connection`,
+without threads: every call is an :class:`Op` whose :meth:`Op.attempt`
+either finishes (returns the result, or raises :class:`SyscallError` with an
+errno) or says it would block (returns None).  The runner re-attempts a
+blocked call whenever the stack has done something, in virtual time.
+
+Socket options map onto TcpConfig fields; an option (or flag) the core
+cannot express raises :class:`Unsupported` naming what is missing.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..stack import Listener, Stack
+from ..tcp.config import TcpConfig
+from ..tcp.connection import Connection
+from ..tcp.events import ConnectionFailed
+from ..tcp.states import SYNCHRONIZED, State
+from .profiles import TCP_CONFIG_FIELDS, Profile, socket_buffer
+
+# Linux values of the constants scripts use.
+SYMBOLS: dict[str, int] = {
+    "AF_INET": 2, "AF_INET6": 10, "PF_INET": 2, "PF_INET6": 10, "AF_UNSPEC": 0,
+    "SOCK_STREAM": 1, "SOCK_DGRAM": 2, "SOCK_RAW": 3, "SOCK_NONBLOCK": 0o4000,
+    "SOCK_CLOEXEC": 0o2000000,
+    "IPPROTO_IP": 0, "IPPROTO_TCP": 6, "IPPROTO_UDP": 17, "IPPROTO_ICMP": 1,
+    "SOL_SOCKET": 1, "SOL_TCP": 6, "SOL_IP": 0,
+    "SO_DEBUG": 1, "SO_REUSEADDR": 2, "SO_TYPE": 3, "SO_ERROR": 4, "SO_DONTROUTE": 5,
+    "SO_BROADCAST": 6, "SO_SNDBUF": 7, "SO_RCVBUF": 8, "SO_KEEPALIVE": 9, "SO_OOBINLINE": 10,
+    "SO_LINGER": 13, "SO_REUSEPORT": 15, "SO_RCVLOWAT": 18, "SO_SNDLOWAT": 19,
+    "TCP_NODELAY": 1, "TCP_MAXSEG": 2, "TCP_CORK": 3, "TCP_KEEPIDLE": 4, "TCP_KEEPINTVL": 5,
+    "TCP_KEEPCNT": 6, "TCP_SYNCNT": 7, "TCP_LINGER2": 8, "TCP_DEFER_ACCEPT": 9,
+    "TCP_WINDOW_CLAMP": 10, "TCP_INFO": 11, "TCP_QUICKACK": 12, "TCP_CONGESTION": 13,
+    "TCP_USER_TIMEOUT": 18, "TCP_NOTSENT_LOWAT": 25,
+    "SHUT_RD": 0, "SHUT_WR": 1, "SHUT_RDWR": 2,
+    "MSG_OOB": 0x1, "MSG_PEEK": 0x2, "MSG_DONTROUTE": 0x4, "MSG_DONTWAIT": 0x40,
+    "MSG_WAITALL": 0x100, "MSG_NOSIGNAL": 0x4000, "MSG_MORE": 0x8000,
+    "F_GETFD": 1, "F_SETFD": 2, "F_GETFL": 3, "F_SETFL": 4,
+    "O_RDONLY": 0, "O_WRONLY": 1, "O_RDWR": 2, "O_NONBLOCK": 0o4000, "O_NDELAY": 0o4000,
+    "FIONREAD": 0x541B, "SIOCINQ": 0x541B, "SIOCOUTQ": 0x5411, "SIOCOUTQNSD": 0x894B,
+    "INADDR_ANY": 0,
+}
+_NAMES_BY_LEVEL = {
+    1: {v: k for k, v in SYMBOLS.items() if k.startswith("SO_")},
+    6: {v: k for k, v in SYMBOLS.items() if k.startswith("TCP_")},
+}
+
+#: States in which no more data can arrive: a read returns 0 (end of file).
+_NO_MORE_DATA = frozenset({State.CLOSED, State.CLOSE_WAIT, State.LAST_ACK, State.CLOSING,
+                           State.TIME_WAIT})
+
+_PATTERN_PERIOD = 251  # prime: never lines up with power-of-two segment sizes
+_PATTERN = bytes(range(_PATTERN_PERIOD)) * 264  # > 64 KiB
+
+
+def pattern(offset: int, n: int) -> bytes:
+    """The bytes scripts send or write at stream ``offset`` (byte k is k mod 251).
+
+    Data whose position is known everywhere lets the runner check that what
+    synack sends, retransmits and delivers is the right part of the stream,
+    not just the right length.
+    """
+    out = bytearray()
+    while n > 0:
+        start = offset % _PATTERN_PERIOD
+        take = min(n, len(_PATTERN) - start)
+        out += _PATTERN[start:start + take]
+        offset += take
+        n -= take
+    return bytes(out)
+
+
+class SyscallError(Exception):
+    """The call returns -1 with ``errno``."""
+
+    def __init__(self, err: int, detail: str = "") -> None:
+        super().__init__(detail or errno.errorcode.get(err, str(err)))
+        self.errno = err
+        self.detail = detail
+
+
+class Unsupported(Exception):
+    """The script needs something synack (or this layer) cannot do."""
+
+
+class Mismatch(Exception):
+    """A value the call returns through a pointer argument differs from the script's."""
+
+
+class Op(Protocol):
+    def attempt(self) -> int | None:
+        """Finish the call (return its result) or return None if it would block."""
+
+
+@dataclass(slots=True)
+class _Now:
+    """Finishes on the first attempt."""
+
+    fn: Callable[[], int]
+
+    def attempt(self) -> int:
+        return self.fn()
+
+
+@dataclass(eq=False, slots=True)
+class Socket:
+    fd: int
+    nonblocking: bool = False
+    port: int | None = None
+    listener: Listener | None = None
+    conn: Connection | None = None
+    connecting: bool = False
+    #: TcpConfig values set through socket options (applied to new and live TCBs).
+    overrides: dict[str, object] = field(default_factory=dict)
+    user_mss: int | None = None
+    sndbuf: int | None = None  # value getsockopt reports (None: the default)
+    rcvbuf: int | None = None
+    options: dict[tuple[int, int], int] = field(default_factory=dict)
+    shut_rd: bool = False
+    shut_wr: bool = False
+    error: int | None = None
+    read_offset: int = 0
+
+    @property
+    def kind(self) -> str:
+        if self.listener is not None:
+            return "listening"
+        if self.conn is not None:
+            return "connected" if self.conn.state in SYNCHRONIZED else "connecting"
+        return "unconnected"
+
+
+class SocketLayer:
+    """File descriptors, socket options and blocking semantics over one :class:`Stack`."""
+
+    def __init__(self, stack: Stack, *, profile: Profile, sysctls: Mapping[str, str],
+                 base_config: Callable[[], TcpConfig], clock: Callable[[], float],
+                 remote_ip: str, connect_port: int, bind_port: int) -> None:
+        self.stack = stack
+        self.profile = profile
+        self.sysctls = sysctls
+        self.base_config = base_config
+        self.clock = clock
+        self.remote_ip = remote_ip
+        self.connect_port = connect_port
+        self.bind_port = bind_port
+        self.fds: dict[int, Socket] = {}
+        self.by_conn: dict[Connection, Socket] = {}
+        #: Everything the application wrote on each connection, by stream position.
+        self.written: dict[Connection, bytearray] = {}
+        self.notes: list[str] = []
+        #: The connection a %{ }% block inspects (packetdrill's "socket under test").
+        self.current: Connection | None = None
+
+    # ------------------------------------------------------------------ helpers
+    def sock(self, fd: int) -> Socket:
+        s = self.fds.get(fd)
+        if s is None:
+            raise SyscallError(errno.EBADF, f"fd {fd} is not open")
+        return s
+
+    def _new_fd(self, wanted: int | None) -> int:
+        if wanted is not None and wanted >= 0:
+            if wanted in self.fds:
+                raise Unsupported(f"the script expects fd {wanted}, which is already open")
+            return wanted
+        fd = 3
+        while fd in self.fds:
+            fd += 1
+        return fd
+
+    def config_for(self, s: Socket) -> TcpConfig:
+        cfg = self.base_config()
+        if s.overrides:
+            cfg = cfg.replace(**s.overrides)
+        return cfg
+
+    def _set_override(self, s: Socket, name: str, value: object) -> None:
+        if name not in TCP_CONFIG_FIELDS:
+            raise Unsupported(f"synack's TcpConfig has no field {name!r}")
+        s.overrides[name] = value
+        if s.conn is not None:
+            s.conn.configure(s.conn.config.replace(**{name: value}), self.clock())
+        if s.listener is not None:
+            s.listener.config = s.listener.config.replace(**{name: value})
+
+    def drain_events(self) -> None:
+        """Record connection failures on their sockets (the errno a call will return)."""
+        for ev in self.stack.events():
+            if isinstance(ev, ConnectionFailed):
+                s = self.by_conn.get(ev.conn)
+                if s is not None and s.error is None:
+                    s.error = ev.errno
+
+    def _take_error(self, s: Socket) -> None:
+        if s.error is not None:
+            err, s.error = s.error, None
+            raise SyscallError(err)
+
+    # --------------------------------------------------------------- syscalls
+    def socket(self, domain: int | None, type_: int, protocol: int, wanted_fd: int | None
+               ) -> Op:
+        def run() -> int:
+            if domain not in (None, SYMBOLS["AF_INET"], SYMBOLS["AF_INET6"]):
+                raise SyscallError(errno.EAFNOSUPPORT)
+            base_type = type_ & 0xF
+            if base_type != SYMBOLS["SOCK_STREAM"]:
+                raise SyscallError(errno.ESOCKTNOSUPPORT if base_type != 2
+                                   else errno.EPROTONOSUPPORT,
+                                   "synack only has TCP (SOCK_STREAM) sockets")
+            if protocol not in (0, SYMBOLS["IPPROTO_TCP"]):
+                raise SyscallError(errno.EPROTONOSUPPORT)
+            fd = self._new_fd(wanted_fd)
+            self.fds[fd] = Socket(fd, nonblocking=bool(type_ & SYMBOLS["SOCK_NONBLOCK"]))
+            return fd
+        return _Now(run)
+
+    def bind(self, fd: int, port: int | None) -> Op:
+        def run() -> int:
+            s = self.sock(fd)
+            if s.port is not None or s.conn is not None:
+                raise SyscallError(errno.EINVAL, "socket already bound")
+            s.port = port or self.bind_port
+            return 0
+        return _Now(run)
+
+    def listen(self, fd: int, backlog: int) -> Op:
+        def run() -> int:
+            s = self.sock(fd)
+            if s.conn is not None:
+                raise SyscallError(errno.EINVAL)
+            if s.listener is not None:
+                s.listener.backlog = max(backlog, 1)
+                return 0
+            port = s.port or self.bind_port
+            s.port = port
+            try:
+                s.listener = self.stack.listen(port, max(backlog, 1), config=self.config_for(s))
+            except OSError as exc:
+                raise SyscallError(exc.errno or errno.EADDRINUSE, str(exc)) from None
+            return 0
+        return _Now(run)
+
+    def accept(self, fd: int, wanted_fd: int | None) -> Op:
+        self.sock(fd)
+        layer = self
+
+        class _Accept:
+            def attempt(self) -> int | None:
+                s = layer.sock(fd)
+                lst = s.listener
+                if lst is None or lst.closed:
+                    raise SyscallError(errno.EINVAL, "accept on a socket that is not listening")
+                conn = lst.accept()
+                if conn is None:
+                    if s.nonblocking:
+                        raise SyscallError(errno.EAGAIN)
+                    return None
+                new_fd = layer._new_fd(wanted_fd)
+                ns = Socket(new_fd, port=s.port, conn=conn, overrides=dict(s.overrides),
+                            user_mss=s.user_mss, sndbuf=s.sndbuf, rcvbuf=s.rcvbuf,
+                            options=dict(s.options))
+                layer.fds[new_fd] = ns
+                layer.by_conn[conn] = ns
+                layer.current = conn
+                return new_fd
+
+        return _Accept()
+
+    def connect(self, fd: int, port: int | None) -> Op:
+        layer = self
+
+        class _Connect:
+            started = False
+
+            def attempt(self) -> int | None:
+                s = layer.sock(fd)
+                if not self.started:
+                    self.started = True
+                    if s.listener is not None:
+                        raise SyscallError(errno.EINVAL)
+                    if s.conn is not None:
+                        if s.conn.state in SYNCHRONIZED:
+                            raise SyscallError(errno.EISCONN)
+                        if s.conn.state is State.SYN_SENT:
+                            if s.nonblocking:
+                                raise SyscallError(errno.EALREADY)
+                            return self.poll(s)
+                        layer._take_error(s)
+                        raise SyscallError(errno.ECONNABORTED)
+                    try:
+                        conn = layer.stack.connect(layer.remote_ip, port or layer.connect_port,
+                                                   now=layer.clock(), local_port=s.port,
+                                                   config=layer.config_for(s))
+                    except OSError as exc:
+                        raise SyscallError(exc.errno or errno.EADDRNOTAVAIL, str(exc)) from None
+                    s.conn = conn
+                    s.connecting = True
+                    layer.by_conn[conn] = s
+                    layer.current = conn
+                    if s.nonblocking:
+                        raise SyscallError(errno.EINPROGRESS)
+                    return None
+                return self.poll(s)
+
+            def poll(self, s: Socket) -> int | None:
+                conn = s.conn
+                assert conn is not None
+                if conn.state in SYNCHRONIZED:
+                    s.connecting = False
+                    return 0
+                if conn.state is State.CLOSED:
+                    s.connecting = False
+                    err = s.error if s.error is not None else errno.ECONNREFUSED
+                    s.error = None
+                    raise SyscallError(err)
+                return None
+
+        return _Connect()
+
+    def read(self, fd: int, count: int, flags: int = 0) -> Op:
+        if flags & SYMBOLS["MSG_PEEK"]:
+            raise Unsupported("recv(MSG_PEEK) is not supported by the socket layer")
+        if flags & SYMBOLS["MSG_OOB"]:
+            raise Unsupported("urgent data (MSG_OOB) is not supported by synack")
+        layer = self
+        dontwait = bool(flags & SYMBOLS["MSG_DONTWAIT"])
+
+        class _Read:
+            def attempt(self) -> int | None:
+                s = layer.sock(fd)
+                conn = s.conn
+                if conn is None:
+                    raise SyscallError(errno.ENOTCONN if s.listener is None else errno.EINVAL)
+                if conn.readable:
+                    data = conn.recv(count)
+                    layer._check_read(s, data)
+                    return len(data)
+                if count == 0:
+                    return 0
+                layer._take_error(s)
+                if s.shut_rd or conn.eof_received or conn.state in _NO_MORE_DATA:
+                    return 0
+                if s.nonblocking or dontwait:
+                    raise SyscallError(errno.EAGAIN)
+                return None
+
+        return _Read()
+
+    def _check_read(self, s: Socket, data: bytes) -> None:
+        want = pattern(s.read_offset, len(data))
+        if data != want:
+            bad = next(i for i in range(len(data)) if data[i] != want[i])
+            raise Mismatch(f"read returned {len(data)} bytes that differ from the bytes the "
+                           f"script sent, first at stream offset {s.read_offset + bad}")
+        s.read_offset += len(data)
+
+    def write(self, fd: int, data: bytes | None, count: int, flags: int = 0) -> Op:
+        if flags & SYMBOLS["MSG_MORE"]:
+            raise Unsupported("send(MSG_MORE) is not supported: synack has no way to hold a "
+                              "partial segment for more data (core needs a cork/more knob)")
+        if flags & SYMBOLS["MSG_OOB"]:
+            raise Unsupported("urgent data (MSG_OOB) is not supported by synack")
+        layer = self
+        dontwait = bool(flags & SYMBOLS["MSG_DONTWAIT"])
+
+        class _Write:
+            done = 0
+            payload: bytes | None = data
+
+            def attempt(self) -> int | None:
+                s = layer.sock(fd)
+                conn = s.conn
+                if conn is None:
+                    raise SyscallError(errno.EPIPE if s.listener is None else errno.ENOTCONN)
+                if self.payload is None:
+                    stream = layer.written.setdefault(conn, bytearray())
+                    self.payload = pattern(len(stream), count)
+                if s.error is not None and self.done == 0:
+                    layer._take_error(s)
+                if s.shut_wr:
+                    if self.done:
+                        return self.done
+                    raise SyscallError(errno.EPIPE)
+                if self.done < count:
+                    try:
+                        n = conn.send(self.payload[self.done:])
+                    except BrokenPipeError:
+                        if self.done:
+                            return self.done
+                        raise SyscallError(errno.EPIPE) from None
+                    layer.written.setdefault(conn, bytearray()).extend(
+                        self.payload[self.done:self.done + n])
+                    self.done += n
+                if self.done >= count:
+                    return count
+                if s.nonblocking or dontwait:
+                    if self.done:
+                        return self.done
+                    raise SyscallError(errno.EAGAIN)
+                return None
+
+        return _Write()
+
+    def close(self, fd: int) -> Op:
+        def run() -> int:
+            s = self.sock(fd)
+            del self.fds[fd]
+            now = self.clock()
+            if s.listener is not None:
+                s.listener.close()
+            if s.conn is not None:
+                s.conn.close(now)
+            return 0
+        return _Now(run)
+
+    def shutdown(self, fd: int, how: int) -> Op:
+        def run() -> int:
+            s = self.sock(fd)
+            if how not in (0, 1, 2):
+                raise SyscallError(errno.EINVAL)
+            conn = s.conn
+            if conn is None or (conn.state not in SYNCHRONIZED and conn.state not in (
+                    State.SYN_SENT, State.SYN_RECEIVED)):
+                raise SyscallError(errno.ENOTCONN)
+            if how in (0, 2):
+                s.shut_rd = True
+            if how in (1, 2):
+                s.shut_wr = True
+                conn.shutdown(self.clock())
+            return 0
+        return _Now(run)
+
+    def fcntl(self, fd: int, cmd: int, arg: int) -> Op:
+        def run() -> int:
+            s = self.sock(fd)
+            if cmd == SYMBOLS["F_GETFL"]:
+                return SYMBOLS["O_RDWR"] | (SYMBOLS["O_NONBLOCK"] if s.nonblocking else 0)
+            if cmd == SYMBOLS["F_SETFL"]:
+                s.nonblocking = bool(arg & SYMBOLS["O_NONBLOCK"])
+                return 0
+            if cmd in (SYMBOLS["F_GETFD"], SYMBOLS["F_SETFD"]):
+                return 0
+            raise Unsupported(f"fcntl command {cmd} is not supported")
+        return _Now(run)
+
+    def ioctl(self, fd: int, request: int, expected: int | None) -> Op:
+        def run() -> int:
+            s = self.sock(fd)
+            conn = s.conn
+            if request == SYMBOLS["SIOCINQ"]:
+                value = conn.readable if conn is not None else 0
+                name = "SIOCINQ"
+            elif request in (SYMBOLS["SIOCOUTQ"], SYMBOLS["SIOCOUTQNSD"]):
+                value = conn.unsent if conn is not None else 0
+                name = "SIOCOUTQ"
+            else:
+                raise Unsupported(f"ioctl request {request:#x} is not supported")
+            if conn is None and s.listener is not None:
+                raise SyscallError(errno.EINVAL)
+            if expected is not None and value != expected:
+                raise Mismatch(f"ioctl {name}: expected {expected} but got {value}")
+            return 0
+        return _Now(run)
+
+    def setsockopt(self, fd: int, level: int, name: int, value: int) -> Op:
+        def run() -> int:
+            s = self.sock(fd)
+            label = _NAMES_BY_LEVEL.get(level, {}).get(name, f"{level}/{name}")
+            s.options[(level, name)] = value
+            if level == SYMBOLS["SOL_SOCKET"]:
+                if name in (SYMBOLS["SO_REUSEADDR"], SYMBOLS["SO_REUSEPORT"],
+                            SYMBOLS["SO_DEBUG"], SYMBOLS["SO_OOBINLINE"]):
+                    return 0
+                if name == SYMBOLS["SO_SNDBUF"]:
+                    size = socket_buffer(self.profile, self.sysctls, "snd", value, True)
+                    s.sndbuf = size
+                    self._set_override(s, "snd_buf", size)
+                    return 0
+                if name == SYMBOLS["SO_RCVBUF"]:
+                    scaling = bool(getattr(self.config_for(s), "window_scaling", False))
+                    size = socket_buffer(self.profile, self.sysctls, "rcv", value, scaling)
+                    s.rcvbuf = size
+                    self._set_override(s, "rcv_buf", size)
+                    return 0
+                if name == SYMBOLS["SO_KEEPALIVE"]:
+                    self._set_override(s, "keepalive", bool(value))
+                    return 0
+            elif level == SYMBOLS["SOL_TCP"]:
+                if name == SYMBOLS["TCP_NODELAY"]:
+                    self._set_override(s, "nodelay", bool(value))
+                    return 0
+                if name == SYMBOLS["TCP_MAXSEG"]:
+                    if not 88 <= value <= 32767:
+                        raise SyscallError(errno.EINVAL)
+                    s.user_mss = value
+                    self._set_override(s, "mss", min(value, self.base_config().mss))
+                    return 0
+                if name == SYMBOLS["TCP_KEEPIDLE"]:
+                    self._set_override(s, "keepalive_idle", float(value))
+                    return 0
+                if name == SYMBOLS["TCP_KEEPINTVL"]:
+                    self._set_override(s, "keepalive_interval", float(value))
+                    return 0
+                if name == SYMBOLS["TCP_KEEPCNT"]:
+                    self._set_override(s, "keepalive_count", value)
+                    return 0
+                if name == SYMBOLS["TCP_USER_TIMEOUT"] and "user_timeout" in TCP_CONFIG_FIELDS:
+                    self._set_override(s, "user_timeout", value / 1000 if value else None)
+                    return 0
+                if name == SYMBOLS["TCP_CORK"] and "cork" in TCP_CONFIG_FIELDS:
+                    self._set_override(s, "cork", bool(value))
+                    return 0
+                need = {SYMBOLS["TCP_CORK"]: "TcpConfig.cork",
+                        SYMBOLS["TCP_USER_TIMEOUT"]: "TcpConfig.user_timeout",
+                        SYMBOLS["TCP_QUICKACK"]: "a quick-ACK control on Connection"}.get(name)
+                if need:
+                    raise Unsupported(f"setsockopt {label} is not supported by synack "
+                                      f"(the core needs {need})")
+            raise Unsupported(f"setsockopt {label} is not supported")
+        return _Now(run)
+
+    def getsockopt(self, fd: int, level: int, name: int, expected: int | None,
+                   expected_len: int | None) -> Op:
+        def run() -> int:
+            s = self.sock(fd)
+            label = _NAMES_BY_LEVEL.get(level, {}).get(name, f"{level}/{name}")
+            value = self._getsockopt_value(s, level, name, label)
+            if expected is not None and value != expected:
+                raise Mismatch(f"getsockopt {label}: expected optval {expected} but got {value}")
+            if expected_len is not None and expected_len != 4:
+                raise Mismatch(f"getsockopt {label}: expected optlen {expected_len} but got 4")
+            return 0
+        return _Now(run)
+
+    def _getsockopt_value(self, s: Socket, level: int, name: int, label: str) -> int:
+        cfg = s.conn.config if s.conn is not None else self.config_for(s)
+        if level == SYMBOLS["SOL_SOCKET"]:
+            if name == SYMBOLS["SO_SNDBUF"]:
+                return s.sndbuf if s.sndbuf is not None else cfg.snd_buf
+            if name == SYMBOLS["SO_RCVBUF"]:
+                return s.rcvbuf if s.rcvbuf is not None else cfg.rcv_buf
+            if name == SYMBOLS["SO_ERROR"]:
+                err, s.error = s.error or 0, None
+                return err
+            if name == SYMBOLS["SO_TYPE"]:
+                return SYMBOLS["SOCK_STREAM"]
+            if name == SYMBOLS["SO_KEEPALIVE"]:
+                return 1 if getattr(cfg, "keepalive", False) else 0
+            if (level, name) in s.options:
+                return s.options[(level, name)]
+            if name == SYMBOLS["SO_REUSEADDR"]:
+                return 0
+        elif level == SYMBOLS["SOL_TCP"]:
+            if name == SYMBOLS["TCP_MAXSEG"]:
+                if s.conn is not None and s.conn.state in SYNCHRONIZED:
+                    return s.conn.eff_mss
+                return s.user_mss if s.user_mss is not None else 536
+            if name == SYMBOLS["TCP_NODELAY"]:
+                return 1 if cfg.nodelay else 0
+            keep = {SYMBOLS["TCP_KEEPIDLE"]: "keepalive_idle",
+                    SYMBOLS["TCP_KEEPINTVL"]: "keepalive_interval",
+                    SYMBOLS["TCP_KEEPCNT"]: "keepalive_count"}.get(name)
+            if keep is not None and hasattr(cfg, keep):
+                return int(getattr(cfg, keep))
+            if (level, name) in s.options:
+                return s.options[(level, name)]
+        raise Unsupported(f"getsockopt {label} is not supported")
+
+
+__all__ = [
+    "SYMBOLS",
+    "Mismatch",
+    "Op",
+    "Socket",
+    "SocketLayer",
+    "SyscallError",
+    "Unsupported",
+    "pattern",
+]
