@@ -81,6 +81,13 @@ LINUX = Profile(
         Want("max_retransmits", 15, "tcp_retries2 is 15"),
         Want("tlp_min", 0.01, "TCP_TIMEOUT_MIN for the loss probe timer is 10 ms"),
         Want("window_in_segments", True, "__tcp_select_window offers whole segments"),
+        Want("quickack", 16, "quick-ACK mode: the first segments are ACKed at once "
+             "(TCP_MAX_QUICKACKS)"),
+        Want("psh_every_burst", True, "PSH on the last segment of every burst transmitted"),
+        Want("abc_limit", None, "slow start adds every newly acknowledged segment to cwnd "
+             "(no RFC 3465 cap)"),
+        Want("tlp_wc_delack", 0.2, "the loss probe allows 200 ms for the peer's delayed ACK "
+             "when one segment is out (RFC 8985 §7.2)"),
     ),
     sysctls={
         # A fresh kernel's values; defaults.sh files then override most of them.
@@ -102,27 +109,13 @@ LINUX = Profile(
     },
     double_socket_buffers=True,
     missing=(
-        ("quickack_segments",
-         "quick-ACK mode: Linux ACKs the first segments of a connection at once (up to 16, "
-         "TCP_MAX_QUICKACKS) instead of delaying them"),
         ("delayed_ack_fin",
          "a FIN received in ESTABLISHED puts Linux in 'pingpong' mode, so its ACK is delayed "
          "(tcp_basic_server expects it 40 ms later)"),
         ("rto_min_on_rttvar",
          "Linux floors the variance term, RTO = SRTT + max(4*RTTVAR, rto_min); RFC 6298 floors "
          "the whole RTO"),
-        ("psh_every_burst",
-         "Linux sets PSH on the last segment of every burst it transmits (each TSO packet); "
-         "synack only where the written data ends"),
-        ("abc_limit",
-         "slow start: Linux adds every newly acknowledged segment to cwnd; RFC 3465 (synack) "
-         "caps the growth per ACK at 2*SMSS"),
-        ("tlp_wc_delack",
-         "the worst-case delayed ACK added to the loss-probe timeout when one segment is in "
-         "flight is the peer's, 200 ms (RFC 8985 §7.2); synack uses its own delayed_ack"),
         ("cork", "TCP_CORK: hold partial segments until uncorked (or 200 ms)"),
-        ("user_timeout", "TCP_USER_TIMEOUT (RFC 5482): abort when data stays unacknowledged "
-                         "this long"),
     ),
 )
 

@@ -68,9 +68,22 @@ class TcpConfig:
     #: Offer the receive window in whole segments (as Linux's __tcp_select_window),
     #: so a sender never sees a sliver it would refuse to use (SWS) and stall.
     window_in_segments: bool = True
+    #: Linux-compatible knobs (the packetdrill Linux profile sets them):
+    #: ACK the first N data segments at once ("quick ACK" at connection start).
+    quickack: int = 0
+    #: Set PSH on the last segment of every burst, not only where written data ends.
+    psh_every_burst: bool = False
+    #: Appropriate byte counting limit L (RFC 3465), in segments per ACK; None = no cap.
+    abc_limit: int | None = 2
+    #: RFC 8985 §7.2 WCDelAckT: added to the probe timeout when one segment is out.
+    tlp_wc_delack: float = 0.2
+    #: RFC 5482 / RFC 9293 USER TIMEOUT: fail when sent data stays unacknowledged this
+    #: long (seconds); None leaves it to max_retransmits.
+    user_timeout: float | None = None
     #: Out-of-order queue bound: separate blocks (holes) held at most; a segment that
     #: would open one more is dropped and counted.  Bytes are bounded by the window.
-    max_ooo_blocks: int = 64
+    #: None: two per MSS that fits in rcv_buf (a window's worth of holes, at least 64).
+    max_ooo_blocks: int | None = None
     #: Minimum RTO used by the persist timer and TLP computations (seconds).
     tlp_min: float = 0.01
 
@@ -102,7 +115,11 @@ class TcpConfig:
             raise ValueError("times must be >= 0")
         if self.delayed_ack >= 0.5:
             raise ValueError("delayed_ack must be under 0.5 s (RFC 9293 §3.8.6.3)")
-        if self.max_ooo_blocks < 1:
+        if self.user_timeout is not None and self.user_timeout <= 0:
+            raise ValueError("user_timeout must be > 0 or None")
+        if self.abc_limit is not None and self.abc_limit < 1:
+            raise ValueError("abc_limit must be >= 1 or None")
+        if self.max_ooo_blocks is not None and self.max_ooo_blocks < 1:
             raise ValueError("max_ooo_blocks must be >= 1")
         if self.initial_window < 1:
             raise ValueError("initial_window must be >= 1")

@@ -20,9 +20,14 @@ class CongestionControl(ABC):
     def __init__(self, mss: int, initial_window: int) -> None:
         self.mss = mss
         # RFC 6928: IW = min(10*MSS, max(2*MSS, 14600)) for the default of 10 segments.
-        self.cwnd = (min(initial_window * mss, max(2 * mss, 14600)) if initial_window >= 4
+        # RFC 6928 §2 for the standard 10; any other value is taken as asked.
+        self.cwnd = (min(10 * mss, max(2 * mss, 14600)) if initial_window == 10
                      else initial_window * mss)
         self.ssthresh = 1 << 30  # RFC 5681 §3.1: arbitrarily high
+        self.abc_limit: int | None = 2  # RFC 3465 L, in segments; None: no cap
+
+    def _abc(self, acked: int) -> int:
+        return acked if self.abc_limit is None else min(acked, self.abc_limit * self.mss)
 
     @property
     def in_slow_start(self) -> bool:
@@ -68,7 +73,7 @@ class NewReno(CongestionControl):
     def on_ack(self, acked: int, flight: int, now: float) -> None:
         if self.cwnd < self.ssthresh:
             # RFC 5681 §3.1 eq. 2 with appropriate byte counting, L = 2*SMSS (RFC 3465).
-            self.cwnd += min(acked, 2 * self.mss)
+            self.cwnd += self._abc(acked)
         else:
             # Congestion avoidance: one SMSS per cwnd of acknowledged bytes (RFC 5681 eq. 3).
             self._ca_acked += acked
@@ -155,6 +160,7 @@ class Cubic(CongestionControl):
         self.k = 0.0
         self.epoch: float | None = None
         self.w_est = 0.0
+        self.cwnd_prior = 0.0  # segments, the window before the last reduction
         self.srtt = 0.0
         self.hystart = HyStartPP()
 
@@ -170,7 +176,7 @@ class Cubic(CongestionControl):
     def on_ack(self, acked: int, flight: int, now: float) -> None:
         mss = self.mss
         if self.cwnd < self.ssthresh:
-            self.cwnd += min(self.hystart.growth(acked), 2 * mss)
+            self.cwnd += self._abc(self.hystart.growth(acked))
             return
         seg = self.cwnd / mss
         if self.epoch is None:  # RFC 9438 §4.2: a new congestion-avoidance epoch
@@ -184,14 +190,16 @@ class Cubic(CongestionControl):
         t = now - self.epoch + self.srtt
         target = self.C * (t - self.k) ** 3 + self.w_max
         target = min(max(target, seg), 1.5 * seg)
-        # Reno-friendly estimate (RFC 9438 §4.3).
-        alpha = 3 * (1 - self.BETA) / (1 + self.BETA)
+        # Reno-friendly estimate (RFC 9438 §4.3): alpha grows to 1 once W_est has
+        # passed the window before the reduction.
+        alpha = 1.0 if self.w_est >= self.cwnd_prior else 3 * (1 - self.BETA) / (1 + self.BETA)
         self.w_est += alpha * (acked / mss) / seg
         new = self.w_est if self.w_est > target else seg + (target - seg) / seg * (acked / mss)
         self.cwnd = max(int(new * mss), mss)
 
     def on_loss(self, flight: int, now: float) -> None:
         seg = self.cwnd / self.mss
+        self.cwnd_prior = seg
         # Fast convergence (RFC 9438 §4.7).
         self.w_max = seg * (1 + self.BETA) / 2 if seg < self.w_max else seg
         self.ssthresh = max(int(self.cwnd * self.BETA), 2 * self.mss)

@@ -90,20 +90,98 @@ class Connection:
     """A TCP connection endpoint.  Create with :meth:`open_active` or :meth:`open_passive`."""
 
     __slots__ = (
-        "_ack_now", "_ack_pending", "_buf", "_buf_pos", "_cc", "_challenge_count",
-        "_challenge_window", "_cwr_pending", "_dack_at", "_delivered", "_dupacks", "_ece_echo",
-        "_ecn_recover", "_events", "_fin_pos", "_fw2_at", "_in_recovery", "_ka_at",
-        "_ka_probes", "_last_ack_sent", "_last_oow_ack", "_max", "_max_snd_wnd", "_min_rtt",
-        "_now", "_ooo", "_orphan", "_out", "_persisting", "_probe", "_prr_allow",
-        "_prr_delivered", "_prr_out", "_rack_at", "_rack_end", "_rack_rtt", "_rack_xmit",
-        "_radv", "_rate_delivered", "_rate_t", "_rbuf", "_recover", "_recover_fs",
-        "_reordering_seen", "_retries", "_rfin_pos", "_rnxt", "_round_end", "_rto_at",
-        "_rtt_pos", "_rtt_time", "_sackgen", "_sb", "_send_full", "_tlp_at", "_tlp_end",
-        "_tlp_retrans", "_tr", "_ts_offset", "_tw_at", "_una", "_wake", "_wl1", "_wl2",
-        "config", "delivery_rate", "ecn_ok", "eff_mss", "irs", "iss", "local_ip",
-        "local_port", "name", "passive", "peer_mss", "rcv_wscale", "remote_ip",
-        "remote_port", "rtt", "sack_ok", "snd_wnd", "snd_wscale", "soft_error", "state",
-        "stats", "ts_ok", "ts_recent", "ts_recent_age", "user_data", "ws_ok",
+        "_ack_now",
+        "_ack_pending",
+        "_buf",
+        "_buf_pos",
+        "_cc",
+        "_challenge_count",
+        "_challenge_window",
+        "_cwr_pending",
+        "_dack_at",
+        "_delivered",
+        "_dupacks",
+        "_ece_echo",
+        "_ecn_recover",
+        "_events",
+        "_fin_pos",
+        "_fw2_at",
+        "_in_recovery",
+        "_ka_at",
+        "_ka_probes",
+        "_last_ack_sent",
+        "_last_oow_ack",
+        "_max",
+        "_max_snd_wnd",
+        "_min_rtt",
+        "_now",
+        "_ooo",
+        "_orphan",
+        "_out",
+        "_persisting",
+        "_probe",
+        "_progress_at",
+        "_prr_allow",
+        "_prr_delivered",
+        "_prr_out",
+        "_quickack",
+        "_rack_at",
+        "_rack_end",
+        "_rack_rtt",
+        "_rack_xmit",
+        "_radv",
+        "_rate_delivered",
+        "_rate_t",
+        "_rbuf",
+        "_recover",
+        "_recover_fs",
+        "_reordering_seen",
+        "_retries",
+        "_rfin_pos",
+        "_rnxt",
+        "_round_end",
+        "_rto_at",
+        "_rtt_pos",
+        "_rtt_time",
+        "_sackgen",
+        "_sb",
+        "_send_full",
+        "_tlp_at",
+        "_tlp_end",
+        "_tlp_retrans",
+        "_tr",
+        "_ts_offset",
+        "_tw_at",
+        "_una",
+        "_wake",
+        "_wl1",
+        "_wl2",
+        "config",
+        "delivery_rate",
+        "ecn_ok",
+        "eff_mss",
+        "irs",
+        "iss",
+        "local_ip",
+        "local_port",
+        "name",
+        "passive",
+        "peer_mss",
+        "rcv_wscale",
+        "remote_ip",
+        "remote_port",
+        "rtt",
+        "sack_ok",
+        "snd_wnd",
+        "snd_wscale",
+        "soft_error",
+        "state",
+        "stats",
+        "ts_ok",
+        "ts_recent",
+        "ts_recent_age",
+        "user_data",
+        "ws_ok",
     )
 
     def __init__(
@@ -189,6 +267,8 @@ class Connection:
         self._rate_delivered = 0
         self.delivery_rate = 0.0
         self._cc = congestion.create(cfg.congestion_control, self.eff_mss, cfg.initial_window)
+        self._cc.abc_limit = cfg.abc_limit
+        self._progress_at = 0.0  # last time the peer acknowledged new data (user timeout)
         # --- receive side (positions: 0 = peer's SYN) ---
         self.irs = 0
         self._rnxt = 0
@@ -199,6 +279,7 @@ class Connection:
         self._rfin_pos: int | None = None
         self._ack_now = False
         self._ack_pending = 0
+        self._quickack = cfg.quickack
         self._last_ack_sent = 0
         self._orphan = False
         # --- timers (absolute times or None) ---
@@ -305,6 +386,7 @@ class Connection:
         self.eff_mss = max(min(cfg.mss, self.peer_mss) - (TS_OPTION_LEN if self.ts_ok else 0),
                            64)
         self._cc = congestion.create(cfg.congestion_control, self.eff_mss, cfg.initial_window)
+        self._cc.abc_limit = cfg.abc_limit
         self.snd_wnd = syn.window  # never scaled on a SYN (RFC 7323 §2.2)
         self._max_snd_wnd = self.snd_wnd
         self._wl1 = 0
@@ -392,7 +474,7 @@ class Connection:
             # less than half of what we could offer now (as Linux's tcp_cleanup_rbuf);
             # smaller openings ride on the next ACK.  A zero window always reopens.
             offered = max(self._radv - self._rnxt, 0)
-            free = self.config.rcv_buf - len(rb)
+            free = self._offerable()
             if free - offered >= self._sws_threshold() and free >= 2 * offered:
                 self._ack_now = True
                 self._poke()
@@ -420,6 +502,7 @@ class Connection:
         st = self.state
         if st is S_SYN_SENT:
             self._set_state(S_CLOSED, now, "close")
+            self._poke()  # the stack must forget it (a later SYN-ACK then gets RST)
             return
         if self._fin_pos is not None or st not in (S_SYN_RECEIVED, S_ESTABLISHED, S_CLOSE_WAIT):
             return
@@ -706,10 +789,10 @@ class Connection:
                 self._window_opened(now, window)
         if self._persisting:
             self._retries = 0  # the peer answers our probes: keep waiting (RFC 9293 §3.8.6.1)
-        if self.ecn_ok and seg.flags & ECE:
-            self._on_ece(now)
         self._detect_losses(now, ack_pos - una, self._sb.sacked_bytes - sacked_before,
                             is_dup, delivered, dsack)
+        if self.ecn_ok and seg.flags & ECE:
+            self._on_ece(now)  # after loss detection: one reduction per event
         # State-specific ACK consequences (FIN acknowledged?).
         fin_acked = self._fin_pos is not None and self._una > self._fin_pos
         if fin_acked:
@@ -746,10 +829,11 @@ class Connection:
         else:
             self._take_rtt_sample(ack_pos, now)
         self._retries = 0
+        self._progress_at = now
         if self._tlp_end is not None and ack_pos >= self._tlp_end:
             self._tlp_done(now)
         if self._max > ack_pos:
-            self._rto_at = now + self.rtt.rto  # RFC 6298 §5.3
+            self._rto_at = self._rto_deadline(now)  # RFC 6298 §5.3
             self._arm_tlp(now)
         else:
             self._rto_at = self._tlp_at = self._rack_at = None
@@ -814,7 +898,7 @@ class Connection:
                     self._rack_update(s, now)
                 if sb.sacked_bytes or self._in_recovery:
                     self._rack_detect(now)
-            lost = sb.mark_dupthresh_losses(3 * mss)
+            lost = sb.mark_dupthresh_losses(mss)
             self.stats["lost_segments"] += lost
             if is_dup and self._dupacks >= 3 and not sb.sacked_bytes:
                 self._mark_head_lost()  # a peer that SACKs nothing: classic rule
@@ -847,7 +931,7 @@ class Connection:
     def _rack_update(self, s: SentSeg, now: float) -> None:
         """RFC 8985 §6.2 step 2: remember the most recently sent delivered segment."""
         rtt = now - s.xmit
-        if s.retrans and rtt < self._min_rtt:
+        if s.retrans and rtt < self._min_rtt - 1e-9:
             return  # may be the ACK of the original transmission: ambiguous
         if rtt < self._min_rtt:
             self._min_rtt = rtt
@@ -901,6 +985,9 @@ class Connection:
         self.stats["recoveries"] += 1
         self.stats["fast_retransmits"] += 1
         self._tlp_at = None
+        if self.ecn_ok:  # RFC 3168 §6.1.2: the reduction covers ECE for this window too
+            self._ecn_recover = self._max
+            self._cwr_pending = True
         self._trace(now, "cc", event="fast_retransmit", cwnd=self._cc.cwnd,
                     ssthresh=self._cc.ssthresh)
 
@@ -942,7 +1029,7 @@ class Connection:
         srtt = self.rtt.srtt
         pto = 2 * srtt
         if len(self._sb) == 1:
-            pto += self.config.delayed_ack or 0.0  # one segment out: allow for a delayed ACK
+            pto += self.config.tlp_wc_delack  # one segment out: the peer may delay its ACK
         pto = max(pto, self.config.tlp_min)
         deadline = now + pto
         if self._rto_at is not None and deadline > self._rto_at:
@@ -1009,6 +1096,10 @@ class Connection:
         if end <= pos:
             self._ack_now = True
             return
+        if self.sack_ok and self._ooo:
+            dup = self._ooo.first_overlap(pos, end)
+            if dup is not None:
+                self._sackgen.duplicate(*dup)  # RFC 2883: part of it was already held
         if pos == rnxt:
             self._rbuf += payload
             self._rnxt = end
@@ -1021,6 +1112,9 @@ class Connection:
             self.stats["bytes_received"] += n
             self._events.append(DataReceived(self, n))
             self._ack_pending += 1
+            if self._quickack > 0:
+                self._quickack -= 1
+                self._ack_now = True
             if (self.config.delayed_ack == 0 or self._ack_pending >= 2
                     or len(payload) > self.eff_mss):
                 self._ack_now = True
@@ -1028,7 +1122,7 @@ class Connection:
                 self._dack_at = now + self.config.delayed_ack
         else:
             self.stats["ooo_segs_in"] += 1
-            if (len(self._ooo) >= self.config.max_ooo_blocks
+            if (len(self._ooo) >= self._ooo_limit()
                     and self._ooo.adds_block(pos, end)):
                 self.stats["ooo_block_limit_drops"] += 1  # hardening: bounded holes
                 self._drop(now, "ooo_block_limit")
@@ -1044,6 +1138,12 @@ class Connection:
             self._trace(now, "note", concept="C14",
                         text=f"out-of-order segment held ({len(self._ooo)} blocks)")
             self._ack_now = True  # duplicate ACK tells the sender of the hole
+
+    def _ooo_limit(self) -> int:
+        """Out-of-order blocks allowed: the configured bound, or by default two per
+        segment that fits in the receive buffer (a window's worth of holes)."""
+        limit = self.config.max_ooo_blocks
+        return limit if limit is not None else max(64, 2 * self.config.rcv_buf // self.eff_mss)
 
     def _check_fin(self, now: float) -> None:
         """Eighth step: act on the peer's FIN once every byte before it has arrived."""
@@ -1115,8 +1215,9 @@ class Connection:
             # A pure ACK carries SND.NXT (the highest sequence sent, RFC 9293).
             self._emit(self._make(ACK, self._max, b"", now), now, "")
         out = self._out
-        if out:
-            self._out = []
+        if not out:
+            return []
+        self._out = []
         return out
 
     def _send_data(self, now: float) -> None:
@@ -1165,7 +1266,10 @@ class Connection:
                 if (not self.config.nodelay and n < mss and self._max > self._una
                         and not (fin_pos is not None and end == data_end)):
                     break
-                self._send_new(nxt, end, end == data_end, now)
+                more = min(rwnd_end - end, data_end - end)
+                burst_end = self.config.psh_every_burst and (
+                    more <= 0 or allow - n < min(mss, more))
+                self._send_new(nxt, end, end == data_end, now, burst_end=burst_end)
                 allow -= n
                 sent_new = True
             elif fin_pos is not None and nxt == fin_pos:
@@ -1178,31 +1282,34 @@ class Connection:
         # 3. Timers: retransmission, tail loss probe, persist.
         if self._max > self._una:
             if self._rto_at is None:
-                self._rto_at = now + self.rtt.rto
-            if sent_new and self._tlp_at is None:
-                self._arm_tlp(now)
+                self._rto_at = self._rto_deadline(now)
+            if sent_new:
+                self._arm_tlp(now)  # RFC 8985 §7.2: (re)schedule on each new send
         elif self._max < data_end and self._rto_at is None:
             # Window closed or too small to use (SWS): the persist timer will probe it
             # or send what fits (RFC 9293 §3.8.6.1 and §3.8.6.2.1 override).
             self._persisting = self.snd_wnd == 0
-            self._rto_at = now + self.rtt.rto
+            self._rto_at = self._rto_deadline(now)
 
-    def _send_new(self, start: int, end: int, last: bool, now: float, why: str = "") -> None:
+    def _send_new(self, start: int, end: int, last: bool, now: float, why: str = "",
+                  burst_end: bool = False) -> None:
         """Send data ``[start, end)`` for the first time, with FIN if it ends the stream."""
         off = start - self._buf_pos
         flags = ACK
         fin = last and self._fin_pos is not None
-        if last and end > start:
+        if (last or burst_end) and end > start:
             flags |= PSH
         if fin:
             flags |= FIN
         seg = self._make(flags, start, bytes(self._buf[off:off + end - start]), now)
-        if self.ecn_ok and end > start:
+        if self.ecn_ok and end > start and not why.startswith("zero-window"):
             seg.ecn = ECT0  # RFC 3168 §6.1.2: new data is ECN-capable
             if self._cwr_pending:
                 seg.flags |= CWR
                 self._cwr_pending = False
         stop = end + (1 if fin else 0)
+        if self._max == self._una:
+            self._progress_at = now  # data goes outstanding: the user timeout starts
         self._sb.add(start, stop, now, fin)
         if self._rtt_pos is None and not self.ts_ok:
             self._rtt_pos, self._rtt_time = stop, now
@@ -1265,16 +1372,21 @@ class Connection:
         edge the peer computes is never left of one it was already given.
         """
         rnxt = self._rnxt
-        free = max(self.config.rcv_buf - len(self._rbuf), 0)
-        if self.config.window_in_segments and free >= self.eff_mss:
-            free -= free % self.eff_mss
-        right = rnxt + free
+        right = rnxt + self._offerable()
         if right - self._radv >= self._sws_threshold() or self._radv < rnxt:
             self._radv = max(right, self._radv)
         shift = 0 if syn else self.rcv_wscale
         field = min((max(self._radv - rnxt, 0) + (1 << shift) - 1) >> shift, 65535)
         self._radv = rnxt + (field << shift)
         return field
+
+    def _offerable(self) -> int:
+        """The window we could offer now: free buffer, capped at what the header can
+        carry (65535 << shift), in whole segments if configured."""
+        free = max(self.config.rcv_buf - len(self._rbuf), 0)
+        if self.config.window_in_segments and free >= self.eff_mss:
+            free -= free % self.eff_mss  # round first, then cap (tcp_select_initial_window)
+        return min(free, 65535 << self.rcv_wscale)
 
     def _sws_threshold(self) -> int:
         return max(min(self.config.rcv_buf // 2, self.eff_mss), 1)
@@ -1376,7 +1488,7 @@ class Connection:
             self._resend(last, now, "retransmit: tail loss probe")
             self._tlp_retrans = True
         self._tlp_end = self._max
-        self._rto_at = now + self.rtt.rto
+        self._rto_at = self._rto_deadline(now)
 
     def _on_rto(self, now: float) -> None:
         """Retransmission timer expiry (RFC 6298 §5.4-5.6), also the persist timer."""
@@ -1405,6 +1517,11 @@ class Connection:
         if outstanding <= 0 and self._max >= data_end:
             return  # nothing left to time
         self._retries += 1
+        if cfg.user_timeout is not None and self._max > self._una \
+                and now - self._progress_at >= cfg.user_timeout:
+            self._fail(now, errno.ETIMEDOUT, f"user timeout: no acknowledgement for "
+                       f"{cfg.user_timeout:g} s (RFC 5482)", "timeout")
+            return
         if self._retries > cfg.max_retransmits:
             msg = f"connection timed out after {cfg.max_retransmits} retransmissions"
             if self.soft_error is not None:
@@ -1429,10 +1546,21 @@ class Connection:
         self._tlp_at = self._rack_at = None
         self._tlp_end = None
         self._sb.mark_all_lost(forget_sacks=True)  # RFC 2018 §8, RFC 6675 §5.1
+        if self.ecn_ok:
+            self._ecn_recover = self._max
+            self._cwr_pending = True
         self._trace(now, "cc", event="rto", cwnd=self._cc.cwnd, ssthresh=self._cc.ssthresh)
         self._send_data(now)
         if self._rto_at is None:
-            self._rto_at = now + self.rtt.rto
+            self._rto_at = self._rto_deadline(now)
+
+    def _rto_deadline(self, now: float) -> float:
+        """now + RTO, clamped to the user timeout's deadline (as Linux does)."""
+        t = now + self.rtt.rto
+        ut = self.config.user_timeout
+        if ut is not None and self._max > self._una:
+            t = min(t, max(self._progress_at + ut, now))
+        return t
 
     def _persist(self, now: float) -> None:
         """Persist timer (RFC 9293 §3.8.6.1): probe a zero window with one byte, or send
@@ -1452,7 +1580,7 @@ class Connection:
             self._send_new(start, start + n, start + n == data_end, now,
                            "zero-window probe" if zero else "persist: send what fits")
             self._probe = self._sb.live()[-1] if zero else None
-        self._rto_at = now + self.rtt.rto
+        self._rto_at = self._rto_deadline(now)
 
     def _on_keepalive(self, now: float) -> None:
         """Keepalive (RFC 9293 §3.8.4, RFC 1122 §4.2.3.6): an ACK with SEG.SEQ = SND.NXT-1."""

@@ -65,6 +65,13 @@ class Reassembly:
         hi = bisect.bisect_right(self._starts, end)
         return lo == hi
 
+    def first_overlap(self, start: int, end: int) -> tuple[int, int] | None:
+        """The first part of ``[start, end)`` already held, if any (for D-SACK)."""
+        i = bisect.bisect_right(self._ends, start)
+        if i < len(self._starts) and self._starts[i] < end:
+            return max(start, self._starts[i]), min(end, self._ends[i])
+        return None
+
     def pop_ready(self, nxt: int) -> bytes | None:
         """Remove and return the bytes from ``nxt`` on, if the first block reaches it."""
         if not self._starts or self._starts[0] > nxt:

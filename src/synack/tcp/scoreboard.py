@@ -165,20 +165,25 @@ class Scoreboard:
         s.retrans += 1
         s.xmit = now
 
-    def mark_dupthresh_losses(self, threshold_bytes: int) -> int:
-        """RFC 6675 §4 IsLost(): a hole with at least ``threshold_bytes`` SACKed above
-        it is lost.  A segment already retransmitted is left alone (RFC 6675 HighRxt:
-        the SACKs above it predate the retransmission; RACK's time rule judges it).
-        Returns how many segments were newly marked."""
+    def mark_dupthresh_losses(self, mss: int, dupthresh: int = 3) -> int:
+        """RFC 6675 §4 IsLost(): a hole is lost when DupThresh SACKed segments, or more
+        than (DupThresh - 1) * SMSS SACKed bytes, lie above it.  A segment already
+        retransmitted is left alone (RFC 6675 HighRxt: the SACKs above it predate the
+        retransmission; RACK's time rule judges it).  Returns how many were marked."""
         if not self.sacked_bytes:
             return 0
-        above = self.sacked_bytes
+        live = self.segs[self._head:]
+        bytes_above = self.sacked_bytes
+        segs_above = sum(1 for s in live if s.sacked)
+        limit = (dupthresh - 1) * mss
         marked = 0
-        for s in self.segs[self._head:]:
-            if s.start >= self.highest_sacked or above <= 0:
+        for s in live:
+            if s.start >= self.highest_sacked or bytes_above <= 0:
                 break
             if s.sacked:
-                above -= s.end - s.start
-            elif above >= threshold_bytes and not s.retrans and self.mark_lost(s):
+                bytes_above -= s.end - s.start
+                segs_above -= 1
+            elif ((bytes_above > limit or segs_above >= dupthresh) and not s.retrans
+                  and self.mark_lost(s)):
                 marked += 1
         return marked
