@@ -1,0 +1,428 @@
+"""Command-line plumbing shared by ``synack serve``, ``connect`` and ``get``.
+
+* :func:`add_link_options` adds the options every real-network command takes:
+  the TUN device (``--tun``, ``--ip``, ``--kernel-ip``, ``--no-create``,
+  ``--mtu``), impairment of the link (``--loss``, ``--delay``, ...), TCP
+  tunables (``--mss``, ``--cc``, ``--no-sack``, ``--no-timestamps``,
+  ``--no-wscale``) and recording (``--trace``, ``--pcap``).
+* :func:`open_tun` builds the :class:`~synack.host.Host` on the TUN device,
+  with a capture tap (:class:`CaptureLink`) between the device and the
+  impairment, so the capture shows what the kernel sees on ``syn0``.
+  Failures become a :class:`SetupError` whose message says what to do.
+* :func:`open_builtin_peer` is what ``connect`` and ``get`` use without
+  ``--tun``: two synack hosts joined in-process, the far one running the
+  echo, discard, chargen and HTTP services, so the commands work anywhere
+  without root.
+* :func:`settle` waits for closing connections to finish their FIN exchange
+  before a host is closed (closing a host resets what is left).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import errno
+import ipaddress
+import json
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from ..capture import INBOUND, OUTBOUND, CaptureWriter, open_capture
+from ..commands import probability as probability_arg
+from ..host import Host
+from ..links.base import Link
+from ..links.memory import memory_pair
+from ..links.tun import DEFAULT_TUN_PATH, TunLink
+from ..sim.path import PathConfig
+from ..tcp.config import TcpConfig
+from ..tcp.congestion import ALGORITHMS
+from ..tcp.states import State
+from .basic import chargen, discard, echo
+from .http import HttpService
+from .runner import Handler, ServiceRunner
+
+__all__ = [
+    "BUILTIN_SERVICES",
+    "CaptureLink",
+    "NetSetup",
+    "SetupError",
+    "add_link_options",
+    "impairment",
+    "open_builtin_peer",
+    "open_tun",
+    "settle",
+    "tcp_config",
+    "tun_error",
+]
+
+#: What the in-process peer serves without --tun: port -> (name, handler).
+BUILTIN_SERVICES: dict[int, str] = {7: "echo", 9: "discard", 19: "chargen", 80: "http"}
+QUIET_STATES = frozenset({State.CLOSED, State.TIME_WAIT})
+
+
+class SetupError(Exception):
+    """The command cannot start; ``str()`` says why and what to do."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+# --------------------------------------------------------------------- options
+def _ipv4(text: str) -> str:
+    try:
+        return str(ipaddress.IPv4Address(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an IPv4 address: {text!r}") from None
+
+
+def _interface(text: str) -> str:
+    try:
+        iface = ipaddress.IPv4Interface(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an IPv4 ADDRESS/PREFIX: {text!r} (e.g. 10.77.0.1/24)") from None
+    if "/" not in text:
+        raise argparse.ArgumentTypeError(
+            f"give the prefix length too: {text}/24, say (the kernel routes that subnet "
+            f"to the device)")
+    return str(iface)
+
+
+def _mss(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 88 <= v <= 65495:
+        raise argparse.ArgumentTypeError(f"an MSS must be in 88..65495, got {v}")
+    return v
+
+
+def _mtu(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 128 <= v <= 65535:
+        raise argparse.ArgumentTypeError(f"an MTU must be in 128..65535, got {v}")
+    return v
+
+
+def _ms(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= v <= 60000:
+        raise argparse.ArgumentTypeError(f"milliseconds must be in 0..60000, got {v}")
+    return v
+
+
+def add_link_options(p: argparse.ArgumentParser, *, default_ip: str = "10.77.0.2") -> None:
+    """The TUN, impairment, TCP and recording options (see the module docstring)."""
+    g = p.add_argument_group("real network (TUN device; needs root or CAP_NET_ADMIN)")
+    g.add_argument("--tun", metavar="NAME",
+                   help="TUN device to use (created if missing, unless --no-create)")
+    g.add_argument("--ip", type=_ipv4, default=default_ip, metavar="ADDR",
+                   help=f"synack's own address on the device (default {default_ip})")
+    g.add_argument("--kernel-ip", type=_interface, metavar="ADDR/PREFIX",
+                   help="configure the kernel side: give the device this address and bring "
+                   "it up (e.g. 10.77.0.1/24); without it the device is left as it is")
+    g.add_argument("--no-create", dest="create", action="store_false",
+                   help="attach to an existing device (ip tuntap add dev NAME mode tun) only")
+    g.add_argument("--mtu", type=_mtu, help="set the device MTU (the MSS follows it)")
+    g.add_argument("--tun-path", default=DEFAULT_TUN_PATH, help=argparse.SUPPRESS)
+    i = p.add_argument_group("impairment of the link (both directions unless --impair)")
+    i.add_argument("--loss", type=probability_arg, default=0.0, metavar="P",
+                   help="probability a packet is lost")
+    i.add_argument("--delay", type=_ms, default=0.0, metavar="MS",
+                   help="one-way delay in milliseconds")
+    i.add_argument("--jitter", type=_ms, default=0.0, metavar="MS",
+                   help="delay jitter in milliseconds (never reorders)")
+    i.add_argument("--duplicate", type=probability_arg, default=0.0, metavar="P",
+                   help="probability a packet is duplicated")
+    i.add_argument("--reorder", type=probability_arg, default=0.0, metavar="P",
+                   help="probability a packet is held back 1 ms and overtaken")
+    i.add_argument("--corrupt", type=probability_arg, default=0.0, metavar="P",
+                   help="probability of bit flips (the checksum catches them)")
+    i.add_argument("--impair", choices=("both", "in", "out"), default="both",
+                   help="which direction to impair: in (to synack), out (from synack)")
+    i.add_argument("--impair-seed", type=int, metavar="N",
+                   help="seed for the impairment decisions (default: random)")
+    t = p.add_argument_group("TCP")
+    t.add_argument("--mss", type=_mss, help="MSS to advertise and use (at most MTU - 40)")
+    t.add_argument("--cc", choices=sorted(ALGORITHMS), default=None,
+                   help="congestion control (default newreno)")
+    t.add_argument("--no-sack", dest="sack", action="store_false",
+                   help="do not offer or accept SACK (RFC 2018)")
+    t.add_argument("--no-timestamps", dest="timestamps", action="store_false",
+                   help="do not offer or accept timestamps (RFC 7323)")
+    t.add_argument("--no-wscale", dest="wscale", action="store_false",
+                   help="do not offer or accept window scaling (64 KiB windows)")
+    r = p.add_argument_group("recording")
+    r.add_argument("--trace", metavar="FILE", help="write synack's trace as JSON lines")
+    r.add_argument("--pcap", metavar="FILE",
+                   help="capture the packets on the link (.pcapng or .pcap)")
+
+
+def impairment(args: argparse.Namespace) -> tuple[PathConfig | None, PathConfig | None] | None:
+    """The (outbound, inbound) impairment the options ask for, or None."""
+    if not any((args.loss, args.delay, args.jitter, args.duplicate, args.reorder, args.corrupt)):
+        return None
+    cfg = PathConfig(delay=args.delay / 1000, jitter=args.jitter / 1000, loss=args.loss,
+                     duplicate=args.duplicate, reorder=args.reorder, corrupt=args.corrupt)
+    out = cfg if args.impair in ("both", "out") else None
+    inb = cfg if args.impair in ("both", "in") else None
+    return out, inb
+
+
+def tcp_config(args: argparse.Namespace) -> TcpConfig:
+    """The TcpConfig the TCP options ask for."""
+    changes: dict[str, Any] = {"sack": args.sack, "timestamps": args.timestamps,
+                               "window_scaling": args.wscale}
+    if not args.wscale:
+        changes["rcv_buf"] = 65535
+    if args.mss is not None:
+        changes["mss"] = args.mss
+    if args.cc is not None:
+        changes["congestion_control"] = args.cc
+    return TcpConfig().replace(**changes)
+
+
+# ---------------------------------------------------------------------- capture
+class CaptureLink:
+    """A link that records every packet it carries to a capture writer (wall-clock
+    timestamps, pcapng direction flags), then passes it on unchanged."""
+
+    def __init__(self, inner: Link, writer: CaptureWriter) -> None:
+        self.inner = inner
+        self.writer = writer
+        self.mtu = inner.mtu
+        self.max_segment_payload = inner.max_segment_payload
+        self.stats: Counter[str] = inner.stats
+        self.name = getattr(inner, "name", "link")
+
+    def fileno(self) -> int:
+        return self.inner.fileno()
+
+    def read_batch(self, max_packets: int = 64) -> list[bytes]:
+        batch = self.inner.read_batch(max_packets)
+        if batch:
+            now = time.time()
+            for pkt in batch:
+                self.writer.record(pkt, now, direction=INBOUND)
+        return batch
+
+    def write(self, packet: bytes) -> None:
+        self.writer.record(packet, time.time(), direction=OUTBOUND)
+        self.inner.write(packet)
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def __repr__(self) -> str:
+        return f"<CaptureLink {self.inner!r}>"
+
+
+# ------------------------------------------------------------------------ hosts
+@dataclass
+class NetSetup:
+    """A host ready to use, what it records to, and (without --tun) the built-in peer."""
+
+    host: Host
+    description: str
+    tun: TunLink | None = None
+    capture: CaptureWriter | None = None
+    capture_path: str | None = None
+    trace_file: IO[str] | None = None
+    trace_path: str | None = None
+    traced: Callable[[], int] | None = None
+    peer: Host | None = None
+    peer_runners: list[ServiceRunner] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    closed: bool = False
+
+    async def close(self, settle_timeout: float = 2.0) -> None:
+        """Let closing connections finish (up to ``settle_timeout``), then close all
+        (what is still open is reset).  Idempotent."""
+        if self.closed:
+            return
+        self.closed = True
+        hosts = [self.host] + ([self.peer] if self.peer is not None else [])
+        await settle(hosts, settle_timeout)
+        for h in hosts:
+            await h.close()
+        if self.capture is not None:
+            self.capture.close()
+        if self.trace_file is not None:
+            self.trace_file.close()
+
+    def recordings(self) -> list[tuple[str, str, str]]:
+        rows = []
+        if self.capture_path is not None and self.capture is not None:
+            rows.append(("capture", self.capture_path,
+                         f"{getattr(self.capture, 'count', 0)} packets"))
+        if self.trace_path is not None and self.traced is not None:
+            rows.append(("trace", self.trace_path, f"{self.traced()} records"))
+        return rows
+
+
+def _open_recordings(args: argparse.Namespace, setup_opts: dict[str, Any]
+                     ) -> tuple[CaptureWriter | None, IO[str] | None, Callable[[], int]]:
+    capture: CaptureWriter | None = None
+    trace_file: IO[str] | None = None
+    count = [0]
+    if args.pcap:
+        try:
+            capture = open_capture(args.pcap)
+        except OSError as exc:
+            raise SetupError(f"cannot write the capture {args.pcap}: "
+                             f"{exc.strerror or exc}") from None
+    if args.trace:
+        try:
+            trace_file = open(args.trace, "w", encoding="utf-8")  # noqa: SIM115
+        except OSError as exc:
+            if capture is not None:
+                capture.close()
+            raise SetupError(f"cannot write the trace {args.trace}: "
+                             f"{exc.strerror or exc}") from None
+        fh = trace_file
+        dumps = json.dumps
+
+        def tracer(rec: dict[str, Any]) -> None:
+            count[0] += 1
+            fh.write(dumps(rec, default=str) + "\n")
+
+        setup_opts["tracer"] = tracer
+    return capture, trace_file, lambda: count[0]
+
+
+def _check_addresses(name: str, ip: str, kernel_ip: str | None) -> None:
+    if kernel_ip is None:
+        return
+    iface = ipaddress.IPv4Interface(kernel_ip)
+    mine = ipaddress.IPv4Address(ip)
+    if mine == iface.ip:
+        raise SetupError(f"--ip {ip} must differ from the kernel's address ({kernel_ip}): "
+                         f"synack owns an address the kernel does not", 2)
+    if mine not in iface.network:
+        raise SetupError(f"--ip {ip} is outside {iface.network}, so the kernel would not route "
+                         f"it to {name}; pick an address in that subnet", 2)
+    if iface.network.prefixlen < 31 and mine in (iface.network.network_address,
+                                                 iface.network.broadcast_address):
+        raise SetupError(f"--ip {ip} is the network or broadcast address of {iface.network}",
+                         2)
+
+
+def tun_error(exc: BaseException, retry: str) -> SetupError:
+    """A SetupError for a failure to open the TUN device; ``retry`` is the command
+    line to suggest (with sudo) when it is a matter of privileges."""
+    text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    if isinstance(exc, PermissionError):
+        return SetupError(f"{text}\n  try: sudo {retry}")
+    if isinstance(exc, OSError) and exc.errno == errno.EBUSY:
+        return SetupError(f"{text}; another synack (or a VPN client) may be using it")
+    if isinstance(exc, ValueError):
+        return SetupError(text, 2)
+    return SetupError(text)
+
+
+def open_tun(args: argparse.Namespace, retry: str) -> NetSetup:
+    """The host on the TUN device the options name (call from a coroutine).
+
+    ``retry`` is the command line suggested when privileges are missing."""
+    assert args.tun
+    _check_addresses(args.tun, args.ip, args.kernel_ip)
+    opts: dict[str, Any] = {"config": tcp_config(args)}
+    capture, trace_file, traced = _open_recordings(args, opts)
+    try:
+        try:
+            tun = TunLink(args.tun, create=args.create, kernel_ip=args.kernel_ip,
+                          mtu=args.mtu, path=args.tun_path)
+        except (OSError, ValueError) as exc:
+            raise tun_error(exc, retry) from None
+        link: Link = CaptureLink(tun, capture) if capture is not None else tun
+        try:
+            host = Host.from_link(link, args.ip, impair=impairment(args),
+                                  impair_seed=args.impair_seed, **opts)
+        except BaseException:
+            tun.close()
+            raise
+    except BaseException:
+        if capture is not None:
+            capture.close()
+        if trace_file is not None:
+            trace_file.close()
+        raise
+    setup = NetSetup(host, f"via {tun.name}", tun=tun, capture=capture,
+                     capture_path=args.pcap, trace_file=trace_file, trace_path=args.trace,
+                     traced=traced)
+    if args.kernel_ip is None and not tun.existed:
+        setup.notes.append(
+            f"note: {tun.name} is new and its kernel side is not configured (no --kernel-ip); "
+            f"give it an address, e.g. `ip addr add 10.77.0.1/24 dev {tun.name} && "
+            f"ip link set {tun.name} up`")
+    return setup
+
+
+def builtin_handler(port: int) -> tuple[str, Handler]:
+    name = BUILTIN_SERVICES[port]
+    if name == "echo":
+        return name, echo
+    if name == "discard":
+        return name, discard
+    if name == "chargen":
+        return name, chargen(None)
+    return name, HttpService()
+
+
+async def open_builtin_peer(args: argparse.Namespace, remote_ip: str) -> NetSetup:
+    """Two in-process hosts: ours, and a peer at ``remote_ip`` serving echo (7),
+    discard (9), chargen (19) and HTTP (80).  Impairment, capture and trace apply
+    to our end, as they would to a TUN device."""
+    local = "10.0.0.1" if remote_ip != "10.0.0.1" else "10.0.0.2"
+    config = tcp_config(args)
+    opts: dict[str, Any] = {"config": config}
+    capture, trace_file, traced = _open_recordings(args, opts)
+    link_a, link_b = memory_pair(args.mtu or 1500, names=(local, remote_ip))
+    try:
+        ours: Link = CaptureLink(link_a, capture) if capture is not None else link_a
+        a = Host.from_link(ours, local, impair=impairment(args),
+                           impair_seed=args.impair_seed, **opts)
+        b = Host.from_link(link_b, remote_ip, config=config)
+    except BaseException:
+        link_a.close()
+        link_b.close()
+        if capture is not None:
+            capture.close()
+        if trace_file is not None:
+            trace_file.close()
+        raise
+    setup = NetSetup(a, "over an in-process link to synack's built-in servers (no --tun)",
+                     capture=capture, capture_path=args.pcap, trace_file=trace_file,
+                     trace_path=args.trace, traced=traced, peer=b)
+    for port in BUILTIN_SERVICES:
+        name, handler = builtin_handler(port)
+        runner = ServiceRunner(name, handler, grace=1.0)
+        await b.start_server(runner, port)
+        setup.peer_runners.append(runner)
+    return setup
+
+
+async def settle(hosts: list[Host], timeout: float) -> bool:
+    """Wait until every connection of ``hosts`` is CLOSED or in TIME-WAIT (our data
+    and FIN acknowledged), up to ``timeout`` seconds.  False if some were not."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        busy = [c for h in hosts if not h.driver.closed for c in h.stack.connections
+                if c.state not in QUIET_STATES]
+        if not busy:
+            return True
+        if loop.time() >= deadline:
+            return False
+        await asyncio.sleep(0.01)
