@@ -19,6 +19,7 @@ from collections import Counter, deque
 from collections.abc import Iterator
 from typing import Any
 
+from . import seq
 from .tcp import cookies
 from .tcp.config import TcpConfig
 from .tcp.connection import Connection, Tracer
@@ -120,8 +121,12 @@ class Stack:
         self._embryonic: dict[Connection, Listener] = {}
         self._events: deque[Event] = deque()
         self._dirty: dict[Connection, None] = {}
-        self._heap: list[tuple[float, int, Connection]] = []
-        self._deadline: dict[Connection, float] = {}
+        # Timer heap of [deadline, tiebreak, connection or None] entries; an entry is
+        # dropped lazily by setting its connection to None, so a rescheduled or removed
+        # connection is released at once and the heap is compacted when mostly stale.
+        self._heap: list[list[Any]] = []
+        self._deadline: dict[Connection, list[Any]] = {}
+        self._stale = 0
         self._counter = itertools.count()
         self._out: list[bytes] = []
         self.stats: Counter[str] = Counter()
@@ -334,9 +339,15 @@ class Stack:
         if synack.tsval is not None:  # options that the ISN cannot carry ride in TSval
             bits = cookies.encode_options(probe.snd_wscale if probe.ws_ok else None,
                                           probe.sack_ok, probe.ecn_ok)
-            synack.tsval = (synack.tsval & ~cookies.TS_MASK) | bits
+            ts = (synack.tsval & ~cookies.TS_MASK) | bits
+            if seq.gt(ts, synack.tsval):
+                # Never ahead of the clock the connection will use, or the peer's PAWS
+                # would drop our first segments (as Linux's cookie_init_timestamp).
+                ts -= 1 << cookies.TS_BITS
+            synack.tsval = ts & 0xFFFFFFFF
         lst.last_cookie = now
         self.stats["syncookies_sent"] += 1
+        self._trace_cookie(now, src, syn, "sent")
         self._out.append(encode_ipv4_tcp(self.address, src, synack))
 
     def _cookie_ack(self, lst: Listener, src: bytes, seg: Segment, now: float) -> bool:
@@ -349,6 +360,7 @@ class Stack:
                                   cookie, now)
         if mss is None:
             self.stats["syncookies_rejected"] += 1
+            self._trace_cookie(now, src, seg, "rejected")
             return False
         if len(lst.accept_queue) >= lst.backlog or len(self._conns) >= self.max_connections:
             self._count_drop(now, "accept_queue_full")
@@ -360,11 +372,18 @@ class Stack:
                                       config=lst.config, events=self._events,
                                       tracer=self.tracer, wake=self._wake)
         self.stats["syncookies_validated"] += 1
+        self._trace_cookie(now, src, seg, "validated")
         self._conns[(src, seg.src_port, seg.dst_port)] = conn
         lst.accept_queue.append(conn)
         conn.receive(seg, now)
         self._dirty[conn] = None
         return True
+
+    def _trace_cookie(self, now: float, src: bytes, seg: Segment, action: str) -> None:
+        if self.tracer is not None:
+            self.tracer({"t": now, "ev": "syncookie", "action": action, "concept": "C27",
+                         "conn": f"{ip_to_str(self.address)}:{seg.dst_port}>"
+                                 f"{ip_to_str(src)}:{seg.src_port}"})
 
     def _reset_stranger(self, src: bytes, seg: Segment, now: float) -> None:
         """RFC 9293 §3.10.7.1: no connection and no listener (C21, C24)."""
@@ -441,19 +460,40 @@ class Stack:
                 self.stats["time_wait_recycled"] += 1
                 self._remove(oldest)
                 oldest.abort(why="TIME-WAIT table full: oldest entry recycled")
-        t = conn.next_timer()
-        if t is not None and self._deadline.get(conn) != t:
-            self._deadline[conn] = t
-            heapq.heappush(self._heap, (t, next(self._counter), conn))
-        elif t is None:
+        self._schedule(conn, conn.next_timer())
+
+    def _schedule(self, conn: Connection, t: float | None) -> None:
+        old = self._deadline.get(conn)
+        if old is not None:
+            if old[0] == t:
+                return
+            old[2] = None
+            self._stale += 1
+        if t is None:
             self._deadline.pop(conn, None)
+        else:
+            entry = [t, next(self._counter), conn]
+            self._deadline[conn] = entry
+            heapq.heappush(self._heap, entry)
+        if self._stale > len(self._deadline) + 64:
+            self._compact_timers()
+
+    def _compact_timers(self) -> None:
+        """Drop stale heap entries: a deadline that moved or a connection that is gone
+        would otherwise stay until its old time comes, which an adversary can make far
+        away (keepalive: 2 h).  Amortised O(1): it runs after as many stale entries as
+        live ones."""
+        self._heap = [e for e in self._heap if e[2] is not None]
+        heapq.heapify(self._heap)
+        self._stale = 0
 
     def _remove(self, conn: Connection) -> None:
         self._time_wait.pop(conn, None)
         key = (conn.remote_ip, conn.remote_port, conn.local_port)
         if self._conns.get(key) is conn:
             del self._conns[key]
-        self._deadline.pop(conn, None)
+        if conn in self._deadline:
+            self._schedule(conn, None)
         lst = self._embryonic.pop(conn, None)
         if lst is not None:
             lst.half_open -= 1
@@ -465,19 +505,18 @@ class Stack:
     def next_timer(self) -> float | None:
         """Earliest deadline of any connection."""
         heap = self._heap
-        while heap:
-            t, _, conn = heap[0]
-            if self._deadline.get(conn) == t:
-                return t
+        while heap and heap[0][2] is None:
             heapq.heappop(heap)
-        return None
+            self._stale -= 1
+        return heap[0][0] if heap else None
 
     def handle_timer(self, now: float) -> None:
         """Fire the timers of every connection whose deadline has passed."""
         heap = self._heap
         while heap and heap[0][0] <= now:
-            t, _, conn = heapq.heappop(heap)
-            if self._deadline.get(conn) != t:
+            _, _, conn = heapq.heappop(heap)
+            if conn is None:
+                self._stale -= 1
                 continue
             del self._deadline[conn]
             conn.handle_timer(now)

@@ -90,6 +90,7 @@ class Connection:
     """A TCP connection endpoint.  Create with :meth:`open_active` or :meth:`open_passive`."""
 
     __slots__ = (
+        "__weakref__",
         "_ack_now",
         "_ack_pending",
         "_buf",
@@ -761,9 +762,10 @@ class Connection:
             self._set_state(S_ESTABLISHED, now)
             una = self._una
         if ack_pos > self._max or ack_pos < una - max(self._max_snd_wnd, 1):
-            # RFC 9293: ACK for data never sent; RFC 5961 §5: ACK too old.  ACK and drop.
+            # RFC 9293: ACK for data never sent; RFC 5961 §5.2: ACK too old.  Reply with
+            # a (rate-limited) challenge ACK and drop.
             self._drop(now, "ack_unsent" if ack_pos > self._max else "ack_too_old")
-            self._ack_now = True
+            self._challenge_ack(now)
             return False
         window = seg.window << self.snd_wscale
         sacked_before = self._sb.sacked_bytes
@@ -900,13 +902,17 @@ class Connection:
                     self._rack_detect(now)
             lost = sb.mark_dupthresh_losses(mss)
             self.stats["lost_segments"] += lost
-            if is_dup and self._dupacks >= 3 and not sb.sacked_bytes:
-                self._mark_head_lost()  # a peer that SACKs nothing: classic rule
+            if (is_dup and self._dupacks == 3 and not sb.sacked_bytes
+                    and self._una >= self._recover):
+                # A peer that negotiated SACK but reports nothing: the classic rule, once
+                # per window (RFC 6582 recover), so forged duplicate ACKs cannot make
+                # us resend the same segment over and over.
+                self._mark_head_lost(fresh_only=True)
         elif self._in_recovery:
             if acked and self._una < self._recover:
                 self._mark_head_lost()  # RFC 6582 §3.2 step 4: partial ACK
         elif is_dup and self._dupacks == 3 and self._una >= self._recover:
-            self._mark_head_lost()  # RFC 5681 §3.2 fast retransmit
+            self._mark_head_lost(fresh_only=True)  # RFC 5681 §3.2 fast retransmit
         if acked:
             self._dupacks = 0
         if sb.lost_bytes and not self._in_recovery:
@@ -923,9 +929,11 @@ class Connection:
         elif acked:
             self._cc.on_ack(acked, self._max - self._una, now)
 
-    def _mark_head_lost(self) -> None:
+    def _mark_head_lost(self, *, fresh_only: bool = False) -> None:
         live = self._sb.live()
-        if live and self._sb.mark_lost(live[0]):
+        if not live or (fresh_only and live[0].retrans):
+            return
+        if self._sb.mark_lost(live[0]):
             self.stats["lost_segments"] += 1
 
     def _rack_update(self, s: SentSeg, now: float) -> None:

@@ -61,6 +61,8 @@ class SynCookies:
         if age > 1:
             return None
         t = t_now - age
+        if t < 0:  # from before the clock's first period: cannot be ours
+            return None
         if self._hash(lip, lport, rip, rport, client_isn, t) != cookie & _HASH_MASK:
             return None
         return MSS_TABLE[(cookie >> 25) & 0x3]
