@@ -50,6 +50,11 @@ typecheck: $(STAMP_TEST)
 bench: $(STAMP_TEST)
 	$(PY) benchmarks/bench_core.py --write
 
+## fuzz: the mutation fuzzer over captured segments, 1,000,000 inputs (not in make test)
+.PHONY: fuzz
+fuzz: $(STAMP_TEST)
+	$(PY) benchmarks/fuzz_mutation.py --inputs 1000000
+
 ## images: regenerate the README's diagram and plot (docs/images/) from the labs
 IMG_TMP := .images-tmp
 images: $(STAMP_RUN)
