@@ -429,3 +429,36 @@ def test_cli_expectations_round_trip(tmp_path: Path) -> None:
     assert "bad.pkt: expected FAIL (line 8:" in out and "got PASS" in out
     loaded = expectations.load(exp)
     assert loaded["good.pkt"].status == "PASS"
+
+
+def test_cli_writes_trace_and_capture_for_every_script(tmp_path: Path) -> None:
+    """--trace and --pcap (issue 5: on every command): JSON lines naming each script,
+    and a pcapng that tshark reads without a malformed packet."""
+    import json
+    import shutil
+    import subprocess
+
+    from synack.cli import main
+
+    scripts = sorted(Path(__file__).parent.joinpath("packetdrill").glob("c0*.pkt"))[:2]
+    trace, pcap = tmp_path / "t.jsonl", tmp_path / "p.pcapng"
+    rc = main(["packetdrill", *map(str, scripts), "--trace", str(trace), "--pcap", str(pcap)])
+    assert rc == 0
+    records = [json.loads(line) for line in trace.read_text().splitlines()]
+    assert {r["script"] for r in records} == {str(s) for s in scripts}
+    assert any(r["ev"] == "state" for r in records)
+    assert pcap.stat().st_size > 100
+    tshark = shutil.which("tshark")
+    if tshark is None:
+        import os
+
+        if os.environ.get("CI") == "true":
+            pytest.fail("tshark missing under CI=true")
+        pytest.skip("tshark not installed")
+    bad = "_ws.malformed || _ws.expert.severity == error"
+    out = subprocess.run([tshark, "-r", str(pcap), "-Y", bad],
+                         capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == ""
+    count = subprocess.run([tshark, "-r", str(pcap)], capture_output=True, text=True,
+                           check=True, timeout=60).stdout.count("\n")
+    assert count >= 6  # both scripts' handshakes at least

@@ -9,10 +9,12 @@ line ``N passed, M failed`` and exits non-zero if anything failed.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from ..capture import CaptureWriter, PcapngWriter, PcapWriter
 from ..packetdrill import expectations
 from ..packetdrill.profiles import PROFILES, config_from_sysctls, get_profile
 from ..packetdrill.runner import RunOptions, RunResult, iter_scripts, run_script
@@ -42,6 +44,11 @@ def register(sub: Any) -> argparse.ArgumentParser:
                    help="one emitted segment per expected line (no aggregation)")
     p.add_argument("--check-ts-ecr", action="store_true",
                    help="also compare the TS ecr of outbound packets (upstream does not)")
+    p.add_argument("--trace", metavar="FILE", type=Path,
+                   help="write the stack's trace as JSON lines (each record names its script)")
+    p.add_argument("--pcap", metavar="FILE", type=Path,
+                   help="write every packet in and out as pcapng (.pcap: classic pcap); each "
+                   "script gets its own 1000 s time range and its name in the comments")
     p.add_argument("--verbose", "-v", action="store_true",
                    help="also print notes: skipped commands, unmet profile needs")
     p.add_argument("--show-profile", action="store_true",
@@ -71,14 +78,40 @@ def run_packetdrill(args: argparse.Namespace, out: TextIO) -> int:
     profile = get_profile(args.profile)
     if args.show_profile:
         _show_profile(args.profile, out)
-    opts = RunOptions(tolerance_usecs=args.tolerance_usecs,
-                      tolerance_percent=args.tolerance_percent,
-                      strict_segments=args.strict_segments, check_ts_ecr=args.check_ts_ecr)
+    trace_file = open(args.trace, "w", encoding="utf-8") if args.trace else None  # noqa: SIM115
+    writer: CaptureWriter | None = None
+    if args.pcap:
+        writer = (PcapWriter(args.pcap) if args.pcap.suffix == ".pcap"
+                  else PcapngWriter(args.pcap))
     results: list[RunResult] = []
-    for path in scripts:
-        res = run_script(path, profile, opts)
-        results.append(res)
-        print(res.report(verbose=args.verbose), file=out)
+    try:
+        for index, path in enumerate(scripts):
+            name = str(path)
+            base = 1000.0 * index  # each script in its own range of capture time
+
+            def trace(rec: dict[str, Any], name: str = name) -> None:
+                assert trace_file is not None
+                trace_file.write(json.dumps({**rec, "script": name}, sort_keys=True) + "\n")
+
+            def capture(pkt: bytes, t: float, why: str, name: str = name,
+                        base: float = base) -> None:
+                assert writer is not None
+                writer.record(pkt, base + t, f"{name}: {why}")
+
+            opts = RunOptions(tolerance_usecs=args.tolerance_usecs,
+                              tolerance_percent=args.tolerance_percent,
+                              strict_segments=args.strict_segments,
+                              check_ts_ecr=args.check_ts_ecr,
+                              tracer=trace if trace_file is not None else None,
+                              capture=capture if writer is not None else None)
+            res = run_script(path, profile, opts)
+            results.append(res)
+            print(res.report(verbose=args.verbose), file=out)
+    finally:
+        if trace_file is not None:
+            trace_file.close()
+        if writer is not None:
+            writer.close()
     passed = sum(1 for r in results if r.ok)
     failed = len(results) - passed
     root = Path(args.paths[0]) if len(args.paths) == 1 and Path(args.paths[0]).is_dir() \

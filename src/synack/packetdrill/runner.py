@@ -41,9 +41,10 @@ import os
 import struct
 import traceback
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..stack import Stack
 from ..tcp.config import TcpConfig
@@ -224,6 +225,10 @@ class RunOptions:
     strict_segments: bool = False
     #: Also compare the outbound TS ecr (upstream never does).
     check_ts_ecr: bool = False
+    #: Receives the stack's trace records (see docs/trace.md), if set.
+    tracer: Callable[[dict[str, Any]], None] | None = None
+    #: Receives every packet in and out: ``(packet, seconds, comment)``, if set.
+    capture: Callable[[bytes, float, str], None] | None = None
 
 
 # ------------------------------------------------------------------------------ records
@@ -289,6 +294,8 @@ class Runner:
                               else DEFAULT_TOLERANCE_PERCENT)
         self.strict_segments = options.strict_segments
         self.check_ts_ecr = options.check_ts_ecr
+        self._tracer = options.tracer
+        self._capture = options.capture
         self.ts_tick_us = 0
         self.ts_ecr_scaled = False
         self.mtu: int | None = None
@@ -398,7 +405,8 @@ class Runner:
     def _start_stack(self) -> None:
         isn: IsnSource = (fixed_isn(self.local_isn) if self.local_isn is not None
                           else Rfc6528Isn(ISN_SECRET))
-        self.stack = Stack(LOCAL_IP, config=self._config(), isn=isn, seed=1, mtu=self.mtu)
+        self.stack = Stack(LOCAL_IP, config=self._config(), isn=isn, seed=1, mtu=self.mtu,
+                           tracer=self._tracer)
         self.layer = SocketLayer(self.stack, profile=self.profile, sysctls=self.sysctls,
                                  base_config=self._config, clock=lambda: self.now_us / 1e6,
                                  remote_ip=REMOTE_IP, connect_port=self.connect_port,
@@ -492,6 +500,8 @@ class Runner:
                 break
 
     def _record(self, raw: bytes) -> None:
+        if self._capture is not None:
+            self._capture(raw, self.now_us / 1e6, "synack sent")
         try:
             _src, _dst, seg = decode_ipv4_tcp(raw)
         except WireError as exc:
@@ -633,6 +643,8 @@ class Runner:
         tos = ECN_CODEPOINTS[pkt.ecn] if pkt.ecn is not None else 0
         raw = _build_packet(REMOTE_IP, LOCAL_IP, sport, dport, seq, ack, bits, pkt.win or 0,
                             pkt.urg or 0, opts, payload, tos)
+        if self._capture is not None:
+            self._capture(raw, self.now_us / 1e6, "injected by the script")
         self._stack.receive_packet(raw, self.now_us / 1e6)
         if bits & SYN and not bits & ACK:
             conn = self._stack.find(REMOTE_IP, sport, dport)
