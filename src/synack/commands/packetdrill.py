@@ -78,11 +78,13 @@ def run_packetdrill(args: argparse.Namespace, out: TextIO) -> int:
     profile = get_profile(args.profile)
     if args.show_profile:
         _show_profile(args.profile, out)
-    trace_file = open(args.trace, "w", encoding="utf-8") if args.trace else None  # noqa: SIM115
+    trace_path = getattr(args, "trace", None)  # optional for programmatic callers
+    pcap_path = getattr(args, "pcap", None)
+    trace_file = open(trace_path, "w", encoding="utf-8") if trace_path else None  # noqa: SIM115
     writer: CaptureWriter | None = None
-    if args.pcap:
-        writer = (PcapWriter(args.pcap) if args.pcap.suffix == ".pcap"
-                  else PcapngWriter(args.pcap))
+    if pcap_path:
+        writer = (PcapWriter(pcap_path) if Path(pcap_path).suffix == ".pcap"
+                  else PcapngWriter(pcap_path))
     results: list[RunResult] = []
     try:
         for index, path in enumerate(scripts):
