@@ -111,9 +111,13 @@ def _kind(s: Seg) -> str:
 
 
 def congestion_series(run: Run) -> list[tuple[float, str, int | None, int | None]]:
-    """(t, conn, cwnd, ssthresh) from every ``cc`` record and every data segment sent
-    with a ``cwnd`` field (docs/trace.md); ssthresh is carried forward."""
+    """(t, conn, cwnd, ssthresh) from every ``cwnd`` record (each change, exact), else
+    from ``cc`` records and data segments sent with a ``cwnd`` field (older traces);
+    ssthresh is carried forward."""
     out: list[tuple[float, str, int | None, int | None]] = []
+    if any(r.get("ev") == "cwnd" for r in run.records):
+        return [(float(r["t"]), str(r.get("conn")), r.get("cwnd"), r.get("ssthresh"))
+                for r in run.records if r.get("ev") == "cwnd"]
     ssthresh: dict[str, int | None] = {}
     for r in run.records:
         ev = r.get("ev")

@@ -151,6 +151,7 @@ class Connection:
         "_tlp_end",
         "_tlp_retrans",
         "_tr",
+        "_traced",
         "_ts_offset",
         "_tw_at",
         "_una",
@@ -211,6 +212,7 @@ class Connection:
         self.soft_error: int | None = None  # last ICMP soft error (errno), RFC 1122
         self._events: deque[Event] = events if events is not None else deque()
         self._tr = tracer
+        self._traced: dict[str, Any] = {}  # timers and windows as last traced
         self._wake = wake
         self._out: list[Segment] = []
         self._now = 0.0  # the latest time a caller gave us, for app calls without one
@@ -559,6 +561,8 @@ class Connection:
         if self._ka_at is not None:
             self._ka_at = now + self.config.keepalive_idle
             self._ka_probes = 0
+        if self._tr is not None:
+            self._trace_changes(now)
 
     def _receive_syn_sent(self, seg: Segment, now: float) -> None:
         """RFC 9293 §3.10.7.3, SYN-SENT."""
@@ -1222,6 +1226,8 @@ class Connection:
         if self._ack_now and self.state is not S_CLOSED and self.state is not S_SYN_SENT:
             # A pure ACK carries SND.NXT (the highest sequence sent, RFC 9293).
             self._emit(self._make(ACK, self._max, b"", now), now, "")
+        if self._tr is not None:
+            self._trace_changes(now)
         out = self._out
         if not out:
             return []
@@ -1478,6 +1484,8 @@ class Connection:
             self._on_rto(now)
         if self._ka_at is not None and now >= self._ka_at:
             self._on_keepalive(now)
+        if self._tr is not None:
+            self._trace_changes(now)
 
     def _send_tlp(self, now: float) -> None:
         """RFC 8985 §7.3: probe the tail: new data if allowed, else the last segment."""
@@ -1652,6 +1660,30 @@ class Connection:
             fields["ev"] = ev
             fields["conn"] = self.name
             self._tr(fields)
+
+    _TIMERS = (("rto", "_rto_at"), ("delayed_ack", "_dack_at"), ("time_wait", "_tw_at"),
+               ("fin_wait_2", "_fw2_at"), ("rack_reorder", "_rack_at"), ("tlp", "_tlp_at"),
+               ("keepalive", "_ka_at"))
+
+    def _trace_changes(self, now: float) -> None:
+        """Trace timers set or cancelled and congestion-window changes since the last
+        call (issue: every timer set and every cwnd/ssthresh change is in the trace)."""
+        seen = self._traced
+        for name, attr in self._TIMERS:
+            at = getattr(self, attr)
+            if seen.get(name) != at:
+                seen[name] = at
+                if at is None:
+                    self._trace(now, "timer_cancel", timer=name)
+                else:
+                    self._trace(now, "timer_set", timer=name, at=at, after=at - now,
+                                rto=self.rtt.rto)
+        cc = self._cc
+        if seen.get("cwnd") != cc.cwnd or seen.get("ssthresh") != cc.ssthresh:
+            seen["cwnd"], seen["ssthresh"] = cc.cwnd, cc.ssthresh
+            self._trace(now, "cwnd", cwnd=cc.cwnd, ssthresh=cc.ssthresh,
+                        slow_start=cc.in_slow_start, in_recovery=self._in_recovery,
+                        pipe=self._pipe())
 
     def _trace_seg(self, now: float, direction: str, seg: Segment, why: str) -> None:
         assert self._tr is not None
