@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from typing import Any
 
 
 def probability(text: str) -> float:
@@ -36,12 +37,20 @@ def non_negative(kind: type[int] | type[float]) -> Callable[[str], int | float]:
     return parse
 
 
-def port(text: str) -> int:
-    """argparse type: a TCP port number."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 1 <= v <= 65535:
-        raise argparse.ArgumentTypeError(f"a port must be in 1..65535, got {v}")
-    return v
+def in_range(kind: type[int] | type[float], low: float, high: float, noun: str, *,
+             not_a: str = "not a number") -> Callable[[str], Any]:
+    """argparse type factory: a number of ``kind`` in ``[low, high]``, with messages
+    like "an MSS must be in 88..65495, got 1"."""
+    def parse(text: str) -> int | float:
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{not_a}: {text!r}") from None
+        if not low <= v <= high:
+            raise argparse.ArgumentTypeError(f"{noun} must be in {low:g}..{high:g}, got {v:g}")
+        return v
+    return parse
+
+
+#: argparse type: a TCP port number.
+port = in_range(int, 1, 65535, "a port", not_a="not a port number")

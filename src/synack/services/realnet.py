@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from ..capture import INBOUND, OUTBOUND, CaptureWriter, open_capture
+from ..commands import in_range
 from ..commands import probability as probability_arg
 from ..host import Host
 from ..links.base import Link
@@ -92,34 +93,9 @@ def _interface(text: str) -> str:
     return str(iface)
 
 
-def _mss(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 88 <= v <= 65495:
-        raise argparse.ArgumentTypeError(f"an MSS must be in 88..65495, got {v}")
-    return v
-
-
-def _mtu(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 128 <= v <= 65535:
-        raise argparse.ArgumentTypeError(f"an MTU must be in 128..65535, got {v}")
-    return v
-
-
-def _ms(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 <= v <= 60000:
-        raise argparse.ArgumentTypeError(f"milliseconds must be in 0..60000, got {v}")
-    return v
+_mss = in_range(int, 88, 65495, "an MSS")
+_mtu = in_range(int, 128, 65535, "an MTU")
+_ms = in_range(float, 0, 60000, "milliseconds")
 
 
 def add_link_options(p: argparse.ArgumentParser, *, default_ip: str = "10.77.0.2") -> None:
