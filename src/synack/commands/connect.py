@@ -26,14 +26,7 @@ import threading
 import time
 from typing import Any, BinaryIO
 
-from ..services.realnet import (
-    BUILTIN_SERVICES,
-    NetSetup,
-    SetupError,
-    add_link_options,
-    open_builtin_peer,
-    open_tun,
-)
+from ..services.realnet import BUILTIN_SERVICES, NetSetup, add_link_options, open_network
 from ..services.runner import synack_connection
 from . import non_negative, port
 
@@ -141,20 +134,14 @@ class _StdinPump:
 async def connect_main(args: argparse.Namespace, stdin: BinaryIO, stdout: BinaryIO) -> int:
     """The command's body, with the streams given (tests pass their own)."""
     err = sys.stderr
-    try:
-        setup: NetSetup = (open_tun(args, retry_command(args)) if args.tun
-                           else await open_builtin_peer(args, args.host))
-    except SetupError as exc:
-        print(f"synack connect: {exc}", file=err)
-        return exc.status
-    if not args.quiet:
-        for note in setup.notes:
-            print(note, file=err)
-        if setup.peer is not None:
-            services = ", ".join(f"{n} {p}" for p, n in BUILTIN_SERVICES.items())
-            print(f"synack connect: no --tun, so talking to synack's built-in servers at "
-                  f"{args.host} in-process ({services}); --tun reaches real programs",
-                  file=err)
+    services = ", ".join(f"{n} {p}" for p, n in BUILTIN_SERVICES.items())
+    opened = await open_network(
+        args, "connect", args.host, retry_command(args),
+        f"no --tun, so talking to synack's built-in servers at {args.host} in-process "
+        f"({services}); --tun reaches real programs", err)
+    if isinstance(opened, int):
+        return opened
+    setup: NetSetup = opened
     started = time.monotonic()
     sent = received = 0
     status = 0

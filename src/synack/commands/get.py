@@ -30,7 +30,7 @@ from typing import IO, Any, TextIO
 
 from ..progress import print_summary, rich_available
 from ..services.http import ProtocolError, Response, Url, fetch, parse_url
-from ..services.realnet import NetSetup, SetupError, add_link_options, open_builtin_peer, open_tun
+from ..services.realnet import NetSetup, add_link_options, open_network
 from . import non_negative
 from .connect import describe_failure
 
@@ -189,18 +189,13 @@ async def get_main(args: argparse.Namespace, url: Url, stdout: IO[bytes], err: T
         print(f"synack get: cannot write the output: {problem}", file=err)
         return 2
     try:
-        try:
-            setup: NetSetup = (open_tun(args, retry_command(args)) if args.tun
-                               else await open_builtin_peer(args, url.host))
-        except SetupError as exc:
-            print(f"synack get: {exc}", file=err)
-            return exc.status
-        if not args.quiet:
-            for note in setup.notes:
-                print(note, file=err)
-            if setup.peer is not None:
-                print(f"synack get: no --tun, so asking synack's built-in HTTP server at "
-                      f"{url.host} in-process; --tun reaches real servers", file=err)
+        opened = await open_network(
+            args, "get", url.host, retry_command(args),
+            f"no --tun, so asking synack's built-in HTTP server at {url.host} in-process; "
+            "--tun reaches real servers", err)
+        if isinstance(opened, int):
+            return opened
+        setup: NetSetup = opened
         show = args.progress if args.progress is not None else err.isatty() and not args.quiet
         try:
             with WallProgress(err, bool(show), url.target[:30]) as bar:

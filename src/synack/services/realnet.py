@@ -356,6 +356,25 @@ def builtin_handler(port: int) -> tuple[str, Handler]:
     return name, HttpService()
 
 
+async def open_network(args: argparse.Namespace, command: str, remote_ip: str, retry: str,
+                       builtin_note: str, err: IO[str]) -> NetSetup | int:
+    """Open what a client command talks through: the TUN device with ``--tun``, else
+    synack's built-in servers in-process.  Prints the setup notes (and, without
+    ``--tun``, ``builtin_note``) unless ``--quiet``; returns the exit status on error."""
+    try:
+        setup = (open_tun(args, retry) if args.tun
+                 else await open_builtin_peer(args, remote_ip))
+    except SetupError as exc:
+        print(f"synack {command}: {exc}", file=err)
+        return exc.status
+    if not args.quiet:
+        for note in setup.notes:
+            print(note, file=err)
+        if setup.peer is not None:
+            print(f"synack {command}: {builtin_note}", file=err)
+    return setup
+
+
 async def open_builtin_peer(args: argparse.Namespace, remote_ip: str) -> NetSetup:
     """Two in-process hosts: ours, and a peer at ``remote_ip`` serving echo (7),
     discard (9), chargen (19) and HTTP (80).  Impairment, capture and trace apply
