@@ -43,6 +43,17 @@ class Reassembly:
             self._data.insert(lo, bytearray(data))
             self.nbytes += end - start
             return end - start
+        if hi - lo == 1 and start >= starts[lo]:
+            # The common case: data inside, or extending the end of, one held block.
+            # Extend it in place: rebuilding would copy the whole block for every
+            # segment that arrives behind a hole (quadratic for megabytes held).
+            old_end = ends[lo]
+            if end <= old_end:
+                return 0
+            self._data[lo] += data[old_end - start:]
+            ends[lo] = end
+            self.nbytes += end - old_end
+            return end - old_end
         new_start = min(start, starts[lo])
         new_end = max(end, ends[hi - 1])
         merged = bytearray(new_end - new_start)
