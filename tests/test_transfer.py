@@ -64,3 +64,38 @@ def test_mtu_sets_the_mss() -> None:
 
     with pytest.raises(ValueError, match="mtu"):
         Stack("10.0.0.1", mtu=20)
+
+
+def test_a_10_mb_bandwidth_delay_product_is_usable() -> None:
+    """RFC 7323 §2 (C4): with window scaling and a 12 MiB receive buffer, an 800 Mbit/s
+    path with a 100 ms RTT (a 10 MB bandwidth-delay product) is filled after slow
+    start: goodput over the last 60 MB is at least 90% of the link, which needs more
+    than 9 MB in flight; the peer advertises a window larger than 65535 << 7 bytes.
+    (The bottleneck queue holds two BDPs, so the receive window, not loss, bounds the
+    flight: this test is about the window, not loss recovery.)"""
+    rate, rtt = 800e6, 0.1
+    bdp = int(rate / 8 * rtt)
+    cfg = TcpConfig(rcv_buf=12 << 20, snd_buf=32 << 20, msl=1.0)
+    sc = Scenario(3, path=PathConfig(delay=rtt / 2, rate_bps=rate, queue_bytes=2 * bdp),
+                  config=cfg, record_wire=False)
+    sc.client.tracer = sc.server.tracer = None
+    sc.trace = []
+    total = 80_000_000
+    sc.listen(80, send_after_eof=True, keep_data=False)
+    ep = sc.connect(80, bytes(total), keep_data=False)
+    marks: dict[str, float] = {}
+
+    def watch(now: float) -> None:
+        if sc.server_endpoints:
+            got = sc.server_endpoint.received_count
+            if got >= 20_000_000 and "start" not in marks:
+                marks["start"] = now
+            if got >= total and "end" not in marks:
+                marks["end"] = now
+
+    sc.net.add_process(watch)
+    sc.run(stop=lambda: "end" in marks, until=60)
+    goodput = (total - 20_000_000) * 8 / (marks["end"] - marks["start"])
+    assert goodput >= 0.9 * rate, f"{goodput / 1e6:.0f} Mbit/s"
+    assert ep.conn.snd_wnd > 65535 << 7
+    assert ep.conn.info()["rto_fired"] == 0 and ep.conn.info()["retransmits"] == 0
