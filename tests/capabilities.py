@@ -45,6 +45,8 @@ def root_tun_problem(*, netns: bool = True) -> str | None:
     """Why TUN tests cannot run here, or None if they can."""
     if os.geteuid() != 0:
         return "needs root (TUN devices and network namespaces need CAP_NET_ADMIN)"
+    if not _has_net_admin():
+        return "root without CAP_NET_ADMIN (a restricted container?): TUN and netns need it"
     if not os.path.exists(TUN_PATH):
         return f"{TUN_PATH} is missing (modprobe tun, or pass the device to the container)"
     if shutil.which("ip") is None:
@@ -52,6 +54,18 @@ def root_tun_problem(*, netns: bool = True) -> str | None:
     if netns:
         return _netns_problem()
     return None
+
+
+def _has_net_admin() -> bool:
+    """CAP_NET_ADMIN (bit 12) in this process's effective capability set."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) & (1 << 12))
+    except (OSError, ValueError):
+        pass
+    return True  # cannot tell: let the tests try and report what fails
 
 
 def require_root_tun(*, netns: bool = True) -> None:
