@@ -55,6 +55,7 @@ from netns import (
     namespace,
     require,
     sha256_file,
+    summary_value,
     wait_log,
 )
 from synack.services.http import generated_sha256
@@ -463,6 +464,14 @@ def test_syn_flood_while_kernel_clients_transfer_and_connect(ns: Netns, tmp_path
     assert cookies <= result["total"] - MAX_HALF_OPEN + legit
     assert sample and bits == Counter({0x17: len(sample)})
     assert rss_after - rss_before < 32 * 1024  # KiB: no state per SYN
+    # The exact counts, from the server's own summary and trace, agree with the wire.
+    summary = srv.stdout()
+    sent = int(summary_value(summary, "SYN cookies").split()[0])
+    traced_sent = sum(1 for r in recs if r["ev"] == "syncookie" and r["action"] == "sent")
+    traced_valid = sum(1 for r in recs if r["ev"] == "syncookie" and r["action"] == "validated")
+    assert sent == traced_sent
+    assert cookies <= sent <= cookies + in_doubt
+    assert traced_valid == legit
 
 
 # ------------------------------------------- 3. cookies and timestamps (bug)

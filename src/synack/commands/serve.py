@@ -281,6 +281,18 @@ def _summary(args: argparse.Namespace, setup: NetSetup, runner: ServiceRunner, p
                      f"{imp['in_corrupted'] + imp['out_corrupted']}"))
     st = host.stack.stats
     rows.append(("ping", f"{st['icmp_echo_replies']} echo replies", ""))
+    conn_stats = [r.conn.stats for r in runner.records if r.conn is not None]
+    sent = sum(int(c["challenge_acks"]) for c in conn_stats)
+    held = sum(int(c["challenge_acks_suppressed"]) for c in conn_stats)
+    rows.append(("SYN cookies", f"{st['syncookies_sent']} sent",
+                 f"{st['syncookies_validated']} validated, {st['syncookies_rejected']} "
+                 "rejected (RFC 4987)"))
+    rows.append(("challenge ACKs", f"{sent} sent", f"{held} held back by the rate limit "
+                 "(RFC 5961)"))
+    dropped = {k[5:]: v for k, v in st.items() if k.startswith("drop_") and v}
+    rows.append(("dropped by the stack", str(sum(dropped.values())),
+                 ", ".join(f"{k} {v}" for k, v in sorted(dropped.items())[:6])))
+    rows.append(("resets sent to strangers", str(st["rst_sent"]), "C21, C24"))
     rows.append(("run time", f"{elapsed:.1f} s", ""))
     rows += setup.recordings()
     print_summary(rows, sys.stdout, title=f"synack serve {args.service}")
