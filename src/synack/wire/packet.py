@@ -75,15 +75,7 @@ def _describe_tcp(s: str, d: str, seg: Segment) -> str:
     out.append(f"win {seg.window}")
     if seg.flags & URG or seg.urgent:
         out.append(f"urg {seg.urgent}")
-    opts = []
-    if seg.mss is not None:
-        opts.append(f"mss {seg.mss}")
-    if seg.sack_permitted:
-        opts.append("sackOK")
-    if seg.tsval is not None:
-        opts.append(f"TS val {seg.tsval} ecr {seg.tsecr}")
-    if seg.wscale is not None:
-        opts.append(f"wscale {seg.wscale}")
+    opts = seg.option_words()
     if seg.sack_blocks:
         edges = "".join(f"{{{a}:{b}}}" for a, b in seg.sack_blocks)
         opts.append(f"sack {len(seg.sack_blocks)} {edges}")

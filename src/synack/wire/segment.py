@@ -86,14 +86,9 @@ class Segment:
         """Sequence space occupied: payload bytes, plus one each for SYN and FIN (C17)."""
         return len(self.payload) + (1 if self.flags & SYN else 0) + (1 if self.flags & FIN else 0)
 
-    def __repr__(self) -> str:
-        parts = [f"{self.src_port}>{self.dst_port}", f"[{flags_str(self.flags)}]",
-                 f"seq={self.seq}"]
-        if self.flags & ACK:
-            parts.append(f"ack={self.ack}")
-        parts.append(f"win={self.window}")
-        if self.payload:
-            parts.append(f"len={len(self.payload)}")
+    def option_words(self) -> list[str]:
+        """The handshake options as tcpdump names them: ``mss N``, ``sackOK``,
+        ``TS val V ecr E``, ``wscale S`` (SACK blocks are left to the caller's style)."""
         opts = []
         if self.mss is not None:
             opts.append(f"mss {self.mss}")
@@ -103,6 +98,17 @@ class Segment:
             opts.append(f"TS val {self.tsval} ecr {self.tsecr}")
         if self.wscale is not None:
             opts.append(f"wscale {self.wscale}")
+        return opts
+
+    def __repr__(self) -> str:
+        parts = [f"{self.src_port}>{self.dst_port}", f"[{flags_str(self.flags)}]",
+                 f"seq={self.seq}"]
+        if self.flags & ACK:
+            parts.append(f"ack={self.ack}")
+        parts.append(f"win={self.window}")
+        if self.payload:
+            parts.append(f"len={len(self.payload)}")
+        opts = self.option_words()
         if self.sack_blocks:
             opts.append("sack " + " ".join(f"{a}:{b}" for a, b in self.sack_blocks))
         if opts:
