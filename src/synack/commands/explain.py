@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..explain import analyze, explain, load_trace
+from ..explain import explain, load_trace
 
 NAME = "explain"
 
@@ -35,6 +35,23 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pcap", metavar="FILE",
                    help="rebuild a capture from the trace (.pcapng with comments, else pcap; "
                    "payload bytes are zeros since traces keep no data)")
+    p.add_argument("--trace-out", metavar="FILE", dest="trace_out",
+                   help="write the trace back out (normalised JSON lines)")
+
+
+def write_copies(records: list[dict[str, Any]], args: argparse.Namespace,
+                 rows: list[tuple[str, str, str]]) -> None:
+    """The ``--pcap`` and ``--trace-out`` files of a rendering command (OSError on failure);
+    a summary row for each is appended to ``rows``."""
+    from ..capture import write_trace_capture
+    from ..labs import json_lines
+
+    if args.pcap:
+        n = write_trace_capture(records, args.pcap)
+        rows.append(("capture", args.pcap, f"{n} packets rebuilt from the trace"))
+    if args.trace_out:
+        Path(args.trace_out).write_text(json_lines(records), encoding="utf-8")
+        rows.append(("trace", args.trace_out, f"{len(records)} records"))
 
 
 def register(sub: Any) -> argparse.ArgumentParser:
@@ -49,8 +66,6 @@ def register(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--svg", metavar="FILE", help="write the sequence diagram as SVG")
     p.add_argument("--mermaid", metavar="FILE", help="write the sequence diagram as Mermaid")
     p.add_argument("--plots", metavar="DIR", help="write the plots (PNG with matplotlib, CSV)")
-    p.add_argument("--trace-out", metavar="FILE", dest="trace_out",
-                   help="write the trace back out (normalised JSON lines)")
     return p
 
 
@@ -65,7 +80,6 @@ def read_trace(path: str) -> list[dict[str, Any]] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..capture import write_trace_capture
     from ..diagram import render_mermaid, render_svg
     from ..plots import write_plots
     from ..progress import print_summary
@@ -87,8 +101,8 @@ def run(args: argparse.Namespace) -> int:
             ("concepts", " ".join(run_.concepts), "see shared/concepts.md")]
     try:
         if args.svg:
-            Path(args.svg).write_text(render_svg(analyze(records, roles),
-                                                 absolute=args.absolute), encoding="utf-8")
+            Path(args.svg).write_text(render_svg(run_, absolute=args.absolute),
+                                      encoding="utf-8")
             rows.append(("diagram (SVG)", args.svg, ""))
         if args.mermaid:
             Path(args.mermaid).write_text(render_mermaid(run_, absolute=args.absolute),
@@ -97,14 +111,7 @@ def run(args: argparse.Namespace) -> int:
         if args.plots:
             files, msg = write_plots(run_, args.plots)
             rows.append(("plots", args.plots, msg or ", ".join(f.name for f in files)))
-        if args.pcap:
-            n = write_trace_capture(records, args.pcap)
-            rows.append(("capture", args.pcap, f"{n} packets rebuilt from the trace"))
-        if args.trace_out:
-            from ..labs import json_lines
-
-            Path(args.trace_out).write_text(json_lines(records), encoding="utf-8")
-            rows.append(("trace", args.trace_out, f"{len(records)} records"))
+        write_copies(records, args, rows)
     except OSError as exc:
         print(f"synack explain: cannot write: {exc}", file=sys.stderr)
         return 2

@@ -10,7 +10,7 @@ import argparse
 import sys
 from typing import Any
 
-from .explain import add_output_options, read_trace
+from .explain import add_output_options, read_trace, write_copies
 
 NAME = "report"
 
@@ -25,17 +25,13 @@ def register(sub: Any) -> argparse.ArgumentParser:
                    help="where to write the page (default report.html)")
     p.add_argument("--title", default="", help="page title (default: the trace's name)")
     add_output_options(p)
-    p.add_argument("--trace-out", metavar="FILE", dest="trace_out",
-                   help="write the trace back out (normalised JSON lines)")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..capture import write_trace_capture
     from ..explain import analyze
-    from ..labs import json_lines
     from ..progress import print_summary
     from ..report import write_report
 
@@ -44,17 +40,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     roles = dict(args.role) or None
     title = args.title or f"synack report: {Path(args.trace).name}"
-    rows = []
+    rows: list[tuple[str, str, str]] = []
     try:
         write_report(records, args.output, roles=roles, title=title, absolute=args.absolute)
         run_ = analyze(records, roles)
         rows.append(("report", args.output, f"{len(run_.segments)} segments to step through"))
-        if args.pcap:
-            n = write_trace_capture(records, args.pcap)
-            rows.append(("capture", args.pcap, f"{n} packets rebuilt from the trace"))
-        if args.trace_out:
-            Path(args.trace_out).write_text(json_lines(records), encoding="utf-8")
-            rows.append(("trace", args.trace_out, f"{len(records)} records"))
+        write_copies(records, args, rows)
     except OSError as exc:
         print(f"synack report: cannot write: {exc}", file=sys.stderr)
         return 2
