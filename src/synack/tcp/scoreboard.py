@@ -152,12 +152,6 @@ class Scoreboard:
         if forget_sacks:
             self.highest_sacked = 0
 
-    def first_lost(self) -> SentSeg | None:
-        for s in self.segs[self._head:]:
-            if s.lost:
-                return s
-        return None
-
     def retransmitted(self, s: SentSeg, now: float) -> None:
         if s.lost:
             s.lost = False
