@@ -76,24 +76,32 @@ class Host:
         (``config``, ``seed``, ``tracer``, ``answer_ping``...)."""
         loop = loop or asyncio.get_running_loop()
         outbound, inbound = _split(impair)
+        offload = bool(getattr(link, "offload", False))
         if outbound is not None or inbound is not None:
+            if offload:
+                raise ValueError("impairment works on plain packets: open the link without "
+                                 "offload to impair it")
             link = ImpairedLink(link, outbound=outbound, inbound=inbound, seed=impair_seed,
                                 loop=loop)
         stack_options.setdefault("mtu", link.mtu)
         stack_options.setdefault("max_segment_payload", link.max_segment_payload)
+        stack_options.setdefault("offload", offload)
         stack = Stack(ip, **stack_options)
         return cls(stack, link, loop=loop)
 
     @classmethod
     def tun(cls, name: str = "syn0", ip: str = "10.77.0.2", *, kernel_ip: str | None = None,
-            create: bool = True, mtu: int | None = None, impair: Impairment | None = None,
+            create: bool = True, mtu: int | None = None, offload: bool = False,
+            impair: Impairment | None = None,
             impair_seed: int | None = None, loop: asyncio.AbstractEventLoop | None = None,
             **stack_options: Any) -> Host:
         """A host on TUN device ``name`` owning ``ip`` (see :class:`TunLink` for errors).
 
         With ``kernel_ip`` ("10.77.0.1/24") the kernel side is configured; ``ip``
         must then lie in that subnet (so the kernel routes it to the device) and
-        differ from the kernel's own address.
+        differ from the kernel's own address.  ``offload=True`` asks the kernel for
+        checksum and segmentation offload (falling back to plain packets where it
+        cannot: ``host.link.offload`` tells); it cannot be combined with ``impair``.
         """
         if kernel_ip is not None:
             iface = ipaddress.IPv4Interface(kernel_ip)
@@ -107,7 +115,10 @@ class Host:
             if iface.network.prefixlen < 31 and mine in (iface.network.network_address,
                                                          iface.network.broadcast_address):
                 raise ValueError(f"{ip} is the network or broadcast address of {iface.network}")
-        link = TunLink(name, create=create, kernel_ip=kernel_ip, mtu=mtu)
+        if offload and impair is not None:
+            raise ValueError("impairment works on plain packets: offload=True cannot be "
+                             "combined with impair")
+        link = TunLink(name, create=create, kernel_ip=kernel_ip, mtu=mtu, offload=offload)
         try:
             return cls.from_link(link, ip, impair=impair, impair_seed=impair_seed, loop=loop,
                                  **stack_options)

@@ -22,16 +22,18 @@ from typing import Any
 from . import seq
 from .tcp import cookies
 from .tcp.config import TcpConfig
-from .tcp.connection import Connection, Tracer
+from .tcp.connection import TS_OPTION_LEN, Connection, Tracer
 from .tcp.cookies import SynCookies
 from .tcp.events import Event
 from .tcp.isn import IsnSource, Rfc6528Isn
 from .tcp.states import SYNCHRONIZED, State
 from .wire import icmp
+from .wire.checksum import BytesLike
 from .wire.errors import WireError
 from .wire.ipv4 import PROTO_ICMP, PROTO_TCP, ip_to_bytes, ip_to_str, parse_ipv4_packet
 from .wire.packet import decode_ipv4_tcp, encode_ipv4, encode_ipv4_tcp
 from .wire.segment import ACK, FIN, RST, SYN, Segment
+from .wire.vnet import PLAIN_HEADER, VNET_HDR_LEN, encode_ipv4_tcp_offload, parse_vnet_header
 
 EPHEMERAL_LOW, EPHEMERAL_HIGH = 49152, 65535  # RFC 6335 §6 dynamic ports
 
@@ -87,11 +89,15 @@ class Stack:
         icmp_errors_per_second: float = 100.0,
         mtu: int | None = None,
         max_segment_payload: int | None = None,
+        offload: bool = False,
     ) -> None:
-        """``mtu`` and ``max_segment_payload`` are what the link tells the stack: the
-        MSS becomes ``mtu - 40`` (RFC 9293 §3.7.1) and, on a link with segmentation
-        offload, one segment may carry up to ``max_segment_payload`` bytes (the link
-        splits it per MSS)."""
+        """``mtu``, ``max_segment_payload`` and ``offload`` are what the link tells the
+        stack: the MSS becomes ``mtu - 40`` (RFC 9293 §3.7.1) and, on a link with
+        segmentation offload, one segment may carry up to ``max_segment_payload`` bytes
+        (the link splits it per MSS).  ``offload`` means every packet, both ways,
+        starts with a virtio-net header (:mod:`synack.wire.vnet`): inbound packets the
+        header marks as checksummed are not verified again, and outbound TCP leaves its
+        checksum and segmentation to the kernel."""
         self.address = ip_to_bytes(address) if isinstance(address, str) else bytes(address)
         if len(self.address) != 4:
             raise ValueError("address must be an IPv4 address")
@@ -103,6 +109,7 @@ class Stack:
         if max_segment_payload is not None:
             cfg = cfg.replace(max_segment_payload=max_segment_payload)
         self.config = cfg
+        self.offload = offload
         self._isn: IsnSource = isn or Rfc6528Isn(isn_secret)
         self._rng = random.Random(seed)
         self.tracer = tracer
@@ -188,9 +195,20 @@ class Stack:
 
     # ------------------------------------------------------------- packet input
     def receive_packet(self, packet: bytes, now: float) -> None:
-        """Take one IPv4 packet from the link."""
+        """Take one IPv4 packet from the link (after its virtio-net header if ``offload``)."""
+        if not self.offload:
+            self._receive_ip(packet, now, True)
+            return
         try:
-            src, dst, seg = decode_ipv4_tcp(packet)
+            vnet = parse_vnet_header(packet)
+        except ValueError:
+            self._count_drop(now, "vnet_header_short")
+            return
+        self._receive_ip(memoryview(packet)[VNET_HDR_LEN:], now, not vnet.checksum_trusted)
+
+    def _receive_ip(self, packet: BytesLike, now: float, verify: bool) -> None:
+        try:
+            src, dst, seg = decode_ipv4_tcp(packet, verify_checksum=verify)
         except WireError as exc:
             if exc.reason == "ip_not_tcp":
                 self._receive_other(packet, now)
@@ -224,7 +242,7 @@ class Stack:
         else:
             self._reset_stranger(src, seg, now)
 
-    def _receive_other(self, packet: bytes, now: float) -> None:
+    def _receive_other(self, packet: BytesLike, now: float) -> None:
         """Non-TCP IPv4: ICMP (RFC 792) is handled; other protocols get an ICMP
         protocol unreachable (RFC 1122 §3.2.2.1) and a counted drop."""
         try:
@@ -249,8 +267,8 @@ class Stack:
                 self._count_drop(now, "icmp_echo_ignored")
                 return
             self.stats["icmp_echo_replies"] += 1
-            self._out.append(encode_ipv4(self.address, hdr.src, PROTO_ICMP,
-                                         icmp.build_echo_reply(msg)))
+            self._emit_ip(encode_ipv4(self.address, hdr.src, PROTO_ICMP,
+                                      icmp.build_echo_reply(msg)))
             return
         if msg.type != icmp.ICMP_DEST_UNREACH:
             self._count_drop(now, f"icmp_type_{msg.type}_ignored")
@@ -273,7 +291,7 @@ class Stack:
             self.stats["drop_icmp_out_of_window"] += 1
         self._dirty[conn] = None
 
-    def _send_icmp_error(self, dst: bytes, code: int, packet: bytes, now: float) -> None:
+    def _send_icmp_error(self, dst: bytes, code: int, packet: BytesLike, now: float) -> None:
         """Destination unreachable, rate limited by a token bucket (RFC 1812 §4.3.2.8)."""
         self._icmp_tokens = min(self._icmp_rate,
                                 self._icmp_tokens + (now - self._icmp_last) * self._icmp_rate)
@@ -284,7 +302,7 @@ class Stack:
         self._icmp_tokens -= 1
         self.stats["icmp_errors_sent"] += 1
         body = icmp.build_dest_unreachable(code, packet)
-        self._out.append(encode_ipv4(self.address, dst, PROTO_ICMP, body))
+        self._emit_ip(encode_ipv4(self.address, dst, PROTO_ICMP, body))
 
     def _reuse_time_wait(self, conn: Connection, seg: Segment) -> bool:
         """A new SYN may take over a TIME-WAIT 4-tuple if its sequence number is newer
@@ -348,7 +366,7 @@ class Stack:
         lst.last_cookie = now
         self.stats["syncookies_sent"] += 1
         self._trace_cookie(now, src, syn, "sent")
-        self._out.append(encode_ipv4_tcp(self.address, src, synack))
+        self._emit_tcp(src, synack)
 
     def _cookie_ack(self, lst: Listener, src: bytes, seg: Segment, now: float) -> bool:
         """An ACK to a listener that may return a cookie we sent (RFC 4987 §3.6)."""
@@ -410,7 +428,18 @@ class Stack:
             self.tracer({"t": now, "ev": "seg", "dir": "out", "conn": name, "flags": rst.flags,
                          "seq": rst.seq, "ack": rst.ack, "len": 0, "win": 0, "mss": None,
                          "why": why, "state": "CLOSED", "iss": None, "irs": None})
-        self._out.append(encode_ipv4_tcp(self.address, src, rst))
+        self._emit_tcp(src, rst)
+
+    def _emit_ip(self, packet: bytes) -> None:
+        """Queue a finished IP packet (checksums complete)."""
+        self._out.append(PLAIN_HEADER + packet if self.offload else packet)
+
+    def _emit_tcp(self, dst: bytes, seg: Segment) -> None:
+        """Queue a stack-made TCP segment (a SYN-ACK cookie, a RST): never segmented."""
+        if self.offload:
+            self._out.append(encode_ipv4_tcp_offload(self.address, dst, seg, 65535))
+        else:
+            self._out.append(encode_ipv4_tcp(self.address, dst, seg))
 
     def _count_drop(self, now: float, reason: str) -> None:
         self.stats["drop_" + reason] += 1
@@ -426,8 +455,15 @@ class Stack:
             self._dirty.clear()
             for conn in dirty:
                 segs = conn.segments_to_send(now)
-                for seg in segs:
-                    out.append(encode_ipv4_tcp(self.address, conn.remote_ip, seg))
+                if self.offload:
+                    # One wire segment: MSS payload plus a bare 20-byte header (RFC 6691 §2).
+                    limit = conn.eff_mss + 20 + (TS_OPTION_LEN if conn.ts_ok else 0)
+                    for seg in segs:
+                        out.append(encode_ipv4_tcp_offload(self.address, conn.remote_ip, seg,
+                                                           limit))
+                else:
+                    for seg in segs:
+                        out.append(encode_ipv4_tcp(self.address, conn.remote_ip, seg))
                 self.stats["segs_out"] += len(segs)
                 self._after_activity(conn)
         self._out = []

@@ -22,8 +22,15 @@ CAP_NET_ADMIN, :class:`FileNotFoundError` without ``/dev/net/tun``,
 ``OSError(EBUSY)`` naming the device when another process holds it,
 :class:`ValueError` for a name the kernel would refuse.
 
-Segmentation offload (``IFF_VNET_HDR``) is left for later: the hooks are
-:attr:`TunLink.max_segment_payload` (None here) and :meth:`TunLink._tun_flags`.
+Offloads (``offload=True``): the device is opened with ``IFF_VNET_HDR`` and
+``TUNSETOFFLOAD(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6)``, so every packet in
+both directions starts with a virtio-net header (:mod:`synack.wire.vnet`).
+The kernel then hands over coalesced TCP segments of up to 64 KB with their
+checksums marked as already good, and accepts 64 KB segments from synack
+that it cuts per MSS itself (:attr:`TunLink.max_segment_payload`).  Where
+the kernel refuses (an old kernel, a device another process holds with
+other flags), the link falls back to plain packets: :attr:`TunLink.offload`
+is then False and :attr:`TunLink.offload_error` says why.
 """
 
 from __future__ import annotations
@@ -37,14 +44,22 @@ import struct
 from collections import Counter
 from typing import Final
 
+from ..wire.vnet import VNET_HDR_LEN
+
 __all__ = ["DEFAULT_TUN_PATH", "TunLink", "check_interface_name"]
 
 DEFAULT_TUN_PATH: Final = "/dev/net/tun"
 
 # <linux/if_tun.h>, <linux/sockios.h>, <linux/if.h>
 TUNSETIFF: Final = 0x400454CA
+TUNSETOFFLOAD: Final = 0x400454D0
+TUNGETFEATURES: Final = 0x800454CF
 IFF_TUN: Final = 0x0001
 IFF_NO_PI: Final = 0x1000
+IFF_VNET_HDR: Final = 0x4000
+TUN_F_CSUM: Final = 0x01
+TUN_F_TSO4: Final = 0x02
+TUN_F_TSO6: Final = 0x04
 SIOCGIFFLAGS: Final = 0x8913
 SIOCSIFFLAGS: Final = 0x8914
 SIOCSIFADDR: Final = 0x8916
@@ -57,7 +72,10 @@ IFNAMSIZ: Final = 16
 _IFREQ_FLAGS = struct.Struct("16sH22x")  # struct ifreq with ifr_flags
 _IFREQ_INT = struct.Struct("16si20x")  # struct ifreq with ifr_mtu
 _IFREQ_ADDR = struct.Struct("16sH2s4s8x8x")  # struct ifreq with a sockaddr_in
-_RX_SIZE = 65535
+_RX_SIZE = 65535 + VNET_HDR_LEN
+# Largest TCP payload in one offloaded segment: the IPv4 total length is 16 bits,
+# less a 20-byte IP header and a TCP header with 40 bytes of options.
+OFFLOAD_SEGMENT_PAYLOAD: Final = 65535 - 20 - 60
 
 _NEEDS_ROOT = ("run as root, or grant CAP_NET_ADMIN (e.g. `sudo setcap cap_net_admin+ep "
                "$(readlink -f $(which python3))`), or attach to a device made for your user "
@@ -88,12 +106,14 @@ class TunLink:
     ``create=False`` only attaches to a device that already exists.  With
     ``kernel_ip`` ("10.77.0.1/24") the interface gets that address and
     netmask and is brought up; with ``mtu`` its MTU is set first.  Without
-    them the kernel side is left exactly as it is.
+    them the kernel side is left exactly as it is.  ``offload=True`` asks for
+    checksum and segmentation offload (see the module docstring); it falls
+    back to plain packets, reported by :attr:`offload` and :attr:`offload_error`.
     """
 
     def __init__(self, name: str = "syn0", *, create: bool = True,
                  kernel_ip: str | None = None, mtu: int | None = None,
-                 path: str = DEFAULT_TUN_PATH) -> None:
+                 path: str = DEFAULT_TUN_PATH, offload: bool = False) -> None:
         raw = check_interface_name(name)
         iface = ipaddress.IPv4Interface(kernel_ip) if kernel_ip is not None else None
         if mtu is not None and not 68 <= mtu <= 65535:
@@ -101,6 +121,8 @@ class TunLink:
         self.path = path
         self.stats: Counter[str] = Counter()
         self.max_segment_payload: int | None = None
+        self.offload = False
+        self.offload_error: str | None = None
         self.kernel_interface = iface
         existed = "%" not in name and _exists(name)
         if not create and not existed:
@@ -110,7 +132,10 @@ class TunLink:
         self.existed = existed
         self._fd = self._open(path, name)
         try:
-            self.name = self._attach(raw, name)
+            if offload:
+                self._attach_offloaded(raw, name, path)
+            else:
+                self.name = self._attach(raw, name)
             if mtu is not None:
                 self._ioctl_inet(SIOCSIFMTU, _IFREQ_INT.pack(self._raw, mtu), "set the MTU of")
             if iface is not None:
@@ -123,8 +148,32 @@ class TunLink:
 
     # -------------------------------------------------------------- opening
     def _tun_flags(self) -> int:
-        """The TUNSETIFF flags; a subclass adding offloads extends these."""
-        return IFF_TUN | IFF_NO_PI
+        """The TUNSETIFF flags."""
+        return IFF_TUN | IFF_NO_PI | (IFF_VNET_HDR if self.offload else 0)
+
+    def _attach_offloaded(self, raw: bytes, name: str, path: str) -> None:
+        """Attach with IFF_VNET_HDR and turn the offloads on, or fall back to plain."""
+        try:
+            feats = fcntl.ioctl(self._fd, TUNGETFEATURES, struct.pack("I", 0))
+            if not struct.unpack("I", feats)[0] & IFF_VNET_HDR:
+                raise OSError(errno.EOPNOTSUPP, "the TUN driver has no IFF_VNET_HDR")
+        except OSError as exc:
+            self.offload_error = f"TUNGETFEATURES: {exc.strerror or exc}"
+            self.name = self._attach(raw, name)
+            return
+        self.offload = True
+        self.name = self._attach(raw, name)
+        try:
+            fcntl.ioctl(self._fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6)
+        except OSError as exc:
+            # The header stays on the descriptor once set: start again without it.
+            self.offload_error = f"TUNSETOFFLOAD: {exc.strerror or exc}"
+            self.offload = False
+            os.close(self._fd)
+            self._fd = self._open(path, name)
+            self.name = self._attach(self.name.encode("ascii"), self.name)
+            return
+        self.max_segment_payload = OFFLOAD_SEGMENT_PAYLOAD
 
     @staticmethod
     def _open(path: str, name: str) -> int:
@@ -236,7 +285,9 @@ class TunLink:
 
     def __repr__(self) -> str:
         state = "closed" if self._fd < 0 else f"fd={self._fd}"
-        return f"<TunLink {getattr(self, 'name', '?')} mtu={getattr(self, 'mtu', '?')} {state}>"
+        off = " offload" if getattr(self, "offload", False) else ""
+        return (f"<TunLink {getattr(self, 'name', '?')} mtu={getattr(self, 'mtu', '?')}{off} "
+                f"{state}>")
 
     def __enter__(self) -> TunLink:
         return self

@@ -2,7 +2,7 @@
 
 * :func:`add_link_options` adds the options every real-network command takes:
   the TUN device (``--tun``, ``--ip``, ``--kernel-ip``, ``--no-create``,
-  ``--mtu``), impairment of the link (``--loss``, ``--delay``, ...), TCP
+  ``--mtu``, ``--offload``), impairment of the link (``--loss``, ``--delay``, ...), TCP
   tunables (``--mss``, ``--cc``, ``--no-sack``, ``--no-timestamps``,
   ``--no-wscale``) and recording (``--trace``, ``--pcap``).
 * :func:`open_tun` builds the :class:`~synack.host.Host` on the TUN device,
@@ -41,6 +41,7 @@ from ..sim.path import PathConfig
 from ..tcp.config import TcpConfig
 from ..tcp.congestion import ALGORITHMS
 from ..tcp.states import State
+from ..wire.vnet import VNET_HDR_LEN
 from .basic import chargen, discard, echo
 from .http import HttpService
 from .runner import Handler, ServiceRunner
@@ -111,6 +112,9 @@ def add_link_options(p: argparse.ArgumentParser, *, default_ip: str = "10.77.0.2
     g.add_argument("--no-create", dest="create", action="store_false",
                    help="attach to an existing device (ip tuntap add dev NAME mode tun) only")
     g.add_argument("--mtu", type=_mtu, help="set the device MTU (the MSS follows it)")
+    g.add_argument("--offload", action="store_true",
+                   help="ask the kernel for checksum and segmentation offload (IFF_VNET_HDR, "
+                   "64 KB segments both ways); falls back to plain packets if refused")
     g.add_argument("--tun-path", default=DEFAULT_TUN_PATH, help=argparse.SUPPRESS)
     i = p.add_argument_group("impairment of the link (both directions unless --impair)")
     i.add_argument("--loss", type=probability_arg, default=0.0, metavar="P",
@@ -179,6 +183,8 @@ class CaptureLink:
         self.writer = writer
         self.mtu = inner.mtu
         self.max_segment_payload = inner.max_segment_payload
+        self.offload = bool(getattr(inner, "offload", False))
+        self._skip = VNET_HDR_LEN if self.offload else 0  # the capture shows IP packets
         self.stats: Counter[str] = inner.stats
         self.name = getattr(inner, "name", "link")
 
@@ -189,12 +195,13 @@ class CaptureLink:
         batch = self.inner.read_batch(max_packets)
         if batch:
             now = time.time()
+            skip = self._skip
             for pkt in batch:
-                self.writer.record(pkt, now, direction=INBOUND)
+                self.writer.record(pkt[skip:], now, direction=INBOUND)
         return batch
 
     def write(self, packet: bytes) -> None:
-        self.writer.record(packet, time.time(), direction=OUTBOUND)
+        self.writer.record(packet[self._skip:], time.time(), direction=OUTBOUND)
         self.inner.write(packet)
 
     def close(self) -> None:
@@ -317,8 +324,11 @@ def open_tun(args: argparse.Namespace, retry: str) -> NetSetup:
     capture, trace_file, traced = _open_recordings(args, opts)
     try:
         try:
+            if args.offload and impairment(args) is not None:
+                raise SetupError("--offload cannot be combined with impairment options "
+                                 "(they work on plain packets)", 2)
             tun = TunLink(args.tun, create=args.create, kernel_ip=args.kernel_ip,
-                          mtu=args.mtu, path=args.tun_path)
+                          mtu=args.mtu, path=args.tun_path, offload=args.offload)
         except (OSError, ValueError) as exc:
             raise tun_error(exc, retry) from None
         link: Link = CaptureLink(tun, capture) if capture is not None else tun
@@ -334,9 +344,13 @@ def open_tun(args: argparse.Namespace, retry: str) -> NetSetup:
         if trace_file is not None:
             trace_file.close()
         raise
-    setup = NetSetup(host, f"via {tun.name}", tun=tun, capture=capture,
+    how = f"via {tun.name}" + (" with offloads" if tun.offload else "")
+    setup = NetSetup(host, how, tun=tun, capture=capture,
                      capture_path=args.pcap, trace_file=trace_file, trace_path=args.trace,
                      traced=traced)
+    if args.offload and not tun.offload:
+        setup.notes.append(f"note: offloads unavailable ({tun.offload_error}); "
+                           f"using plain packets")
     if args.kernel_ip is None and not tun.existed:
         setup.notes.append(
             f"note: {tun.name} is new and its kernel side is not configured (no --kernel-ip); "

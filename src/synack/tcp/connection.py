@@ -1257,7 +1257,8 @@ class Connection:
         buf_pos = self._buf_pos
         data_end = buf_pos + len(self._buf)
         fin_pos = self._fin_pos
-        seg_max = max(self.config.max_segment_payload or mss, mss)
+        seg_max = self.config.max_segment_payload or mss
+        seg_max = max(seg_max - seg_max % mss, mss)  # whole MSS pieces once offloaded
         rwnd_end = self._una + self.snd_wnd
         sent_new = False
         while True:
