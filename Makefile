@@ -46,9 +46,15 @@ lint: $(STAMP_TEST)
 typecheck: $(STAMP_TEST)
 	$(VENV)/bin/mypy
 
-## bench: hot-path and simulator benchmarks; updates docs/benchmarks.md
+## bench: hot-path and simulator benchmarks, then (as root) synack against the kernel
+## over TUN in its own network namespaces; updates docs/benchmarks.md.
+## BENCH_NET_ARGS=--quick for a short smoke run of the network part.
 bench: $(STAMP_TEST)
 	$(PY) benchmarks/bench_core.py --write
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		sh scripts/install-bench-deps.sh; \
+	fi
+	$(PY) benchmarks/bench_net.py --write $(BENCH_NET_ARGS)
 
 ## fuzz: the mutation fuzzer over captured segments, 1,000,000 inputs (not in make test)
 .PHONY: fuzz
