@@ -214,7 +214,7 @@ def test_call_without_end_time_must_not_block() -> None:
     ("close(9) = -1 EINVAL", ("Expected errno 22 (Invalid argument) but got 9",)),
     ("getsockopt(4, SOL_TCP, TCP_MAXSEG, [1460], [4]) = 0",
      ("getsockopt TCP_MAXSEG: expected optval 1460 but got 1000",)),
-    ("setsockopt(4, SOL_TCP, TCP_CORK, [1], 4) = 0", ("TCP_CORK is not supported",)),
+    ("setsockopt(4, SOL_TCP, TCP_QUICKACK, [1], 4) = 0", ("TCP_QUICKACK is not supported",)),
     ("frobnicate(4) = 0", ("Unknown system call: 'frobnicate'",)),
     ("read(4, ...) = 0", ("Expected 3 args but got 2",)),
     ("ioctl(4, SIOCINQ, [5]) = 0", ("ioctl SIOCINQ: expected 5 but got 0",)),

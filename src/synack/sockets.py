@@ -112,6 +112,8 @@ for _name, _field in (("TCP_KEEPIDLE", "keepalive_idle"), ("TCP_KEEPINTVL", "kee
         _CONFIG_OPTIONS[(_socket.IPPROTO_TCP, getattr(_socket, _name))] = (_field, float)
 if hasattr(_socket, "TCP_KEEPCNT"):
     _CONFIG_OPTIONS[(_socket.IPPROTO_TCP, _socket.TCP_KEEPCNT)] = ("keepalive_count", int)
+if hasattr(_socket, "TCP_CORK"):
+    _CONFIG_OPTIONS[(_socket.IPPROTO_TCP, _socket.TCP_CORK)] = ("cork", bool)
 
 
 # --------------------------------------------------------------------- loop thread
@@ -478,7 +480,13 @@ class _Core:
     def op_configure(self, changes: dict[str, Any], *, blocking: bool) -> tuple[bool, None]:
         self.config = self.config.replace(**changes)
         if self.conn is not None:
-            self.conn.config = self.conn.config.replace(**changes)
+            new = self.conn.config.replace(**changes)
+            if "cork" in changes or changes.get("nodelay"):
+                self.conn.configure(new)  # clearing TCP_CORK sends what it held
+                if changes.get("nodelay"):
+                    self.conn.push()  # as Linux, TCP_NODELAY pushes pending data
+            else:
+                self.conn.config = new
             self.driver.kick()
         if self.listener is not None:
             self.listener.config = self.listener.config.replace(**changes)

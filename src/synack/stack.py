@@ -12,8 +12,10 @@ becomes a clear exception (bad arguments, a port in use) or a counted drop
 from __future__ import annotations
 
 import errno
+import hashlib
 import heapq
 import itertools
+import os
 import random
 from collections import Counter, deque
 from collections.abc import Iterator
@@ -118,6 +120,11 @@ class Stack:
         self.max_connections = max_connections
         self.max_time_wait = max_time_wait
         self._cookies = SynCookies(None if isn_secret is None else isn_secret[::-1] + b"cookie")
+        # RFC 7323 §5.4: one timestamp offset per address pair, from a secret, so a new
+        # connection's TSvals follow the last one's (a peer's TIME-WAIT PAWS check
+        # accepts its SYN, RFC 6191) while the clock is not revealed across pairs.
+        self._ts_key = (hashlib.blake2s(isn_secret, digest_size=16).digest()
+                        if isn_secret is not None else os.urandom(16))
         self._time_wait: dict[Connection, None] = {}  # insertion order = age
         self.answer_ping = answer_ping
         self._icmp_rate = icmp_errors_per_second
@@ -171,7 +178,8 @@ class Stack:
         iss = self._isn(self.address, local_port, rip, port, now)
         conn = Connection.open_active(self.address, local_port, rip, port, iss=iss, now=now,
                                       config=config or self.config, events=self._events,
-                                      tracer=self.tracer, wake=self._wake)
+                                      tracer=self.tracer, wake=self._wake,
+                                      ts_offset=self._ts_offset(rip))
         self._conns[(rip, port, local_port)] = conn
         self._dirty[conn] = None
         return conn
@@ -339,7 +347,8 @@ class Stack:
         iss = self._isn(self.address, seg.dst_port, src, seg.src_port, now)
         conn = Connection.open_passive(seg, self.address, src, iss=iss, now=now,
                                        config=lst.config, events=self._events,
-                                       tracer=self.tracer, wake=self._wake)
+                                       tracer=self.tracer, wake=self._wake,
+                                       ts_offset=self._ts_offset(src))
         self._conns[(src, seg.src_port, seg.dst_port)] = conn
         self._embryonic[conn] = lst
         lst.half_open += 1
@@ -351,7 +360,7 @@ class Stack:
         cookie, mss = self._cookies.make(self.address, syn.dst_port, src, syn.src_port,
                                          syn.seq, syn.mss or 536, now)
         probe = Connection.open_passive(syn, self.address, src, iss=cookie, now=now,
-                                        config=cfg)
+                                        config=cfg, ts_offset=self._ts_offset(src))
         (synack,) = probe.segments_to_send(now)
         synack.mss = min(synack.mss or mss, cfg.mss)
         if synack.tsval is not None:  # options that the ISN cannot carry ride in TSval
@@ -388,7 +397,8 @@ class Stack:
         conn = Connection.from_cookie(seg, self.address, src, iss=cookie, mss=mss,
                                       wscale=wscale, sack=sack, ecn=ecn, now=now,
                                       config=lst.config, events=self._events,
-                                      tracer=self.tracer, wake=self._wake)
+                                      tracer=self.tracer, wake=self._wake,
+                                      ts_offset=self._ts_offset(src))
         self.stats["syncookies_validated"] += 1
         self._trace_cookie(now, src, seg, "validated")
         self._conns[(src, seg.src_port, seg.dst_port)] = conn
@@ -440,6 +450,10 @@ class Stack:
             self._out.append(encode_ipv4_tcp_offload(self.address, dst, seg, 65535))
         else:
             self._out.append(encode_ipv4_tcp(self.address, dst, seg))
+
+    def _ts_offset(self, remote: bytes) -> int:
+        digest = hashlib.blake2s(self.address + remote, key=self._ts_key, digest_size=4).digest()
+        return int.from_bytes(digest, "big")
 
     def _count_drop(self, now: float, reason: str) -> None:
         self.stats["drop_" + reason] += 1

@@ -84,8 +84,20 @@ LINUX = Profile(
         Want("quickack", 16, "quick-ACK mode: the first segments are ACKed at once "
              "(TCP_MAX_QUICKACKS)"),
         Want("psh_every_burst", True, "PSH on the last segment of every burst transmitted"),
+        Want("psh_burst_segments", 2, "bursts leave as TSO packets of tcp_min_tso_segs (2) "
+             "segments, each ending with PSH; limited-transmit segments carry none"),
+        Want("delayed_ack_fin", True, "a FIN in ESTABLISHED enters 'pingpong' mode: its ACK "
+             "waits for the delayed-ACK timer"),
+        Want("sack_reset_on_fin", True, "tcp_fin() resets the SACK state: no D-SACK for a "
+             "duplicate that arrives with the FIN"),
+        Want("orphan_rst_from_ack", True, "data for a closed socket: tcp_reset() then "
+             "tcp_v4_send_reset(), an RST with seq = the segment's ACK and no ACK flag"),
+        Want("tlp_clamp_to_rto", True, "tcp_schedule_loss_probe: the probe fires at the RTO's "
+             "time when that is earlier (PTO = min(PTO, RTO))"),
         Want("abc_limit", None, "slow start adds every newly acknowledged segment to cwnd "
              "(no RFC 3465 cap)"),
+        Want("cwnd_count_delivered", True, "cwnd grows by the segments an ACK newly delivers "
+             "(tcp_cong_control's acked_sacked): SACKed or duplicate-ACKed ones counted before"),
         Want("tlp_wc_delack", 0.2, "the loss probe allows 200 ms for the peer's delayed ACK "
              "when one segment is out (RFC 8985 §7.2)"),
     ),
@@ -109,13 +121,9 @@ LINUX = Profile(
     },
     double_socket_buffers=True,
     missing=(
-        ("delayed_ack_fin",
-         "a FIN received in ESTABLISHED puts Linux in 'pingpong' mode, so its ACK is delayed "
-         "(tcp_basic_server expects it 40 ms later)"),
         ("rto_min_on_rttvar",
          "Linux floors the variance term, RTO = SRTT + max(4*RTTVAR, rto_min); RFC 6298 floors "
          "the whole RTO"),
-        ("cork", "TCP_CORK: hold partial segments until uncorked (or 200 ms)"),
     ),
 )
 
@@ -165,6 +173,7 @@ _DIRECT: dict[str, tuple[str, object]] = {
     "net.ipv4.tcp_frto": ("frto", _int),
     "net.ipv4.tcp_reordering": ("dupthresh", _int),
     "net.ipv4.tcp_slow_start_after_idle": ("slow_start_after_idle", _flag),
+    "net.ipv4.tcp_min_tso_segs": ("psh_burst_segments", _int),
 }
 
 #: Values for which synack's fixed behaviour already equals the sysctl.
@@ -182,7 +191,6 @@ _NO_EFFECT: dict[str, str] = {
     "net.ipv4.tcp_fack": "FACK was removed from Linux (4.15); RACK replaces it",
     "net.ipv4.tcp_tso_win_divisor": "TSO deferral: synack never defers to build bigger "
                                     "segments, and the runner aggregates segments anyway",
-    "net.ipv4.tcp_min_tso_segs": "TSO sizing: the runner aggregates segments",
     "net.ipv4.tcp_pacing_ss_ratio": "synack does not pace",
     "net.ipv4.tcp_pacing_ca_ratio": "synack does not pace",
     "net.ipv4.tcp_notsent_lowat": "unlimited (the value scripts set) is synack's behaviour",

@@ -365,9 +365,7 @@ class SocketLayer:
         s.read_offset += len(data)
 
     def write(self, fd: int, data: bytes | None, count: int, flags: int = 0) -> Op:
-        if flags & SYMBOLS["MSG_MORE"]:
-            raise Unsupported("send(MSG_MORE) is not supported: synack has no way to hold a "
-                              "partial segment for more data (core needs a cork/more knob)")
+        more = bool(flags & SYMBOLS["MSG_MORE"])
         if flags & SYMBOLS["MSG_OOB"]:
             raise Unsupported("urgent data (MSG_OOB) is not supported by synack")
         layer = self
@@ -393,7 +391,7 @@ class SocketLayer:
                     raise SyscallError(errno.EPIPE)
                 if self.done < count:
                     try:
-                        n = conn.send(self.payload[self.done:])
+                        n = conn.send(self.payload[self.done:], more=more)
                     except BrokenPipeError:
                         if self.done:
                             return self.done
@@ -498,6 +496,8 @@ class SocketLayer:
             elif level == SYMBOLS["SOL_TCP"]:
                 if name == SYMBOLS["TCP_NODELAY"]:
                     self._set_override(s, "nodelay", bool(value))
+                    if value and s.conn is not None:
+                        s.conn.push()  # Linux pushes pending data, even past TCP_CORK
                     return 0
                 if name == SYMBOLS["TCP_MAXSEG"]:
                     if not 88 <= value <= 32767:
@@ -567,6 +567,10 @@ class SocketLayer:
                 return s.user_mss if s.user_mss is not None else 536
             if name == SYMBOLS["TCP_NODELAY"]:
                 return 1 if cfg.nodelay else 0
+            if name == SYMBOLS["TCP_CORK"]:
+                return 1 if cfg.cork else 0
+            if name == SYMBOLS["TCP_USER_TIMEOUT"]:
+                return round((cfg.user_timeout or 0) * 1000)
             keep = {SYMBOLS["TCP_KEEPIDLE"]: "keepalive_idle",
                     SYMBOLS["TCP_KEEPINTVL"]: "keepalive_interval",
                     SYMBOLS["TCP_KEEPCNT"]: "keepalive_count"}.get(name)

@@ -73,8 +73,36 @@ class TcpConfig:
     quickack: int = 0
     #: Set PSH on the last segment of every burst, not only where written data ends.
     psh_every_burst: bool = False
+    #: With psh_every_burst and nodelay: a burst is cut into packets of at most this many
+    #: segments, each ending with PSH (Linux pushes a write out as it copies it, in TSO
+    #: packets of tcp_min_tso_segs); 0 = no cut.  With psh_every_burst, segments that
+    #: limited transmit (RFC 3042) sends on a duplicate ACK close no burst.
+    psh_burst_segments: int = 0
+    #: TCP_CORK: hold a partial last segment until uncorked, pushed or the data fills
+    #: a segment (Nagle's rule without the "nothing in flight" exception).
+    cork: bool = False
+    #: ACK an in-order FIN with the delayed-ACK timer instead of at once, once data has
+    #: been received; Linux then also leaves quick-ACK mode ("pingpong", interactive
+    #: mode).  RFC 1122 §4.2.3.2 allows the delay; RFC 9293 only asks for the ACK.
+    delayed_ack_fin: bool = False
+    #: When the retransmission timer would expire before the loss probe, send the probe
+    #: at the RTO's time instead (Linux tcp_schedule_loss_probe: PTO = min(PTO, RTO)),
+    #: so the first expiry probes without backing off.  False: the RTO fires as usual.
+    tlp_clamp_to_rto: bool = False
+    #: Forget receiver SACK state, including a pending D-SACK (RFC 2883 reports are
+    #: optional), when the peer's FIN is processed in order (Linux tcp_fin).
+    sack_reset_on_fin: bool = False
+    #: Data for a closed (orphaned) socket (C24): drop the connection first and answer
+    #: as for no connection, <SEQ=SEG.ACK><CTL=RST> (Linux); False: <SEQ=SND.NXT>
+    #: <ACK=RCV.NXT><CTL=RST,ACK> from the still-known connection.
+    orphan_rst_from_ack: bool = False
     #: Appropriate byte counting limit L (RFC 3465), in segments per ACK; None = no cap.
     abc_limit: int | None = 2
+    #: Slow start and congestion avoidance count only what an ACK newly delivers: bytes
+    #: SACKed earlier, or one segment per duplicate ACK without SACK, were delivered
+    #: already (Linux's delivered count).  False: every cumulatively acknowledged byte
+    #: counts (RFC 5681 / RFC 3465 "newly acknowledged").
+    cwnd_count_delivered: bool = False
     #: RFC 8985 §7.2 WCDelAckT: added to the probe timeout when one segment is out.
     tlp_wc_delack: float = 0.2
     #: RFC 5482 / RFC 9293 USER TIMEOUT: fail when sent data stays unacknowledged this
@@ -121,6 +149,8 @@ class TcpConfig:
             raise ValueError("abc_limit must be >= 1 or None")
         if self.max_ooo_blocks is not None and self.max_ooo_blocks < 1:
             raise ValueError("max_ooo_blocks must be >= 1")
+        if self.psh_burst_segments < 0:
+            raise ValueError("psh_burst_segments must be >= 0")
         if self.initial_window < 1:
             raise ValueError("initial_window must be >= 1")
 

@@ -15,6 +15,8 @@ from abc import ABC, abstractmethod
 class CongestionControl(ABC):
     """What a congestion controller provides and is told."""
 
+    __slots__ = ("abc_limit", "cwnd", "mss", "ssthresh")
+
     name = "abstract"
 
     def __init__(self, mss: int, initial_window: int) -> None:
@@ -63,6 +65,8 @@ class CongestionControl(ABC):
 
 class NewReno(CongestionControl):
     """RFC 5681 slow start and congestion avoidance; RFC 6582 sizing on loss."""
+
+    __slots__ = ("_ca_acked",)
 
     name = "newreno"
 
@@ -149,6 +153,8 @@ class HyStartPP:
 
 class Cubic(CongestionControl):
     """CUBIC (RFC 9438) with HyStart++ (RFC 9406) slow start."""
+
+    __slots__ = ("cwnd_prior", "epoch", "hystart", "k", "srtt", "w_est", "w_max")
 
     name = "cubic"
     C = 0.4

@@ -48,10 +48,12 @@ from .events import (
     StateChanged,
 )
 from .reassembly import Reassembly
+from .recvbuf import RecvBuffer
 from .rtt import RttEstimator
 from .sackgen import SackGenerator
 from .scoreboard import Scoreboard, SentSeg
 from .states import CAN_RECEIVE, CAN_SEND, State, check_transition
+from .stats import ConnStats
 
 MASK = seq.MASK
 DEFAULT_PEER_MSS = 536  # RFC 9293 §3.7.1 (IPv4) when the peer sends no MSS option
@@ -115,6 +117,8 @@ class Connection:
         "_max",
         "_max_snd_wnd",
         "_min_rtt",
+        "_more",
+        "_name",
         "_now",
         "_ooo",
         "_orphan",
@@ -125,6 +129,7 @@ class Connection:
         "_prr_allow",
         "_prr_delivered",
         "_prr_out",
+        "_push_now",
         "_quickack",
         "_rack_at",
         "_rack_end",
@@ -166,7 +171,6 @@ class Connection:
         "iss",
         "local_ip",
         "local_port",
-        "name",
         "passive",
         "peer_mss",
         "rcv_wscale",
@@ -198,6 +202,7 @@ class Connection:
         events: deque[Event] | None = None,
         tracer: Tracer | None = None,
         wake: Callable[[Connection], None] | None = None,
+        ts_offset: int | None = None,
     ) -> None:
         cfg = config or TcpConfig()
         self.config = cfg
@@ -205,14 +210,14 @@ class Connection:
         self.local_port = local_port
         self.remote_ip = remote_ip
         self.remote_port = remote_port
-        self.name = f"{_ip(local_ip)}:{local_port}>{_ip(remote_ip)}:{remote_port}"
+        self._name: str | None = None  # "a.b.c.d:p>e.f.g.h:q", built when first asked for
         self.state = S_CLOSED
         self.passive = False
         self.user_data: Any = None
         self.soft_error: int | None = None  # last ICMP soft error (errno), RFC 1122
         self._events: deque[Event] = events if events is not None else deque()
         self._tr = tracer
-        self._traced: dict[str, Any] = {}  # timers and windows as last traced
+        self._traced: dict[str, Any] | None = None  # timers and windows as last traced
         self._wake = wake
         self._out: list[Segment] = []
         self._now = 0.0  # the latest time a caller gave us, for app calls without one
@@ -223,7 +228,9 @@ class Connection:
         self.ts_ok = False
         self.ts_recent = 0
         self.ts_recent_age = 0.0
-        self._ts_offset = (iss * 2654435761 + 0x5BD1E995) & MASK  # RFC 7323 §5.4 offset
+        # RFC 7323 §5.4: the stack gives one offset per address pair; alone, one from ISS.
+        self._ts_offset = (ts_offset if ts_offset is not None
+                           else (iss * 2654435761 + 0x5BD1E995) & MASK)
         self.sack_ok = False
         self.ecn_ok = False
         self._ece_echo = False
@@ -275,7 +282,7 @@ class Connection:
         # --- receive side (positions: 0 = peer's SYN) ---
         self.irs = 0
         self._rnxt = 0
-        self._rbuf = bytearray()
+        self._rbuf = RecvBuffer()
         self._radv = 0
         self._ooo = Reassembly()
         self._sackgen = SackGenerator()
@@ -283,6 +290,8 @@ class Connection:
         self._ack_now = False
         self._ack_pending = 0
         self._quickack = cfg.quickack
+        self._more = False  # the last send() said MSG_MORE: hold its partial segment
+        self._push_now = False  # push() asked to send what cork/MSG_MORE/Nagle hold
         self._last_ack_sent = 0
         self._orphan = False
         # --- timers (absolute times or None) ---
@@ -298,14 +307,8 @@ class Connection:
         self._challenge_window = -1.0
         self._challenge_count = 0
         self._last_oow_ack = -1e9
-        self.stats: dict[str, int] = dict.fromkeys(
-            ("segs_in", "segs_out", "bytes_sent", "bytes_acked", "bytes_received",
-             "retransmits", "rto_fired", "fast_retransmits", "recoveries", "dup_acks_in",
-             "dup_segs_in", "ooo_segs_in", "unacceptable_in", "challenge_acks",
-             "challenge_acks_suppressed", "oow_acks_suppressed", "probes", "icmp_errors",
-             "paws_drops", "sack_blocks_in", "dsacks_in", "lost_segments", "rack_losses",
-             "tlp_probes", "ecn_ce_in", "ecn_reductions", "keepalives",
-             "ooo_block_limit_drops"), 0)
+        # Counters are stored once incremented (most stay zero): see tcp/stats.py.
+        self.stats = ConnStats()
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -426,14 +429,20 @@ class Connection:
             self._rto_at = now + self.rtt.rto
 
     # --------------------------------------------------------------- app calls
-    def send(self, data: bytes | bytearray | memoryview) -> int:
-        """Queue bytes for sending; return how many fit in the send buffer (C1)."""
+    def send(self, data: bytes | bytearray | memoryview, *, more: bool = False) -> int:
+        """Queue bytes for sending; return how many fit in the send buffer (C1).
+
+        ``more`` (MSG_MORE) says more data follows: a partial last segment is held, as
+        under TCP_CORK, until a later send without it or :meth:`push`, and the data
+        queued so far ends without PSH.
+        """
         if self.state not in CAN_SEND or self._fin_pos is not None:
             raise BrokenPipeError(errno.EPIPE, f"cannot send in state {self.state}")
         room = self.config.snd_buf - len(self._buf)
         n = min(room, len(data))
         if n > 0:
             self._buf += data[:n] if n < len(data) else data
+            self._more = more
             self._poke()
         if n < len(data) or n == room:
             self._send_full = True  # SendSpace will be reported when ACKs free room
@@ -465,13 +474,7 @@ class Connection:
         Reading frees receive buffer space; when the window can open by a
         worthwhile amount a window update is sent (C4, RFC 9293 §3.8.6.2.2).
         """
-        rb = self._rbuf
-        if max_bytes < 0 or max_bytes >= len(rb):
-            data = bytes(rb)
-            rb.clear()
-        else:
-            data = bytes(rb[:max_bytes])
-            del rb[:max_bytes]
+        data = self._rbuf.take(max_bytes)
         if data and self.state in CAN_RECEIVE:
             # Send an explicit window update only when the window the peer knows is
             # less than half of what we could offer now (as Linux's tcp_cleanup_rbuf);
@@ -487,16 +490,26 @@ class Connection:
         """Change the tunables of an open connection (socket options set late).
 
         Keepalive is armed or disarmed at once; turning Nagle off sends what it
-        was holding, as Linux does for TCP_NODELAY.  Negotiated options (window
-        scale, timestamps, SACK, MSS) are fixed by the handshake and not changed.
+        was holding, as Linux does for TCP_NODELAY, and so does clearing ``cork``
+        (TCP_CORK).  Negotiated options (window scale, timestamps, SACK, MSS) are
+        fixed by the handshake and not changed.
         """
         now = self._now if now is None else now
+        if self.config.cork and not config.cork:
+            self._push_now = True  # uncorking pushes what the cork held
         self.config = config
         if config.keepalive and self.state in (S_ESTABLISHED, S_CLOSE_WAIT):
             if self._ka_at is None:
                 self._ka_at = now + config.keepalive_idle
         elif not config.keepalive:
             self._ka_at = None
+        self._poke()
+
+    def push(self) -> None:
+        """Send what cork, MSG_MORE or Nagle hold back, once (Linux does this when
+        TCP_NODELAY is set, even when it was already set, and when TCP_CORK is cleared).
+        Window and congestion limits still apply."""
+        self._push_now = True
         self._poke()
 
     def shutdown(self, now: float | None = None) -> None:
@@ -718,7 +731,13 @@ class Connection:
             if st in CAN_RECEIVE:
                 if self._orphan:
                     # C24: the application is gone; data for it is answered with RST.
-                    self._send_rst(now, self._max, why="data for a closed socket (C24)")
+                    why = "data for a closed socket (C24)"
+                    if self.config.orphan_rst_from_ack:
+                        # Linux: drop the connection, then answer as for none (RFC 9293
+                        # §3.10.7.1 form <SEQ=SEG.ACK><CTL=RST>).
+                        self._send_rst_raw(now, seg.ack, 0, RST, why=why)
+                    else:
+                        self._send_rst(now, self._max, why=why)
                     self._set_state(S_CLOSED, now, "abort")
                     return
                 self._accept_data(pos, seg.payload, now, seg.ecn)
@@ -729,7 +748,8 @@ class Connection:
             fin_pos = pos + dlen
             if fin_pos < self._radv or fin_pos == self._rnxt:
                 self._rfin_pos = fin_pos
-                self._ack_now = True
+                if fin_pos != self._rnxt:
+                    self._ack_now = True  # held FIN: duplicate ACK now; else _check_fin
         if self._rfin_pos is not None:
             self._check_fin(now)
 
@@ -853,10 +873,10 @@ class Connection:
         """The peer's window reopened after zero (C4): leave persist mode."""
         self._persisting = False
         probe = self._probe
-        if probe is not None and probe.end > self._una and probe is self._sb.live()[-1]:
+        if probe is not None and probe.end > self._una and probe is self._sb.last():
             # The probe byte was refused; withdraw it so sending resumes at SND.UNA
             # instead of leaving a one-byte hole (RFC 9293 §3.8.6.1).
-            self._sb.segs.pop()
+            self._sb.pop_last()
             self._max = probe.start
         self._probe = None
         self.rtt.backoff = 0
@@ -894,6 +914,7 @@ class Connection:
         """Find lost segments, enter/leave recovery, size PRR (RFC 6675, 8985, 6582, 6937)."""
         sb = self._sb
         mss = self.eff_mss
+        dups_before = self._dupacks
         if dsack:
             self._reordering_seen = True
             if self._tlp_end is not None:
@@ -931,13 +952,19 @@ class Connection:
                 delivered_bytes = acked + (sacked if self.sack_ok else (mss if is_dup else 0))
                 self._prr_update(delivered_bytes)
         elif acked:
-            self._cc.on_ack(acked, self._max - self._una, now)
+            grow = acked
+            if self.config.cwnd_count_delivered:
+                # Linux grows cwnd by what this ACK newly delivered: data SACKed earlier,
+                # or one segment per duplicate ACK without SACK, was counted already.
+                earlier = -min(sacked, 0) if self.sack_ok else dups_before * mss
+                grow = max(acked - earlier, min(acked, mss))
+            self._cc.on_ack(grow, self._max - self._una, now)
 
     def _mark_head_lost(self, *, fresh_only: bool = False) -> None:
-        live = self._sb.live()
-        if not live or (fresh_only and live[0].retrans):
+        head = self._sb.first()
+        if head is None or (fresh_only and head.retrans):
             return
-        if self._sb.mark_lost(live[0]):
+        if self._sb.mark_lost(head):
             self.stats["lost_segments"] += 1
 
     def _rack_update(self, s: SentSeg, now: float) -> None:
@@ -962,18 +989,23 @@ class Connection:
         return min(min_rtt / 4, srtt)
 
     def _rack_detect(self, now: float) -> None:
-        """RFC 8985 §6.2 step 5: a segment sent well before one that was delivered is lost."""
+        """RFC 8985 §6.2 step 5: a segment sent well before one that was delivered is lost.
+
+        Only segments neither SACKed nor lost are candidates; the scoreboard keeps
+        them in transmission order, so the walk ends at the first one sent after
+        the RACK segment (as Linux's tsorted queue) instead of covering the window."""
         if self._rack_xmit < 0:
             return
         reo = self._reo_wnd()
         horizon = self._rack_rtt + reo
         wait = 0.0
         sb = self._sb
-        for s in sb.live():
-            if s.sacked or s.lost:
-                continue
-            if s.xmit > self._rack_xmit or (s.xmit == self._rack_xmit
-                                            and s.end >= self._rack_end):
+        rack_xmit = self._rack_xmit
+        rack_end = self._rack_end
+        for s in sb.by_xmit():
+            if s.xmit > rack_xmit:
+                break  # it and every later one were sent after the RACK segment
+            if s.xmit == rack_xmit and s.end >= rack_end:
                 continue
             remaining = s.xmit + horizon - now
             if remaining <= 0:
@@ -1045,6 +1077,9 @@ class Connection:
         pto = max(pto, self.config.tlp_min)
         deadline = now + pto
         if self._rto_at is not None and deadline > self._rto_at:
+            if self.config.tlp_clamp_to_rto and self._rto_at > now:
+                self._tlp_at = self._rto_at  # probe in the RTO's place (Linux)
+                return
             self._tlp_at = None
             return
         self._tlp_at = deadline
@@ -1113,16 +1148,21 @@ class Connection:
             if dup is not None:
                 self._sackgen.duplicate(*dup)  # RFC 2883: part of it was already held
         if pos == rnxt:
-            self._rbuf += payload
+            self._rbuf.append(payload)
             self._rnxt = end
             if self._ooo:
                 self._ack_now = True  # filling a hole: ACK at once (RFC 5681 §4.2)
                 while (more := self._ooo.pop_ready(self._rnxt)) is not None:
-                    self._rbuf += more
+                    self._rbuf.append(more)
                     self._rnxt += len(more)
             n = self._rnxt - rnxt
             self.stats["bytes_received"] += n
-            self._events.append(DataReceived(self, n))
+            events = self._events
+            last = events[-1] if events else None
+            if type(last) is DataReceived and last.conn is self:
+                last.nbytes += n  # one event per batch of segments, not per segment
+            else:
+                events.append(DataReceived(self, n))
             self._ack_pending += 1
             if self._quickack > 0:
                 self._quickack -= 1
@@ -1163,9 +1203,20 @@ class Connection:
         if fpos is None or self._rnxt != fpos:
             return
         self._rnxt = fpos + 1
-        self._ack_now = True
-        self._events.append(EndOfStream(self))
         st = self.state
+        cfg = self.config
+        if cfg.sack_reset_on_fin and self.sack_ok:
+            self._sackgen.reset()  # Linux tcp_fin: tcp_sack_reset() forgets a pending D-SACK
+        if cfg.delayed_ack_fin and cfg.delayed_ack > 0 and st is S_ESTABLISHED and fpos > 1:
+            # Linux: the peer's FIN ends quick-ACK mode ("pingpong"); the ACK waits for
+            # the delayed-ACK timer (or rides on our FIN if the application closes).
+            # Before any data arrived Linux's ACK timeout (ato) is still 0: ACK at once.
+            self._quickack = 0
+            if self._dack_at is None:
+                self._dack_at = now + cfg.delayed_ack
+        else:
+            self._ack_now = True
+        self._events.append(EndOfStream(self))
         if st in (S_SYN_RECEIVED, S_ESTABLISHED):
             self._set_state(S_CLOSE_WAIT, now)
         elif st is S_FIN_WAIT_1:
@@ -1247,12 +1298,11 @@ class Connection:
                 allow += self._dupacks * mss  # limited transmit (RFC 3042)
         # 1. Retransmissions, oldest first: only ever segments that were sent.
         if sb.lost_bytes:
-            for s in sb.live():
+            for s in sb.lost_segments():
                 if allow <= 0:
                     break
-                if s.lost:
-                    allow -= self._resend(s, now, "retransmit: lost" if self._in_recovery
-                                          else "retransmit")
+                allow -= self._resend(s, now, "retransmit: lost" if self._in_recovery
+                                      else "retransmit")
         # 2. New data, and the FIN after it.
         buf_pos = self._buf_pos
         data_end = buf_pos + len(self._buf)
@@ -1261,6 +1311,11 @@ class Connection:
         seg_max = max(seg_max - seg_max % mss, mss)  # whole MSS pieces once offloaded
         rwnd_end = self._una + self.snd_wnd
         sent_new = False
+        push = self._push_now
+        self._push_now = False
+        # Segments limited transmit sends on a duplicate ACK close no burst (Linux).
+        limited = self._dupacks > 0 and not self._in_recovery
+        burst = 0
         while True:
             nxt = self._max
             if nxt < data_end:
@@ -1277,14 +1332,22 @@ class Connection:
                 # queued data waits for window, unless half the peer's max window fits.
                 if n < mss and end < data_end and n < self._max_snd_wnd // 2:
                     break
-                # Nagle (RFC 9293 §3.7.4) unless TCP_NODELAY.
-                if (not self.config.nodelay and n < mss and self._max > self._una
-                        and not (fin_pos is not None and end == data_end)):
+                # Nagle (RFC 9293 §3.7.4) unless TCP_NODELAY; TCP_CORK and MSG_MORE hold
+                # a partial last segment even with nothing in flight.  push() overrides.
+                if (n < mss and not push and not (fin_pos is not None and end == data_end)
+                        and ((not self.config.nodelay and self._max > self._una)
+                             or (end == data_end and (self.config.cork or self._more)))):
                     break
                 more = min(rwnd_end - end, data_end - end)
-                burst_end = self.config.psh_every_burst and (
-                    more <= 0 or allow - n < min(mss, more))
-                self._send_new(nxt, end, end == data_end, now, burst_end=burst_end)
+                burst_end = False
+                if self.config.psh_every_burst and not limited:
+                    burst += 1
+                    chunk = self.config.psh_burst_segments if self.config.nodelay else 0
+                    burst_end = (more <= 0 or allow - n < min(mss, more)
+                                 or (chunk > 0 and burst % chunk == 0))
+                held = end == data_end and self._more and fin_pos is None  # MSG_MORE
+                self._send_new(nxt, end, end == data_end and not held, now,
+                               burst_end=burst_end and not held)
                 allow -= n
                 sent_new = True
             elif fin_pos is not None and nxt == fin_pos:
@@ -1316,7 +1379,7 @@ class Connection:
             flags |= PSH
         if fin:
             flags |= FIN
-        seg = self._make(flags, start, bytes(self._buf[off:off + end - start]), now)
+        seg = self._make(flags, start, self._payload(off, end - start), now)
         if self.ecn_ok and end > start and not why.startswith("zero-window"):
             seg.ecn = ECT0  # RFC 3168 §6.1.2: new data is ECN-capable
             if self._cwr_pending:
@@ -1338,7 +1401,7 @@ class Connection:
         """Retransmit one recorded segment (C17, C18); return its length."""
         data_end = min(s.end, self._buf_pos + len(self._buf))
         off = s.start - self._buf_pos
-        payload = bytes(self._buf[off:off + data_end - s.start]) if data_end > s.start else b""
+        payload = self._payload(off, data_end - s.start) if data_end > s.start else b""
         flags = ACK | (FIN if s.fin else 0)
         if payload and data_end == self._buf_pos + len(self._buf):
             flags |= PSH
@@ -1350,6 +1413,15 @@ class Connection:
             self._prr_out += len(payload) or 1
         self._emit(self._make(flags, s.start, payload, now), now, why)
         return len(payload) or 1
+
+    def _payload(self, off: int, n: int) -> bytes:
+        """``n`` bytes of the send buffer from ``off``.  A large piece (an offloaded
+        64 KB segment) is copied once through a view, released at once so the buffer
+        may resize; a bytearray slice copies twice but is quicker for small ones."""
+        if n < 8192:
+            return bytes(self._buf[off:off + n])
+        with memoryview(self._buf) as view:
+            return view[off:off + n].tobytes()
 
     def _make(self, flags: int, pos: int, payload: bytes, now: float) -> Segment:
         """Build a segment at send position ``pos`` carrying our ACK, window and options."""
@@ -1500,7 +1572,8 @@ class Connection:
             self._send_new(self._max, end, end == data_end, now)
             self._tlp_retrans = False
         else:
-            last = self._sb.live()[-1]
+            last = self._sb.last()
+            assert last is not None  # SND.NXT > SND.UNA: something is outstanding
             self._trace(now, "timer", timer="tlp", concept="C18", probe="retransmission")
             self._resend(last, now, "retransmit: tail loss probe")
             self._tlp_retrans = True
@@ -1596,7 +1669,7 @@ class Connection:
             zero = self.snd_wnd == 0
             self._send_new(start, start + n, start + n == data_end, now,
                            "zero-window probe" if zero else "persist: send what fits")
-            self._probe = self._sb.live()[-1] if zero else None
+            self._probe = self._sb.last() if zero else None
         self._rto_at = self._rto_deadline(now)
 
     def _on_keepalive(self, now: float) -> None:
@@ -1670,6 +1743,8 @@ class Connection:
         """Trace timers set or cancelled and congestion-window changes since the last
         call (issue: every timer set and every cwnd/ssthresh change is in the trace)."""
         seen = self._traced
+        if seen is None:  # created on first use: untraced connections never need it
+            seen = self._traced = {}
         for name, attr in self._TIMERS:
             at = getattr(self, attr)
             if seen.get(name) != at:
@@ -1711,6 +1786,15 @@ class Connection:
         self._tr(rec)
 
     # ------------------------------------------------------------- inspection
+    @property
+    def name(self) -> str:
+        """``local:port>remote:port``, as traces name the connection."""
+        name = self._name
+        if name is None:
+            name = self._name = (f"{_ip(self.local_ip)}:{self.local_port}>"
+                                 f"{_ip(self.remote_ip)}:{self.remote_port}")
+        return name
+
     @property
     def snd_una(self) -> int:
         """SND.UNA as a 32-bit sequence number."""
@@ -1758,7 +1842,7 @@ class Connection:
             "pipe": self._pipe(), "in_recovery": self._in_recovery,
             "delivery_rate": self.delivery_rate, "reordering_seen": self._reordering_seen,
             "wscale": (self.snd_wscale, self.rcv_wscale), "timestamps": self.ts_ok,
-            "sack": self.sack_ok, "ecn": self.ecn_ok, **self.stats,
+            "sack": self.sack_ok, "ecn": self.ecn_ok, **self.stats.full(),
         }
 
     def __repr__(self) -> str:

@@ -9,6 +9,14 @@ replaced, so a duplicate is recognised and costs nothing.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Iterator
+from typing import Any
+
+#: What an empty queue holds instead of three lists of its own (most connections
+#: never see a segment out of order).  Never mutated: :meth:`Reassembly.add`
+#: gives the queue its own lists before storing anything, and the other methods
+#: only remove from a non-empty queue.
+_EMPTY: list[Any] = []
 
 
 class Reassembly:
@@ -17,9 +25,9 @@ class Reassembly:
     __slots__ = ("_data", "_ends", "_starts", "nbytes")
 
     def __init__(self) -> None:
-        self._starts: list[int] = []
-        self._ends: list[int] = []
-        self._data: list[bytearray] = []
+        self._starts: list[int] = _EMPTY
+        self._ends: list[int] = _EMPTY
+        self._data: list[bytearray] = _EMPTY
         self.nbytes = 0
 
     def __len__(self) -> int:
@@ -33,6 +41,8 @@ class Reassembly:
         end = start + len(data)
         if end <= start:
             return 0
+        if not self._starts:  # empty: take lists of its own (never fill the shared one)
+            self._starts, self._ends, self._data = [], [], []
         starts, ends = self._starts, self._ends
         # Blocks that overlap or touch [start, end).
         lo = bisect.bisect_left(ends, start)
@@ -104,6 +114,20 @@ class Reassembly:
     def ranges(self) -> list[tuple[int, int]]:
         """The held ``[start, end)`` ranges, in order (the raw material of SACK blocks)."""
         return list(zip(self._starts, self._ends, strict=True))
+
+    def block_at(self, pos: int) -> tuple[int, int] | None:
+        """The held ``[start, end)`` block containing ``pos``, if any."""
+        i = bisect.bisect_right(self._starts, pos) - 1
+        if i >= 0 and pos < self._ends[i]:
+            return self._starts[i], self._ends[i]
+        return None
+
+    def ranges_descending(self) -> Iterator[tuple[int, int]]:
+        """The held ranges from the highest down (SACK blocks after the recent ones,
+        RFC 2018 §4), produced one at a time so a caller may stop early."""
+        starts, ends = self._starts, self._ends
+        for i in range(len(starts) - 1, -1, -1):
+            yield starts[i], ends[i]
 
     @property
     def highest(self) -> int | None:
