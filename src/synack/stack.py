@@ -24,7 +24,7 @@ from typing import Any
 from . import seq
 from .tcp import cookies
 from .tcp.config import TcpConfig
-from .tcp.connection import TS_OPTION_LEN, Connection, Tracer
+from .tcp.connection import Connection, Tracer
 from .tcp.cookies import SynCookies
 from .tcp.events import Event
 from .tcp.isn import IsnSource, Rfc6528Isn
@@ -470,8 +470,7 @@ class Stack:
             for conn in dirty:
                 segs = conn.segments_to_send(now)
                 if self.offload:
-                    # One wire segment: MSS payload plus a bare 20-byte header (RFC 6691 §2).
-                    limit = conn.eff_mss + 20 + (TS_OPTION_LEN if conn.ts_ok else 0)
+                    limit = conn.max_wire_segment
                     for seg in segs:
                         out.append(encode_ipv4_tcp_offload(self.address, conn.remote_ip, seg,
                                                            limit))

@@ -454,6 +454,12 @@ class Connection:
         return self.config.snd_buf - len(self._buf)
 
     @property
+    def max_wire_segment(self) -> int:
+        """TCP header and payload bytes one wire segment may carry: the MSS plus a bare
+        20-byte header (RFC 6691 §2); the timestamp option comes out of ``eff_mss``."""
+        return self.eff_mss + 20 + (TS_OPTION_LEN if self.ts_ok else 0)
+
+    @property
     def readable(self) -> int:
         """In-order bytes waiting for :meth:`recv`."""
         return len(self._rbuf)
