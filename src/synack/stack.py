@@ -17,6 +17,7 @@ import heapq
 import itertools
 import os
 import random
+import struct
 from collections import Counter, deque
 from collections.abc import Iterator
 from typing import Any
@@ -33,13 +34,29 @@ from .wire import icmp
 from .wire.checksum import BytesLike
 from .wire.errors import WireError
 from .wire.ipv4 import PROTO_ICMP, PROTO_TCP, ip_to_bytes, ip_to_str, parse_ipv4_packet
-from .wire.packet import decode_ipv4_tcp, encode_ipv4, encode_ipv4_tcp
-from .wire.segment import ACK, FIN, RST, SYN, Segment
-from .wire.vnet import PLAIN_HEADER, VNET_HDR_LEN, encode_ipv4_tcp_offload, parse_vnet_header
+from .wire.packet import decode_ipv4_tcp, encode_ipv4, encode_ipv4_tcp, encode_ipv4_tcp_parts
+from .wire.segment import ACK, FIN, PSH, RST, SYN, Segment
+from .wire.vnet import (
+    PLAIN_HEADER,
+    VNET_HDR_LEN,
+    encode_ipv4_tcp_offload,
+    encode_ipv4_tcp_offload_parts,
+    parse_vnet_header,
+)
 
 EPHEMERAL_LOW, EPHEMERAL_HIGH = 49152, 65535  # RFC 6335 §6 dynamic ports
 
 Key = tuple[bytes, int, int]  # (remote ip, remote port, local port)
+OutPacket = bytes | tuple[bytes, BytesLike]
+"""A packet to transmit: whole, or (headers, payload) for a gathering write."""
+
+# The common shape of an arriving packet, for demultiplexing on raw bytes: an
+# option-less IPv4 header (RFC 791 §3.1) and a TCP header (RFC 9293 §3.1),
+# optionally followed by "nop, nop, timestamps" (RFC 7323 Appendix A).
+_IP_TCP = struct.Struct("!BBHHHBBH4s4sHHIIBBHHH")
+_TS_BLOCK = struct.Struct("!III")
+_TS_WORD = 0x0101080A
+_S_TIME_WAIT = State.TIME_WAIT
 
 
 class Listener:
@@ -92,6 +109,7 @@ class Stack:
         mtu: int | None = None,
         max_segment_payload: int | None = None,
         offload: bool = False,
+        fast_path: bool = True,
     ) -> None:
         """``mtu``, ``max_segment_payload`` and ``offload`` are what the link tells the
         stack: the MSS becomes ``mtu - 40`` (RFC 9293 §3.7.1) and, on a link with
@@ -99,7 +117,10 @@ class Stack:
         (the link splits it per MSS).  ``offload`` means every packet, both ways,
         starts with a virtio-net header (:mod:`synack.wire.vnet`): inbound packets the
         header marks as checksummed are not verified again, and outbound TCP leaves its
-        checksum and segmentation to the kernel."""
+        checksum and segmentation to the kernel.  ``fast_path`` (on by default)
+        demultiplexes common packets on their raw bytes and lets
+        :meth:`Connection.receive_data_fast` take predicted in-order data; turning it
+        off changes nothing on the wire, only the cost."""
         self.address = ip_to_bytes(address) if isinstance(address, str) else bytes(address)
         if len(self.address) != 4:
             raise ValueError("address must be an IPv4 address")
@@ -112,6 +133,8 @@ class Stack:
             cfg = cfg.replace(max_segment_payload=max_segment_payload)
         self.config = cfg
         self.offload = offload
+        self.fast_path = fast_path
+        self._addr_sum = int.from_bytes(self.address, "big") + PROTO_TCP
         self._isn: IsnSource = isn or Rfc6528Isn(isn_secret)
         self._rng = random.Random(seed)
         self.tracer = tracer
@@ -142,7 +165,7 @@ class Stack:
         self._deadline: dict[Connection, list[Any]] = {}
         self._stale = 0
         self._counter = itertools.count()
-        self._out: list[bytes] = []
+        self._out: list[OutPacket] = []
         self.stats: Counter[str] = Counter()
 
     # ----------------------------------------------------------------- user API
@@ -215,6 +238,8 @@ class Stack:
         self._receive_ip(memoryview(packet)[VNET_HDR_LEN:], now, not vnet.checksum_trusted)
 
     def _receive_ip(self, packet: BytesLike, now: float, verify: bool) -> None:
+        if self.fast_path and self._receive_common(packet, now, verify):
+            return
         try:
             src, dst, seg = decode_ipv4_tcp(packet, verify_checksum=verify)
         except WireError as exc:
@@ -249,6 +274,52 @@ class Stack:
             self._listen_input(lst, src, seg, now)
         else:
             self._reset_stranger(src, seg, now)
+
+    def _receive_common(self, packet: BytesLike, now: float, verify: bool) -> bool:
+        """Demultiplex on raw bytes: a valid packet of the common shape for a known
+        connection goes to it without the general decoder; predicted data
+        takes :meth:`Connection.receive_data_fast`.  Returns False, having done
+        nothing, for anything else (another shape, a bad checksum, another state),
+        which the general path then decodes, counts and answers as usual."""
+        n = len(packet)
+        if n < 40:
+            return False
+        (vihl, tos, total, _, frag, _, proto, _, src, dst, sport, dport, seqno, ackno,
+         doff, flags, window, _, urgent) = _IP_TCP.unpack_from(packet)
+        hl = (doff >> 4) << 2
+        if (vihl != 0x45 or proto != PROTO_TCP or frag & 0x3FFF or total > n
+                or total < 20 + hl or dst != self.address or (hl != 20 and hl != 32)):
+            return False
+        conn = self._conns.get((src, sport, dport))
+        if conn is None or conn.state is _S_TIME_WAIT or conn in self._embryonic:
+            return False  # a listener's or TIME-WAIT's segment: the general path
+        tsval = tsecr = None
+        if hl == 32:
+            word, tsval, tsecr = _TS_BLOCK.unpack_from(packet, 40)
+            if word != _TS_WORD:
+                return False  # another option (a SACK block): the general decoder
+        view = memoryview(packet)
+        if verify:
+            # RFC 1071 sums as in wire.checksum: a valid header or segment sums to
+            # 0 mod 0xFFFF (with the pseudo-header, RFC 9293 §3.1, for TCP).
+            if int.from_bytes(view[:20], "big") % 0xFFFF:
+                return False
+            tlen = total - 20
+            s = int.from_bytes(view[20:total], "big") % 0xFFFF
+            if tlen & 1:
+                s <<= 8
+            if (s + int.from_bytes(src, "big") + self._addr_sum + tlen) % 0xFFFF:
+                return False
+        payload = view[20 + hl:total]
+        self.stats["segs_in"] += 1
+        self._dirty[conn] = None
+        if (flags | PSH == ACK | PSH and tos & 3 != 3
+                and conn.receive_data_fast(seqno, ackno, window, tsval, payload, now)):
+            self.stats["segs_fast"] += 1
+            return True
+        conn.receive(Segment(sport, dport, seqno, ackno, flags, window, payload,
+                             urgent=urgent, tsval=tsval, tsecr=tsecr, ecn=tos & 3), now)
+        return True
 
     def _receive_other(self, packet: BytesLike, now: float) -> None:
         """Non-TCP IPv4: ICMP (RFC 792) is handled; other protocols get an ICMP
@@ -463,20 +534,36 @@ class Stack:
     # ------------------------------------------------------------ packet output
     def packets_to_send(self, now: float) -> list[bytes]:
         """Run every connection that has work and return the packets to transmit."""
+        return self._drain(now, False)  # type: ignore[return-value]  # all whole
+
+    def packet_vectors(self, now: float) -> list[OutPacket]:
+        """As :meth:`packets_to_send`, but a packet carrying data comes as ``(headers,
+        payload)``, the payload a view of the send buffer, for ``os.writev``: the
+        payload is never copied on its way to the link."""
+        return self._drain(now, True)
+
+    def _drain(self, now: float, vectored: bool) -> list[OutPacket]:
         out = self._out
+        src = self.address
         while self._dirty:
             dirty = list(self._dirty)
             self._dirty.clear()
             for conn in dirty:
                 segs = conn.segments_to_send(now)
+                dst = conn.remote_ip
                 if self.offload:
                     limit = conn.max_wire_segment
                     for seg in segs:
-                        out.append(encode_ipv4_tcp_offload(self.address, conn.remote_ip, seg,
-                                                           limit))
+                        if vectored and seg.payload:
+                            out.append(encode_ipv4_tcp_offload_parts(src, dst, seg, limit))
+                        else:
+                            out.append(encode_ipv4_tcp_offload(src, dst, seg, limit))
                 else:
                     for seg in segs:
-                        out.append(encode_ipv4_tcp(self.address, conn.remote_ip, seg))
+                        if vectored and seg.payload:
+                            out.append(encode_ipv4_tcp_parts(src, dst, seg))
+                        else:
+                            out.append(encode_ipv4_tcp(src, dst, seg))
                 self.stats["segs_out"] += len(segs)
                 self._after_activity(conn)
         self._out = []

@@ -52,6 +52,7 @@ from .recvbuf import RecvBuffer
 from .rtt import RttEstimator
 from .sackgen import SackGenerator
 from .scoreboard import Scoreboard, SentSeg
+from .sendbuf import SendBuffer
 from .states import CAN_RECEIVE, CAN_SEND, State, check_transition
 from .stats import ConnStats
 
@@ -78,6 +79,7 @@ S_TIME_WAIT = State.TIME_WAIT
 
 #: States whose send path may emit data and FIN.
 _OUTPUT_STATES = frozenset({S_ESTABLISHED, S_CLOSE_WAIT, S_FIN_WAIT_1, S_CLOSING, S_LAST_ACK})
+_PREDICTED_STATES = frozenset({S_ESTABLISHED, S_FIN_WAIT_1, S_FIN_WAIT_2})  # header prediction
 
 
 def window_shift(buffer: int) -> int:
@@ -240,7 +242,7 @@ class Connection:
         self.iss = iss & MASK
         self._una = 0
         self._max = 0  # SND.NXT: the next new position to send
-        self._buf = bytearray()
+        self._buf = SendBuffer()
         self._buf_pos = 1
         self._fin_pos: int | None = None
         self._send_full = False
@@ -441,7 +443,7 @@ class Connection:
         room = self.config.snd_buf - len(self._buf)
         n = min(room, len(data))
         if n > 0:
-            self._buf += data[:n] if n < len(data) else data
+            self._buf.append(data if n == len(data) else memoryview(data)[:n])
             self._more = more
             self._poke()
         if n < len(data) or n == room:
@@ -582,6 +584,67 @@ class Connection:
             self._ka_probes = 0
         if self._tr is not None:
             self._trace_changes(now)
+
+    def receive_data_fast(self, seqno: int, ackno: int, window: int, tsval: int | None,
+                          payload: memoryview, now: float) -> bool:
+        """Header prediction: the receive path for the common case, from raw header fields.
+
+        Van Jacobson's header prediction, as in 4.4BSD's ``tcp_input`` and Linux's
+        ``tcp_rcv_established``: a connection in ESTABLISHED (or FIN-WAIT-1/2, still
+        receiving) with nothing unusual pending gets in-order data that acknowledges
+        nothing new and leaves the send window as it was.  The steps of RFC 9293
+        §3.10.7.4 then reduce to PAWS and TS.Recent (RFC 7323 §5.3, §4.3), the
+        SND.WL1/WL2 update and appending the data, with no :class:`Segment` built.
+        The caller has checked the flags (ACK, maybe PSH, nothing else), the IP ECN
+        field (not CE) and the checksums.  Returns False, having changed nothing,
+        when any condition fails or tracing is on: the caller takes the full path.
+        """
+        rnxt = self._rnxt
+        end = rnxt + len(payload)
+        if (self.state not in _PREDICTED_STATES or self._tr is not None or end == rnxt
+                or seqno != (self.irs + rnxt) & MASK
+                or ackno != (self.iss + self._una) & MASK
+                or end > self._radv or window << self.snd_wscale != self.snd_wnd
+                or self._ooo or self._rfin_pos is not None or self._orphan
+                or self._in_recovery or self._persisting
+                or self._sb.sacked_bytes or self._sb.lost_bytes):
+            return False
+        if self.ts_ok:
+            # PAWS (RFC 7323 §5.3): an older TSval takes the full path.
+            if tsval is None or (tsval - self.ts_recent) & MASK >= 0x80000000:
+                return False
+            if rnxt <= self._last_ack_sent:  # RFC 7323 §4.3
+                self.ts_recent = tsval
+                self.ts_recent_age = now
+        elif tsval is not None:
+            return False
+        self._now = now
+        stats = self.stats
+        stats["segs_in"] += 1
+        self._wl1 = rnxt  # the SND.WL1/WL2 update, window unchanged
+        self._wl2 = self._una
+        self._rbuf.append(payload)
+        self._rnxt = end
+        stats["bytes_received"] += end - rnxt
+        events = self._events
+        last = events[-1] if events else None
+        if type(last) is DataReceived and last.conn is self:
+            last.nbytes += end - rnxt
+        else:
+            events.append(DataReceived(self, end - rnxt))
+        self._ack_pending += 1
+        if self._quickack > 0:
+            self._quickack -= 1
+            self._ack_now = True
+        if (self.config.delayed_ack == 0 or self._ack_pending >= 2
+                or end - rnxt > self.eff_mss):
+            self._ack_now = True
+        elif self._dack_at is None:
+            self._dack_at = now + self.config.delayed_ack
+        if self._ka_at is not None:
+            self._ka_at = now + self.config.keepalive_idle
+            self._ka_probes = 0
+        return True
 
     def _receive_syn_sent(self, seg: Segment, now: float) -> None:
         """RFC 9293 §3.10.7.3, SYN-SENT."""
@@ -846,7 +909,7 @@ class Connection:
         data_end = self._buf_pos + len(self._buf)
         drop = min(ack_pos, data_end) - self._buf_pos
         if drop > 0:
-            del self._buf[:drop]
+            self._buf.drop(drop)
             self._buf_pos += drop
             self.stats["bytes_acked"] += drop
             if self._send_full and len(self._buf) < self.config.snd_buf:
@@ -1259,10 +1322,15 @@ class Connection:
         self.stats["icmp_errors"] += 1
         err, text = _ICMP_ERRORS.get(code, (errno.EHOSTUNREACH, f"unreachable (code {code})"))
         if code == 4:  # fragmentation needed: path MTU discovery
-            if next_hop_mtu >= 128 and next_hop_mtu - 40 < self.eff_mss:
-                self.eff_mss = next_hop_mtu - 40
+            # The MSS is the MTU less 40 (RFC 9293 §3.7.1); the timestamp option comes
+            # out of it as out of the negotiated one (RFC 6691 §2).
+            mss = next_hop_mtu - 40 - (TS_OPTION_LEN if self.ts_ok else 0)
+            if next_hop_mtu >= 128 and mss < self.eff_mss:
+                self.eff_mss = mss
+                self._cc.mss = mss
                 self._trace(now, "note", concept="", text=f"path MTU {next_hop_mtu}: MSS "
-                            f"lowered to {self.eff_mss}")
+                            f"lowered to {mss}")
+                self._resend_oversized(now)
             return True
         if self.state is S_SYN_SENT or (self.state is S_SYN_RECEIVED and not self.passive):
             self._trace(now, "note", concept="C22", text=f"ICMP {text} for our SYN")
@@ -1273,6 +1341,22 @@ class Connection:
             self._trace(now, "note", concept="C22", text=f"ICMP {text}: soft error, "
                         "connection kept (RFC 1122 §4.2.3.9)")
         return True
+
+    def _resend_oversized(self, now: float) -> None:
+        """After the MSS fell: the segments in flight that were too big for the path were
+        dropped by the router that said so (offloaded, any record longer than the new
+        MSS went out in pieces of the old one).  Resend them now, cut to the new size,
+        without a congestion response (RFC 1191 §6.5 permits the immediate resend; the
+        loss is not congestion; as Linux's ``tcp_simple_retransmit``)."""
+        mss = self.eff_mss
+        marked = 0
+        for s in self._sb.live():
+            if s.end - s.start - (1 if s.fin else 0) > mss and self._sb.mark_lost(s):
+                marked += 1
+        if marked:
+            self._trace(now, "note", concept="C18",
+                        text=f"{marked} segment(s) larger than the new MSS resent")
+            self._poke()
 
     # ----------------------------------------------------------- segment output
     def segments_to_send(self, now: float) -> list[Segment]:
@@ -1302,19 +1386,24 @@ class Connection:
             allow = self._cc.cwnd - self._pipe()
             if not self.sack_ok and self._dupacks in (1, 2):
                 allow += self._dupacks * mss  # limited transmit (RFC 3042)
-        # 1. Retransmissions, oldest first: only ever segments that were sent.
+        seg_max = self.config.max_segment_payload or mss
+        seg_max = max(seg_max - seg_max % mss, mss)  # whole MSS pieces once offloaded
+        # 1. Retransmissions, oldest first: only ever segments that were sent.  A record
+        # larger than the window allows (a 64 KB offloaded one after a timeout, or one
+        # sent before the MSS fell) is cut first, so the resend fits.
         if sb.lost_bytes:
             for s in sb.lost_segments():
                 if allow <= 0:
                     break
+                limit = min(seg_max, max(allow - allow % mss, mss))
+                if s.end - s.start > limit:
+                    sb.split(s, s.start + limit)
                 allow -= self._resend(s, now, "retransmit: lost" if self._in_recovery
                                       else "retransmit")
         # 2. New data, and the FIN after it.
         buf_pos = self._buf_pos
         data_end = buf_pos + len(self._buf)
         fin_pos = self._fin_pos
-        seg_max = self.config.max_segment_payload or mss
-        seg_max = max(seg_max - seg_max % mss, mss)  # whole MSS pieces once offloaded
         rwnd_end = self._una + self.snd_wnd
         sent_new = False
         push = self._push_now
@@ -1420,16 +1509,12 @@ class Connection:
         self._emit(self._make(flags, s.start, payload, now), now, why)
         return len(payload) or 1
 
-    def _payload(self, off: int, n: int) -> bytes:
-        """``n`` bytes of the send buffer from ``off``.  A large piece (an offloaded
-        64 KB segment) is copied once through a view, released at once so the buffer
-        may resize; a bytearray slice copies twice but is quicker for small ones."""
-        if n < 8192:
-            return bytes(self._buf[off:off + n])
-        with memoryview(self._buf) as view:
-            return view[off:off + n].tobytes()
+    def _payload(self, off: int, n: int) -> bytes | memoryview:
+        """``n`` bytes of the send buffer from ``off``: a view, not a copy, wherever
+        the buffer allows (see :mod:`.sendbuf`)."""
+        return self._buf.view(off, n)
 
-    def _make(self, flags: int, pos: int, payload: bytes, now: float) -> Segment:
+    def _make(self, flags: int, pos: int, payload: bytes | memoryview, now: float) -> Segment:
         """Build a segment at send position ``pos`` carrying our ACK, window and options."""
         if flags & ACK:
             ack = (self.irs + self._rnxt) & MASK
@@ -1580,6 +1665,9 @@ class Connection:
         else:
             last = self._sb.last()
             assert last is not None  # SND.NXT > SND.UNA: something is outstanding
+            cut = last.end - (1 if last.fin else 0) - self.eff_mss
+            if cut > last.start:  # an offloaded record: probe with its last MSS only
+                last = self._sb.split(last, cut)
             self._trace(now, "timer", timer="tlp", concept="C18", probe="retransmission")
             self._resend(last, now, "retransmit: tail loss probe")
             self._tlp_retrans = True

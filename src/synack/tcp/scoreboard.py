@@ -247,6 +247,18 @@ class Scoreboard:
         elif not s.lost:
             self._link_after(tail, s)  # sent at the same time, right after its head
 
+    def split(self, s: SentSeg, at: int) -> SentSeg:
+        """Cut record ``s`` at position ``at`` (``s.start < at < s.end``) and return the
+        upper part, which inherits its marks (Linux's ``tcp_fragment``): a resend may
+        then take only what the congestion window or a smaller MSS allows."""
+        if not s.start < at < s.end:
+            raise ValueError(f"cannot split {s!r} at {at}")
+        i = self._index(s.start)
+        if self.segs[i] is not s:
+            raise ValueError(f"{s!r} is not an outstanding record")
+        self._split(i, at)
+        return self.segs[i + 1]
+
     def _index(self, pos: int) -> int:
         """Index of the live segment holding ``pos`` (the first one if ``pos`` is below)."""
         lo = self._head

@@ -56,6 +56,15 @@ def encode_ipv4_tcp(src: bytes, dst: bytes, seg: Segment, *, ttl: int = 64, iden
     return b"".join((ip, tcp, seg.payload))
 
 
+def encode_ipv4_tcp_parts(src: bytes, dst: bytes, seg: Segment) -> tuple[bytes, BytesLike]:
+    """The datagram of :func:`encode_ipv4_tcp` as ``(IP and TCP headers, payload)``, for
+    a gathering write (``os.writev``) that never copies the payload."""
+    tcp = build_tcp(seg, src, dst)
+    payload = seg.payload
+    ip = build_ipv4_header(src, dst, PROTO_TCP, len(tcp) + len(payload), tos=seg.ecn & 3)
+    return ip + tcp, payload
+
+
 def encode_ipv4(src: bytes, dst: bytes, proto: int, payload: BytesLike, *, ttl: int = 64,
                 ident: int = 0, tos: int = 0, df: bool = True) -> bytes:
     """Wrap an already-encoded transport payload (e.g. an ICMP message) in an IPv4 header."""

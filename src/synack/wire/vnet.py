@@ -76,7 +76,15 @@ def parse_vnet_header(packet: BytesLike) -> VnetHeader:
 
 
 def encode_ipv4_tcp_offload(src: bytes, dst: bytes, seg: Segment, max_tcp_len: int) -> bytes:
-    """Header + IPv4 + TCP with the checksum left to the kernel, and cut by it into
+    """One ``bytes``: :func:`encode_ipv4_tcp_offload_parts` joined."""
+    head, payload = encode_ipv4_tcp_offload_parts(src, dst, seg, max_tcp_len)
+    return b"".join((head, payload))
+
+
+def encode_ipv4_tcp_offload_parts(src: bytes, dst: bytes, seg: Segment, max_tcp_len: int
+                                  ) -> tuple[bytes, BytesLike]:
+    """Virtio-net header + IPv4 + TCP headers, and the payload apart (for ``writev``),
+    with the checksum left to the kernel, and cut by it into
     segments of at most ``max_tcp_len`` bytes of TCP header and payload (MSS + 20,
     RFC 6691 §2) when longer; each piece repeats this segment's header and options.
 
@@ -100,4 +108,4 @@ def encode_ipv4_tcp_offload(src: bytes, dst: bytes, seg: Segment, max_tcp_len: i
     else:
         hdr = VNET_HDR.pack(F_NEEDS_CSUM, GSO_NONE, IPV4_HEADER_LEN + len(tcp), 0,
                             IPV4_HEADER_LEN, _TCP_CSUM_OFFSET)
-    return b"".join((hdr, ip, tcp, seg.payload))
+    return b"".join((hdr, ip, tcp)), seg.payload
