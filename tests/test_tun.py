@@ -15,6 +15,7 @@ import os
 import select
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -114,6 +115,76 @@ def test_attach_only_to_a_missing_device_is_enodev() -> None:
         TunLink("synack-nodev", create=False)
     assert exc.value.errno == errno.ENODEV
     assert "ip tuntap add dev synack-nodev" in str(exc.value)
+
+
+def _pipe_link() -> tuple[TunLink, int]:
+    """A TunLink whose descriptor is the write end of a non-blocking pipe (no device)."""
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    link = object.__new__(TunLink)
+    link._fd = w
+    link.stats = Counter()
+    link.name = "pipe"
+    return link, r
+
+
+def test_write_vector_gathers_one_packet_and_counts_it() -> None:
+    link, r = _pipe_link()
+    try:
+        payload = bytes(range(200))
+        link.write_vector((b"HDR", memoryview(payload)[10:110]))
+        assert os.read(r, 1000) == b"HDR" + payload[10:110]
+        assert link.stats["tx_packets"] == 1 and link.stats["tx_bytes"] == 103
+    finally:
+        link.close()
+        os.close(r)
+
+
+@pytest.mark.parametrize("method", ["write", "write_vector"])
+def test_a_full_queue_drops_and_counts_instead_of_blocking(method: str) -> None:
+    link, r = _pipe_link()
+    try:
+        chunk = bytes(65536)
+        for _ in range(64):  # far more than a pipe holds
+            if method == "write":
+                link.write(chunk)
+            else:
+                link.write_vector((chunk[:10], chunk))
+        assert link.stats["tx_drop_full"] > 0
+        assert link.stats["tx_packets"] + link.stats["tx_drop_full"] == 64
+    finally:
+        link.close()
+        os.close(r)
+
+
+@pytest.mark.parametrize("method", ["write", "write_vector"])
+@pytest.mark.parametrize(("err", "counter"), [(errno.EIO, "tx_drop_link_down"),
+                                              (errno.EINVAL, "tx_drop_invalid")])
+def test_device_refusals_are_counted_and_other_errors_raise(
+        monkeypatch: pytest.MonkeyPatch, method: str, err: int, counter: str) -> None:
+    link, r = _pipe_link()
+
+    def failing(code: int) -> Any:
+        def fail(*_: Any) -> int:
+            raise OSError(code, os.strerror(code))
+        return fail
+
+    monkeypatch.setattr(os, "write", failing(err))
+    monkeypatch.setattr(os, "writev", failing(err))
+    try:
+        send = (lambda: link.write(b"x")) if method == "write" else (
+            lambda: link.write_vector((b"x", b"y")))
+        send()
+        assert link.stats[counter] == 1 and link.stats["tx_packets"] == 0
+        monkeypatch.setattr(os, "write", failing(errno.EBADF))
+        monkeypatch.setattr(os, "writev", failing(errno.EBADF))
+        with pytest.raises(OSError) as info:
+            send()
+        assert info.value.errno == errno.EBADF
+    finally:
+        monkeypatch.undo()
+        link.close()
+        os.close(r)
 
 
 @pytest.mark.parametrize(("ip", "kernel_ip", "words"), [
