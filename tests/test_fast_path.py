@@ -262,3 +262,38 @@ def test_syn_to_an_established_connection_is_not_predicted() -> None:
     b.receive_packet(pkt, 1.0)
     assert b.stats["segs_fast"] == 0
     assert cb.stats["challenge_acks"] == 1
+
+
+def test_snd_wl1_never_moves_back() -> None:
+    """A pure ACK beyond a hole moves SND.WL1 past RCV.NXT; the resent data that fills
+    the hole must not be predicted, or a later window update would be judged against
+    a WL1 the full path never had (RFC 9293 §3.10.7.4)."""
+    results = []
+    for fast in (True, False):
+        a = Stack(A_IP, config=TcpConfig(timestamps=False, sack=False),
+                  isn_secret=b"a" * 16, fast_path=fast)
+        b = Stack(B_IP, config=TcpConfig(timestamps=False, sack=False),
+                  isn_secret=b"b" * 16, fast_path=fast)
+        lst = b.listen(80)
+        ca = a.connect(B_IP, 80, now=0.0)
+        for _ in range(4):
+            for p in a.packets_to_send(0.0):
+                b.receive_packet(p, 0.0)
+            for p in b.packets_to_send(0.0):
+                a.receive_packet(p, 0.0)
+        cb = lst.accept()
+        assert cb is not None
+        w = cb.snd_wnd >> cb.snd_wscale
+
+        def pkt(off: int, n: int, win: int, ca: Connection = ca, cb: Connection = cb) -> bytes:
+            seg = Segment(ca.local_port, cb.local_port, (cb.irs + 1 + off) & 0xFFFFFFFF,
+                          (cb.iss + cb._una) & 0xFFFFFFFF, ACK | (PSH if n else 0), win,
+                          bytes(n))
+            return encode_ipv4_tcp(ip_to_bytes(A_IP), ip_to_bytes(B_IP), seg)
+
+        b.receive_packet(pkt(2000, 0, w), 1.0)  # pure ACK past two lost segments
+        b.receive_packet(pkt(0, 1000, w), 1.1)  # the first, resent
+        b.receive_packet(pkt(1000, 1000, w - 5000), 1.2)  # the second, smaller window
+        results.append((cb._wl1, cb.snd_wnd, cb.stats.full()))
+        assert b.stats["segs_fast"] == 0
+    assert results[0] == results[1]

@@ -92,3 +92,51 @@ def test_fragmentation_needed_without_oversized_segments_resends_nothing() -> No
     a.receive_packet(_frag_needed(flight[0], 1000), 0.02)
     assert a.packets_to_send(0.02) == []
     assert c.eff_mss == 1000 - 52  # type: ignore[attr-defined]
+
+
+def test_a_small_window_resends_the_rest_later_still_without_a_congestion_response() -> None:
+    """cwnd below the flight (as just after an ECN reduction): what does not fit stays
+    marked lost, and the ACKs that follow must not start fast recovery for it."""
+    a, b, c = _established(TcpConfig(timestamps=False))
+    c.send(bytes(10 * 1460))  # type: ignore[attr-defined]
+    flight = a.packets_to_send(0.01)
+    c._cc.cwnd = c._cc.ssthresh = 5 * 1460  # type: ignore[attr-defined]
+    a.receive_packet(_frag_needed(flight[0], 1000), 0.02)
+    now = 0.02
+    got = 0
+    for _ in range(50):
+        now += 0.01
+        for p in a.packets_to_send(now):
+            assert len(p) <= 1000
+            b.receive_packet(p, now)
+        for p in b.packets_to_send(now):
+            a.receive_packet(p, now)
+        got = c.stats["bytes_acked"]  # type: ignore[attr-defined]
+        if got == 10 * 1460:
+            break
+        a.handle_timer(now)
+        b.handle_timer(now)
+    assert got == 10 * 1460
+    assert c.stats["recoveries"] == 0 and c.stats["rto_fired"] == 0  # type: ignore[attr-defined]
+    assert c.cwnd >= 5 * 1460  # type: ignore[attr-defined]
+
+
+def test_a_lost_last_segment_is_resent_with_its_fin() -> None:
+    """The FIN's sequence number does not count against the window when a record is
+    cut: one MSS of data and the FIN go out again as one segment."""
+    a, b, c = _established(TcpConfig(timestamps=False, sack=False))
+    c.send(bytes(c.eff_mss))  # type: ignore[attr-defined]
+    c.shutdown(0.0)  # type: ignore[attr-defined]
+    assert len(a.packets_to_send(0.0)) == 1  # data+FIN, lost
+    at = a.next_timer()
+    assert at is not None
+    a.handle_timer(at)
+    again = a.packets_to_send(at)
+    assert len(again) == 1
+    seg = decode_ipv4_tcp(again[0])[2]
+    assert seg.flags & 0x01 and len(seg.payload) == c.eff_mss  # type: ignore[attr-defined]
+    b.receive_packet(again[0], at)
+    for p in b.packets_to_send(at):
+        a.receive_packet(p, at)
+    assert c.state.name == "FIN_WAIT_2"  # type: ignore[attr-defined]
+    assert c.stats["recoveries"] == 0  # type: ignore[attr-defined]

@@ -107,3 +107,43 @@ def test_a_copy_holds_the_same_bytes_and_is_independent() -> None:
     buf.drop(4000)
     assert bytes(dup.view(0, 5100)) == b"a" * 5000 + b"b" * 100
     assert bytes(buf.view(0, 1100)) == b"a" * 1000 + b"b" * 100
+
+
+def test_a_view_of_a_small_part_is_copied_so_it_does_not_pin_the_whole() -> None:
+    """A writer looping on ``data[n:]`` hands over views of big objects; keeping them
+    would hold every remainder alive until acknowledged."""
+    big = bytes(1 << 20)
+    buf = SendBuffer()
+    buf.append(memoryview(big)[:100_000])
+    v = buf.view(0, 5000)
+    assert not (isinstance(v, memoryview) and v.obj is big)
+    most = SendBuffer()
+    most.append(memoryview(big)[:900_000])
+    w = most.view(0, 5000)
+    assert isinstance(w, memoryview) and w.obj is big
+
+
+def test_a_shallow_copy_does_not_share_state() -> None:
+    import copy
+
+    buf = SendBuffer()
+    buf.append(b"a" * 100)
+    dup = copy.copy(buf)
+    buf.drop(50)
+    buf.append(b"b" * 100)
+    assert len(dup) == 100 and dup.view(50, 10) == b"a" * 10
+
+
+def test_connection_send_counts_bytes_of_a_multibyte_view() -> None:
+    from array import array
+
+    from synack.tcp.connection import Connection
+
+    c = Connection.open_active(b"\x0a\0\0\x01", 1, b"\x0a\0\0\x02", 2, iss=0, now=0.0)
+    syn = c.segments_to_send(0.0)[0]
+    peer = Connection.open_passive(syn, b"\x0a\0\0\x02", b"\x0a\0\0\x01", iss=0, now=0.0)
+    c.receive(peer.segments_to_send(0.0)[0], 0.0)
+    words = array("I", range(100))
+    assert c.send(memoryview(words)) == 400
+    assert c.unsent == 400
+    assert bytes(c._buf.view(0, 400)) == words.tobytes()

@@ -126,6 +126,7 @@ class Connection:
         "_orphan",
         "_out",
         "_persisting",
+        "_pmtu_mark",
         "_probe",
         "_progress_at",
         "_prr_allow",
@@ -259,6 +260,7 @@ class Connection:
         self._min_rtt = math.inf
         self._retries = 0
         self._persisting = False
+        self._pmtu_mark = 0  # SND.NXT when a smaller path MTU made us resend the flight
         self._probe: SentSeg | None = None
         self._dupacks = 0
         self._in_recovery = False
@@ -440,6 +442,8 @@ class Connection:
         """
         if self.state not in CAN_SEND or self._fin_pos is not None:
             raise BrokenPipeError(errno.EPIPE, f"cannot send in state {self.state}")
+        if isinstance(data, memoryview):
+            data = _byte_view(data)  # lengths below count bytes, not items
         room = self.config.snd_buf - len(self._buf)
         n = min(room, len(data))
         if n > 0:
@@ -605,7 +609,7 @@ class Connection:
                 or seqno != (self.irs + rnxt) & MASK
                 or ackno != (self.iss + self._una) & MASK
                 or end > self._radv or window << self.snd_wscale != self.snd_wnd
-                or self._ooo or self._rfin_pos is not None or self._orphan
+                or self._wl1 > rnxt or self._ooo or self._rfin_pos is not None or self._orphan
                 or self._in_recovery or self._persisting
                 or self._sb.sacked_bytes or self._sb.lost_bytes):
             return False
@@ -621,7 +625,7 @@ class Connection:
         self._now = now
         stats = self.stats
         stats["segs_in"] += 1
-        self._wl1 = rnxt  # the SND.WL1/WL2 update, window unchanged
+        self._wl1 = rnxt  # the SND.WL1/WL2 update (WL1 <= RCV.NXT, WL2 <= SND.UNA)
         self._wl2 = self._una
         self._rbuf.append(payload)
         self._rnxt = end
@@ -1009,7 +1013,9 @@ class Connection:
             self._mark_head_lost(fresh_only=True)  # RFC 5681 §3.2 fast retransmit
         if acked:
             self._dupacks = 0
-        if sb.lost_bytes and not self._in_recovery:
+        if sb.lost_bytes and not self._in_recovery and self._una >= self._pmtu_mark:
+            # (Below the mark the losses are the segments too big for the path, resent
+            # as the window allows: no congestion response, RFC 1191 §6.5.)
             self._enter_recovery(now)
         if self._in_recovery:
             if self._una >= self._recover:
@@ -1354,6 +1360,7 @@ class Connection:
             if s.end - s.start - (1 if s.fin else 0) > mss and self._sb.mark_lost(s):
                 marked += 1
         if marked:
+            self._pmtu_mark = self._max
             self._trace(now, "note", concept="C18",
                         text=f"{marked} segment(s) larger than the new MSS resent")
             self._poke()
@@ -1396,7 +1403,7 @@ class Connection:
                 if allow <= 0:
                     break
                 limit = min(seg_max, max(allow - allow % mss, mss))
-                if s.end - s.start > limit:
+                if s.end - s.start - (1 if s.fin else 0) > limit:  # the FIN rides along
                     sb.split(s, s.start + limit)
                 allow -= self._resend(s, now, "retransmit: lost" if self._in_recovery
                                       else "retransmit")
@@ -1941,6 +1948,14 @@ class Connection:
 
     def __repr__(self) -> str:
         return f"<Connection {self.name} {self.state.value}>"
+
+
+def _byte_view(data: memoryview) -> memoryview:
+    """``data`` as a flat view of bytes (a view of ``array('I')`` counts items)."""
+    view = memoryview(data)
+    if view.ndim == 1 and view.itemsize == 1 and view.format == "B":
+        return view
+    return view.cast("B") if view.c_contiguous else memoryview(view.tobytes())
 
 
 def _covers(block: tuple[int, int], left: int, right: int) -> bool:

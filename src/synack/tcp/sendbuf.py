@@ -43,6 +43,8 @@ class SendBuffer:
         """For copy and pickle (the fuzzer forks whole stacks): views become bytes."""
         state: dict[str, object] = {k: getattr(self, k) for k in self.__slots__}
         state["_chunks"] = [c.tobytes() for c in self._chunks]
+        state["_starts"] = list(self._starts)
+        state["_tail"] = None if self._tail is None else bytearray(self._tail)
         return state
 
     def __setstate__(self, state: dict[str, object]) -> None:
@@ -143,8 +145,12 @@ _EMPTY = memoryview(b"")
 
 
 def _immutable(data: Chunk) -> bool:
-    """``bytes``, or a flat byte view of ``bytes``: contents that cannot change."""
+    """``bytes``, or a flat byte view of most of a ``bytes``: contents that cannot
+    change, worth keeping by reference.  A view of a small part is not kept: it would
+    hold the whole object alive (a writer looping on ``data[n:]`` would pin every
+    remainder until acknowledged)."""
     if type(data) is bytes:
         return True
     return (isinstance(data, memoryview) and data.readonly and type(data.obj) is bytes
-            and data.c_contiguous and data.itemsize == 1)
+            and data.c_contiguous and data.itemsize == 1
+            and 2 * data.nbytes >= len(data.obj))
