@@ -28,7 +28,12 @@ A_IP, B_IP = "10.0.0.1", "10.0.0.2"
 
 def _configs(rng: random.Random) -> TcpConfig:
     scaling = rng.random() < 0.7
+    linux = rng.random() < 0.25  # the packetdrill Linux profile's memory-model knobs
     return TcpConfig(
+        accept_beyond_window=linux,
+        rcv_truesize_headroom=424 if linux else None,
+        snd_skb_overhead=1280 if linux and rng.random() < 0.5 else None,
+        snd_wake_ratio=0.5 if linux else 0.0,
         timestamps=rng.random() < 0.7,
         sack=rng.random() < 0.7,
         window_scaling=scaling,

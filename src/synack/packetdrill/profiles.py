@@ -100,6 +100,16 @@ LINUX = Profile(
              "(tcp_cong_control's acked_sacked): SACKed or duplicate-ACKed ones counted before"),
         Want("tlp_wc_delack", 0.2, "the loss probe allows 200 ms for the peer's delayed ACK "
              "when one segment is out (RFC 8985 §7.2)"),
+        Want("accept_beyond_window", True, "tcp_sequence(): a segment ending past the window "
+             "is kept whole if no data waits to be read, else dropped whole"),
+        Want("rcv_truesize_headroom", 424, "receive memory counts skb truesize: TUN's kmalloc "
+             "buffer for the packet (payload + 40 header + 64 NET_SKB_PAD + 320 "
+             "skb_shared_info, to a power of two) + 256 sk_buff; window = free memory x "
+             "payload/truesize (tcp_win_from_space, scaling_ratio)"),
+        Want("snd_skb_overhead", 1280, "send memory counts skb truesize: payload + 1280 per "
+             "skb (1 KB head + sk_buff); skbs of the size goal, split into TSO packets"),
+        Want("snd_wake_ratio", 0.5, "a blocked writer wakes when free send memory >= half the "
+             "memory in use (sk_stream_write_space)"),
     ),
     sysctls={
         # A fresh kernel's values; defaults.sh files then override most of them.

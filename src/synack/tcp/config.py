@@ -76,7 +76,8 @@ class TcpConfig:
     #: With psh_every_burst and nodelay: a burst is cut into packets of at most this many
     #: segments, each ending with PSH (Linux pushes a write out as it copies it, in TSO
     #: packets of tcp_min_tso_segs); 0 = no cut.  With psh_every_burst, segments that
-    #: limited transmit (RFC 3042) sends on a duplicate ACK close no burst.
+    #: limited transmit (RFC 3042) sends on a duplicate ACK close no burst.  The send
+    #: memory model (snd_skb_overhead) splits its skbs at the same packet boundaries.
     psh_burst_segments: int = 0
     #: TCP_CORK: hold a partial last segment until uncorked, pushed or the data fills
     #: a segment (Nagle's rule without the "nothing in flight" exception).
@@ -114,6 +115,42 @@ class TcpConfig:
     max_ooo_blocks: int | None = None
     #: Minimum RTO used by the persist timer and TLP computations (seconds).
     tlp_min: float = 0.01
+    #: A segment that starts inside the window offered but ends past its right edge is
+    #: kept whole when no in-order data waits to be read, and dropped whole (with an ACK)
+    #: otherwise (Linux tcp_sequence() and tcp_data_queue(); an out-of-order one is kept
+    #: only while the receive memory is within rcv_buf).  A zero window still takes no
+    #: data.  False: RFC 9293 §3.10.7.4 keeps the part inside the window (the "idealized
+    #: segment"); Linux never trims a segment to its window.
+    accept_beyond_window: bool = False
+    #: Linux receive memory accounting (sk_rmem_alloc); None: the receive buffer holds
+    #: rcv_buf payload bytes and the window is its free space (RFC 9293 §3.8.6.2).  Set,
+    #: every kept segment costs its truesize: the buffer a TUN device allocates for the
+    #: whole packet, payload plus this headroom (headers, NET_SKB_PAD, skb_shared_info)
+    #: rounded up to a power of two (kmalloc), plus struct sk_buff, until the application
+    #: has read all of it.  The window offered is the free memory scaled by the
+    #: payload/truesize ratio of the segments received (Linux tcp_win_from_space() with
+    #: the scaling_ratio of tcp_measure_rcv_mss(), 50 % before any data), in whole
+    #: segments measured from RCV.NXT (__tcp_select_window(); that rounding is its
+    #: receiver SWS avoidance), and the SYN's window is rounded to our own MSS
+    #: (tcp_select_initial_window()).  Data or a FIN arriving while the memory is
+    #: already over rcv_buf is ACKed at once (tcp_try_rmem_schedule() failing).
+    rcv_truesize_headroom: int | None = None
+    #: Linux send memory accounting (sk_wmem_queued); None: the send buffer holds snd_buf
+    #: payload bytes.  Set, written data is queued in skbs of up to the size goal (half
+    #: the peer's largest window, at most 64 KB, in whole segments: tcp_xmit_size_goal()),
+    #: each costing its payload plus this overhead; a write may start a new skb while the
+    #: memory used is below snd_buf, fills it up to the size goal, and transmits each skb
+    #: as it fills (tcp_sendmsg_locked(), tcp_push_one()).  Sending splits skbs where a
+    #: burst stops and at every psh_burst_segments segments (TSO packets: tso_fragment()),
+    #: each piece costing the overhead again; acknowledged bytes free their payload, and a
+    #: wholly acknowledged skb its overhead.
+    snd_skb_overhead: int | None = None
+    #: A send() that could not take all it was given waits (takes nothing, send_space 0)
+    #: until SendSpace, which is reported once the free send memory is at least this
+    #: fraction of the memory in use (Linux sk_stream_write_space(): sk_stream_wspace() >=
+    #: sk_stream_min_wspace(), 0.5), checked when an ACK frees memory.  0: SendSpace as
+    #: soon as there is room, and send() never waits.
+    snd_wake_ratio: float = 0.0
 
     def __post_init__(self) -> None:
         if not 88 <= self.mss <= 65495:
@@ -153,6 +190,12 @@ class TcpConfig:
             raise ValueError("psh_burst_segments must be >= 0")
         if self.initial_window < 1:
             raise ValueError("initial_window must be >= 1")
+        for name in ("rcv_truesize_headroom", "snd_skb_overhead"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value <= 65536:
+                raise ValueError(f"{name} must be None or in 0..65536")
+        if not 0.0 <= self.snd_wake_ratio <= 4.0:
+            raise ValueError("snd_wake_ratio must be in 0..4")
 
     @classmethod
     def classic(cls, **changes: object) -> TcpConfig:

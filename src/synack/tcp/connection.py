@@ -26,6 +26,7 @@ be larger than one MSS (receive offload).
 
 from __future__ import annotations
 
+import bisect
 import errno
 import math
 from collections import deque
@@ -62,6 +63,8 @@ TS_OPTION_LEN = 12  # NOP, NOP, kind 8 len 10: taken out of each segment's paylo
 PAWS_IDLE = 24 * 24 * 3600.0  # RFC 7323 §5.5: TS.Recent older than 24 days is invalid
 ECT0 = 0b10
 CE = 0b11
+SKB_STRUCT = 256  # Linux: SKB_DATA_ALIGN(sizeof(struct sk_buff)), part of every truesize
+GSO_MAX_SIZE = 65536  # Linux GSO_LEGACY_MAX_SIZE: the largest skb tcp_sendmsg builds
 
 #: A tracer receives one flat dict per event (see docs/trace.md for the schema).
 Tracer = Callable[[dict[str, Any]], None]
@@ -147,6 +150,8 @@ class Connection:
         "_reordering_seen",
         "_retries",
         "_rfin_pos",
+        "_rmem",
+        "_rmem_segs",
         "_rnxt",
         "_round_end",
         "_rto_at",
@@ -154,7 +159,10 @@ class Connection:
         "_rtt_time",
         "_sackgen",
         "_sb",
+        "_scaling",
         "_send_full",
+        "_send_wait",
+        "_skb_ends",
         "_tlp_at",
         "_tlp_end",
         "_tlp_retrans",
@@ -247,6 +255,8 @@ class Connection:
         self._buf_pos = 1
         self._fin_pos: int | None = None
         self._send_full = False
+        self._send_wait = False  # a short send() waits for SendSpace (snd_wake_ratio)
+        self._skb_ends: list[int] | None = None  # skb ends, with snd_skb_overhead
         self._sb = Scoreboard()
         self.snd_wnd = 0
         self._max_snd_wnd = 0
@@ -291,6 +301,11 @@ class Connection:
         self._ooo = Reassembly()
         self._sackgen = SackGenerator()
         self._rfin_pos: int | None = None
+        # Receive memory with rcv_truesize_headroom: truesize charged, (end, truesize) of
+        # each segment not yet wholly read, payload/truesize ratio in 1/256 (Linux 50 %).
+        self._rmem = 0
+        self._rmem_segs: deque[tuple[int, int]] | None = None
+        self._scaling = 128
         self._ack_now = False
         self._ack_pending = 0
         self._quickack = cfg.quickack
@@ -444,20 +459,144 @@ class Connection:
             raise BrokenPipeError(errno.EPIPE, f"cannot send in state {self.state}")
         if isinstance(data, memoryview):
             data = _byte_view(data)  # lengths below count bytes, not items
-        room = self.config.snd_buf - len(self._buf)
-        n = min(room, len(data))
-        if n > 0:
-            self._buf.append(data if n == len(data) else memoryview(data)[:n])
+        cfg = self.config
+        if self._send_wait:
+            return 0  # asleep until SendSpace (snd_wake_ratio, sk_stream_wait_memory)
+        if cfg.snd_skb_overhead is not None:
+            n = self._queue_skbs(data, more, cfg.snd_skb_overhead)
+        else:
+            room = cfg.snd_buf - len(self._buf)
+            n = min(room, len(data))
+            if n > 0:
+                self._buf.append(data if n == len(data) else memoryview(data)[:n])
+                self._more = more
+                self._poke()
+            if n < len(data) or n == room:
+                self._send_full = True  # SendSpace will be reported when ACKs free room
+        if n < len(data) and cfg.snd_wake_ratio > 0:
+            self._send_wait = True
+        return n
+
+    def _queue_skbs(self, data: bytes | bytearray | memoryview, more: bool,
+                    overhead: int) -> int:
+        """send() under Linux's send memory accounting (``snd_skb_overhead``), as
+        tcp_sendmsg_locked(): fill the unsent last skb up to the size goal, start a new
+        skb only while the memory used (payload plus ``overhead`` per skb) is below
+        snd_buf, and transmit every skb that fills before filling the next
+        (tcp_push_one()), so the send path can split it (see :meth:`_split_skbs`)."""
+        ends = self._skbs()
+        goal = self._size_goal()
+        total = len(data)
+        taken = 0
+        output = self.state in _OUTPUT_STATES
+        while taken < total:
+            data_end = self._buf_pos + len(self._buf)
+            start = ends[-2] if len(ends) > 1 else self._buf_pos
+            if ends and start >= self._max and data_end - start < goal:
+                n = min(goal - (data_end - start), total - taken)  # the unsent tail skb
+                ends[-1] = data_end + n
+            elif len(self._buf) + overhead * len(ends) < self.config.snd_buf:
+                start = data_end
+                n = min(goal, total - taken)
+                ends.append(data_end + n)
+            else:
+                break
+            self._buf.append(data if n == total else memoryview(data)[taken:taken + n])
+            taken += n
+            if output and taken < total and data_end + n - start >= goal:
+                push, self._push_now = self._push_now, False
+                self._more = True  # more of this write follows: no PSH, as Linux
+                self._send_data(self._now)
+                self._push_now = push
+        if taken:
             self._more = more
             self._poke()
-        if n < len(data) or n == room:
-            self._send_full = True  # SendSpace will be reported when ACKs free room
-        return n
+        if taken < total or len(self._buf) + overhead * len(ends) >= self.config.snd_buf:
+            self._send_full = True
+        return taken
+
+    def _skbs(self) -> list[int]:
+        """End positions of the send queue's skbs (``snd_skb_overhead``), oldest first."""
+        ends = self._skb_ends
+        if ends is None:
+            ends = self._skb_ends = [self._buf_pos + len(self._buf)] if self._buf else []
+        return ends
+
+    def _size_goal(self) -> int:
+        """Bytes per skb (Linux tcp_xmit_size_goal()): 64 KB, cut to half the largest
+        window the peer offered (tcp_bound_to_half_wnd()), in whole segments."""
+        mss = self.eff_mss
+        wnd = self._max_snd_wnd
+        cutoff = wnd >> 1 if wnd > DEFAULT_PEER_MSS else wnd
+        goal = min(GSO_MAX_SIZE, cutoff) if cutoff else GSO_MAX_SIZE
+        return max(goal - goal % mss, mss)
+
+    def _split_skbs(self, start: int, end: int) -> None:
+        """Sending ``[start, end)`` splits skbs as Linux's tcp_write_xmit() does with
+        tso_fragment(): where the send stops inside one, and into TSO packets of
+        psh_burst_segments segments counted from each skb's first unsent byte."""
+        ends = self._skb_ends
+        end = min(end, self._buf_pos + len(self._buf))
+        if ends is None or end <= start:
+            return
+        size = self.config.psh_burst_segments * self.eff_mss
+        cuts: list[int] = []
+        i = bisect.bisect_right(ends, start)
+        first = ends[i - 1] if i else self._buf_pos
+        while i < len(ends) and first < end:
+            last = ends[i]
+            piece = max(first, start)
+            if piece > first:
+                cuts.append(piece)  # an earlier probe sent the head of this skb
+            if size:
+                cuts.extend(range(piece + size, min(last, end), size))
+            if end < last:
+                cuts.append(end)
+            first = last
+            i += 1
+        if cuts:
+            ends.extend(cuts)
+            ends.sort()
+
+    def _wmem_queued(self) -> int:
+        """Send memory in use: payload bytes, plus the skb overheads when modelled."""
+        overhead = self.config.snd_skb_overhead
+        if overhead is None:
+            return len(self._buf)
+        return len(self._buf) + overhead * len(self._skbs())
+
+    def _writable(self) -> bool:
+        """Whether a writer waiting for room is told of it (SendSpace): memory in use
+        below snd_buf and, with snd_wake_ratio, free memory at least that fraction of
+        it (Linux sk_stream_write_space(): sk_stream_wspace() >= sk_stream_min_wspace())."""
+        queued = self._wmem_queued()
+        limit = self.config.snd_buf
+        return queued < limit and limit - queued >= int(queued * self.config.snd_wake_ratio)
 
     @property
     def send_space(self) -> int:
-        """Free bytes in the send buffer."""
-        return self.config.snd_buf - len(self._buf)
+        """Bytes :meth:`send` would take now (so that taking them fills the buffer and
+        SendSpace follows): the free send buffer; with ``snd_skb_overhead``, the room
+        in the unsent last skb plus the whole skbs that may still be started; 0 while a
+        short send waits for SendSpace."""
+        if self._send_wait:
+            return 0
+        cfg = self.config
+        overhead = cfg.snd_skb_overhead
+        if overhead is None:
+            return cfg.snd_buf - len(self._buf)
+        ends = self._skbs()
+        goal = self._size_goal()
+        room = 0
+        queued = self._wmem_queued()
+        if ends:
+            start = ends[-2] if len(ends) > 1 else self._buf_pos
+            if start >= self._max:
+                room = max(goal - (ends[-1] - start), 0)
+                queued += room
+        if queued < cfg.snd_buf:
+            room += -(-(cfg.snd_buf - queued) // (goal + overhead)) * goal
+        return room
 
     @property
     def max_wire_segment(self) -> int:
@@ -487,6 +626,8 @@ class Connection:
         worthwhile amount a window update is sent (C4, RFC 9293 §3.8.6.2.2).
         """
         data = self._rbuf.take(max_bytes)
+        if data and self._rmem_segs:
+            self._rcv_release()
         if data and self.state in CAN_RECEIVE:
             # Send an explicit window update only when the window the peer knows is
             # less than half of what we could offer now (as Linux's tcp_cleanup_rbuf);
@@ -611,7 +752,8 @@ class Connection:
                 or end > self._radv or window << self.snd_wscale != self.snd_wnd
                 or self._wl1 > rnxt or self._ooo or self._rfin_pos is not None or self._orphan
                 or self._in_recovery or self._persisting
-                or self._sb.sacked_bytes or self._sb.lost_bytes):
+                or self._sb.sacked_bytes or self._sb.lost_bytes
+                or self.config.rcv_truesize_headroom is not None):  # (Linux memory model)
             return False
         if self.ts_ok:
             # PAWS (RFC 7323 §5.3): an older TSval takes the full path.
@@ -732,6 +874,9 @@ class Connection:
             ok = pos == rnxt if wnd == 0 else rnxt <= pos < rnxt + wnd
         else:
             ok = (pos == rnxt) if wnd == 0 else (pos + slen > rnxt and pos < rnxt + wnd)
+            if (ok and wnd and pos + dlen > rnxt + wnd and self._rbuf
+                    and self.config.accept_beyond_window):
+                ok = False  # Linux tcp_sequence(): past the edge while data waits unread
         if not ok:
             self.stats["unacceptable_in"] += 1
             if flags & RST:
@@ -823,6 +968,8 @@ class Connection:
                 self._rfin_pos = fin_pos
                 if fin_pos != self._rnxt:
                     self._ack_now = True  # held FIN: duplicate ACK now; else _check_fin
+                elif not dlen and self._rcv_mem_over():
+                    self._ack_now = True
         if self._rfin_pos is not None:
             self._check_fin(now)
 
@@ -916,9 +1063,11 @@ class Connection:
             self._buf.drop(drop)
             self._buf_pos += drop
             self.stats["bytes_acked"] += drop
-            if self._send_full and len(self._buf) < self.config.snd_buf:
-                self._send_full = False
-                self._events.append(SendSpace(self))
+            ends = self._skb_ends
+            if ends is not None:  # wholly acknowledged skbs are freed (tcp_clean_rtx_queue)
+                del ends[:bisect.bisect_right(ends, self._buf_pos)]
+            if self._send_full and self._writable():
+                self._wake_writer()
         done = self._sb.ack(ack_pos)
         if self._probe is not None and self._probe.end <= ack_pos:
             self._probe = None
@@ -941,6 +1090,11 @@ class Connection:
             self._cc.on_round_start(now)
             self._update_rate(now)
         return done
+
+    def _wake_writer(self) -> None:
+        """Report SendSpace to a writer that found the send buffer full."""
+        self._send_full = self._send_wait = False
+        self._events.append(SendSpace(self))
 
     def _window_opened(self, now: float, window: int) -> None:
         """The peer's window reopened after zero (C4): leave persist mode."""
@@ -1201,15 +1355,27 @@ class Connection:
                      ecn: int = 0) -> None:
         """Seventh step: in-order data to the buffer, the rest to reassembly (C14, C4)."""
         rnxt = self._rnxt
-        end = pos + len(payload)
+        size = len(payload)
+        end = pos + size
+        cfg = self.config
         if ecn == CE and self.ecn_ok:
             self.stats["ecn_ce_in"] += 1
             self._ece_echo = True  # RFC 3168 §6.1.3: echo until CWR arrives
             self._ack_now = True
         right = max(self._radv, rnxt)
-        if end > right:  # trim what lies past the window we offered
-            payload = payload[:right - pos]
-            end = right
+        if end > right:
+            if cfg.accept_beyond_window and right > rnxt and not self._rbuf:
+                # Linux keeps it whole (tcp_sequence(), tcp_data_queue()); out of order,
+                # only while receive memory is not over rcv_buf (tcp_try_rmem_schedule()).
+                used = (self._rmem if cfg.rcv_truesize_headroom is not None
+                        else self._ooo.nbytes)
+                if pos > rnxt and used > cfg.rcv_buf:
+                    self._drop(now, "out_of_window", concept="C14")
+                    self._ack_now = True
+                    return
+            else:  # trim what lies past the window we offered (RFC 9293 §3.10.7.4)
+                payload = payload[:right - pos]
+                end = right
         if pos < rnxt:  # trim what we already have
             if self.sack_ok:
                 self._sackgen.duplicate(pos, min(end, rnxt))
@@ -1225,6 +1391,8 @@ class Connection:
         if pos == rnxt:
             self._rbuf.append(payload)
             self._rnxt = end
+            if cfg.rcv_truesize_headroom is not None:
+                self._rcv_charge(end, size)
             if self._ooo:
                 self._ack_now = True  # filling a hole: ACK at once (RFC 5681 §4.2)
                 while (more := self._ooo.pop_ready(self._rnxt)) is not None:
@@ -1260,11 +1428,57 @@ class Connection:
                 self.stats["dup_segs_in"] += 1
                 if self.sack_ok:
                     self._sackgen.duplicate(pos, end)
-            elif self.sack_ok:
-                self._sackgen.arrived(pos)
+            else:
+                if cfg.rcv_truesize_headroom is not None:
+                    self._rcv_charge(end, size)
+                if self.sack_ok:
+                    self._sackgen.arrived(pos)
             self._trace(now, "note", concept="C14",
                         text=f"out-of-order segment held ({len(self._ooo)} blocks)")
             self._ack_now = True  # duplicate ACK tells the sender of the hole
+
+    def _rcv_charge(self, end: int, size: int) -> None:
+        """Charge one kept segment of ``size`` bytes ending at ``end`` to the receive
+        memory (``rcv_truesize_headroom``; Linux sk_rmem_alloc), and measure the
+        payload/truesize ratio on a segment of at least one MSS (tcp_measure_rcv_mss()).
+        If the memory was already over rcv_buf, ACK at once (:meth:`_rcv_mem_over`).
+
+        Every path that keeps a received segment must call this (when that knob is
+        set) with the segment's full payload length: the skb keeps all of it."""
+        headroom = self.config.rcv_truesize_headroom
+        assert headroom is not None
+        if self._rmem > self.config.rcv_buf:
+            self._ack_now = True
+        truesize = (1 << (size + headroom - 1).bit_length()) + SKB_STRUCT
+        self._rmem += truesize
+        segs = self._rmem_segs
+        if segs is None:
+            segs = self._rmem_segs = deque()
+        if not segs or segs[-1][0] <= end:
+            segs.append((end, truesize))
+        else:  # out of order: keep the list sorted by end for _rcv_release
+            i = len(segs)
+            while i and segs[i - 1][0] > end:
+                i -= 1
+            segs.insert(i, (end, truesize))
+        if size >= self.eff_mss:
+            self._scaling = max((size << 8) // truesize, 1)
+
+    def _rcv_mem_over(self) -> bool:
+        """Receive memory already over rcv_buf (``rcv_truesize_headroom``): Linux's
+        tcp_try_rmem_schedule() fails for anything queued now and asks for an ACK at
+        once (ICSK_ACK_NOW), which also carries a zero window."""
+        return (self.config.rcv_truesize_headroom is not None
+                and self._rmem > self.config.rcv_buf)
+
+    def _rcv_release(self) -> None:
+        """Free the truesize of segments the application has read to the end (Linux
+        frees an skb when tcp_recvmsg() has consumed all of it)."""
+        segs = self._rmem_segs
+        assert segs is not None
+        read = self._rnxt - len(self._rbuf) - (1 if self.eof_received else 0)
+        while segs and segs[0][0] <= read:
+            self._rmem -= segs.popleft()[1]
 
     def _ooo_limit(self) -> int:
         """Out-of-order blocks allowed: the configured bound, or by default two per
@@ -1418,6 +1632,7 @@ class Connection:
         # Segments limited transmit sends on a duplicate ACK close no burst (Linux).
         limited = self._dupacks > 0 and not self._in_recovery
         burst = 0
+        first_new = self._max
         while True:
             nxt = self._max
             if nxt < data_end:
@@ -1459,6 +1674,8 @@ class Connection:
                 break
         if self._in_recovery:
             self._prr_allow = max(allow, 0)
+        if sent_new and self._skb_ends is not None:
+            self._split_skbs(first_new, self._max)
         # 3. Timers: retransmission, tail loss probe, persist.
         if self._max > self._una:
             if self._rto_at is None:
@@ -1557,7 +1774,7 @@ class Connection:
         edge the peer computes is never left of one it was already given.
         """
         rnxt = self._rnxt
-        right = rnxt + self._offerable()
+        right = rnxt + self._offerable(syn)
         if right - self._radv >= self._sws_threshold() or self._radv < rnxt:
             self._radv = max(right, self._radv)
         shift = 0 if syn else self.rcv_wscale
@@ -1565,15 +1782,30 @@ class Connection:
         self._radv = rnxt + (field << shift)
         return field
 
-    def _offerable(self) -> int:
+    def _offerable(self, syn: bool = False) -> int:
         """The window we could offer now: free buffer, capped at what the header can
-        carry (65535 << shift), in whole segments if configured."""
-        free = max(self.config.rcv_buf - len(self._rbuf), 0)
-        if self.config.window_in_segments and free >= self.eff_mss:
-            free -= free % self.eff_mss  # round first, then cap (tcp_select_initial_window)
+        carry (65535 << shift), in whole segments if configured.
+
+        With ``rcv_truesize_headroom`` (Linux __tcp_select_window()): the free receive
+        memory scaled by the payload/truesize ratio (tcp_space()), rounded down to whole
+        segments, so 0 below one segment; on a SYN to our own MSS, as
+        tcp_select_initial_window() does."""
+        cfg = self.config
+        if cfg.rcv_truesize_headroom is None:
+            free = max(cfg.rcv_buf - len(self._rbuf), 0)
+            if cfg.window_in_segments and free >= self.eff_mss:
+                free -= free % self.eff_mss  # round first, then cap (tcp_select_initial_window)
+            return min(free, 65535 << self.rcv_wscale)
+        free = (max(cfg.rcv_buf - self._rmem, 0) * self._scaling) >> 8
+        if cfg.window_in_segments:
+            mss = cfg.mss - (TS_OPTION_LEN if self.ts_ok else 0) if syn else self.eff_mss
+            mss = max(min(mss, (cfg.rcv_buf * self._scaling) >> 8), 1)
+            free -= free % mss
         return min(free, 65535 << self.rcv_wscale)
 
     def _sws_threshold(self) -> int:
+        if self.config.rcv_truesize_headroom is not None:
+            return 1  # Linux: whole segments from RCV.NXT are its SWS avoidance
         return max(min(self.config.rcv_buf // 2, self.eff_mss), 1)
 
     def _emit(self, seg: Segment, now: float, why: str) -> None:
