@@ -18,6 +18,7 @@ from pathlib import Path
 
 from synack.scenario import Scenario
 from synack.sim import PathConfig
+from synack.stack import Stack
 from synack.tcp.connection import Connection
 from synack.wire.ipv4 import ip_to_bytes
 from synack.wire.packet import decode_ipv4_tcp, encode_ipv4_tcp
@@ -72,6 +73,58 @@ def bench_connection() -> list[tuple[str, str]]:
              f"{moved * 8 / cpu / 1e6:,.0f} Mbit/s")]
 
 
+def _stack_pair(fast: bool) -> tuple[Stack, Stack, Connection, Connection]:
+    a = Stack("10.0.0.1", isn_secret=b"a" * 16, fast_path=fast)
+    b = Stack("10.0.0.2", isn_secret=b"b" * 16, fast_path=fast)
+    lst = b.listen(80)
+    ca = a.connect("10.0.0.2", 80, now=0.0)
+    for _ in range(3):
+        for p in a.packets_to_send(0.0):
+            b.receive_packet(p, 0.0)
+        for p in b.packets_to_send(0.0):
+            a.receive_packet(p, 0.0)
+    cb = lst.accept()
+    assert cb is not None
+    return a, b, ca, cb
+
+
+def bench_stack() -> list[tuple[str, str]]:
+    """Whole packets through two stacks: CPU per 1460-byte segment received (checksum
+    verified, header prediction on and off) and per segment sent (with its share of
+    the ACKs, one per burst)."""
+    rows = []
+    for fast in (True, False):
+        a, b, ca, cb = _stack_pair(fast)
+        data = bytes(1 << 16)
+        rx = tx = 0.0
+        nrx = 0
+        now = 0.0
+        for _ in range(2500):
+            now += 0.0001
+            t0 = time.process_time()
+            ca.send(data[:ca.send_space])
+            out = a.packets_to_send(now)
+            t1 = time.process_time()
+            for p in out:
+                b.receive_packet(p, now)
+            cb.recv()
+            acks = b.packets_to_send(now)
+            t2 = time.process_time()
+            for p in acks:
+                a.receive_packet(p, now)
+            t3 = time.process_time()
+            tx += (t1 - t0) + (t3 - t2)
+            rx += t2 - t1
+            nrx += len(out)
+        label = "header prediction" if fast else "full path"
+        rows.append((f"stack receive, in-order 1460 B segment ({label}), per segment",
+                     f"{rx / nrx * 1e6:.2f} µs"))
+        if fast:
+            rows.append(("stack send, 1460 B segment with its ACK share, per segment",
+                         f"{tx / nrx * 1e6:.2f} µs"))
+    return rows
+
+
 def bench_sim() -> list[tuple[str, str]]:
     data = random.Random(1).randbytes(10_000_000)
     sc = Scenario(1, path=PathConfig(delay=0.025, rate_bps=100e6, queue_bytes=1_000_000),
@@ -93,7 +146,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
     args = ap.parse_args()
-    rows = bench_codec() + bench_connection() + bench_sim()
+    rows = bench_codec() + bench_stack() + bench_connection() + bench_sim()
     lines = ["| measure | result |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows]
     machine = (f"{platform.machine()}, {platform.python_implementation()} "
                f"{platform.python_version()}, {time.strftime('%Y-%m-%d')}")
