@@ -312,8 +312,10 @@ def run_pytcp(timeout: float) -> dict[str, Any]:
     if not PYTCP.exists():
         return {"error": f"{PYTCP.relative_to(ROOT)} does not exist"}
     try:
-        res = subprocess.run(["python3", str(PYTCP), "--json"], capture_output=True, text=True,
-                             timeout=timeout, cwd=ROOT)
+        # --setup: on a fresh machine (as root) build PyTCP's environment first
+        # (scripts/install-pytcp-env.sh, about a minute); a built one is reused.
+        res = subprocess.run(["python3", str(PYTCP), "--json", "--setup"], capture_output=True,
+                             text=True, timeout=timeout, cwd=ROOT)
     except subprocess.TimeoutExpired:
         return {"error": f"pytcp_bench.py did not finish within {timeout:.0f} s"}
     for line in reversed(res.stdout.strip().splitlines()):

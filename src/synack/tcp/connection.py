@@ -632,11 +632,19 @@ class Connection:
             # Send an explicit window update only when the window the peer knows is
             # less than half of what we could offer now (as Linux's tcp_cleanup_rbuf);
             # smaller openings ride on the next ACK.  A zero window always reopens.
+            # While the peer still has four segments of window it is not held up:
+            # the update waits for the delayed-ACK timer and so rides on any reply
+            # sent meanwhile (a SYN's unscaled 64 KB would otherwise cost a pure ACK
+            # on the first read, where Linux's rcv_ssthresh keeps its window small).
             offered = max(self._radv - self._rnxt, 0)
             free = self._offerable()
             if free - offered >= self._sws_threshold() and free >= 2 * offered:
-                self._ack_now = True
-                self._poke()
+                if offered < 4 * self.eff_mss or self.config.delayed_ack <= 0:
+                    self._ack_now = True
+                    self._poke()
+                elif self._dack_at is None:
+                    self._dack_at = self._now + self.config.delayed_ack
+                    self._poke()
         return data
 
     def configure(self, config: TcpConfig, now: float | None = None) -> None:
