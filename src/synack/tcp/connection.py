@@ -773,28 +773,12 @@ class Connection:
         elif tsval is not None:
             return False
         self._now = now
-        stats = self.stats
-        stats["segs_in"] += 1
+        self.stats["segs_in"] += 1
         self._wl1 = rnxt  # the SND.WL1/WL2 update (WL1 <= RCV.NXT, WL2 <= SND.UNA)
         self._wl2 = self._una
         self._rbuf.append(payload)
         self._rnxt = end
-        stats["bytes_received"] += end - rnxt
-        events = self._events
-        last = events[-1] if events else None
-        if type(last) is DataReceived and last.conn is self:
-            last.nbytes += end - rnxt
-        else:
-            events.append(DataReceived(self, end - rnxt))
-        self._ack_pending += 1
-        if self._quickack > 0:
-            self._quickack -= 1
-            self._ack_now = True
-        if (self.config.delayed_ack == 0 or self._ack_pending >= 2
-                or end - rnxt > self.eff_mss):
-            self._ack_now = True
-        elif self._dack_at is None:
-            self._dack_at = now + self.config.delayed_ack
+        self._delivered_in_order(end - rnxt, end - rnxt, now)
         if self._ka_at is not None:
             self._ka_at = now + self.config.keepalive_idle
             self._ka_probes = 0
@@ -1406,23 +1390,7 @@ class Connection:
                 while (more := self._ooo.pop_ready(self._rnxt)) is not None:
                     self._rbuf.append(more)
                     self._rnxt += len(more)
-            n = self._rnxt - rnxt
-            self.stats["bytes_received"] += n
-            events = self._events
-            last = events[-1] if events else None
-            if type(last) is DataReceived and last.conn is self:
-                last.nbytes += n  # one event per batch of segments, not per segment
-            else:
-                events.append(DataReceived(self, n))
-            self._ack_pending += 1
-            if self._quickack > 0:
-                self._quickack -= 1
-                self._ack_now = True
-            if (self.config.delayed_ack == 0 or self._ack_pending >= 2
-                    or len(payload) > self.eff_mss):
-                self._ack_now = True
-            elif self._dack_at is None:
-                self._dack_at = now + self.config.delayed_ack
+            self._delivered_in_order(self._rnxt - rnxt, len(payload), now)
         else:
             self.stats["ooo_segs_in"] += 1
             if (len(self._ooo) >= self._ooo_limit()
@@ -1487,6 +1455,29 @@ class Connection:
         read = self._rnxt - len(self._rbuf) - (1 if self.eof_received else 0)
         while segs and segs[0][0] <= read:
             self._rmem -= segs.popleft()[1]
+
+    def _delivered_in_order(self, n: int, seg_len: int, now: float) -> None:
+        """``n`` new in-order bytes reached the receive buffer from a segment of
+        ``seg_len`` bytes: count them, tell the application (one event per batch of
+        segments, not per segment) and decide when to ACK (RFC 9293 §3.8.6.3, RFC
+        5681 §4.2: at once for every second segment, a segment larger than the MSS,
+        quick-ACK mode or no delayed ACKs; else on the delayed-ACK timer)."""
+        self.stats["bytes_received"] += n
+        events = self._events
+        last = events[-1] if events else None
+        if type(last) is DataReceived and last.conn is self:
+            last.nbytes += n
+        else:
+            events.append(DataReceived(self, n))
+        self._ack_pending += 1
+        if self._quickack > 0:
+            self._quickack -= 1
+            self._ack_now = True
+        if (self.config.delayed_ack == 0 or self._ack_pending >= 2
+                or seg_len > self.eff_mss):
+            self._ack_now = True
+        elif self._dack_at is None:
+            self._dack_at = now + self.config.delayed_ack
 
     def _ooo_limit(self) -> int:
         """Out-of-order blocks allowed: the configured bound, or by default two per
