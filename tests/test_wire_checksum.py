@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import random
 import struct
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scapy.all import IP, TCP
@@ -165,3 +167,31 @@ def test_icmp_all_zero_message_needs_ffff() -> None:
         raise AssertionError("accepted an all-zero ICMP message")
     msg = parse_icmp(b"\0\0\xff\xff\0\0\0\0")
     assert msg.checksum == 0xFFFF
+
+
+@pytest.mark.parametrize("n", [8191, 8192, 8193, 9001, 12346, 32768, 65000, 65535, 70001])
+@pytest.mark.parametrize("kind", ["random", "ones", "zeros"])
+def test_large_sums_fold_before_dividing_and_agree(n: int, kind: str) -> None:
+    """Above 8 KB the sum folds by halves first (#7: checksums computed fast where
+    the kernel does not): same results as word-by-word and as scapy, for the
+    encoder and the decoder, at even and odd lengths, including sums that are
+    congruent to zero (all 0xFF bytes)."""
+    rnd = random.Random(n)
+    data = {"random": rnd.randbytes(n), "ones": b"\xff" * n, "zeros": bytes(n)}[kind]
+    assert ones_sum(data) == naive_sum(data)
+    assert internet_checksum(data) == scapy_checksum(data)
+    seg = Segment(1000, 2000, 7, 9, ACK, 100, data[:65000])
+    pkt = encode_ipv4_tcp(SRC, DST, seg)
+    redo = IP(pkt)
+    del redo[TCP].chksum  # scapy computes its own
+    assert IP(bytes(redo))[TCP].chksum == struct.unpack("!H", pkt[36:38])[0]
+    _, _, back = decode_ipv4_tcp(pkt)
+    assert bytes(back.payload) == data[:65000]
+    bad = bytearray(pkt)
+    bad[-1] ^= 0x10
+    try:
+        decode_ipv4_tcp(bytes(bad))
+    except WireError as e:
+        assert e.reason == "tcp_bad_checksum"
+    else:
+        raise AssertionError("a flipped bit in a large segment must fail the checksum")

@@ -31,7 +31,7 @@ from .tcp.events import Event
 from .tcp.isn import IsnSource, Rfc6528Isn
 from .tcp.states import SYNCHRONIZED, State
 from .wire import icmp
-from .wire.checksum import BytesLike
+from .wire.checksum import FOLD_MIN, BytesLike, word_sum
 from .wire.errors import WireError
 from .wire.ipv4 import PROTO_ICMP, PROTO_TCP, ip_to_bytes, ip_to_str, parse_ipv4_packet
 from .wire.packet import decode_ipv4_tcp, encode_ipv4, encode_ipv4_tcp, encode_ipv4_tcp_parts
@@ -305,7 +305,8 @@ class Stack:
             if int.from_bytes(view[:20], "big") % 0xFFFF:
                 return False
             tlen = total - 20
-            s = int.from_bytes(view[20:total], "big") % 0xFFFF
+            s = (int.from_bytes(view[20:total], "big") % 0xFFFF if tlen <= FOLD_MIN
+                 else word_sum(view[20:total]))
             if tlen & 1:
                 s <<= 8
             if (s + int.from_bytes(src, "big") + self._addr_sum + tlen) % 0xFFFF:

@@ -33,6 +33,32 @@ def fold(n: int) -> int:
     return n % 0xFFFF or 0xFFFF
 
 
+#: Above this many bytes :func:`word_sum` folds before dividing.
+FOLD_MIN = 8192
+
+
+def word_sum(data: BytesLike) -> int:
+    """``data`` read as one big-endian integer, reduced mod 0xFFFF (not folded: 0 for
+    a sum congruent to zero).  The hot paths inline the small case; this is the
+    whole rule, and the only path for large data."""
+    return reduce_words(int.from_bytes(data, "big"), len(data))
+
+
+def reduce_words(big: int, n: int) -> int:
+    """``big`` (an ``n``-byte big-endian integer) mod 0xFFFF, see :func:`word_sum`."""
+    if n <= FOLD_MIN:
+        return big % 0xFFFF
+    # 2**(16k) ≡ 1 (mod 0xFFFF), so x ≡ (x >> 16k) + (x mod 2**16k): halving with a
+    # shift, a mask and an add is linear and cheap, where CPython's division by a
+    # small int costs a hardware divide per 30-bit digit (64 KB: about 110 -> 60 µs).
+    bits = n << 3
+    while bits > 8192:  # down to about 1 KB, where dividing is as quick
+        half = (bits >> 1) & ~15  # a multiple of 16 bits
+        big = (big >> half) + (big & ((1 << half) - 1))
+        bits = bits - half + 1
+    return big % 0xFFFF
+
+
 def ones_sum(data: BytesLike, acc: int = 0) -> int:
     """Add ``data``'s big-endian 16-bit words to the running sum ``acc`` (RFC 1071 §1).
 
@@ -42,7 +68,7 @@ def ones_sum(data: BytesLike, acc: int = 0) -> int:
     """
     big = int.from_bytes(data, "big")
     # Reduce the big int first: adding to it would copy it.
-    r = big % 0xFFFF
+    r = reduce_words(big, len(data))
     if len(data) & 1:
         r <<= 8
     r += acc

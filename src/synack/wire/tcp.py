@@ -24,7 +24,7 @@ import struct
 from itertools import chain
 from typing import Final
 
-from .checksum import BytesLike, fold
+from .checksum import FOLD_MIN, BytesLike, fold, word_sum
 from .errors import WireError
 from .ipv4 import PROTO_TCP
 from .segment import Segment
@@ -140,7 +140,8 @@ def parse_tcp(data: BytesLike, src: bytes, dst: bytes, *, verify_checksum: bool 
         raise WireError("tcp_truncated", f"{n} bytes")
     sport, dport, seq, ack, doff, flags, window, _, urgent = _HDR_IN.unpack_from(data)
     if verify_checksum:
-        s = int.from_bytes(data, "big") % 0xFFFF  # reduce before adding: no big-int copies
+        # Reduce before adding (no big-int copies); large segments fold first.
+        s = int.from_bytes(data, "big") % 0xFFFF if n <= FOLD_MIN else word_sum(data)
         if n & 1:
             s <<= 8
         # The pseudo-header makes the sum non-zero, so "== 0xFFFF" is "≡ 0 mod 0xFFFF".
@@ -236,7 +237,8 @@ def build_tcp(seg: Segment, src: bytes, dst: bytes, *, checksum: bool = True) ->
                 doff_flags = _DOFF_BARE | seg.flags
                 csum = 0
                 if checksum:
-                    s = int.from_bytes(payload, "big") % 0xFFFF
+                    s = (int.from_bytes(payload, "big") % 0xFFFF if plen <= FOLD_MIN
+                     else word_sum(payload))
                     if plen & 1:
                         s <<= 8
                     s += (int.from_bytes(src, "big") + int.from_bytes(dst, "big")
@@ -250,7 +252,8 @@ def build_tcp(seg: Segment, src: bytes, dst: bytes, *, checksum: bool = True) ->
             tsecr = seg.tsecr or 0
             csum = 0
             if checksum:
-                s = int.from_bytes(payload, "big") % 0xFFFF
+                s = (int.from_bytes(payload, "big") % 0xFFFF if plen <= FOLD_MIN
+                     else word_sum(payload))
                 if plen & 1:
                     s <<= 8
                 s += (int.from_bytes(src, "big") + int.from_bytes(dst, "big")
@@ -265,7 +268,8 @@ def build_tcp(seg: Segment, src: bytes, dst: bytes, *, checksum: bool = True) ->
         doff_flags = (hl << 10) | seg.flags
         csum = 0
         if checksum:
-            s = int.from_bytes(payload, "big") % 0xFFFF
+            s = (int.from_bytes(payload, "big") % 0xFFFF if plen <= FOLD_MIN
+                     else word_sum(payload))
             if plen & 1:
                 s <<= 8
             s += (int.from_bytes(src, "big") + int.from_bytes(dst, "big") + PROTO_TCP + hl
