@@ -1,0 +1,304 @@
+"""The frame every part of :class:`~synack.tcp.connection.Connection` is written on: the
+variables of the transmission control block (RFC 9293 §3.3.1), as slots with their types,
+and the methods one part calls in another, declared for the type checker only."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections import deque
+    from collections.abc import Callable
+
+    from ..wire.segment import Segment
+    from .config import TcpConfig
+    from .congestion import CongestionControl
+    from .conn_const import Tracer
+    from .connection import Connection
+    from .events import Event
+    from .reassembly import Reassembly
+    from .recvbuf import RecvBuffer
+    from .rtt import RttEstimator
+    from .sackgen import SackGenerator
+    from .scoreboard import Scoreboard, SentSeg
+    from .sendbuf import SendBuffer
+    from .states import State
+    from .stats import ConnStats
+
+
+class ConnBase:
+    """The TCB's variables, shared by every mixin of Connection; ``Connection.__init__``
+    sets them.  The slots are here rather than on Connection so that mypy lets the
+    mixins assign them; the annotations carry no values, so they do not clash."""
+
+    __slots__ = (
+        "__weakref__",
+        "_ack_now",
+        "_ack_pending",
+        "_buf",
+        "_buf_pos",
+        "_cc",
+        "_challenge_count",
+        "_challenge_window",
+        "_cwr_pending",
+        "_dack_at",
+        "_delivered",
+        "_dupacks",
+        "_ece_echo",
+        "_ecn_recover",
+        "_events",
+        "_fin_pos",
+        "_fw2_at",
+        "_in_recovery",
+        "_ka_at",
+        "_ka_probes",
+        "_last_ack_sent",
+        "_last_oow_ack",
+        "_max",
+        "_max_snd_wnd",
+        "_min_rtt",
+        "_more",
+        "_name",
+        "_now",
+        "_ooo",
+        "_orphan",
+        "_out",
+        "_persisting",
+        "_pmtu_mark",
+        "_probe",
+        "_progress_at",
+        "_prr_allow",
+        "_prr_delivered",
+        "_prr_out",
+        "_push_now",
+        "_quickack",
+        "_rack_at",
+        "_rack_end",
+        "_rack_rtt",
+        "_rack_xmit",
+        "_radv",
+        "_rate_delivered",
+        "_rate_t",
+        "_rbuf",
+        "_recover",
+        "_recover_fs",
+        "_reordering_seen",
+        "_retries",
+        "_rfin_pos",
+        "_rmem",
+        "_rmem_segs",
+        "_rnxt",
+        "_round_end",
+        "_rto_at",
+        "_rtt_pos",
+        "_rtt_time",
+        "_sackgen",
+        "_sb",
+        "_scaling",
+        "_send_full",
+        "_send_wait",
+        "_skb_ends",
+        "_tlp_at",
+        "_tlp_end",
+        "_tlp_retrans",
+        "_tr",
+        "_traced",
+        "_ts_offset",
+        "_tw_at",
+        "_una",
+        "_wake",
+        "_wl1",
+        "_wl2",
+        "config",
+        "delivery_rate",
+        "ecn_ok",
+        "eff_mss",
+        "irs",
+        "iss",
+        "local_ip",
+        "local_port",
+        "passive",
+        "peer_mss",
+        "rcv_wscale",
+        "remote_ip",
+        "remote_port",
+        "rtt",
+        "sack_ok",
+        "snd_wnd",
+        "snd_wscale",
+        "soft_error",
+        "state",
+        "stats",
+        "ts_ok",
+        "ts_recent",
+        "ts_recent_age",
+        "user_data",
+        "ws_ok",
+    )
+
+    # --- identity, driver and application hooks ---
+    config: TcpConfig
+    local_ip: bytes
+    local_port: int
+    remote_ip: bytes
+    remote_port: int
+    _name: str | None
+    state: State
+    passive: bool
+    user_data: Any
+    soft_error: int | None
+    _events: deque[Event]
+    _tr: Tracer | None
+    _traced: dict[str, Any] | None
+    _wake: Callable[[Connection], None] | None
+    _out: list[Segment]
+    _now: float
+    # --- negotiated options (RFC 7323, RFC 2018, RFC 3168) ---
+    ws_ok: bool
+    snd_wscale: int
+    rcv_wscale: int
+    ts_ok: bool
+    ts_recent: int
+    ts_recent_age: float
+    _ts_offset: int
+    sack_ok: bool
+    ecn_ok: bool
+    _ece_echo: bool
+    _cwr_pending: bool
+    _ecn_recover: int
+    # --- send side (positions: 0 = SYN) ---
+    iss: int
+    _una: int
+    _max: int
+    _buf: SendBuffer
+    _buf_pos: int
+    _fin_pos: int | None
+    _send_full: bool
+    _send_wait: bool
+    _skb_ends: list[int] | None
+    _sb: Scoreboard
+    snd_wnd: int
+    _max_snd_wnd: int
+    _wl1: int
+    _wl2: int
+    peer_mss: int
+    eff_mss: int
+    rtt: RttEstimator
+    _rtt_pos: int | None
+    _rtt_time: float
+    _min_rtt: float
+    _retries: int
+    _persisting: bool
+    _pmtu_mark: int
+    _probe: SentSeg | None
+    _dupacks: int
+    _in_recovery: bool
+    _recover: int
+    _recover_fs: int
+    _prr_delivered: int
+    _prr_out: int
+    _prr_allow: int
+    _rack_xmit: float
+    _rack_end: int
+    _rack_rtt: float
+    _reordering_seen: bool
+    _tlp_end: int | None
+    _tlp_retrans: bool
+    _round_end: int
+    _delivered: int
+    _rate_t: float
+    _rate_delivered: int
+    delivery_rate: float
+    _cc: CongestionControl
+    _progress_at: float
+    # --- receive side (positions: 0 = peer's SYN) ---
+    irs: int
+    _rnxt: int
+    _rbuf: RecvBuffer
+    _radv: int
+    _ooo: Reassembly
+    _sackgen: SackGenerator
+    _rfin_pos: int | None
+    _rmem: int
+    _rmem_segs: deque[tuple[int, int]] | None
+    _scaling: int
+    _ack_now: bool
+    _ack_pending: int
+    _quickack: int
+    _more: bool
+    _push_now: bool
+    _last_ack_sent: int
+    _orphan: bool
+    # --- timers (absolute times or None) ---
+    _rto_at: float | None
+    _dack_at: float | None
+    _tw_at: float | None
+    _fw2_at: float | None
+    _rack_at: float | None
+    _tlp_at: float | None
+    _ka_at: float | None
+    _ka_probes: int
+    # --- RFC 5961 §7 challenge ACK rate limit ---
+    _challenge_window: float
+    _challenge_count: int
+    _last_oow_ack: float
+    stats: ConnStats
+
+    if TYPE_CHECKING:
+        # connection.py
+        @property
+        def name(self) -> str: ...
+        @property
+        def eof_received(self) -> bool: ...
+        def _accept_peer_syn(self, syn: Segment, now: float) -> None: ...
+        def _send_syn(self, now: float, *, retransmit: bool) -> None: ...
+        def _set_state(self, new: State, now: float, reason: str | None = None) -> None: ...
+        def _fail(self, now: float, err: int, message: str, reason: str) -> None: ...
+        def _drop(self, now: float, reason: str, concept: str = "") -> None: ...
+        def _poke(self) -> None: ...
+
+        # conn_receive.py
+        def _accept_data(self, pos: int, payload: bytes | memoryview, now: float,
+                         ecn: int = 0) -> None: ...
+        def _delivered_in_order(self, n: int, seg_len: int, now: float) -> None: ...
+        def _rcv_mem_over(self) -> bool: ...
+        def _check_fin(self, now: float) -> None: ...
+        def _enter_time_wait(self, now: float) -> None: ...
+
+        # conn_recovery.py
+        def _process_sack(self, blocks: tuple[tuple[int, int], ...],
+                          delivered: list[SentSeg]) -> bool: ...
+        def _detect_losses(self, now: float, acked: int, sacked: int, is_dup: bool,
+                           delivered: list[SentSeg], dsack: bool) -> None: ...
+        def _rack_detect(self, now: float) -> None: ...
+        def _enter_recovery(self, now: float) -> None: ...
+        def _pipe(self) -> int: ...
+        def _on_ece(self, now: float) -> None: ...
+        def _arm_tlp(self, now: float) -> None: ...
+        def _tlp_done(self, now: float) -> None: ...
+        def _take_rtt_sample(self, ack_pos: int, now: float) -> None: ...
+        def _rtt_from_ts(self, tsecr: int, now: float) -> None: ...
+        def _update_rate(self, now: float) -> None: ...
+
+        # conn_output.py
+        def _writable(self) -> bool: ...
+        def _send_data(self, now: float) -> None: ...
+        def _send_new(self, start: int, end: int, last: bool, now: float, why: str = "",
+                      burst_end: bool = False) -> None: ...
+        def _resend(self, s: SentSeg, now: float, why: str, *, count: bool = True) -> int: ...
+        def _make(self, flags: int, pos: int, payload: bytes | memoryview,
+                  now: float) -> Segment: ...
+        def _ts_clock(self, now: float) -> int: ...
+        def _emit(self, seg: Segment, now: float, why: str) -> None: ...
+        def _send_rst(self, now: float, pos: int, *, why: str) -> None: ...
+        def _send_rst_raw(self, now: float, seq_no: int, ack: int, flags: int, *,
+                          why: str) -> None: ...
+        def _challenge_ack(self, now: float) -> None: ...
+
+        # conn_timers.py
+        def _rto_deadline(self, now: float) -> float: ...
+
+        # conn_trace.py
+        def _trace(self, now: float, ev: str, **fields: Any) -> None: ...
+        def _trace_changes(self, now: float) -> None: ...
+        def _trace_seg(self, now: float, direction: str, seg: Segment, why: str) -> None: ...

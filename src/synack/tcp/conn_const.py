@@ -1,0 +1,38 @@
+"""Constants the parts of :class:`~synack.tcp.connection.Connection` share: sizes from
+the wire (RFC 9293 §3.7.1, RFC 7323) and from Linux's memory model, ECN codepoints
+(RFC 3168), the states by name and the tracer's type."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .. import seq
+from .states import State
+
+MASK = seq.MASK
+DEFAULT_PEER_MSS = 536  # RFC 9293 §3.7.1 (IPv4) when the peer sends no MSS option
+TS_OPTION_LEN = 12  # NOP, NOP, kind 8 len 10: taken out of each segment's payload
+PAWS_IDLE = 24 * 24 * 3600.0  # RFC 7323 §5.5: TS.Recent older than 24 days is invalid
+ECT0 = 0b10
+CE = 0b11
+SKB_STRUCT = 256  # Linux: SKB_DATA_ALIGN(sizeof(struct sk_buff)), part of every truesize
+GSO_MAX_SIZE = 65536  # Linux GSO_LEGACY_MAX_SIZE: the largest skb tcp_sendmsg builds
+
+#: A tracer receives one flat dict per event (see docs/trace.md for the schema).
+Tracer = Callable[[dict[str, Any]], None]
+
+S_CLOSED = State.CLOSED
+S_SYN_SENT = State.SYN_SENT
+S_SYN_RECEIVED = State.SYN_RECEIVED
+S_ESTABLISHED = State.ESTABLISHED
+S_FIN_WAIT_1 = State.FIN_WAIT_1
+S_FIN_WAIT_2 = State.FIN_WAIT_2
+S_CLOSE_WAIT = State.CLOSE_WAIT
+S_CLOSING = State.CLOSING
+S_LAST_ACK = State.LAST_ACK
+S_TIME_WAIT = State.TIME_WAIT
+
+#: States whose send path may emit data and FIN.
+_OUTPUT_STATES = frozenset({S_ESTABLISHED, S_CLOSE_WAIT, S_FIN_WAIT_1, S_CLOSING, S_LAST_ACK})
+_PREDICTED_STATES = frozenset({S_ESTABLISHED, S_FIN_WAIT_1, S_FIN_WAIT_2})  # header prediction

@@ -1,0 +1,423 @@
+"""Segment input for :class:`~synack.tcp.connection.Connection`: the checks of RFC 9293
+§3.10.7 in their order (PAWS, RFC 7323 §5.3; challenge ACKs, RFC 5961), header
+prediction, and what an ACK does to the send side (SND.UNA, SND.WL1/WL2, the window)."""
+
+from __future__ import annotations
+
+import bisect
+import errno
+from typing import TYPE_CHECKING, cast
+
+from .. import seq
+from ..wire.segment import ACK, CWR, ECE, FIN, RST, SYN, Segment
+from .conn_base import ConnBase
+from .conn_const import (
+    _PREDICTED_STATES,
+    MASK,
+    PAWS_IDLE,
+    S_CLOSED,
+    S_CLOSING,
+    S_ESTABLISHED,
+    S_FIN_WAIT_1,
+    S_FIN_WAIT_2,
+    S_LAST_ACK,
+    S_SYN_RECEIVED,
+    S_SYN_SENT,
+    S_TIME_WAIT,
+)
+from .events import SendSpace
+from .scoreboard import SentSeg
+from .states import CAN_RECEIVE
+
+if TYPE_CHECKING:
+    from .connection import Connection
+
+
+class InputMixin(ConnBase):
+    """Segment input and ACK processing."""
+
+    __slots__ = ()
+
+    def receive(self, seg: Segment, now: float) -> None:
+        """Process one arriving segment (RFC 9293 §3.10.7)."""
+        self.stats["segs_in"] += 1
+        self._now = now
+        if self._tr is not None:
+            self._trace_seg(now, "in", seg, "")
+        st = self.state
+        if st is S_CLOSED:
+            return
+        if st is S_SYN_SENT:
+            self._receive_syn_sent(seg, now)
+        else:
+            self._receive_synchronized(seg, now)
+        if self._ka_at is not None:
+            self._ka_at = now + self.config.keepalive_idle
+            self._ka_probes = 0
+        if self._tr is not None:
+            self._trace_changes(now)
+
+    def receive_data_fast(self, seqno: int, ackno: int, window: int, tsval: int | None,
+                          payload: memoryview, now: float) -> bool:
+        """Header prediction: the receive path for the common case, from raw header fields.
+
+        Van Jacobson's header prediction, as in 4.4BSD's ``tcp_input`` and Linux's
+        ``tcp_rcv_established``: a connection in ESTABLISHED (or FIN-WAIT-1/2, still
+        receiving) with nothing unusual pending gets in-order data that acknowledges
+        nothing new and leaves the send window as it was.  The steps of RFC 9293
+        §3.10.7.4 then reduce to PAWS and TS.Recent (RFC 7323 §5.3, §4.3), the
+        SND.WL1/WL2 update and appending the data, with no :class:`Segment` built.
+        The caller has checked the flags (ACK, maybe PSH, nothing else), the IP ECN
+        field (not CE) and the checksums.  Returns False, having changed nothing,
+        when any condition fails or tracing is on: the caller takes the full path.
+        """
+        rnxt = self._rnxt
+        end = rnxt + len(payload)
+        if (self.state not in _PREDICTED_STATES or self._tr is not None or end == rnxt
+                or seqno != (self.irs + rnxt) & MASK
+                or ackno != (self.iss + self._una) & MASK
+                or end > self._radv or window << self.snd_wscale != self.snd_wnd
+                or self._wl1 > rnxt or self._ooo or self._rfin_pos is not None or self._orphan
+                or self._in_recovery or self._persisting
+                or self._sb.sacked_bytes or self._sb.lost_bytes
+                or self.config.rcv_truesize_headroom is not None):  # (Linux memory model)
+            return False
+        if self.ts_ok:
+            # PAWS (RFC 7323 §5.3): an older TSval takes the full path.
+            if tsval is None or (tsval - self.ts_recent) & MASK >= 0x80000000:
+                return False
+            if rnxt <= self._last_ack_sent:  # RFC 7323 §4.3
+                self.ts_recent = tsval
+                self.ts_recent_age = now
+        elif tsval is not None:
+            return False
+        self._now = now
+        self.stats["segs_in"] += 1
+        self._wl1 = rnxt  # the SND.WL1/WL2 update (WL1 <= RCV.NXT, WL2 <= SND.UNA)
+        self._wl2 = self._una
+        self._rbuf.append(payload)
+        self._rnxt = end
+        self._delivered_in_order(end - rnxt, end - rnxt, now)
+        if self._ka_at is not None:
+            self._ka_at = now + self.config.keepalive_idle
+            self._ka_probes = 0
+        return True
+
+    def _receive_syn_sent(self, seg: Segment, now: float) -> None:
+        """RFC 9293 §3.10.7.3, SYN-SENT."""
+        flags = seg.flags
+        if flags & ACK:
+            ack_pos = seq.sub(seg.ack, self.iss)
+            if ack_pos <= 0 or ack_pos > self._max:
+                if not flags & RST:
+                    self._send_rst_raw(now, seg.ack, 0, RST, why="unacceptable ACK in SYN-SENT")
+                self._drop(now, "bad_ack_syn_sent")
+                return
+        if flags & RST:
+            if flags & ACK:
+                self._fail(now, errno.ECONNREFUSED, "connection refused (RST in answer to SYN)",
+                           "refused")
+            else:
+                self._drop(now, "rst_without_ack_syn_sent")
+            return
+        if not flags & SYN:
+            self._drop(now, "no_syn_syn_sent")
+            return
+        self._accept_peer_syn(seg, now)
+        if flags & ACK:
+            self._una = seq.sub(seg.ack, self.iss)
+            if self.ts_ok and seg.tsecr:
+                self._rtt_from_ts(seg.tsecr, now)
+                self._rtt_pos = None
+            self._take_rtt_sample(self._una, now)
+            self._retries = 0
+            self._rto_at = None
+            if self.rtt.backoff:
+                self.rtt.reset_for_data()
+            self._wl1, self._wl2 = 0, self._una
+            self._set_state(S_ESTABLISHED, now)
+            self._ack_now = True
+            if seg.payload:
+                self._accept_data(1, seg.payload, now, seg.ecn)
+        else:
+            # Simultaneous open (RFC 9293 §3.5, figure 7): answer SYN-ACK with our ISS.
+            self._set_state(S_SYN_RECEIVED, now)
+            self._send_syn(now, retransmit=True)
+            self.stats["retransmits"] -= 1  # a SYN-ACK carrying our SYN, not a resend
+
+    def _receive_synchronized(self, seg: Segment, now: float) -> None:
+        """RFC 9293 §3.10.7.4: every state from SYN-RECEIVED on."""
+        st = self.state
+        flags = seg.flags
+        rnxt_seq = (self.irs + self._rnxt) & MASK
+        pos = self._rnxt + seq.sub(seg.seq, rnxt_seq)
+        dlen = len(seg.payload)
+        slen = dlen + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
+
+        if st is S_SYN_RECEIVED and flags & SYN and not flags & (ACK | RST) and pos == 0:
+            # The peer retransmitted its SYN: our SYN-ACK was lost; send it again.
+            self._drop(now, "retransmitted_syn")
+            self._send_syn(now, retransmit=True)
+            return
+        if st is S_SYN_RECEIVED and flags & SYN and flags & ACK and pos == 0:
+            # Simultaneous open: the peer's SYN-ACK repeats the SYN we hold and acks
+            # ours; drop the SYN part and process the rest (RFC 9293 §3.5 figure 7).
+            flags &= ~SYN
+            pos, slen = 1, slen - 1
+            self._ack_now = True
+
+        # PAWS (RFC 7323 §5.3 R1): an older timestamp marks an old duplicate (C16).
+        if (self.ts_ok and seg.tsval is not None and not flags & RST
+                and seq.lt(seg.tsval, self.ts_recent)):
+            if now - self.ts_recent_age > PAWS_IDLE:
+                self.ts_recent = seg.tsval  # §5.5: TS.Recent too old to trust
+            else:
+                self.stats["paws_drops"] += 1
+                self._drop(now, "paws", concept="C16")
+                self._reply_unacceptable(slen, now)
+                return
+
+        # First: the acceptability test (§3.10.7.4 table), widened to "overlaps the
+        # window" as Linux does, plus a zero-window allowance at RCV.NXT exactly.
+        rnxt = self._rnxt
+        wnd = max(self._radv - rnxt, 0)
+        if slen == 0:
+            ok = pos == rnxt if wnd == 0 else rnxt <= pos < rnxt + wnd
+        else:
+            ok = (pos == rnxt) if wnd == 0 else (pos + slen > rnxt and pos < rnxt + wnd)
+            if (ok and wnd and pos + dlen > rnxt + wnd and self._rbuf
+                    and self.config.accept_beyond_window):
+                ok = False  # Linux tcp_sequence(): past the edge while data waits unread
+        if not ok:
+            self.stats["unacceptable_in"] += 1
+            if flags & RST:
+                self._drop(now, "rst_out_of_window")
+                return
+            if flags & SYN:  # RFC 5961 §4.2: any SYN, whatever its sequence number
+                self._drop(now, "syn_challenge")
+                self._challenge_ack(now)
+                return
+            if st is S_TIME_WAIT and flags & FIN:
+                self._trace(now, "note", concept="C13",
+                            text="retransmitted FIN in TIME-WAIT: ACK it again, restart 2*MSL")
+                self._tw_at = now + 2 * self.config.msl
+            elif pos + slen <= rnxt and slen:
+                self.stats["dup_segs_in"] += 1
+                if self.sack_ok and dlen:
+                    self._sackgen.duplicate(pos, pos + dlen)  # D-SACK (RFC 2883)
+                self._drop(now, "duplicate", concept="C14")
+            else:
+                self._drop(now, "out_of_window", concept="C14")
+            self._reply_unacceptable(slen, now)
+            return
+
+        # Timestamps (RFC 7323 §4.3): TS.Recent follows the segment at the left edge.
+        if self.ts_ok and seg.tsval is not None and pos <= self._last_ack_sent \
+                and not seq.lt(seg.tsval, self.ts_recent):
+            self.ts_recent = seg.tsval
+            self.ts_recent_age = now
+
+        # Second: RST (RFC 5961 §3.2: exact match resets, in-window gets a challenge ACK).
+        if flags & RST:
+            if pos != rnxt:
+                self._drop(now, "rst_in_window_challenge")
+                self._challenge_ack(now)
+                return
+            if st is S_SYN_RECEIVED and self.passive:
+                self._trace(now, "note", concept="C27",
+                            text="RST for our SYN-ACK: the SYN was stale; half-open state freed")
+                self._set_state(S_CLOSED, now, "reset")
+            elif st is S_SYN_RECEIVED:
+                self._fail(now, errno.ECONNREFUSED, "connection refused", "reset")
+            elif st in (S_CLOSING, S_LAST_ACK, S_TIME_WAIT):
+                self._set_state(S_CLOSED, now, "reset")
+            else:
+                self._fail(now, errno.ECONNRESET, "connection reset by peer", "reset")
+            return
+
+        # Fourth: SYN in a synchronised state: challenge ACK (RFC 5961 §4).
+        if flags & SYN:
+            self._drop(now, "syn_in_window_challenge")
+            self._challenge_ack(now)
+            return
+
+        # Fifth: the ACK field.
+        if not flags & ACK:
+            self._drop(now, "no_ack")
+            return
+        if not self._process_ack(seg, pos, now):
+            return
+        st = self.state
+        if st is S_CLOSED:
+            return
+
+        # ECN (RFC 3168 §6.1.3): CWR from the sender ends our echo of congestion.
+        if flags & CWR and self.ecn_ok:
+            self._ece_echo = False
+
+        # Seventh: segment text.
+        if dlen:
+            if st in CAN_RECEIVE:
+                if self._orphan:
+                    # C24: the application is gone; data for it is answered with RST.
+                    why = "data for a closed socket (C24)"
+                    if self.config.orphan_rst_from_ack:
+                        # Linux: drop the connection, then answer as for none (RFC 9293
+                        # §3.10.7.1 form <SEQ=SEG.ACK><CTL=RST>).
+                        self._send_rst_raw(now, seg.ack, 0, RST, why=why)
+                    else:
+                        self._send_rst(now, self._max, why=why)
+                    self._set_state(S_CLOSED, now, "abort")
+                    return
+                self._accept_data(pos, seg.payload, now, seg.ecn)
+            else:
+                self._drop(now, "data_after_fin")
+        # Eighth: FIN (held until every byte before it has arrived).
+        if flags & FIN:
+            fin_pos = pos + dlen
+            if fin_pos < self._radv or fin_pos == self._rnxt:
+                self._rfin_pos = fin_pos
+                if fin_pos != self._rnxt:
+                    self._ack_now = True  # held FIN: duplicate ACK now; else _check_fin
+                elif not dlen and self._rcv_mem_over():
+                    self._ack_now = True
+        if self._rfin_pos is not None:
+            self._check_fin(now)
+
+    def _reply_unacceptable(self, slen: int, now: float) -> None:
+        """RFC 9293: reply <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>.  Replies to pure ACKs
+        are rate limited (as Linux's tcp_invalid_ratelimit) so two confused ends
+        cannot ACK each other forever; replies to data are not (its sender needs them)."""
+        if slen == 0 and now - self._last_oow_ack < self.config.oow_ack_interval:
+            self.stats["oow_acks_suppressed"] += 1
+            return
+        self._last_oow_ack = now
+        self._ack_now = True
+
+    def _process_ack(self, seg: Segment, pos: int, now: float) -> bool:
+        """RFC 9293 §3.10.7.4 fifth step; returns False when the segment is dropped."""
+        st = self.state
+        una = self._una
+        ack_pos = una + seq.sub(seg.ack, (self.iss + una) & MASK)
+        if st is S_SYN_RECEIVED:
+            if not una < ack_pos <= self._max:
+                self._send_rst_raw(now, seg.ack, 0, RST, why="unacceptable ACK in SYN-RECEIVED")
+                self._drop(now, "bad_ack_syn_received")
+                return False
+            self.snd_wnd = seg.window << self.snd_wscale
+            self._max_snd_wnd = max(self._max_snd_wnd, self.snd_wnd)
+            self._wl1, self._wl2 = pos, ack_pos
+            if self.ts_ok and seg.tsecr:
+                self._rtt_from_ts(seg.tsecr, now)
+                self._rtt_pos = None
+            self._una = ack_pos
+            self._take_rtt_sample(ack_pos, now)
+            self._retries = 0
+            self._rto_at = None
+            self._set_state(S_ESTABLISHED, now)
+            una = self._una
+        if ack_pos > self._max or ack_pos < una - max(self._max_snd_wnd, 1):
+            # RFC 9293: ACK for data never sent; RFC 5961 §5.2: ACK too old.  Reply with
+            # a (rate-limited) challenge ACK and drop.
+            self._drop(now, "ack_unsent" if ack_pos > self._max else "ack_too_old")
+            self._challenge_ack(now)
+            return False
+        window = seg.window << self.snd_wscale
+        sacked_before = self._sb.sacked_bytes
+        delivered: list[SentSeg] = []
+        dsack = False
+        if ack_pos > una:
+            delivered = self._on_new_ack(ack_pos, seg, now)
+        if self.sack_ok and seg.sack_blocks:
+            dsack = self._process_sack(seg.sack_blocks, delivered)
+        is_dup = (ack_pos == una and not seg.payload and not seg.flags & (SYN | FIN)
+                  and self._max > una and window == self.snd_wnd and not self._persisting)
+        if is_dup:
+            self.stats["dup_acks_in"] += 1
+            self._dupacks += 1
+        # Send window update (RFC 9293 §3.10.7.4, SND.WL1/SND.WL2 rule).
+        if self._wl1 < pos or (self._wl1 == pos and self._wl2 <= ack_pos):
+            opened = self.snd_wnd == 0 and window > 0
+            self.snd_wnd = window
+            self._wl1, self._wl2 = pos, ack_pos
+            if window > self._max_snd_wnd:
+                self._max_snd_wnd = window
+            if opened:
+                self._window_opened(now, window)
+        if self._persisting:
+            self._retries = 0  # the peer answers our probes: keep waiting (RFC 9293 §3.8.6.1)
+        self._detect_losses(now, ack_pos - una, self._sb.sacked_bytes - sacked_before,
+                            is_dup, delivered, dsack)
+        if self.ecn_ok and seg.flags & ECE:
+            self._on_ece(now)  # after loss detection: one reduction per event
+        # State-specific ACK consequences (FIN acknowledged?).
+        fin_acked = self._fin_pos is not None and self._una > self._fin_pos
+        if fin_acked:
+            if st is S_FIN_WAIT_1:
+                self._set_state(S_FIN_WAIT_2, now)
+                if self._orphan:
+                    self._fw2_at = now + self.config.fin_wait_2_timeout
+            elif st is S_CLOSING:
+                self._enter_time_wait(now)
+            elif st is S_LAST_ACK:
+                self._set_state(S_CLOSED, now)
+                return False
+        return True
+
+    def _on_new_ack(self, ack_pos: int, seg: Segment, now: float) -> list[SentSeg]:
+        """Cumulative ACK advanced SND.UNA (RFC 9293; RFC 6298 §5.2-5.3)."""
+        old_una = self._una
+        self._una = ack_pos
+        data_end = self._buf_pos + len(self._buf)
+        drop = min(ack_pos, data_end) - self._buf_pos
+        if drop > 0:
+            self._buf.drop(drop)
+            self._buf_pos += drop
+            self.stats["bytes_acked"] += drop
+            ends = self._skb_ends
+            if ends is not None:  # wholly acknowledged skbs are freed (tcp_clean_rtx_queue)
+                del ends[:bisect.bisect_right(ends, self._buf_pos)]
+            if self._send_full and self._writable():
+                self._wake_writer()
+        done = self._sb.ack(ack_pos)
+        if self._probe is not None and self._probe.end <= ack_pos:
+            self._probe = None
+        self._delivered += ack_pos - old_una
+        if self.ts_ok and seg.tsecr:
+            self._rtt_from_ts(seg.tsecr, now)
+        else:
+            self._take_rtt_sample(ack_pos, now)
+        self._retries = 0
+        self._progress_at = now
+        if self._tlp_end is not None and ack_pos >= self._tlp_end:
+            self._tlp_done(now)
+        if self._max > ack_pos:
+            self._rto_at = self._rto_deadline(now)  # RFC 6298 §5.3
+            self._arm_tlp(now)
+        else:
+            self._rto_at = self._tlp_at = self._rack_at = None
+        if ack_pos >= self._round_end:
+            self._round_end = self._max
+            self._cc.on_round_start(now)
+            self._update_rate(now)
+        return done
+
+    def _wake_writer(self) -> None:
+        """Report SendSpace to a writer that found the send buffer full."""
+        self._send_full = self._send_wait = False
+        self._events.append(SendSpace(cast("Connection", self)))
+
+    def _window_opened(self, now: float, window: int) -> None:
+        """The peer's window reopened after zero (C4): leave persist mode."""
+        self._persisting = False
+        probe = self._probe
+        if probe is not None and probe.end > self._una and probe is self._sb.last():
+            # The probe byte was refused; withdraw it so sending resumes at SND.UNA
+            # instead of leaving a one-byte hole (RFC 9293 §3.8.6.1).
+            self._sb.pop_last()
+            self._max = probe.start
+        self._probe = None
+        self.rtt.backoff = 0
+        if self._max == self._una:
+            self._rto_at = None
+        self._trace(now, "note", concept="C4", text=f"peer window opened to {window}")

@@ -1,0 +1,390 @@
+"""The send path of :class:`~synack.tcp.connection.Connection`: filling the window
+(RFC 9293 §3.8.6 and §3.7.4 Nagle; RFC 5681, RFC 3042, PRR RFC 6937), retransmissions,
+segments with our ACK, window (RFC 7323 §2.3) and SACK blocks (RFC 2018), RSTs,
+challenge ACKs (RFC 5961), and Linux's send-memory model (``snd_skb_overhead``)."""
+
+from __future__ import annotations
+
+import bisect
+
+from ..wire.segment import ACK, CWR, ECE, FIN, PSH, RST, SYN, Segment
+from .conn_base import ConnBase
+from .conn_const import (
+    _OUTPUT_STATES,
+    DEFAULT_PEER_MSS,
+    ECT0,
+    GSO_MAX_SIZE,
+    MASK,
+    S_CLOSED,
+    S_SYN_SENT,
+    TS_OPTION_LEN,
+)
+from .scoreboard import SentSeg
+
+
+class OutputMixin(ConnBase):
+    """Send path and send memory."""
+
+    __slots__ = ()
+
+    def segments_to_send(self, now: float) -> list[Segment]:
+        """Run the send path and return every segment it wants on the wire now."""
+        self._now = now
+        if self.state in _OUTPUT_STATES:
+            self._send_data(now)
+        if self._ack_now and self.state is not S_CLOSED and self.state is not S_SYN_SENT:
+            # A pure ACK carries SND.NXT (the highest sequence sent, RFC 9293).
+            self._emit(self._make(ACK, self._max, b"", now), now, "")
+        if self._tr is not None:
+            self._trace_changes(now)
+        out = self._out
+        if not out:
+            return []
+        self._out = []
+        return out
+
+    def _send_data(self, now: float) -> None:
+        """Resend what is lost, then fill the usable window in one go (RFC 9293 §3.8.6,
+        RFC 5681 cwnd, RFC 6937 PRR during recovery, RFC 3042 limited transmit)."""
+        sb = self._sb
+        mss = self.eff_mss
+        if self._in_recovery:
+            allow = self._prr_allow
+        else:
+            allow = self._cc.cwnd - self._pipe()
+            if not self.sack_ok and self._dupacks in (1, 2):
+                allow += self._dupacks * mss  # limited transmit (RFC 3042)
+        seg_max = self.config.max_segment_payload or mss
+        seg_max = max(seg_max - seg_max % mss, mss)  # whole MSS pieces once offloaded
+        # 1. Retransmissions, oldest first: only ever segments that were sent.  A record
+        # larger than the window allows (a 64 KB offloaded one after a timeout, or one
+        # sent before the MSS fell) is cut first, so the resend fits.
+        if sb.lost_bytes:
+            for s in sb.lost_segments():
+                if allow <= 0:
+                    break
+                limit = min(seg_max, max(allow - allow % mss, mss))
+                if s.end - s.start - (1 if s.fin else 0) > limit:  # the FIN rides along
+                    sb.split(s, s.start + limit)
+                allow -= self._resend(s, now, "retransmit: lost" if self._in_recovery
+                                      else "retransmit")
+        # 2. New data, and the FIN after it.
+        buf_pos = self._buf_pos
+        data_end = buf_pos + len(self._buf)
+        fin_pos = self._fin_pos
+        rwnd_end = self._una + self.snd_wnd
+        sent_new = False
+        push = self._push_now
+        self._push_now = False
+        # Segments limited transmit sends on a duplicate ACK close no burst (Linux).
+        limited = self._dupacks > 0 and not self._in_recovery
+        burst = 0
+        first_new = self._max
+        while True:
+            nxt = self._max
+            if nxt < data_end:
+                room = min(rwnd_end - nxt, data_end - nxt, seg_max)
+                if room <= 0:
+                    break
+                n = room
+                if n > allow:
+                    if allow < mss:
+                        break
+                    n = allow - allow % mss
+                end = nxt + n
+                # Sender SWS avoidance (RFC 9293 §3.8.6.2.1): no small segment while more
+                # queued data waits for window, unless half the peer's max window fits.
+                if n < mss and end < data_end and n < self._max_snd_wnd // 2:
+                    break
+                # Nagle (RFC 9293 §3.7.4) unless TCP_NODELAY; TCP_CORK and MSG_MORE hold
+                # a partial last segment even with nothing in flight.  push() overrides.
+                if (n < mss and not push and not (fin_pos is not None and end == data_end)
+                        and ((not self.config.nodelay and self._max > self._una)
+                             or (end == data_end and (self.config.cork or self._more)))):
+                    break
+                more = min(rwnd_end - end, data_end - end)
+                burst_end = False
+                if self.config.psh_every_burst and not limited:
+                    burst += 1
+                    chunk = self.config.psh_burst_segments if self.config.nodelay else 0
+                    burst_end = (more <= 0 or allow - n < min(mss, more)
+                                 or (chunk > 0 and burst % chunk == 0))
+                held = end == data_end and self._more and fin_pos is None  # MSG_MORE
+                self._send_new(nxt, end, end == data_end and not held, now,
+                               burst_end=burst_end and not held)
+                allow -= n
+                sent_new = True
+            elif fin_pos is not None and nxt == fin_pos:
+                self._send_new(nxt, nxt, True, now)
+                sent_new = True
+            else:
+                break
+        if self._in_recovery:
+            self._prr_allow = max(allow, 0)
+        if sent_new and self._skb_ends is not None:
+            self._split_skbs(first_new, self._max)
+        # 3. Timers: retransmission, tail loss probe, persist.
+        if self._max > self._una:
+            if self._rto_at is None:
+                self._rto_at = self._rto_deadline(now)
+            if sent_new:
+                self._arm_tlp(now)  # RFC 8985 §7.2: (re)schedule on each new send
+        elif self._max < data_end and self._rto_at is None:
+            # Window closed or too small to use (SWS): the persist timer will probe it
+            # or send what fits (RFC 9293 §3.8.6.1 and §3.8.6.2.1 override).
+            self._persisting = self.snd_wnd == 0
+            self._rto_at = self._rto_deadline(now)
+
+    def _send_new(self, start: int, end: int, last: bool, now: float, why: str = "",
+                  burst_end: bool = False) -> None:
+        """Send data ``[start, end)`` for the first time, with FIN if it ends the stream."""
+        off = start - self._buf_pos
+        flags = ACK
+        fin = last and self._fin_pos is not None
+        if (last or burst_end) and end > start:
+            flags |= PSH
+        if fin:
+            flags |= FIN
+        seg = self._make(flags, start, self._payload(off, end - start), now)
+        if self.ecn_ok and end > start and not why.startswith("zero-window"):
+            seg.ecn = ECT0  # RFC 3168 §6.1.2: new data is ECN-capable
+            if self._cwr_pending:
+                seg.flags |= CWR
+                self._cwr_pending = False
+        stop = end + (1 if fin else 0)
+        if self._max == self._una:
+            self._progress_at = now  # data goes outstanding: the user timeout starts
+        self._sb.add(start, stop, now, fin)
+        if self._rtt_pos is None and not self.ts_ok:
+            self._rtt_pos, self._rtt_time = stop, now
+        self.stats["bytes_sent"] += end - start
+        if self._in_recovery:
+            self._prr_out += end - start
+        self._emit(seg, now, why)
+        self._max = stop
+
+    def _resend(self, s: SentSeg, now: float, why: str, *, count: bool = True) -> int:
+        """Retransmit one recorded segment (C17, C18); return its length."""
+        data_end = min(s.end, self._buf_pos + len(self._buf))
+        off = s.start - self._buf_pos
+        payload = self._payload(off, data_end - s.start) if data_end > s.start else b""
+        flags = ACK | (FIN if s.fin else 0)
+        if payload and data_end == self._buf_pos + len(self._buf):
+            flags |= PSH
+        self._sb.retransmitted(s, now)
+        if count:
+            self.stats["retransmits"] += 1
+        self._rtt_pos = None  # Karn's rule (RFC 6298 §3)
+        if self._in_recovery:
+            self._prr_out += len(payload) or 1
+        self._emit(self._make(flags, s.start, payload, now), now, why)
+        return len(payload) or 1
+
+    def _payload(self, off: int, n: int) -> bytes | memoryview:
+        """``n`` bytes of the send buffer from ``off``: a view, not a copy, wherever
+        the buffer allows (see :mod:`.sendbuf`)."""
+        return self._buf.view(off, n)
+
+    def _make(self, flags: int, pos: int, payload: bytes | memoryview, now: float) -> Segment:
+        """Build a segment at send position ``pos`` carrying our ACK, window and options."""
+        if flags & ACK:
+            ack = (self.irs + self._rnxt) & MASK
+            window = self._advertise(bool(flags & SYN))
+            if self._ece_echo and self.ecn_ok and not flags & SYN:
+                flags |= ECE
+        else:
+            ack = 0
+            window = min(self.config.rcv_buf, 65535)
+        seg = Segment(self.local_port, self.remote_port, (self.iss + pos) & MASK, ack, flags,
+                      window, payload)
+        if self.ts_ok:
+            seg.tsval = self._ts_clock(now)
+            seg.tsecr = self.ts_recent
+        if (self.sack_ok and flags & ACK and not flags & (SYN | RST)
+                and (self._ooo or self._sackgen.pending)):
+            blocks = self._sackgen.blocks(self._ooo, self._rnxt, 3 if self.ts_ok else 4)
+            if blocks:
+                irs = self.irs
+                seg.sack_blocks = tuple(((irs + a) & MASK, (irs + b) & MASK) for a, b in blocks)
+        return seg
+
+    def _ts_clock(self, now: float) -> int:
+        """TSval: a 1 ms clock with a per-connection offset (RFC 7323 §5.4)."""
+        return (int(now * 1000) + self._ts_offset) & MASK
+
+    def _advertise(self, syn: bool = False) -> int:
+        """The window field to send: free space, moved right only in worthwhile steps.
+
+        Receiver SWS avoidance (RFC 9293 §3.8.6.2.2): the right edge advances when
+        it can move by at least min(buffer/2, MSS); it never moves left.  The value
+        is scaled by our shift (RFC 7323 §2.3), never on a SYN, rounding up so the
+        edge the peer computes is never left of one it was already given.
+        """
+        rnxt = self._rnxt
+        right = rnxt + self._offerable(syn)
+        if right - self._radv >= self._sws_threshold() or self._radv < rnxt:
+            self._radv = max(right, self._radv)
+        shift = 0 if syn else self.rcv_wscale
+        field = min((max(self._radv - rnxt, 0) + (1 << shift) - 1) >> shift, 65535)
+        self._radv = rnxt + (field << shift)
+        return field
+
+    def _offerable(self, syn: bool = False) -> int:
+        """The window we could offer now: free buffer, capped at what the header can
+        carry (65535 << shift), in whole segments if configured.
+
+        With ``rcv_truesize_headroom`` (Linux __tcp_select_window()): the free receive
+        memory scaled by the payload/truesize ratio (tcp_space()), rounded down to whole
+        segments, so 0 below one segment; on a SYN to our own MSS, as
+        tcp_select_initial_window() does."""
+        cfg = self.config
+        if cfg.rcv_truesize_headroom is None:
+            free = max(cfg.rcv_buf - len(self._rbuf), 0)
+            if cfg.window_in_segments and free >= self.eff_mss:
+                free -= free % self.eff_mss  # round first, then cap (tcp_select_initial_window)
+            return min(free, 65535 << self.rcv_wscale)
+        free = (max(cfg.rcv_buf - self._rmem, 0) * self._scaling) >> 8
+        if cfg.window_in_segments:
+            mss = cfg.mss - (TS_OPTION_LEN if self.ts_ok else 0) if syn else self.eff_mss
+            mss = max(min(mss, (cfg.rcv_buf * self._scaling) >> 8), 1)
+            free -= free % mss
+        return min(free, 65535 << self.rcv_wscale)
+
+    def _sws_threshold(self) -> int:
+        if self.config.rcv_truesize_headroom is not None:
+            return 1  # Linux: whole segments from RCV.NXT are its SWS avoidance
+        return max(min(self.config.rcv_buf // 2, self.eff_mss), 1)
+
+    def _emit(self, seg: Segment, now: float, why: str) -> None:
+        if seg.flags & ACK:
+            self._ack_now = False
+            self._ack_pending = 0
+            self._dack_at = None
+            self._last_ack_sent = self._rnxt
+        self.stats["segs_out"] += 1
+        self._out.append(seg)
+        if self._tr is not None:
+            self._trace_seg(now, "out", seg, why)
+
+    def _send_rst(self, now: float, pos: int, *, why: str) -> None:
+        """Send <SEQ=pos><ACK=RCV.NXT><CTL=RST,ACK>; an RST is never retransmitted (C19)."""
+        seg = self._make(RST | ACK, pos, b"", now)
+        seg.window = 0
+        seg.sack_blocks = ()
+        self._emit(seg, now, why)
+
+    def _send_rst_raw(self, now: float, seq_no: int, ack: int, flags: int, *, why: str) -> None:
+        seg = Segment(self.local_port, self.remote_port, seq_no & MASK, ack, flags, 0)
+        self.stats["segs_out"] += 1
+        self._out.append(seg)
+        if self._tr is not None:
+            self._trace_seg(now, "out", seg, why)
+
+    def _challenge_ack(self, now: float) -> None:
+        """RFC 5961 §3.2/§4.2 challenge ACK, rate limited per connection (§7)."""
+        if now - self._challenge_window >= 1.0:
+            self._challenge_window = now
+            self._challenge_count = 0
+        if self._challenge_count >= self.config.challenge_ack_limit:
+            self.stats["challenge_acks_suppressed"] += 1
+            return
+        self._challenge_count += 1
+        self.stats["challenge_acks"] += 1
+        self._emit(self._make(ACK, self._max, b"", now), now, "challenge ACK (RFC 5961)")
+
+    # ------------------------------------------ send memory (snd_skb_overhead)
+    def _queue_skbs(self, data: bytes | bytearray | memoryview, more: bool,
+                    overhead: int) -> int:
+        """send() under Linux's send memory accounting (``snd_skb_overhead``), as
+        tcp_sendmsg_locked(): fill the unsent last skb up to the size goal, start a new
+        skb only while the memory used (payload plus ``overhead`` per skb) is below
+        snd_buf, and transmit every skb that fills before filling the next
+        (tcp_push_one()), so the send path can split it (see :meth:`_split_skbs`)."""
+        ends = self._skbs()
+        goal = self._size_goal()
+        total = len(data)
+        taken = 0
+        output = self.state in _OUTPUT_STATES
+        while taken < total:
+            data_end = self._buf_pos + len(self._buf)
+            start = ends[-2] if len(ends) > 1 else self._buf_pos
+            if ends and start >= self._max and data_end - start < goal:
+                n = min(goal - (data_end - start), total - taken)  # the unsent tail skb
+                ends[-1] = data_end + n
+            elif len(self._buf) + overhead * len(ends) < self.config.snd_buf:
+                start = data_end
+                n = min(goal, total - taken)
+                ends.append(data_end + n)
+            else:
+                break
+            self._buf.append(data if n == total else memoryview(data)[taken:taken + n])
+            taken += n
+            if output and taken < total and data_end + n - start >= goal:
+                push, self._push_now = self._push_now, False
+                self._more = True  # more of this write follows: no PSH, as Linux
+                self._send_data(self._now)
+                self._push_now = push
+        if taken:
+            self._more = more
+            self._poke()
+        if taken < total or len(self._buf) + overhead * len(ends) >= self.config.snd_buf:
+            self._send_full = True
+        return taken
+
+    def _skbs(self) -> list[int]:
+        """End positions of the send queue's skbs (``snd_skb_overhead``), oldest first."""
+        ends = self._skb_ends
+        if ends is None:
+            ends = self._skb_ends = [self._buf_pos + len(self._buf)] if self._buf else []
+        return ends
+
+    def _size_goal(self) -> int:
+        """Bytes per skb (Linux tcp_xmit_size_goal()): 64 KB, cut to half the largest
+        window the peer offered (tcp_bound_to_half_wnd()), in whole segments."""
+        mss = self.eff_mss
+        wnd = self._max_snd_wnd
+        cutoff = wnd >> 1 if wnd > DEFAULT_PEER_MSS else wnd
+        goal = min(GSO_MAX_SIZE, cutoff) if cutoff else GSO_MAX_SIZE
+        return max(goal - goal % mss, mss)
+
+    def _split_skbs(self, start: int, end: int) -> None:
+        """Sending ``[start, end)`` splits skbs as Linux's tcp_write_xmit() does with
+        tso_fragment(): where the send stops inside one, and into TSO packets of
+        psh_burst_segments segments counted from each skb's first unsent byte."""
+        ends = self._skb_ends
+        end = min(end, self._buf_pos + len(self._buf))
+        if ends is None or end <= start:
+            return
+        size = self.config.psh_burst_segments * self.eff_mss
+        cuts: list[int] = []
+        i = bisect.bisect_right(ends, start)
+        first = ends[i - 1] if i else self._buf_pos
+        while i < len(ends) and first < end:
+            last = ends[i]
+            piece = max(first, start)
+            if piece > first:
+                cuts.append(piece)  # an earlier probe sent the head of this skb
+            if size:
+                cuts.extend(range(piece + size, min(last, end), size))
+            if end < last:
+                cuts.append(end)
+            first = last
+            i += 1
+        if cuts:
+            ends.extend(cuts)
+            ends.sort()
+
+    def _wmem_queued(self) -> int:
+        """Send memory in use: payload bytes, plus the skb overheads when modelled."""
+        overhead = self.config.snd_skb_overhead
+        if overhead is None:
+            return len(self._buf)
+        return len(self._buf) + overhead * len(self._skbs())
+
+    def _writable(self) -> bool:
+        """Whether a writer waiting for room is told of it (SendSpace): memory in use
+        below snd_buf and, with snd_wake_ratio, free memory at least that fraction of
+        it (Linux sk_stream_write_space(): sk_stream_wspace() >= sk_stream_min_wspace())."""
+        queued = self._wmem_queued()
+        limit = self.config.snd_buf
+        return queued < limit and limit - queued >= int(queued * self.config.snd_wake_ratio)

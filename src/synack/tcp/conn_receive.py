@@ -1,0 +1,209 @@
+"""Receiving data for :class:`~synack.tcp.connection.Connection`: in-order data and
+reassembly, when to ACK (RFC 9293 §3.10.7.4 seventh and eighth steps, RFC 5681 §4.2),
+the peer's FIN, and Linux's receive-memory model (``rcv_truesize_headroom``)."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, cast
+
+from .conn_base import ConnBase
+from .conn_const import (
+    CE,
+    S_CLOSE_WAIT,
+    S_CLOSING,
+    S_ESTABLISHED,
+    S_FIN_WAIT_1,
+    S_FIN_WAIT_2,
+    S_SYN_RECEIVED,
+    S_TIME_WAIT,
+    SKB_STRUCT,
+)
+from .events import DataReceived, EndOfStream
+
+if TYPE_CHECKING:
+    from .connection import Connection
+
+
+class ReceiveMixin(ConnBase):
+    """Segment text and FIN; receive memory."""
+
+    __slots__ = ()
+
+    def _accept_data(self, pos: int, payload: bytes | memoryview, now: float,
+                     ecn: int = 0) -> None:
+        """Seventh step: in-order data to the buffer, the rest to reassembly (C14, C4)."""
+        rnxt = self._rnxt
+        size = len(payload)
+        end = pos + size
+        cfg = self.config
+        if ecn == CE and self.ecn_ok:
+            self.stats["ecn_ce_in"] += 1
+            self._ece_echo = True  # RFC 3168 §6.1.3: echo until CWR arrives
+            self._ack_now = True
+        right = max(self._radv, rnxt)
+        if end > right:
+            if cfg.accept_beyond_window and right > rnxt and not self._rbuf:
+                # Linux keeps it whole (tcp_sequence(), tcp_data_queue()); out of order,
+                # only while receive memory is not over rcv_buf (tcp_try_rmem_schedule()).
+                used = (self._rmem if cfg.rcv_truesize_headroom is not None
+                        else self._ooo.nbytes)
+                if pos > rnxt and used > cfg.rcv_buf:
+                    self._drop(now, "out_of_window", concept="C14")
+                    self._ack_now = True
+                    return
+            else:  # trim what lies past the window we offered (RFC 9293 §3.10.7.4)
+                payload = payload[:right - pos]
+                end = right
+        if pos < rnxt:  # trim what we already have
+            if self.sack_ok:
+                self._sackgen.duplicate(pos, min(end, rnxt))
+            payload = payload[rnxt - pos:]
+            pos = rnxt
+        if end <= pos:
+            self._ack_now = True
+            return
+        if self.sack_ok and self._ooo:
+            dup = self._ooo.first_overlap(pos, end)
+            if dup is not None:
+                self._sackgen.duplicate(*dup)  # RFC 2883: part of it was already held
+        if pos == rnxt:
+            self._rbuf.append(payload)
+            self._rnxt = end
+            if cfg.rcv_truesize_headroom is not None:
+                self._rcv_charge(end, size)
+            if self._ooo:
+                self._ack_now = True  # filling a hole: ACK at once (RFC 5681 §4.2)
+                while (more := self._ooo.pop_ready(self._rnxt)) is not None:
+                    self._rbuf.append(more)
+                    self._rnxt += len(more)
+            self._delivered_in_order(self._rnxt - rnxt, len(payload), now)
+        else:
+            self.stats["ooo_segs_in"] += 1
+            if (len(self._ooo) >= self._ooo_limit()
+                    and self._ooo.adds_block(pos, end)):
+                self.stats["ooo_block_limit_drops"] += 1  # hardening: bounded holes
+                self._drop(now, "ooo_block_limit")
+                self._ack_now = True
+                return
+            added = self._ooo.add(pos, payload)
+            if added == 0:
+                self.stats["dup_segs_in"] += 1
+                if self.sack_ok:
+                    self._sackgen.duplicate(pos, end)
+            else:
+                if cfg.rcv_truesize_headroom is not None:
+                    self._rcv_charge(end, size)
+                if self.sack_ok:
+                    self._sackgen.arrived(pos)
+            self._trace(now, "note", concept="C14",
+                        text=f"out-of-order segment held ({len(self._ooo)} blocks)")
+            self._ack_now = True  # duplicate ACK tells the sender of the hole
+
+    def _rcv_charge(self, end: int, size: int) -> None:
+        """Charge one kept segment of ``size`` bytes ending at ``end`` to the receive
+        memory (``rcv_truesize_headroom``; Linux sk_rmem_alloc), and measure the
+        payload/truesize ratio on a segment of at least one MSS (tcp_measure_rcv_mss()).
+        If the memory was already over rcv_buf, ACK at once (:meth:`_rcv_mem_over`).
+
+        Every path that keeps a received segment must call this (when that knob is
+        set) with the segment's full payload length: the skb keeps all of it."""
+        headroom = self.config.rcv_truesize_headroom
+        assert headroom is not None
+        if self._rmem > self.config.rcv_buf:
+            self._ack_now = True
+        truesize = (1 << (size + headroom - 1).bit_length()) + SKB_STRUCT
+        self._rmem += truesize
+        segs = self._rmem_segs
+        if segs is None:
+            segs = self._rmem_segs = deque()
+        if not segs or segs[-1][0] <= end:
+            segs.append((end, truesize))
+        else:  # out of order: keep the list sorted by end for _rcv_release
+            i = len(segs)
+            while i and segs[i - 1][0] > end:
+                i -= 1
+            segs.insert(i, (end, truesize))
+        if size >= self.eff_mss:
+            self._scaling = max((size << 8) // truesize, 1)
+
+    def _rcv_mem_over(self) -> bool:
+        """Receive memory already over rcv_buf (``rcv_truesize_headroom``): Linux's
+        tcp_try_rmem_schedule() fails for anything queued now and asks for an ACK at
+        once (ICSK_ACK_NOW), which also carries a zero window."""
+        return (self.config.rcv_truesize_headroom is not None
+                and self._rmem > self.config.rcv_buf)
+
+    def _rcv_release(self) -> None:
+        """Free the truesize of segments the application has read to the end (Linux
+        frees an skb when tcp_recvmsg() has consumed all of it)."""
+        segs = self._rmem_segs
+        assert segs is not None
+        read = self._rnxt - len(self._rbuf) - (1 if self.eof_received else 0)
+        while segs and segs[0][0] <= read:
+            self._rmem -= segs.popleft()[1]
+
+    def _delivered_in_order(self, n: int, seg_len: int, now: float) -> None:
+        """``n`` new in-order bytes reached the receive buffer from a segment of
+        ``seg_len`` bytes: count them, tell the application (one event per batch of
+        segments, not per segment) and decide when to ACK (RFC 9293 §3.8.6.3, RFC
+        5681 §4.2: at once for every second segment, a segment larger than the MSS,
+        quick-ACK mode or no delayed ACKs; else on the delayed-ACK timer)."""
+        self.stats["bytes_received"] += n
+        events = self._events
+        last = events[-1] if events else None
+        if type(last) is DataReceived and last.conn is self:
+            last.nbytes += n
+        else:
+            events.append(DataReceived(cast("Connection", self), n))
+        self._ack_pending += 1
+        if self._quickack > 0:
+            self._quickack -= 1
+            self._ack_now = True
+        if (self.config.delayed_ack == 0 or self._ack_pending >= 2
+                or seg_len > self.eff_mss):
+            self._ack_now = True
+        elif self._dack_at is None:
+            self._dack_at = now + self.config.delayed_ack
+
+    def _ooo_limit(self) -> int:
+        """Out-of-order blocks allowed: the configured bound, or by default two per
+        segment that fits in the receive buffer (a window's worth of holes)."""
+        limit = self.config.max_ooo_blocks
+        return limit if limit is not None else max(64, 2 * self.config.rcv_buf // self.eff_mss)
+
+    def _check_fin(self, now: float) -> None:
+        """Eighth step: act on the peer's FIN once every byte before it has arrived."""
+        fpos = self._rfin_pos
+        if fpos is None or self._rnxt != fpos:
+            return
+        self._rnxt = fpos + 1
+        st = self.state
+        cfg = self.config
+        if cfg.sack_reset_on_fin and self.sack_ok:
+            self._sackgen.reset()  # Linux tcp_fin: tcp_sack_reset() forgets a pending D-SACK
+        if cfg.delayed_ack_fin and cfg.delayed_ack > 0 and st is S_ESTABLISHED and fpos > 1:
+            # Linux: the peer's FIN ends quick-ACK mode ("pingpong"); the ACK waits for
+            # the delayed-ACK timer (or rides on our FIN if the application closes).
+            # Before any data arrived Linux's ACK timeout (ato) is still 0: ACK at once.
+            self._quickack = 0
+            if self._dack_at is None:
+                self._dack_at = now + cfg.delayed_ack
+        else:
+            self._ack_now = True
+        self._events.append(EndOfStream(cast("Connection", self)))
+        if st in (S_SYN_RECEIVED, S_ESTABLISHED):
+            self._set_state(S_CLOSE_WAIT, now)
+        elif st is S_FIN_WAIT_1:
+            if self._fin_pos is not None and self._una > self._fin_pos:
+                self._enter_time_wait(now)
+            else:
+                self._set_state(S_CLOSING, now)
+        elif st is S_FIN_WAIT_2:
+            self._enter_time_wait(now)
+
+    def _enter_time_wait(self, now: float) -> None:
+        self._set_state(S_TIME_WAIT, now)
+        self._rto_at = self._fw2_at = self._dack_at = self._tlp_at = self._rack_at = None
+        self._ka_at = None
+        self._tw_at = now + 2 * self.config.msl

@@ -1,0 +1,205 @@
+"""The timers of :class:`~synack.tcp.connection.Connection`: retransmission (RFC 6298),
+persist (RFC 9293 §3.8.6.1), tail loss probe and RACK reordering (RFC 8985), delayed
+ACK, TIME-WAIT, FIN-WAIT-2 and keepalive (RFC 9293 §3.8.4, RFC 1122 §4.2.3.6)."""
+
+from __future__ import annotations
+
+import errno
+
+from ..wire.segment import ACK
+from .conn_base import ConnBase
+from .conn_const import (
+    S_CLOSE_WAIT,
+    S_CLOSED,
+    S_ESTABLISHED,
+    S_FIN_WAIT_2,
+    S_SYN_RECEIVED,
+    S_SYN_SENT,
+)
+
+
+class TimersMixin(ConnBase):
+    """Timer deadlines and expiries."""
+
+    __slots__ = ()
+
+    def next_timer(self) -> float | None:
+        """The earliest deadline at which :meth:`handle_timer` must be called."""
+        best: float | None = None
+        for t in (self._rto_at, self._dack_at, self._tw_at, self._fw2_at, self._rack_at,
+                  self._tlp_at, self._ka_at):
+            if t is not None and (best is None or t < best):
+                best = t
+        return best
+
+    def handle_timer(self, now: float) -> None:
+        """Fire every timer whose deadline is ``<= now``."""
+        self._now = now
+        if self._tw_at is not None and now >= self._tw_at:
+            self._tw_at = None
+            self._trace(now, "timer", timer="time_wait", concept="C13")
+            self._set_state(S_CLOSED, now)
+            return
+        if self._fw2_at is not None and now >= self._fw2_at:
+            self._fw2_at = None
+            if self.state is S_FIN_WAIT_2:
+                self._trace(now, "timer", timer="fin_wait_2")
+                self._set_state(S_CLOSED, now, "fin_wait_2_timeout")
+                return
+        if self._dack_at is not None and now >= self._dack_at:
+            self._dack_at = None
+            self._trace(now, "timer", timer="delayed_ack")
+            self._ack_now = True
+        if self._rack_at is not None and now >= self._rack_at:
+            self._rack_at = None
+            self._trace(now, "timer", timer="rack_reorder")
+            self._rack_detect(now)
+            if self._sb.lost_bytes and not self._in_recovery:
+                self._enter_recovery(now)
+        if self._tlp_at is not None and now >= self._tlp_at:
+            self._tlp_at = None
+            self._send_tlp(now)
+        if self._rto_at is not None and now >= self._rto_at:
+            self._rto_at = None
+            self._on_rto(now)
+        if self._ka_at is not None and now >= self._ka_at:
+            self._on_keepalive(now)
+        if self._tr is not None:
+            self._trace_changes(now)
+
+    def _send_tlp(self, now: float) -> None:
+        """RFC 8985 §7.3: probe the tail: new data if allowed, else the last segment."""
+        if self._max <= self._una or self._in_recovery:
+            return
+        self.stats["tlp_probes"] += 1
+        data_end = self._buf_pos + len(self._buf)
+        if self._max < data_end and self._una + self.snd_wnd > self._max:
+            end = min(data_end, self._max + self.eff_mss, self._una + self.snd_wnd)
+            self._trace(now, "timer", timer="tlp", concept="C18", probe="new data")
+            self._send_new(self._max, end, end == data_end, now)
+            self._tlp_retrans = False
+        else:
+            last = self._sb.last()
+            assert last is not None  # SND.NXT > SND.UNA: something is outstanding
+            cut = last.end - (1 if last.fin else 0) - self.eff_mss
+            if cut > last.start:  # an offloaded record: probe with its last MSS only
+                last = self._sb.split(last, cut)
+            self._trace(now, "timer", timer="tlp", concept="C18", probe="retransmission")
+            self._resend(last, now, "retransmit: tail loss probe")
+            self._tlp_retrans = True
+        self._tlp_end = self._max
+        self._rto_at = self._rto_deadline(now)
+
+    def _on_rto(self, now: float) -> None:
+        """Retransmission timer expiry (RFC 6298 §5.4-5.6), also the persist timer."""
+        st = self.state
+        cfg = self.config
+        if st is S_SYN_SENT or st is S_SYN_RECEIVED:
+            self._retries += 1
+            self.stats["rto_fired"] += 1
+            self.rtt.back_off()
+            limit = cfg.syn_retries if st is S_SYN_SENT else cfg.synack_retries
+            self._trace(now, "timer", timer="rto", concept="C17", retries=self._retries,
+                        rto=self.rtt.rto)
+            if self._retries > limit:
+                if st is S_SYN_SENT:
+                    self._fail(now, errno.ETIMEDOUT, "connection timed out (no SYN-ACK)",
+                               "timeout")
+                else:
+                    self._trace(now, "note", concept="C27",
+                                text=f"no final ACK after {limit} SYN-ACK retransmissions")
+                    self._set_state(S_CLOSED, now, "synack_timeout")
+                return
+            self._send_syn(now, retransmit=True)
+            return
+        outstanding = self._max - self._una
+        data_end = self._buf_pos + len(self._buf)
+        if outstanding <= 0 and self._max >= data_end:
+            return  # nothing left to time
+        self._retries += 1
+        if cfg.user_timeout is not None and self._max > self._una \
+                and now - self._progress_at >= cfg.user_timeout:
+            self._fail(now, errno.ETIMEDOUT, f"user timeout: no acknowledgement for "
+                       f"{cfg.user_timeout:g} s (RFC 5482)", "timeout")
+            return
+        if self._retries > cfg.max_retransmits:
+            msg = f"connection timed out after {cfg.max_retransmits} retransmissions"
+            if self.soft_error is not None:
+                msg += f" (last ICMP error: {errno.errorcode.get(self.soft_error, '?')})"
+            self._fail(now, errno.ETIMEDOUT, msg, "timeout")
+            return
+        self.rtt.back_off()
+        probe = self._probe
+        only_probe = outstanding == 0 or (probe is not None and outstanding == 1)
+        if only_probe and self.snd_wnd < self.eff_mss and (self._max < data_end or probe):
+            self._persist(now)
+            return
+        self.stats["rto_fired"] += 1
+        concept = "C17" if self._fin_pos is not None and self._una == self._fin_pos else "C18"
+        self._trace(now, "timer", timer="rto", concept=concept, retries=self._retries,
+                    rto=self.rtt.rto)
+        self._cc.on_timeout(self._pipe(), now)
+        self._in_recovery = False
+        self._dupacks = 0
+        self._recover = self._max  # RFC 6582 §4: no fast retransmit for pre-timeout losses
+        self._rtt_pos = None  # Karn
+        self._tlp_at = self._rack_at = None
+        self._tlp_end = None
+        self._sb.mark_all_lost(forget_sacks=True)  # RFC 2018 §8, RFC 6675 §5.1
+        if self.ecn_ok:
+            self._ecn_recover = self._max
+            self._cwr_pending = True
+        self._trace(now, "cc", event="rto", cwnd=self._cc.cwnd, ssthresh=self._cc.ssthresh)
+        self._send_data(now)
+        if self._rto_at is None:
+            self._rto_at = self._rto_deadline(now)
+
+    def _rto_deadline(self, now: float) -> float:
+        """now + RTO, clamped to the user timeout's deadline (as Linux does)."""
+        t = now + self.rtt.rto
+        ut = self.config.user_timeout
+        if ut is not None and self._max > self._una:
+            t = min(t, max(self._progress_at + ut, now))
+        return t
+
+    def _persist(self, now: float) -> None:
+        """Persist timer (RFC 9293 §3.8.6.1): probe a zero window with one byte, or send
+        what fits into a window too small to be worth using (§3.8.6.2.1 override)."""
+        self.stats["probes"] += 1
+        self._persisting = self.snd_wnd == 0
+        self._trace(now, "timer", timer="persist", concept="C4", retries=self._retries,
+                    rto=self.rtt.rto)
+        probe = self._probe
+        if probe is not None and probe.end > self._una:
+            self._resend(probe, now, "zero-window probe", count=False)
+        else:
+            data_end = self._buf_pos + len(self._buf)
+            start = self._max
+            n = max(min(self.snd_wnd - (start - self._una), data_end - start), 1)
+            zero = self.snd_wnd == 0
+            self._send_new(start, start + n, start + n == data_end, now,
+                           "zero-window probe" if zero else "persist: send what fits")
+            self._probe = self._sb.last() if zero else None
+        self._rto_at = self._rto_deadline(now)
+
+    def _on_keepalive(self, now: float) -> None:
+        """Keepalive (RFC 9293 §3.8.4, RFC 1122 §4.2.3.6): an ACK with SEG.SEQ = SND.NXT-1."""
+        cfg = self.config
+        if self.state not in (S_ESTABLISHED, S_CLOSE_WAIT):
+            self._ka_at = None
+            return
+        if self._max > self._una or self._buf:
+            self._ka_at = now + cfg.keepalive_idle  # data in flight: the RTO watches
+            return
+        if self._ka_probes >= cfg.keepalive_count:
+            self._fail(now, errno.ETIMEDOUT,
+                       f"connection timed out: {cfg.keepalive_count} keepalive probes "
+                       "unanswered (peer gone)", "timeout")
+            return
+        self._ka_probes += 1
+        self.stats["keepalives"] += 1
+        self._trace(now, "timer", timer="keepalive", concept="C3", retries=self._ka_probes,
+                    rto=cfg.keepalive_interval)
+        probe = self._make(ACK, self._max - 1, b"", now)
+        self._emit(probe, now, "keepalive probe")
+        self._ka_at = now + cfg.keepalive_interval

@@ -1,0 +1,72 @@
+"""Tracing for :class:`~synack.tcp.connection.Connection`: one flat dict per event, the
+schema in docs/trace.md."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..wire.segment import SYN, Segment
+from .conn_base import ConnBase
+
+
+class TraceMixin(ConnBase):
+    """Trace records."""
+
+    __slots__ = ()
+
+    def _trace(self, now: float, ev: str, **fields: Any) -> None:
+        if self._tr is not None:
+            fields["t"] = now
+            fields["ev"] = ev
+            fields["conn"] = self.name
+            self._tr(fields)
+
+    _TIMERS = (("rto", "_rto_at"), ("delayed_ack", "_dack_at"), ("time_wait", "_tw_at"),
+               ("fin_wait_2", "_fw2_at"), ("rack_reorder", "_rack_at"), ("tlp", "_tlp_at"),
+               ("keepalive", "_ka_at"))
+
+    def _trace_changes(self, now: float) -> None:
+        """Trace timers set or cancelled and congestion-window changes since the last
+        call (issue: every timer set and every cwnd/ssthresh change is in the trace)."""
+        seen = self._traced
+        if seen is None:  # created on first use: untraced connections never need it
+            seen = self._traced = {}
+        for name, attr in self._TIMERS:
+            at = getattr(self, attr)
+            if seen.get(name) != at:
+                seen[name] = at
+                if at is None:
+                    self._trace(now, "timer_cancel", timer=name)
+                else:
+                    self._trace(now, "timer_set", timer=name, at=at, after=at - now,
+                                rto=self.rtt.rto)
+        cc = self._cc
+        if seen.get("cwnd") != cc.cwnd or seen.get("ssthresh") != cc.ssthresh:
+            seen["cwnd"], seen["ssthresh"] = cc.cwnd, cc.ssthresh
+            self._trace(now, "cwnd", cwnd=cc.cwnd, ssthresh=cc.ssthresh,
+                        slow_start=cc.in_slow_start, in_recovery=self._in_recovery,
+                        pipe=self._pipe())
+
+    def _trace_seg(self, now: float, direction: str, seg: Segment, why: str) -> None:
+        assert self._tr is not None
+        rec: dict[str, Any] = {
+            "t": now, "ev": "seg", "dir": direction, "conn": self.name, "flags": seg.flags,
+            "seq": seg.seq, "ack": seg.ack, "len": len(seg.payload), "win": seg.window,
+            "mss": seg.mss, "why": why, "state": self.state.value, "iss": self.iss,
+            "irs": self.irs}
+        shift = 0 if seg.flags & SYN else (self.rcv_wscale if direction == "out"
+                                             else self.snd_wscale)
+        rec["wnd"] = seg.window << shift  # the window in bytes (RFC 7323 §2.3)
+        if seg.sack_blocks:
+            rec["sack"] = [list(b) for b in seg.sack_blocks]
+        if seg.tsval is not None:
+            rec["tsval"], rec["tsecr"] = seg.tsval, seg.tsecr
+        if seg.wscale is not None:
+            rec["wscale"] = seg.wscale
+        if seg.sack_permitted:
+            rec["sack_permitted"] = True
+        if seg.ecn:
+            rec["ecn"] = seg.ecn
+        if direction == "out" and seg.payload:
+            rec["cwnd"] = self._cc.cwnd
+        self._tr(rec)
