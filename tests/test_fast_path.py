@@ -175,12 +175,10 @@ def test_tracing_turns_the_fast_path_off_and_traces_agree(seed: int) -> None:
 
 
 # ------------------------------------------------------------------ unit cases
-def _pair(**cfg: Any) -> tuple[Stack, Stack, Connection, Connection]:
-    config = TcpConfig(**cfg)
-    a = Stack(A_IP, config=config, isn_secret=b"a" * 16)
-    b = Stack(B_IP, config=config, isn_secret=b"b" * 16)
+def connect_pair(a: Stack, b: Stack) -> tuple[Connection, Connection]:
+    """Open a connection from ``a`` to port 80 on ``b`` at time 0; both ends ESTABLISHED."""
     lst = b.listen(80)
-    ca = a.connect(B_IP, 80, now=0.0)
+    ca = a.connect(b.address, 80, now=0.0)
     for _ in range(4):
         for p in a.packets_to_send(0.0):
             b.receive_packet(p, 0.0)
@@ -188,7 +186,14 @@ def _pair(**cfg: Any) -> tuple[Stack, Stack, Connection, Connection]:
             a.receive_packet(p, 0.0)
     cb = lst.accept()
     assert cb is not None and cb.state.name == "ESTABLISHED"
-    return a, b, ca, cb
+    return ca, cb
+
+
+def _pair(**cfg: Any) -> tuple[Stack, Stack, Connection, Connection]:
+    config = TcpConfig(**cfg)
+    a = Stack(A_IP, config=config, isn_secret=b"a" * 16)
+    b = Stack(B_IP, config=config, isn_secret=b"b" * 16)
+    return (a, b, *connect_pair(a, b))
 
 
 def _data_packet(ca: Connection, cb: Connection, n: int, *, off: int = 0, ack_delta: int = 0,
@@ -275,19 +280,10 @@ def test_snd_wl1_never_moves_back() -> None:
     a WL1 the full path never had (RFC 9293 §3.10.7.4)."""
     results = []
     for fast in (True, False):
-        a = Stack(A_IP, config=TcpConfig(timestamps=False, sack=False),
-                  isn_secret=b"a" * 16, fast_path=fast)
-        b = Stack(B_IP, config=TcpConfig(timestamps=False, sack=False),
-                  isn_secret=b"b" * 16, fast_path=fast)
-        lst = b.listen(80)
-        ca = a.connect(B_IP, 80, now=0.0)
-        for _ in range(4):
-            for p in a.packets_to_send(0.0):
-                b.receive_packet(p, 0.0)
-            for p in b.packets_to_send(0.0):
-                a.receive_packet(p, 0.0)
-        cb = lst.accept()
-        assert cb is not None
+        plain = TcpConfig(timestamps=False, sack=False)
+        a = Stack(A_IP, config=plain, isn_secret=b"a" * 16, fast_path=fast)
+        b = Stack(B_IP, config=plain, isn_secret=b"b" * 16, fast_path=fast)
+        ca, cb = connect_pair(a, b)
         w = cb.snd_wnd >> cb.snd_wscale
 
         def pkt(off: int, n: int, win: int, ca: Connection = ca, cb: Connection = cb) -> bytes:
@@ -310,15 +306,7 @@ def test_large_segments_are_verified_on_the_fast_path() -> None:
     big = TcpConfig(mss=65495)
     a = Stack(A_IP, config=big, mtu=65535, isn_secret=b"a" * 16)
     b = Stack(B_IP, config=big, mtu=65535, isn_secret=b"b" * 16)
-    lst = b.listen(80)
-    ca = a.connect(B_IP, 80, now=0.0)
-    for _ in range(3):
-        for p in a.packets_to_send(0.0):
-            b.receive_packet(p, 0.0)
-        for p in b.packets_to_send(0.0):
-            a.receive_packet(p, 0.0)
-    cb = lst.accept()
-    assert cb is not None
+    ca, cb = connect_pair(a, b)
     data = random.Random(5).randbytes(200_000)
     ca.send(data)
     out = a.packets_to_send(0.01)

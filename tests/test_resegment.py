@@ -8,10 +8,12 @@ import os
 
 from synack.stack import Stack
 from synack.tcp.config import TcpConfig
+from synack.tcp.connection import Connection
 from synack.wire import icmp
 from synack.wire.ipv4 import PROTO_ICMP, ip_to_bytes
 from synack.wire.packet import decode_ipv4_tcp, encode_ipv4
 from synack.wire.vnet import VNET_HDR_LEN
+from test_fast_path import connect_pair
 from test_offload import offload_pair, shuttle
 
 A, B = "10.0.0.1", "10.0.0.2"
@@ -48,18 +50,10 @@ def test_a_timeout_resends_one_mss_not_a_whole_offloaded_record() -> None:
     assert c._sb.lost_bytes > 0
 
 
-def _established(config: TcpConfig) -> tuple[Stack, Stack, object]:
+def _established(config: TcpConfig) -> tuple[Stack, Stack, Connection]:
     a = Stack(A, config=config, seed=1)
     b = Stack(B, config=config, seed=2)
-    lst = b.listen(80)
-    c = a.connect(B, 80, now=0.0)
-    for _ in range(3):
-        for p in a.packets_to_send(0.0):
-            b.receive_packet(p, 0.0)
-        for p in b.packets_to_send(0.0):
-            a.receive_packet(p, 0.0)
-    assert lst.accept() is not None
-    return a, b, c
+    return a, b, connect_pair(a, b)[0]
 
 
 def _frag_needed(quoted: bytes, mtu: int) -> bytes:
@@ -70,10 +64,10 @@ def _frag_needed(quoted: bytes, mtu: int) -> bytes:
 def test_fragmentation_needed_resends_the_oversized_flight_at_once_in_fitting_pieces() -> None:
     for timestamps in (True, False):
         a, _, c = _established(TcpConfig(timestamps=timestamps))
-        c.send(bytes(10 * 1460))  # type: ignore[attr-defined]
+        c.send(bytes(10 * 1460))
         flight = a.packets_to_send(0.01)  # dropped by a router with a 1000-byte MTU
         assert len(flight) == 10 and all(len(p) == 1500 for p in flight)
-        cwnd = c.cwnd  # type: ignore[attr-defined]
+        cwnd = c.cwnd
         a.receive_packet(_frag_needed(flight[0], 1000), 0.02)
         again = a.packets_to_send(0.02)  # no RTO wait
         assert again and all(len(p) <= 1000 for p in again)
@@ -81,26 +75,26 @@ def test_fragmentation_needed_resends_the_oversized_flight_at_once_in_fitting_pi
         assert max(sizes) == 1000 - 40 - (12 if timestamps else 0)
         # Every byte of the flight was resent (what cwnd allowed), none twice.
         assert sum(sizes) == min(10 * 1460, cwnd)
-        assert c.cwnd == cwnd and not c._in_recovery  # type: ignore[attr-defined]
-        assert c.stats["retransmits"] == len(again)  # type: ignore[attr-defined]
+        assert c.cwnd == cwnd and not c._in_recovery
+        assert c.stats["retransmits"] == len(again)
 
 
 def test_fragmentation_needed_without_oversized_segments_resends_nothing() -> None:
     a, _, c = _established(TcpConfig())
-    c.send(bytes(500))  # type: ignore[attr-defined]
+    c.send(bytes(500))
     flight = a.packets_to_send(0.01)
     a.receive_packet(_frag_needed(flight[0], 1000), 0.02)
     assert a.packets_to_send(0.02) == []
-    assert c.eff_mss == 1000 - 52  # type: ignore[attr-defined]
+    assert c.eff_mss == 1000 - 52
 
 
 def test_a_small_window_resends_the_rest_later_still_without_a_congestion_response() -> None:
     """cwnd below the flight (as just after an ECN reduction): what does not fit stays
     marked lost, and the ACKs that follow must not start fast recovery for it."""
     a, b, c = _established(TcpConfig(timestamps=False))
-    c.send(bytes(10 * 1460))  # type: ignore[attr-defined]
+    c.send(bytes(10 * 1460))
     flight = a.packets_to_send(0.01)
-    c._cc.cwnd = c._cc.ssthresh = 5 * 1460  # type: ignore[attr-defined]
+    c._cc.cwnd = c._cc.ssthresh = 5 * 1460
     a.receive_packet(_frag_needed(flight[0], 1000), 0.02)
     now = 0.02
     got = 0
@@ -111,22 +105,22 @@ def test_a_small_window_resends_the_rest_later_still_without_a_congestion_respon
             b.receive_packet(p, now)
         for p in b.packets_to_send(now):
             a.receive_packet(p, now)
-        got = c.stats["bytes_acked"]  # type: ignore[attr-defined]
+        got = c.stats["bytes_acked"]
         if got == 10 * 1460:
             break
         a.handle_timer(now)
         b.handle_timer(now)
     assert got == 10 * 1460
-    assert c.stats["recoveries"] == 0 and c.stats["rto_fired"] == 0  # type: ignore[attr-defined]
-    assert c.cwnd >= 5 * 1460  # type: ignore[attr-defined]
+    assert c.stats["recoveries"] == 0 and c.stats["rto_fired"] == 0
+    assert c.cwnd >= 5 * 1460
 
 
 def test_a_lost_last_segment_is_resent_with_its_fin() -> None:
     """The FIN's sequence number does not count against the window when a record is
     cut: one MSS of data and the FIN go out again as one segment."""
     a, b, c = _established(TcpConfig(timestamps=False, sack=False))
-    c.send(bytes(c.eff_mss))  # type: ignore[attr-defined]
-    c.shutdown(0.0)  # type: ignore[attr-defined]
+    c.send(bytes(c.eff_mss))
+    c.shutdown(0.0)
     assert len(a.packets_to_send(0.0)) == 1  # data+FIN, lost
     at = a.next_timer()
     assert at is not None
@@ -134,9 +128,9 @@ def test_a_lost_last_segment_is_resent_with_its_fin() -> None:
     again = a.packets_to_send(at)
     assert len(again) == 1
     seg = decode_ipv4_tcp(again[0])[2]
-    assert seg.flags & 0x01 and len(seg.payload) == c.eff_mss  # type: ignore[attr-defined]
+    assert seg.flags & 0x01 and len(seg.payload) == c.eff_mss
     b.receive_packet(again[0], at)
     for p in b.packets_to_send(at):
         a.receive_packet(p, at)
-    assert c.state.name == "FIN_WAIT_2"  # type: ignore[attr-defined]
-    assert c.stats["recoveries"] == 0  # type: ignore[attr-defined]
+    assert c.state.name == "FIN_WAIT_2"
+    assert c.stats["recoveries"] == 0
