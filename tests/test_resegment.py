@@ -75,7 +75,7 @@ def test_fragmentation_needed_resends_the_oversized_flight_at_once_in_fitting_pi
         assert max(sizes) == 1000 - 40 - (12 if timestamps else 0)
         # Every byte of the flight was resent (what cwnd allowed), none twice.
         assert sum(sizes) == min(10 * 1460, cwnd)
-        assert c.cwnd == cwnd and not c._in_recovery
+        assert c.cwnd == cwnd and c.info()["ca_state"] == 0
         assert c.stats["retransmits"] == len(again)
 
 

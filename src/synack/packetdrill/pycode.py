@@ -75,7 +75,7 @@ def tcp_info_vars(conn: Connection | None) -> dict[str, object]:
         "tcpi_rto": round(float(info["rto"]) * 1e6),
         "tcpi_backoff": info["backoff"],
         "tcpi_total_retrans": info["retransmits"],
-        "tcpi_ca_state": CA_STATES["TCP_CA_Recovery"] if info.get("in_recovery") else 0,
+        "tcpi_ca_state": info["ca_state"],
         "tcpi_snd_wnd": info["snd_wnd"],
         "tcpi_rcv_wnd": info["rcv_wnd"],
         "tcpi_bytes_acked": info["bytes_acked"],

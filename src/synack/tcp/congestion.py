@@ -51,6 +51,12 @@ class CongestionControl(ABC):
     def on_timeout(self, flight: int, now: float) -> None:
         """The retransmission timer expired (RFC 5681 §3.1 eq. 4)."""
 
+    def on_repeat_timeout(self, now: float) -> None:
+        """Another timeout inside the same loss episode: back to the loss window, but
+        ssthresh stays what the episode's one reduction made it (RFC 5681 §3.1
+        "one reduction per loss event"; Linux ``tcp_enter_loss``)."""
+        self.cwnd = self.mss
+
     def on_ecn(self, flight: int, now: float) -> None:
         """An ECN-Echo reported congestion (RFC 3168 §6.1.2): react as to a loss."""
         self.on_loss(flight, now)
@@ -216,6 +222,10 @@ class Cubic(CongestionControl):
     def on_timeout(self, flight: int, now: float) -> None:
         self.on_loss(flight, now)
         self.cwnd = self.mss  # RFC 9438 §4.8
+        self.epoch = None
+
+    def on_repeat_timeout(self, now: float) -> None:
+        self.cwnd = self.mss
         self.epoch = None
 
 

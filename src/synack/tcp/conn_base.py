@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from .conn_const import Tracer
     from .connection import Connection
     from .events import Event
+    from .loss_state import CaState, LossState
+    from .prr import Prr
+    from .rack import Rack
     from .reassembly import Reassembly
     from .recvbuf import RecvBuffer
     from .rtt import RttEstimator
@@ -45,15 +48,14 @@ class ConnBase:
         "_delivered",
         "_dupacks",
         "_ece_echo",
-        "_ecn_recover",
         "_events",
         "_fin_pos",
         "_fw2_at",
-        "_in_recovery",
         "_ka_at",
         "_ka_probes",
         "_last_ack_sent",
         "_last_oow_ack",
+        "_ls",
         "_max",
         "_max_snd_wnd",
         "_min_rtt",
@@ -67,22 +69,15 @@ class ConnBase:
         "_pmtu_mark",
         "_probe",
         "_progress_at",
-        "_prr_allow",
-        "_prr_delivered",
-        "_prr_out",
+        "_prr",
         "_push_now",
         "_quickack",
+        "_rack",
         "_rack_at",
-        "_rack_end",
-        "_rack_rtt",
-        "_rack_xmit",
         "_radv",
         "_rate_delivered",
         "_rate_t",
         "_rbuf",
-        "_recover",
-        "_recover_fs",
-        "_reordering_seen",
         "_retries",
         "_rfin_pos",
         "_rmem",
@@ -100,6 +95,7 @@ class ConnBase:
         "_skb_ends",
         "_tlp_at",
         "_tlp_end",
+        "_tlp_flight",
         "_tlp_retrans",
         "_tr",
         "_traced",
@@ -165,7 +161,6 @@ class ConnBase:
     ecn_ok: bool
     _ece_echo: bool
     _cwr_pending: bool
-    _ecn_recover: int
     # --- send side (positions: 0 = SYN) ---
     iss: int
     _una: int
@@ -192,18 +187,12 @@ class ConnBase:
     _pmtu_mark: int
     _probe: SentSeg | None
     _dupacks: int
-    _in_recovery: bool
-    _recover: int
-    _recover_fs: int
-    _prr_delivered: int
-    _prr_out: int
-    _prr_allow: int
-    _rack_xmit: float
-    _rack_end: int
-    _rack_rtt: float
-    _reordering_seen: bool
+    _ls: LossState
+    _prr: Prr
+    _rack: Rack
     _tlp_end: int | None
     _tlp_retrans: bool
+    _tlp_flight: int
     _round_end: int
     _delivered: int
     _rate_t: float
@@ -272,10 +261,12 @@ class ConnBase:
                            delivered: list[SentSeg], dsack: bool) -> None: ...
         def _rack_detect(self, now: float) -> None: ...
         def _enter_recovery(self, now: float) -> None: ...
+        def _maybe_enter_recovery(self, now: float) -> None: ...
+        def _ca_move(self, trigger: str, new: CaState, now: float) -> None: ...
         def _pipe(self) -> int: ...
         def _on_ece(self, now: float) -> None: ...
         def _arm_tlp(self, now: float) -> None: ...
-        def _tlp_done(self, now: float) -> None: ...
+        def _tlp_ack(self, ack_pos: int, advanced: bool, dsack: bool, now: float) -> None: ...
         def _take_rtt_sample(self, ack_pos: int, now: float) -> None: ...
         def _rtt_from_ts(self, tsecr: int, now: float) -> None: ...
         def _update_rate(self, now: float) -> None: ...

@@ -78,7 +78,7 @@ class InputMixin(ConnBase):
                 or ackno != (self.iss + self._una) & MASK
                 or end > self._radv or window << self.snd_wscale != self.snd_wnd
                 or self._wl1 > rnxt or self._ooo or self._rfin_pos is not None or self._orphan
-                or self._in_recovery or self._persisting
+                or self._ls.state or self._persisting
                 or self._sb.sacked_bytes or self._sb.lost_bytes
                 or self.config.rcv_truesize_headroom is not None):  # (Linux memory model)
             return False
@@ -330,6 +330,8 @@ class InputMixin(ConnBase):
             delivered = self._on_new_ack(ack_pos, seg, now)
         if self.sack_ok and seg.sack_blocks:
             dsack = self._process_sack(seg.sack_blocks, delivered)
+        if self._tlp_end is not None:
+            self._tlp_ack(ack_pos, ack_pos > una, dsack, now)
         is_dup = (ack_pos == una and not seg.payload and not seg.flags & (SYN | FIN)
                   and self._max > una and window == self.snd_wnd and not self._persisting)
         if is_dup:
@@ -389,8 +391,6 @@ class InputMixin(ConnBase):
             self._take_rtt_sample(ack_pos, now)
         self._retries = 0
         self._progress_at = now
-        if self._tlp_end is not None and ack_pos >= self._tlp_end:
-            self._tlp_done(now)
         if self._max > ack_pos:
             self._rto_at = self._rto_deadline(now)  # RFC 6298 §5.3
             self._arm_tlp(now)

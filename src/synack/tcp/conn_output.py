@@ -19,6 +19,7 @@ from .conn_const import (
     S_SYN_SENT,
     TS_OPTION_LEN,
 )
+from .loss_state import CaState
 from .scoreboard import SentSeg
 
 
@@ -48,8 +49,9 @@ class OutputMixin(ConnBase):
         RFC 5681 cwnd, RFC 6937 PRR during recovery, RFC 3042 limited transmit)."""
         sb = self._sb
         mss = self.eff_mss
-        if self._in_recovery:
-            allow = self._prr_allow
+        recovering = self._ls.state is CaState.RECOVERY
+        if recovering:
+            allow = self._prr.allow
         else:
             allow = self._cc.cwnd - self._pipe()
             if not self.sack_ok and self._dupacks in (1, 2):
@@ -66,7 +68,7 @@ class OutputMixin(ConnBase):
                 limit = min(seg_max, max(allow - allow % mss, mss))
                 if s.end - s.start - (1 if s.fin else 0) > limit:  # the FIN rides along
                     sb.split(s, s.start + limit)
-                allow -= self._resend(s, now, "retransmit: lost" if self._in_recovery
+                allow -= self._resend(s, now, "retransmit: lost" if recovering
                                       else "retransmit")
         # 2. New data, and the FIN after it.
         buf_pos = self._buf_pos
@@ -77,7 +79,7 @@ class OutputMixin(ConnBase):
         push = self._push_now
         self._push_now = False
         # Segments limited transmit sends on a duplicate ACK close no burst (Linux).
-        limited = self._dupacks > 0 and not self._in_recovery
+        limited = self._dupacks > 0 and not recovering
         burst = 0
         first_new = self._max
         while True:
@@ -119,8 +121,8 @@ class OutputMixin(ConnBase):
                 sent_new = True
             else:
                 break
-        if self._in_recovery:
-            self._prr_allow = max(allow, 0)
+        if recovering:
+            self._prr.allow = max(allow, 0)
         if sent_new and self._skb_ends is not None:
             self._split_skbs(first_new, self._max)
         # 3. Timers: retransmission, tail loss probe, persist.
@@ -158,8 +160,8 @@ class OutputMixin(ConnBase):
         if self._rtt_pos is None and not self.ts_ok:
             self._rtt_pos, self._rtt_time = stop, now
         self.stats["bytes_sent"] += end - start
-        if self._in_recovery:
-            self._prr_out += end - start
+        if self._ls.state is CaState.RECOVERY:
+            self._prr.sent(end - start)
         self._emit(seg, now, why)
         self._max = stop
 
@@ -175,8 +177,8 @@ class OutputMixin(ConnBase):
         if count:
             self.stats["retransmits"] += 1
         self._rtt_pos = None  # Karn's rule (RFC 6298 §3)
-        if self._in_recovery:
-            self._prr_out += len(payload) or 1
+        if self._ls.state is CaState.RECOVERY:
+            self._prr.sent(len(payload) or 1)
         self._emit(self._make(flags, s.start, payload, now), now, why)
         return len(payload) or 1
 

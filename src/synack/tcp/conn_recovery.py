@@ -1,15 +1,18 @@
 """Loss detection and recovery for :class:`~synack.tcp.connection.Connection`: SACK
 (RFC 2018, D-SACK RFC 2883), duplicate ACKs (RFC 5681, NewReno RFC 6582), RACK and the
 tail loss probe (RFC 8985), DupThresh and pipe (RFC 6675), PRR (RFC 6937), the ECN-Echo
-response (RFC 3168 §6.1.2), RTT samples (RFC 6298, RFC 7323 §4.1) and delivery rate."""
+response (RFC 3168 §6.1.2), RTT samples (RFC 6298, RFC 7323 §4.1) and delivery rate.
+
+Each piece of state has one owner: the loss state (:mod:`.loss_state`), PRR
+(:mod:`.prr`) and RACK (:mod:`.rack`) are small objects; this module decides when
+they act, in the order Linux's ``tcp_ack`` and ``tcp_fastretrans_alert`` do."""
 
 from __future__ import annotations
-
-import math
 
 from .. import seq
 from .conn_base import ConnBase
 from .conn_const import MASK
+from .loss_state import CaState
 from .scoreboard import SentSeg
 
 
@@ -35,65 +38,109 @@ class RecoveryMixin(ConnBase):
                 self.stats["dsacks_in"] += 1
                 continue
             newly = self._sb.sack(max(lpos, una), rpos)
+            rack = self._rack
             for s in newly:
                 self._delivered += s.end - s.start
-                if s.end < self._rack_end and not s.retrans:
-                    self._reordering_seen = True  # delivered below a later segment
+                if s.end < rack.end and not s.retrans:
+                    rack.reordering_seen = True  # delivered below a later segment
             delivered.extend(newly)
         return dsack
 
     def _detect_losses(self, now: float, acked: int, sacked: int, is_dup: bool,
                        delivered: list[SentSeg], dsack: bool) -> None:
-        """Find lost segments, enter/leave recovery, size PRR (RFC 6675, 8985, 6582, 6937)."""
+        """Find lost segments and move the loss state (RFC 6675, 8985, 6582, 6937).
+
+        The order: mark losses; start fast recovery only from Open, Disorder or CWR
+        (never in Loss: RFC 6582 §4); end an episode whose high_seq SND.UNA has
+        passed; then size what may be sent.  A loss marked while an episode runs
+        belongs to it; one still marked after it ended starts the next episode on
+        the next ACK.  (Ending first and re-entering on the same ACK, as Linux's
+        ``tcp_fastretrans_alert`` may, cut two CUBIC flows' fairness from 0.87 to
+        0.68 in tests/test_modern_sim.py.)"""
         sb = self._sb
         mss = self.eff_mss
+        ls = self._ls
         dups_before = self._dupacks
         if dsack:
-            self._reordering_seen = True
-            if self._tlp_end is not None:
-                self._tlp_retrans = False  # the probe was a duplicate: no loss (RFC 8985 §7.4)
+            self._rack.reordering_seen = True
         if self.sack_ok:
             if self.config.rack:
                 for s in delivered:
                     self._rack_update(s, now)
-                if sb.sacked_bytes or self._in_recovery:
+                if sb.sacked_bytes or ls.state is CaState.RECOVERY:
                     self._rack_detect(now)
             lost = sb.mark_dupthresh_losses(mss)
             self.stats["lost_segments"] += lost
             if (is_dup and self._dupacks == 3 and not sb.sacked_bytes
-                    and self._una >= self._recover):
+                    and ls.state < CaState.RECOVERY):
                 # A peer that negotiated SACK but reports nothing: the classic rule, once
                 # per window (RFC 6582 recover), so forged duplicate ACKs cannot make
                 # us resend the same segment over and over.
                 self._mark_head_lost(fresh_only=True)
-        elif self._in_recovery:
-            if acked and self._una < self._recover:
+        elif ls.state is CaState.RECOVERY:
+            if acked and self._una < ls.high_seq:
                 self._mark_head_lost()  # RFC 6582 §3.2 step 4: partial ACK
-        elif is_dup and self._dupacks == 3 and self._una >= self._recover:
+        elif is_dup and self._dupacks == 3 and ls.state < CaState.RECOVERY:
             self._mark_head_lost(fresh_only=True)  # RFC 5681 §3.2 fast retransmit
         if acked:
             self._dupacks = 0
-        if sb.lost_bytes and not self._in_recovery and self._una >= self._pmtu_mark:
-            # (Below the mark the losses are the segments too big for the path, resent
-            # as the window allows: no congestion response, RFC 1191 §6.5.)
+        # The ACK that ends fast recovery sets cwnd = ssthresh and grows nothing.
+        grow_ok = True
+        if ls.state < CaState.RECOVERY:
+            self._maybe_enter_recovery(now)
+        if ls.state >= CaState.CWR and self._una >= ls.high_seq:
+            grow_ok = ls.state is not CaState.RECOVERY
+            self._end_episode(now)
+        if ls.state is CaState.RECOVERY:
+            delivered_bytes = acked + (sacked if self.sack_ok else (mss if is_dup else 0))
+            self._prr.on_ack(delivered_bytes, self._pipe(), self._cc.ssthresh, mss,
+                             bool(sb.lost_bytes))
+        else:
+            if acked and grow_ok:
+                grow = acked
+                if self.config.cwnd_count_delivered:
+                    # Linux grows cwnd by what this ACK newly delivered: data SACKed
+                    # earlier, or one segment per duplicate ACK without SACK, was
+                    # counted already.
+                    earlier = -min(sacked, 0) if self.sack_ok else dups_before * mss
+                    grow = max(acked - earlier, min(acked, mss))
+                self._cc.on_ack(grow, self._max - self._una, now)
+            if ls.state <= CaState.DISORDER:
+                disorder = bool(self._dupacks or sb.sacked_bytes or sb.lost_bytes)
+                if disorder != (ls.state is CaState.DISORDER):
+                    self._ca_move("disorder" if disorder else "in_order",
+                                  CaState.DISORDER if disorder else CaState.OPEN, now)
+
+    def _ca_move(self, trigger: str, new: CaState, now: float) -> None:
+        """Change the loss state through its table (:mod:`.loss_state`) and trace it."""
+        old = self._ls.state
+        why = self._ls.move(trigger, new)
+        if self._tr is not None:
+            self._trace(now, "ca_state", old=str(old), new=str(new), trigger=trigger, why=why,
+                        high_seq=self._ls.high_seq, cwnd=self._cc.cwnd,
+                        ssthresh=self._cc.ssthresh)
+
+    def _end_episode(self, now: float) -> None:
+        """SND.UNA passed high_seq: CWR, Recovery or Loss is over (RFC 6582 §3.2 step 3,
+        RFC 6937: cwnd = ssthresh on leaving recovery)."""
+        ls = self._ls
+        was = ls.state
+        sb = self._sb
+        after = (CaState.DISORDER if self._dupacks or sb.sacked_bytes or sb.lost_bytes
+                 else CaState.OPEN)
+        if was is CaState.RECOVERY:
+            self._cc.on_recovery_end(now)
+            self._trace(now, "cc", event="recovery_end", cwnd=self._cc.cwnd,
+                        ssthresh=self._cc.ssthresh)
+        self._ca_move("exit", after, now)
+
+    def _maybe_enter_recovery(self, now: float) -> None:
+        """Start fast recovery if something is marked lost (from Open, Disorder or CWR).
+
+        Below the path-MTU mark the losses are the segments too big for the path,
+        resent as the window allows: no congestion response (RFC 1191 §6.5)."""
+        if self._sb.lost_bytes and self._una >= self._pmtu_mark:
             self._enter_recovery(now)
-        if self._in_recovery:
-            if self._una >= self._recover:
-                self._in_recovery = False
-                self._cc.on_recovery_end(now)
-                self._trace(now, "cc", event="recovery_end", cwnd=self._cc.cwnd,
-                            ssthresh=self._cc.ssthresh)
-            else:
-                delivered_bytes = acked + (sacked if self.sack_ok else (mss if is_dup else 0))
-                self._prr_update(delivered_bytes)
-        elif acked:
-            grow = acked
-            if self.config.cwnd_count_delivered:
-                # Linux grows cwnd by what this ACK newly delivered: data SACKed earlier,
-                # or one segment per duplicate ACK without SACK, was counted already.
-                earlier = -min(sacked, 0) if self.sack_ok else dups_before * mss
-                grow = max(acked - earlier, min(acked, mss))
-            self._cc.on_ack(grow, self._max - self._una, now)
 
     def _mark_head_lost(self, *, fresh_only: bool = False) -> None:
         head = self._sb.first()
@@ -103,86 +150,42 @@ class RecoveryMixin(ConnBase):
             self.stats["lost_segments"] += 1
 
     def _rack_update(self, s: SentSeg, now: float) -> None:
-        """RFC 8985 §6.2 step 2: remember the most recently sent delivered segment."""
-        rtt = now - s.xmit
-        if s.retrans and rtt < self._min_rtt - 1e-9:
-            return  # may be the ACK of the original transmission: ambiguous
-        if rtt < self._min_rtt:
-            self._min_rtt = rtt
-        if s.xmit > self._rack_xmit or (s.xmit == self._rack_xmit and s.end > self._rack_end):
-            self._rack_xmit = s.xmit
-            self._rack_end = s.end
-            self._rack_rtt = rtt
-
-    def _reo_wnd(self) -> float:
-        """RFC 8985 §6.2 step 4: the reordering window."""
-        if not self._reordering_seen and (self._in_recovery or self._sb.sacked_bytes
-                                          >= 3 * self.eff_mss):
-            return 0.0
-        min_rtt = self._min_rtt if self._min_rtt != math.inf else 0.0
-        srtt = self.rtt.srtt or 0.0
-        return min(min_rtt / 4, srtt)
+        """RFC 8985 §6.2 step 2, and the minimum RTT it keeps (its Minimum RTT filter)."""
+        if not (s.retrans and now - s.xmit < self._min_rtt - 1e-9) \
+                and now - s.xmit < self._min_rtt:
+            self._min_rtt = now - s.xmit
+        self._rack.update(s, now, self._min_rtt)
 
     def _rack_detect(self, now: float) -> None:
-        """RFC 8985 §6.2 step 5: a segment sent well before one that was delivered is lost.
-
-        Only segments neither SACKed nor lost are candidates; the scoreboard keeps
-        them in transmission order, so the walk ends at the first one sent after
-        the RACK segment (as Linux's tsorted queue) instead of covering the window."""
-        if self._rack_xmit < 0:
-            return
-        reo = self._reo_wnd()
-        horizon = self._rack_rtt + reo
-        wait = 0.0
-        sb = self._sb
-        rack_xmit = self._rack_xmit
-        rack_end = self._rack_end
-        for s in sb.by_xmit():
-            if s.xmit > rack_xmit:
-                break  # it and every later one were sent after the RACK segment
-            if s.xmit == rack_xmit and s.end >= rack_end:
-                continue
-            remaining = s.xmit + horizon - now
-            if remaining <= 0:
-                if sb.mark_lost(s):
-                    self.stats["rack_losses"] += 1
-                    self.stats["lost_segments"] += 1
-            elif remaining > wait:
-                wait = remaining
-        self._rack_at = now + wait if wait > 0 else None
+        """RFC 8985 §6.2 steps 4-5: mark what RACK finds lost; arm its reordering timer."""
+        rack = self._rack
+        reo = rack.reo_wnd(self._ls.state is CaState.RECOVERY, self._sb.sacked_bytes,
+                           self.eff_mss, self._min_rtt, self.rtt.srtt)
+        marked, self._rack_at = rack.detect(self._sb, now, reo)
+        if marked:
+            self.stats["rack_losses"] += marked
+            self.stats["lost_segments"] += marked
 
     def _enter_recovery(self, now: float) -> None:
-        """Loss found: reduce once and start PRR (RFC 6937 §3, RFC 6675 §5)."""
-        self._in_recovery = True
-        self._recover = self._max
+        """Loss found: reduce once and start PRR (RFC 6937 §3, RFC 6675 §5).
+
+        From CWR the window was already cut for this round trip (RFC 3168 §6.1.2:
+        no second reduction within one window); recovery then runs at the
+        reduced window without cutting it again."""
+        ls = self._ls
         flight = self._max - self._una
-        self._cc.on_loss(flight, now)
-        self._recover_fs = max(flight, 1)
-        self._prr_delivered = 0
-        self._prr_out = 0
-        self._prr_allow = self.eff_mss  # the fast retransmission itself
+        if ls.state is not CaState.CWR or self._una >= ls.high_seq:
+            self._cc.on_loss(flight, now)
+        ls.high_seq = self._max
+        self._prr.start(flight, self.eff_mss)
         self.stats["recoveries"] += 1
         self.stats["fast_retransmits"] += 1
         self._tlp_at = None
-        if self.ecn_ok:  # RFC 3168 §6.1.2: the reduction covers ECE for this window too
-            self._ecn_recover = self._max
+        if self.ecn_ok:  # RFC 3168 §6.1.2: the reduction answers ECE for this window too
             self._cwr_pending = True
+        self._ca_move("loss_marked", CaState.RECOVERY, now)
         self._trace(now, "cc", event="fast_retransmit", cwnd=self._cc.cwnd,
                     ssthresh=self._cc.ssthresh)
-
-    def _prr_update(self, delivered: int) -> None:
-        """RFC 6937 §3: how much may be sent on this ACK during recovery."""
-        self._prr_delivered += delivered
-        pipe = self._pipe()
-        ssthresh = self._cc.ssthresh
-        if pipe > ssthresh:
-            sndcnt = -(-self._prr_delivered * ssthresh // self._recover_fs) - self._prr_out
-        else:  # PRR-SSRB
-            limit = max(self._prr_delivered - self._prr_out, delivered) + self.eff_mss
-            sndcnt = min(ssthresh - pipe, limit)
-        if self._prr_out == 0 and self._sb.lost_bytes:
-            sndcnt = max(sndcnt, self.eff_mss)  # always send the first retransmission
-        self._prr_allow = max(sndcnt, 0)
 
     def _pipe(self) -> int:
         """RFC 6675 §4: bytes believed to be in the network."""
@@ -191,17 +194,23 @@ class RecoveryMixin(ConnBase):
 
     def _on_ece(self, now: float) -> None:
         """RFC 3168 §6.1.2: reduce once per window on ECN-Echo, then say CWR."""
-        if self._una <= self._ecn_recover or self._in_recovery:
+        ls = self._ls
+        if ls.state >= CaState.CWR or self._una <= ls.high_seq:
+            # Already reduced for this window (CWR, Recovery or Loss), or an echo of
+            # CE from the window that reduction answered: the peer echoes until our
+            # CWR reaches it.
             return
-        self._ecn_recover = self._max
         self._cc.on_ecn(self._max - self._una, now)
+        ls.high_seq = self._max
         self._cwr_pending = True
         self.stats["ecn_reductions"] += 1
+        self._ca_move("ece", CaState.CWR, now)
         self._trace(now, "cc", event="ecn_echo", cwnd=self._cc.cwnd, ssthresh=self._cc.ssthresh)
 
     def _arm_tlp(self, now: float) -> None:
-        """RFC 8985 §7.2: schedule a tail loss probe instead of waiting for the RTO."""
-        if not (self.sack_ok and self.config.tlp) or self._in_recovery \
+        """RFC 8985 §7.2: schedule a tail loss probe instead of waiting for the RTO
+        (only in Open and Disorder: recovery and Loss retransmit on their own)."""
+        if not (self.sack_ok and self.config.tlp) or self._ls.state >= CaState.CWR \
                 or self._tlp_end is not None or self.rtt.srtt is None:
             self._tlp_at = None
             return
@@ -219,15 +228,38 @@ class RecoveryMixin(ConnBase):
             return
         self._tlp_at = deadline
 
-    def _tlp_done(self, now: float) -> None:
-        """RFC 8985 §7.4: the probe's episode ended; if it repaired a loss, react."""
-        if self._tlp_retrans and not self._in_recovery:
-            self._cc.on_loss(self._max - self._una, now)
-            self._cc.on_recovery_end(now)
-            self._trace(now, "cc", event="tlp_recovery", cwnd=self._cc.cwnd,
-                        ssthresh=self._cc.ssthresh)
-        self._tlp_end = None
-        self._tlp_retrans = False
+    def _tlp_ack(self, ack_pos: int, advanced: bool, dsack: bool, now: float) -> None:
+        """RFC 8985 §7.4: did the probe's episode end, and did it repair a loss?
+
+        Read after the SACK blocks, so the D-SACK that shows the probe was a needless
+        copy is seen.  An ACK of exactly the probe's end may be followed by that
+        D-SACK, so the episode waits for an ACK beyond it (or a duplicate ACK)
+        before deciding (as Linux's ``tcp_process_tlp_ack``).  A repaired loss is
+        answered by one reduction sized on the flight when the probe went out, not
+        on what remains after SND.UNA moved."""
+        end = self._tlp_end
+        if end is None or ack_pos < end:
+            return
+        if not self._tlp_retrans:
+            self._tlp_end = None  # the probe was new data: nothing to judge
+        elif dsack:
+            self._tlp_end = None  # the peer had the original: only ACKs were lost
+            self._tlp_retrans = False
+            self._trace(now, "note", concept="C18",
+                        text="D-SACK for the tail loss probe: nothing was lost, no reduction")
+        elif ack_pos > end:
+            self._tlp_end = None
+            self._tlp_retrans = False
+            if self._ls.state <= CaState.DISORDER:
+                self._cc.on_loss(self._tlp_flight, now)
+                self._cc.on_recovery_end(now)
+                self._ls.high_seq = self._max
+                self._ca_move("tlp_repair", CaState.CWR, now)
+                self._trace(now, "cc", event="tlp_recovery", cwnd=self._cc.cwnd,
+                            ssthresh=self._cc.ssthresh)
+        elif not advanced:
+            self._tlp_end = None  # a duplicate ACK: original and probe both arrived
+            self._tlp_retrans = False
 
     def _take_rtt_sample(self, ack_pos: int, now: float) -> None:
         if self._rtt_pos is not None and ack_pos >= self._rtt_pos:

@@ -16,6 +16,7 @@ from .conn_const import (
     S_SYN_RECEIVED,
     S_SYN_SENT,
 )
+from .loss_state import CaState
 
 
 class TimersMixin(ConnBase):
@@ -54,8 +55,8 @@ class TimersMixin(ConnBase):
             self._rack_at = None
             self._trace(now, "timer", timer="rack_reorder")
             self._rack_detect(now)
-            if self._sb.lost_bytes and not self._in_recovery:
-                self._enter_recovery(now)
+            if self._ls.state < CaState.RECOVERY:
+                self._maybe_enter_recovery(now)
         if self._tlp_at is not None and now >= self._tlp_at:
             self._tlp_at = None
             self._send_tlp(now)
@@ -69,7 +70,7 @@ class TimersMixin(ConnBase):
 
     def _send_tlp(self, now: float) -> None:
         """RFC 8985 §7.3: probe the tail: new data if allowed, else the last segment."""
-        if self._max <= self._una or self._in_recovery:
+        if self._max <= self._una or self._ls.state >= CaState.CWR:
             return
         self.stats["tlp_probes"] += 1
         data_end = self._buf_pos + len(self._buf)
@@ -88,6 +89,7 @@ class TimersMixin(ConnBase):
             self._resend(last, now, "retransmit: tail loss probe")
             self._tlp_retrans = True
         self._tlp_end = self._max
+        self._tlp_flight = self._max - self._una
         self._rto_at = self._rto_deadline(now)
 
     def _on_rto(self, now: float) -> None:
@@ -138,17 +140,27 @@ class TimersMixin(ConnBase):
         concept = "C17" if self._fin_pos is not None and self._una == self._fin_pos else "C18"
         self._trace(now, "timer", timer="rto", concept=concept, retries=self._retries,
                     rto=self.rtt.rto)
-        self._cc.on_timeout(self._pipe(), now)
-        self._in_recovery = False
+        ls = self._ls
+        # One reduction per loss event (RFC 5681 §3.1, RFC 9438 §4.8): ssthresh is
+        # computed afresh only when no episode is running, when the running one is
+        # over, or on a first timeout after progress in Loss; a timeout inside
+        # fast recovery, or a repeated one without progress, keeps it (as Linux's
+        # tcp_enter_loss).
+        fresh = (ls.state <= CaState.DISORDER or self._una >= ls.high_seq
+                 or (ls.state is CaState.LOSS and self._retries == 1))
+        if fresh:
+            self._cc.on_timeout(self._pipe(), now)
+        else:
+            self._cc.on_repeat_timeout(now)
         self._dupacks = 0
-        self._recover = self._max  # RFC 6582 §4: no fast retransmit for pre-timeout losses
+        ls.high_seq = self._max  # RFC 6582 §4: no fast retransmit for pre-timeout losses
         self._rtt_pos = None  # Karn
         self._tlp_at = self._rack_at = None
         self._tlp_end = None
         self._sb.mark_all_lost(forget_sacks=True)  # RFC 2018 §8, RFC 6675 §5.1
         if self.ecn_ok:
-            self._ecn_recover = self._max
             self._cwr_pending = True
+        self._ca_move("rto", CaState.LOSS, now)
         self._trace(now, "cc", event="rto", cwnd=self._cc.cwnd, ssthresh=self._cc.ssthresh)
         self._send_data(now)
         if self._rto_at is None:

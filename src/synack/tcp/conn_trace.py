@@ -7,6 +7,7 @@ from typing import Any
 
 from ..wire.segment import SYN, Segment
 from .conn_base import ConnBase
+from .loss_state import CaState
 
 
 class TraceMixin(ConnBase):
@@ -44,7 +45,8 @@ class TraceMixin(ConnBase):
         if seen.get("cwnd") != cc.cwnd or seen.get("ssthresh") != cc.ssthresh:
             seen["cwnd"], seen["ssthresh"] = cc.cwnd, cc.ssthresh
             self._trace(now, "cwnd", cwnd=cc.cwnd, ssthresh=cc.ssthresh,
-                        slow_start=cc.in_slow_start, in_recovery=self._in_recovery,
+                        slow_start=cc.in_slow_start, in_recovery=self._ls.state is CaState.RECOVERY,
+                        ca_state=str(self._ls.state),
                         pipe=self._pipe())
 
     def _trace_seg(self, now: float, direction: str, seg: Segment, why: str) -> None:

@@ -72,6 +72,9 @@ from .conn_recovery import RecoveryMixin
 from .conn_timers import TimersMixin
 from .conn_trace import TraceMixin
 from .events import Closed, Connected, ConnectionFailed, ConnectionReset, Event, StateChanged
+from .loss_state import CaState, LossState
+from .prr import Prr
+from .rack import Rack
 from .reassembly import Reassembly
 from .recvbuf import RecvBuffer
 from .rtt import RttEstimator
@@ -141,7 +144,6 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         self.ecn_ok = False
         self._ece_echo = False
         self._cwr_pending = False
-        self._ecn_recover = 0
         # --- send side (positions: 0 = SYN) ---
         self.iss = iss & MASK
         self._una = 0
@@ -168,18 +170,12 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         self._pmtu_mark = 0  # SND.NXT when a smaller path MTU made us resend the flight
         self._probe: SentSeg | None = None
         self._dupacks = 0
-        self._in_recovery = False
-        self._recover = 0
-        self._recover_fs = 0
-        self._prr_delivered = 0
-        self._prr_out = 0
-        self._prr_allow = 0
-        self._rack_xmit = -1.0
-        self._rack_end = 0
-        self._rack_rtt = 0.0
-        self._reordering_seen = False
+        self._ls = LossState()
+        self._prr = Prr()
+        self._rack = Rack()
         self._tlp_end: int | None = None
         self._tlp_retrans = False
+        self._tlp_flight = 0
         self._round_end = 0
         self._delivered = 0
         self._rate_t = 0.0
@@ -604,8 +600,10 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
             else self._min_rtt, "backoff": r.backoff, "cwnd": self._cc.cwnd,
             "ssthresh": self._cc.ssthresh, "congestion_control": self._cc.name,
             "unacked": self._max - self._una, "sacked": sb.sacked_bytes, "lost": sb.lost_bytes,
-            "pipe": self._pipe(), "in_recovery": self._in_recovery,
-            "delivery_rate": self.delivery_rate, "reordering_seen": self._reordering_seen,
+            "pipe": self._pipe(), "ca_state": int(self._ls.state),
+            "ca_state_name": str(self._ls.state),
+            "in_recovery": self._ls.state is CaState.RECOVERY,
+            "delivery_rate": self.delivery_rate, "reordering_seen": self._rack.reordering_seen,
             "wscale": (self.snd_wscale, self.rcv_wscale), "timestamps": self.ts_ok,
             "sack": self.sack_ok, "ecn": self.ecn_ok, **self.stats.full(),
         }
