@@ -25,7 +25,7 @@ from synack.tcp.loss_state import (
 from synack.wire.segment import ACK, ECE
 from test_modern_crafted import MSS_TS, Tcb, cfg, data_segs, established, seg_at
 
-O, D, C, R, L = CaState
+O, D, C, R, L = CaState  # noqa: E741 - the five states by initial
 
 
 def ca(tcb: Tcb) -> CaState:
