@@ -9,6 +9,11 @@ between two stacks, the socket API and a scapy cross-check of the encoding.
 
 from __future__ import annotations
 
+import errno
+import socket
+from typing import Any
+
+import pytest
 from scapy.all import IP, TCP
 
 import synack.tcp.events as ev
@@ -21,6 +26,7 @@ from synack.wire.packet import describe_packet, encode_ipv4_tcp
 from synack.wire.segment import ACK, FIN, PSH, URG, Segment
 from test_connection_crafted import IRS, ISS, MASK, Tcb, established
 from test_fast_path import A_IP, B_IP, _pair
+from test_sockets import connected, hosts  # noqa: F401  (hosts: the fixture)
 
 
 def urgent_events(tcb: Tcb) -> list[int]:
@@ -229,3 +235,36 @@ def test_urgent_transfer_between_two_stacks_survives_loss() -> None:
     assert marks == [(srv.conn.irs + 1 + len(head) + 1) & MASK]
     urg = sc.sent(src="10.0.0.1", predicate=lambda s: bool(s.flags & URG))
     assert len(urg) >= 2  # the lost one and its retransmission both marked
+
+
+# ------------------------------------------------------------------ socket API
+def test_socket_msg_oob_in_line_with_sockatmark(hosts: Any) -> None:  # noqa: F811
+    """The socket surface, Linux with SO_OOBINLINE: send(MSG_OOB) marks the last byte;
+    recv stops short of it, sockatmark() is then true, and the urgent byte is read in
+    line; recv(MSG_OOB) is EINVAL; SO_OOBINLINE reads 1 and cannot be turned off."""
+    a, b = hosts
+    client, server, listener = connected(a, b)
+    try:
+        assert server.getsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE) == 1
+        with pytest.raises(OSError) as info:
+            server.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 0)
+        assert info.value.errno == errno.EINVAL
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
+        client.sendall(b"0123456789")
+        assert client.send(b"ab!", socket.MSG_OOB) == 3
+        client.sendall(b"tail")
+        got = bytearray()
+        while not server.sockatmark():
+            got += server.recv(100)
+            assert len(got) <= 12
+        assert bytes(got) == b"0123456789ab"
+        with pytest.raises(OSError) as info:
+            server.recv(1, socket.MSG_OOB)
+        assert info.value.errno == errno.EINVAL
+        rest = bytearray()
+        while len(rest) < 5:
+            rest += server.recv(100)
+        assert bytes(rest) == b"!tail" and not server.sockatmark()
+    finally:
+        for s in (client, server, listener):
+            s.close()
