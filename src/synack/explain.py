@@ -195,14 +195,17 @@ def guess_roles(records: Iterable[dict[str, Any]]) -> dict[str, str]:
 
 
 def seg_label(flags: int, seq: int, ack: int | None, length: int, win: int | None = None,
-              mss: int | None = None) -> str:
-    """``[S.] seq=0 ack=1 len=0 win=65535 <mss 1460>``."""
+              mss: int | None = None, urg: int | None = None) -> str:
+    """``[S.] seq=0 ack=1 len=0 win=65535 <mss 1460>``; ``urg=N`` (the urgent pointer,
+    RFC 9293 §3.8.5) on segments with URG."""
     parts = [f"[{flags_str(flags)}]", f"seq={seq}"]
     if flags & ACK and ack is not None:
         parts.append(f"ack={ack}")
     parts.append(f"len={length}")
     if win is not None:
         parts.append(f"win={win}")
+    if urg is not None:
+        parts.append(f"urg={urg}")
     if mss:
         parts.append(f"<mss {mss}>")
     return " ".join(parts)
@@ -234,6 +237,8 @@ class Seg:
     arrive_rec: int | None = None
     sack: list[tuple[int, int]] = field(default_factory=list)
     tsval: int | None = None
+    #: the urgent pointer, on segments with URG
+    urg: int | None = None
     text: str = ""
     concepts: list[str] = field(default_factory=list)
     rfc: str = ""
@@ -261,7 +266,7 @@ class Seg:
     def label(self, absolute: bool = False) -> str:
         seq = self.seq if absolute or self.rel_seq is None else self.rel_seq
         ack = self.ack if absolute or self.rel_ack is None else self.rel_ack
-        return seg_label(self.flags, seq, ack, self.len, self.win, self.mss)
+        return seg_label(self.flags, seq, ack, self.len, self.win, self.mss, self.urg)
 
     @property
     def t_sort(self) -> float:
@@ -390,7 +395,7 @@ def analyze(records: Iterable[dict[str, Any]], roles: dict[str, str] | None = No
                 s = new_seg(src=lip, dst=rip, conn=name, flags=r["flags"], seq=r["seq"],
                             ack=r["ack"], len=r["len"], win=r["win"], mss=r.get("mss"),
                             why=r.get("why") or "", t=r["t"], send_rec=i,
-                            sack=sack, tsval=r.get("tsval"))
+                            sack=sack, tsval=r.get("tsval"), urg=r.get("urg"))
                 rec_seg[i] = s.index
                 key = (reverse(name), r["seq"], r["ack"], r["flags"], r["len"])
                 waiting.setdefault(key, deque()).append(s.index)
@@ -409,7 +414,7 @@ def analyze(records: Iterable[dict[str, Any]], roles: dict[str, str] | None = No
                                 seq=r["seq"], ack=r["ack"], len=r["len"], win=r["win"],
                                 mss=r.get("mss"), why="", t=None, t_arrive=r["t"],
                                 arrive_rec=i, duplicate_of=orig,
-                                sack=sack, tsval=r.get("tsval"))
+                                sack=sack, tsval=r.get("tsval"), urg=r.get("urg"))
                     if orig is not None:
                         s.t = segs[orig].t
                     j = s.index

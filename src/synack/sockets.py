@@ -198,12 +198,13 @@ class _Waiter:
 class _Send:
     """Progress of one send/sendall: the caller's buffer and how much went in."""
 
-    __slots__ = ("all", "off", "view")
+    __slots__ = ("all", "off", "urgent", "view")
 
-    def __init__(self, view: memoryview, all_: bool) -> None:
+    def __init__(self, view: memoryview, all_: bool, urgent: bool = False) -> None:
         self.view = view
         self.off = 0
         self.all = all_
+        self.urgent = urgent  # MSG_OOB: the write's last byte ends the urgent data
 
 
 class _Core:
@@ -418,6 +419,9 @@ class _Core:
             return True, b""
         conn = self._connected()
         if conn.readable:
+            urgent = conn.urgent_remaining
+            if urgent > 1:
+                n = min(n, urgent - 1)  # stop at the urgent byte (Linux tcp_recvmsg)
             data = conn.recv(n)
             self.driver.kick()  # reading may open the window (C4)
             return True, data
@@ -435,7 +439,10 @@ class _Core:
             raise BrokenPipeError(errno.EPIPE, "Broken pipe")
         room = conn.send_space
         if room and st.off < len(st.view):
-            n = conn.send(st.view[st.off:st.off + room])
+            chunk = st.view[st.off:st.off + room]
+            # MSG_OOB marks the end of what this call queues: the last chunk of sendall.
+            urgent = st.urgent and (not st.all or st.off + len(chunk) == len(st.view))
+            n = conn.send(chunk, urgent=urgent)
             st.off += n
             if n:
                 self.driver.kick()
@@ -491,6 +498,10 @@ class _Core:
         if self.listener is not None:
             self.listener.config = self.listener.config.replace(**changes)
         return True, None
+
+    def op_atmark(self, *, blocking: bool) -> tuple[bool, bool]:
+        conn = self.conn
+        return True, conn is not None and conn.urgent_remaining == 1
 
     def op_so_error(self, *, blocking: bool) -> tuple[bool, int]:
         err = self.error
@@ -677,6 +688,12 @@ class SynackSocket:
 
     # ------------------------------------------------------------------ data
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        """Read what is there (waiting for something if blocking).  A read stops short of
+        the last urgent byte the peer marked, so :meth:`sockatmark` can find it; that
+        byte is then read in line.  ``MSG_OOB`` is EINVAL: SO_OOBINLINE is always on."""
+        if flags & _socket.MSG_OOB:
+            raise OSError(errno.EINVAL, "Invalid argument (SO_OOBINLINE: urgent data is "
+                          "read in line, RFC 6093)")
         if flags:
             raise OSError(errno.EOPNOTSUPP, "recv flags are not supported by synack sockets")
         if bufsize < 0:
@@ -693,21 +710,27 @@ class SynackSocket:
         return len(data)
 
     def send(self, data: Any, flags: int = 0) -> int:
-        """Queue what fits in the send buffer now (waiting for some room if blocking)."""
-        if flags:
-            raise OSError(errno.EOPNOTSUPP, "send flags are not supported by synack sockets")
+        """Queue what fits in the send buffer now (waiting for some room if blocking).
+        ``MSG_OOB`` makes the last byte queued the last urgent byte (RFC 9293 §3.8.5)."""
+        urgent = _send_flags(flags)
         view = memoryview(data).cast("B")
         if not view:
             return 0
-        return self._op(self._core.op_send, _Send(view, False))
+        return self._op(self._core.op_send, _Send(view, False, urgent))
 
     def sendall(self, data: Any, flags: int = 0) -> None:
-        """Queue all of ``data``; the timeout bounds the whole call."""
-        if flags:
-            raise OSError(errno.EOPNOTSUPP, "send flags are not supported by synack sockets")
+        """Queue all of ``data``; the timeout bounds the whole call.  ``MSG_OOB`` as for
+        :meth:`send`: the last byte of ``data`` is the last urgent byte."""
+        urgent = _send_flags(flags)
         view = memoryview(data).cast("B")
         if view:
-            self._op(self._core.op_send, _Send(view, True))
+            self._op(self._core.op_send, _Send(view, True, urgent))
+
+    def sockatmark(self) -> bool:
+        """True when the next byte :meth:`recv` returns is the last urgent byte the peer
+        marked (POSIX ``sockatmark()``, SIOCATMARK; with SO_OOBINLINE, as here, the
+        byte is read in line)."""
+        return self._op(self._core.op_atmark)
 
     def makefile(self, mode: str = "r", buffering: int | None = None, *,
                  encoding: str | None = None, errors: str | None = None,
@@ -778,6 +801,10 @@ class SynackSocket:
             self._core.options[key] = _LINGER.unpack(bytes(value[:_LINGER.size]))
         elif key in _RECORDED:
             self._core.options[key] = _as_int(value)
+        elif key == (_socket.SOL_SOCKET, _socket.SO_OOBINLINE):
+            if not _as_int(value):
+                raise OSError(errno.EINVAL, "SO_OOBINLINE cannot be turned off: synack "
+                              "delivers urgent data in line only (RFC 6093)")
         else:
             raise OSError(errno.ENOPROTOOPT, "Protocol not available")
 
@@ -793,6 +820,8 @@ class SynackSocket:
             value = core.config.rcv_buf
         elif key == (_socket.SOL_SOCKET, _socket.SO_TYPE):
             value = _socket.SOCK_STREAM
+        elif key == (_socket.SOL_SOCKET, _socket.SO_OOBINLINE):
+            value = 1
         elif key == (_socket.SOL_SOCKET, _socket.SO_ACCEPTCONN):
             value = int(core.listener is not None)
         elif key == (_socket.SOL_SOCKET, _socket.SO_LINGER):
@@ -839,6 +868,14 @@ class SynackSocket:
 
 
 socket = SynackSocket
+
+
+def _send_flags(flags: int) -> bool:
+    """Whether send flags ask for urgent data (MSG_OOB); others are not supported."""
+    if flags & ~_socket.MSG_OOB:
+        raise OSError(errno.EOPNOTSUPP, "send flags other than MSG_OOB are not supported "
+                      "by synack sockets")
+    return bool(flags)
 
 
 def _as_int(value: int | bytes) -> int:

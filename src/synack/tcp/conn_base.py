@@ -87,12 +87,14 @@ class ConnBase:
         "_rto_at",
         "_rtt_pos",
         "_rtt_time",
+        "_rup",
         "_sackgen",
         "_sb",
         "_scaling",
         "_send_full",
         "_send_wait",
         "_skb_ends",
+        "_sup",
         "_tlp_at",
         "_tlp_end",
         "_tlp_flight",
@@ -168,6 +170,7 @@ class ConnBase:
     _buf: SendBuffer
     _buf_pos: int
     _fin_pos: int | None
+    _sup: int | None  # SND.UP: the position after the last urgent byte, until acked
     _send_full: bool
     _send_wait: bool
     _skb_ends: list[int] | None
@@ -208,6 +211,7 @@ class ConnBase:
     _ooo: Reassembly
     _sackgen: SackGenerator
     _rfin_pos: int | None
+    _rup: int | None  # RCV.UP: the position after the last urgent byte (RFC 6093 §4)
     _rmem: int
     _rmem_segs: deque[tuple[int, int]] | None
     _scaling: int
@@ -247,6 +251,8 @@ class ConnBase:
         def _poke(self) -> None: ...
 
         # conn_receive.py
+        def _read_pos(self) -> int: ...
+        def _urgent_in(self, mark: int, now: float) -> None: ...
         def _accept_data(self, pos: int, payload: bytes | memoryview, now: float,
                          ecn: int = 0) -> None: ...
         def _delivered_in_order(self, n: int, seg_len: int, now: float) -> None: ...

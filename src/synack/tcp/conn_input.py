@@ -9,7 +9,7 @@ import errno
 from typing import TYPE_CHECKING, cast
 
 from .. import seq
-from ..wire.segment import ACK, CWR, ECE, FIN, RST, SYN, Segment
+from ..wire.segment import ACK, CWR, ECE, FIN, RST, SYN, URG, Segment
 from .conn_base import ConnBase
 from .conn_const import (
     _PREDICTED_STATES,
@@ -137,6 +137,8 @@ class InputMixin(ConnBase):
             self._wl1, self._wl2 = 0, self._una
             self._set_state(S_ESTABLISHED, now)
             self._ack_now = True
+            if flags & URG:  # "continue processing at the sixth step" (§3.10.7.3)
+                self._urgent_in(seg.urgent, now)
             if seg.payload:
                 self._accept_data(1, seg.payload, now, seg.ecn)
         else:
@@ -254,6 +256,10 @@ class InputMixin(ConnBase):
         # ECN (RFC 3168 §6.1.3): CWR from the sender ends our echo of congestion.
         if flags & CWR and self.ecn_ok:
             self._ece_echo = False
+
+        # Sixth: the URG bit (MUST-30..32), in the states that still receive.
+        if flags & URG and st in CAN_RECEIVE:
+            self._urgent_in(rnxt + seq.sub(seg.seq, rnxt_seq) + seg.urgent, now)
 
         # Seventh: segment text.
         if dlen:

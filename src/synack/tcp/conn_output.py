@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import bisect
 
-from ..wire.segment import ACK, CWR, ECE, FIN, PSH, RST, SYN, Segment
+from ..wire.segment import ACK, CWR, ECE, FIN, PSH, RST, SYN, URG, Segment
 from .conn_base import ConnBase
 from .conn_const import (
     _OUTPUT_STATES,
@@ -199,6 +199,8 @@ class OutputMixin(ConnBase):
             window = min(self.config.rcv_buf, 65535)
         seg = Segment(self.local_port, self.remote_port, (self.iss + pos) & MASK, ack, flags,
                       window, payload)
+        if self._sup is not None and not flags & (SYN | RST):
+            self._mark_urgent(seg, pos)
         if self.ts_ok:
             seg.tsval = self._ts_clock(now)
             seg.tsecr = self.ts_recent
@@ -209,6 +211,25 @@ class OutputMixin(ConnBase):
                 irs = self.irs
                 seg.sack_blocks = tuple(((irs + a) & MASK, (irs + b) & MASK) for a, b in blocks)
         return seg
+
+    def _mark_urgent(self, seg: Segment, pos: int) -> None:
+        """URG and the urgent pointer on a segment starting at ``pos`` before SND.UP
+        (RFC 9293 §3.8.5, MUST-31: the offset to the octet after the last urgent byte,
+        RFC 6093 §4).  Urgent mode ends once SND.UNA reaches SND.UP.  An offset past
+        the 16-bit field says 65535 instead, as Linux does, when that points beyond
+        SND.NXT (into data the peer has not had, so no false mark in its buffer)."""
+        sup = self._sup
+        assert sup is not None
+        if self._una >= sup:
+            self._sup = None
+            return
+        off = sup - pos
+        if 0 < off <= 0xFFFF:
+            seg.flags |= URG
+            seg.urgent = off
+        elif off > 0xFFFF and pos + 0xFFFF > self._max:
+            seg.flags |= URG
+            seg.urgent = 0xFFFF
 
     def _ts_clock(self, now: float) -> int:
         """TSval: a 1 ms clock with a per-connection offset (RFC 7323 §5.4)."""

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, cast
 from .conn_base import ConnBase
 from .conn_const import (
     CE,
+    MASK,
     S_CLOSE_WAIT,
     S_CLOSING,
     S_ESTABLISHED,
@@ -19,7 +20,7 @@ from .conn_const import (
     S_TIME_WAIT,
     SKB_STRUCT,
 )
-from .events import DataReceived, EndOfStream
+from .events import DataReceived, EndOfStream, Urgent
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -139,9 +140,28 @@ class ReceiveMixin(ConnBase):
         frees an skb when tcp_recvmsg() has consumed all of it)."""
         segs = self._rmem_segs
         assert segs is not None
-        read = self._rnxt - len(self._rbuf) - (1 if self.eof_received else 0)
+        read = self._read_pos()
         while segs and segs[0][0] <= read:
             self._rmem -= segs.popleft()[1]
+
+    def _read_pos(self) -> int:
+        """The stream position of the next byte the application will read."""
+        return self._rnxt - len(self._rbuf) - (1 if self.eof_received else 0)
+
+    def _urgent_in(self, mark: int, now: float) -> None:
+        """Sixth step, "check the URG bit" (RFC 9293 §3.10.7.4): RCV.UP <- max(RCV.UP,
+        SEG.UP), where ``mark`` is the position SEG.SEQ + SEG.UP, the octet after the
+        last urgent byte (RFC 6093 §4).  The user is told when there was no urgent
+        data pending or the pointer advanced (MUST-32), never when the mark is at or
+        behind what was read.  The bytes themselves stay in line (RFC 6093 §6)."""
+        rup = self._rup
+        if mark <= self._read_pos() or (rup is not None and mark <= rup):
+            return
+        self._rup = mark
+        seqno = (self.irs + mark) & MASK
+        self._events.append(Urgent(cast("Connection", self), seqno))
+        if self._tr is not None:
+            self._trace(now, "urgent", mark=seqno, pending=mark - self._read_pos())
 
     def _delivered_in_order(self, n: int, seg_len: int, now: float) -> None:
         """``n`` new in-order bytes reached the receive buffer from a segment of

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..wire.segment import SYN, Segment
+from ..wire.segment import SYN, URG, Segment
 from .conn_base import ConnBase
 from .loss_state import CaState
 
@@ -69,6 +69,8 @@ class TraceMixin(ConnBase):
             rec["sack_permitted"] = True
         if seg.ecn:
             rec["ecn"] = seg.ecn
+        if seg.flags & URG:
+            rec["urg"] = seg.urgent
         if direction == "out" and seg.payload:
             rec["cwnd"] = self._cc.cwnd
         self._tr(rec)

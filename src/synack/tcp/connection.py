@@ -151,6 +151,7 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         self._buf = SendBuffer()
         self._buf_pos = 1
         self._fin_pos: int | None = None
+        self._sup: int | None = None
         self._send_full = False
         self._send_wait = False  # a short send() waits for SendSpace (snd_wake_ratio)
         self._skb_ends: list[int] | None = None  # skb ends, with snd_skb_overhead
@@ -192,6 +193,7 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         self._ooo = Reassembly()
         self._sackgen = SackGenerator()
         self._rfin_pos: int | None = None
+        self._rup: int | None = None
         # Receive memory with rcv_truesize_headroom: truesize charged, (end, truesize) of
         # each segment not yet wholly read, payload/truesize ratio in 1/256 (Linux 50 %).
         self._rmem = 0
@@ -339,12 +341,18 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
             self._rto_at = now + self.rtt.rto
 
     # --------------------------------------------------------------- app calls
-    def send(self, data: bytes | bytearray | memoryview, *, more: bool = False) -> int:
+    def send(self, data: bytes | bytearray | memoryview, *, more: bool = False,
+             urgent: bool = False) -> int:
         """Queue bytes for sending; return how many fit in the send buffer (C1).
 
         ``more`` (MSG_MORE) says more data follows: a partial last segment is held, as
         under TCP_CORK, until a later send without it or :meth:`push`, and the data
         queued so far ends without PSH.
+
+        ``urgent`` (MSG_OOB) marks the last byte queued as the end of urgent data: SND.UP
+        is set after it (MUST-31, RFC 6093 §4), every segment that starts before SND.UP
+        carries URG and the pointer until SND.UNA reaches it, and the data is pushed
+        at once.  The bytes stay in the stream; the peer reads them in line.
         """
         if self.state not in CAN_SEND or self._fin_pos is not None:
             raise BrokenPipeError(errno.EPIPE, f"cannot send in state {self.state}")
@@ -366,6 +374,10 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
                 self._send_full = True  # SendSpace will be reported when ACKs free room
         if n < len(data) and cfg.snd_wake_ratio > 0:
             self._send_wait = True
+        if urgent and n > 0:
+            self._sup = self._buf_pos + len(self._buf)
+            self._push_now = True
+            self._poke()
         return n
 
     @property
@@ -403,6 +415,14 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
     def readable(self) -> int:
         """In-order bytes waiting for :meth:`recv`."""
         return len(self._rbuf)
+
+    @property
+    def urgent_remaining(self) -> int:
+        """Bytes to read up to and including the last urgent byte the peer marked, 0 when
+        no urgent data is pending (RFC 9293 SHLD-13; RCV.UP less the read position).
+        May exceed :attr:`readable` when the mark came before the data (§3.8.5)."""
+        rup = self._rup
+        return 0 if rup is None else max(rup - self._read_pos(), 0)
 
     @property
     def eof_received(self) -> bool:

@@ -49,6 +49,19 @@ class EndOfStream(Event):
     __slots__ = ()
 
 
+class Urgent(Event):
+    """The peer marked urgent data (RFC 9293 §3.8.5, MUST-32): the first urgent pointer
+    or one that advanced.  ``mark`` is RCV.UP as a sequence number, the octet after the
+    last urgent byte (RFC 6093 §4).  The urgent bytes stay in the stream, in line;
+    :attr:`Connection.urgent_remaining` counts those still to read."""
+
+    __slots__ = ("mark",)
+
+    def __init__(self, conn: Connection, mark: int) -> None:
+        super().__init__(conn)
+        self.mark = mark
+
+
 class SendSpace(Event):
     """The send buffer, previously full, has room again."""
 
