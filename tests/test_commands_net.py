@@ -616,3 +616,80 @@ def test_fetch_works_over_kernel_asyncio_streams_too() -> None:
         await runner.wait_idle(2)
 
     run(go())
+
+
+# ------------------------------------------------- TIME-WAIT linger (C13)
+def test_connect_and_get_validate_linger(capsys: pytest.CaptureFixture[str]) -> None:
+    """--linger is 0..2*MSL seconds; anything else is a usage error that says so."""
+    assert parse("connect", B, "7").linger == 3.0
+    assert parse("get", "http://10.0.0.2/", "--linger", "0").linger == 0.0
+    assert parse("connect", B, "7", "--linger", "60").linger == 60.0
+    for cmd in (["connect", B, "7"], ["get", "http://10.0.0.2/"]):
+        for bad, words in (("-1", "--linger must be in 0..60, got -1"),
+                           ("61", "--linger must be in 0..60, got 61"),
+                           ("soon", "not a number: 'soon'")):
+            assert words in usage_error(capsys, *cmd, "--linger", bad)
+
+
+def test_connect_lingers_in_time_wait_and_reacks_a_retransmitted_fin_c13(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """RFC 9293 §3.6 (C13): connect closes first (end of stdin), so its side ends in
+    TIME-WAIT.  The echo server plays a remote peer (as with --tun: not the command's
+    to wait for) and every ACK of its FIN is lost, so it resends the FIN after its RTO
+    (1 s); connect, lingering, ACKs it again and exits with status 0 once the linger
+    (1.6 s) is over.  With --linger 0 it is gone before the FIN comes back."""
+    from synack.services import realnet
+    from synack.wire.packet import decode_ipv4_tcp
+    from synack.wire.segment import ACK, FIN
+
+    def scenario(linger: str) -> tuple[int, dict[str, int], float]:
+        seen = {"fin_in": 0, "acks_lost": 0}
+        peers: list[Host] = []
+
+        async def remote_peer_network(args: argparse.Namespace, *a: Any) -> Any:
+            setup = await realnet.open_builtin_peer(args, args.host)
+            assert setup.peer is not None
+            peers.append(setup.peer)
+            setup.peer = None  # a remote peer: the command neither settles nor closes it
+            ours = setup.host.driver.link
+            read, write = ours.read_batch, ours.write
+
+            def read_batch(max_packets: int = 64) -> list[bytes]:
+                pkts: list[bytes] = read(max_packets)
+                seen["fin_in"] += sum(1 for p in pkts if decode_ipv4_tcp(p)[2].flags & FIN)
+                return pkts
+
+            def lossy_write(packet: bytes) -> None:
+                seg = decode_ipv4_tcp(packet)[2]
+                if seen["fin_in"] and seg.flags == ACK and not seg.payload:
+                    seen["acks_lost"] += 1  # our ACK of the peer's FIN: lost
+                    return
+                write(packet)
+
+            ours.read_batch, ours.write = read_batch, lossy_write
+            return setup
+
+        monkeypatch.setattr(connect_cmd, "open_network", remote_peer_network)
+        stdout = io.BytesIO()
+
+        async def body() -> tuple[int, float]:
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            status = await connect_cmd.connect_main(
+                connect_args(B, "7", "--linger", linger), io.BytesIO(b"hello"), stdout)
+            took = loop.time() - t0
+            for peer in peers:
+                await peer.close()
+            return int(status), took
+
+        status, took = run(body())
+        assert stdout.getvalue() == b"hello"
+        return status, seen, took
+
+    status, seen, took = scenario("1.6")
+    assert status == 0
+    assert seen["fin_in"] >= 2  # the server's FIN, then its retransmission
+    assert seen["acks_lost"] >= 2  # each one ACKed: the second from TIME-WAIT
+    assert took >= 1.6  # stayed for the linger, then exited
+    status, seen, took = scenario("0")
+    assert status == 0 and seen["acks_lost"] == 1 and took < 1.0  # nobody left to re-ACK

@@ -266,6 +266,69 @@ def test_simultaneous_open() -> None:
     assert tcb.conn.stats["retransmits"] == 0
 
 
+def test_simultaneous_open_close_in_syn_received_resends_synack_then_fin_c10() -> None:
+    """§3.10.4 CLOSE in SYN-RECEIVED: form a FIN and enter FIN-WAIT-1 (C10), but the
+    SYN-ACK is still retransmitted by the RTO until acked (RFC 6298 §5); the FIN is
+    queued behind it and goes out on the ACK of our SYN; the close then completes."""
+    tcb = active(TcpConfig.classic(msl=1.0))
+    synack = tcb.ours(ISS, IRS + 1, SYN | ACK, mss=1460)
+    assert tcb.feed(tcb.peer(IRS, 0, SYN, mss=1460), 0.1) == [synack]  # this one is lost
+    tcb.conn.close(0.2)
+    assert tcb.state is S.FIN_WAIT_1
+    assert tcb.out(0.2) == []  # the FIN waits for the ACK of our SYN
+    assert tcb.run_timers(3.1) == [(1.1, synack), (3.1, synack)]  # RTO 1 s, backed off 2 s
+    out = tcb.feed(tcb.peer(IRS + 1, ISS + 1), 3.5)  # the peer finally ACKs our SYN
+    assert out == [tcb.ours(ISS + 1, IRS + 1, FIN | ACK)]
+    assert tcb.feed(tcb.peer(IRS + 1, ISS + 2), 3.6) == []
+    assert tcb.state is S.FIN_WAIT_2
+    out = tcb.feed(tcb.peer(IRS + 1, ISS + 2, FIN | ACK), 3.7)
+    assert out == [tcb.ours(ISS + 2, IRS + 2, window=WIN - 1)]
+    assert tcb.state is S.TIME_WAIT
+    tcb.run_timers(10.0)
+    assert tcb.state is S.CLOSED
+    assert tcb.of(ConnectionFailed) == []
+
+
+def test_simultaneous_open_shutdown_in_syn_received_peer_synack_acks_our_syn() -> None:
+    """§3.5 figure 7 with shutdown() in SYN-RECEIVED: the peer's SYN-ACK (acking our SYN)
+    is taken as in SYN-RECEIVED, and the queued FIN follows it (§3.10.4)."""
+    tcb = active()
+    tcb.feed(tcb.peer(IRS, 0, SYN, mss=1460), 0.1)
+    tcb.conn.shutdown(0.2)
+    assert tcb.out(0.2) == []
+    out = tcb.feed(tcb.peer(IRS, ISS + 1, SYN | ACK, mss=1460), 0.3)
+    assert out == [tcb.ours(ISS + 1, IRS + 1, FIN | ACK)]
+    assert tcb.state is S.FIN_WAIT_1 and tcb.conn.snd_una == ISS + 1
+
+
+def test_synack_lost_passive_data_rto_reset_to_3s_rfc6298_5_7() -> None:
+    """RFC 6298 §5.7 on the passive side: the SYN-ACK timed out with RTO < 3 s and no RTT
+    sample came (Karn, §3): data transmission starts with RTO 3 s, not the backed-off 2 s."""
+    tcb, synack = passive()
+    assert tcb.run_timers(1.0) == [(1.0, synack)]
+    tcb.feed(tcb.peer(IRS + 1, ISS + 1), 1.5)
+    assert tcb.state is S.ESTABLISHED
+    assert tcb.conn.rtt.srtt is None
+    assert tcb.conn.rtt.rto == 3.0
+    tcb.conn.send(b"z" * 10)
+    tcb.out(2.0)
+    assert tcb.conn.next_timer() == 5.0
+
+
+def test_syn_ack_with_data_and_fin_delivers_text_then_eof_c11() -> None:
+    """§3.10.7.3 SYN-SENT fourth: other text or controls on the SYN-ACK continue at the
+    sixth step: the 100 bytes are delivered, then the FIN (EOF, CLOSE-WAIT, C11), and the
+    ACK covers ISN+1+100+1."""
+    tcb = active()
+    out = tcb.feed(tcb.peer(IRS, ISS + 1, SYN | ACK | FIN, payload=b"d" * 100, mss=1460), 0.1)
+    assert [(s.seq, s.ack, s.flags) for s in out] == [(ISS + 1, IRS + 1 + 100 + 1, ACK)]
+    assert tcb.state is S.CLOSE_WAIT
+    assert tcb.conn.recv() == b"d" * 100
+    assert tcb.conn.eof_received
+    assert [type(e) for e in tcb.events if isinstance(e, (DataReceived, EndOfStream))] == \
+        [DataReceived, EndOfStream]
+
+
 # =================================================================== SYN-SENT
 @pytest.mark.parametrize("bad_ack", [ISS, ISS + 2, ISS - 1, ISS + 70000, 0])
 def test_syn_sent_bad_ack_gets_rst_state_unchanged(bad_ack: int) -> None:

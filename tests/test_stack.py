@@ -11,6 +11,7 @@ from synack.scenario import CLIENT_IP, SERVER_IP, Scenario, is_rst, is_synack
 from synack.sim import PathConfig
 from synack.stack import EPHEMERAL_HIGH, EPHEMERAL_LOW, Stack
 from synack.tcp.config import TcpConfig
+from synack.tcp.connection import Connection
 from synack.tcp.states import State
 from synack.wire.ipv4 import ip_to_bytes
 from synack.wire.packet import decode_ipv4_tcp, encode_ipv4_tcp
@@ -274,3 +275,61 @@ def test_time_wait_table_recycles_the_oldest_entry() -> None:
     assert len(tw) == 3 and tw == eps[2:]
     assert sc.client.stats["time_wait_recycled"] == 2
     assert all(e.conn.state is State.CLOSED for e in eps[:2])
+
+
+def _server_time_wait(config: TcpConfig) -> tuple[Scenario, Stack, Connection]:
+    """The server closes first and holds 45000>80 in TIME-WAIT (C13); the client is gone."""
+    sc = Scenario(8, config=config)
+    sc.listen(80, b"one")
+    first = sc.connect(80, b"", local_port=45000, close_when_done=False)
+    sc.run(until=2)
+    first.conn.close(sc.now)
+    sc.net.kick()
+    sc.run(until=4)
+    srv = sc.server_endpoints[0].conn
+    assert srv.state is State.TIME_WAIT and first.conn.state is State.CLOSED
+    sc.server.packets_to_send(sc.now)
+    return sc, sc.server, srv
+
+
+def _syn_to_time_wait(st: Stack, srv: Connection, seq_delta: int, tsval: int | None,
+                      now: float) -> list[Segment]:
+    """A new SYN for the TIME-WAIT 4-tuple, its ISN ``seq_delta`` from RCV.NXT."""
+    rcv_nxt = srv.rcv_nxt
+    syn = Segment(45000, 80, (rcv_nxt + seq_delta) & 0xFFFFFFFF, 0, SYN, 65535, mss=1460,
+                  tsval=tsval, tsecr=0 if tsval is not None else None)
+    st.receive_packet(encode_ipv4_tcp(C, S, syn), now)
+    return [decode_ipv4_tcp(p)[2] for p in st.packets_to_send(now)]
+
+
+def test_time_wait_syn_with_newer_tsval_and_lower_isn_accepted_rfc6191_c13() -> None:
+    """RFC 6191 §2: timestamps were in use, the SYN's TSval is newer than TS.Recent: the
+    SYN takes over the TIME-WAIT 4-tuple whatever its ISN (C13, C16)."""
+    sc, st, srv = _server_time_wait(TcpConfig(msl=100.0))
+    assert srv.ts_ok
+    newer = (srv.ts_recent + 5000) & 0xFFFFFFFF
+    out = _syn_to_time_wait(st, srv, -100000, newer, sc.now)
+    assert len(out) == 1 and is_synack(out[0])
+    assert st.find(CLIENT_IP, 45000, 80) is not srv
+
+
+def test_time_wait_old_duplicate_syn_with_older_tsval_higher_isn_refused_rfc6191_c16() -> None:
+    """RFC 6191 §2: an old duplicate SYN (TSval older than TS.Recent) is refused even with
+    a higher ISN: the TIME-WAIT connection stays (C13, C16)."""
+    sc, st, srv = _server_time_wait(TcpConfig(msl=100.0))
+    older = (srv.ts_recent - 5000) & 0xFFFFFFFF
+    out = _syn_to_time_wait(st, srv, 100000, older, sc.now)
+    assert not any(is_synack(s) for s in out)
+    assert st.find(CLIENT_IP, 45000, 80) is srv and srv.state is State.TIME_WAIT
+
+
+@pytest.mark.parametrize(("seq_delta", "taken"), [(100000, True), (-100000, False), (0, False)])
+def test_time_wait_syn_without_timestamps_uses_isn_rule_rfc1122(seq_delta: int,
+                                                                 taken: bool) -> None:
+    """RFC 6191 §2 fallback without timestamps: RFC 1122 §4.2.2.13, the new SYN is
+    accepted iff its ISN is above RCV.NXT of the TIME-WAIT connection (C13)."""
+    sc, st, srv = _server_time_wait(TcpConfig(msl=100.0, timestamps=False))
+    assert not srv.ts_ok
+    out = _syn_to_time_wait(st, srv, seq_delta, None, sc.now)
+    assert any(is_synack(s) for s in out) is taken
+    assert (st.find(CLIENT_IP, 45000, 80) is not srv) is taken

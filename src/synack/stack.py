@@ -385,13 +385,22 @@ class Stack:
         self._emit_ip(encode_ipv4(self.address, dst, PROTO_ICMP, body))
 
     def _reuse_time_wait(self, conn: Connection, seg: Segment) -> bool:
-        """A new SYN may take over a TIME-WAIT 4-tuple if its sequence number is newer
-        (RFC 9293 §3.10.7.4 and RFC 6191, as Linux allows)."""
+        """A new SYN may take over a TIME-WAIT 4-tuple (RFC 6191 §2, as Linux allows).
+
+        With timestamps on the old connection and a TSval on the SYN (the listener
+        taking timestamps), the TSval decides: newer than TS.Recent is accepted
+        whatever the ISN, equal only with a higher ISN, older never (an old
+        duplicate).  Otherwise the ISN must be above RCV.NXT (RFC 1122 §4.2.2.13)."""
         if not seg.flags & SYN or seg.flags & (ACK | RST):
             return False
-        if seg.dst_port not in self._listeners:
+        lst = self._listeners.get(seg.dst_port)
+        if lst is None:
             return False
-        return ((seg.seq - conn.rcv_nxt) & 0xFFFFFFFF) < 0x80000000 and seg.seq != conn.rcv_nxt
+        newer_isn = seq.sub(seg.seq, conn.rcv_nxt) > 0
+        if conn.ts_ok and seg.tsval is not None and lst.config.timestamps:
+            age = seq.sub(seg.tsval, conn.ts_recent)
+            return age > 0 or (age == 0 and newer_isn)
+        return newer_isn
 
     def _listen_input(self, lst: Listener, src: bytes, seg: Segment, now: float) -> None:
         """RFC 9293 §3.10.7.2: a segment for a listener."""

@@ -4,6 +4,9 @@ Standard input goes to the connection and the connection to standard
 output.  At the end of standard input synack half-closes (sends FIN) and
 keeps printing what arrives until the peer closes too; if the peer closes
 first, synack stops reading standard input, closes its side and exits.
+When synack closed first (its side is in TIME-WAIT) it keeps answering for
+``--linger`` seconds (default 3) before exiting, so a FIN the peer resends
+because our last ACK was lost is ACKed again (C13).
 Exit status 0 when both sides closed in order; 1 with a message when the
 connection is refused, times out, is reset or fails with an ICMP error;
 2 for bad arguments or setup errors.
@@ -26,7 +29,13 @@ import threading
 import time
 from typing import Any, BinaryIO
 
-from ..services.realnet import BUILTIN_SERVICES, NetSetup, add_link_options, open_network
+from ..services.realnet import (
+    BUILTIN_SERVICES,
+    NetSetup,
+    add_linger_option,
+    add_link_options,
+    open_network,
+)
 from ..services.runner import synack_connection
 from . import non_negative, port
 
@@ -60,6 +69,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--verbose", "-v", action="store_true",
                    help="say when connected and print a summary on stderr")
     p.add_argument("--quiet", "-q", action="store_true", help="no notes on stderr")
+    add_linger_option(p)
     add_link_options(p)
     return p
 
@@ -142,6 +152,7 @@ async def connect_main(args: argparse.Namespace, stdin: BinaryIO, stdout: Binary
     if isinstance(opened, int):
         return opened
     setup: NetSetup = opened
+    setup.linger = args.linger
     started = time.monotonic()
     sent = received = 0
     status = 0

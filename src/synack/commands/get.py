@@ -3,7 +3,8 @@
 The body goes to standard output, or to a file with ``-o``; a progress bar
 (on stderr, when it is a terminal, or with ``--progress``) follows large
 bodies, and a summary (status, bytes, time, rate, SHA-256, retransmissions)
-ends on stderr.  URLs are ``http://ADDRESS[:PORT]/PATH`` with an IPv4
+ends on stderr.  If synack closed the connection first, it lingers in TIME-WAIT
+(``--linger``, as ``connect``) before exiting.  URLs are ``http://ADDRESS[:PORT]/PATH`` with an IPv4
 address: synack resolves no names and has no TLS.
 
 Exit status: 0 for a 2xx/3xx answer with its whole body; 1 when the
@@ -30,7 +31,7 @@ from typing import IO, Any, TextIO
 
 from ..progress import print_summary, rich_available
 from ..services.http import ProtocolError, Response, Url, fetch, parse_url
-from ..services.realnet import NetSetup, add_link_options, open_network
+from ..services.realnet import NetSetup, add_linger_option, add_link_options, open_network
 from . import non_negative
 from .connect import describe_failure
 
@@ -59,6 +60,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal)")
     p.add_argument("--quiet", "-q", action="store_true", help="no summary or notes")
+    add_linger_option(p)
     add_link_options(p)
     return p
 
@@ -196,6 +198,7 @@ async def get_main(args: argparse.Namespace, url: Url, stdout: IO[bytes], err: T
         if isinstance(opened, int):
             return opened
         setup: NetSetup = opened
+        setup.linger = args.linger
         show = args.progress if args.progress is not None else err.isatty() and not args.quiet
         try:
             with WallProgress(err, bool(show), url.target[:30]) as bar:

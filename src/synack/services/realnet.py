@@ -14,7 +14,9 @@
   echo, discard, chargen and HTTP services, so the commands work anywhere
   without root.
 * :func:`settle` waits for closing connections to finish their FIN exchange
-  before a host is closed (closing a host resets what is left).
+  before a host is closed (closing a host resets what is left); :func:`linger`
+  then keeps a host that closed first answering in TIME-WAIT for a while
+  (``--linger``, :func:`add_linger_option`).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from ..links.tun import DEFAULT_TUN_PATH, TunLink
 from ..sim.path import PathConfig
 from ..tcp.config import TcpConfig
 from ..tcp.congestion import ALGORITHMS
+from ..tcp.connection import Connection
 from ..tcp.states import State
 from ..wire.vnet import VNET_HDR_LEN
 from .basic import chargen, discard, echo
@@ -51,8 +54,10 @@ __all__ = [
     "CaptureLink",
     "NetSetup",
     "SetupError",
+    "add_linger_option",
     "add_link_options",
     "impairment",
+    "linger",
     "open_builtin_peer",
     "open_tun",
     "settle",
@@ -63,6 +68,11 @@ __all__ = [
 #: What the in-process peer serves without --tun: port -> (name, handler).
 BUILTIN_SERVICES: dict[int, str] = {7: "echo", 9: "discard", 19: "chargen", 80: "http"}
 QUIET_STATES = frozenset({State.CLOSED, State.TIME_WAIT})
+#: Seconds a client command that closed first keeps answering in TIME-WAIT (C13): long
+#: enough for a peer's FIN retransmitted after a 200 ms-1 s RTO, once or twice.
+DEFAULT_LINGER = 3.0
+#: The longest linger: all of TIME-WAIT, 2*MSL (RFC 9293 §3.6).
+MAX_LINGER = 2 * TcpConfig().msl
 
 
 class SetupError(Exception):
@@ -149,6 +159,16 @@ def add_link_options(p: argparse.ArgumentParser, *, default_ip: str = "10.77.0.2
                    help="capture the packets on the link (.pcapng or .pcap)")
 
 
+def add_linger_option(p: argparse.ArgumentParser) -> None:
+    """``--linger S`` for a client command that owns its stack (connect, get)."""
+    p.add_argument("--linger", type=in_range(float, 0, MAX_LINGER, "--linger"),
+                   default=DEFAULT_LINGER, metavar="S",
+                   help="when synack closed first, keep answering in TIME-WAIT for up to S "
+                   f"seconds before exiting, so a FIN the peer resends is ACKed again "
+                   f"(default {DEFAULT_LINGER:g}, at most 2*MSL = {MAX_LINGER:g}; 0 exits at "
+                   "once)")
+
+
 def impairment(args: argparse.Namespace) -> tuple[PathConfig | None, PathConfig | None] | None:
     """The (outbound, inbound) impairment the options ask for, or None."""
     if not any((args.loss, args.delay, args.jitter, args.duplicate, args.reorder, args.corrupt)):
@@ -228,6 +248,7 @@ class NetSetup:
     peer_runners: list[ServiceRunner] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     closed: bool = False
+    linger: float = 0.0  # seconds to keep answering in TIME-WAIT on close (see linger())
 
     async def close(self, settle_timeout: float = 2.0) -> None:
         """Let closing connections finish (up to ``settle_timeout``), then close all
@@ -237,6 +258,8 @@ class NetSetup:
         self.closed = True
         hosts = [self.host] + ([self.peer] if self.peer is not None else [])
         await settle(hosts, settle_timeout)
+        if self.linger > 0:
+            await linger(self.host, self.linger, self.peer)
         for h in hosts:
             await h.close()
         if self.capture is not None:
@@ -435,3 +458,26 @@ async def settle(hosts: list[Host], timeout: float) -> bool:
         if loop.time() >= deadline:
             return False
         await asyncio.sleep(0.01)
+
+
+async def linger(host: Host, seconds: float, peer: Host | None = None) -> None:
+    """Keep ``host`` running while it holds connections in TIME-WAIT (it closed first),
+    up to ``seconds``: a FIN the peer resends because our last ACK was lost is ACKed
+    again (RFC 9293 §3.6, C13) instead of meeting a closed host.  TIME-WAIT itself
+    lasts 2*MSL; a command cannot wait that long, hence a bounded linger.  With the
+    in-process ``peer`` it ends once the peer's side of each is CLOSED or in
+    TIME-WAIT: no FIN can come any more."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while loop.time() < deadline and not host.driver.closed:
+        waiting = [c for c in host.stack.connections if c.state is State.TIME_WAIT
+                   and (peer is None or _peer_may_resend(peer, c))]
+        if not waiting:
+            return
+        await asyncio.sleep(0.01)
+
+
+def _peer_may_resend(peer: Host, conn: Connection) -> bool:
+    """The in-process peer's side of ``conn`` may still resend its FIN."""
+    other = peer.stack.find(conn.local_ip, conn.local_port, conn.remote_port)
+    return other is not None and other.state not in QUIET_STATES and not peer.driver.closed

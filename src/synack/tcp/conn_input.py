@@ -137,10 +137,19 @@ class InputMixin(ConnBase):
             self._wl1, self._wl2 = 0, self._una
             self._set_state(S_ESTABLISHED, now)
             self._ack_now = True
-            if flags & URG:  # "continue processing at the sixth step" (§3.10.7.3)
-                self._urgent_in(seg.urgent, now)
-            if seg.payload:
-                self._accept_data(1, seg.payload, now, seg.ecn)
+            if seg.payload or flags & (FIN | URG):
+                # §3.10.7.3 fourth: text and controls on the SYN-ACK continue at the
+                # sixth step.  Our SYN offered an unscaled window (RFC 7323 §2.2).
+                self._radv = 1 + min(self.config.rcv_buf, 65535)
+                if flags & URG:  # sixth step: the urgent pointer
+                    self._urgent_in(seg.urgent, now)
+                if seg.payload:
+                    self._accept_data(1, seg.payload, now, seg.ecn)
+                if flags & FIN:  # eighth step: the FIN, once the text before it is in
+                    fin_pos = 1 + len(seg.payload)
+                    if fin_pos == self._rnxt:
+                        self._rfin_pos = fin_pos
+                        self._check_fin(now)
         else:
             # Simultaneous open (RFC 9293 §3.5, figure 7): answer SYN-ACK with our ISS.
             self._set_state(S_SYN_RECEIVED, now)
@@ -156,17 +165,19 @@ class InputMixin(ConnBase):
         dlen = len(seg.payload)
         slen = dlen + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
 
-        if st is S_SYN_RECEIVED and flags & SYN and not flags & (ACK | RST) and pos == 0:
-            # The peer retransmitted its SYN: our SYN-ACK was lost; send it again.
-            self._drop(now, "retransmitted_syn")
-            self._send_syn(now, retransmit=True)
-            return
-        if st is S_SYN_RECEIVED and flags & SYN and flags & ACK and pos == 0:
-            # Simultaneous open: the peer's SYN-ACK repeats the SYN we hold and acks
-            # ours; drop the SYN part and process the rest (RFC 9293 §3.5 figure 7).
-            flags &= ~SYN
-            pos, slen = 1, slen - 1
-            self._ack_now = True
+        if flags & SYN and pos == 0 and not self._una:
+            # Our SYN is unacked (SYN-RECEIVED, or FIN-WAIT-1 after a close there).
+            if not flags & (ACK | RST):
+                # The peer retransmitted its SYN: our SYN-ACK was lost; send it again.
+                self._drop(now, "retransmitted_syn")
+                self._send_syn(now, retransmit=True)
+                return
+            if flags & ACK:
+                # Simultaneous open: the peer's SYN-ACK repeats the SYN we hold and acks
+                # ours; drop the SYN part and process the rest (RFC 9293 §3.5 figure 7).
+                flags &= ~SYN
+                pos, slen = 1, slen - 1
+                self._ack_now = True
 
         # PAWS (RFC 7323 §5.3 R1): an older timestamp marks an old duplicate (C16).
         if (self.ts_ok and seg.tsval is not None and not flags & RST
@@ -305,8 +316,8 @@ class InputMixin(ConnBase):
         st = self.state
         una = self._una
         ack_pos = una + seq.sub(seg.ack, (self.iss + una) & MASK)
-        if st is S_SYN_RECEIVED:
-            if not una < ack_pos <= self._max:
+        if not una:  # our SYN unacknowledged: SYN-RECEIVED, or FIN-WAIT-1 after a close there
+            if not 0 < ack_pos <= self._max:
                 self._send_rst_raw(now, seg.ack, 0, RST, why="unacceptable ACK in SYN-RECEIVED")
                 self._drop(now, "bad_ack_syn_received")
                 return False
@@ -320,7 +331,10 @@ class InputMixin(ConnBase):
             self._take_rtt_sample(ack_pos, now)
             self._retries = 0
             self._rto_at = None
-            self._set_state(S_ESTABLISHED, now)
+            if self.rtt.backoff:
+                self.rtt.reset_for_data()  # RFC 6298 §5.7, as on the active side
+            if st is S_SYN_RECEIVED:
+                self._set_state(S_ESTABLISHED, now)
             una = self._una
         if ack_pos > self._max or ack_pos < una - max(self._max_snd_wnd, 1):
             # RFC 9293: ACK for data never sent; RFC 5961 §5.2: ACK too old.  Reply with

@@ -31,7 +31,8 @@ class OutputMixin(ConnBase):
     def segments_to_send(self, now: float) -> list[Segment]:
         """Run the send path and return every segment it wants on the wire now."""
         self._now = now
-        if self.state in _OUTPUT_STATES:
+        if self.state in _OUTPUT_STATES and self._una:
+            # (SND.UNA = 0: closed in SYN-RECEIVED; the FIN waits for the ACK of our SYN.)
             self._send_data(now)
         if self._ack_now and self.state is not S_CLOSED and self.state is not S_SYN_SENT:
             # A pure ACK carries SND.NXT (the highest sequence sent, RFC 9293).

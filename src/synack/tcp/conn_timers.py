@@ -13,7 +13,6 @@ from .conn_const import (
     S_CLOSED,
     S_ESTABLISHED,
     S_FIN_WAIT_2,
-    S_SYN_RECEIVED,
     S_SYN_SENT,
 )
 from .loss_state import CaState
@@ -96,7 +95,7 @@ class TimersMixin(ConnBase):
         """Retransmission timer expiry (RFC 6298 §5.4-5.6), also the persist timer."""
         st = self.state
         cfg = self.config
-        if st is S_SYN_SENT or st is S_SYN_RECEIVED:
+        if st is S_SYN_SENT or not self._una:  # SYN unacked (also FIN-WAIT-1, RFC 9293 §3.10.4)
             self._retries += 1
             self.stats["rto_fired"] += 1
             self.rtt.back_off()

@@ -311,7 +311,7 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
 
     def _send_syn(self, now: float, *, retransmit: bool) -> None:
         cfg = self.config
-        synack = self.state is S_SYN_RECEIVED
+        synack = self.state is not S_SYN_SENT  # (FIN-WAIT-1 too after a close in SYN-RECEIVED)
         flags = SYN | ACK if synack else SYN
         if synack:
             if self.ecn_ok:
