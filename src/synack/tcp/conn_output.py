@@ -129,9 +129,12 @@ class OutputMixin(ConnBase):
                 self._rto_at = self._rto_deadline(now)
             if sent_new:
                 self._arm_tlp(now)  # RFC 8985 §7.2: (re)schedule on each new send
-        elif self._max < data_end and self._rto_at is None:
+        elif (self._max < data_end and self._rto_at is None
+              and rwnd_end - self._max < min(data_end - self._max, mss)):
             # Window closed or too small to use (SWS): the persist timer will probe it
-            # or send what fits (RFC 9293 §3.8.6.1 and §3.8.6.2.1 override).
+            # or send what fits (RFC 9293 §3.8.6.1 and §3.8.6.2.1 override).  Data that
+            # cork, MSG_MORE or Nagle hold with the window open is not outstanding and
+            # arms no timer (RFC 6298 §5.1); the application's push releases it.
             self._persisting = self.snd_wnd == 0
             self._rto_at = self._rto_deadline(now)
 

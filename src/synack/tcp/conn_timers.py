@@ -114,8 +114,9 @@ class TimersMixin(ConnBase):
             return
         outstanding = self._max - self._una
         data_end = self._buf_pos + len(self._buf)
-        if outstanding <= 0 and self._max >= data_end:
-            return  # nothing left to time
+        if outstanding <= 0 and (self._max >= data_end or self.snd_wnd
+                                 >= min(data_end - self._max, self.eff_mss)):
+            return  # nothing outstanding and no window to probe (RFC 6298 §5.1)
         self._retries += 1
         if cfg.user_timeout is not None and self._max > self._una \
                 and now - self._progress_at >= cfg.user_timeout:
