@@ -77,8 +77,12 @@ def test_zero_window_peer_answering_retransmissions_never_times_out_rfc1122_4_2_
             t = nxt + 0.05
             tcb.feed(tcb.peer(IRS + 1, ISS + 1 + 1460, window=0), t)  # alive, still full
     assert tcb.state is S.ESTABLISHED, tcb.of(ConnectionFailed)
-    # The window opens: what was refused goes again from SND.UNA.
-    out = tcb.feed(tcb.peer(IRS + 1, ISS + 1 + 1460, window=8192), t + 1.0)
+    # The window opens: the backed-off timer restarts at one plain RTO (RFC 6298 §5.7
+    # ends backoff), and what was refused goes again from SND.UNA.
+    tcb.feed(tcb.peer(IRS + 1, ISS + 1 + 1460, window=8192), t + 1.0)
+    nxt = tcb.conn.next_timer()
+    assert nxt is not None and nxt <= t + 1.0 + tcb.conn.rtt.rto
+    out = tcb.fire(nxt)
     assert out and out[0].seq == ISS + 1 + 1460
 
 

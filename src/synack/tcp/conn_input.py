@@ -344,8 +344,11 @@ class InputMixin(ConnBase):
                 self._max_snd_wnd = window
             if opened:
                 self._window_opened(now, window)
-        if self._persisting:
-            self._retries = 0  # the peer answers our probes: keep waiting (RFC 9293 §3.8.6.1)
+        if self._persisting or not window:
+            # The peer answers our probes, or our retransmissions into a window it shrank
+            # to zero: a live receiver, so keep waiting (RFC 1122 §4.2.2.17, RFC 9293
+            # §3.8.6.1).  A silent one still runs out of retries.
+            self._retries = 0
         self._detect_losses(now, ack_pos - una, self._sb.sacked_bytes - sacked_before,
                             is_dup, delivered, dsack)
         if self.ecn_ok and seg.flags & ECE:
@@ -418,6 +421,7 @@ class InputMixin(ConnBase):
             self._max = probe.start
         self._probe = None
         self.rtt.backoff = 0
-        if self._max == self._una:
-            self._rto_at = None
+        # Data still out was sent into the closed window: time it afresh, without the
+        # backoff the zero window piled up (RFC 6298 §5.3, §5.7).
+        self._rto_at = self._rto_deadline(now) if self._max > self._una else None
         self._trace(now, "note", concept="C4", text=f"peer window opened to {window}")
