@@ -419,6 +419,8 @@ class InputMixin(ConnBase):
             # instead of leaving a one-byte hole (RFC 9293 §3.8.6.1).
             self._sb.pop_last()
             self._max = probe.start
+            if self._rtt_pos is not None and self._rtt_pos > probe.start:
+                self._rtt_pos = None  # the timed byte will be sent again: Karn (RFC 6298 §3)
         self._probe = None
         self.rtt.backoff = 0
         # Data still out was sent into the closed window: time it afresh, without the
