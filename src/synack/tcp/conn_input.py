@@ -51,9 +51,6 @@ class InputMixin(ConnBase):
             self._receive_syn_sent(seg, now)
         else:
             self._receive_synchronized(seg, now)
-        if self._ka_at is not None:
-            self._ka_at = now + self.config.keepalive_idle
-            self._ka_probes = 0
         if self._tr is not None:
             self._trace_changes(now)
 
@@ -250,6 +247,11 @@ class InputMixin(ConnBase):
         st = self.state
         if st is S_CLOSED:
             return
+        if self._ka_at is not None:
+            # Only a segment inside the window with an acceptable ACK shows the peer
+            # alive; junk, old duplicates and keepalive probes do not (RFC 1122 §4.2.3.6).
+            self._ka_at = now + self.config.keepalive_idle
+            self._ka_probes = 0
 
         # ECN (RFC 3168 §6.1.3): CWR from the sender ends our echo of congestion.
         if flags & CWR and self.ecn_ok:
