@@ -7,10 +7,11 @@ from __future__ import annotations
 import errno
 
 import pytest
-from test_connection_crafted import IRS, ISS, S, Tcb, established
 
+from synack.packetdrill.profiles import LINUX, config_from_sysctls
 from synack.tcp.config import TcpConfig
 from synack.tcp.events import ConnectionFailed
+from test_connection_crafted import IRS, ISS, S, Tcb, established
 
 
 def peer_talks(tcb: Tcb, start: float, stop: float, every: float, size: int = 10) -> None:
@@ -205,3 +206,13 @@ def test_restart_after_idle_can_be_turned_off_like_linux_sysctl() -> None:
     out = tcb.out(t)
     assert c.cwnd == grown
     assert sum(len(s.payload) for s in out) > 10 * 1460
+
+
+def test_linux_sysctl_slow_start_after_idle_maps_to_the_knob() -> None:
+    """packetdrill: defaults.sh's net.ipv4.tcp_slow_start_after_idle=0 turns the restart
+    off; a fresh kernel (no such line) keeps it on, as Linux's default 1."""
+    off = config_from_sysctls(LINUX, {"net.ipv4.tcp_slow_start_after_idle": "0"})
+    assert off.config.slow_start_after_idle is False
+    assert not [u for u in off.unmet if "slow_start" in u]
+    assert any("slow_start_after_idle=False" in a for a in off.applied)
+    assert config_from_sysctls(LINUX, dict(LINUX.sysctls)).config.slow_start_after_idle
