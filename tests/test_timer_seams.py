@@ -49,6 +49,22 @@ def test_corked_data_with_nothing_in_flight_arms_no_rto_rfc6298_5_1_c18(how: str
     assert [len(s.payload) for s in out] == [100]
 
 
+def test_corked_data_still_lets_keepalive_find_a_dead_peer_rfc1122_4_2_3_6_c3() -> None:
+    """With no RTO armed for held data, keepalive (RFC 1122 §4.2.3.6) is what watches a
+    corked connection: a silent peer fails it with ETIMEDOUT at idle + count*interval."""
+    cfg = TcpConfig.classic(cork=True, keepalive=True, keepalive_idle=60.0,
+                            keepalive_interval=10.0, keepalive_count=3)
+    tcb = established(cfg)
+    tcb.conn.send(b"h" * 100)
+    tcb.out(0.0)
+    tcb.run_timers(1000.0)
+    failed = tcb.of(ConnectionFailed)
+    assert failed and failed[0].errno == errno.ETIMEDOUT
+    assert tcb.conn.stats["keepalives"] == 3 and tcb.conn.stats["rto_fired"] == 0
+    closed_at = [r["t"] for r in tcb.trace if r["ev"] == "state" and r["new"] == "CLOSED"]
+    assert closed_at == [pytest.approx(90.0)]
+
+
 # --------------------------------------- 3: a zero window that answers is a live receiver
 def shrink_to_zero(max_retransmits: int) -> Tcb:
     """Three segments out; the peer takes the first and closes its window (shrinking it:

@@ -189,8 +189,10 @@ class TimersMixin(ConnBase):
         if self.state not in (S_ESTABLISHED, S_CLOSE_WAIT):
             self._ka_at = None
             return
-        if self._max > self._una or self._buf:
-            self._ka_at = now + cfg.keepalive_idle  # data in flight: the RTO watches
+        if self._max > self._una or self._rto_at is not None:
+            # Data in flight or a window to probe: the RTO or persist timer watches.
+            # Data cork or MSG_MORE hold arms neither, so keepalive still probes.
+            self._ka_at = now + cfg.keepalive_idle
             return
         if self._ka_probes >= cfg.keepalive_count:
             self._fail(now, errno.ETIMEDOUT,
