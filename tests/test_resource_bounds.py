@@ -319,14 +319,26 @@ def test_stack_timer_heap_stays_bounded_with_keepalive() -> None:
     assert conn.state is State.ESTABLISHED
     rng = random.Random(8)
     now = 1.0
+    sconn = next(iter(server.connections))
+    ack_seq, ack_ack = sconn.rcv_nxt, sconn.snd_nxt
 
     def push(n: int) -> None:
+        """A forged segment, which must not move the keepalive deadline (RFC 1122
+        §4.2.3.6: only an acceptable segment shows the peer alive), then a genuine ACK,
+        which does: every step leaves one deadline behind in the heap."""
         nonlocal now
         for _ in range(n):
             now += 0.0001
+            before = sconn.next_timer()
             forged = Segment(40000, 80, rng.getrandbits(32), 0, ACK, 1000)
             server.receive_packet(encode_ipv4_tcp(C, S, forged), now)
             server.packets_to_send(now)
+            assert sconn.next_timer() == before
+            now += 0.0001
+            genuine = Segment(40000, 80, ack_seq, ack_ack, ACK, 1000)
+            server.receive_packet(encode_ipv4_tcp(C, S, genuine), now)
+            server.packets_to_send(now)
+            assert sconn.next_timer() == now + 7200.0
             server.handle_timer(now)
 
     retained, _ = growth(push, 2000, 20_000)

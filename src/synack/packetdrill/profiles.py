@@ -189,8 +189,6 @@ _DIRECT: dict[str, tuple[str, object]] = {
 #: Values for which synack's fixed behaviour already equals the sysctl.
 _BUILTIN: dict[tuple[str, str], str] = {
     ("net.ipv4.tcp_reordering", "3"): "synack's duplicate-ACK threshold is fixed at 3",
-    ("net.ipv4.tcp_slow_start_after_idle", "0"): "synack never restarts slow start after "
-                                                  "idle",
     ("net.ipv4.tcp_frto", "0"): "synack has no F-RTO",
     ("net.ipv4.tcp_dsack", "1"): "synack reports duplicate segments with D-SACK whenever "
                                  "SACK is on",

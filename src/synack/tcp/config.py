@@ -65,6 +65,10 @@ class TcpConfig:
     keepalive_idle: float = 7200.0
     keepalive_interval: float = 75.0
     keepalive_count: int = 9
+    #: RFC 5681 §4.1 restart window: before sending after no data went out for longer
+    #: than the RTO, cwnd = min(cwnd, IW).  Linux net.ipv4.tcp_slow_start_after_idle
+    #: (default 1); the packetdrill corpus's defaults.sh sets it to 0.
+    slow_start_after_idle: bool = True
     #: Offer the receive window in whole segments (as Linux's __tcp_select_window),
     #: so a sender never sees a sliver it would refuse to use (SWS) and stall.
     window_in_segments: bool = True

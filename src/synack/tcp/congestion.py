@@ -21,10 +21,7 @@ class CongestionControl(ABC):
 
     def __init__(self, mss: int, initial_window: int) -> None:
         self.mss = mss
-        # RFC 6928: IW = min(10*MSS, max(2*MSS, 14600)) for the default of 10 segments.
-        # RFC 6928 §2 for the standard 10; any other value is taken as asked.
-        self.cwnd = (min(10 * mss, max(2 * mss, 14600)) if initial_window == 10
-                     else initial_window * mss)
+        self.cwnd = initial_window_bytes(mss, initial_window)
         self.ssthresh = 1 << 30  # RFC 5681 §3.1: arbitrarily high
         self.abc_limit: int | None = 2  # RFC 3465 L, in segments; None: no cap
 
@@ -62,11 +59,21 @@ class CongestionControl(ABC):
         self.on_loss(flight, now)
         self.cwnd = max(self.ssthresh, self.mss)
 
+    def on_idle_restart(self, restart_window: int, now: float) -> None:
+        """Nothing was sent for longer than the RTO (RFC 5681 §4.1): cwnd = min(cwnd, RW)."""
+        self.cwnd = min(self.cwnd, restart_window)
+
     def on_rtt_sample(self, rtt: float, now: float) -> None:  # noqa: B027 - optional hook
         """A fresh RTT measurement."""
 
     def on_round_start(self, now: float) -> None:  # noqa: B027 - optional hook
         """A new round trip began (SND.UNA passed the previous round's end)."""
+
+
+def initial_window_bytes(mss: int, segments: int) -> int:
+    """IW in bytes: RFC 6928 §2, min(10*MSS, max(2*MSS, 14600)), for the standard 10
+    segments; any other count is taken as asked."""
+    return min(10 * mss, max(2 * mss, 14600)) if segments == 10 else segments * mss
 
 
 class NewReno(CongestionControl):
@@ -227,6 +234,10 @@ class Cubic(CongestionControl):
     def on_repeat_timeout(self, now: float) -> None:
         self.cwnd = self.mss
         self.epoch = None
+
+    def on_idle_restart(self, restart_window: int, now: float) -> None:
+        super().on_idle_restart(restart_window, now)
+        self.epoch = None  # the cubic curve starts again from the restarted window
 
 
 ALGORITHMS: dict[str, type[CongestionControl]] = {NewReno.name: NewReno, Cubic.name: Cubic}

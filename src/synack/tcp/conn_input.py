@@ -51,9 +51,6 @@ class InputMixin(ConnBase):
             self._receive_syn_sent(seg, now)
         else:
             self._receive_synchronized(seg, now)
-        if self._ka_at is not None:
-            self._ka_at = now + self.config.keepalive_idle
-            self._ka_probes = 0
         if self._tr is not None:
             self._trace_changes(now)
 
@@ -263,6 +260,11 @@ class InputMixin(ConnBase):
         st = self.state
         if st is S_CLOSED:
             return
+        if self._ka_at is not None:
+            # Only a segment inside the window with an acceptable ACK shows the peer
+            # alive; junk, old duplicates and keepalive probes do not (RFC 1122 §4.2.3.6).
+            self._ka_at = now + self.config.keepalive_idle
+            self._ka_probes = 0
 
         # ECN (RFC 3168 §6.1.3): CWR from the sender ends our echo of congestion.
         if flags & CWR and self.ecn_ok:
@@ -366,8 +368,11 @@ class InputMixin(ConnBase):
                 self._max_snd_wnd = window
             if opened:
                 self._window_opened(now, window)
-        if self._persisting:
-            self._retries = 0  # the peer answers our probes: keep waiting (RFC 9293 §3.8.6.1)
+        if self._persisting or not window:
+            # The peer answers our probes, or our retransmissions into a window it shrank
+            # to zero: a live receiver, so keep waiting (RFC 1122 §4.2.2.17, RFC 9293
+            # §3.8.6.1).  A silent one still runs out of retries.
+            self._retries = 0
         self._detect_losses(now, ack_pos - una, self._sb.sacked_bytes - sacked_before,
                             is_dup, delivered, dsack)
         if self.ecn_ok and seg.flags & ECE:
@@ -436,8 +441,11 @@ class InputMixin(ConnBase):
             # instead of leaving a one-byte hole (RFC 9293 §3.8.6.1).
             self._sb.pop_last()
             self._max = probe.start
+            if self._rtt_pos is not None and self._rtt_pos > probe.start:
+                self._rtt_pos = None  # the timed byte will be sent again: Karn (RFC 6298 §3)
         self._probe = None
         self.rtt.backoff = 0
-        if self._max == self._una:
-            self._rto_at = None
+        # Data still out was sent into the closed window: time it afresh, without the
+        # backoff the zero window piled up (RFC 6298 §5.3, §5.7).
+        self._rto_at = self._rto_deadline(now) if self._max > self._una else None
         self._trace(now, "note", concept="C4", text=f"peer window opened to {window}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import bisect
 
 from ..wire.segment import ACK, CWR, ECE, FIN, PSH, RST, SYN, URG, Segment
+from .congestion import initial_window_bytes
 from .conn_base import ConnBase
 from .conn_const import (
     _OUTPUT_STATES,
@@ -50,6 +51,9 @@ class OutputMixin(ConnBase):
         RFC 5681 cwnd, RFC 6937 PRR during recovery, RFC 3042 limited transmit)."""
         sb = self._sb
         mss = self.eff_mss
+        data_end = self._buf_pos + len(self._buf)
+        if self._max == self._una and data_end > self._max and self.config.slow_start_after_idle:
+            self._idle_restart(now)
         recovering = self._ls.state is CaState.RECOVERY
         if recovering:
             allow = self._prr.allow
@@ -72,8 +76,6 @@ class OutputMixin(ConnBase):
                 allow -= self._resend(s, now, "retransmit: lost" if recovering
                                       else "retransmit")
         # 2. New data, and the FIN after it.
-        buf_pos = self._buf_pos
-        data_end = buf_pos + len(self._buf)
         fin_pos = self._fin_pos
         rwnd_end = self._una + self.snd_wnd
         sent_new = False
@@ -132,11 +134,28 @@ class OutputMixin(ConnBase):
                 self._rto_at = self._rto_deadline(now)
             if sent_new:
                 self._arm_tlp(now)  # RFC 8985 §7.2: (re)schedule on each new send
-        elif self._max < data_end and self._rto_at is None:
+        elif (self._max < data_end and self._rto_at is None
+              and rwnd_end - self._max < min(data_end - self._max, mss)):
             # Window closed or too small to use (SWS): the persist timer will probe it
-            # or send what fits (RFC 9293 §3.8.6.1 and §3.8.6.2.1 override).
+            # or send what fits (RFC 9293 §3.8.6.1 and §3.8.6.2.1 override).  Data that
+            # cork, MSG_MORE or Nagle hold with the window open is not outstanding and
+            # arms no timer (RFC 6298 §5.1); the application's push releases it.
             self._persisting = self.snd_wnd == 0
             self._rto_at = self._rto_deadline(now)
+
+    def _idle_restart(self, now: float) -> None:
+        """RFC 5681 §4.1: if no data was sent for longer than the RTO, cwnd = min(cwnd,
+        IW) before sending.  With nothing in flight the last data sent was acknowledged
+        at ``_progress_at``, so the idle time is at least ``now - _progress_at``."""
+        cc = self._cc
+        if now - self._progress_at <= self.rtt.rto:
+            return
+        rw = initial_window_bytes(self.eff_mss, self.config.initial_window)
+        if cc.cwnd > rw:
+            old = cc.cwnd
+            cc.on_idle_restart(rw, now)
+            self._trace(now, "cc", event="idle_restart", cwnd=cc.cwnd,
+                        ssthresh=cc.ssthresh, old_cwnd=old, idle=now - self._progress_at)
 
     def _send_new(self, start: int, end: int, last: bool, now: float, why: str = "",
                   burst_end: bool = False) -> None:

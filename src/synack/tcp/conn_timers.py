@@ -115,8 +115,9 @@ class TimersMixin(ConnBase):
             return
         outstanding = self._max - self._una
         data_end = self._buf_pos + len(self._buf)
-        if outstanding <= 0 and self._max >= data_end:
-            return  # nothing left to time
+        if outstanding <= 0 and (self._max >= data_end or self.snd_wnd
+                                 >= min(data_end - self._max, self.eff_mss)):
+            return  # nothing outstanding and no window to probe (RFC 6298 §5.1)
         self._retries += 1
         if cfg.user_timeout is not None and self._max > self._una \
                 and now - self._progress_at >= cfg.user_timeout:
@@ -199,8 +200,10 @@ class TimersMixin(ConnBase):
         if self.state not in (S_ESTABLISHED, S_CLOSE_WAIT):
             self._ka_at = None
             return
-        if self._max > self._una or self._buf:
-            self._ka_at = now + cfg.keepalive_idle  # data in flight: the RTO watches
+        if self._max > self._una or self._rto_at is not None:
+            # Data in flight or a window to probe: the RTO or persist timer watches.
+            # Data cork or MSG_MORE hold arms neither, so keepalive still probes.
+            self._ka_at = now + cfg.keepalive_idle
             return
         if self._ka_probes >= cfg.keepalive_count:
             self._fail(now, errno.ETIMEDOUT,
