@@ -259,3 +259,26 @@ def test_blackout_recovers_in_slow_start_not_a_second_reduction(cc: str) -> None
     the 9.4 s after, against 51.4 MB without)."""
     got = blackout_run(cc)
     assert got >= 0.75 * BLACKOUT_RATE * 9.4 / 8, f"{got / 1e6:.1f} MB in 9.4 s"
+
+
+def test_zero_window_acks_between_timeouts_are_no_new_loss_event() -> None:
+    """Seam of faults 1 and 3: a peer that answers every retransmission with a zero
+    window resets the retry count (it is alive) but acknowledges nothing, so the next
+    timeout is the same loss event: ssthresh is kept, not recomputed from an empty
+    pipe (which would leave 2 MSS)."""
+    tcb, _, _ = rto_then_acks("newreno")
+    conn = tcb.conn
+    ssthresh = conn.ssthresh
+    t = 4.0
+    for _ in range(3):
+        tcb.ack(seg_at(0), t, window=0)
+        nxt = conn.next_timer()
+        assert nxt is not None
+        t = nxt
+        tcb.fire(t)
+        assert conn.ssthresh == ssthresh
+    tcb.ack(seg_at(1), t + 0.1)  # progress
+    nxt = conn.next_timer()
+    assert nxt is not None
+    tcb.fire(nxt)  # a timeout after progress in Loss: a new loss event
+    assert conn.ssthresh != ssthresh

@@ -147,7 +147,8 @@ class TimersMixin(ConnBase):
         # fast recovery, or a repeated one without progress, keeps it (as Linux's
         # tcp_enter_loss).
         fresh = (ls.state <= CaState.DISORDER or self._una >= ls.high_seq
-                 or (ls.state is CaState.LOSS and self._retries == 1))
+                 or (ls.state is CaState.LOSS and self._una > ls.rto_una))
+        ls.rto_una = self._una
         if fresh:
             self._cc.on_timeout(self._pipe(), now)
         else:

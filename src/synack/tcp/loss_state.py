@@ -99,13 +99,15 @@ class LossState:
 
     ``high_seq`` is the send position (0 = SYN) that SND.UNA must pass to leave
     CWR, Recovery or Loss: RFC 6582's ``recover``, RFC 3168's end of the reduced
-    window."""
+    window.  ``rto_una`` is SND.UNA at the last timeout: a timeout in Loss after
+    SND.UNA moved past it is a new loss event, one without progress is not."""
 
-    __slots__ = ("high_seq", "state")
+    __slots__ = ("high_seq", "rto_una", "state")
 
     def __init__(self) -> None:
         self.state = CaState.OPEN
         self.high_seq = 0
+        self.rto_una = 0
 
     def move(self, trigger: str, new: CaState) -> str:
         """Change state after :func:`check`; return what the trigger means."""
