@@ -209,8 +209,9 @@ class RecoveryMixin(ConnBase):
 
     def _arm_tlp(self, now: float) -> None:
         """RFC 8985 §7.2: schedule a tail loss probe instead of waiting for the RTO
-        (only in Open and Disorder: recovery and Loss retransmit on their own)."""
-        if not (self.sack_ok and self.config.tlp) or self._ls.state >= CaState.CWR \
+        ("not in loss recovery": Recovery and Loss retransmit on their own; CWR
+        probes, as Linux's tcp_schedule_loss_probe)."""
+        if not (self.sack_ok and self.config.tlp) or self._ls.state >= CaState.RECOVERY \
                 or self._tlp_end is not None or self.rtt.srtt is None:
             self._tlp_at = None
             return

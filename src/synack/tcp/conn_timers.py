@@ -69,7 +69,7 @@ class TimersMixin(ConnBase):
 
     def _send_tlp(self, now: float) -> None:
         """RFC 8985 §7.3: probe the tail: new data if allowed, else the last segment."""
-        if self._max <= self._una or self._ls.state >= CaState.CWR:
+        if self._max <= self._una or self._ls.state >= CaState.RECOVERY:
             return
         self.stats["tlp_probes"] += 1
         data_end = self._buf_pos + len(self._buf)

@@ -45,10 +45,11 @@ class CaState(enum.IntEnum):
     LOSS = 4
 
     def __str__(self) -> str:
-        return self.name.capitalize()
+        return _NAMES[self]
 
 
 _O, _D, _C, _R, _L = CaState
+_NAMES = {_O: "Open", _D: "Disorder", _C: "CWR", _R: "Recovery", _L: "Loss"}
 
 #: What each trigger means, for the trace and the narration.
 TRIGGERS: dict[str, str] = {
