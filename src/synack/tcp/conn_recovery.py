@@ -34,7 +34,7 @@ class RecoveryMixin(ConnBase):
                 dsack = True  # RFC 2883 §4: a duplicate was received
                 self.stats["dsacks_in"] += 1
                 continue
-            newly = self._sb.sack(max(lpos, una), rpos)
+            newly = self._sb.sack(max(lpos, una), rpos, self.eff_mss)
             for s in newly:
                 self._delivered += s.end - s.start
                 if s.end < self._rack_end and not s.retrans:
