@@ -22,23 +22,23 @@ O(segments it touches), not O(window):
 :attr:`Scoreboard.examined` counts the records those scans visit, so a test
 can check that the cost per ACK stays proportional to what changed.
 
-Bounded fragmentation (CVE-2019-11478, "SACK slowness").  A SACK block's edges
+Bounded fragmentation (CVE-2019-11478, "SACK slowness"). A SACK block's edges
 used to split records wherever they fell, so a receiver SACKing every other byte
-turned 64 KB in flight into 66,607 one-byte records (8 MB; 1 MB in flight would
-take over a million).  Records are now split for a SACK block only into whole
-MSS pieces counted from the record's start (or at its FIN), as Linux's
-``tcp_match_skb_to_sack()`` does: an edge off that grid is moved inwards and
-the sliver it would have cut off stays un-SACKed.  That is always safe: SACK
-is advisory (RFC 2018 §8: the sender must not discard data on a SACK, the
-receiver may renege), and un-SACKed data is at worst retransmitted once more
-(RFC 6675 §5 treats it as a hole).  A receiver that segments as we sent never
-puts an edge off the grid, so normal recovery is unchanged; a hostile one gains
-nothing, and records stay within the segments sent plus one per MSS in flight.
-:attr:`Scoreboard.splits_refused` counts the moved edges (the connection's
-``sack_splits_refused``).  Linux also caps the queue's memory in
-``tcp_fragment()``; here the send buffer bounds the bytes and the grid bounds
-the records, so no second limit is needed, and the connection is kept: ignoring
-the blocks costs the attacker's own throughput only.
+turned 64 KB in flight into 66,607 one-byte records (8 MB), 1 MB into 1,049,799
+(126 MB; docs/security.md, tests/test_sack_scoreboard_bound.py). Records are now
+split for a SACK block only into whole MSS pieces counted from the record's
+start (or at its FIN), as Linux's ``tcp_match_skb_to_sack()`` does: an edge off
+that grid is moved inwards and the sliver it would have cut off stays un-SACKed.
+That is always safe: SACK is advisory (RFC 2018 §8: the sender must not discard
+data on a SACK, the receiver may renege), and un-SACKed data is at worst
+retransmitted once more (RFC 6675 §5 treats it as a hole). A receiver that
+segments as we sent never puts an edge off the grid, so normal recovery is
+unchanged; a hostile one gains nothing, and records stay within the segments
+sent plus one per MSS in flight. :attr:`Scoreboard.splits_refused` counts the
+moved edges (the connection's ``sack_splits_refused``). Linux also caps the
+queue's memory in ``tcp_fragment()``; here the send buffer bounds the bytes and
+the grid bounds the records, so no second limit is needed, and the connection is
+kept: ignoring the blocks costs the attacker's own throughput only.
 
 Positions are the connection's unbounded stream positions (no wrap).
 """
