@@ -20,7 +20,6 @@ import math
 import random
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -448,10 +447,21 @@ def test_isn_with_another_secret_is_unrelated() -> None:
 
 
 def test_isn_source_is_a_keyed_hash_not_a_visible_function_of_the_tuple() -> None:
-    """Knowing the tuple and the time is not enough: the ISN differs from any unkeyed
-    BLAKE2 of the tuple plus the clock (the construction without the secret)."""
-    src: Callable[[bytes, int, bytes, int, float], int] = Rfc6528Isn(b"k" * 16)
-    h = hashlib.blake2b(digest_size=4)
-    h.update(C + (40000).to_bytes(2, "big") + S + (80).to_bytes(2, "big"))
-    unkeyed = (int(5.0 / TICK) + int.from_bytes(h.digest(), "big")) & MASK
-    assert src(C, 40000, S, 80, 5.0) != unkeyed
+    """RFC 6528 §3: ISN = M + F(4-tuple, secretkey).  Knowing the tuple and the time is
+    not enough: for 256 tuples at one instant, the part F = ISN - M (i) changes with the
+    secret alone, for every tuple (a constant or an unkeyed function of the tuple would
+    not); (ii) differs from tuple to tuple (a clock plus a per-secret constant would
+    not); (iii) is never the unkeyed BLAKE2 of the tuple (the construction without the
+    secret)."""
+    now = 5.0
+    clock = int(now / TICK)
+    one, two = Rfc6528Isn(b"k" * 16), Rfc6528Isn(b"K" + b"k" * 15)
+    ports = range(40000, 40256)
+    f_one = [(one(C, p, S, 80, now) - clock) & MASK for p in ports]
+    f_two = [(two(C, p, S, 80, now) - clock) & MASK for p in ports]
+    assert all(x != y for x, y in zip(f_one, f_two, strict=True))  # (i)
+    assert len(set(f_one)) == len(f_one)  # (ii)
+    for p, f in zip(ports, f_one, strict=True):  # (iii)
+        h = hashlib.blake2b(digest_size=4)
+        h.update(C + p.to_bytes(2, "big") + S + (80).to_bytes(2, "big"))
+        assert f != int.from_bytes(h.digest(), "big")

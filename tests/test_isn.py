@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from synack import seq
-from synack.tcp.isn import TICK, Rfc6528Isn, fixed_isn
+from synack.tcp.isn import Rfc6528Isn, fixed_isn
 
 MOD = 1 << 32
 SECRET = bytes(range(16))
@@ -25,15 +25,22 @@ A = bytes([10, 0, 0, 1])
 B = bytes([10, 0, 0, 2])
 
 ticks_per_second = 250_000
+SPEC_TICK = 4e-6  # RFC 9293 §3.4.1: the ISN clock ticks every 4 microseconds
 
 
 def mid_tick(seconds: int, tick: int) -> float:
-    return seconds + (tick + 0.5) * TICK
+    return seconds + (tick + 0.5) * SPEC_TICK
 
 
-def test_tick_is_four_microseconds() -> None:
-    assert TICK == 4e-6
-    assert round(1 / TICK) == ticks_per_second
+def test_isn_clock_ticks_every_four_microseconds_c16() -> None:
+    """RFC 9293 §3.4.1: M advances by one every 4 µs, by 250,000 a second, whatever
+    the module's TICK says: readings 4 µs apart differ by 1, 2 µs apart (inside one
+    tick) by 0."""
+    gen = Rfc6528Isn(SECRET)
+    t = mid_tick(3, 0)
+    assert (gen(A, 1, B, 2, t + 4e-6) - gen(A, 1, B, 2, t)) % MOD == 1
+    assert gen(A, 1, B, 2, t + 1e-6) == gen(A, 1, B, 2, t - 1e-6)
+    assert (gen(A, 1, B, 2, t + 1.0) - gen(A, 1, B, 2, t)) % MOD == ticks_per_second
 
 
 @given(st.integers(0, 10**6), st.integers(0, ticks_per_second - 1),
@@ -63,13 +70,13 @@ def test_one_tick_every_four_microseconds() -> None:
     readings = [gen(A, 1, B, 2, mid_tick(7, j)) for j in range(10)]
     assert [(y - x) % MOD for x, y in itertools.pairwise(readings)] == [1] * 9
     # within one tick the ISN does not change
-    assert gen(A, 1, B, 2, 7 + 0.2 * TICK) == gen(A, 1, B, 2, 7 + 0.8 * TICK)
+    assert gen(A, 1, B, 2, 7 + 0.2 * SPEC_TICK) == gen(A, 1, B, 2, 7 + 0.8 * SPEC_TICK)
 
 
 def test_clock_cycles_in_about_4_77_hours_c16() -> None:
     """C16: the 32-bit space at 250,000 ticks/s wraps after 2**32 * 4 µs ~= 4.77 h."""
     gen = Rfc6528Isn(SECRET)
-    period = MOD * TICK
+    period = MOD * SPEC_TICK
     assert 4.7 * 3600 < period < 4.8 * 3600
     t = mid_tick(100, 17)
     assert gen(A, 5, B, 6, t) == gen(A, 5, B, 6, t + period)
@@ -136,8 +143,16 @@ def test_secret_length_validation(n: int) -> None:
 
 @pytest.mark.parametrize("n", [8, 16, 32, 64])
 def test_secret_length_accepted(n: int) -> None:
-    gen = Rfc6528Isn(b"k" * n)
-    assert 0 <= gen(A, 1, B, 2, 0.0) < MOD
+    """RFC 6528 §3: a secret of 8 to 64 bytes is accepted and all of it keys F: changing
+    its first or its last byte, or making it one byte longer, changes the ISN."""
+    secret = bytes(range(1, n + 1))
+    isn = Rfc6528Isn(secret)(A, 1, B, 2, 0.0)
+    assert 0 <= isn < MOD
+    assert Rfc6528Isn(bytes(secret))(A, 1, B, 2, 0.0) == isn
+    others = [b"\xff" + secret[1:], secret[:-1] + b"\xff"]
+    if n < 64:
+        others.append(secret + b"\x00")
+    assert all(Rfc6528Isn(o)(A, 1, B, 2, 0.0) != isn for o in others)
 
 
 def test_fixed_isn() -> None:

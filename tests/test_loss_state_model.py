@@ -122,7 +122,7 @@ class LossStateMachine(RuleBasedStateMachine):
                 continue
             start = seq.sub(s.seq, U0)
             end = start + len(s.payload)
-            assert 0 <= start and end <= self.written, "sent bytes never written"
+            assert start >= 0 and end <= self.written, "sent bytes never written"
             if start < nxt_before:
                 assert end <= nxt_before, "a retransmission runs past SND.NXT"
             assert bytes(s.payload) == bytes(stream_byte(p) for p in range(start, end))
@@ -217,7 +217,7 @@ class LossStateMachine(RuleBasedStateMachine):
         info = conn.info()
         assert conn.cwnd >= conn.eff_mss
         outstanding = info["unacked"]
-        assert 0 <= info["pipe"]
+        assert info["pipe"] >= 0
         assert info["sacked"] + info["lost"] <= outstanding
 
     @invariant()

@@ -1323,12 +1323,52 @@ def test_cubic_fast_convergence() -> None:
     assert cc.cwnd == 56 * MSS
 
 
+def cubic_through_rto() -> tuple[Tcb, int, int]:
+    """A CUBIC connection whose slow start took cwnd to 20 segments, then a window
+    sent and never acknowledged until the RTO fires (the tail loss probe first).
+    Returns the Tcb, cwnd just before the RTO, and SND.NXT when it fired."""
+    tcb = established(cfg(congestion_control="cubic"), t_synack=0.1)
+    conn = tcb.conn
+    tcb.send(bytes(40 * MSS_TS), 1.0)  # the initial window: 10 segments go out
+    for i in range(1, 11):  # one ACK per segment, 100 ms later: slow start to 20
+        tcb.ack(seg_at(i), 1.1 + i / 1000)
+    assert conn.cwnd == 20 * MSS_TS and conn.ssthresh > conn.cwnd
+    while not conn.stats["rto_fired"]:
+        t = conn.next_timer()
+        assert t is not None and t < 10.0
+        pre = conn.cwnd
+        tcb.fire(t)
+    assert conn.stats["tlp_probes"] == 1 and conn.stats["recoveries"] == 0
+    return tcb, pre, conn.info()["snd_nxt"]
+
+
 def test_cubic_timeout_collapses_to_one_segment() -> None:
-    """RFC 9438 §4.8: on RTO cwnd = 1 MSS (ssthresh by beta)."""
-    cc = cubic_after_loss(100)
-    cc.cwnd = 90 * MSS
-    cc.on_timeout(90 * MSS, 1.0)
-    assert cc.cwnd == MSS and cc.ssthresh == pytest.approx(63 * MSS, abs=1)
+    """RFC 9438 §4.8 (with RFC 5681 §3.1) through a real RTO: cwnd falls to one segment
+    and ssthresh to beta_cubic = 0.7 times the cwnd the timer found (§4.6), not the 2 MSS
+    floor; the head is retransmitted, one segment only."""
+    tcb, pre, _ = cubic_through_rto()
+    conn = tcb.conn
+    assert pre == 20 * MSS_TS
+    assert conn.cwnd == MSS_TS
+    assert conn.ssthresh == int(0.7 * pre) > 2 * MSS_TS
+    rto_time, head = tcb.sent[-1]
+    assert data_segs([s for t, s in tcb.sent if t == rto_time]) == [(seg_at(10), MSS_TS)]
+    assert head.seq == seg_at(10)
+
+
+def test_cubic_first_ack_after_rto_starts_no_fast_recovery() -> None:
+    """RFC 6582 §4 / RFC 6675 §5.1: after an RTO the sender is in loss recovery by
+    slow start; the ACK of the retransmitted head, with SND.UNA still below the SND.NXT
+    of the timeout, must not start a fast recovery (no second window reduction, no
+    fast retransmit), and cwnd grows from one segment by slow start."""
+    tcb, _, rto_nxt = cubic_through_rto()
+    conn = tcb.conn
+    ssthresh = conn.ssthresh
+    tcb.ack(seg_at(11), 3.5)
+    assert conn.snd_una == seg_at(11) and seq.lt(conn.snd_una, rto_nxt)
+    assert conn.stats["recoveries"] == 0 and conn.stats["fast_retransmits"] == 0
+    assert not [e for e in tcb.trace if e.get("event") == "fast_retransmit"]
+    assert conn.ssthresh == ssthresh and conn.cwnd == 2 * MSS_TS
 
 
 def test_cubic_window_growth_concave_then_convex_around_w_max() -> None:

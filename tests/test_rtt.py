@@ -13,10 +13,25 @@ from hypothesis import strategies as st
 from synack.tcp.rtt import RttEstimator
 
 
-def test_constants_rfc6298_section2() -> None:
-    assert RttEstimator.ALPHA == 1 / 8
-    assert RttEstimator.BETA == 1 / 4
-    assert RttEstimator.K == 4
+def test_gains_alpha_beta_k_rfc6298_section2() -> None:
+    """§2.3 with alpha = 1/8, beta = 1/4, K = 4, seen in what they do: after the RTT
+    steps from 0.5 s to 1.5 s, SRTT closes 1/8 of the remaining gap per sample; once
+    samples equal SRTT, RTTVAR decays by 3/4 per sample; RTO stays SRTT + 4 RTTVAR."""
+    r = RttEstimator(rto_min=0.0, clock_granularity=0.0)
+    r.sample(0.5)
+    gap = 1.0
+    for _ in range(6):
+        r.sample(1.5)
+        gap *= 7 / 8
+        assert r.srtt == 1.5 - gap
+        assert r.rto == r.srtt + 4 * r.rttvar
+    srtt = r.srtt
+    var = r.rttvar
+    for _ in range(6):
+        r.sample(srtt)
+        var *= 3 / 4
+        assert r.srtt == srtt and r.rttvar == var
+        assert r.rto == srtt + 4 * var
 
 
 def test_initial_rto_before_any_sample() -> None:

@@ -43,8 +43,15 @@ class Model:
         s.end = at
         self.segs.insert(i + 1, t)
 
-    def sack(self, left: int, right: int) -> list[tuple[int, int]]:
+    def sack(self, left: int, right: int, grain: int = 1) -> list[tuple[int, int]]:
         if not self.segs or right <= self.segs[0].start:
+            return []
+        for s in self.segs:  # edges inside a record move inwards onto its grain grid
+            if s.start < left < s.end and (left - s.start) % grain:
+                left = min(s.start + (left - s.start) // grain * grain + grain, s.end)
+            if s.start < right < s.end and (right - s.start) % grain:
+                right = s.start + (right - s.start) // grain * grain
+        if left >= right:
             return []
         for i, s in enumerate(self.segs):
             if s.start < left < s.end:
@@ -134,11 +141,14 @@ def check(sb: Scoreboard, model: Model) -> None:
     assert [s.xmit for s in listed] == sorted(s.xmit for s in listed)
 
 
+@pytest.mark.parametrize("grain", [1, 100])
 @pytest.mark.parametrize("seed", range(40))
-def test_scoreboard_matches_full_rescan_model(seed: int) -> None:
+def test_scoreboard_matches_full_rescan_model(seed: int, grain: int) -> None:
     """Every operation against the model, including Scoreboard.split (a lost record
     cut to what the window allows, a tail loss probe's last MSS); after each step
-    the scan hints must still describe what lies below them."""
+    the scan hints must still describe what lies below them.  With ``grain`` 100 (the
+    MSS) SACK edges inside a record move inwards onto its whole-MSS grid
+    (CVE-2019-11478 hardening) in both."""
     rnd = random.Random(seed)
     sb, model = Scoreboard(), Model()
     mss = 100
@@ -159,8 +169,8 @@ def test_scoreboard_matches_full_rescan_model(seed: int) -> None:
         elif op < 0.5 and nxt > una + 1:  # a SACK block, often repeating a known one
             left = rnd.randrange(una, nxt - 1)
             right = rnd.randrange(left + 1, min(nxt, left + 8 * mss) + 1)
-            got = [(s.start, s.end) for s in sb.sack(left, right)]
-            assert got == model.sack(left, right)
+            got = [(s.start, s.end) for s in sb.sack(left, right, grain)]
+            assert got == model.sack(left, right, grain)
         elif op < 0.58 and nxt > una:  # cumulative ACK
             una = rnd.randrange(una, nxt + 1)
             sb.ack(una)

@@ -28,10 +28,21 @@ dist = st.integers(-(HALF - 1), HALF - 1)
 small = st.integers(-3000, 3000)
 
 
-def test_constants() -> None:
-    assert seq.MOD == MOD
-    assert seq.MASK == MOD - 1
-    assert seq.HALF == HALF
+def test_modulus_and_comparison_horizon_c16() -> None:
+    """RFC 9293 §3.4: the space has 2**32 numbers (adding 2**32 is the identity, the
+    largest one is followed by 0), and a comparison holds up to 2**31 - 1 apart:
+    a number that far ahead follows, one a step further is behind (the distance wraps
+    to -(2**31 - 1)), and exactly 2**31 apart maps to the negative end, -2**31."""
+    for a in (0, 1, 5000, HALF - 1, HALF, MOD - 1):
+        assert seq.add(a, MOD) == a and seq.add(a, -MOD) == a
+        assert seq.add(a, MOD - a) == 0 and seq.add(a, -a - 1) == MOD - 1
+        ahead = seq.add(a, HALF - 1)
+        assert seq.gt(ahead, a) and seq.lt(a, ahead) and seq.sub(ahead, a) == HALF - 1
+        behind = seq.add(a, HALF + 1)
+        assert seq.lt(behind, a) and seq.sub(behind, a) == -(HALF - 1)
+        assert seq.sub(seq.add(a, HALF), a) == -HALF
+        assert seq.between(a, ahead, seq.add(a, HALF)) and not seq.between(a, behind, ahead)
+    assert (-1) & seq.MASK == MOD - 1 and (MOD + 7) & seq.MASK == 7
 
 
 def test_wrap_examples_c16() -> None:

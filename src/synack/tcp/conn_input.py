@@ -352,6 +352,8 @@ class InputMixin(ConnBase):
             delivered = self._on_new_ack(ack_pos, seg, now)
         if self.sack_ok and seg.sack_blocks:
             dsack = self._process_sack(seg.sack_blocks, delivered)
+            if self._sb.splits_refused:
+                self._sack_splits_refused(now)
         if self._tlp_end is not None:
             self._tlp_ack(ack_pos, ack_pos > una, dsack, now)
         is_dup = (ack_pos == una and not seg.payload and not seg.flags & (SYN | FIN)
@@ -449,3 +451,15 @@ class InputMixin(ConnBase):
         # backoff the zero window piled up (RFC 6298 §5.3, §5.7).
         self._rto_at = self._rto_deadline(now) if self._max > self._una else None
         self._trace(now, "note", concept="C4", text=f"peer window opened to {window}")
+
+    def _sack_splits_refused(self, now: float) -> None:
+        """Count the SACK edges the scoreboard would not cut records at (CVE-2019-11478
+        hardening, RFC 2018 §8: SACK is advisory); trace the first occurrence only."""
+        sb = self._sb
+        first = not self.stats["sack_splits_refused"]
+        self.stats["sack_splits_refused"] += sb.splits_refused
+        sb.splits_refused = 0
+        if first:
+            self._trace(now, "note", concept="", text="SACK block edges inside a sent "
+                        "MSS: not splitting the records there, that data stays un-SACKed "
+                        "(CVE-2019-11478)")

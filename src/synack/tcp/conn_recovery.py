@@ -37,7 +37,7 @@ class RecoveryMixin(ConnBase):
                 dsack = True  # RFC 2883 §4: a duplicate was received
                 self.stats["dsacks_in"] += 1
                 continue
-            newly = self._sb.sack(max(lpos, una), rpos)
+            newly = self._sb.sack(max(lpos, una), rpos, self.eff_mss)
             rack = self._rack
             for s in newly:
                 self._delivered += s.end - s.start

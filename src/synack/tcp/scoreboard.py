@@ -22,6 +22,24 @@ O(segments it touches), not O(window):
 :attr:`Scoreboard.examined` counts the records those scans visit, so a test
 can check that the cost per ACK stays proportional to what changed.
 
+Bounded fragmentation (CVE-2019-11478, "SACK slowness"). A SACK block's edges
+used to split records wherever they fell, so a receiver SACKing every other byte
+turned 64 KB in flight into 66,607 one-byte records (8 MB), 1 MB into 1,049,799
+(126 MB; docs/security.md, tests/test_sack_scoreboard_bound.py). Records are now
+split for a SACK block only into whole MSS pieces counted from the record's
+start (or at its FIN), as Linux's ``tcp_match_skb_to_sack()`` does: an edge off
+that grid is moved inwards and the sliver it would have cut off stays un-SACKed.
+That is always safe: SACK is advisory (RFC 2018 §8: the sender must not discard
+data on a SACK, the receiver may renege), and un-SACKed data is at worst
+retransmitted once more (RFC 6675 §5 treats it as a hole). A receiver that
+segments as we sent never puts an edge off the grid, so normal recovery is
+unchanged; a hostile one gains nothing, and records stay within the segments
+sent plus one per MSS in flight. :attr:`Scoreboard.splits_refused` counts the
+moved edges (the connection's ``sack_splits_refused``). Linux also caps the
+queue's memory in ``tcp_fragment()``; here the send buffer bounds the bytes and
+the grid bounds the records, so no second limit is needed, and the connection is
+kept: ignoring the blocks costs the attacker's own throughput only.
+
 Positions are the connection's unbounded stream positions (no wrap).
 """
 
@@ -65,7 +83,7 @@ class Scoreboard:
 
     __slots__ = ("_dt_bytes", "_dt_pos", "_dt_segs", "_head", "_lost_pos", "_sacked_map",
                  "_thead", "_ttail", "examined", "highest_sacked", "lost_bytes",
-                 "sacked_bytes", "sacked_segs", "segs")
+                 "sacked_bytes", "sacked_segs", "segs", "splits_refused")
 
     def __init__(self) -> None:
         self.segs: list[SentSeg] = []
@@ -86,6 +104,7 @@ class Scoreboard:
         # Boundaries [a0, b0, a1, b1, ...] of the ranges fully SACKed (created on demand).
         self._sacked_map: list[int] | None = None
         self.examined = 0  # records visited by the scans (a cost meter for tests)
+        self.splits_refused = 0  # SACK edges moved off-grid; the connection collects them
 
     def __len__(self) -> int:
         return len(self.segs) - self._head
@@ -294,14 +313,39 @@ class Scoreboard:
         m[lo:hi] = ([left] if lo % 2 == 0 else []) + ([right] if hi % 2 == 0 else [])
         return gaps
 
-    def sack(self, left: int, right: int) -> list[SentSeg]:
+    def _on_grain(self, pos: int, grain: int, up: bool) -> int:
+        """``pos`` moved onto the record's grid (its start plus whole ``grain``s, or
+        the FIN's position), up or down, counting a refused split if it moved."""
+        segs = self.segs
+        i = self._index(pos)
+        if i < len(segs):
+            s = segs[i]
+            if s.start < pos < s.end and not (s.fin and pos == s.end - 1):
+                off = pos - s.start
+                cut = off - off % grain
+                if up and cut < off:
+                    cut += grain
+                if cut != off:
+                    self.splits_refused += 1
+                    return min(s.start + cut, s.end)
+        return pos
+
+    def sack(self, left: int, right: int, grain: int = 1) -> list[SentSeg]:
         """Mark ``[left, right)`` SACKed (RFC 2018 §3); return newly SACKed segments.
 
-        Segments straddling either edge are split there; only the parts of the
-        block not SACKed before are walked."""
+        Segments straddling either edge are split there, but only into pieces of
+        whole ``grain`` bytes from the record's start (the connection passes its
+        MSS): an edge off that grid is moved inwards, so the part of the record it
+        would have cut off stays un-SACKed (see the module docstring).  Only the
+        parts of the block not SACKed before are walked."""
         segs = self.segs
         if len(segs) == self._head or right <= segs[self._head].start:
             return []
+        if grain > 1:
+            left = self._on_grain(left, grain, True)
+            right = self._on_grain(right, grain, False)
+            if left >= right:
+                return []
         self._split_at(left)
         self._split_at(right)
         newly: list[SentSeg] = []
