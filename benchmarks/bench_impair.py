@@ -437,8 +437,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     def on_term(signum: int, frame: object) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGHUP, on_term)
+    # SIGINT too: a background job may have inherited it ignored
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_term)
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-impair-") as tmp:
         logdir = a.logs or Path(tmp)
