@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 STAMP_RUN  := $(VENV)/.stamp-run
 STAMP_TEST := $(VENV)/.stamp-test
 
-.PHONY: demo test lint typecheck check bench clean venv images sysdeps
+.PHONY: demo test lint typecheck check bench bench-impair clean venv images sysdeps
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -49,12 +49,20 @@ typecheck: $(STAMP_TEST)
 ## bench: hot-path and simulator benchmarks, then (as root) synack against the kernel
 ## over TUN in its own network namespaces; updates docs/benchmarks.md.
 ## BENCH_NET_ARGS=--quick for a short smoke run of the network part.
+## Goodput through an impaired path (loss, delay, rate) is `make bench-impair`, separate.
 bench: $(STAMP_TEST)
 	$(PY) benchmarks/bench_core.py --write
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		sh scripts/install-bench-deps.sh; \
 	fi
 	$(PY) benchmarks/bench_net.py --write $(BENCH_NET_ARGS)
+
+## bench-impair: goodput of synack CUBIC and NewReno against Linux CUBIC as senders through
+## ../shared/tools/impair (100 Mbit/s, 50 ms RTT, one-BDP queue, loss 0-5%; as root, about
+## 15 minutes; not in make test or make bench); updates docs/benchmarks.md.
+## BENCH_IMPAIR_ARGS=--quick for a short run, --impair-dir DIR if the tools are elsewhere.
+bench-impair: $(STAMP_RUN)
+	$(PY) benchmarks/bench_impair.py --write $(BENCH_IMPAIR_ARGS)
 
 ## fuzz: the mutation fuzzer over captured segments, 1,000,000 inputs (not in make test)
 .PHONY: fuzz

@@ -117,20 +117,24 @@ def render(rows: Sequence[Row], *, command: str, notes: Sequence[str] = (),
     return "\n".join(lines)
 
 
-def replace_section(doc: str, body: str) -> str:
-    """Put ``body`` between the net markers; add the section before ``## History``
-    (or at the end) when the markers are not there yet.  Nothing else changes."""
-    block = f"{START}\n{body}\n{END}"
-    if START in doc and END in doc:
-        before, rest = doc.split(START, 1)
-        _, after = rest.split(END, 1)
+def replace_section(doc: str, body: str, *, start: str = START, end: str = END,
+                    heading: str = HEADING) -> str:
+    """Put ``body`` between the markers (the net ones unless given); add the section,
+    under ``heading``, before ``## History`` (or at the end) when the markers are not
+    there yet.  Nothing else changes."""
+    block = f"{start}\n{body}\n{end}"
+    if start in doc and end in doc:
+        before, rest = doc.split(start, 1)
+        _, after = rest.split(end, 1)
         return before + block + after
-    section = f"{HEADING}\n\n{block}\n\n"
+    section = f"{heading}\n\n{block}\n\n"
     idx = doc.find("\n## History")
     if idx < 0:
         return doc.rstrip("\n") + "\n\n" + section
     return doc[:idx + 1] + section + doc[idx + 1:]
 
 
-def write_section(path: Path, body: str) -> None:
-    path.write_text(replace_section(path.read_text(), body))
+def write_section(path: Path, body: str, *, start: str = START, end: str = END,
+                  heading: str = HEADING) -> None:
+    path.write_text(replace_section(path.read_text(), body, start=start, end=end,
+                                    heading=heading))

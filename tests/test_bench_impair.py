@@ -1,0 +1,114 @@
+"""Pure helpers of the impaired-path goodput benchmark (benchmarks/bench_impair.py).
+
+No root and no network: the options, the bridge specs of each cell, the parsing of
+what the tools print, the table and the docs section.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+import bench_impair as bi  # noqa: E402
+from netbench import report  # noqa: E402
+
+
+def test_defaults_are_the_full_table() -> None:
+    a = bi.parse_args([])
+    assert (a.reps, a.seconds, a.loss, a.write) == (3, 20.0, [0.0, 0.1, 1.0, 5.0], False)
+    assert a.impair_dir == bi.ROOT.parent / "shared" / "tools" / "impair"
+
+
+def test_quick_is_short_and_explicit_options_win() -> None:
+    q = bi.parse_args(["--quick"])
+    assert (q.reps, q.seconds, q.loss) == (1, 8.0, [0.0, 1.0])
+    a = bi.parse_args(["--quick", "--reps", "2", "--seconds", "3", "--loss", "5",
+                       "--impair-dir", "/x/impair", "--write"])
+    assert (a.reps, a.seconds, a.loss, a.impair_dir, a.write) == (
+        2, 3.0, [5.0], Path("/x/impair"), True)
+
+
+def test_queue_is_one_bdp() -> None:
+    """100 Mbit/s x 50 ms / 8 = 625000 bytes."""
+    assert bi.bdp_bytes() == 625_000
+    assert bi.bdp_bytes(10, 200) == 250_000
+
+
+def test_cell_specs_loss_on_the_data_direction_only() -> None:
+    base = "rate=100mbit,queue=625000,delay=25ms"
+    assert bi.cell_specs(0.0) == (base, base)
+    assert bi.cell_specs(0.1) == (base, base + ",loss=0.1%")
+    assert bi.cell_specs(1.0) == (base, base + ",loss=1%")
+    assert bi.cell_specs(5.0) == (base, base + ",loss=5%")
+
+
+def test_parse_tool_output() -> None:
+    assert bi.parse_recv("20.001234 250000000\n") == (20.001234, 250_000_000)
+    plain = "retransmissions          40                           timeouts 2\n"
+    boxed = "│ retransmissions          │ 40                      │ timeouts 2          │"
+    assert bi.parse_synack_summary(plain) == (40, 2)
+    assert bi.parse_synack_summary(boxed) == (40, 2)
+    assert bi.parse_synack_summary("no summary") == (None, None)
+    snmp = "Tcp: RtoAlgorithm RetransSegs InErrs\nTcp: 1 271 0\n"
+    netstat = "TcpExt: SyncookiesSent TCPTimeouts\nTcpExt: 0 3\n"
+    assert bi.parse_kernel_counters(snmp, netstat) == {"RetransSegs": 271, "TCPTimeouts": 3}
+
+
+def _cells() -> list[bi.Cell]:
+    zero = bi.Cell(0.0, {"linux": [bi.Run(95.0, retrans=271, timeouts=0, bridge_cpu=0.3)],
+                         "cubic": [bi.Run(94.9, retrans=0, timeouts=0, bridge_cpu=0.25)],
+                         "newreno": [bi.Run(96.0, retrans=0, timeouts=0)]})
+    one = bi.Cell(1.0, {"linux": [bi.Run(2.0), bi.Run(3.0, retrans=10), bi.Run(2.5)],
+                        "cubic": [bi.Run(3.0), bi.Run(None, error="x"), bi.Run(2.0)],
+                        "newreno": []})
+    return [zero, one]
+
+
+def test_median_skips_failed_runs() -> None:
+    _, one = _cells()
+    assert one.median("linux") == 2.5
+    assert one.median("cubic") == 2.5
+    assert one.median("newreno") is None
+    assert one.median("linux", "retrans") == 10
+
+
+def test_render_table() -> None:
+    text = bi.render(_cells(), command="make bench-impair", seconds=20, reps=3,
+                     notes=["a note"], host="test host", when="2026-01-02")
+    lines = text.splitlines()
+    assert lines[0] == "Machine: test host, 2026-01-02. Command: `make bench-impair`."
+    assert "one BDP (625,000 bytes)" in text and "median of 3" in text
+    assert ("| 0% | 95.0 Mbit/s | 94.9 Mbit/s | 0.999x | **no** | 96.0 Mbit/s | 1.011x "
+            "| **yes** |") in lines
+    assert "| 1% | 2.50 Mbit/s | 2.50 Mbit/s | 1.000x | **yes** | — | — | — |" in lines
+    assert "| 0% | 271 / 0 | 0 / 0 | 0 / 0 | 30% |" in lines
+    assert "| 1% | 10 / — | — / — | — / — | — |" in lines
+    assert lines[-1] == "- a note"
+
+
+def test_docs_section_replaced_between_impair_markers_only() -> None:
+    doc = (f"# B\n\n{report.START}\nnet table\n{report.END}\n\n## History\n\nold\n")
+    added = report.replace_section(doc, "first", start=bi.START, end=bi.END,
+                                   heading=bi.HEADING)
+    assert f"{bi.HEADING}\n\n{bi.START}\nfirst\n{bi.END}\n\n## History" in added
+    assert "net table" in added
+    again = report.replace_section(added, "second", start=bi.START, end=bi.END,
+                                   heading=bi.HEADING)
+    assert "first" not in again and f"{bi.START}\nsecond\n{bi.END}" in again
+    assert again.count(bi.HEADING) == 1
+    assert again.replace("second", "first") == added
+    # the net section keeps its own markers: replacing it leaves this one alone
+    net = report.replace_section(again, "n2")
+    assert "net table" not in net and f"{bi.START}\nsecond\n{bi.END}" in net
+
+
+def test_main_without_root_says_so(monkeypatch: pytest.MonkeyPatch,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(bi.os, "geteuid", lambda: 1000)
+    assert bi.main(["--quick"]) == 2
+    assert "needs root" in capsys.readouterr().err
