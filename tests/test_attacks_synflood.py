@@ -212,3 +212,17 @@ def test_forged_cookie_ack_in_the_first_period_is_a_counted_rejection() -> None:
     seg = Segment(40000, 80, 777, (cookie + 1) & 0xFFFFFFFF, ACK, 65535)
     sc.server.receive_packet(encode_ipv4_tcp(ip_to_bytes("192.0.2.7"), S, seg), sc.now)
     assert sc.server.stats["syncookies_rejected"] == 1
+
+
+def test_cookie_mss_index_bits_are_authenticated() -> None:
+    """RFC 4987 §3.6: a cookie's MSS index is covered by the hash, so a client that
+    offered MSS 536 cannot rewrite the two index bits of its cookie to be served at
+    1460 (the hash must fail for every other index)."""
+    jar = cookies.SynCookies(b"k" * 16)
+    lip, rip = bytes([10, 0, 0, 2]), bytes([10, 0, 0, 1])
+    cookie, mss = jar.make(lip, 80, rip, 40000, 777, 536, 100.0)
+    assert mss == 536
+    assert jar.check(lip, 80, rip, 40000, 777, cookie, 100.0) == 536
+    for idx in range(1, 4):
+        forged = (cookie & ~(0x3 << 25)) | (idx << 25)
+        assert jar.check(lip, 80, rip, 40000, 777, forged, 100.0) is None, idx

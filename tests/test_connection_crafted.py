@@ -765,6 +765,21 @@ def test_ack_covering_a_fast_retransmission_is_accepted() -> None:
     assert tcb.conn.snd_una == end(rexmit)
 
 
+def test_old_ack_with_newer_data_does_not_update_the_window_c4() -> None:
+    """RFC 9293 §3.10.7.4: the send window is updated only when SND.UNA =< SEG.ACK; a
+    segment carrying new data but an ACK below SND.UNA (a reordered old copy) would
+    otherwise pass the SND.WL1 test and shut the window with a stale value."""
+    tcb = established()
+    tcb.conn.send(b"m" * 3000)
+    tcb.out(0.0)
+    tcb.feed(tcb.peer(IRS + 1, ISS + 1001, window=WIN, payload=b"c" * 10), 0.1)
+    assert tcb.conn.snd_una == ISS + 1001
+    # Newer data (SEG.SEQ > SND.WL1) with an old ACK and a stale zero window.
+    tcb.feed(tcb.peer(IRS + 11, ISS + 1, window=0, payload=b"d" * 10), 0.2)
+    assert tcb.conn.snd_wnd == WIN
+    assert tcb.conn.recv() == b"c" * 10 + b"d" * 10  # its data is still taken
+
+
 def test_window_change_is_not_a_dup_ack() -> None:
     """RFC 5681 §2: an ACK that changes the advertised window is not a duplicate."""
     tcb = established()
@@ -911,6 +926,22 @@ def test_close_with_unread_data_sends_rst_c23() -> None:
     assert not any(s.flags & FIN for s in out)
     assert tcb.state is S.CLOSED
     assert tcb.conn.next_timer() is None
+
+
+def test_close_with_only_out_of_order_data_sends_fin_c23() -> None:
+    """C23 covers data the application could have read; bytes held beyond a hole never
+    were readable, so close() sends FIN (as Linux's tcp_close), and the hole's data,
+    when it arrives, meets a closed socket: RST (C24)."""
+    tcb = established()
+    tcb.feed(tcb.peer(IRS + 101, ISS + 1, payload=b"later"), 0.1)  # 1..100 missing
+    assert tcb.conn.readable == 0
+    tcb.conn.close(0.2)
+    out = tcb.out(0.2)
+    assert [s.flags for s in out] == [FIN | ACK]
+    assert tcb.state is S.FIN_WAIT_1
+    out = tcb.feed(tcb.peer(IRS + 1, ISS + 2, payload=b"h" * 100), 0.3)
+    assert any(s.flags & RST for s in out)
+    assert tcb.state is S.CLOSED
 
 
 def test_close_with_everything_read_sends_fin() -> None:

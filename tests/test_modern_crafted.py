@@ -1460,6 +1460,26 @@ def test_hystart_spurious_exit_resumes_slow_start() -> None:
         h.sample(0.120)
     assert h.in_css
     h.round_start()
+    for _ in range(7):  # RFC 9406 §4.3: not judged before N_RTT_SAMPLE samples
+        h.sample(0.110)
+        assert h.in_css
     h.sample(0.110)
     assert h.in_css is False
     assert h.growth(4000) == 4000
+
+
+def test_hystart_runs_in_the_initial_slow_start_only() -> None:
+    """RFC 9406 §4.2: after a congestion event, slow start (below ssthresh after an RTO)
+    is the standard one: a rising RTT no longer enters CSS nor slows growth."""
+    cc = congestion.create("cubic", MSS, 10)
+    assert isinstance(cc, congestion.Cubic)
+    cc.on_timeout(10 * MSS, 0.0)
+    assert cc.in_slow_start
+    for t, rtt in ((0.1, 0.100), (0.2, 0.150)):
+        cc.on_round_start(t)
+        for _ in range(8):
+            cc.on_rtt_sample(rtt, t)
+    assert cc.hystart.in_css is False
+    before = cc.cwnd
+    cc.on_ack(2 * MSS, 0, 0.3)
+    assert cc.cwnd == before + 2 * MSS

@@ -146,8 +146,9 @@ class HyStartPP:
         self.current_min = min(self.current_min, rtt)
         self.samples += 1
         if self.in_css:
-            if self.current_min < self.css_baseline:  # a spurious exit: resume slow start
-                self.in_css = False
+            # RFC 9406 §4.3: judged only once the round has N_RTT_SAMPLE samples.
+            if self.samples >= self.N_RTT_SAMPLE and self.current_min < self.css_baseline:
+                self.in_css = False  # a spurious exit: resume slow start
                 self.css_baseline = math.inf
             return
         if (self.samples >= self.N_RTT_SAMPLE and self.current_min != math.inf
@@ -167,7 +168,8 @@ class HyStartPP:
 class Cubic(CongestionControl):
     """CUBIC (RFC 9438) with HyStart++ (RFC 9406) slow start."""
 
-    __slots__ = ("cwnd_prior", "epoch", "hystart", "k", "srtt", "w_est", "w_max")
+    __slots__ = ("cwnd_prior", "epoch", "hystart", "hystart_on", "k", "srtt", "w_est",
+                 "w_max")
 
     name = "cubic"
     C = 0.4
@@ -182,20 +184,23 @@ class Cubic(CongestionControl):
         self.cwnd_prior = 0.0  # segments, the window before the last reduction
         self.srtt = 0.0
         self.hystart = HyStartPP()
+        # RFC 9406 §4.2: HyStart++ runs in the initial slow start only; after the first
+        # congestion event slow start is the standard one.
+        self.hystart_on = True
 
     def on_rtt_sample(self, rtt: float, now: float) -> None:
         self.srtt = rtt if self.srtt == 0 else 0.875 * self.srtt + 0.125 * rtt
-        if self.cwnd < self.ssthresh:
+        if self.hystart_on and self.cwnd < self.ssthresh:
             self.hystart.sample(rtt)
 
     def on_round_start(self, now: float) -> None:
-        if self.hystart.round_start() and self.cwnd < self.ssthresh:
+        if self.hystart_on and self.hystart.round_start() and self.cwnd < self.ssthresh:
             self.ssthresh = self.cwnd  # RFC 9406 §4.3: CSS done, congestion avoidance
 
     def on_ack(self, acked: int, flight: int, now: float) -> None:
         mss = self.mss
         if self.cwnd < self.ssthresh:
-            self.cwnd += self._abc(self.hystart.growth(acked))
+            self.cwnd += self._abc(self.hystart.growth(acked) if self.hystart_on else acked)
             return
         seg = self.cwnd / mss
         if self.epoch is None:  # RFC 9438 §4.2: a new congestion-avoidance epoch
@@ -225,6 +230,7 @@ class Cubic(CongestionControl):
         self.cwnd = self.ssthresh
         self.epoch = None
         self.hystart.in_css = False
+        self.hystart_on = False
 
     def on_timeout(self, flight: int, now: float) -> None:
         self.on_loss(flight, now)

@@ -361,8 +361,9 @@ class InputMixin(ConnBase):
         if is_dup:
             self.stats["dup_acks_in"] += 1
             self._dupacks += 1
-        # Send window update (RFC 9293 §3.10.7.4, SND.WL1/SND.WL2 rule).
-        if self._wl1 < pos or (self._wl1 == pos and self._wl2 <= ack_pos):
+        # Send window update (RFC 9293 §3.10.7.4, SND.WL1/SND.WL2 rule), only from an ACK
+        # with SND.UNA =< SEG.ACK: an older one is a reordered copy whose window is stale.
+        if ack_pos >= una and (self._wl1 < pos or (self._wl1 == pos and self._wl2 <= ack_pos)):
             opened = self.snd_wnd == 0 and window > 0
             self.snd_wnd = window
             self._wl1, self._wl2 = pos, ack_pos

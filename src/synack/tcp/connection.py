@@ -508,12 +508,16 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         With unread received data this aborts with RST instead of FIN (C23,
         RFC 9293 §3.10.4 and RFC 2525 §2.17).  Otherwise a FIN is sent and the
         connection finishes the teardown on its own; data that still arrives
-        from the peer is answered with RST (C24).
+        from the peer is answered with RST (C24).  Data held out of order is not
+        "unread": the application could never have read it (as Linux's
+        ``tcp_close``, which counts only the in-order receive queue), so it alone
+        does not turn the FIN into a RST; if the hole is filled later, that data
+        meets the closed socket and gets the RST of C24.
         """
         now = self._now if now is None else now
         if self.state is S_CLOSED:
             return
-        if self._rbuf or self._ooo:
+        if self._rbuf:
             self.abort(now, why="close with unread received data (C23)")
             return
         self._orphan = True

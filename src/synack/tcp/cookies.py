@@ -10,7 +10,10 @@ back in the ACK's TSecr (without timestamps they are lost, and the
 connection runs without them).
 
 Layout of the 32-bit cookie: ``t`` (5 bits, a 64-second counter) | MSS index
-(2 bits) | hash (25 bits).  A cookie is accepted for up to two periods.
+(2 bits) | hash (25 bits).  A cookie is accepted for up to two periods.  The hash
+covers the MSS index too, so an attacker who has seen one cookie cannot flip its
+index bits to obtain a connection with a larger MSS than the client offered
+(RFC 4987 §3.6: every bit of the cookie is authenticated).
 """
 
 from __future__ import annotations
@@ -35,10 +38,10 @@ class SynCookies:
         self._secret = secret if secret is not None else os.urandom(16)
 
     def _hash(self, lip: bytes, lport: int, rip: bytes, rport: int, client_isn: int,
-              t: int) -> int:
+              t: int, idx: int) -> int:
         h = hashlib.blake2b(digest_size=4, key=self._secret)
         h.update(lip + lport.to_bytes(2, "big") + rip + rport.to_bytes(2, "big")
-                 + client_isn.to_bytes(4, "big") + t.to_bytes(4, "big"))
+                 + client_isn.to_bytes(4, "big") + t.to_bytes(4, "big") + bytes((idx,)))
         return int.from_bytes(h.digest(), "big") & _HASH_MASK
 
     def make(self, lip: bytes, lport: int, rip: bytes, rport: int, client_isn: int,
@@ -50,7 +53,7 @@ class SynCookies:
                 idx = i
         t = int(now // PERIOD)
         cookie = ((t & 0x1F) << 27) | (idx << 25) | self._hash(lip, lport, rip, rport,
-                                                               client_isn, t)
+                                                               client_isn, t, idx)
         return cookie, MSS_TABLE[idx]
 
     def check(self, lip: bytes, lport: int, rip: bytes, rport: int, client_isn: int,
@@ -63,9 +66,10 @@ class SynCookies:
         t = t_now - age
         if t < 0:  # from before the clock's first period: cannot be ours
             return None
-        if self._hash(lip, lport, rip, rport, client_isn, t) != cookie & _HASH_MASK:
+        idx = (cookie >> 25) & 0x3
+        if self._hash(lip, lport, rip, rport, client_isn, t, idx) != cookie & _HASH_MASK:
             return None
-        return MSS_TABLE[(cookie >> 25) & 0x3]
+        return MSS_TABLE[idx]
 
 
 def encode_options(wscale: int | None, sack: bool, ecn: bool) -> int:
