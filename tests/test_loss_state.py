@@ -282,3 +282,54 @@ def test_zero_window_acks_between_timeouts_are_no_new_loss_event() -> None:
     assert nxt is not None
     tcb.fire(nxt)  # a timeout after progress in Loss: a new loss event
     assert conn.ssthresh != ssthresh
+
+
+# ------------------------------------------------------------------ cwnd validation
+@pytest.mark.parametrize("cc", ["newreno", "cubic"])
+def test_application_limited_sender_does_not_grow_cwnd(cc: str) -> None:
+    """RFC 7661 §4, RFC 9438 §5.8 (Linux tcp_is_cwnd_limited): a sender that writes two
+    segments per round trip never uses its initial window of ten, so fifty round trips
+    of ACKs are no evidence for a larger one: cwnd stays at IW."""
+    tcb = established(cfg(congestion_control=cc, tlp=False))
+    iw = tcb.conn.cwnd
+    t = 1.0
+    for _ in range(50):
+        tcb.send(bytes(2 * MSS_TS), t)
+        tcb.ack(tcb.conn.snd_nxt, t + 0.1)
+        t += 0.2
+    assert tcb.conn.cwnd == iw
+
+
+def test_cwnd_limited_sender_grows_and_validation_can_be_turned_off() -> None:
+    """The same ACK clock with data waiting beyond cwnd grows cwnd (slow start), and with
+    cwnd_validation off the application-limited sender grows as before."""
+    tcb = established(cfg(tlp=False))
+    iw = tcb.conn.cwnd
+    tcb.send(bytes(40 * MSS_TS), 1.0)
+    tcb.ack(seg_at(10), 1.1)
+    assert tcb.conn.cwnd > iw
+    tcb = established(cfg(tlp=False, cwnd_validation=False))
+    tcb.send(bytes(2 * MSS_TS), 1.0)
+    tcb.ack(tcb.conn.snd_nxt, 1.1)
+    assert tcb.conn.cwnd > iw
+
+
+def test_loss_state_picture_is_drawn_from_the_current_table() -> None:
+    """docs/images/loss-states.svg is generated from TRANSITIONS: it must be current,
+    and it must show every state and every trigger of the table."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("loss_states_svg",
+                                                  root / "scripts" / "loss_states_svg.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    svg = mod.render()
+    assert (root / "docs" / "images" / "loss-states.svg").read_text() == svg, \
+        "stale picture: run .venv/bin/python scripts/loss_states_svg.py"
+    for state in CaState:
+        assert f">{state}</text>" in svg
+    for trigger in TRIGGERS:
+        assert trigger in svg

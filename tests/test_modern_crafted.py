@@ -1243,7 +1243,9 @@ def test_info_snapshot_reports_the_connection() -> None:
     assert info["rto"] == 1.0 and info["rttvar"] > 0
     assert info["min_rtt"] == pytest.approx(0.1, abs=0.001)
     assert info["congestion_control"] == "cubic"
-    assert info["cwnd"] == 12 * MSS_TS  # IW10 + 2 MSS (one ACK, RFC 3465 L = 2)
+    # Four segments of an initial window of ten: application-limited, so no growth
+    # (RFC 7661 §4; before cwnd validation this was IW10 + 2 MSS).
+    assert info["cwnd"] == 10 * MSS_TS
     assert info["bytes_acked"] == 4 * MSS_TS and info["bytes_sent"] == 4 * MSS_TS
     assert info["unacked"] == 0 and info["retransmits"] == 0
     assert info["mss"] == MSS_TS and info["sack"] is True

@@ -69,6 +69,10 @@ class TcpConfig:
     #: than the RTO, cwnd = min(cwnd, IW).  Linux net.ipv4.tcp_slow_start_after_idle
     #: (default 1); the packetdrill corpus's defaults.sh sets it to 0.
     slow_start_after_idle: bool = True
+    #: Congestion-window validation (RFC 7661 §4, RFC 9438 §5.8; Linux
+    #: tcp_is_cwnd_limited): cwnd grows only while the sender uses it, not while the
+    #: application, the receive window or the send buffer hold it back.
+    cwnd_validation: bool = True
     #: Offer the receive window in whole segments (as Linux's __tcp_select_window),
     #: so a sender never sees a sliver it would refuse to use (SWS) and stall.
     window_in_segments: bool = True

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from .congestion import CongestionControl
     from .conn_const import Tracer
     from .connection import Connection
+    from .cwnd_use import CwndUse
     from .events import Event
     from .loss_state import CaState, LossState
     from .prr import Prr
@@ -43,6 +44,7 @@ class ConnBase:
         "_cc",
         "_challenge_count",
         "_challenge_window",
+        "_cwnd_use",
         "_cwr_pending",
         "_dack_at",
         "_delivered",
@@ -190,6 +192,7 @@ class ConnBase:
     _pmtu_mark: int
     _probe: SentSeg | None
     _dupacks: int
+    _cwnd_use: CwndUse
     _ls: LossState
     _prr: Prr
     _rack: Rack

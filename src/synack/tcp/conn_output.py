@@ -126,6 +126,8 @@ class OutputMixin(ConnBase):
                 break
         if recovering:
             self._prr.allow = max(allow, 0)
+        else:  # cwnd in use: no full segment's room left (Linux tcp_write_xmit)
+            self._cwnd_use.after_send(self._una, self._max, allow < mss)
         if sent_new and self._skb_ends is not None:
             self._split_skbs(first_new, self._max)
         # 3. Timers: retransmission, tail loss probe, persist.

@@ -96,7 +96,9 @@ class RecoveryMixin(ConnBase):
             self._prr.on_ack(delivered_bytes, self._pipe(), self._cc.ssthresh, mss,
                              bool(sb.lost_bytes))
         else:
-            if acked and grow_ok:
+            cc = self._cc
+            if acked and grow_ok and (not self.config.cwnd_validation
+                                      or self._cwnd_use.may_grow(cc.cwnd, cc.in_slow_start)):
                 grow = acked
                 if self.config.cwnd_count_delivered:
                     # Linux grows cwnd by what this ACK newly delivered: data SACKed
@@ -104,7 +106,7 @@ class RecoveryMixin(ConnBase):
                     # counted already.
                     earlier = -min(sacked, 0) if self.sack_ok else dups_before * mss
                     grow = max(acked - earlier, min(acked, mss))
-                self._cc.on_ack(grow, self._max - self._una, now)
+                cc.on_ack(grow, self._max - self._una, now)
             if ls.state <= CaState.DISORDER:
                 disorder = bool(self._dupacks or sb.sacked_bytes or sb.lost_bytes)
                 if disorder != (ls.state is CaState.DISORDER):

@@ -71,6 +71,7 @@ from .conn_receive import ReceiveMixin
 from .conn_recovery import RecoveryMixin
 from .conn_timers import TimersMixin
 from .conn_trace import TraceMixin
+from .cwnd_use import CwndUse
 from .events import Closed, Connected, ConnectionFailed, ConnectionReset, Event, StateChanged
 from .loss_state import CaState, LossState
 from .prr import Prr
@@ -172,6 +173,7 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         self._probe: SentSeg | None = None
         self._dupacks = 0
         self._ls = LossState()
+        self._cwnd_use = CwndUse()
         self._prr = Prr()
         self._rack = Rack()
         self._tlp_end: int | None = None
