@@ -229,6 +229,7 @@ class LossStateMachine(RuleBasedStateMachine):
         elif ls.state is CaState.CWR:  # an ECE that acked everything: left on the next ACK
             assert conn._una <= ls.high_seq, "CWR with SND.UNA past high_seq"
         assert conn.info()["ca_state"] == int(ls.state)
+        assert (conn._prr is not None) == (ls.state is CaState.RECOVERY)
 
     @invariant()
     def timers_armed_exactly_when_needed(self) -> None:

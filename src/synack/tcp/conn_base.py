@@ -194,7 +194,7 @@ class ConnBase:
     _dupacks: int
     _cwnd_use: CwndUse
     _ls: LossState
-    _prr: Prr
+    _prr: Prr | None  # only during fast recovery
     _rack: Rack
     _tlp_end: int | None
     _tlp_retrans: bool

@@ -20,7 +20,6 @@ from .conn_const import (
     S_SYN_SENT,
     TS_OPTION_LEN,
 )
-from .loss_state import CaState
 from .scoreboard import SentSeg
 
 
@@ -54,9 +53,10 @@ class OutputMixin(ConnBase):
         data_end = self._buf_pos + len(self._buf)
         if self._max == self._una and data_end > self._max and self.config.slow_start_after_idle:
             self._idle_restart(now)
-        recovering = self._ls.state is CaState.RECOVERY
-        if recovering:
-            allow = self._prr.allow
+        prr = self._prr  # exists exactly while in fast recovery
+        recovering = prr is not None
+        if prr is not None:
+            allow = prr.allow
         else:
             allow = self._cc.cwnd - self._pipe()
             if not self.sack_ok and self._dupacks in (1, 2):
@@ -124,8 +124,8 @@ class OutputMixin(ConnBase):
                 sent_new = True
             else:
                 break
-        if recovering:
-            self._prr.allow = max(allow, 0)
+        if prr is not None:
+            prr.allow = max(allow, 0)
         else:  # cwnd in use: no full segment's room left (Linux tcp_write_xmit)
             self._cwnd_use.after_send(self._una, self._max, allow < mss)
         if sent_new and self._skb_ends is not None:
@@ -182,7 +182,7 @@ class OutputMixin(ConnBase):
         if self._rtt_pos is None and not self.ts_ok:
             self._rtt_pos, self._rtt_time = stop, now
         self.stats["bytes_sent"] += end - start
-        if self._ls.state is CaState.RECOVERY:
+        if self._prr is not None:
             self._prr.sent(end - start)
         self._emit(seg, now, why)
         self._max = stop
@@ -199,7 +199,7 @@ class OutputMixin(ConnBase):
         if count:
             self.stats["retransmits"] += 1
         self._rtt_pos = None  # Karn's rule (RFC 6298 §3)
-        if self._ls.state is CaState.RECOVERY:
+        if self._prr is not None:
             self._prr.sent(len(payload) or 1)
         self._emit(self._make(flags, s.start, payload, now), now, why)
         return len(payload) or 1

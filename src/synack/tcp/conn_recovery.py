@@ -13,6 +13,7 @@ from .. import seq
 from .conn_base import ConnBase
 from .conn_const import MASK
 from .loss_state import CaState
+from .prr import Prr
 from .scoreboard import SentSeg
 
 
@@ -91,7 +92,7 @@ class RecoveryMixin(ConnBase):
         if ls.state >= CaState.CWR and self._una >= ls.high_seq:
             grow_ok = ls.state is not CaState.RECOVERY
             self._end_episode(now)
-        if ls.state is CaState.RECOVERY:
+        if self._prr is not None:
             delivered_bytes = acked + (sacked if self.sack_ok else (mss if is_dup else 0))
             self._prr.on_ack(delivered_bytes, self._pipe(), self._cc.ssthresh, mss,
                              bool(sb.lost_bytes))
@@ -131,6 +132,7 @@ class RecoveryMixin(ConnBase):
         after = (CaState.DISORDER if self._dupacks or sb.sacked_bytes or sb.lost_bytes
                  else CaState.OPEN)
         if was is CaState.RECOVERY:
+            self._prr = None
             self._cc.on_recovery_end(now)
             self._trace(now, "cc", event="recovery_end", cwnd=self._cc.cwnd,
                         ssthresh=self._cc.ssthresh)
@@ -179,7 +181,7 @@ class RecoveryMixin(ConnBase):
         if ls.state is not CaState.CWR or self._una >= ls.high_seq:
             self._cc.on_loss(flight, now)
         ls.high_seq = self._max
-        self._prr.start(flight, self.eff_mss)
+        self._prr = Prr(flight, self.eff_mss)
         self.stats["recoveries"] += 1
         self.stats["fast_retransmits"] += 1
         self._tlp_at = None

@@ -149,6 +149,7 @@ class TimersMixin(ConnBase):
         fresh = (ls.state <= CaState.DISORDER or self._una >= ls.high_seq
                  or (ls.state is CaState.LOSS and self._una > ls.rto_una))
         ls.rto_una = self._una
+        self._prr = None  # fast recovery, if any, is over: Loss sends by cwnd
         if fresh:
             self._cc.on_timeout(self._pipe(), now)
         else:

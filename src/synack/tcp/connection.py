@@ -174,7 +174,7 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         self._dupacks = 0
         self._ls = LossState()
         self._cwnd_use = CwndUse()
-        self._prr = Prr()
+        self._prr: Prr | None = None
         self._rack = Rack()
         self._tlp_end: int | None = None
         self._tlp_retrans = False

@@ -1,8 +1,9 @@
 """Proportional Rate Reduction (RFC 6937): how much fast recovery may send per ACK.
 
-One object per connection, owned by the recovery code: :meth:`start` when fast
-recovery begins, :meth:`on_ack` for every ACK inside it, :meth:`sent` for every
-byte sent inside it; :attr:`allow` is what the send path may still put out."""
+One object per fast recovery, owned by the recovery code: made when it begins
+(the connection holds None otherwise, so an idle connection pays nothing),
+:meth:`on_ack` for every ACK inside it, :meth:`sent` for every byte sent inside it;
+:attr:`allow` is what the send path may still put out."""
 
 from __future__ import annotations
 
@@ -12,13 +13,7 @@ class Prr:
 
     __slots__ = ("allow", "delivered", "out", "recover_fs")
 
-    def __init__(self) -> None:
-        self.recover_fs = 1
-        self.delivered = 0
-        self.out = 0
-        self.allow = 0
-
-    def start(self, flight: int, mss: int) -> None:
+    def __init__(self, flight: int, mss: int) -> None:
         """Recovery begins with ``flight`` bytes outstanding (RFC 6937 §3 initialisation);
         the fast retransmission itself may go at once."""
         self.recover_fs = max(flight, 1)
