@@ -333,3 +333,17 @@ def test_loss_state_picture_is_drawn_from_the_current_table() -> None:
         assert f">{state}</text>" in svg
     for trigger in TRIGGERS:
         assert trigger in svg
+
+
+@pytest.mark.parametrize("cc", ["newreno", "cubic"])
+def test_late_old_ack_does_not_shrink_cwnd(cc: str) -> None:
+    """An ACK below SND.UNA (reordered in the network, still within the window of
+    RFC 5961 §5.2) acknowledges nothing; counted as negative progress it shrank cwnd
+    in slow start, below zero on a reordering path, and the sender stalled forever."""
+    tcb = established(cfg(congestion_control=cc, tlp=False))
+    tcb.send(bytes(30 * MSS_TS), 1.0)
+    tcb.ack(seg_at(6), 1.1)
+    cwnd = tcb.conn.cwnd
+    for i in range(5):
+        tcb.ack(seg_at(2), 1.11 + i / 100)  # late copies of an older ACK
+    assert tcb.conn.cwnd == cwnd

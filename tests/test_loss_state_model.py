@@ -1,8 +1,8 @@
 """Model-based test of the sender's loss state machine (issue 13).
 
 Hypothesis plays the network and the receiver against one sending Connection:
-writes, deliveries in any order, drops, duplicates, lost ACKs, ECN-Echo and timer
-firings, in random sequences.  The receiver is a small model of its own (what it
+writes, deliveries in any order, drops, duplicates, lost, late and repeated ACKs,
+ECN-Echo and timer firings, in random sequences.  The receiver is a small model of its own (what it
 holds, its cumulative ACK, SACK blocks most recent first, D-SACK for a duplicate;
 RFC 2018, RFC 2883).  After every step the invariants below must hold:
 
@@ -101,6 +101,7 @@ class LossStateMachine(RuleBasedStateMachine):
         self.written = 0
         self.sent_max = 0  # highest stream offset ever sent
         self.checked = 0  # how much of tcb.sent was checked
+        self.acks: list[tuple[int, tuple[tuple[int, int], ...]]] = []  # ACKs sent
 
     @initialize(cc=st.sampled_from(["newreno", "cubic"]), sack=st.booleans(),
                 ecn=st.booleans(), rack=st.booleans())
@@ -177,6 +178,7 @@ class LossStateMachine(RuleBasedStateMachine):
             return
         before = self._before()
         blocks = self.rx.sack(dsack) if self.sack else ()
+        self.acks.append((self.rx.cum, blocks))
         flags = ACK | (ECE if ece and self.tcb.conn.ecn_ok else 0)
         out = self.tcb.ack(seq.add(U0, self.rx.cum), self.now, sack=blocks, flags=flags)
         self._step(out, before)
@@ -195,6 +197,17 @@ class LossStateMachine(RuleBasedStateMachine):
             if not self.net:
                 break
             self.deliver(0, ece and i > lose >= 0, False, False, dt / count)
+
+    @precondition(lambda self: len(self.acks) > 1)
+    @rule(back=st.integers(1, 8), dt=st.floats(0.0, 0.05))
+    def stale_ack(self, back: int, dt: float) -> None:
+        """An ACK the receiver sent earlier arrives again, late (ACKs reordered or
+        duplicated in the network): SEG.ACK may be below SND.UNA."""
+        cum, blocks = self.acks[-1 - min(back, len(self.acks) - 1)]
+        self.now += dt
+        before = self._before()
+        out = self.tcb.ack(seq.add(U0, cum), self.now, sack=blocks)
+        self._step(out, before)
 
     @precondition(lambda self: self.net)
     @rule(pick=st.integers(0, 1 << 16))

@@ -376,7 +376,9 @@ class InputMixin(ConnBase):
             # to zero: a live receiver, so keep waiting (RFC 1122 §4.2.2.17, RFC 9293
             # §3.8.6.1).  A silent one still runs out of retries.
             self._retries = 0
-        self._detect_losses(now, ack_pos - una, self._sb.sacked_bytes - sacked_before,
+        # An older ACK (SND.UNA - max window <= SEG.ACK < SND.UNA, a reordered copy) is
+        # acceptable but acknowledges nothing: it must not count as negative progress.
+        self._detect_losses(now, max(ack_pos - una, 0), self._sb.sacked_bytes - sacked_before,
                             is_dup, delivered, dsack)
         if self.ecn_ok and seg.flags & ECE:
             self._on_ece(now)  # after loss detection: one reduction per event
