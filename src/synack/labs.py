@@ -85,10 +85,17 @@ class Lab:
         return not self.requires or _has_feature(self.requires)
 
 
+#: The labs teach NewReno (RFC 5681: halve on loss, one segment per RTT after), the
+#: algorithm the textbooks and the concept notes describe; real networks default to
+#: CUBIC (TcpConfig).
+LAB_CC = "newreno"
+
+
 def _cfg(**changes: Any) -> TcpConfig:
     """TcpConfig(msl=MSL) with ``changes``, ignoring fields this build does not have."""
     known = getattr(TcpConfig, "__dataclass_fields__", {})
-    return TcpConfig(msl=MSL).replace(**{k: v for k, v in changes.items() if k in known})
+    return TcpConfig(msl=MSL, congestion_control=LAB_CC).replace(
+        **{k: v for k, v in changes.items() if k in known})
 
 
 def _has_feature(name: str) -> bool:
@@ -128,7 +135,7 @@ class _Lab:
     """The scenario plus its capture, sampler and lab notes."""
 
     def __init__(self, lab: Lab, seed: int, **kw: Any) -> None:
-        kw.setdefault("config", TcpConfig(msl=MSL))
+        kw.setdefault("config", TcpConfig(msl=MSL, congestion_control=LAB_CC))
         self.lab = lab
         self.sc = Scenario(seed, **kw)
         self.packets = MemoryWriter()
@@ -506,7 +513,7 @@ def _data_to_closed(lab: Lab) -> LabRun:
 
 
 def _zero_window(lab: Lab) -> LabRun:
-    cfg = TcpConfig(msl=MSL, mss=1024, rcv_buf=8192)
+    cfg = TcpConfig(msl=MSL, mss=1024, rcv_buf=8192, congestion_control=LAB_CC)
     x = _Lab(lab, 115, config=cfg)
     x.sc.listen(80, read=False, close_when_done=False)
     data = random.Random(115).randbytes(20000)
@@ -576,7 +583,7 @@ def _fast_retransmit(lab: Lab) -> LabRun:
 
 
 def _timeout(lab: Lab) -> LabRun:
-    x = _Lab(lab, 118, config=TcpConfig(msl=MSL, max_retransmits=4))
+    x = _Lab(lab, 118, config=TcpConfig(msl=MSL, max_retransmits=4, congestion_control=LAB_CC))
     x.sc.listen(80, close_when_done=False)
     ep = x.sc.connect(80, b"", close_when_done=False)
     x.sc.run(until=0.2)

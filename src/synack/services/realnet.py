@@ -146,7 +146,7 @@ def add_link_options(p: argparse.ArgumentParser, *, default_ip: str = "10.77.0.2
     t = p.add_argument_group("TCP")
     t.add_argument("--mss", type=_mss, help="MSS to advertise and use (at most MTU - 40)")
     t.add_argument("--cc", choices=sorted(ALGORITHMS), default=None,
-                   help="congestion control (default newreno)")
+                   help="congestion control (default cubic)")
     t.add_argument("--no-sack", dest="sack", action="store_false",
                    help="do not offer or accept SACK (RFC 2018)")
     t.add_argument("--no-timestamps", dest="timestamps", action="store_false",

@@ -46,8 +46,10 @@ class TcpConfig:
     oow_ack_interval: float = 0.5
     #: Initial congestion window in segments (RFC 6928).
     initial_window: int = 10
-    #: Congestion control algorithm, by registered name ("newreno", "cubic").
-    congestion_control: str = "newreno"
+    #: Congestion control algorithm, by registered name ("cubic", "newreno").  CUBIC
+    #: (RFC 9438) is the default for real networks, as on Linux, Windows and macOS;
+    #: ``classic()`` and the labs use NewReno (RFC 5681), the textbook algorithm.
+    congestion_control: str = "cubic"
     #: RFC 7323 §2 window scaling: offered on SYN; the shift comes from rcv_buf.
     window_scaling: bool = True
     #: RFC 7323 §3-5 timestamps: RTT measurement and PAWS.
@@ -213,7 +215,8 @@ class TcpConfig:
         that pin exact windows and timings."""
         base: dict[str, object] = {"window_scaling": False, "timestamps": False,
                                    "sack": False, "rcv_buf": 65535, "snd_buf": 262144,
-                                   "nodelay": True, "window_in_segments": False}
+                                   "nodelay": True, "window_in_segments": False,
+                                   "congestion_control": "newreno"}
         base.update(changes)
         return cls(**base)  # type: ignore[arg-type]
 
