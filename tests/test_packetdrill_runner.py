@@ -14,7 +14,7 @@ from synack.packetdrill import expectations
 from synack.packetdrill.parser import parse
 from synack.packetdrill.profiles import RFC
 from synack.packetdrill.runner import Runner, RunOptions, RunResult, Sent, run_script
-from synack.packetdrill.sockets import pattern
+from synack.packetdrill.syscalls import pattern
 from synack.stack import Stack
 from synack.wire.segment import ACK, FIN, PSH, Segment
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, TextIO
 
 from ..capture import CaptureWriter, PcapngWriter, PcapWriter
 from ..packetdrill import expectations
+from ..packetdrill.kernel import KERNEL_TOLERANCE_USECS, kernel_problem, run_script_kernel
 from ..packetdrill.profiles import PROFILES, config_from_sysctls, get_profile
 from ..packetdrill.runner import RunOptions, RunResult, iter_scripts, run_script
 from . import non_negative
@@ -30,12 +32,17 @@ def register(sub: Any) -> argparse.ArgumentParser:
         description="Run packetdrill-syntax scripts against a synack stack in virtual time. "
         "Directories are searched for *.pkt files.")
     p.add_argument("paths", nargs="+", metavar="SCRIPT_OR_DIR", help="scripts or directories")
+    p.add_argument("--target", choices=("synack", "kernel"), default="synack",
+                   help="what runs the scripts: synack in virtual time (the default), or "
+                   "this machine's Linux kernel in a network namespace of its own with a TUN "
+                   "device, in real time (root only)")
     p.add_argument("--profile", choices=sorted(PROFILES), default="rfc",
                    help="stack configuration: synack's RFC defaults (rfc, the default) or the "
                    "Linux kernel the public corpus was written against (linux)")
     p.add_argument("--tolerance_usecs", "--tolerance-usecs", type=non_negative(int),
                    dest="tolerance_usecs", help="timing tolerance (default 4000; a script's "
-                   "own --tolerance_usecs line wins)")
+                   "own --tolerance_usecs line wins; on the kernel target it is at least "
+                   f"{KERNEL_TOLERANCE_USECS}, or this value if larger)")
     p.add_argument("--tolerance_percent", "--tolerance-percent", type=non_negative(float),
                    dest="tolerance_percent",
                    help="tolerance as a percentage of the gap between events (default 12.5)")
@@ -76,6 +83,15 @@ def run_packetdrill(args: argparse.Namespace, out: TextIO) -> int:
         print("synack packetdrill: no *.pkt scripts found", file=sys.stderr)
         return 2
     profile = get_profile(args.profile)
+    target = getattr(args, "target", "synack")
+    if target == "kernel":
+        problem = kernel_problem()
+        if problem is not None:
+            print(f"synack packetdrill: {problem}", file=sys.stderr)
+            return 2
+        tol = max(args.tolerance_usecs or 0, KERNEL_TOLERANCE_USECS)
+        print(f"target: the Linux kernel {os.uname().release} (namespace and TUN per script); "
+              f"timing tolerance at least {tol} us (--tolerance-usecs)", file=out)
     if args.show_profile:
         _show_profile(args.profile, out)
     trace_path = getattr(args, "trace", None)  # optional for programmatic callers
@@ -106,7 +122,8 @@ def run_packetdrill(args: argparse.Namespace, out: TextIO) -> int:
                               check_ts_ecr=args.check_ts_ecr,
                               tracer=trace if trace_file is not None else None,
                               capture=capture if writer is not None else None)
-            res = run_script(path, profile, opts)
+            res = (run_script_kernel(path, opts) if target == "kernel"
+                   else run_script(path, profile, opts))
             results.append(res)
             print(res.report(verbose=args.verbose), file=out)
     finally:

@@ -81,7 +81,8 @@ from .parser import (
 )
 from .profiles import Profile, config_from_sysctls, get_profile
 from .pycode import AssertionFailed, CodeError, MissingField, run_code, tcp_info_vars
-from .sockets import SYMBOLS, Mismatch, Op, SocketLayer, SyscallError, Unsupported, pattern
+from .stack_syscalls import StackSyscalls
+from .syscalls import SYMBOLS, Mismatch, Op, SyscallError, SyscallLayer, Unsupported, pattern
 
 LOCAL_IP = "192.168.0.1"
 REMOTE_IP = "192.0.2.1"
@@ -208,7 +209,8 @@ class RunResult:
                 if f.expected:
                     lines.append(f"      expected: {f.expected}")
                 if f.actual:
-                    lines.extend(f"      synack:   {a}" if i == 0 else f"                {a}"
+                    who = "kernel:" if self.profile == "kernel" else "synack:"
+                    lines.extend(f"      {who:<9} {a}" if i == 0 else f"                {a}"
                                  for i, a in enumerate(f.actual.splitlines()))
         if verbose:
             lines.extend(f"      note: {n}" for n in self.notes)
@@ -319,7 +321,9 @@ class Runner:
         self.tuple_local = DEFAULT_PORT
         self.tuple_remote = REMOTE_EPHEMERAL_PORT
         self.stack: Stack | None = None
-        self.layer: SocketLayer | None = None
+        self.wait_horizon_us = WAIT_HORIZON_USECS
+        self.block_horizon_us = BLOCK_HORIZON_USECS
+        self.layer: StackSyscalls | None = None
 
     # ------------------------------------------------------------------ running
     def run(self) -> RunResult:
@@ -330,7 +334,7 @@ class Runner:
                 self._option(name, value, line)
             for cmd, line in self.script.init_commands:
                 self._command(cmd, line)
-            self._start_stack()
+            self._start_target()
             for ev in self.script.events:
                 line = ev.line
                 self._run_event(ev)
@@ -346,15 +350,19 @@ class Runner:
             where = "; ".join(f"{Path(fr.filename).name}:{fr.lineno} in {fr.name}" for fr in tb)
             res.failure = Failure(line, f"internal error: {type(exc).__name__}: {exc}",
                                   actual=f"raised at {where}")
-        if self.layer is not None:
-            res.notes.extend(self.layer.notes)
+        self._end_target()
         if self.outq:
             shown = "; ".join(self._sent_text(s) for s in list(self.outq)[:3])
             more = f" (and {len(self.outq) - 3} more)" if len(self.outq) > 3 else ""
             res.notes.append(f"{len(self.outq)} packet(s) sent after the last expected one "
                              f"were not checked: {shown}{more}")
-        res.unmet = config_from_sysctls(self.profile, self.sysctls).unmet
         return res
+
+    def _end_target(self) -> None:
+        """After the run: the layer's notes and the profile's unmet needs."""
+        if self.layer is not None:
+            self.result.notes.extend(self.layer.notes)
+        self.result.unmet = config_from_sysctls(self.profile, self.sysctls).unmet
 
     def _option(self, name: str, value: str, line: int) -> None:
         def number() -> int:
@@ -402,12 +410,12 @@ class Runner:
         else:
             raise ScriptFailure(line, f"unknown option --{name}")
 
-    def _start_stack(self) -> None:
+    def _start_target(self) -> None:
         isn: IsnSource = (fixed_isn(self.local_isn) if self.local_isn is not None
                           else Rfc6528Isn(ISN_SECRET))
         self.stack = Stack(LOCAL_IP, config=self._config(), isn=isn, seed=1, mtu=self.mtu,
                            tracer=self._tracer)
-        self.layer = SocketLayer(self.stack, profile=self.profile, sysctls=self.sysctls,
+        self.layer = StackSyscalls(self.stack, profile=self.profile, sysctls=self.sysctls,
                                  base_config=self._config, clock=lambda: self.now_us / 1e6,
                                  remote_ip=REMOTE_IP, connect_port=self.connect_port,
                                  bind_port=self.bind_port)
@@ -434,7 +442,12 @@ class Runner:
         return self.stack
 
     @property
-    def _layer(self) -> SocketLayer:
+    def _syscalls(self) -> SyscallLayer:
+        """The target's system-call layer."""
+        return self._layer
+
+    @property
+    def _layer(self) -> StackSyscalls:
         assert self.layer is not None
         return self.layer
 
@@ -558,6 +571,17 @@ class Runner:
             self._check_pending_if_done()
         self.now_us = max(self.now_us, until_us)
 
+    def _wait_step(self, horizon_us: int) -> bool:
+        """Let time pass until something happens (the next timer); False if nothing will
+        happen before ``horizon_us``."""
+        nt = self._stack.next_timer()
+        if nt is None or round(nt * 1e6) > horizon_us:
+            return False
+        self.now_us = max(self.now_us, round(nt * 1e6))
+        self._stack.handle_timer(nt)
+        self._collect()
+        return True
+
     def _step_until_sent(self, horizon_us: int) -> bool:
         """Fire timers (the script is busy: not idle) until a packet is sent; False if none
         is sent before ``horizon_us``."""
@@ -628,12 +652,10 @@ class Runner:
         bits = spec_flag_bits(pkt.flags)
         sport = pkt.src_port or self.tuple_remote
         dport = pkt.dst_port or self.tuple_local
-        if bits & SYN:
+        if bits & SYN and self._syn_reopens(sport, dport, bits):
             # The script's ISN for payload numbering: only a SYN that (re)opens a
             # connection sets it, not one that hits an established connection.
-            existing = self._stack.find(REMOTE_IP, sport, dport)
-            if existing is None or existing.state in _REOPENABLE:
-                self.remote_isn_script = pkt.seq
+            self.remote_isn_script = pkt.seq
         seq = (pkt.seq + self.remote_shift) & MASK
         ack = (pkt.ack + self._local_offset()) & MASK if pkt.ack is not None else 0
         opts = self._encode_options(ev, pkt, bits)
@@ -645,12 +667,20 @@ class Runner:
                             pkt.urg or 0, opts, payload, tos)
         if self._capture is not None:
             self._capture(raw, self.now_us / 1e6, "injected by the script")
+        self._inject(raw, bits, sport, dport)
+        self._collect()
+
+    def _syn_reopens(self, sport: int, dport: int, bits: int) -> bool:
+        """Does an inbound SYN on this tuple start a new connection (a new script ISN)?"""
+        existing = self._stack.find(REMOTE_IP, sport, dport)
+        return existing is None or existing.state in _REOPENABLE
+
+    def _inject(self, raw: bytes, bits: int, sport: int, dport: int) -> None:
         self._stack.receive_packet(raw, self.now_us / 1e6)
         if bits & SYN and not bits & ACK:
             conn = self._stack.find(REMOTE_IP, sport, dport)
             if conn is not None:
                 self._layer.current = conn
-        self._collect()
 
     def _encode_options(self, ev: Event, pkt: PacketSpec, bits: int) -> bytes:
         out = bytearray()
@@ -698,7 +728,7 @@ class Runner:
         else:
             tol = self._tolerance(sched.start_us, last_us)
             deadline = (sched.end_us if sched.end_us is not None else sched.start_us) + tol
-        horizon = max(deadline, self.now_us) + WAIT_HORIZON_USECS
+        horizon = max(deadline, self.now_us) + self.wait_horizon_us
         expected_desc = f"{self._sched_text(ev, sched)} {pkt.describe()}"
         if not self.outq and not self._step_until_sent(horizon):
             raise ScriptFailure(ev.line, "error handling packet: Timed out waiting for packet",
@@ -921,16 +951,12 @@ class Runner:
             self.pending = p
             return
         if outcome is None:
-            horizon = self.now_us + BLOCK_HORIZON_USECS
+            horizon = self.now_us + self.block_horizon_us
             while outcome is None:
-                nt = self._stack.next_timer()
-                if nt is None or round(nt * 1e6) > horizon:
+                if not self._wait_step(horizon):
                     raise ScriptFailure(ev.line, f"{prefix}: the call blocks (no '...' end time "
                                                  "was given, so it must not) and nothing "
                                                  "will ever unblock it")
-                self.now_us = max(self.now_us, round(nt * 1e6))
-                self._stack.handle_timer(nt)
-                self._collect()
                 outcome = self._attempt(ev, spec, op)
             self._collect()
         self._check_result(ev, spec, *outcome)
@@ -1028,7 +1054,7 @@ class Runner:
             raise Unsupported(f"Unknown system call: '{name}'")
         elif len(args) != want:
             raise Unsupported(f"Expected {want} args but got {len(args)}")
-        layer = self._layer
+        layer = self._syscalls
         result_fd = spec.result.value if isinstance(spec.result, IntExpr) else None
         if name == "socket":
             domain = self._opt_int(args[0])
@@ -1091,9 +1117,9 @@ class Runner:
         return None
 
     def _set_tuple_listen(self, fd: int) -> None:
-        s = self._layer.fds.get(fd)
-        if s is not None and s.port is not None:
-            self.tuple_local = s.port
+        port = self._syscalls.bound_port(fd)
+        if port is not None:
+            self.tuple_local = port
             self.tuple_remote = REMOTE_EPHEMERAL_PORT
 
     def _set_tuple_connect(self, fd: int) -> None:
@@ -1105,7 +1131,7 @@ class Runner:
     # ----------------------------------------------------------------- code
     def _code(self, ev: Event, spec: CodeSpec) -> None:
         try:
-            run_code(spec.text, tcp_info_vars(self._layer.current))
+            run_code(spec.text, self._tcp_info())
         except MissingField as exc:
             self.result.notes.append(f"line {ev.line}: %{{ }}% block skipped: {exc}")
         except AssertionFailed as exc:
@@ -1115,6 +1141,11 @@ class Runner:
         except (ArithmeticError, TypeError, ValueError) as exc:
             raise ScriptFailure(ev.line, f"error in %{{ }}% block: {type(exc).__name__}: {exc}")\
                 from None
+
+
+    def _tcp_info(self) -> dict[str, object]:
+        """The ``tcpi_*`` variables of the socket under test."""
+        return tcp_info_vars(self._layer.current)
 
 
 @dataclass(slots=True)

@@ -1,0 +1,137 @@
+"""The system-call layer both packetdrill targets implement, and what they share.
+
+A script's system-call lines become calls on a :class:`SyscallLayer`:
+``socket``, ``bind``, ``listen``, ``accept``, ``connect``, ``read``,
+``write``, ``close``, ``shutdown``, ``setsockopt``, ``getsockopt``,
+``fcntl`` and ``ioctl``.  Each returns an :class:`Op` whose
+:meth:`Op.attempt` finishes the call (returns the result, or raises
+:class:`SyscallError` with the errno), or returns None while it blocks; the
+runner attempts a blocked call again as time passes.  Two layers implement
+it: :mod:`.stack_syscalls` (synack's sockets, in virtual time) and
+:mod:`.kernel_syscalls` (the Linux kernel's sockets, in real time).
+
+Scripts write and send a known byte pattern (:func:`pattern`) so both
+targets can check every payload byte, not just lengths.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+# Linux values of the constants scripts use.
+SYMBOLS: dict[str, int] = {
+    "AF_INET": 2, "AF_INET6": 10, "PF_INET": 2, "PF_INET6": 10, "AF_UNSPEC": 0,
+    "SOCK_STREAM": 1, "SOCK_DGRAM": 2, "SOCK_RAW": 3, "SOCK_NONBLOCK": 0o4000,
+    "SOCK_CLOEXEC": 0o2000000,
+    "IPPROTO_IP": 0, "IPPROTO_TCP": 6, "IPPROTO_UDP": 17, "IPPROTO_ICMP": 1,
+    "SOL_SOCKET": 1, "SOL_TCP": 6, "SOL_IP": 0,
+    "SO_DEBUG": 1, "SO_REUSEADDR": 2, "SO_TYPE": 3, "SO_ERROR": 4, "SO_DONTROUTE": 5,
+    "SO_BROADCAST": 6, "SO_SNDBUF": 7, "SO_RCVBUF": 8, "SO_KEEPALIVE": 9, "SO_OOBINLINE": 10,
+    "SO_LINGER": 13, "SO_REUSEPORT": 15, "SO_RCVLOWAT": 18, "SO_SNDLOWAT": 19,
+    "TCP_NODELAY": 1, "TCP_MAXSEG": 2, "TCP_CORK": 3, "TCP_KEEPIDLE": 4, "TCP_KEEPINTVL": 5,
+    "TCP_KEEPCNT": 6, "TCP_SYNCNT": 7, "TCP_LINGER2": 8, "TCP_DEFER_ACCEPT": 9,
+    "TCP_WINDOW_CLAMP": 10, "TCP_INFO": 11, "TCP_QUICKACK": 12, "TCP_CONGESTION": 13,
+    "TCP_USER_TIMEOUT": 18, "TCP_NOTSENT_LOWAT": 25,
+    "SHUT_RD": 0, "SHUT_WR": 1, "SHUT_RDWR": 2,
+    "MSG_OOB": 0x1, "MSG_PEEK": 0x2, "MSG_DONTROUTE": 0x4, "MSG_DONTWAIT": 0x40,
+    "MSG_WAITALL": 0x100, "MSG_NOSIGNAL": 0x4000, "MSG_MORE": 0x8000,
+    "F_GETFD": 1, "F_SETFD": 2, "F_GETFL": 3, "F_SETFL": 4,
+    "O_RDONLY": 0, "O_WRONLY": 1, "O_RDWR": 2, "O_NONBLOCK": 0o4000, "O_NDELAY": 0o4000,
+    "FIONREAD": 0x541B, "SIOCINQ": 0x541B, "SIOCOUTQ": 0x5411, "SIOCOUTQNSD": 0x894B,
+    "INADDR_ANY": 0,
+}
+_PATTERN_PERIOD = 251  # prime: never lines up with power-of-two segment sizes
+_PATTERN = bytes(range(_PATTERN_PERIOD)) * 264  # > 64 KiB
+
+
+def pattern(offset: int, n: int) -> bytes:
+    """The bytes scripts send or write at stream ``offset`` (byte k is k mod 251).
+
+    Data whose position is known everywhere lets the runner check that what
+    synack sends, retransmits and delivers is the right part of the stream,
+    not just the right length.
+    """
+    out = bytearray()
+    while n > 0:
+        start = offset % _PATTERN_PERIOD
+        take = min(n, len(_PATTERN) - start)
+        out += _PATTERN[start:start + take]
+        offset += take
+        n -= take
+    return bytes(out)
+
+
+class SyscallError(Exception):
+    """The call returns -1 with ``errno``."""
+
+    def __init__(self, err: int, detail: str = "") -> None:
+        super().__init__(detail or errno.errorcode.get(err, str(err)))
+        self.errno = err
+        self.detail = detail
+
+
+class Unsupported(Exception):
+    """The script needs something synack (or this layer) cannot do."""
+
+
+class Mismatch(Exception):
+    """A value the call returns through a pointer argument differs from the script's."""
+
+
+class Op(Protocol):
+    def attempt(self) -> int | None:
+        """Finish the call (return its result) or return None if it would block."""
+
+
+@dataclass(slots=True)
+class Now:
+    """Finishes on the first attempt."""
+
+    fn: Callable[[], int]
+
+    def attempt(self) -> int:
+        return self.fn()
+
+
+class SyscallLayer(Protocol):
+    """What a target offers the runner: Linux system calls as :class:`Op` objects."""
+
+    notes: list[str]
+
+    def socket(self, domain: int | None, type_: int, protocol: int, wanted_fd: int | None
+               ) -> Op: ...
+
+    def bind(self, fd: int, port: int | None) -> Op: ...
+
+    def listen(self, fd: int, backlog: int) -> Op: ...
+
+    def accept(self, fd: int, wanted_fd: int | None) -> Op: ...
+
+    def connect(self, fd: int, port: int | None) -> Op: ...
+
+    def read(self, fd: int, count: int, flags: int = 0) -> Op: ...
+
+    def write(self, fd: int, data: bytes | None, count: int, flags: int = 0) -> Op: ...
+
+    def close(self, fd: int) -> Op: ...
+
+    def shutdown(self, fd: int, how: int) -> Op: ...
+
+    def setsockopt(self, fd: int, level: int, name: int, value: int) -> Op: ...
+
+    def getsockopt(self, fd: int, level: int, name: int, expected: int | None,
+                   expected_len: int | None) -> Op: ...
+
+    def fcntl(self, fd: int, cmd: int, arg: int) -> Op: ...
+
+    def ioctl(self, fd: int, request: int, expected: int | None) -> Op: ...
+
+    def bound_port(self, fd: int) -> int | None:
+        """The local port of ``fd`` (after bind or listen), if known."""
+
+
+__all__ = ["SYMBOLS", "Mismatch", "Now", "Op", "SyscallError", "SyscallLayer", "Unsupported",
+           "pattern"]

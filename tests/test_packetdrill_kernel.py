@@ -1,0 +1,134 @@
+"""packetdrill scripts against the live Linux kernel (``--target kernel``), and agreement.
+
+The kernel target runs each script in a network namespace and TUN device of its own
+(root only: skipped otherwise, a failure under CI=true).  Three checks:
+
+* the shared corpus passes on this machine's kernel, except the scripts listed in
+  ``tests/packetdrill_kernel_exceptions.txt`` (written for other kernel versions), each
+  of which must still fail at the line listed;
+* the kernel-agreement test: every script (corpus and tests/packetdrill/*.pkt) the kernel
+  passes, synack ``--profile linux`` passes too, except the accepted departures in
+  ``tests/packetdrill_departures.txt``, each with its RFC reason;
+* off root, ``synack packetdrill --target kernel`` refuses with a clear error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import struct
+from pathlib import Path
+
+import pytest
+
+from capabilities import missing, root_tun_problem
+from synack.commands.packetdrill import run_packetdrill
+from synack.packetdrill.kernel import run_script_kernel
+from synack.packetdrill.kernel_syscalls import decode_tcp_info
+from synack.packetdrill.runner import RunResult, iter_scripts, run_script
+
+HERE = Path(__file__).parent
+CORPUS = HERE.resolve().parents[1] / "shared" / "packetdrill"
+OURS = HERE / "packetdrill"
+EXCEPTIONS = HERE / "packetdrill_kernel_exceptions.txt"
+DEPARTURES = HERE / "packetdrill_departures.txt"
+
+
+def _table(path: Path) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        key, *rest = line.split("\t")
+        out[key] = rest
+    return out
+
+
+def _key(script: Path) -> str:
+    if script.is_relative_to(CORPUS):
+        return str(script.relative_to(CORPUS))
+    return str(Path("tests/packetdrill") / script.name)
+
+
+def _all_scripts() -> list[Path]:
+    scripts = sorted(OURS.glob("*.pkt"))
+    if CORPUS.is_dir():
+        scripts = iter_scripts([CORPUS]) + scripts
+    return scripts
+
+
+@pytest.fixture(scope="module")
+def kernel_results() -> dict[str, RunResult]:
+    problem = root_tun_problem(netns=False)
+    if problem is not None:
+        missing(problem)
+    return {_key(s): run_script_kernel(s) for s in _all_scripts()}
+
+
+def test_lists_are_well_formed() -> None:
+    for key, rest in _table(EXCEPTIONS).items():
+        assert key.endswith(".pkt") and len(rest) == 2 and rest[0].isdigit() and rest[1], key
+    for key, rest in _table(DEPARTURES).items():
+        assert key.endswith(".pkt") and len(rest) == 1 and "RFC" in rest[0], key
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="../shared/packetdrill not present")
+def test_the_corpus_passes_on_the_kernel(kernel_results: dict[str, RunResult]) -> None:
+    exceptions = _table(EXCEPTIONS)
+    problems = []
+    for script in iter_scripts([CORPUS]):
+        key = _key(script)
+        res = kernel_results[key]
+        if key in exceptions:
+            line = int(exceptions[key][0])
+            if res.ok or res.failure is None or res.failure.line != line:
+                problems.append(f"{key}: listed as failing at line {line} on this kernel, "
+                                f"but: {res.report()}")
+        elif not res.ok:
+            problems.append(res.report(verbose=True))
+    assert not problems, "\n".join(problems)
+
+
+def test_synack_linux_passes_what_the_kernel_passes(kernel_results: dict[str, RunResult]
+                                                    ) -> None:
+    departures = _table(DEPARTURES)
+    disagree = []
+    kernel_passed = 0
+    for script in _all_scripts():
+        key = _key(script)
+        if not kernel_results[key].ok:
+            continue
+        kernel_passed += 1
+        res = run_script(script, "linux")
+        if not res.ok and key not in departures:
+            disagree.append(f"{key}: the kernel passes, synack --profile linux does not: "
+                            f"{res.reason()}")
+    assert kernel_passed >= 5
+    assert not disagree, "\n".join(disagree)
+
+
+def test_the_kernel_target_refuses_without_root(monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    args = argparse.Namespace(paths=[str(OURS / "keepalive.pkt")], target="kernel",
+                              profile="rfc", tolerance_usecs=None, tolerance_percent=None,
+                              strict_segments=False, check_ts_ecr=False, verbose=False,
+                              show_profile=False, expectations=None, write_expectations=None)
+    assert run_packetdrill(args, io.StringIO()) == 2
+    assert "needs root" in capsys.readouterr().err
+    res = run_script_kernel(OURS / "keepalive.pkt")
+    assert res.status == "FAIL" and res.failure is not None
+    assert "needs root" in res.failure.message
+
+
+def test_tcp_info_is_decoded_by_field_position() -> None:
+    head = struct.pack("@BBBBBBBB", 1, 3, 0, 0, 2, 7, 0x75, 1)
+    words = list(range(100, 124))  # tcpi_rto .. tcpi_total_retrans
+    raw = head + struct.pack("@24I", *words)
+    info = decode_tcp_info(raw)
+    assert info["tcpi_state"] == 1 and info["tcpi_ca_state"] == 3 and info["tcpi_backoff"] == 2
+    assert info["tcpi_snd_wscale"] == 5 and info["tcpi_rcv_wscale"] == 7
+    assert info["tcpi_rto"] == 100 and info["tcpi_snd_cwnd"] == 118
+    assert info["tcpi_total_retrans"] == 123
+    assert "tcpi_bytes_acked" not in info  # a short buffer gives only what it holds
