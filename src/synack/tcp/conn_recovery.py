@@ -12,7 +12,7 @@ from __future__ import annotations
 from .. import seq
 from .conn_base import ConnBase
 from .conn_const import MASK
-from .loss_state import CaState
+from .loss_state import CA_CWR, CA_DISORDER, CA_OPEN, CA_RECOVERY, CaState
 from .prr import Prr
 from .scoreboard import SentSeg
 
@@ -59,8 +59,11 @@ class RecoveryMixin(ConnBase):
         ``tcp_fastretrans_alert`` may, cut two CUBIC flows' fairness from 0.87 to
         0.68 in tests/test_modern_sim.py.)"""
         sb = self._sb
-        mss = self.eff_mss
         ls = self._ls
+        if not (acked or is_dup or delivered or dsack or ls.state or sb.sacked_bytes
+                or sb.lost_bytes):
+            return  # in Open, an ACK of nothing new with no SACK news: nothing to decide
+        mss = self.eff_mss
         dups_before = self._dupacks
         if dsack:
             self._rack.reordering_seen = True
@@ -68,29 +71,29 @@ class RecoveryMixin(ConnBase):
             if self.config.rack:
                 for s in delivered:
                     self._rack_update(s, now)
-                if sb.sacked_bytes or ls.state is CaState.RECOVERY:
+                if sb.sacked_bytes or ls.state is CA_RECOVERY:
                     self._rack_detect(now)
             lost = sb.mark_dupthresh_losses(mss)
             self.stats["lost_segments"] += lost
             if (is_dup and self._dupacks == 3 and not sb.sacked_bytes
-                    and ls.state < CaState.RECOVERY):
+                    and ls.state < CA_RECOVERY):
                 # A peer that negotiated SACK but reports nothing: the classic rule, once
                 # per window (RFC 6582 recover), so forged duplicate ACKs cannot make
                 # us resend the same segment over and over.
                 self._mark_head_lost(fresh_only=True)
-        elif ls.state is CaState.RECOVERY:
+        elif ls.state is CA_RECOVERY:
             if acked and self._una < ls.high_seq:
                 self._mark_head_lost()  # RFC 6582 §3.2 step 4: partial ACK
-        elif is_dup and self._dupacks == 3 and ls.state < CaState.RECOVERY:
+        elif is_dup and self._dupacks == 3 and ls.state < CA_RECOVERY:
             self._mark_head_lost(fresh_only=True)  # RFC 5681 §3.2 fast retransmit
         if acked:
             self._dupacks = 0
         # The ACK that ends fast recovery sets cwnd = ssthresh and grows nothing.
         grow_ok = True
-        if ls.state < CaState.RECOVERY:
+        if ls.state < CA_RECOVERY:
             self._maybe_enter_recovery(now)
-        if ls.state >= CaState.CWR and self._una >= ls.high_seq:
-            grow_ok = ls.state is not CaState.RECOVERY
+        if ls.state >= CA_CWR and self._una >= ls.high_seq:
+            grow_ok = ls.state is not CA_RECOVERY
             self._end_episode(now)
         if self._prr is not None:
             delivered_bytes = acked + (sacked if self.sack_ok else (mss if is_dup else 0))
@@ -108,11 +111,11 @@ class RecoveryMixin(ConnBase):
                     earlier = -min(sacked, 0) if self.sack_ok else dups_before * mss
                     grow = max(acked - earlier, min(acked, mss))
                 cc.on_ack(grow, self._max - self._una, now)
-            if ls.state <= CaState.DISORDER:
+            if ls.state <= CA_DISORDER:
                 disorder = bool(self._dupacks or sb.sacked_bytes or sb.lost_bytes)
-                if disorder != (ls.state is CaState.DISORDER):
+                if disorder != (ls.state is CA_DISORDER):
                     self._ca_move("disorder" if disorder else "in_order",
-                                  CaState.DISORDER if disorder else CaState.OPEN, now)
+                                  CA_DISORDER if disorder else CA_OPEN, now)
 
     def _ca_move(self, trigger: str, new: CaState, now: float) -> None:
         """Change the loss state through its table (:mod:`.loss_state`) and trace it."""
@@ -129,9 +132,9 @@ class RecoveryMixin(ConnBase):
         ls = self._ls
         was = ls.state
         sb = self._sb
-        after = (CaState.DISORDER if self._dupacks or sb.sacked_bytes or sb.lost_bytes
-                 else CaState.OPEN)
-        if was is CaState.RECOVERY:
+        after = (CA_DISORDER if self._dupacks or sb.sacked_bytes or sb.lost_bytes
+                 else CA_OPEN)
+        if was is CA_RECOVERY:
             self._prr = None
             self._cc.on_recovery_end(now)
             self._trace(now, "cc", event="recovery_end", cwnd=self._cc.cwnd,
@@ -163,7 +166,7 @@ class RecoveryMixin(ConnBase):
     def _rack_detect(self, now: float) -> None:
         """RFC 8985 §6.2 steps 4-5: mark what RACK finds lost; arm its reordering timer."""
         rack = self._rack
-        reo = rack.reo_wnd(self._ls.state is CaState.RECOVERY, self._sb.sacked_bytes,
+        reo = rack.reo_wnd(self._ls.state is CA_RECOVERY, self._sb.sacked_bytes,
                            self.eff_mss, self._min_rtt, self.rtt.srtt)
         marked, self._rack_at = rack.detect(self._sb, now, reo)
         if marked:
@@ -178,7 +181,7 @@ class RecoveryMixin(ConnBase):
         reduced window without cutting it again."""
         ls = self._ls
         flight = self._max - self._una
-        if ls.state is not CaState.CWR or self._una >= ls.high_seq:
+        if ls.state is not CA_CWR or self._una >= ls.high_seq:
             self._cc.on_loss(flight, now)
         ls.high_seq = self._max
         self._prr = Prr(flight, self.eff_mss)
@@ -187,7 +190,7 @@ class RecoveryMixin(ConnBase):
         self._tlp_at = None
         if self.ecn_ok:  # RFC 3168 §6.1.2: the reduction answers ECE for this window too
             self._cwr_pending = True
-        self._ca_move("loss_marked", CaState.RECOVERY, now)
+        self._ca_move("loss_marked", CA_RECOVERY, now)
         self._trace(now, "cc", event="fast_retransmit", cwnd=self._cc.cwnd,
                     ssthresh=self._cc.ssthresh)
 
@@ -199,7 +202,7 @@ class RecoveryMixin(ConnBase):
     def _on_ece(self, now: float) -> None:
         """RFC 3168 §6.1.2: reduce once per window on ECN-Echo, then say CWR."""
         ls = self._ls
-        if ls.state >= CaState.CWR or self._una <= ls.high_seq:
+        if ls.state >= CA_CWR or self._una <= ls.high_seq:
             # Already reduced for this window (CWR, Recovery or Loss), or an echo of
             # CE from the window that reduction answered: the peer echoes until our
             # CWR reaches it.
@@ -208,14 +211,14 @@ class RecoveryMixin(ConnBase):
         ls.high_seq = self._max
         self._cwr_pending = True
         self.stats["ecn_reductions"] += 1
-        self._ca_move("ece", CaState.CWR, now)
+        self._ca_move("ece", CA_CWR, now)
         self._trace(now, "cc", event="ecn_echo", cwnd=self._cc.cwnd, ssthresh=self._cc.ssthresh)
 
     def _arm_tlp(self, now: float) -> None:
         """RFC 8985 §7.2: schedule a tail loss probe instead of waiting for the RTO
         ("not in loss recovery": Recovery and Loss retransmit on their own; CWR
         probes, as Linux's tcp_schedule_loss_probe)."""
-        if not (self.sack_ok and self.config.tlp) or self._ls.state >= CaState.RECOVERY \
+        if not (self.sack_ok and self.config.tlp) or self._ls.state >= CA_RECOVERY \
                 or self._tlp_end is not None or self.rtt.srtt is None:
             self._tlp_at = None
             return
@@ -255,11 +258,11 @@ class RecoveryMixin(ConnBase):
         elif ack_pos > end:
             self._tlp_end = None
             self._tlp_retrans = False
-            if self._ls.state <= CaState.DISORDER:
+            if self._ls.state <= CA_DISORDER:
                 self._cc.on_loss(self._tlp_flight, now)
                 self._cc.on_recovery_end(now)
                 self._ls.high_seq = self._max
-                self._ca_move("tlp_repair", CaState.CWR, now)
+                self._ca_move("tlp_repair", CA_CWR, now)
                 self._trace(now, "cc", event="tlp_recovery", cwnd=self._cc.cwnd,
                             ssthresh=self._cc.ssthresh)
         elif not advanced:

@@ -15,7 +15,7 @@ from .conn_const import (
     S_FIN_WAIT_2,
     S_SYN_SENT,
 )
-from .loss_state import CaState
+from .loss_state import CA_DISORDER, CA_LOSS, CA_RECOVERY
 
 
 class TimersMixin(ConnBase):
@@ -54,7 +54,7 @@ class TimersMixin(ConnBase):
             self._rack_at = None
             self._trace(now, "timer", timer="rack_reorder")
             self._rack_detect(now)
-            if self._ls.state < CaState.RECOVERY:
+            if self._ls.state < CA_RECOVERY:
                 self._maybe_enter_recovery(now)
         if self._tlp_at is not None and now >= self._tlp_at:
             self._tlp_at = None
@@ -69,7 +69,7 @@ class TimersMixin(ConnBase):
 
     def _send_tlp(self, now: float) -> None:
         """RFC 8985 §7.3: probe the tail: new data if allowed, else the last segment."""
-        if self._max <= self._una or self._ls.state >= CaState.RECOVERY:
+        if self._max <= self._una or self._ls.state >= CA_RECOVERY:
             return
         self.stats["tlp_probes"] += 1
         data_end = self._buf_pos + len(self._buf)
@@ -146,8 +146,8 @@ class TimersMixin(ConnBase):
         # over, or on a first timeout after progress in Loss; a timeout inside
         # fast recovery, or a repeated one without progress, keeps it (as Linux's
         # tcp_enter_loss).
-        fresh = (ls.state <= CaState.DISORDER or self._una >= ls.high_seq
-                 or (ls.state is CaState.LOSS and self._una > ls.rto_una))
+        fresh = (ls.state <= CA_DISORDER or self._una >= ls.high_seq
+                 or (ls.state is CA_LOSS and self._una > ls.rto_una))
         ls.rto_una = self._una
         self._prr = None  # fast recovery, if any, is over: Loss sends by cwnd
         if fresh:
@@ -162,7 +162,7 @@ class TimersMixin(ConnBase):
         self._sb.mark_all_lost(forget_sacks=True)  # RFC 2018 §8, RFC 6675 §5.1
         if self.ecn_ok:
             self._cwr_pending = True
-        self._ca_move("rto", CaState.LOSS, now)
+        self._ca_move("rto", CA_LOSS, now)
         self._trace(now, "cc", event="rto", cwnd=self._cc.cwnd, ssthresh=self._cc.ssthresh)
         self._send_data(now)
         if self._rto_at is None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..wire.segment import SYN, URG, Segment
 from .conn_base import ConnBase
-from .loss_state import CaState
+from .loss_state import CA_RECOVERY
 
 
 class TraceMixin(ConnBase):
@@ -45,7 +45,7 @@ class TraceMixin(ConnBase):
         if seen.get("cwnd") != cc.cwnd or seen.get("ssthresh") != cc.ssthresh:
             seen["cwnd"], seen["ssthresh"] = cc.cwnd, cc.ssthresh
             self._trace(now, "cwnd", cwnd=cc.cwnd, ssthresh=cc.ssthresh,
-                        slow_start=cc.in_slow_start, in_recovery=self._ls.state is CaState.RECOVERY,
+                        slow_start=cc.in_slow_start, in_recovery=self._ls.state is CA_RECOVERY,
                         ca_state=str(self._ls.state),
                         pipe=self._pipe())
 

@@ -73,7 +73,7 @@ from .conn_timers import TimersMixin
 from .conn_trace import TraceMixin
 from .cwnd_use import CwndUse
 from .events import Closed, Connected, ConnectionFailed, ConnectionReset, Event, StateChanged
-from .loss_state import CaState, LossState
+from .loss_state import CA_RECOVERY, LossState
 from .prr import Prr
 from .rack import Rack
 from .reassembly import Reassembly
@@ -628,7 +628,7 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
             "unacked": self._max - self._una, "sacked": sb.sacked_bytes, "lost": sb.lost_bytes,
             "pipe": self._pipe(), "ca_state": int(self._ls.state),
             "ca_state_name": str(self._ls.state),
-            "in_recovery": self._ls.state is CaState.RECOVERY,
+            "in_recovery": self._ls.state is CA_RECOVERY,
             "delivery_rate": self.delivery_rate, "reordering_seen": self._rack.reordering_seen,
             "wscale": (self.snd_wscale, self.rcv_wscale), "timestamps": self.ts_ok,
             "sack": self.sack_ok, "ecn": self.ecn_ok, **self.stats.full(),

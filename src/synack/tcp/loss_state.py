@@ -50,6 +50,8 @@ class CaState(enum.IntEnum):
 
 _O, _D, _C, _R, _L = CaState
 _NAMES = {_O: "Open", _D: "Disorder", _C: "CWR", _R: "Recovery", _L: "Loss"}
+#: The members as plain module names, for the hot path (no enum-class look-up).
+CA_OPEN, CA_DISORDER, CA_CWR, CA_RECOVERY, CA_LOSS = _O, _D, _C, _R, _L
 
 #: What each trigger means, for the trace and the narration.
 TRIGGERS: dict[str, str] = {
