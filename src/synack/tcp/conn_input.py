@@ -95,8 +95,8 @@ class InputMixin(ConnBase):
         self._rbuf.append(payload)
         self._rnxt = end
         self._delivered_in_order(end - rnxt, end - rnxt, now)
-        if self._ka_at is not None:
-            self._ka_at = now + self.config.keepalive_idle
+        if self._timers.keepalive is not None:
+            self._timers.keepalive = now + self.config.keepalive_idle
             self._ka_probes = 0
         return True
 
@@ -128,7 +128,7 @@ class InputMixin(ConnBase):
                 self._rtt_pos = None
             self._take_rtt_sample(self._una, now)
             self._retries = 0
-            self._rto_at = None
+            self._timers.rto = None
             if self.rtt.backoff:
                 self.rtt.reset_for_data()
             self._wl1, self._wl2 = 0, self._una
@@ -210,7 +210,7 @@ class InputMixin(ConnBase):
             if st is S_TIME_WAIT and flags & FIN:
                 self._trace(now, "note", concept="C13",
                             text="retransmitted FIN in TIME-WAIT: ACK it again, restart 2*MSL")
-                self._tw_at = now + 2 * self.config.msl
+                self._timers.time_wait = now + 2 * self.config.msl
             elif pos + slen <= rnxt and slen:
                 self.stats["dup_segs_in"] += 1
                 if self.sack_ok and dlen:
@@ -260,10 +260,10 @@ class InputMixin(ConnBase):
         st = self.state
         if st is S_CLOSED:
             return
-        if self._ka_at is not None:
+        if self._timers.keepalive is not None:
             # Only a segment inside the window with an acceptable ACK shows the peer
             # alive; junk, old duplicates and keepalive probes do not (RFC 1122 §4.2.3.6).
-            self._ka_at = now + self.config.keepalive_idle
+            self._timers.keepalive = now + self.config.keepalive_idle
             self._ka_probes = 0
 
         # ECN (RFC 3168 §6.1.3): CWR from the sender ends our echo of congestion.
@@ -332,7 +332,7 @@ class InputMixin(ConnBase):
             self._una = ack_pos
             self._take_rtt_sample(ack_pos, now)
             self._retries = 0
-            self._rto_at = None
+            self._timers.rto = None
             if self.rtt.backoff:
                 self.rtt.reset_for_data()  # RFC 6298 §5.7, as on the active side
             if st is S_SYN_RECEIVED:
@@ -385,7 +385,7 @@ class InputMixin(ConnBase):
             if st is S_FIN_WAIT_1:
                 self._set_state(S_FIN_WAIT_2, now)
                 if self._orphan:
-                    self._fw2_at = now + self.config.fin_wait_2_timeout
+                    self._timers.fin_wait_2 = now + self.config.fin_wait_2_timeout
             elif st is S_CLOSING:
                 self._enter_time_wait(now)
             elif st is S_LAST_ACK:
@@ -419,10 +419,11 @@ class InputMixin(ConnBase):
         self._retries = 0
         self._progress_at = now
         if self._max > ack_pos:
-            self._rto_at = self._rto_deadline(now)  # RFC 6298 §5.3
+            self._timers.rto = self._rto_deadline(now)  # RFC 6298 §5.3
             self._arm_tlp(now)
         else:
-            self._rto_at = self._tlp_at = self._rack_at = None
+            timers = self._timers
+            timers.rto = timers.tlp = timers.rack_reorder = None
         if ack_pos >= self._round_end:
             self._round_end = self._max
             self._cc.on_round_start(now)
@@ -449,7 +450,7 @@ class InputMixin(ConnBase):
         self.rtt.backoff = 0
         # Data still out was sent into the closed window: time it afresh, without the
         # backoff the zero window piled up (RFC 6298 §5.3, §5.7).
-        self._rto_at = self._rto_deadline(now) if self._max > self._una else None
+        self._timers.rto = self._rto_deadline(now) if self._max > self._una else None
         self._trace(now, "note", concept="C4", text=f"peer window opened to {window}")
 
     def _sack_splits_refused(self, now: float) -> None:

@@ -130,18 +130,18 @@ class OutputMixin(ConnBase):
             self._split_skbs(first_new, self._max)
         # 3. Timers: retransmission, tail loss probe, persist.
         if self._max > self._una:
-            if self._rto_at is None:
-                self._rto_at = self._rto_deadline(now)
+            if self._timers.rto is None:
+                self._timers.rto = self._rto_deadline(now)
             if sent_new:
                 self._arm_tlp(now)  # RFC 8985 §7.2: (re)schedule on each new send
-        elif (self._max < data_end and self._rto_at is None
+        elif (self._max < data_end and self._timers.rto is None
               and rwnd_end - self._max < min(data_end - self._max, mss)):
             # Window closed or too small to use (SWS): the persist timer will probe it
             # or send what fits (RFC 9293 §3.8.6.1 and §3.8.6.2.1 override).  Data that
             # cork, MSG_MORE or Nagle hold with the window open is not outstanding and
             # arms no timer (RFC 6298 §5.1); the application's push releases it.
             self._persisting = self.snd_wnd == 0
-            self._rto_at = self._rto_deadline(now)
+            self._timers.rto = self._rto_deadline(now)
 
     def _idle_restart(self, now: float) -> None:
         """RFC 5681 §4.1: if no data was sent for longer than the RTO, cwnd = min(cwnd,
@@ -302,7 +302,7 @@ class OutputMixin(ConnBase):
         if seg.flags & ACK:
             self._ack_now = False
             self._ack_pending = 0
-            self._dack_at = None
+            self._timers.delayed_ack = None
             self._last_ack_sent = self._rnxt
         self.stats["segs_out"] += 1
         self._out.append(seg)

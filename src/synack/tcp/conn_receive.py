@@ -183,8 +183,8 @@ class ReceiveMixin(ConnBase):
         if (self.config.delayed_ack == 0 or self._ack_pending >= 2
                 or seg_len > self.eff_mss):
             self._ack_now = True
-        elif self._dack_at is None:
-            self._dack_at = now + self.config.delayed_ack
+        elif self._timers.delayed_ack is None:
+            self._timers.delayed_ack = now + self.config.delayed_ack
 
     def _ooo_limit(self) -> int:
         """Out-of-order blocks allowed: the configured bound, or by default two per
@@ -207,8 +207,8 @@ class ReceiveMixin(ConnBase):
             # the delayed-ACK timer (or rides on our FIN if the application closes).
             # Before any data arrived Linux's ACK timeout (ato) is still 0: ACK at once.
             self._quickack = 0
-            if self._dack_at is None:
-                self._dack_at = now + cfg.delayed_ack
+            if self._timers.delayed_ack is None:
+                self._timers.delayed_ack = now + cfg.delayed_ack
         else:
             self._ack_now = True
         self._events.append(EndOfStream(cast("Connection", self)))
@@ -224,6 +224,6 @@ class ReceiveMixin(ConnBase):
 
     def _enter_time_wait(self, now: float) -> None:
         self._set_state(S_TIME_WAIT, now)
-        self._rto_at = self._fw2_at = self._dack_at = self._tlp_at = self._rack_at = None
-        self._ka_at = None
-        self._tw_at = now + 2 * self.config.msl
+        timers = self._timers
+        timers.cancel_all()
+        timers.time_wait = now + 2 * self.config.msl

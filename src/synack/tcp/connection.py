@@ -83,6 +83,7 @@ from .scoreboard import Scoreboard, SentSeg
 from .sendbuf import SendBuffer
 from .states import CAN_RECEIVE, CAN_SEND, State, check_transition
 from .stats import ConnStats
+from .timers import Timers
 
 
 def window_shift(buffer: int) -> int:
@@ -119,16 +120,16 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         self.local_port = local_port
         self.remote_ip = remote_ip
         self.remote_port = remote_port
-        self._name: str | None = None  # "a.b.c.d:p>e.f.g.h:q", built when first asked for
+        self._name = None  # "a.b.c.d:p>e.f.g.h:q", built when first asked for
         self.state = S_CLOSED
         self.passive = False
-        self.user_data: Any = None
-        self.soft_error: int | None = None  # last ICMP soft error (errno), RFC 1122
-        self._events: deque[Event] = events if events is not None else deque()
+        self.user_data = None
+        self.soft_error = None  # last ICMP soft error (errno), RFC 1122
+        self._events = events if events is not None else deque()
         self._tr = tracer
-        self._traced: dict[str, Any] | None = None  # timers and windows as last traced
+        self._traced = None  # timers and windows as last traced
         self._wake = wake
-        self._out: list[Segment] = []
+        self._out = []
         self._now = 0.0  # the latest time a caller gave us, for app calls without one
         # --- negotiated options (RFC 7323, RFC 2018, RFC 3168) ---
         self.ws_ok = False
@@ -150,11 +151,11 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         self._max = 0  # SND.NXT: the next new position to send
         self._buf = SendBuffer()
         self._buf_pos = 1
-        self._fin_pos: int | None = None
-        self._sup: int | None = None
+        self._fin_pos = None
+        self._sup = None
         self._send_full = False
         self._send_wait = False  # a short send() waits for SendSpace (snd_wake_ratio)
-        self._skb_ends: list[int] | None = None  # skb ends, with snd_skb_overhead
+        self._skb_ends = None  # skb ends, with snd_skb_overhead
         self._sb = Scoreboard()
         self.snd_wnd = 0
         self._max_snd_wnd = 0
@@ -163,18 +164,18 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         self.peer_mss = DEFAULT_PEER_MSS
         self.eff_mss = min(cfg.mss, DEFAULT_PEER_MSS)
         self.rtt = RttEstimator(cfg.rto_initial, cfg.rto_min, cfg.rto_max)
-        self._rtt_pos: int | None = None
+        self._rtt_pos = None
         self._rtt_time = 0.0
         self._min_rtt = math.inf
         self._retries = 0
         self._persisting = False
         self._pmtu_mark = 0  # SND.NXT when a smaller path MTU made us resend the flight
-        self._probe: SentSeg | None = None
+        self._probe = None
         self._dupacks = 0
         self._ls = LossState()
         self._prr = Prr()
         self._rack = Rack()
-        self._tlp_end: int | None = None
+        self._tlp_end = None
         self._tlp_retrans = False
         self._tlp_flight = 0
         self._round_end = 0
@@ -192,12 +193,12 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         self._radv = 0
         self._ooo = Reassembly()
         self._sackgen = SackGenerator()
-        self._rfin_pos: int | None = None
-        self._rup: int | None = None
+        self._rfin_pos = None
+        self._rup = None
         # Receive memory with rcv_truesize_headroom: truesize charged, (end, truesize) of
         # each segment not yet wholly read, payload/truesize ratio in 1/256 (Linux 50 %).
         self._rmem = 0
-        self._rmem_segs: deque[tuple[int, int]] | None = None
+        self._rmem_segs = None
         self._scaling = 128
         self._ack_now = False
         self._ack_pending = 0
@@ -207,13 +208,7 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         self._last_ack_sent = 0
         self._orphan = False
         # --- timers (absolute times or None) ---
-        self._rto_at: float | None = None
-        self._dack_at: float | None = None
-        self._tw_at: float | None = None
-        self._fw2_at: float | None = None
-        self._rack_at: float | None = None
-        self._tlp_at: float | None = None
-        self._ka_at: float | None = None
+        self._timers = Timers()
         self._ka_probes = 0
         # --- RFC 5961 §7 challenge ACK rate limit ---
         self._challenge_window = -1.0
@@ -337,8 +332,8 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
             self._rtt_pos, self._rtt_time = 1, now
         self._emit(seg, now, "retransmit" if retransmit else "")
         self._max = max(self._max, 1)
-        if self._rto_at is None or retransmit:
-            self._rto_at = now + self.rtt.rto
+        if self._timers.rto is None or retransmit:
+            self._timers.rto = now + self.rtt.rto
 
     # --------------------------------------------------------------- app calls
     def send(self, data: bytes | bytearray | memoryview, *, more: bool = False,
@@ -457,8 +452,8 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
                 if offered < 4 * self.eff_mss or self.config.delayed_ack <= 0:
                     self._ack_now = True
                     self._poke()
-                elif self._dack_at is None:
-                    self._dack_at = self._now + self.config.delayed_ack
+                elif self._timers.delayed_ack is None:
+                    self._timers.delayed_ack = self._now + self.config.delayed_ack
                     self._poke()
         return data
 
@@ -475,10 +470,10 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
             self._push_now = True  # uncorking pushes what the cork held
         self.config = config
         if config.keepalive and self.state in (S_ESTABLISHED, S_CLOSE_WAIT):
-            if self._ka_at is None:
-                self._ka_at = now + config.keepalive_idle
+            if self._timers.keepalive is None:
+                self._timers.keepalive = now + config.keepalive_idle
         elif not config.keepalive:
-            self._ka_at = None
+            self._timers.keepalive = None
         self._poke()
 
     def push(self) -> None:
@@ -519,7 +514,7 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         self._orphan = True
         self.shutdown(now)
         if self.state is S_FIN_WAIT_2:
-            self._fw2_at = now + self.config.fin_wait_2_timeout
+            self._timers.fin_wait_2 = now + self.config.fin_wait_2_timeout
 
     def abort(self, now: float | None = None, *, why: str = "application abort") -> None:
         """ABORT (RFC 9293 §3.10.5): send RST if synchronised, drop all state (C19)."""
@@ -545,10 +540,9 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
             self._events.append(Connected(self))
             self._round_end = self._max
             if self.config.keepalive:
-                self._ka_at = now + self.config.keepalive_idle
+                self._timers.keepalive = now + self.config.keepalive_idle
         elif new is S_CLOSED:
-            self._rto_at = self._dack_at = self._tw_at = self._fw2_at = None
-            self._rack_at = self._tlp_at = self._ka_at = None
+            self._timers.cancel_all()
             self._ack_now = False
             self._events.append(Closed(self))
 
