@@ -79,7 +79,7 @@ from .reassembly import Reassembly
 from .recvbuf import RecvBuffer
 from .rtt import RttEstimator
 from .sackgen import SackGenerator
-from .scoreboard import Scoreboard, SentSeg
+from .scoreboard import Scoreboard
 from .sendbuf import SendBuffer
 from .states import CAN_RECEIVE, CAN_SEND, State, check_transition
 from .stats import ConnStats
