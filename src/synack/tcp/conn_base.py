@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from .connection import Connection
     from .events import Event
     from .loss_state import CaState, LossState
+    from .memory import RfcMemory
     from .prr import Prr
     from .rack import Rack
     from .reassembly import Reassembly
@@ -76,11 +77,10 @@ class ConnBase:
     _max: int
     _buf: SendBuffer
     _buf_pos: int
+    _mem: RfcMemory  # the socket-memory model (memory.py), for both directions
     _fin_pos: int | None
     _sup: int | None  # SND.UP: the position after the last urgent byte, until acked
     _send_full: bool
-    _send_wait: bool
-    _skb_ends: list[int] | None
     _sb: Scoreboard
     snd_wnd: int
     _max_snd_wnd: int
@@ -119,9 +119,6 @@ class ConnBase:
     _sackgen: SackGenerator
     _rfin_pos: int | None
     _rup: int | None  # RCV.UP: the position after the last urgent byte (RFC 6093 §4)
-    _rmem: int
-    _rmem_segs: deque[tuple[int, int]] | None
-    _scaling: int
     _ack_now: bool
     _ack_pending: int
     _quickack: int
@@ -160,7 +157,6 @@ class ConnBase:
         def _accept_data(self, pos: int, payload: bytes | memoryview, now: float,
                          ecn: int = 0) -> None: ...
         def _delivered_in_order(self, n: int, seg_len: int, now: float) -> None: ...
-        def _rcv_mem_over(self) -> bool: ...
         def _check_fin(self, now: float) -> None: ...
         def _enter_time_wait(self, now: float) -> None: ...
 
@@ -182,7 +178,6 @@ class ConnBase:
         def _update_rate(self, now: float) -> None: ...
 
         # conn_output.py
-        def _writable(self) -> bool: ...
         def _send_data(self, now: float) -> None: ...
         def _send_new(self, start: int, end: int, last: bool, now: float, why: str = "",
                       burst_end: bool = False) -> None: ...

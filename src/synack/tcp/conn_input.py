@@ -4,7 +4,6 @@ prediction, and what an ACK does to the send side (SND.UNA, SND.WL1/WL2, the win
 
 from __future__ import annotations
 
-import bisect
 import errno
 from typing import TYPE_CHECKING, cast
 
@@ -77,7 +76,7 @@ class InputMixin(ConnBase):
                 or self._wl1 > rnxt or self._ooo or self._rfin_pos is not None or self._orphan
                 or self._ls.state or self._persisting
                 or self._sb.sacked_bytes or self._sb.lost_bytes
-                or self.config.rcv_truesize_headroom is not None):  # (Linux memory model)
+                or self._mem.counts_truesize):  # (Linux receive memory)
             return False
         if self.ts_ok:
             # PAWS (RFC 7323 §5.3): an older TSval takes the full path.
@@ -195,9 +194,9 @@ class InputMixin(ConnBase):
             ok = pos == rnxt if wnd == 0 else rnxt <= pos < rnxt + wnd
         else:
             ok = (pos == rnxt) if wnd == 0 else (pos + slen > rnxt and pos < rnxt + wnd)
-            if (ok and wnd and pos + dlen > rnxt + wnd and self._rbuf
-                    and self.config.accept_beyond_window):
-                ok = False  # Linux tcp_sequence(): past the edge while data waits unread
+            if (ok and wnd and pos + dlen > rnxt + wnd
+                    and self._mem.refuses_past_window(len(self._rbuf))):
+                ok = False  # past the edge while data waits unread (Linux tcp_sequence())
         if not ok:
             self.stats["unacceptable_in"] += 1
             if flags & RST:
@@ -298,7 +297,7 @@ class InputMixin(ConnBase):
                 self._rfin_pos = fin_pos
                 if fin_pos != self._rnxt:
                     self._ack_now = True  # held FIN: duplicate ACK now; else _check_fin
-                elif not dlen and self._rcv_mem_over():
+                elif not dlen and self._mem.rcv_over(self.config.rcv_buf):
                     self._ack_now = True
         if self._rfin_pos is not None:
             self._check_fin(now)
@@ -403,10 +402,8 @@ class InputMixin(ConnBase):
             self._buf.drop(drop)
             self._buf_pos += drop
             self.stats["bytes_acked"] += drop
-            ends = self._skb_ends
-            if ends is not None:  # wholly acknowledged skbs are freed (tcp_clean_rtx_queue)
-                del ends[:bisect.bisect_right(ends, self._buf_pos)]
-            if self._send_full and self._writable():
+            self._mem.on_acked(self._buf_pos)
+            if self._send_full and self._mem.writable(self):
                 self._wake_writer()
         done = self._sb.ack(ack_pos)
         if self._probe is not None and self._probe.end <= ack_pos:
@@ -432,7 +429,8 @@ class InputMixin(ConnBase):
 
     def _wake_writer(self) -> None:
         """Report SendSpace to a writer that found the send buffer full."""
-        self._send_full = self._send_wait = False
+        self._send_full = False
+        self._mem.woken()
         self._events.append(SendSpace(cast("Connection", self)))
 
     def _window_opened(self, now: float, window: int) -> None:

@@ -41,7 +41,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..wire.segment import ACK, CWR, ECE, SYN, Segment
-from . import congestion
+from . import congestion, memory
 from .config import TcpConfig
 
 # Shared with the mixins; "X as X" keeps them importable from this module.
@@ -151,11 +151,10 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         self._max = 0  # SND.NXT: the next new position to send
         self._buf = SendBuffer()
         self._buf_pos = 1
+        self._mem = memory.for_config(cfg)  # the socket-memory model (RFC or Linux)
         self._fin_pos = None
         self._sup = None
         self._send_full = False
-        self._send_wait = False  # a short send() waits for SendSpace (snd_wake_ratio)
-        self._skb_ends = None  # skb ends, with snd_skb_overhead
         self._sb = Scoreboard()
         self.snd_wnd = 0
         self._max_snd_wnd = 0
@@ -195,11 +194,6 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         self._sackgen = SackGenerator()
         self._rfin_pos = None
         self._rup = None
-        # Receive memory with rcv_truesize_headroom: truesize charged, (end, truesize) of
-        # each segment not yet wholly read, payload/truesize ratio in 1/256 (Linux 50 %).
-        self._rmem = 0
-        self._rmem_segs = None
-        self._scaling = 128
         self._ack_now = False
         self._ack_pending = 0
         self._quickack = cfg.quickack
@@ -353,22 +347,10 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
             raise BrokenPipeError(errno.EPIPE, f"cannot send in state {self.state}")
         if isinstance(data, memoryview):
             data = _byte_view(data)  # lengths below count bytes, not items
-        cfg = self.config
-        if self._send_wait:
+        mem = self._mem
+        if mem.send_wait:
             return 0  # asleep until SendSpace (snd_wake_ratio, sk_stream_wait_memory)
-        if cfg.snd_skb_overhead is not None:
-            n = self._queue_skbs(data, more, cfg.snd_skb_overhead)
-        else:
-            room = cfg.snd_buf - len(self._buf)
-            n = min(room, len(data))
-            if n > 0:
-                self._buf.append(data if n == len(data) else memoryview(data)[:n])
-                self._more = more
-                self._poke()
-            if n < len(data) or n == room:
-                self._send_full = True  # SendSpace will be reported when ACKs free room
-        if n < len(data) and cfg.snd_wake_ratio > 0:
-            self._send_wait = True
+        n = mem.queue(self, data, more)
         if urgent and n > 0:
             self._sup = self._buf_pos + len(self._buf)
             self._push_now = True
@@ -381,24 +363,7 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         SendSpace follows): the free send buffer; with ``snd_skb_overhead``, the room
         in the unsent last skb plus the whole skbs that may still be started; 0 while a
         short send waits for SendSpace."""
-        if self._send_wait:
-            return 0
-        cfg = self.config
-        overhead = cfg.snd_skb_overhead
-        if overhead is None:
-            return cfg.snd_buf - len(self._buf)
-        ends = self._skbs()
-        goal = self._size_goal()
-        room = 0
-        queued = self._wmem_queued()
-        if ends:
-            start = ends[-2] if len(ends) > 1 else self._buf_pos
-            if start >= self._max:
-                room = max(goal - (ends[-1] - start), 0)
-                queued += room
-        if queued < cfg.snd_buf:
-            room += -(-(cfg.snd_buf - queued) // (goal + overhead)) * goal
-        return room
+        return self._mem.send_space(self)
 
     @property
     def max_wire_segment(self) -> int:
@@ -436,8 +401,8 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         worthwhile amount a window update is sent (C4, RFC 9293 §3.8.6.2.2).
         """
         data = self._rbuf.take(max_bytes)
-        if data and self._rmem_segs:
-            self._rcv_release()
+        if data:
+            self._mem.on_read(self._read_pos)
         if data and self.state in CAN_RECEIVE:
             # Send an explicit window update only when the window the peer knows is
             # less than half of what we could offer now (as Linux's tcp_cleanup_rbuf);
@@ -448,7 +413,8 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
             # on the first read, where Linux's rcv_ssthresh keeps its window small).
             offered = max(self._radv - self._rnxt, 0)
             free = self._offerable()
-            if free - offered >= self._sws_threshold() and free >= 2 * offered:
+            threshold = self._mem.sws_threshold(self.config.rcv_buf, self.eff_mss)
+            if free - offered >= threshold and free >= 2 * offered:
                 if offered < 4 * self.eff_mss or self.config.delayed_ack <= 0:
                     self._ack_now = True
                     self._poke()
@@ -469,6 +435,7 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         if self.config.cork and not config.cork:
             self._push_now = True  # uncorking pushes what the cork held
         self.config = config
+        self._mem = memory.for_config(config, self._mem)
         if config.keepalive and self.state in (S_ESTABLISHED, S_CLOSE_WAIT):
             if self._timers.keepalive is None:
                 self._timers.keepalive = now + config.keepalive_idle
