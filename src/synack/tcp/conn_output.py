@@ -260,10 +260,14 @@ class OutputMixin(ConnBase):
         edge the peer computes is never left of one it was already given.
         """
         rnxt = self._rnxt
-        right = rnxt + self._offerable(syn)
-        if (right - self._radv >= self._mem.sws_threshold(self.config.rcv_buf, self.eff_mss)
-                or self._radv < rnxt):
-            self._radv = max(right, self._radv)
+        mem = self._mem
+        cfg = self.config
+        mss = self.eff_mss
+        right = rnxt + mem.window(cfg, len(self._rbuf), mss, self.ts_ok, syn,
+                                  65535 << self.rcv_wscale)  # (as _offerable)
+        radv = self._radv
+        if radv < rnxt or right - radv >= mem.sws_threshold(cfg.rcv_buf, mss):
+            self._radv = max(right, radv)
         shift = 0 if syn else self.rcv_wscale
         field = min((max(self._radv - rnxt, 0) + (1 << shift) - 1) >> shift, 65535)
         self._radv = rnxt + (field << shift)

@@ -68,7 +68,7 @@ class ReceiveMixin(ConnBase):
         if pos == rnxt:
             self._rbuf.append(payload)
             self._rnxt = end
-            if mem.charge(end, size, self.eff_mss, cfg.rcv_buf):
+            if mem.counts_truesize and mem.charge(end, size, self.eff_mss, cfg.rcv_buf):
                 self._ack_now = True  # memory was already over rcv_buf (Linux)
             if self._ooo:
                 self._ack_now = True  # filling a hole: ACK at once (RFC 5681 §4.2)
@@ -90,7 +90,7 @@ class ReceiveMixin(ConnBase):
                 if self.sack_ok:
                     self._sackgen.duplicate(pos, end)
             else:
-                if mem.charge(end, size, self.eff_mss, cfg.rcv_buf):
+                if mem.counts_truesize and mem.charge(end, size, self.eff_mss, cfg.rcv_buf):
                     self._ack_now = True
                 if self.sack_ok:
                     self._sackgen.arrived(pos)

@@ -28,8 +28,11 @@ The rules are written as mixins, one module a part: segment input
 recovery (:mod:`.conn_recovery`), the send path (:mod:`.conn_output`), timers
 (:mod:`.conn_timers`), ICMP errors (:mod:`.conn_icmp`) and tracing
 (:mod:`.conn_trace`), on the typed frame of :mod:`.conn_base` with the constants
-of :mod:`.conn_const`.  This module holds ``__init__``, the constructors, the
-application's calls, the state changes and the inspection properties.
+of :mod:`.conn_const`.  State that belongs together has an owner of its own: the
+timers' deadlines (:mod:`.timers`), the loss state (:mod:`.loss_state`), PRR
+(:mod:`.prr`), RACK (:mod:`.rack`) and the socket-memory model (:mod:`.memory`).
+This module holds ``__init__``, the constructors, the application's calls, the state
+changes and the inspection properties.
 """
 
 from __future__ import annotations
@@ -401,7 +404,7 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         worthwhile amount a window update is sent (C4, RFC 9293 §3.8.6.2.2).
         """
         data = self._rbuf.take(max_bytes)
-        if data:
+        if data and self._mem.counts_truesize:
             self._mem.on_read(self._read_pos)
         if data and self.state in CAN_RECEIVE:
             # Send an explicit window update only when the window the peer knows is
