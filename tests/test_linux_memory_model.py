@@ -24,6 +24,8 @@ from synack.packetdrill.profiles import LINUX, RFC, config_from_sysctls
 from synack.tcp.config import TcpConfig
 from synack.tcp.connection import Connection
 from synack.tcp.events import Event, SendSpace
+from synack.tcp.memory import RFC as RFC_MEMORY
+from synack.tcp.memory import LinuxMemory, for_config
 from synack.tcp.states import State
 from synack.wire.segment import ACK, FIN, PSH, SYN, Segment
 
@@ -191,14 +193,24 @@ def test_rcv_charge_is_per_segment_and_freed_when_read() -> None:
     p.send(0.2, 0, 1000)
     p.send(0.2, 0, 1000, seq=1001)
     conn = p.conn
-    assert conn._rmem == 2 * (2048 + 256)  # 1000 + 424 -> a 2 KB buffer each
+    assert conn._mem.rmem == 2 * (2048 + 256)  # 1000 + 424 -> a 2 KB buffer each
     conn.recv(1500)
-    assert conn._rmem == 2048 + 256  # the first skb is consumed, the second not yet
+    assert conn._mem.rmem == 2048 + 256  # the first skb is consumed, the second not yet
     conn.recv()
-    assert conn._rmem == 0
+    assert conn._mem.rmem == 0
 
 
 # ------------------------------------------------ snd_skb_overhead, wake ratio
+def size_goal(conn: Connection) -> int:
+    return LinuxMemory.size_goal(conn.eff_mss, conn._max_snd_wnd)
+
+
+def mem_queued(conn: Connection) -> int:
+    mem = conn._mem
+    assert isinstance(mem, LinuxMemory)
+    return mem.wmem_queued(conn._buf_pos, conn.unsent)
+
+
 def test_blocking_write_as_linux() -> None:
     """blocking-write.pkt: 61000 bytes into a 42000-byte send buffer; the writer may
     finish after the ACK of 36001, not after 30001, nor 35001."""
@@ -207,7 +219,7 @@ def test_blocking_write_as_linux() -> None:
     assert conn.send(bytes(61000)) == 60000  # skbs of 25000 (half of 50000), pushed
     # The first skb went out at once and was split where the initial window ended;
     # its unsent rest took 10000 more bytes; a second skb started below snd_buf.
-    assert conn._skb_ends == [10001, 35001, 60001]
+    assert conn._mem.skb_ends == [10001, 35001, 60001]
     assert conn.send(b"x") == 0 and conn.send_space == 0  # waits for SendSpace
     sent = conn.segments_to_send(0.2)
     assert sum(len(s.payload) for s in sent) == 10000
@@ -251,22 +263,22 @@ def test_wake_ratio_alone_counts_payload_bytes() -> None:
 
 def test_size_goal_is_half_the_peer_window_in_segments() -> None:
     p = Peer(snd_config(snd_skb_overhead=1280), win=33000)
-    assert p.conn._size_goal() == 16000
+    assert size_goal(p.conn) == 16000
     q = Peer(snd_config(snd_skb_overhead=1280), win=65535)
-    assert q.conn._size_goal() == 32000
+    assert size_goal(q.conn) == 32000
 
 
 def test_sending_splits_skbs_into_tso_packets() -> None:
     p = Peer(snd_config(snd_skb_overhead=1280, psh_burst_segments=2))
     conn = p.conn
-    assert conn.send(bytes(25000)) == 25000 and conn._skb_ends == [25001]
+    assert conn.send(bytes(25000)) == 25000 and conn._mem.skb_ends == [25001]
     assert len(conn.segments_to_send(0.2)) == 10  # the initial window
     # Packets of two segments, and the rest of the skb where the burst stopped.
-    assert conn._skb_ends == [2001, 4001, 6001, 8001, 10001, 25001]
-    assert conn._wmem_queued() == 25000 + 6 * 1280
+    assert conn._mem.skb_ends == [2001, 4001, 6001, 8001, 10001, 25001]
+    assert mem_queued(conn) == 25000 + 6 * 1280
     p.deliver(0.3, 5000)  # frees two skbs and half of a third: its overhead stays
-    assert conn._skb_ends == [6001, 8001, 10001, 25001]
-    assert conn._wmem_queued() == 20000 + 4 * 1280
+    assert conn._mem.skb_ends == [6001, 8001, 10001, 25001]
+    assert mem_queued(conn) == 20000 + 4 * 1280
 
 
 def test_send_space_is_what_send_takes() -> None:
@@ -290,10 +302,36 @@ def test_out_of_order_past_the_window_needs_memory() -> None:
     assert p.synack.window == 1460  # half of 4000, in segments of our MSS
     # Out of order, starting in the window: kept whole while memory is within rcv_buf.
     assert p.ack_of(p.send(0.2, 0, 3000, seq=501))[0] == 1
-    assert p.conn._rmem == 4096 + 256
+    assert p.conn._mem.rmem == 4096 + 256
     # Memory now over rcv_buf: a second one is dropped, and ACKed at once.
     assert p.ack_of(p.send(0.3, 0, 1000, seq=3501))[0] == 1
-    assert p.conn._rmem == 4096 + 256
+    assert p.conn._mem.rmem == 4096 + 256
     # The hole filled: everything held is delivered.
     p.send(0.4, 0, 500)
     assert len(p.conn.recv()) == 3500
+
+
+# ------------------------------------------------------------ the strategy object
+@pytest.mark.parametrize("knob,value", [("accept_beyond_window", True),
+                                        ("rcv_truesize_headroom", 424),
+                                        ("snd_skb_overhead", 1280), ("snd_wake_ratio", 0.5)])
+def test_any_knob_picks_the_linux_model_and_none_the_shared_rfc_one(knob: str,
+                                                                     value: object) -> None:
+    assert for_config(TcpConfig()) is RFC_MEMORY
+    assert Peer(rcv_config()).conn._mem is RFC_MEMORY
+    mem = for_config(TcpConfig(**{knob: value}))  # type: ignore[arg-type]
+    assert isinstance(mem, LinuxMemory)
+    assert mem.counts_truesize is (knob == "rcv_truesize_headroom")
+
+
+def test_reconfigured_connection_keeps_the_memory_it_counted() -> None:
+    """configure() (a late socket option) keeps the Linux model's counts, as the fields
+    on the connection were kept before the model was an object of its own."""
+    p = Peer(rcv_config(**RCV_LINUX))
+    p.send(0.2, 0, 1000)
+    mem = p.conn._mem
+    assert isinstance(mem, LinuxMemory) and mem.rmem == 2048 + 256
+    p.conn.configure(rcv_config(rcv_buf=30000, **RCV_LINUX), 0.25)
+    assert p.conn._mem is mem and mem.rmem == 2048 + 256
+    p.conn.recv()
+    assert mem.rmem == 0

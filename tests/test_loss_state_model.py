@@ -253,10 +253,11 @@ class LossStateMachine(RuleBasedStateMachine):
         outstanding = conn.info()["unacked"]
         queued = self.written - seq.sub(conn.snd_nxt, U0)
         if outstanding:
-            assert conn._rto_at is not None, "data outstanding without a retransmission timer"
+            assert conn._timers.rto is not None, "data outstanding without a retransmission timer"
         elif not queued:
-            assert conn._rto_at is None and conn._tlp_at is None and conn._rack_at is None
-        if conn._tlp_at is not None:
+            t = conn._timers
+            assert t.rto is None and t.tlp is None and t.rack_reorder is None
+        if conn._timers.tlp is not None:
             assert conn._ls.state < CaState.RECOVERY  # RFC 8985 §7.2
 
 

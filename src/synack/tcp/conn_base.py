@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .cwnd_use import CwndUse
     from .events import Event
     from .loss_state import CaState, LossState
+    from .memory import RfcMemory
     from .prr import Prr
     from .rack import Rack
     from .reassembly import Reassembly
@@ -28,113 +29,19 @@ if TYPE_CHECKING:
     from .sendbuf import SendBuffer
     from .states import State
     from .stats import ConnStats
+    from .timers import Timers
 
 
 class ConnBase:
     """The TCB's variables, shared by every mixin of Connection; ``Connection.__init__``
-    sets them.  The slots are here rather than on Connection so that mypy lets the
-    mixins assign them; the annotations carry no values, so they do not clash."""
-
-    __slots__ = (
-        "__weakref__",
-        "_ack_now",
-        "_ack_pending",
-        "_buf",
-        "_buf_pos",
-        "_cc",
-        "_challenge_count",
-        "_challenge_window",
-        "_cwnd_use",
-        "_cwr_pending",
-        "_dack_at",
-        "_delivered",
-        "_dupacks",
-        "_ece_echo",
-        "_events",
-        "_fin_pos",
-        "_fw2_at",
-        "_ka_at",
-        "_ka_probes",
-        "_last_ack_sent",
-        "_last_oow_ack",
-        "_ls",
-        "_max",
-        "_max_snd_wnd",
-        "_min_rtt",
-        "_more",
-        "_name",
-        "_now",
-        "_ooo",
-        "_orphan",
-        "_out",
-        "_persisting",
-        "_pmtu_mark",
-        "_probe",
-        "_progress_at",
-        "_prr",
-        "_push_now",
-        "_quickack",
-        "_rack",
-        "_rack_at",
-        "_radv",
-        "_rate_delivered",
-        "_rate_t",
-        "_rbuf",
-        "_retries",
-        "_rfin_pos",
-        "_rmem",
-        "_rmem_segs",
-        "_rnxt",
-        "_round_end",
-        "_rto_at",
-        "_rtt_pos",
-        "_rtt_time",
-        "_rup",
-        "_sackgen",
-        "_sb",
-        "_scaling",
-        "_send_full",
-        "_send_wait",
-        "_skb_ends",
-        "_sup",
-        "_tlp_at",
-        "_tlp_end",
-        "_tlp_flight",
-        "_tlp_retrans",
-        "_tr",
-        "_traced",
-        "_ts_offset",
-        "_tw_at",
-        "_una",
-        "_wake",
-        "_wl1",
-        "_wl2",
-        "config",
-        "delivery_rate",
-        "ecn_ok",
-        "eff_mss",
-        "irs",
-        "iss",
-        "local_ip",
-        "local_port",
-        "passive",
-        "peer_mss",
-        "rcv_wscale",
-        "remote_ip",
-        "remote_port",
-        "rtt",
-        "sack_ok",
-        "snd_wnd",
-        "snd_wscale",
-        "soft_error",
-        "state",
-        "stats",
-        "ts_ok",
-        "ts_recent",
-        "ts_recent_age",
-        "user_data",
-        "ws_ok",
-    )
+    sets them.  Each is declared once, as an annotation here, and the slots are made
+    from the annotations: so mypy checks the type of every assignment in every mixin.
+    (mypy's own check that an assigned name is a slot needs a literal ``__slots__``;
+    tests/test_conn_fields.py checks instead that every ``self.X =`` in the
+    connection's modules names a declared variable, and that ``__init__`` sets each.)
+    The variables that belong together have their own owners: the timers
+    (:mod:`.timers`), the loss state (:mod:`.loss_state`), PRR (:mod:`.prr`), RACK
+    (:mod:`.rack`) and the socket-memory model (:mod:`.memory`)."""
 
     # --- identity, driver and application hooks ---
     config: TcpConfig
@@ -171,11 +78,10 @@ class ConnBase:
     _max: int
     _buf: SendBuffer
     _buf_pos: int
+    _mem: RfcMemory  # the socket-memory model (memory.py), for both directions
     _fin_pos: int | None
     _sup: int | None  # SND.UP: the position after the last urgent byte, until acked
     _send_full: bool
-    _send_wait: bool
-    _skb_ends: list[int] | None
     _sb: Scoreboard
     snd_wnd: int
     _max_snd_wnd: int
@@ -215,9 +121,6 @@ class ConnBase:
     _sackgen: SackGenerator
     _rfin_pos: int | None
     _rup: int | None  # RCV.UP: the position after the last urgent byte (RFC 6093 §4)
-    _rmem: int
-    _rmem_segs: deque[tuple[int, int]] | None
-    _scaling: int
     _ack_now: bool
     _ack_pending: int
     _quickack: int
@@ -225,20 +128,17 @@ class ConnBase:
     _push_now: bool
     _last_ack_sent: int
     _orphan: bool
-    # --- timers (absolute times or None) ---
-    _rto_at: float | None
-    _dack_at: float | None
-    _tw_at: float | None
-    _fw2_at: float | None
-    _rack_at: float | None
-    _tlp_at: float | None
-    _ka_at: float | None
+    # --- timers ---
+    _timers: Timers  # every deadline (timers.py)
     _ka_probes: int
     # --- RFC 5961 §7 challenge ACK rate limit ---
     _challenge_window: float
     _challenge_count: int
     _last_oow_ack: float
     stats: ConnStats
+
+    # The slots are the annotations above: each variable is declared once, here.
+    __slots__ = ("__weakref__", *__annotations__)
 
     if TYPE_CHECKING:
         # connection.py
@@ -259,7 +159,6 @@ class ConnBase:
         def _accept_data(self, pos: int, payload: bytes | memoryview, now: float,
                          ecn: int = 0) -> None: ...
         def _delivered_in_order(self, n: int, seg_len: int, now: float) -> None: ...
-        def _rcv_mem_over(self) -> bool: ...
         def _check_fin(self, now: float) -> None: ...
         def _enter_time_wait(self, now: float) -> None: ...
 
@@ -281,7 +180,6 @@ class ConnBase:
         def _update_rate(self, now: float) -> None: ...
 
         # conn_output.py
-        def _writable(self) -> bool: ...
         def _send_data(self, now: float) -> None: ...
         def _send_new(self, start: int, end: int, last: bool, now: float, why: str = "",
                       burst_end: bool = False) -> None: ...

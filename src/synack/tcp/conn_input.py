@@ -4,7 +4,6 @@ prediction, and what an ACK does to the send side (SND.UNA, SND.WL1/WL2, the win
 
 from __future__ import annotations
 
-import bisect
 import errno
 from typing import TYPE_CHECKING, cast
 
@@ -77,7 +76,7 @@ class InputMixin(ConnBase):
                 or self._wl1 > rnxt or self._ooo or self._rfin_pos is not None or self._orphan
                 or self._ls.state or self._persisting
                 or self._sb.sacked_bytes or self._sb.lost_bytes
-                or self.config.rcv_truesize_headroom is not None):  # (Linux memory model)
+                or self._mem.counts_truesize):  # (Linux receive memory)
             return False
         if self.ts_ok:
             # PAWS (RFC 7323 §5.3): an older TSval takes the full path.
@@ -95,8 +94,8 @@ class InputMixin(ConnBase):
         self._rbuf.append(payload)
         self._rnxt = end
         self._delivered_in_order(end - rnxt, end - rnxt, now)
-        if self._ka_at is not None:
-            self._ka_at = now + self.config.keepalive_idle
+        if self._timers.keepalive is not None:
+            self._timers.keepalive = now + self.config.keepalive_idle
             self._ka_probes = 0
         return True
 
@@ -128,7 +127,7 @@ class InputMixin(ConnBase):
                 self._rtt_pos = None
             self._take_rtt_sample(self._una, now)
             self._retries = 0
-            self._rto_at = None
+            self._timers.rto = None
             if self.rtt.backoff:
                 self.rtt.reset_for_data()
             self._wl1, self._wl2 = 0, self._una
@@ -195,9 +194,9 @@ class InputMixin(ConnBase):
             ok = pos == rnxt if wnd == 0 else rnxt <= pos < rnxt + wnd
         else:
             ok = (pos == rnxt) if wnd == 0 else (pos + slen > rnxt and pos < rnxt + wnd)
-            if (ok and wnd and pos + dlen > rnxt + wnd and self._rbuf
-                    and self.config.accept_beyond_window):
-                ok = False  # Linux tcp_sequence(): past the edge while data waits unread
+            if (ok and wnd and pos + dlen > rnxt + wnd
+                    and self._mem.refuses_past_window(len(self._rbuf))):
+                ok = False  # past the edge while data waits unread (Linux tcp_sequence())
         if not ok:
             self.stats["unacceptable_in"] += 1
             if flags & RST:
@@ -210,7 +209,7 @@ class InputMixin(ConnBase):
             if st is S_TIME_WAIT and flags & FIN:
                 self._trace(now, "note", concept="C13",
                             text="retransmitted FIN in TIME-WAIT: ACK it again, restart 2*MSL")
-                self._tw_at = now + 2 * self.config.msl
+                self._timers.time_wait = now + 2 * self.config.msl
             elif pos + slen <= rnxt and slen:
                 self.stats["dup_segs_in"] += 1
                 if self.sack_ok and dlen:
@@ -260,10 +259,10 @@ class InputMixin(ConnBase):
         st = self.state
         if st is S_CLOSED:
             return
-        if self._ka_at is not None:
+        if self._timers.keepalive is not None:
             # Only a segment inside the window with an acceptable ACK shows the peer
             # alive; junk, old duplicates and keepalive probes do not (RFC 1122 §4.2.3.6).
-            self._ka_at = now + self.config.keepalive_idle
+            self._timers.keepalive = now + self.config.keepalive_idle
             self._ka_probes = 0
 
         # ECN (RFC 3168 §6.1.3): CWR from the sender ends our echo of congestion.
@@ -298,7 +297,7 @@ class InputMixin(ConnBase):
                 self._rfin_pos = fin_pos
                 if fin_pos != self._rnxt:
                     self._ack_now = True  # held FIN: duplicate ACK now; else _check_fin
-                elif not dlen and self._rcv_mem_over():
+                elif not dlen and self._mem.rcv_over(self.config.rcv_buf):
                     self._ack_now = True
         if self._rfin_pos is not None:
             self._check_fin(now)
@@ -332,7 +331,7 @@ class InputMixin(ConnBase):
             self._una = ack_pos
             self._take_rtt_sample(ack_pos, now)
             self._retries = 0
-            self._rto_at = None
+            self._timers.rto = None
             if self.rtt.backoff:
                 self.rtt.reset_for_data()  # RFC 6298 §5.7, as on the active side
             if st is S_SYN_RECEIVED:
@@ -388,7 +387,7 @@ class InputMixin(ConnBase):
             if st is S_FIN_WAIT_1:
                 self._set_state(S_FIN_WAIT_2, now)
                 if self._orphan:
-                    self._fw2_at = now + self.config.fin_wait_2_timeout
+                    self._timers.fin_wait_2 = now + self.config.fin_wait_2_timeout
             elif st is S_CLOSING:
                 self._enter_time_wait(now)
             elif st is S_LAST_ACK:
@@ -406,10 +405,8 @@ class InputMixin(ConnBase):
             self._buf.drop(drop)
             self._buf_pos += drop
             self.stats["bytes_acked"] += drop
-            ends = self._skb_ends
-            if ends is not None:  # wholly acknowledged skbs are freed (tcp_clean_rtx_queue)
-                del ends[:bisect.bisect_right(ends, self._buf_pos)]
-            if self._send_full and self._writable():
+            self._mem.on_acked(self._buf_pos)
+            if self._send_full and self._mem.writable(self):
                 self._wake_writer()
         done = self._sb.ack(ack_pos)
         if self._probe is not None and self._probe.end <= ack_pos:
@@ -422,10 +419,11 @@ class InputMixin(ConnBase):
         self._retries = 0
         self._progress_at = now
         if self._max > ack_pos:
-            self._rto_at = self._rto_deadline(now)  # RFC 6298 §5.3
+            self._timers.rto = self._rto_deadline(now)  # RFC 6298 §5.3
             self._arm_tlp(now)
         else:
-            self._rto_at = self._tlp_at = self._rack_at = None
+            timers = self._timers
+            timers.rto = timers.tlp = timers.rack_reorder = None
         if ack_pos >= self._round_end:
             self._round_end = self._max
             self._cc.on_round_start(now)
@@ -434,7 +432,8 @@ class InputMixin(ConnBase):
 
     def _wake_writer(self) -> None:
         """Report SendSpace to a writer that found the send buffer full."""
-        self._send_full = self._send_wait = False
+        self._send_full = False
+        self._mem.woken()
         self._events.append(SendSpace(cast("Connection", self)))
 
     def _window_opened(self, now: float, window: int) -> None:
@@ -452,7 +451,7 @@ class InputMixin(ConnBase):
         self.rtt.backoff = 0
         # Data still out was sent into the closed window: time it afresh, without the
         # backoff the zero window piled up (RFC 6298 §5.3, §5.7).
-        self._rto_at = self._rto_deadline(now) if self._max > self._una else None
+        self._timers.rto = self._rto_deadline(now) if self._max > self._una else None
         self._trace(now, "note", concept="C4", text=f"peer window opened to {window}")
 
     def _sack_splits_refused(self, now: float) -> None:

@@ -1,30 +1,25 @@
 """The send path of :class:`~synack.tcp.connection.Connection`: filling the window
 (RFC 9293 §3.8.6 and §3.7.4 Nagle; RFC 5681, RFC 3042, PRR RFC 6937), retransmissions,
 segments with our ACK, window (RFC 7323 §2.3) and SACK blocks (RFC 2018), RSTs,
-challenge ACKs (RFC 5961), and Linux's send-memory model (``snd_skb_overhead``)."""
+and challenge ACKs (RFC 5961)."""
 
 from __future__ import annotations
-
-import bisect
 
 from ..wire.segment import ACK, CWR, ECE, FIN, PSH, RST, SYN, URG, Segment
 from .congestion import initial_window_bytes
 from .conn_base import ConnBase
 from .conn_const import (
     _OUTPUT_STATES,
-    DEFAULT_PEER_MSS,
     ECT0,
-    GSO_MAX_SIZE,
     MASK,
     S_CLOSED,
     S_SYN_SENT,
-    TS_OPTION_LEN,
 )
 from .scoreboard import SentSeg
 
 
 class OutputMixin(ConnBase):
-    """Send path and send memory."""
+    """Send path."""
 
     __slots__ = ()
 
@@ -128,22 +123,23 @@ class OutputMixin(ConnBase):
             prr.allow = max(allow, 0)
         else:  # cwnd in use: no full segment's room left (Linux tcp_write_xmit)
             self._cwnd_use.after_send(self._una, self._max, allow < mss)
-        if sent_new and self._skb_ends is not None:
-            self._split_skbs(first_new, self._max)
+        if sent_new:
+            self._mem.on_sent(first_new, self._max, self._buf_pos, data_end,
+                              self.config.psh_burst_segments * mss)
         # 3. Timers: retransmission, tail loss probe, persist.
         if self._max > self._una:
-            if self._rto_at is None:
-                self._rto_at = self._rto_deadline(now)
+            if self._timers.rto is None:
+                self._timers.rto = self._rto_deadline(now)
             if sent_new:
                 self._arm_tlp(now)  # RFC 8985 §7.2: (re)schedule on each new send
-        elif (self._max < data_end and self._rto_at is None
+        elif (self._max < data_end and self._timers.rto is None
               and rwnd_end - self._max < min(data_end - self._max, mss)):
             # Window closed or too small to use (SWS): the persist timer will probe it
             # or send what fits (RFC 9293 §3.8.6.1 and §3.8.6.2.1 override).  Data that
             # cork, MSG_MORE or Nagle hold with the window open is not outstanding and
             # arms no timer (RFC 6298 §5.1); the application's push releases it.
             self._persisting = self.snd_wnd == 0
-            self._rto_at = self._rto_deadline(now)
+            self._timers.rto = self._rto_deadline(now)
 
     def _idle_restart(self, now: float) -> None:
         """RFC 5681 §4.1: if no data was sent for longer than the RTO, cwnd = min(cwnd,
@@ -266,45 +262,31 @@ class OutputMixin(ConnBase):
         edge the peer computes is never left of one it was already given.
         """
         rnxt = self._rnxt
-        right = rnxt + self._offerable(syn)
-        if right - self._radv >= self._sws_threshold() or self._radv < rnxt:
-            self._radv = max(right, self._radv)
+        mem = self._mem
+        cfg = self.config
+        mss = self.eff_mss
+        right = rnxt + mem.window(cfg, len(self._rbuf), mss, self.ts_ok, syn,
+                                  65535 << self.rcv_wscale)  # (as _offerable)
+        radv = self._radv
+        if radv < rnxt or right - radv >= mem.sws_threshold(cfg.rcv_buf, mss):
+            self._radv = max(right, radv)
         shift = 0 if syn else self.rcv_wscale
         field = min((max(self._radv - rnxt, 0) + (1 << shift) - 1) >> shift, 65535)
         self._radv = rnxt + (field << shift)
         return field
 
     def _offerable(self, syn: bool = False) -> int:
-        """The window we could offer now: free buffer, capped at what the header can
-        carry (65535 << shift), in whole segments if configured.
-
-        With ``rcv_truesize_headroom`` (Linux __tcp_select_window()): the free receive
-        memory scaled by the payload/truesize ratio (tcp_space()), rounded down to whole
-        segments, so 0 below one segment; on a SYN to our own MSS, as
-        tcp_select_initial_window() does."""
-        cfg = self.config
-        if cfg.rcv_truesize_headroom is None:
-            free = max(cfg.rcv_buf - len(self._rbuf), 0)
-            if cfg.window_in_segments and free >= self.eff_mss:
-                free -= free % self.eff_mss  # round first, then cap (tcp_select_initial_window)
-            return min(free, 65535 << self.rcv_wscale)
-        free = (max(cfg.rcv_buf - self._rmem, 0) * self._scaling) >> 8
-        if cfg.window_in_segments:
-            mss = cfg.mss - (TS_OPTION_LEN if self.ts_ok else 0) if syn else self.eff_mss
-            mss = max(min(mss, (cfg.rcv_buf * self._scaling) >> 8), 1)
-            free -= free % mss
-        return min(free, 65535 << self.rcv_wscale)
-
-    def _sws_threshold(self) -> int:
-        if self.config.rcv_truesize_headroom is not None:
-            return 1  # Linux: whole segments from RCV.NXT are its SWS avoidance
-        return max(min(self.config.rcv_buf // 2, self.eff_mss), 1)
+        """The window we could offer now: what the memory model allows (the free buffer,
+        in whole segments if configured), capped at what the header can carry
+        (65535 << shift)."""
+        return self._mem.window(self.config, len(self._rbuf), self.eff_mss, self.ts_ok, syn,
+                                65535 << self.rcv_wscale)
 
     def _emit(self, seg: Segment, now: float, why: str) -> None:
         if seg.flags & ACK:
             self._ack_now = False
             self._ack_pending = 0
-            self._dack_at = None
+            self._timers.delayed_ack = None
             self._last_ack_sent = self._rnxt
         self.stats["segs_out"] += 1
         self._out.append(seg)
@@ -336,100 +318,3 @@ class OutputMixin(ConnBase):
         self._challenge_count += 1
         self.stats["challenge_acks"] += 1
         self._emit(self._make(ACK, self._max, b"", now), now, "challenge ACK (RFC 5961)")
-
-    # ------------------------------------------ send memory (snd_skb_overhead)
-    def _queue_skbs(self, data: bytes | bytearray | memoryview, more: bool,
-                    overhead: int) -> int:
-        """send() under Linux's send memory accounting (``snd_skb_overhead``), as
-        tcp_sendmsg_locked(): fill the unsent last skb up to the size goal, start a new
-        skb only while the memory used (payload plus ``overhead`` per skb) is below
-        snd_buf, and transmit every skb that fills before filling the next
-        (tcp_push_one()), so the send path can split it (see :meth:`_split_skbs`)."""
-        ends = self._skbs()
-        goal = self._size_goal()
-        total = len(data)
-        taken = 0
-        output = self.state in _OUTPUT_STATES
-        while taken < total:
-            data_end = self._buf_pos + len(self._buf)
-            start = ends[-2] if len(ends) > 1 else self._buf_pos
-            if ends and start >= self._max and data_end - start < goal:
-                n = min(goal - (data_end - start), total - taken)  # the unsent tail skb
-                ends[-1] = data_end + n
-            elif len(self._buf) + overhead * len(ends) < self.config.snd_buf:
-                start = data_end
-                n = min(goal, total - taken)
-                ends.append(data_end + n)
-            else:
-                break
-            self._buf.append(data if n == total else memoryview(data)[taken:taken + n])
-            taken += n
-            if output and taken < total and data_end + n - start >= goal:
-                push, self._push_now = self._push_now, False
-                self._more = True  # more of this write follows: no PSH, as Linux
-                self._send_data(self._now)
-                self._push_now = push
-        if taken:
-            self._more = more
-            self._poke()
-        if taken < total or len(self._buf) + overhead * len(ends) >= self.config.snd_buf:
-            self._send_full = True
-        return taken
-
-    def _skbs(self) -> list[int]:
-        """End positions of the send queue's skbs (``snd_skb_overhead``), oldest first."""
-        ends = self._skb_ends
-        if ends is None:
-            ends = self._skb_ends = [self._buf_pos + len(self._buf)] if self._buf else []
-        return ends
-
-    def _size_goal(self) -> int:
-        """Bytes per skb (Linux tcp_xmit_size_goal()): 64 KB, cut to half the largest
-        window the peer offered (tcp_bound_to_half_wnd()), in whole segments."""
-        mss = self.eff_mss
-        wnd = self._max_snd_wnd
-        cutoff = wnd >> 1 if wnd > DEFAULT_PEER_MSS else wnd
-        goal = min(GSO_MAX_SIZE, cutoff) if cutoff else GSO_MAX_SIZE
-        return max(goal - goal % mss, mss)
-
-    def _split_skbs(self, start: int, end: int) -> None:
-        """Sending ``[start, end)`` splits skbs as Linux's tcp_write_xmit() does with
-        tso_fragment(): where the send stops inside one, and into TSO packets of
-        psh_burst_segments segments counted from each skb's first unsent byte."""
-        ends = self._skb_ends
-        end = min(end, self._buf_pos + len(self._buf))
-        if ends is None or end <= start:
-            return
-        size = self.config.psh_burst_segments * self.eff_mss
-        cuts: list[int] = []
-        i = bisect.bisect_right(ends, start)
-        first = ends[i - 1] if i else self._buf_pos
-        while i < len(ends) and first < end:
-            last = ends[i]
-            piece = max(first, start)
-            if piece > first:
-                cuts.append(piece)  # an earlier probe sent the head of this skb
-            if size:
-                cuts.extend(range(piece + size, min(last, end), size))
-            if end < last:
-                cuts.append(end)
-            first = last
-            i += 1
-        if cuts:
-            ends.extend(cuts)
-            ends.sort()
-
-    def _wmem_queued(self) -> int:
-        """Send memory in use: payload bytes, plus the skb overheads when modelled."""
-        overhead = self.config.snd_skb_overhead
-        if overhead is None:
-            return len(self._buf)
-        return len(self._buf) + overhead * len(self._skbs())
-
-    def _writable(self) -> bool:
-        """Whether a writer waiting for room is told of it (SendSpace): memory in use
-        below snd_buf and, with snd_wake_ratio, free memory at least that fraction of
-        it (Linux sk_stream_write_space(): sk_stream_wspace() >= sk_stream_min_wspace())."""
-        queued = self._wmem_queued()
-        limit = self.config.snd_buf
-        return queued < limit and limit - queued >= int(queued * self.config.snd_wake_ratio)

@@ -1,10 +1,9 @@
 """Receiving data for :class:`~synack.tcp.connection.Connection`: in-order data and
 reassembly, when to ACK (RFC 9293 §3.10.7.4 seventh and eighth steps, RFC 5681 §4.2),
-the peer's FIN, and Linux's receive-memory model (``rcv_truesize_headroom``)."""
+and the peer's FIN; what the memory model (:mod:`.memory`) says about memory."""
 
 from __future__ import annotations
 
-from collections import deque
 from typing import TYPE_CHECKING, cast
 
 from .conn_base import ConnBase
@@ -18,16 +17,16 @@ from .conn_const import (
     S_FIN_WAIT_2,
     S_SYN_RECEIVED,
     S_TIME_WAIT,
-    SKB_STRUCT,
 )
 from .events import DataReceived, EndOfStream, Urgent
+from .memory import DROP, TRIM
 
 if TYPE_CHECKING:
     from .connection import Connection
 
 
 class ReceiveMixin(ConnBase):
-    """Segment text and FIN; receive memory."""
+    """Segment text and FIN."""
 
     __slots__ = ()
 
@@ -43,19 +42,17 @@ class ReceiveMixin(ConnBase):
             self._ece_echo = True  # RFC 3168 §6.1.3: echo until CWR arrives
             self._ack_now = True
         right = max(self._radv, rnxt)
+        mem = self._mem
         if end > right:
-            if cfg.accept_beyond_window and right > rnxt and not self._rbuf:
-                # Linux keeps it whole (tcp_sequence(), tcp_data_queue()); out of order,
-                # only while receive memory is not over rcv_buf (tcp_try_rmem_schedule()).
-                used = (self._rmem if cfg.rcv_truesize_headroom is not None
-                        else self._ooo.nbytes)
-                if pos > rnxt and used > cfg.rcv_buf:
-                    self._drop(now, "out_of_window", concept="C14")
-                    self._ack_now = True
-                    return
-            else:  # trim what lies past the window we offered (RFC 9293 §3.10.7.4)
+            verdict = mem.past_window(pos, rnxt, right, len(self._rbuf), self._ooo.nbytes,
+                                      cfg.rcv_buf)
+            if verdict == TRIM:  # keep what lies inside the window (RFC 9293 §3.10.7.4)
                 payload = payload[:right - pos]
                 end = right
+            elif verdict == DROP:  # (Linux: out of order while memory is over rcv_buf)
+                self._drop(now, "out_of_window", concept="C14")
+                self._ack_now = True
+                return
         if pos < rnxt:  # trim what we already have
             if self.sack_ok:
                 self._sackgen.duplicate(pos, min(end, rnxt))
@@ -71,8 +68,8 @@ class ReceiveMixin(ConnBase):
         if pos == rnxt:
             self._rbuf.append(payload)
             self._rnxt = end
-            if cfg.rcv_truesize_headroom is not None:
-                self._rcv_charge(end, size)
+            if mem.counts_truesize and mem.charge(end, size, self.eff_mss, cfg.rcv_buf):
+                self._ack_now = True  # memory was already over rcv_buf (Linux)
             if self._ooo:
                 self._ack_now = True  # filling a hole: ACK at once (RFC 5681 §4.2)
                 while (more := self._ooo.pop_ready(self._rnxt)) is not None:
@@ -93,56 +90,13 @@ class ReceiveMixin(ConnBase):
                 if self.sack_ok:
                     self._sackgen.duplicate(pos, end)
             else:
-                if cfg.rcv_truesize_headroom is not None:
-                    self._rcv_charge(end, size)
+                if mem.counts_truesize and mem.charge(end, size, self.eff_mss, cfg.rcv_buf):
+                    self._ack_now = True
                 if self.sack_ok:
                     self._sackgen.arrived(pos)
             self._trace(now, "note", concept="C14",
                         text=f"out-of-order segment held ({len(self._ooo)} blocks)")
             self._ack_now = True  # duplicate ACK tells the sender of the hole
-
-    def _rcv_charge(self, end: int, size: int) -> None:
-        """Charge one kept segment of ``size`` bytes ending at ``end`` to the receive
-        memory (``rcv_truesize_headroom``; Linux sk_rmem_alloc), and measure the
-        payload/truesize ratio on a segment of at least one MSS (tcp_measure_rcv_mss()).
-        If the memory was already over rcv_buf, ACK at once (:meth:`_rcv_mem_over`).
-
-        Every path that keeps a received segment must call this (when that knob is
-        set) with the segment's full payload length: the skb keeps all of it."""
-        headroom = self.config.rcv_truesize_headroom
-        assert headroom is not None
-        if self._rmem > self.config.rcv_buf:
-            self._ack_now = True
-        truesize = (1 << (size + headroom - 1).bit_length()) + SKB_STRUCT
-        self._rmem += truesize
-        segs = self._rmem_segs
-        if segs is None:
-            segs = self._rmem_segs = deque()
-        if not segs or segs[-1][0] <= end:
-            segs.append((end, truesize))
-        else:  # out of order: keep the list sorted by end for _rcv_release
-            i = len(segs)
-            while i and segs[i - 1][0] > end:
-                i -= 1
-            segs.insert(i, (end, truesize))
-        if size >= self.eff_mss:
-            self._scaling = max((size << 8) // truesize, 1)
-
-    def _rcv_mem_over(self) -> bool:
-        """Receive memory already over rcv_buf (``rcv_truesize_headroom``): Linux's
-        tcp_try_rmem_schedule() fails for anything queued now and asks for an ACK at
-        once (ICSK_ACK_NOW), which also carries a zero window."""
-        return (self.config.rcv_truesize_headroom is not None
-                and self._rmem > self.config.rcv_buf)
-
-    def _rcv_release(self) -> None:
-        """Free the truesize of segments the application has read to the end (Linux
-        frees an skb when tcp_recvmsg() has consumed all of it)."""
-        segs = self._rmem_segs
-        assert segs is not None
-        read = self._read_pos()
-        while segs and segs[0][0] <= read:
-            self._rmem -= segs.popleft()[1]
 
     def _read_pos(self) -> int:
         """The stream position of the next byte the application will read."""
@@ -183,8 +137,8 @@ class ReceiveMixin(ConnBase):
         if (self.config.delayed_ack == 0 or self._ack_pending >= 2
                 or seg_len > self.eff_mss):
             self._ack_now = True
-        elif self._dack_at is None:
-            self._dack_at = now + self.config.delayed_ack
+        elif self._timers.delayed_ack is None:
+            self._timers.delayed_ack = now + self.config.delayed_ack
 
     def _ooo_limit(self) -> int:
         """Out-of-order blocks allowed: the configured bound, or by default two per
@@ -207,8 +161,8 @@ class ReceiveMixin(ConnBase):
             # the delayed-ACK timer (or rides on our FIN if the application closes).
             # Before any data arrived Linux's ACK timeout (ato) is still 0: ACK at once.
             self._quickack = 0
-            if self._dack_at is None:
-                self._dack_at = now + cfg.delayed_ack
+            if self._timers.delayed_ack is None:
+                self._timers.delayed_ack = now + cfg.delayed_ack
         else:
             self._ack_now = True
         self._events.append(EndOfStream(cast("Connection", self)))
@@ -224,6 +178,6 @@ class ReceiveMixin(ConnBase):
 
     def _enter_time_wait(self, now: float) -> None:
         self._set_state(S_TIME_WAIT, now)
-        self._rto_at = self._fw2_at = self._dack_at = self._tlp_at = self._rack_at = None
-        self._ka_at = None
-        self._tw_at = now + 2 * self.config.msl
+        timers = self._timers
+        timers.cancel_all()
+        timers.time_wait = now + 2 * self.config.msl

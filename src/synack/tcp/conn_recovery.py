@@ -168,7 +168,7 @@ class RecoveryMixin(ConnBase):
         rack = self._rack
         reo = rack.reo_wnd(self._ls.state is CA_RECOVERY, self._sb.sacked_bytes,
                            self.eff_mss, self._min_rtt, self.rtt.srtt)
-        marked, self._rack_at = rack.detect(self._sb, now, reo)
+        marked, self._timers.rack_reorder = rack.detect(self._sb, now, reo)
         if marked:
             self.stats["rack_losses"] += marked
             self.stats["lost_segments"] += marked
@@ -187,7 +187,7 @@ class RecoveryMixin(ConnBase):
         self._prr = Prr(flight, self.eff_mss)
         self.stats["recoveries"] += 1
         self.stats["fast_retransmits"] += 1
-        self._tlp_at = None
+        self._timers.tlp = None
         if self.ecn_ok:  # RFC 3168 §6.1.2: the reduction answers ECE for this window too
             self._cwr_pending = True
         self._ca_move("loss_marked", CA_RECOVERY, now)
@@ -220,7 +220,7 @@ class RecoveryMixin(ConnBase):
         probes, as Linux's tcp_schedule_loss_probe)."""
         if not (self.sack_ok and self.config.tlp) or self._ls.state >= CA_RECOVERY \
                 or self._tlp_end is not None or self.rtt.srtt is None:
-            self._tlp_at = None
+            self._timers.tlp = None
             return
         srtt = self.rtt.srtt
         pto = 2 * srtt
@@ -228,13 +228,15 @@ class RecoveryMixin(ConnBase):
             pto += self.config.tlp_wc_delack  # one segment out: the peer may delay its ACK
         pto = max(pto, self.config.tlp_min)
         deadline = now + pto
-        if self._rto_at is not None and deadline > self._rto_at:
-            if self.config.tlp_clamp_to_rto and self._rto_at > now:
-                self._tlp_at = self._rto_at  # probe in the RTO's place (Linux)
+        timers = self._timers
+        rto = timers.rto
+        if rto is not None and deadline > rto:
+            if self.config.tlp_clamp_to_rto and rto > now:
+                timers.tlp = rto  # probe in the RTO's place (Linux)
                 return
-            self._tlp_at = None
+            timers.tlp = None
             return
-        self._tlp_at = deadline
+        timers.tlp = deadline
 
     def _tlp_ack(self, ack_pos: int, advanced: bool, dsack: bool, now: float) -> None:
         """RFC 8985 §7.4: did the probe's episode end, and did it repair a loss?

@@ -16,6 +16,7 @@ from .conn_const import (
     S_SYN_SENT,
 )
 from .loss_state import CA_DISORDER, CA_LOSS, CA_RECOVERY
+from .timers import DELAYED_ACK, FIN_WAIT_2, RACK_REORDER, RTO, TIME_WAIT, TLP
 
 
 class TimersMixin(ConnBase):
@@ -25,45 +26,43 @@ class TimersMixin(ConnBase):
 
     def next_timer(self) -> float | None:
         """The earliest deadline at which :meth:`handle_timer` must be called."""
-        best: float | None = None
-        for t in (self._rto_at, self._dack_at, self._tw_at, self._fw2_at, self._rack_at,
-                  self._tlp_at, self._ka_at):
-            if t is not None and (best is None or t < best):
-                best = t
-        return best
+        return self._timers.next()
 
     def handle_timer(self, now: float) -> None:
-        """Fire every timer whose deadline is ``<= now``."""
+        """Fire every timer whose deadline is ``<= now``, in the order of
+        :data:`~synack.tcp.timers.FIRING_ORDER`."""
         self._now = now
-        if self._tw_at is not None and now >= self._tw_at:
-            self._tw_at = None
-            self._trace(now, "timer", timer="time_wait", concept="C13")
-            self._set_state(S_CLOSED, now)
-            return
-        if self._fw2_at is not None and now >= self._fw2_at:
-            self._fw2_at = None
-            if self.state is S_FIN_WAIT_2:
-                self._trace(now, "timer", timer="fin_wait_2")
-                self._set_state(S_CLOSED, now, "fin_wait_2_timeout")
+        timers = self._timers
+        for kind in timers.expired(now):
+            if kind == TIME_WAIT:
+                timers.time_wait = None
+                self._trace(now, "timer", timer="time_wait", concept="C13")
+                self._set_state(S_CLOSED, now)
                 return
-        if self._dack_at is not None and now >= self._dack_at:
-            self._dack_at = None
-            self._trace(now, "timer", timer="delayed_ack")
-            self._ack_now = True
-        if self._rack_at is not None and now >= self._rack_at:
-            self._rack_at = None
-            self._trace(now, "timer", timer="rack_reorder")
-            self._rack_detect(now)
-            if self._ls.state < CA_RECOVERY:
-                self._maybe_enter_recovery(now)
-        if self._tlp_at is not None and now >= self._tlp_at:
-            self._tlp_at = None
-            self._send_tlp(now)
-        if self._rto_at is not None and now >= self._rto_at:
-            self._rto_at = None
-            self._on_rto(now)
-        if self._ka_at is not None and now >= self._ka_at:
-            self._on_keepalive(now)
+            if kind == FIN_WAIT_2:
+                timers.fin_wait_2 = None
+                if self.state is S_FIN_WAIT_2:
+                    self._trace(now, "timer", timer="fin_wait_2")
+                    self._set_state(S_CLOSED, now, "fin_wait_2_timeout")
+                    return
+            elif kind == DELAYED_ACK:
+                timers.delayed_ack = None
+                self._trace(now, "timer", timer="delayed_ack")
+                self._ack_now = True
+            elif kind == RACK_REORDER:
+                timers.rack_reorder = None
+                self._trace(now, "timer", timer="rack_reorder")
+                self._rack_detect(now)
+                if self._ls.state < CA_RECOVERY:
+                    self._maybe_enter_recovery(now)
+            elif kind == TLP:
+                timers.tlp = None
+                self._send_tlp(now)
+            elif kind == RTO:
+                timers.rto = None
+                self._on_rto(now)
+            else:  # KEEPALIVE: the handler re-arms or clears it
+                self._on_keepalive(now)
         if self._tr is not None:
             self._trace_changes(now)
 
@@ -89,7 +88,7 @@ class TimersMixin(ConnBase):
             self._tlp_retrans = True
         self._tlp_end = self._max
         self._tlp_flight = self._max - self._una
-        self._rto_at = self._rto_deadline(now)
+        self._timers.rto = self._rto_deadline(now)
 
     def _on_rto(self, now: float) -> None:
         """Retransmission timer expiry (RFC 6298 §5.4-5.6), also the persist timer."""
@@ -157,7 +156,7 @@ class TimersMixin(ConnBase):
         self._dupacks = 0
         ls.high_seq = self._max  # RFC 6582 §4: no fast retransmit for pre-timeout losses
         self._rtt_pos = None  # Karn
-        self._tlp_at = self._rack_at = None
+        self._timers.tlp = self._timers.rack_reorder = None
         self._tlp_end = None
         self._sb.mark_all_lost(forget_sacks=True)  # RFC 2018 §8, RFC 6675 §5.1
         if self.ecn_ok:
@@ -165,8 +164,8 @@ class TimersMixin(ConnBase):
         self._ca_move("rto", CA_LOSS, now)
         self._trace(now, "cc", event="rto", cwnd=self._cc.cwnd, ssthresh=self._cc.ssthresh)
         self._send_data(now)
-        if self._rto_at is None:
-            self._rto_at = self._rto_deadline(now)
+        if self._timers.rto is None:
+            self._timers.rto = self._rto_deadline(now)
 
     def _rto_deadline(self, now: float) -> float:
         """now + RTO, clamped to the user timeout's deadline (as Linux does)."""
@@ -194,18 +193,18 @@ class TimersMixin(ConnBase):
             self._send_new(start, start + n, start + n == data_end, now,
                            "zero-window probe" if zero else "persist: send what fits")
             self._probe = self._sb.last() if zero else None
-        self._rto_at = self._rto_deadline(now)
+        self._timers.rto = self._rto_deadline(now)
 
     def _on_keepalive(self, now: float) -> None:
         """Keepalive (RFC 9293 §3.8.4, RFC 1122 §4.2.3.6): an ACK with SEG.SEQ = SND.NXT-1."""
         cfg = self.config
         if self.state not in (S_ESTABLISHED, S_CLOSE_WAIT):
-            self._ka_at = None
+            self._timers.keepalive = None
             return
-        if self._max > self._una or self._rto_at is not None:
+        if self._max > self._una or self._timers.rto is not None:
             # Data in flight or a window to probe: the RTO or persist timer watches.
             # Data cork or MSG_MORE hold arms neither, so keepalive still probes.
-            self._ka_at = now + cfg.keepalive_idle
+            self._timers.keepalive = now + cfg.keepalive_idle
             return
         if self._ka_probes >= cfg.keepalive_count:
             self._fail(now, errno.ETIMEDOUT,
@@ -218,4 +217,4 @@ class TimersMixin(ConnBase):
                     rto=cfg.keepalive_interval)
         probe = self._make(ACK, self._max - 1, b"", now)
         self._emit(probe, now, "keepalive probe")
-        self._ka_at = now + cfg.keepalive_interval
+        self._timers.keepalive = now + cfg.keepalive_interval

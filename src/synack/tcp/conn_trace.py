@@ -8,6 +8,7 @@ from typing import Any
 from ..wire.segment import SYN, URG, Segment
 from .conn_base import ConnBase
 from .loss_state import CA_RECOVERY
+from .timers import KINDS
 
 
 class TraceMixin(ConnBase):
@@ -22,18 +23,15 @@ class TraceMixin(ConnBase):
             fields["conn"] = self.name
             self._tr(fields)
 
-    _TIMERS = (("rto", "_rto_at"), ("delayed_ack", "_dack_at"), ("time_wait", "_tw_at"),
-               ("fin_wait_2", "_fw2_at"), ("rack_reorder", "_rack_at"), ("tlp", "_tlp_at"),
-               ("keepalive", "_ka_at"))
-
     def _trace_changes(self, now: float) -> None:
         """Trace timers set or cancelled and congestion-window changes since the last
         call (issue: every timer set and every cwnd/ssthresh change is in the trace)."""
         seen = self._traced
         if seen is None:  # created on first use: untraced connections never need it
             seen = self._traced = {}
-        for name, attr in self._TIMERS:
-            at = getattr(self, attr)
+        timers = self._timers
+        for name in KINDS:
+            at = timers.get(name)
             if seen.get(name) != at:
                 seen[name] = at
                 if at is None:

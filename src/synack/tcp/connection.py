@@ -28,8 +28,11 @@ The rules are written as mixins, one module a part: segment input
 recovery (:mod:`.conn_recovery`), the send path (:mod:`.conn_output`), timers
 (:mod:`.conn_timers`), ICMP errors (:mod:`.conn_icmp`) and tracing
 (:mod:`.conn_trace`), on the typed frame of :mod:`.conn_base` with the constants
-of :mod:`.conn_const`.  This module holds ``__init__``, the constructors, the
-application's calls, the state changes and the inspection properties.
+of :mod:`.conn_const`.  State that belongs together has an owner of its own: the
+timers' deadlines (:mod:`.timers`), the loss state (:mod:`.loss_state`), PRR
+(:mod:`.prr`), RACK (:mod:`.rack`) and the socket-memory model (:mod:`.memory`).
+This module holds ``__init__``, the constructors, the application's calls, the state
+changes and the inspection properties.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..wire.segment import ACK, CWR, ECE, SYN, Segment
-from . import congestion
+from . import congestion, memory
 from .config import TcpConfig
 
 # Shared with the mixins; "X as X" keeps them importable from this module.
@@ -80,10 +83,11 @@ from .reassembly import Reassembly
 from .recvbuf import RecvBuffer
 from .rtt import RttEstimator
 from .sackgen import SackGenerator
-from .scoreboard import Scoreboard, SentSeg
+from .scoreboard import Scoreboard
 from .sendbuf import SendBuffer
 from .states import CAN_RECEIVE, CAN_SEND, State, check_transition
 from .stats import ConnStats
+from .timers import Timers
 
 
 def window_shift(buffer: int) -> int:
@@ -120,16 +124,16 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         self.local_port = local_port
         self.remote_ip = remote_ip
         self.remote_port = remote_port
-        self._name: str | None = None  # "a.b.c.d:p>e.f.g.h:q", built when first asked for
+        self._name = None  # "a.b.c.d:p>e.f.g.h:q", built when first asked for
         self.state = S_CLOSED
         self.passive = False
-        self.user_data: Any = None
-        self.soft_error: int | None = None  # last ICMP soft error (errno), RFC 1122
-        self._events: deque[Event] = events if events is not None else deque()
+        self.user_data = None
+        self.soft_error = None  # last ICMP soft error (errno), RFC 1122
+        self._events = events if events is not None else deque()
         self._tr = tracer
-        self._traced: dict[str, Any] | None = None  # timers and windows as last traced
+        self._traced = None  # timers and windows as last traced
         self._wake = wake
-        self._out: list[Segment] = []
+        self._out = []
         self._now = 0.0  # the latest time a caller gave us, for app calls without one
         # --- negotiated options (RFC 7323, RFC 2018, RFC 3168) ---
         self.ws_ok = False
@@ -151,11 +155,10 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         self._max = 0  # SND.NXT: the next new position to send
         self._buf = SendBuffer()
         self._buf_pos = 1
-        self._fin_pos: int | None = None
-        self._sup: int | None = None
+        self._mem = memory.for_config(cfg)  # the socket-memory model (RFC or Linux)
+        self._fin_pos = None
+        self._sup = None
         self._send_full = False
-        self._send_wait = False  # a short send() waits for SendSpace (snd_wake_ratio)
-        self._skb_ends: list[int] | None = None  # skb ends, with snd_skb_overhead
         self._sb = Scoreboard()
         self.snd_wnd = 0
         self._max_snd_wnd = 0
@@ -164,19 +167,19 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         self.peer_mss = DEFAULT_PEER_MSS
         self.eff_mss = min(cfg.mss, DEFAULT_PEER_MSS)
         self.rtt = RttEstimator(cfg.rto_initial, cfg.rto_min, cfg.rto_max)
-        self._rtt_pos: int | None = None
+        self._rtt_pos = None
         self._rtt_time = 0.0
         self._min_rtt = math.inf
         self._retries = 0
         self._persisting = False
         self._pmtu_mark = 0  # SND.NXT when a smaller path MTU made us resend the flight
-        self._probe: SentSeg | None = None
+        self._probe = None
         self._dupacks = 0
         self._ls = LossState()
         self._cwnd_use = CwndUse()
         self._prr: Prr | None = None
         self._rack = Rack()
-        self._tlp_end: int | None = None
+        self._tlp_end = None
         self._tlp_retrans = False
         self._tlp_flight = 0
         self._round_end = 0
@@ -194,13 +197,8 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         self._radv = 0
         self._ooo = Reassembly()
         self._sackgen = SackGenerator()
-        self._rfin_pos: int | None = None
-        self._rup: int | None = None
-        # Receive memory with rcv_truesize_headroom: truesize charged, (end, truesize) of
-        # each segment not yet wholly read, payload/truesize ratio in 1/256 (Linux 50 %).
-        self._rmem = 0
-        self._rmem_segs: deque[tuple[int, int]] | None = None
-        self._scaling = 128
+        self._rfin_pos = None
+        self._rup = None
         self._ack_now = False
         self._ack_pending = 0
         self._quickack = cfg.quickack
@@ -209,13 +207,7 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         self._last_ack_sent = 0
         self._orphan = False
         # --- timers (absolute times or None) ---
-        self._rto_at: float | None = None
-        self._dack_at: float | None = None
-        self._tw_at: float | None = None
-        self._fw2_at: float | None = None
-        self._rack_at: float | None = None
-        self._tlp_at: float | None = None
-        self._ka_at: float | None = None
+        self._timers = Timers()
         self._ka_probes = 0
         # --- RFC 5961 §7 challenge ACK rate limit ---
         self._challenge_window = -1.0
@@ -339,8 +331,8 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
             self._rtt_pos, self._rtt_time = 1, now
         self._emit(seg, now, "retransmit" if retransmit else "")
         self._max = max(self._max, 1)
-        if self._rto_at is None or retransmit:
-            self._rto_at = now + self.rtt.rto
+        if self._timers.rto is None or retransmit:
+            self._timers.rto = now + self.rtt.rto
 
     # --------------------------------------------------------------- app calls
     def send(self, data: bytes | bytearray | memoryview, *, more: bool = False,
@@ -360,22 +352,10 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
             raise BrokenPipeError(errno.EPIPE, f"cannot send in state {self.state}")
         if isinstance(data, memoryview):
             data = _byte_view(data)  # lengths below count bytes, not items
-        cfg = self.config
-        if self._send_wait:
+        mem = self._mem
+        if mem.send_wait:
             return 0  # asleep until SendSpace (snd_wake_ratio, sk_stream_wait_memory)
-        if cfg.snd_skb_overhead is not None:
-            n = self._queue_skbs(data, more, cfg.snd_skb_overhead)
-        else:
-            room = cfg.snd_buf - len(self._buf)
-            n = min(room, len(data))
-            if n > 0:
-                self._buf.append(data if n == len(data) else memoryview(data)[:n])
-                self._more = more
-                self._poke()
-            if n < len(data) or n == room:
-                self._send_full = True  # SendSpace will be reported when ACKs free room
-        if n < len(data) and cfg.snd_wake_ratio > 0:
-            self._send_wait = True
+        n = mem.queue(self, data, more)
         if urgent and n > 0:
             self._sup = self._buf_pos + len(self._buf)
             self._push_now = True
@@ -388,24 +368,7 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         SendSpace follows): the free send buffer; with ``snd_skb_overhead``, the room
         in the unsent last skb plus the whole skbs that may still be started; 0 while a
         short send waits for SendSpace."""
-        if self._send_wait:
-            return 0
-        cfg = self.config
-        overhead = cfg.snd_skb_overhead
-        if overhead is None:
-            return cfg.snd_buf - len(self._buf)
-        ends = self._skbs()
-        goal = self._size_goal()
-        room = 0
-        queued = self._wmem_queued()
-        if ends:
-            start = ends[-2] if len(ends) > 1 else self._buf_pos
-            if start >= self._max:
-                room = max(goal - (ends[-1] - start), 0)
-                queued += room
-        if queued < cfg.snd_buf:
-            room += -(-(cfg.snd_buf - queued) // (goal + overhead)) * goal
-        return room
+        return self._mem.send_space(self)
 
     @property
     def max_wire_segment(self) -> int:
@@ -443,8 +406,8 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         worthwhile amount a window update is sent (C4, RFC 9293 §3.8.6.2.2).
         """
         data = self._rbuf.take(max_bytes)
-        if data and self._rmem_segs:
-            self._rcv_release()
+        if data and self._mem.counts_truesize:
+            self._mem.on_read(self._read_pos)
         if data and self.state in CAN_RECEIVE:
             # Send an explicit window update only when the window the peer knows is
             # less than half of what we could offer now (as Linux's tcp_cleanup_rbuf);
@@ -455,12 +418,13 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
             # on the first read, where Linux's rcv_ssthresh keeps its window small).
             offered = max(self._radv - self._rnxt, 0)
             free = self._offerable()
-            if free - offered >= self._sws_threshold() and free >= 2 * offered:
+            threshold = self._mem.sws_threshold(self.config.rcv_buf, self.eff_mss)
+            if free - offered >= threshold and free >= 2 * offered:
                 if offered < 4 * self.eff_mss or self.config.delayed_ack <= 0:
                     self._ack_now = True
                     self._poke()
-                elif self._dack_at is None:
-                    self._dack_at = self._now + self.config.delayed_ack
+                elif self._timers.delayed_ack is None:
+                    self._timers.delayed_ack = self._now + self.config.delayed_ack
                     self._poke()
         return data
 
@@ -476,11 +440,12 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         if self.config.cork and not config.cork:
             self._push_now = True  # uncorking pushes what the cork held
         self.config = config
+        self._mem = memory.for_config(config, self._mem)
         if config.keepalive and self.state in (S_ESTABLISHED, S_CLOSE_WAIT):
-            if self._ka_at is None:
-                self._ka_at = now + config.keepalive_idle
+            if self._timers.keepalive is None:
+                self._timers.keepalive = now + config.keepalive_idle
         elif not config.keepalive:
-            self._ka_at = None
+            self._timers.keepalive = None
         self._poke()
 
     def push(self) -> None:
@@ -525,7 +490,7 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         self._orphan = True
         self.shutdown(now)
         if self.state is S_FIN_WAIT_2:
-            self._fw2_at = now + self.config.fin_wait_2_timeout
+            self._timers.fin_wait_2 = now + self.config.fin_wait_2_timeout
 
     def abort(self, now: float | None = None, *, why: str = "application abort") -> None:
         """ABORT (RFC 9293 §3.10.5): send RST if synchronised, drop all state (C19)."""
@@ -551,10 +516,9 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
             self._events.append(Connected(self))
             self._round_end = self._max
             if self.config.keepalive:
-                self._ka_at = now + self.config.keepalive_idle
+                self._timers.keepalive = now + self.config.keepalive_idle
         elif new is S_CLOSED:
-            self._rto_at = self._dack_at = self._tw_at = self._fw2_at = None
-            self._rack_at = self._tlp_at = self._ka_at = None
+            self._timers.cancel_all()
             self._ack_now = False
             self._events.append(Closed(self))
 
