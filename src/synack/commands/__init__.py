@@ -9,6 +9,7 @@ never means editing a shared list.  Shared argument types live here.
 from __future__ import annotations
 
 import argparse
+import shlex
 from collections.abc import Callable
 from typing import Any
 
@@ -54,3 +55,11 @@ def in_range(kind: type[int] | type[float], low: float, high: float, noun: str, 
 
 #: argparse type: a TCP port number.
 port = in_range(int, 1, 65535, "a port", not_a="not a port number")
+
+
+def own_command(args: argparse.Namespace, *extra: str) -> str:
+    """The command line the user typed (``synack ...``), with ``extra`` words added:
+    a hint starts from what they gave, never from a made-up default."""
+    words = ["synack", *getattr(args, "_argv", [args.command])]
+    words += extra
+    return shlex.join(words)

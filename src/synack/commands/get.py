@@ -32,7 +32,7 @@ from typing import IO, Any, TextIO
 from ..progress import print_summary, rich_available
 from ..services.http import ProtocolError, Response, Url, fetch, parse_url
 from ..services.realnet import NetSetup, add_linger_option, add_link_options, open_network
-from . import non_negative
+from . import non_negative, own_command
 from .connect import describe_failure
 
 NAME = "get"
@@ -61,13 +61,14 @@ def register(sub: Any) -> argparse.ArgumentParser:
                    help="progress bar on stderr (default: when stderr is a terminal)")
     p.add_argument("--quiet", "-q", action="store_true", help="no summary or notes")
     add_linger_option(p)
-    add_link_options(p)
+    add_link_options(p, client=True)
     return p
 
 
 def retry_command(args: argparse.Namespace) -> str:
-    return (f"synack get {args.url} --tun {args.tun} --ip {args.ip} "
-            f"--kernel-ip {args.kernel_ip or '10.77.0.1/24'}")
+    """What to suggest (after ``sudo``) when the device needs privileges: the user's
+    own command."""
+    return own_command(args)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -155,12 +156,13 @@ class _Output:
         target = Path(self.path)
         if target.is_dir():
             return f"{self.path} is a directory"
+        if target.exists():  # a file (or /dev/null) that is there: it alone must be writable
+            return None if os.access(target, os.W_OK) else f"{self.path} is not writable"
         parent = target.parent
         if not parent.is_dir():
             return f"no directory {parent}"
-        if not os.access(parent, os.W_OK) or (target.exists()
-                                               and not os.access(target, os.W_OK)):
-            return f"{self.path} is not writable"
+        if not os.access(parent, os.W_OK):
+            return f"cannot create {self.path}: {parent} is not writable"
         return None
 
     def open(self) -> None:
