@@ -12,12 +12,13 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
+# The plot extra too: the labs and `explain --plots` promise PNG plots.
 $(STAMP_RUN): pyproject.toml | $(PY)
-	$(PIP) install -q -e '.[cli]'
+	$(PIP) install -q -e '.[cli,plot]'
 	touch $@
 
 $(STAMP_TEST): pyproject.toml | $(PY)
-	$(PIP) install -q -e '.[cli,test,dev]'
+	$(PIP) install -q -e '.[cli,plot,test,dev]'
 	touch $@ $(STAMP_RUN)
 
 venv: $(STAMP_RUN)

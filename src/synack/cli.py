@@ -50,6 +50,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
+    except OSError as exc:
+        # A file the command could not read or write, found only on the way: one line,
+        # as for the paths checked up front, never a traceback.
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"synack {args.command}: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

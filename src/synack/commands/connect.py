@@ -213,9 +213,14 @@ async def connect_main(args: argparse.Namespace, stdin: BinaryIO, stdout: Binary
         await setup.close(settle_timeout=3.0)
     if args.verbose:
         info = conn.info() if conn is not None else {}
+        theirs = ""
+        if setup.peer is not None:
+            n = sum(int(r.conn.stats["retransmits"]) for runner in setup.peer_runners
+                    for r in runner.records if r.conn is not None)
+            theirs = f" by synack, {n} by the built-in server"
         print(f"synack connect: {sent} bytes sent, {received} received in "
-              f"{time.monotonic() - started:.2f}s; {info.get('retransmits', 0)} retransmissions",
-              file=err)
+              f"{time.monotonic() - started:.2f}s; {info.get('retransmits', 0)} retransmissions"
+              f"{theirs}", file=err)
         for name, path, note in setup.recordings():
             print(f"synack connect: {name} {path}: {note}", file=err)
     if stdout_gone:

@@ -21,7 +21,7 @@ from ..scenario import CLIENT_IP, SERVER_IP, Scenario
 from ..sim import PathConfig
 from ..tcp.config import TcpConfig
 from ..timeline import render
-from . import non_negative, probability
+from . import check_outputs, non_negative, probability
 
 NAME = "demo"
 
@@ -73,6 +73,10 @@ def run(args: argparse.Namespace) -> int:
 
 def run_demo(args: argparse.Namespace, out: TextIO) -> int:
     """Run the demo exchange; return 0 if the data arrived intact and both ends closed."""
+    bad = check_outputs("demo", {"--trace": getattr(args, "trace", None),
+                                 "--pcap": getattr(args, "pcap", None)})
+    if bad is not None:
+        return bad
     try:
         path = PathConfig(delay=args.delay / 1000, jitter=args.jitter / 1000, loss=args.loss,
                           duplicate=args.duplicate, reorder=args.reorder, corrupt=args.corrupt,

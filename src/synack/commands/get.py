@@ -243,6 +243,17 @@ def _on_head(resp: Response, out: _Output) -> None:
         out.open()  # even for an empty body: the file exists afterwards, as with curl
 
 
+def _retransmissions(info: dict[str, Any], setup: NetSetup) -> str:
+    """Retransmissions by our end and, when the server is synack's built-in one
+    in-process, by that end too: both are synack, so both are counted."""
+    ours = f"{info.get('retransmits', 0)} by synack"
+    if setup.peer is None:
+        return ours
+    theirs = sum(int(r.conn.stats["retransmits"]) for runner in setup.peer_runners
+                 for r in runner.records if r.conn is not None)
+    return f"{ours} (client), {theirs} by the built-in server"
+
+
 def _summary(resp: Response, setup: NetSetup, err: TextIO, out: _Output) -> None:
     rate = resp.body_bytes / resp.elapsed if resp.elapsed > 0 else 0.0
     info = resp.tcp_info or {}
@@ -256,7 +267,7 @@ def _summary(resp: Response, setup: NetSetup, err: TextIO, out: _Output) -> None
         ("time", f"{resp.elapsed:.3f} s", f"connect {resp.connect_time * 1000:.1f} ms, "
          f"first byte {resp.first_byte_time * 1000:.1f} ms"),
         ("rate", f"{rate * 8 / 1e6:.1f} Mbit/s", f"{rate / 1e6:.2f} MB/s"),
-        ("retransmissions", f"{info.get('retransmits', 0)} by synack",
+        ("retransmissions", _retransmissions(info, setup),
          f"srtt {info['srtt'] * 1000:.2f} ms" if info.get("srtt") else ""),
     ]
     rows += setup.recordings()

@@ -38,8 +38,13 @@ def register(sub: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from .. import labs
     from ..progress import print_summary
+    from . import check_outputs
 
     out = sys.stdout
+    bad = check_outputs("lab", {"--pcap": args.pcap, "--trace": args.trace},
+                        {"-o": None if args.no_files else args.output})
+    if bad is not None:
+        return bad
     if args.all:
         base = Path(args.output or "lab-output")
         rows = []

@@ -18,7 +18,7 @@ from ..capture import CaptureWriter, PcapngWriter, PcapWriter
 from ..packetdrill import expectations
 from ..packetdrill.profiles import PROFILES, config_from_sysctls, get_profile
 from ..packetdrill.runner import RunOptions, RunResult, iter_scripts, run_script
-from . import non_negative
+from . import check_outputs, non_negative
 
 NAME = "packetdrill"
 
@@ -74,6 +74,15 @@ def run_packetdrill(args: argparse.Namespace, out: TextIO) -> int:
         return 2
     if not scripts:
         print("synack packetdrill: no *.pkt scripts found", file=sys.stderr)
+        return 2
+    bad = check_outputs("packetdrill", {
+        "--trace": getattr(args, "trace", None), "--pcap": getattr(args, "pcap", None),
+        "--write-expectations": getattr(args, "write_expectations", None)})
+    if bad is not None:
+        return bad
+    exp = getattr(args, "expectations", None)
+    if exp is not None and not Path(exp).is_file():
+        print(f"synack packetdrill: --expectations {exp}: no such file", file=sys.stderr)
         return 2
     profile = get_profile(args.profile)
     if args.show_profile:

@@ -10,7 +10,7 @@ import argparse
 import sys
 from typing import Any
 
-from .explain import add_output_options, read_trace, write_copies
+from .explain import add_output_options, check_render_outputs, read_trace, write_copies
 
 NAME = "report"
 
@@ -35,7 +35,10 @@ def run(args: argparse.Namespace) -> int:
     from ..progress import print_summary
     from ..report import write_report
 
-    records = read_trace(args.trace)
+    bad = check_render_outputs(args, "report", {"-o": args.output})
+    if bad is not None:
+        return bad
+    records = read_trace(args.trace, "report")
     if records is None:
         return 2
     roles = dict(args.role) or None

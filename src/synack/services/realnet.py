@@ -337,9 +337,16 @@ def _open_recordings(args: argparse.Namespace, setup_opts: dict[str, Any]
                              f"{exc.strerror or exc}") from None
         fh = trace_file
         dumps = json.dumps
+        # Times in the file count from the command's start (the stack's clock is the
+        # event loop's, whose zero means nothing to a reader); the first record says so.
+        t0 = asyncio.get_running_loop().time()
+        fh.write(dumps({"t": 0.0, "ev": "run", "clock": "wall", "started": time.time(),
+                        "command": getattr(args, "command", "")}) + "\n")
+        count[0] += 1
 
         def tracer(rec: dict[str, Any]) -> None:
             count[0] += 1
+            rec["t"] = round(rec["t"] - t0, 7)
             fh.write(dumps(rec, default=str) + "\n")
 
         setup_opts["tracer"] = tracer
@@ -468,6 +475,7 @@ def open_tun(args: argparse.Namespace, retry: str) -> NetSetup:
                      traced=traced)
     if ip_note is not None:
         setup.notes.append(ip_note)
+    _note_mss(setup, args, host.stack.config.mss)
     if args.offload and not tun.offload:
         setup.notes.append(f"note: offloads unavailable ({tun.offload_error}); "
                            f"using plain packets")
@@ -477,6 +485,15 @@ def open_tun(args: argparse.Namespace, retry: str) -> NetSetup:
             f"give it an address, e.g. `ip addr add 10.77.0.1/24 dev {tun.name} && "
             f"ip link set {tun.name} up`")
     return setup
+
+
+def _note_mss(setup: NetSetup, args: argparse.Namespace, used: int) -> None:
+    """Say so when --mss asked for more than the link carries (the stack uses MTU - 40,
+    RFC 9293 §3.7.1), instead of a silent change."""
+    if args.mss is not None and used < args.mss:
+        setup.notes.append(f"note: --mss {args.mss} does not fit the link (MTU {used + 40}): "
+                           f"synack uses MSS {used}, the MTU less 40 bytes of IP and TCP "
+                           f"headers; --mtu raises it on a TUN device")
 
 
 def builtin_handler(port: int) -> tuple[str, Handler]:
@@ -535,6 +552,7 @@ async def open_builtin_peer(args: argparse.Namespace, remote_ip: str) -> NetSetu
     setup = NetSetup(a, "over an in-process link to synack's built-in servers (no --tun)",
                      capture=capture, capture_path=args.pcap, trace_file=trace_file,
                      trace_path=args.trace, traced=traced, peer=b)
+    _note_mss(setup, args, a.stack.config.mss)
     for port in BUILTIN_SERVICES:
         name, handler = builtin_handler(port)
         runner = ServiceRunner(name, handler, grace=1.0)
