@@ -46,7 +46,7 @@ from ..services.realnet import (
     settle,
 )
 from ..services.runner import ConnectionRecord, Handler, ServiceRunner
-from . import non_negative, own_command, port
+from . import check_outputs, non_negative, own_command, port
 
 NAME = "serve"
 
@@ -153,6 +153,9 @@ def run(args: argparse.Namespace) -> int:
     except SetupError as exc:
         print(f"synack serve: {exc}", file=sys.stderr)
         return exc.status
+    bad = check_outputs("serve", {"--trace": args.trace, "--pcap": args.pcap})
+    if bad is not None:
+        return bad
     if not args.tun:
         print(no_tun_message(args), file=sys.stderr)
         return 2

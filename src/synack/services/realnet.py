@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from ..capture import INBOUND, OUTBOUND, CaptureWriter, open_capture
-from ..commands import in_range
+from ..commands import check_outputs, in_range
 from ..commands import probability as probability_arg
 from ..host import Host
 from ..links.base import Link
@@ -512,6 +512,9 @@ async def open_network(args: argparse.Namespace, command: str, remote_ip: str, r
     """Open what a client command talks through: the TUN device with ``--tun``, else
     synack's built-in servers in-process.  Prints the setup notes (and, without
     ``--tun``, ``builtin_note``) unless ``--quiet``; returns the exit status on error."""
+    bad = check_outputs(command, {"--trace": args.trace, "--pcap": args.pcap})
+    if bad is not None:
+        return bad
     try:
         setup = (open_tun(args, retry) if args.tun
                  else await open_builtin_peer(args, remote_ip))
