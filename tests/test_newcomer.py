@@ -424,3 +424,49 @@ def test_one_rendering_of_a_segment_in_every_view() -> None:
     rel = sacked.sack_blocks()
     assert all(a < 1 << 24 for a, _ in rel)
     assert f"sack {rel[0][0]}-{rel[0][1]}" in views["explain"]
+
+
+# ------------------------------------------------ items 1 and 2 against the kernel
+@pytest.fixture
+def kernel_ns(tmp_path: Path) -> Any:
+    from netns import namespace, require
+    require("ip", "ss")
+    with namespace("newcomer", tmp_path) as ns:
+        yield ns
+
+
+def test_offload_left_on_a_device_and_a_foreign_subnet_do_not_stall_get(
+        kernel_ns: Any, tmp_path: Path) -> None:
+    """A persistent device in 10.91.0.0/24: `get --no-create` finds synack's address by
+    itself; after a run with --offload, the same command without it still works (the
+    device's checksum offload is turned off again on attach) and warns of nothing."""
+    from netns import PYTHON as NS_PYTHON
+    ns = kernel_ns
+    ns.tun_device("syn0", "10.91.0.1/24")
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "f.txt").write_text("hello from the kernel\n")
+    ns.popen(NS_PYTHON, "-m", "http.server", "8000", "--bind", "10.91.0.1", "--directory",
+             str(www), label="http.server")
+    ns.wait_listening(8000)
+    url = "http://10.91.0.1:8000/f.txt"
+    first = ns.synack("get", url, "--tun", "syn0", "--no-create", "--timeout", "20")
+    err = first.stderr.decode()
+    assert first.returncode == 0, err
+    assert first.stdout == b"hello from the kernel\n"
+    assert "synack takes 10.91.0.2" in err
+    off = ns.synack("get", url, "--tun", "syn0", "--no-create", "--offload", "--timeout", "20")
+    assert off.returncode == 0, off.stderr.decode()
+    again = ns.synack("get", url, "--tun", "syn0", "--no-create", "--timeout", "20",
+                      "--trace", str(tmp_path / "t.jsonl"))
+    err = again.stderr.decode()
+    assert again.returncode == 0, err
+    assert again.stdout == b"hello from the kernel\n"
+    assert "bad checksum" not in err
+    trace = (tmp_path / "t.jsonl").read_text()
+    assert "bad_checksum" not in trace
+    # A wrong --ip is refused at once, in words, instead of a 30 s timeout.
+    wrong = ns.synack("get", url, "--tun", "syn0", "--no-create", "--ip", "10.77.0.2",
+                      timeout=20)
+    assert wrong.returncode == 2
+    assert "outside 10.91.0.0/24" in wrong.stderr.decode()
