@@ -470,3 +470,59 @@ def test_offload_left_on_a_device_and_a_foreign_subnet_do_not_stall_get(
                       timeout=20)
     assert wrong.returncode == 2
     assert "outside 10.91.0.0/24" in wrong.stderr.decode()
+
+
+# ------------------------------------------------------------- item 13: the capture
+def test_demo_capture_opens_in_tshark_without_warnings(tmp_path: Path) -> None:
+    """The demo's random bytes go to a port no dissector claims, so Wireshark shows no
+    'HTTP: Illegal characters found in header name' (nor any other warning)."""
+    import shutil
+
+    from capabilities import missing
+    if shutil.which("tshark") is None:
+        missing("tshark is not installed (apt-get install tshark; "
+                "scripts/install-system-deps.sh)")
+    cap = tmp_path / "demo.pcapng"
+    assert main(["demo", "-q", "--pcap", str(cap)]) == 0
+    res = subprocess.run(["tshark", "-r", str(cap), "-q", "-z", "expert"],
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert res.returncode == 0, res.stderr
+    assert "Warns" not in res.stdout and "Errors" not in res.stdout, res.stdout
+    assert "Illegal characters" not in res.stdout
+
+
+# ------------------------------------------------------------------ item 12: help
+def _options() -> list[tuple[str, str, argparse.Action, str]]:
+    from synack.cli import build_parser
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    out = []
+    for name, sp in sub.choices.items():
+        for group in sp._action_groups:
+            for a in group._group_actions:
+                if a.option_strings and a.help != argparse.SUPPRESS \
+                        and not isinstance(a, argparse._HelpAction):
+                    out.append((name, a.option_strings[-1], a, group.title or ""))
+    return out
+
+
+def test_help_shows_every_default_and_one_metavar_per_option() -> None:
+    metavars: dict[str, set[str]] = {}
+    for command, opt, a, _ in _options():
+        if a.nargs == 0:
+            continue
+        if a.default not in (None, False, True, []):
+            assert "default" in (a.help or ""), (command, opt, a.default)
+        if opt != "--output":  # a FILE for get and report, a DIR for lab
+            metavars.setdefault(opt, set()).add(str(a.metavar or (
+                "{choices}" if a.choices else "")))
+    mixed = {k: v for k, v in metavars.items() if len(v) > 1 or "" in v}
+    assert mixed == {}
+
+
+def test_root_is_not_claimed_for_clients_attaching_with_no_create() -> None:
+    for command, opt, _, title in _options():
+        if opt == "--tun" and command in ("get", "connect"):
+            assert "--no-create" in title and "needs root" not in title
+        if opt == "--tun" and command == "serve":
+            assert "root" in title

@@ -7,7 +7,7 @@ in flight, cwnd) after it was sent.  :class:`Explainer` then walks the records
 and writes one :class:`Step` per event: a short header (as
 :mod:`synack.timeline` prints it) and a sentence that says what the segment
 is, why a state changed, why a segment was retransmitted, why an RST was
-sent, each citing the concept ID of ``shared/concepts.md`` (C1-C27) and the
+sent, each citing the concept ID of ``docs/concepts.md`` (C1-C27) and the
 RFC section.  Diagrams (:mod:`synack.diagram`), plots and the report page are
 built on the same :class:`Run`.
 

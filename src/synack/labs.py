@@ -1,4 +1,4 @@
-"""Guided scenarios: each concept of ``shared/concepts.md`` reproduced on demand.
+"""Guided scenarios: each concept of ``docs/concepts.md`` reproduced on demand.
 
 A :class:`Lab` is a named, deterministic script on :class:`synack.scenario.Scenario`
 (seeded network, one-way delay 50 ms, MSL 1 s so TIME-WAIT lasts 2 s) that

@@ -4,7 +4,7 @@ Input is the list of trace records a stack's tracer collected (see
 ``docs/trace.md``).  Each output line is one thing that happened: a segment
 put on the wire (relative sequence numbers by default), a segment the network
 lost, a state change, a timer, an RTT sample, a dropped input, an error.
-Where a line illustrates a concept of ``shared/concepts.md`` it ends with its
+Where a line illustrates a concept of ``docs/concepts.md`` it ends with its
 ID, so a reader can look the idea up.
 """
 

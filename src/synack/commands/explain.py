@@ -59,7 +59,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = sub.add_parser(
         "explain", help="narrate a trace: what each segment is and why",
         description="Explain a trace written by --trace, line by line, with concept IDs "
-        "(shared/concepts.md) and RFC sections.")
+        "(docs/concepts.md) and RFC sections.")
     p.add_argument("trace", metavar="TRACE", help="JSON-lines trace file ('-' for stdin)")
     add_output_options(p)
     p.add_argument("--verbose", "-v", action="store_true",
@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
              f"{sum(1 for s in run_.segments if s.retransmit)} retransmitted, "
              f"{sum(1 for s in run_.segments if s.lost)} lost"),
             ("hosts", ", ".join(f"{run_.role(ip)} {ip}" for ip in run_.hosts), ""),
-            ("concepts", " ".join(run_.concepts), "see shared/concepts.md")]
+            ("concepts", " ".join(run_.concepts), "see docs/concepts.md")]
     try:
         if args.svg:
             Path(args.svg).write_text(render_svg(run_, absolute=args.absolute),

@@ -34,10 +34,11 @@ def register(sub: Any) -> argparse.ArgumentParser:
                    help="stack configuration: synack's RFC defaults (rfc, the default) or the "
                    "Linux kernel the public corpus was written against (linux)")
     p.add_argument("--tolerance_usecs", "--tolerance-usecs", type=non_negative(int),
-                   dest="tolerance_usecs", help="timing tolerance (default 4000; a script's "
+                   dest="tolerance_usecs", metavar="US",
+                   help="timing tolerance (default 4000; a script's "
                    "own --tolerance_usecs line wins)")
     p.add_argument("--tolerance_percent", "--tolerance-percent", type=non_negative(float),
-                   dest="tolerance_percent",
+                   dest="tolerance_percent", metavar="PCT",
                    help="tolerance as a percentage of the gap between events (default 12.5)")
     p.add_argument("--strict_segments", "--strict-segments", action="store_true",
                    dest="strict_segments",

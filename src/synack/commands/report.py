@@ -23,7 +23,8 @@ def register(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("trace", metavar="TRACE", help="JSON-lines trace file ('-' for stdin)")
     p.add_argument("-o", "--output", metavar="FILE", default="report.html",
                    help="where to write the page (default report.html)")
-    p.add_argument("--title", default="", help="page title (default: the trace's name)")
+    p.add_argument("--title", default="", metavar="TEXT",
+                   help="page title (default: the trace's name)")
     add_output_options(p)
     return p
 

@@ -64,7 +64,8 @@ def register(sub: Any) -> argparse.ArgumentParser:
         epilog="example (as root): synack serve echo --tun syn0 --ip 10.77.0.2 "
         "--kernel-ip 10.77.0.1/24   then: socat - TCP:10.77.0.2:7")
     p.add_argument("service", choices=list(SERVICES), help="what to serve")
-    p.add_argument("--port", type=port, help="port to listen on (default: the service's "
+    p.add_argument("--port", type=port, metavar="N",
+                   help="port to listen on (default: the service's "
                    "well-known port: echo 7, discard 9, chargen 19, http 80)")
     p.add_argument("--bytes", type=non_negative(int), dest="nbytes", metavar="N",
                    help="chargen: send N bytes, then close (default: until the peer goes)")

@@ -139,30 +139,33 @@ def add_link_options(p: argparse.ArgumentParser, *, client: bool = False) -> Non
                    "it up (e.g. 10.77.0.1/24); without it the device is left as it is")
     g.add_argument("--no-create", dest="create", action="store_false",
                    help="attach to an existing device (ip tuntap add dev NAME mode tun) only")
-    g.add_argument("--mtu", type=_mtu, help="set the device MTU (the MSS follows it)")
+    g.add_argument("--mtu", type=_mtu, metavar="BYTES",
+                   help="set the device MTU (default: leave it; the MSS follows it)")
     g.add_argument("--offload", action="store_true",
                    help="ask the kernel for checksum and segmentation offload (IFF_VNET_HDR, "
                    "64 KB segments both ways); falls back to plain packets if refused")
     g.add_argument("--tun-path", default=DEFAULT_TUN_PATH, help=argparse.SUPPRESS)
     i = p.add_argument_group("impairment of the link (both directions unless --impair)")
     i.add_argument("--loss", type=probability_arg, default=0.0, metavar="P",
-                   help="probability a packet is lost")
+                   help="probability a packet is lost (default 0)")
     i.add_argument("--delay", type=_ms, default=0.0, metavar="MS",
-                   help="one-way delay in milliseconds")
+                   help="one-way delay in milliseconds (default 0)")
     i.add_argument("--jitter", type=_ms, default=0.0, metavar="MS",
-                   help="delay jitter in milliseconds (never reorders)")
+                   help="delay jitter in milliseconds, never reorders (default 0)")
     i.add_argument("--duplicate", type=probability_arg, default=0.0, metavar="P",
-                   help="probability a packet is duplicated")
+                   help="probability a packet is duplicated (default 0)")
     i.add_argument("--reorder", type=probability_arg, default=0.0, metavar="P",
-                   help="probability a packet is held back 1 ms and overtaken")
+                   help="probability a packet is held back 1 ms and overtaken (default 0)")
     i.add_argument("--corrupt", type=probability_arg, default=0.0, metavar="P",
-                   help="probability of bit flips (the checksum catches them)")
-    i.add_argument("--impair", choices=("both", "in", "out"), default="both",
-                   help="which direction to impair: in (to synack), out (from synack)")
+                   help="probability of bit flips, the checksum catches them (default 0)")
+    i.add_argument("--impair", choices=("both", "in", "out"), default="both", metavar="WAY",
+                   help="which direction to impair: in (to synack), out (from synack) "
+                   "(default both)")
     i.add_argument("--impair-seed", type=int, metavar="N",
                    help="seed for the impairment decisions (default: random)")
     t = p.add_argument_group("TCP")
-    t.add_argument("--mss", type=_mss, help="MSS to advertise and use (at most MTU - 40)")
+    t.add_argument("--mss", type=_mss, metavar="BYTES",
+                   help="MSS to advertise and use (default and at most: MTU - 40)")
     t.add_argument("--cc", choices=sorted(ALGORITHMS), default=None,
                    help="congestion control (default newreno)")
     t.add_argument("--no-sack", dest="sack", action="store_false",
