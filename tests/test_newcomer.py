@@ -526,3 +526,35 @@ def test_root_is_not_claimed_for_clients_attaching_with_no_create() -> None:
             assert "--no-create" in title and "needs root" not in title
         if opt == "--tun" and command == "serve":
             assert "root" in title
+
+
+def _doc_block(path: Path, heading: str) -> str:
+    text = path.read_text(encoding="utf-8")
+    after = text[text.index(heading):]
+    start = after.index("```python\n") + len("```python\n")
+    return after[start:after.index("```", start)]
+
+
+@pytest.mark.parametrize(("heading", "prints"), [
+    ("### Streams", "b'hello world\\n'"),
+    ("### The standard library on synack", "served by the standard library"),
+])
+def test_api_examples_run_as_written(heading: str, prints: str, tmp_path: Path) -> None:
+    """docs/api.md's examples, pasted into a file and run, work and print what they say."""
+    code = _doc_block(Path(__file__).resolve().parents[1] / "docs" / "api.md", heading)
+    script = tmp_path / "example.py"
+    script.write_text(code)
+    env = dict(os.environ, PYTHONPATH=SRC)
+    res = subprocess.run([PYTHON, str(script)], capture_output=True, text=True, timeout=120,
+                         env=env, check=False)
+    assert res.returncode == 0, res.stderr
+    assert prints in res.stdout
+
+
+def test_readme_sample_and_diagram_are_what_the_code_prints_now() -> None:
+    """The README's `synack demo` sample and docs/images/lost-synack.svg come from the
+    code (`make readme`); this fails when a change to the output leaves them behind."""
+    import runpy
+    script = Path(__file__).resolve().parents[1] / "scripts" / "readme_sample.py"
+    mod = runpy.run_path(str(script))
+    assert mod["main"](["--check"]) == 0, "run `make readme` (scripts/readme_sample.py --write)"
