@@ -35,7 +35,7 @@ def demo_sample() -> str:
     lines = out.getvalue().splitlines()
     timeline = [ln for ln in lines if ln[:12].strip().endswith("s") and ln[:10].strip()
                 and ln[:10].strip()[0].isdigit()]
-    shown = timeline[:HEAD_LINES] + ["    ..."] + timeline[-1:]
+    shown = [*timeline[:HEAD_LINES], "    ...", *timeline[-1:]]
     return "\n".join(["```console", "$ .venv/bin/synack " + " ".join(COMMAND), *shown, "```"])
 
 
