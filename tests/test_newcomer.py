@@ -558,3 +558,26 @@ def test_readme_sample_and_diagram_are_what_the_code_prints_now() -> None:
     script = Path(__file__).resolve().parents[1] / "scripts" / "readme_sample.py"
     mod = runpy.run_path(str(script))
     assert mod["main"](["--check"]) == 0, "run `make readme` (scripts/readme_sample.py --write)"
+
+
+# ------------------------------------------------------------- item 10: the report
+def test_report_of_a_one_sided_trace_steps_every_segment_and_invents_no_state() -> None:
+    """As on a real link, only synack's end is traced: the stepper has one step per
+    segment the header counts, the other end is "not traced", times are measured."""
+    from synack.report import render_report
+
+    run = LABS["fast-retransmit"].run()
+    client = [r for r in run.trace if not (r.get("conn") or "").startswith("10.0.0.2:")
+              and r.get("ev") not in ("net_drop", "net_inject", "lab")]
+    records = [{"t": 0.0, "ev": "run", "clock": "wall", "started": 0.0, "command": "get"}]
+    records += [dict(r, t=r["t"] + 1200.0) for r in client]
+    page = render_report(records, roles=run.roles)
+    m = re.search(r"; (\d+) segments, ", page)
+    assert m is not None
+    steps = re.search(r'id="steps-data">(.*?)</script>', page, re.S)
+    assert steps is not None
+    import json
+    data = json.loads(steps.group(1))
+    assert len(data) == int(m.group(1))
+    assert all(d["ends"]["10.0.0.2"]["state"].startswith("not traced") for d in data)
+    assert "(virtual)" not in page and "measured (seconds since the command started)" in page
