@@ -569,9 +569,12 @@ def test_report_of_a_one_sided_trace_steps_every_segment_and_invents_no_state() 
     run = LABS["fast-retransmit"].run()
     client = [r for r in run.trace if not (r.get("conn") or "").startswith("10.0.0.2:")
               and r.get("ev") not in ("net_drop", "net_inject", "lab")]
-    records = [{"t": 0.0, "ev": "run", "clock": "wall", "started": 0.0, "command": "get"}]
+    records = [{"t": 1200.0, "ev": "run", "clock": "wall", "started": 0.0, "command": "get"}]
     records += [dict(r, t=r["t"] + 1200.0) for r in client]
     page = render_report(records, roles=run.roles)
+    assert "1200." not in page.split("<main>")[1].split("<svg")[0]  # counted from the start
+    text = "\n".join(render(records, run.roles))
+    assert re.match(r"\s+0\.\d{4}s ", text) and "1200." not in text
     m = re.search(r"; (\d+) segments, ", page)
     assert m is not None
     steps = re.search(r'id="steps-data">(.*?)</script>', page, re.S)

@@ -536,9 +536,20 @@ class _Host:
                 "ssthresh": self.ssthresh, "srtt": self.srtt, "rto": self.rto}
 
 
+def rebase(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records with times counted from the command's start when the trace comes
+    from a real link (its first record is ``{"ev": "run", "clock": "wall"}`` at the
+    start, on the event loop's clock); a simulator's trace is returned as it is."""
+    recs = list(records)
+    if recs and recs[0].get("ev") == "run" and recs[0].get("clock") == "wall":
+        t0 = float(recs[0]["t"])
+        return [dict(r, t=float(r["t"]) - t0) for r in recs]
+    return recs
+
+
 def analyze(records: Iterable[dict[str, Any]], roles: dict[str, str] | None = None) -> Run:
     """Match sends, arrivals, losses and injections; compute relative numbers and snapshots."""
-    recs = list(records)
+    recs = rebase(records)
     roles = dict(roles) if roles else guess_roles(recs)
     hosts: list[str] = []
 

@@ -340,16 +340,16 @@ def _open_recordings(args: argparse.Namespace, setup_opts: dict[str, Any]
                              f"{exc.strerror or exc}") from None
         fh = trace_file
         dumps = json.dumps
-        # Times in the file count from the command's start (the stack's clock is the
-        # event loop's, whose zero means nothing to a reader); the first record says so.
-        t0 = asyncio.get_running_loop().time()
-        fh.write(dumps({"t": 0.0, "ev": "run", "clock": "wall", "started": time.time(),
-                        "command": getattr(args, "command", "")}) + "\n")
+        # The stack's clock is the event loop's, whose zero means nothing to a reader:
+        # the first record marks the command's start on that clock, and the renderers
+        # count from it (``t`` itself stays the loop's, comparable with time.monotonic()).
+        fh.write(dumps({"t": asyncio.get_running_loop().time(), "ev": "run", "clock": "wall",
+                        "started": time.time(), "command": getattr(args, "command", "")})
+                 + "\n")
         count[0] += 1
 
         def tracer(rec: dict[str, Any]) -> None:
             count[0] += 1
-            rec["t"] = round(rec["t"] - t0, 7)
             fh.write(dumps(rec, default=str) + "\n")
 
         setup_opts["tracer"] = tracer
