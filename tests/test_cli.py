@@ -59,8 +59,8 @@ def test_demo_fails_with_status_1_when_the_path_is_dead() -> None:
 def test_demo_absolute_sequence_numbers() -> None:
     rel = demo("--bytes", "10")[1]
     ab = demo("--bytes", "10", "--absolute")[1]
-    assert "[S]   seq=0 " in rel
-    assert "[S]   seq=0 " not in ab
+    assert "[S] seq=0 " in rel
+    assert "[S] seq=0 " not in ab
 
 
 @pytest.mark.parametrize(("argv", "msg"), [

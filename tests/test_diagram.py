@@ -33,7 +33,7 @@ def test_svg_has_two_timelines_arrows_states_and_timers() -> None:
     assert states[:3] == ["SYN-SENT", "SYN-RECEIVED", "ESTABLISHED"]
     assert "TIME-WAIT" in states and states.count("CLOSED") == 2
     timers = [t.text for t in root.iter(f"{SVG}text") if t.get("class") == "timer"]
-    assert any("time_wait fired" in (t or "") for t in timers)
+    assert any("TIME-WAIT timer fired" in (t or "") for t in timers)
     # the lost FIN is drawn lost (dashed class, a cross) and its retransmission coloured
     lost = [g for g in segs if "lost" in (g.get("class") or "")]
     assert len(lost) == 1 and "F" in "".join(t.text or "" for t in lost[0].iter(f"{SVG}text"))
@@ -76,11 +76,12 @@ def test_mermaid_sequence_diagram() -> None:
     lines = text.splitlines()
     assert lines[0] == "sequenceDiagram"
     assert lines[1].startswith("    participant H0 as client 10.0.0.1")
-    assert "    H0->>H1: [S] seq=0 len=0 win=65535 mss 1460" in lines
+    assert any(ln.startswith("    H0->>H1: [S] seq=0 len=0 win=65535 mss 1460,sackOK,TS val ")
+               and ln.endswith(",wscale 5") for ln in lines)
     assert any(ln.startswith("    H1-xH0: [S.] seq=0 ack=1") and "LOST" in ln for ln in lines)
     assert any("(retransmission)" in ln for ln in lines)
     assert any(ln.startswith("    Note right of H1: SYN-RECEIVED") for ln in lines)
-    assert any("timer: rto fired" in ln for ln in lines)
+    assert any("retransmission timer (RTO) fired" in ln for ln in lines)
     assert not any(";" in ln.split(":", 1)[-1] for ln in lines[1:])
 
 

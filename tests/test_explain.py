@@ -41,7 +41,8 @@ def test_lost_segments_and_fast_retransmit_are_explained() -> None:
     text = lab_text("fast-retransmit")
     assert "LOST client -> server" in text
     assert text.count("duplicate ACK (") >= 3
-    assert re.search(r"three duplicate ACKs: .*\[C14 C18; RFC 5681 §3\.2", text)
+    assert re.search(r"loss state Disorder → Recovery: .*\n\s+three duplicate ACKs.*fast "
+                     r"retransmit.*\[C14 C18; RFC 5681 §3\.2", text, re.I)
     assert "retransmission" in text
 
 

@@ -55,7 +55,7 @@ def test_series_for_cwnd_and_rtt() -> None:
 def test_csv_files_are_written_always(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(plots, "matplotlib_available", lambda: False)
     files, message = plots.write_plots(analysed("fast-retransmit"), tmp_path)
-    assert message == plots.NO_MATPLOTLIB and "pip install 'synack[plot]'" in message
+    assert message == plots.NO_MATPLOTLIB and ".venv/bin/pip install -e '.[plot]'" in message
     assert sorted(f.name for f in files) == ["cwnd.csv", "rtt.csv", "timeseq.csv"]
     rows = list(csv.DictReader(io.StringIO((tmp_path / "timeseq.csv").read_text())))
     assert {"segment", "ack", "window"} <= {r["what"] for r in rows}

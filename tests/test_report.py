@@ -238,3 +238,63 @@ def test_report_html_without_plots_has_csv_links(monkeypatch: pytest.MonkeyPatch
     data = json.loads(re.search(r'id="steps-data">(.*?)</script>', html).group(1))  # type: ignore[union-attr]
     assert [d["seg"] for d in data] == [0, 1, 2]
     assert data[0]["ends"]["10.0.0.1"]["state"] == "SYN-SENT"
+
+
+#: Two text boxes overlapping by less than this (pixels) do not count: glyph boxes
+#: include the font's line gap.
+OVERLAP_SLACK = 1.5
+
+OVERLAPS_JS = """
+(() => {
+  const boxes = Array.from(document.querySelectorAll('svg text')).map(t => {
+    const r = t.getBoundingClientRect();
+    return {x0: r.left, y0: r.top, x1: r.right, y1: r.bottom, text: t.textContent};
+  }).filter(b => b.x1 > b.x0);
+  const s = SLACK, out = [];
+  for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+    const a = boxes[i], b = boxes[j];
+    const w = Math.min(a.x1, b.x1) - Math.max(a.x0, b.x0);
+    const h = Math.min(a.y1, b.y1) - Math.max(a.y0, b.y0);
+    if (w > s && h > s) out.push([a.text, b.text]);
+  }
+  const svg = document.querySelector('svg').getBoundingClientRect();
+  const outside = boxes.filter(b => b.x0 < svg.left - 1 || b.x1 > svg.right + 1)
+                       .map(b => b.text);
+  return {count: boxes.length, overlaps: out.slice(0, 5), outside: outside.slice(0, 5)};
+})()
+""".replace("SLACK", str(OVERLAP_SLACK))
+
+
+def test_no_two_labels_overlap_in_any_lab_diagram(browser: DevTools, tmp_path: Path) -> None:
+    """Every lab's sequence diagram as a person sees it: no label covers another, and
+    none runs off the picture (measured by the browser, not estimated)."""
+    from synack.diagram import render_svg
+    from synack.explain import analyze
+
+    dt = browser
+    problems = {}
+    for lab in LABS.values():
+        if not lab.available:
+            continue
+        run = lab.run()
+        svg = render_svg(analyze(run.trace, run.roles), title=f"{lab.name}: {lab.title}")
+        page = tmp_path / f"{lab.name}.html"
+        page.write_text(f"<!doctype html><html><body style='margin:0'>{svg}</body></html>")
+        dt.events.clear()  # wait for this page's load, not the previous one's
+        dt.call("Page.navigate", url=page.as_uri())
+        dt.wait_event("Page.loadEventFired")
+        got = dt.js(OVERLAPS_JS)
+        assert got["count"] > 5, lab.name
+        if got["overlaps"] or got["outside"]:
+            problems[lab.name] = got
+    assert problems == {}
+
+
+def test_report_labels_do_not_overlap(browser: DevTools, tmp_path: Path) -> None:
+    lab = LABS["fast-retransmit"].run()
+    out = tmp_path / "report.html"
+    out.write_text(render_report(lab.trace, roles=lab.roles, title="fast retransmit"))
+    browser.call("Page.navigate", url=out.as_uri())
+    browser.wait_event("Page.loadEventFired")
+    got = browser.js(OVERLAPS_JS)
+    assert got["overlaps"] == [] and got["outside"] == [], got

@@ -36,7 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(words)
+    args._argv = words  # what the user typed, for hints that start from it
     try:
         return int(args._run(args))
     except KeyboardInterrupt:
@@ -48,6 +50,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
+    except OSError as exc:
+        # A file the command could not read or write, found only on the way: one line,
+        # as for the paths checked up front, never a traceback.
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"synack {args.command}: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

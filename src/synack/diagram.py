@@ -18,13 +18,16 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from .explain import Explainer, Run, Seg
+from .explain import Explainer, Run, Seg, drop_name, net_drop_words, timer_name
 
 ROW = 24          # pixels per event row
 GAP_ROW = 30      # height of a folded quiet period
 TOP = 70
-LANE = 520        # distance between two timelines
-SIDE = 230        # room for state labels outside the timelines
+LANE = 520        # least distance between two timelines (wider for long labels)
+SIDE = 230        # least room for state labels outside the timelines
+MONO_CHAR = 6.7   # width of one 11px monospace character (segment labels), generously
+SANS_CHAR = 6.6   # the same for the 11px sans-serif side labels (bold state names included)
+TIME_COL = 64     # the time column at the left edge
 GAP_SECONDS = 0.5  # a pause longer than this is folded and labelled
 
 CSS = """
@@ -98,9 +101,10 @@ def _rows(run: Run, max_segments: int) -> list[_Row]:
             rows.append(_Row(t, "state", host, text=str(r["new"])))
         elif ev == "timer" and host:
             extra = f" (#{r['retries']})" if r.get("retries") else ""
-            rows.append(_Row(t, "timer", host, text=f"timer: {r['timer']} fired{extra}"))
+            rows.append(_Row(t, "timer", host, text=f"{timer_name(r['timer'])} fired{extra}"))
         elif ev == "drop" and host:
-            rows.append(_Row(t, "drop", host, text=f"discard: {r.get('reason')}"))
+            rows.append(_Row(t, "drop", host,
+                             text=f"discarded: {drop_name(str(r.get('reason')))}"))
         elif ev == "error" and host:
             rows.append(_Row(t, "error", host, text=f"{r.get('errno')}"))
     # Arrivals nobody traced (a stack with no connection, an untraced peer): by time.
@@ -135,15 +139,23 @@ def render_svg(run: Run, *, absolute: bool = False, max_segments: int = 80,
     if not any(s.concepts or s.text for s in run.segments):
         list(Explainer(run, absolute=absolute).steps())  # fill in the narration
     hosts = _order_hosts(run)
-    xs = {ip: SIDE + n * LANE for n, ip in enumerate(hosts)}
     rows = _rows(run, max_segments)
+    # Room for the longest label: segment labels run inside a lane from the sender's
+    # timeline, side labels (states, timers, discards) outside the outer timelines.
+    longest = max((len(_label(run, run.segments[r.seg], absolute)) for r in rows
+                   if r.kind == "send" and r.seg is not None), default=0)
+    lane = max(LANE, int(longest * MONO_CHAR) + 40)
+    side_text = max((len(r.text) for r in rows if r.kind in ("state", "timer", "drop",
+                                                                  "error")), default=0)
+    side = max(SIDE, TIME_COL + int(side_text * SANS_CHAR) + 16)
+    xs = {ip: side + n * lane for n, ip in enumerate(hosts)}
     ys: list[int] = []
     y = TOP + 20
     for row in rows:
         y += GAP_ROW if row.kind in ("gap", "elided") else ROW
         ys.append(y)
     height = y + 40
-    width = SIDE * 2 + LANE * max(len(hosts) - 1, 1)
+    width = side * 2 + lane * max(len(hosts) - 1, 1)
     send_y: dict[int, int] = {}
     arrive_y: dict[int, int] = {}
     for row, yy in zip(rows, ys, strict=True):
@@ -208,11 +220,7 @@ def _arrow(run: Run, s: Seg, xs: dict[str, int], send_y: dict[int, int],
         classes.append("rst")
     if s.injected is not None:
         classes.append("stray")
-    label = s.label(absolute)
-    if s.retransmit:
-        label += " (retransmission)"
-    if s.injected is not None:
-        label += " (stray)"
+    label = _label(run, s, absolute)
     parts = [f'<g class="{" ".join(classes + (["lost"] if s.lost else []))}" id="seg-{s.index}" '
              f'data-step="{s.index}">']
     tip = f"{s.kind}: {s.text}" if s.text else s.kind
@@ -223,16 +231,28 @@ def _arrow(run: Run, s: Seg, xs: dict[str, int], send_y: dict[int, int],
         parts.append(f'<line x1="{x1}" y1="{y1}" x2="{xe:.1f}" y2="{ye:.1f}"/>')
         parts.append(f'<path class="x" d="M{xe - 6:.1f},{ye - 6:.1f} L{xe + 6:.1f},{ye + 6:.1f} '
                      f'M{xe - 6:.1f},{ye + 6:.1f} L{xe + 6:.1f},{ye - 6:.1f}"/>')
-        label += f" LOST ({s.lost})"
-        mx, my = (x1 + xe) / 2, (y1 + ye) / 2
     else:
         parts.append(f'<line x1="{x1}" y1="{y1}" x2="{x2}" y2="{y2}" '
                      'marker-end="url(#arrow)"/>')
-        mx, my = (x1 + x2) / 2, (y1 + y2) / 2
-    parts.append(f'<text x="{mx:.1f}" y="{my - 4:.1f}" text-anchor="middle">{escape(label)}'
+    # The label sits on the segment's own row, just above where the arrow leaves the
+    # sender, so no two labels share a row and none lies along another arrow's middle.
+    tx, anchor = (x1 + 12, "start") if x2 >= x1 else (x1 - 12, "end")
+    parts.append(f'<text x="{tx}" y="{y1 - 5}" text-anchor="{anchor}">{escape(label)}'
                  "</text>")
     parts.append("</g>")
     return "".join(parts)
+
+
+def _label(run: Run, s: Seg, absolute: bool) -> str:
+    """A segment's label in the diagram: its one rendering plus what became of it."""
+    label = s.label(absolute)
+    if s.retransmit:
+        label += " (retransmission)"
+    if s.injected is not None:
+        label += " (stray)"
+    if s.lost:
+        label += f" LOST: {net_drop_words(s.lost)}"
+    return label
 
 
 def _mermaid_text(text: str) -> str:
@@ -264,7 +284,7 @@ def render_mermaid(run: Run, *, absolute: bool = False, max_segments: int = 80) 
             if s.retransmit:
                 label += " (retransmission)"
             if s.lost:
-                label += f" LOST ({s.lost})"
+                label += f" LOST: {net_drop_words(s.lost)}"
             if s.injected is not None:
                 label += " (stray, no connection sent it)"
             lines.append(f"    {alias[s.src]}{arrow}{alias[s.dst]}: {_mermaid_text(label)}")

@@ -7,7 +7,7 @@ in flight, cwnd) after it was sent.  :class:`Explainer` then walks the records
 and writes one :class:`Step` per event: a short header (as
 :mod:`synack.timeline` prints it) and a sentence that says what the segment
 is, why a state changed, why a segment was retransmitted, why an RST was
-sent, each citing the concept ID of ``shared/concepts.md`` (C1-C27) and the
+sent, each citing the concept ID of ``docs/concepts.md`` (C1-C27) and the
 RFC section.  Diagrams (:mod:`synack.diagram`), plots and the report page are
 built on the same :class:`Run`.
 
@@ -117,6 +117,49 @@ DROP_TEXT: dict[str, tuple[str, str, str]] = {
     "data_after_fin": ("data after the peer's FIN: ignored", "C11", "RFC 9293 §3.10.7.4"),
     "paws": ("its timestamp is older than the last one seen (PAWS): an old duplicate from a "
              "previous wrap of the sequence space, discarded", "C16", "RFC 7323 §5"),
+    "syn_challenge": ("a SYN on a connection that is already open: not obeyed, answered with "
+                      "a challenge ACK that a genuine peer can act on and a blind attacker "
+                      "cannot", "C15", "RFC 5961 §4.2"),
+    "rst_without_ack_syn_sent": ("an RST without the ACK flag while opening cannot be tied "
+                                 "to our SYN: ignored", "C19", "RFC 9293 §3.10.7.3"),
+    "no_syn_syn_sent": ("while opening, only a SYN-ACK (or SYN) is expected: ignored", "",
+                        "RFC 9293 §3.10.7.3"),
+    "ooo_block_limit": ("too many separate holes are held already: this out-of-order segment "
+                        "is discarded (a bound against memory abuse); the sender resends it",
+                        "C14", "RFC 9293 §3.10.7.4"),
+    "icmp_out_of_window": ("an ICMP error quoting a sequence number not in flight: ignored "
+                           "(blind ICMP attacks fail)", "C15", "RFC 5927 §4.1"),
+}
+
+#: Loss-state moves (``ca_state`` records), by trigger: (what happened, concepts, RFC).
+CA_TEXT: dict[str, tuple[str, list[str], str]] = {
+    "disorder": ("something may be missing (a duplicate ACK or SACK arrived); no loss "
+                 "decided yet, the sender waits for more evidence", ["C14"],
+                 "RFC 5681 §3.2, RFC 8985 §6"),
+    "in_order": ("the cumulative ACK caught up: it was reordering, not a loss", ["C14"],
+                 "RFC 8985 §6"),
+    "loss_marked": ("a loss was marked: fast retransmit, and the window is reduced once",
+                    ["C14", "C18"], "RFC 5681 §3.2, RFC 6675 §5, RFC 6937"),
+    "rto": ("the retransmission timer expired (RTO): cwnd = 1 segment, everything "
+            "outstanding is resent in slow start", ["C2", "C18"],
+            "RFC 6298 §5.5, RFC 5681 §3.1"),
+    "ece": ("the peer echoed a congestion mark (ECN-Echo): the window is reduced once, "
+            "nothing to resend", [], "RFC 3168 §6.1.2"),
+    "tlp_repair": ("the tail loss probe showed a loss that it repaired: the window is "
+                   "reduced once", ["C18"], "RFC 8985 §7.4"),
+    "exit": ("every segment outstanding when the episode began is acknowledged: the "
+             "episode is over", ["C18"], "RFC 6582 §3.2, RFC 6675 §5"),
+}
+
+#: The same, in a few words for the header line.
+CA_SHORT: dict[str, str] = {
+    "disorder": "something may be missing",
+    "in_order": "reordering, not a loss",
+    "loss_marked": "a loss was marked, fast retransmit",
+    "rto": "retransmission timeout",
+    "ece": "ECN-Echo, window reduced",
+    "tlp_repair": "the tail loss probe repaired a loss",
+    "exit": "the episode is over",
 }
 
 TIMER_TEXT: dict[str, tuple[str, str]] = {
@@ -138,11 +181,93 @@ TIMER_TEXT: dict[str, tuple[str, str]] = {
 }
 
 
+#: The fields each kind of record must have for the narration (docs/trace.md).
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "seg": ("conn", "dir", "flags", "seq", "ack", "len", "win"),
+    "state": ("conn", "old", "new"),
+    "timer": ("timer",),
+    "rtt": ("sample", "srtt", "rttvar", "rto"),
+    "net_drop": ("src", "dst"),
+    "error": ("errno", "message"),
+    "ca_state": ("conn", "old", "new", "trigger"),
+    "open": ("conn",),
+}
+_CAPTURE_MAGIC = (b"\x0a\x0d\x0d\x0a", b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4",
+                  b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
+
+
+#: Timer names in the trace -> what people call them.
+TIMER_NAMES: dict[str, str] = {
+    "rto": "retransmission timer (RTO)",
+    "persist": "persist timer",
+    "delayed_ack": "delayed-ACK timer",
+    "time_wait": "TIME-WAIT timer",
+    "fin_wait_2": "FIN-WAIT-2 timer",
+    "keepalive": "keep-alive timer",
+    "rack_reorder": "RACK reordering timer",
+    "tlp": "tail-loss-probe timer",
+}
+
+
+def timer_name(name: str) -> str:
+    """``rack_reorder`` -> ``RACK reordering timer``."""
+    return TIMER_NAMES.get(name, f"{name.replace('_', ' ')} timer")
+
+
+#: Short names of the reasons a segment is discarded (``drop`` records), for headers.
+DROP_NAMES: dict[str, str] = {
+    "duplicate": "bytes already received",
+    "out_of_window": "outside the receive window",
+    "rst_out_of_window": "an RST outside the window",
+    "rst_in_window_challenge": "an RST not exactly at the expected number",
+    "syn_in_window_challenge": "a SYN on an open connection",
+    "syn_challenge": "a SYN on an open connection",
+    "ack_unsent": "it acknowledges data never sent",
+    "ack_too_old": "an ACK too old",
+    "no_ack": "no ACK flag",
+    "retransmitted_syn": "the peer's SYN again",
+    "bad_ack_syn_sent": "a SYN-ACK for a SYN we never sent",
+    "bad_ack_syn_received": "an ACK that fits no SYN we sent",
+    "rst_no_connection": "an RST for no connection",
+    "rst_to_listener": "an RST to a listening port",
+    "rst_without_ack_syn_sent": "an RST without ACK while opening",
+    "no_syn_syn_sent": "no SYN while opening",
+    "ooo_block_limit": "too many holes in the data held",
+    "icmp_out_of_window": "an ICMP error about data not in flight",
+    "tcp_bad_checksum": "bad TCP checksum",
+    "ip_bad_checksum": "bad IP header checksum",
+    "accept_queue_full": "the accept queue is full",
+    "syn_backlog_full": "too many half-open connections",
+    "data_after_fin": "data after the peer's FIN",
+    "paws": "an old timestamp (PAWS)",
+}
+
+
+def drop_name(reason: str) -> str:
+    """A drop reason for a header, in words."""
+    return DROP_NAMES.get(reason, reason.replace("_", " "))
+
+
 def load_trace(source: str | Path | IO[str]) -> list[dict[str, Any]]:
-    """Read a JSON-lines trace (``--trace FILE``); blank lines are skipped."""
+    """Read a JSON-lines trace (``--trace FILE``); blank lines are skipped.
+
+    ValueError, with a line number, for anything that is not a trace: a packet
+    capture, a binary file, a line that is not JSON or a record without the fields
+    its kind needs (:data:`REQUIRED`)."""
     if isinstance(source, str | Path):
+        with open(source, "rb") as raw:
+            head = raw.read(4)
+        if head in _CAPTURE_MAGIC:
+            kind = "pcapng" if head == _CAPTURE_MAGIC[0] else "pcap"
+            raise ValueError(f"this is a packet capture ({kind}), not a trace: explain and "
+                             "report read the JSON lines written by --trace (open captures "
+                             "with Wireshark or tshark)")
         with open(source, encoding="utf-8") as fh:
-            return load_trace(fh)
+            try:
+                return load_trace(fh)
+            except UnicodeDecodeError:
+                raise ValueError("not a text file: a trace is JSON lines, as written by "
+                                 "--trace") from None
     out = []
     for n, line in enumerate(source, 1):
         line = line.strip()
@@ -154,6 +279,12 @@ def load_trace(source: str | Path | IO[str]) -> list[dict[str, Any]]:
             raise ValueError(f"line {n}: not JSON: {exc.msg}") from None
         if not isinstance(rec, dict) or "ev" not in rec or "t" not in rec:
             raise ValueError(f"line {n}: not a trace record (needs 't' and 'ev')")
+        if not isinstance(rec["t"], int | float):
+            raise ValueError(f"line {n}: 't' must be a number of seconds")
+        missing = [k for k in REQUIRED.get(str(rec["ev"]), ()) if rec.get(k) is None]
+        if missing:
+            raise ValueError(f"line {n}: a {rec['ev']!r} record without "
+                             f"{', '.join(repr(k) for k in missing)} (see docs/trace.md)")
         out.append(rec)
     return out
 
@@ -195,9 +326,14 @@ def guess_roles(records: Iterable[dict[str, Any]]) -> dict[str, str]:
 
 
 def seg_label(flags: int, seq: int, ack: int | None, length: int, win: int | None = None,
-              mss: int | None = None, urg: int | None = None) -> str:
-    """``[S.] seq=0 ack=1 len=0 win=65535 <mss 1460>``; ``urg=N`` (the urgent pointer,
-    RFC 9293 §3.8.5) on segments with URG."""
+              mss: int | None = None, urg: int | None = None, *, sack_ok: bool = False,
+              wscale: int | None = None, ts: tuple[int, int] | None = None,
+              sack: Iterable[tuple[int, int]] = ()) -> str:
+    """The one rendering of a segment, used by every view (timeline, explanation,
+    labs, diagrams, report): ``[S] seq=0 len=0 win=65535 <mss 1460,sackOK,TS val 1
+    ecr 0,wscale 7>``.  ``win`` is the window in bytes (scaled, RFC 7323 §2.3);
+    ``ts`` is shown on SYNs only; ``sack`` blocks are given in the same numbering as
+    ``ack`` (relative when it is); ``urg=N`` is the urgent pointer (RFC 9293 §3.8.5)."""
     parts = [f"[{flags_str(flags)}]", f"seq={seq}"]
     if flags & ACK and ack is not None:
         parts.append(f"ack={ack}")
@@ -206,9 +342,56 @@ def seg_label(flags: int, seq: int, ack: int | None, length: int, win: int | Non
         parts.append(f"win={win}")
     if urg is not None:
         parts.append(f"urg={urg}")
+    opts = []
     if mss:
-        parts.append(f"<mss {mss}>")
+        opts.append(f"mss {mss}")
+    if sack_ok:
+        opts.append("sackOK")
+    if ts is not None and flags & SYN:
+        opts.append(f"TS val {ts[0]} ecr {ts[1]}")
+    if wscale is not None:
+        opts.append(f"wscale {wscale}")
+    opts += [f"sack {a}-{b}" for a, b in sack]
+    if opts:
+        parts.append("<" + ",".join(opts) + ">")
     return " ".join(parts)
+
+
+def syn_options_text(mss: int | None, sack_ok: bool, ts: bool, wscale: int | None) -> str:
+    """What a SYN's options offer, in words: "MSS 1460, SACK, timestamps and window
+    scale 7"."""
+    bits = []
+    if mss:
+        bits.append(f"MSS {mss} (RFC 9293 §3.7.1)")
+    if sack_ok:
+        bits.append("SACK (RFC 2018)")
+    if ts:
+        bits.append("timestamps (RFC 7323 §3)")
+    if wscale is not None:
+        bits.append(f"window scale {wscale} (RFC 7323 §2)")
+    if not bits:
+        return "no options"
+    return bits[0] if len(bits) == 1 else ", ".join(bits[:-1]) + " and " + bits[-1]
+
+
+#: How the simulated network says it dropped a packet (``net_drop`` reasons).
+NET_DROP_WORDS = {"loss": "lost in the network", "queue": "dropped: the bottleneck queue "
+                  "was full", "filter": "dropped by the lab on purpose",
+                  "no_route": "dropped: no route to the address"}
+
+
+def net_drop_words(reason: str | None) -> str:
+    """``loss`` -> ``lost in the network``."""
+    return NET_DROP_WORDS.get(str(reason), f"dropped ({str(reason).replace('_', ' ')})")
+
+
+_BLOCKS = re.compile(r"\((\d+) blocks\)")
+
+
+def note_words(text: str) -> str:
+    """A core ``note`` record's text for people ("(1 blocks)" -> "(1 block held)")."""
+    return _BLOCKS.sub(lambda m: f"({m.group(1)} block{'s' if m.group(1) != '1' else ''} "
+                       "held)", text)
 
 
 @dataclass
@@ -245,6 +428,9 @@ class Seg:
     snapshot: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: the window in bytes: ``win`` shifted by the sender's window scale (RFC 7323 §2.3)
     wnd: int = 0
+    sack_ok: bool = False
+    wscale: int | None = None
+    tsecr: int | None = None
 
     @property
     def retransmit(self) -> bool:
@@ -264,9 +450,20 @@ class Seg:
         return "data" if self.len else "ACK"
 
     def label(self, absolute: bool = False) -> str:
+        """The segment as every view shows it (:func:`seg_label`)."""
         seq = self.seq if absolute or self.rel_seq is None else self.rel_seq
         ack = self.ack if absolute or self.rel_ack is None else self.rel_ack
-        return seg_label(self.flags, seq, ack, self.len, self.win, self.mss, self.urg)
+        ts = (self.tsval, self.tsecr or 0) if self.tsval is not None else None
+        return seg_label(self.flags, seq, ack, self.len, self.wnd, self.mss, self.urg,
+                         sack_ok=self.sack_ok, wscale=self.wscale, ts=ts,
+                         sack=self.sack_blocks(absolute))
+
+    def sack_blocks(self, absolute: bool = False) -> list[tuple[int, int]]:
+        """The SACK blocks, relative to the peer's ISN (as ``ack``) unless ``absolute``."""
+        if absolute or self.rel_ack is None:
+            return list(self.sack)
+        irs = (self.ack - self.rel_ack) & MASK
+        return [((a - irs) & MASK, (b - irs) & MASK) for a, b in self.sack]
 
     @property
     def t_sort(self) -> float:
@@ -339,9 +536,20 @@ class _Host:
                 "ssthresh": self.ssthresh, "srtt": self.srtt, "rto": self.rto}
 
 
+def rebase(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records with times counted from the command's start when the trace comes
+    from a real link (its first record is ``{"ev": "run", "clock": "wall"}`` at the
+    start, on the event loop's clock); a simulator's trace is returned as it is."""
+    recs = list(records)
+    if recs and recs[0].get("ev") == "run" and recs[0].get("clock") == "wall":
+        t0 = float(recs[0]["t"])
+        return [dict(r, t=float(r["t"]) - t0) for r in recs]
+    return recs
+
+
 def analyze(records: Iterable[dict[str, Any]], roles: dict[str, str] | None = None) -> Run:
     """Match sends, arrivals, losses and injections; compute relative numbers and snapshots."""
-    recs = list(records)
+    recs = rebase(records)
     roles = dict(roles) if roles else guess_roles(recs)
     hosts: list[str] = []
 
@@ -395,7 +603,9 @@ def analyze(records: Iterable[dict[str, Any]], roles: dict[str, str] | None = No
                 s = new_seg(src=lip, dst=rip, conn=name, flags=r["flags"], seq=r["seq"],
                             ack=r["ack"], len=r["len"], win=r["win"], mss=r.get("mss"),
                             why=r.get("why") or "", t=r["t"], send_rec=i,
-                            sack=sack, tsval=r.get("tsval"), urg=r.get("urg"))
+                            sack=sack, tsval=r.get("tsval"), urg=r.get("urg"),
+                            sack_ok=bool(r.get("sack_permitted")), wscale=r.get("wscale"),
+                            tsecr=r.get("tsecr"))
                 rec_seg[i] = s.index
                 key = (reverse(name), r["seq"], r["ack"], r["flags"], r["len"])
                 waiting.setdefault(key, deque()).append(s.index)
@@ -414,7 +624,9 @@ def analyze(records: Iterable[dict[str, Any]], roles: dict[str, str] | None = No
                                 seq=r["seq"], ack=r["ack"], len=r["len"], win=r["win"],
                                 mss=r.get("mss"), why="", t=None, t_arrive=r["t"],
                                 arrive_rec=i, duplicate_of=orig,
-                                sack=sack, tsval=r.get("tsval"), urg=r.get("urg"))
+                                sack=sack, tsval=r.get("tsval"), urg=r.get("urg"),
+                                sack_ok=bool(r.get("sack_permitted")),
+                                wscale=r.get("wscale"), tsecr=r.get("tsecr"))
                     if orig is not None:
                         s.t = segs[orig].t
                     j = s.index
@@ -611,6 +823,11 @@ class Explainer:
         self._trigger: dict[str, tuple[float, str]] = {}
         self._duplex: set[str] = set()
         self._wrapped: set[str] = set()
+        self._cwnd: dict[str, int] = {}
+        self._loss_cause: dict[str, str] = {}
+        self._syn_again: set[str] = set()
+        self._timer_used: set[int] = set()
+        self._has_ca_state = any(r.get("ev") == "ca_state" for r in run.records)
 
     def steps(self) -> Iterator[Step]:
         run = self.run
@@ -645,6 +862,9 @@ class Explainer:
         if ev == "state":
             key = (r["old"], r["new"])
             text, rfc = STATE_TEXT.get(key, ("", ""))
+            if key in (("ESTABLISHED", "FIN-WAIT-1"), ("CLOSE-WAIT", "LAST-ACK"),
+                       ("SYN-RECEIVED", "FIN-WAIT-1")):
+                text = self._fin_text(i, name, key)
             why = str(r.get("why") or "")
             if (r["new"] == "CLOSED" and key not in STATE_TEXT) or (r["new"] == "CLOSED" and any(
                     k in why for k in CLOSE_RFC if k not in ("closed before",))):
@@ -658,7 +878,7 @@ class Explainer:
             return Step(t, who, "state", f"state {r['old']} -> {r['new']}", text, concepts,
                         rfc, rec=i)
         if ev == "timer":
-            self._timer[name] = dict(r)
+            self._timer[name] = dict(r, _i=i)
             text, rfc = TIMER_TEXT.get(r["timer"], (f"{r['timer']} timer", ""))
             extra = ""
             if "retries" in r:
@@ -667,14 +887,14 @@ class Explainer:
             if r["timer"] == "rto" and r.get("concept") == "C17":
                 text = "retransmission timer expired: our SYN/FIN was not acknowledged; " \
                     "resend it and double RTO"
-            return Step(t, who, "timer", f"{r['timer']} timer fired{extra}", text, concepts,
-                        rfc, rec=i)
+            return Step(t, who, "timer", f"{timer_name(r['timer'])} fired{extra}", text,
+                        concepts, rfc, rec=i)
         if ev == "timer_set":
             if not self.verbose:
                 return None
             at = r.get("at")
             when = f" for t={at:.4f}s" if isinstance(at, int | float) else ""
-            return Step(t, who, "timer", f"{r.get('timer')} timer set{when}",
+            return Step(t, who, "timer", f"{timer_name(str(r.get('timer')))} set{when}",
                         "", [], "", rec=i)
         if ev == "rtt":
             return Step(t, who, "rtt", f"RTT sample {r['sample'] * 1000:.1f} ms",
@@ -682,17 +902,27 @@ class Explainer:
                         f"so RTO = SRTT + 4*RTTVAR (at least 1 s) = {r['rto']:.3f}s",
                         ["C2"], "RFC 6298 §2, §3 (Karn: never from a retransmission)", rec=i)
         if ev == "cc":
+            if isinstance(r.get("cwnd"), int):
+                self._cwnd[name] = r["cwnd"]
             return self._cc(r, i, t, who)
+        if ev == "cwnd":
+            if isinstance(r.get("cwnd"), int):
+                self._cwnd[name] = r["cwnd"]
+            return None
+        if ev == "ca_state":
+            return self._ca_state(r, i, t, who, name)
         if ev == "drop":
             self._note_trigger(r, t, name)
             reason = str(r.get("reason") or "")
             text, concept, rfc = DROP_TEXT.get(reason, (reason.replace("_", " "), "", ""))
             concepts = [c for c in (r.get("concept") or concept,) if c]
-            return Step(t, who, "drop", f"discarded incoming segment: {reason}", text,
-                        concepts, rfc, rec=i)
+            if reason == "retransmitted_syn":
+                self._syn_again.add(name)
+            return Step(t, who, "drop", f"discarded incoming segment: {drop_name(reason)}",
+                        text, concepts, rfc, rec=i)
         if ev == "note":
             self._note_trigger(r, t, name)
-            text = str(r.get("text") or "")
+            text = note_words(str(r.get("text") or ""))
             concepts = [r["concept"]] if r.get("concept") else _concepts_in(text)
             rfc = ""
             if r.get("concept") == "C27":
@@ -736,6 +966,116 @@ class Explainer:
                         "RFC 6528 §3, RFC 9293 §3.4.1", rec=i)
         return None
 
+    def _fin_text(self, i: int, name: str, key: tuple[str, str]) -> str:
+        """Why the application's close moved the state, and when the FIN really leaves:
+        after the data still queued, as the next records of this connection show."""
+        before = 0
+        fin_seen = False
+        for r in self.run.records[i + 1:]:
+            if r.get("ev") != "seg" or r.get("conn") != name or r.get("dir") != "out":
+                continue
+            if r["flags"] & FIN:
+                fin_seen = True
+                before += 0 if str(r.get("why") or "").startswith("retransmit") else r["len"]
+                break
+            if r["len"] and not str(r.get("why") or "").startswith("retransmit"):
+                before += r["len"]
+        head = ("the application closed too" if key[0] == "CLOSE-WAIT" else
+                "closed before the handshake finished" if key[0] == "SYN-RECEIVED" else
+                "the application closed its sending direction")
+        if not fin_seen:
+            return f"{head}: a FIN is queued behind any data still to send"
+        if before:
+            return (f"{head}: the FIN is queued and leaves after the {before} bytes still "
+                    "waiting to be sent (it rides on the last of them or follows it)")
+        return f"{head}: FIN sent" + (", waiting for its ACK" if key[0] == "CLOSE-WAIT" else "")
+
+    def _loss_evidence(self, i: int, name: str) -> str:
+        """What made the sender of ``name`` decide a loss at record ``i``, from the trace:
+        the ACKs it received since the loss state left Open (duplicates, or ones with
+        SACK blocks) and whether the RACK reordering timer fired (RFC 8985 §6.2) rather
+        than a third duplicate ACK deciding it (RFC 5681 §3.2)."""
+        recs = self.run.records
+        t = recs[i].get("t")
+        rack = False
+        acks: list[dict[str, Any]] = []
+        edge: float | None = None
+        for r in reversed(recs[:i]):
+            if r.get("conn") != name:
+                continue
+            ev = r.get("ev")
+            if edge is not None and r.get("t") != edge:
+                break
+            if ev == "timer" and r.get("timer") == "rack_reorder" and r.get("t") == t \
+                    and not acks:
+                rack = True
+            elif ev == "seg" and r.get("dir") == "in" and not r["len"] \
+                    and not r["flags"] & (SYN | FIN | RST):
+                acks.append(r)
+            elif ev == "ca_state" and r.get("new") in ("Disorder", "Open"):
+                edge = r.get("t")  # the ACK that started it came at the same moment
+        # The ACK that moved Open -> Disorder may have advanced the cumulative ACK; the
+        # others repeat it.  Count the ones that carried news of later data.
+        evidence = [a for k, a in enumerate(acks) if a.get("sack")
+                    or (k + 1 < len(acks) and acks[k + 1]["ack"] == a["ack"])]
+        n = len(evidence) or len(acks)
+        sacked = any(a.get("sack") for a in evidence)
+        plural = "" if n == 1 else "s"
+        if acks and all(a["ack"] == acks[0]["ack"] for a in acks):
+            what = f"{_count_words(n)} duplicate ACK{plural}" + (
+                " carrying SACK blocks" if sacked else "")
+        else:
+            what = f"{_count_words(n)} ACK{plural} with SACK blocks"
+        if rack:
+            return (f"the RACK reordering timer expired after {what}: the segment was still "
+                    "unacknowledged a reordering window after later data was acknowledged")
+        return what
+
+    def _ca_state(self, r: dict[str, Any], i: int, t: float, who: str, name: str) -> Step:
+        """A move of the sender's loss state (Linux tcp_ca_state), narrated from its
+        record: which states, what triggered it, and what it did to cwnd."""
+        old, new, trig = str(r["old"]), str(r["new"]), str(r["trigger"])
+        text, concepts, rfc = CA_TEXT.get(trig, (str(r.get("why") or trig), [], ""))
+        short = CA_SHORT.get(trig, str(r.get("why") or trig))
+        if trig == "loss_marked":
+            cause = self._loss_evidence(i, name)
+            self._loss_cause[name] = cause
+            text = (f"{cause[0].upper()}{cause[1:]}; so a loss was marked: fast retransmit, "
+                    "and the window is reduced once")
+        elif trig == "rto":
+            self._loss_cause[name] = "the retransmission timer expired"
+        elif trig == "exit" and r.get("high_seq") is not None:
+            text = (f"everything up to byte {r['high_seq']} (sent when the episode began) is "
+                    "acknowledged: the episode is over")
+        cwnd = r.get("cwnd")
+        prev = self._cwnd.get(name)
+        if isinstance(cwnd, int):
+            self._cwnd[name] = cwnd
+        win = ""
+        if isinstance(cwnd, int):
+            win = f"; cwnd {prev} → {cwnd}" if prev is not None and prev != cwnd \
+                else f"; cwnd {cwnd}"
+            ss = r.get("ssthresh")
+            if isinstance(ss, int) and ss < 1 << 30 and trig in ("loss_marked", "rto", "ece",
+                                                                  "tlp_repair"):
+                win += f", ssthresh {ss}"
+        move = f"stays {new}" if old == new else f"{old} → {new}"
+        return Step(t, who, "ca_state", f"loss state {move}: {short}{win}", text,
+                    list(concepts), rfc, rec=i)
+
+    def _earlier_copy(self, s: Seg) -> Seg | None:
+        """The last earlier transmission of what ``s`` resends (same data, or the FIN)."""
+        found = None
+        for o in self.run.segments[:s.index]:
+            if o.conn != s.conn or o.duplicate_of is not None or o.t is None:
+                continue
+            same_fin = bool(s.flags & FIN and o.flags & FIN) and o.seq + o.len == s.seq + s.len
+            same_data = bool(s.len and o.len) and o.seq == s.seq
+            same_syn = bool(s.flags & SYN and o.flags & SYN) and o.seq == s.seq
+            if same_fin or same_data or same_syn:
+                found = o
+        return found
+
     def _stray_syn(self, i: int) -> bool:
         recs = self.run.records
         for k in range(i - 1, max(i - 6, -1), -1):
@@ -754,10 +1094,14 @@ class Explainer:
 
     def _cc(self, r: dict[str, Any], i: int, t: float, who: str) -> Step | None:
         event = r.get("event")
+        if self._has_ca_state and not self.verbose:
+            return None  # the loss-state moves (ca_state records) tell it, from the trace
         head = f"congestion: {event} cwnd={r.get('cwnd')} ssthresh={r.get('ssthresh')}"
         if event == "fast_retransmit":
-            return Step(t, who, "cc", head, "three duplicate ACKs: a segment is lost but later "
-                        "ones arrive; halve the window (ssthresh = flight/2), enter fast "
+            name = str(r.get("conn") or "")
+            cause = self._loss_evidence(i, name)
+            return Step(t, who, "cc", head, f"{cause}: a segment is lost but later ones "
+                        "arrive; reduce the window (ssthresh = flight/2), enter fast "
                         "recovery", ["C14", "C18"], "RFC 5681 §3.2, RFC 6582 §3.2", rec=i)
         if event == "rto":
             return Step(t, who, "cc", head, "timeout: the path may be congested; ssthresh = "
@@ -808,8 +1152,9 @@ class Explainer:
                      "the sender will find out from its timer or duplicate ACKs and "
                      "retransmit (C14, C18)")
             concepts = _concepts_in(after)
-        return Step(t, "network", "net_drop", f"LOST {src} -> {dst} {what} "
-                    f"({r.get('reason')})", f"the network lost this {kind}: {after}",
+        how = net_drop_words(r.get("reason"))
+        return Step(t, "network", "net_drop", f"LOST {src} -> {dst} {what} ({how})",
+                    f"the network lost this {kind}: {after}",
                     concepts, "RFC 9293 §3.8.1", seg=j, rec=i)
 
     def _seg_in(self, s: Seg, i: int, r: dict[str, Any], t: float, who: str) -> Step | None:
@@ -833,7 +1178,7 @@ class Explainer:
         peer = self.run.role(s.dst)
         text, concepts, rfc = self.segment_meaning(s, t)
         s.text, s.concepts, s.rfc = text, concepts, rfc
-        lost = f"  (lost: {s.lost})" if s.lost else ""
+        lost = f"  ({net_drop_words(s.lost)})" if s.lost else ""
         return Step(t, who, "seg", f"-> {peer:<7} {s.label(self.absolute)}{lost}", text,
                     concepts, rfc, seg=s.index, rec=i)
 
@@ -841,7 +1186,10 @@ class Explainer:
         """What the segment is and why it was sent: (text, concept IDs, RFC sections)."""
         f, why, conn = s.flags, s.why, s.conn
         timer = self._timer.get(conn)
-        fired = timer is not None and timer.get("t") == t
+        fired = (timer is not None and timer.get("t") == t
+                 and timer.get("_i") not in self._timer_used)
+        if fired and timer is not None and why.startswith("retransmit"):
+            self._timer_used.add(timer.get("_i", -1))  # one timer, one retransmission
         retr = why.startswith("retransmit")
         if f & RST:
             c = _concepts_in(why)
@@ -871,29 +1219,42 @@ class Explainer:
                     [*c, "C19"], rfc)
         if f & SYN:
             if retr:
-                n = f" (attempt {timer.get('retries')})" if fired and timer else ""
-                reason = ("its retransmission timer fired" if fired else
-                          "the peer repeated its SYN, so our SYN-ACK must have been lost")
+                n = ""
+                if conn in self._syn_again and f & ACK:
+                    self._syn_again.discard(conn)
+                    reason = ("the peer repeated its SYN, so it never got a SYN-ACK: answer "
+                              "that SYN again")
+                    if fired and timer is not None:
+                        self._timer_used.discard(timer.get("_i", -1))
+                elif fired and timer is not None:
+                    n = f" (attempt {timer.get('retries')})"
+                    reason = "its retransmission timer fired"
+                else:
+                    reason = "it was not acknowledged"
                 what = "SYN-ACK" if f & ACK else "SYN"
                 return (f"{what} again, same ISN: {reason}{n}. A SYN occupies one sequence "
                         "number precisely so it can be acknowledged and retransmitted",
                         ["C17", "C7" if f & ACK else "C6"], "RFC 9293 §3.8.1, RFC 6298 §5")
+            offers = syn_options_text(s.mss, s.sack_ok, s.tsval is not None, s.wscale)
             if f & ACK:
                 iss = s.seq if s.rel_seq is None else s.rel_seq
                 return (f"SYN-ACK: our own ISN ({iss if self.absolute else 0}), and ack = "
-                        "their ISN + 1: we got their SYN. Without this segment the client "
+                        f"their ISN + 1: we got their SYN; our options: {offers} (an option "
+                        "is used only if both SYNs carry it). Without this segment the client "
                         "would never learn our ISN (one segment is UDP, C25)",
                         ["C7", "C25"], "RFC 9293 §3.5")
-            return ("SYN: asks to open; carries our random ISN and our MSS. The SYN occupies "
-                    "one sequence number", ["C6", "C17"], "RFC 9293 §3.5, §3.4.1, RFC 6528")
+            return (f"SYN: asks to open; carries our random ISN and offers {offers}. The SYN "
+                    "occupies one sequence number", ["C6", "C17"],
+                    "RFC 9293 §3.5, §3.4.1, RFC 6528")
         parts: list[str] = []
         concepts: list[str] = []
         rfc = ""
         if retr:
             detail = why.partition(": ")[2]
+            cause = self._loss_cause.get(conn)
             if "fast retransmit" in detail:
-                parts.append("fast retransmit: three duplicate ACKs said this segment is "
-                             "missing while later ones arrived; resend it without waiting "
+                parts.append(f"fast retransmit: {cause or 'duplicate ACKs'} said this segment "
+                             "is missing while later ones arrived; resend it without waiting "
                              "for the timer")
                 rfc = "RFC 5681 §3.2"
                 concepts += ["C14", "C18"]
@@ -903,8 +1264,8 @@ class Explainer:
                 rfc = "RFC 8985 §7"
                 concepts += ["C18"]
             elif detail.startswith("lost"):
-                parts.append("retransmission of a segment the sender's scoreboard marked lost "
-                             "(SACK or RACK said later data arrived)")
+                parts.append("retransmission of a segment the sender marked lost ("
+                             + (cause or "SACK or RACK said later data arrived") + ")")
                 rfc = "RFC 6675 §5, RFC 8985 §6"
                 concepts += ["C14", "C18"]
             elif "partial ACK" in detail:
@@ -925,7 +1286,12 @@ class Explainer:
                 concepts.append("C18")
         if f & FIN:
             if retr:
-                parts = ["FIN again: it was not acknowledged in time; a FIN occupies a "
+                marked = why.partition(": ")[2].startswith("lost")
+                because = (f"the sender marked it lost ({self._loss_cause.get(conn)})"
+                           if marked and self._loss_cause.get(conn) else
+                           "the sender marked it lost" if marked else
+                           "it was not acknowledged in time")
+                parts = [f"FIN again: {because}; a FIN occupies a "
                          "sequence number so it can be acked and retransmitted"]
                 concepts = ["C17"]
                 rfc = "RFC 9293 §3.8.1"
@@ -1025,12 +1391,24 @@ class Explainer:
             concepts.append("C4")
         if f & ACK and not f & RST:
             self._last_ack[conn] = (s.ack, s.win)
+        if retr:
+            earlier = self._earlier_copy(s)
+            if (earlier is not None and earlier.lost is None and earlier.arrive_rec is not None
+                    and earlier.t_arrive is not None and earlier.t_arrive <= t):
+                parts.append(f"yet the earlier copy (sent at {earlier.t:.4f}s) had arrived at "
+                             f"{earlier.t_arrive:.4f}s: this retransmission is spurious, and the "
+                             "receiver discards the duplicate")
         if s.sack:
-            parts.append("SACK blocks " + ", ".join(f"{a}-{b}" for a, b in s.sack))
+            parts.append("SACK blocks " + ", ".join(
+                f"{a}-{b}" for a, b in s.sack_blocks(self.absolute)))
             rfc = (rfc + ", " if rfc else "") + "RFC 2018"
         if f & PSH and s.len and not retr and not f & FIN and parts:
             parts[0] += " (PSH: deliver now)"
         return "; ".join(parts), list(dict.fromkeys(concepts)), rfc
+
+
+def _count_words(n: int) -> str:
+    return ("no", "one", "two", "three", "four", "five")[n] if 0 <= n <= 5 else str(n)
 
 
 def explain(records: Iterable[dict[str, Any]], roles: dict[str, str] | None = None, *,
@@ -1039,6 +1417,33 @@ def explain(records: Iterable[dict[str, Any]], roles: dict[str, str] | None = No
     run = analyze(records, roles)
     ex = Explainer(run, absolute=absolute, verbose=verbose)
     return run, list(ex.steps())
+
+
+def loss_story(records: Iterable[dict[str, Any]], roles: dict[str, str] | None = None
+               ) -> dict[str, tuple[list[str], list[str]]]:
+    """Per host role, the loss states its sender went through (from the ``ca_state``
+    records, in order, starting with the first ``old``) and what decided each loss,
+    as the narration words it: ``{"client": (["Open", "Disorder", "Recovery", "Open"],
+    ["three ACKs with SACK blocks"])}``."""
+    run = analyze(records, roles)
+    ex = Explainer(run)
+    story: dict[str, tuple[list[str], list[str]]] = {}
+    for i, r in enumerate(run.records):
+        if r.get("ev") != "ca_state":
+            if r.get("ev") in ("cwnd", "cc"):
+                ex.step(i, r)
+            continue
+        who = run.role(conn_ips(r["conn"])[0])
+        states, causes = story.setdefault(who, ([str(r["old"])], []))
+        ex.step(i, r)
+        for state in (str(r["old"]), str(r["new"])):
+            if states[-1] != state:
+                states.append(state)
+        if r["trigger"] == "loss_marked":
+            causes.append(ex._loss_cause.get(r["conn"], ""))
+        elif r["trigger"] == "rto":
+            causes.append("the retransmission timer expired")
+    return story
 
 
 def render(records: Iterable[dict[str, Any]], roles: dict[str, str] | None = None, *,

@@ -1,4 +1,4 @@
-"""Guided scenarios: each concept of ``shared/concepts.md`` reproduced on demand.
+"""Guided scenarios: each concept of ``docs/concepts.md`` reproduced on demand.
 
 A :class:`Lab` is a named, deterministic script on :class:`synack.scenario.Scenario`
 (seeded network, one-way delay 50 ms, MSL 1 s so TIME-WAIT lasts 2 s) that
@@ -576,10 +576,21 @@ def _fast_retransmit(lab: Lab) -> LabRun:
     info = ep.conn.info()
     x.facts.update(intact=bytes(srv.received) == data, fast=info["fast_retransmits"],
                    timeouts=info["rto_fired"])
-    x.note("each segment after the hole produced a duplicate ACK; the third one triggered the "
-           "retransmission long before the RTO, and the transfer finished intact",
+    x.note(_loss_note(x, "client") + f"; the lost segment was resent before any timeout "
+           f"({info['rto_fired']} timeouts) and the transfer finished intact",
            ["C14", "C18", "C20"])
     return x.done()
+
+
+def _loss_note(x: _Lab, who: str) -> str:
+    """What the trace says the ``who`` sender's loss state did, in words (not assumed)."""
+    from .explain import loss_story
+
+    states, causes = loss_story(x.sc.trace, ROLES).get(who, (["Open"], []))
+    text = f"the {who}'s loss state went " + " → ".join(states)
+    if causes:
+        text += "; what decided the loss: " + "; then ".join(dict.fromkeys(causes))
+    return text
 
 
 def _timeout(lab: Lab) -> LabRun:
@@ -598,7 +609,7 @@ def _timeout(lab: Lab) -> LabRun:
     x.sc.run(until=60)
     x.facts.update(error=errno.errorcode.get(ep.error.errno, "?") if ep.error else None)
     x.note("after 4 retransmissions with doubling RTO the application gets ETIMEDOUT: TCP is "
-           "reliable, not infallible, and says so", ["C3"])
+           "reliable, not infallible, and says so; " + _loss_note(x, "client"), ["C3", "C2"])
     return x.done()
 
 
@@ -718,7 +729,7 @@ def _all_labs() -> list[Lab]:
         lab("slow-start", "slow start", ("C1", "C2", "C20"), "RFC 5681 §3.1",
             "cwnd doubles every RTT from the initial window", _slow_start),
         lab("fast-retransmit", "fast retransmit", ("C14", "C18", "C20"),
-            "RFC 5681 §3.2, RFC 6582", "three duplicate ACKs resend a lost segment",
+            "RFC 5681 §3.2, RFC 6582", "duplicate ACKs (or RACK) resend a lost segment early",
             _fast_retransmit),
         lab("timeout", "retransmissions exhausted", ("C3",), "RFC 9293 §3.8.3",
             "the path dies; the application gets ETIMEDOUT", _timeout),

@@ -9,9 +9,10 @@ network lost with a cross (C14).  The congestion plot shows cwnd and
 ssthresh (RFC 5681), the RTT plot each sample with SRTT and RTO (RFC 6298,
 C2).
 
-The numbers always go to CSV files; the PNGs need matplotlib (``pip install
-'synack[plot]'``): without it :func:`write_plots` says so and writes the CSV
-data only.
+The numbers always go to CSV files; the PNGs need matplotlib (the ``plot``
+extra, which ``make demo`` installs; in a clone ``.venv/bin/pip install -e
+'.[plot]'``): without it :func:`write_plots` says so and writes the CSV data
+only.  Legends stand outside the axes, so they never hide data.
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ from .explain import Run, Seg, reverse
 from .wire.segment import ACK, FIN, SYN
 
 MASK = 0xFFFFFFFF
+#: How to get the PNG plots in a clone (synack is not on PyPI).
+PLOT_INSTALL = ".venv/bin/pip install -e '.[plot]'"
 NO_MATPLOTLIB = ("matplotlib is not installed: wrote the CSV data only "
-                 "(install the plot extra: pip install 'synack[plot]')")
+                 f"(for the PNG plots, in the synack folder: {PLOT_INSTALL}, or make demo)")
 
 
 def matplotlib_available() -> bool:
@@ -187,6 +190,11 @@ def _png(fig: Any) -> bytes:
     return buf.getvalue()
 
 
+def _legend_outside(ax: Any) -> None:
+    """The legend to the right of the axes, where it cannot cover a curve or a segment."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=8)
+
+
 def timeseq_png(run: Run, conn: str | None = None, *, title: str = "") -> bytes | None:
     """The Stevens time-sequence graph as PNG bytes, or None (no data / no matplotlib)."""
     if not matplotlib_available():
@@ -194,7 +202,7 @@ def timeseq_png(run: Run, conn: str | None = None, *, title: str = "") -> bytes 
     ts = time_sequence(run, conn)
     if ts is None or not ts.segments:
         return None
-    fig = _figure(9, 5)
+    fig = _figure(11, 5)
     ax = fig.add_subplot()
     colors = {"data": "black", "retransmit": "red", "lost": "black", "probe": "purple",
               "syn": "gray", "fin": "gray"}
@@ -235,7 +243,7 @@ def timeseq_png(run: Run, conn: str | None = None, *, title: str = "") -> bytes 
     who = f"{run.role(ts.sender)} -> {run.role(ts.receiver)}"
     ax.set_title(title or f"time-sequence graph, {who}")
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="upper left", fontsize=8)
+    _legend_outside(ax)
     return _png(fig)
 
 
@@ -247,7 +255,7 @@ def cwnd_rtt_png(run: Run, *, title: str = "") -> bytes | None:
     rtt = rtt_series(run)
     if not cc and not rtt:
         return None
-    fig = _figure(9, 6)
+    fig = _figure(11, 6)
     top, bottom = fig.subplots(2, 1, sharex=True)
     for conn in dict.fromkeys(c for _, c, _, _ in cc):
         pts = [(t, w, s) for t, c, w, s in cc if c == conn and w is not None]
@@ -263,7 +271,7 @@ def cwnd_rtt_png(run: Run, *, title: str = "") -> bytes | None:
     top.set_title(title or "congestion window (RFC 5681)")
     top.grid(True, alpha=0.3)
     if cc:
-        top.legend(loc="upper left", fontsize=8)
+        _legend_outside(top)
     for conn in dict.fromkeys(c for _, c, *_ in rtt):
         who = run.role(conn.split(">")[0].rsplit(":", 1)[0])
         samples = [(t, s) for t, c, k, s, _, _ in rtt if c == conn and s is not None]
@@ -281,7 +289,7 @@ def cwnd_rtt_png(run: Run, *, title: str = "") -> bytes | None:
     bottom.set_title("RTT and RTO (RFC 6298)")
     bottom.grid(True, alpha=0.3)
     if rtt:
-        bottom.legend(loc="upper left", fontsize=8)
+        _legend_outside(bottom)
     return _png(fig)
 
 

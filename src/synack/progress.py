@@ -34,12 +34,14 @@ def print_summary(rows: Sequence[tuple[str, str, str]], out: TextIO, *,
         return
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=title, show_header=False)
+    table = Table(title=Text(title), show_header=False)
     for _ in range(3):
         table.add_column()
     for name, value, note in rows:
-        table.add_row(name, value, note)
+        # Plain text, never markup: "pip install -e '.[plot]'" must keep its brackets.
+        table.add_row(Text(name), Text(value), Text(note))
     Console(file=out, width=100).print(table)
 
 

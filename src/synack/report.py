@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .diagram import render_svg
-from .explain import Explainer, Run, Step, analyze
+from .explain import Explainer, Run, Step, analyze, conn_ips
 from .plots import NO_MATPLOTLIB, csv_texts, cwnd_rtt_png, matplotlib_available, timeseq_png
 
 CSS = """
@@ -129,20 +129,42 @@ def _json_script(ident: str, data: Any) -> str:
     return f'<script type="application/json" id="{ident}">{text}</script>'
 
 
-def _step_data(run: Run, steps: list[Step]) -> list[dict[str, Any]]:
-    by_seg = {s.seg: s for s in steps if s.seg is not None and s.kind in ("seg",)}
+#: What the stepper shows for an end whose stack wrote no trace (the kernel's).
+UNTRACED = {"state": "not traced (its own stack)"}
+
+
+def traced_hosts(run: Run) -> set[str]:
+    """The hosts whose own stack wrote records (the others are only seen on the wire)."""
+    return {conn_ips(r["conn"])[0] for r in run.records
+            if r.get("conn") and r.get("ev") in ("open", "state", "seg", "timer")}
+
+
+def _step_data(run: Run, steps: list[Step], absolute: bool = False) -> list[dict[str, Any]]:
+    """One step per segment on the wire, sent or only seen arriving, in time order
+    (so the stepper's count is the page's segment count)."""
+    by_seg = {s.seg: s for s in steps if s.seg is not None and s.kind in ("seg", "seg_in")}
+    traced = traced_hosts(run)
     out = []
-    for seg in run.segments:
-        if seg.t is None and seg.injected is None:
-            continue
+    for seg in sorted(run.segments, key=lambda x: (x.t_sort, x.index)):
         st = by_seg.get(seg.index)
-        ends = {ip: seg.snapshot.get(ip, {}) for ip in run.hosts}
-        out.append({"seg": seg.index, "t": seg.t if seg.t is not None else 0.0,
-                    "who": run.role(seg.src) if st is None else st.who,
-                    "header": st.header if st else seg.label(),
+        ends = {ip: seg.snapshot.get(ip, {}) if ip in traced else UNTRACED
+                for ip in run.hosts}
+        peer = run.role(seg.dst)
+        out.append({"seg": seg.index, "t": seg.t_sort,
+                    "who": run.role(seg.src),
+                    "header": st.header if st is not None and st.kind == "seg"
+                    else f"-> {peer:<7} {seg.label(absolute)}",
                     "text": st.text if st else seg.text, "tag": st.tag() if st else "",
                     "lost": seg.lost, "ends": ends})
     return out
+
+
+def clock_words(run: Run) -> str:
+    """How to read the trace's times: virtual (simulator) or measured on a real link."""
+    for r in run.records:
+        if r.get("ev") == "run" and r.get("clock") == "wall":
+            return "measured (seconds since the command started)"
+    return "virtual time"
 
 
 def _plots_html(run: Run) -> str:
@@ -169,11 +191,12 @@ def render_report(records: Iterable[dict[str, Any]], *, roles: dict[str, str] | 
     run = analyze(records, roles)
     steps = list(Explainer(run, absolute=absolute).steps())
     svg = render_svg(run, absolute=absolute)
-    stepdata = _step_data(run, steps)
+    stepdata = _step_data(run, steps, absolute)
     hosts = [{"ip": ip, "role": run.role(ip)} for ip in run.hosts]
     n_retx = sum(1 for s in run.segments if s.retransmit)
     n_lost = sum(1 for s in run.segments if s.lost)
-    t_end = max((float(r.get("t", 0.0)) for r in run.records), default=0.0)
+    times = [float(r.get("t", 0.0)) for r in run.records]
+    t_span = (max(times) - min(times)) if times else 0.0
     concepts = "".join(f"<span>{c}</span>" for c in run.concepts)
     timeline = []
     for st in steps:
@@ -195,7 +218,8 @@ def render_report(records: Iterable[dict[str, Any]], *, roles: dict[str, str] | 
 <body>
 <header><h1>{escape(title)}</h1>
 <p>{who}; {len(run.segments)} segments, {n_retx} retransmissions, {n_lost} lost;
-{t_end:.3f} s (virtual). Relative sequence numbers {"off" if absolute else "on"}.</p></header>
+{t_span:.3f} s ({clock_words(run)}). Relative sequence numbers
+{"off" if absolute else "on"}.</p></header>
 <main>
 <section id="stepper"><h2>Step through the segments</h2>
 <button id="prev" type="button">&larr; previous</button><button id="next" type="button">next

@@ -4,7 +4,7 @@ Input is the list of trace records a stack's tracer collected (see
 ``docs/trace.md``).  Each output line is one thing that happened: a segment
 put on the wire (relative sequence numbers by default), a segment the network
 lost, a state change, a timer, an RTT sample, a dropped input, an error.
-Where a line illustrates a concept of ``shared/concepts.md`` it ends with its
+Where a line illustrates a concept of ``docs/concepts.md`` it ends with its
 ID, so a reader can look the idea up.
 """
 
@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from .explain import CA_SHORT, drop_name, net_drop_words, note_words, seg_label, timer_name
 from .wire.segment import ACK, FIN, RST, SYN, flags_str
 
 _CONCEPT_IN_TEXT = re.compile(r"\((C\d+)\)")
@@ -63,29 +64,41 @@ class Timeline:
         if ev == "seg":
             return self._segment(r, t, who)
         if ev == "state":
-            return Line(t, who, f"state {r['old']} -> {r['new']}: {r['why']}",
+            why = str(r.get("why") or "")
+            # The close is recorded when the application asks; the FIN itself leaves after
+            # the data queued before it (the segment lines show when).
+            why = re.sub(r"\b(our )?FIN sent\b", "FIN queued after any data still to send",
+                         why)
+            return Line(t, who, f"state {r['old']} -> {r['new']}: {why}",
                         r.get("concept", ""), "state")
         if ev == "net_drop":
             src = self.roles.get(r["src"], r["src"])
             dst = self.roles.get(r["dst"], r["dst"])
             flags = flags_str(r["flags"]) if r.get("flags") is not None else "?"
             return Line(t, "network", f"LOST {src} -> {dst} [{flags}] len={r.get('len')} "
-                        f"({r['reason']})", "", "net_drop")
+                        f"({net_drop_words(r.get('reason'))})", "", "net_drop")
         if ev == "timer":
             extra = ""
             if "retries" in r:
                 extra = f" (attempt {r['retries']}, next timeout {r['rto']:.3f}s)"
-            return Line(t, who, f"{r['timer']} timer fired{extra}", r.get("concept", ""),
+            return Line(t, who, f"{timer_name(r['timer'])} fired{extra}", r.get("concept", ""),
                         "timer")
         if ev == "rtt":
             return Line(t, who, f"RTT sample {r['sample'] * 1000:.1f} ms -> SRTT "
                         f"{r['srtt'] * 1000:.1f} ms, RTTVAR {r['rttvar'] * 1000:.1f} ms, "
                         f"RTO {r['rto']:.3f}s", "C2", "rtt")
         if ev == "drop":
-            return Line(t, who, f"discarded incoming segment: {r['reason'].replace('_', ' ')}",
+            return Line(t, who, f"discarded incoming segment: {drop_name(r['reason'])}",
                         r.get("concept", ""), "drop")
         if ev == "note":
-            return Line(t, who, r["text"], r.get("concept", ""), "note")
+            return Line(t, who, note_words(r["text"]), r.get("concept", ""), "note")
+        if ev == "ca_state":
+            move = (f"stays {r['new']}" if r["old"] == r["new"]
+                    else f"{r['old']} → {r['new']}")
+            short = CA_SHORT.get(r["trigger"], str(r.get("why") or r["trigger"]))
+            concept = {"loss_marked": "C18", "rto": "C2", "exit": "C18"}.get(r["trigger"], "")
+            return Line(t, who, f"loss state {move}: {short}; cwnd {r.get('cwnd')}", concept,
+                        "ca_state")
         if ev == "error":
             return Line(t, who, f"ERROR {r['errno']}: {r['message']}", "C3", "error")
         if ev == "cc" and self.verbose:
@@ -121,29 +134,18 @@ class Timeline:
                 ack = (ack - irs) & 0xFFFFFFFF
         remote = name.split(">", 1)[1]
         peer = self.roles.get(remote.rsplit(":", 1)[0], remote)
-        parts = [f"-> {peer:<7}", f"[{flags_str(flags)}]".ljust(5), f"seq={seq}"]
-        if flags & ACK:
-            parts.append(f"ack={ack}")
-        parts.append(f"len={r['len']}")
-        parts.append(f"win={r.get('wnd', r['win'])}")
-        opts = []
-        if r.get("mss"):
-            opts.append(f"mss {r['mss']}")
-        if r.get("sack_permitted"):
-            opts.append("sackOK")
-        if r.get("tsval") is not None and (flags & SYN or self.verbose):
-            opts.append(f"TS val {r['tsval']} ecr {r['tsecr']}")
-        if r.get("wscale") is not None:
-            opts.append(f"wscale {r['wscale']}")
+        sack = []
         for left, right in r.get("sack") or ():
             if not self.absolute and irs is not None:
                 left, right = (left - irs) & 0xFFFFFFFF, (right - irs) & 0xFFFFFFFF
-            opts.append(f"sack {left}-{right}")
-        if opts:
-            parts.append("<" + ",".join(opts) + ">")
+            sack.append((left, right))
+        ts = (r["tsval"], r.get("tsecr") or 0) if r.get("tsval") is not None else None
+        label = seg_label(flags, seq, ack, r["len"], r.get("wnd", r["win"]), r.get("mss"),
+                          r.get("urg"), sack_ok=bool(r.get("sack_permitted")),
+                          wscale=r.get("wscale"), ts=ts, sack=sack)
         why = r.get("why") or ""
         concept, meaning = self._segment_meaning(r, name)
-        text = " ".join(parts)
+        text = f"-> {peer:<7} {label}"
         if why:
             text += f"  {why}"
         elif meaning:

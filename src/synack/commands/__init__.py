@@ -9,7 +9,11 @@ never means editing a shared list.  Shared argument types live here.
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 
@@ -54,3 +58,51 @@ def in_range(kind: type[int] | type[float], low: float, high: float, noun: str, 
 
 #: argparse type: a TCP port number.
 port = in_range(int, 1, 65535, "a port", not_a="not a port number")
+
+
+def own_command(args: argparse.Namespace, *extra: str) -> str:
+    """The command line the user typed (``synack ...``), with ``extra`` words added:
+    a hint starts from what they gave, never from a made-up default."""
+    words = ["synack", *getattr(args, "_argv", [args.command])]
+    words += extra
+    return shlex.join(words)
+
+
+def unwritable(path: str | os.PathLike[str], *, folder: bool = False) -> str | None:
+    """Why ``path`` cannot be written (created or replaced), or None.  An existing file
+    (``/dev/null`` too) needs only to be writable itself; a new one needs its folder to
+    exist and be writable.  ``folder``: ``path`` is an output folder, made if missing,
+    but only one level deep (a missing parent is a mistake more often than a wish)."""
+    target = Path(path)
+    if folder:
+        if target.is_dir():
+            return None if os.access(target, os.W_OK) else f"{path} is not writable"
+        if target.exists():
+            return f"{path} is not a folder"
+    elif target.is_dir():
+        return f"{path} is a folder"
+    elif target.exists():
+        return None if os.access(target, os.W_OK) else f"{path} is not writable"
+    parent = target.parent
+    if not parent.is_dir():
+        return f"no folder {parent}"
+    if not os.access(parent, os.W_OK):
+        return f"cannot create {path}: {parent} is not writable"
+    return None
+
+
+def check_outputs(command: str, files: dict[str, object], folders: dict[str, object] | None = None
+                  ) -> int | None:
+    """Check every output a command will write before it starts; print one line and
+    return 2 for the first that cannot be written, None when all can.  ``files`` and
+    ``folders`` map an option name (``--trace``) to its value (None: not given)."""
+    for opts, is_folder in ((files, False), (folders or {}, True)):
+        for option, value in opts.items():
+            if value in (None, "", "-"):
+                continue
+            why = unwritable(str(value), folder=is_folder)
+            if why is not None:
+                print(f"synack {command}: cannot write {option} {value}: {why}",
+                      file=sys.stderr)
+                return 2
+    return None

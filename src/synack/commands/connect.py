@@ -37,7 +37,7 @@ from ..services.realnet import (
     open_network,
 )
 from ..services.runner import synack_connection
-from . import non_negative, port
+from . import non_negative, own_command, port
 
 NAME = "connect"
 READ_CHUNK = 1 << 16
@@ -70,13 +70,14 @@ def register(sub: Any) -> argparse.ArgumentParser:
                    help="say when connected and print a summary on stderr")
     p.add_argument("--quiet", "-q", action="store_true", help="no notes on stderr")
     add_linger_option(p)
-    add_link_options(p)
+    add_link_options(p, client=True)
     return p
 
 
 def retry_command(args: argparse.Namespace) -> str:
-    return (f"synack connect {args.host} {args.port} --tun {args.tun} --ip {args.ip} "
-            f"--kernel-ip {args.kernel_ip or '10.77.0.1/24'}")
+    """What to suggest (after ``sudo``) when the device needs privileges: the user's
+    own command."""
+    return own_command(args)
 
 
 def describe_failure(exc: BaseException, host: str, port_: int, timeout: float) -> str:
@@ -212,9 +213,14 @@ async def connect_main(args: argparse.Namespace, stdin: BinaryIO, stdout: Binary
         await setup.close(settle_timeout=3.0)
     if args.verbose:
         info = conn.info() if conn is not None else {}
+        theirs = ""
+        if setup.peer is not None:
+            n = sum(int(r.conn.stats["retransmits"]) for runner in setup.peer_runners
+                    for r in runner.records if r.conn is not None)
+            theirs = f" by synack, {n} by the built-in server"
         print(f"synack connect: {sent} bytes sent, {received} received in "
-              f"{time.monotonic() - started:.2f}s; {info.get('retransmits', 0)} retransmissions",
-              file=err)
+              f"{time.monotonic() - started:.2f}s; {info.get('retransmits', 0)} retransmissions"
+              f"{theirs}", file=err)
         for name, path, note in setup.recordings():
             print(f"synack connect: {name} {path}: {note}", file=err)
     if stdout_gone:

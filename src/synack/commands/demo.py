@@ -21,9 +21,12 @@ from ..scenario import CLIENT_IP, SERVER_IP, Scenario
 from ..sim import PathConfig
 from ..tcp.config import TcpConfig
 from ..timeline import render
-from . import non_negative, probability
+from . import check_outputs, non_negative, probability
 
 NAME = "demo"
+#: The server's port: the demo sends random bytes, so not a well-known service's port
+#: (on 80 Wireshark would read them as broken HTTP and warn); IANA leaves 47000 unassigned.
+DEMO_PORT = 47000
 
 
 def register(sub: Any) -> argparse.ArgumentParser:
@@ -32,25 +35,27 @@ def register(sub: Any) -> argparse.ArgumentParser:
         "demo", help="client and server on the simulated network, explained",
         description="Transfer data both ways over the simulated network "
         "and print every segment, state change and retransmission.")
-    demo.add_argument("--loss", type=probability, default=0.0,
+    demo.add_argument("--loss", type=probability, default=0.0, metavar="P",
                       help="probability each packet is lost, each direction (default 0)")
-    demo.add_argument("--delay", type=non_negative(float), default=50.0,
+    demo.add_argument("--delay", type=non_negative(float), default=50.0, metavar="MS",
                       help="one-way delay in milliseconds (default 50: RTT 100 ms)")
-    demo.add_argument("--jitter", type=non_negative(float), default=0.0,
+    demo.add_argument("--jitter", type=non_negative(float), default=0.0, metavar="MS",
                       help="delay jitter in milliseconds (default 0)")
-    demo.add_argument("--duplicate", type=probability, default=0.0,
-                      help="probability a packet is duplicated")
-    demo.add_argument("--reorder", type=probability, default=0.0,
-                      help="probability a packet is held back and overtaken")
-    demo.add_argument("--corrupt", type=probability, default=0.0,
-                      help="probability of bit flips (caught by the checksum)")
-    demo.add_argument("--rate", type=non_negative(float), default=0.0,
+    demo.add_argument("--duplicate", type=probability, default=0.0, metavar="P",
+                      help="probability a packet is duplicated (default 0)")
+    demo.add_argument("--reorder", type=probability, default=0.0, metavar="P",
+                      help="probability a packet is held back and overtaken (default 0)")
+    demo.add_argument("--corrupt", type=probability, default=0.0, metavar="P",
+                      help="probability of bit flips, caught by the checksum (default 0)")
+    demo.add_argument("--rate", type=non_negative(float), default=0.0, metavar="MBITS",
                       help="bottleneck rate in Mbit/s (default: unlimited)")
-    demo.add_argument("--seed", type=int, default=1, help="random seed (same seed, same run)")
+    demo.add_argument("--seed", type=int, default=1, metavar="N",
+                      help="random seed: same seed, same run (default 1)")
     demo.add_argument("--bytes", type=non_negative(int), default=8000, dest="nbytes",
-                      help="bytes to send in each direction (default 8000)")
-    demo.add_argument("--msl", type=non_negative(float), default=30.0,
-                      help="maximum segment lifetime in seconds; TIME-WAIT is 2*MSL")
+                      metavar="N", help="bytes to send in each direction (default 8000)")
+    demo.add_argument("--msl", type=non_negative(float), default=30.0, metavar="S",
+                      help="maximum segment lifetime in seconds; TIME-WAIT is 2*MSL "
+                      "(default 30)")
     demo.add_argument("--absolute", action="store_true",
                       help="show absolute sequence numbers instead of relative ones")
     demo.add_argument("--verbose", "-v", action="store_true",
@@ -73,6 +78,10 @@ def run(args: argparse.Namespace) -> int:
 
 def run_demo(args: argparse.Namespace, out: TextIO) -> int:
     """Run the demo exchange; return 0 if the data arrived intact and both ends closed."""
+    bad = check_outputs("demo", {"--trace": getattr(args, "trace", None),
+                                 "--pcap": getattr(args, "pcap", None)})
+    if bad is not None:
+        return bad
     try:
         path = PathConfig(delay=args.delay / 1000, jitter=args.jitter / 1000, loss=args.loss,
                           duplicate=args.duplicate, reorder=args.reorder, corrupt=args.corrupt,
@@ -92,8 +101,8 @@ def run_demo(args: argparse.Namespace, out: TextIO) -> int:
         except OSError as exc:
             print(f"synack demo: cannot write {args.pcap}: {exc.strerror}", file=sys.stderr)
             return 2
-    sc.listen(80, response, send_after_eof=True)
-    client = sc.connect(80, request)
+    sc.listen(DEMO_PORT, response, send_after_eof=True)
+    client = sc.connect(DEMO_PORT, request)
     show = getattr(args, "progress", None)
     if show is None:
         show = sys.stderr.isatty() and not args.quiet
@@ -120,7 +129,7 @@ def run_demo(args: argparse.Namespace, out: TextIO) -> int:
         print(f"synack demo: client {CLIENT_IP} <-> server {SERVER_IP}, one-way delay "
               f"{args.delay:g} ms, loss {args.loss:g}, seed {args.seed}", file=out)
         print("Relative sequence numbers (0 = the ISN); [Cn] = concept in "
-              "shared/concepts.md.\n", file=out)
+              "docs/concepts.md.\n", file=out)
         lines = (explain_render if getattr(args, "explain", False) else render)(
             sc.trace, roles, absolute=args.absolute, verbose=args.verbose)
         for text in lines:

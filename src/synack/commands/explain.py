@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..explain import explain, load_trace
+from . import check_outputs
 
 NAME = "explain"
 
@@ -58,7 +59,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = sub.add_parser(
         "explain", help="narrate a trace: what each segment is and why",
         description="Explain a trace written by --trace, line by line, with concept IDs "
-        "(shared/concepts.md) and RFC sections.")
+        "(docs/concepts.md) and RFC sections.")
     p.add_argument("trace", metavar="TRACE", help="JSON-lines trace file ('-' for stdin)")
     add_output_options(p)
     p.add_argument("--verbose", "-v", action="store_true",
@@ -69,14 +70,29 @@ def register(sub: Any) -> argparse.ArgumentParser:
     return p
 
 
-def read_trace(path: str) -> list[dict[str, Any]] | None:
+def read_trace(path: str, command: str = "explain") -> list[dict[str, Any]] | None:
+    """The trace's records, or None after one line on stderr saying why not."""
     try:
-        return load_trace(sys.stdin if path == "-" else path)
+        records = load_trace(sys.stdin if path == "-" else path)
     except OSError as exc:
-        print(f"synack: cannot read {path}: {exc.strerror}", file=sys.stderr)
+        print(f"synack {command}: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
+        return None
     except ValueError as exc:
-        print(f"synack: {path}: {exc}", file=sys.stderr)
-    return None
+        print(f"synack {command}: {path}: {exc}", file=sys.stderr)
+        return None
+    if not records:
+        print(f"synack {command}: {path}: no trace records (write one with --trace FILE on "
+              "demo, lab, get, connect or serve)", file=sys.stderr)
+        return None
+    return records
+
+
+def check_render_outputs(args: argparse.Namespace, command: str,
+                         files: dict[str, object] | None = None,
+                         folders: dict[str, object] | None = None) -> int | None:
+    """check_outputs for the options of :func:`add_output_options` and ``files``."""
+    return check_outputs(command, {"--pcap": args.pcap, "--trace-out": args.trace_out,
+                                   **(files or {})}, folders)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -84,6 +100,10 @@ def run(args: argparse.Namespace) -> int:
     from ..plots import write_plots
     from ..progress import print_summary
 
+    bad = check_render_outputs(args, "explain", {"--svg": args.svg, "--mermaid": args.mermaid},
+                               {"--plots": args.plots})
+    if bad is not None:
+        return bad
     records = read_trace(args.trace)
     if records is None:
         return 2
@@ -98,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
              f"{sum(1 for s in run_.segments if s.retransmit)} retransmitted, "
              f"{sum(1 for s in run_.segments if s.lost)} lost"),
             ("hosts", ", ".join(f"{run_.role(ip)} {ip}" for ip in run_.hosts), ""),
-            ("concepts", " ".join(run_.concepts), "see shared/concepts.md")]
+            ("concepts", " ".join(run_.concepts), "see docs/concepts.md")]
     try:
         if args.svg:
             Path(args.svg).write_text(render_svg(run_, absolute=args.absolute),

@@ -32,7 +32,7 @@ from typing import IO, Any, TextIO
 from ..progress import print_summary, rich_available
 from ..services.http import ProtocolError, Response, Url, fetch, parse_url
 from ..services.realnet import NetSetup, add_linger_option, add_link_options, open_network
-from . import non_negative
+from . import non_negative, own_command
 from .connect import describe_failure
 
 NAME = "get"
@@ -61,13 +61,14 @@ def register(sub: Any) -> argparse.ArgumentParser:
                    help="progress bar on stderr (default: when stderr is a terminal)")
     p.add_argument("--quiet", "-q", action="store_true", help="no summary or notes")
     add_linger_option(p)
-    add_link_options(p)
+    add_link_options(p, client=True)
     return p
 
 
 def retry_command(args: argparse.Namespace) -> str:
-    return (f"synack get {args.url} --tun {args.tun} --ip {args.ip} "
-            f"--kernel-ip {args.kernel_ip or '10.77.0.1/24'}")
+    """What to suggest (after ``sudo``) when the device needs privileges: the user's
+    own command."""
+    return own_command(args)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -155,12 +156,13 @@ class _Output:
         target = Path(self.path)
         if target.is_dir():
             return f"{self.path} is a directory"
+        if target.exists():  # a file (or /dev/null) that is there: it alone must be writable
+            return None if os.access(target, os.W_OK) else f"{self.path} is not writable"
         parent = target.parent
         if not parent.is_dir():
             return f"no directory {parent}"
-        if not os.access(parent, os.W_OK) or (target.exists()
-                                               and not os.access(target, os.W_OK)):
-            return f"{self.path} is not writable"
+        if not os.access(parent, os.W_OK):
+            return f"cannot create {self.path}: {parent} is not writable"
         return None
 
     def open(self) -> None:
@@ -241,6 +243,17 @@ def _on_head(resp: Response, out: _Output) -> None:
         out.open()  # even for an empty body: the file exists afterwards, as with curl
 
 
+def _retransmissions(info: dict[str, Any], setup: NetSetup) -> str:
+    """Retransmissions by our end and, when the server is synack's built-in one
+    in-process, by that end too: both are synack, so both are counted."""
+    ours = f"{info.get('retransmits', 0)} by synack"
+    if setup.peer is None:
+        return ours
+    theirs = sum(int(r.conn.stats["retransmits"]) for runner in setup.peer_runners
+                 for r in runner.records if r.conn is not None)
+    return f"{ours} (client), {theirs} by the built-in server"
+
+
 def _summary(resp: Response, setup: NetSetup, err: TextIO, out: _Output) -> None:
     rate = resp.body_bytes / resp.elapsed if resp.elapsed > 0 else 0.0
     info = resp.tcp_info or {}
@@ -254,7 +267,7 @@ def _summary(resp: Response, setup: NetSetup, err: TextIO, out: _Output) -> None
         ("time", f"{resp.elapsed:.3f} s", f"connect {resp.connect_time * 1000:.1f} ms, "
          f"first byte {resp.first_byte_time * 1000:.1f} ms"),
         ("rate", f"{rate * 8 / 1e6:.1f} Mbit/s", f"{rate / 1e6:.2f} MB/s"),
-        ("retransmissions", f"{info.get('retransmits', 0)} by synack",
+        ("retransmissions", _retransmissions(info, setup),
          f"srtt {info['srtt'] * 1000:.2f} ms" if info.get("srtt") else ""),
     ]
     rows += setup.recordings()

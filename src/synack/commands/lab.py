@@ -1,6 +1,6 @@
 """``synack lab [NAME]``: list the guided scenarios, or run one and explain it.
 
-Each lab reproduces one or more concepts of shared/concepts.md
+Each lab reproduces one or more concepts of docs/concepts.md
 deterministically (:mod:`synack.labs`), prints the explained timeline and
 writes the diagram (SVG, Mermaid), the plots, the pcap/pcapng capture, the
 trace and a report page into an output folder.
@@ -38,8 +38,13 @@ def register(sub: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from .. import labs
     from ..progress import print_summary
+    from . import check_outputs
 
     out = sys.stdout
+    bad = check_outputs("lab", {"--pcap": args.pcap, "--trace": args.trace},
+                        {"-o": None if args.no_files else args.output})
+    if bad is not None:
+        return bad
     if args.all:
         base = Path(args.output or "lab-output")
         rows = []
@@ -80,7 +85,7 @@ def _run_one(lab: Any, outdir: Path, args: argparse.Namespace, *, quiet: bool,
     if not quiet:
         print(f"lab {lab.name}: {lab.title}  [{' '.join(lab.concepts)}; {lab.rfc}]", file=out)
         print("Relative sequence numbers (0 = the ISN) unless --absolute; [Cn] = concept in "
-              "shared/concepts.md.\n", file=out)
+              "docs/concepts.md.\n", file=out)
         for line in labs.explained_lines(result, absolute=args.absolute,
                                          verbose=args.verbose):
             print(line, file=out)

@@ -20,7 +20,7 @@ from ..packetdrill import expectations
 from ..packetdrill.kernel import KERNEL_TOLERANCE_USECS, kernel_problem, run_script_kernel
 from ..packetdrill.profiles import PROFILES, config_from_sysctls, get_profile
 from ..packetdrill.runner import RunOptions, RunResult, iter_scripts, run_script
-from . import non_negative
+from . import check_outputs, non_negative
 
 NAME = "packetdrill"
 
@@ -40,11 +40,12 @@ def register(sub: Any) -> argparse.ArgumentParser:
                    help="stack configuration: synack's RFC defaults (rfc, the default) or the "
                    "Linux kernel the public corpus was written against (linux)")
     p.add_argument("--tolerance_usecs", "--tolerance-usecs", type=non_negative(int),
-                   dest="tolerance_usecs", help="timing tolerance (default 4000; a script's "
-                   "own --tolerance_usecs line wins; on the kernel target it is at least "
+                   dest="tolerance_usecs", metavar="US",
+                   help="timing tolerance (default 4000; a script's own --tolerance_usecs "
+                   "line wins; on the kernel target it is at least "
                    f"{KERNEL_TOLERANCE_USECS}, or this value if larger)")
     p.add_argument("--tolerance_percent", "--tolerance-percent", type=non_negative(float),
-                   dest="tolerance_percent",
+                   dest="tolerance_percent", metavar="PCT",
                    help="tolerance as a percentage of the gap between events (default 12.5)")
     p.add_argument("--strict_segments", "--strict-segments", action="store_true",
                    dest="strict_segments",
@@ -81,6 +82,15 @@ def run_packetdrill(args: argparse.Namespace, out: TextIO) -> int:
         return 2
     if not scripts:
         print("synack packetdrill: no *.pkt scripts found", file=sys.stderr)
+        return 2
+    bad = check_outputs("packetdrill", {
+        "--trace": getattr(args, "trace", None), "--pcap": getattr(args, "pcap", None),
+        "--write-expectations": getattr(args, "write_expectations", None)})
+    if bad is not None:
+        return bad
+    exp = getattr(args, "expectations", None)
+    if exp is not None and not Path(exp).is_file():
+        print(f"synack packetdrill: --expectations {exp}: no such file", file=sys.stderr)
         return 2
     profile = get_profile(args.profile)
     target = getattr(args, "target", "synack")

@@ -10,7 +10,7 @@ import argparse
 import sys
 from typing import Any
 
-from .explain import add_output_options, read_trace, write_copies
+from .explain import add_output_options, check_render_outputs, read_trace, write_copies
 
 NAME = "report"
 
@@ -23,7 +23,8 @@ def register(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("trace", metavar="TRACE", help="JSON-lines trace file ('-' for stdin)")
     p.add_argument("-o", "--output", metavar="FILE", default="report.html",
                    help="where to write the page (default report.html)")
-    p.add_argument("--title", default="", help="page title (default: the trace's name)")
+    p.add_argument("--title", default="", metavar="TEXT",
+                   help="page title (default: the trace's name)")
     add_output_options(p)
     return p
 
@@ -35,7 +36,10 @@ def run(args: argparse.Namespace) -> int:
     from ..progress import print_summary
     from ..report import write_report
 
-    records = read_trace(args.trace)
+    bad = check_render_outputs(args, "report", {"-o": args.output})
+    if bad is not None:
+        return bad
+    records = read_trace(args.trace, "report")
     if records is None:
         return 2
     roles = dict(args.role) or None

@@ -36,15 +36,17 @@ from ..progress import print_summary
 from ..services.basic import chargen, discard, echo
 from ..services.http import HttpService
 from ..services.realnet import (
+    DEFAULT_IP,
     QUIET_STATES,
     NetSetup,
     SetupError,
     add_link_options,
+    drop_words,
     open_tun,
     settle,
 )
 from ..services.runner import ConnectionRecord, Handler, ServiceRunner
-from . import non_negative, port
+from . import check_outputs, non_negative, own_command, port
 
 NAME = "serve"
 
@@ -62,7 +64,8 @@ def register(sub: Any) -> argparse.ArgumentParser:
         epilog="example (as root): synack serve echo --tun syn0 --ip 10.77.0.2 "
         "--kernel-ip 10.77.0.1/24   then: socat - TCP:10.77.0.2:7")
     p.add_argument("service", choices=list(SERVICES), help="what to serve")
-    p.add_argument("--port", type=port, help="port to listen on (default: the service's "
+    p.add_argument("--port", type=port, metavar="N",
+                   help="port to listen on (default: the service's "
                    "well-known port: echo 7, discard 9, chargen 19, http 80)")
     p.add_argument("--bytes", type=non_negative(int), dest="nbytes", metavar="N",
                    help="chargen: send N bytes, then close (default: until the peer goes)")
@@ -80,19 +83,21 @@ def register(sub: Any) -> argparse.ArgumentParser:
 
 
 def retry_command(args: argparse.Namespace) -> str:
-    """The command line to suggest when serving needs root."""
-    parts = ["synack", "serve", args.service]
-    if args.port:
-        parts += ["--port", str(args.port)]
-    parts += ["--tun", args.tun or "syn0", "--ip", args.ip,
-              "--kernel-ip", args.kernel_ip or "10.77.0.1/24"]
-    return " ".join(parts)
+    """The command line to suggest when serving needs root or a device: the user's own,
+    with what it lacks (--tun, --kernel-ip on a new device) added."""
+    extra: list[str] = []
+    if not args.tun:
+        extra += ["--tun", "syn0"]
+        if args.kernel_ip is None and args.create:
+            extra += ["--kernel-ip", "10.77.0.1/24"]
+    return own_command(args, *extra)
 
 
 def no_tun_message(args: argparse.Namespace) -> str:
     port_ = args.port or SERVICES[args.service]
-    client = {"http": f"curl http://{args.ip}:{port_}/"}.get(
-        args.service, f"socat - TCP:{args.ip}:{port_}")
+    ip = args.ip or DEFAULT_IP
+    client = {"http": f"curl http://{ip}:{port_}/"}.get(
+        args.service, f"socat - TCP:{ip}:{port_}")
     return (f"synack serve: serving needs a TUN device (--tun NAME) so that the kernel and "
             f"its programs can reach synack, and that needs root (or CAP_NET_ADMIN).\n"
             f"  try:  sudo {retry_command(args)}\n"
@@ -149,6 +154,9 @@ def run(args: argparse.Namespace) -> int:
     except SetupError as exc:
         print(f"synack serve: {exc}", file=sys.stderr)
         return exc.status
+    bad = check_outputs("serve", {"--trace": args.trace, "--pcap": args.pcap})
+    if bad is not None:
+        return bad
     if not args.tun:
         print(no_tun_message(args), file=sys.stderr)
         return 2
@@ -164,6 +172,7 @@ async def _serve(args: argparse.Namespace) -> int:
         return exc.status
     host = setup.host
     out = sys.stdout
+    setup.watch_checksums("serve", sys.stderr, args.corrupt)
 
     def log(record: ConnectionRecord) -> None:
         if not args.quiet:
@@ -291,7 +300,7 @@ def _summary(args: argparse.Namespace, setup: NetSetup, runner: ServiceRunner, p
                  "(RFC 5961)"))
     dropped = {k[5:]: v for k, v in st.items() if k.startswith("drop_") and v}
     rows.append(("dropped by the stack", str(sum(dropped.values())),
-                 ", ".join(f"{k} {v}" for k, v in sorted(dropped.items())[:6])))
+                 ", ".join(f"{drop_words(k)} {v}" for k, v in sorted(dropped.items())[:6])))
     rows.append(("resets sent to strangers", str(st["rst_sent"]), "C21, C24"))
     rows.append(("run time", f"{elapsed:.1f} s", ""))
     rows += setup.recordings()
@@ -301,4 +310,11 @@ def _summary(args: argparse.Namespace, setup: NetSetup, runner: ServiceRunner, p
 
 def _drops(stats: Any) -> str:
     drops = {k: v for k, v in stats.items() if "drop" in k and v}
-    return ", ".join(f"{k} {v}" for k, v in sorted(drops.items()))
+    return ", ".join(f"{_link_drop_words(k)} {v}" for k, v in sorted(drops.items()))
+
+
+def _link_drop_words(key: str) -> str:
+    """``tx_drop_full`` -> ``dropped going out (full)``."""
+    way, _, why = key.partition("_drop_")
+    where = {"tx": "dropped going out", "rx": "dropped coming in"}.get(way, key)
+    return f"{where} ({why.replace('_', ' ')})" if why else key.replace("_", " ")

@@ -30,7 +30,9 @@ checksums marked as already good, and accepts 64 KB segments from synack
 that it cuts per MSS itself (:attr:`TunLink.max_segment_payload`).  Where
 the kernel refuses (an old kernel, a device another process holds with
 other flags), the link falls back to plain packets: :attr:`TunLink.offload`
-is then False and :attr:`TunLink.offload_error` says why.
+is then False and :attr:`TunLink.offload_error` says why.  Without
+``offload`` every attach turns the device's offloads off: they belong to the
+device and outlive the descriptor of an earlier offloaded run.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from typing import Final
 from ..wire.checksum import BytesLike
 from ..wire.vnet import VNET_HDR_LEN
 
-__all__ = ["DEFAULT_TUN_PATH", "TunLink", "check_interface_name"]
+__all__ = ["DEFAULT_TUN_PATH", "TunLink", "check_interface_name", "interface_address"]
 
 DEFAULT_TUN_PATH: Final = "/dev/net/tun"
 
@@ -64,7 +66,9 @@ TUN_F_TSO4: Final = 0x02
 TUN_F_TSO6: Final = 0x04
 SIOCGIFFLAGS: Final = 0x8913
 SIOCSIFFLAGS: Final = 0x8914
+SIOCGIFADDR: Final = 0x8915
 SIOCSIFADDR: Final = 0x8916
+SIOCGIFNETMASK: Final = 0x891B
 SIOCSIFNETMASK: Final = 0x891C
 SIOCGIFMTU: Final = 0x8921
 SIOCSIFMTU: Final = 0x8922
@@ -138,6 +142,7 @@ class TunLink:
                 self._attach_offloaded(raw, name, path)
             else:
                 self.name = self._attach(raw, name)
+                self._clear_offload()
             if mtu is not None:
                 self._ioctl_inet(SIOCSIFMTU, _IFREQ_INT.pack(self._raw, mtu), "set the MTU of")
             if iface is not None:
@@ -174,8 +179,25 @@ class TunLink:
             os.close(self._fd)
             self._fd = self._open(path, name)
             self.name = self._attach(self.name.encode("ascii"), self.name)
+            self._clear_offload()
             return
         self.max_segment_payload = OFFLOAD_SEGMENT_PAYLOAD
+
+    def _clear_offload(self) -> None:
+        """Turn the device's offloads off (``TUNSETOFFLOAD(0)``) when attaching without them.
+
+        The offload features belong to the device, not to the descriptor: a persistent
+        device (``ip tuntap add``) keeps ``TUN_F_CSUM`` after an ``offload=True`` run has
+        closed, and the kernel then hands over TCP segments whose checksum is only the
+        pseudo-header's (``CHECKSUM_PARTIAL``, ``tun_set_offload()`` in
+        ``drivers/net/tun.c``): without a virtio-net header to say so, every one would
+        fail verification.  So every plain attach sets the state it needs.  A driver
+        that refuses is left as it is (:attr:`offload_error` says so)."""
+        try:
+            fcntl.ioctl(self._fd, TUNSETOFFLOAD, 0)
+        except OSError as exc:
+            if self.offload_error is None:
+                self.offload_error = f"TUNSETOFFLOAD(0): {exc.strerror or exc}"
 
     @staticmethod
     def _open(path: str, name: str) -> int:
@@ -310,6 +332,21 @@ class TunLink:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def interface_address(name: str) -> ipaddress.IPv4Interface | None:
+    """The IPv4 address and prefix interface ``name`` has now (``SIOCGIFADDR`` and
+    ``SIOCGIFNETMASK``), or None when it has none or does not exist.  Needs no privilege."""
+    raw = check_interface_name(name)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            addr = fcntl.ioctl(s.fileno(), SIOCGIFADDR, _IFREQ_ADDR.pack(raw, 0, b"", b""))
+            mask = fcntl.ioctl(s.fileno(), SIOCGIFNETMASK, _IFREQ_ADDR.pack(raw, 0, b"", b""))
+        except OSError:
+            return None
+    ip = ipaddress.IPv4Address(_IFREQ_ADDR.unpack(addr)[3])
+    netmask = ipaddress.IPv4Address(_IFREQ_ADDR.unpack(mask)[3])
+    return ipaddress.IPv4Interface(f"{ip}/{netmask}")
 
 
 def _exists(name: str) -> bool:

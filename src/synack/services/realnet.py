@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import errno
 import ipaddress
 import json
@@ -33,17 +34,18 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from ..capture import INBOUND, OUTBOUND, CaptureWriter, open_capture
-from ..commands import in_range
+from ..commands import check_outputs, in_range
 from ..commands import probability as probability_arg
 from ..host import Host
 from ..links.base import Link
 from ..links.memory import memory_pair
-from ..links.tun import DEFAULT_TUN_PATH, TunLink
+from ..links.tun import DEFAULT_TUN_PATH, TunLink, interface_address
 from ..sim.path import PathConfig
 from ..tcp.config import TcpConfig
 from ..tcp.congestion import ALGORITHMS
 from ..tcp.connection import Connection
 from ..tcp.states import State
+from ..wire.errors import DROP_REASONS
 from ..wire.vnet import VNET_HDR_LEN
 from .basic import chargen, discard, echo
 from .http import HttpService
@@ -51,15 +53,20 @@ from .runner import Handler, ServiceRunner
 
 __all__ = [
     "BUILTIN_SERVICES",
+    "DEFAULT_IP",
     "CaptureLink",
     "NetSetup",
     "SetupError",
     "add_linger_option",
     "add_link_options",
+    "checksum_warning",
+    "drop_words",
     "impairment",
     "linger",
+    "neighbour_address",
     "open_builtin_peer",
     "open_tun",
+    "resolve_ip",
     "settle",
     "tcp_config",
     "tun_error",
@@ -109,42 +116,56 @@ _mtu = in_range(int, 128, 65535, "an MTU")
 _ms = in_range(float, 0, 60000, "milliseconds")
 
 
-def add_link_options(p: argparse.ArgumentParser, *, default_ip: str = "10.77.0.2") -> None:
-    """The TUN, impairment, TCP and recording options (see the module docstring)."""
-    g = p.add_argument_group("real network (TUN device; needs root or CAP_NET_ADMIN)")
+#: synack's address when neither --ip nor the device says otherwise.
+DEFAULT_IP = "10.77.0.2"
+
+
+def add_link_options(p: argparse.ArgumentParser, *, client: bool = False) -> None:
+    """The TUN, impairment, TCP and recording options (see the module docstring).
+    ``client`` (connect, get): the device part is optional and needs no root when
+    attaching to an existing device with --no-create."""
+    title = ("real network (--tun; root or CAP_NET_ADMIN, except to attach to a device made "
+             "for your user with --no-create)" if client
+             else "real network (TUN device; needs root or CAP_NET_ADMIN)")
+    g = p.add_argument_group(title)
     g.add_argument("--tun", metavar="NAME",
                    help="TUN device to use (created if missing, unless --no-create)")
-    g.add_argument("--ip", type=_ipv4, default=default_ip, metavar="ADDR",
-                   help=f"synack's own address on the device (default {default_ip})")
+    g.add_argument("--ip", type=_ipv4, default=None, metavar="ADDR",
+                   help="synack's own address on the device (default: the next free-looking "
+                   f"address in the device's subnet, e.g. {DEFAULT_IP} when the kernel's "
+                   "side is 10.77.0.1/24)")
     g.add_argument("--kernel-ip", type=_interface, metavar="ADDR/PREFIX",
                    help="configure the kernel side: give the device this address and bring "
                    "it up (e.g. 10.77.0.1/24); without it the device is left as it is")
     g.add_argument("--no-create", dest="create", action="store_false",
                    help="attach to an existing device (ip tuntap add dev NAME mode tun) only")
-    g.add_argument("--mtu", type=_mtu, help="set the device MTU (the MSS follows it)")
+    g.add_argument("--mtu", type=_mtu, metavar="BYTES",
+                   help="set the device MTU (default: leave it; the MSS follows it)")
     g.add_argument("--offload", action="store_true",
                    help="ask the kernel for checksum and segmentation offload (IFF_VNET_HDR, "
                    "64 KB segments both ways); falls back to plain packets if refused")
     g.add_argument("--tun-path", default=DEFAULT_TUN_PATH, help=argparse.SUPPRESS)
     i = p.add_argument_group("impairment of the link (both directions unless --impair)")
     i.add_argument("--loss", type=probability_arg, default=0.0, metavar="P",
-                   help="probability a packet is lost")
+                   help="probability a packet is lost (default 0)")
     i.add_argument("--delay", type=_ms, default=0.0, metavar="MS",
-                   help="one-way delay in milliseconds")
+                   help="one-way delay in milliseconds (default 0)")
     i.add_argument("--jitter", type=_ms, default=0.0, metavar="MS",
-                   help="delay jitter in milliseconds (never reorders)")
+                   help="delay jitter in milliseconds, never reorders (default 0)")
     i.add_argument("--duplicate", type=probability_arg, default=0.0, metavar="P",
-                   help="probability a packet is duplicated")
+                   help="probability a packet is duplicated (default 0)")
     i.add_argument("--reorder", type=probability_arg, default=0.0, metavar="P",
-                   help="probability a packet is held back 1 ms and overtaken")
+                   help="probability a packet is held back 1 ms and overtaken (default 0)")
     i.add_argument("--corrupt", type=probability_arg, default=0.0, metavar="P",
-                   help="probability of bit flips (the checksum catches them)")
-    i.add_argument("--impair", choices=("both", "in", "out"), default="both",
-                   help="which direction to impair: in (to synack), out (from synack)")
+                   help="probability of bit flips, the checksum catches them (default 0)")
+    i.add_argument("--impair", choices=("both", "in", "out"), default="both", metavar="WAY",
+                   help="which direction to impair: in (to synack), out (from synack) "
+                   "(default both)")
     i.add_argument("--impair-seed", type=int, metavar="N",
                    help="seed for the impairment decisions (default: random)")
     t = p.add_argument_group("TCP")
-    t.add_argument("--mss", type=_mss, help="MSS to advertise and use (at most MTU - 40)")
+    t.add_argument("--mss", type=_mss, metavar="BYTES",
+                   help="MSS to advertise and use (default and at most: MTU - 40)")
     t.add_argument("--cc", choices=sorted(ALGORITHMS), default=None,
                    help="congestion control (default cubic)")
     t.add_argument("--no-sack", dest="sack", action="store_false",
@@ -249,6 +270,25 @@ class NetSetup:
     notes: list[str] = field(default_factory=list)
     closed: bool = False
     linger: float = 0.0  # seconds to keep answering in TIME-WAIT on close (see linger())
+    watcher: asyncio.Task[None] | None = None
+
+    def watch_checksums(self, command: str, err: IO[str], corrupt: float = 0.0) -> None:
+        """On a TUN device, print one warning line the first time the stack drops a
+        packet for a bad checksum, saying why that happens (call from a coroutine)."""
+        if self.tun is None or corrupt > 0:
+            return  # --corrupt flips bits on purpose: those drops are the point
+        stats = self.host.stack.stats
+        name = self.tun.name
+
+        async def watch() -> None:
+            while True:
+                bad = stats["drop_tcp_bad_checksum"] + stats["drop_ip_bad_checksum"]
+                if bad:
+                    print(checksum_warning(command, name, bad), file=err, flush=True)
+                    return
+                await asyncio.sleep(0.25)
+
+        self.watcher = asyncio.ensure_future(watch())
 
     async def close(self, settle_timeout: float = 2.0) -> None:
         """Let closing connections finish (up to ``settle_timeout``), then close all
@@ -256,6 +296,8 @@ class NetSetup:
         if self.closed:
             return
         self.closed = True
+        if self.watcher is not None:
+            self.watcher.cancel()
         hosts = [self.host] + ([self.peer] if self.peer is not None else [])
         await settle(hosts, settle_timeout)
         if self.linger > 0:
@@ -298,6 +340,13 @@ def _open_recordings(args: argparse.Namespace, setup_opts: dict[str, Any]
                              f"{exc.strerror or exc}") from None
         fh = trace_file
         dumps = json.dumps
+        # The stack's clock is the event loop's, whose zero means nothing to a reader:
+        # the first record marks the command's start on that clock, and the renderers
+        # count from it (``t`` itself stays the loop's, comparable with time.monotonic()).
+        fh.write(dumps({"t": asyncio.get_running_loop().time(), "ev": "run", "clock": "wall",
+                        "started": time.time(), "command": getattr(args, "command", "")})
+                 + "\n")
+        count[0] += 1
 
         def tracer(rec: dict[str, Any]) -> None:
             count[0] += 1
@@ -307,21 +356,73 @@ def _open_recordings(args: argparse.Namespace, setup_opts: dict[str, Any]
     return capture, trace_file, lambda: count[0]
 
 
-def _check_addresses(name: str, ip: str, kernel_ip: str | None) -> None:
+def neighbour_address(iface: ipaddress.IPv4Interface) -> str | None:
+    """The first host address of ``iface``'s subnet that is not the kernel's own
+    (10.77.0.1/24 -> 10.77.0.2), or None for a /32."""
+    for host in iface.network.hosts():
+        if host != iface.ip:
+            return str(host)
+    return None
+
+
+def resolve_ip(args: argparse.Namespace) -> str | None:
+    """Fill in ``args.ip`` when not given and check it against the kernel's side.
+
+    The kernel's side is ``--kernel-ip`` or, without it, the address the device
+    already has.  Returns a note to print when the address was derived from the
+    device; SetupError (status 2) when ``--ip`` could not be reached."""
+    device = None
+    if args.kernel_ip is None and args.tun and "%" not in args.tun:
+        with contextlib.suppress(ValueError):
+            device = interface_address(args.tun)
+    kernel = args.kernel_ip or (str(device) if device is not None else None)
+    note = None
+    if args.ip is None:
+        mine = neighbour_address(ipaddress.IPv4Interface(kernel)) if kernel else DEFAULT_IP
+        if mine is None:
+            raise SetupError(f"{args.tun} has the address {kernel}, a subnet with no room "
+                             f"for synack: give the device a wider prefix", 2)
+        args.ip = mine
+        if device is not None:
+            note = f"note: {args.tun} is {device}, so synack takes {mine} (--ip to choose)"
+    _check_addresses(args.tun, args.ip, kernel, given=args.kernel_ip is not None)
+    return note
+
+
+def _check_addresses(name: str, ip: str, kernel_ip: str | None, *, given: bool = True) -> None:
     if kernel_ip is None:
         return
     iface = ipaddress.IPv4Interface(kernel_ip)
     mine = ipaddress.IPv4Address(ip)
+    whose = f"--kernel-ip {kernel_ip}" if given else f"{name}'s address, {kernel_ip}"
     if mine == iface.ip:
-        raise SetupError(f"--ip {ip} must differ from the kernel's address ({kernel_ip}): "
+        raise SetupError(f"--ip {ip} must differ from the kernel's address ({whose}): "
                          f"synack owns an address the kernel does not", 2)
     if mine not in iface.network:
-        raise SetupError(f"--ip {ip} is outside {iface.network}, so the kernel would not route "
-                         f"it to {name}; pick an address in that subnet", 2)
+        raise SetupError(f"--ip {ip} is outside {iface.network} ({whose}), so the kernel "
+                         f"would not route it to {name}; pick an address in that subnet, or "
+                         f"leave out --ip", 2)
     if iface.network.prefixlen < 31 and mine in (iface.network.network_address,
                                                  iface.network.broadcast_address):
         raise SetupError(f"--ip {ip} is the network or broadcast address of {iface.network}",
                          2)
+
+
+def checksum_warning(command: str, device: str, count: int) -> str:
+    """The one line said when packets from a TUN device fail checksum verification."""
+    what = "a packet" if count == 1 else f"{count} packets"
+    return (f"synack {command}: warning: dropped {what} from {device} with a bad checksum; "
+            f"the kernel sends unfinished checksums when the device has checksum offload "
+            f"on (synack turns it off when attaching: another program may have set it "
+            f"again; recreate the device, or pass --offload)")
+
+
+def drop_words(reason: str) -> str:
+    """A stack drop reason (``ip_bad_version``) in words for a summary."""
+    if reason == "ip_bad_version":
+        return "IPv6 packets (synack speaks IPv4 only)"
+    text = DROP_REASONS.get(reason)
+    return text.split(";")[0] if text else reason.replace("_", " ")
 
 
 def tun_error(exc: BaseException, retry: str) -> SetupError:
@@ -334,6 +435,10 @@ def tun_error(exc: BaseException, retry: str) -> SetupError:
         return SetupError(f"{text}; another synack (or a VPN client) may be using it")
     if isinstance(exc, ValueError):
         return SetupError(text, 2)
+    if isinstance(exc, OSError) and exc.errno == errno.ENODEV:
+        # The library says create=True; on the command line that is leaving out --no-create.
+        return SetupError(text.replace("or pass create=True", "or leave out --no-create so "
+                                       "that synack makes one"))
     return SetupError(text)
 
 
@@ -342,7 +447,7 @@ def open_tun(args: argparse.Namespace, retry: str) -> NetSetup:
 
     ``retry`` is the command line suggested when privileges are missing."""
     assert args.tun
-    _check_addresses(args.tun, args.ip, args.kernel_ip)
+    ip_note = resolve_ip(args)
     opts: dict[str, Any] = {"config": tcp_config(args)}
     capture, trace_file, traced = _open_recordings(args, opts)
     try:
@@ -371,6 +476,9 @@ def open_tun(args: argparse.Namespace, retry: str) -> NetSetup:
     setup = NetSetup(host, how, tun=tun, capture=capture,
                      capture_path=args.pcap, trace_file=trace_file, trace_path=args.trace,
                      traced=traced)
+    if ip_note is not None:
+        setup.notes.append(ip_note)
+    _note_mss(setup, args, host.stack.config.mss)
     if args.offload and not tun.offload:
         setup.notes.append(f"note: offloads unavailable ({tun.offload_error}); "
                            f"using plain packets")
@@ -380,6 +488,15 @@ def open_tun(args: argparse.Namespace, retry: str) -> NetSetup:
             f"give it an address, e.g. `ip addr add 10.77.0.1/24 dev {tun.name} && "
             f"ip link set {tun.name} up`")
     return setup
+
+
+def _note_mss(setup: NetSetup, args: argparse.Namespace, used: int) -> None:
+    """Say so when --mss asked for more than the link carries (the stack uses MTU - 40,
+    RFC 9293 §3.7.1), instead of a silent change."""
+    if args.mss is not None and used < args.mss:
+        setup.notes.append(f"note: --mss {args.mss} does not fit the link (MTU {used + 40}): "
+                           f"synack uses MSS {used}, the MTU less 40 bytes of IP and TCP "
+                           f"headers; --mtu raises it on a TUN device")
 
 
 def builtin_handler(port: int) -> tuple[str, Handler]:
@@ -398,12 +515,16 @@ async def open_network(args: argparse.Namespace, command: str, remote_ip: str, r
     """Open what a client command talks through: the TUN device with ``--tun``, else
     synack's built-in servers in-process.  Prints the setup notes (and, without
     ``--tun``, ``builtin_note``) unless ``--quiet``; returns the exit status on error."""
+    bad = check_outputs(command, {"--trace": args.trace, "--pcap": args.pcap})
+    if bad is not None:
+        return bad
     try:
         setup = (open_tun(args, retry) if args.tun
                  else await open_builtin_peer(args, remote_ip))
     except SetupError as exc:
         print(f"synack {command}: {exc}", file=err)
         return exc.status
+    setup.watch_checksums(command, err, args.corrupt)
     if not args.quiet:
         for note in setup.notes:
             print(note, file=err)
@@ -437,6 +558,7 @@ async def open_builtin_peer(args: argparse.Namespace, remote_ip: str) -> NetSetu
     setup = NetSetup(a, "over an in-process link to synack's built-in servers (no --tun)",
                      capture=capture, capture_path=args.pcap, trace_file=trace_file,
                      trace_path=args.trace, traced=traced, peer=b)
+    _note_mss(setup, args, a.stack.config.mss)
     for port in BUILTIN_SERVICES:
         name, handler = builtin_handler(port)
         runner = ServiceRunner(name, handler, grace=1.0)
