@@ -137,7 +137,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
     p.add_argument("--quick", action="store_true",
                    help="short run: 1 repetition of 8 s, loss "
-                   + ", ".join(map(loss_text, QUICK_LOSSES)))
+                   + ", ".join(map(loss_text, QUICK_LOSSES)).replace("%", "%%"))
     p.add_argument("--reps", type=int, help="transfers per sender and cell (median; default 3)")
     p.add_argument("--seconds", type=float, help="seconds per transfer (default 20)")
     p.add_argument("--loss", type=float, action="append", metavar="PCT",

@@ -112,3 +112,10 @@ def test_main_without_root_says_so(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(bi.os, "geteuid", lambda: 1000)
     assert bi.main(["--quick"]) == 2
     assert "needs root" in capsys.readouterr().err
+
+
+def test_help_prints() -> None:
+    """--help renders (a bare % in a help string made argparse raise)."""
+    with pytest.raises(SystemExit) as e:
+        bi.parse_args(["--help"])
+    assert e.value.code == 0
