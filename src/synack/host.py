@@ -86,7 +86,10 @@ class Host:
         stack_options.setdefault("mtu", link.mtu)
         stack_options.setdefault("max_segment_payload", link.max_segment_payload)
         stack_options.setdefault("offload", offload)
-        stack = Stack(ip, **stack_options)
+        first, *more = (x.strip() for x in ip.split(","))  # "10.77.0.2,2001:db8::2"
+        if more:
+            stack_options.setdefault("addresses", tuple(more))
+        stack = Stack(first, **stack_options)
         return cls(stack, link, loop=loop)
 
     @classmethod
@@ -130,9 +133,7 @@ class Host:
                              "combined with impair")
         link = TunLink(name, create=create, kernel_ip=kernel_ip, mtu=mtu, offload=offload)
         try:
-            if len(ips) > 1:
-                stack_options.setdefault("addresses", tuple(ips[1:]))
-            return cls.from_link(link, ips[0], impair=impair, impair_seed=impair_seed, loop=loop,
+            return cls.from_link(link, ip, impair=impair, impair_seed=impair_seed, loop=loop,
                                  **stack_options)
         except BaseException:
             link.close()
