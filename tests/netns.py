@@ -276,8 +276,9 @@ def timed(label: str, start: float, record: dict[str, float] | None = None) -> f
 def parse_log(text: str) -> list[dict[str, Any]]:
     """The per-connection lines ``synack serve`` prints, as dicts."""
     out = []
-    rx = re.compile(r"connection (\d+) from ([\d.]+):(\d+) closed after ([\d.]+)s: (\d+) bytes "
-                    r"in(?: \(sha256 ([0-9a-f]{64})\))?, (\d+) bytes out(.*)$")
+    rx = re.compile(r"connection (\d+) from \[?([\d.a-f:]+?)\]?:(\d+) closed after "
+                    r"([\d.]+)s: (\d+) bytes in(?: \(sha256 ([0-9a-f]{64})\))?, "
+                    r"(\d+) bytes out(.*)$")
     for line in text.splitlines():
         m = rx.match(line)
         if m is None:

@@ -74,7 +74,7 @@ def test_serve_rejects_bad_ports(capsys: pytest.CaptureFixture[str], bad: str) -
 def test_serve_rejects_unknown_services_and_bad_addresses(
         capsys: pytest.CaptureFixture[str]) -> None:
     assert "invalid choice" in usage_error(capsys, "serve", "telnet")
-    assert "not an IPv4 address" in usage_error(capsys, "serve", "echo", "--ip", "syn.local")
+    assert "not an IP address" in usage_error(capsys, "serve", "echo", "--ip", "syn.local")
     err = usage_error(capsys, "serve", "echo", "--kernel-ip", "10.77.0.1")
     assert "prefix" in err and "10.77.0.1/24" in err
     assert "probability" in usage_error(capsys, "serve", "echo", "--loss", "1.5")

@@ -20,6 +20,7 @@ from synack.wire import (
     build_dest_unreachable,
     build_icmp,
     decode_ipv4_tcp,
+    decode_ipv6_tcp,
     describe_packet,
     encode_ipv4_tcp,
     internet_checksum,
@@ -87,6 +88,27 @@ def unreach(body: bytes) -> Callable[[], object]:
 
 
 GOOD_TCP = tcp_bytes()
+SRC6 = bytes.fromhex("20010db8000000000000000000000001")
+DST6 = bytes.fromhex("20010db8000000000000000000000002")
+
+
+def ip6_packet(payload: bytes, *, nh: int = 6, plen: int | None = None) -> bytes:
+    """An IPv6 packet with an arbitrary (possibly invalid) payload length."""
+    if plen is None:
+        plen = len(payload)
+    return struct.pack("!IHBB16s16s", 0x60000000, plen, nh, 64, SRC6, DST6) + payload
+
+
+def ext(nh: int, body: bytes) -> bytes:
+    """An extension header: next header, length in 8-octet units beyond the first, body."""
+    return bytes((nh, (len(body) + 2) // 8 - 1)) + body
+
+
+def decode6(raw: bytes) -> Callable[[], object]:
+    return lambda: decode_ipv6_tcp(raw)
+
+
+HBH_PAD = ext(6, b"\x01\x04" + bytes(4))  # PadN of 4: a valid 8-byte Hop-by-Hop header
 
 CRAFTED: dict[str, list[tuple[str, Callable[[], object]]]] = {
     "ip_truncated": [
@@ -112,7 +134,31 @@ CRAFTED: dict[str, list[tuple[str, Callable[[], object]]]] = {
     "ip_options_unsupported": [
         ("nops", decode(ip_packet(GOOD_TCP, vihl=0x46, options=b"\1\1\1\0"))),
     ],
-    "ip_not_tcp": [("udp", decode(ip_packet(bytes(8), proto=17)))],
+    "ip_not_tcp": [
+        ("udp", decode(ip_packet(bytes(8), proto=17))),
+        ("v6_udp", decode6(ip6_packet(bytes(8), nh=17))),
+        ("v6_udp_after_hbh", decode6(ip6_packet(ext(17, HBH_PAD[2:]) + bytes(8), nh=0))),
+    ],
+    "ip6_truncated": [("39_bytes", decode6(ip6_packet(GOOD_TCP)[:39]))],
+    "ip6_bad_payload_length": [("past_buffer", decode6(ip6_packet(GOOD_TCP, plen=21)))],
+    "ip6_bad_ext_header": [
+        ("hbh_not_first", decode6(ip6_packet(ext(0, HBH_PAD[2:]) + HBH_PAD, nh=60))),
+        ("truncated", decode6(ip6_packet(b"\x06\x00\x01", nh=0))),
+        ("length_past_packet", decode6(ip6_packet(b"\x06\x05" + bytes(6), nh=60))),
+        ("option_past_header", decode6(ip6_packet(ext(6, b"\x01\x09" + bytes(4)), nh=0))),
+    ],
+    "ip6_option_discard": [
+        ("jumbo", decode6(ip6_packet(ext(6, b"\xc2\x04" + bytes(4)), nh=0))),
+        ("discard_type_01", decode6(ip6_packet(ext(6, b"\x41\x04" + bytes(4)), nh=60))),
+    ],
+    "ip6_routing_header": [
+        ("segments_left", decode6(ip6_packet(ext(6, bytes((4, 1)) + bytes(20)), nh=43))),
+    ],
+    "ip6_fragment": [
+        ("more_fragments", decode6(ip6_packet(bytes((6, 0, 0, 1)) + bytes(4) + GOOD_TCP,
+                                              nh=44))),
+        ("offset", decode6(ip6_packet(bytes((6, 0, 0, 8)) + bytes(4) + GOOD_TCP, nh=44))),
+    ],
     "tcp_truncated": [
         ("19_bytes", decode(ip_packet(GOOD_TCP[:19]))),
         ("empty", decode(ip_packet(b""))),

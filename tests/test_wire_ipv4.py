@@ -112,7 +112,9 @@ def test_address_helpers() -> None:
     assert ip_to_bytes("10.1.2.255") == b"\x0a\x01\x02\xff"
     assert ip_to_str(b"\x0a\x01\x02\xff") == "10.1.2.255"
     assert ip_to_str(memoryview(b"\x7f\0\0\1")) == "127.0.0.1"
-    for bad in ("", "1.2.3", "127.1", "256.0.0.1", "1.2.3.4 ", "::1", "a.b.c.d"):
+    # IPv6 text is taken too (the dual stack): 16 bytes, RFC 5952 text back.
+    assert ip_to_bytes("::1") == bytes(15) + b"\1" and ip_to_str(bytes(15) + b"\1") == "::1"
+    for bad in ("", "1.2.3", "127.1", "256.0.0.1", "1.2.3.4 ", "a.b.c.d"):
         with pytest.raises(ValueError, match="not an IPv4 address"):
             ip_to_bytes(bad)
     with pytest.raises(ValueError, match="4 bytes"):

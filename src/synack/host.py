@@ -37,10 +37,10 @@ from .aio.transport import SynackTransport
 from .links.base import Link
 from .links.impair import ImpairedLink
 from .links.memory import memory_pair
-from .links.tun import TunLink
+from .links.tun import TunLink, parse_kernel_ip
 from .sim.path import PathConfig
 from .stack import Stack
-from .wire.ipv4 import ip_to_str
+from .wire.ipv6 import addr_to_str
 
 __all__ = ["Host", "Impairment"]
 
@@ -86,7 +86,10 @@ class Host:
         stack_options.setdefault("mtu", link.mtu)
         stack_options.setdefault("max_segment_payload", link.max_segment_payload)
         stack_options.setdefault("offload", offload)
-        stack = Stack(ip, **stack_options)
+        first, *more = (x.strip() for x in ip.split(","))  # "10.77.0.2,2001:db8::2"
+        if more:
+            stack_options.setdefault("addresses", tuple(more))
+        stack = Stack(first, **stack_options)
         return cls(stack, link, loop=loop)
 
     @classmethod
@@ -103,18 +106,28 @@ class Host:
         checksum and segmentation offload (falling back to plain packets where it
         cannot: ``host.link.offload`` tells); it cannot be combined with ``impair``.
         """
+        ips = [x.strip() for x in ip.split(",")]
         if kernel_ip is not None:
-            iface = ipaddress.IPv4Interface(kernel_ip)
-            mine = ipaddress.IPv4Address(ip)
-            if mine == iface.ip:
-                raise ValueError(f"synack's address {ip} must differ from the kernel's "
-                                 f"({kernel_ip})")
-            if mine not in iface.network:
-                raise ValueError(f"synack's address {ip} is outside {iface.network}: the kernel "
-                                 f"would not route it to {name}; pick an address in the subnet")
-            if iface.network.prefixlen < 31 and mine in (iface.network.network_address,
-                                                         iface.network.broadcast_address):
-                raise ValueError(f"{ip} is the network or broadcast address of {iface.network}")
+            ifaces = parse_kernel_ip(kernel_ip)
+            for one in ips:
+                mine = ipaddress.ip_address(one.strip("[]"))
+                same = [i for i in ifaces if i.version == mine.version]
+                if not same:
+                    raise ValueError(f"synack's address {one} has no kernel address of its "
+                                     f"family in {kernel_ip!r}")
+                iface = same[0]
+                if mine == iface.ip:
+                    raise ValueError(f"synack's address {one} must differ from the kernel's "
+                                     f"({iface})")
+                if mine not in iface.network:
+                    raise ValueError(f"synack's address {one} is outside {iface.network}: the "
+                                     f"kernel would not route it to {name}; pick an address "
+                                     f"in the subnet")
+                if (mine.version == 4 and iface.network.prefixlen < 31
+                        and mine in (iface.network.network_address,
+                                     iface.network.broadcast_address)):
+                    raise ValueError(f"{one} is the network or broadcast address of "
+                                     f"{iface.network}")
         if offload and impair is not None:
             raise ValueError("impairment works on plain packets: offload=True cannot be "
                              "combined with impair")
@@ -151,7 +164,7 @@ class Host:
 
     @property
     def ip(self) -> str:
-        return ip_to_str(self.stack.address)
+        return addr_to_str(self.stack.address)
 
     # ------------------------------------------------------------- asyncio API
     async def open_connection(self, host: str, port: int, **kwargs: Any

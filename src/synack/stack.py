@@ -1,6 +1,6 @@
-"""A TCP/IPv4 host: demultiplexing, listeners, ports, resets for strangers.
+"""A TCP host over IPv4 and IPv6: demultiplexing, listeners, ports, resets for strangers.
 
-The stack is sans-IO like the connections it holds: raw IPv4 packets go in
+The stack is sans-IO like the connections it holds: raw IP packets go in
 through :meth:`Stack.receive_packet` and come out of
 :meth:`Stack.packets_to_send`; timers are one heap of per-connection
 deadlines (stale entries are skipped, so the cost per event does not grow
@@ -30,12 +30,29 @@ from .tcp.cookies import SynCookies
 from .tcp.events import Event
 from .tcp.isn import IsnSource, Rfc6528Isn
 from .tcp.states import SYNCHRONIZED, State
-from .wire import icmp
+from .wire import icmp, icmpv6
 from .wire.checksum import FOLD_MIN, BytesLike, word_sum
 from .wire.errors import WireError
-from .wire.ipv4 import PROTO_ICMP, PROTO_TCP, ip_to_bytes, ip_to_str, parse_ipv4_packet
-from .wire.packet import decode_ipv4_tcp, encode_ipv4, encode_ipv4_tcp, encode_ipv4_tcp_parts
+from .wire.ipv4 import PROTO_ICMP, PROTO_TCP, parse_ipv4_packet
+from .wire.ipv6 import (
+    IPV6_MIN_MTU,
+    PROTO_ICMPV6,
+    addr_to_bytes,
+    endpoint_str,
+    is_multicast6,
+    parse_ipv6_packet,
+)
+from .wire.packet import (
+    decode_ipv4_tcp,
+    encode_ipv4,
+    encode_ipv4_tcp,
+    encode_ipv4_tcp_parts,
+    encode_ipv6,
+    encode_ipv6_tcp,
+    encode_ipv6_tcp_parts,
+)
 from .wire.segment import ACK, FIN, PSH, RST, SYN, Segment
+from .wire.tcp import parse_tcp
 from .wire.vnet import (
     PLAIN_HEADER,
     VNET_HDR_LEN,
@@ -46,7 +63,7 @@ from .wire.vnet import (
 
 EPHEMERAL_LOW, EPHEMERAL_HIGH = 49152, 65535  # RFC 6335 §6 dynamic ports
 
-Key = tuple[bytes, int, int]  # (remote ip, remote port, local port)
+Key = tuple[bytes, int, int, bytes]  # (remote ip, remote port, local port, local ip)
 OutPacket = bytes | tuple[bytes, BytesLike]
 """A packet to transmit: whole, or (headers, payload) for a gathering write."""
 
@@ -60,13 +77,19 @@ _S_TIME_WAIT = State.TIME_WAIT
 
 
 class Listener:
-    """A passive open on one port with a bounded accept queue (the backlog)."""
+    """A passive open on one port with a bounded accept queue (the backlog).
 
-    __slots__ = ("_stack", "accept_queue", "backlog", "closed", "config", "half_open",
-                 "last_cookie", "port")
+    It takes connections to any of the stack's addresses, of the families in
+    ``families`` (4, 6 or both: a dual-stack listener, as an ``AF_INET6`` socket
+    with ``IPV6_V6ONLY`` off, RFC 3493 §5.3)."""
 
-    def __init__(self, stack: Stack, port: int, backlog: int, config: TcpConfig) -> None:
+    __slots__ = ("_stack", "accept_queue", "backlog", "closed", "config", "families",
+                 "half_open", "last_cookie", "port")
+
+    def __init__(self, stack: Stack, port: int, backlog: int, config: TcpConfig,
+                 families: tuple[int, ...] = (4, 6)) -> None:
         self._stack = stack
+        self.families = families
         self.port = port
         self.backlog = backlog
         self.config = config
@@ -89,12 +112,13 @@ class Listener:
 
 
 class Stack:
-    """One IPv4 address's worth of TCP."""
+    """TCP for one host: one or more IPv4 and IPv6 addresses (:meth:`add_address`)."""
 
     def __init__(
         self,
         address: str | bytes,
         *,
+        addresses: tuple[str | bytes, ...] = (),
         config: TcpConfig | None = None,
         isn: IsnSource | None = None,
         isn_secret: bytes | None = None,
@@ -120,21 +144,29 @@ class Stack:
         checksum and segmentation to the kernel.  ``fast_path`` (on by default)
         demultiplexes common packets on their raw bytes and lets
         :meth:`Connection.receive_data_fast` take predicted in-order data; turning it
-        off changes nothing on the wire, only the cost."""
-        self.address = ip_to_bytes(address) if isinstance(address, str) else bytes(address)
-        if len(self.address) != 4:
-            raise ValueError("address must be an IPv4 address")
+        off changes nothing on the wire, only the cost.
+
+        ``address`` is the first (primary) address, IPv4 or IPv6; ``addresses`` adds
+        more.  A connection's source is the first address of its peer's family.  The
+        MSS an IPv6 connection announces is 20 bytes less (its header is 40 bytes,
+        RFC 8200 §3): the link MTU less 60, 1440 on a 1500-byte link."""
+        self.address = _addr(address)
+        self.addresses: list[bytes] = []
+        self._local: set[bytes] = set()
+        for a in (address, *addresses):
+            self.add_address(a)
         cfg = config or TcpConfig()
+        self._mtu = 1500 if mtu is None else mtu
         if mtu is not None:
             if not 128 <= mtu <= 65535:
                 raise ValueError(f"mtu must be in 128..65535, got {mtu}")
             cfg = cfg.replace(mss=min(cfg.mss, mtu - 40))
+        self._v6_configs: dict[int, tuple[TcpConfig, TcpConfig]] = {}
         if max_segment_payload is not None:
             cfg = cfg.replace(max_segment_payload=max_segment_payload)
         self.config = cfg
         self.offload = offload
         self.fast_path = fast_path
-        self._addr_sum = int.from_bytes(self.address, "big") + PROTO_TCP
         self._isn: IsnSource = isn or Rfc6528Isn(isn_secret)
         self._rng = random.Random(seed)
         self.tracer = tracer
@@ -169,9 +201,37 @@ class Stack:
         self.stats: Counter[str] = Counter()
 
     # ----------------------------------------------------------------- user API
-    def listen(self, port: int, backlog: int = 128, *, config: TcpConfig | None = None
-               ) -> Listener:
-        """Passive OPEN on ``port`` (RFC 9293 §3.10.1); port 0 picks a free one."""
+    def add_address(self, address: str | bytes) -> None:
+        """Own another IPv4 or IPv6 address (a host has many, RFC 4291 §2.1)."""
+        a = _addr(address)
+        if a not in self._local:
+            self.addresses.append(a)
+            self._local.add(a)
+
+    def source_for(self, remote: bytes) -> bytes:
+        """The local address to use towards ``remote``: the first of its family."""
+        for a in self.addresses:
+            if len(a) == len(remote):
+                return a
+        fam = "IPv4" if len(remote) == 4 else "IPv6"
+        raise OSError(errno.EADDRNOTAVAIL, f"no {fam} address on this stack")
+
+    def family_config(self, cfg: TcpConfig, remote: bytes) -> TcpConfig:
+        """``cfg`` as used towards ``remote``: over IPv6 the MSS leaves room for the
+        40-byte header (RFC 9293 §3.7.1: MTU less 60)."""
+        if len(remote) == 4:
+            return cfg
+        hit = self._v6_configs.get(id(cfg))
+        if hit is None or hit[0] is not cfg:
+            mss = min(cfg.mss, self._mtu - 60)
+            hit = (cfg, cfg if mss == cfg.mss else cfg.replace(mss=mss))
+            self._v6_configs[id(cfg)] = hit
+        return hit[1]
+
+    def listen(self, port: int, backlog: int = 128, *, config: TcpConfig | None = None,
+               families: tuple[int, ...] = (4, 6)) -> Listener:
+        """Passive OPEN on ``port`` (RFC 9293 §3.10.1); port 0 picks a free one.
+        ``families=(6,)`` is an ``IPV6_V6ONLY`` listener, ``(4,)`` an IPv4-only one."""
         if port == 0:
             port = self._free_listen_port()
         _check_port(port)
@@ -179,31 +239,40 @@ class Stack:
             raise ValueError("backlog must be at least 1")
         if port in self._listeners:
             raise OSError(errno.EADDRINUSE, f"port {port} is already listening")
-        lst = Listener(self, port, backlog, config or self.config)
+        if not families or set(families) - {4, 6}:
+            raise ValueError(f"families must be some of (4, 6), got {families!r}")
+        lst = Listener(self, port, backlog, config or self.config, tuple(families))
         self._listeners[port] = lst
         return lst
 
     def connect(self, remote: str | bytes, port: int, *, now: float,
-                local_port: int | None = None, config: TcpConfig | None = None) -> Connection:
-        """Active OPEN to ``remote:port``: returns a connection in SYN-SENT (C6)."""
-        rip = ip_to_bytes(remote) if isinstance(remote, str) else bytes(remote)
+                local_port: int | None = None, config: TcpConfig | None = None,
+                local_ip: str | bytes | None = None) -> Connection:
+        """Active OPEN to ``remote:port`` (IPv4 or IPv6): returns a connection in
+        SYN-SENT (C6).  The source is ``local_ip`` or :meth:`source_for` the remote."""
+        rip = _addr(remote)
+        lip = self.source_for(rip) if local_ip is None else _addr(local_ip)
+        if lip not in self._local or len(lip) != len(rip):
+            raise OSError(errno.EADDRNOTAVAIL, f"{endpoint_str(lip, 0)[:-2]} cannot reach "
+                          f"{endpoint_str(rip, 0)[:-2]} from this stack")
         _check_port(port)
         if len(self._conns) >= self.max_connections:
             raise OSError(errno.ENOBUFS, f"connection table full ({self.max_connections})")
         if local_port is None:
-            local_port = self._ephemeral_port(rip, port)
+            local_port = self._ephemeral_port(rip, port, lip)
         else:
             _check_port(local_port)
-            if (rip, port, local_port) in self._conns:
+            if (rip, port, local_port, lip) in self._conns:
                 raise OSError(errno.EADDRINUSE,
-                              f"{ip_to_str(self.address)}:{local_port} -> "
-                              f"{ip_to_str(rip)}:{port} is already in use")
-        iss = self._isn(self.address, local_port, rip, port, now)
-        conn = Connection.open_active(self.address, local_port, rip, port, iss=iss, now=now,
-                                      config=config or self.config, events=self._events,
+                              f"{endpoint_str(lip, local_port)} -> "
+                              f"{endpoint_str(rip, port)} is already in use")
+        iss = self._isn(lip, local_port, rip, port, now)
+        conn = Connection.open_active(lip, local_port, rip, port, iss=iss, now=now,
+                                      config=self.family_config(config or self.config, rip),
+                                      events=self._events,
                                       tracer=self.tracer, wake=self._wake,
-                                      ts_offset=self._ts_offset(rip))
-        self._conns[(rip, port, local_port)] = conn
+                                      ts_offset=self._ts_offset(lip, rip))
+        self._conns[(rip, port, local_port, lip)] = conn
         self._dirty[conn] = None
         return conn
 
@@ -220,13 +289,20 @@ class Stack:
     def connections(self) -> list[Connection]:
         return list(self._conns.values())
 
-    def find(self, remote: str | bytes, remote_port: int, local_port: int) -> Connection | None:
-        rip = ip_to_bytes(remote) if isinstance(remote, str) else bytes(remote)
-        return self._conns.get((rip, remote_port, local_port))
+    def find(self, remote: str | bytes, remote_port: int, local_port: int,
+             local_ip: str | bytes | None = None) -> Connection | None:
+        """The connection of a 4-tuple; the local address defaults to the primary one of
+        the remote's family."""
+        rip = _addr(remote)
+        try:
+            lip = self.source_for(rip) if local_ip is None else _addr(local_ip)
+        except OSError:
+            return None
+        return self._conns.get((rip, remote_port, local_port, lip))
 
     # ------------------------------------------------------------- packet input
     def receive_packet(self, packet: bytes, now: float) -> None:
-        """Take one IPv4 packet from the link (after its virtio-net header if ``offload``)."""
+        """Take one IP packet from the link (after its virtio-net header if ``offload``)."""
         if not self.offload:
             self._receive_ip(packet, now, True)
             return
@@ -240,6 +316,9 @@ class Stack:
     def _receive_ip(self, packet: BytesLike, now: float, verify: bool) -> None:
         if self.fast_path and self._receive_common(packet, now, verify):
             return
+        if packet and packet[0] >> 4 == 6:
+            self._receive_ip6(packet, now, verify)
+            return
         try:
             src, dst, seg = decode_ipv4_tcp(packet, verify_checksum=verify)
         except WireError as exc:
@@ -248,11 +327,15 @@ class Stack:
             else:
                 self._count_drop(now, exc.reason)
             return
-        if dst != self.address:
+        if dst not in self._local:
             self._count_drop(now, "ip_not_for_us")
             return
+        self._receive_tcp(src, dst, seg, now)
+
+    def _receive_tcp(self, src: bytes, dst: bytes, seg: Segment, now: float) -> None:
+        """A decoded segment for one of our addresses, of either family."""
         self.stats["segs_in"] += 1
-        key = (src, seg.src_port, seg.dst_port)
+        key = (src, seg.src_port, seg.dst_port, dst)
         conn = self._conns.get(key)
         if conn is not None:
             if conn.state is State.TIME_WAIT and self._reuse_time_wait(conn, seg):
@@ -270,10 +353,10 @@ class Stack:
                     self._settle_embryonic(conn, lst)
                 return
         lst = self._listeners.get(seg.dst_port)
-        if lst is not None:
-            self._listen_input(lst, src, seg, now)
+        if lst is not None and (4 if len(src) == 4 else 6) in lst.families:
+            self._listen_input(lst, src, dst, seg, now)
         else:
-            self._reset_stranger(src, seg, now)
+            self._reset_stranger(src, dst, seg, now)
 
     def _receive_common(self, packet: BytesLike, now: float, verify: bool) -> bool:
         """Demultiplex on raw bytes: a valid packet of the common shape for a known
@@ -288,9 +371,9 @@ class Stack:
          doff, flags, window, _, urgent) = _IP_TCP.unpack_from(packet)
         hl = (doff >> 4) << 2
         if (vihl != 0x45 or proto != PROTO_TCP or frag & 0x3FFF or total > n
-                or total < 20 + hl or dst != self.address or (hl != 20 and hl != 32)):
+                or total < 20 + hl or (hl != 20 and hl != 32)):
             return False
-        conn = self._conns.get((src, sport, dport))
+        conn = self._conns.get((src, sport, dport, dst))
         if conn is None or conn.state is _S_TIME_WAIT or conn in self._embryonic:
             return False  # a listener's or TIME-WAIT's segment: the general path
         tsval = tsecr = None
@@ -309,7 +392,8 @@ class Stack:
                  else word_sum(view[20:total]))
             if tlen & 1:
                 s <<= 8
-            if (s + int.from_bytes(src, "big") + self._addr_sum + tlen) % 0xFFFF:
+            if (s + int.from_bytes(src, "big") + int.from_bytes(dst, "big") + PROTO_TCP
+                    + tlen) % 0xFFFF:
                 return False
         payload = view[20 + hl:total]
         self.stats["segs_in"] += 1
@@ -330,12 +414,12 @@ class Stack:
         except WireError as exc:  # pragma: no cover - decode_ipv4_tcp checked it already
             self._count_drop(now, exc.reason)
             return
-        if hdr.dst != self.address:
+        if hdr.dst not in self._local:
             self._count_drop(now, "ip_not_for_us")
             return
         if hdr.proto != PROTO_ICMP:
             self._count_drop(now, "ip_unsupported_protocol")
-            self._send_icmp_error(hdr.src, icmp.UNREACH_PROTOCOL, packet, now)
+            self._send_icmp_error(hdr.dst, hdr.src, icmp.UNREACH_PROTOCOL, packet, now)
             return
         try:
             msg = icmp.parse_icmp(payload)
@@ -347,7 +431,7 @@ class Stack:
                 self._count_drop(now, "icmp_echo_ignored")
                 return
             self.stats["icmp_echo_replies"] += 1
-            self._emit_ip(encode_ipv4(self.address, hdr.src, PROTO_ICMP,
+            self._emit_ip(encode_ipv4(hdr.dst, hdr.src, PROTO_ICMP,
                                       icmp.build_echo_reply(msg)))
             return
         if msg.type != icmp.ICMP_DEST_UNREACH:
@@ -358,31 +442,113 @@ class Stack:
         except WireError as exc:
             self._count_drop(now, exc.reason)
             return
-        if quote.proto != PROTO_TCP or quote.src != self.address:
+        self._icmp_to_connection(quote, quote.code, now)
+
+    def _icmp_to_connection(self, quote: icmp.IcmpQuote, code: int, now: float) -> None:
+        """Hand an ICMP or ICMPv6 error to the connection it quotes (the core checks the
+        quoted sequence number against the window, RFC 5927 §4.1, C22)."""
+        if quote.proto != PROTO_TCP or quote.src not in self._local:
             self._count_drop(now, "icmp_quote_not_ours")
             return
-        conn = self._conns.get((quote.dst, quote.dport, quote.sport))
+        conn = self._conns.get((quote.dst, quote.dport, quote.sport, quote.src))
         if conn is None:
             self._count_drop(now, "icmp_no_connection")
             return
-        if conn.icmp_unreachable(quote.code, quote.seq, now, next_hop_mtu=quote.next_hop_mtu):
+        if conn.icmp_unreachable(code, quote.seq, now, next_hop_mtu=quote.next_hop_mtu):
             self.stats["icmp_unreachable_accepted"] += 1
         else:
             self.stats["drop_icmp_out_of_window"] += 1
         self._dirty[conn] = None
 
-    def _send_icmp_error(self, dst: bytes, code: int, packet: BytesLike, now: float) -> None:
-        """Destination unreachable, rate limited by a token bucket (RFC 1812 §4.3.2.8)."""
+    def _icmp_allowed(self, now: float) -> bool:
+        """The shared ICMP/ICMPv6 error token bucket (RFC 1812 §4.3.2.8, RFC 4443 §2.4(f))."""
         self._icmp_tokens = min(self._icmp_rate,
                                 self._icmp_tokens + (now - self._icmp_last) * self._icmp_rate)
         self._icmp_last = now
         if self._icmp_tokens < 1:
             self.stats["icmp_errors_rate_limited"] += 1
-            return
+            return False
         self._icmp_tokens -= 1
         self.stats["icmp_errors_sent"] += 1
-        body = icmp.build_dest_unreachable(code, packet)
-        self._emit_ip(encode_ipv4(self.address, dst, PROTO_ICMP, body))
+        return True
+
+    def _send_icmp_error(self, src: bytes, dst: bytes, code: int, packet: BytesLike,
+                         now: float) -> None:
+        """Destination unreachable, rate limited."""
+        if self._icmp_allowed(now):
+            body = icmp.build_dest_unreachable(code, packet)
+            self._emit_ip(encode_ipv4(src, dst, PROTO_ICMP, body))
+
+    # --------------------------------------------------------------------- IPv6
+    def _receive_ip6(self, packet: BytesLike, now: float, verify: bool) -> None:
+        """An IPv6 packet (RFC 8200): extension headers walked, TCP demultiplexed as
+        over IPv4, ICMPv6 answered (RFC 4443), anything else refused and counted."""
+        try:
+            pkt = parse_ipv6_packet(packet)
+        except WireError as exc:
+            self._count_drop(now, exc.reason)
+            return
+        hdr = pkt.header
+        if is_multicast6(hdr.dst):
+            # The kernel's router solicitations and MLD reports on a new link: synack
+            # joins no group and does no NDP on an L3 link.
+            self._count_drop(now, "ip6_multicast_ignored")
+            return
+        if hdr.dst not in self._local:
+            self._count_drop(now, "ip_not_for_us")
+            return
+        view = memoryview(packet)[pkt.offset:pkt.end]
+        if pkt.proto == PROTO_TCP:
+            try:
+                seg = parse_tcp(view, hdr.src, hdr.dst, verify_checksum=verify,
+                                ecn=hdr.traffic_class & 3)
+            except WireError as exc:
+                self._count_drop(now, exc.reason)
+                return
+            self._receive_tcp(hdr.src, hdr.dst, seg, now)
+            return
+        if pkt.proto != PROTO_ICMPV6:
+            # RFC 8200 §4: an unrecognised Next Header is answered with a Parameter
+            # Problem (code 1) pointing at it (RFC 4443 §3.4).
+            self._count_drop(now, "ip_unsupported_protocol")
+            if self._icmp_allowed(now):
+                body = icmpv6.build_param_problem(hdr.dst, hdr.src,
+                                                  icmpv6.PARAM_UNKNOWN_NEXT_HEADER,
+                                                  pkt.proto_pointer, packet)
+                self._emit_ip(encode_ipv6(hdr.dst, hdr.src, PROTO_ICMPV6, body))
+            return
+        try:
+            msg = icmpv6.parse_icmpv6(view, hdr.src, hdr.dst)
+        except WireError as exc:
+            self._count_drop(now, exc.reason)
+            return
+        t = msg.type
+        if t == icmpv6.ICMP6_ECHO_REQUEST:
+            if not self.answer_ping:
+                self._count_drop(now, "icmp_echo_ignored")
+                return
+            self.stats["icmp_echo_replies"] += 1
+            self._emit_ip(encode_ipv6(hdr.dst, hdr.src, PROTO_ICMPV6,
+                                      icmpv6.build_echo6_reply(hdr.dst, hdr.src, msg)))
+            return
+        if t not in (icmpv6.ICMP6_DEST_UNREACH, icmpv6.ICMP6_PACKET_TOO_BIG):
+            if t in icmpv6.ICMP6_NDP_TYPES:
+                self._count_drop(now, "icmp6_ndp_ignored")
+            else:
+                self._count_drop(now, f"icmp6_type_{t}_ignored")
+            return
+        try:
+            quote = icmpv6.parse_icmpv6_quote(msg)
+        except WireError as exc:
+            self._count_drop(now, exc.reason)
+            return
+        if t == icmpv6.ICMP6_PACKET_TOO_BIG:
+            # RFC 8201 §4: the path MTU, never below 1280; the core derives the MSS.
+            quote = quote._replace(next_hop_mtu=max(quote.next_hop_mtu, IPV6_MIN_MTU))
+            code = icmp.UNREACH_FRAG_NEEDED
+        else:
+            code = _UNREACH6_AS_V4.get(msg.code, icmp.UNREACH_HOST)
+        self._icmp_to_connection(quote, code, now)
 
     def _reuse_time_wait(self, conn: Connection, seg: Segment) -> bool:
         """A new SYN may take over a TIME-WAIT 4-tuple (RFC 6191 §2, as Linux allows).
@@ -394,7 +560,7 @@ class Stack:
         if not seg.flags & SYN or seg.flags & (ACK | RST):
             return False
         lst = self._listeners.get(seg.dst_port)
-        if lst is None:
+        if lst is None or (4 if len(conn.remote_ip) == 4 else 6) not in lst.families:
             return False
         newer_isn = seq.sub(seg.seq, conn.rcv_nxt) > 0
         if conn.ts_ok and seg.tsval is not None and lst.config.timestamps:
@@ -402,16 +568,17 @@ class Stack:
             return age > 0 or (age == 0 and newer_isn)
         return newer_isn
 
-    def _listen_input(self, lst: Listener, src: bytes, seg: Segment, now: float) -> None:
+    def _listen_input(self, lst: Listener, src: bytes, dst: bytes, seg: Segment,
+                      now: float) -> None:
         """RFC 9293 §3.10.7.2: a segment for a listener."""
         flags = seg.flags
         if flags & RST:
             self._count_drop(now, "rst_to_listener")
             return
         if flags & ACK:
-            if flags & SYN == 0 and self._cookie_ack(lst, src, seg, now):
+            if flags & SYN == 0 and self._cookie_ack(lst, src, dst, seg, now):
                 return
-            self._send_rst_for(src, seg, now, "ACK to a listener with no such connection")
+            self._send_rst_for(src, dst, seg, now, "ACK to a listener with no such connection")
             return
         if not flags & SYN:
             self._count_drop(now, "no_syn_to_listener")
@@ -421,27 +588,31 @@ class Stack:
             return
         if lst.half_open >= self.max_half_open:
             if self.syncookies:
-                self._send_cookie(lst, src, seg, now)
+                self._send_cookie(lst, src, dst, seg, now)
             else:
                 self._count_drop(now, "syn_backlog_full")
             return
-        iss = self._isn(self.address, seg.dst_port, src, seg.src_port, now)
-        conn = Connection.open_passive(seg, self.address, src, iss=iss, now=now,
-                                       config=lst.config, events=self._events,
+        iss = self._isn(dst, seg.dst_port, src, seg.src_port, now)
+        conn = Connection.open_passive(seg, dst, src, iss=iss, now=now,
+                                       config=self.family_config(lst.config, src),
+                                       events=self._events,
                                        tracer=self.tracer, wake=self._wake,
-                                       ts_offset=self._ts_offset(src))
-        self._conns[(src, seg.src_port, seg.dst_port)] = conn
+                                       ts_offset=self._ts_offset(dst, src))
+        self._conns[(src, seg.src_port, seg.dst_port, dst)] = conn
         self._embryonic[conn] = lst
         lst.half_open += 1
         self._dirty[conn] = None
 
-    def _send_cookie(self, lst: Listener, src: bytes, syn: Segment, now: float) -> None:
+    def _send_cookie(self, lst: Listener, src: bytes, dst: bytes, syn: Segment,
+                     now: float) -> None:
         """Half-open table full: answer with a SYN cookie and keep nothing (RFC 4987)."""
-        cfg = lst.config
-        cookie, mss = self._cookies.make(self.address, syn.dst_port, src, syn.src_port,
-                                         syn.seq, syn.mss or 536, now)
-        probe = Connection.open_passive(syn, self.address, src, iss=cookie, now=now,
-                                        config=cfg, ts_offset=self._ts_offset(src))
+        cfg = self.family_config(lst.config, src)
+        v4 = len(src) == 4
+        cookie, mss = self._cookies.make(dst, syn.dst_port, src, syn.src_port,
+                                         syn.seq, syn.mss or (536 if v4 else 1220), now,
+                                         v6=not v4)
+        probe = Connection.open_passive(syn, dst, src, iss=cookie, now=now,
+                                        config=cfg, ts_offset=self._ts_offset(dst, src))
         (synack,) = probe.segments_to_send(now)
         synack.mss = min(synack.mss or mss, cfg.mss)
         if synack.tsval is not None:  # options that the ISN cannot carry ride in TSval
@@ -455,46 +626,48 @@ class Stack:
             synack.tsval = ts & 0xFFFFFFFF
         lst.last_cookie = now
         self.stats["syncookies_sent"] += 1
-        self._trace_cookie(now, src, syn, "sent")
-        self._emit_tcp(src, synack)
+        self._trace_cookie(now, dst, src, syn, "sent")
+        self._emit_tcp(dst, src, synack)
 
-    def _cookie_ack(self, lst: Listener, src: bytes, seg: Segment, now: float) -> bool:
+    def _cookie_ack(self, lst: Listener, src: bytes, dst: bytes, seg: Segment,
+                    now: float) -> bool:
         """An ACK to a listener that may return a cookie we sent (RFC 4987 §3.6)."""
         if lst.last_cookie is None or now - lst.last_cookie > 2 * cookies.PERIOD:
             return False
         client_isn = (seg.seq - 1) & 0xFFFFFFFF
         cookie = (seg.ack - 1) & 0xFFFFFFFF
-        mss = self._cookies.check(self.address, seg.dst_port, src, seg.src_port, client_isn,
-                                  cookie, now)
+        mss = self._cookies.check(dst, seg.dst_port, src, seg.src_port, client_isn,
+                                  cookie, now, v6=len(src) == 16)
         if mss is None:
             self.stats["syncookies_rejected"] += 1
-            self._trace_cookie(now, src, seg, "rejected")
+            self._trace_cookie(now, dst, src, seg, "rejected")
             return False
         if len(lst.accept_queue) >= lst.backlog or len(self._conns) >= self.max_connections:
             self._count_drop(now, "accept_queue_full")
             return True
         wscale, sack, ecn = (cookies.decode_options(seg.tsecr & cookies.TS_MASK)
                              if seg.tsecr else (None, False, False))
-        conn = Connection.from_cookie(seg, self.address, src, iss=cookie, mss=mss,
+        conn = Connection.from_cookie(seg, dst, src, iss=cookie, mss=mss,
                                       wscale=wscale, sack=sack, ecn=ecn, now=now,
-                                      config=lst.config, events=self._events,
+                                      config=self.family_config(lst.config, src),
+                                      events=self._events,
                                       tracer=self.tracer, wake=self._wake,
-                                      ts_offset=self._ts_offset(src))
+                                      ts_offset=self._ts_offset(dst, src))
         self.stats["syncookies_validated"] += 1
-        self._trace_cookie(now, src, seg, "validated")
-        self._conns[(src, seg.src_port, seg.dst_port)] = conn
+        self._trace_cookie(now, dst, src, seg, "validated")
+        self._conns[(src, seg.src_port, seg.dst_port, dst)] = conn
         lst.accept_queue.append(conn)
         conn.receive(seg, now)
         self._dirty[conn] = None
         return True
 
-    def _trace_cookie(self, now: float, src: bytes, seg: Segment, action: str) -> None:
+    def _trace_cookie(self, now: float, local: bytes, src: bytes, seg: Segment,
+                      action: str) -> None:
         if self.tracer is not None:
             self.tracer({"t": now, "ev": "syncookie", "action": action, "concept": "C27",
-                         "conn": f"{ip_to_str(self.address)}:{seg.dst_port}>"
-                                 f"{ip_to_str(src)}:{seg.src_port}"})
+                         "conn": _conn_name(local, seg.dst_port, src, seg.src_port)})
 
-    def _reset_stranger(self, src: bytes, seg: Segment, now: float) -> None:
+    def _reset_stranger(self, src: bytes, dst: bytes, seg: Segment, now: float) -> None:
         """RFC 9293 §3.10.7.1: no connection and no listener (C21, C24)."""
         if seg.flags & RST:
             self._count_drop(now, "rst_no_connection")
@@ -505,9 +678,10 @@ class Stack:
             why = "data for a connection that no longer exists (C24)"
         else:
             why = "segment for a connection that does not exist"
-        self._send_rst_for(src, seg, now, why)
+        self._send_rst_for(src, dst, seg, now, why)
 
-    def _send_rst_for(self, src: bytes, seg: Segment, now: float, why: str) -> None:
+    def _send_rst_for(self, src: bytes, dst: bytes, seg: Segment, now: float,
+                      why: str) -> None:
         if seg.flags & ACK:
             rst = Segment(seg.dst_port, seg.src_port, seg.ack, 0, RST, 0)
         else:
@@ -515,25 +689,27 @@ class Stack:
                           RST | ACK, 0)
         self.stats["rst_sent"] += 1
         if self.tracer is not None:
-            name = f"{ip_to_str(self.address)}:{seg.dst_port}>{ip_to_str(src)}:{seg.src_port}"
+            name = _conn_name(dst, seg.dst_port, src, seg.src_port)
             self.tracer({"t": now, "ev": "seg", "dir": "out", "conn": name, "flags": rst.flags,
                          "seq": rst.seq, "ack": rst.ack, "len": 0, "win": 0, "mss": None,
                          "why": why, "state": "CLOSED", "iss": None, "irs": None})
-        self._emit_tcp(src, rst)
+        self._emit_tcp(dst, src, rst)
 
     def _emit_ip(self, packet: bytes) -> None:
         """Queue a finished IP packet (checksums complete)."""
         self._out.append(PLAIN_HEADER + packet if self.offload else packet)
 
-    def _emit_tcp(self, dst: bytes, seg: Segment) -> None:
+    def _emit_tcp(self, src: bytes, dst: bytes, seg: Segment) -> None:
         """Queue a stack-made TCP segment (a SYN-ACK cookie, a RST): never segmented."""
         if self.offload:
-            self._out.append(encode_ipv4_tcp_offload(self.address, dst, seg, 65535))
+            self._out.append(encode_ipv4_tcp_offload(src, dst, seg, 65535))
+        elif len(src) == 4:
+            self._out.append(encode_ipv4_tcp(src, dst, seg))
         else:
-            self._out.append(encode_ipv4_tcp(self.address, dst, seg))
+            self._out.append(encode_ipv6_tcp(src, dst, seg))
 
-    def _ts_offset(self, remote: bytes) -> int:
-        digest = hashlib.blake2s(self.address + remote, key=self._ts_key, digest_size=4).digest()
+    def _ts_offset(self, local: bytes, remote: bytes) -> int:
+        digest = hashlib.blake2s(local + remote, key=self._ts_key, digest_size=4).digest()
         return int.from_bytes(digest, "big")
 
     def _count_drop(self, now: float, reason: str) -> None:
@@ -554,12 +730,12 @@ class Stack:
 
     def _drain(self, now: float, vectored: bool) -> list[OutPacket]:
         out = self._out
-        src = self.address
         while self._dirty:
             dirty = list(self._dirty)
             self._dirty.clear()
             for conn in dirty:
                 segs = conn.segments_to_send(now)
+                src = conn.local_ip
                 dst = conn.remote_ip
                 if self.offload:
                     limit = conn.max_wire_segment
@@ -568,12 +744,18 @@ class Stack:
                             out.append(encode_ipv4_tcp_offload_parts(src, dst, seg, limit))
                         else:
                             out.append(encode_ipv4_tcp_offload(src, dst, seg, limit))
-                else:
+                elif len(src) == 4:
                     for seg in segs:
                         if vectored and seg.payload:
                             out.append(encode_ipv4_tcp_parts(src, dst, seg))
                         else:
                             out.append(encode_ipv4_tcp(src, dst, seg))
+                else:
+                    for seg in segs:
+                        if vectored and seg.payload:
+                            out.append(encode_ipv6_tcp_parts(src, dst, seg))
+                        else:
+                            out.append(encode_ipv6_tcp(src, dst, seg))
                 self.stats["segs_out"] += len(segs)
                 self._after_activity(conn)
         self._out = []
@@ -635,7 +817,7 @@ class Stack:
 
     def _remove(self, conn: Connection) -> None:
         self._time_wait.pop(conn, None)
-        key = (conn.remote_ip, conn.remote_port, conn.local_port)
+        key = (conn.remote_ip, conn.remote_port, conn.local_port, conn.local_ip)
         if self._conns.get(key) is conn:
             del self._conns[key]
         if conn in self._deadline:
@@ -672,13 +854,13 @@ class Stack:
                 self._settle_embryonic(conn, lst)
 
     # ------------------------------------------------------------------ helpers
-    def _ephemeral_port(self, rip: bytes, rport: int) -> int:
+    def _ephemeral_port(self, rip: bytes, rport: int, lip: bytes) -> int:
         """A random free port (RFC 6056 §3.3.1 simple randomisation)."""
         span = EPHEMERAL_HIGH - EPHEMERAL_LOW + 1
         start = self._rng.randrange(span)
         for i in range(span):
             p = EPHEMERAL_LOW + (start + i) % span
-            if (rip, rport, p) not in self._conns and p not in self._listeners:
+            if (rip, rport, p, lip) not in self._conns and p not in self._listeners:
                 return p
         raise OSError(errno.EADDRNOTAVAIL, "no free ephemeral port for this destination")
 
@@ -708,6 +890,32 @@ class Stack:
         states = Counter(c.state.value for c in self._conns.values())
         return {"connections": len(self._conns), "listeners": sorted(self._listeners),
                 "states": dict(states), **self.stats}
+
+
+def _addr(a: str | bytes) -> bytes:
+    """An address of either family from text or bytes; ``ValueError`` otherwise."""
+    b = addr_to_bytes(a) if isinstance(a, str) else bytes(a)
+    if len(b) not in (4, 16):
+        raise ValueError(f"an address is 4 (IPv4) or 16 (IPv6) bytes, got {len(b)}")
+    return b
+
+
+def _conn_name(lip: bytes, lport: int, rip: bytes, rport: int) -> str:
+    """A connection's name as the core spells it: ``local>remote``."""
+    return f"{endpoint_str(lip, lport)}>{endpoint_str(rip, rport)}"
+
+
+#: ICMPv6 destination-unreachable code (RFC 4443 §3.1) -> the ICMPv4 code the core
+#: takes, so each gets the errno Linux's icmpv6_err_convert gives it.
+_UNREACH6_AS_V4: dict[int, int] = {
+    icmpv6.UNREACH6_NO_ROUTE: icmp.UNREACH_NET,
+    icmpv6.UNREACH6_ADMIN: 13,  # communication administratively prohibited
+    icmpv6.UNREACH6_BEYOND_SCOPE: icmp.UNREACH_HOST,
+    icmpv6.UNREACH6_ADDRESS: icmp.UNREACH_HOST,
+    icmpv6.UNREACH6_PORT: icmp.UNREACH_PORT,
+    icmpv6.UNREACH6_POLICY: 13,
+    icmpv6.UNREACH6_REJECT_ROUTE: 13,
+}
 
 
 def _check_port(port: int) -> None:

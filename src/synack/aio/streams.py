@@ -40,14 +40,16 @@ ClientConnectedCallback = Callable[
 
 
 def check_host(host: str | bytes) -> bytes:
-    """An IPv4 address literal as 4 bytes; a name raises ``socket.gaierror``."""
-    if isinstance(host, bytes) and len(host) == 4:
+    """An IPv4 (4 bytes) or IPv6 (16 bytes; brackets allowed) address literal; a name
+    raises ``socket.gaierror``."""
+    if isinstance(host, bytes) and len(host) in (4, 16):
         return host
     try:
-        return ipaddress.IPv4Address(host if isinstance(host, str) else host.decode()).packed
+        text = host if isinstance(host, str) else host.decode()
+        return ipaddress.ip_address(text.strip("[]")).packed
     except (ValueError, UnicodeDecodeError):
         raise socket.gaierror(socket.EAI_NONAME,
-                              f"{host!r} is not an IPv4 address (synack resolves no names)"
+                              f"{host!r} is not an IP address (synack resolves no names)"
                               ) from None
 
 

@@ -45,10 +45,10 @@ READ_CHUNK = 1 << 16
 
 def _host(text: str) -> str:
     try:
-        return str(ipaddress.IPv4Address(text))
+        return str(ipaddress.ip_address(text.strip("[]")))
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"not an IPv4 address: {text!r} (synack resolves no names)") from None
+            f"not an IP address: {text!r} (synack resolves no names)") from None
 
 
 def register(sub: Any) -> argparse.ArgumentParser:
@@ -62,7 +62,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
         "servers in-process (echo 7, discard 9, chargen 19, http 80).",
         epilog="example (as root): synack connect 10.77.0.1 8000 --tun syn0 --ip 10.77.0.2 "
         "--kernel-ip 10.77.0.1/24")
-    p.add_argument("host", type=_host, help="IPv4 address to connect to")
+    p.add_argument("host", type=_host, help="IPv4 or IPv6 address to connect to")
     p.add_argument("port", type=port, help="TCP port")
     p.add_argument("--timeout", type=non_negative(float), default=30.0, metavar="S",
                    help="give up connecting after S seconds (default 30)")

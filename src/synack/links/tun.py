@@ -1,6 +1,6 @@
 """A Linux TUN device as a synack link.
 
-The kernel sees a point-to-point interface (``syn0``); every IPv4 packet it
+The kernel sees a point-to-point interface (``syn0``); every IPv4 and IPv6 packet it
 routes to the interface is read here, and every packet written here is
 received by the kernel as if it had arrived on the wire.  synack owns an
 address the kernel does not (say ``10.77.0.2``) on the interface's subnet, so
@@ -16,6 +16,12 @@ The kernel side (address, netmask, link up, MTU) is configured only when
 asked (``kernel_ip="10.77.0.1/24"``, ``mtu=...``), with ioctls on a throwaway
 ``AF_INET`` socket, so nothing outside the standard library is needed.  The
 route to the subnet is the kernel's own connected route for that address.
+``kernel_ip`` may name IPv6 too (``"2001:db8::1/64"``, or both families,
+comma-separated): the address is added through ``SIOCSIFADDR`` with a
+``struct in6_ifreq`` on an ``AF_INET6`` socket, as ``ip -6 addr add`` does.
+A TUN device is ``IFF_NOARP``, so the kernel skips duplicate address detection
+(the address is usable at once) and gives the link a link-local address of its
+own; synack does no NDP or SLAAC on such an L3 link.
 
 Errors say what to do: :class:`PermissionError` without root or
 CAP_NET_ADMIN, :class:`FileNotFoundError` without ``/dev/net/tun``,
@@ -78,6 +84,8 @@ IFNAMSIZ: Final = 16
 _IFREQ_FLAGS = struct.Struct("16sH22x")  # struct ifreq with ifr_flags
 _IFREQ_INT = struct.Struct("16si20x")  # struct ifreq with ifr_mtu
 _IFREQ_ADDR = struct.Struct("16sH2s4s8x8x")  # struct ifreq with a sockaddr_in
+_IN6_IFREQ = struct.Struct("=16sIi")  # struct in6_ifreq: address, prefix length, ifindex
+Interface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 _RX_SIZE = 65535 + VNET_HDR_LEN
 # Largest TCP payload in one offloaded segment: the IPv4 total length is 16 bits,
 # less a 20-byte IP header and a TCP header with 40 bytes of options.
@@ -121,7 +129,8 @@ class TunLink:
                  kernel_ip: str | None = None, mtu: int | None = None,
                  path: str = DEFAULT_TUN_PATH, offload: bool = False) -> None:
         raw = check_interface_name(name)
-        iface = ipaddress.IPv4Interface(kernel_ip) if kernel_ip is not None else None
+        ifaces = parse_kernel_ip(kernel_ip) if kernel_ip is not None else []
+        iface = ifaces[0] if ifaces else None
         if mtu is not None and not 68 <= mtu <= 65535:
             raise ValueError(f"mtu must be in 68..65535, got {mtu}")
         self.path = path
@@ -130,6 +139,7 @@ class TunLink:
         self.offload = False
         self.offload_error: str | None = None
         self.kernel_interface = iface
+        self.kernel_interfaces = ifaces
         existed = "%" not in name and _exists(name)
         if not create and not existed:
             raise OSError(errno.ENODEV,
@@ -145,8 +155,12 @@ class TunLink:
                 self._clear_offload()
             if mtu is not None:
                 self._ioctl_inet(SIOCSIFMTU, _IFREQ_INT.pack(self._raw, mtu), "set the MTU of")
-            if iface is not None:
-                self._configure(iface)
+            for one in ifaces:
+                if isinstance(one, ipaddress.IPv4Interface):
+                    self._configure(one)
+            for one in ifaces:
+                if isinstance(one, ipaddress.IPv6Interface):
+                    self._configure6(one)
             self.mtu = self.read_mtu()
         except BaseException:
             os.close(self._fd)
@@ -249,6 +263,27 @@ class TunLink:
             self._ioctl_inet(SIOCSIFFLAGS, _IFREQ_FLAGS.pack(self._raw, flags | IFF_UP),
                              "bring up")
 
+    def _configure6(self, iface: ipaddress.IPv6Interface) -> None:
+        """Add an IPv6 address (``ip -6 addr add``) and bring the link up."""
+        res = self._ioctl_inet(SIOCGIFFLAGS, _IFREQ_FLAGS.pack(self._raw, 0), "read flags of")
+        flags = _IFREQ_FLAGS.unpack(res)[1]
+        if not flags & IFF_UP:
+            self._ioctl_inet(SIOCSIFFLAGS, _IFREQ_FLAGS.pack(self._raw, flags | IFF_UP),
+                             "bring up")
+        index = socket.if_nametoindex(self._raw.decode())
+        req = _IN6_IFREQ.pack(iface.ip.packed, iface.network.prefixlen, index)
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            try:
+                fcntl.ioctl(s.fileno(), SIOCSIFADDR, req)
+            except PermissionError:
+                raise PermissionError(
+                    errno.EPERM, f"not permitted to add {iface} to {self._raw.decode()}: "
+                    + _NEEDS_ROOT.format(name=self._raw.decode())) from None
+            except OSError as exc:
+                if exc.errno != errno.EEXIST:
+                    raise OSError(exc.errno, f"cannot add {iface} to {self._raw.decode()}: "
+                                  f"{os.strerror(exc.errno or 0)}") from None
+
     def read_mtu(self) -> int:
         """The interface MTU as the kernel has it now (SIOCGIFMTU)."""
         res = self._ioctl_inet(SIOCGIFMTU, _IFREQ_INT.pack(self._raw, 0), "read the MTU of")
@@ -332,6 +367,20 @@ class TunLink:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def parse_kernel_ip(text: str) -> list[Interface]:
+    """``"10.77.0.1/24"``, ``"2001:db8::1/64"`` or both, comma-separated, as interfaces;
+    ``ValueError`` for anything else."""
+    out: list[Interface] = []
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            out.append(ipaddress.IPv6Interface(part) if ":" in part
+                       else ipaddress.IPv4Interface(part))
+        except ValueError as exc:
+            raise ValueError(f"not an address/prefix: {part!r} ({exc})") from None
+    return out
 
 
 def interface_address(name: str) -> ipaddress.IPv4Interface | None:

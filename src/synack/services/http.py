@@ -528,14 +528,16 @@ class Url:
 
     @property
     def authority(self) -> str:
-        return self.host if self.port == 80 else f"{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host  # RFC 3986 §3.2.2
+        return host if self.port == 80 else f"{host}:{self.port}"
 
     def __str__(self) -> str:
         return f"http://{self.authority}{self.target}"
 
 
 def parse_url(url: str) -> Url:
-    """Split an ``http://`` URL whose host is an IPv4 address; ValueError says what is wrong."""
+    """Split an ``http://`` URL whose host is an IPv4 or bracketed IPv6 address; ValueError
+    says what is wrong."""
     if "://" not in url:
         raise ValueError(f"{url!r} is not a URL: expected http://ADDRESS[:PORT]/PATH")
     parts = urllib.parse.urlsplit(url)
@@ -550,10 +552,11 @@ def parse_url(url: str) -> Url:
     if not host:
         raise ValueError(f"{url!r} has no host")
     try:
-        ipaddress.IPv4Address(host)
+        ipaddress.ip_address(host)  # IPv6 in brackets (RFC 3986 §3.2.2): urlsplit strips them
     except ValueError:
-        raise ValueError(f"{host!r} is not an IPv4 address: synack resolves no names, "
-                         f"use the address (e.g. http://10.77.0.1/)") from None
+        raise ValueError(f"{host!r} is not an IP address: synack resolves no names, "
+                         f"use the address (e.g. http://10.77.0.1/ or http://[2001:db8::1]/)"
+                         ) from None
     try:
         port = parts.port if parts.port is not None else 80
     except ValueError:

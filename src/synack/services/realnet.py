@@ -92,23 +92,33 @@ class SetupError(Exception):
 
 # --------------------------------------------------------------------- options
 def _ipv4(text: str) -> str:
-    try:
-        return str(ipaddress.IPv4Address(text))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an IPv4 address: {text!r}") from None
+    """An IPv4 or IPv6 address (brackets allowed), or both comma-separated."""
+    out = []
+    for part in text.split(","):
+        try:
+            out.append(str(ipaddress.ip_address(part.strip().strip("[]"))))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an IP address: {part!r}") from None
+    return ",".join(out)
 
 
 def _interface(text: str) -> str:
-    try:
-        iface = ipaddress.IPv4Interface(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not an IPv4 ADDRESS/PREFIX: {text!r} (e.g. 10.77.0.1/24)") from None
-    if "/" not in text:
-        raise argparse.ArgumentTypeError(
-            f"give the prefix length too: {text}/24, say (the kernel routes that subnet "
-            f"to the device)")
-    return str(iface)
+    """ADDRESS/PREFIX of either family, or one of each comma-separated."""
+    out = []
+    for part in text.split(","):
+        try:
+            iface = ipaddress.ip_interface(part.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"not an ADDRESS/PREFIX: {part!r} (e.g. 10.77.0.1/24 or 2001:db8::1/64)"
+            ) from None
+        if "/" not in part:
+            size = 24 if iface.version == 4 else 64
+            raise argparse.ArgumentTypeError(
+                f"give the prefix length too: {part}/{size}, say (the kernel routes that "
+                f"subnet to the device)")
+        out.append(str(iface))
+    return ",".join(out)
 
 
 _mss = in_range(int, 88, 65495, "an MSS")
@@ -356,7 +366,7 @@ def _open_recordings(args: argparse.Namespace, setup_opts: dict[str, Any]
     return capture, trace_file, lambda: count[0]
 
 
-def neighbour_address(iface: ipaddress.IPv4Interface) -> str | None:
+def neighbour_address(iface: ipaddress.IPv4Interface | ipaddress.IPv6Interface) -> str | None:
     """The first host address of ``iface``'s subnet that is not the kernel's own
     (10.77.0.1/24 -> 10.77.0.2), or None for a /32."""
     for host in iface.network.hosts():
@@ -378,8 +388,10 @@ def resolve_ip(args: argparse.Namespace) -> str | None:
     kernel = args.kernel_ip or (str(device) if device is not None else None)
     note = None
     if args.ip is None:
-        mine = neighbour_address(ipaddress.IPv4Interface(kernel)) if kernel else DEFAULT_IP
-        if mine is None:
+        mine = (",".join(filter(None, (neighbour_address(ipaddress.ip_interface(k))
+                                       for k in kernel.split(","))))
+                if kernel else DEFAULT_IP)
+        if not mine:
             raise SetupError(f"{args.tun} has the address {kernel}, a subnet with no room "
                              f"for synack: give the device a wider prefix", 2)
         args.ip = mine
@@ -392,8 +404,20 @@ def resolve_ip(args: argparse.Namespace) -> str | None:
 def _check_addresses(name: str, ip: str, kernel_ip: str | None, *, given: bool = True) -> None:
     if kernel_ip is None:
         return
-    iface = ipaddress.IPv4Interface(kernel_ip)
-    mine = ipaddress.IPv4Address(ip)
+    kernels = [ipaddress.ip_interface(k) for k in kernel_ip.split(",")]
+    for one in ip.split(","):
+        _check_address(name, one, kernels, kernel_ip, given)
+
+
+def _check_address(name: str, ip: str,
+                   kernels: list[ipaddress.IPv4Interface | ipaddress.IPv6Interface],
+                   kernel_ip: str, given: bool) -> None:
+    mine = ipaddress.ip_address(ip)
+    same = [k for k in kernels if k.version == mine.version]
+    if not same:
+        raise SetupError(f"--ip {ip} has no kernel address of its family in {kernel_ip}: "
+                         f"give --kernel-ip one (e.g. 2001:db8::1/64 for IPv6)", 2)
+    iface = same[0]
     whose = f"--kernel-ip {kernel_ip}" if given else f"{name}'s address, {kernel_ip}"
     if mine == iface.ip:
         raise SetupError(f"--ip {ip} must differ from the kernel's address ({whose}): "
@@ -402,8 +426,8 @@ def _check_addresses(name: str, ip: str, kernel_ip: str | None, *, given: bool =
         raise SetupError(f"--ip {ip} is outside {iface.network} ({whose}), so the kernel "
                          f"would not route it to {name}; pick an address in that subnet, or "
                          f"leave out --ip", 2)
-    if iface.network.prefixlen < 31 and mine in (iface.network.network_address,
-                                                 iface.network.broadcast_address):
+    if mine.version == 4 and iface.network.prefixlen < 31 and mine in (
+            iface.network.network_address, iface.network.broadcast_address):
         raise SetupError(f"--ip {ip} is the network or broadcast address of {iface.network}",
                          2)
 
@@ -417,10 +441,18 @@ def checksum_warning(command: str, device: str, count: int) -> str:
             f"again; recreate the device, or pass --offload)")
 
 
+_STACK_DROP_WORDS = {
+    "ip_bad_version": "packets of an IP version other than 4 and 6",
+    "ip6_multicast_ignored": "IPv6 multicast (the kernel's router solicitations and MLD "
+                             "reports; synack joins no groups)",
+    "icmp6_ndp_ignored": "IPv6 neighbour discovery (none on a TUN link)",
+}
+
+
 def drop_words(reason: str) -> str:
     """A stack drop reason (``ip_bad_version``) in words for a summary."""
-    if reason == "ip_bad_version":
-        return "IPv6 packets (synack speaks IPv4 only)"
+    if reason in _STACK_DROP_WORDS:
+        return _STACK_DROP_WORDS[reason]
     text = DROP_REASONS.get(reason)
     return text.split(";")[0] if text else reason.replace("_", " ")
 

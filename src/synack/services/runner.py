@@ -82,7 +82,8 @@ class ConnectionRecord:
 
     def describe(self) -> str:
         """One log line for a finished connection."""
-        peer = f"{self.peer[0]}:{self.peer[1]}"
+        host = str(self.peer[0])
+        peer = f"[{host}]:{self.peer[1]}" if ":" in host else f"{host}:{self.peer[1]}"
         text = (f"connection {self.id} from {peer} closed after {self.duration:.2f}s: "
                 f"{self.bytes_in} bytes in")
         if self.hash_in is not None:

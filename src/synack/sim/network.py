@@ -1,7 +1,8 @@
-"""The deterministic simulated network that carries raw IPv4 packets between hosts.
+"""The deterministic simulated network that carries raw IPv4 and IPv6 packets between hosts.
 
 Hosts are sans-IO objects (see :class:`Host`).  The network routes each packet
-by its IPv4 destination address (bytes 16:20) through the :class:`Path` of its
+by its destination address (IPv4 bytes 16:20, IPv6 bytes 24:40) through the
+:class:`Path` of its
 ``(source, destination)`` pair, then hands it to the destination host at its
 arrival time.  After every event that touches a host (a delivery or a timer)
 the network drains that host's output queue and re-arms its one timer.
@@ -59,10 +60,17 @@ class Host(Protocol):
 
 def _addr(address: bytes | str) -> bytes:
     if isinstance(address, str):
-        return ipaddress.IPv4Address(address).packed
-    if not isinstance(address, bytes | bytearray) or len(address) != 4:
-        raise ValueError(f"an IPv4 address must be 4 bytes, got {address!r}")
+        return ipaddress.ip_address(address.strip("[]")).packed
+    if not isinstance(address, bytes | bytearray) or len(address) not in (4, 16):
+        raise ValueError(f"an address must be 4 bytes (IPv4) or 16 (IPv6), got {address!r}")
     return bytes(address)
+
+
+def _ends(packet: bytes) -> tuple[bytes, bytes]:
+    """A packet's source and destination addresses, by its version (RFC 791, RFC 8200)."""
+    if packet[0] >> 4 == 6:
+        return packet[8:24], packet[24:40]
+    return packet[12:16], packet[16:20]
 
 
 class _Slot:
@@ -127,12 +135,18 @@ class Network:
     # -- topology -------------------------------------------------------
 
     def attach(self, host: Host) -> None:
-        """Attach ``host``; packets to ``host.address`` are delivered to it."""
-        address = _addr(host.address)
-        if address in self._slots:
-            raise ValueError(f"address {ipaddress.IPv4Address(address)} is already attached")
+        """Attach ``host``; packets to ``host.address`` (and to every address in
+        ``host.addresses`` when it has that attribute, IPv4 or IPv6) are delivered to it."""
+        addresses = [_addr(host.address)]
+        for extra in getattr(host, "addresses", ()):
+            if _addr(extra) not in addresses:
+                addresses.append(_addr(extra))
+        for address in addresses:
+            if address in self._slots:
+                raise ValueError(f"address {ipaddress.ip_address(address)} is already attached")
         slot = _Slot(host)
-        self._slots[address] = slot
+        for address in addresses:
+            self._slots[address] = slot
         self._order.append(slot)
 
     def set_path(self, src: bytes | str, dst: bytes | str, cfg: PathConfig) -> None:
@@ -317,18 +331,17 @@ class Network:
         stats["sent"] += 1
         if self._taps:
             self._emit(now, "send", packet, None)
+        src, dst = _ends(packet)
         if self._filters:
-            src = packet[12:16]
-            dst = packet[16:20]
             for fn in self._filters:
                 if fn(now, src, dst, packet):
                     self._note(now, "drop", packet, "filter")
                     return
-        slot = self._slots.get(packet[16:20])
+        slot = self._slots.get(dst)
         if slot is None:
             self._note(now, "drop", packet, "no_route")
             return
-        key = packet[12:20]
+        key = src + dst
         path = self._paths.get(key)
         if path is None:
             path = self._paths[key] = Path(self._default, self.rng, self._arrive, self._note)
@@ -341,7 +354,6 @@ class Network:
             self._emit(now, kind, packet, reason)
 
     def _emit(self, now: float, kind: str, packet: bytes, reason: str | None) -> None:
-        src = packet[12:16]
-        dst = packet[16:20]
+        src, dst = _ends(packet)
         for tap in self._taps:
             tap(now, kind, src, dst, packet, reason)

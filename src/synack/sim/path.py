@@ -99,11 +99,17 @@ class PathConfig:
 
 
 def mark_ce(packet: bytes) -> bytes:
-    """Return ``packet`` with its IPv4 ECN field set to CE (11).
+    """Return ``packet`` with its ECN field set to CE (11).
 
-    The header checksum is updated incrementally (RFC 1624 eqn. 3), so a
-    header whose checksum was wrong stays wrong.
+    IPv4: the header checksum is updated incrementally (RFC 1624 eqn. 3), so a
+    header whose checksum was wrong stays wrong.  IPv6: the ECN bits are the low
+    two of the Traffic Class (RFC 8200 §7), bits 4-5 of byte 1; there is no
+    header checksum.
     """
+    if packet[0] >> 4 == 6:
+        out6 = bytearray(packet)
+        out6[1] |= 0x30
+        return bytes(out6)
     old = (packet[0] << 8) | packet[1]
     new = old | 3
     total = (~((packet[10] << 8) | packet[11]) & 0xFFFF) + (~old & 0xFFFF) + new
@@ -115,6 +121,14 @@ def mark_ce(packet: bytes) -> bytes:
     out[10] = check >> 8
     out[11] = check & 0xFF
     return bytes(out)
+
+
+def _ecn(packet: bytes) -> int:
+    """The ECN field of an IPv4 or IPv6 packet (RFC 3168 §5; RFC 8200 §7); 0 otherwise."""
+    v = packet[0] >> 4
+    if v == 4:
+        return packet[1] & 3
+    return (packet[1] >> 4) & 3 if v == 6 else 0
 
 
 def flip_bits(packet: bytes, rng: random.Random) -> bytes:
@@ -223,7 +237,7 @@ class Path(Generic[T]):
                     self._note(now, "drop", packet, "queue")
                     return
                 if (cfg.ecn_mark and backlog > cfg.ecn_threshold_bytes and len(packet) >= 20
-                        and packet[0] >> 4 == 4 and 0 < (packet[1] & 3) < 3):
+                        and 0 < _ecn(packet) < 3):
                     packet = mark_ce(packet)
                     self._note(now, "mark", packet, None)
             if now > self._busy_until:

@@ -12,6 +12,8 @@ from .states import State
 
 MASK = seq.MASK
 DEFAULT_PEER_MSS = 536  # RFC 9293 §3.7.1 (IPv4) when the peer sends no MSS option
+DEFAULT_PEER_MSS6 = 1220  # RFC 9293 §3.7.1 for IPv6: the 1280 minimum MTU less 60
+IPV6_MIN_MTU = 1280  # RFC 8200 §5: path MTU discovery never goes below (RFC 8201 §4)
 TS_OPTION_LEN = 12  # NOP, NOP, kind 8 len 10: taken out of each segment's payload
 PAWS_IDLE = 24 * 24 * 3600.0  # RFC 7323 §5.5: TS.Recent older than 24 days is invalid
 ECT0 = 0b10

@@ -1,6 +1,7 @@
 """ICMP errors for :class:`~synack.tcp.connection.Connection`: destination unreachable
 accepted only inside the window (RFC 5927 §4.1), hard and soft errors (RFC 1122
-§4.2.3.9), path MTU discovery (RFC 1191)."""
+§4.2.3.9), path MTU discovery (RFC 1191; RFC 8201 for IPv6, whose Packet Too Big the
+stack hands in as code 4)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import errno
 
 from .. import seq
 from .conn_base import ConnBase
-from .conn_const import MASK, S_SYN_RECEIVED, S_SYN_SENT, TS_OPTION_LEN
+from .conn_const import IPV6_MIN_MTU, MASK, S_SYN_RECEIVED, S_SYN_SENT, TS_OPTION_LEN
 
 
 class IcmpMixin(ConnBase):
@@ -35,9 +36,14 @@ class IcmpMixin(ConnBase):
         self.stats["icmp_errors"] += 1
         err, text = _ICMP_ERRORS.get(code, (errno.EHOSTUNREACH, f"unreachable (code {code})"))
         if code == 4:  # fragmentation needed: path MTU discovery
-            # The MSS is the MTU less 40 (RFC 9293 §3.7.1); the timestamp option comes
-            # out of it as out of the negotiated one (RFC 6691 §2).
-            mss = next_hop_mtu - 40 - (TS_OPTION_LEN if self.ts_ok else 0)
+            # The MSS is the MTU less 40, 60 over IPv6 (RFC 9293 §3.7.1); the timestamp
+            # option comes out of it as out of the negotiated one (RFC 6691 §2).  An
+            # IPv6 path is never taken below 1280 (RFC 8201 §4).
+            headers = 40
+            if len(self.remote_ip) == 16:
+                headers = 60
+                next_hop_mtu = max(next_hop_mtu, IPV6_MIN_MTU)
+            mss = next_hop_mtu - headers - (TS_OPTION_LEN if self.ts_ok else 0)
             if next_hop_mtu >= 128 and mss < self.eff_mss:
                 self.eff_mss = mss
                 self._cc.mss = mss

@@ -43,6 +43,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from ..wire.ipv6 import ip6_to_str
 from ..wire.segment import ACK, CWR, ECE, SYN, Segment
 from . import congestion, memory
 from .config import TcpConfig
@@ -50,6 +51,7 @@ from .config import TcpConfig
 # Shared with the mixins; "X as X" keeps them importable from this module.
 from .conn_const import CE as CE
 from .conn_const import DEFAULT_PEER_MSS as DEFAULT_PEER_MSS
+from .conn_const import DEFAULT_PEER_MSS6 as DEFAULT_PEER_MSS6
 from .conn_const import ECT0 as ECT0
 from .conn_const import GSO_MAX_SIZE as GSO_MAX_SIZE
 from .conn_const import MASK as MASK
@@ -164,8 +166,8 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         self._max_snd_wnd = 0
         self._wl1 = 0
         self._wl2 = 0
-        self.peer_mss = DEFAULT_PEER_MSS
-        self.eff_mss = min(cfg.mss, DEFAULT_PEER_MSS)
+        self.peer_mss = DEFAULT_PEER_MSS if len(remote_ip) == 4 else DEFAULT_PEER_MSS6
+        self.eff_mss = min(cfg.mss, self.peer_mss)
         self.rtt = RttEstimator(cfg.rto_initial, cfg.rto_min, cfg.rto_max)
         self._rtt_pos = None
         self._rtt_time = 0.0
@@ -294,7 +296,8 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
             else:
                 self.ecn_ok = syn.flags & (ECE | CWR) == ECE | CWR
         self._radv = 1
-        self.peer_mss = syn.mss if syn.mss else DEFAULT_PEER_MSS
+        self.peer_mss = syn.mss if syn.mss else (
+            DEFAULT_PEER_MSS if len(self.remote_ip) == 4 else DEFAULT_PEER_MSS6)
         self.eff_mss = max(min(cfg.mss, self.peer_mss) - (TS_OPTION_LEN if self.ts_ok else 0),
                            64)
         self._cc = congestion.create(cfg.congestion_control, self.eff_mss, cfg.initial_window)
@@ -611,4 +614,5 @@ def _byte_view(data: memoryview) -> memoryview:
 
 
 def _ip(b: bytes) -> str:
-    return ".".join(str(x) for x in b)
+    """Dotted quad, or a bracketed IPv6 address (RFC 5952 §6) so ``:port`` stays apart."""
+    return ".".join(str(x) for x in b) if len(b) == 4 else f"[{ip6_to_str(b)}]"

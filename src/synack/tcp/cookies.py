@@ -22,6 +22,7 @@ import hashlib
 import os
 
 MSS_TABLE = (536, 1300, 1440, 1460)  # the values Linux's IPv4 cookies encode
+MSS_TABLE6 = (1220, 1420, 1440, 8940)  # Linux's IPv6 msstab: MTUs 1280, 1480, 1500, 9000 less 60
 PERIOD = 64.0
 _HASH_MASK = (1 << 25) - 1
 TS_BITS = 6
@@ -45,19 +46,21 @@ class SynCookies:
         return int.from_bytes(h.digest(), "big") & _HASH_MASK
 
     def make(self, lip: bytes, lport: int, rip: bytes, rport: int, client_isn: int,
-             peer_mss: int, now: float) -> tuple[int, int]:
-        """Return ``(cookie, mss)``: the ISN to use and the MSS it encodes."""
+             peer_mss: int, now: float, *, v6: bool = False) -> tuple[int, int]:
+        """Return ``(cookie, mss)``: the ISN to use and the MSS it encodes (from the
+        IPv6 table when ``v6``)."""
+        table = MSS_TABLE6 if v6 else MSS_TABLE
         idx = 0
-        for i, m in enumerate(MSS_TABLE):
+        for i, m in enumerate(table):
             if m <= peer_mss:
                 idx = i
         t = int(now // PERIOD)
         cookie = ((t & 0x1F) << 27) | (idx << 25) | self._hash(lip, lport, rip, rport,
                                                                client_isn, t, idx)
-        return cookie, MSS_TABLE[idx]
+        return cookie, table[idx]
 
     def check(self, lip: bytes, lport: int, rip: bytes, rport: int, client_isn: int,
-              cookie: int, now: float) -> int | None:
+              cookie: int, now: float, *, v6: bool = False) -> int | None:
         """The MSS a valid cookie encodes, or None for a forged or expired one."""
         t_now = int(now // PERIOD)
         age = (t_now - (cookie >> 27)) & 0x1F
@@ -69,7 +72,7 @@ class SynCookies:
         idx = (cookie >> 25) & 0x3
         if self._hash(lip, lport, rip, rport, client_isn, t, idx) != cookie & _HASH_MASK:
             return None
-        return MSS_TABLE[idx]
+        return (MSS_TABLE6 if v6 else MSS_TABLE)[idx]
 
 
 def encode_options(wscale: int | None, sack: bool, ecn: bool) -> int:

@@ -162,7 +162,11 @@ def build_ipv4_header(src: bytes, dst: bytes, proto: int, payload_len: int, *, t
 
 
 def ip_to_bytes(s: str) -> bytes:
-    """Dotted-quad text to 4 bytes; strict (no ``127.1`` shorthands)."""
+    """Dotted-quad text to 4 bytes; strict (no ``127.1`` shorthands).  IPv6 text
+    (RFC 4291 §2.2, brackets allowed) gives 16 bytes, so every caller takes both."""
+    if isinstance(s, str) and ":" in s:
+        from .ipv6 import ip6_to_bytes
+        return ip6_to_bytes(s)
     try:
         return ipaddress.IPv4Address(s).packed
     except (ipaddress.AddressValueError, ValueError, TypeError):
@@ -170,7 +174,10 @@ def ip_to_bytes(s: str) -> bytes:
 
 
 def ip_to_str(b: BytesLike) -> str:
-    """4 bytes to dotted-quad text."""
+    """4 bytes to dotted-quad text; 16 bytes to IPv6 text in RFC 5952 form."""
+    if len(b) == 16:
+        from .ipv6 import ip6_to_str
+        return ip6_to_str(b)
     if len(b) != 4:
         raise ValueError(f"IPv4 address must be 4 bytes, got {len(b)}: {bytes(b)!r}")
     return f"{b[0]}.{b[1]}.{b[2]}.{b[3]}"

@@ -1,4 +1,5 @@
-"""Whole IPv4+TCP packets: decode, encode, and a tcpdump-like one-line description."""
+"""Whole IPv4+TCP and IPv6+TCP packets: decode, encode, and a tcpdump-like one-line
+description."""
 
 from __future__ import annotations
 
@@ -12,6 +13,16 @@ from .icmp import (
     parse_icmp,
     parse_icmp_quote,
 )
+from .icmpv6 import (
+    ICMP6_DEST_UNREACH,
+    ICMP6_ECHO_REPLY,
+    ICMP6_ECHO_REQUEST,
+    ICMP6_PACKET_TOO_BIG,
+    ICMP6_PARAM_PROBLEM,
+    ICMP6_TIME_EXCEEDED,
+    parse_icmpv6,
+    parse_icmpv6_quote,
+)
 from .ipv4 import (
     IPV4_HEADER_LEN,
     PROTO_ICMP,
@@ -20,6 +31,13 @@ from .ipv4 import (
     ip_to_str,
     parse_ipv4,
     unpack_ipv4,
+)
+from .ipv6 import (
+    IPV6_HEADER_LEN,
+    PROTO_ICMPV6,
+    build_ipv6_header,
+    ip6_to_str,
+    parse_ipv6_packet,
 )
 from .segment import ACK, URG, Segment, flags_str
 from .tcp import build_tcp, parse_tcp
@@ -63,6 +81,52 @@ def encode_ipv4_tcp_parts(src: bytes, dst: bytes, seg: Segment) -> tuple[bytes, 
     payload = seg.payload
     ip = build_ipv4_header(src, dst, PROTO_TCP, len(tcp) + len(payload), tos=seg.ecn & 3)
     return ip + tcp, payload
+
+
+def decode_ipv6_tcp(packet: BytesLike, *,
+                    verify_checksum: bool = True) -> tuple[bytes, bytes, Segment]:
+    """Decode an IPv6 packet carrying TCP into ``(src, dst, segment)``, extension headers
+    walked (RFC 8200 §4); the TCP checksum covers the IPv6 pseudo-header (RFC 8200 §8.1).
+    The segment's ``ecn`` is the Traffic Class's ECN field.  Raises :class:`WireError`,
+    with ``ip_not_tcp`` for another upper-layer protocol."""
+    pkt = parse_ipv6_packet(packet)
+    if pkt.proto != PROTO_TCP:
+        raise WireError("ip_not_tcp", f"next header {pkt.proto}")
+    hdr = pkt.header
+    seg = parse_tcp(memoryview(packet)[pkt.offset:pkt.end], hdr.src, hdr.dst,
+                    verify_checksum=verify_checksum, ecn=hdr.traffic_class & 3)
+    return hdr.src, hdr.dst, seg
+
+
+def encode_ipv6_tcp(src: bytes, dst: bytes, seg: Segment, *, hop_limit: int = 64,
+                    traffic_class: int = 0) -> bytes:
+    """Encode ``seg`` as one IPv6 packet; the ECN bits of the Traffic Class are ``seg.ecn``."""
+    tcp = build_tcp(seg, src, dst)
+    ip = build_ipv6_header(src, dst, PROTO_TCP, len(tcp) + len(seg.payload),
+                           hop_limit=hop_limit,
+                           traffic_class=(traffic_class & 0xFC) | (seg.ecn & 3))
+    return b"".join((ip, tcp, seg.payload))
+
+
+def encode_ipv6_tcp_parts(src: bytes, dst: bytes, seg: Segment) -> tuple[bytes, BytesLike]:
+    """:func:`encode_ipv6_tcp` as ``(IP and TCP headers, payload)`` for a gathering write."""
+    tcp = build_tcp(seg, src, dst)
+    payload = seg.payload
+    ip = build_ipv6_header(src, dst, PROTO_TCP, len(tcp) + len(payload),
+                           traffic_class=seg.ecn & 3)
+    return ip + tcp, payload
+
+
+def encode_ip_tcp(src: bytes, dst: bytes, seg: Segment) -> bytes:
+    """:func:`encode_ipv4_tcp` or :func:`encode_ipv6_tcp` by the addresses' length."""
+    return encode_ipv4_tcp(src, dst, seg) if len(src) == 4 else encode_ipv6_tcp(src, dst, seg)
+
+
+def encode_ipv6(src: bytes, dst: bytes, next_header: int, payload: BytesLike, *,
+                hop_limit: int = 64) -> bytes:
+    """Wrap an encoded upper-layer payload (an ICMPv6 message) in an IPv6 header."""
+    return build_ipv6_header(src, dst, next_header, len(payload),
+                             hop_limit=hop_limit) + bytes(payload)
 
 
 def encode_ipv4(src: bytes, dst: bytes, proto: int, payload: BytesLike, *, ttl: int = 64,
@@ -118,8 +182,61 @@ def _describe_icmp(s: str, d: str, payload: memoryview) -> str:
     return f"{head} type {msg.type} code {msg.code}, length {len(payload)}"
 
 
+def _describe_icmp6(s: str, d: str, src: bytes, dst: bytes, payload: memoryview) -> str:
+    head = f"IP6 {s} > {d}: ICMP6"
+    try:
+        msg = parse_icmpv6(payload, src, dst)
+    except WireError as e:
+        return f"{head} [drop {e.reason}], length {len(payload)}"
+    if msg.type in (ICMP6_ECHO_REQUEST, ICMP6_ECHO_REPLY):
+        kind = "echo request" if msg.type == ICMP6_ECHO_REQUEST else "echo reply"
+        ident = int.from_bytes(msg.rest[:2], "big")
+        seq = int.from_bytes(msg.rest[2:], "big")
+        return f"{head}, {kind}, id {ident}, seq {seq}, length {len(payload)}"
+    kinds = {ICMP6_DEST_UNREACH: "destination unreachable", ICMP6_PACKET_TOO_BIG:
+             "packet too big", ICMP6_TIME_EXCEEDED: "time exceeded",
+             ICMP6_PARAM_PROBLEM: "parameter problem"}
+    err = kinds.get(msg.type)
+    if err is None:
+        return f"{head}, type {msg.type} code {msg.code}, length {len(payload)}"
+    kind = err
+    try:
+        q = parse_icmpv6_quote(msg)
+    except WireError as e:
+        return f"{head}, {kind} code {msg.code} [bad quote: {e.reason}], length {len(payload)}"
+    mtu = f", mtu {q.next_hop_mtu}" if msg.type == ICMP6_PACKET_TOO_BIG else ""
+    return (f"{head}, {kind} code {msg.code}{mtu} for proto {q.proto} "
+            f"{ip6_to_str(q.src)}.{q.sport} > {ip6_to_str(q.dst)}.{q.dport} seq {q.seq}, "
+            f"length {len(payload)}")
+
+
+def _describe6(data: bytes) -> str:
+    try:
+        pkt = parse_ipv6_packet(data)
+    except WireError as e:
+        where = ""
+        if len(data) >= IPV6_HEADER_LEN:
+            where = f" {ip6_to_str(data[8:24])} > {ip6_to_str(data[24:40])}:"
+        return f"IP6{where} [drop {e.reason}] {len(data)} bytes"
+    hdr = pkt.header
+    s = ip6_to_str(hdr.src)
+    d = ip6_to_str(hdr.dst)
+    payload = memoryview(data)[pkt.offset:pkt.end]
+    if pkt.proto == PROTO_TCP:
+        try:
+            seg = parse_tcp(payload, hdr.src, hdr.dst, ecn=hdr.ecn)
+        except WireError as e:
+            return f"IP6 {s} > {d}: tcp [drop {e.reason}], length {len(payload)}"
+        return "IP6" + _describe_tcp(s, d, seg)[2:]
+    if pkt.proto == PROTO_ICMPV6:
+        return _describe_icmp6(s, d, hdr.src, hdr.dst, payload)
+    return f"IP6 {s} > {d}: next-header {pkt.proto} {len(payload)}"
+
+
 def _describe(packet: BytesLike) -> str:
     data = bytes(packet)
+    if data and data[0] >> 4 == 6:
+        return _describe6(data)
     try:
         hdr = parse_ipv4(data)
     except WireError as e:
@@ -142,7 +259,7 @@ def _describe(packet: BytesLike) -> str:
 
 
 def describe_packet(packet: BytesLike) -> str:
-    """A tcpdump-like one-line summary of an IPv4 packet; never raises.
+    """A tcpdump-like one-line summary of an IPv4 or IPv6 packet; never raises.
 
     A packet that fails to decode is described by its drop reason, e.g.
     ``IP 10.0.0.1 > 10.0.0.2: tcp [drop tcp_bad_checksum], length 40``.

@@ -9,7 +9,8 @@ With it the kernel and synack trade work they would otherwise both do:
   at ``csum_start + csum_offset``.  Such a packet never left this machine's
   memory, so the receiver may trust it.  ``DATA_VALID`` says the checksum
   was already verified.
-- **segmentation offload** (``TUN_F_TSO4``): a ``GSO_TCPV4`` packet is one
+- **segmentation offload** (``TUN_F_TSO4``, ``TUN_F_TSO6``): a ``GSO_TCPV4``
+  (``GSO_TCPV6``) packet is one
   TCP segment of up to 64 KB that stands for ``ceil(payload / gso_size)``
   wire segments, each with a copy of its headers (RFC 9293's segments, cut
   later).  The kernel hands us its coalesced (GRO) segments the same way.
@@ -25,6 +26,7 @@ from typing import Final, NamedTuple
 
 from .checksum import BytesLike, pseudo_header_sum
 from .ipv4 import IPV4_HEADER_LEN, PROTO_TCP, build_ipv4_header
+from .ipv6 import IPV6_HEADER_LEN, build_ipv6_header
 from .segment import CWR, Segment
 from .tcp import build_tcp
 
@@ -34,6 +36,7 @@ __all__ = [
     "GSO_ECN",
     "GSO_NONE",
     "GSO_TCPV4",
+    "GSO_TCPV6",
     "PLAIN_HEADER",
     "VNET_HDR_LEN",
     "VnetHeader",
@@ -47,6 +50,7 @@ F_NEEDS_CSUM: Final = 1
 F_DATA_VALID: Final = 2
 GSO_NONE: Final = 0
 GSO_TCPV4: Final = 1
+GSO_TCPV6: Final = 4
 GSO_ECN: Final = 0x80  # the first segment alone carries CWR (RFC 3168 §6.1.2)
 PLAIN_HEADER: Final = bytes(VNET_HDR_LEN)
 """The header of a packet that asks nothing of the kernel (checksums complete)."""
@@ -83,7 +87,8 @@ def encode_ipv4_tcp_offload(src: bytes, dst: bytes, seg: Segment, max_tcp_len: i
 
 def encode_ipv4_tcp_offload_parts(src: bytes, dst: bytes, seg: Segment, max_tcp_len: int
                                   ) -> tuple[bytes, BytesLike]:
-    """Virtio-net header + IPv4 + TCP headers, and the payload apart (for ``writev``),
+    """Virtio-net header + IP (v4 or v6, by the addresses' length) + TCP headers, and the
+    payload apart (for ``writev``),
     with the checksum left to the kernel, and cut by it into
     segments of at most ``max_tcp_len`` bytes of TCP header and payload (MSS + 20,
     RFC 6691 §2) when longer; each piece repeats this segment's header and options.
@@ -99,13 +104,17 @@ def encode_ipv4_tcp_offload_parts(src: bytes, dst: bytes, seg: Segment, max_tcp_
     tcp_len = len(tcp) + len(seg.payload)
     psum = pseudo_header_sum(src, dst, PROTO_TCP, tcp_len)
     tcp = tcp[:_TCP_CSUM_OFFSET] + psum.to_bytes(2, "big") + tcp[_TCP_CSUM_OFFSET + 2:]
-    ip = build_ipv4_header(src, dst, PROTO_TCP, tcp_len, tos=seg.ecn & 3)
+    if len(src) == 4:
+        ip = build_ipv4_header(src, dst, PROTO_TCP, tcp_len, tos=seg.ecn & 3)
+        ihl, gso = IPV4_HEADER_LEN, GSO_TCPV4
+    else:  # RFC 8200 §8.1: the same pseudo-header sum with 16-byte addresses
+        ip = build_ipv6_header(src, dst, PROTO_TCP, tcp_len, traffic_class=seg.ecn & 3)
+        ihl, gso = IPV6_HEADER_LEN, GSO_TCPV6
     plen = len(seg.payload)
     if plen > gso_size:
-        gso_type = GSO_TCPV4 | (GSO_ECN if seg.flags & CWR else 0)
-        hdr = VNET_HDR.pack(F_NEEDS_CSUM, gso_type, IPV4_HEADER_LEN + len(tcp), gso_size,
-                            IPV4_HEADER_LEN, _TCP_CSUM_OFFSET)
+        gso_type = gso | (GSO_ECN if seg.flags & CWR else 0)
+        hdr = VNET_HDR.pack(F_NEEDS_CSUM, gso_type, ihl + len(tcp), gso_size, ihl,
+                            _TCP_CSUM_OFFSET)
     else:
-        hdr = VNET_HDR.pack(F_NEEDS_CSUM, GSO_NONE, IPV4_HEADER_LEN + len(tcp), 0,
-                            IPV4_HEADER_LEN, _TCP_CSUM_OFFSET)
+        hdr = VNET_HDR.pack(F_NEEDS_CSUM, GSO_NONE, ihl + len(tcp), 0, ihl, _TCP_CSUM_OFFSET)
     return b"".join((hdr, ip, tcp)), seg.payload
