@@ -307,12 +307,7 @@ def test_synack_lost_passive_data_rto_reset_to_3s_rfc6298_5_7() -> None:
     tcb, synack = passive()
     assert tcb.run_timers(1.0) == [(1.0, synack)]
     tcb.feed(tcb.peer(IRS + 1, ISS + 1), 1.5)
-    assert tcb.state is S.ESTABLISHED
-    assert tcb.conn.rtt.srtt is None
-    assert tcb.conn.rtt.rto == 3.0
-    tcb.conn.send(b"z" * 10)
-    tcb.out(2.0)
-    assert tcb.conn.next_timer() == 5.0
+    assert_data_starts_with_rto_3s(tcb)
 
 
 def test_syn_ack_with_data_and_fin_delivers_text_then_eof_c11() -> None:
@@ -648,17 +643,23 @@ def test_syn_retries_config() -> None:
     assert [e.errno for e in tcb.of(ConnectionFailed)] == [errno.ETIMEDOUT]
 
 
-def test_synack_after_syn_retransmission_karn_and_3s_rto() -> None:
-    """Karn (RFC 6298 §3): no sample from the retransmitted SYN; §5.7: data RTO starts at 3 s."""
-    tcb = active()
-    tcb.run_timers(1.0)  # SYN resent at 1 s
-    tcb.feed(tcb.peer(IRS, ISS + 1, SYN | ACK, mss=1460), 1.5)
+def assert_data_starts_with_rto_3s(tcb: Tcb) -> None:
+    """RFC 6298 §5.7: established after a retransmitted SYN or SYN-ACK with no RTT sample
+    (Karn, §3): RTO 3 s, and the first data sent at 2.0 s is timed for 5.0 s."""
     assert tcb.state is S.ESTABLISHED
     assert tcb.conn.rtt.srtt is None
     assert tcb.conn.rtt.rto == 3.0
     tcb.conn.send(b"z" * 10)
     tcb.out(2.0)
     assert tcb.conn.next_timer() == 5.0
+
+
+def test_synack_after_syn_retransmission_karn_and_3s_rto() -> None:
+    """Karn (RFC 6298 §3): no sample from the retransmitted SYN; §5.7: data RTO starts at 3 s."""
+    tcb = active()
+    tcb.run_timers(1.0)  # SYN resent at 1 s
+    tcb.feed(tcb.peer(IRS, ISS + 1, SYN | ACK, mss=1460), 1.5)
+    assert_data_starts_with_rto_3s(tcb)
 
 
 def test_data_retransmitted_after_rto_karn_c18() -> None:

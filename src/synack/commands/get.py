@@ -22,17 +22,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import time
-from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, TextIO
 
 from ..progress import print_summary, rich_available
 from ..services.http import ProtocolError, Response, Url, fetch, parse_url
 from ..services.realnet import NetSetup, add_linger_option, add_link_options, open_network
-from . import non_negative, own_command
+from . import non_negative, own_command, unwritable
 from .connect import describe_failure
 
 NAME = "get"
@@ -151,19 +149,7 @@ class _Output:
 
     def check(self) -> str | None:
         """Why the output file could not be written, or None."""
-        if self.path is None:
-            return None
-        target = Path(self.path)
-        if target.is_dir():
-            return f"{self.path} is a directory"
-        if target.exists():  # a file (or /dev/null) that is there: it alone must be writable
-            return None if os.access(target, os.W_OK) else f"{self.path} is not writable"
-        parent = target.parent
-        if not parent.is_dir():
-            return f"no directory {parent}"
-        if not os.access(parent, os.W_OK):
-            return f"cannot create {self.path}: {parent} is not writable"
-        return None
+        return None if self.path is None else unwritable(self.path)
 
     def open(self) -> None:
         self.fh = open(self.path, "wb") if self.path is not None else self.stdout  # noqa: SIM115

@@ -139,8 +139,8 @@ def encode_ipv4(src: bytes, dst: bytes, proto: int, payload: BytesLike, *, ttl: 
 _ECN_NAMES = ("", " [ECT(1)]", " [ECT(0)]", " [CE]")
 
 
-def _describe_tcp(s: str, d: str, seg: Segment) -> str:
-    out = [f"IP {s}.{seg.src_port} > {d}.{seg.dst_port}: Flags [{flags_str(seg.flags)}]"]
+def _describe_tcp(s: str, d: str, seg: Segment, tag: str = "IP") -> str:
+    out = [f"{tag} {s}.{seg.src_port} > {d}.{seg.dst_port}: Flags [{flags_str(seg.flags)}]"]
     n = len(seg.payload)
     out.append(f"seq {seg.seq}:{(seg.seq + n) & 0xFFFFFFFF}" if n else f"seq {seg.seq}")
     if seg.flags & ACK:
@@ -210,6 +210,16 @@ def _describe_icmp6(s: str, d: str, src: bytes, dst: bytes, payload: memoryview)
             f"length {len(payload)}")
 
 
+def _describe_tcp_payload(tag: str, s: str, d: str, src: bytes, dst: bytes, ecn: int,
+                          payload: memoryview) -> str:
+    """The TCP part of either family's line, or its drop reason."""
+    try:
+        seg = parse_tcp(payload, src, dst, ecn=ecn)
+    except WireError as e:
+        return f"{tag} {s} > {d}: tcp [drop {e.reason}], length {len(payload)}"
+    return _describe_tcp(s, d, seg, tag)
+
+
 def _describe6(data: bytes) -> str:
     try:
         pkt = parse_ipv6_packet(data)
@@ -223,11 +233,7 @@ def _describe6(data: bytes) -> str:
     d = ip6_to_str(hdr.dst)
     payload = memoryview(data)[pkt.offset:pkt.end]
     if pkt.proto == PROTO_TCP:
-        try:
-            seg = parse_tcp(payload, hdr.src, hdr.dst, ecn=hdr.ecn)
-        except WireError as e:
-            return f"IP6 {s} > {d}: tcp [drop {e.reason}], length {len(payload)}"
-        return "IP6" + _describe_tcp(s, d, seg)[2:]
+        return _describe_tcp_payload("IP6", s, d, hdr.src, hdr.dst, hdr.ecn, payload)
     if pkt.proto == PROTO_ICMPV6:
         return _describe_icmp6(s, d, hdr.src, hdr.dst, payload)
     return f"IP6 {s} > {d}: next-header {pkt.proto} {len(payload)}"
@@ -248,11 +254,7 @@ def _describe(packet: BytesLike) -> str:
     d = ip_to_str(hdr.dst)
     payload = memoryview(data)[hdr.header_len:hdr.total_length]
     if hdr.proto == PROTO_TCP:
-        try:
-            seg = parse_tcp(payload, hdr.src, hdr.dst, ecn=hdr.ecn)
-        except WireError as e:
-            return f"IP {s} > {d}: tcp [drop {e.reason}], length {len(payload)}"
-        return _describe_tcp(s, d, seg)
+        return _describe_tcp_payload("IP", s, d, hdr.src, hdr.dst, hdr.ecn, payload)
     if hdr.proto == PROTO_ICMP:
         return _describe_icmp(s, d, payload)
     return f"IP {s} > {d}: ip-proto-{hdr.proto} {len(payload)}"
