@@ -313,7 +313,7 @@ def check_invariants(st: Stack) -> None:
     """The stack's tables agree with each other and with their limits."""
     embryonic_per_listener: Counter[int] = Counter()
     for key, conn in st._conns.items():
-        assert key == (conn.remote_ip, conn.remote_port, conn.local_port), key
+        assert key == (conn.remote_ip, conn.remote_port, conn.local_port, conn.local_ip), key
         assert conn.state is not State.CLOSED or conn in st._dirty, conn
         assert conn.info()["unacked"] >= 0, conn
         assert conn.readable <= conn.config.rcv_buf

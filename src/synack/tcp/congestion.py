@@ -13,9 +13,18 @@ from abc import ABC, abstractmethod
 
 
 class CongestionControl(ABC):
-    """What a congestion controller provides and is told."""
+    """What a congestion controller provides and is told.
 
-    __slots__ = ("abc_limit", "cwnd", "mss", "ssthresh")
+    The base also keeps congestion-window validation (RFC 7661 §4, RFC 9438 §5.8;
+    Linux ``tcp_cwnd_validate`` and ``tcp_is_cwnd_limited``): a sender held back by
+    the application, the receive window or its send buffer is not testing the path
+    with its whole cwnd, so an ACK is no evidence that a larger window is safe.  As
+    Linux does, the answer is kept for one window of data: cwnd may grow if the
+    sender was cwnd-limited at some send during the last window or, in slow start,
+    while cwnd is below twice the largest flight of that window."""
+
+    __slots__ = ("abc_limit", "cwnd", "cwnd_limited", "max_flight", "mss", "ssthresh",
+                 "used_until")
 
     name = "abstract"
 
@@ -24,6 +33,23 @@ class CongestionControl(ABC):
         self.cwnd = initial_window_bytes(mss, initial_window)
         self.ssthresh = 1 << 30  # RFC 5681 §3.1: arbitrarily high
         self.abc_limit: int | None = 2  # RFC 3465 L, in segments; None: no cap
+        self.cwnd_limited = False  # cwnd-limited at some send in the current window
+        self.max_flight = 0  # the largest flight (bytes) seen in that window
+        self.used_until = 0  # send position (SND.NXT) that ends the window measured
+
+    def after_send(self, una: int, nxt: int, cwnd_limited: bool) -> None:
+        """Record one pass of the send path (Linux ``tcp_cwnd_validate``)."""
+        flight = nxt - una
+        if (una >= self.used_until or cwnd_limited
+                or (not self.cwnd_limited and flight > self.max_flight)):
+            self.cwnd_limited = cwnd_limited
+            self.max_flight = flight
+            self.used_until = nxt
+
+    def may_grow(self) -> bool:
+        """``tcp_is_cwnd_limited``: may an ACK grow cwnd now?"""
+        return self.cwnd_limited or (self.cwnd < self.ssthresh
+                                     and self.cwnd < 2 * self.max_flight)
 
     def _abc(self, acked: int) -> int:
         return acked if self.abc_limit is None else min(acked, self.abc_limit * self.mss)

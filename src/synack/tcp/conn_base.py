@@ -15,7 +15,6 @@ if TYPE_CHECKING:
     from .congestion import CongestionControl
     from .conn_const import Tracer
     from .connection import Connection
-    from .cwnd_use import CwndUse
     from .events import Event
     from .loss_state import CaState, LossState
     from .memory import RfcMemory
@@ -98,7 +97,6 @@ class ConnBase:
     _pmtu_mark: int
     _probe: SentSeg | None
     _dupacks: int
-    _cwnd_use: CwndUse
     _ls: LossState
     _prr: Prr | None  # only during fast recovery
     _rack: Rack

@@ -122,7 +122,7 @@ class OutputMixin(ConnBase):
         if prr is not None:
             prr.allow = max(allow, 0)
         else:  # cwnd in use: no full segment's room left (Linux tcp_write_xmit)
-            self._cwnd_use.after_send(self._una, self._max, allow < mss)
+            self._cc.after_send(self._una, self._max, allow < mss)
         if sent_new:
             self._mem.on_sent(first_new, self._max, self._buf_pos, data_end,
                               self.config.psh_burst_segments * mss)

@@ -102,7 +102,7 @@ class RecoveryMixin(ConnBase):
         else:
             cc = self._cc
             if acked and grow_ok and (not self.config.cwnd_validation
-                                      or self._cwnd_use.may_grow(cc.cwnd, cc.in_slow_start)):
+                                      or cc.may_grow()):
                 grow = acked
                 if self.config.cwnd_count_delivered:
                     # Linux grows cwnd by what this ACK newly delivered: data SACKed

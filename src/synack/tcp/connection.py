@@ -76,7 +76,6 @@ from .conn_receive import ReceiveMixin
 from .conn_recovery import RecoveryMixin
 from .conn_timers import TimersMixin
 from .conn_trace import TraceMixin
-from .cwnd_use import CwndUse
 from .events import Closed, Connected, ConnectionFailed, ConnectionReset, Event, StateChanged
 from .loss_state import CA_RECOVERY, LossState
 from .prr import Prr
@@ -178,7 +177,6 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         self._probe = None
         self._dupacks = 0
         self._ls = LossState()
-        self._cwnd_use = CwndUse()
         self._prr: Prr | None = None
         self._rack = Rack()
         self._tlp_end = None
