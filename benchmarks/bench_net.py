@@ -34,7 +34,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +147,57 @@ class Bench:
         res["ready"] = sent
         res["counters"] = sent.get("counters")
         return res
+
+    # ------------------------------------------------- the user's commands
+    def serve(self, service: str, offload: bool | None, extra: Sequence[str] = ()
+              ) -> tuple[Any, int]:
+        """Start ``synack serve SERVICE`` on a new TUN device; (agent, port) once listening.
+        ``offload`` None: the command's default."""
+        port = self.port()
+        argv = [PY, "-m", "synack", "serve", service, "--tun", self.tun(), "--ip",
+                SYNACK_ADDR, "--kernel-ip", "10.77.0.1/24", "--port", str(port), "-q",
+                *extra]
+        if offload is True:
+            argv.append("--offload")
+        elif offload is False:
+            argv.append("--no-offload")
+        srv = self.lab.start(self.ns, argv, f"synack serve {service}")
+        srv.wait_line("listening on", 30)
+        return srv, port
+
+    def stop_serve(self, srv: Any, res: dict[str, Any]) -> dict[str, Any]:
+        """SIGINT the command, wait for its summary; CPU seconds into ``res``."""
+        res["cpu_seconds"] = srv.cpu_seconds()
+        srv.signal(signal.SIGINT)
+        try:
+            srv.wait(30)
+        except AgentError as exc:
+            res["stop_error"] = str(exc)
+        res["summary"] = [ln for ln in srv.lines if "bytes" in ln or "connections" in ln]
+        return res
+
+    def serve_discard(self, offload: bool | None) -> dict[str, Any]:
+        """Kernel (1 MiB sendall) -> ``synack serve discard``; rate at the sender, to
+        the receiver's close."""
+        srv, port = self.serve("discard", offload)
+        try:
+            res = self.lab.run(self.ns, [*KERNEL, "send", SYNACK_ADDR, str(port),
+                                         "--seconds", str(self.seconds)],
+                               "kernel sender", self._timeout())
+            return self.stop_serve(srv, res)
+        finally:
+            self.lab.retire(srv)
+
+    def serve_chargen(self, offload: bool | None) -> dict[str, Any]:
+        """``synack serve chargen`` -> kernel (1 MiB recv_into); rate at the receiver."""
+        srv, port = self.serve("chargen", offload)
+        try:
+            res = self.lab.run(self.ns, [*KERNEL, "drain", SYNACK_ADDR, str(port),
+                                         "--seconds", str(self.seconds)],
+                               "kernel drain", self._timeout())
+            return self.stop_serve(srv, res)
+        finally:
+            self.lab.retire(srv)
 
     def veth(self) -> dict[str, Any]:
         port = self.port()
@@ -383,6 +434,18 @@ def build_rows(m: dict[str, Any], offload_ok: bool) -> tuple[list[Row], list[str
                 row = ratio_row(f"bulk {direction}, TUN {label}", value, "Mbit/s",
                                 "kernel -> kernel, veth", veth, error=_err(res))
             rows.append(row)
+    for key, what in (("serve_discard", "`synack serve discard --offload`, kernel sendall -> "
+                       "synack"),
+                      ("serve_chargen", "`synack serve chargen --offload`, synack -> kernel "
+                       "recv_into")):
+        value, veth = paired(m, key, "veth")
+        row = ratio_row(what, value, "Mbit/s", "kernel -> kernel, veth", veth, min_ratio=0.5,
+                        error=_err(m[key]))
+        res = m[key]
+        if res.get("cpu_seconds") and res.get("bytes"):
+            row.notes.append(f"{res['cpu_seconds'] / (res['bytes'] / 1e9):.2f} CPU s per GB "
+                             f"in the command")
+        rows.append(row)
     k2s_plain = mbit(m["k2s:MTU 1500, no offloads"])
     value, sink = paired(m, "k2s:MTU 1500, no offloads", "sink")
     rows.append(ratio_row("bulk kernel -> synack, TUN MTU 1500, no offloads, vs sink",
@@ -473,6 +536,8 @@ def measure(lab: Lab, a: argparse.Namespace) -> dict[str, Any]:
             ("sink", lambda: b.k2tun(SINK, "tun_sink", 1500, False)),
             ("sink_offload", lambda: b.k2tun(SINK, "tun_sink --offload", 1500, True)),
         ]
+        plan += [("serve_discard", lambda: b.serve_discard(True)),
+                 ("serve_chargen", lambda: b.serve_chargen(True))]
         for label, mtu, offload in VARIANTS:
             if offload and not offload_ok:
                 continue
