@@ -11,7 +11,8 @@ It prints the address it listens on, one line per finished connection
 arrived for echo and discard, which costs a hash of every byte), and runs
 until SIGINT or SIGTERM.  Then it stops listening, lets each connection
 finish gracefully (FIN, and the peer's FIN, within ``--grace`` seconds; an
-HTTP response in progress completes), resets what is left, and prints a summary table.  A second signal stops at once.
+HTTP response in progress completes), resets what is left, and prints a
+summary table.  A second signal stops at once.
 
 Serving needs a TUN device (and so root or CAP_NET_ADMIN): without
 ``--tun`` the command explains how to run it.
