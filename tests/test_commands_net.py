@@ -138,6 +138,8 @@ def test_serve_not_root_suggests_sudo(capsys: pytest.CaptureFixture[str],
 def test_serve_busy_device_is_a_clean_error(capsys: pytest.CaptureFixture[str],
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     def busy(fd: int, request: int, arg: Any = 0, *rest: Any) -> Any:
+        if request == tun_module.TUNGETFEATURES:  # offloads are asked for by default
+            return (tun_module.IFF_TUN | tun_module.IFF_VNET_HDR).to_bytes(4, sys.byteorder)
         if request == tun_module.TUNSETIFF:
             raise OSError(errno.EBUSY, os.strerror(errno.EBUSY))
         if request in (tun_module.SIOCGIFADDR, tun_module.SIOCGIFNETMASK):
