@@ -225,6 +225,8 @@ class Bench:
         return out
 
     def http_synack(self, tool: str, workers: int) -> dict[str, Any]:
+        if workers != 1 and not serve_has_workers():
+            return {"error": "not available: `synack serve` has no --workers in this tree"}
         srv, port = self.serve("http", None, ["--workers", str(workers), "--grace", "1"]
                                if workers != 1 else ["--grace", "1"])
         try:
@@ -376,6 +378,33 @@ class Bench:
         return res
 
 
+def serve_has_workers() -> bool:
+    """Whether ``synack serve`` takes ``--workers`` (multi-queue serving)."""
+    import contextlib
+    import io
+
+    from synack.cli import build_parser
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            build_parser().parse_args(["serve", "http", "--workers", "2"])
+    except SystemExit:
+        return False
+    return True
+
+
+def spread(m: dict[str, Any], key: str, ref_key: str) -> str | None:
+    """``min-max (median) of N rounds`` of key/ref ratios measured side by side."""
+    rounds = m.get("_rounds", {})
+    ratios = sorted(mbit(r) / mbit(v)  # type: ignore[operator]
+                    for r, v in zip(rounds.get(key, []), rounds.get(ref_key, []),
+                                    strict=False) if mbit(r) and mbit(v))
+    if len(ratios) < 2:
+        return None
+    med = ratios[len(ratios) // 2]
+    return (f"ratio over {len(ratios)} rounds: {ratios[0]:.0%}-{ratios[-1]:.0%} "
+            f"(median {med:.0%})")
+
+
 def parse_wrk(text: str) -> dict[str, Any]:
     """Requests/s and the 50%/99% latencies (ms) from ``wrk --latency`` output."""
     import re
@@ -512,6 +541,8 @@ def build_rows(m: dict[str, Any], offload_ok: bool) -> tuple[list[Row], list[str
                 row = ratio_row(f"bulk {direction}, TUN {label}", value, "Mbit/s",
                                 "kernel -> kernel, veth", veth, min_ratio=0.5,
                                 error=_err(res))
+                if (text := spread(m, f"{prefix}:{label}", "veth")) is not None:
+                    row.notes.append(text)
                 ready = res.get("ready") or {}
                 if value is not None and not ready.get("offload"):
                     row.notes.append("offload=True was asked for but link.offload is False "
@@ -528,6 +559,8 @@ def build_rows(m: dict[str, Any], offload_ok: bool) -> tuple[list[Row], list[str
         row = ratio_row(what, value, "Mbit/s", "kernel -> kernel, veth", veth, min_ratio=0.5,
                         error=_err(m[key]))
         res = m[key]
+        if (text := spread(m, key, "veth")) is not None:
+            row.notes.append(text)
         if res.get("cpu_seconds") and res.get("bytes"):
             row.notes.append(f"{res['cpu_seconds'] / (res['bytes'] / 1e9):.2f} CPU s per GB "
                              f"in the command")
