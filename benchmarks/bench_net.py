@@ -34,7 +34,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,9 @@ PY = sys.executable
 KERNEL = [PY, str(HERE / "netbench" / "kernel_agent.py")]
 SYNACK = [PY, str(HERE / "netbench" / "synack_agent.py")]
 SINK = [PY, str(HERE / "tun_sink.py")]
+HTTP_KERNEL = [PY, str(HERE / "netbench" / "http_kernel.py")]
+#: The route the HTTP connection-rate rows fetch, a new connection per request.
+HTTP_ROUTE = "/bytes/100"
 PYTCP = HERE / "pytcp_bench.py"
 DOC = ROOT / "docs" / "benchmarks.md"
 
@@ -147,6 +150,100 @@ class Bench:
         res["ready"] = sent
         res["counters"] = sent.get("counters")
         return res
+
+    # ------------------------------------------------- the user's commands
+    def serve(self, service: str, offload: bool | None, extra: Sequence[str] = ()
+              ) -> tuple[Any, int]:
+        """Start ``synack serve SERVICE`` on a new TUN device; (agent, port) once listening.
+        ``offload`` None: the command's default."""
+        port = self.port()
+        argv = [PY, "-m", "synack", "serve", service, "--tun", self.tun(), "--ip",
+                SYNACK_ADDR, "--kernel-ip", "10.77.0.1/24", "--port", str(port), "-q",
+                *extra]
+        if offload is True:
+            argv.append("--offload")
+        elif offload is False:
+            argv.append("--no-offload")
+        srv = self.lab.start(self.ns, argv, f"synack serve {service}")
+        srv.wait_line("listening on", 30)
+        return srv, port
+
+    def stop_serve(self, srv: Any, res: dict[str, Any]) -> dict[str, Any]:
+        """SIGINT the command, wait for its summary; CPU seconds into ``res``."""
+        res["cpu_seconds"] = srv.cpu_seconds()
+        srv.signal(signal.SIGINT)
+        try:
+            srv.wait(30)
+        except AgentError as exc:
+            res["stop_error"] = str(exc)
+        res["summary"] = [ln for ln in srv.lines if "bytes" in ln or "connections" in ln]
+        return res
+
+    def serve_discard(self, offload: bool | None) -> dict[str, Any]:
+        """Kernel (1 MiB sendall) -> ``synack serve discard``; rate at the sender, to
+        the receiver's close."""
+        srv, port = self.serve("discard", offload)
+        try:
+            res = self.lab.run(self.ns, [*KERNEL, "send", SYNACK_ADDR, str(port),
+                                         "--seconds", str(self.seconds)],
+                               "kernel sender", self._timeout())
+            return self.stop_serve(srv, res)
+        finally:
+            self.lab.retire(srv)
+
+    def serve_chargen(self, offload: bool | None) -> dict[str, Any]:
+        """``synack serve chargen`` -> kernel (1 MiB recv_into); rate at the receiver."""
+        srv, port = self.serve("chargen", offload)
+        try:
+            res = self.lab.run(self.ns, [*KERNEL, "drain", SYNACK_ADDR, str(port),
+                                         "--seconds", str(self.seconds)],
+                               "kernel drain", self._timeout())
+            return self.stop_serve(srv, res)
+        finally:
+            self.lab.retire(srv)
+
+    # --------------------------------------- HTTP connection rate: wrk and ab
+    def load(self, tool: str, ns: str, host: str, port: int) -> dict[str, Any]:
+        """``wrk`` (Connection: close) or ``ab`` (no keep-alive): a new connection per
+        request to ``http://host:port/bytes/100``; requests/s, p50/p99 in ms."""
+        url = f"http://{host}:{port}{HTTP_ROUTE}"
+        secs = max(1, round(self.seconds))
+        conc = str(self.a.http_conns)
+        if tool == "wrk":
+            argv = ["wrk", "-t", "1", "-c", conc, "-d", f"{secs}s", "--latency",
+                    "-H", "Connection: close", url]
+        else:
+            argv = ["ab", "-q", "-r", "-s", "10", "-c", conc, "-t", str(secs), "-n",
+                    "10000000", url]
+        t0 = os.getloadavg()[0]
+        res = subprocess.run(["ip", "netns", "exec", ns, *argv], capture_output=True,
+                             text=True, timeout=self._timeout())
+        out = parse_wrk(res.stdout) if tool == "wrk" else parse_ab(res.stdout)
+        if out.get("rate") is None:
+            raise AgentError(f"{tool} said: {res.stdout[-800:]} {res.stderr[-400:]}")
+        out["load"] = t0
+        return out
+
+    def http_synack(self, tool: str, workers: int) -> dict[str, Any]:
+        if workers != 1 and not serve_has_workers():
+            return {"error": "not available: `synack serve` has no --workers in this tree"}
+        srv, port = self.serve("http", None, ["--workers", str(workers), "--grace", "1"]
+                               if workers != 1 else ["--grace", "1"])
+        try:
+            res = self.load(tool, self.ns, SYNACK_ADDR, port)
+            return self.stop_serve(srv, res)
+        finally:
+            self.lab.retire(srv)
+
+    def http_kernel(self, tool: str) -> dict[str, Any]:
+        port = self.port()
+        srv = self.lab.start(self.ns_b, [*HTTP_KERNEL, "--port", str(port)],
+                             "kernel asyncio HttpService (veth)")
+        try:
+            srv.wait_for("READY", 20)
+            return self.load(tool, self.ns_a, VETH_B, port)
+        finally:
+            self.lab.retire(srv)
 
     def veth(self) -> dict[str, Any]:
         port = self.port()
@@ -281,6 +378,75 @@ class Bench:
         return res
 
 
+def serve_has_workers() -> bool:
+    """Whether ``synack serve`` takes ``--workers`` (multi-queue serving)."""
+    import contextlib
+    import io
+
+    from synack.cli import build_parser
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            build_parser().parse_args(["serve", "http", "--workers", "2"])
+    except SystemExit:
+        return False
+    return True
+
+
+def spread(m: dict[str, Any], key: str, ref_key: str) -> str | None:
+    """``min-max (median) of N rounds`` of key/ref ratios measured side by side."""
+    rounds = m.get("_rounds", {})
+    ratios = sorted(mbit(r) / mbit(v)  # type: ignore[operator]
+                    for r, v in zip(rounds.get(key, []), rounds.get(ref_key, []),
+                                    strict=False) if mbit(r) and mbit(v))
+    if len(ratios) < 2:
+        return None
+    med = ratios[len(ratios) // 2]
+    return (f"ratio over {len(ratios)} rounds: {ratios[0]:.0%}-{ratios[-1]:.0%} "
+            f"(median {med:.0%})")
+
+
+def parse_wrk(text: str) -> dict[str, Any]:
+    """Requests/s and the 50%/99% latencies (ms) from ``wrk --latency`` output."""
+    import re
+    out: dict[str, Any] = {"rate": None}
+    m = re.search(r"Requests/sec:\s*([\d.]+)", text)
+    if m:
+        out["rate"] = float(m.group(1))
+    units = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+    for q in ("50", "99"):
+        m = re.search(rf"^\s*{q}(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+        if m:
+            out[f"p{q}_ms"] = float(m.group(1)) * units[m.group(2)]
+    m = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", text)
+    errors = int(m.group(1)) if m else 0
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
+                  text)
+    if m:
+        errors += sum(int(x) for x in m.groups())
+    out["errors"] = errors
+    return out
+
+
+def parse_ab(text: str) -> dict[str, Any]:
+    """Requests/s and the 50%/99% latencies (ms) from ``ab`` output."""
+    import re
+    out: dict[str, Any] = {"rate": None}
+    m = re.search(r"Requests per second:\s*([\d.]+)", text)
+    if m:
+        out["rate"] = float(m.group(1))
+    for q in ("50", "99"):
+        m = re.search(rf"^\s*{q}%\s+(\d+)", text, re.M)
+        if m:
+            out[f"p{q}_ms"] = float(m.group(1))
+    errors = 0
+    for pat in (r"Failed requests:\s*(\d+)", r"Non-2xx responses:\s*(\d+)"):
+        m = re.search(pat, text)
+        if m:
+            errors += int(m.group(1))
+    out["errors"] = errors
+    return out
+
+
 def attempt(what: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """Run one measurement; a failure becomes ``{"error": ...}`` for its row."""
     t0 = time.monotonic()
@@ -375,6 +541,8 @@ def build_rows(m: dict[str, Any], offload_ok: bool) -> tuple[list[Row], list[str
                 row = ratio_row(f"bulk {direction}, TUN {label}", value, "Mbit/s",
                                 "kernel -> kernel, veth", veth, min_ratio=0.5,
                                 error=_err(res))
+                if (text := spread(m, f"{prefix}:{label}", "veth")) is not None:
+                    row.notes.append(text)
                 ready = res.get("ready") or {}
                 if value is not None and not ready.get("offload"):
                     row.notes.append("offload=True was asked for but link.offload is False "
@@ -383,6 +551,20 @@ def build_rows(m: dict[str, Any], offload_ok: bool) -> tuple[list[Row], list[str
                 row = ratio_row(f"bulk {direction}, TUN {label}", value, "Mbit/s",
                                 "kernel -> kernel, veth", veth, error=_err(res))
             rows.append(row)
+    for key, what in (("serve_discard", "`synack serve discard --offload`, kernel sendall -> "
+                       "synack"),
+                      ("serve_chargen", "`synack serve chargen --offload`, synack -> kernel "
+                       "recv_into")):
+        value, veth = paired(m, key, "veth")
+        row = ratio_row(what, value, "Mbit/s", "kernel -> kernel, veth", veth, min_ratio=0.5,
+                        error=_err(m[key]))
+        res = m[key]
+        if (text := spread(m, key, "veth")) is not None:
+            row.notes.append(text)
+        if res.get("cpu_seconds") and res.get("bytes"):
+            row.notes.append(f"{res['cpu_seconds'] / (res['bytes'] / 1e9):.2f} CPU s per GB "
+                             f"in the command")
+        rows.append(row)
     k2s_plain = mbit(m["k2s:MTU 1500, no offloads"])
     value, sink = paired(m, "k2s:MTU 1500, no offloads", "sink")
     rows.append(ratio_row("bulk kernel -> synack, TUN MTU 1500, no offloads, vs sink",
@@ -427,6 +609,28 @@ def build_rows(m: dict[str, Any], offload_ok: bool) -> tuple[list[Row], list[str
                           m["cps_k2s"].get("rate"), "conn/s", "PyTCP 3.0.9",
                           None if py_err else py.get("conn_per_s"), min_ratio=25,
                           ratio_as="x", error=py_err or _err(m["cps_k2s"])))
+    # HTTP connection rate with wrk and ab: a new connection per request.
+    for key in sorted(k for k in m if k.startswith("http_kernel:")):
+        tool = key.split(":")[1]
+        ref = m[key]
+        for workers in (1, 2):
+            res = m.get(f"http_synack:{tool}:{workers}", {"error": "not run"})
+            what = (f"HTTP requests/s, {tool}, new connection per request, GET {HTTP_ROUTE}, "
+                    f"`serve http --workers {workers}`")
+            row = ratio_row(what, res.get("rate"), "req/s",
+                            "kernel, asyncio + the same HttpService, veth", ref.get("rate"),
+                            min_ratio=0.5, error=_err(res) or _err(ref))
+            if "rate" in res and "rate" in ref:
+                row.notes.append(
+                    f"p50/p99 {res.get('p50_ms', '?')}/{res.get('p99_ms', '?')} ms against "
+                    f"the kernel's {ref.get('p50_ms', '?')}/{ref.get('p99_ms', '?')} ms; "
+                    f"load average {res.get('load', 0):.1f} / {ref.get('load', 0):.1f}; "
+                    f"{res.get('errors', 0)} / {ref.get('errors', 0)} errors")
+            rows.append(row)
+            if workers == 2:
+                rows.append(ratio_row(f"  the same, absolute ({tool})", res.get("rate"),
+                                      "req/s", "—", None, min_value=10000,
+                                      error=_err(res)))
     # Latency: a ratio above 1 is slower; no target in the issue.
     lat_s, lat_k = m["lat_synack"], m["lat_kernel"]
     for q in ("p50", "p99"):
@@ -473,6 +677,8 @@ def measure(lab: Lab, a: argparse.Namespace) -> dict[str, Any]:
             ("sink", lambda: b.k2tun(SINK, "tun_sink", 1500, False)),
             ("sink_offload", lambda: b.k2tun(SINK, "tun_sink --offload", 1500, True)),
         ]
+        plan += [("serve_discard", lambda: b.serve_discard(True)),
+                 ("serve_chargen", lambda: b.serve_chargen(True))]
         for label, mtu, offload in VARIANTS:
             if offload and not offload_ok:
                 continue
@@ -507,6 +713,16 @@ def measure(lab: Lab, a: argparse.Namespace) -> dict[str, Any]:
         if key.startswith("mem") and "error" not in res:
             res["expected"] = a.conns
         m[key] = res
+    tools = [t for t in ("wrk", "ab") if shutil.which(t)]
+    for tool in tools:
+        m[f"http_kernel:{tool}"] = attempt(f"{tool} -> kernel asyncio HttpService",
+                                           lambda tool=tool: b.http_kernel(tool))
+        for workers in (1, 2):
+            m[f"http_synack:{tool}:{workers}"] = attempt(
+                f"{tool} -> synack serve http --workers {workers}",
+                lambda tool=tool, workers=workers: b.http_synack(tool, workers))
+    if not tools:
+        m["http_kernel:wrk"] = {"error": "no wrk or ab: sh scripts/install-bench-deps.sh"}
     m["_offload_ok"] = offload_ok
     return m
 
@@ -522,6 +738,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pings", type=int, help="ping-pong round trips")
     p.add_argument("--clients", type=int, default=2, help="kernel client processes (cps)")
     p.add_argument("--threads", type=int, default=8, help="threads per kernel client")
+    p.add_argument("--http-conns", type=int, default=32,
+                   help="concurrent connections of wrk and ab (HTTP connection rate)")
     p.add_argument("--no-pytcp", action="store_true", help="do not run pytcp_bench.py")
     p.add_argument("--pytcp-timeout", type=float, default=300.0)
     p.add_argument("--raw", type=Path, help="also write every raw measurement as JSON here")

@@ -4,8 +4,9 @@
 #   iproute2  - ip: network namespaces, veth pairs, TUN devices
 #   iperf3    - an extra kernel <-> kernel throughput row, for scale (optional)
 #   procps    - sysctl, ps (diagnostics)
-# The benchmark's own endpoints are Python (the standard library and synack), so
-# nothing else is needed.  PyTCP's environment is scripts/install-pytcp-env.sh's.
+#   wrk       - HTTP load generator: connection rate (a new connection per request)
+#   apache2-utils - ab, the same measurement with latency percentiles
+# The benchmark's other endpoints are Python (the standard library and synack).  PyTCP's environment is scripts/install-pytcp-env.sh's.
 # Idempotent: installs only what is missing, with at most one `apt-get update`.
 # Needs root (or sudo).
 set -eu
@@ -19,8 +20,10 @@ need() {  # need COMMAND PACKAGE: add PACKAGE unless COMMAND exists
 need ip iproute2
 need iperf3 iperf3
 need sysctl procps
+need wrk wrk
+need ab apache2-utils
 if [ -z "$missing" ]; then
-    echo "benchmark dependencies present: ip iperf3 sysctl"
+    echo "benchmark dependencies present: ip iperf3 sysctl wrk ab"
     exit 0
 fi
 SUDO=""

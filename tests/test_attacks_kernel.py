@@ -239,7 +239,7 @@ def test_blind_rst_syn_and_data_into_a_live_kernel_transfer(ns: Netns, tmp_path:
     size, rate = 32 * MB, 5.0 * MB  # about 6.5 s of transfer under attack
     rst_rate, syn_rate, data_rate = 1000, 200, 300
     trace = tmp_path / "serve.jsonl"
-    srv = ns.serve("discard", "--trace", str(trace), "--grace", "2")
+    srv = ns.serve("discard", "--verify", "--trace", str(trace), "--grace", "2")
     client = ns.popen(PYTHON, "-c", PACED_SENDER, STACK_IP, "9", str(size), str(rate),
                       stdin=subprocess.PIPE, label="kernel-sender")
     client.wait_for(r"connected ")

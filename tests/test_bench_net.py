@@ -170,3 +170,43 @@ def test_replace_section_inserts_then_replaces() -> None:
     assert twice.count(START) == 1 and twice.count(END) == 1
     assert twice.replace("second", "first") == once
     assert START in replace_section("no history here\n", "x")
+
+
+WRK_OUTPUT = """Running 3s test @ http://10.77.0.2:5001/bytes/100
+  1 threads and 32 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency    19.01ms    4.12ms  40.11ms   80.00%
+    Req/Sec     1.23k   100.00     1.40k    70.00%
+  Latency Distribution
+     50%   18.76ms
+     75%   20.10ms
+     90%   24.00ms
+     99%  850.00us
+  3636 requests in 3.00s, 0.90MB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 4
+Requests/sec:   1211.86
+Transfer/sec:    306.00KB
+"""
+
+AB_OUTPUT = """Concurrency Level:      32
+Time taken for tests:   3.001 seconds
+Complete requests:      2184
+Failed requests:        3
+Non-2xx responses:      1
+Requests per second:    727.70 [#/sec] (mean)
+Percentage of the requests served within a certain time (ms)
+  50%     41
+  66%     45
+  99%     80
+ 100%    120 (longest request)
+"""
+
+
+def test_parse_wrk_and_ab() -> None:
+    import bench_net
+    w = bench_net.parse_wrk(WRK_OUTPUT)
+    assert w == {"rate": 1211.86, "p50_ms": 18.76, "p99_ms": 0.85, "errors": 7}
+    a = bench_net.parse_ab(AB_OUTPUT)
+    assert a == {"rate": 727.7, "p50_ms": 41.0, "p99_ms": 80.0, "errors": 4}
+    assert bench_net.parse_wrk("wrk: connection refused")["rate"] is None

@@ -138,6 +138,8 @@ def test_serve_not_root_suggests_sudo(capsys: pytest.CaptureFixture[str],
 def test_serve_busy_device_is_a_clean_error(capsys: pytest.CaptureFixture[str],
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     def busy(fd: int, request: int, arg: Any = 0, *rest: Any) -> Any:
+        if request == tun_module.TUNGETFEATURES:  # offloads are asked for by default
+            return (tun_module.IFF_TUN | tun_module.IFF_VNET_HDR).to_bytes(4, sys.byteorder)
         if request == tun_module.TUNSETIFF:
             raise OSError(errno.EBUSY, os.strerror(errno.EBUSY))
         if request in (tun_module.SIOCGIFADDR, tun_module.SIOCGIFNETMASK):
@@ -362,6 +364,84 @@ def test_discard_counts_and_hashes() -> None:
         await shut(a, b)
 
     run(go())
+
+
+async def late_discard(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                       record: Any, runner: ServiceRunner) -> None:
+    """discard, started only once data sits in the reader's buffer (and the reader has
+    paused the transport): the tap must count and hash that part first, in order."""
+    while len(reader._buffer) < 100_000 and not reader.at_eof():  # type: ignore[attr-defined]
+        await asyncio.sleep(0.001)
+    await discard(reader, writer, record, runner)
+
+
+@pytest.mark.parametrize("on", ["synack", "kernel loopback"])
+def test_discard_taps_its_input_keeping_order_on_both_kinds_of_transport(on: str) -> None:
+    """discard takes its input through tap_input (no reader buffer); what was buffered
+    before comes first, so the hash is the data's, on synack and on kernel sockets."""
+    data = os.urandom(400_000)
+
+    async def go() -> None:
+        runner = ServiceRunner("t", late_discard, hash_input=True)
+        if on == "synack":
+            a, b = Host.memory_pair(A, B)
+            await b.start_server(runner, 9)
+            reader, writer = await a.open_connection(B, 9)
+        else:
+            server = await asyncio.start_server(runner, "127.0.0.1", 0)
+            port = server.sockets[0].getsockname()[1]
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(data)
+        await writer.drain()
+        writer.write_eof()
+        assert await reader.read() == b""  # synack's FIN once everything was read
+        assert await runner.wait_idle(10)
+        rec = runner.records[0]
+        assert isinstance(writer.transport, asyncio.Transport)
+        assert rec.bytes_in == len(data) and rec.error is None
+        assert rec.sha256_in == hashlib.sha256(data).hexdigest()
+        writer.close()
+        if on == "synack":
+            await shut(a, b)
+        else:
+            server.close()
+
+    run(go())
+
+
+def test_a_tapped_discard_still_stops_gracefully() -> None:
+    """A graceful stop while discard sits tapped: FIN to the peer, what it still sends
+    is counted and dropped, and its FIN ends the connection without a reset."""
+    async def go() -> None:
+        a, b, runner = await served(discard, 9, grace=2.0)
+        reader, writer = await a.open_connection(B, 9)
+        writer.write(b"x" * 1000)
+        while runner.totals()["bytes_in"] < 1000:
+            await asyncio.sleep(0.001)
+        runner.stop()
+        assert await reader.read() == b""
+        writer.write(b"y" * 500)
+        writer.close()
+        assert await runner.wait_idle(5)
+        rec = runner.records[0]
+        assert rec.error is None and not rec.reset and rec.bytes_in == 1500
+        await shut(a, b)
+
+    run(go())
+
+
+def test_serve_hashes_only_with_verify() -> None:
+    """SHA-256 of every byte is opt-in: without --verify no hash is kept or printed."""
+    async def go(*extra: str) -> bool:
+        args = build_parser().parse_args(["serve", "discard", *extra])
+        host = Host.memory_pair(A, B)[1]
+        server, runner, _ = await serve_cmd.start_service(host, args)
+        server.close()
+        await host.close()
+        return runner.hash_input
+
+    assert run(go()) is False
+    assert run(go("--verify")) is True
 
 
 def test_chargen_sends_its_bytes_then_closes_and_stops_on_a_reset() -> None:

@@ -114,7 +114,7 @@ def test_socat_pushes_50mb_into_discard(ns: Netns, tmp_path: Path) -> None:
     size = 50 * MB
     data = tmp_path / "in.bin"
     sha = random_file(data, size, seed=2)
-    srv = ns.serve("discard")
+    srv = ns.serve("discard", "--verify")
     t0 = time.monotonic()
     res = ns.run("socat", "-u", f"OPEN:{data}", f"TCP:{STACK_IP}:9", timeout=120)
     assert res.returncode == 0, res.stderr
@@ -131,7 +131,7 @@ def test_nc_pushes_into_discard_too(ns: Netns, tmp_path: Path) -> None:
         missing("nc is not netcat-openbsd (no -N to send FIN at the end of input)")
     data = tmp_path / "in.bin"
     sha = random_file(data, 2 * MB, seed=3)
-    srv = ns.serve("discard")
+    srv = ns.serve("discard", "--verify")
     with open(data, "rb") as fh:
         res = ns.run("nc", "-N", STACK_IP, "9", stdin=fh, timeout=60)  # -N: FIN at EOF
     assert res.returncode == 0, res.stderr
@@ -223,7 +223,7 @@ def test_transfers_complete_under_5pct_loss_and_reordering(ns: Netns, tmp_path: 
     size = 4 * MB
     data = tmp_path / "in.bin"
     sha = random_file(data, size, seed=6)
-    srv = ns.serve("discard", *impair)
+    srv = ns.serve("discard", "--verify", *impair)
     t0 = time.monotonic()
     res = ns.run("socat", "-u", f"OPEN:{data}", f"TCP:{STACK_IP}:9", timeout=120)
     assert res.returncode == 0, res.stderr

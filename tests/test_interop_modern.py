@@ -106,7 +106,7 @@ def test_both_syns_carry_mss_sack_ts_wscale_and_timestamps_flow(ns: Netns, tmp_p
     """Kernel client -> synack: the kernel's SYN and synack's SYN-ACK both carry all four
     options, TSecr echoes TSval, and every later segment carries timestamps."""
     ours = tmp_path / "synack.pcapng"
-    srv = ns.serve("discard", "--pcap", str(ours))
+    srv = ns.serve("discard", "--verify", "--pcap", str(ours))
     cap = tmp_path / "tcpdump.pcap"
     dump = start_tcpdump(ns, cap)
     send_bytes(ns, 300_000, 9, timeout=30)
@@ -149,7 +149,7 @@ OFFERS = [  # what the kernel's SYN offers, as namespace sysctls (1 on, 0 off)
 def test_synack_answers_only_what_the_kernels_syn_offered(ns: Netns, tmp_path: Path) -> None:
     """One connection per combination of the kernel's offers; synack's SYN-ACK carries
     the same set (never an option the SYN did not offer), and each transfer is intact."""
-    srv = ns.serve("discard")
+    srv = ns.serve("discard", "--verify")
     cap = tmp_path / "tcpdump.pcap"
     dump = start_tcpdump(ns, cap)
     for i, (values, _offered) in enumerate(OFFERS):
@@ -198,7 +198,7 @@ LOSS = ["--loss", "0.01", "--impair-seed", "4"]
 
 
 def test_200mb_kernel_to_synack_with_1pct_loss(ns: Netns) -> None:
-    srv = ns.serve("discard", *LOSS)
+    srv = ns.serve("discard", "--verify", *LOSS)
     want = generated_sha256(BIG)
     t0 = time.monotonic()
     send_bytes(ns, BIG, 9, timeout=240)

@@ -439,8 +439,9 @@ def kernel_ns(tmp_path: Path) -> Any:
 def test_offload_left_on_a_device_and_a_foreign_subnet_do_not_stall_get(
         kernel_ns: Any, tmp_path: Path) -> None:
     """A persistent device in 10.91.0.0/24: `get --no-create` finds synack's address by
-    itself; after a run with --offload, the same command without it still works (the
-    device's checksum offload is turned off again on attach) and warns of nothing."""
+    itself; after a run with offloads (the default), the same command with --no-offload
+    still works (the device's checksum offload is turned off again on attach) and warns
+    of nothing."""
     from netns import PYTHON as NS_PYTHON
     ns = kernel_ns
     ns.tun_device("syn0", "10.91.0.1/24")
@@ -456,10 +457,10 @@ def test_offload_left_on_a_device_and_a_foreign_subnet_do_not_stall_get(
     assert first.returncode == 0, err
     assert first.stdout == b"hello from the kernel\n"
     assert "synack takes 10.91.0.2" in err
-    off = ns.synack("get", url, "--tun", "syn0", "--no-create", "--offload", "--timeout", "20")
+    off = ns.synack("get", url, "--tun", "syn0", "--no-create", "--timeout", "20")  # auto: on
     assert off.returncode == 0, off.stderr.decode()
-    again = ns.synack("get", url, "--tun", "syn0", "--no-create", "--timeout", "20",
-                      "--trace", str(tmp_path / "t.jsonl"))
+    again = ns.synack("get", url, "--tun", "syn0", "--no-create", "--no-offload",
+                      "--timeout", "20", "--trace", str(tmp_path / "t.jsonl"))
     err = again.stderr.decode()
     assert again.returncode == 0, err
     assert again.stdout == b"hello from the kernel\n"

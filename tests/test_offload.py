@@ -305,6 +305,50 @@ def test_offload_when_granted(fake_tun: dict[str, Any]) -> None:
         assert "offload" in repr(link)
 
 
+def test_plain_fallback_without_vnet_hdr_still_clears_the_devices_offloads(
+        fake_tun: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A driver without IFF_VNET_HDR: plain packets, and the device's offload state is
+    still set explicitly (TUNSETOFFLOAD 0), so a leftover TUN_F_CSUM cannot bite."""
+    fake_tun["refuse"] = 0
+    real = fcntl.ioctl
+    seen: list[tuple[int, Any]] = []
+
+    def no_features(fd: int, request: int, arg: Any = 0, *rest: Any) -> Any:
+        seen.append((request, arg))
+        if request == tun_module.TUNGETFEATURES:
+            return struct.pack("I", tun_module.IFF_TUN)
+        return real(fd, request, arg, *rest)
+
+    monkeypatch.setattr(fcntl, "ioctl", no_features)
+    with TunLink("synq0", offload=True) as link:
+        assert not link.offload and "IFF_VNET_HDR" in (link.offload_error or "")
+    assert (tun_module.TUNSETOFFLOAD, 0) in seen
+
+
+@pytest.mark.parametrize(("argv", "want"), [
+    ([], (True, None)),
+    (["--offload"], (True, None)),
+    (["--no-offload"], (False, "--no-offload")),
+    (["--loss", "0.01"], (False, "impairment options work on plain packets")),
+    (["--no-offload", "--delay", "5"], (False, "--no-offload")),
+])
+def test_offload_mode_is_auto_by_default(argv: list[str], want: tuple[bool, str | None]
+                                         ) -> None:
+    from synack.cli import build_parser
+    from synack.services.realnet import offload_choice
+    for command in (["serve", "discard"], ["get", "http://10.77.0.1/"]):
+        args = build_parser().parse_args([*command, *argv])
+        assert offload_choice(args) == want
+
+
+def test_offload_with_impairment_is_an_error_only_when_asked_for() -> None:
+    from synack.cli import build_parser
+    from synack.services.realnet import SetupError, offload_choice
+    args = build_parser().parse_args(["serve", "discard", "--offload", "--loss", "0.1"])
+    with pytest.raises(SetupError, match="cannot be combined"):
+        offload_choice(args)
+
+
 # ---------------------------------------------------------- against the kernel
 @pytest.fixture
 def ns(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
@@ -335,3 +379,28 @@ def test_kernel_echo_through_offloaded_tun_is_intact(ns: Any, tmp_path: Path) ->
     pkts_in, pkts_out = (int(x) for x in cell.replace(",", "").split()[1::2])
     # One packet per MSS would be 2 x 14,500 each way; 64 KB segments are far fewer.
     assert pkts_in < size // 1448 // 4 and pkts_out < size // 1448 // 4
+
+
+def test_a_device_reused_without_offloads_after_a_default_run_drops_nothing(
+        ns: Any, tmp_path: Path) -> None:
+    """A persistent device: `serve` with the default (offloads on, auto), then with
+    --no-offload, then the default again.  Each attach sets the device's offload state,
+    so the kernel's data arrives intact every time and nothing fails a checksum."""
+    from netns import STACK_IP, random_file, wait_log
+    ns.tun_device("syn0")
+    data = tmp_path / "in.bin"
+    sha = random_file(data, 3 << 20, seed=12)
+    for extra, on in (((), True), (("--no-offload",), False), ((), True)):
+        srv = ns.serve("discard", "--no-create", "--verify", *extra, kernel_ip=None)
+        assert ("with offloads" in srv.stdout()) is on, srv.stdout()
+        res = ns.run("socat", "-u", f"OPEN:{data}", f"TCP:{STACK_IP}:9", timeout=60)
+        assert res.returncode == 0, res.stderr
+        log = wait_log(srv, 1)[0]
+        assert log["bytes_in"] == 3 << 20 and log["sha256"] == sha
+        assert srv.stop() == 0
+        drops = [ln for ln in srv.stdout().splitlines() if "dropped by the stack" in ln]
+        assert drops and "checksum" not in drops[0], drops  # (an IPv6 router solicitation
+        # may be dropped: synack speaks IPv4)
+        stderr = srv.stderr()
+        assert "bad checksum" not in stderr
+        assert ("offloads: on" if on else "offloads: off (--no-offload)") in stderr

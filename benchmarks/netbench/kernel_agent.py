@@ -4,6 +4,7 @@ Run inside a namespace by ``bench_net.py``::
 
     kernel_agent.py send HOST PORT --seconds 3        # bulk sender (large sendall)
     kernel_agent.py recv --port 5001                  # bulk receiver (recv_into)
+    kernel_agent.py drain HOST PORT --seconds 3       # connect, read for a while, close
     kernel_agent.py cps-client HOST PORT --seconds 3 --threads 8
     kernel_agent.py cps-server --port 5002            # asyncio: request, response, close
     kernel_agent.py echo-server --port 5003           # asyncio echo (ping-pong)
@@ -98,6 +99,31 @@ def do_recv(a: argparse.Namespace) -> None:
     conn.close()
     ls.close()
     emit("RESULT", bytes=got, seconds=(t1 - first) if first is not None else 0.0)
+
+
+def do_drain(a: argparse.Namespace) -> None:
+    """Connect to a sender (chargen) and read what it sends for ``--seconds``; the rate
+    counts from the first byte to the last read."""
+    s = connect(a.host, a.port)
+    s.settimeout(30)
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    got = 0
+    first = last = time.monotonic()
+    end = first + a.seconds
+    while True:
+        n = s.recv_into(view)
+        if not n:
+            break
+        if not got:
+            first = time.monotonic()
+            end = first + a.seconds
+        got += n
+        last = time.monotonic()
+        if last >= end:
+            break
+    s.close()
+    emit("RESULT", bytes=got, seconds=last - first)
 
 
 def do_cps_client(a: argparse.Namespace) -> None:
@@ -251,6 +277,10 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("recv")
     r.add_argument("--port", type=int, required=True)
     r.add_argument("--timeout", type=float, default=60.0)
+    d = sub.add_parser("drain")
+    d.add_argument("host")
+    d.add_argument("port", type=int)
+    d.add_argument("--seconds", type=float, default=3.0)
     c = sub.add_parser("cps-client")
     c.add_argument("host")
     c.add_argument("port", type=int)
@@ -270,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     h.add_argument("--count", type=int, default=10000)
     h.add_argument("--hold", type=float, default=120.0)
     a = p.parse_args(argv)
-    handlers = {"send": do_send, "recv": do_recv, "cps-client": do_cps_client,
+    handlers = {"send": do_send, "recv": do_recv, "drain": do_drain, "cps-client": do_cps_client,
                 "cps-server": do_cps_server, "echo-server": do_echo_server,
                 "pingpong": do_pingpong, "hold": do_hold}
     try:

@@ -116,6 +116,33 @@ class Agent:
                                  f"{self._tail()}")
             self._fill(min(left, 0.5))
 
+    def wait_line(self, start: str, timeout: float) -> str:
+        """The first stdout line starting with ``start`` (for the CLI's own output)."""
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while True:
+            for line in self.lines[seen:]:
+                if line.startswith(start):
+                    return line
+            seen = len(self.lines)
+            if self._eof and self.popen.poll() is not None:
+                raise AgentError(f"{self.label} exited ({self.popen.returncode}) before "
+                                 f"{start!r}: {self._tail()}")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AgentError(f"{self.label}: no {start!r} within {timeout:.0f} s: "
+                                 f"{self._tail()}")
+            self._fill(min(left, 0.5))
+
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU seconds the process has used so far (/proc/PID/stat)."""
+        try:
+            with open(f"/proc/{self.pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def _tail(self) -> str:
         out = " | ".join(self.lines[-5:])
         err = self.stderr_text().strip().splitlines()[-8:]

@@ -24,7 +24,7 @@ def fmt(value: float | None, unit: str) -> str:
         return f"{value:,.2f}x" if value < 10 else f"{value:,.0f}x"
     if unit == "%":
         return f"{value * 100:.0f}%"
-    if abs(value) >= 100 or unit in ("conn/s", "B"):
+    if abs(value) >= 100 or unit in ("conn/s", "req/s", "B"):
         text = f"{value:,.0f}"
     elif abs(value) >= 10:
         text = f"{value:.1f}"

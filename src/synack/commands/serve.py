@@ -7,11 +7,12 @@ namespace), reaches it at ``--ip`` through the device::
     socat - TCP:10.77.0.2:7
 
 It prints the address it listens on, one line per finished connection
-(bytes each way, the SHA-256 of what arrived for echo and discard,
-retransmissions), and runs until SIGINT or SIGTERM.  Then it stops
-listening, lets each connection finish gracefully (FIN, and the peer's FIN,
-within ``--grace`` seconds; an HTTP response in progress completes), resets
-what is left, and prints a summary table.  A second signal stops at once.
+(bytes each way, retransmissions; with ``--verify`` also the SHA-256 of what
+arrived for echo and discard, which costs a hash of every byte), and runs
+until SIGINT or SIGTERM.  Then it stops listening, lets each connection
+finish gracefully (FIN, and the peer's FIN, within ``--grace`` seconds; an
+HTTP response in progress completes), resets what is left, and prints a
+summary table.  A second signal stops at once.
 
 Serving needs a TUN device (and so root or CAP_NET_ADMIN): without
 ``--tun`` the command explains how to run it.
@@ -76,6 +77,9 @@ def register(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--idle-timeout", type=non_negative(float), default=60.0, metavar="S",
                    help="http: close a persistent connection idle this long (default 60; "
                    "0: never)")
+    p.add_argument("--verify", action="store_true",
+                   help="echo, discard: keep a SHA-256 of what each connection sent us and "
+                   "print it on the connection's line (hashing every byte costs CPU time)")
     p.add_argument("--quiet", "-q", action="store_true",
                    help="no line per connection, only the summary")
     add_link_options(p)
@@ -137,7 +141,8 @@ async def start_service(host: Host, args: argparse.Namespace, *,
     handler = make_handler(args)
     port_ = args.port or SERVICES[args.service]
     runner = ServiceRunner(args.service, handler, grace=args.grace,
-                           hash_input=args.service in ("echo", "discard"), on_close=on_close)
+                           hash_input=bool(getattr(args, "verify", False))
+                           and args.service in ("echo", "discard"), on_close=on_close)
     try:
         server = await host.start_server(runner, port_)
     except OSError as exc:

@@ -36,9 +36,10 @@ checksums marked as already good, and accepts 64 KB segments from synack
 that it cuts per MSS itself (:attr:`TunLink.max_segment_payload`).  Where
 the kernel refuses (an old kernel, a device another process holds with
 other flags), the link falls back to plain packets: :attr:`TunLink.offload`
-is then False and :attr:`TunLink.offload_error` says why.  Without
-``offload`` every attach turns the device's offloads off: they belong to the
-device and outlive the descriptor of an earlier offloaded run.
+is then False and :attr:`TunLink.offload_error` says why.  Every attach sets
+the device's offload state explicitly (on, or off for plain packets,
+fallbacks included): it belongs to the device and outlives the descriptor of
+an earlier run that set it otherwise.
 """
 
 from __future__ import annotations
@@ -181,6 +182,7 @@ class TunLink:
         except OSError as exc:
             self.offload_error = f"TUNGETFEATURES: {exc.strerror or exc}"
             self.name = self._attach(raw, name)
+            self._clear_offload()  # plain after all: no leftover state either
             return
         self.offload = True
         self.name = self._attach(raw, name)

@@ -9,7 +9,9 @@ asyncio streams:
   ahead of what it can send, so a peer that does not read stops us reading
   too, and flow control closes its window (C4).
 * **discard** reads and drops everything, keeping a count (and a SHA-256 when
-  the runner asks for one) so a sender can check what arrived.
+  the runner asks for one) so a sender can check what arrived.  Its input goes
+  straight from the transport to the count (:func:`~.runner.tap_input`), as a
+  bare ``asyncio.Protocol`` would take it.
 * **chargen** sends the RFC 864 pattern: lines of 72 printable ASCII
   characters (codes 32-126, 95 of them), each starting one character later
   than the line before, ended by CR LF; the pattern repeats every 95 lines.
@@ -25,7 +27,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable
 
-from .runner import ConnectionRecord, ServiceRunner
+from .runner import ConnectionRecord, ServiceRunner, tap_input
 
 __all__ = [
     "CHARGEN_LINE",
@@ -37,6 +39,8 @@ __all__ = [
 ]
 
 READ_SIZE = 1 << 18
+#: Bytes chargen hands to the transport per write (as ``make bench``'s agent does).
+CHARGEN_CHUNK = 1 << 18
 CHARGEN_LINE = 72
 _PRINTABLE = bytes(range(32, 127))  # the 95 printable ASCII characters
 
@@ -78,11 +82,12 @@ async def discard(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                   record: ConnectionRecord, runner: ServiceRunner) -> None:
     """RFC 863: read and drop everything until the peer's FIN, then close."""
     record.idle = True
+    await tap_input(reader, writer, record.received)
     while data := await reader.read(READ_SIZE):
         record.received(data)
 
 
-def chargen(nbytes: int | None = None, *, chunk: int = 1 << 16
+def chargen(nbytes: int | None = None, *, chunk: int = CHARGEN_CHUNK
             ) -> ChargenHandler:
     """An RFC 864 handler that sends ``nbytes`` bytes and closes (None: until the peer
     goes away)."""
@@ -98,7 +103,7 @@ class ChargenHandler:
         self.nbytes = nbytes
         self.chunk = max(1, chunk)
         period = len(_CYCLE)
-        self._buf = _CYCLE * (self.chunk // period + 2)
+        self._buf = memoryview(_CYCLE * (self.chunk // period + 2))
 
     def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                  record: ConnectionRecord, runner: ServiceRunner) -> Awaitable[None]:
@@ -107,6 +112,7 @@ class ChargenHandler:
     async def _run(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                    record: ConnectionRecord) -> None:
         record.idle = True
+        await tap_input(reader, writer, record.received)
         sink = asyncio.ensure_future(self._drop_input(reader, record))
         try:
             period = len(_CYCLE)
@@ -118,7 +124,7 @@ class ChargenHandler:
                     raise exc
                 n = self.chunk if limit is None else min(self.chunk, limit - sent)
                 start = sent % period
-                writer.write(buf[start:start + n])
+                writer.write(buf[start:start + n])  # a view: the transport copies once
                 sent += n
                 record.bytes_out += n
                 await writer.drain()

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import hashlib
 import html
 import ipaddress
@@ -83,7 +84,10 @@ _VERSION = re.compile(r"^HTTP/(\d)\.(\d)$")
 
 
 # ------------------------------------------------------------- generated content
+@functools.lru_cache(maxsize=32)
 def _block(index: int) -> bytes:
+    """Block ``index`` of the ``/bytes/N`` stream; the first 2 MiB stay cached, so a
+    small ``/bytes/N`` costs a slice, not 64 KiB of random numbers per request."""
     return random.Random(index).randbytes(GENERATED_BLOCK)
 
 

@@ -151,9 +151,14 @@ def add_link_options(p: argparse.ArgumentParser, *, client: bool = False) -> Non
                    help="attach to an existing device (ip tuntap add dev NAME mode tun) only")
     g.add_argument("--mtu", type=_mtu, metavar="BYTES",
                    help="set the device MTU (default: leave it; the MSS follows it)")
-    g.add_argument("--offload", action="store_true",
-                   help="ask the kernel for checksum and segmentation offload (IFF_VNET_HDR, "
-                   "64 KB segments both ways); falls back to plain packets if refused")
+    g.add_argument("--offload", dest="offload", action="store_const", const=True,
+                   default=None,
+                   help="checksum and segmentation offload (IFF_VNET_HDR, 64 KB segments "
+                   "both ways).  The default is auto: on where the kernel allows it and no "
+                   "impairment option needs plain packets, off otherwise; a line on startup "
+                   "says which.  --offload makes impairment options an error instead")
+    g.add_argument("--no-offload", dest="offload", action="store_const", const=False,
+                   help="plain packets, one per MSS: no checksum or segmentation offload")
     g.add_argument("--tun-path", default=DEFAULT_TUN_PATH, help=argparse.SUPPRESS)
     i = p.add_argument_group("impairment of the link (both directions unless --impair)")
     i.add_argument("--loss", type=probability_arg, default=0.0, metavar="P",
@@ -437,8 +442,8 @@ def checksum_warning(command: str, device: str, count: int) -> str:
     what = "a packet" if count == 1 else f"{count} packets"
     return (f"synack {command}: warning: dropped {what} from {device} with a bad checksum; "
             f"the kernel sends unfinished checksums when the device has checksum offload "
-            f"on (synack turns it off when attaching: another program may have set it "
-            f"again; recreate the device, or pass --offload)")
+            f"on without synack asking (synack sets the device's offload state when "
+            f"attaching: another program may have changed it since; recreate the device)")
 
 
 _STACK_DROP_WORDS = {
@@ -484,11 +489,9 @@ def open_tun(args: argparse.Namespace, retry: str) -> NetSetup:
     capture, trace_file, traced = _open_recordings(args, opts)
     try:
         try:
-            if args.offload and impairment(args) is not None:
-                raise SetupError("--offload cannot be combined with impairment options "
-                                 "(they work on plain packets)", 2)
+            offload, why_not = offload_choice(args)
             tun = TunLink(args.tun, create=args.create, kernel_ip=args.kernel_ip,
-                          mtu=args.mtu, path=args.tun_path, offload=args.offload)
+                          mtu=args.mtu, path=args.tun_path, offload=offload)
         except (OSError, ValueError) as exc:
             raise tun_error(exc, retry) from None
         link: Link = CaptureLink(tun, capture) if capture is not None else tun
@@ -511,15 +514,37 @@ def open_tun(args: argparse.Namespace, retry: str) -> NetSetup:
     if ip_note is not None:
         setup.notes.append(ip_note)
     _note_mss(setup, args, host.stack.config.mss)
-    if args.offload and not tun.offload:
-        setup.notes.append(f"note: offloads unavailable ({tun.offload_error}); "
-                           f"using plain packets")
+    setup.notes.append(offload_line(tun, why_not))
     if args.kernel_ip is None and not tun.existed:
         setup.notes.append(
             f"note: {tun.name} is new and its kernel side is not configured (no --kernel-ip); "
             f"give it an address, e.g. `ip addr add 10.77.0.1/24 dev {tun.name} && "
             f"ip link set {tun.name} up`")
     return setup
+
+
+def offload_choice(args: argparse.Namespace) -> tuple[bool, str | None]:
+    """Whether to ask for offloads, and (when not) why: ``--offload`` (True) insists,
+    ``--no-offload`` (False) declines, and the default (None) is auto, on unless an
+    impairment option needs plain packets.  SetupError for --offload with impairment."""
+    impaired = impairment(args) is not None
+    if args.offload is True and impaired:
+        raise SetupError("--offload cannot be combined with impairment options "
+                         "(they work on plain packets)", 2)
+    if args.offload is False:
+        return False, "--no-offload"
+    if impaired:
+        return False, "impairment options work on plain packets"
+    return True, None
+
+
+def offload_line(tun: TunLink, why_not: str | None) -> str:
+    """The one startup line that says whether offloads are on, and why not."""
+    if tun.offload:
+        return (f"offloads: on ({tun.name} carries 64 KB segments with checksums left to "
+                f"the kernel; --no-offload for plain packets)")
+    why = why_not or f"the kernel refused: {tun.offload_error}"
+    return f"offloads: off ({why}); plain packets of at most the MTU"
 
 
 def _note_mss(setup: NetSetup, args: argparse.Namespace, used: int) -> None:

@@ -40,6 +40,7 @@ __all__ = [
     "linger_close",
     "peer_of",
     "synack_connection",
+    "tap_input",
 ]
 
 _ids = itertools.count(1)
@@ -142,6 +143,52 @@ async def linger_close(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
         transport.abort()
         return False
     writer.close()
+    return True
+
+
+class _InputTap(asyncio.Protocol):
+    """Stands in for a stream's protocol: hands each piece of incoming data to
+    ``on_data`` instead of the reader's buffer and passes everything else on (EOF,
+    loss, write flow control), so the reader still sees the peer's FIN or a reset."""
+
+    def __init__(self, inner: asyncio.BaseProtocol,
+                 on_data: Callable[[bytes], None]) -> None:
+        self.inner = inner
+        self.data_received = on_data  # type: ignore[method-assign,assignment]
+
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received()  # type: ignore[attr-defined,no-any-return]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()
+
+
+async def tap_input(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    on_data: Callable[[bytes], None]) -> bool:
+    """Send what arrives on this connection straight to ``on_data`` from now on,
+    instead of through ``reader`` (for a service that only counts or drops its input:
+    no buffer to fill and slice, no task wake-up per read).
+
+    What the reader holds already goes to ``on_data`` first, in order; afterwards
+    ``reader`` yields only the end of the stream (``b""`` at the peer's FIN, or the
+    error), so a loop reading it until then works unchanged.  False (nothing changed)
+    when the reader or the transport cannot be tapped."""
+    buffered = getattr(reader, "_buffer", None)  # the stdlib StreamReader's buffer
+    transport = writer.transport
+    inner = transport.get_protocol()
+    if not isinstance(buffered, bytearray) or isinstance(inner, _InputTap):
+        return False
+    if buffered:
+        # Non-empty: read() returns at once, without yielding to the loop, so nothing
+        # can arrive in between; it also resumes a transport the reader had paused.
+        on_data(await reader.read(len(buffered)))
+    transport.set_protocol(_InputTap(inner, on_data))
     return True
 
 
