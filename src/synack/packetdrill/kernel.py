@@ -57,7 +57,7 @@ from .runner import (
     RunResult,
     ScriptFailure,
     Sent,
-    _raw_options,
+    raw_options,
 )
 from .syscalls import SyscallLayer
 
@@ -286,7 +286,7 @@ class KernelRunner(Runner):
             self.live.discard(ports)
         elif seg.flags & ACK:
             self.live.add(ports)
-        self.outq.append(Sent(stamp, seg, _raw_options(raw)))
+        self.outq.append(Sent(stamp, seg, raw_options(raw)))
 
     def _sleep_until(self, until_us: int) -> None:
         """Wait (collecting packets) until real time reaches ``until_us`` or a packet comes."""
