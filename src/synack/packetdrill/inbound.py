@@ -13,6 +13,7 @@ import struct
 from ..wire.checksum import finish, ones_sum, pseudo_header_sum
 from ..wire.ipv4 import PROTO_TCP, build_ipv4_header, ip_to_bytes
 from ..wire.segment import ACK, SYN
+from .features import needs_feature
 from .parser import (
     ECN_CODEPOINTS,
     Event,
@@ -65,7 +66,15 @@ class Inbound(Scheduling):
     def _encode_options(self, ev: Event, pkt: PacketSpec, bits: int) -> bytes:
         out = bytearray()
         for o in pkt.options or ():
-            if o.kind == "nop":
+            if o.kind in ("FO", "FOEXP"):
+                if not self.fast_open:
+                    raise ScriptFailure(ev.line, needs_feature(f"the {o.kind} option",
+                                                               "TCP Fast Open"))
+                if o.kind == "FO":
+                    out += struct.pack("!BB", 34, 2 + len(o.cookie)) + o.cookie
+                else:
+                    out += struct.pack("!BBH", 254, 4 + len(o.cookie), 0xF989) + o.cookie
+            elif o.kind == "nop":
                 out.append(1)
             elif o.kind == "eol":
                 out.append(0)

@@ -183,6 +183,8 @@ def _write_sysctl(key: str, value: str) -> str | None:
 class KernelRunner(Runner):
     """A :class:`Runner` whose target is the kernel: real time, real sockets, TUN I/O."""
 
+    fast_open = True
+
     def __init__(self, script: Script, options: RunOptions, tun: TunLink) -> None:
         super().__init__(script, KERNEL_PROFILE, options)
         self.tun = tun

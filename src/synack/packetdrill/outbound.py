@@ -11,6 +11,7 @@ from __future__ import annotations
 import struct
 
 from ..wire.segment import ACK, CWR, FIN, PSH, SYN
+from .features import needs_feature
 from .parser import (
     ECN_CODEPOINTS,
     Event,
@@ -18,7 +19,7 @@ from .parser import (
     TcpOption,
     TimeKind,
 )
-from .results import ScriptFailure
+from .results import OutRecord, ScriptFailure
 from .scheduling import Scheduling
 from .state import (
     KIND_NAME,
@@ -78,6 +79,16 @@ class Outbound(Scheduling):
             raise ScriptFailure(ev.line, f"error handling packet: {problem}",
                                 expected=expected_desc, actual=actual_desc)
         self.now_us = max(self.now_us, frags[-1].time_us)
+        if self.record:
+            self.result.outbound.extend(self._out_record(s) for s in frags)
+
+    def _out_record(self, s: Sent) -> OutRecord:
+        """``s`` in script terms (TS val on the script clock, from the first one matched)."""
+        seg = s.seg
+        opts = self._options_text(s)
+        ack = (seg.ack - self.remote_shift) & MASK if seg.flags & ACK else 0
+        return (s.time_us, flags_text(seg.flags), (seg.seq - self._local_offset()) & MASK,
+                ack, len(s.payload), seg.window, opts)
 
     def _sched_text(self, ev: Event, sched: Sched) -> str:
         if ev.time.kind is TimeKind.ANY:
@@ -152,6 +163,10 @@ class Outbound(Scheduling):
         want_text = "<" + ",".join(str(o) for o in want) + ">" if want else "no options"
         got_text = self._options_text(sent)
         got_text = f"<{got_text}>" if got_text else "no options"
+        for o in want:
+            if o.kind in ("FO", "FOEXP") and not self.fast_open:
+                raise ScriptFailure(self._line(), needs_feature(f"the {o.kind} option",
+                                                                "TCP Fast Open"))
         if [OPT_KIND[o.kind] for o in want] != [k for k, _ in got]:
             return f"bad outbound TCP options: expected {want_text} vs actual {got_text}"
         for o, (_kind, data) in zip(want, got, strict=True):
@@ -167,6 +182,11 @@ class Outbound(Scheduling):
                 blocks = self._sack_blocks(data)
                 if blocks != list(o.blocks):
                     return f"bad value outbound TCP option sack: expected {want_text} vs " \
+                           f"actual {got_text}"
+            elif o.kind in ("FO", "FOEXP"):
+                cookie = data[2:] if o.kind == "FOEXP" else data
+                if o.cookie and cookie != o.cookie:
+                    return f"bad value outbound TCP option {o.kind}: expected {want_text} vs " \
                            f"actual {got_text}"
             elif o.kind == "TS":
                 if len(data) != 8:

@@ -75,6 +75,10 @@ LINUX = Profile(
         Want("rto_initial", 1.0, "TCP_TIMEOUT_INIT is 1 s"),
         Want("delayed_ack", 0.04, "TCP_DELACK_MIN: the delayed-ACK timer starts at 40 ms"),
         Want("nodelay", False, "Nagle's algorithm is on until TCP_NODELAY"),
+        Want("psh_write_end", True, "PSH marks the end of each write and every half max "
+             "window written (tcp_mark_push, forced_push)"),
+        Want("nagle_minshall", True, "Nagle holds a partial segment only while the last "
+             "small segment is unacknowledged (tcp_nagle_check, tcp_minshall_check)"),
         Want("initial_window", 10, "TCP_INIT_CWND is 10 segments"),
         Want("msl", 30.0, "TIME-WAIT lasts TCP_TIMEWAIT_LEN = 60 s = 2*MSL"),
         Want("fin_wait_2_timeout", 60.0, "tcp_fin_timeout is 60 s"),

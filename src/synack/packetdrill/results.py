@@ -8,6 +8,10 @@ from typing import Any
 
 from .parser import ExpectedFailure
 
+#: A sent packet in script terms: (time in us, flags, seq, ack, payload length, window,
+#: options as script text).
+OutRecord = tuple[int, str, int, int, int, int, str]
+
 
 class ScriptFailure(Exception):
     def __init__(self, line: int, message: str, expected: str | None = None,
@@ -36,6 +40,10 @@ class RunResult:
     notes: list[str] = field(default_factory=list)
     unmet: list[str] = field(default_factory=list)
     events_run: int = 0
+    #: With ``RunOptions.record``: every packet the target sent, in script terms.
+    outbound: list[OutRecord] = field(default_factory=list)
+    #: With ``RunOptions.record``: (line, result, errno) of every system call.
+    calls: list[tuple[int, int | None, int | None]] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -108,5 +116,8 @@ class RunOptions:
     tracer: Callable[[dict[str, Any]], None] | None = None
     #: Receives every packet in and out: ``(packet, seconds, comment)``, if set.
     capture: Callable[[bytes, float, str], None] | None = None
+    #: Keep every packet the target sent (as :data:`OutRecord`) and every call's outcome
+    #: in the result (the differential fuzzer compares them between targets).
+    record: bool = False
 
 

@@ -51,6 +51,7 @@ from ..stack import Stack
 from ..tcp.config import TcpConfig
 from ..tcp.isn import IsnSource, Rfc6528Isn, fixed_isn
 from . import shell
+from .features import needs_feature
 from .inbound import Inbound
 from .lexer import PacketdrillSyntaxError
 from .outbound import Outbound
@@ -125,6 +126,8 @@ class Runner(SyscallLines, Inbound, Outbound):
             res.failure = Failure(line, f"internal error: {type(exc).__name__}: {exc}",
                                   actual=f"raised at {where}")
         self._end_target()
+        if self.record:
+            self.result.outbound.extend(self._out_record(s) for s in self.outq)
         if self.outq:
             shown = "; ".join(self._sent_text(s) for s in list(self.outq)[:3])
             more = f" (and {len(self.outq) - 3} more)" if len(self.outq) > 3 else ""
@@ -169,7 +172,7 @@ class Runner(SyscallLines, Inbound, Outbound):
             self.mtu = number()
         elif name == "ip_version":
             if value not in ("ipv4", "ipv4-mapped-ipv6"):
-                raise ScriptFailure(line, f"--ip_version={value}: synack is IPv4 only")
+                raise ScriptFailure(line, needs_feature(f"--ip_version={value}", "IPv6"))
         elif name == "bind_port":
             self.bind_port = number()
         elif name == "connect_port":
@@ -249,8 +252,9 @@ class Runner(SyscallLines, Inbound, Outbound):
 
     # ----------------------------------------------------------------- code
     def _code(self, ev: Event, spec: CodeSpec) -> None:
+        printed: list[str] = []
         try:
-            run_code(spec.text, self._tcp_info())
+            run_code(spec.text, self._tcp_info(), printed)
         except MissingField as exc:
             self.result.notes.append(f"line {ev.line}: %{{ }}% block skipped: {exc}")
         except AssertionFailed as exc:
@@ -260,7 +264,8 @@ class Runner(SyscallLines, Inbound, Outbound):
         except (ArithmeticError, TypeError, ValueError) as exc:
             raise ScriptFailure(ev.line, f"error in %{{ }}% block: {type(exc).__name__}: {exc}")\
                 from None
-
+        finally:
+            self.result.notes.extend(f"line {ev.line}: print: {p}" for p in printed)
 
     def _tcp_info(self) -> dict[str, object]:
         """The ``tcpi_*`` variables of the socket under test."""

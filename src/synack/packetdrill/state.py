@@ -36,7 +36,8 @@ ISN_SECRET = b"synack-packetdrill-runner"
 MASK = 0xFFFFFFFF
 
 FLAG_BITS = {"S": SYN, "F": FIN, "R": RST, "P": PSH, ".": ACK, "U": URG, "E": ECE, "W": CWR}
-OPT_KIND = {"eol": 0, "nop": 1, "mss": 2, "wscale": 3, "sackOK": 4, "sack": 5, "TS": 8}
+OPT_KIND = {"eol": 0, "nop": 1, "mss": 2, "wscale": 3, "sackOK": 4, "sack": 5, "TS": 8,
+            "FO": 34, "FOEXP": 254}
 KIND_NAME = {v: k for k, v in OPT_KIND.items()}
 #: States in which a SYN from the peer starts a new incarnation of the connection.
 REOPENABLE = frozenset({State.CLOSED, State.SYN_SENT, State.TIME_WAIT, State.LISTEN})
@@ -130,6 +131,9 @@ class RunnerState:
     :mod:`.inbound`, :mod:`.outbound`, :mod:`.syscall_lines`) extend it and
     :class:`~synack.packetdrill.runner.Runner` combines them."""
 
+    #: Does the target implement TCP Fast Open (the FO option)?  The kernel does.
+    fast_open = False
+
     def __init__(self, script: Script, profile: Profile, options: RunOptions) -> None:
         self.script = script
         self.profile = profile
@@ -142,6 +146,7 @@ class RunnerState:
         self.check_ts_ecr = options.check_ts_ecr
         self._tracer = options.tracer
         self._capture = options.capture
+        self.record = options.record
         self.ts_tick_us = 0
         self.ts_ecr_scaled = False
         self.mtu: int | None = None

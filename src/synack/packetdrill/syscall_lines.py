@@ -11,6 +11,7 @@ import errno as errno_mod
 import os
 from dataclasses import dataclass
 
+from .features import FLAG_FEATURES, OPTION_FEATURES, needs_feature
 from .parser import (
     BinaryExpr,
     CallExpr,
@@ -32,11 +33,12 @@ from .syscalls import SYMBOLS, Mismatch, Op, SyscallError, Unsupported
 
 _SYSCALL_ARGS = {"socket": 3, "bind": 3, "listen": 2, "accept": 3, "connect": 3, "read": 3,
                  "write": 3, "send": 4, "recv": 4, "close": 1, "shutdown": 2,
-                 "setsockopt": 5, "getsockopt": 5, "ioctl": 3}
+                 "setsockopt": 5, "getsockopt": 5, "ioctl": 3, "sendmsg": 3, "recvmsg": 3,
+                 "epoll_create": 1, "epoll_create1": 1, "epoll_ctl": 4, "epoll_wait": 4}
 _UNSUPPORTED_CALLS = frozenset({
-    "readv", "writev", "sendto", "recvfrom", "sendmsg", "recvmsg", "poll", "epoll_create",
-    "epoll_ctl", "epoll_wait", "sendfile", "splice", "open", "pipe", "cap_set"})
-_FD_CALLS = frozenset({"socket", "accept"})
+    "readv", "writev", "sendto", "recvfrom", "poll", "sendfile", "splice", "open", "pipe",
+    "cap_set"})
+_FD_CALLS = frozenset({"socket", "accept", "epoll_create", "epoll_create1"})
 
 
 class SyscallLines(Scheduling):
@@ -116,6 +118,8 @@ class SyscallLines(Scheduling):
                       err: int | None) -> None:
         prefix = f"runtime error in {spec.name} call"
         actual = value if err is None and value is not None else -1
+        if self.record:
+            self.result.calls.append((ev.line, value, err))
         err_text = ""
         if err is not None:
             err_text = f" with errno {err} ({os.strerror(err)})"
@@ -199,15 +203,37 @@ class SyscallLines(Scheduling):
                          lambda: self._set_tuple_connect(fd), before_block=True)
         if name in ("read", "recv"):
             flags = self._int(args[3]) if name == "recv" else 0
-            return layer.read(fd, self._int(args[2]), flags)
+            return layer.read(fd, self._int(args[2]), self._flags(flags, ev),
+                              bad_buffer=_bad_pointer(args[1]))
         if name in ("write", "send"):
             flags = self._int(args[3]) if name == "send" else 0
             count = self._int(args[2])
-            return layer.write(fd, self._buffer(args[1], count), count, flags)
+            return layer.write(fd, self._buffer(args[1], count), count, self._flags(flags, ev),
+                               bad_buffer=_bad_pointer(args[1]))
+        if name in ("sendmsg", "recvmsg"):
+            count, bad = self._msghdr(args[1])
+            flags = self._flags(self._int(args[2]), ev)
+            if name == "recvmsg":
+                return layer.read(fd, count, flags, bad_buffer=bad)
+            return layer.write(fd, None, count, flags, bad_buffer=bad)
+        if name in ("epoll_create", "epoll_create1"):
+            return layer.epoll_create(fd, result_fd)
+        if name == "epoll_ctl":
+            events = self._epoll_events(args[3])
+            return layer.epoll_ctl(fd, self._int(args[1]), self._int(args[2]),
+                                   events[0][0] if events else 0)
+        if name == "epoll_wait":
+            events_want = (None if isinstance(args[1], EllipsisExpr)
+                           else self._epoll_events(args[1]))
+            return layer.epoll_wait(fd, self._int(args[2]), self._int(args[3]), events_want)
         if name == "close":
             return layer.close(fd)
         if name == "shutdown":
             return layer.shutdown(fd, self._int(args[1]))
+        if name in ("setsockopt", "getsockopt"):
+            feature = OPTION_FEATURES.get((self._int(args[1]), self._int(args[2])))
+            if feature is not None:
+                raise Unsupported(needs_feature(f"{name} {args[2]}", feature))
         if name == "setsockopt":
             return layer.setsockopt(fd, self._int(args[1]), self._int(args[2]),
                                     self._optval(args[3]))
@@ -219,6 +245,49 @@ class SyscallLines(Scheduling):
             return layer.fcntl(fd, self._int(args[1]), arg)
         assert name == "ioctl"
         return layer.ioctl(fd, self._int(args[1]), self._opt_int(args[2]))
+
+    def _flags(self, flags: int, ev: Event) -> int:
+        for bit, feature in FLAG_FEATURES.items():
+            if flags & bit and not self.fast_open:
+                raise Unsupported(needs_feature(f"the send flag {bit:#x}", feature))
+        return flags
+
+    def _msghdr(self, e: Expr) -> tuple[int, bool]:
+        """Bytes a ``struct msghdr`` literal's iovecs hold, and whether a buffer is bad."""
+        if isinstance(e, IntExpr):
+            return 0, True  # the msghdr pointer itself
+        if not isinstance(e, StructExpr):
+            raise Unsupported(f"expected a struct msghdr literal, got {e}")
+        total, bad = 0, False
+        for item in e.items:
+            if not (isinstance(item, BinaryExpr) and item.op == "="):
+                continue
+            key = item.lhs.name if isinstance(item.lhs, (WordExpr, CallExpr)) else ""
+            if key == "msg_iov":
+                iovs = item.rhs.items if isinstance(item.rhs, ListExpr) else (item.rhs,)
+                for iov in iovs:
+                    fields = _struct_fields(iov)
+                    if "iov_len" not in fields:
+                        raise Unsupported(f"an iovec needs iov_len: {iov}")
+                    total += self._int(fields["iov_len"])
+                    base = fields.get("iov_base")
+                    bad = bad or (base is not None and _bad_pointer(base))
+            elif key == "msg_control" and not isinstance(item.rhs, EllipsisExpr):
+                self.result.notes.append(f"line {self._line()}: msg_control is not checked")
+        return total, bad
+
+    def _epoll_events(self, e: Expr) -> list[tuple[int, int]]:
+        """``{events=..., fd=N}`` (or a list of them; ``u64``/``ptr`` also name the fd)."""
+        items = e.items if isinstance(e, ListExpr) else (e,)
+        out = []
+        for it in items:
+            fields = _struct_fields(it)
+            if "events" not in fields:
+                raise Unsupported(f"expected a struct epoll_event literal, got {it}")
+            ident = fields.get("fd", fields.get("u64", fields.get("u32", fields.get("ptr"))))
+            out.append((self._int(fields["events"]),
+                        self._int(ident) if ident is not None else -1))
+        return out
 
     def _optval(self, e: Expr) -> int:
         if isinstance(e, StructExpr):
@@ -254,6 +323,24 @@ class SyscallLines(Scheduling):
         if s is not None and s.conn is not None:
             self.tuple_local = s.conn.local_port
             self.tuple_remote = s.conn.remote_port
+
+
+def _struct_fields(e: Expr) -> dict[str, Expr]:
+    """``{a=1, b=2}`` as a dict (empty for anything else)."""
+    out: dict[str, Expr] = {}
+    if isinstance(e, StructExpr):
+        for item in e.items:
+            if isinstance(item, BinaryExpr) and item.op == "=" and isinstance(
+                    item.lhs, (WordExpr, CallExpr)):
+                out[item.lhs.name] = item.rhs
+    return out
+
+
+def _bad_pointer(e: Expr) -> bool:
+    """A buffer argument written as a number (``0``, ``0x1``): an address nothing is
+    mapped at, so the kernel's copy fails with EFAULT.  ``...`` or a string is a
+    real buffer."""
+    return isinstance(e, IntExpr)
 
 
 @dataclass(slots=True)

@@ -50,6 +50,7 @@ class ConnBase:
         "_delivered",
         "_dupacks",
         "_ece_echo",
+        "_eor",
         "_events",
         "_fin_pos",
         "_fw2_at",
@@ -72,7 +73,9 @@ class ConnBase:
         "_probe",
         "_progress_at",
         "_prr",
+        "_psh_marks",
         "_push_now",
+        "_pushed_pos",
         "_quickack",
         "_rack",
         "_rack_at",
@@ -96,6 +99,7 @@ class ConnBase:
         "_send_full",
         "_send_wait",
         "_skb_ends",
+        "_snd_sml",
         "_sup",
         "_tlp_at",
         "_tlp_end",
@@ -221,7 +225,11 @@ class ConnBase:
     _ack_now: bool
     _ack_pending: int
     _quickack: int
+    _snd_sml: int
     _more: bool
+    _eor: list[int]
+    _psh_marks: set[int]
+    _pushed_pos: int
     _push_now: bool
     _last_ack_sent: int
     _orphan: bool
