@@ -50,6 +50,10 @@ class OutputMixin(ConnBase):
         RFC 5681 cwnd, RFC 6937 PRR during recovery, RFC 3042 limited transmit)."""
         sb = self._sb
         mss = self.eff_mss
+        if self.config.mss_half_window and self._max_snd_wnd:
+            wnd = self._max_snd_wnd
+            cutoff = wnd >> 1 if wnd > DEFAULT_PEER_MSS else wnd
+            mss = min(mss, max(cutoff, 48))  # tcp_bound_to_half_wnd(): 68 - the header
         data_end = self._buf_pos + len(self._buf)
         if self._max == self._una and data_end > self._max and self.config.slow_start_after_idle:
             self._idle_restart(now)

@@ -163,7 +163,8 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         self._wl2 = 0
         self.peer_mss = DEFAULT_PEER_MSS
         self.eff_mss = min(cfg.mss, DEFAULT_PEER_MSS)
-        self.rtt = RttEstimator(cfg.rto_initial, cfg.rto_min, cfg.rto_max)
+        self.rtt = RttEstimator(cfg.rto_initial, cfg.rto_min, cfg.rto_max,
+                                floor_variance=cfg.rto_min_on_rttvar)
         self._rtt_pos: int | None = None
         self._rtt_time = 0.0
         self._min_rtt = math.inf
