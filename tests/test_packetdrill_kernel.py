@@ -120,6 +120,18 @@ def test_our_linux_scripts_pass_on_the_kernel(kernel_results: dict[str, RunResul
     assert not failed, "\n".join(failed)
 
 
+def test_the_fuzzers_regression_scripts_pass_on_the_kernel() -> None:
+    """tests/packetdrill_linux/diff/*.pkt carry the kernel's packets as expectations:
+    the kernel passes them (synack passes the fixed ones: test_packetdrill_ours)."""
+    problem = root_tun_problem(netns=False)
+    if problem is not None:
+        missing(problem)
+    scripts = sorted((LINUX_OURS / "diff").glob("*.pkt"))
+    assert len(scripts) >= 20
+    failed = [r.report() for r in map(run_script_kernel, scripts) if r.status != "PASS"]
+    assert not failed, "\n".join(failed)
+
+
 FAST_OPEN = """\
 0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
 +0 setsockopt(3, SOL_SOCKET, SO_REUSEADDR, [1], 4) = 0

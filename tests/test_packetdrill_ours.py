@@ -26,6 +26,18 @@ def test_script_passes_in_the_rfc_profile(script: Path) -> None:
     assert res.status == "PASS", res.report(verbose=True)
 
 
+#: Differences the fuzzer found (make difftest) and synack now agrees on: the shrunk
+#: scripts, with the kernel's packets as expectations, are regression tests.
+FIXED_DIFFS = ["count_synack_f", "count_synack_p", "flags_p_fp", "seq_s_s", "time_f"]
+
+
+@pytest.mark.parametrize("name", FIXED_DIFFS)
+def test_fixed_fuzzer_difference_stays_fixed(name: str) -> None:
+    script = Path(__file__).parent / "packetdrill_linux" / "diff" / f"{name}.pkt"
+    res = run_script(script, "linux")
+    assert res.status == "PASS", res.report(verbose=True)
+
+
 @pytest.mark.parametrize("script", LINUX_SCRIPTS, ids=[s.stem for s in LINUX_SCRIPTS])
 def test_linux_script_passes_in_the_linux_profile(script: Path) -> None:
     res = run_script(script, "linux")
