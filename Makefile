@@ -70,6 +70,13 @@ bench-impair: $(STAMP_RUN)
 fuzz: $(STAMP_TEST)
 	$(PY) benchmarks/fuzz_mutation.py --inputs 1000000
 
+## difftest: differential fuzzing, synack --profile linux against the live kernel (root):
+## hypothesis-generated scripts, differences shrunk into tests/packetdrill_linux/diff/ (resumes
+## from tests/packetdrill_linux/diff/progress.json; DIFFTEST_ARGS="--scripts N --jobs J").
+.PHONY: difftest
+difftest: $(STAMP_TEST)
+	$(PY) benchmarks/difftest.py $(DIFFTEST_ARGS)
+
 ## readme: regenerate the README's sample output and its sequence diagram from the code
 ## (tests/test_newcomer.py fails while they are out of date)
 readme: $(STAMP_RUN)

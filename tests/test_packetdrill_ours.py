@@ -14,6 +14,9 @@ import pytest
 from synack.packetdrill.runner import run_script
 
 SCRIPTS = sorted((Path(__file__).parent / "packetdrill").glob("*.pkt"))
+#: Scripts of Linux calls and behaviour, checked against the kernel (test_packetdrill_kernel)
+#: and here against synack --profile linux.
+LINUX_SCRIPTS = sorted((Path(__file__).parent / "packetdrill_linux").glob("*.pkt"))
 CONCEPT = re.compile(r"\bC(\d+)\b")
 
 
@@ -23,7 +26,26 @@ def test_script_passes_in_the_rfc_profile(script: Path) -> None:
     assert res.status == "PASS", res.report(verbose=True)
 
 
-@pytest.mark.parametrize("script", SCRIPTS, ids=[s.stem for s in SCRIPTS])
+#: Differences the fuzzer found (make difftest) and synack now agrees on: the shrunk
+#: scripts, with the kernel's packets as expectations, are regression tests.
+FIXED_DIFFS = ["count_synack_f", "count_synack_p", "flags_p_fp", "seq_s_s", "time_f"]
+
+
+@pytest.mark.parametrize("name", FIXED_DIFFS)
+def test_fixed_fuzzer_difference_stays_fixed(name: str) -> None:
+    script = Path(__file__).parent / "packetdrill_linux" / "diff" / f"{name}.pkt"
+    res = run_script(script, "linux")
+    assert res.status == "PASS", res.report(verbose=True)
+
+
+@pytest.mark.parametrize("script", LINUX_SCRIPTS, ids=[s.stem for s in LINUX_SCRIPTS])
+def test_linux_script_passes_in_the_linux_profile(script: Path) -> None:
+    res = run_script(script, "linux")
+    assert res.status == "PASS", res.report(verbose=True)
+
+
+@pytest.mark.parametrize("script", SCRIPTS + LINUX_SCRIPTS,
+                         ids=[s.stem for s in SCRIPTS + LINUX_SCRIPTS])
 def test_script_names_its_concepts_in_a_comment(script: Path) -> None:
     header = script.read_text().split("\n\n", 1)[0]
     assert header.startswith("//")

@@ -462,3 +462,86 @@ def test_cli_writes_trace_and_capture_for_every_script(tmp_path: Path) -> None:
     count = subprocess.run([tshark, "-r", str(pcap)], capture_output=True, text=True,
                            check=True, timeout=60).stdout.count("\n")
     assert count >= 6  # both scripts' handshakes at least
+
+
+# ----------------------------------------------------- features synack does not have
+@pytest.mark.parametrize(("line", "message"), [
+    ("+0 < S. 0:0(0) ack 1 win 65535 <mss 1000,FO abcd1234abcd1234,nop,nop>",
+     "the FO option needs TCP Fast Open (RFC 7413), which synack does not implement"),
+    ("+0 setsockopt(4, SOL_TCP, TCP_FASTOPEN, [1], 4) = 0",
+     "setsockopt TCP_FASTOPEN needs TCP Fast Open (RFC 7413)"),
+    ("+0 setsockopt(4, SOL_SOCKET, SO_ZEROCOPY, [1], 4) = 0",
+     "setsockopt SO_ZEROCOPY needs MSG_ZEROCOPY"),
+    ("+0 send(4, ..., 100, MSG_ZEROCOPY) = 100", "needs MSG_ZEROCOPY"),
+    ("+0 setsockopt(4, SOL_TCP, TCP_MD5SIG, [1], 4) = 0", "needs TCP MD5 signatures (RFC 2385)"),
+])
+def test_a_missing_feature_fails_with_one_line_naming_it(line: str, message: str) -> None:
+    res = run(PRE + line + "\n")
+    assert res.failure is not None and res.failure.line == 8, res.report()
+    assert message in res.failure.message and "\n" not in res.failure.message
+    assert "parse error" not in res.failure.message
+
+
+def test_ipv6_is_refused_in_one_line() -> None:
+    res = run("--ip_version=ipv6\n" + PRE)
+    assert res.failure is not None
+    assert res.failure.message == ("--ip_version=ipv6 needs IPv6 (RFC 8200), which synack "
+                                   "does not implement")
+
+
+def test_fast_open_option_parses_with_and_without_cookie() -> None:
+    script = parse("0 < S 0:0(0) win 1000 <mss 1000,FO,nop,nop>\n"
+                   "+0 < S 0:0(0) win 1000 <FO 0xabcdef0123456789,FOEXP>\n")
+    opts = [o for ev in script.events for o in ev.action.options]  # type: ignore[union-attr]
+    fo = [o for o in opts if o.kind in ("FO", "FOEXP")]
+    assert [(o.kind, o.cookie.hex()) for o in fo] == [
+        ("FO", ""), ("FO", "abcdef0123456789"), ("FOEXP", "")]
+
+
+def test_print_and_constants_in_code_blocks_are_reported() -> None:
+    res = run(PRE + "+0 %{\nprint('ca', tcpi_ca_state, TCP_CA_Loss)\n"
+              "assert tcpi_snd_ssthresh == TCP_INFINITE_SSTHRESH\n}%\n")
+    assert res.status == "PASS", res.report()
+    assert any(n.endswith("print: ca 0 4") for n in res.notes), res.notes
+
+
+def test_msghdr_iovecs_are_summed_and_noecn_is_no_ecn() -> None:
+    res = run(PRE + "+0 sendmsg(4, {msg_name(...)=..., msg_iov(2)=[{iov_base=..., "
+              "iov_len=300}, {iov_base=..., iov_len=200}], msg_flags=0}, 0) = 500\n"
+              "+0 >[noecn] P. 1:501(500) ack 1\n")
+    assert res.status == "PASS", res.report()
+
+
+def test_epoll_wait_names_the_events_it_got() -> None:
+    res = run(PRE + "+0 epoll_create(1) = 5\n"
+              "+0 epoll_ctl(5, EPOLL_CTL_ADD, 4, {events=EPOLLOUT|EPOLLET, fd=4}) = 0\n"
+              "+0 epoll_wait(5, {events=EPOLLIN, fd=4}, 1, 0) = 1\n")
+    assert res.failure is not None and res.failure.line == 10
+    assert "expected [{events=EPOLLIN, fd=4}] but got [{events=EPOLLOUT, fd=4}]" \
+        in res.failure.message
+
+
+@pytest.mark.parametrize("profile", ["rfc", "linux"])
+def test_msg_eor_keeps_records_apart(profile: str) -> None:
+    """Corked, two writes coalesce into one segment unless the first ends a record."""
+    corked = PRE + "+0 setsockopt(4, SOL_TCP, TCP_CORK, [1], 4) = 0\n"
+    two = ("+0 send(4, ..., 300, {}) = 300\n+0 write(4, ..., 300) = 300\n"
+           "+0 setsockopt(4, SOL_TCP, TCP_CORK, [0], 4) = 0\n")
+    together = run(corked + two.format(0) + "+0 > P. 1:601(600) ack 1\n", profile)
+    assert together.status == "PASS", together.report()
+    apart = run(corked + two.format("MSG_EOR") + "+0 > P. 1:301(300) ack 1\n"
+                "+0 > P. 301:601(300) ack 1\n", profile)
+    assert apart.status == "PASS", apart.report()
+
+
+def test_minshall_nagle_sends_a_tail_when_no_small_segment_is_out() -> None:
+    """Linux (tcp_minshall_check): a full segment in flight does not hold a partial one;
+    the RFC profile's Nagle (RFC 9293 §3.7.4) would, were Nagle on there."""
+    script = (PRE + "+0 write(4, ..., 1200) = 1200\n+0 > . 1:1001(1000) ack 1\n"
+              "+0 > P. 1001:1201(200) ack 1\n")
+    assert run(script, "linux").status == "PASS"
+    res = run(PRE + "+0 write(4, ..., 300) = 300\n+0 > P. 1:301(300) ack 1\n"
+              "+0 write(4, ..., 300) = 300\n+0 > P. 301:601(300) ack 1\n", "linux")
+    failed_at(res, 11)  # the second small one waits for the first's ACK: the first's
+    assert res.failure is not None and res.failure.actual is not None  # RTO comes first
+    assert " 1:301(300)" in res.failure.actual

@@ -197,3 +197,29 @@ def test_constant_samples_converge(rtt: float) -> None:
         r.sample(rtt)
     assert r.srtt == pytest.approx(rtt)
     assert r.rttvar == pytest.approx(0.0, abs=rtt * 1e-9 + 1e-12)
+
+
+def test_linux_floors_the_variance_term_not_the_rto() -> None:
+    """Linux __tcp_set_rto(): RTO = SRTT + max(4*RTTVAR, rto_min); RFC 6298 §2.4 floors
+    the whole RTO at rto_min."""
+    from synack.tcp.rtt import RttEstimator as Est
+
+    rfc, linux = Est(1.0, 0.2), Est(1.0, 0.2, floor_variance=True)
+    for e in (rfc, linux):
+        e.sample(0.020)  # SRTT 20 ms, RTTVAR 10 ms
+    assert rfc.rto == pytest.approx(0.200)
+    assert linux.rto == pytest.approx(0.220)
+
+
+def test_linux_bounds_segments_to_half_the_largest_window() -> None:
+    """tcp_bound_to_half_wnd(): with a 1000-byte window, 500-byte segments."""
+    from synack.packetdrill.parser import parse
+    from synack.packetdrill.runner import run_script
+
+    script = ("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 bind(3, ..., ...) = 0\n"
+              "+0 listen(3, 1) = 0\n+0 < S 0:0(0) win 1000 <mss 1000>\n"
+              "+0 > S. 0:0(0) ack 1 <mss 1460>\n+.02 < . 1:1(0) ack 1 win 1000\n"
+              "+0 accept(3, ..., ...) = 4\n+0 write(4, ..., 1000) = 1000\n"
+              "+0 > . 1:501(500) ack 1\n+0 > P. 501:1001(500) ack 1\n")
+    assert run_script(parse(script), "linux").status == "PASS"
+    assert run_script(parse(script), "rfc").status == "FAIL"

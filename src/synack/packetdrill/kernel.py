@@ -57,7 +57,7 @@ from .runner import (
     RunResult,
     ScriptFailure,
     Sent,
-    _raw_options,
+    raw_options,
 )
 from .syscalls import SyscallLayer
 
@@ -183,6 +183,8 @@ def _write_sysctl(key: str, value: str) -> str | None:
 class KernelRunner(Runner):
     """A :class:`Runner` whose target is the kernel: real time, real sockets, TUN I/O."""
 
+    fast_open = True
+
     def __init__(self, script: Script, options: RunOptions, tun: TunLink) -> None:
         super().__init__(script, KERNEL_PROFILE, options)
         self.tun = tun
@@ -286,7 +288,7 @@ class KernelRunner(Runner):
             self.live.discard(ports)
         elif seg.flags & ACK:
             self.live.add(ports)
-        self.outq.append(Sent(stamp, seg, _raw_options(raw)))
+        self.outq.append(Sent(stamp, seg, raw_options(raw)))
 
     def _sleep_until(self, until_us: int) -> None:
         """Wait (collecting packets) until real time reaches ``until_us`` or a packet comes."""

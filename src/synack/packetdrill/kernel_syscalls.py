@@ -11,6 +11,7 @@ returns None until the thread has finished.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import fcntl as fcntl_mod
 import os
@@ -22,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .syscalls import SYMBOLS, Mismatch, Op, SyscallError, Unsupported, pattern
+from .syscalls import SYMBOLS, Mismatch, Op, SyscallError, Unsupported, epoll_text, pattern
 
 #: How long an attempt waits for a call running in its thread before reporting "blocks".
 _QUICK_JOIN_S = 0.003
@@ -175,6 +176,7 @@ class KernelSyscalls:
         self.current: KernelSocket | None = None
         #: Sockets by (local port, remote port), for checking outbound payloads.
         self.by_ports: dict[tuple[int, int], KernelSocket] = {}
+        self.epolls: dict[int, select.epoll] = {}
 
     def sock(self, fd: int) -> KernelSocket:
         s = self.fds.get(fd)
@@ -193,11 +195,11 @@ class KernelSyscalls:
 
     def _new_fd(self, wanted: int | None) -> int:
         if wanted is not None and wanted >= 0:
-            if wanted in self.fds:
+            if wanted in self.fds or wanted in self.epolls:
                 raise Unsupported(f"the script expects fd {wanted}, which is already open")
             return wanted
         fd = 3
-        while fd in self.fds:
+        while fd in self.fds or fd in self.epolls:
             fd += 1
         return fd
 
@@ -223,6 +225,9 @@ class KernelSyscalls:
         for s in self.fds.values():
             s.sock.close()
         self.fds.clear()
+        for ep in self.epolls.values():
+            ep.close()
+        self.epolls.clear()
 
     # --------------------------------------------------------------- syscalls
     def socket(self, domain: int | None, type_: int, protocol: int, wanted_fd: int | None
@@ -282,9 +287,13 @@ class KernelSyscalls:
             return 0
         return _Call(run, threaded=True, wake=self.wake)
 
-    def read(self, fd: int, count: int, flags: int = 0) -> Op:
+    def read(self, fd: int, count: int, flags: int = 0, *, bad_buffer: bool = False) -> Op:
         s = self.sock(fd)
         peek = bool(flags & SYMBOLS["MSG_PEEK"])
+        if bad_buffer:
+            return _Call(lambda: _libc_io("recv", s.sock, count, flags), threaded=True,
+                         wake=self.wake,
+                         quick=lambda: _quick_libc("recv", s.sock, count, flags))
 
         def run(extra: int = 0) -> int:
             data = s.sock.recv(count, flags | extra)
@@ -307,8 +316,13 @@ class KernelSyscalls:
                 return None
         return _Call(run, threaded=True, wake=self.wake, quick=quick)
 
-    def write(self, fd: int, data: bytes | None, count: int, flags: int = 0) -> Op:
+    def write(self, fd: int, data: bytes | None, count: int, flags: int = 0, *,
+              bad_buffer: bool = False) -> Op:
         s = self.sock(fd)
+        if bad_buffer:
+            return _Call(lambda: _libc_io("send", s.sock, count, flags), threaded=True,
+                         wake=self.wake,
+                         quick=lambda: _quick_libc("send", s.sock, count, flags))
         payload = data if data is not None else pattern(len(s.written), count)
 
         done = 0
@@ -336,6 +350,12 @@ class KernelSyscalls:
         return _Call(run, threaded=True, wake=self.wake, quick=quick)
 
     def close(self, fd: int) -> Op:
+        ep = self.epolls.pop(fd, None)
+        if ep is not None:
+            def close_epoll() -> int:
+                ep.close()
+                return 0
+            return _Call(close_epoll, threaded=False)
         s = self.sock(fd)
 
         def run() -> int:
@@ -383,6 +403,78 @@ class KernelSyscalls:
                                "but got 4")
             return 0
         return _Call(run, threaded=False)
+
+    # ------------------------------------------------------------------ epoll
+    def _epoll(self, epfd: int) -> select.epoll:
+        ep = self.epolls.get(epfd)
+        if ep is None:
+            raise SyscallError(errno.EBADF if epfd not in self.fds else errno.EINVAL)
+        return ep
+
+    def epoll_create(self, size: int, wanted_fd: int | None) -> Op:
+        def run() -> int:
+            if size < 0:
+                raise SyscallError(errno.EINVAL)
+            fd = self._new_fd(wanted_fd)
+            self.epolls[fd] = select.epoll()
+            return fd
+        return _Call(run, threaded=False)
+
+    def epoll_ctl(self, epfd: int, op: int, fd: int, events: int) -> Op:
+        def run() -> int:
+            ep = self._epoll(epfd)
+            real = self.sock(fd).sock.fileno()
+            if op == SYMBOLS["EPOLL_CTL_ADD"]:
+                ep.register(real, events)
+            elif op == SYMBOLS["EPOLL_CTL_MOD"]:
+                ep.modify(real, events)
+            elif op == SYMBOLS["EPOLL_CTL_DEL"]:
+                ep.unregister(real)
+            else:
+                raise SyscallError(errno.EINVAL)
+            return 0
+        return _Call(run, threaded=False)
+
+    def epoll_wait(self, epfd: int, maxevents: int, timeout_ms: int,
+                   expected: list[tuple[int, int]] | None) -> Op:
+        by_real = {s.sock.fileno(): fd for fd, s in self.fds.items()}
+
+        def wait(timeout: float) -> int:
+            got = [(ev, by_real.get(real, real))
+                   for real, ev in self._epoll(epfd).poll(timeout, maxevents)]
+            if expected is not None and sorted(got) != sorted(expected):
+                raise Mismatch(f"epoll_wait: expected {epoll_text(expected)} but got "
+                               f"{epoll_text(got)}")
+            return len(got)
+
+        timeout = timeout_ms / 1000 if timeout_ms >= 0 else -1
+        if timeout_ms == 0:
+            return _Call(lambda: wait(0), threaded=False)
+        return _Call(lambda: wait(timeout), threaded=True, wake=self.wake)
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
+#: An address nothing is mapped at: the kernel's copy from or to it fails (EFAULT).
+_BAD_ADDRESS = 1
+
+
+def _libc_io(name: str, sock: socket.socket, count: int, flags: int) -> int:
+    """send()/recv() through libc with a bad buffer pointer."""
+    fn = getattr(_LIBC, name)
+    r = int(fn(sock.fileno(), ctypes.c_void_p(_BAD_ADDRESS), ctypes.c_size_t(count), flags))
+    if r < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return r
+
+
+def _quick_libc(name: str, sock: socket.socket, count: int, flags: int) -> int | None:
+    try:
+        return _libc_io(name, sock, count, flags | SYMBOLS["MSG_DONTWAIT"])
+    except BlockingIOError:
+        if _nonblocking(sock) or flags & SYMBOLS["MSG_DONTWAIT"]:
+            raise
+        return None
 
 
 __all__ = ["KernelSocket", "KernelSyscalls", "decode_tcp_info"]

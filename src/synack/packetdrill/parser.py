@@ -80,8 +80,9 @@ class TimeSpec:
 class TcpOption:
     """One TCP option as written in a script."""
 
-    kind: str  # "nop", "eol", "mss", "wscale", "sackOK", "sack", "TS"
+    kind: str  # "nop", "eol", "mss", "wscale", "sackOK", "sack", "TS", "FO", "FOEXP"
     value: int = 0  # mss / wscale
+    cookie: bytes = b""  # FO, FOEXP (TCP Fast Open, RFC 7413 §4.1.1)
     blocks: tuple[tuple[int, int], ...] = ()  # sack
     val: int = 0  # TS
     ecr: int = 0  # TS
@@ -93,13 +94,15 @@ class TcpOption:
             return "sack " + " ".join(f"{a}:{b}" for a, b in self.blocks)
         if self.kind == "TS":
             return f"TS val {self.val} ecr {self.ecr}"
+        if self.kind in ("FO", "FOEXP") and self.cookie:
+            return f"{self.kind} {self.cookie.hex()}"
         return self.kind
 
 
 #: Flag letters in the order packetdrill prints them.
 FLAG_LETTERS = "SFRPUEW"
 #: IP ECN codepoints (RFC 3168 §5) by script name; ect01 means "ECT(0) or ECT(1)".
-ECN_CODEPOINTS = {"no_ecn": 0, "ect1": 1, "ect0": 2, "ce": 3, "ect01": -1}
+ECN_CODEPOINTS = {"noecn": 0, "no_ecn": 0, "ect1": 1, "ect0": 2, "ce": 3, "ect01": -1}
 
 
 @dataclass(frozen=True, slots=True)
@@ -625,8 +628,24 @@ class _Parser:
             self.take()
             ecr = self.expect_int("TS ecr")
             return TcpOption("TS", val=val, ecr=ecr)
+        if name in ("FO", "FOEXP"):
+            # TCP Fast Open (RFC 7413 §4.1.1; FOEXP is the experimental kind 254 with magic
+            # 0xF989): an optional cookie of 4-16 bytes, written in hex.
+            cookie = b""
+            if self.tok.kind in (Kind.WORD, Kind.NUMBER) and not self.is_punct(","):
+                ctok = self.take()
+                text = ctok.text[2:] if ctok.text.lower().startswith("0x") else ctok.text
+                try:
+                    cookie = bytes.fromhex(text)
+                except ValueError:
+                    raise self.error(f"a Fast Open cookie is hex digits, found {ctok.text!r}",
+                                     ctok) from None
+                if not 4 <= len(cookie) <= 16:
+                    raise self.error(f"a Fast Open cookie has 4 to 16 bytes, not {len(cookie)}",
+                                     ctok)
+            return TcpOption(name, cookie=cookie)
         raise self.error(f"unknown or unsupported TCP option {name!r} (known: nop, eol, mss, "
-                         "wscale, sackOK, sack, TS)", t)
+                         "wscale, sackOK, sack, TS, FO, FOEXP)", t)
 
     # ----------------------------------------------------------------- syscalls
     def syscall(self, end: TimeSpec | None) -> SyscallSpec:
@@ -720,7 +739,11 @@ class _Parser:
         if t.kind is Kind.WORD:
             self.take()
             if self.is_punct("(") and not self.tok.spaced:
-                return CallExpr(t.text, self.call_args())
+                call = CallExpr(t.text, self.call_args())
+                if self.is_punct("="):  # a struct field with a count: msg_iov(1)=[...]
+                    self.take()
+                    return BinaryExpr("=", call, self.expr())
+                return call
             if self.is_punct("="):
                 self.take()
                 return BinaryExpr("=", WordExpr(t.text), self.expr())
@@ -749,6 +772,8 @@ def _canonical_flags(letters: str) -> str:
 
 
 def _option_size(o: TcpOption) -> int:
+    if o.kind in ("FO", "FOEXP"):
+        return (2 if o.kind == "FO" else 4) + len(o.cookie)
     return {"nop": 1, "eol": 1, "mss": 4, "wscale": 3, "sackOK": 2, "TS": 10}.get(
         o.kind, 2 + 8 * len(o.blocks))
 

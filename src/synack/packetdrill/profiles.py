@@ -75,6 +75,14 @@ LINUX = Profile(
         Want("rto_initial", 1.0, "TCP_TIMEOUT_INIT is 1 s"),
         Want("delayed_ack", 0.04, "TCP_DELACK_MIN: the delayed-ACK timer starts at 40 ms"),
         Want("nodelay", False, "Nagle's algorithm is on until TCP_NODELAY"),
+        Want("mss_half_window", True, "segments no larger than half the peer's largest "
+             "window (tcp_bound_to_half_wnd)"),
+        Want("rto_min_on_rttvar", True, "rto_min floors the variance term: RTO = SRTT + "
+             "max(4*RTTVAR, rto_min) (tcp_rtt_estimator, __tcp_set_rto)"),
+        Want("psh_write_end", True, "PSH marks the end of each write and every half max "
+             "window written (tcp_mark_push, forced_push)"),
+        Want("nagle_minshall", True, "Nagle holds a partial segment only while the last "
+             "small segment is unacknowledged (tcp_nagle_check, tcp_minshall_check)"),
         Want("initial_window", 10, "TCP_INIT_CWND is 10 segments"),
         Want("msl", 30.0, "TIME-WAIT lasts TCP_TIMEWAIT_LEN = 60 s = 2*MSL"),
         Want("fin_wait_2_timeout", 60.0, "tcp_fin_timeout is 60 s"),
@@ -130,11 +138,6 @@ LINUX = Profile(
         "net.core.wmem_max": "212992",
     },
     double_socket_buffers=True,
-    missing=(
-        ("rto_min_on_rttvar",
-         "Linux floors the variance term, RTO = SRTT + max(4*RTTVAR, rto_min); RFC 6298 floors "
-         "the whole RTO"),
-    ),
 )
 
 PROFILES: dict[str, Profile] = {RFC.name: RFC, LINUX.name: LINUX}

@@ -38,7 +38,8 @@ _CONSTANTS: dict[str, object] = {
     "TCP_LAST_ACK": 9, "TCP_LISTEN": 10, "TCP_CLOSING": 11,
     "True": True, "False": False, "None": None,
 }
-_INFINITE_SSTHRESH = 0x7FFFFFFF
+_INFINITE_SSTHRESH = 0x7FFFFFFF  # Linux TCP_INFINITE_SSTHRESH (include/net/tcp.h)
+_CONSTANTS["TCP_INFINITE_SSTHRESH"] = _INFINITE_SSTHRESH
 
 
 class CodeError(Exception):
@@ -109,15 +110,23 @@ _FUNCS: dict[str, Callable[..., Any]] = {
 }
 
 
-def run_code(text: str, variables: Mapping[str, object]) -> None:
+def run_code(text: str, variables: Mapping[str, object],
+             printed: list[str] | None = None) -> None:
     """Evaluate a block; raise :class:`AssertionFailed`, :class:`MissingField` or
-    :class:`CodeError`."""
+    :class:`CodeError`.  What the block's ``print`` calls print is appended to
+    ``printed`` (one line per call)."""
     source = textwrap.dedent(text).strip()
     try:
         tree = ast.parse(source, mode="exec")
     except SyntaxError as exc:
         raise CodeError(f"not valid Python: {exc.msg} (block line {exc.lineno})") from None
     env: dict[str, object] = {**_CONSTANTS, **variables}
+    out = printed if printed is not None else []
+
+    def _print(*args: object) -> None:
+        out.append(" ".join(str(a) for a in args))
+
+    env["print"] = _print
     for stmt in tree.body:
         _exec(stmt, env)
 
@@ -206,6 +215,8 @@ def _eval(node: ast.expr, env: dict[str, object]) -> Any:
         return tuple(_eval(e, env) for e in node.elts)
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
         fn = _FUNCS.get(node.func.id)
+        if node.func.id == "print" and callable(env.get("print")):
+            fn = env["print"]  # type: ignore[assignment]
         if fn is None:
             raise CodeError(f"function {node.func.id!r} is not available")
         return fn(*(_eval(a, env) for a in node.args))

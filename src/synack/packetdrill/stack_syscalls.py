@@ -22,16 +22,22 @@ from dataclasses import dataclass, field
 from ..stack import Listener, Stack
 from ..tcp.config import TcpConfig
 from ..tcp.connection import Connection
-from ..tcp.events import ConnectionFailed
+from ..tcp.events import Connected, ConnectionFailed, DataReceived, EndOfStream, StateChanged
 from ..tcp.states import SYNCHRONIZED, State
 from .profiles import TCP_CONFIG_FIELDS, Profile, socket_buffer
-from .syscalls import SYMBOLS, Mismatch, Op, SyscallError, Unsupported, pattern
+from .syscalls import SYMBOLS, Mismatch, Op, SyscallError, Unsupported, epoll_text, pattern
 from .syscalls import Now as _Now
 
 _NAMES_BY_LEVEL = {
     1: {v: k for k, v in SYMBOLS.items() if k.startswith("SO_")},
     6: {v: k for k, v in SYMBOLS.items() if k.startswith("TCP_")},
 }
+
+_EPOLLIN = SYMBOLS["EPOLLIN"] | SYMBOLS["EPOLLRDNORM"]
+_EPOLLOUT = SYMBOLS["EPOLLOUT"] | SYMBOLS["EPOLLWRNORM"]
+#: Reported whether asked for or not (ep_item_poll() adds them).
+_ALWAYS = SYMBOLS["EPOLLERR"] | SYMBOLS["EPOLLHUP"]
+_ALL_EVENTS = 0xFFFF
 
 #: States in which no more data can arrive: a read returns 0 (end of file).
 _NO_MORE_DATA = frozenset({State.CLOSED, State.CLOSE_WAIT, State.LAST_ACK, State.CLOSING,
@@ -56,6 +62,15 @@ class Socket:
     shut_wr: bool = False
     error: int | None = None
     read_offset: int = 0
+    #: TCP_NOTSENT_LOWAT (None: unset, the sysctl's "no limit").
+    notsent_lowat: int | None = None
+    #: Linux SOCK_NOSPACE: a write or poll found no room; the next ACK that frees some
+    #: wakes EPOLLOUT waiters (sk_stream_write_space()).
+    nospace: bool = False
+    #: SND.UNA and bytes received when epoll last looked (what an ACK or data changed).
+    seen_una: int = 0
+    seen_rcvd: int = 0
+
 
     @property
     def kind(self) -> str:
@@ -64,6 +79,22 @@ class Socket:
         if self.conn is not None:
             return "connected" if self.conn.state in SYNCHRONIZED else "connecting"
         return "unconnected"
+
+
+@dataclass(eq=False, slots=True)
+class EpollItem:
+    fd: int
+    events: int
+    #: On epoll's ready list (ep_poll_callback() put it there, or it was ready when added).
+    ready: bool = False
+
+
+@dataclass(eq=False, slots=True)
+class Epoll:
+    """An epoll instance: registered sockets and their ready flags (fs/eventpoll.c)."""
+
+    fd: int
+    items: dict[int, EpollItem] = field(default_factory=dict)
 
 
 class StackSyscalls:
@@ -81,6 +112,7 @@ class StackSyscalls:
         self.connect_port = connect_port
         self.bind_port = bind_port
         self.fds: dict[int, Socket] = {}
+        self.epolls: dict[int, Epoll] = {}
         self.by_conn: dict[Connection, Socket] = {}
         #: Everything the application wrote on each connection, by stream position.
         self.written: dict[Connection, bytearray] = {}
@@ -97,11 +129,11 @@ class StackSyscalls:
 
     def _new_fd(self, wanted: int | None) -> int:
         if wanted is not None and wanted >= 0:
-            if wanted in self.fds:
+            if wanted in self.fds or wanted in self.epolls:
                 raise Unsupported(f"the script expects fd {wanted}, which is already open")
             return wanted
         fd = 3
-        while fd in self.fds:
+        while fd in self.fds or fd in self.epolls:
             fd += 1
         return fd
 
@@ -121,12 +153,160 @@ class StackSyscalls:
             s.listener.config = s.listener.config.replace(**{name: value})
 
     def drain_events(self) -> None:
-        """Record connection failures on their sockets (the errno a call will return)."""
+        """Record connection failures on their sockets (the errno a call will return);
+        wake epoll waiters."""
+        woken: dict[Socket, int] = {}
         for ev in self.stack.events():
+            s = self.by_conn.get(ev.conn)
+            if s is None:
+                continue
             if isinstance(ev, ConnectionFailed):
-                s = self.by_conn.get(ev.conn)
-                if s is not None and s.error is None:
+                if s.error is None:
                     s.error = ev.errno
+                woken[s] = woken.get(s, 0) | _ALL_EVENTS
+            elif isinstance(ev, (DataReceived, EndOfStream)):
+                woken[s] = woken.get(s, 0) | _EPOLLIN
+            elif isinstance(ev, (Connected, StateChanged)):
+                woken[s] = woken.get(s, 0) | _ALL_EVENTS  # sk_state_change(): wakes all
+        if self.epolls:
+            self._epoll_wakeups(woken)
+
+    # ------------------------------------------------------------------ epoll
+    def poll_mask(self, s: Socket) -> int:
+        """What tcp_poll() reports for ``s`` (EPOLLIN/OUT/HUP/ERR/RDHUP bits)."""
+        mask = 0
+        if s.listener is not None:
+            return _EPOLLIN if s.listener.accept_queue else 0
+        conn = s.conn
+        if conn is None:
+            return _EPOLLOUT | SYMBOLS["EPOLLHUP"]
+        if s.error is not None:
+            mask |= SYMBOLS["EPOLLERR"]
+        if conn.state not in SYNCHRONIZED and conn.state is not State.CLOSED:
+            return mask  # connecting
+        rd_shut = conn.eof_received or conn.state is State.CLOSED
+        if (rd_shut or s.shut_rd) and (s.shut_wr or conn.state is State.CLOSED):
+            mask |= SYMBOLS["EPOLLHUP"]
+        if rd_shut:
+            mask |= _EPOLLIN | SYMBOLS["EPOLLRDHUP"]
+        if conn.readable:
+            mask |= _EPOLLIN
+        if s.shut_wr or conn.state is State.CLOSED or self._writable(s, conn, wake=1):
+            mask |= _EPOLLOUT
+        else:
+            s.nospace = True  # tcp_poll() sets SOCK_NOSPACE when it says "not writable"
+        return mask
+
+    def _notsent(self, conn: Connection) -> int:
+        """Bytes written but not yet sent (write_seq - snd_nxt)."""
+        return max(conn.unsent - ((conn.snd_nxt - conn.snd_una) & 0xFFFFFFFF), 0)
+
+    def _notsent_unsendable(self, conn: Connection) -> int:
+        """Not-sent bytes beyond what the windows let go at once: what Linux counts
+        as not sent after tcp_sendmsg_locked() pushed each full skb (tcp_push_one())."""
+        usable = min(conn.snd_wnd, conn.cwnd) - ((conn.snd_nxt - conn.snd_una) & 0xFFFFFFFF)
+        return max(self._notsent(conn) - max(usable, 0), 0)
+
+    def _writable(self, s: Socket, conn: Connection, wake: int) -> bool:
+        """Linux __sk_stream_is_writeable(sk, wake): free send memory at least half of
+        what is queued (sk_stream_min_wspace()) and, under TCP_NOTSENT_LOWAT,
+        ``notsent << wake < lowat`` (tcp_stream_memory_free())."""
+        if conn.send_space <= 0:
+            return False
+        queued = conn.unsent
+        if conn.config.snd_buf - queued < queued // 2:
+            return False
+        if s.notsent_lowat is not None:
+            return (self._notsent(conn) << wake) < s.notsent_lowat
+        return True
+
+    def _epoll_wakeups(self, woken: dict[Socket, int]) -> None:
+        for s in self.fds.values():
+            conn = s.conn
+            if s.listener is not None:
+                queued = len(s.listener.accept_queue)
+                if queued > s.seen_rcvd:
+                    woken[s] = woken.get(s, 0) | _EPOLLIN  # a connection to accept
+                s.seen_rcvd = queued
+            if conn is None:
+                continue
+            una = conn.snd_una
+            if s.nospace and una != s.seen_una and self._writable(s, conn, wake=1):
+                # An ACK shrank the queue (tcp_check_space() -> sk_stream_write_space()).
+                s.nospace = False
+                woken[s] = woken.get(s, 0) | _EPOLLOUT
+            s.seen_una = una
+        for ep in self.epolls.values():
+            for item in ep.items.values():
+                sock = self.fds.get(item.fd)
+                if sock is not None and woken.get(sock, 0) & (item.events | _ALWAYS):
+                    item.ready = True  # ep_poll_callback()
+
+    def epoll_create(self, size: int, wanted_fd: int | None) -> Op:
+        def run() -> int:
+            if size <= 0 and size != 0:
+                raise SyscallError(errno.EINVAL)
+            fd = self._new_fd(wanted_fd)
+            self.epolls[fd] = Epoll(fd)
+            return fd
+        return _Now(run)
+
+    def epoll_ctl(self, epfd: int, op: int, fd: int, events: int) -> Op:
+        def run() -> int:
+            ep = self.epolls.get(epfd)
+            if ep is None:
+                raise SyscallError(errno.EBADF if epfd not in self.fds else errno.EINVAL)
+            s = self.sock(fd)
+            if op == SYMBOLS["EPOLL_CTL_ADD"]:
+                if fd in ep.items:
+                    raise SyscallError(errno.EEXIST)
+                ep.items[fd] = EpollItem(fd, events)
+            elif op == SYMBOLS["EPOLL_CTL_MOD"]:
+                if fd not in ep.items:
+                    raise SyscallError(errno.ENOENT)
+                ep.items[fd].events = events
+            elif op == SYMBOLS["EPOLL_CTL_DEL"]:
+                if ep.items.pop(fd, None) is None:
+                    raise SyscallError(errno.ENOENT)
+                return 0
+            else:
+                raise SyscallError(errno.EINVAL)
+            item = ep.items[fd]
+            # ep_insert()/ep_modify(): ready now -> on the ready list.
+            item.ready = bool(self.poll_mask(s) & (events | _ALWAYS))
+            return 0
+        return _Now(run)
+
+    def epoll_wait(self, epfd: int, maxevents: int, timeout_ms: int,
+                   expected: list[tuple[int, int]] | None) -> Op:
+        layer = self
+        deadline = self.clock() + timeout_ms / 1000 if timeout_ms >= 0 else None
+
+        class _Wait:
+            def attempt(self) -> int | None:
+                ep = layer.epolls.get(epfd)
+                if ep is None:
+                    raise SyscallError(errno.EBADF if epfd not in layer.fds else errno.EINVAL)
+                if maxevents <= 0:
+                    raise SyscallError(errno.EINVAL)
+                got: list[tuple[int, int]] = []
+                for item in list(ep.items.values()):
+                    if not item.ready or len(got) >= maxevents:
+                        continue
+                    sock = layer.fds.get(item.fd)
+                    revents = (layer.poll_mask(sock) & (item.events | _ALWAYS)) if sock else 0
+                    # ep_send_events(): re-polled; edge-triggered items leave the list.
+                    item.ready = bool(revents) and not item.events & SYMBOLS["EPOLLET"]
+                    if revents:
+                        got.append((revents, item.fd))
+                if not got and deadline is not None and layer.clock() < deadline - 1e-9:
+                    return None
+                if expected is not None and sorted(got) != sorted(expected):
+                    raise Mismatch(f"epoll_wait: expected {epoll_text(expected)} but got "
+                                   f"{epoll_text(got)}")
+                return len(got)
+
+        return _Wait()
 
     def _take_error(self, s: Socket) -> None:
         if s.error is not None:
@@ -258,7 +438,7 @@ class StackSyscalls:
 
         return _Connect()
 
-    def read(self, fd: int, count: int, flags: int = 0) -> Op:
+    def read(self, fd: int, count: int, flags: int = 0, *, bad_buffer: bool = False) -> Op:
         if flags & SYMBOLS["MSG_PEEK"]:
             raise Unsupported("recv(MSG_PEEK) is not supported by the socket layer")
         if flags & SYMBOLS["MSG_OOB"]:
@@ -272,6 +452,8 @@ class StackSyscalls:
                 conn = s.conn
                 if conn is None:
                     raise SyscallError(errno.ENOTCONN if s.listener is None else errno.EINVAL)
+                if conn.readable and bad_buffer and count:
+                    raise SyscallError(errno.EFAULT)  # tcp_recvmsg(): the copy fails
                 if conn.readable:
                     data = conn.recv(count)
                     layer._check_read(s, data)
@@ -295,8 +477,10 @@ class StackSyscalls:
                            f"script sent, first at stream offset {s.read_offset + bad}")
         s.read_offset += len(data)
 
-    def write(self, fd: int, data: bytes | None, count: int, flags: int = 0) -> Op:
+    def write(self, fd: int, data: bytes | None, count: int, flags: int = 0, *,
+              bad_buffer: bool = False) -> Op:
         more = bool(flags & SYMBOLS["MSG_MORE"])
+        eor = bool(flags & SYMBOLS["MSG_EOR"])
         if flags & SYMBOLS["MSG_OOB"]:
             raise Unsupported("urgent data (MSG_OOB) is not supported by synack")
         layer = self
@@ -320,9 +504,18 @@ class StackSyscalls:
                     if self.done:
                         return self.done
                     raise SyscallError(errno.EPIPE)
-                if self.done < count:
+                if bad_buffer and count and conn.state in SYNCHRONIZED:
+                    raise SyscallError(errno.EFAULT)  # tcp_sendmsg_locked(): do_fault
+                lowat = s.notsent_lowat
+                while self.done < count:
+                    if lowat is not None and layer._notsent_unsendable(conn) >= lowat:
+                        break  # sk_stream_memory_free() fails (TCP_NOTSENT_LOWAT): wait
+                    # One send-queue buffer at a time, as tcp_sendmsg_locked() checks
+                    # memory before it starts each skb.
+                    step = count - self.done if lowat is None else conn.size_goal
                     try:
-                        n = conn.send(self.payload[self.done:], more=more)
+                        n = conn.send(self.payload[self.done:self.done + step], more=more,
+                                      eor=eor and self.done + step >= count)
                     except BrokenPipeError:
                         if self.done:
                             return self.done
@@ -330,11 +523,14 @@ class StackSyscalls:
                     layer.written.setdefault(conn, bytearray()).extend(
                         self.payload[self.done:self.done + n])
                     self.done += n
+                    if n < step:
+                        break
                 if self.done >= count:
                     return count
                 if s.nonblocking or dontwait:
                     if self.done:
                         return self.done
+                    s.nospace = True
                     raise SyscallError(errno.EAGAIN)
                 return None
 
@@ -342,8 +538,12 @@ class StackSyscalls:
 
     def close(self, fd: int) -> Op:
         def run() -> int:
+            if self.epolls.pop(fd, None) is not None:
+                return 0
             s = self.sock(fd)
             del self.fds[fd]
+            for ep in self.epolls.values():
+                ep.items.pop(fd, None)  # a closed file leaves every epoll set
             now = self.clock()
             if s.listener is not None:
                 s.listener.close()
@@ -448,6 +648,11 @@ class StackSyscalls:
                 if name == SYMBOLS["TCP_USER_TIMEOUT"] and "user_timeout" in TCP_CONFIG_FIELDS:
                     self._set_override(s, "user_timeout", value / 1000 if value else None)
                     return 0
+                if name == SYMBOLS["TCP_NOTSENT_LOWAT"]:
+                    s.notsent_lowat = value & 0xFFFFFFFF or None
+                    return 0
+                if name == SYMBOLS["TCP_INQ"]:
+                    return 0  # kept in s.options; recvmsg's cmsg is not modelled
                 if name == SYMBOLS["TCP_CORK"] and "cork" in TCP_CONFIG_FIELDS:
                     self._set_override(s, "cork", bool(value))
                     return 0
@@ -457,6 +662,10 @@ class StackSyscalls:
                 if need:
                     raise Unsupported(f"setsockopt {label} is not supported by synack "
                                       f"(the core needs {need})")
+            elif level == SYMBOLS["SOL_IP"] and name == SYMBOLS["IP_MTU_DISCOVER"]:
+                if not 0 <= value <= 5:
+                    raise SyscallError(errno.EINVAL)
+                return 0  # kept in s.options: synack sends DF always and probes nothing
             raise Unsupported(f"setsockopt {label} is not supported")
         return _Now(run)
 
@@ -502,6 +711,10 @@ class StackSyscalls:
                 return 1 if cfg.cork else 0
             if name == SYMBOLS["TCP_USER_TIMEOUT"]:
                 return round((cfg.user_timeout or 0) * 1000)
+            if name == SYMBOLS["TCP_NOTSENT_LOWAT"]:
+                return s.notsent_lowat or 0
+            if name == SYMBOLS["TCP_INQ"]:
+                return s.options.get((level, name), 0) and 1
             keep = {SYMBOLS["TCP_KEEPIDLE"]: "keepalive_idle",
                     SYMBOLS["TCP_KEEPINTVL"]: "keepalive_interval",
                     SYMBOLS["TCP_KEEPCNT"]: "keepalive_count"}.get(name)
@@ -509,6 +722,8 @@ class StackSyscalls:
                 return int(getattr(cfg, keep))
             if (level, name) in s.options:
                 return s.options[(level, name)]
+        elif level == SYMBOLS["SOL_IP"] and name == SYMBOLS["IP_MTU_DISCOVER"]:
+            return s.options.get((level, name), SYMBOLS["IP_PMTUDISC_WANT"])
         raise Unsupported(f"getsockopt {label} is not supported")
 
 

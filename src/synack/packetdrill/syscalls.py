@@ -34,10 +34,18 @@ SYMBOLS: dict[str, int] = {
     "TCP_NODELAY": 1, "TCP_MAXSEG": 2, "TCP_CORK": 3, "TCP_KEEPIDLE": 4, "TCP_KEEPINTVL": 5,
     "TCP_KEEPCNT": 6, "TCP_SYNCNT": 7, "TCP_LINGER2": 8, "TCP_DEFER_ACCEPT": 9,
     "TCP_WINDOW_CLAMP": 10, "TCP_INFO": 11, "TCP_QUICKACK": 12, "TCP_CONGESTION": 13,
-    "TCP_USER_TIMEOUT": 18, "TCP_NOTSENT_LOWAT": 25,
+    "TCP_USER_TIMEOUT": 18, "TCP_NOTSENT_LOWAT": 25, "TCP_INQ": 36, "TCP_CM_INQ": 36,
+    "TCP_MD5SIG": 14, "TCP_FASTOPEN": 23, "TCP_FASTOPEN_CONNECT": 30, "TCP_ZEROCOPY_RECEIVE": 35,
+    "SO_ZEROCOPY": 60, "SO_TIMESTAMPING": 37, "MSG_ZEROCOPY": 0x4000000, "MSG_FASTOPEN": 0x20000000,
+    "IP_TOS": 1, "IP_MTU_DISCOVER": 10, "IP_MTU": 14,
+    "IP_PMTUDISC_DONT": 0, "IP_PMTUDISC_WANT": 1, "IP_PMTUDISC_DO": 2, "IP_PMTUDISC_PROBE": 3,
+    "EPOLLIN": 0x1, "EPOLLPRI": 0x2, "EPOLLOUT": 0x4, "EPOLLERR": 0x8, "EPOLLHUP": 0x10,
+    "EPOLLRDNORM": 0x40, "EPOLLWRNORM": 0x100, "EPOLLRDHUP": 0x2000, "EPOLLET": 1 << 31,
+    "EPOLLONESHOT": 1 << 30, "EPOLL_CTL_ADD": 1, "EPOLL_CTL_DEL": 2, "EPOLL_CTL_MOD": 3,
     "SHUT_RD": 0, "SHUT_WR": 1, "SHUT_RDWR": 2,
     "MSG_OOB": 0x1, "MSG_PEEK": 0x2, "MSG_DONTROUTE": 0x4, "MSG_DONTWAIT": 0x40,
-    "MSG_WAITALL": 0x100, "MSG_NOSIGNAL": 0x4000, "MSG_MORE": 0x8000,
+    "MSG_EOR": 0x80, "MSG_TRUNC": 0x20, "MSG_WAITALL": 0x100, "MSG_NOSIGNAL": 0x4000,
+    "MSG_MORE": 0x8000,
     "F_GETFD": 1, "F_SETFD": 2, "F_GETFL": 3, "F_SETFL": 4,
     "O_RDONLY": 0, "O_WRONLY": 1, "O_RDWR": 2, "O_NONBLOCK": 0o4000, "O_NDELAY": 0o4000,
     "FIONREAD": 0x541B, "SIOCINQ": 0x541B, "SIOCOUTQ": 0x5411, "SIOCOUTQNSD": 0x894B,
@@ -112,9 +120,21 @@ class SyscallLayer(Protocol):
 
     def connect(self, fd: int, port: int | None) -> Op: ...
 
-    def read(self, fd: int, count: int, flags: int = 0) -> Op: ...
+    def read(self, fd: int, count: int, flags: int = 0, *, bad_buffer: bool = False) -> Op:
+        """``read``/``recv``/``recvmsg``; ``bad_buffer``: the buffer pointer is not
+        mapped (the call fails with EFAULT where Linux copies)."""
 
-    def write(self, fd: int, data: bytes | None, count: int, flags: int = 0) -> Op: ...
+    def write(self, fd: int, data: bytes | None, count: int, flags: int = 0, *,
+              bad_buffer: bool = False) -> Op:
+        """``write``/``send``/``sendmsg`` (MSG_MORE, MSG_EOR, MSG_DONTWAIT)."""
+
+    def epoll_create(self, size: int, wanted_fd: int | None) -> Op: ...
+
+    def epoll_ctl(self, epfd: int, op: int, fd: int, events: int) -> Op: ...
+
+    def epoll_wait(self, epfd: int, maxevents: int, timeout_ms: int,
+                   expected: list[tuple[int, int]] | None) -> Op:
+        """Ready events; ``expected`` (events, fd) pairs are checked when given."""
 
     def close(self, fd: int) -> Op: ...
 
@@ -133,5 +153,25 @@ class SyscallLayer(Protocol):
         """The local port of ``fd`` (after bind or listen), if known."""
 
 
-__all__ = ["SYMBOLS", "Mismatch", "Now", "Op", "SyscallError", "SyscallLayer", "Unsupported",
-           "pattern"]
+def epoll_text(events: list[tuple[int, int]]) -> str:
+    """``[{events=EPOLLIN|EPOLLOUT, fd=4}]`` for messages."""
+    names = [(v, k) for k, v in SYMBOLS.items()
+             if k.startswith("EPOLL") and not k.startswith("EPOLL_")]
+    parts = []
+    for ev, fd in events:
+        bits = "|".join(n for v, n in names if ev & v) or "0"
+        parts.append(f"{{events={bits}, fd={fd}}}")
+    return "[" + ", ".join(parts) + "]"
+
+
+__all__ = [
+    "SYMBOLS",
+    "Mismatch",
+    "Now",
+    "Op",
+    "SyscallError",
+    "SyscallLayer",
+    "Unsupported",
+    "epoll_text",
+    "pattern",
+]

@@ -89,6 +89,21 @@ class TcpConfig:
     #: limited transmit (RFC 3042) sends on a duplicate ACK close no burst.  The send
     #: memory model (snd_skb_overhead) splits its skbs at the same packet boundaries.
     psh_burst_segments: int = 0
+    #: Segments no larger than half the largest window the peer offered, once that is
+    #: above 536 bytes (Linux tcp_bound_to_half_wnd() in tcp_sync_mss(); RFC 9293
+    #: §3.8.6.2.1's sender SWS rule with Fs = 1/2 applied to the segment size).
+    mss_half_window: bool = False
+    #: rto_min floors RTO's variance term, RTO = SRTT + max(4*RTTVAR, rto_min) (Linux
+    #: tcp_rtt_estimator(), __tcp_set_rto()), not the whole RTO (RFC 6298 §2.4).
+    rto_min_on_rttvar: bool = False
+    #: PSH on the segment that ends each write (and every half of the peer's largest
+    #: window written), however much is queued behind it when it leaves (Linux
+    #: tcp_mark_push() at the end of tcp_sendmsg_locked(), forced_push()).
+    psh_write_end: bool = False
+    #: Minshall's variant of Nagle's algorithm (draft-minshall-nagle, Linux
+    #: tcp_minshall_check()): a partial segment waits only while the last *small*
+    #: segment sent is unacknowledged, not while any data is (RFC 9293 §3.7.4's rule).
+    nagle_minshall: bool = False
     #: TCP_CORK: hold a partial last segment until uncorked, pushed or the data fills
     #: a segment (Nagle's rule without the "nothing in flight" exception).
     cork: bool = False

@@ -122,7 +122,11 @@ class ConnBase:
     _ack_now: bool
     _ack_pending: int
     _quickack: int
+    _snd_sml: int
     _more: bool
+    _eor: list[int]
+    _psh_marks: set[int]
+    _pushed_pos: int
     _push_now: bool
     _last_ack_sent: int
     _orphan: bool

@@ -10,6 +10,7 @@ from .congestion import initial_window_bytes
 from .conn_base import ConnBase
 from .conn_const import (
     _OUTPUT_STATES,
+    DEFAULT_PEER_MSS,
     ECT0,
     MASK,
     S_CLOSED,
@@ -45,6 +46,10 @@ class OutputMixin(ConnBase):
         RFC 5681 cwnd, RFC 6937 PRR during recovery, RFC 3042 limited transmit)."""
         sb = self._sb
         mss = self.eff_mss
+        if self.config.mss_half_window and self._max_snd_wnd:
+            wnd = self._max_snd_wnd
+            cutoff = wnd >> 1 if wnd > DEFAULT_PEER_MSS else wnd
+            mss = min(mss, max(cutoff, 48))  # tcp_bound_to_half_wnd(): 68 - the header
         data_end = self._buf_pos + len(self._buf)
         if self._max == self._una and data_end > self._max and self.config.slow_start_after_idle:
             self._idle_restart(now)
@@ -80,10 +85,15 @@ class OutputMixin(ConnBase):
         limited = self._dupacks > 0 and not recovering
         burst = 0
         first_new = self._max
+        eor = self._eor
+        while eor and eor[0] <= self._max:
+            eor.pop(0)  # a record boundary already sent
         while True:
             nxt = self._max
             if nxt < data_end:
-                room = min(rwnd_end - nxt, data_end - nxt, seg_max)
+                # A segment never crosses a record boundary (MSG_EOR).
+                rec_end = next((m for m in eor if m > nxt), data_end)
+                room = min(rwnd_end - nxt, rec_end - nxt, seg_max)
                 if room <= 0:
                     break
                 n = room
@@ -92,14 +102,21 @@ class OutputMixin(ConnBase):
                         break
                     n = allow - allow % mss
                 end = nxt + n
+                # A record's last segment goes like the last of a write: Linux's Nagle
+                # and SWS tests (tcp_nagle_test()) only hold the queue's last skb.
+                record_end = end == rec_end < data_end
                 # Sender SWS avoidance (RFC 9293 §3.8.6.2.1): no small segment while more
                 # queued data waits for window, unless half the peer's max window fits.
-                if n < mss and end < data_end and n < self._max_snd_wnd // 2:
+                if (n < mss and end < data_end and n < self._max_snd_wnd // 2
+                        and not record_end):
                     break
                 # Nagle (RFC 9293 §3.7.4) unless TCP_NODELAY; TCP_CORK and MSG_MORE hold
                 # a partial last segment even with nothing in flight.  push() overrides.
                 if (n < mss and not push and not (fin_pos is not None and end == data_end)
-                        and ((not self.config.nodelay and self._max > self._una)
+                        and not record_end
+                        and ((not self.config.nodelay and self._max > self._una
+                              and (not self.config.nagle_minshall
+                                   or self._snd_sml > self._una))
                              or (end == data_end and (self.config.cork or self._more)))):
                     break
                 more = min(rwnd_end - end, data_end - end)
@@ -110,7 +127,7 @@ class OutputMixin(ConnBase):
                     burst_end = (more <= 0 or allow - n < min(mss, more)
                                  or (chunk > 0 and burst % chunk == 0))
                 held = end == data_end and self._more and fin_pos is None  # MSG_MORE
-                self._send_new(nxt, end, end == data_end and not held, now,
+                self._send_new(nxt, end, (end == data_end and not held) or record_end, now,
                                burst_end=burst_end and not held)
                 allow -= n
                 sent_new = True
@@ -160,9 +177,12 @@ class OutputMixin(ConnBase):
         """Send data ``[start, end)`` for the first time, with FIN if it ends the stream."""
         off = start - self._buf_pos
         flags = ACK
-        fin = last and self._fin_pos is not None
-        if (last or burst_end) and end > start:
+        fin = last and self._fin_pos is not None and end == self._fin_pos
+        marked = bool(self._psh_marks) and end in self._psh_marks  # psh_write_end
+        if ((last or burst_end) and end > start) or marked:
             flags |= PSH
+        if self._psh_marks and end > start:
+            self._psh_marks.difference_update([m for m in self._psh_marks if m <= end])
         if fin:
             flags |= FIN
         seg = self._make(flags, start, self._payload(off, end - start), now)
@@ -172,6 +192,8 @@ class OutputMixin(ConnBase):
                 seg.flags |= CWR
                 self._cwr_pending = False
         stop = end + (1 if fin else 0)
+        if end - start < self.eff_mss:
+            self._snd_sml = stop  # Linux tcp_minshall_update()
         if self._max == self._una:
             self._progress_at = now  # data goes outstanding: the user timeout starts
         self._sb.add(start, stop, now, fin)

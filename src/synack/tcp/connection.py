@@ -167,7 +167,8 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         self._wl2 = 0
         self.peer_mss = DEFAULT_PEER_MSS if len(remote_ip) == 4 else DEFAULT_PEER_MSS6
         self.eff_mss = min(cfg.mss, self.peer_mss)
-        self.rtt = RttEstimator(cfg.rto_initial, cfg.rto_min, cfg.rto_max)
+        self.rtt = RttEstimator(cfg.rto_initial, cfg.rto_min, cfg.rto_max,
+                                floor_variance=cfg.rto_min_on_rttvar)
         self._rtt_pos = None
         self._rtt_time = 0.0
         self._min_rtt = math.inf
@@ -189,6 +190,7 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         self.delivery_rate = 0.0
         self._cc = congestion.create(cfg.congestion_control, self.eff_mss, cfg.initial_window)
         self._cc.abc_limit = cfg.abc_limit
+        self._snd_sml = 0  # end of the last segment sent shorter than the MSS (Minshall)
         self._progress_at = 0.0  # last time the peer acknowledged new data (user timeout)
         # --- receive side (positions: 0 = peer's SYN) ---
         self.irs = 0
@@ -203,6 +205,9 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         self._ack_pending = 0
         self._quickack = cfg.quickack
         self._more = False  # the last send() said MSG_MORE: hold its partial segment
+        self._eor: list[int] = []  # stream positions that end a record (MSG_EOR), ascending
+        self._psh_marks: set[int] = set()  # stream positions a write ended at (psh_write_end)
+        self._pushed_pos = 0  # Linux tp->pushed_seq: where the last PSH mark was
         self._push_now = False  # push() asked to send what cork/MSG_MORE/Nagle hold
         self._last_ack_sent = 0
         self._orphan = False
@@ -337,7 +342,7 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
 
     # --------------------------------------------------------------- app calls
     def send(self, data: bytes | bytearray | memoryview, *, more: bool = False,
-             urgent: bool = False) -> int:
+             urgent: bool = False, eor: bool = False) -> int:
         """Queue bytes for sending; return how many fit in the send buffer (C1).
 
         ``more`` (MSG_MORE) says more data follows: a partial last segment is held, as
@@ -348,6 +353,10 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         is set after it (MUST-31, RFC 6093 §4), every segment that starts before SND.UP
         carries URG and the pointer until SND.UNA reaches it, and the data is pushed
         at once.  The bytes stay in the stream; the peer reads them in line.
+
+        ``eor`` (MSG_EOR) ends a record after the bytes queued: no segment ever carries
+        bytes from both sides of that boundary, and later data is not coalesced into the
+        record's last segment (Linux TCP_SKB_CB(skb)->eor, tcp_skb_can_collapse_to()).
         """
         if self.state not in CAN_SEND or self._fin_pos is not None:
             raise BrokenPipeError(errno.EPIPE, f"cannot send in state {self.state}")
@@ -357,11 +366,24 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         if mem.send_wait:
             return 0  # asleep until SendSpace (snd_wake_ratio, sk_stream_wait_memory)
         n = mem.queue(self, data, more)
+        cfg = self.config
+        if cfg.psh_write_end and n > 0:
+            end = self._buf_pos + len(self._buf)
+            if not more or end - self._pushed_pos > self._max_snd_wnd // 2:
+                self._psh_marks.add(end)  # tcp_mark_push(): the write's last skb
+                self._pushed_pos = end
+        if eor and n == len(data) and n > 0:
+            self._eor.append(self._buf_pos + len(self._buf))
         if urgent and n > 0:
             self._sup = self._buf_pos + len(self._buf)
             self._push_now = True
             self._poke()
         return n
+
+    @property
+    def size_goal(self) -> int:
+        """Bytes the send path puts in one send-queue buffer (Linux tcp_xmit_size_goal())."""
+        return memory.LinuxMemory.size_goal(self.eff_mss, self._max_snd_wnd)
 
     @property
     def send_space(self) -> int:

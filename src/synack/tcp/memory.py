@@ -245,7 +245,8 @@ class LinuxMemory(RfcMemory):
         while taken < total:
             data_end = conn._buf_pos + len(buf)
             start = ends[-2] if len(ends) > 1 else conn._buf_pos
-            if ends and start >= conn._max and data_end - start < goal:
+            if (ends and start >= conn._max and data_end - start < goal
+                    and not (conn._eor and conn._eor[-1] == data_end)):  # MSG_EOR
                 n = min(goal - (data_end - start), total - taken)  # the unsent tail skb
                 ends[-1] = data_end + n
             elif len(buf) + overhead * len(ends) < snd_buf:

@@ -14,6 +14,7 @@ class RttEstimator:
         "_base_rto",
         "backoff",
         "clock_granularity",
+        "floor_variance",
         "latest",
         "rto_max",
         "rto_min",
@@ -27,13 +28,16 @@ class RttEstimator:
     K = 4
 
     def __init__(self, initial_rto: float = 1.0, rto_min: float = 1.0, rto_max: float = 60.0,
-                 clock_granularity: float = 0.001) -> None:
+                 clock_granularity: float = 0.001, floor_variance: bool = False) -> None:
         self.srtt: float | None = None
         self.rttvar = 0.0
         self.latest: float | None = None
         self.rto_min = rto_min
         self.rto_max = rto_max
         self.clock_granularity = clock_granularity
+        #: Linux tcp_rtt_estimator()/__tcp_set_rto(): rto_min floors the variance term,
+        #: RTO = SRTT + max(4*RTTVAR, rto_min), instead of the whole RTO (RFC 6298 §2.4).
+        self.floor_variance = floor_variance
         self._base_rto = initial_rto  # §2.1
         self.backoff = 0
         self.samples = 0
@@ -48,7 +52,10 @@ class RttEstimator:
         else:
             self.rttvar = (1 - self.BETA) * self.rttvar + self.BETA * abs(self.srtt - r)
             self.srtt = (1 - self.ALPHA) * self.srtt + self.ALPHA * r
-        self._base_rto = self.srtt + max(self.clock_granularity, self.K * self.rttvar)
+        var = max(self.clock_granularity, self.K * self.rttvar)
+        if self.floor_variance:
+            var = max(var, self.rto_min)
+        self._base_rto = self.srtt + var
         self.backoff = 0  # a fresh sample ends backoff (§5.7 discussion)
         self.samples += 1
 
