@@ -226,3 +226,19 @@ def addr_to_bytes(s: str) -> bytes:
 def endpoint_str(b: BytesLike, port: int) -> str:
     """``a.b.c.d:port`` or ``[v6]:port`` (RFC 5952 §6)."""
     return f"{addr_to_str(b)}:{port}" if len(b) == 4 else f"[{ip6_to_str(b)}]:{port}"
+
+
+def split_endpoint(s: str) -> tuple[str, int]:
+    """``a.b.c.d:port`` or ``[v6]:port`` to (address text without brackets, port):
+    the inverse of :func:`endpoint_str`."""
+    host, _, port = s.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, int(port)
+
+
+def conn_hosts(name: str) -> tuple[str, str]:
+    """(local, remote) address text of a connection name ``local>remote``
+    (the core's spelling, :func:`endpoint_str` on each side)."""
+    local, _, remote = name.partition(">")
+    return split_endpoint(local)[0], split_endpoint(remote)[0]
