@@ -37,9 +37,11 @@ from .wire.ipv4 import PROTO_ICMP, PROTO_TCP, parse_ipv4_packet
 from .wire.ipv6 import (
     IPV6_MIN_MTU,
     PROTO_ICMPV6,
+    ParamProblem,
     addr_to_bytes,
     endpoint_str,
     is_multicast6,
+    parse_ipv6,
     parse_ipv6_packet,
 )
 from .wire.packet import (
@@ -77,6 +79,7 @@ _TS_WORD = 0x0101080A
 # extension headers.
 _IP6_TCP = struct.Struct("!IHBB16s16sHHIIBBHHH")
 _S_TIME_WAIT = State.TIME_WAIT
+_UNSPECIFIED6 = bytes(16)
 
 
 class Listener:
@@ -538,6 +541,11 @@ class Stack:
             pkt = parse_ipv6_packet(packet)
         except WireError as exc:
             self._count_drop(now, exc.reason)
+            if isinstance(exc, ParamProblem):
+                hdr6 = parse_ipv6(packet)  # it parsed before the chain was refused
+                if hdr6.dst in self._local:  # never a multicast one: synack joins no group
+                    self._param_problem(hdr6.src, hdr6.dst, exc.code, exc.pointer, packet,
+                                        now)
             return
         hdr = pkt.header
         if is_multicast6(hdr.dst):
@@ -562,11 +570,8 @@ class Stack:
             # RFC 8200 §4: an unrecognised Next Header is answered with a Parameter
             # Problem (code 1) pointing at it (RFC 4443 §3.4).
             self._count_drop(now, "ip_unsupported_protocol")
-            if self._icmp_allowed(now):
-                body = icmpv6.build_param_problem(hdr.dst, hdr.src,
-                                                  icmpv6.PARAM_UNKNOWN_NEXT_HEADER,
-                                                  pkt.proto_pointer, packet)
-                self._emit_ip(encode_ipv6(hdr.dst, hdr.src, PROTO_ICMPV6, body))
+            self._param_problem(hdr.src, hdr.dst, icmpv6.PARAM_UNKNOWN_NEXT_HEADER,
+                                pkt.proto_pointer, packet, now)
             return
         try:
             msg = icmpv6.parse_icmpv6(view, hdr.src, hdr.dst)
@@ -600,6 +605,18 @@ class Stack:
         else:
             code = _UNREACH6_AS_V4.get(msg.code, icmp.UNREACH_HOST)
         self._icmp_to_connection(quote, code, now)
+
+    def _param_problem(self, src: bytes, dst: bytes, code: int, pointer: int,
+                       packet: BytesLike, now: float) -> None:
+        """ICMPv6 Parameter Problem to ``src`` about ``packet`` (RFC 4443 §3.4), rate
+        limited (§2.4(f)); never to a source that does not identify one node, the
+        unspecified address or a multicast one (§2.4(e))."""
+        if src == _UNSPECIFIED6 or is_multicast6(src):
+            self.stats["icmp6_errors_suppressed"] += 1  # the packet is counted already
+            return
+        if self._icmp_allowed(now):
+            body = icmpv6.build_param_problem(dst, src, code, pointer, packet)
+            self._emit_ip(encode_ipv6(dst, src, PROTO_ICMPV6, body))
 
     def _reuse_time_wait(self, conn: Connection, seg: Segment) -> bool:
         """A new SYN may take over a TIME-WAIT 4-tuple (RFC 6191 §2, as Linux allows).
