@@ -408,7 +408,7 @@ def test_no_parameter_problem_where_rfc_4443_forbids_it(src: str, dst: str) -> N
     _, out = _answer(pkt)
     assert out == []
     udp = raw(IPv6(src=src, dst=dst, nh=17) / (b"\0" * 8))
-    st, out = _answer(udp)
+    _, out = _answer(udp)
     assert out == []
 
 
