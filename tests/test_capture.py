@@ -26,7 +26,11 @@ from synack.labs import LABS
 from synack.scenario import Scenario
 from synack.sim import PathConfig
 from synack.tcp.config import TcpConfig
-from synack.wire.packet import decode_ipv4_tcp
+from synack.wire.packet import decode_ip_tcp, decode_ipv4_tcp
+
+#: Every tshark check runs over both families: the captures are LINKTYPE_RAW, and
+#: tshark tells IPv4 from IPv6 by the version nibble of each record.
+FAMILIES = pytest.mark.parametrize("ipv6", [False, True], ids=["ipv4", "ipv6"])
 
 
 def need_tshark() -> str:
@@ -58,9 +62,19 @@ def tshark_rows(path: Path) -> list[tuple[int, str, bool, bool, bool, bool, bool
     return rows
 
 
-def transfer(seed: int, path: PathConfig, point: str, nbytes: int = 60000) -> MemoryWriter:
+def tshark_versions(path: Path) -> set[str]:
+    """The IP versions tshark decoded in ``path`` (``ip.version`` of every frame)."""
+    proc = subprocess.run([need_tshark(), "-n", "-r", str(path), "-T", "fields", "-e",
+                           "ip.version", "-e", "ipv6.version", "-E", "separator=|"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return {v for line in proc.stdout.splitlines() for v in line.split("|") if v}
+
+
+def transfer(seed: int, path: PathConfig, point: str, nbytes: int = 60000, *,
+             ipv6: bool = False) -> MemoryWriter:
     rng = random.Random(seed)
-    sc = Scenario(seed, path=path, config=TcpConfig(msl=1.0))
+    sc = Scenario(seed, path=path, config=TcpConfig(msl=1.0), ipv6=ipv6)
     w = MemoryWriter()
     cap = NetworkCapture(w, sc.trace, point=point)
     sc.net.add_tap(cap)
@@ -136,8 +150,10 @@ def test_network_capture_comments_come_from_the_trace() -> None:
         "simulated network (filter)" for n in range(1, 5)]
 
 
-def test_packets_rebuilt_from_a_trace_match_the_wire(tmp_path: Path) -> None:
-    sc = Scenario(5, path=PathConfig(delay=0.05, loss=0.1), config=TcpConfig(msl=1.0))
+@FAMILIES
+def test_packets_rebuilt_from_a_trace_match_the_wire(tmp_path: Path, ipv6: bool) -> None:
+    sc = Scenario(5, path=PathConfig(delay=0.05, loss=0.1), config=TcpConfig(msl=1.0),
+                  ipv6=ipv6)
     w = MemoryWriter()
     cap = NetworkCapture(w, sc.trace)
     sc.net.add_tap(cap)
@@ -148,32 +164,39 @@ def test_packets_rebuilt_from_a_trace_match_the_wire(tmp_path: Path) -> None:
     rebuilt = list(packets_from_trace(sc.trace))
     assert len(rebuilt) == len(w.packets)
     for (t1, p1, c1), (t2, p2, c2, _) in zip(rebuilt, w.packets, strict=True):
-        s1, s2 = decode_ipv4_tcp(p1)[2], decode_ipv4_tcp(p2)[2]
+        assert p1[0] >> 4 == p2[0] >> 4 == (6 if ipv6 else 4)
+        s1, s2 = decode_ip_tcp(p1)[2], decode_ip_tcp(p2)[2]
         assert t1 == t2 and (s1.seq, s1.ack, s1.flags, s1.window, len(s1.payload)) == (
             s2.seq, s2.ack, s2.flags, s2.window, len(s2.payload))
         assert c1 == (c2 or "")
 
 
 # ------------------------------------------------------------------------ tshark
-def test_tshark_reads_pcap_and_pcapng_without_malformed_packets(tmp_path: Path) -> None:
+@FAMILIES
+def test_tshark_reads_pcap_and_pcapng_without_malformed_packets(tmp_path: Path,
+                                                                ipv6: bool) -> None:
     need_tshark()
-    w = transfer(7, PathConfig(delay=0.05, loss=0.05, rate_bps=10e6), "send")
+    w = transfer(7, PathConfig(delay=0.05, loss=0.05, rate_bps=10e6), "send", ipv6=ipv6)
     for name in ("run.pcap", "run.pcapng"):
         path = tmp_path / name
         w.save(path)
         rows = tshark_rows(path)
         assert len(rows) == len(w.packets)
         assert not any(r[6] for r in rows), "tshark found malformed packets"
+        assert tshark_versions(path) == {"6" if ipv6 else "4"}
     comments = [r[1] for r in tshark_rows(tmp_path / "run.pcapng")]
     assert comments == [c or "" for _, _, c, _ in w.packets]
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_tshark_flags_agree_with_synack_on_a_lossy_transfer(seed: int, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("seed", "ipv6"), [(1, False), (2, False), (3, False), (1, True),
+                                           (4, True)])
+def test_tshark_flags_agree_with_synack_on_a_lossy_transfer(seed: int, ipv6: bool,
+                                                            tmp_path: Path) -> None:
     """Send-side capture: every segment synack retransmitted is one tshark calls a
     retransmission (or, by its timing heuristic, out of order) and vice versa; duplicate
     ACKs and zero windows agree frame by frame."""
-    w = transfer(seed, PathConfig(delay=0.05, loss=0.03, rate_bps=10e6), "send", 100000)
+    w = transfer(seed, PathConfig(delay=0.05, loss=0.03, rate_bps=10e6), "send", 100000,
+                 ipv6=ipv6)
     path = tmp_path / "loss.pcapng"
     w.save(path)
     rows = tshark_rows(path)
@@ -202,11 +225,12 @@ def test_tshark_flags_agree_with_synack_on_labs(lab: str, tmp_path: Path) -> Non
         assert sum(r[3] for r in rows) >= 3
 
 
-def test_tshark_out_of_order_agrees_on_a_reordering_path(tmp_path: Path) -> None:
+@FAMILIES
+def test_tshark_out_of_order_agrees_on_a_reordering_path(tmp_path: Path, ipv6: bool) -> None:
     """Receive-side capture on a path that reorders (no loss): the segments synack
     marks as having arrived after later data are exactly tshark's out-of-order ones."""
     w = transfer(1, PathConfig(delay=0.05, reorder=0.03, reorder_delay=0.002, rate_bps=10e6),
-                 "deliver", 100000)
+                 "deliver", 100000, ipv6=ipv6)
     path = tmp_path / "reorder.pcapng"
     w.save(path)
     rows = tshark_rows(path)
@@ -227,3 +251,20 @@ def test_demo_pcap_option_writes_a_capture_tshark_reads(tmp_path: Path,
     rows = tshark_rows(path)
     assert rows and not any(r[6] for r in rows)
     assert any(r[2] for r in rows) and any("retransmission" in r[1] for r in rows)
+
+
+def test_demo_ipv6_captures_and_trace_replays_read_clean_in_tshark(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``demo --ipv6``: the live capture (pcapng) and the one rebuilt from its trace
+    (classic pcap) are IPv6 throughout, with nothing malformed and the same comments."""
+    live, trace, replay = tmp_path / "d.pcapng", tmp_path / "d.jsonl", tmp_path / "r.pcap"
+    assert main(["demo", "-q", "--ipv6", "--loss", "0.2", "--seed", "3", "--pcap", str(live),
+                 "--trace", str(trace)]) == 0
+    assert "2001:db8::1" not in capsys.readouterr().out  # -q: the summary only
+    assert main(["explain", str(trace), "--pcap", str(replay)]) == 0
+    capsys.readouterr()
+    for path in (live, replay):
+        rows = tshark_rows(path)
+        assert rows and not any(r[6] for r in rows), path
+        assert tshark_versions(path) == {"6"}
+    assert any("retransmission" in r[1] for r in tshark_rows(live))

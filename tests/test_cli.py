@@ -93,3 +93,41 @@ def test_python_dash_m_entry_point() -> None:
                           capture_output=True, text=True, env=env, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     assert "both ends closed" in proc.stdout
+
+
+def test_demo_ipv6_runs_over_ipv6_and_says_so(tmp_path: Path) -> None:
+    out = io.StringIO()
+    args = build_parser().parse_args(["demo", "--ipv6", "--loss", "0.1", "--seed", "2",
+                                      "--trace", str(tmp_path / "t.jsonl")])
+    assert run_demo(args, out) == 0
+    text = out.getvalue()
+    assert "client 2001:db8::1 <-> server 2001:db8::2" in text
+    assert "<mss 1440," in text  # the IPv6 MSS (MTU 1500 less 60)
+    assert "-> server" in text and "[2001" not in text
+    conns = {json.loads(line).get("conn") for line in (tmp_path / "t.jsonl").open()}
+    assert "[2001:db8::1]:" in " ".join(c for c in conns if c)
+
+
+@pytest.mark.parametrize("argv", [
+    ["serve", "echo", "--ip", "2001:db8::2", "--kernel-ip", "2001:db8::1/64"],
+    ["serve", "http", "--ip", "10.77.0.2,[2001:db8::2]", "--kernel-ip",
+     "10.77.0.1/24,2001:db8::1/64"],
+    ["connect", "[2001:db8::1]", "7", "--ip", "2001:db8::2", "--kernel-ip", "2001:db8::1/64"],
+    ["connect", "2001:db8::1", "7"],
+    ["get", "http://[2001:db8::1]:8000/x", "--ip", "2001:db8::2"],
+])
+def test_real_network_commands_parse_ipv6_where_they_parse_ipv4(argv: list[str]) -> None:
+    args = build_parser().parse_args(argv)
+    assert "2001:db8::2" in (args.ip or "") or args.command != "serve"
+    if args.command == "connect":
+        assert args.host == "2001:db8::1"  # brackets gone, RFC 5952 text
+
+
+def test_hints_bracket_ipv6_endpoints() -> None:
+    from synack.commands.connect import describe_failure
+    from synack.commands.serve import no_tun_message
+
+    args = build_parser().parse_args(["serve", "http", "--ip", "2001:db8::2,10.77.0.2"])
+    assert "curl http://[2001:db8::2]:80/" in no_tun_message(args)
+    assert "[2001:db8::1]:7 refused" in describe_failure(ConnectionRefusedError(), "2001:db8::1",
+                                                         7, 1.0)

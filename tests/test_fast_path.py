@@ -5,7 +5,8 @@ drops, duplicates, corrupts and ECN-marks packets while the applications
 send, read slowly (zero windows) and close at random.  Each run happens twice,
 with ``fast_path`` on and off; every packet either stack sends, every byte
 either application reads and every counter of every connection must be the
-same.  Unit tests pin down the cases that must leave the fast path.
+same.  Unit tests pin down the cases that must leave the fast path.  Both families:
+the IPv6 fast path (fixed header, Next Header TCP) is held to the same standard.
 """
 
 from __future__ import annotations
@@ -20,10 +21,16 @@ from synack.stack import Stack
 from synack.tcp.config import TcpConfig
 from synack.tcp.connection import Connection
 from synack.wire.ipv4 import ip_to_bytes
-from synack.wire.packet import decode_ipv4_tcp, encode_ipv4_tcp
+from synack.wire.packet import decode_ip_tcp, encode_ip_tcp
 from synack.wire.segment import ACK, PSH, SYN, Segment
 
 A_IP, B_IP = "10.0.0.1", "10.0.0.2"
+A6, B6 = "2001:db8::1", "2001:db8::2"
+FAMILY = pytest.mark.parametrize("ipv6", [False, True], ids=["ipv4", "ipv6"])
+
+
+def addrs(ipv6: bool) -> tuple[str, str]:
+    return (A6, B6) if ipv6 else (A_IP, B_IP)
 
 
 def _configs(rng: random.Random) -> TcpConfig:
@@ -50,14 +57,15 @@ def _configs(rng: random.Random) -> TcpConfig:
     )
 
 
-def _run(seed: int, fast: bool, tracer: bool = False) -> dict[str, Any]:
+def _run(seed: int, fast: bool, tracer: bool = False, ipv6: bool = False) -> dict[str, Any]:
     """One seeded exchange; returns everything observable."""
+    a_ip, b_ip = addrs(ipv6)
     rng = random.Random(seed)
     cfg_a, cfg_b = _configs(rng), _configs(rng)
     trace: list[dict[str, Any]] = []
     tr = trace.append if tracer else None
-    a = Stack(A_IP, config=cfg_a, isn_secret=b"a" * 16, seed=1, fast_path=fast, tracer=tr)
-    b = Stack(B_IP, config=cfg_b, isn_secret=b"b" * 16, seed=2, fast_path=fast, tracer=tr)
+    a = Stack(a_ip, config=cfg_a, isn_secret=b"a" * 16, seed=1, fast_path=fast, tracer=tr)
+    b = Stack(b_ip, config=cfg_b, isn_secret=b"b" * 16, seed=2, fast_path=fast, tracer=tr)
     lst = b.listen(80)
     loss, dup, corrupt, ce = (rng.choice(p) for p in
                               ([0, 0, 0.01, 0.05], [0, 0.01], [0, 0.005], [0, 0.02]))
@@ -67,7 +75,7 @@ def _run(seed: int, fast: bool, tracer: bool = False) -> dict[str, Any]:
     sent: dict[str, list[bytes]] = {"a": [], "b": []}
     got: dict[str, bytearray] = {"a": bytearray(), "b": bytearray()}
     now = 0.0
-    conns: dict[str, Connection | None] = {"a": a.connect(B_IP, 80, now=now), "b": None}
+    conns: dict[str, Connection | None] = {"a": a.connect(b_ip, 80, now=now), "b": None}
     peer = {"a": b, "b": a}
     stacks = {"a": a, "b": b}
     to_send = {"a": rng.randrange(1, 1_500_000), "b": rng.choice([0, rng.randrange(1, 200_000)])}
@@ -86,7 +94,9 @@ def _run(seed: int, fast: bool, tracer: bool = False) -> dict[str, Any]:
                     p = bytearray(pkt)
                     if rng.random() < corrupt:
                         p[rng.randrange(len(p))] ^= 1 << rng.randrange(8)
-                    if rng.random() < ce and p[1] & 3:
+                    if ipv6 and rng.random() < ce and p[1] & 0x30:
+                        p[1] |= 0x30  # CE in the Traffic Class; no IP checksum over IPv6
+                    elif not ipv6 and rng.random() < ce and p[1] & 3:
                         p[1] |= 3  # CE; the IP checksum is left stale on purpose: a drop
                         if rng.random() < 0.5:  # ...or a router that fixes the checksum
                             p[10:12] = b"\0\0"
@@ -146,10 +156,11 @@ def _run(seed: int, fast: bool, tracer: bool = False) -> dict[str, Any]:
     return result
 
 
-@pytest.mark.parametrize("seed", range(40))
-def test_fast_path_changes_nothing_observable(seed: int) -> None:
-    fast = _run(seed, True)
-    slow = _run(seed, False)
+@pytest.mark.parametrize(("seed", "ipv6"), [(seed, False) for seed in range(40)]
+                         + [(seed, True) for seed in range(16)])
+def test_fast_path_changes_nothing_observable(seed: int, ipv6: bool) -> None:
+    fast = _run(seed, True, ipv6=ipv6)
+    slow = _run(seed, False, ipv6=ipv6)
     assert slow["a_fast"] == slow["b_fast"] == 0
     for key in ("sent", "got", "now", "a_stack_stats", "b_stack_stats", "a_conn", "b_conn"):
         assert fast[key] == slow[key], key
@@ -158,17 +169,19 @@ def test_fast_path_changes_nothing_observable(seed: int) -> None:
     assert len(fast["got"]["b"]) > 0
 
 
-def test_fast_path_was_exercised_by_the_random_runs() -> None:
-    runs = [_run(seed, True) for seed in range(6)]
+@FAMILY
+def test_fast_path_was_exercised_by_the_random_runs(ipv6: bool) -> None:
+    runs = [_run(seed, True, ipv6=ipv6) for seed in range(6)]
     taken = [r["a_fast"] + r["b_fast"] for r in runs]
     assert sum(taken) > 500, taken
     assert sum(1 for t in taken if t) >= 5, taken
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_tracing_turns_the_fast_path_off_and_traces_agree(seed: int) -> None:
-    fast = _run(seed, True, tracer=True)
-    slow = _run(seed, False, tracer=True)
+@pytest.mark.parametrize(("seed", "ipv6"), [(0, False), (1, False), (2, False), (3, False),
+                                           (0, True), (1, True)])
+def test_tracing_turns_the_fast_path_off_and_traces_agree(seed: int, ipv6: bool) -> None:
+    fast = _run(seed, True, tracer=True, ipv6=ipv6)
+    slow = _run(seed, False, tracer=True, ipv6=ipv6)
     assert fast["a_fast"] == fast["b_fast"] == 0
     assert fast["trace"] == slow["trace"]
     assert fast["sent"] == slow["sent"]
@@ -189,10 +202,11 @@ def connect_pair(a: Stack, b: Stack) -> tuple[Connection, Connection]:
     return ca, cb
 
 
-def _pair(**cfg: Any) -> tuple[Stack, Stack, Connection, Connection]:
+def _pair(ipv6: bool = False, **cfg: Any) -> tuple[Stack, Stack, Connection, Connection]:
     config = TcpConfig(**cfg)
-    a = Stack(A_IP, config=config, isn_secret=b"a" * 16)
-    b = Stack(B_IP, config=config, isn_secret=b"b" * 16)
+    a_ip, b_ip = addrs(ipv6)
+    a = Stack(a_ip, config=config, isn_secret=b"a" * 16)
+    b = Stack(b_ip, config=config, isn_secret=b"b" * 16)
     return (a, b, *connect_pair(a, b))
 
 
@@ -207,15 +221,16 @@ def _data_packet(ca: Connection, cb: Connection, n: int, *, off: int = 0, ack_de
                   ecn=tos)
     if cb.ts_ok:
         seg.tsval, seg.tsecr = (cb.ts_recent + ts_delta) & 0xFFFFFFFF, 0
-    return encode_ipv4_tcp(ip_to_bytes(A_IP), ip_to_bytes(B_IP), seg)
+    return encode_ip_tcp(ca.local_ip, ca.remote_ip, seg)
 
 
 def _payload(n: int) -> bytes:
     return bytes(i % 251 for i in range(n))
 
 
-def test_predicted_data_takes_the_fast_path() -> None:
-    _, b, ca, cb = _pair()
+@FAMILY
+def test_predicted_data_takes_the_fast_path(ipv6: bool) -> None:
+    _, b, ca, cb = _pair(ipv6)
     b.receive_packet(_data_packet(ca, cb, 1000), 1.0)
     assert b.stats["segs_fast"] == 1
     assert cb.recv() == _payload(1000)
@@ -232,16 +247,18 @@ def test_predicted_data_takes_the_fast_path() -> None:
     {"flags": PSH},                    # no ACK
     {"tos": 3},                        # CE
 ])
-def test_unpredicted_segments_take_the_full_path(change: dict[str, int]) -> None:
-    _, b, ca, cb = _pair(ecn="on")
+@FAMILY
+def test_unpredicted_segments_take_the_full_path(change: dict[str, int], ipv6: bool) -> None:
+    _, b, ca, cb = _pair(ipv6, ecn="on")
     pkt = _data_packet(ca, cb, 1000, **change)
     b.receive_packet(pkt, 1.0)
     assert b.stats["segs_fast"] == 0
     assert b.stats["segs_in"] >= 1
 
 
-def test_bad_checksum_leaves_for_the_general_path_and_is_counted() -> None:
-    _, b, ca, cb = _pair()
+@FAMILY
+def test_bad_checksum_leaves_for_the_general_path_and_is_counted(ipv6: bool) -> None:
+    _, b, ca, cb = _pair(ipv6)
     pkt = bytearray(_data_packet(ca, cb, 1000))
     pkt[-1] ^= 0x55
     b.receive_packet(bytes(pkt), 1.0)
@@ -250,15 +267,17 @@ def test_bad_checksum_leaves_for_the_general_path_and_is_counted() -> None:
     assert cb.stats["bytes_received"] == 0
 
 
-def test_sack_option_goes_to_the_general_decoder() -> None:
+@FAMILY
+def test_sack_option_goes_to_the_general_decoder(ipv6: bool) -> None:
     """A 32-byte TCP header that is not "nop, nop, TS" (here one SACK block, no TS)."""
-    _, b, ca, cb = _pair(timestamps=False)
+    _, b, ca, cb = _pair(ipv6, timestamps=False)
     seg = Segment(ca.local_port, cb.local_port, (cb.irs + cb._rnxt) & 0xFFFFFFFF,
                   (cb.iss + cb._una) & 0xFFFFFFFF, ACK, cb.snd_wnd >> cb.snd_wscale,
                   sack_blocks=((cb.iss + 5, cb.iss + 9),))
-    pkt = encode_ipv4_tcp(ip_to_bytes(A_IP), ip_to_bytes(B_IP), seg)
-    assert (pkt[32] >> 4) * 4 == 32
-    _, _, back = decode_ipv4_tcp(pkt)
+    pkt = encode_ip_tcp(ca.local_ip, ca.remote_ip, seg)
+    ip_len = 40 if ipv6 else 20
+    assert (pkt[ip_len + 12] >> 4) * 4 == 32
+    _, _, back = decode_ip_tcp(pkt)
     assert back.sack_blocks and back.tsval is None
     b.receive_packet(pkt, 1.0)
     assert b.stats["segs_fast"] == 0
@@ -266,8 +285,9 @@ def test_sack_option_goes_to_the_general_decoder() -> None:
     assert b.stats["segs_in"] == 3
 
 
-def test_syn_to_an_established_connection_is_not_predicted() -> None:
-    _, b, ca, cb = _pair(timestamps=False)
+@FAMILY
+def test_syn_to_an_established_connection_is_not_predicted(ipv6: bool) -> None:
+    _, b, ca, cb = _pair(ipv6, timestamps=False)
     pkt = _data_packet(ca, cb, 0, flags=SYN)
     b.receive_packet(pkt, 1.0)
     assert b.stats["segs_fast"] == 0
@@ -290,7 +310,7 @@ def test_snd_wl1_never_moves_back() -> None:
             seg = Segment(ca.local_port, cb.local_port, (cb.irs + 1 + off) & 0xFFFFFFFF,
                           (cb.iss + cb._una) & 0xFFFFFFFF, ACK | (PSH if n else 0), win,
                           bytes(n))
-            return encode_ipv4_tcp(ip_to_bytes(A_IP), ip_to_bytes(B_IP), seg)
+            return encode_ip_tcp(ip_to_bytes(A_IP), ip_to_bytes(B_IP), seg)
 
         b.receive_packet(pkt(2000, 0, w), 1.0)  # pure ACK past two lost segments
         b.receive_packet(pkt(0, 1000, w), 1.1)  # the first, resent
@@ -300,12 +320,14 @@ def test_snd_wl1_never_moves_back() -> None:
     assert results[0] == results[1]
 
 
-def test_large_segments_are_verified_on_the_fast_path() -> None:
+@FAMILY
+def test_large_segments_are_verified_on_the_fast_path(ipv6: bool) -> None:
     """MTU 65535 without offloads: 64 KB segments take the fast path with the folded
     checksum; a flipped bit is still caught (and counted by the general path)."""
     big = TcpConfig(mss=65495)
-    a = Stack(A_IP, config=big, mtu=65535, isn_secret=b"a" * 16)
-    b = Stack(B_IP, config=big, mtu=65535, isn_secret=b"b" * 16)
+    a_ip, b_ip = addrs(ipv6)
+    a = Stack(a_ip, config=big, mtu=65535, isn_secret=b"a" * 16)
+    b = Stack(b_ip, config=big, mtu=65535, isn_secret=b"b" * 16)
     ca, cb = connect_pair(a, b)
     data = random.Random(5).randbytes(200_000)
     ca.send(data)
@@ -319,3 +341,17 @@ def test_large_segments_are_verified_on_the_fast_path() -> None:
         b.receive_packet(p, 0.02)
     assert b.stats["segs_fast"] == len(out)
     assert cb.recv() == data[:cb.stats["bytes_received"]] and cb.stats["bytes_received"] > 0
+
+
+def test_ipv6_extension_headers_leave_the_fast_path_with_the_same_result() -> None:
+    """A data segment behind a Destination Options header (RFC 8200 §4.6) is not the
+    common shape: the general decoder takes it, and the bytes arrive all the same."""
+    from synack.wire.packet import encode_ipv6
+
+    _, b, ca, cb = _pair(True)
+    plain = _data_packet(ca, cb, 700)
+    tcp = plain[40:]
+    padn = bytes((6, 0, 1, 4, 0, 0, 0, 0))  # Next Header TCP, PadN filling eight bytes
+    pkt = encode_ipv6(ca.local_ip, ca.remote_ip, 60, padn + tcp)
+    b.receive_packet(pkt, 1.0)
+    assert b.stats["segs_fast"] == 0 and cb.recv() == _payload(700)

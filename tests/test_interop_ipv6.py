@@ -2,14 +2,17 @@
 (tests/netns.py): ping -6, socat TCP6, curl -6, and synack get with a bracketed literal;
 the same tests over IPv4 where they apply (one parametrised suite).
 
-Needs root, /dev/net/tun, iproute2, socat, curl and ping; skipped without them (a
+Needs root, /dev/net/tun, iproute2, socat, curl, ping (and tcpdump for the handshake
+capture); skipped without them (a
 failure under CI=true)."""
 
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -92,3 +95,47 @@ def test_synack_get_bracketed_literal_from_kernel(ns: Netns, tmp_path: Path) -> 
                     "--no-create", "--ip", STACK6, timeout=60)
     assert res.returncode == 0, res.stderr.decode()
     assert sha256_file(out) == sha
+
+
+def test_tcpdump_sees_the_ipv6_handshake_negotiate_every_option(ns: Netns, tmp_path: Path
+                                                                ) -> None:
+    """tcpdump on syn0 while the kernel's TCP6 sends to synack: both SYNs carry MSS 1440
+    (MTU 1500 less 60, RFC 9293 §3.7.1), SACK-permitted, timestamps and window scale;
+    TSecr echoes TSval, and every later segment carries timestamps."""
+    require("tcpdump")
+    from scapy.layers.inet import TCP
+    from scapy.layers.inet6 import IPv6
+    from scapy.utils import rdpcap
+
+    srv = ns.serve("discard", ip=STACK6, kernel_ip=f"{KERNEL6}/64")
+    cap = tmp_path / "v6.pcap"
+    dump = ns.popen("tcpdump", "-i", "syn0", "-n", "-U", "--immediate-mode", "-s", "200",
+                    "-w", str(cap), "ip6 and tcp", label="tcpdump")
+    dump.wait_for("listening on syn0", stream="stderr")
+    data = tmp_path / "in.bin"
+    sha = random_file(data, 300_000, seed=12)
+    res = ns.run("socat", "-u", f"OPEN:{data}", f"TCP6:[{STACK6}]:9", timeout=30)
+    assert res.returncode == 0, res.stderr
+    assert wait_log(srv, 1)[0]["sha256"] == sha
+    time.sleep(0.2)  # the last packets of the close reach the capture
+    dump.stop(signal.SIGINT)
+    srv.stop()
+    packets = [(p[IPv6], p[TCP]) for p in rdpcap(str(cap)) if p.haslayer(IPv6)
+               and p.haslayer(TCP)]
+
+    def options(tcp: Any) -> dict[str, Any]:
+        return {n: v for n, v in tcp.options if n not in ("NOP", "EOL")}
+
+    syn = next(t for _, t in packets if int(t.flags) & 0x12 == 0x02)
+    synack = next(t for _, t in packets if int(t.flags) & 0x12 == 0x12)
+    assert syn.dport == 9 and synack.sport == 9 and synack.dport == syn.sport
+    syn_o, synack_o = options(syn), options(synack)
+    every = {"MSS", "SAckOK", "Timestamp", "WScale"}
+    assert set(syn_o) == every and set(synack_o) == every, (syn_o, synack_o)
+    assert syn_o["MSS"] == synack_o["MSS"] == 1440
+    assert synack_o["Timestamp"][1] == syn_o["Timestamp"][0]
+    assert syn_o["WScale"] > 0 and synack_o["WScale"] > 0
+    from_synack = [(ip, t) for ip, t in packets if ip.src == STACK6]
+    assert from_synack and all(ip.dst == KERNEL6 for ip, _ in from_synack)
+    rest = [t for _, t in packets if not int(t.flags) & 0x02]
+    assert rest and all("Timestamp" in options(t) for t in rest)

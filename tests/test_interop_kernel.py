@@ -216,31 +216,42 @@ def test_kernel_connecting_to_a_closed_synack_port_is_refused(ns: Netns) -> None
     srv.stop()
 
 
-def test_transfers_complete_under_5pct_loss_and_reordering(ns: Netns, tmp_path: Path
+#: family -> (synack's --ip, --kernel-ip, its address in a URL or socat, socat's TCP kind,
+#: curl's family flag)
+LOSSY_FAMILIES = {
+    "v4": (STACK_IP, KERNEL_IP, STACK_IP, "TCP4", "-4"),
+    "v6": ("fd77::2", "fd77::1/64", "[fd77::2]", "TCP6", "-6"),
+}
+
+
+@pytest.mark.parametrize("fam", LOSSY_FAMILIES)
+def test_transfers_complete_under_5pct_loss_and_reordering(ns: Netns, tmp_path: Path, fam: str
                                                           ) -> None:
-    """Impairment on the link (both directions): 5% loss, 5% reordering."""
+    """Impairment on the link (both directions): 5% loss, 5% reordering; over IPv4 and
+    over IPv6 (the kernel's TCP6 against synack's, MSS 1440)."""
+    ip, kernel_ip, target, socat, curl_family = LOSSY_FAMILIES[fam]
     impair = ["--loss", "0.05", "--reorder", "0.05", "--impair-seed", "11"]
     size = 4 * MB
     data = tmp_path / "in.bin"
     sha = random_file(data, size, seed=6)
-    srv = ns.serve("discard", "--verify", *impair)
+    srv = ns.serve("discard", "--verify", *impair, ip=ip, kernel_ip=kernel_ip)
     t0 = time.monotonic()
-    res = ns.run("socat", "-u", f"OPEN:{data}", f"TCP:{STACK_IP}:9", timeout=120)
+    res = ns.run("socat", "-u", f"OPEN:{data}", f"{socat}:{target}:9", timeout=120)
     assert res.returncode == 0, res.stderr
     log = wait_log(srv, 1, timeout=120)[0]
-    timed("4 MiB kernel -> synack, 5% loss + 5% reordering", t0)
+    timed(f"4 MiB kernel -> synack over {fam}, 5% loss + 5% reordering", t0)
     assert log["bytes_in"] == size and log["sha256"] == sha
     srv.stop()
     lost = summary_value(srv.stdout(), "impairment")
     m = re.match(r"lost in (\d+), out (\d+)", lost)
     assert m is not None and int(m.group(1)) > 0 and int(m.group(2)) > 0
     # synack sends: curl downloads through the same impairment.
-    srv = ns.serve("http", *impair)
+    srv = ns.serve("http", *impair, ip=ip, kernel_ip=kernel_ip)
     out = tmp_path / "out.bin"
     t0 = time.monotonic()
-    res = ns.run("curl", "-sS", "--fail", "-o", str(out), f"http://{STACK_IP}/bytes/{size}",
-                 timeout=180)
-    timed("4 MiB synack -> kernel, 5% loss + 5% reordering", t0)
+    res = ns.run("curl", curl_family, "-sS", "--fail", "-o", str(out),
+                 f"http://{target}/bytes/{size}", timeout=180)
+    timed(f"4 MiB synack -> kernel over {fam}, 5% loss + 5% reordering", t0)
     assert res.returncode == 0, res.stderr
     assert sha256_file(out) == generated_sha256(size)
     srv.stop()

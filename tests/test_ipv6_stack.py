@@ -15,8 +15,10 @@ from scapy.all import (
     IPv6ExtHdrDestOpt,
     IPv6ExtHdrFragment,
     IPv6ExtHdrHopByHop,
+    IPv6ExtHdrRouting,
     raw,
 )
+from scapy.layers.inet6 import HBHOptUnknown, PadN
 
 from synack.sim import Network, PathConfig
 from synack.stack import Stack
@@ -187,8 +189,9 @@ def test_extension_headers_at_the_stack() -> None:
     st.receive_packet(syn, 0.0)
     (out,) = st.packets_to_send(0.0)
     assert decode(out)[2].flags == SYN | ACK
+    # 24 bytes of fragment data (a multiple of 8): a fragment, dropped without a word.
     frag = raw(IPv6(src="2001:db8::1", dst="2001:db8::2") / IPv6ExtHdrFragment(m=1)
-               / ScapyTCP(sport=40001, dport=80, flags="S"))
+               / ScapyTCP(sport=40001, dport=80, flags="S") / (b"\0" * 4))
     st.receive_packet(frag, 0.0)
     # The kernel's router solicitation to ff02::2 on a new TUN link.
     rs = raw(IPv6(src="fe80::1", dst="ff02::2", nh=58, hlim=255) / (bytes((133,)) + bytes(7)))
@@ -301,3 +304,132 @@ def test_both_families_side_by_side_through_loss(seed: int) -> None:
     assert bytes(got[6]) == bytes(reversed(range(256))) * 800
     assert {len(c.remote_ip) for c in served} == {4, 16}
     assert net.stats["dropped_loss"] > 0
+
+
+# ------------------------------------------------ Parameter Problem (RFC 4443 §3.4)
+SRC, DST = "2001:db8::1", "2001:db8::2"
+TCP_SYN = ScapyTCP(sport=40002, dport=80, flags="S")
+
+
+def _answer(pkt: bytes, now: float = 0.0, st: Stack | None = None) -> tuple[Stack, list[bytes]]:
+    st = st or Stack(DST)
+    st.listen(80)
+    st.receive_packet(pkt, now)
+    return st, st.packets_to_send(now)
+
+
+def _pp(out: list[bytes]) -> tuple[int, int, bytes]:
+    """(code, pointer, quoted packet) of the one Parameter Problem in ``out``."""
+    (reply,) = out
+    ip = IPv6(reply)
+    assert (ip.src, ip.dst) == (DST, SRC)
+    icmp6 = ip.payload
+    assert isinstance(icmp6, ICMPv6ParamProblem), ip.summary()
+    check = ip.copy()
+    del check.payload.cksum
+    assert IPv6(raw(check)).payload.cksum == icmp6.cksum  # scapy agrees on the checksum
+    return icmp6.code, icmp6.ptr, raw(icmp6.payload)
+
+
+@pytest.mark.parametrize(("otype", "answered"), [
+    (0x80, True),   # 10xxxxxx: discard, Parameter Problem code 2
+    (0xC5, True),   # 11xxxxxx: the same to a unicast destination
+    (0x45, False),  # 01xxxxxx: discard silently
+    (0x05, None),   # 00xxxxxx: skip it, take the packet
+])
+def test_unrecognised_option_types_by_their_high_bits(otype: int, answered: bool | None
+                                                      ) -> None:
+    """RFC 8200 §4.2: the two high bits of an unknown option's type say what to do."""
+    opt = HBHOptUnknown(otype=otype, optdata=b"\0\0\0\0")
+    pkt = raw(IPv6(src=SRC, dst=DST) / IPv6ExtHdrDestOpt(options=[opt]) / TCP_SYN)
+    st, out = _answer(pkt)
+    if answered is None:
+        assert decode(out[0])[2].flags == SYN | ACK
+        return
+    assert st.stats["drop_ip6_option_discard"] == 1
+    if not answered:
+        assert out == []
+        return
+    code, ptr, quoted = _pp(out)
+    assert code == 2 and pkt[ptr] == otype and ptr == 42  # after next header and length
+    assert quoted == pkt  # the whole offending packet fits in the quote
+
+
+def test_routing_header_with_segments_left_points_at_its_type() -> None:
+    """RFC 8200 §4.4: an unrecognised Routing Type (synack knows none) with Segments
+    Left non-zero: code 0 pointing at the Routing Type field."""
+    pkt = raw(IPv6(src=SRC, dst=DST) / IPv6ExtHdrRouting(type=0, segleft=1,
+                                                          addresses=["2001:db8::9"])
+              / TCP_SYN)
+    st, out = _answer(pkt)
+    code, ptr, _ = _pp(out)
+    assert (code, ptr) == (0, 42)
+    assert st.stats["drop_ip6_routing_header"] == 1
+    done = raw(IPv6(src=SRC, dst=DST) / IPv6ExtHdrRouting(type=0, segleft=0,
+                                                           addresses=["2001:db8::9"])
+               / TCP_SYN)
+    assert decode(_answer(done)[1][0])[2].flags == SYN | ACK  # Segments Left 0: ignored
+
+
+def test_hop_by_hop_not_first_is_an_unrecognised_next_header() -> None:
+    """RFC 8200 §4.1 (Hop-by-Hop only right after the fixed header): code 1 pointing at
+    the Next Header field that named it, here the Destination Options header's."""
+    pkt = raw(IPv6(src=SRC, dst=DST) / IPv6ExtHdrDestOpt() / IPv6ExtHdrHopByHop() / TCP_SYN)
+    st, out = _answer(pkt)
+    code, ptr, _ = _pp(out)
+    assert (code, ptr) == (1, 40) and pkt[ptr] == 0
+    assert st.stats["drop_ip6_bad_ext_header"] == 1
+
+
+def test_fragments_with_bad_lengths_get_code_0() -> None:
+    """RFC 8200 §4.5: M=1 with a length that is not a multiple of 8 points at the
+    Payload Length; an offset that would pass 65535 bytes points at the offset."""
+    short = raw(IPv6(src=SRC, dst=DST) / IPv6ExtHdrFragment(m=1) / (b"\0" * 20))
+    code, ptr, _ = _pp(_answer(short)[1])
+    assert (code, ptr) == (0, 4)
+    far = raw(IPv6(src=SRC, dst=DST) / IPv6ExtHdrFragment(offset=8190, m=0) / (b"\0" * 24))
+    code, ptr, _ = _pp(_answer(far)[1])
+    assert (code, ptr) == (0, 42)
+    fine = raw(IPv6(src=SRC, dst=DST) / IPv6ExtHdrFragment(offset=8, m=1) / (b"\0" * 24))
+    st, out = _answer(fine)
+    assert out == [] and st.stats["drop_ip6_fragment"] == 1
+
+
+@pytest.mark.parametrize(("src", "dst"), [
+    ("::", DST),              # unspecified source: no one to tell (RFC 4443 §2.4(e))
+    ("ff02::1", DST),         # a multicast source
+    (SRC, "ff02::1"),         # a multicast destination: synack joins no group
+    (SRC, "2001:db8::99"),    # not for us at all
+])
+def test_no_parameter_problem_where_rfc_4443_forbids_it(src: str, dst: str) -> None:
+    opt = HBHOptUnknown(otype=0x80, optdata=b"\0\0\0\0")
+    pkt = raw(IPv6(src=src, dst=dst) / IPv6ExtHdrDestOpt(options=[opt, PadN(optdata=b"")])
+              / TCP_SYN)
+    _, out = _answer(pkt)
+    assert out == []
+    udp = raw(IPv6(src=src, dst=dst, nh=17) / (b"\0" * 8))
+    _, out = _answer(udp)
+    assert out == []
+
+
+def test_parameter_problems_share_the_icmp_error_budget() -> None:
+    """RFC 4443 §2.4(f): ICMPv6 errors are rate limited; synack's bucket is the one
+    ICMPv4 errors use, as Linux's icmp_global_allow is shared by both families."""
+    st = Stack(DST, addresses=("10.0.0.2",), icmp_errors_per_second=3.0)
+    opt = HBHOptUnknown(otype=0x80, optdata=b"\0\0\0\0")
+    pkt = raw(IPv6(src=SRC, dst=DST) / IPv6ExtHdrDestOpt(options=[opt]) / TCP_SYN)
+    sent = 0
+    for _ in range(10):
+        st.receive_packet(pkt, 0.0)
+        sent += len(st.packets_to_send(0.0))
+    assert sent == 3 and st.stats["icmp_errors_rate_limited"] == 7
+    st.receive_packet(pkt, 1.0)  # a second later the bucket has refilled
+    assert len(st.packets_to_send(1.0)) == 1
+    # IPv4 errors spend the same tokens: three protocol unreachables leave none.
+    from scapy.all import IP
+    udp4 = raw(IP(src="10.0.0.1", dst="10.0.0.2", proto=17) / (b"\0" * 8))
+    for _ in range(3):
+        st.receive_packet(udp4, 2.0)
+    assert len(st.packets_to_send(2.0)) == 3
+    st.receive_packet(pkt, 2.0)
+    assert st.packets_to_send(2.0) == []

@@ -445,7 +445,7 @@ def test_socket_options(hosts: tuple[SocketHost, SocketHost]) -> None:
 def test_unsupported_socket_kinds(hosts: tuple[SocketHost, SocketHost]) -> None:
     a, _ = hosts
     with pytest.raises(OSError) as exc:
-        a.socket(socket.AF_INET6)
+        a.socket(socket.AF_UNIX)
     assert exc.value.errno == errno.EAFNOSUPPORT
     with pytest.raises(OSError) as exc:
         a.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -527,3 +527,174 @@ def test_closing_the_host_fails_blocked_calls_and_resets_peers() -> None:
     finally:
         a.close()
         b.close()
+
+
+# ------------------------------------------------------------------ AF_INET6
+A6, B6 = "2001:db8::1", "2001:db8::2"
+
+
+@pytest.fixture
+def dual_hosts() -> Iterator[tuple[SocketHost, SocketHost]]:
+    """Two hosts with an IPv4 and an IPv6 address each, on one link."""
+    a, b = SocketHost.memory_pair(f"{A},{A6}", f"{B},{B6}")
+    try:
+        yield a, b
+    finally:
+        a.close()
+        b.close()
+
+
+def test_af_inet6_connects_with_bracketed_literals_and_four_tuple_names(
+        dual_hosts: tuple[SocketHost, SocketHost]) -> None:
+    a, b = dual_hosts
+    listener = b.create_server(("::", 6100), family=socket.AF_INET6)
+    listener.settimeout(T)
+    assert listener.family == socket.AF_INET6
+    assert listener.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == 1  # as the stdlib
+    assert listener.getsockname() == ("::", 6100, 0, 0)
+    c = a.socket(socket.AF_INET6)
+    c.settimeout(T)
+    c.connect((f"[{B6}]", 6100, 0, 0))
+    server, addr = listener.accept()
+    assert server.family == socket.AF_INET6
+    assert addr == c.getsockname() and addr[0] == A6 and len(addr) == 4
+    assert c.getpeername() == (B6, 6100, 0, 0)
+    assert server.getsockname() == (B6, 6100, 0, 0)
+    c.sendall(b"over six")
+    assert server.recv(100) == b"over six"
+    conn = b.call(lambda: server._core.conn)
+    assert conn is not None and len(conn.remote_ip) == 16  # really IPv6 on the wire
+    assert b.call(lambda: conn.config.mss) == 1500 - 60  # the family's MSS
+    # An IPv4 client cannot reach the IPv6-only listener: refused.
+    with pytest.raises(ConnectionRefusedError):
+        a.create_connection((B, 6100), timeout=T)
+    for s in (c, server, listener):
+        s.close()
+
+
+def test_dual_stack_listener_names_ipv4_peers_by_mapped_addresses(
+        dual_hosts: tuple[SocketHost, SocketHost]) -> None:
+    a, b = dual_hosts
+    listener = b.socket(socket.AF_INET6)
+    assert listener.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == 0  # off by default
+    listener.bind(("", 6200))
+    listener.listen()
+    listener.settimeout(T)
+    four = a.create_connection((B, 6200), timeout=T)
+    assert four.family == socket.AF_INET
+    server4, addr4 = listener.accept()
+    assert addr4 == (f"::ffff:{A}", four.getsockname()[1], 0, 0)
+    assert server4.getpeername() == addr4
+    assert server4.getsockname() == (f"::ffff:{B}", 6200, 0, 0)
+    six = a.create_connection((B6, 6200), timeout=T)
+    assert six.family == socket.AF_INET6
+    server6, addr6 = listener.accept()
+    assert addr6[0] == A6
+    four.sendall(b"4")
+    six.sendall(b"6")
+    assert (server4.recv(1), server6.recv(1)) == (b"4", b"6")
+    # An AF_INET6 client connecting to a mapped address opens an IPv4 connection.
+    mapped = a.socket(socket.AF_INET6)
+    mapped.settimeout(T)
+    mapped.connect((f"::ffff:{B}", 6200))
+    assert mapped.getpeername() == (f"::ffff:{B}", 6200, 0, 0)
+    server_m, addr_m = listener.accept()
+    assert addr_m[0] == f"::ffff:{A}"
+    conn = a.call(lambda: mapped._core.conn)
+    assert conn is not None and len(conn.remote_ip) == 4
+    for s in (four, six, mapped, server4, server6, server_m, listener):
+        s.close()
+
+
+def test_ipv6_v6only_is_settable_before_bind_and_keeps_ipv4_out(
+        dual_hosts: tuple[SocketHost, SocketHost]) -> None:
+    a, b = dual_hosts
+    listener = b.socket(socket.AF_INET6)
+    listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    assert listener.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == 1
+    listener.bind(("::", 6300))
+    with pytest.raises(OSError) as exc:  # too late once bound, as on Linux
+        listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    assert exc.value.errno == errno.EINVAL
+    listener.listen()
+    listener.settimeout(T)
+    with pytest.raises(ConnectionRefusedError):
+        a.create_connection((B, 6300), timeout=T)
+    six = a.create_connection((B6, 6300), timeout=T)
+    server, addr = listener.accept()
+    assert addr[0] == A6
+    # A v6-only client may not use mapped addresses at all.
+    c = a.socket(socket.AF_INET6)
+    c.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    with pytest.raises(OSError) as exc:
+        c.connect((f"::ffff:{B}", 6300))
+    assert exc.value.errno == errno.ENETUNREACH
+    with pytest.raises(OSError) as exc:
+        c.bind((f"::ffff:{A}", 0))
+    assert exc.value.errno == errno.EINVAL
+    # IPV6_V6ONLY is an AF_INET6 option: an AF_INET socket has no such thing.
+    four = a.socket()
+    with pytest.raises(OSError) as exc:
+        four.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    assert exc.value.errno == errno.ENOPROTOOPT
+    for s in (six, server, c, four, listener):
+        s.close()
+
+
+def test_families_keep_to_their_own_addresses(dual_hosts: tuple[SocketHost, SocketHost]) -> None:
+    a, b = dual_hosts
+    listener4 = b.create_server(("", 6400))  # AF_INET: IPv4 only, as on Linux
+    with pytest.raises(ConnectionRefusedError):
+        a.create_connection((B6, 6400), timeout=T)
+    s4, s6 = a.socket(), a.socket(socket.AF_INET6)
+    with pytest.raises(socket.gaierror):
+        s4.connect((B6, 6400))
+    with pytest.raises(socket.gaierror) as exc:
+        s6.connect((B, 6400))  # dotted text on an AF_INET6 socket: write it mapped
+    assert "::ffff:" in str(exc.value)
+    with pytest.raises(OSError) as oexc:
+        s6.bind(("2001:db8::99", 0))
+    assert oexc.value.errno == errno.EADDRNOTAVAIL
+    s6.bind((A6, 0))
+    assert s6.getsockname()[0] == A6
+    assert a.socket(socket.AF_INET6).getsockname() == ("::", 0, 0, 0)
+    with pytest.raises(ValueError):
+        a.create_server(("", 0), dualstack_ipv6=True)
+    for s in (s4, s6, listener4):
+        s.close()
+
+
+def test_http_server_and_client_over_ipv6(dual_hosts: tuple[SocketHost, SocketHost]) -> None:
+    a, b = dual_hosts
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = f"you are {self.client_address[0]}".encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    class Server6(SynackHTTPServer):
+        address_family = socket.AF_INET6
+
+    server = Server6(("::", 8086), Handler, synack_host=b)
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    try:
+        client = SynackHTTPConnection(f"[{B6}]", 8086, synack_host=a, timeout=T)
+        client.request("GET", "/")
+        resp = client.getresponse()
+        assert resp.status == 200 and resp.read() == f"you are {A6}".encode()
+        client.close()
+        client = SynackHTTPConnection(B, 8086, synack_host=a, timeout=T)  # IPv4, mapped
+        client.request("GET", "/")
+        assert client.getresponse().read() == f"you are ::ffff:{A}".encode()
+        client.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+        t.join(T)

@@ -9,6 +9,9 @@ must reach CLOSED without an error, and no exception may escape.  A failure
 names the seed and the profile; replay one with
 
     pytest "tests/test_sweep.py::test_c1_c5_c14_sweep_full_duplex[seed-17]"
+
+Seeds from 400 on run the same sweep over IPv6 (2001:db8::1 <-> 2001:db8::2, MSS
+1440): ``[v6-seed-431]``.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from synack.tcp.config import TcpConfig
 from synack.tcp.states import State
 
 SEEDS = 400
+#: IPv6 seeds: eight per profile, after the IPv4 ones (issue #17).
+SEEDS6 = range(SEEDS, SEEDS + 8 * 11)
 MIN_BYTES = 256 * 1024
 
 #: Which impairments each named profile turns on; magnitudes come from the seed.
@@ -74,11 +79,25 @@ def profile(seed: int) -> tuple[str, PathConfig, int, int]:
 def test_c1_c5_c14_sweep_full_duplex(seed: int) -> None:
     """C1, C5, C14 (and C10-C13 at the end): both directions at once over an
     impaired path; byte-exact, exactly once, in order; both ends CLOSED, no error."""
+    sweep(seed, ipv6=False)
+
+
+@pytest.mark.parametrize("seed", SEEDS6, ids=lambda seed: f"v6-seed-{seed}")
+def test_c1_c5_c14_sweep_full_duplex_ipv6(seed: int) -> None:
+    """The same sweep over IPv6: every packet IPv6, the same guarantees."""
+    s = sweep(seed, ipv6=True)
+    sent = [w for w in s.wire if w.kind == "send"]  # (corruption may hit the version)
+    assert sent and all(":" in w.src and ":" in w.dst for w in sent)  # IPv6 only
+    assert s.server.stats["segs_in"] > 0
+
+
+def sweep(seed: int, *, ipv6: bool) -> Scenario:
     name, path, n_up, n_down = profile(seed)
-    where = f"seed={seed} profile={name} {path} up={n_up} down={n_down}"
+    where = (f"seed={seed} {'IPv6 ' if ipv6 else ''}profile={name} {path} up={n_up} "
+             f"down={n_down}")
     rnd = random.Random(seed)
     up, down = rnd.randbytes(n_up), rnd.randbytes(n_down)
-    s = Scenario(seed, path=path, config=TcpConfig(msl=1.0))
+    s = Scenario(seed, path=path, config=TcpConfig(msl=1.0), ipv6=ipv6)
     s.listen(80, payload=down)
     ep = s.connect(80, up)
     s.run(until=3600)
@@ -116,6 +135,7 @@ def test_c1_c5_c14_sweep_full_duplex(seed: int) -> None:
         bad = sum(v for k, v in (s.client.stats + s.server.stats).items()
                   if "checksum" in k)
         assert bad > 0, f"corrupted packets were not caught by checksums; {where}"
+    return s
 
 
 def test_c1_c14_sweep_covers_every_profile() -> None:
@@ -123,5 +143,6 @@ def test_c1_c14_sweep_covers_every_profile() -> None:
     20 %, duplication, reordering, corruption, jitter, bottleneck) and sizes >= 256 KB."""
     names = {profile(seed)[0] for seed in range(SEEDS)}
     assert names == set(KINDS)
+    assert {profile(seed)[0] for seed in SEEDS6} == set(KINDS)
     assert max(profile(seed)[1].loss for seed in range(SEEDS)) > 0.18
     assert min(min(profile(seed)[2:]) for seed in range(SEEDS)) >= MIN_BYTES

@@ -1,7 +1,7 @@
 """Packet captures: pcap and pcapng writers, a simulated-network tap, trace replay.
 
 Two file formats, both with ``LINKTYPE_RAW`` (101: every record is a bare
-IPv4 datagram, no link header), so Wireshark and ``tshark`` open them as is:
+IPv4 or IPv6 packet, no link header), so Wireshark and ``tshark`` open them as is:
 
 * classic pcap (``.pcap``): microsecond timestamps, no annotations;
 * pcapng (``.pcapng``): one Enhanced Packet Block per packet carrying an
@@ -30,7 +30,8 @@ from typing import IO, Any, Protocol
 
 from .wire.errors import WireError
 from .wire.ipv4 import ip_to_bytes, ip_to_str
-from .wire.packet import decode_ipv4_tcp, encode_ipv4_tcp
+from .wire.ipv6 import split_endpoint
+from .wire.packet import decode_ip_tcp, encode_ip_tcp
 from .wire.segment import ACK, FIN, RST, SYN, Segment
 
 __all__ = [
@@ -58,7 +59,7 @@ class CaptureWriter(Protocol):
 
     def record(self, packet: bytes, t: float, comment: str | None = None, *,
                direction: int | None = None) -> None:
-        """Write one raw IPv4 ``packet`` seen at time ``t`` (seconds)."""
+        """Write one raw IP ``packet`` seen at time ``t`` (seconds)."""
 
     def close(self) -> None:
         """Flush and close the file (if this writer opened it)."""
@@ -214,9 +215,9 @@ _Key = tuple[str, int, str, int, int, int, int, int]
 
 def _conn_parts(name: str) -> tuple[str, int, str, int]:
     local, remote = name.split(">", 1)
-    lip, lport = local.rsplit(":", 1)
-    rip, rport = remote.rsplit(":", 1)
-    return lip, int(lport), rip, int(rport)
+    lip, lport = split_endpoint(local)
+    rip, rport = split_endpoint(remote)
+    return lip, lport, rip, rport
 
 
 def _reverse(name: str) -> str:
@@ -413,7 +414,7 @@ class NetworkCapture:
 
     def _send_comment(self, src: bytes, dst: bytes, packet: bytes) -> str:
         try:
-            seg = decode_ipv4_tcp(packet, verify_checksum=False)[2]
+            seg = decode_ip_tcp(packet, verify_checksum=False)[2]
         except WireError:
             return ""
         c = self.annotator.take(_packet_key(ip_to_str(src), ip_to_str(dst), seg))
@@ -427,7 +428,7 @@ class NetworkCapture:
         if prev is not None and prev[0] is packet and prev[1]:
             notes.append(prev[1])
         try:
-            seg = decode_ipv4_tcp(packet, verify_checksum=False)[2]
+            seg = decode_ip_tcp(packet, verify_checksum=False)[2]
         except WireError:
             return notes
         n = len(seg.payload)
@@ -461,7 +462,8 @@ class NetworkCapture:
 
 # --------------------------------------------------------------------- from a trace
 def packets_from_trace(records: Iterable[dict[str, Any]]) -> Iterator[tuple[float, bytes, str]]:
-    """Rebuild ``(t, ipv4_packet, comment)`` for every segment a traced connection sent.
+    """Rebuild ``(t, ip_packet, comment)`` for every segment a traced connection sent
+    (IPv4 or IPv6 by the connection's addresses).
 
     Headers are exact (ports, seq, ack, flags, window, MSS option); the payload
     is ``len`` zero bytes, since traces do not keep data.  Segments the network
@@ -477,14 +479,13 @@ def packets_from_trace(records: Iterable[dict[str, Any]]) -> Iterator[tuple[floa
             lip, lport, rip, rport = _conn_parts(r["conn"])
             seg = Segment(lport, rport, r["seq"] & MASK, r["ack"] & MASK, r["flags"],
                           r["win"], bytes(r["len"]), mss=r.get("mss"))
-            out.append([r["t"], encode_ipv4_tcp(ip_to_bytes(lip), ip_to_bytes(rip), seg),
+            out.append([r["t"], encode_ip_tcp(ip_to_bytes(lip), ip_to_bytes(rip), seg),
                         comment, _packet_key(lip, rip, seg)])
         elif ev == "net_inject" and r.get("sport") is not None:
             seg = Segment(r["sport"], r["dport"], r["seq"] & MASK, r["ack"] & MASK, r["flags"],
                           r.get("win", 0), bytes(r["len"]))
             why = r.get("why") or "injected by the scenario"
-            out.append([r["t"], encode_ipv4_tcp(ip_to_bytes(r["src"]), ip_to_bytes(r["dst"]),
-                                                seg),
+            out.append([r["t"], encode_ip_tcp(ip_to_bytes(r["src"]), ip_to_bytes(r["dst"]), seg),
                         f"injected: not sent by any connection ({why})",
                         _packet_key(r["src"], r["dst"], seg)])
         elif ev == "net_drop":

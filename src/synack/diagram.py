@@ -19,6 +19,7 @@ from html import escape
 from typing import Any
 
 from .explain import Explainer, Run, Seg, drop_name, net_drop_words, timer_name
+from .wire.ipv6 import conn_hosts
 
 ROW = 24          # pixels per event row
 GAP_ROW = 30      # height of a folded quiet period
@@ -96,7 +97,7 @@ def _rows(run: Run, max_segments: int) -> list[_Row]:
                 rows.append(_Row(t, "arrive", s.dst, j))
             continue
         name = r.get("conn") or ""
-        host = name.split(">")[0].rsplit(":", 1)[0] if name else ""
+        host = conn_hosts(name)[0] if name else ""
         if ev == "state" and host:
             rows.append(_Row(t, "state", host, text=str(r["new"])))
         elif ev == "timer" and host:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from .wire.ipv6 import conn_hosts
 from .wire.segment import ACK, FIN, PSH, RST, SYN, flags_str
 
 MASK = 0xFFFFFFFF
@@ -290,9 +291,9 @@ def load_trace(source: str | Path | IO[str]) -> list[dict[str, Any]]:
 
 
 def conn_ips(name: str) -> tuple[str, str]:
-    """(local IP, remote IP) of a connection name ``"a.b.c.d:p>e.f.g.h:q"``."""
-    local, _, remote = name.partition(">")
-    return local.rsplit(":", 1)[0], remote.rsplit(":", 1)[0]
+    """(local IP, remote IP) of a connection name ``"a.b.c.d:p>e.f.g.h:q"`` (IPv6
+    bracketed, ``[2001:db8::1]:p>...``; the text returned has no brackets)."""
+    return conn_hosts(name)
 
 
 def reverse(name: str) -> str:

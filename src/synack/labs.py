@@ -17,6 +17,7 @@ import errno
 import json
 import random
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,14 +39,17 @@ from .stack import Stack
 from .tcp.config import TcpConfig
 from .tcp.connection import Connection
 from .tcp.isn import fixed_isn
-from .wire import icmp
+from .wire import icmp, icmpv6
 from .wire.errors import WireError
 from .wire.ipv4 import PROTO_ICMP, ip_to_bytes
-from .wire.packet import decode_ipv4_tcp, encode_ipv4, encode_ipv4_tcp
+from .wire.ipv6 import PROTO_ICMPV6
+from .wire.packet import decode_ip_tcp, encode_ip_tcp, encode_ipv4, encode_ipv6
 from .wire.segment import ACK, PSH, SYN, Segment
 
 MSL = 1.0
 ROLES = {CLIENT_IP: "client", SERVER_IP: "server"}
+#: Whether the lab being run is over IPv6 (:meth:`Lab.run`); every lab's scenario follows.
+_IPV6: ContextVar[bool] = ContextVar("synack_lab_ipv6", default=False)
 MASK = 0xFFFFFFFF
 
 
@@ -76,9 +80,14 @@ class Lab:
     script: Callable[[Lab], LabRun]
     requires: str = ""
 
-    def run(self) -> LabRun:
-        """Run the scenario (deterministic: same result every time)."""
-        return self.script(self)
+    def run(self, *, ipv6: bool = False) -> LabRun:
+        """Run the scenario (deterministic: same result every time); ``ipv6`` runs it
+        between 2001:db8::1 and 2001:db8::2 instead of 10.0.0.1 and 10.0.0.2."""
+        token = _IPV6.set(ipv6)
+        try:
+            return self.script(self)
+        finally:
+            _IPV6.reset(token)
 
     @property
     def available(self) -> bool:
@@ -136,6 +145,7 @@ class _Lab:
 
     def __init__(self, lab: Lab, seed: int, **kw: Any) -> None:
         kw.setdefault("config", TcpConfig(msl=MSL, congestion_control=LAB_CC))
+        kw.setdefault("ipv6", _IPV6.get())
         self.lab = lab
         self.sc = Scenario(seed, **kw)
         self.packets = MemoryWriter()
@@ -160,7 +170,7 @@ class _Lab:
     def open_pair(self, port: int = 80) -> tuple[Connection, Connection]:
         """Client connects at t=0; both ends ESTABLISHED when this returns (0.19 s)."""
         lst = self.sc.server.listen(port)
-        c = self.sc.client.connect(SERVER_IP, port, now=self.sc.now)
+        c = self.sc.client.connect(self.sc.server_ip, port, now=self.sc.now)
         self.sc.net.kick()
         self.sc.run(until=0.19)
         srv = lst.accept()
@@ -169,7 +179,11 @@ class _Lab:
 
     def done(self) -> LabRun:
         self.capture.close()
-        return LabRun(self.lab, self.sc.trace, self.facts, self.packets)
+        return LabRun(self.lab, self.sc.trace, self.facts, self.packets, self.roles)
+
+    @property
+    def roles(self) -> dict[str, str]:
+        return {self.sc.client_ip: "client", self.sc.server_ip: "server"}
 
 
 def _states(sc: Scenario, conn: Connection) -> str:
@@ -215,8 +229,8 @@ def _teardown(lab: Lab, by_client: bool) -> LabRun:
 def _simultaneous_open(lab: Lab) -> LabRun:
     x = _Lab(lab, 104)
     sc = x.sc
-    a = sc.client.connect(SERVER_IP, 6000, now=0.0, local_port=5000)
-    b = sc.server.connect(CLIENT_IP, 5000, now=0.0, local_port=6000)
+    a = sc.client.connect(sc.server_ip, 6000, now=0.0, local_port=5000)
+    b = sc.server.connect(sc.client_ip, 5000, now=0.0, local_port=6000)
     x.note("both ends call connect() to each other at t=0 with fixed ports; nobody listens",
            ["C6"])
     ea = sc.client_apps.add(Endpoint(a, b"from A " * 100), 0.0)
@@ -278,13 +292,13 @@ def _lost(lab: Lab, what: str) -> LabRun:
         x.note("the network will lose the first SYN-ACK", ["C7"])
     elif what == "final_ack":
         sc.listen(80, b"S" * 1000, send_after_eof=True)
-        sc.drop_next(is_pure_ack, 1, src=CLIENT_IP)
+        sc.drop_next(is_pure_ack, 1, src=sc.client_ip)
         ep = sc.connect(80, b"", close_when_done=False)
         x.note("the network will lose the client's final ACK of the handshake", ["C9"])
         x.at(2.0, lambda now: ep.conn.shutdown(now))
     else:
         c, srv = x.open_pair()
-        sc.drop_next(is_fin, 1, src=CLIENT_IP)
+        sc.drop_next(is_fin, 1, src=sc.client_ip)
         x.note_at(0.6, "the client closes; the network will lose its FIN", ["C10"])
         x.at(0.6, lambda now: c.shutdown(now))
         x.at(2.0, lambda now: srv.close(now))
@@ -310,7 +324,7 @@ def _time_wait(lab: Lab) -> LabRun:
     c, srv = x.open_pair()
 
     def server_closes(now: float) -> None:
-        x.sc.drop_next(is_pure_ack, 1, src=CLIENT_IP)
+        x.sc.drop_next(is_pure_ack, 1, src=x.sc.client_ip)
         srv.close(now)
 
     x.at(0.6, lambda now: c.shutdown(now))
@@ -324,9 +338,9 @@ def _time_wait(lab: Lab) -> LabRun:
     return x.done()
 
 
-def _stray_syn(sport: int = 40000, seq: int = 123456) -> bytes:
+def _stray_syn(sc: Scenario, sport: int = 40000, seq: int = 123456) -> bytes:
     seg = Segment(sport, 80, seq, 0, SYN, 65535, mss=1460)
-    return encode_ipv4_tcp(ip_to_bytes(CLIENT_IP), ip_to_bytes(SERVER_IP), seg)
+    return encode_ip_tcp(ip_to_bytes(sc.client_ip), ip_to_bytes(sc.server_ip), seg)
 
 
 def _old_duplicate_syn(lab: Lab, rst_lost: bool) -> LabRun:
@@ -337,12 +351,12 @@ def _old_duplicate_syn(lab: Lab, rst_lost: bool) -> LabRun:
            "C26: with a two-segment open the server would now believe in a connection nobody "
            "wants. Watch what three segments do with an old duplicate SYN", ["C25", "C26"])
     if rst_lost:
-        x.sc.drop_next(is_rst, 1000, src=CLIENT_IP)
-    x.sc.inject(_stray_syn(), "an old duplicate SYN from a client that is long gone (C26)")
+        x.sc.drop_next(is_rst, 1000, src=x.sc.client_ip)
+    x.sc.inject(_stray_syn(x.sc), "an old duplicate SYN from a client that is long gone (C26)")
     x.sc.run(until=20)
     x.facts.update(accepted=len(x.sc.server_endpoints), half_open=lst.half_open,
-                   synacks=len(x.sc.sent(SERVER_IP, is_synack)),
-                   client_rsts=len(x.sc.sent(CLIENT_IP, is_rst)))
+                   synacks=len(x.sc.sent(x.sc.server_ip, is_synack)),
+                   client_rsts=len(x.sc.sent(x.sc.client_ip, is_rst)))
     if rst_lost:
         x.note("every RST was lost: the server resent its SYN-ACK a bounded number of times "
                f"({cfg.synack_retries}), never got the final ACK, gave up and freed the "
@@ -361,16 +375,16 @@ def _stray_segment(lab: Lab, fixed: bool) -> LabRun:
     sc = x.sc
     lst = sc.server.listen(80)
     held: list[bytes] = []
-    client_b = ip_to_bytes(CLIENT_IP)
+    client_b = ip_to_bytes(sc.client_ip)
 
     def keep_copy(now: float, kind: str, src: bytes, dst: bytes, pkt: bytes,
                   _r: str | None) -> None:
-        if kind == "send" and src == client_b and not held and decode_ipv4_tcp(pkt)[2].payload:
+        if kind == "send" and src == client_b and not held and decode_ip_tcp(pkt)[2].payload:
             held.append(pkt)
 
     sc.net.add_tap(keep_copy)
     old, new = b"OLD-DATA" * 50, b"NEW-DATA" * 50
-    c1 = sc.client.connect(SERVER_IP, 80, now=0.0, local_port=40000)
+    c1 = sc.client.connect(sc.server_ip, 80, now=0.0, local_port=40000)
     sc.net.kick()
     sc.run(until=0.19)
     srv1 = lst.accept()
@@ -384,7 +398,7 @@ def _stray_segment(lab: Lab, fixed: bool) -> LabRun:
     x.note("the client aborts (RST) and at once reconnects from the same port", ["C15"])
     c1.abort(sc.now)
     sc.net.kick()
-    c2 = sc.client.connect(SERVER_IP, 80, now=sc.now, local_port=40000)
+    c2 = sc.client.connect(sc.server_ip, 80, now=sc.now, local_port=40000)
     sc.net.kick()
     sc.run(until=0.69)
     srv2 = lst.accept()
@@ -418,7 +432,7 @@ def _wraparound(lab: Lab, paws: bool) -> LabRun:
     x = _Lab(lab, 111, config=cfg, client_isn=fixed_isn(2**32 - 3000))
     sc = x.sc
     lst = sc.server.listen(80)
-    c = sc.client.connect(SERVER_IP, 80, now=0.0, local_port=40000)
+    c = sc.client.connect(sc.server_ip, 80, now=0.0, local_port=40000)
     sc.net.kick()
     sc.run(until=0.19)
     srv = lst.accept()
@@ -431,7 +445,7 @@ def _wraparound(lab: Lab, paws: bool) -> LabRun:
     srv.recv()
     last_ts = None
     for w in reversed(sc.wire):
-        if w.src == CLIENT_IP and w.seg is not None and w.seg.tsval is not None:
+        if w.src == sc.client_ip and w.seg is not None and w.seg.tsval is not None:
             last_ts = w.seg
             break
     x.note("a segment from one full wrap ago (2**32 bytes back: same 32-bit sequence number, "
@@ -441,7 +455,7 @@ def _wraparound(lab: Lab, paws: bool) -> LabRun:
     if last_ts is not None and last_ts.tsval is not None:
         kw = {"tsval": (last_ts.tsval - 100000) & MASK, "tsecr": last_ts.tsecr}
     stale = Segment(40000, 80, c.snd_nxt, c.rcv_nxt, ACK | PSH, 65535, b"OLD!" * 25, **kw)
-    sc.inject(encode_ipv4_tcp(ip_to_bytes(CLIENT_IP), ip_to_bytes(SERVER_IP), stale),
+    sc.inject(encode_ip_tcp(ip_to_bytes(sc.client_ip), ip_to_bytes(sc.server_ip), stale),
               "a segment from the previous wrap of the sequence space (C16)")
     sc.run(until=0.6)
     c.send(b"NEW!" * 25)
@@ -566,7 +580,7 @@ def _fast_retransmit(lab: Lab) -> LabRun:
         count["n"] += 1
         return count["n"] == 12
 
-    x.sc.drop_next(twelfth_data, 1, src=CLIENT_IP)
+    x.sc.drop_next(twelfth_data, 1, src=x.sc.client_ip)
     x.sc.listen(80)
     ep = x.sc.connect(80, data)
     x.note("the network will lose the client's 12th data segment; the ones after it arrive",
@@ -586,7 +600,7 @@ def _loss_note(x: _Lab, who: str) -> str:
     """What the trace says the ``who`` sender's loss state did, in words (not assumed)."""
     from .explain import loss_story
 
-    states, causes = loss_story(x.sc.trace, ROLES).get(who, (["Open"], []))
+    states, causes = loss_story(x.sc.trace, x.roles).get(who, (["Open"], []))
     text = f"the {who}'s loss state went " + " → ".join(states)
     if causes:
         text += "; what decided the loss: " + "; then ".join(dict.fromkeys(causes))
@@ -635,13 +649,18 @@ def _firewall(lab: Lab) -> LabRun:
 
     def firewall(now: float, src: bytes, dst: bytes, pkt: bytes) -> bool:
         try:
-            seg = decode_ipv4_tcp(pkt)[2]
+            seg = decode_ip_tcp(pkt)[2]
         except WireError:  # anything but TCP passes the firewall
             return False
         if seg.dst_port != 8080 or not seg.flags & SYN:
             return False
-        body = icmp.build_dest_unreachable(13, pkt)
-        answer = encode_ipv4(ip_to_bytes(SERVER_IP), src, PROTO_ICMP, body)
+        server = ip_to_bytes(sc.server_ip)
+        if len(server) == 16:  # ICMPv6 destination unreachable, code 1 (RFC 4443 §3.1)
+            body6 = icmpv6.build_dest6_unreachable(server, src, icmpv6.UNREACH6_ADMIN, pkt)
+            answer = encode_ipv6(server, src, PROTO_ICMPV6, body6)
+        else:
+            body = icmp.build_dest_unreachable(13, pkt)
+            answer = encode_ipv4(server, src, PROTO_ICMP, body)
         sc.net.call_later(0.0, lambda now: sc.inject(
             answer, "a firewall answers: communication administratively prohibited (C22)"))
         return True

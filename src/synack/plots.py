@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .explain import Run, Seg, reverse
+from .wire.ipv6 import conn_hosts
 from .wire.segment import ACK, FIN, SYN
 
 MASK = 0xFFFFFFFF
@@ -76,7 +77,7 @@ def time_sequence(run: Run, conn: str | None = None) -> TimeSeq | None:
     conn = conn or busiest_connection(run)
     if conn is None:
         return None
-    sender, receiver = conn.split(">")[0].rsplit(":", 1)[0], conn.split(">")[1].rsplit(":", 1)[0]
+    sender, receiver = conn_hosts(conn)
     ts = TimeSeq(conn, sender, receiver)
     back = reverse(conn)
     for s in run.segments:
@@ -261,7 +262,7 @@ def cwnd_rtt_png(run: Run, *, title: str = "") -> bytes | None:
         pts = [(t, w, s) for t, c, w, s in cc if c == conn and w is not None]
         if not pts:
             continue
-        who = run.role(conn.split(">")[0].rsplit(":", 1)[0])
+        who = run.role(conn_hosts(conn)[0])
         top.step([p[0] for p in pts], [p[1] for p in pts], where="post", label=f"cwnd {who}")
         ss = [(p[0], p[2]) for p in pts if p[2] is not None and p[2] < 1 << 30]
         if ss:
@@ -273,7 +274,7 @@ def cwnd_rtt_png(run: Run, *, title: str = "") -> bytes | None:
     if cc:
         _legend_outside(top)
     for conn in dict.fromkeys(c for _, c, *_ in rtt):
-        who = run.role(conn.split(">")[0].rsplit(":", 1)[0])
+        who = run.role(conn_hosts(conn)[0])
         samples = [(t, s) for t, c, k, s, _, _ in rtt if c == conn and s is not None]
         if samples:
             bottom.plot([p[0] for p in samples], [p[1] for p in samples], "o", markersize=3,

@@ -22,8 +22,8 @@ from .tcp.config import TcpConfig
 from .tcp.connection import Connection
 from .tcp.isn import IsnSource
 from .wire.errors import WireError
-from .wire.ipv4 import ip_to_str
-from .wire.packet import decode_ipv4_tcp
+from .wire.ipv4 import ip_to_bytes, ip_to_str
+from .wire.packet import decode_ip_tcp
 from .wire.segment import ACK, FIN, RST, SYN, Segment
 
 if TYPE_CHECKING:
@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 
 CLIENT_IP = "10.0.0.1"
 SERVER_IP = "10.0.0.2"
+#: The IPv6 pair (``Scenario(ipv6=True)``), from the documentation prefix (RFC 3849).
+CLIENT_IP6 = "2001:db8::1"
+SERVER_IP6 = "2001:db8::2"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +77,8 @@ def has_data(seg: Segment) -> bool:
 
 
 class Scenario:
-    """Two stacks (client 10.0.0.1, server 10.0.0.2) on one simulated link."""
+    """Two stacks (client 10.0.0.1, server 10.0.0.2) on one simulated link; with
+    ``ipv6=True`` they are 2001:db8::1 and 2001:db8::2 and every packet is IPv6."""
 
     def __init__(
         self,
@@ -87,20 +91,23 @@ class Scenario:
         client_isn: IsnSource | None = None,
         server_isn: IsnSource | None = None,
         record_wire: bool = True,
+        ipv6: bool = False,
     ) -> None:
+        self.client_ip, self.server_ip = (CLIENT_IP6, SERVER_IP6) if ipv6 else (CLIENT_IP,
+                                                                                SERVER_IP)
         self.net = Network(seed=seed)
         self.trace: list[dict[str, Any]] = []
         self.wire: list[WireEvent] = []
         base = config or TcpConfig()
-        self.client = Stack(CLIENT_IP, config=client_config or base, isn=client_isn,
+        self.client = Stack(self.client_ip, config=client_config or base, isn=client_isn,
                             isn_secret=_secret(seed, 1), seed=seed * 2 + 1,
                             tracer=self.trace.append)
-        self.server = Stack(SERVER_IP, config=server_config or base, isn=server_isn,
+        self.server = Stack(self.server_ip, config=server_config or base, isn=server_isn,
                             isn_secret=_secret(seed, 2), seed=seed * 2 + 2,
                             tracer=self.trace.append)
         self.net.attach(self.client)
         self.net.attach(self.server)
-        self.net.set_link(CLIENT_IP, SERVER_IP, path or PathConfig(delay=0.05))
+        self.net.set_link(self.client_ip, self.server_ip, path or PathConfig(delay=0.05))
         self.client_apps = Dispatcher(self.client)
         self.server_apps = Dispatcher(self.server)
         self.net.add_process(self.client_apps)
@@ -124,7 +131,7 @@ class Scenario:
     def connect(self, port: int = 80, payload: bytes = b"", *, local_port: int | None = None,
                 **endpoint_kw: Any) -> Endpoint:
         """Open a client connection driven by an :class:`Endpoint`."""
-        conn = self.client.connect(SERVER_IP, port, now=self.now, local_port=local_port)
+        conn = self.client.connect(self.server_ip, port, now=self.now, local_port=local_port)
         ep = self.client_apps.add(Endpoint(conn, payload, **endpoint_kw), self.now)
         self.net.kick()
         return ep
@@ -150,10 +157,10 @@ class Scenario:
     def drop_next(self, predicate: Callable[[Segment], bool], count: int = 1, *,
                   src: str | None = None) -> None:
         """Drop the next ``count`` packets whose decoded segment matches ``predicate``."""
-        want = None if src is None else bytes(int(x) for x in src.split("."))
+        want = None if src is None else ip_to_bytes(src)
 
         def match(packet: bytes) -> bool:
-            if want is not None and packet[12:16] != want:
+            if want is not None and _src(packet) != want:
                 return False
             seg = _decode(packet)
             return seg is not None and predicate(seg)
@@ -169,7 +176,7 @@ class Scenario:
         """
         seg = _decode(packet)
         rec: dict[str, Any] = {"t": self.now, "ev": "net_inject", "conn": None, "why": why,
-                               "src": ip_to_str(packet[12:16]), "dst": ip_to_str(packet[16:20])}
+                               "src": ip_to_str(_src(packet)), "dst": ip_to_str(_dst(packet))}
         if seg is not None:
             rec.update(sport=seg.src_port, dport=seg.dst_port, flags=seg.flags, seq=seg.seq,
                        ack=seg.ack, len=len(seg.payload), win=seg.window)
@@ -229,9 +236,18 @@ class Scenario:
 
 def _decode(packet: bytes) -> Segment | None:
     try:
-        return decode_ipv4_tcp(packet)[2]
+        return decode_ip_tcp(packet)[2]
     except WireError:
         return None
+
+
+def _src(packet: bytes) -> bytes:
+    """The source address of an IPv4 or IPv6 packet (RFC 791 §3.1, RFC 8200 §3)."""
+    return packet[8:24] if packet[0] >> 4 == 6 else packet[12:16]
+
+
+def _dst(packet: bytes) -> bytes:
+    return packet[24:40] if packet[0] >> 4 == 6 else packet[16:20]
 
 
 def _secret(seed: int, who: int) -> bytes:

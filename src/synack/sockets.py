@@ -45,6 +45,14 @@ conflicts with TIME-WAIT connections here).  ``SO_KEEPALIVE`` turned on
 after the connection is established applies to the next connections only
 (the core arms keepalive when a connection is established).
 
+``AF_INET6`` sockets take IPv6 literals (brackets allowed) and give
+``(host, port, flowinfo, scope_id)`` names.  ``IPV6_V6ONLY`` is off by default
+(Linux's ``net.ipv6.bindv6only=0``) and settable before ``bind``: an ``AF_INET6``
+listener on ``::`` then takes IPv4 connections too, and names their peers by
+IPv4-mapped addresses ``::ffff:a.b.c.d`` (RFC 3493 §3.7, RFC 4291 §2.5.5.2);
+``connect`` to a mapped address opens an IPv4 connection.  An ``AF_INET``
+socket is IPv4 only, as on Linux.
+
 At the end, adapters run the standard library's own servers and clients on
 synack: :class:`SynackTCPServer` (``socketserver``), :class:`SynackHTTPServer`
 (``http.server``) and :class:`SynackHTTPConnection` (``http.client``).
@@ -76,6 +84,7 @@ from .tcp.connection import Connection
 from .tcp.events import ConnectionFailed, Event
 from .tcp.states import CAN_SEND, State
 from .wire.ipv4 import ip_to_bytes, ip_to_str
+from .wire.ipv6 import is_mapped, map_v4, unmap
 
 __all__ = [
     "SocketHost",
@@ -90,7 +99,9 @@ __all__ = [
 
 T = TypeVar("T")
 _DEFAULT_TIMEOUT = object()  # "the socket default", like socket._GLOBAL_DEFAULT_TIMEOUT
-Address = tuple[str, int]
+Address = tuple[Any, ...]  # (host, port), or (host, port, flowinfo, scope_id) for AF_INET6
+_V6ONLY = (getattr(_socket, "IPPROTO_IPV6", 41), getattr(_socket, "IPV6_V6ONLY", 26))
+_EAI_ADDRFAMILY = getattr(_socket, "EAI_ADDRFAMILY", _socket.EAI_FAMILY)
 
 _LINGER = struct.Struct("ii")
 _MIN_RCVBUF, _MAX_RCVBUF = 2304, 65535 << 14  # Linux's minimum; RFC 7323's maximum
@@ -211,14 +222,16 @@ class _Core:
     """The loop-thread half of a socket.  Every method runs on the loop."""
 
     def __init__(self, sh: SocketHost, config: TcpConfig, conn: Connection | None = None,
-                 options: dict[tuple[int, int], Any] | None = None) -> None:
+                 options: dict[tuple[int, int], Any] | None = None,
+                 family: int = _socket.AF_INET) -> None:
         self.sh = sh
+        self.family = family
         self.driver = sh.host.driver
         self.config = config
         self.options: dict[tuple[int, int], Any] = dict(options or {})
         self.conn = conn
         self.listener: Listener | None = None
-        self.bound: tuple[bytes, int] | None = None
+        self.bound: tuple[bytes, int] | None = None  # the socket's address (16 bytes in AF_INET6)
         self.bell = Doorbell()
         self.error: OSError | None = None
         self.closed = False
@@ -332,11 +345,52 @@ class _Core:
         return self.conn
 
     # ---------------------------------------------------------------- ops
+    # ------------------------------------------------------- addresses, both families
+    @property
+    def v6only(self) -> bool:
+        return bool(self.options.get(_V6ONLY, 0))
+
+    def wildcard(self) -> bytes:
+        return bytes(16 if self.family == _socket.AF_INET6 else 4)
+
+    def stack_ip(self, ip: bytes) -> bytes:
+        """A socket address as the stack knows it: a mapped one is the IPv4 address
+        inside (RFC 3493 §3.7), refused on an ``IPV6_V6ONLY`` socket."""
+        if self.family == _socket.AF_INET6 and is_mapped(ip):
+            if self.v6only:
+                raise OSError(errno.ENETUNREACH, "Network is unreachable (IPV6_V6ONLY socket, "
+                              "IPv4-mapped address)")
+            return unmap(ip)
+        return ip
+
+    def name(self, ip: bytes, port: int) -> Address:
+        """A socket name: ``(host, port)`` for AF_INET; for AF_INET6
+        ``(host, port, flowinfo, scope_id)`` with IPv4 peers mapped (``::ffff:a.b.c.d``)."""
+        if self.family != _socket.AF_INET6:
+            return (ip_to_str(ip), port)
+        return (ip_to_str(map_v4(ip) if len(ip) == 4 else ip), port, 0, 0)
+
+    def listen_families(self) -> tuple[int, ...]:
+        """Which families a listener of this socket takes (RFC 3493 §5.3)."""
+        if self.family != _socket.AF_INET6:
+            return (4,)
+        ip = self.bound[0] if self.bound is not None else self.wildcard()
+        if is_mapped(ip):
+            return (4,)
+        if ip == bytes(16) and not self.v6only:
+            return (4, 6)
+        return (6,)
+
+    # ---------------------------------------------------------------- ops
     def op_bind(self, ip: bytes, port: int, *, blocking: bool) -> tuple[bool, Address]:
         if self.bound is not None or self.conn is not None or self.listener is not None:
             raise OSError(errno.EINVAL, "Invalid argument (already bound)")
         stack = self.sh.host.stack
-        if ip not in (bytes(4), stack.address):
+        if self.family == _socket.AF_INET6 and is_mapped(ip) and self.v6only:
+            raise OSError(errno.EINVAL, "Invalid argument (IPv4-mapped address on an "
+                          "IPV6_V6ONLY socket)")
+        local = unmap(ip) if self.family == _socket.AF_INET6 else ip
+        if local not in (bytes(4), bytes(16)) and local not in stack.addresses:
             raise OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address")
         taken = set(stack.info()["listeners"]) | {c.bound[1] for c in self.sh._cores
                                                   if c.bound is not None}
@@ -345,7 +399,7 @@ class _Core:
         elif port in taken:
             raise OSError(errno.EADDRINUSE, "Address already in use")
         self.bound = (ip, port)
-        return True, (ip_to_str(ip), port)
+        return True, self.name(unmap(ip) if len(ip) == 16 else ip, port)
 
     def op_listen(self, backlog: int, *, blocking: bool) -> tuple[bool, int]:
         if self.conn is not None:
@@ -353,10 +407,11 @@ class _Core:
         if self.listener is not None:
             return True, self.listener.port
         if self.bound is None:
-            self.op_bind(bytes(4), 0, blocking=blocking)
+            self.op_bind(self.wildcard(), 0, blocking=blocking)
         assert self.bound is not None
         self.listener = self.driver.listen(self.bound[1], max(backlog, 1),
                                            on_ready=self.on_listener_ready, config=self.config)
+        self.listener.families = self.listen_families()
         return True, self.listener.port
 
     def op_accept(self, *, blocking: bool) -> tuple[bool, _Core | None]:
@@ -366,7 +421,7 @@ class _Core:
         conn = lst.accept()
         if conn is None:
             return False, None
-        return True, _Core(self.sh, conn.config, conn, self.options)
+        return True, _Core(self.sh, conn.config, conn, self.options, self.family)
 
     def op_connect(self, ip: bytes, port: int, *, blocking: bool) -> tuple[bool, None]:
         if self.listener is not None:
@@ -376,6 +431,7 @@ class _Core:
             self.driver.unregister(self.conn)  # an earlier attempt failed: start afresh
             self.conn = None
         if self.conn is None:
+            ip = self.stack_ip(ip)
             local = self.bound[1] if self.bound is not None else None
             self.conn = self.driver.connect(ip, port, local_port=local, config=self.config,
                                             handler=self)
@@ -499,6 +555,13 @@ class _Core:
             self.listener.config = self.listener.config.replace(**changes)
         return True, None
 
+    def op_set_v6only(self, on: bool, *, blocking: bool) -> tuple[bool, None]:
+        """IPV6_V6ONLY; only before bind or connect, as Linux (``do_ipv6_setsockopt``)."""
+        if self.bound is not None or self.conn is not None or self.listener is not None:
+            raise OSError(errno.EINVAL, "Invalid argument (IPV6_V6ONLY after bind or connect)")
+        self.options[_V6ONLY] = int(on)
+        return True, None
+
     def op_atmark(self, *, blocking: bool) -> tuple[bool, bool]:
         conn = self.conn
         return True, conn is not None and conn.urgent_remaining == 1
@@ -513,14 +576,14 @@ class _Core:
         conn = self.conn
         if conn is not None:
             up = conn.state not in (State.SYN_SENT, State.SYN_RECEIVED, State.CLOSED)
-            return True, ((ip_to_str(conn.local_ip), conn.local_port),
-                          (ip_to_str(conn.remote_ip), conn.remote_port) if up else None)
+            return True, (self.name(conn.local_ip, conn.local_port),
+                          self.name(conn.remote_ip, conn.remote_port) if up else None)
         if self.listener is not None:
-            return True, ((ip_to_str(self.bound[0] if self.bound else bytes(4)),
-                           self.listener.port), None)
+            return True, (self.name(self.bound[0] if self.bound else self.wildcard(),
+                                    self.listener.port), None)
         if self.bound is not None:
-            return True, ((ip_to_str(self.bound[0]), self.bound[1]), None)
-        return True, (("0.0.0.0", 0), None)
+            return True, (self.name(*self.bound), None)
+        return True, (self.name(self.wildcard(), 0), None)
 
     def op_info(self, *, blocking: bool) -> tuple[bool, dict[str, Any]]:
         return True, (self.conn.info() if self.conn is not None else {})
@@ -531,20 +594,20 @@ class SynackSocket:
     """A TCP socket on a :class:`SocketHost` (see the module docstring).
 
     Create with :meth:`SocketHost.socket`, ``create_connection`` or
-    ``create_server``; ``accept`` returns more.  Only ``AF_INET`` and
-    ``SOCK_STREAM`` exist.
+    ``create_server``; ``accept`` returns more.  ``AF_INET`` and ``AF_INET6``
+    ``SOCK_STREAM`` sockets exist.
     """
 
     def __init__(self, family: int = _socket.AF_INET, type: int = _socket.SOCK_STREAM,
                  proto: int = 0, *, host: SocketHost, _core: _Core | None = None) -> None:
-        if family != _socket.AF_INET:
-            raise OSError(errno.EAFNOSUPPORT, "synack sockets are AF_INET only")
+        if family not in (_socket.AF_INET, _socket.AF_INET6):
+            raise OSError(errno.EAFNOSUPPORT, "synack sockets are AF_INET or AF_INET6 only")
         flags = getattr(_socket, "SOCK_NONBLOCK", 0) | getattr(_socket, "SOCK_CLOEXEC", 0)
         if type & ~flags != _socket.SOCK_STREAM or proto not in (0, _socket.IPPROTO_TCP):
             raise OSError(errno.EPROTONOSUPPORT, "synack sockets are SOCK_STREAM (TCP) only")
         self._host = host
-        self._core = _core if _core is not None else host.call(_Core, host,
-                                                               host.host.stack.config)
+        self._core = _core if _core is not None else host.call(
+            _Core, host, host.host.stack.config, None, None, family)
         self._fd = self._core.bell.fileno()
         self._timeout: float | None = _socket.getdefaulttimeout()
         if type & getattr(_socket, "SOCK_NONBLOCK", 0):
@@ -555,7 +618,7 @@ class SynackSocket:
 
     @property
     def family(self) -> int:
-        return _socket.AF_INET
+        return self._core.family
 
     @property
     def type(self) -> int:
@@ -587,19 +650,30 @@ class SynackSocket:
             return fut.result()
 
     def _check_address(self, address: object) -> tuple[bytes, int]:
-        if not (isinstance(address, tuple) and len(address) == 2):
-            raise TypeError(f"AF_INET address must be a pair (host, port), got {address!r}")
-        h, port = address
+        """The socket address of ``address``: 4 bytes for AF_INET, 16 for AF_INET6
+        (a ``[bracketed]`` literal is fine; flowinfo and scope_id are ignored)."""
+        six = self._core.family == _socket.AF_INET6
+        if not (isinstance(address, tuple) and (2 <= len(address) <= 4 if six
+                                                else len(address) == 2)):
+            raise TypeError(f"AF_INET{'6' if six else ''} address must be a tuple (host, port"
+                            f"{'[, flowinfo[, scope_id]]' if six else ''}), got {address!r}")
+        h, port = address[:2]
         if not isinstance(port, int) or not 0 <= port <= 65535:
             raise OverflowError("port must be 0-65535.")
-        if h in ("", "0.0.0.0"):
-            return bytes(4), port
+        if h == "" or h == ("::" if six else "0.0.0.0"):
+            return bytes(16 if six else 4), port
         try:
-            return ip_to_bytes(h), port
+            ip = ip_to_bytes(h)
         except (ValueError, TypeError, OSError):
             raise _socket.gaierror(_socket.EAI_NONAME,
-                                   f"{h!r} is not an IPv4 address (synack resolves no names)"
+                                   f"{h!r} is not an IP address (synack resolves no names)"
                                    ) from None
+        if len(ip) != (16 if six else 4):
+            hint = (f"; on an AF_INET6 socket write it ::ffff:{h}" if six else
+                    "; use an AF_INET6 socket for IPv6")
+            raise _socket.gaierror(_EAI_ADDRFAMILY,
+                                   f"Address family for hostname not supported: {h!r}{hint}")
+        return ip, port
 
     # -------------------------------------------------------------- lifecycle
     def bind(self, address: Address) -> None:
@@ -616,7 +690,7 @@ class SynackSocket:
         sock = SynackSocket(host=self._host, _core=core)
         conn = core.conn
         assert conn is not None
-        return sock, (ip_to_str(conn.remote_ip), conn.remote_port)
+        return sock, core.name(conn.remote_ip, conn.remote_port)
 
     def connect(self, address: Address) -> None:
         ip, port = self._check_address(address)
@@ -805,6 +879,8 @@ class SynackSocket:
             if not _as_int(value):
                 raise OSError(errno.EINVAL, "SO_OOBINLINE cannot be turned off: synack "
                               "delivers urgent data in line only (RFC 6093)")
+        elif key == _V6ONLY and self._core.family == _socket.AF_INET6:
+            self._op(self._core.op_set_v6only, bool(_as_int(value)))
         else:
             raise OSError(errno.ENOPROTOOPT, "Protocol not available")
 
@@ -828,6 +904,8 @@ class SynackSocket:
             value = core.options.get(key, (0, 0))
         elif key in _RECORDED:
             value = core.options.get(key, 0)
+        elif key == _V6ONLY and core.family == _socket.AF_INET6:
+            value = int(core.v6only)
         else:
             raise OSError(errno.ENOPROTOOPT, "Protocol not available")
         if buflen is None:
@@ -1029,8 +1107,11 @@ class SocketHost:
     def create_connection(self, address: Address, timeout: object = _DEFAULT_TIMEOUT,
                           source_address: Address | None = None, *,
                           all_errors: bool = False) -> SynackSocket:
-        """As ``socket.create_connection`` (any non-number ``timeout`` means the default)."""
-        sock = self.socket()
+        """As ``socket.create_connection`` (any non-number ``timeout`` means the default);
+        an IPv6 literal makes an ``AF_INET6`` socket."""
+        host = address[0] if isinstance(address, tuple) and address else ""
+        six = isinstance(host, str) and ":" in host
+        sock = self.socket(_socket.AF_INET6 if six else _socket.AF_INET)
         try:
             if timeout is None or isinstance(timeout, int | float):
                 sock.settimeout(timeout)
@@ -1043,10 +1124,16 @@ class SocketHost:
         return sock
 
     def create_server(self, address: Address, *, family: int = _socket.AF_INET,
-                      backlog: int | None = None, reuse_port: bool = False) -> SynackSocket:
-        """As ``socket.create_server``: bound and listening."""
+                      backlog: int | None = None, reuse_port: bool = False,
+                      dualstack_ipv6: bool = False) -> SynackSocket:
+        """As ``socket.create_server``: bound and listening.  ``AF_INET6`` is IPv6 only
+        unless ``dualstack_ipv6`` (the standard library sets ``IPV6_V6ONLY`` the same way)."""
+        if dualstack_ipv6 and family != _socket.AF_INET6:
+            raise ValueError("dualstack_ipv6 requires AF_INET6 family")
         sock = self.socket(family)
         try:
+            if family == _socket.AF_INET6:
+                sock.setsockopt(*_V6ONLY, 0 if dualstack_ipv6 else 1)
             if reuse_port:
                 sock.setsockopt(_socket.SOL_SOCKET, getattr(_socket, "SO_REUSEPORT", -1), 1)
             sock.bind(address)

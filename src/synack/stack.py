@@ -37,9 +37,11 @@ from .wire.ipv4 import PROTO_ICMP, PROTO_TCP, parse_ipv4_packet
 from .wire.ipv6 import (
     IPV6_MIN_MTU,
     PROTO_ICMPV6,
+    ParamProblem,
     addr_to_bytes,
     endpoint_str,
     is_multicast6,
+    parse_ipv6,
     parse_ipv6_packet,
 )
 from .wire.packet import (
@@ -73,7 +75,11 @@ OutPacket = bytes | tuple[bytes, BytesLike]
 _IP_TCP = struct.Struct("!BBHHHBBH4s4sHHIIBBHHH")
 _TS_BLOCK = struct.Struct("!III")
 _TS_WORD = 0x0101080A
+# The same over IPv6: a fixed header (RFC 8200 §3) whose Next Header is TCP, no
+# extension headers.
+_IP6_TCP = struct.Struct("!IHBB16s16sHHIIBBHHH")
 _S_TIME_WAIT = State.TIME_WAIT
+_UNSPECIFIED6 = bytes(16)
 
 
 class Listener:
@@ -314,9 +320,11 @@ class Stack:
         self._receive_ip(memoryview(packet)[VNET_HDR_LEN:], now, not vnet.checksum_trusted)
 
     def _receive_ip(self, packet: BytesLike, now: float, verify: bool) -> None:
-        if self.fast_path and self._receive_common(packet, now, verify):
+        six = bool(packet) and packet[0] >> 4 == 6
+        if self.fast_path and (self._receive_common6(packet, now, verify) if six
+                               else self._receive_common(packet, now, verify)):
             return
-        if packet and packet[0] >> 4 == 6:
+        if six:
             self._receive_ip6(packet, now, verify)
             return
         try:
@@ -406,6 +414,52 @@ class Stack:
                              urgent=urgent, tsval=tsval, tsecr=tsecr, ecn=tos & 3), now)
         return True
 
+    def _receive_common6(self, packet: BytesLike, now: float, verify: bool) -> bool:
+        """:meth:`_receive_common` for IPv6: a fixed header with Next Header TCP (no
+        extension headers, RFC 8200 §4), TCP with no options or nop-nop-timestamps.
+        The checksum covers the IPv6 pseudo-header (RFC 8200 §8.1).  Returns False,
+        having done nothing, for anything else."""
+        n = len(packet)
+        if n < 60:
+            return False
+        (vtf, plen, nh, _, src, dst, sport, dport, seqno, ackno, doff, flags, window, _,
+         urgent) = _IP6_TCP.unpack_from(packet)
+        hl = (doff >> 4) << 2
+        if (vtf >> 28 != 6 or nh != PROTO_TCP or plen + 40 > n or plen < hl
+                or (hl != 20 and hl != 32)):
+            return False
+        conn = self._conns.get((src, sport, dport, dst))
+        if conn is None or conn.state is _S_TIME_WAIT or conn in self._embryonic:
+            return False
+        tsval = tsecr = None
+        if hl == 32:
+            word, tsval, tsecr = _TS_BLOCK.unpack_from(packet, 60)
+            if word != _TS_WORD:
+                return False
+        end = 40 + plen
+        view = memoryview(packet)
+        if verify:
+            # RFC 1071 as in _receive_common: the segment with the pseudo-header (16-byte
+            # addresses, 32-bit length, Next Header) sums to 0 mod 0xFFFF.
+            s = (int.from_bytes(view[40:end], "big") % 0xFFFF if plen <= FOLD_MIN
+                 else word_sum(view[40:end]))
+            if plen & 1:
+                s <<= 8
+            if (s + int.from_bytes(src, "big") + int.from_bytes(dst, "big") + PROTO_TCP
+                    + plen) % 0xFFFF:
+                return False
+        payload = view[40 + hl:end]
+        ecn = (vtf >> 20) & 3  # the Traffic Class's ECN field (RFC 3168 §5)
+        self.stats["segs_in"] += 1
+        self._dirty[conn] = None
+        if (flags | PSH == ACK | PSH and ecn != 3
+                and conn.receive_data_fast(seqno, ackno, window, tsval, payload, now)):
+            self.stats["segs_fast"] += 1
+            return True
+        conn.receive(Segment(sport, dport, seqno, ackno, flags, window, payload,
+                             urgent=urgent, tsval=tsval, tsecr=tsecr, ecn=ecn), now)
+        return True
+
     def _receive_other(self, packet: BytesLike, now: float) -> None:
         """Non-TCP IPv4: ICMP (RFC 792) is handled; other protocols get an ICMP
         protocol unreachable (RFC 1122 §3.2.2.1) and a counted drop."""
@@ -487,6 +541,11 @@ class Stack:
             pkt = parse_ipv6_packet(packet)
         except WireError as exc:
             self._count_drop(now, exc.reason)
+            if isinstance(exc, ParamProblem):
+                hdr6 = parse_ipv6(packet)  # it parsed before the chain was refused
+                if hdr6.dst in self._local:  # never a multicast one: synack joins no group
+                    self._param_problem(hdr6.src, hdr6.dst, exc.code, exc.pointer, packet,
+                                        now)
             return
         hdr = pkt.header
         if is_multicast6(hdr.dst):
@@ -511,11 +570,8 @@ class Stack:
             # RFC 8200 §4: an unrecognised Next Header is answered with a Parameter
             # Problem (code 1) pointing at it (RFC 4443 §3.4).
             self._count_drop(now, "ip_unsupported_protocol")
-            if self._icmp_allowed(now):
-                body = icmpv6.build_param_problem(hdr.dst, hdr.src,
-                                                  icmpv6.PARAM_UNKNOWN_NEXT_HEADER,
-                                                  pkt.proto_pointer, packet)
-                self._emit_ip(encode_ipv6(hdr.dst, hdr.src, PROTO_ICMPV6, body))
+            self._param_problem(hdr.src, hdr.dst, icmpv6.PARAM_UNKNOWN_NEXT_HEADER,
+                                pkt.proto_pointer, packet, now)
             return
         try:
             msg = icmpv6.parse_icmpv6(view, hdr.src, hdr.dst)
@@ -549,6 +605,18 @@ class Stack:
         else:
             code = _UNREACH6_AS_V4.get(msg.code, icmp.UNREACH_HOST)
         self._icmp_to_connection(quote, code, now)
+
+    def _param_problem(self, src: bytes, dst: bytes, code: int, pointer: int,
+                       packet: BytesLike, now: float) -> None:
+        """ICMPv6 Parameter Problem to ``src`` about ``packet`` (RFC 4443 §3.4), rate
+        limited (§2.4(f)); never to a source that does not identify one node, the
+        unspecified address or a multicast one (§2.4(e))."""
+        if src == _UNSPECIFIED6 or is_multicast6(src):
+            self.stats["icmp6_errors_suppressed"] += 1  # the packet is counted already
+            return
+        if self._icmp_allowed(now):
+            body = icmpv6.build_param_problem(dst, src, code, pointer, packet)
+            self._emit_ip(encode_ipv6(dst, src, PROTO_ICMPV6, body))
 
     def _reuse_time_wait(self, conn: Connection, seg: Segment) -> bool:
         """A new SYN may take over a TIME-WAIT 4-tuple (RFC 6191 §2, as Linux allows).

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .explain import CA_SHORT, drop_name, net_drop_words, note_words, seg_label, timer_name
+from .wire.ipv6 import conn_hosts
 from .wire.segment import ACK, FIN, RST, SYN, flags_str
 
 _CONCEPT_IN_TEXT = re.compile(r"\((C\d+)\)")
@@ -114,7 +115,7 @@ class Timeline:
     def _who(self, conn: str | None) -> str:
         if not conn:
             return "stack"
-        local = conn.split(">", 1)[0].rsplit(":", 1)[0]
+        local = conn_hosts(conn)[0]
         return self.roles.get(local, local)
 
     def _segment(self, r: dict[str, Any], t: float, who: str) -> Line | None:
@@ -133,7 +134,7 @@ class Timeline:
             if irs is not None and flags & ACK:
                 ack = (ack - irs) & 0xFFFFFFFF
         remote = name.split(">", 1)[1]
-        peer = self.roles.get(remote.rsplit(":", 1)[0], remote)
+        peer = self.roles.get(conn_hosts(name)[1], remote)
         sack = []
         for left, right in r.get("sack") or ():
             if not self.absolute and irs is not None:

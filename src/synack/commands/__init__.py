@@ -17,6 +17,11 @@ from pathlib import Path
 from typing import Any
 
 
+def hostport(host: str, port: int) -> str:
+    """``host:port``, with an IPv6 address bracketed (RFC 5952 §6)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def probability(text: str) -> float:
     """argparse type: a probability in [0, 1]."""
     try:

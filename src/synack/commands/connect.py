@@ -37,7 +37,7 @@ from ..services.realnet import (
     open_network,
 )
 from ..services.runner import synack_connection
-from . import non_negative, own_command, port
+from . import hostport, non_negative, own_command, port
 
 NAME = "connect"
 READ_CHUNK = 1 << 16
@@ -82,7 +82,7 @@ def retry_command(args: argparse.Namespace) -> str:
 
 def describe_failure(exc: BaseException, host: str, port_: int, timeout: float) -> str:
     """The message for a connection that could not be made or failed."""
-    where = f"{host}:{port_}"
+    where = hostport(host, port_)
     if isinstance(exc, ConnectionRefusedError):
         return f"connection to {where} refused (the peer answered our SYN with RST)"
     if isinstance(exc, TimeoutError):
@@ -169,8 +169,8 @@ async def connect_main(args: argparse.Namespace, stdin: BinaryIO, stdout: Binary
             return 1
         conn = synack_connection(writer)
         if args.verbose:
-            print(f"synack connect: connected to {args.host}:{args.port} from "
-                  f"{setup.host.ip}:{writer.get_extra_info('sockname')[1]} {setup.description}",
+            print(f"synack connect: connected to {hostport(args.host, args.port)} from "
+                  f"{hostport(*writer.get_extra_info('sockname')[:2])} {setup.description}",
                   file=err)
         pump = _StdinPump(stdin, asyncio.get_running_loop())
 

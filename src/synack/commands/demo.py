@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 from ..explain import render as explain_render
 from ..progress import TransferProgress, print_summary
-from ..scenario import CLIENT_IP, SERVER_IP, Scenario
+from ..scenario import Scenario
 from ..sim import PathConfig
 from ..tcp.config import TcpConfig
 from ..timeline import render
@@ -56,6 +56,8 @@ def register(sub: Any) -> argparse.ArgumentParser:
     demo.add_argument("--msl", type=non_negative(float), default=30.0, metavar="S",
                       help="maximum segment lifetime in seconds; TIME-WAIT is 2*MSL "
                       "(default 30)")
+    demo.add_argument("--ipv6", action="store_true",
+                      help="run over IPv6 (2001:db8::1 <-> 2001:db8::2) instead of IPv4")
     demo.add_argument("--absolute", action="store_true",
                       help="show absolute sequence numbers instead of relative ones")
     demo.add_argument("--verbose", "-v", action="store_true",
@@ -93,7 +95,7 @@ def run_demo(args: argparse.Namespace, out: TextIO) -> int:
     rng = random.Random(args.seed)
     request = rng.randbytes(args.nbytes)
     response = rng.randbytes(args.nbytes)
-    sc = Scenario(args.seed, path=path, config=config)
+    sc = Scenario(args.seed, path=path, config=config, ipv6=getattr(args, "ipv6", False))
     capture = None
     if getattr(args, "pcap", None):
         try:
@@ -124,9 +126,9 @@ def run_demo(args: argparse.Namespace, out: TextIO) -> int:
         with open(args.trace, "w", encoding="utf-8") as fh:
             for rec in sc.trace:
                 fh.write(json.dumps(rec, sort_keys=True) + "\n")
-    roles = {CLIENT_IP: "client", SERVER_IP: "server"}
+    roles = {sc.client_ip: "client", sc.server_ip: "server"}
     if not args.quiet:
-        print(f"synack demo: client {CLIENT_IP} <-> server {SERVER_IP}, one-way delay "
+        print(f"synack demo: client {sc.client_ip} <-> server {sc.server_ip}, one-way delay "
               f"{args.delay:g} ms, loss {args.loss:g}, seed {args.seed}", file=out)
         print("Relative sequence numbers (0 = the ISN); [Cn] = concept in "
               "docs/concepts.md.\n", file=out)

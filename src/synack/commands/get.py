@@ -4,8 +4,8 @@ The body goes to standard output, or to a file with ``-o``; a progress bar
 (on stderr, when it is a terminal, or with ``--progress``) follows large
 bodies, and a summary (status, bytes, time, rate, SHA-256, retransmissions)
 ends on stderr.  If synack closed the connection first, it lingers in TIME-WAIT
-(``--linger``, as ``connect``) before exiting.  URLs are ``http://ADDRESS[:PORT]/PATH`` with an IPv4
-address: synack resolves no names and has no TLS.
+(``--linger``, as ``connect``) before exiting.  URLs are ``http://ADDRESS[:PORT]/PATH`` with an
+IPv4 address or a bracketed IPv6 one: synack resolves no names and has no TLS.
 
 Exit status: 0 for a 2xx/3xx answer with its whole body; 1 when the
 connection fails (refused, timed out, reset, ICMP error) or the response is
@@ -47,7 +47,8 @@ def register(sub: Any) -> argparse.ArgumentParser:
         epilog="exit status: 0 ok, 1 connection or protocol error, 2 usage, 22 HTTP error "
         "status.  example (as root): synack get http://10.77.0.1:8000/ --tun syn0 "
         "--ip 10.77.0.2 --kernel-ip 10.77.0.1/24")
-    p.add_argument("url", help="http://ADDRESS[:PORT]/PATH (an IPv4 address, no names)")
+    p.add_argument("url", help="http://ADDRESS[:PORT]/PATH (an IPv4 address or a bracketed "
+                   "IPv6 one, http://[2001:db8::1]:8000/; no names)")
     p.add_argument("-o", "--output", metavar="FILE",
                    help="write the body to FILE (default: standard output)")
     p.add_argument("-I", "--head", action="store_true",

@@ -26,6 +26,8 @@ def register(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="DIR", default=None,
                    help="output folder (default lab-output/NAME)")
     p.add_argument("--no-files", action="store_true", help="print only, write nothing")
+    p.add_argument("--ipv6", action="store_true",
+                   help="run over IPv6 (2001:db8::1 <-> 2001:db8::2) instead of IPv4")
     p.add_argument("--absolute", action="store_true",
                    help="absolute sequence numbers instead of relative ones")
     p.add_argument("--verbose", "-v", action="store_true", help="more detail in the timeline")
@@ -78,7 +80,7 @@ def _run_one(lab: Any, outdir: Path, args: argparse.Namespace, *, quiet: bool,
 
     out = sys.stdout
     try:
-        result = lab.run()
+        result = lab.run(ipv6=bool(getattr(args, "ipv6", False)))
     except labs.LabUnavailable as exc:
         print(f"synack lab {lab.name}: not available: {exc}", file=sys.stderr)
         return 1, str(exc)

@@ -47,7 +47,8 @@ from ..services.realnet import (
     settle,
 )
 from ..services.runner import ConnectionRecord, Handler, ServiceRunner
-from . import check_outputs, non_negative, own_command, port
+from ..wire.ipv6 import addr_to_str
+from . import check_outputs, hostport, non_negative, own_command, port
 
 NAME = "serve"
 
@@ -99,9 +100,9 @@ def retry_command(args: argparse.Namespace) -> str:
 
 def no_tun_message(args: argparse.Namespace) -> str:
     port_ = args.port or SERVICES[args.service]
-    ip = args.ip or DEFAULT_IP
-    client = {"http": f"curl http://{ip}:{port_}/"}.get(
-        args.service, f"socat - TCP:{ip}:{port_}")
+    ip = (args.ip or DEFAULT_IP).split(",")[0]
+    client = {"http": f"curl http://{hostport(ip, port_)}/"}.get(
+        args.service, f"socat - TCP:{hostport(ip, port_)}")
     return (f"synack serve: serving needs a TUN device (--tun NAME) so that the kernel and "
             f"its programs can reach synack, and that needs root (or CAP_NET_ADMIN).\n"
             f"  try:  sudo {retry_command(args)}\n"
@@ -193,7 +194,8 @@ async def _serve(args: argparse.Namespace) -> int:
         what = args.service
         if args.service == "chargen" and args.nbytes is not None:
             what += f", {args.nbytes} bytes per connection"
-        print(f"listening on {host.ip}:{port_} ({what}) {setup.description}", file=out,
+        where = ", ".join(hostport(addr_to_str(a), port_) for a in host.stack.addresses)
+        print(f"listening on {where} ({what}) {setup.description}", file=out,
               flush=True)
         for note in setup.notes:
             print(note, file=sys.stderr, flush=True)
@@ -274,7 +276,9 @@ def _summary(args: argparse.Namespace, setup: NetSetup, runner: ServiceRunner, p
     t = runner.totals()
     link = setup.tun.stats if setup.tun is not None else host.link.stats
     rows = [
-        ("service", f"{args.service} on {host.ip}:{port_}", setup.description),
+        ("service", f"{args.service} on "
+         + ", ".join(hostport(addr_to_str(a), port_) for a in host.stack.addresses),
+         setup.description),
         ("connections", str(t["connections"]),
          f"{t['resets']} reset by the peer, {t['errors']} failed"
          + (f", {left} reset at exit" if left else "")),

@@ -8,6 +8,8 @@ options whose type says "skip" (RFC 8200 §4.2), processes an atomic fragment
 in isolation (RFC 6946 §4) and refuses everything else with a stable drop
 reason (see :mod:`.errors`): real fragments, a routing header still to be
 followed, options that demand a discard (a jumbogram's among them, RFC 2675).
+Where RFC 8200 asks for an ICMPv6 Parameter Problem, the error is a
+:class:`ParamProblem` carrying its code and pointer (RFC 4443 §3.4).
 """
 
 from __future__ import annotations
@@ -33,6 +35,19 @@ NH_DEST_OPTS: Final = 60
 # version/traffic class/flow label, payload length, next header, hop limit, src, dst
 _HDR: Final = struct.Struct("!IHBB16s16s")
 _MAPPED_PREFIX: Final = bytes(10) + b"\xff\xff"
+
+
+class ParamProblem(WireError):
+    """A refusal that RFC 8200 answers with an ICMPv6 Parameter Problem (RFC 4443 §3.4):
+    ``code`` 0 (erroneous header field), 1 (unrecognised Next Header) or 2
+    (unrecognised option), ``pointer`` the offending byte's offset in the packet."""
+
+    __slots__ = ("code", "pointer")
+
+    def __init__(self, reason: str, detail: str, code: int, pointer: int) -> None:
+        super().__init__(reason, detail)
+        self.code = code
+        self.pointer = pointer
 
 
 class IPv6Header(NamedTuple):
@@ -87,7 +102,8 @@ def _walk_options(packet: BytesLike, start: int, end: int) -> None:
     """The TLV options of a Hop-by-Hop or Destination Options header (RFC 8200 §4.2).
 
     Pad1 and PadN are padding; an unrecognised option is skipped when the two
-    high bits of its type are 00 and otherwise makes the packet be discarded."""
+    high bits of its type are 00 and otherwise makes the packet be discarded: silently
+    for 01, with a Parameter Problem code 2 pointing at the type for 10 and 11."""
     i = start
     while i < end:
         typ = packet[i]
@@ -98,7 +114,9 @@ def _walk_options(packet: BytesLike, start: int, end: int) -> None:
             raise WireError("ip6_bad_ext_header", f"option {typ} runs past its header")
         if typ != 1 and typ >> 6:
             what = "jumbo payload (RFC 2675)" if typ == 0xC2 else f"option type {typ:#04x}"
-            raise WireError("ip6_option_discard", what)
+            if typ >> 6 == 1:
+                raise WireError("ip6_option_discard", what)
+            raise ParamProblem("ip6_option_discard", what, 2, i)
         i += 2 + packet[i + 1]
 
 
@@ -117,7 +135,10 @@ def parse_ipv6_packet(packet: BytesLike) -> IPv6Packet:
         if nh not in (NH_HOP_BY_HOP, NH_ROUTING, NH_FRAGMENT, NH_DEST_OPTS):
             return IPv6Packet(hdr, nh, off, end, pointer)
         if nh == NH_HOP_BY_HOP and off != IPV6_HEADER_LEN:
-            raise WireError("ip6_bad_ext_header", "Hop-by-Hop options not first (RFC 8200 §4.3)")
+            # RFC 8200 §4.1: only right after the fixed header; elsewhere its Next Header
+            # value is unrecognised (code 1), as Linux's ip6_protocol_deliver_rcu says.
+            raise ParamProblem("ip6_bad_ext_header",
+                               "Hop-by-Hop options not first (RFC 8200 §4.3)", 1, pointer)
         if off + 8 > end:
             raise WireError("ip6_bad_ext_header", f"extension header {nh} truncated")
         size = 8 if nh == NH_FRAGMENT else (packet[off + 1] + 1) * 8
@@ -127,12 +148,24 @@ def parse_ipv6_packet(packet: BytesLike) -> IPv6Packet:
         if nh == NH_FRAGMENT:
             frag = (packet[off + 2] << 8) | packet[off + 3]
             if frag & 0xFFF9:  # offset or M set: a real fragment
+                data = end - off - 8
+                if frag & 1 and data % 8:
+                    # RFC 8200 §4.5: not the last fragment, yet not a multiple of 8 bytes.
+                    raise ParamProblem("ip6_fragment", f"M=1 with {data} bytes of data",
+                                       0, 4)
+                if (frag >> 3) * 8 + data + off - IPV6_HEADER_LEN > 0xFFFF:
+                    # RFC 8200 §4.5: the reassembled payload would pass 65535 bytes.
+                    raise ParamProblem("ip6_fragment", f"offset {frag >> 3} past 65535",
+                                       0, off + 2)
                 raise WireError("ip6_fragment", f"offset {frag >> 3} M={frag & 1}")
             # An atomic fragment: processed in isolation (RFC 6946 §4).
         elif nh == NH_ROUTING:
             if packet[off + 3]:
-                raise WireError("ip6_routing_header",
-                                f"type {packet[off + 2]}, segments left {packet[off + 3]}")
+                # RFC 8200 §4.4: synack knows no Routing Type (type 0 is deprecated,
+                # RFC 5095); with segments left, code 0 pointing at the type.
+                raise ParamProblem("ip6_routing_header",
+                                   f"type {packet[off + 2]}, segments left {packet[off + 3]}",
+                                   0, off + 2)
         else:
             _walk_options(packet, off + 2, off + size)
         pointer = off
@@ -226,3 +259,19 @@ def addr_to_bytes(s: str) -> bytes:
 def endpoint_str(b: BytesLike, port: int) -> str:
     """``a.b.c.d:port`` or ``[v6]:port`` (RFC 5952 §6)."""
     return f"{addr_to_str(b)}:{port}" if len(b) == 4 else f"[{ip6_to_str(b)}]:{port}"
+
+
+def split_endpoint(s: str) -> tuple[str, int]:
+    """``a.b.c.d:port`` or ``[v6]:port`` to (address text without brackets, port):
+    the inverse of :func:`endpoint_str`."""
+    host, _, port = s.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, int(port)
+
+
+def conn_hosts(name: str) -> tuple[str, str]:
+    """(local, remote) address text of a connection name ``local>remote``
+    (the core's spelling, :func:`endpoint_str` on each side)."""
+    local, _, remote = name.partition(">")
+    return split_endpoint(local)[0], split_endpoint(remote)[0]

@@ -117,6 +117,14 @@ def encode_ipv6_tcp_parts(src: bytes, dst: bytes, seg: Segment) -> tuple[bytes, 
     return ip + tcp, payload
 
 
+def decode_ip_tcp(packet: BytesLike, *,
+                  verify_checksum: bool = True) -> tuple[bytes, bytes, Segment]:
+    """:func:`decode_ipv4_tcp` or :func:`decode_ipv6_tcp` by the version nibble."""
+    if len(packet) and packet[0] >> 4 == 6:
+        return decode_ipv6_tcp(packet, verify_checksum=verify_checksum)
+    return decode_ipv4_tcp(packet, verify_checksum=verify_checksum)
+
+
 def encode_ip_tcp(src: bytes, dst: bytes, seg: Segment) -> bytes:
     """:func:`encode_ipv4_tcp` or :func:`encode_ipv6_tcp` by the addresses' length."""
     return encode_ipv4_tcp(src, dst, seg) if len(src) == 4 else encode_ipv6_tcp(src, dst, seg)
