@@ -107,7 +107,7 @@ def test_tcpdump_sees_the_ipv6_handshake_negotiate_every_option(ns: Netns, tmp_p
     from scapy.layers.inet6 import IPv6
     from scapy.utils import rdpcap
 
-    srv = ns.serve("discard", ip=STACK6, kernel_ip=f"{KERNEL6}/64")
+    srv = ns.serve("discard", "--verify", ip=STACK6, kernel_ip=f"{KERNEL6}/64")
     cap = tmp_path / "v6.pcap"
     dump = ns.popen("tcpdump", "-i", "syn0", "-n", "-U", "--immediate-mode", "-s", "200",
                     "-w", str(cap), "ip6 and tcp", label="tcpdump")

@@ -124,8 +124,8 @@ class ConnBase:
     _quickack: int
     _snd_sml: int
     _more: bool
-    _eor: list[int]
-    _psh_marks: set[int]
+    _eor: list[int] | None  # made on the first MSG_EOR
+    _psh_marks: set[int] | None  # made on the first psh_write_end mark
     _pushed_pos: int
     _push_now: bool
     _last_ack_sent: int

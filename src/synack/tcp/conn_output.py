@@ -88,11 +88,13 @@ class OutputMixin(ConnBase):
         eor = self._eor
         while eor and eor[0] <= self._max:
             eor.pop(0)  # a record boundary already sent
+        rec_end = data_end
         while True:
             nxt = self._max
             if nxt < data_end:
                 # A segment never crosses a record boundary (MSG_EOR).
-                rec_end = next((m for m in eor if m > nxt), data_end)
+                if eor:
+                    rec_end = next((m for m in eor if m > nxt), data_end)
                 room = min(rwnd_end - nxt, rec_end - nxt, seg_max)
                 if room <= 0:
                     break
@@ -178,11 +180,12 @@ class OutputMixin(ConnBase):
         off = start - self._buf_pos
         flags = ACK
         fin = last and self._fin_pos is not None and end == self._fin_pos
-        marked = bool(self._psh_marks) and end in self._psh_marks  # psh_write_end
+        marks = self._psh_marks
+        marked = marks is not None and end in marks  # psh_write_end
         if ((last or burst_end) and end > start) or marked:
             flags |= PSH
-        if self._psh_marks and end > start:
-            self._psh_marks.difference_update([m for m in self._psh_marks if m <= end])
+        if marks and end > start:
+            marks.difference_update([m for m in marks if m <= end])
         if fin:
             flags |= FIN
         seg = self._make(flags, start, self._payload(off, end - start), now)

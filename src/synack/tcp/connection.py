@@ -205,8 +205,8 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         self._ack_pending = 0
         self._quickack = cfg.quickack
         self._more = False  # the last send() said MSG_MORE: hold its partial segment
-        self._eor: list[int] = []  # stream positions that end a record (MSG_EOR), ascending
-        self._psh_marks: set[int] = set()  # stream positions a write ended at (psh_write_end)
+        self._eor = None  # stream positions that end a record (MSG_EOR), ascending
+        self._psh_marks = None  # stream positions a write ended at (psh_write_end)
         self._pushed_pos = 0  # Linux tp->pushed_seq: where the last PSH mark was
         self._push_now = False  # push() asked to send what cork/MSG_MORE/Nagle hold
         self._last_ack_sent = 0
@@ -370,9 +370,13 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         if cfg.psh_write_end and n > 0:
             end = self._buf_pos + len(self._buf)
             if not more or end - self._pushed_pos > self._max_snd_wnd // 2:
+                if self._psh_marks is None:
+                    self._psh_marks = set()
                 self._psh_marks.add(end)  # tcp_mark_push(): the write's last skb
                 self._pushed_pos = end
         if eor and n == len(data) and n > 0:
+            if self._eor is None:
+                self._eor = []
             self._eor.append(self._buf_pos + len(self._buf))
         if urgent and n > 0:
             self._sup = self._buf_pos + len(self._buf)
