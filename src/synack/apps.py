@@ -136,9 +136,12 @@ class Dispatcher:
 
     def __call__(self, now: float) -> None:
         for lst, factory in self._factories:
-            while (conn := lst.accept()) is not None:
-                self.add(factory(conn), now)
-        for ev in self.stack.events():
+            if lst.accept_queue:
+                while (conn := lst.accept()) is not None:
+                    self.add(factory(conn), now)
+        events = self.stack.pending_events
+        while events:
+            ev = events.popleft()
             ep = self.endpoints.get(ev.conn)
             if ep is not None:
                 ep.on_event(ev, now)

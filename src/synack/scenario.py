@@ -92,10 +92,14 @@ class Scenario:
         server_isn: IsnSource | None = None,
         record_wire: bool = True,
         ipv6: bool = False,
+        segments: bool = False,
     ) -> None:
+        """``segments=True`` runs the network in its segments mode (see
+        :class:`~synack.sim.Network`): the same run, faster; with ``record_wire`` (a
+        tap) every packet is still encoded."""
         self.client_ip, self.server_ip = (CLIENT_IP6, SERVER_IP6) if ipv6 else (CLIENT_IP,
                                                                                 SERVER_IP)
-        self.net = Network(seed=seed)
+        self.net = Network(seed=seed, segments=segments)
         self.trace: list[dict[str, Any]] = []
         self.wire: list[WireEvent] = []
         base = config or TcpConfig()

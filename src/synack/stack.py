@@ -195,6 +195,9 @@ class Stack:
         self._listeners: dict[int, Listener] = {}
         self._embryonic: dict[Connection, Listener] = {}
         self._events: deque[Event] = deque()
+        #: The events not yet read, oldest first (what :meth:`events` drains): a
+        #: driver that polls after every packet tests this before calling anything.
+        self.pending_events = self._events
         self._dirty: dict[Connection, None] = {}
         # Timer heap of [deadline, tiebreak, connection or None] entries; an entry is
         # dropped lazily by setting its connection to None, so a rescheduled or removed
@@ -318,6 +321,38 @@ class Stack:
             self._count_drop(now, "vnet_header_short")
             return
         self._receive_ip(memoryview(packet)[VNET_HDR_LEN:], now, not vnet.checksum_trusted)
+
+    def receive_segment(self, src: bytes, dst: bytes, seg: Segment, now: float) -> None:
+        """Take a segment that another stack's :meth:`segments_to_send` gave for us, as
+        if its packet had arrived: with the result :meth:`receive_packet` would give
+        for the encoded packet, and without encoding it where the header-prediction
+        path would have taken it (:meth:`_receive_common`: a connection it knows,
+        options no more than timestamps); anything else is encoded and received
+        whole."""
+        conn = None
+        if (self.fast_path and not self.offload and seg.mss is None and seg.wscale is None
+                and not seg.sack_permitted and not seg.sack_blocks and dst in self._local):
+            conn = self._conns.get((src, seg.src_port, seg.dst_port, dst))
+        if conn is None or conn.state is _S_TIME_WAIT or conn in self._embryonic:
+            self.receive_packet(encode_ipv4_tcp(src, dst, seg) if len(src) == 4
+                                else encode_ipv6_tcp(src, dst, seg), now)
+            return
+        # The fields as the codec would carry them: TSecr only beside TSval (RFC 7323
+        # §3.2), 0 when unset; the ECN bits of the IP header (RFC 3168 §5).
+        tsval = seg.tsval
+        tsecr = None if tsval is None else seg.tsecr or 0
+        flags = seg.flags
+        ecn = seg.ecn & 3
+        self.stats["segs_in"] += 1
+        self._dirty[conn] = None
+        if (flags | PSH == ACK | PSH and ecn != 3
+                and conn.receive_data_fast(seg.seq, seg.ack, seg.window, tsval,
+                                           memoryview(seg.payload), now)):
+            self.stats["segs_fast"] += 1
+            return
+        conn.receive(Segment(seg.src_port, seg.dst_port, seg.seq, seg.ack, flags, seg.window,
+                             seg.payload, urgent=seg.urgent, tsval=tsval, tsecr=tsecr,
+                             ecn=ecn), now)
 
     def _receive_ip(self, packet: BytesLike, now: float, verify: bool) -> None:
         six = bool(packet) and packet[0] >> 4 == 6
@@ -788,7 +823,7 @@ class Stack:
     # ------------------------------------------------------------ packet output
     def packets_to_send(self, now: float) -> list[bytes]:
         """Run every connection that has work and return the packets to transmit."""
-        return self._drain(now, False)  # type: ignore[return-value]  # all whole
+        return self._drain(now, False)  # all whole
 
     def packet_vectors(self, now: float) -> list[OutPacket]:
         """As :meth:`packets_to_send`, but a packet carrying data comes as ``(headers,
@@ -796,8 +831,22 @@ class Stack:
         payload is never copied on its way to the link."""
         return self._drain(now, True)
 
-    def _drain(self, now: float, vectored: bool) -> list[OutPacket]:
-        out = self._out
+    def segments_to_send(self, now: float) -> list[bytes | tuple[bytes, bytes, Segment]]:
+        """As :meth:`packets_to_send`, but each connection's segment comes unencoded, as
+        ``(source, destination, segment)``; packets the stack itself made (resets, ICMP)
+        stay bytes.  For the simulator's ``segments`` mode; a stack with ``offload``
+        gives only bytes (their virtio-net headers)."""
+        return self._drain(now, None)
+
+    def _drain(self, now: float, vectored: bool | None) -> list[Any]:
+        """Encode every dirty connection's segments; ``vectored`` None leaves them
+        unencoded, as ``(src, dst, seg)``."""
+        out: list[Any] = self._out
+        if not self._dirty:
+            if not out:
+                return []
+            self._out = []
+            return out
         while self._dirty:
             dirty = list(self._dirty)
             self._dirty.clear()
@@ -805,7 +854,10 @@ class Stack:
                 segs = conn.segments_to_send(now)
                 src = conn.local_ip
                 dst = conn.remote_ip
-                if self.offload:
+                if vectored is None and not self.offload:
+                    for seg in segs:
+                        out.append((src, dst, seg))
+                elif self.offload:
                     limit = conn.max_wire_segment
                     for seg in segs:
                         if vectored and seg.payload:

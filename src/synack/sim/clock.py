@@ -13,6 +13,7 @@ it.  The list form keeps the per-event cost to one small allocation.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from heapq import heappop, heappush
 from typing import Any
@@ -141,22 +142,24 @@ class Clock:
     def _loop(self, until: float | None, stop: Callable[[], bool] | None,
               max_events: int) -> float:
         heap = self._heap
+        pop = heappop
+        limit = math.inf if until is None else until
         count = 0
         while heap:
             entry = heap[0]
             fn = entry[2]
             if fn is None:
-                heappop(heap)
+                pop(heap)
                 continue
             at = entry[0]
-            if until is not None and at > until:
+            if at > limit:
                 break
             if count >= max_events:
                 raise SimulationLimit(
                     f"more than {max_events} events processed by t={self.now:.9f}s "
                     f"without finishing (livelock?)"
                 )
-            heappop(heap)
+            pop(heap)
             entry[2] = None
             count += 1
             if at > self.now:

@@ -10,6 +10,15 @@ the network drains that host's output queue and re-arms its one timer.
 Everything runs on a virtual :class:`Clock` with one seeded
 ``random.Random``: the same seed and the same inputs give the same run, packet
 for packet.
+
+By default every packet is real bytes: the sender encodes it (checksums
+computed), the receiver decodes and verifies it, so every simulated run also
+exercises the wire codec.  ``Network(segments=True)`` lets hosts that offer it
+(a :class:`~synack.stack.Stack`: ``segments_to_send`` and ``receive_segment``)
+hand each other decoded segments instead, skipping encode, checksum and decode
+for the common shape of segment; anything a tap, a filter, corruption or ECN
+marking must see as bytes is encoded as usual.  The two modes give the same
+run, packet for packet (tests/test_sim_segments.py).
 """
 
 from __future__ import annotations
@@ -19,6 +28,8 @@ import random
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from ..wire.packet import encode_ip_tcp
+from ..wire.segment import Segment
 from .clock import Clock, EventHandle
 from .path import Path, PathConfig
 
@@ -66,6 +77,26 @@ def _addr(address: bytes | str) -> bytes:
     return bytes(address)
 
 
+class _Wire:
+    """A segment in flight in ``segments`` mode: what its packet would decode to, and
+    the packet's length (all a path needs to know of it)."""
+
+    __slots__ = ("dst", "seg", "size", "src")
+
+    def __init__(self, src: bytes, dst: bytes, seg: Segment, size: int) -> None:
+        self.src = src
+        self.dst = dst
+        self.seg = seg
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def encode(self) -> bytes:
+        """The packet the sender would have put on the wire."""
+        return encode_ip_tcp(self.src, self.dst, self.seg)
+
+
 def _ends(packet: bytes) -> tuple[bytes, bytes]:
     """A packet's source and destination addresses, by its version (RFC 791, RFC 8200)."""
     if packet[0] >> 4 == 6:
@@ -74,13 +105,16 @@ def _ends(packet: bytes) -> tuple[bytes, bytes]:
 
 
 class _Slot:
-    """An attached host and its single pending timer entry."""
+    """An attached host, its single pending timer entry, and whether it has the
+    segments-mode methods (``segments_to_send`` and ``receive_segment``)."""
 
-    __slots__ = ("host", "timer")
+    __slots__ = ("host", "segmented", "timer")
 
     def __init__(self, host: Host) -> None:
         self.host = host
         self.timer: list[Any] | None = None
+        self.segmented = (callable(getattr(host, "segments_to_send", None))
+                          and callable(getattr(host, "receive_segment", None)))
 
 
 class _DropNext:
@@ -110,7 +144,11 @@ class Network:
     nothing is in flight.
     """
 
-    def __init__(self, seed: int = 0, *, default_path: PathConfig | None = None) -> None:
+    def __init__(self, seed: int = 0, *, default_path: PathConfig | None = None,
+                 segments: bool = False) -> None:
+        """``segments=True`` passes decoded segments between hosts that support it
+        (see the module docstring): the same run, without the wire codec's cost."""
+        self.segments = segments
         self.clock = Clock()
         self.rng = random.Random(seed)
         self.stats: dict[str, int] = dict.fromkeys(STAT_KEYS, 0)
@@ -277,8 +315,15 @@ class Network:
     def _drain(self, slot: _Slot) -> None:
         host = slot.host
         now = self.clock.now
-        for packet in host.packets_to_send(now):
-            self._send(packet)
+        if self.segments and slot.segmented:
+            for item in host.segments_to_send(now):  # type: ignore[attr-defined]
+                if type(item) is tuple:
+                    self._send_segment(*item)
+                else:
+                    self._send(item)
+        else:
+            for packet in host.packets_to_send(now):
+                self._send(packet)
         when = host.next_timer()
         entry = slot.timer
         if when is None:
@@ -300,9 +345,20 @@ class Network:
         if not self._processes:  # else processes run first, then every host is drained
             self._drain(slot)
 
-    def _deliver(self, now: float, item: tuple[_Slot, bytes]) -> None:
-        slot, packet = item
+    def _deliver(self, now: float, item: tuple[_Slot, bytes | _Wire]) -> None:
+        slot, wire = item
         self.stats["delivered"] += 1
+        if type(wire) is _Wire:
+            if self._taps or not slot.segmented:
+                packet = wire.encode()  # a tap (or a host) that wants the bytes
+            else:
+                slot.host.receive_segment(  # type: ignore[attr-defined]
+                    wire.src, wire.dst, wire.seg, now)
+                if not self._processes:
+                    self._drain(slot)
+                return
+        else:
+            packet = wire  # type: ignore[assignment]
         if self._taps:
             self._emit(now, "deliver", packet, None)
         slot.host.receive_packet(packet, now)
@@ -323,7 +379,8 @@ class Network:
         now = self.clock.now
         for process in self._processes:
             process(now)
-        self.kick()
+        for slot in self._order:
+            self._drain(slot)
 
     def _send(self, packet: bytes) -> None:
         now = self.clock.now
@@ -346,6 +403,27 @@ class Network:
         if path is None:
             path = self._paths[key] = Path(self._default, self.rng, self._arrive, self._note)
         path.transmit(now, packet, slot)
+
+    def _send_segment(self, src: bytes, dst: bytes, seg: Segment) -> None:
+        """``segments`` mode: send ``seg`` undecoded when nothing needs its bytes (no
+        tap or filter, a route, a path that neither corrupts nor marks), else
+        encoded.  Only the common shape (no options but timestamps) goes undecoded,
+        the shape a receiving :class:`~synack.stack.Stack` takes without decoding."""
+        if (self._taps or self._filters or seg.mss is not None or seg.wscale is not None
+                or seg.sack_permitted or seg.sack_blocks):
+            self._send(encode_ip_tcp(src, dst, seg))
+            return
+        slot = self._slots.get(dst)
+        path = self._paths.get(src + dst)
+        if slot is None or path is None or path.cfg.corrupt or path.cfg.ecn_mark:
+            self._send(encode_ip_tcp(src, dst, seg))
+            return
+        self.stats["sent"] += 1
+        # The packet's length: IP header (RFC 791 §3.1, RFC 8200 §3), TCP header, and
+        # the 12 bytes of nop, nop, timestamps (RFC 7323 Appendix A).
+        size = (20 if len(src) == 4 else 40) + (20 if seg.tsval is None else 32) + len(
+            seg.payload)
+        path.transmit(self.clock.now, _Wire(src, dst, seg, size), slot)  # type: ignore[arg-type]
 
     def _note(self, now: float, kind: str, packet: bytes, reason: str | None) -> None:
         stat = _NOTE_STAT.get(kind) or f"dropped_{reason}"
