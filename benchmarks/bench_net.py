@@ -56,9 +56,16 @@ PYTCP = HERE / "pytcp_bench.py"
 DOC = ROOT / "docs" / "benchmarks.md"
 
 SYNACK_ADDR = "10.77.0.2"
+SYNACK_ADDR6 = "fd77::2"
+KERNEL_ADDR6 = "fd77::1"
+#: Longest a lossy transfer may take (s).
+LOSS_TIMEOUT = 900.0
 VETH_A, VETH_B = "10.78.0.1", "10.78.0.2"
 
 #: (label, mtu, offload) of the TUN variants measured in both directions.
+#: The variant also measured over IPv6 (TSO6), against its IPv4 figure (issue #17: within
+#: 10 %).
+IPV6_VARIANT = "MTU 1500, offloads"
 VARIANTS = [("MTU 1500, no offloads", 1500, False),
             ("MTU 1500, offloads", 1500, True),
             ("MTU 65520, no offloads", 65520, False)]
@@ -115,40 +122,81 @@ class Bench:
     def _timeout(self) -> float:
         return self.seconds + 60
 
-    def k2tun(self, agent: list[str], label: str, mtu: int, offload: bool) -> dict[str, Any]:
-        """Kernel sends to whatever listens on 10.77.0.2 over a TUN device."""
+    def k2tun(self, agent: list[str], label: str, mtu: int, offload: bool,
+              ipv6: bool = False) -> dict[str, Any]:
+        """Kernel sends to whatever listens on 10.77.0.2 (or fd77::2) over a TUN device."""
         port = self.port()
         argv = [*agent, "--tun", self.tun(), "--mtu", str(mtu), "--port", str(port),
                 "--timeout", str(self._timeout())]
         if offload:
             argv.append("--offload")
+        if ipv6:
+            argv.append("--ipv6")
         recv = self.lab.start(self.ns, argv, label)
         try:
             ready = recv.wait_for("READY", 20)
-            self.lab.run(self.ns, [*KERNEL, "send", SYNACK_ADDR, str(port), "--seconds",
-                                   str(self.seconds)], "kernel sender", self._timeout())
+            self.lab.run(self.ns, [*KERNEL, "send", SYNACK_ADDR6 if ipv6 else SYNACK_ADDR,
+                                   str(port), "--seconds", str(self.seconds)],
+                         "kernel sender", self._timeout())
             res = recv.wait_for("RESULT", 30)
         finally:
             self.lab.retire(recv)
         res["ready"] = ready
         return res
 
-    def synack_to_kernel(self, mtu: int, offload: bool) -> dict[str, Any]:
+    def synack_to_kernel(self, mtu: int, offload: bool, ipv6: bool = False) -> dict[str, Any]:
         port = self.port()
-        recv = self.lab.start(self.ns, [*KERNEL, "recv", "--port", str(port)], "kernel receiver")
+        recv = self.lab.start(self.ns, [*KERNEL, "recv", "--port", str(port),
+                                        *(["--ipv6"] if ipv6 else [])], "kernel receiver")
         try:
             recv.wait_for("READY", 10)
-            argv = [*SYNACK, "bulk-send", "10.77.0.1", str(port), "--tun", self.tun(),
-                    "--mtu", str(mtu), "--seconds", str(self.seconds),
+            argv = [*SYNACK, "bulk-send", KERNEL_ADDR6 if ipv6 else "10.77.0.1", str(port),
+                    "--tun", self.tun(), "--mtu", str(mtu), "--seconds", str(self.seconds),
                     "--timeout", str(self._timeout())]
             if offload:
                 argv.append("--offload")
+            if ipv6:
+                argv.append("--ipv6")
             sent = self.lab.run(self.ns, argv, "synack bulk-send", self._timeout() + 10)
             res = recv.wait_for("RESULT", 30)
         finally:
             self.lab.retire(recv)
         res["ready"] = sent
         res["counters"] = sent.get("counters")
+        return res
+
+    def lossy6(self, direction: str) -> dict[str, Any]:
+        """``--loss-bytes`` of seeded data over IPv6 with ``--loss`` packet loss each way
+        on synack's link (no offloads: impairment needs plain packets), kernel -> synack
+        (``k2s``) or synack -> kernel; the receiver checks every byte."""
+        a = self.a
+        port = self.port()
+        timeout = str(LOSS_TIMEOUT)
+        impair = ["--ipv6", "--loss", str(a.loss), "--impair-seed", "17"]
+        if direction == "k2s":
+            recv = self.lab.start(self.ns, [*SYNACK, "bulk-recv", "--tun", self.tun(),
+                                            "--port", str(port), "--timeout", timeout,
+                                            "--data-seed", "5", *impair],
+                                  "synack bulk-recv (lossy)")
+            send = [*KERNEL, "send", SYNACK_ADDR6, str(port), "--bytes", str(a.loss_bytes),
+                    "--data-seed", "5", "--timeout", timeout]
+        else:
+            recv = self.lab.start(self.ns, [*KERNEL, "recv", "--port", str(port), "--ipv6",
+                                            "--timeout", timeout, "--data-seed", "5"],
+                                  "kernel receiver (lossy)")
+            send = [*SYNACK, "bulk-send", KERNEL_ADDR6, str(port), "--tun", self.tun(),
+                    "--bytes", str(a.loss_bytes), "--data-seed", "5", "--timeout", timeout,
+                    *impair]
+        try:
+            recv.wait_for("READY", 20)
+            sent = self.lab.run(self.ns, send, "lossy sender", LOSS_TIMEOUT + 30)
+            res = recv.wait_for("RESULT", 60)
+        finally:
+            self.lab.retire(recv)
+        res["sender"] = {k: v for k, v in sent.items() if k != "counters"}
+        res["intact"] = bool(res.get("intact")) and res.get("bytes") == sent.get("bytes") \
+            == a.loss_bytes
+        res["counters"] = res.get("counters") or sent.get("counters")
         return res
 
     # ------------------------------------------------- the user's commands
@@ -665,28 +713,84 @@ def build_rows(m: dict[str, Any], offload_ok: bool) -> tuple[list[Row], list[str
     return rows, notes
 
 
+def build_ipv6_rows(m: dict[str, Any], offload_ok: bool) -> tuple[list[Row], list[str]]:
+    """IPv6 bulk with offloads (TSO6) against the same over IPv4 (the best round of
+    each), and the lossy IPv6 transfers."""
+    rows: list[Row] = []
+    notes: list[str] = []
+    if not offload_ok:
+        notes.append("IPv6 offload rows: Host.tun has no offload= keyword in this tree")
+    for direction, prefix in (("kernel -> synack", "k2s"), ("synack -> kernel", "s2k")):
+        key6, key4 = f"{prefix}6:{IPV6_VARIANT}", f"{prefix}:{IPV6_VARIANT}"
+        if key6 not in m:
+            continue
+        res = m[key6]
+        if "error" in res:
+            notes.append(f"{key6} failed: {res['error']}")
+        row = ratio_row(f"bulk {direction}, TUN {IPV6_VARIANT}, IPv6 (TSO6)", mbit(res),
+                        "Mbit/s", "the same over IPv4", mbit(m[key4]), min_ratio=0.9,
+                        error=_err(res))
+        per_round = [(mbit(x), mbit(y)) for x, y in zip(m["_rounds"].get(key6, []),
+                                                        m["_rounds"].get(key4, []),
+                                                        strict=False)]
+        if len(per_round) > 1:
+            row.notes.append("rounds (IPv6/IPv4): " + ", ".join(
+                f"{v:.0f}/{r:.0f}" for v, r in per_round if v is not None and r is not None))
+        if not (res.get("ready") or {}).get("offload") and "error" not in res:
+            row.notes.append("offload=True was asked for but link.offload is False")
+        rows.append(row)
+    for direction, prefix in (("kernel -> synack", "k2s"), ("synack -> kernel", "s2k")):
+        res = m.get(f"loss6:{prefix}")
+        if res is None:
+            continue
+        if "error" in res:
+            notes.append(f"loss6:{prefix} failed: {res['error']}")
+            rows.append(Row(f"{direction} over IPv6, lossy", "failed (see notes)", "—"))
+            continue
+        mb = res["bytes"] / 1e6
+        row = ratio_row(f"{mb:.0f} MB {direction} over IPv6, 1% loss each way, intact",
+                        mbit(res), "Mbit/s", "—", None)
+        row.target, row.met = "every byte, in order", bool(res.get("intact"))
+        row.notes.append(f"{res['seconds']:.1f} s, first byte to FIN")
+        drops = (res.get("counters") or {}).get("link", {})
+        lost = {k: v for k, v in drops.items() if "lost" in k or "loss" in k}
+        if lost:
+            row.notes.append("impairment: " + ", ".join(f"{k} {v}" for k, v in lost.items()))
+        rows.append(row)
+    return rows, notes
+
+
 def measure(lab: Lab, a: argparse.Namespace) -> dict[str, Any]:
     b = Bench(lab, a)
     offload_ok = offload_available()
     m: dict[str, Any] = {}
     rounds: dict[str, list[dict[str, Any]]] = {}
+    ipv6_only = a.only == "ipv6"
     for r in range(a.reps):
         log(f"bulk round {r + 1}/{a.reps}, {a.seconds:g} s per transfer")
-        plan: list[tuple[str, Callable[[], dict[str, Any]]]] = [
+        plan: list[tuple[str, Callable[[], dict[str, Any]]]] = [] if ipv6_only else [
             ("veth", b.veth),
             ("sink", lambda: b.k2tun(SINK, "tun_sink", 1500, False)),
             ("sink_offload", lambda: b.k2tun(SINK, "tun_sink --offload", 1500, True)),
         ]
-        plan += [("serve_discard", lambda: b.serve_discard(True)),
-                 ("serve_chargen", lambda: b.serve_chargen(True))]
+        if not ipv6_only:
+            plan += [("serve_discard", lambda: b.serve_discard(True)),
+                     ("serve_chargen", lambda: b.serve_chargen(True))]
         for label, mtu, offload in VARIANTS:
             if offload and not offload_ok:
+                continue
+            if ipv6_only and label != IPV6_VARIANT:
                 continue
             plan.append((f"k2s:{label}",
                          lambda mtu=mtu, offload=offload: b.k2tun(
                              [*SYNACK, "bulk-recv"], "synack bulk-recv", mtu, offload)))
             plan.append((f"s2k:{label}",
                          lambda mtu=mtu, offload=offload: b.synack_to_kernel(mtu, offload)))
+            if label == IPV6_VARIANT:  # the same over IPv6 (TSO6), right after IPv4
+                plan.append((f"k2s6:{label}", lambda: b.k2tun(
+                    [*SYNACK, "bulk-recv"], "synack bulk-recv (IPv6)", 1500, True, ipv6=True)))
+                plan.append((f"s2k6:{label}",
+                             lambda: b.synack_to_kernel(1500, True, ipv6=True)))
         for key, fn in plan:
             res = attempt(key, fn)
             rounds.setdefault(key, []).append(res)
@@ -695,6 +799,16 @@ def measure(lab: Lab, a: argparse.Namespace) -> dict[str, Any]:
     for key, results in rounds.items():
         m[key] = best(results)
     m["_rounds"] = rounds
+    if a.loss_bytes:
+        for direction in ("k2s", "s2k"):
+            log(f"{a.loss_bytes / 1e6:g} MB {direction} over IPv6, {a.loss:.0%} loss each way")
+            res = attempt(f"loss6:{direction}", lambda d=direction: b.lossy6(d))
+            if mbit(res) is not None:
+                log(f"  {mbit(res):.1f} Mbit/s, intact: {res.get('intact')}")
+            m[f"loss6:{direction}"] = res
+    if ipv6_only:
+        m["_offload_ok"] = offload_ok
+        return m
     for _label, _mtu, offload in VARIANTS:
         if offload and not offload_ok:
             for prefix in ("k2s", "s2k"):
@@ -743,11 +857,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-pytcp", action="store_true", help="do not run pytcp_bench.py")
     p.add_argument("--pytcp-timeout", type=float, default=300.0)
     p.add_argument("--raw", type=Path, help="also write every raw measurement as JSON here")
+    p.add_argument("--only", choices=("all", "ipv6"), default="all",
+                   help="ipv6: only the IPv6 rows (bulk with offloads both ways against the "
+                   "same over IPv4, and the lossy IPv6 transfers)")
+    p.add_argument("--loss-bytes", type=float, default=None,
+                   help="bytes of each lossy IPv6 transfer (default 200e6, --quick 20e6; "
+                   "0: none)")
+    p.add_argument("--loss", type=float, default=0.01,
+                   help="packet loss each way on the lossy transfers (default 0.01)")
     a = p.parse_args(argv)
     a.seconds = a.seconds or (1.0 if a.quick else 3.0)
     a.reps = a.reps or (1 if a.quick else 2)
     a.conns = a.conns or (1000 if a.quick else 10000)
     a.pings = a.pings or (1000 if a.quick else 5000)
+    a.loss_bytes = int(a.loss_bytes if a.loss_bytes is not None
+                       else 20e6 if a.quick else 200e6)
 
     reason = skip_reason()
     if reason is not None:
@@ -773,7 +897,13 @@ def main(argv: list[str] | None = None) -> int:
         m["pytcp"] = run_pytcp(a.pytcp_timeout)
     if a.raw is not None:
         a.raw.write_text(json.dumps(m, indent=1, default=str))
-    rows, notes = build_rows(m, m["_offload_ok"])
+    if a.only == "ipv6":
+        rows, notes = build_ipv6_rows(m, m["_offload_ok"])
+    else:
+        rows, notes = build_rows(m, m["_offload_ok"])
+        ipv6_rows, ipv6_notes = build_ipv6_rows(m, m["_offload_ok"])
+        rows += ipv6_rows
+        notes += ipv6_notes
     cmd = "make bench" if os.environ.get("MAKELEVEL") else "python benchmarks/bench_net.py " + \
         " ".join(argv if argv is not None else sys.argv[1:])
     notes = [f"Bulk: {a.seconds:g} s per transfer, {a.reps} round(s); each bulk row shows "

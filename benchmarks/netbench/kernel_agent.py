@@ -3,7 +3,8 @@
 Run inside a namespace by ``bench_net.py``::
 
     kernel_agent.py send HOST PORT --seconds 3        # bulk sender (large sendall)
-    kernel_agent.py recv --port 5001                  # bulk receiver (recv_into)
+    kernel_agent.py send HOST PORT --bytes N          # exactly N bytes of seeded data
+    kernel_agent.py recv --port 5001 [--ipv6] [--data-seed S]  # bulk receiver (recv_into)
     kernel_agent.py drain HOST PORT --seconds 3       # connect, read for a while, close
     kernel_agent.py cps-client HOST PORT --seconds 3 --threads 8
     kernel_agent.py cps-server --port 5002            # asyncio: request, response, close
@@ -19,9 +20,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import math
 import os
+import random
 import resource
 import signal
 import socket
@@ -41,7 +44,7 @@ def emit(kind: str, **fields: Any) -> None:
 
 
 def _listener(port: int, bind: str = "0.0.0.0", backlog: int = 4096) -> socket.socket:
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s = socket.socket(socket.AF_INET6 if ":" in bind else socket.AF_INET, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind((bind, port))
     s.listen(backlog)
@@ -60,16 +63,29 @@ def connect(host: str, port: int, timeout: float = 10.0) -> socket.socket:
             time.sleep(0.05)
 
 
+def payload(nbytes: int, seed: int) -> bytes:
+    """``nbytes`` of seeded pseudo-random data: what a ``--bytes`` transfer carries (the
+    receiver, given the seed too, checks it arrived intact)."""
+    return random.Random(seed).randbytes(nbytes)
+
+
 def do_send(a: argparse.Namespace) -> None:
     s = connect(a.host, a.port)
-    s.settimeout(a.seconds + 30)
-    buf = memoryview(bytes(a.chunk))
+    s.settimeout(a.seconds + 30 if a.bytes is None else a.timeout)
     sent = 0
     t0 = time.monotonic()
-    end = t0 + a.seconds
-    while time.monotonic() < end:
-        s.sendall(buf)
-        sent += len(buf)
+    if a.bytes is not None:  # exactly this data, however long it takes
+        data = memoryview(payload(a.bytes, a.data_seed))
+        t0 = time.monotonic()
+        for i in range(0, len(data), a.chunk):
+            s.sendall(data[i:i + a.chunk])
+        sent = len(data)
+    else:
+        buf = memoryview(bytes(a.chunk))
+        end = t0 + a.seconds
+        while time.monotonic() < end:
+            s.sendall(buf)
+            sent += len(buf)
     s.shutdown(socket.SHUT_WR)
     # Wait for the receiver's close so the figure covers delivery, not buffering.
     with_eof = s.recv(1) == b""
@@ -79,7 +95,7 @@ def do_send(a: argparse.Namespace) -> None:
 
 
 def do_recv(a: argparse.Namespace) -> None:
-    ls = _listener(a.port)
+    ls = _listener(a.port, "::" if a.ipv6 else "0.0.0.0")
     emit("READY", port=a.port)
     ls.settimeout(a.timeout)
     conn, _ = ls.accept()
@@ -88,6 +104,7 @@ def do_recv(a: argparse.Namespace) -> None:
     view = memoryview(buf)
     got = 0
     first = None
+    digest = hashlib.sha256() if a.data_seed is not None else None
     while True:
         n = conn.recv_into(view)
         if not n:
@@ -95,10 +112,16 @@ def do_recv(a: argparse.Namespace) -> None:
         if first is None:
             first = time.monotonic()
         got += n
+        if digest is not None:
+            digest.update(view[:n])
     t1 = time.monotonic()
     conn.close()
     ls.close()
-    emit("RESULT", bytes=got, seconds=(t1 - first) if first is not None else 0.0)
+    extra: dict[str, Any] = {}
+    if digest is not None:
+        want = hashlib.sha256(payload(got, a.data_seed)).hexdigest()
+        extra["intact"] = digest.hexdigest() == want
+    emit("RESULT", bytes=got, seconds=(t1 - first) if first is not None else 0.0, **extra)
 
 
 def do_drain(a: argparse.Namespace) -> None:
@@ -274,9 +297,15 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("port", type=int)
     s.add_argument("--seconds", type=float, default=3.0)
     s.add_argument("--chunk", type=int, default=CHUNK)
+    s.add_argument("--bytes", type=int, help="send exactly this much seeded data (not --seconds)")
+    s.add_argument("--data-seed", type=int, default=1)
+    s.add_argument("--timeout", type=float, default=600.0)
     r = sub.add_parser("recv")
     r.add_argument("--port", type=int, required=True)
     r.add_argument("--timeout", type=float, default=60.0)
+    r.add_argument("--ipv6", action="store_true", help="listen on :: (IPv6 and IPv4)")
+    r.add_argument("--data-seed", type=int,
+                   help="check the bytes are the sender's --bytes data of this seed")
     d = sub.add_parser("drain")
     d.add_argument("host")
     d.add_argument("port", type=int)

@@ -6,6 +6,12 @@ protocols or streams on it::
 
     synack_agent.py bulk-recv --port 5001 [--mtu M] [--offload]   # discard, count
     synack_agent.py bulk-send 10.77.0.1 5001 --seconds 3           # write + drain
+    synack_agent.py bulk-send fd77::1 5001 --ipv6 --bytes N --loss 0.01  # seeded data
+
+``--ipv6`` gives the stack fd77::2 too (the kernel fd77::1/64); ``--loss P``
+drops that share of packets each way (``Host.tun(impair=...)``, no offloads);
+``--bytes N`` sends exactly N bytes of the data ``kernel_agent.payload`` makes,
+and ``bulk-recv --data-seed S`` checks that data arrived intact.
     synack_agent.py cps-server --port 5002                         # request, response, close
     synack_agent.py cps-client 10.77.0.1 5002 --seconds 3 --concurrency 16
     synack_agent.py echo-server --port 5003                        # 1-byte ping-pong
@@ -21,9 +27,11 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import hashlib
 import inspect
 import json
 import os
+import random
 import signal
 import sys
 import time
@@ -31,13 +39,21 @@ import tracemalloc
 from typing import Any
 
 from synack.host import Host
+from synack.sim.path import PathConfig
 from synack.tcp.config import TcpConfig
 
 SYNACK_IP = "10.77.0.2"
 KERNEL_IP = "10.77.0.1/24"
+SYNACK_IP6 = "fd77::2"
+KERNEL_IP6 = "fd77::1/64"
 REQUEST = b"GET\n"
 RESPONSE = b"OK\n"
 CHUNK = 1 << 18
+
+
+def payload(nbytes: int, seed: int) -> bytes:
+    """``nbytes`` of seeded pseudo-random data, the same as ``kernel_agent.payload``."""
+    return random.Random(seed).randbytes(nbytes)
 
 
 def emit(kind: str, **fields: Any) -> None:
@@ -51,12 +67,17 @@ def offload_keyword() -> bool:
 
 
 def open_host(a: argparse.Namespace) -> Host:
-    kwargs: dict[str, Any] = {"kernel_ip": KERNEL_IP, "mtu": a.mtu}
+    ipv6 = getattr(a, "ipv6", False)
+    kwargs: dict[str, Any] = {"kernel_ip": f"{KERNEL_IP},{KERNEL_IP6}" if ipv6 else KERNEL_IP,
+                              "mtu": a.mtu}
     if offload_keyword():
         kwargs["offload"] = bool(a.offload)
     elif a.offload:
         raise NotImplementedError("not available yet: Host.tun has no offload= keyword")
-    return Host.tun(a.tun, SYNACK_IP, **kwargs)
+    if getattr(a, "loss", 0.0):
+        kwargs["impair"] = PathConfig(loss=a.loss)
+        kwargs["impair_seed"] = a.impair_seed
+    return Host.tun(a.tun, f"{SYNACK_IP},{SYNACK_IP6}" if ipv6 else SYNACK_IP, **kwargs)
 
 
 def describe(host: Host) -> dict[str, Any]:
@@ -83,10 +104,13 @@ async def until_term() -> None:
 
 # ------------------------------------------------------------------ bulk
 class Discard(asyncio.Protocol):
-    """Counts what arrives; resolves ``done`` at the peer's FIN."""
+    """Counts what arrives (and hashes it, given ``digest``); resolves ``done`` at the
+    peer's FIN."""
 
-    def __init__(self, done: asyncio.Future[tuple[int, float, float]]) -> None:
+    def __init__(self, done: asyncio.Future[tuple[int, float, float]],
+                 digest: Any = None) -> None:
         self.done = done
+        self.digest = digest
         self.nbytes = 0
         self.first = 0.0
         self.transport: asyncio.BaseTransport | None = None
@@ -98,6 +122,8 @@ class Discard(asyncio.Protocol):
         if not self.nbytes:
             self.first = time.monotonic()
         self.nbytes += len(data)
+        if self.digest is not None:
+            self.digest.update(data)
 
     def eof_received(self) -> bool:
         if not self.done.done():
@@ -113,12 +139,17 @@ async def bulk_recv(a: argparse.Namespace) -> None:
     host = open_host(a)
     try:
         done: asyncio.Future[tuple[int, float, float]] = asyncio.get_running_loop().create_future()
-        await host.create_server(lambda: Discard(done), a.port)
+        digest = hashlib.sha256() if a.data_seed is not None else None
+        await host.create_server(lambda: Discard(done, digest), a.port)
         emit("READY", **describe(host))
         nbytes, first, last = await asyncio.wait_for(done, a.timeout)
         await asyncio.sleep(0.05)  # let our FIN and the last ACK go out
+        extra: dict[str, Any] = {}
+        if digest is not None:
+            want = hashlib.sha256(payload(nbytes, a.data_seed)).hexdigest()
+            extra["intact"] = digest.hexdigest() == want
         emit("RESULT", bytes=nbytes, seconds=last - first, **describe(host),
-             counters=counters(host))
+             counters=counters(host), **extra)
     finally:
         await host.close()
 
@@ -128,14 +159,22 @@ async def bulk_send(a: argparse.Namespace) -> None:
     try:
         emit("READY", **describe(host))
         reader, writer = await asyncio.wait_for(host.open_connection(a.host, a.port), 10)
-        chunk = bytes(CHUNK)
         sent = 0
-        t0 = time.monotonic()
-        end = t0 + a.seconds
-        while time.monotonic() < end:
-            writer.write(chunk)
-            sent += len(chunk)
-            await writer.drain()
+        if a.bytes is not None:  # exactly this data, however long it takes
+            data = memoryview(payload(a.bytes, a.data_seed))
+            t0 = time.monotonic()
+            for i in range(0, len(data), CHUNK):
+                writer.write(data[i:i + CHUNK])
+                await writer.drain()
+            sent = len(data)
+        else:
+            chunk = bytes(CHUNK)
+            t0 = time.monotonic()
+            end = t0 + a.seconds
+            while time.monotonic() < end:
+                writer.write(chunk)
+                sent += len(chunk)
+                await writer.drain()
         writer.write_eof()
         # The kernel receiver closes after reading everything: that is delivery.
         await asyncio.wait_for(reader.read(), a.timeout)
@@ -326,10 +365,16 @@ def main(argv: list[str] | None = None) -> int:
     common.add_argument("--mtu", type=int, default=1500)
     common.add_argument("--offload", action="store_true")
     common.add_argument("--timeout", type=float, default=60.0)
+    common.add_argument("--ipv6", action="store_true", help="also fd77::2 (kernel fd77::1)")
+    common.add_argument("--loss", type=float, default=0.0, help="packet loss each way")
+    common.add_argument("--impair-seed", type=int, default=1)
     sub = p.add_subparsers(dest="mode", required=True)
     for name in ("bulk-recv", "cps-server", "echo-server", "idle-server"):
         sv = sub.add_parser(name, parents=[common])
         sv.add_argument("--port", type=int, required=True)
+        if name == "bulk-recv":
+            sv.add_argument("--data-seed", type=int,
+                            help="check the bytes are kernel_agent's --bytes data of this seed")
         if name == "idle-server":
             sv.add_argument("--expect", type=int, default=10000)
             sv.add_argument("--tracemalloc", action="store_true")
@@ -338,6 +383,9 @@ def main(argv: list[str] | None = None) -> int:
         cl.add_argument("host")
         cl.add_argument("port", type=int)
         cl.add_argument("--seconds", type=float, default=3.0)
+        if name == "bulk-send":
+            cl.add_argument("--bytes", type=int, help="send exactly this much seeded data")
+            cl.add_argument("--data-seed", type=int, default=1)
         if name == "cps-client":
             cl.add_argument("--concurrency", type=int, default=16)
     a = p.parse_args(argv)

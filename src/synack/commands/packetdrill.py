@@ -19,7 +19,7 @@ from ..capture import CaptureWriter, PcapngWriter, PcapWriter
 from ..packetdrill import expectations
 from ..packetdrill.kernel import KERNEL_TOLERANCE_USECS, kernel_problem, run_script_kernel
 from ..packetdrill.profiles import PROFILES, config_from_sysctls, get_profile
-from ..packetdrill.runner import RunOptions, RunResult, iter_scripts, run_script
+from ..packetdrill.runner import IP_VERSIONS, RunOptions, RunResult, iter_scripts, run_script
 from . import check_outputs, non_negative
 
 NAME = "packetdrill"
@@ -39,6 +39,11 @@ def register(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--profile", choices=sorted(PROFILES), default="rfc",
                    help="stack configuration: synack's RFC defaults (rfc, the default) or the "
                    "Linux kernel the public corpus was written against (linux)")
+    p.add_argument("--ip_version", "--ip-version", choices=IP_VERSIONS, dest="ip_version",
+                   help="the family scripts run in unless they have an --ip_version line: "
+                   "ipv4 (the default); ipv4-mapped-ipv6 (AF_INET6 sockets, IPv4 packets); "
+                   "ipv6 (local fd3d:a0b:17d6::1, remote fd3d:fa7b:d17d::1, MTU 1520 so the "
+                   "MSS is 1460)")
     p.add_argument("--tolerance_usecs", "--tolerance-usecs", type=non_negative(int),
                    dest="tolerance_usecs", metavar="US",
                    help="timing tolerance (default 4000; a script's own --tolerance_usecs "
@@ -130,6 +135,7 @@ def run_packetdrill(args: argparse.Namespace, out: TextIO) -> int:
                               tolerance_percent=args.tolerance_percent,
                               strict_segments=args.strict_segments,
                               check_ts_ecr=args.check_ts_ecr,
+                              ip_version=getattr(args, "ip_version", None),
                               tracer=trace if trace_file is not None else None,
                               capture=capture if writer is not None else None)
             res = (run_script_kernel(path, opts) if target == "kernel"

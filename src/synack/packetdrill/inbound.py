@@ -1,4 +1,4 @@
-"""The script's packets: ``<`` lines built into IPv4/TCP packets and injected.
+"""The script's packets: ``<`` lines built into IPv4/TCP or IPv6/TCP packets and injected.
 
 Inbound ``seq`` values are sent as written (shifted by ``--remote_isn``); ``ack``
 values, SACK blocks and TS ecr are mapped into the target's sequence and timestamp
@@ -11,7 +11,8 @@ from __future__ import annotations
 import struct
 
 from ..wire.checksum import finish, ones_sum, pseudo_header_sum
-from ..wire.ipv4 import PROTO_TCP, build_ipv4_header, ip_to_bytes
+from ..wire.ipv4 import PROTO_TCP, build_ipv4_header
+from ..wire.ipv6 import addr_to_bytes, build_ipv6_header
 from ..wire.segment import ACK, SYN
 from .features import needs_feature
 from .parser import (
@@ -21,7 +22,7 @@ from .parser import (
 )
 from .results import ScriptFailure
 from .scheduling import Scheduling
-from .state import LOCAL_IP, MASK, REMOTE_IP, REOPENABLE, spec_flag_bits
+from .state import MASK, REOPENABLE, spec_flag_bits
 from .syscalls import pattern
 
 
@@ -44,8 +45,8 @@ class Inbound(Scheduling):
         base = self.remote_isn_script + 1 if self.remote_isn_script is not None else 1
         payload = pattern((data_seq - base) & MASK, pkt.length)
         tos = ECN_CODEPOINTS[pkt.ecn] if pkt.ecn is not None else 0
-        raw = build_packet(REMOTE_IP, LOCAL_IP, sport, dport, seq, ack, bits, pkt.win or 0,
-                            pkt.urg or 0, opts, payload, tos)
+        raw = build_packet(self.remote_ip, self.local_ip, sport, dport, seq, ack, bits,
+                           pkt.win or 0, pkt.urg or 0, opts, payload, tos)
         if self._capture is not None:
             self._capture(raw, self.now_us / 1e6, "injected by the script")
         self._inject(raw, bits, sport, dport)
@@ -53,13 +54,13 @@ class Inbound(Scheduling):
 
     def _syn_reopens(self, sport: int, dport: int, bits: int) -> bool:
         """Does an inbound SYN on this tuple start a new connection (a new script ISN)?"""
-        existing = self._stack.find(REMOTE_IP, sport, dport)
+        existing = self._stack.find(self.remote_ip, sport, dport)
         return existing is None or existing.state in REOPENABLE
 
     def _inject(self, raw: bytes, bits: int, sport: int, dport: int) -> None:
         self._stack.receive_packet(raw, self.now_us / 1e6)
         if bits & SYN and not bits & ACK:
-            conn = self._stack.find(REMOTE_IP, sport, dport)
+            conn = self._stack.find(self.remote_ip, sport, dport)
             if conn is not None:
                 self._layer.current = conn
 
@@ -112,8 +113,10 @@ class Inbound(Scheduling):
 def build_packet(src: str, dst: str, sport: int, dport: int, seq: int, ack: int, flags: int,
                   window: int, urgent: int, options: bytes, payload: bytes, tos: int = 0
                   ) -> bytes:
-    """An IPv4/TCP packet with exactly these fields and options, checksums filled in."""
-    src_b, dst_b = ip_to_bytes(src), ip_to_bytes(dst)
+    """An IPv4/TCP or IPv6/TCP packet (by the addresses' family) with exactly these
+    fields and options, checksums filled in (the pseudo-header of RFC 9293 §3.1 or
+    RFC 8200 §8.1); ``tos`` is the TOS byte or the Traffic Class."""
+    src_b, dst_b = addr_to_bytes(src), addr_to_bytes(dst)
     doff = (20 + len(options)) // 4
     header = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, doff << 4, flags, window, 0,
                          urgent) + options
@@ -121,6 +124,10 @@ def build_packet(src: str, dst: str, sport: int, dport: int, seq: int, ack: int,
     acc = ones_sum(header, pseudo_header_sum(src_b, dst_b, PROTO_TCP, length))
     csum = finish(ones_sum(payload, acc)) if payload else finish(acc)
     header = header[:16] + struct.pack("!H", csum) + header[18:]
-    return build_ipv4_header(src_b, dst_b, PROTO_TCP, length, tos=tos) + header + payload
+    if len(src_b) == 16:
+        ip = build_ipv6_header(src_b, dst_b, PROTO_TCP, length, traffic_class=tos)
+    else:
+        ip = build_ipv4_header(src_b, dst_b, PROTO_TCP, length, tos=tos)
+    return ip + header + payload
 
 

@@ -4,7 +4,9 @@ As upstream packetdrill's local mode does: the kernel under test is this
 machine's, in a network namespace of its own (made with ``unshare`` in a
 forked child, so it disappears with the child whatever happens).  In that
 namespace a TUN device ``tun0`` carries the local address 192.168.0.1/16 and
-the route to the script's side, 192.0.2.0/24.  The script's system calls run
+the route to the script's side, 192.0.2.0/24; with ``--ip_version=ipv6``
+fd3d:a0b:17d6::1/48 and a route to fd3d:fa7b:d17d::/48, on a 1520-byte link
+(the Linux selftests runner's addresses and MTU).  The script's system calls run
 on real sockets there (:mod:`.kernel_syscalls`); its inbound packets are
 written to the TUN device; what the kernel sends is read from it, stamped on
 arrival by a reader thread, and matched by the same code that matches
@@ -41,7 +43,7 @@ from pathlib import Path
 
 from ..links.tun import TunLink
 from ..wire.errors import WireError
-from ..wire.packet import decode_ipv4_tcp
+from ..wire.packet import decode_ip_tcp
 from ..wire.segment import ACK, FIN, RST, SYN
 from . import shell
 from .kernel_syscalls import KernelSyscalls
@@ -50,7 +52,7 @@ from .parser import CommandSpec, Event, PacketSpec, Script, parse_file
 from .profiles import Profile
 from .runner import (
     LOCAL_IP,
-    REMOTE_IP,
+    LOCAL_IP6,
     Failure,
     Runner,
     RunOptions,
@@ -70,6 +72,8 @@ KERNEL_BLOCK_USECS = 2_000_000
 #: Longest a single script may run (real seconds) before its child is ended.
 SCRIPT_TIMEOUT_S = 600.0
 TUN_NAME = "tun0"
+#: The script's side over IPv6 (its address is fd3d:fa7b:d17d::1).
+REMOTE_PREFIX6 = "fd3d:fa7b:d17d::/48"
 CLONE_NEWNET = 0x40000000
 KERNEL_PROFILE = Profile("kernel", "the live Linux kernel of this machine, in a network "
                                    "namespace of its own")
@@ -160,11 +164,22 @@ def _run_in_namespace(script: Script, options: RunOptions) -> RunResult:  # prag
         return RunResult(script.path, "kernel", Failure(
             0, f"cannot create a network namespace: {os.strerror(err)}"))
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True, capture_output=True)
-    _write_sysctl("net.ipv6.conf.default.disable_ipv6", "1")
-    tun = TunLink(TUN_NAME, kernel_ip=f"{LOCAL_IP}/16")
+    ip_version = options.ip_version or "ipv4"
+    for name, value, _line in script.options:
+        if name == "ip_version":
+            ip_version = value
+    if ip_version == "ipv6":
+        # No router solicitations or addresses from router advertisements on the link.
+        _write_sysctl("net.ipv6.conf.default.accept_ra", "0")
+        _write_sysctl("net.ipv6.conf.default.router_solicitations", "0")
+        tun = TunLink(TUN_NAME, kernel_ip=f"{LOCAL_IP6}/48")
+        route = ["ip", "-6", "route", "add", f"{REMOTE_PREFIX6}", "dev", TUN_NAME]
+    else:
+        _write_sysctl("net.ipv6.conf.default.disable_ipv6", "1")
+        tun = TunLink(TUN_NAME, kernel_ip=f"{LOCAL_IP}/16")
+        route = ["ip", "route", "add", "192.0.2.0/24", "dev", TUN_NAME]
     try:
-        subprocess.run(["ip", "route", "add", "192.0.2.0/24", "dev", TUN_NAME], check=True,
-                       capture_output=True)
+        subprocess.run(route, check=True, capture_output=True)
         return KernelRunner(script, options, tun).run()
     finally:
         tun.close()
@@ -205,12 +220,14 @@ class KernelRunner(Runner):
     # ---------------------------------------------------------------- target
     def _start_target(self) -> None:
         self.tolerance_us = max(self.tolerance_us, self.min_tolerance_us)
-        if self.mtu is not None:
-            subprocess.run(["ip", "link", "set", "dev", TUN_NAME, "mtu", str(self.mtu)],
+        mtu = self.link_mtu()
+        if mtu is not None:
+            subprocess.run(["ip", "link", "set", "dev", TUN_NAME, "mtu", str(mtu)],
                            check=True, capture_output=True)
-        self.kernel = KernelSyscalls(remote_ip=REMOTE_IP, connect_port=self.connect_port,
+        self.kernel = KernelSyscalls(remote_ip=self.remote_ip, connect_port=self.connect_port,
                                      bind_port=self.bind_port, congestion=self.congestion,
-                                     wake=lambda: self.inq.put((self._real_us(), b"")))
+                                     wake=lambda: self.inq.put((self._real_us(), b"")),
+                                     family=self.socket_family)
         self.t0 = time.monotonic()
         self.reader = threading.Thread(target=self._read_tun, daemon=True, name="tun-reader")
         self.reader.start()
@@ -269,12 +286,12 @@ class KernelRunner(Runner):
         return True
 
     def _record_kernel(self, stamp: int, raw: bytes) -> None:
-        if not raw or raw[0] >> 4 != 4:
-            return  # IPv6 neighbour discovery and the like
+        if not raw or raw[0] >> 4 != (6 if self.ip_version == "ipv6" else 4):
+            return  # the other family's chatter (IPv6 router solicitations and the like)
         try:
-            _src, _dst, seg = decode_ipv4_tcp(raw)
+            _src, _dst, seg = decode_ip_tcp(raw)
         except WireError:
-            return
+            return  # not TCP: ICMPv6 neighbour discovery, MLD reports
         if self._capture is not None:
             self._capture(raw, stamp / 1e6, "kernel sent")
         seg.payload = bytes(seg.payload)

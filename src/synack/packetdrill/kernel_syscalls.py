@@ -161,11 +161,13 @@ class KernelSyscalls:
     """File descriptors over real sockets in the current network namespace."""
 
     def __init__(self, *, remote_ip: str, connect_port: int, bind_port: int,
-                 congestion: str | None = None, wake: Callable[[], None] | None = None
-                 ) -> None:
+                 congestion: str | None = None, wake: Callable[[], None] | None = None,
+                 family: int = socket.AF_INET) -> None:
         #: Called from a call's thread when it finishes (wakes the runner at once).
         self.wake = wake
         self.remote_ip = remote_ip
+        #: The family of ``socket(..., ...)``: AF_INET6 over IPv6 and IPv4-mapped runs.
+        self.family = family
         self.connect_port = connect_port
         self.bind_port = bind_port
         #: Set per socket with TCP_CONGESTION (the namespace refused the sysctl).
@@ -211,6 +213,13 @@ class KernelSyscalls:
             return
         self.by_ports[(local, remote)] = s
 
+    def _remote_for(self, sock: socket.socket) -> str:
+        """The script's address as ``sock`` names it: IPv4-mapped on an AF_INET6 socket
+        over IPv4 (RFC 4291 §2.5.5.2)."""
+        if sock.family == socket.AF_INET6 and ":" not in self.remote_ip:
+            return "::ffff:" + self.remote_ip
+        return self.remote_ip
+
     def tcp_info(self) -> dict[str, object]:
         s = self.current
         if s is None:
@@ -233,9 +242,7 @@ class KernelSyscalls:
     def socket(self, domain: int | None, type_: int, protocol: int, wanted_fd: int | None
                ) -> Op:
         def run() -> int:
-            family: int = socket.AF_INET
-            if domain not in (None, SYMBOLS["AF_INET"], SYMBOLS["AF_INET6"]):
-                family = domain  # let the kernel say what it thinks of it
+            family: int = self.family if domain is None else domain  # the kernel judges it
             sock = socket.socket(family, type_, protocol)
             if self.congestion is not None:
                 sock.setsockopt(socket.IPPROTO_TCP, _TCP_CONGESTION, self.congestion.encode())
@@ -247,7 +254,8 @@ class KernelSyscalls:
     def bind(self, fd: int, port: int | None) -> Op:
         def run() -> int:
             s = self.sock(fd)
-            s.sock.bind(("0.0.0.0", port or self.bind_port))
+            wildcard = "::" if s.sock.family == socket.AF_INET6 else "0.0.0.0"
+            s.sock.bind((wildcard, port or self.bind_port))
             s.port = port or self.bind_port
             return 0
         return _Call(run, threaded=False)
@@ -281,7 +289,7 @@ class KernelSyscalls:
 
         def run() -> int:
             try:
-                s.sock.connect((self.remote_ip, port or self.connect_port))
+                s.sock.connect((self._remote_for(s.sock), port or self.connect_port))
             finally:
                 self._remember_ports(s)
             return 0

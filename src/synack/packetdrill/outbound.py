@@ -25,7 +25,6 @@ from .state import (
     KIND_NAME,
     MASK,
     OPT_KIND,
-    REMOTE_IP,
     Sched,
     Sent,
     flags_text,
@@ -218,7 +217,7 @@ class Outbound(Scheduling):
         for f in frags:
             if not f.payload:
                 continue
-            conn = self._stack.find(REMOTE_IP, f.seg.dst_port, f.seg.src_port)
+            conn = self._stack.find(self.remote_ip, f.seg.dst_port, f.seg.src_port)
             if conn is None:
                 continue
             written = layer.written.get(conn, bytearray())

@@ -119,5 +119,8 @@ class RunOptions:
     #: Keep every packet the target sent (as :data:`OutRecord`) and every call's outcome
     #: in the result (the differential fuzzer compares them between targets).
     record: bool = False
+    #: ``ipv4`` (the default), ``ipv4-mapped-ipv6`` or ``ipv6``: the family a script runs
+    #: in unless it has an ``--ip_version`` line of its own.
+    ip_version: str | None = None
 
 

@@ -8,7 +8,10 @@ them with options, commands and code blocks.  :mod:`.kernel` reuses it all with
 real time and the kernel's sockets.
 
 packetdrill's model: the *local* side is the stack under test (here synack,
-at 192.168.0.1); the *remote* side is the script (192.0.2.1).  ``<`` lines
+at 192.168.0.1); the *remote* side is the script (192.0.2.1).  With
+``--ip_version=ipv6`` they are fd3d:a0b:17d6::1 and fd3d:fa7b:d17d::1 on a
+1520-byte link (the Linux selftests' addresses, MSS 1460); with
+``ipv4-mapped-ipv6`` the packets are IPv4 and the sockets AF_INET6.  ``<`` lines
 are packets the script injects, ``>`` lines packets the stack must emit,
 system-call lines drive the stack's application through a socket layer.
 
@@ -51,7 +54,6 @@ from ..stack import Stack
 from ..tcp.config import TcpConfig
 from ..tcp.isn import IsnSource, Rfc6528Isn, fixed_isn
 from . import shell
-from .features import needs_feature
 from .inbound import Inbound
 from .lexer import PacketdrillSyntaxError
 from .outbound import Outbound
@@ -72,10 +74,13 @@ from .stack_syscalls import StackSyscalls
 from .state import (
     DEFAULT_TOLERANCE_USECS,
     FINAL_WAIT_USECS,
+    IP_VERSIONS,
     ISN_SECRET,
     LOCAL_IP,
+    LOCAL_IP6,
     MASK,
     REMOTE_IP,
+    REMOTE_IP6,
     Sent,
     raw_options,
 )
@@ -171,8 +176,12 @@ class Runner(SyscallLines, Inbound, Outbound):
         elif name == "mtu":
             self.mtu = number()
         elif name == "ip_version":
-            if value not in ("ipv4", "ipv4-mapped-ipv6"):
-                raise ScriptFailure(line, needs_feature(f"--ip_version={value}", "IPv6"))
+            if value not in IP_VERSIONS:
+                raise ScriptFailure(line, f"option --ip_version needs one of "
+                                          f"{', '.join(IP_VERSIONS)}, got {value!r}")
+            if self.ip_version != value:
+                self.result.notes.append(f"--ip_version={value}: the script's own family")
+            self.ip_version = value
         elif name == "bind_port":
             self.bind_port = number()
         elif name == "connect_port":
@@ -190,19 +199,20 @@ class Runner(SyscallLines, Inbound, Outbound):
     def _start_target(self) -> None:
         isn: IsnSource = (fixed_isn(self.local_isn) if self.local_isn is not None
                           else Rfc6528Isn(ISN_SECRET))
-        self.stack = Stack(LOCAL_IP, config=self._config(), isn=isn, seed=1, mtu=self.mtu,
-                           tracer=self._tracer)
+        self.stack = Stack(self.local_ip, config=self._config(), isn=isn, seed=1,
+                           mtu=self.link_mtu(), tracer=self._tracer)
         self.layer = StackSyscalls(self.stack, profile=self.profile, sysctls=self.sysctls,
                                  base_config=self._config, clock=lambda: self.now_us / 1e6,
-                                 remote_ip=REMOTE_IP, connect_port=self.connect_port,
+                                 remote_ip=self.remote_ip, connect_port=self.connect_port,
                                  bind_port=self.bind_port)
 
     def _config(self) -> TcpConfig:
         key = tuple(sorted(self.sysctls.items()))
         if self._config_cache is None or self._config_cache[0] != key:
             cfg = config_from_sysctls(self.profile, self.sysctls).config
-            if self.mtu is not None:
-                cfg = cfg.replace(mss=min(cfg.mss, self.mtu - 40))
+            mtu = self.link_mtu()
+            if mtu is not None:
+                cfg = cfg.replace(mss=min(cfg.mss, mtu - 40))
             self._config_cache = (key, cfg)
         return self._config_cache[1]
 
@@ -287,8 +297,11 @@ def iter_scripts(paths: Iterable[str | Path]) -> list[Path]:
 
 __all__ = [
     "DEFAULT_TOLERANCE_USECS",
+    "IP_VERSIONS",
     "LOCAL_IP",
+    "LOCAL_IP6",
     "REMOTE_IP",
+    "REMOTE_IP6",
     "Failure",
     "RunOptions",
     "RunResult",

@@ -10,7 +10,7 @@ and everything it sends is queued, stamped, for :mod:`.outbound`.  The kernel ta
 from __future__ import annotations
 
 from ..wire.errors import WireError
-from ..wire.packet import decode_ipv4_tcp
+from ..wire.packet import decode_ip_tcp
 from .parser import (
     Event,
     PacketSpec,
@@ -90,7 +90,7 @@ class Scheduling(RunnerState):
         if self._capture is not None:
             self._capture(raw, self.now_us / 1e6, "synack sent")
         try:
-            _src, _dst, seg = decode_ipv4_tcp(raw)
+            _src, _dst, seg = decode_ip_tcp(raw)
         except WireError as exc:
             if exc.reason != "ip_not_tcp":
                 raise ScriptFailure(self._line(), f"synack sent a malformed packet: {exc}")\

@@ -354,8 +354,11 @@ class StackSyscalls:
                 return 0
             port = s.port or self.bind_port
             s.port = port
+            # An AF_INET6 socket with IPV6_V6ONLY set takes IPv6 only (RFC 3493 §5.3).
+            v6only = s.options.get((SYMBOLS["IPPROTO_IPV6"], SYMBOLS["IPV6_V6ONLY"]), 0)
             try:
-                s.listener = self.stack.listen(port, max(backlog, 1), config=self.config_for(s))
+                s.listener = self.stack.listen(port, max(backlog, 1), config=self.config_for(s),
+                                               families=(6,) if v6only else (4, 6))
             except OSError as exc:
                 raise SyscallError(exc.errno or errno.EADDRINUSE, str(exc)) from None
             return 0
@@ -666,6 +669,8 @@ class StackSyscalls:
                 if not 0 <= value <= 5:
                     raise SyscallError(errno.EINVAL)
                 return 0  # kept in s.options: synack sends DF always and probes nothing
+            elif level == SYMBOLS["IPPROTO_IPV6"] and name == SYMBOLS["IPV6_V6ONLY"]:
+                return 0  # kept in s.options: listen() reads it
             raise Unsupported(f"setsockopt {label} is not supported")
         return _Now(run)
 
@@ -724,6 +729,8 @@ class StackSyscalls:
                 return s.options[(level, name)]
         elif level == SYMBOLS["SOL_IP"] and name == SYMBOLS["IP_MTU_DISCOVER"]:
             return s.options.get((level, name), SYMBOLS["IP_PMTUDISC_WANT"])
+        elif level == SYMBOLS["IPPROTO_IPV6"] and name == SYMBOLS["IPV6_V6ONLY"]:
+            return s.options.get((level, name), 0)  # off by default (RFC 3493 §5.3)
         raise Unsupported(f"getsockopt {label} is not supported")
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from ..stack import Stack
 from ..tcp.config import TcpConfig
 from ..tcp.states import State
+from ..wire.ipv6 import parse_ipv6_packet
 from ..wire.segment import ACK, CWR, ECE, FIN, PSH, RST, SYN, URG, Segment
 from .parser import (
     Event,
@@ -21,6 +22,18 @@ from .syscalls import Op, SyscallLayer
 
 LOCAL_IP = "192.168.0.1"
 REMOTE_IP = "192.0.2.1"
+#: IPv6 addresses: the Linux selftests runner's (tools/testing/selftests/net/packetdrill),
+#: on both targets, so that synack and the kernel see the same packets.  (Upstream
+#: packetdrill's default local address, fd3d:fa7b:d17d::, is its /64's Subnet-Router
+#: anycast address, RFC 4291 §2.6.1.)
+LOCAL_IP6 = "fd3d:a0b:17d6::1"
+REMOTE_IP6 = "fd3d:fa7b:d17d::1"
+#: The link MTU over IPv6 unless a script sets ``--mtu``: 20 bytes more than 1500, so
+#: the MSS (MTU less 60, RFC 8200 §3 and RFC 9293 §3.7.1) is the corpus's 1460.
+IPV6_MTU = 1520
+#: ``--ip_version`` values: IPv4; AF_INET6 sockets over IPv4 packets with IPv4-mapped
+#: addresses (RFC 4291 §2.5.5.2, RFC 3493 §3.7); IPv6.
+IP_VERSIONS = ("ipv4", "ipv4-mapped-ipv6", "ipv6")
 DEFAULT_PORT = 8080
 #: The script's own port when the stack is the server (upstream picks an ephemeral port).
 REMOTE_EPHEMERAL_PORT = 40000
@@ -98,9 +111,8 @@ class Pending:
 
 
 def raw_options(raw: bytes) -> list[tuple[int, bytes]]:
-    """The TCP options of IPv4 packet ``raw`` as (kind, data), in wire order."""
-    ihl = (raw[0] & 0x0F) * 4
-    tcp = raw[ihl:]
+    """The TCP options of IPv4 or IPv6 packet ``raw`` as (kind, data), in wire order."""
+    tcp = raw[parse_ipv6_packet(raw).offset:] if raw[0] >> 4 == 6 else raw[(raw[0] & 15) * 4:]
     doff = (tcp[12] >> 4) * 4
     opts = tcp[20:doff]
     out: list[tuple[int, bytes]] = []
@@ -152,6 +164,8 @@ class RunnerState:
         self.mtu: int | None = None
         self.local_isn: int | None = None
         self.remote_shift = 0
+        #: One of :data:`IP_VERSIONS`; a script's ``--ip_version`` line overrides it.
+        self.ip_version = options.ip_version or "ipv4"
         self.bind_port = DEFAULT_PORT
         self.connect_port = DEFAULT_PORT
         self.sysctls: dict[str, str] = dict(profile.sysctls)
@@ -175,6 +189,28 @@ class RunnerState:
         self.layer: StackSyscalls | None = None
 
 
+
+    @property
+    def local_ip(self) -> str:
+        """The target's address on the wire (IPv4 in the mapped mode too)."""
+        return LOCAL_IP6 if self.ip_version == "ipv6" else LOCAL_IP
+
+    @property
+    def remote_ip(self) -> str:
+        """The script's address on the wire."""
+        return REMOTE_IP6 if self.ip_version == "ipv6" else REMOTE_IP
+
+    @property
+    def socket_family(self) -> int:
+        """The family of a socket a script opens with ``socket(..., ...)``: AF_INET6
+        but for ``--ip_version=ipv4``."""
+        return 2 if self.ip_version == "ipv4" else 10
+
+    def link_mtu(self) -> int | None:
+        """The MTU the script set, or :data:`IPV6_MTU` over IPv6, or None (1500)."""
+        if self.mtu is None and self.ip_version == "ipv6":
+            return IPV6_MTU
+        return self.mtu
 
     @property
     def _stack(self) -> Stack:
