@@ -208,6 +208,8 @@ class Bench:
         argv = [PY, "-m", "synack", "serve", service, "--tun", self.tun(), "--ip",
                 SYNACK_ADDR, "--kernel-ip", "10.77.0.1/24", "--port", str(port), "-q",
                 *extra]
+        if "--workers" not in extra and serve_has_workers():
+            argv += ["--workers", "1"]  # the default is the CPUs: these rows are one
         if offload is True:
             argv.append("--offload")
         elif offload is False:
@@ -276,7 +278,7 @@ class Bench:
         if workers != 1 and not serve_has_workers():
             return {"error": "not available: `synack serve` has no --workers in this tree"}
         srv, port = self.serve("http", None, ["--workers", str(workers), "--grace", "1"]
-                               if workers != 1 else ["--grace", "1"])
+                               if serve_has_workers() else ["--grace", "1"])
         try:
             res = self.load(tool, self.ns, SYNACK_ADDR, port)
             return self.stop_serve(srv, res)

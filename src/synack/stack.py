@@ -140,6 +140,7 @@ class Stack:
         max_segment_payload: int | None = None,
         offload: bool = False,
         fast_path: bool = True,
+        ephemeral_ports: range | None = None,
     ) -> None:
         """``mtu``, ``max_segment_payload`` and ``offload`` are what the link tells the
         stack: the MSS becomes ``mtu - 40`` (RFC 9293 §3.7.1) and, on a link with
@@ -155,7 +156,14 @@ class Stack:
         ``address`` is the first (primary) address, IPv4 or IPv6; ``addresses`` adds
         more.  A connection's source is the first address of its peer's family.  The
         MSS an IPv6 connection announces is 20 bytes less (its header is 40 bytes,
-        RFC 8200 §3): the link MTU less 60, 1440 on a 1500-byte link."""
+        RFC 8200 §3): the link MTU less 60, 1440 on a 1500-byte link.
+
+        ``ephemeral_ports`` narrows the local ports the stack picks for its own
+        connections (and for listening on port 0) to a subset of 49152-65535, RFC 6335
+        §6: each worker of a multi-queue TUN device takes its own share, so that the
+        device's steering program sends their packets back to it
+        (:mod:`synack.links.steering`).  ``isn_secret`` shared between stacks makes
+        them agree on ISNs, SYN cookies and timestamp offsets."""
         self.address = _addr(address)
         self.addresses: list[bytes] = []
         self._local: set[bytes] = set()
@@ -174,6 +182,12 @@ class Stack:
         self.offload = offload
         self.fast_path = fast_path
         self._isn: IsnSource = isn or Rfc6528Isn(isn_secret)
+        self.ephemeral_ports = (range(EPHEMERAL_LOW, EPHEMERAL_HIGH + 1)
+                                if ephemeral_ports is None else ephemeral_ports)
+        if not self.ephemeral_ports or not (
+                self.ephemeral_ports[0] > 0 and self.ephemeral_ports[-1] <= 65535):
+            raise ValueError(f"ephemeral_ports must be a non-empty range of ports, got "
+                             f"{ephemeral_ports!r}")
         self._rng = random.Random(seed)
         self.tracer = tracer
         self.max_half_open = max_half_open
@@ -975,21 +989,24 @@ class Stack:
 
     # ------------------------------------------------------------------ helpers
     def _ephemeral_port(self, rip: bytes, rport: int, lip: bytes) -> int:
-        """A random free port (RFC 6056 §3.3.1 simple randomisation)."""
-        span = EPHEMERAL_HIGH - EPHEMERAL_LOW + 1
+        """A random free port (RFC 6056 §3.3.1 simple randomisation) of
+        :attr:`ephemeral_ports`."""
+        ports = self.ephemeral_ports
+        span = len(ports)
         start = self._rng.randrange(span)
         for i in range(span):
-            p = EPHEMERAL_LOW + (start + i) % span
+            p = ports[(start + i) % span]
             if (rip, rport, p, lip) not in self._conns and p not in self._listeners:
                 return p
         raise OSError(errno.EADDRNOTAVAIL, "no free ephemeral port for this destination")
 
     def _free_listen_port(self) -> int:
-        span = EPHEMERAL_HIGH - EPHEMERAL_LOW + 1
+        ports = self.ephemeral_ports
+        span = len(ports)
         start = self._rng.randrange(span)
         used = {key[2] for key in self._conns}
         for i in range(span):
-            p = EPHEMERAL_LOW + (start + i) % span
+            p = ports[(start + i) % span]
             if p not in self._listeners and p not in used:
                 return p
         raise OSError(errno.EADDRINUSE, "no free port to listen on")

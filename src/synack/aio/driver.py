@@ -35,7 +35,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from ..links.base import Link, LinkClosedError
-from ..stack import EPHEMERAL_HIGH, EPHEMERAL_LOW, Listener, Stack
+from ..stack import Listener, Stack
 from ..tcp.config import TcpConfig
 from ..tcp.connection import Connection
 from ..tcp.events import Closed, Event
@@ -139,10 +139,11 @@ class Driver:
 
     def _listen_ephemeral(self, backlog: int, config: TcpConfig | None) -> Listener:
         taken = set(self.stack.info()["listeners"])
-        span = EPHEMERAL_HIGH - EPHEMERAL_LOW + 1
+        ports = self.stack.ephemeral_ports
+        span = len(ports)
         start = self._rng.randrange(span)
         for i in range(span):
-            port = EPHEMERAL_LOW + (start + i) % span
+            port = ports[(start + i) % span]
             if port not in taken:
                 return self.stack.listen(port, backlog, config=config)
         raise OSError(errno.EADDRINUSE, "no free port left in the dynamic range")

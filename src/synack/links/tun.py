@@ -40,6 +40,12 @@ is then False and :attr:`TunLink.offload_error` says why.  Every attach sets
 the device's offload state explicitly (on, or off for plain packets,
 fallbacks included): it belongs to the device and outlives the descriptor of
 an earlier run that set it otherwise.
+
+Multi-queue (``multi_queue=True``): ``IFF_MULTI_QUEUE`` makes each descriptor
+attached to the device one queue of it; :meth:`TunLink.add_queue` attaches
+another descriptor with the same flags (``synack serve --workers N`` gives one to
+each worker process).  The kernel spreads what it sends over the queues
+(:mod:`synack.links.steering` decides which, when attached).
 """
 
 from __future__ import annotations
@@ -68,6 +74,7 @@ TUNGETFEATURES: Final = 0x800454CF
 IFF_TUN: Final = 0x0001
 IFF_NO_PI: Final = 0x1000
 IFF_VNET_HDR: Final = 0x4000
+IFF_MULTI_QUEUE: Final = 0x0100
 TUN_F_CSUM: Final = 0x01
 TUN_F_TSO4: Final = 0x02
 TUN_F_TSO6: Final = 0x04
@@ -128,8 +135,10 @@ class TunLink:
 
     def __init__(self, name: str = "syn0", *, create: bool = True,
                  kernel_ip: str | None = None, mtu: int | None = None,
-                 path: str = DEFAULT_TUN_PATH, offload: bool = False) -> None:
+                 path: str = DEFAULT_TUN_PATH, offload: bool = False,
+                 multi_queue: bool = False) -> None:
         raw = check_interface_name(name)
+        self.multi_queue = multi_queue
         ifaces = parse_kernel_ip(kernel_ip) if kernel_ip is not None else []
         iface = ifaces[0] if ifaces else None
         if mtu is not None and not 68 <= mtu <= 65535:
@@ -171,7 +180,36 @@ class TunLink:
     # -------------------------------------------------------------- opening
     def _tun_flags(self) -> int:
         """The TUNSETIFF flags."""
-        return IFF_TUN | IFF_NO_PI | (IFF_VNET_HDR if self.offload else 0)
+        return (IFF_TUN | IFF_NO_PI | (IFF_VNET_HDR if self.offload else 0)
+                | (IFF_MULTI_QUEUE if self.multi_queue else 0))
+
+    def add_queue(self) -> TunLink:
+        """Another queue of this multi-queue device: a new descriptor attached with the
+        same flags (and so the same offload state).  The device's address, MTU and
+        link state are the first queue's; the new link only reads and writes."""
+        if not self.multi_queue:
+            raise ValueError(f"{self.name} was not opened with multi_queue=True")
+        other = TunLink.__new__(TunLink)
+        other.multi_queue = True
+        other.path = self.path
+        other.stats = Counter()
+        other.max_segment_payload = self.max_segment_payload
+        other.offload = self.offload
+        other.offload_error = self.offload_error
+        other.kernel_interface = self.kernel_interface
+        other.kernel_interfaces = self.kernel_interfaces
+        other.existed = True
+        other._fd = self._open(self.path, self.name)
+        try:
+            other.name = other._attach(self._raw, self.name)
+            if self.offload:
+                fcntl.ioctl(other._fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6)
+        except BaseException:
+            os.close(other._fd)
+            other._fd = -1
+            raise
+        other.mtu = self.mtu
+        return other
 
     def _attach_offloaded(self, raw: bytes, name: str, path: str) -> None:
         """Attach with IFF_VNET_HDR and turn the offloads on, or fall back to plain."""
@@ -236,7 +274,7 @@ class TunLink:
         try:
             res = fcntl.ioctl(self._fd, TUNSETIFF, req)
         except OSError as exc:
-            raise _tunsetiff_error(exc, name) from None
+            raise _tunsetiff_error(exc, name, self.multi_queue) from None
         raw_name: bytes = _IFREQ_FLAGS.unpack(res)[0]
         got = raw_name.rstrip(b"\0").decode("ascii")
         self._raw = got.encode("ascii")
@@ -408,7 +446,7 @@ def _exists(name: str) -> bool:
     return True
 
 
-def _tunsetiff_error(exc: OSError, name: str) -> OSError:
+def _tunsetiff_error(exc: OSError, name: str, multi_queue: bool = False) -> OSError:
     """Turn a TUNSETIFF failure into an error that says what happened and what to do."""
     err = exc.errno
     if err == errno.EPERM or err == errno.EACCES:
@@ -417,6 +455,12 @@ def _tunsetiff_error(exc: OSError, name: str) -> OSError:
     if err == errno.EBUSY:
         return OSError(err, f"TUN device {name!r} is busy: another process has it open "
                        f"(close it, or pick another name)")
+    if err == errno.EINVAL and multi_queue:
+        return OSError(err, f"cannot attach to {name!r} as a multi-queue TUN device: it "
+                       f"exists but is a single-queue TUN device (made without "
+                       f"`multi_queue`), a TAP or another kind of interface; recreate it "
+                       f"with `ip tuntap add dev {name} mode tun multi_queue`, or use one "
+                       f"worker")
     if err == errno.EINVAL:
         return OSError(err, f"cannot attach to {name!r} as a TUN device: it exists but is not "
                        f"a single-queue TUN device (a TAP, a multi-queue TUN or another kind "

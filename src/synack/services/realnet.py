@@ -479,19 +479,24 @@ def tun_error(exc: BaseException, retry: str) -> SetupError:
     return SetupError(text)
 
 
-def open_tun(args: argparse.Namespace, retry: str) -> NetSetup:
+def open_tun(args: argparse.Namespace, retry: str, *, queue: TunLink | None = None,
+             stack_options: dict[str, Any] | None = None) -> NetSetup:
     """The host on the TUN device the options name (call from a coroutine).
 
-    ``retry`` is the command line suggested when privileges are missing."""
+    ``retry`` is the command line suggested when privileges are missing.  ``queue``:
+    a device (queue) opened already, by ``serve --workers``, which has resolved
+    ``args.ip`` too; ``stack_options`` go to the Stack (a worker's shared secret and
+    port share)."""
     assert args.tun
-    ip_note = resolve_ip(args)
-    opts: dict[str, Any] = {"config": tcp_config(args)}
+    ip_note = resolve_ip(args) if queue is None else None
+    opts: dict[str, Any] = {"config": tcp_config(args), **(stack_options or {})}
     capture, trace_file, traced = _open_recordings(args, opts)
     try:
         try:
             offload, why_not = offload_choice(args)
-            tun = TunLink(args.tun, create=args.create, kernel_ip=args.kernel_ip,
-                          mtu=args.mtu, path=args.tun_path, offload=offload)
+            tun = queue if queue is not None else TunLink(
+                args.tun, create=args.create, kernel_ip=args.kernel_ip, mtu=args.mtu,
+                path=args.tun_path, offload=offload)
         except (OSError, ValueError) as exc:
             raise tun_error(exc, retry) from None
         link: Link = CaptureLink(tun, capture) if capture is not None else tun

@@ -26,7 +26,7 @@ import asyncio
 import hashlib
 import itertools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -197,12 +197,16 @@ class ServiceRunner:
 
     ``hash_input``: keep a SHA-256 of each connection's incoming bytes.
     ``on_close(record)`` is called when a connection is done (for logging).
+    ``ids`` numbers the records (default: one count for the process); the workers of
+    ``serve --workers N`` take interleaved numbers so that their log lines differ.
     """
 
     def __init__(self, name: str, handler: Handler, *, grace: float = 5.0,
                  hash_input: bool = False,
-                 on_close: Callable[[ConnectionRecord], None] | None = None) -> None:
+                 on_close: Callable[[ConnectionRecord], None] | None = None,
+                 ids: Iterator[int] | None = None) -> None:
         self.name = name
+        self._ids = ids
         self.handler = handler
         self.grace = grace
         self.hash_input = hash_input
@@ -217,6 +221,8 @@ class ServiceRunner:
     async def __call__(self, reader: asyncio.StreamReader,
                       writer: asyncio.StreamWriter) -> None:
         record = ConnectionRecord(peer_of(writer, "peername"), peer_of(writer, "sockname"))
+        if self._ids is not None:
+            record.id = next(self._ids)
         record.conn = synack_connection(writer)
         if self.hash_input:
             record.hash_in = hashlib.sha256()
