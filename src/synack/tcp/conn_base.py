@@ -18,8 +18,10 @@ if TYPE_CHECKING:
     from .cwnd_use import CwndUse
     from .events import Event
     from .loss_state import CaState, LossState
+    from .pacing import Pacer
     from .prr import Prr
     from .rack import Rack
+    from .rate_sample import RateSampler
     from .reassembly import Reassembly
     from .recvbuf import RecvBuffer
     from .rtt import RttEstimator
@@ -47,7 +49,6 @@ class ConnBase:
         "_cwnd_use",
         "_cwr_pending",
         "_dack_at",
-        "_delivered",
         "_dupacks",
         "_ece_echo",
         "_events",
@@ -67,6 +68,8 @@ class ConnBase:
         "_ooo",
         "_orphan",
         "_out",
+        "_pace_at",
+        "_pacer",
         "_persisting",
         "_pmtu_mark",
         "_probe",
@@ -77,8 +80,7 @@ class ConnBase:
         "_rack",
         "_rack_at",
         "_radv",
-        "_rate_delivered",
-        "_rate_t",
+        "_rate_trace_at",
         "_rbuf",
         "_retries",
         "_rfin_pos",
@@ -86,6 +88,7 @@ class ConnBase:
         "_rmem_segs",
         "_rnxt",
         "_round_end",
+        "_rsr",
         "_rto_at",
         "_rtt_pos",
         "_rtt_time",
@@ -110,7 +113,6 @@ class ConnBase:
         "_wl1",
         "_wl2",
         "config",
-        "delivery_rate",
         "ecn_ok",
         "eff_mss",
         "irs",
@@ -200,10 +202,9 @@ class ConnBase:
     _tlp_retrans: bool
     _tlp_flight: int
     _round_end: int
-    _delivered: int
-    _rate_t: float
-    _rate_delivered: int
-    delivery_rate: float
+    _rsr: RateSampler  # delivery-rate samples (draft-ietf-ccwg-bbr §4.1)
+    _pacer: Pacer | None  # None: not paced
+    _rate_trace_at: int
     _cc: CongestionControl
     _progress_at: float
     # --- receive side (positions: 0 = peer's SYN) ---
@@ -233,6 +234,7 @@ class ConnBase:
     _rack_at: float | None
     _tlp_at: float | None
     _ka_at: float | None
+    _pace_at: float | None
     _ka_probes: int
     # --- RFC 5961 §7 challenge ACK rate limit ---
     _challenge_window: float
@@ -278,7 +280,12 @@ class ConnBase:
         def _tlp_ack(self, ack_pos: int, advanced: bool, dsack: bool, now: float) -> None: ...
         def _take_rtt_sample(self, ack_pos: int, now: float) -> None: ...
         def _rtt_from_ts(self, tsecr: int, now: float) -> None: ...
-        def _update_rate(self, now: float) -> None: ...
+
+        # conn_rate.py
+        def _rate_ack(self, delivered: list[SentSeg], newly: int, ece: bool,
+                      now: float) -> None: ...
+        def _pace_budget(self, now: float) -> int | None: ...
+        def _paced(self, sent: int, held: bool, now: float) -> None: ...
 
         # conn_output.py
         def _writable(self) -> bool: ...

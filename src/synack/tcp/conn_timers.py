@@ -27,7 +27,7 @@ class TimersMixin(ConnBase):
         """The earliest deadline at which :meth:`handle_timer` must be called."""
         best: float | None = None
         for t in (self._rto_at, self._dack_at, self._tw_at, self._fw2_at, self._rack_at,
-                  self._tlp_at, self._ka_at):
+                  self._tlp_at, self._ka_at, self._pace_at):
             if t is not None and (best is None or t < best):
                 best = t
         return best
@@ -64,6 +64,8 @@ class TimersMixin(ConnBase):
             self._on_rto(now)
         if self._ka_at is not None and now >= self._ka_at:
             self._on_keepalive(now)
+        if self._pace_at is not None and now >= self._pace_at:
+            self._pace_at = None  # the stack runs the send path next (tcp/pacing.py)
         if self._tr is not None:
             self._trace_changes(now)
 

@@ -67,6 +67,7 @@ from .conn_const import Tracer as Tracer
 from .conn_icmp import IcmpMixin
 from .conn_input import InputMixin
 from .conn_output import OutputMixin
+from .conn_rate import RateMixin
 from .conn_receive import ReceiveMixin
 from .conn_recovery import RecoveryMixin
 from .conn_timers import TimersMixin
@@ -74,8 +75,10 @@ from .conn_trace import TraceMixin
 from .cwnd_use import CwndUse
 from .events import Closed, Connected, ConnectionFailed, ConnectionReset, Event, StateChanged
 from .loss_state import CaState, LossState
+from .pacing import Pacer
 from .prr import Prr
 from .rack import Rack
+from .rate_sample import RateSampler
 from .reassembly import Reassembly
 from .recvbuf import RecvBuffer
 from .rtt import RttEstimator
@@ -95,7 +98,7 @@ def window_shift(buffer: int) -> int:
 
 
 class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMixin,
-                 IcmpMixin, TraceMixin):
+                 IcmpMixin, TraceMixin, RateMixin):
     """A TCP connection endpoint.  Create with :meth:`open_active` or :meth:`open_passive`."""
 
     __slots__ = ()
@@ -180,12 +183,14 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         self._tlp_retrans = False
         self._tlp_flight = 0
         self._round_end = 0
-        self._delivered = 0
-        self._rate_t = 0.0
-        self._rate_delivered = 0
-        self.delivery_rate = 0.0
+        self._rsr = RateSampler()
+        self._rate_trace_at = 0
         self._cc = congestion.create(cfg.congestion_control, self.eff_mss, cfg.initial_window)
         self._cc.abc_limit = cfg.abc_limit
+        self._cc.seed(self.iss)
+        # Pacing as the config says, or (None) when the congestion control asks for it.
+        self._pacer = Pacer() if (cfg.pacing if cfg.pacing is not None
+                                  else self._cc.paces) else None
         self._progress_at = 0.0  # last time the peer acknowledged new data (user timeout)
         # --- receive side (positions: 0 = peer's SYN) ---
         self.irs = 0
@@ -216,6 +221,7 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         self._rack_at: float | None = None
         self._tlp_at: float | None = None
         self._ka_at: float | None = None
+        self._pace_at: float | None = None
         self._ka_probes = 0
         # --- RFC 5961 §7 challenge ACK rate limit ---
         self._challenge_window = -1.0
@@ -307,6 +313,7 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
                            64)
         self._cc = congestion.create(cfg.congestion_control, self.eff_mss, cfg.initial_window)
         self._cc.abc_limit = cfg.abc_limit
+        self._cc.seed(self.iss)
         self.snd_wnd = syn.window  # never scaled on a SYN (RFC 7323 §2.2)
         self._max_snd_wnd = self.snd_wnd
         self._wl1 = 0
@@ -554,7 +561,7 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
                 self._ka_at = now + self.config.keepalive_idle
         elif new is S_CLOSED:
             self._rto_at = self._dack_at = self._tw_at = self._fw2_at = None
-            self._rack_at = self._tlp_at = self._ka_at = None
+            self._rack_at = self._tlp_at = self._ka_at = self._pace_at = None
             self._ack_now = False
             self._events.append(Closed(self))
 
@@ -629,9 +636,11 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
             "pipe": self._pipe(), "ca_state": int(self._ls.state),
             "ca_state_name": str(self._ls.state),
             "in_recovery": self._ls.state is CaState.RECOVERY,
-            "delivery_rate": self.delivery_rate, "reordering_seen": self._rack.reordering_seen,
+            "delivery_rate": self._rsr.info_rate, "app_limited": self._rsr.info_app_limited,
+            "pacing_rate": self._pacer.rate if self._pacer is not None else None,
+            "reordering_seen": self._rack.reordering_seen,
             "wscale": (self.snd_wscale, self.rcv_wscale), "timestamps": self.ts_ok,
-            "sack": self.sack_ok, "ecn": self.ecn_ok, **self.stats.full(),
+            "sack": self.sack_ok, "ecn": self.ecn_ok, **self._cc.info(), **self.stats.full(),
         }
 
     def __repr__(self) -> str:
