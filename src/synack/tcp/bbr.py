@@ -149,7 +149,7 @@ class Bbr(CongestionControl):
         self.min_rtt = INF
         self.min_rtt_stamp = 0.0
         self.probe_rtt_min_delay = INF
-        self.probe_rtt_min_stamp = 0.0
+        self.probe_rtt_min_stamp = -1.0  # set by the first ACK (the clock may not start at 0)
         self.probe_rtt_expired = False
         self.probe_rtt_done_stamp = 0.0
         self.probe_rtt_round_done = False
@@ -259,6 +259,9 @@ class Bbr(CongestionControl):
         quantum and cwnd."""
         self.delivered = sampler.delivered
         self.inflight = inflight
+        if self.probe_rtt_min_stamp < 0:  # §5.2.1 BBRInitMinRTT: the filters start now
+            self.probe_rtt_min_stamp = self.min_rtt_stamp = self.cycle_stamp = now
+            self.ack_epoch_start = now
         old = self.state
         self._update_round(rs)
         self._recovery(ca_state, rs, inflight)

@@ -365,6 +365,11 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         """
         if self.state not in CAN_SEND or self._fin_pos is not None:
             raise BrokenPipeError(errno.EPIPE, f"cannot send in state {self.state}")
+        sb = self._sb
+        self._rsr.check_app_limited(  # tcp_sendmsg: was the sender waiting for this write?
+            self._buf_pos + len(self._buf) - self._max, self.eff_mss,
+            self._max - self._una - sb.sacked_bytes - sb.lost_bytes, self._cc.cwnd,
+            sb.lost_bytes)
         if isinstance(data, memoryview):
             data = _byte_view(data)  # lengths below count bytes, not items
         cfg = self.config
