@@ -37,8 +37,10 @@ class RateMixin(ConnBase):
                         self._trace(now, "cc", pacing_rate=cc.pacing_rate, cwnd=cc.cwnd,
                                     delivery_rate=rs.delivery_rate, **ev)
                 events.clear()
-        if self._tr is not None and rsr.delivered >= self._rate_trace_at:
-            # Once a round trip: the estimates, for plots (docs/trace.md "rate").
+        if (self._tr is not None and rsr.delivered >= self._rate_trace_at
+                and (self._pacer is not None or cc.wants_rate_sample)):
+            # Once a round trip, for a paced or rate-based sender: the estimates, for
+            # plots (docs/trace.md "rate").  Other traces stay as they were.
             self._rate_trace_at = rsr.delivered + self._max - self._una
             self._trace(now, "rate", delivery_rate=rs.delivery_rate,
                         app_limited=rs.is_app_limited, pacing_rate=self._pacer_rate(),
