@@ -383,8 +383,9 @@ class InputMixin(ConnBase):
                             is_dup, delivered, dsack)
         if self.ecn_ok and seg.flags & ECE:
             self._on_ece(now)  # after loss detection: one reduction per event
-        self._rate_ack(delivered, self._rsr.delivered - delivered_before,
-                       bool(self.ecn_ok and seg.flags & ECE), now)
+        newly = self._rsr.delivered - delivered_before
+        if newly or self._cc.wants_rate_sample:  # nothing delivered: no sample (tcp_rate_gen)
+            self._rate_ack(delivered, newly, bool(self.ecn_ok and seg.flags & ECE), now)
         # State-specific ACK consequences (FIN acknowledged?).
         fin_acked = self._fin_pos is not None and self._una > self._fin_pos
         if fin_acked:

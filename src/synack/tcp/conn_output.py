@@ -147,7 +147,7 @@ class OutputMixin(ConnBase):
             self._split_skbs(first_new, self._max)
         if budget is not None:
             self._paced(budget0 - budget if budget0 else 0, paced, now)
-        if not paced:  # tcp_rate_check_app_limited
+        if not paced and data_end - self._max < mss:  # tcp_rate_check_app_limited
             self._rsr.check_app_limited(data_end - self._max, mss, self._pipe(), self._cc.cwnd,
                                         sb.lost_bytes)
         # 3. Timers: retransmission, tail loss probe, persist.
@@ -199,9 +199,14 @@ class OutputMixin(ConnBase):
         if self._max == self._una:
             self._progress_at = now  # data goes outstanding: the user timeout starts
         sb = self._sb
-        self._rsr.on_send(sb.add(start, stop, now, fin), now, self._max == self._una,
-                          self._max - self._una - sb.sacked_bytes - sb.lost_bytes + stop - start,
-                          sb.lost_total)
+        rsr = self._rsr
+        if self._max == self._una:  # nothing in flight: the delivery clock starts now
+            rsr.first_sent_time = rsr.delivered_time = now
+        # The delivery state at this send (RateSampler.on_send, inlined: once per segment).
+        sb.add(start, stop, now, fin).tx = (
+            rsr.delivered, rsr.delivered_time, rsr.first_sent_time, rsr.app_limited != 0,
+            self._max - self._una - sb.sacked_bytes - sb.lost_bytes + stop - start,
+            sb.lost_total, rsr.ce_delivered)
         if self._rtt_pos is None and not self.ts_ok:
             self._rtt_pos, self._rtt_time = stop, now
         self.stats["bytes_sent"] += end - start

@@ -88,7 +88,7 @@ class RateSampler:
         again when the cumulative ACK passes it)."""
         best = self._best
         bx = self._best_xmit
-        rtt = self._rtt
+        newest = None
         for s in segs:
             tx = s.tx
             if tx is None:
@@ -98,16 +98,15 @@ class RateSampler:
             if best is None or x >= bx:
                 best = tx
                 bx = x
-                # The send phase: from the first send of that flight to this one.
-                self._interval = x - tx[2]  # TX_FIRST_SENT
-                self.first_sent_time = x
-            if not s.retrans:
-                r = now - x
-                if rtt < 0 or r < rtt:
-                    rtt = r
+                newest = s
+        if newest is not None:
+            # The send phase: from the first send of that flight to this one.
+            self._interval = bx - best[2]  # type: ignore[index]  # TX_FIRST_SENT
+            self.first_sent_time = bx
+            # Its RTT, unless it was a retransmission (Karn, RFC 6298 §3).
+            self._rtt = -1.0 if newest.retrans else now - bx
         self._best = best
         self._best_xmit = bx
-        self._rtt = rtt
 
     def generate(self, now: float, newly_acked: int, lost: int, min_rtt: float) -> RateSample:
         """``tcp_rate_gen``: the sample for this ACK (read it before the next one)."""
