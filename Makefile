@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 STAMP_RUN  := $(VENV)/.stamp-run
 STAMP_TEST := $(VENV)/.stamp-test
 
-.PHONY: demo test lint typecheck check bench bench-impair clean venv images readme sysdeps
+.PHONY: demo test lint typecheck check bench bench-impair bench-impair-bbr clean venv images readme sysdeps
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,10 @@ bench: $(STAMP_TEST)
 ## BENCH_IMPAIR_ARGS=--quick for a short run, --impair-dir DIR if the tools are elsewhere.
 bench-impair: $(STAMP_RUN)
 	$(PY) benchmarks/bench_impair.py --write $(BENCH_IMPAIR_ARGS)
+
+## bench-impair-bbr: synack BBR against Linux BBR through the same path (as root, ~10 min).
+bench-impair-bbr: $(STAMP_RUN)
+	$(PY) benchmarks/bench_impair.py --bbr --write $(BENCH_IMPAIR_ARGS)
 
 ## fuzz: the mutation fuzzer over captured segments, 1,000,000 inputs (not in make test)
 .PHONY: fuzz

@@ -18,6 +18,10 @@ Senders, one after the other through the same path:
 - synack CUBIC: ``synack serve chargen --tun tunS ... --cc cubic``;
 - synack NewReno: the same with ``--cc newreno``.
 
+With ``--bbr`` the senders are Linux BBR (CC=bbr) and synack BBR (``--cc bbr``,
+paced), the target 0.9x Linux BBR, and the table goes between the ``impair-bbr``
+markers.
+
 The bridge is restarted for every transfer with the same seed for the three
 senders (repetition r uses seed ``--seed + r``), so they meet the same loss
 draws.  Each figure is the median of ``--reps`` transfers.  Prints a Markdown
@@ -53,6 +57,10 @@ PY = sys.executable
 DOC = ROOT / "docs" / "benchmarks.md"
 DEFAULT_IMPAIR_DIR = ROOT.parent / "shared" / "tools" / "impair"
 
+BBR_START = "<!-- impair-bbr:start -->"
+BBR_END = "<!-- impair-bbr:end -->"
+BBR_HEADING = "## Goodput through an impaired path: synack BBR against Linux BBR"
+BBR_TARGET = 0.9
 START = "<!-- impair:start -->"
 END = "<!-- impair:end -->"
 HEADING = ("## Goodput through an impaired path: synack against Linux CUBIC "
@@ -83,6 +91,8 @@ class Sender:
 SENDERS = (Sender("linux", "Linux CUBIC", "cubic", True),
            Sender("cubic", "synack CUBIC", "cubic", False),
            Sender("newreno", "synack NewReno", "newreno", False))
+BBR_SENDERS = (Sender("linux-bbr", "Linux BBR", "bbr", True),
+               Sender("bbr", "synack BBR", "bbr", False))
 
 
 @dataclass
@@ -146,6 +156,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--impair-dir", type=Path, default=DEFAULT_IMPAIR_DIR,
                    help="the shared impairment tools (default: ../shared/tools/impair "
                    "beside the checkout)")
+    p.add_argument("--bbr", action="store_true",
+                   help="synack BBR against Linux BBR (its own table and docs section)")
     p.add_argument("--logs", type=Path, help="keep every process's output in this directory")
     a = p.parse_args(argv)
     a.reps = a.reps or (1 if a.quick else 3)
@@ -200,6 +212,32 @@ def render(cells: Sequence[Cell], *, command: str, seconds: float, reps: int,
         cpus = [r.bridge_cpu for rs in c.runs.values() for r in rs if r.bridge_cpu is not None]
         row.append(f"{max(cpus) * 100:.0f}%" if cpus else "—")
         lines.append(" | ".join(row) + " |")
+    if notes:
+        lines.append("")
+        lines.extend(f"- {n}" for n in notes)
+    return "\n".join(lines)
+
+
+def render_bbr(cells: Sequence[Cell], *, command: str, seconds: float, reps: int,
+               notes: Sequence[str] = (), host: str | None = None,
+               when: str | None = None) -> str:
+    """The ``--bbr`` table: synack BBR against Linux BBR, target 0.9x."""
+    when = when or time.strftime("%Y-%m-%d")
+    lines = [f"Machine: {host or machine()}, {when}. Command: `{command}`.", "",
+             f"Path: {RATE_MBIT:g} Mbit/s both ways, {RTT_MS:g} ms RTT, drop-tail queue of one "
+             f"BDP ({bdp_bytes():,} bytes) per direction, random loss on the data direction; "
+             f"goodput at the receiver over {seconds:g} s, median of {reps}.", "",
+             f"| loss | Linux BBR | synack BBR | ratio | ≥ {BBR_TARGET:g}x | retrans / RTOs "
+             "Linux | retrans / RTOs synack |", "|---|---|---|---|---|---|---|"]
+    for c in cells:
+        lin, ours = (c.median(s.key) for s in BBR_SENDERS)
+        ok = "—" if lin is None or ours is None or not lin else (
+            "**yes**" if ours / lin >= BBR_TARGET else "**no**")
+        counts = [f"{_count(c.median(s.key, 'retrans'))} / {_count(c.median(s.key, 'timeouts'))}"
+                  for s in BBR_SENDERS]
+        lines.append(" | ".join(["| " + loss_text(c.loss), fmt(lin, "Mbit/s"),
+                                 fmt(ours, "Mbit/s"), fmt_ratio(ours, lin), ok, *counts])
+                     + " |")
     if notes:
         lines.append("")
         lines.extend(f"- {n}" for n in notes)
@@ -409,13 +447,14 @@ def check_env(a: argparse.Namespace) -> str | None:
     return None
 
 
-def measure(lab: Lab, a: argparse.Namespace) -> list[Cell]:
+def measure(lab: Lab, a: argparse.Namespace,
+            senders: Sequence[Sender] = SENDERS) -> list[Cell]:
     cells = []
     for loss in a.loss:
         cell = Cell(loss)
         cells.append(cell)
         for rep in range(a.reps):
-            for s in SENDERS:
+            for s in senders:
                 run = run_once(lab, s, loss, a.seed + rep, a.seconds)
                 cell.runs.setdefault(s.key, []).append(run)
                 extra = f", cc {run.cc_seen}" if s.linux else ""
@@ -446,13 +485,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         logdir.mkdir(parents=True, exist_ok=True)
         try:
             with Lab(a.impair_dir, logdir) as lab:
-                cells = measure(lab, a)
+                cells = measure(lab, a, BBR_SENDERS if a.bbr else SENDERS)
         except KeyboardInterrupt:
             log("interrupted: namespaces and processes removed")
             return 130
     cmd = ("make bench-impair" if os.environ.get("MAKELEVEL") else
            "python benchmarks/bench_impair.py " + " ".join(argv if argv is not None
                                                           else sys.argv[1:]))
+    if a.bbr:
+        return _finish_bbr(a, cells, cmd.strip(), t0)
     seen = {r.cc_seen for c in cells for r in c.runs.get("linux", [])}
     notes = [f"The bridge (`{a.impair_dir.name}/bridge.py`, restarted per transfer) uses seed "
              f"{a.seed} + repetition for all three senders, so they meet the same loss draws. "
@@ -465,6 +506,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(text)
     if a.write:
         write_section(DOC, text, start=START, end=END, heading=HEADING)
+        log(f"wrote {DOC.relative_to(ROOT)}")
+    return 0
+
+
+def _finish_bbr(a: argparse.Namespace, cells: Sequence[Cell], cmd: str, t0: float) -> int:
+    seen = {r.cc_seen for c in cells for r in c.runs.get("linux-bbr", [])}
+    notes = [f"The bridge (`{a.impair_dir.name}/bridge.py`, restarted per transfer) uses seed "
+             f"{a.seed} + repetition for both senders, so they meet the same loss draws. "
+             "Linux sends from `bulk.py serve-source` with CC=bbr (seen on the socket: "
+             f"{', '.join(sorted(str(s) for s in seen))}; the kernel's tcp_bbr.c); synack "
+             "from `synack serve chargen --cc bbr` (draft-ietf-ccwg-bbr, paced) on a TUN in "
+             "impB.", f"Wall time: {time.monotonic() - t0:.0f} s."]
+    text = render_bbr(cells, command=cmd, seconds=a.seconds, reps=a.reps, notes=notes)
+    print(text)
+    if a.write:
+        write_section(DOC, text, start=BBR_START, end=BBR_END, heading=BBR_HEADING)
         log(f"wrote {DOC.relative_to(ROOT)}")
     return 0
 

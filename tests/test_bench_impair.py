@@ -91,6 +91,22 @@ def test_render_table() -> None:
     assert lines[-1] == "- a note"
 
 
+def test_bbr_mode_senders_and_table() -> None:
+    """--bbr: Linux BBR against synack BBR, target 0.9x, its own markers."""
+    assert bi.parse_args(["--bbr"]).bbr and not bi.parse_args([]).bbr
+    assert [(s.key, s.cc, s.linux) for s in bi.BBR_SENDERS] == [
+        ("linux-bbr", "bbr", True), ("bbr", "bbr", False)]
+    cells = [bi.Cell(0.0, {"linux-bbr": [bi.Run(93.4, retrans=3078, timeouts=0)],
+                           "bbr": [bi.Run(92.3, retrans=17, timeouts=0)]}),
+             bi.Cell(1.0, {"linux-bbr": [bi.Run(91.2)], "bbr": [bi.Run(12.9)]})]
+    text = bi.render_bbr(cells, command="make bench-impair-bbr", seconds=20, reps=3,
+                         host="h", when="2026-01-02")
+    lines = text.splitlines()
+    assert "| 0% | 93.4 Mbit/s | 92.3 Mbit/s | 0.988x | **yes** | 3,078 / 0 | 17 / 0 |" in lines
+    assert "| 1% | 91.2 Mbit/s | 12.9 Mbit/s | 0.141x | **no** | — / — | — / — |" in lines
+    assert bi.BBR_START != bi.START and bi.BBR_END != bi.END
+
+
 def test_docs_section_replaced_between_impair_markers_only() -> None:
     doc = (f"# B\n\n{report.START}\nnet table\n{report.END}\n\n## History\n\nold\n")
     added = report.replace_section(doc, "first", start=bi.START, end=bi.END,

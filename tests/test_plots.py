@@ -81,3 +81,22 @@ def test_png_with_matplotlib(tmp_path: Path) -> None:
         data = (tmp_path / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
     assert (tmp_path / "timeseq.png") in files
+
+
+def test_bbr_rate_series_and_plot(tmp_path: Path) -> None:
+    """The BBR lab's trace has a rate record per round trip with BBR's state and its
+    bandwidth and min-RTT estimates; rate.csv always, rate.png with matplotlib."""
+    run = analysed("bbr-vs-cubic-random-loss")
+    rows = plots.rate_series(run)
+    states = {r[5] for r in rows if r[5]}
+    assert {"Startup", "Drain", "ProbeBW_CRUISE"} <= states
+    bbr = [r for r in rows if r[6]]
+    assert bbr and max(r[6] for r in bbr) * 8 == pytest.approx(9.65e6, rel=0.05)
+    assert all(0.05 <= r[8] <= 0.06 for r in bbr if r[8])
+    files, _ = plots.write_plots(run, tmp_path)
+    assert (tmp_path / "rate.csv") in files
+    if plots.matplotlib_available():
+        assert (tmp_path / "rate.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Labs without rate records get no rate files.
+    files, _ = plots.write_plots(analysed("handshake"), tmp_path / "hs")
+    assert not any(f.name.startswith("rate.") for f in files)

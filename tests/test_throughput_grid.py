@@ -2,7 +2,7 @@
 up as a diff.
 
 Rows: random loss 0 / 0.1 % / 1 % / 5 % (each direction); columns: RTT 10 / 50 /
-200 ms; one cell per congestion control (NewReno, CUBIC).  Each cell is one 10 MB
+200 ms; one cell per congestion control (NewReno, CUBIC, BBR).  Each cell is one 10 MB
 transfer through a 20 Mbit/s bottleneck whose drop-tail queue holds one
 bandwidth-delay product, seed 1, every TcpConfig knob explicit.  The simulator is
 deterministic, so the committed numbers (tests/data/throughput_grid.json) must be
@@ -36,7 +36,7 @@ UPDATE = os.environ.get("UPDATE_GRID") == "1"
 
 LOSSES = (0.0, 0.001, 0.01, 0.05)
 RTTS_MS = (10, 50, 200)
-CCS = ("newreno", "cubic")
+CCS = ("newreno", "cubic", "bbr")
 RATE = 20_000_000  # bit/s
 SIZE = 10_000_000  # bytes per cell
 SEED = 1
@@ -153,7 +153,7 @@ def render(snap: dict[str, Any]) -> str:
         "deterministic, so any behaviour change shows up as a diff.  Regenerate with",
         "`UPDATE_GRID=1 .venv/bin/python -m pytest tests/test_throughput_grid.py`.",
         "",
-        "## Goodput (Mbit/s), NewReno / CUBIC",
+        "## Goodput (Mbit/s), NewReno / CUBIC / BBR",
         "",
         "| loss \\ RTT | " + " | ".join(f"{r} ms" for r in RTTS_MS) + " |",
         "|---|" + "---:|" * len(RTTS_MS),
@@ -161,12 +161,12 @@ def render(snap: dict[str, Any]) -> str:
     for loss in LOSSES:
         row = [f"{loss * 100:g} %"]
         for rtt in RTTS_MS:
-            a, b = (cells[key(cc, loss, rtt)]["goodput_mbps"] for cc in CCS)
-            row.append(f"{a:.2f} / {b:.2f}")
+            row.append(" / ".join(f"{cells[key(cc, loss, rtt)]['goodput_mbps']:.2f}"
+                                  for cc in CCS))
         lines.append("| " + " | ".join(row) + " |")
     lines += [
         "",
-        "## Retransmissions, timeouts (RTO) and receiver discards, NewReno / CUBIC",
+        "## Retransmissions, timeouts (RTO) and receiver discards, NewReno / CUBIC / BBR",
         "",
         "`ooo` counts in-window segments the receiver discarded because they would",
         "have opened more than `max_ooo_blocks` holes.",

@@ -149,6 +149,29 @@ def rtt_series(run: Run) -> list[tuple[float, str, str, float | None, float | No
     return out
 
 
+#: BBR's states in plotting order (draft-ietf-ccwg-bbr §4.3), bottom to top.
+BBR_STATES = ("ProbeRTT", "ProbeBW_DOWN", "ProbeBW_CRUISE", "ProbeBW_REFILL", "ProbeBW_UP",
+              "Drain", "Startup")
+
+RateRow = tuple[float, str, float, float, bool, str | None, float | None, float | None,
+                float | None]
+
+
+def rate_series(run: Run) -> list[RateRow]:
+    """(t, conn, delivery_rate, pacing_rate, app_limited, bbr_state, bbr_max_bw, bbr_bw,
+    bbr_min_rtt) from the ``rate`` records (once a round trip) and BBR's ``cc`` state
+    changes; rates in bytes/s, BBR fields None for other algorithms."""
+    out: list[RateRow] = []
+    for r in run.records:
+        ev = r.get("ev")
+        if ev == "rate" or (ev == "cc" and r.get("event") == "bbr_state"):
+            out.append((float(r["t"]), str(r.get("conn")), float(r.get("delivery_rate") or 0),
+                        float(r.get("pacing_rate") or 0), bool(r.get("app_limited")),
+                        r.get("bbr_state") or r.get("new"), r.get("bbr_max_bw"),
+                        r.get("bbr_bw"), r.get("bbr_min_rtt")))
+    return out
+
+
 def _csv(rows: Iterable[Iterable[Any]], header: list[str]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -172,6 +195,11 @@ def csv_texts(run: Run, conn: str | None = None) -> dict[str, str]:
     out["timeseq.csv"] = _csv(rows, ["t", "what", "seq", "end", "kind"])
     out["cwnd.csv"] = _csv(congestion_series(run), ["t", "conn", "cwnd", "ssthresh"])
     out["rtt.csv"] = _csv(rtt_series(run), ["t", "conn", "kind", "sample", "srtt", "rto"])
+    rates = rate_series(run)
+    if rates:
+        out["rate.csv"] = _csv(rates, ["t", "conn", "delivery_rate", "pacing_rate",
+                                       "app_limited", "bbr_state", "bbr_max_bw", "bbr_bw",
+                                       "bbr_min_rtt"])
     return out
 
 
@@ -294,6 +322,58 @@ def cwnd_rtt_png(run: Run, *, title: str = "") -> bytes | None:
     return _png(fig)
 
 
+def rate_png(run: Run, *, title: str = "") -> bytes | None:
+    """Delivery and pacing rates with BBR's bandwidth estimates (top), its min-RTT
+    estimate against the RTT samples (middle) and its state (bottom), or None when
+    the trace has no ``rate`` records."""
+    if not matplotlib_available():
+        return None
+    rates = rate_series(run)
+    if not rates:
+        return None
+    fig = _figure(9, 7)
+    top, mid, low = fig.subplots(3, 1, sharex=True, height_ratios=[3, 2, 1.3])
+    samples = rtt_series(run)
+    peak = max(x[2] for x in rates)
+    for conn in dict.fromkeys(c for _, c, *_ in rates):
+        rows = [x for x in rates if x[1] == conn]
+        if max(x[2] for x in rows) < 0.01 * peak:
+            continue  # a receiver: (almost) nothing delivered, nothing to show
+        local = conn.split(">")[0]
+        who = f"{run.role(local.rsplit(':', 1)[0])} :{local.rsplit(':', 1)[-1]}"
+        t = [x[0] for x in rows]
+        top.plot(t, [x[2] * 8e-6 for x in rows], label=f"delivery rate {who}")
+        top.step(t, [x[3] * 8e-6 for x in rows], where="post", linestyle="--",
+                 label=f"pacing rate {who}")
+        bw = [(x[0], x[6] * 8e-6) for x in rows if x[6]]
+        if bw:
+            top.step([p[0] for p in bw], [p[1] for p in bw], where="post",
+                     label=f"BBR max bandwidth {who}")
+        mrtt = [(x[0], x[8] * 1e3) for x in rows if x[8]]
+        if mrtt:
+            mid.step([p[0] for p in mrtt], [p[1] for p in mrtt], where="post",
+                     label=f"BBR min RTT {who}")
+        rt = [(x[0], x[3] * 1e3) for x in samples if x[1] == conn and x[3] is not None]
+        if rt:
+            mid.plot([p[0] for p in rt], [p[1] for p in rt], ".", markersize=2,
+                     alpha=0.4, label=f"RTT sample {who}")
+        st = [(x[0], BBR_STATES.index(x[5])) for x in rows if x[5] in BBR_STATES]
+        if st:
+            low.step([p[0] for p in st], [p[1] for p in st], where="post", label=who)
+    top.set_ylabel("Mbit/s")
+    top.set_title(title or "delivery rate, pacing rate and BBR's estimates "
+                  "(draft-ietf-ccwg-bbr)")
+    top.grid(True, alpha=0.3)
+    top.legend(loc="upper left", fontsize=7)
+    mid.set_ylabel("ms")
+    mid.grid(True, alpha=0.3)
+    mid.legend(loc="upper left", fontsize=7)
+    low.set_yticks(range(len(BBR_STATES)), BBR_STATES, fontsize=7)
+    low.set_xlabel("time (s)")
+    low.grid(True, alpha=0.3)
+    return _png(fig)
+
+
 def write_plots(run: Run, outdir: str | Path, *, conn: str | None = None,
                 title: str = "") -> tuple[list[Path], str]:
     """Write the CSV files and, with matplotlib, ``timeseq.png`` and ``cwnd_rtt.png``.
@@ -311,8 +391,11 @@ def write_plots(run: Run, outdir: str | Path, *, conn: str | None = None,
     if not matplotlib_available():
         return written, NO_MATPLOTLIB
     notes = []
-    for name, data in (("timeseq.png", timeseq_png(run, conn, title=title)),
-                       ("cwnd_rtt.png", cwnd_rtt_png(run))):
+    pngs = [("timeseq.png", timeseq_png(run, conn, title=title)),
+            ("cwnd_rtt.png", cwnd_rtt_png(run))]
+    if rate_series(run):
+        pngs.append(("rate.png", rate_png(run)))
+    for name, data in pngs:
         if data is None:
             notes.append(f"{name}: nothing to plot")
             continue

@@ -50,6 +50,11 @@ class TcpConfig:
     #: (RFC 9438) is the default for real networks, as on Linux, Windows and macOS;
     #: ``classic()`` and the labs use NewReno (RFC 5681), the textbook algorithm.
     congestion_control: str = "cubic"
+    #: Pacing (see tcp/pacing.py): True releases data at the congestion control's
+    #: rate or Linux's default (cwnd/SRTT x 2 in slow start, x 1.2 after) in ~1 ms
+    #: quanta through the stack's timer; False never paces; None (the default) paces
+    #: when the congestion control asks for it (BBR), as Linux does without fq.
+    pacing: bool | None = None
     #: RFC 7323 §2 window scaling: offered on SYN; the shift comes from rcv_buf.
     window_scaling: bool = True
     #: RFC 7323 §3-5 timestamps: RTT measurement and PAWS.

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .rate_sample import RateSample, RateSampler
 
 
 class CongestionControl(ABC):
@@ -23,16 +27,25 @@ class CongestionControl(ABC):
     sender was cwnd-limited at some send during the last window or, in slow start,
     while cwnd is below twice the largest flight of that window."""
 
-    __slots__ = ("abc_limit", "cwnd", "cwnd_limited", "max_flight", "mss", "ssthresh",
-                 "used_until")
+    __slots__ = ("abc_limit", "cwnd", "cwnd_limited", "max_flight", "mss", "pacing_rate",
+                 "send_quantum", "ssthresh", "used_until")
 
     name = "abstract"
+    #: During fast recovery the connection sizes sending with PRR (RFC 6937); an
+    #: algorithm that sets cwnd on every ACK itself (BBR) says False.
+    uses_prr = True
+    #: Give this algorithm every ACK's delivery-rate sample (:meth:`on_rate_sample`).
+    wants_rate_sample = False
+    #: Ask for pacing (Linux: the congestion control sets SK_PACING_NEEDED).
+    paces = False
 
     def __init__(self, mss: int, initial_window: int) -> None:
         self.mss = mss
         self.cwnd = initial_window_bytes(mss, initial_window)
         self.ssthresh = 1 << 30  # RFC 5681 §3.1: arbitrarily high
         self.abc_limit: int | None = 2  # RFC 3465 L, in segments; None: no cap
+        self.pacing_rate = 0.0  # bytes/s the algorithm asks to pace at; 0: the default
+        self.send_quantum = 0  # bytes released per pacing slot; 0: the default (~1 ms)
         self.cwnd_limited = False  # cwnd-limited at some send in the current window
         self.max_flight = 0  # the largest flight (bytes) seen in that window
         self.used_until = 0  # send position (SND.NXT) that ends the window measured
@@ -94,6 +107,18 @@ class CongestionControl(ABC):
 
     def on_round_start(self, now: float) -> None:  # noqa: B027 - optional hook
         """A new round trip began (SND.UNA passed the previous round's end)."""
+
+    def on_rate_sample(self, rs: RateSample, sampler: RateSampler, inflight: int,  # noqa: B027
+                       cwnd_limited: bool, ca_state: int, now: float) -> None:
+        """Every ACK's delivery-rate sample, after loss detection (Linux's cong_control
+        hook), for algorithms with ``wants_rate_sample``."""
+
+    def seed(self, value: int) -> None:  # noqa: B027 - optional hook
+        """A per-connection seed for any randomness (the stack's ISS)."""
+
+    def info(self) -> dict[str, Any]:
+        """Algorithm-specific fields for ``Connection.info()`` (Linux's INET_DIAG cc info)."""
+        return {}
 
 
 def initial_window_bytes(mss: int, segments: int) -> int:
@@ -272,7 +297,10 @@ class Cubic(CongestionControl):
         self.epoch = None  # the cubic curve starts again from the restarted window
 
 
-ALGORITHMS: dict[str, type[CongestionControl]] = {NewReno.name: NewReno, Cubic.name: Cubic}
+from .bbr import Bbr  # noqa: E402 - it builds on CongestionControl above
+
+ALGORITHMS: dict[str, type[CongestionControl]] = {NewReno.name: NewReno, Cubic.name: Cubic,
+                                                  "bbr": Bbr}
 
 
 def create(name: str, mss: int, initial_window: int) -> CongestionControl:

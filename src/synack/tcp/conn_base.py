@@ -18,8 +18,10 @@ if TYPE_CHECKING:
     from .events import Event
     from .loss_state import CaState, LossState
     from .memory import RfcMemory
+    from .pacing import Pacer
     from .prr import Prr
     from .rack import Rack
+    from .rate_sample import RateSampler
     from .reassembly import Reassembly
     from .recvbuf import RecvBuffer
     from .rtt import RttEstimator
@@ -104,10 +106,9 @@ class ConnBase:
     _tlp_retrans: bool
     _tlp_flight: int
     _round_end: int
-    _delivered: int
-    _rate_t: float
-    _rate_delivered: int
-    delivery_rate: float
+    _rsr: RateSampler  # delivery-rate samples (draft-ietf-ccwg-bbr §4.1)
+    _pacer: Pacer | None  # None: not paced
+    _rate_trace_at: int
     _cc: CongestionControl
     _progress_at: float
     # --- receive side (positions: 0 = peer's SYN) ---
@@ -179,7 +180,12 @@ class ConnBase:
         def _tlp_ack(self, ack_pos: int, advanced: bool, dsack: bool, now: float) -> None: ...
         def _take_rtt_sample(self, ack_pos: int, now: float) -> None: ...
         def _rtt_from_ts(self, tsecr: int, now: float) -> None: ...
-        def _update_rate(self, now: float) -> None: ...
+
+        # conn_rate.py
+        def _rate_ack(self, delivered: list[SentSeg], newly: int, ece: bool,
+                      now: float) -> None: ...
+        def _pace_budget(self, now: float) -> int | None: ...
+        def _paced(self, sent: int, held: bool, now: float) -> None: ...
 
         # conn_output.py
         def _send_data(self, now: float) -> None: ...

@@ -345,6 +345,7 @@ class InputMixin(ConnBase):
             return False
         window = seg.window << self.snd_wscale
         sacked_before = self._sb.sacked_bytes
+        delivered_before = self._rsr.delivered
         delivered: list[SentSeg] = []
         dsack = False
         if ack_pos > una:
@@ -381,6 +382,9 @@ class InputMixin(ConnBase):
                             is_dup, delivered, dsack)
         if self.ecn_ok and seg.flags & ECE:
             self._on_ece(now)  # after loss detection: one reduction per event
+        newly = self._rsr.delivered - delivered_before
+        if newly or self._cc.wants_rate_sample:  # nothing delivered: no sample (tcp_rate_gen)
+            self._rate_ack(delivered, newly, bool(self.ecn_ok and seg.flags & ECE), now)
         # State-specific ACK consequences (FIN acknowledged?).
         fin_acked = self._fin_pos is not None and self._una > self._fin_pos
         if fin_acked:
@@ -408,10 +412,12 @@ class InputMixin(ConnBase):
             self._mem.on_acked(self._buf_pos)
             if self._send_full and self._mem.writable(self):
                 self._wake_writer()
+        sacked = self._sb.sacked_bytes
         done = self._sb.ack(ack_pos)
         if self._probe is not None and self._probe.end <= ack_pos:
             self._probe = None
-        self._delivered += ack_pos - old_una
+        # Delivered now: what was not SACKed (and counted) before (Linux tp->delivered).
+        self._rsr.delivered += ack_pos - old_una - (sacked - self._sb.sacked_bytes)
         if self.ts_ok and seg.tsecr:
             self._rtt_from_ts(seg.tsecr, now)
         else:
@@ -427,7 +433,6 @@ class InputMixin(ConnBase):
         if ack_pos >= self._round_end:
             self._round_end = self._max
             self._cc.on_round_start(now)
-            self._update_rate(now)
         return done
 
     def _wake_writer(self) -> None:

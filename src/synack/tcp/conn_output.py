@@ -62,6 +62,11 @@ class OutputMixin(ConnBase):
             if not self.sack_ok and self._dupacks in (1, 2):
                 allow += self._dupacks * mss  # limited transmit (RFC 3042)
         seg_max = self.config.max_segment_payload or mss
+        budget = self._pace_budget(now) if self._pacer is not None else None
+        paced = False  # stopped for pacing with more to send
+        if budget is not None and seg_max > mss:
+            seg_max = min(seg_max, self._pacer.quantum)  # type: ignore[union-attr]  # autosize
+        budget0 = budget
         seg_max = max(seg_max - seg_max % mss, mss)  # whole MSS pieces once offloaded
         # 1. Retransmissions, oldest first: only ever segments that were sent.  A record
         # larger than the window allows (a 64 KB offloaded one after a timeout, or one
@@ -70,11 +75,16 @@ class OutputMixin(ConnBase):
             for s in sb.lost_segments():
                 if allow <= 0:
                     break
+                if budget is not None and budget <= 0:
+                    paced = True
+                    break
                 limit = min(seg_max, max(allow - allow % mss, mss))
                 if s.end - s.start - (1 if s.fin else 0) > limit:  # the FIN rides along
                     sb.split(s, s.start + limit)
-                allow -= self._resend(s, now, "retransmit: lost" if recovering
-                                      else "retransmit")
+                n = self._resend(s, now, "retransmit: lost" if recovering else "retransmit")
+                allow -= n
+                if budget is not None:
+                    budget -= n
         # 2. New data, and the FIN after it.
         fin_pos = self._fin_pos
         rwnd_end = self._una + self.snd_wnd
@@ -128,6 +138,11 @@ class OutputMixin(ConnBase):
                     chunk = self.config.psh_burst_segments if self.config.nodelay else 0
                     burst_end = (more <= 0 or allow - n < min(mss, more)
                                  or (chunk > 0 and burst % chunk == 0))
+                if budget is not None:
+                    if budget <= 0:
+                        paced = True
+                        break
+                    budget -= n
                 held = end == data_end and self._more and fin_pos is None  # MSG_MORE
                 self._send_new(nxt, end, (end == data_end and not held) or record_end, now,
                                burst_end=burst_end and not held)
@@ -145,6 +160,11 @@ class OutputMixin(ConnBase):
         if sent_new:
             self._mem.on_sent(first_new, self._max, self._buf_pos, data_end,
                               self.config.psh_burst_segments * mss)
+        if budget is not None:
+            self._paced(budget0 - budget if budget0 else 0, paced, now)
+        if not paced and data_end - self._max < mss:  # tcp_rate_check_app_limited
+            self._rsr.check_app_limited(data_end - self._max, mss, self._pipe(), self._cc.cwnd,
+                                        sb.lost_bytes)
         # 3. Timers: retransmission, tail loss probe, persist.
         if self._max > self._una:
             if self._timers.rto is None:
@@ -199,7 +219,15 @@ class OutputMixin(ConnBase):
             self._snd_sml = stop  # Linux tcp_minshall_update()
         if self._max == self._una:
             self._progress_at = now  # data goes outstanding: the user timeout starts
-        self._sb.add(start, stop, now, fin)
+        sb = self._sb
+        rsr = self._rsr
+        if self._max == self._una:  # nothing in flight: the delivery clock starts now
+            rsr.first_sent_time = rsr.delivered_time = now
+        # The delivery state at this send (RateSampler.on_send, inlined: once per segment).
+        sb.add(start, stop, now, fin).tx = (
+            rsr.delivered, rsr.delivered_time, rsr.first_sent_time, rsr.app_limited != 0,
+            self._max - self._una - sb.sacked_bytes - sb.lost_bytes + stop - start,
+            sb.lost_total, rsr.ce_delivered)
         if self._rtt_pos is None and not self.ts_ok:
             self._rtt_pos, self._rtt_time = stop, now
         self.stats["bytes_sent"] += end - start
@@ -216,7 +244,10 @@ class OutputMixin(ConnBase):
         flags = ACK | (FIN if s.fin else 0)
         if payload and data_end == self._buf_pos + len(self._buf):
             flags |= PSH
-        self._sb.retransmitted(s, now)
+        sb = self._sb
+        sb.retransmitted(s, now)
+        self._rsr.on_send(s, now, False, self._max - self._una - sb.sacked_bytes - sb.lost_bytes,
+                          sb.lost_total)
         if count:
             self.stats["retransmits"] += 1
         self._rtt_pos = None  # Karn's rule (RFC 6298 §3)

@@ -41,7 +41,7 @@ class RecoveryMixin(ConnBase):
             newly = self._sb.sack(max(lpos, una), rpos, self.eff_mss)
             rack = self._rack
             for s in newly:
-                self._delivered += s.end - s.start
+                self._rsr.delivered += s.end - s.start
                 if s.end < rack.end and not s.retrans:
                     rack.reordering_seen = True  # delivered below a later segment
             delivered.extend(newly)
@@ -184,7 +184,7 @@ class RecoveryMixin(ConnBase):
         if ls.state is not CA_CWR or self._una >= ls.high_seq:
             self._cc.on_loss(flight, now)
         ls.high_seq = self._max
-        self._prr = Prr(flight, self.eff_mss)
+        self._prr = Prr(flight, self.eff_mss) if self._cc.uses_prr else None
         self.stats["recoveries"] += 1
         self.stats["fast_retransmits"] += 1
         self._timers.tlp = None
@@ -290,13 +290,6 @@ class RecoveryMixin(ConnBase):
         if self._tr is not None:
             rt = self.rtt
             self._trace(now, "rtt", sample=rt.latest, srtt=rt.srtt, rttvar=rt.rttvar, rto=rt.rto)
-
-    def _update_rate(self, now: float) -> None:
-        """Delivery rate over the last round trip (bytes per second)."""
-        if self._rate_t and now > self._rate_t:
-            self.delivery_rate = (self._delivered - self._rate_delivered) / (now - self._rate_t)
-        self._rate_t = now
-        self._rate_delivered = self._delivered
 
 
 def _covers(block: tuple[int, int], left: int, right: int) -> bool:

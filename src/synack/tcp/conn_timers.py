@@ -16,7 +16,7 @@ from .conn_const import (
     S_SYN_SENT,
 )
 from .loss_state import CA_DISORDER, CA_LOSS, CA_RECOVERY
-from .timers import DELAYED_ACK, FIN_WAIT_2, RACK_REORDER, RTO, TIME_WAIT, TLP
+from .timers import DELAYED_ACK, FIN_WAIT_2, KEEPALIVE, RACK_REORDER, RTO, TIME_WAIT, TLP
 
 
 class TimersMixin(ConnBase):
@@ -61,8 +61,10 @@ class TimersMixin(ConnBase):
             elif kind == RTO:
                 timers.rto = None
                 self._on_rto(now)
-            else:  # KEEPALIVE: the handler re-arms or clears it
+            elif kind == KEEPALIVE:  # the handler re-arms or clears it
                 self._on_keepalive(now)
+            else:  # PACE: the stack runs the send path next (tcp/pacing.py)
+                timers.pace = None
         if self._tr is not None:
             self._trace_changes(now)
 

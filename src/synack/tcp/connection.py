@@ -72,14 +72,17 @@ from .conn_const import Tracer as Tracer
 from .conn_icmp import IcmpMixin
 from .conn_input import InputMixin
 from .conn_output import OutputMixin
+from .conn_rate import RateMixin
 from .conn_receive import ReceiveMixin
 from .conn_recovery import RecoveryMixin
 from .conn_timers import TimersMixin
 from .conn_trace import TraceMixin
 from .events import Closed, Connected, ConnectionFailed, ConnectionReset, Event, StateChanged
 from .loss_state import CA_RECOVERY, LossState
+from .pacing import Pacer
 from .prr import Prr
 from .rack import Rack
+from .rate_sample import RateSampler
 from .reassembly import Reassembly
 from .recvbuf import RecvBuffer
 from .rtt import RttEstimator
@@ -100,7 +103,7 @@ def window_shift(buffer: int) -> int:
 
 
 class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMixin,
-                 IcmpMixin, TraceMixin):
+                 IcmpMixin, TraceMixin, RateMixin):
     """A TCP connection endpoint.  Create with :meth:`open_active` or :meth:`open_passive`."""
 
     __slots__ = ()
@@ -184,13 +187,15 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         self._tlp_retrans = False
         self._tlp_flight = 0
         self._round_end = 0
-        self._delivered = 0
-        self._rate_t = 0.0
-        self._rate_delivered = 0
-        self.delivery_rate = 0.0
+        self._rsr = RateSampler()
+        self._rate_trace_at = 0
         self._cc = congestion.create(cfg.congestion_control, self.eff_mss, cfg.initial_window)
         self._cc.abc_limit = cfg.abc_limit
         self._snd_sml = 0  # end of the last segment sent shorter than the MSS (Minshall)
+        self._cc.seed(self.iss)
+        # Pacing as the config says, or (None) when the congestion control asks for it.
+        self._pacer = Pacer() if (cfg.pacing if cfg.pacing is not None
+                                  else self._cc.paces) else None
         self._progress_at = 0.0  # last time the peer acknowledged new data (user timeout)
         # --- receive side (positions: 0 = peer's SYN) ---
         self.irs = 0
@@ -305,6 +310,7 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
                            64)
         self._cc = congestion.create(cfg.congestion_control, self.eff_mss, cfg.initial_window)
         self._cc.abc_limit = cfg.abc_limit
+        self._cc.seed(self.iss)
         self.snd_wnd = syn.window  # never scaled on a SYN (RFC 7323 §2.2)
         self._max_snd_wnd = self.snd_wnd
         self._wl1 = 0
@@ -360,6 +366,11 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         """
         if self.state not in CAN_SEND or self._fin_pos is not None:
             raise BrokenPipeError(errno.EPIPE, f"cannot send in state {self.state}")
+        sb = self._sb
+        self._rsr.check_app_limited(  # tcp_sendmsg: was the sender waiting for this write?
+            self._buf_pos + len(self._buf) - self._max, self.eff_mss,
+            self._max - self._una - sb.sacked_bytes - sb.lost_bytes, self._cc.cwnd,
+            sb.lost_bytes)
         if isinstance(data, memoryview):
             data = _byte_view(data)  # lengths below count bytes, not items
         mem = self._mem
@@ -620,9 +631,11 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
             "pipe": self._pipe(), "ca_state": int(self._ls.state),
             "ca_state_name": str(self._ls.state),
             "in_recovery": self._ls.state is CA_RECOVERY,
-            "delivery_rate": self.delivery_rate, "reordering_seen": self._rack.reordering_seen,
+            "delivery_rate": self._rsr.info_rate, "app_limited": self._rsr.info_app_limited,
+            "pacing_rate": self._pacer.rate if self._pacer is not None else None,
+            "reordering_seen": self._rack.reordering_seen,
             "wscale": (self.snd_wscale, self.rcv_wscale), "timestamps": self.ts_ok,
-            "sack": self.sack_ok, "ecn": self.ecn_ok, **self.stats.full(),
+            "sack": self.sack_ok, "ecn": self.ecn_ok, **self._cc.info(), **self.stats.full(),
         }
 
     def __repr__(self) -> str:

@@ -56,7 +56,8 @@ class SentSeg:
     neither SACKed nor marked lost (RFC 8985 §6.2); both are None otherwise.
     """
 
-    __slots__ = ("end", "fin", "lost", "retrans", "sacked", "start", "tnext", "tprev", "xmit")
+    __slots__ = ("end", "fin", "lost", "retrans", "sacked", "start", "tnext", "tprev", "tx",
+                 "xmit")
 
     def __init__(self, start: int, end: int, xmit: float, fin: bool) -> None:
         self.start = start
@@ -68,6 +69,8 @@ class SentSeg:
         self.lost = False
         self.tprev: SentSeg | None = None
         self.tnext: SentSeg | None = None
+        # Delivery state when (re)sent, for rate samples (see .rate_sample); None once used.
+        self.tx: tuple[int, float, float, bool, int, int, int] | None = None
 
     def __repr__(self) -> str:
         marks = "S" if self.sacked else ("L" if self.lost else "")
@@ -83,7 +86,7 @@ class Scoreboard:
 
     __slots__ = ("_dt_bytes", "_dt_pos", "_dt_segs", "_head", "_lost_pos", "_sacked_map",
                  "_thead", "_ttail", "examined", "highest_sacked", "lost_bytes",
-                 "sacked_bytes", "sacked_segs", "segs", "splits_refused")
+                 "lost_total", "sacked_bytes", "sacked_segs", "segs", "splits_refused")
 
     def __init__(self) -> None:
         self.segs: list[SentSeg] = []
@@ -91,6 +94,7 @@ class Scoreboard:
         self.sacked_bytes = 0
         self.sacked_segs = 0  # live SACKed records (RFC 6675 §4 counts segments too)
         self.lost_bytes = 0  # marked lost and not yet retransmitted: not in the pipe
+        self.lost_total = 0  # every byte ever marked lost (C.lost, draft-ietf-ccwg-bbr §4.1)
         self.highest_sacked = 0
         # Transmission-time list of the segments neither SACKed nor lost (RFC 8985 §6.2).
         self._thead: SentSeg | None = None
@@ -255,7 +259,7 @@ class Scoreboard:
         """Split segment ``idx`` at position ``at`` (start < at < end)."""
         s = self.segs[idx]
         tail = SentSeg(at, s.end, s.xmit, s.fin)
-        tail.retrans, tail.sacked, tail.lost = s.retrans, s.sacked, s.lost
+        tail.retrans, tail.sacked, tail.lost, tail.tx = s.retrans, s.sacked, s.lost, s.tx
         s.end = at
         s.fin = False
         self.segs.insert(idx + 1, tail)
@@ -382,6 +386,7 @@ class Scoreboard:
             return False
         s.lost = True
         self.lost_bytes += s.end - s.start
+        self.lost_total += s.end - s.start
         self._unlink(s)
         if s.start < self._lost_pos:
             self._lost_pos = s.start
@@ -397,6 +402,7 @@ class Scoreboard:
             if not s.sacked and not s.lost:
                 s.lost = True
                 self.lost_bytes += s.end - s.start
+                self.lost_total += s.end - s.start
             s.tprev = s.tnext = None
         self._thead = self._ttail = None
         if forget_sacks:

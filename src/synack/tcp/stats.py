@@ -18,7 +18,7 @@ STAT_KEYS: tuple[str, ...] = (
     "challenge_acks_suppressed", "oow_acks_suppressed", "probes", "icmp_errors",
     "paws_drops", "sack_blocks_in", "dsacks_in", "lost_segments", "rack_losses",
     "tlp_probes", "ecn_ce_in", "ecn_reductions", "keepalives",
-    "ooo_block_limit_drops", "sack_splits_refused")
+    "ooo_block_limit_drops", "sack_splits_refused", "pacing_waits")
 
 _KNOWN = frozenset(STAT_KEYS)
 

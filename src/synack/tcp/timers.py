@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Final, Literal
 
 TimerKind = Literal["rto", "delayed_ack", "time_wait", "fin_wait_2", "rack_reorder", "tlp",
-                    "keepalive"]
+                    "keepalive", "pace"]
 
 RTO: Final = "rto"
 DELAYED_ACK: Final = "delayed_ack"
@@ -27,6 +27,10 @@ FIN_WAIT_2: Final = "fin_wait_2"
 RACK_REORDER: Final = "rack_reorder"
 TLP: Final = "tlp"
 KEEPALIVE: Final = "keepalive"
+#: The pacing release (tcp/pacing.py): when the next paced segment may leave.  Not in
+#: :data:`KINDS`: the pacer traces its own releases, and a timer_set per paced
+#: segment would drown the trace.
+PACE: Final = "pace"
 
 #: Every kind, in the order traces report them (timer_set, timer_cancel).
 KINDS: tuple[TimerKind, ...] = (RTO, DELAYED_ACK, TIME_WAIT, FIN_WAIT_2, RACK_REORDER, TLP,
@@ -35,14 +39,14 @@ KINDS: tuple[TimerKind, ...] = (RTO, DELAYED_ACK, TIME_WAIT, FIN_WAIT_2, RACK_RE
 #: first, then the ACK, loss detection (RACK before the probe and the RTO it would
 #: pre-empt) and last keepalive, which finds out whether anything else is running.
 FIRING_ORDER: tuple[TimerKind, ...] = (TIME_WAIT, FIN_WAIT_2, DELAYED_ACK, RACK_REORDER, TLP,
-                                       RTO, KEEPALIVE)
+                                       RTO, KEEPALIVE, PACE)
 
 
 class Timers:
     """One deadline per kind (absolute time in seconds, None when not armed)."""
 
-    __slots__ = ("delayed_ack", "fin_wait_2", "keepalive", "rack_reorder", "rto", "time_wait",
-                 "tlp")
+    __slots__ = ("delayed_ack", "fin_wait_2", "keepalive", "pace", "rack_reorder", "rto",
+                 "time_wait", "tlp")
 
     def __init__(self) -> None:
         self.rto: float | None = None
@@ -52,6 +56,7 @@ class Timers:
         self.rack_reorder: float | None = None
         self.tlp: float | None = None
         self.keepalive: float | None = None
+        self.pace: float | None = None
 
     def get(self, kind: TimerKind) -> float | None:
         """The deadline of ``kind``, None when it is not armed."""
@@ -69,13 +74,13 @@ class Timers:
     def cancel_all(self) -> None:
         """Disarm every timer (the connection is CLOSED)."""
         self.rto = self.delayed_ack = self.time_wait = self.fin_wait_2 = None
-        self.rack_reorder = self.tlp = self.keepalive = None
+        self.rack_reorder = self.tlp = self.keepalive = self.pace = None
 
     def next(self) -> float | None:
         """The earliest deadline, None when no timer is armed."""
         best: float | None = None
         for t in (self.rto, self.delayed_ack, self.time_wait, self.fin_wait_2,
-                  self.rack_reorder, self.tlp, self.keepalive):
+                  self.rack_reorder, self.tlp, self.keepalive, self.pace):
             if t is not None and (best is None or t < best):
                 best = t
         return best
