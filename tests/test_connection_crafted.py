@@ -31,7 +31,7 @@ from synack.tcp.events import (
     StateChanged,
 )
 from synack.tcp.states import State
-from synack.wire.segment import ACK, FIN, PSH, RST, SYN, Segment
+from synack.wire.segment import ACK, ECE, FIN, PSH, RST, SYN, Segment
 
 MASK = 0xFFFFFFFF
 CLIENT_IP = bytes([10, 0, 0, 1])
@@ -838,6 +838,31 @@ def test_time_wait_lasts_2msl_c13() -> None:
     assert tcb.transitions()[-1] == (S.TIME_WAIT, S.CLOSED, "C13")
     assert isinstance(tcb.events[-1], Closed)
     assert tcb.conn.next_timer() is None
+
+
+def test_time_wait_keeps_only_what_it_needs_c13() -> None:
+    """C13, as Linux's tcp_timewait_sock: in TIME-WAIT everything we sent is
+    acknowledged, so an arriving ACK moves nothing (RFC 9293 §3.10.7.4: only a
+    retransmitted FIN can arrive); the congestion controller is reduced to its last
+    cwnd/ssthresh for info(), and using it would be a bug that raises."""
+    tcb = established(TcpConfig(msl=5.0, congestion_control="cubic"))
+    tcb.conn.send(b"d" * 100)
+    tcb.out(0.5)
+    tcb.conn.shutdown(1.0)
+    tcb.out(1.0)
+    tcb.feed(tcb.peer(IRS + 1, ISS + 102, FIN | ACK), 1.1)
+    assert tcb.state is S.TIME_WAIT
+    info = tcb.conn.info()
+    assert info["congestion_control"] == "cubic" and info["cwnd"] > 0
+    # A late ACK with a SACK block and ECE, and a new window: nothing on the send side
+    # moves, and a retransmitted FIN is still ACKed again.
+    tcb.feed(tcb.peer(IRS + 2, ISS + 102, ACK | ECE, window=7, sack_blocks=((ISS + 1, ISS + 50),)),
+             1.2)
+    assert tcb.conn.info()["cwnd"] == info["cwnd"] and tcb.conn.snd_wnd == info["snd_wnd"]
+    out = tcb.feed(tcb.peer(IRS + 1, ISS + 102, FIN | ACK), 1.3)
+    assert [s.flags for s in out] == [ACK]
+    with pytest.raises(RuntimeError):
+        tcb.conn.congestion.on_ack(1, 0, 1.4)
 
 
 def test_time_wait_default_msl_is_30s() -> None:

@@ -87,6 +87,9 @@ class CongestionControl(ABC):
     def on_timeout(self, flight: int, now: float) -> None:
         """The retransmission timer expired (RFC 5681 §3.1 eq. 4)."""
 
+    def release(self) -> None:  # noqa: B027 - optional hook
+        """The connection sends nothing more (TIME-WAIT): free what only sending needs."""
+
     def on_repeat_timeout(self, now: float) -> None:
         """Another timeout inside the same loss episode: back to the loss window, but
         ssthresh stays what the episode's one reduction made it (RFC 5681 §3.1
@@ -216,6 +219,11 @@ class HyStartPP:
         return acked // self.CSS_GROWTH_DIVISOR if self.in_css else acked
 
 
+#: The HyStart++ state every CUBIC shares once its own is no longer consulted
+#: (``hystart_on`` False guards every use), so a connection in TIME-WAIT frees its own.
+_HYSTART_DONE = HyStartPP()
+
+
 class Cubic(CongestionControl):
     """CUBIC (RFC 9438) with HyStart++ (RFC 9406) slow start."""
 
@@ -238,6 +246,10 @@ class Cubic(CongestionControl):
         # RFC 9406 §4.2: HyStart++ runs in the initial slow start only; after the first
         # congestion event slow start is the standard one.
         self.hystart_on = True
+
+    def release(self) -> None:
+        self.hystart_on = False  # HyStart++ is never consulted again
+        self.hystart = _HYSTART_DONE
 
     def on_rtt_sample(self, rtt: float, now: float) -> None:
         self.srtt = rtt if self.srtt == 0 else 0.875 * self.srtt + 0.125 * rtt
@@ -280,8 +292,9 @@ class Cubic(CongestionControl):
         self.ssthresh = max(int(self.cwnd * self.BETA), 2 * self.mss)
         self.cwnd = self.ssthresh
         self.epoch = None
-        self.hystart.in_css = False
-        self.hystart_on = False
+        if self.hystart_on:
+            self.hystart.in_css = False
+            self.hystart_on = False
 
     def on_timeout(self, flight: int, now: float) -> None:
         self.on_loss(flight, now)
@@ -298,6 +311,41 @@ class Cubic(CongestionControl):
 
 
 from .bbr import Bbr  # noqa: E402 - it builds on CongestionControl above
+
+
+class Finished(CongestionControl):
+    """What remains of a controller once the connection sends nothing more (TIME-WAIT):
+    its last cwnd and ssthresh for ``info()`` and nothing else, as Linux keeps only a
+    small tcp_timewait_sock.  Any event is a bug and raises."""
+
+    __slots__ = ("algo",)
+
+    def __init__(self, cc: CongestionControl) -> None:
+        self.mss = cc.mss
+        self.cwnd = cc.cwnd
+        self.ssthresh = cc.ssthresh
+        self.abc_limit = cc.abc_limit
+        self.cwnd_limited = False
+        self.max_flight = self.used_until = self.send_quantum = 0
+        self.pacing_rate = 0.0
+        self.algo = cc.name
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return self.algo
+
+    def _done(self) -> None:
+        raise RuntimeError(f"{self.algo} used after the connection stopped sending")
+
+    def on_ack(self, acked: int, flight: int, now: float) -> None:
+        self._done()
+
+    def on_loss(self, flight: int, now: float) -> None:
+        self._done()
+
+    def on_timeout(self, flight: int, now: float) -> None:
+        self._done()
+
 
 ALGORITHMS: dict[str, type[CongestionControl]] = {NewReno.name: NewReno, Cubic.name: Cubic,
                                                   "bbr": Bbr}

@@ -343,6 +343,11 @@ class InputMixin(ConnBase):
             self._drop(now, "ack_unsent" if ack_pos > self._max else "ack_too_old")
             self._challenge_ack(now)
             return False
+        if st is S_TIME_WAIT:
+            # RFC 9293 §3.10.7.4: "The only thing that can arrive in this state is a
+            # retransmission of the remote FIN": everything we sent is acknowledged, so
+            # the ACK field has nothing left to move (window, loss state, ECN).
+            return True
         window = seg.window << self.snd_wscale
         sacked_before = self._sb.sacked_bytes
         delivered_before = self._rsr.delivered

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
+from .congestion import Finished
 from .conn_base import ConnBase
 from .conn_const import (
     CE,
@@ -20,10 +21,20 @@ from .conn_const import (
 )
 from .events import DataReceived, EndOfStream, Urgent
 from .memory import DROP, TRIM
+from .rack import Rack
+from .reassembly import Reassembly
 
 if TYPE_CHECKING:
     from .connection import Connection
 
+
+#: The empty out-of-order queue every TIME-WAIT connection shares: nothing is
+#: added in that state (data after the FIN is dropped before the queue).
+_NO_OOO = Reassembly()
+#: RACK as a TIME-WAIT connection reports it (``info()["reordering_seen"]``); no ACK
+#: or timer reaches RACK in that state, so two shared instances serve every one.
+_RACK_DONE = (Rack(), Rack())
+_RACK_DONE[1].reordering_seen = True
 
 class ReceiveMixin(ConnBase):
     """Segment text and FIN."""
@@ -178,6 +189,15 @@ class ReceiveMixin(ConnBase):
 
     def _enter_time_wait(self, now: float) -> None:
         self._set_state(S_TIME_WAIT, now)
+        # A TIME-WAIT connection keeps what that state needs (4-tuple, sequence numbers,
+        # TS.Recent, the 2*MSL timer), as Linux swaps in a small tcp_timewait_sock:
+        # nothing more is sent (keep only cwnd/ssthresh), nothing more is sampled, and
+        # no data is queued again (the peer's FIN came after all of it).
+        self._rsr.release()
+        self._cc = Finished(self._cc)
+        assert not self._ooo
+        self._ooo = _NO_OOO
+        self._rack = _RACK_DONE[self._rack.reordering_seen]  # only info() reads it now
         timers = self._timers
         timers.cancel_all()
         timers.time_wait = now + 2 * self.config.msl

@@ -67,12 +67,21 @@ class RateSampler:
         self.ce_delivered = 0
         self.info_rate = 0.0  # tcpi_delivery_rate: the latest non-app-limited (or higher)
         self.info_app_limited = False
-        self.rs = RateSample()
+        self.rs: RateSample | None = None  # made on the first ACK that samples
         self._best: tuple[int, float, float, bool, int, int, int] | None = None
         self._best_xmit = 0.0
         self._interval = 0.0
         self._rtt = -1.0
         self._lost_seen = 0
+
+    def release(self) -> None:
+        """Nothing more will be sampled (TIME-WAIT): drop the last sample and the clock
+        readings, keeping only what ``info()`` reports (Linux frees the whole socket
+        for a tcp_timewait_sock)."""
+        self.rs = None
+        self._best = None
+        self.delivered_time = self.first_sent_time = self._best_xmit = self._interval = 0.0
+        self._rtt = -1.0
 
     def on_send(self, s: SentSeg, now: float, idle: bool, inflight: int, lost: int) -> None:
         """``tcp_rate_skb_sent``: a segment goes out (first time or again).  ``idle``:
@@ -113,6 +122,8 @@ class RateSampler:
         if self.app_limited and self.delivered > self.app_limited:
             self.app_limited = 0  # the app-limited data has all been delivered
         rs = self.rs
+        if rs is None:
+            rs = self.rs = RateSample()
         rs.newly_acked = newly_acked
         rs.newly_lost = lost - self._lost_seen
         self._lost_seen = lost
