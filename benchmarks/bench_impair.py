@@ -120,6 +120,15 @@ class Cell:
         vals = [getattr(r, attr) for r in self.runs.get(key, []) if getattr(r, attr) is not None]
         return statistics.median(vals) if vals else None
 
+    def paired_ratio(self, key: str, ref: str) -> float | None:
+        """Median over repetitions of ``key``'s goodput over ``ref``'s in the same
+        repetition: both met the same seed, so the same loss draws (a ratio of the two
+        medians compares different repetitions when their order differs)."""
+        vals = [a.mbit / b.mbit for a, b in zip(self.runs.get(key, []), self.runs.get(ref, []),
+                                                strict=False)
+                if a.mbit is not None and b.mbit]
+        return statistics.median(vals) if vals else None
+
 
 # ---------------------------------------------------------------- pure helpers
 
@@ -183,6 +192,10 @@ def _count(v: float | None) -> str:
     return "—" if v is None else f"{v:,.0f}"
 
 
+def _x(ratio: float | None) -> str:
+    return "—" if ratio is None else f"{ratio:.3f}x"
+
+
 def render(cells: Sequence[Cell], *, command: str, seconds: float, reps: int,
            notes: Sequence[str] = (), host: str | None = None, when: str | None = None) -> str:
     """The Markdown that goes between the markers (and is printed)."""
@@ -191,14 +204,18 @@ def render(cells: Sequence[Cell], *, command: str, seconds: float, reps: int,
              f"Path: {RATE_MBIT:g} Mbit/s both ways, {RTT_MS:g} ms RTT, drop-tail queue of one "
              f"BDP ({bdp_bytes():,} bytes) per direction, random loss on the data direction; "
              f"goodput at the receiver over {seconds:g} s, median of {reps}.", "",
-             "| loss | Linux CUBIC | synack CUBIC | ratio | ≥ 1.0x | synack NewReno | ratio "
-             "| ≥ 1.0x |",
-             "|---|---|---|---|---|---|---|---|"]
+             "Ratio: of the medians; per seed: the median of the repetitions' ratios, each "
+             "repetition's senders having met the same seed (the same loss draws).", "",
+             "| loss | Linux CUBIC | synack CUBIC | ratio | per seed | ≥ 1.0x | synack NewReno "
+             "| ratio | per seed | ≥ 1.0x |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    lin_key = SENDERS[0].key
     for c in cells:
         lin, cub, nr = (c.median(s.key) for s in SENDERS)
+        pc, pn = (c.paired_ratio(s.key, lin_key) for s in SENDERS[1:3])
         lines.append(" | ".join(["| " + loss_text(c.loss), fmt(lin, "Mbit/s"), fmt(cub, "Mbit/s"),
-                                 fmt_ratio(cub, lin), met(cub, lin), fmt(nr, "Mbit/s"),
-                                 fmt_ratio(nr, lin), met(nr, lin)]) + " |")
+                                 fmt_ratio(cub, lin), _x(pc), met(cub, lin), fmt(nr, "Mbit/s"),
+                                 fmt_ratio(nr, lin), _x(pn), met(nr, lin)]) + " |")
     lines += ["", "Medians per transfer: retransmitted segments / retransmission timeouts "
               "(Linux: the namespace's RetransSegs and TCPTimeouts; synack: its summary), "
               "and the bridge's CPU time per second of its run (the most of any transfer).", "",
