@@ -79,7 +79,7 @@ def test_serve_rejects_unknown_services_and_bad_addresses(
     assert "prefix" in err and "10.77.0.1/24" in err
     assert "probability" in usage_error(capsys, "serve", "echo", "--loss", "1.5")
     assert "MSS" in usage_error(capsys, "serve", "echo", "--mss", "20")
-    assert "invalid choice" in usage_error(capsys, "serve", "echo", "--cc", "bbr")
+    assert "invalid choice" in usage_error(capsys, "serve", "echo", "--cc", "vegas")
 
 
 def test_serve_without_tun_explains_how_to_run_it(capsys: pytest.CaptureFixture[str]) -> None:

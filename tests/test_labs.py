@@ -105,7 +105,9 @@ def test_lab_command_lists_and_runs(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 
 #: Facts that depend on the MSS, which is 20 bytes smaller over IPv6 (RFC 9293 §3.7.1).
-MSS_DEPENDENT = {"slow-start": {"cwnd_max"}}
+MSS_DEPENDENT = {"slow-start": {"cwnd_max"},
+                 # Random loss per packet: a 20-byte smaller MSS draws other losses.
+                 "bbr-vs-cubic-random-loss": {"cubic_mbps", "bbr_mbps", "ratio"}}
 
 
 @pytest.mark.parametrize("name", list(LABS))
@@ -121,6 +123,8 @@ def test_lab_over_ipv6_has_the_same_outcome(name: str) -> None:
     skip = MSS_DEPENDENT.get(name, set())
     assert {k: v for k, v in six.facts.items() if k not in skip} == {
         k: v for k, v in four.facts.items() if k not in skip}
+    if name == "bbr-vs-cubic-random-loss":  # the outcome holds in both families
+        assert six.facts["ratio"] >= 2 and four.facts["ratio"] >= 2
     text = "\n".join(explained_lines(six))
     for concept in lab.concepts:
         assert f"C{concept[1:]}" in text

@@ -690,7 +690,7 @@ def _bbr_vs_cubic_random_loss(lab: Lab) -> LabRun:
     got: dict[str, float] = {}
 
     def run(cc: str, port: int, t0: float) -> None:
-        conn = sc.client.connect(SERVER_IP, 80, now=sc.now, local_port=port,
+        conn = sc.client.connect(sc.server_ip, 80, now=sc.now, local_port=port,
                                  config=sc.client.config.replace(congestion_control=cc))
         sc.client_apps.add(Endpoint(conn, bytes(int(rate * span / 8) * 2), keep_data=False,
                                     close_when_done=False), sc.now)
