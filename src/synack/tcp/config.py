@@ -83,10 +83,12 @@ class TcpConfig:
     quickack: int = 0
     #: Set PSH on the last segment of every burst, not only where written data ends.
     psh_every_burst: bool = False
-    #: With psh_every_burst and nodelay: a burst is cut into packets of at most this many
-    #: segments, each ending with PSH (Linux pushes a write out as it copies it, in TSO
-    #: packets of tcp_min_tso_segs); 0 = no cut.  With psh_every_burst, segments that
-    #: limited transmit (RFC 3042) sends on a duplicate ACK close no burst.  The send
+    #: With psh_every_burst: a burst is cut into packets of at most this many segments,
+    #: each ending with PSH, with or without Nagle (Linux sends TSO packets of
+    #: tcp_tso_autosize() segments, tcp_min_tso_segs at low pacing rates, and
+    #: tcp_gso_segment() keeps PSH on each packet's last segment); 0 = no cut.  With
+    #: psh_every_burst, segments that limited transmit (RFC 3042) sends on a duplicate
+    #: ACK close no burst.  The send
     #: memory model (snd_skb_overhead) splits its skbs at the same packet boundaries.
     psh_burst_segments: int = 0
     #: Segments no larger than half the largest window the peer offered, once that is
@@ -100,6 +102,18 @@ class TcpConfig:
     #: window written), however much is queued behind it when it leaves (Linux
     #: tcp_mark_push() at the end of tcp_sendmsg_locked(), forced_push()).
     psh_write_end: bool = False
+    #: A retransmission shorter than the MSS takes in the lost records after it while
+    #: the whole still fits one MSS and the window, and carries their flags (FIN too):
+    #: Linux tcp_retrans_try_collapse() with net.ipv4.tcp_retrans_collapse = 1.
+    retrans_collapse: bool = False
+    #: A zero window is probed with a bare ACK carrying SEG.SEQ = SND.UNA - 1, which the
+    #: peer must answer with an ACK (RFC 9293 §3.10.7.4), instead of one new byte of
+    #: data (§3.8.6.1): Linux tcp_write_wakeup() -> tcp_xmit_probe_skb().
+    zero_window_probe_old_seq: bool = False
+    #: A passive open's largest peer window starts from the window of the ACK that
+    #: completes the handshake, not the SYN's (Linux tcp_create_openreq_child() builds
+    #: the socket from that ACK: max_window = snd_wnd); it bounds segments and pushes.
+    max_window_from_ack: bool = False
     #: Minshall's variant of Nagle's algorithm (draft-minshall-nagle, Linux
     #: tcp_minshall_check()): a partial segment waits only while the last *small*
     #: segment sent is unacknowledged, not while any data is (RFC 9293 §3.7.4's rule).

@@ -323,7 +323,10 @@ class InputMixin(ConnBase):
                 self._drop(now, "bad_ack_syn_received")
                 return False
             self.snd_wnd = seg.window << self.snd_wscale
-            self._max_snd_wnd = max(self._max_snd_wnd, self.snd_wnd)
+            if self.passive and self.config.max_window_from_ack:
+                self._max_snd_wnd = self.snd_wnd  # tcp_create_openreq_child(): the ACK's
+            else:
+                self._max_snd_wnd = max(self._max_snd_wnd, self.snd_wnd)
             self._wl1, self._wl2 = pos, ack_pos
             if self.ts_ok and seg.tsecr:
                 self._rtt_from_ts(seg.tsecr, now)
@@ -375,6 +378,11 @@ class InputMixin(ConnBase):
             # to zero: a live receiver, so keep waiting (RFC 1122 §4.2.2.17, RFC 9293
             # §3.8.6.1).  A silent one still runs out of retries.
             self._retries = 0
+            if (self.config.zero_window_probe_old_seq and not window
+                    and self._max == self._una and self._timers.rto is not None):
+                # Linux tcp_ack_probe(): an ACK while probing a still-closed window
+                # restarts the probe timer from now, keeping its backoff.
+                self._timers.rto = self._rto_deadline(now)
         # An older ACK (SND.UNA - max window <= SEG.ACK < SND.UNA, a reordered copy) is
         # acceptable but acknowledges nothing: it must not count as negative progress.
         self._detect_losses(now, max(ack_pos - una, 0), self._sb.sacked_bytes - sacked_before,

@@ -73,6 +73,8 @@ class OutputMixin(ConnBase):
                 limit = min(seg_max, max(allow - allow % mss, mss))
                 if s.end - s.start - (1 if s.fin else 0) > limit:  # the FIN rides along
                     sb.split(s, s.start + limit)
+                elif self.config.retrans_collapse:
+                    self._collapse_retrans(s, mss)
                 allow -= self._resend(s, now, "retransmit: lost" if recovering
                                       else "retransmit")
         # 2. New data, and the FIN after it.
@@ -123,7 +125,7 @@ class OutputMixin(ConnBase):
                 burst_end = False
                 if self.config.psh_every_burst and not limited:
                     burst += 1
-                    chunk = self.config.psh_burst_segments if self.config.nodelay else 0
+                    chunk = self.config.psh_burst_segments
                     burst_end = (more <= 0 or allow - n < min(mss, more)
                                  or (chunk > 0 and burst % chunk == 0))
                 held = end == data_end and self._more and fin_pos is None  # MSG_MORE
@@ -157,6 +159,14 @@ class OutputMixin(ConnBase):
             # arms no timer (RFC 6298 §5.1); the application's push releases it.
             self._persisting = self.snd_wnd == 0
             self._timers.rto = self._rto_deadline(now)
+
+    def _collapse_retrans(self, s: SentSeg, mss: int) -> None:
+        """Linux tcp_retrans_try_collapse(): a retransmission shorter than the MSS takes
+        in the lost records after it while their data fits one MSS and the peer's
+        window; the merged segment carries their flags (a FIN rides with the data)."""
+        wnd_end = self._una + self.snd_wnd
+        while not s.fin and s.end - s.start < mss and self._sb.absorb_next(s, mss, wnd_end):
+            pass
 
     def _idle_restart(self, now: float) -> None:
         """RFC 5681 §4.1: if no data was sent for longer than the RTO, cwnd = min(cwnd,
