@@ -89,6 +89,11 @@ LINUX = Profile(
              "SND.UNA - 1 (tcp_write_wakeup, tcp_xmit_probe_skb)"),
         Want("max_window_from_ack", True, "a passive open's max_window is the handshake "
              "ACK's window, not the SYN's (tcp_create_openreq_child)"),
+        Want("old_ack_bytes_acked", True, "an ACK below SND.UNA - min(max_window, "
+             "bytes_acked) gets a challenge ACK and is dropped (tcp_ack, RFC 5961 §5.2)"),
+        Want("challenge_ack_oow_limit", True, "challenge ACKs are limited to one per "
+             "tcp_invalid_ratelimit (500 ms) per socket, shared with out-of-window replies "
+             "(tcp_send_challenge_ack, __tcp_oow_rate_limited)"),
         Want("initial_window", 10, "TCP_INIT_CWND is 10 segments"),
         Want("msl", 30.0, "TIME-WAIT lasts TCP_TIMEWAIT_LEN = 60 s = 2*MSL"),
         Want("fin_wait_2_timeout", 60.0, "tcp_fin_timeout is 60 s"),

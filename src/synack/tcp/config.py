@@ -114,6 +114,14 @@ class TcpConfig:
     #: completes the handshake, not the SYN's (Linux tcp_create_openreq_child() builds
     #: the socket from that ACK: max_window = snd_wnd); it bounds segments and pushes.
     max_window_from_ack: bool = False
+    #: RFC 5961 §5.2's acceptable ACKs reach below SND.UNA only as far as the bytes
+    #: acknowledged so far, not MAX.SND.WND alone: older ones get a challenge ACK and
+    #: are dropped with their data and FIN (Linux tcp_ack(), min(max_window, bytes_acked)).
+    old_ack_bytes_acked: bool = False
+    #: Challenge ACKs share the out-of-window replies' per-connection interval
+    #: (oow_ack_interval), data-bearing triggers included (Linux tcp_send_challenge_ack()
+    #: -> __tcp_oow_rate_limited(); the host-wide limit is off by default since 6.0).
+    challenge_ack_oow_limit: bool = False
     #: Minshall's variant of Nagle's algorithm (draft-minshall-nagle, Linux
     #: tcp_minshall_check()): a partial segment waits only while the last *small*
     #: segment sent is unacknowledged, not while any data is (RFC 9293 §3.7.4's rule).

@@ -340,7 +340,12 @@ class InputMixin(ConnBase):
             if st is S_SYN_RECEIVED:
                 self._set_state(S_ESTABLISHED, now)
             una = self._una
-        if ack_pos > self._max or ack_pos < una - max(self._max_snd_wnd, 1):
+        span = max(self._max_snd_wnd, 1)
+        if self.config.old_ack_bytes_acked:
+            # Linux tcp_ack(): "do not accept ACK for bytes we never sent" -- the span
+            # below SND.UNA is at most the data acknowledged so far (tp->bytes_acked).
+            span = min(span, una - (1 if self.passive else 0))
+        if ack_pos > self._max or ack_pos < una - span:
             # RFC 9293: ACK for data never sent; RFC 5961 §5.2: ACK too old.  Reply with
             # a (rate-limited) challenge ACK and drop.
             self._drop(now, "ack_unsent" if ack_pos > self._max else "ack_too_old")

@@ -341,6 +341,13 @@ class OutputMixin(ConnBase):
 
     def _challenge_ack(self, now: float) -> None:
         """RFC 5961 §3.2/§4.2 challenge ACK, rate limited per connection (§7)."""
+        if self.config.challenge_ack_oow_limit:
+            # Linux tcp_send_challenge_ack(): first the per-socket limit it shares with
+            # out-of-window replies (__tcp_oow_rate_limited, tcp_invalid_ratelimit).
+            if now - self._last_oow_ack < self.config.oow_ack_interval:
+                self.stats["challenge_acks_suppressed"] += 1
+                return
+            self._last_oow_ack = now
         if now - self._challenge_window >= 1.0:
             self._challenge_window = now
             self._challenge_count = 0
