@@ -35,7 +35,9 @@ FIXED_DIFFS = ["count_synack_f", "count_synack_p", "flags_p_fp", "seq_s_s", "tim
                "flags_p", "seq",
                # tcp_ack(): an ACK below SND.UNA - min(max_window, bytes_acked) is
                # challenged and dropped with its FIN
-               "ack", "count_kernel", "flags_f"]
+               "ack", "count_kernel", "flags_f", "flags_r", "flags_f_r",
+               # tcp_rcv_state_process(): data after shutdown(SHUT_RDWR) is answered with RST
+               "call_shutdown_shut_rdwr_107_ok"]
 
 
 @pytest.mark.parametrize("name", FIXED_DIFFS)

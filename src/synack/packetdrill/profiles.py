@@ -94,6 +94,12 @@ LINUX = Profile(
         Want("challenge_ack_oow_limit", True, "challenge ACKs are limited to one per "
              "tcp_invalid_ratelimit (500 ms) per socket, shared with out-of-window replies "
              "(tcp_send_challenge_ack, __tcp_oow_rate_limited)"),
+        Want("rst_on_data_after_shut_rd", True, "new data in FIN-WAIT-1/2 after "
+             "shutdown(SHUT_RD) resets the connection (tcp_rcv_state_process, tcp_reset)"),
+        Want("reset_errno_by_state", True, "an RST leaves EPIPE in CLOSE-WAIT and "
+             "ECONNRESET in CLOSING/LAST-ACK (tcp_reset)"),
+        Want("rst_after_fin_match", True, "an RST at RCV.NXT - 1 in CLOSE-WAIT, LAST-ACK "
+             "or CLOSING resets (tcp_reset_check)"),
         Want("initial_window", 10, "TCP_INIT_CWND is 10 segments"),
         Want("msl", 30.0, "TIME-WAIT lasts TCP_TIMEWAIT_LEN = 60 s = 2*MSL"),
         Want("fin_wait_2_timeout", 60.0, "tcp_fin_timeout is 60 s"),

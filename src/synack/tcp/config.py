@@ -122,6 +122,18 @@ class TcpConfig:
     #: (oow_ack_interval), data-bearing triggers included (Linux tcp_send_challenge_ack()
     #: -> __tcp_oow_rate_limited(); the host-wide limit is off by default since 6.0).
     challenge_ack_oow_limit: bool = False
+    #: After shutdown(SHUT_RD), new data in FIN-WAIT-1/2 is answered with RST and the
+    #: connection fails with ECONNRESET, as after close() (Linux tcp_rcv_state_process()
+    #: tests RCV_SHUTDOWN, which both set; RFC 1122 §4.2.2.13 asks it after CLOSE).
+    rst_on_data_after_shut_rd: bool = False
+    #: The error an RST leaves for the application depends on the state (Linux
+    #: tcp_reset()): EPIPE in CLOSE-WAIT, ECONNRESET in CLOSING and LAST-ACK too (RFC
+    #: 9293 §3.10.7.3 only closes those quietly).
+    reset_errno_by_state: bool = False
+    #: After the peer's FIN, an RST at RCV.NXT - 1 (the FIN's own number) resets the
+    #: connection too instead of drawing a challenge ACK (Linux tcp_reset_check(), RFC
+    #: 5961 §3.2 extended to a sender that had not seen our ACK of its FIN).
+    rst_after_fin_match: bool = False
     #: Minshall's variant of Nagle's algorithm (draft-minshall-nagle, Linux
     #: tcp_minshall_check()): a partial segment waits only while the last *small*
     #: segment sent is unacknowledged, not while any data is (RFC 9293 §3.7.4's rule).

@@ -130,6 +130,7 @@ class ConnBase:
     _push_now: bool
     _last_ack_sent: int
     _orphan: bool
+    _rd_shut: bool
     # --- timers ---
     _timers: Timers  # every deadline (timers.py)
     _ka_probes: int
