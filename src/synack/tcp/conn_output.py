@@ -86,6 +86,7 @@ class OutputMixin(ConnBase):
         # Segments limited transmit sends on a duplicate ACK close no burst (Linux).
         limited = self._dupacks > 0 and not recovering
         burst = 0
+        chunk = self.config.psh_burst_segments
         first_new = self._max
         eor = self._eor
         while eor and eor[0] <= self._max:
@@ -125,12 +126,13 @@ class OutputMixin(ConnBase):
                 burst_end = False
                 if self.config.psh_every_burst and not limited:
                     burst += 1
-                    chunk = self.config.psh_burst_segments
-                    burst_end = (more <= 0 or allow - n < min(mss, more)
-                                 or (chunk > 0 and burst % chunk == 0))
+                    if chunk:  # TSO packets of `chunk` segments, each ending with PSH
+                        burst_end = burst % chunk == 0
+                    else:
+                        burst_end = more <= 0 or allow - n < min(mss, more)
                 held = end == data_end and self._more and fin_pos is None  # MSG_MORE
                 self._send_new(nxt, end, (end == data_end and not held) or record_end, now,
-                               burst_end=burst_end and not held)
+                               burst_end=burst_end and (chunk > 0 or not held))
                 allow -= n
                 sent_new = True
             elif fin_pos is not None and nxt == fin_pos:
@@ -159,6 +161,13 @@ class OutputMixin(ConnBase):
             # arms no timer (RFC 6298 §5.1); the application's push releases it.
             self._persisting = self.snd_wnd == 0
             self._timers.rto = self._rto_deadline(now)
+
+    def _forced_push(self, end: int) -> None:
+        """Linux forced_push(): once more than half the peer's largest window was
+        written since the last push, the skb ending at ``end`` gets PSH (tcp_mark_push)."""
+        if end - self._pushed_pos > self._max_snd_wnd // 2:
+            self._psh_marks.add(end)
+            self._pushed_pos = end
 
     def _collapse_retrans(self, s: SentSeg, mss: int) -> None:
         """Linux tcp_retrans_try_collapse(): a retransmission shorter than the MSS takes
