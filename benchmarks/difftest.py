@@ -351,16 +351,16 @@ def generate(batch: int, n: int) -> list[Case]:
     return out
 
 
-def load_progress() -> dict[str, Any]:
-    if PROGRESS.exists():
-        data: dict[str, Any] = json.loads(PROGRESS.read_text())
+def load_progress(path: Path = PROGRESS) -> dict[str, Any]:
+    if path.exists():
+        data: dict[str, Any] = json.loads(path.read_text())
         return data
     return {"batches": 0, "scripts": 0, "differences": 0, "signatures": {}}
 
 
-def save_progress(p: dict[str, Any]) -> None:
-    DIFF_DIR.mkdir(parents=True, exist_ok=True)
-    PROGRESS.write_text(json.dumps(p, indent=1, sort_keys=True) + "\n")
+def save_progress(p: dict[str, Any], path: Path = PROGRESS) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(p, indent=1, sort_keys=True) + "\n")
 
 
 def main() -> int:
@@ -369,13 +369,17 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=3, help="scripts run at the same time")
     ap.add_argument("--fresh", action="store_true", help="ignore (and replace) the progress")
     ap.add_argument("--no-save", action="store_true", help="do not write progress or scripts")
+    ap.add_argument("--progress", type=Path, default=PROGRESS,
+                    help="progress file (a new one starts a run with fresh counts)")
+    ap.add_argument("--no-scripts", action="store_true",
+                    help="count differences only: shrink and save no scripts")
     args = ap.parse_args()
     problem = kernel_problem()
     if problem:
         print(f"difftest: {problem}", file=sys.stderr)
         return 2
     prog = {"batches": 0, "scripts": 0, "differences": 0, "signatures": {}} if args.fresh \
-        else load_progress()
+        else load_progress(args.progress)
     ctx = multiprocessing.get_context("spawn")
     started = time.monotonic()
     with ctx.Pool(args.jobs) as pool:
@@ -390,7 +394,7 @@ def main() -> int:
                 prog["differences"] += 1
                 entry = prog["signatures"].setdefault(sig, {"count": 0})
                 entry["count"] += 1
-                if "script" not in entry and not args.no_save:
+                if "script" not in entry and not (args.no_save or args.no_scripts):
                     small = shrink(case, sig)
                     got = check(small)
                     if got is None or got[0] != sig:  # timing: not the same on every run
@@ -403,7 +407,7 @@ def main() -> int:
                     print(f"new difference {sig}: saved {name}", flush=True)
             prog["batches"] += 1
             if not args.no_save:
-                save_progress(prog)
+                save_progress(prog, args.progress)
             rate = prog["scripts"] / max(time.monotonic() - started, 1e-9)
             print(f"{prog['scripts']} scripts, {prog['differences']} differences, "
                   f"{len(prog['signatures'])} signatures ({rate:.1f} scripts/s)", flush=True)

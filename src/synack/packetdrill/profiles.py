@@ -83,6 +83,23 @@ LINUX = Profile(
              "window written (tcp_mark_push, forced_push)"),
         Want("nagle_minshall", True, "Nagle holds a partial segment only while the last "
              "small segment is unacknowledged (tcp_nagle_check, tcp_minshall_check)"),
+        Want("retrans_collapse", True, "a short retransmission absorbs the lost segments "
+             "after it that fit one MSS, with their PSH/FIN (tcp_retrans_try_collapse)"),
+        Want("zero_window_probe_old_seq", True, "zero-window probes are bare ACKs at "
+             "SND.UNA - 1 (tcp_write_wakeup, tcp_xmit_probe_skb)"),
+        Want("max_window_from_ack", True, "a passive open's max_window is the handshake "
+             "ACK's window, not the SYN's (tcp_create_openreq_child)"),
+        Want("old_ack_bytes_acked", True, "an ACK below SND.UNA - min(max_window, "
+             "bytes_acked) gets a challenge ACK and is dropped (tcp_ack, RFC 5961 §5.2)"),
+        Want("challenge_ack_oow_limit", True, "challenge ACKs are limited to one per "
+             "tcp_invalid_ratelimit (500 ms) per socket, shared with out-of-window replies "
+             "(tcp_send_challenge_ack, __tcp_oow_rate_limited)"),
+        Want("rst_on_data_after_shut_rd", True, "new data in FIN-WAIT-1/2 after "
+             "shutdown(SHUT_RD) resets the connection (tcp_rcv_state_process, tcp_reset)"),
+        Want("reset_errno_by_state", True, "an RST leaves EPIPE in CLOSE-WAIT and "
+             "ECONNRESET in CLOSING/LAST-ACK (tcp_reset)"),
+        Want("rst_after_fin_match", True, "an RST at RCV.NXT - 1 in CLOSE-WAIT, LAST-ACK "
+             "or CLOSING resets (tcp_reset_check)"),
         Want("initial_window", 10, "TCP_INIT_CWND is 10 segments"),
         Want("msl", 30.0, "TIME-WAIT lasts TCP_TIMEWAIT_LEN = 60 s = 2*MSL"),
         Want("fin_wait_2_timeout", 60.0, "tcp_fin_timeout is 60 s"),
@@ -93,7 +110,8 @@ LINUX = Profile(
              "(TCP_MAX_QUICKACKS)"),
         Want("psh_every_burst", True, "PSH on the last segment of every burst transmitted"),
         Want("psh_burst_segments", 2, "bursts leave as TSO packets of tcp_min_tso_segs (2) "
-             "segments, each ending with PSH; limited-transmit segments carry none"),
+             "segments (tcp_tso_autosize at a low pacing rate), each ending with PSH "
+             "(tcp_gso_segment), Nagle or not; limited-transmit segments carry none"),
         Want("delayed_ack_fin", True, "a FIN in ESTABLISHED enters 'pingpong' mode: its ACK "
              "waits for the delayed-ACK timer"),
         Want("sack_reset_on_fin", True, "tcp_fin() resets the SACK state: no D-SACK for a "

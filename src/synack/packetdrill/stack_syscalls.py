@@ -463,7 +463,8 @@ class StackSyscalls:
                     return len(data)
                 if count == 0:
                     return 0
-                layer._take_error(s)
+                if not conn.eof_received:  # tcp_recvmsg_locked(): SOCK_DONE before sk_err
+                    layer._take_error(s)
                 if s.shut_rd or conn.eof_received or conn.state in _NO_MORE_DATA:
                     return 0
                 if s.nonblocking or dontwait:
@@ -566,6 +567,7 @@ class StackSyscalls:
                 raise SyscallError(errno.ENOTCONN)
             if how in (0, 2):
                 s.shut_rd = True
+                conn.shutdown_read()
             if how in (1, 2):
                 s.shut_wr = True
                 conn.shutdown(self.clock())

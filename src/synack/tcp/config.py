@@ -88,10 +88,12 @@ class TcpConfig:
     quickack: int = 0
     #: Set PSH on the last segment of every burst, not only where written data ends.
     psh_every_burst: bool = False
-    #: With psh_every_burst and nodelay: a burst is cut into packets of at most this many
-    #: segments, each ending with PSH (Linux pushes a write out as it copies it, in TSO
-    #: packets of tcp_min_tso_segs); 0 = no cut.  With psh_every_burst, segments that
-    #: limited transmit (RFC 3042) sends on a duplicate ACK close no burst.  The send
+    #: With psh_every_burst: a burst is cut into packets of at most this many segments,
+    #: each ending with PSH, with or without Nagle (Linux sends TSO packets of
+    #: tcp_tso_autosize() segments, tcp_min_tso_segs at low pacing rates, and
+    #: tcp_gso_segment() keeps PSH on each packet's last segment); 0 = no cut.  With
+    #: psh_every_burst, segments that limited transmit (RFC 3042) sends on a duplicate
+    #: ACK close no burst.  The send
     #: memory model (snd_skb_overhead) splits its skbs at the same packet boundaries.
     psh_burst_segments: int = 0
     #: Segments no larger than half the largest window the peer offered, once that is
@@ -105,6 +107,38 @@ class TcpConfig:
     #: window written), however much is queued behind it when it leaves (Linux
     #: tcp_mark_push() at the end of tcp_sendmsg_locked(), forced_push()).
     psh_write_end: bool = False
+    #: A retransmission shorter than the MSS takes in the lost records after it while
+    #: the whole still fits one MSS and the window, and carries their flags (FIN too):
+    #: Linux tcp_retrans_try_collapse() with net.ipv4.tcp_retrans_collapse = 1.
+    retrans_collapse: bool = False
+    #: A zero window is probed with a bare ACK carrying SEG.SEQ = SND.UNA - 1, which the
+    #: peer must answer with an ACK (RFC 9293 §3.10.7.4), instead of one new byte of
+    #: data (§3.8.6.1): Linux tcp_write_wakeup() -> tcp_xmit_probe_skb().
+    zero_window_probe_old_seq: bool = False
+    #: A passive open's largest peer window starts from the window of the ACK that
+    #: completes the handshake, not the SYN's (Linux tcp_create_openreq_child() builds
+    #: the socket from that ACK: max_window = snd_wnd); it bounds segments and pushes.
+    max_window_from_ack: bool = False
+    #: RFC 5961 §5.2's acceptable ACKs reach below SND.UNA only as far as the bytes
+    #: acknowledged so far, not MAX.SND.WND alone: older ones get a challenge ACK and
+    #: are dropped with their data and FIN (Linux tcp_ack(), min(max_window, bytes_acked)).
+    old_ack_bytes_acked: bool = False
+    #: Challenge ACKs share the out-of-window replies' per-connection interval
+    #: (oow_ack_interval), data-bearing triggers included (Linux tcp_send_challenge_ack()
+    #: -> __tcp_oow_rate_limited(); the host-wide limit is off by default since 6.0).
+    challenge_ack_oow_limit: bool = False
+    #: After shutdown(SHUT_RD), new data in FIN-WAIT-1/2 is answered with RST and the
+    #: connection fails with ECONNRESET, as after close() (Linux tcp_rcv_state_process()
+    #: tests RCV_SHUTDOWN, which both set; RFC 1122 §4.2.2.13 asks it after CLOSE).
+    rst_on_data_after_shut_rd: bool = False
+    #: The error an RST leaves for the application depends on the state (Linux
+    #: tcp_reset()): EPIPE in CLOSE-WAIT, ECONNRESET in CLOSING and LAST-ACK too (RFC
+    #: 9293 §3.10.7.3 only closes those quietly).
+    reset_errno_by_state: bool = False
+    #: After the peer's FIN, an RST at RCV.NXT - 1 (the FIN's own number) resets the
+    #: connection too instead of drawing a challenge ACK (Linux tcp_reset_check(), RFC
+    #: 5961 §3.2 extended to a sender that had not seen our ACK of its FIN).
+    rst_after_fin_match: bool = False
     #: Minshall's variant of Nagle's algorithm (draft-minshall-nagle, Linux
     #: tcp_minshall_check()): a partial segment waits only while the last *small*
     #: segment sent is unacknowledged, not while any data is (RFC 9293 §3.7.4's rule).

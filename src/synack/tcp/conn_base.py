@@ -131,6 +131,7 @@ class ConnBase:
     _push_now: bool
     _last_ack_sent: int
     _orphan: bool
+    _rd_shut: bool
     # --- timers ---
     _timers: Timers  # every deadline (timers.py)
     _ka_probes: int
@@ -200,6 +201,8 @@ class ConnBase:
         def _send_rst_raw(self, now: float, seq_no: int, ack: int, flags: int, *,
                           why: str) -> None: ...
         def _challenge_ack(self, now: float) -> None: ...
+        def _mark_push(self, end: int) -> None: ...
+        def _forced_push(self, end: int) -> None: ...
 
         # conn_timers.py
         def _rto_deadline(self, now: float) -> float: ...

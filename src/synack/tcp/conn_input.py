@@ -14,6 +14,7 @@ from .conn_const import (
     _PREDICTED_STATES,
     MASK,
     PAWS_IDLE,
+    S_CLOSE_WAIT,
     S_CLOSED,
     S_CLOSING,
     S_ESTABLISHED,
@@ -197,7 +198,10 @@ class InputMixin(ConnBase):
             if (ok and wnd and pos + dlen > rnxt + wnd
                     and self._mem.refuses_past_window(len(self._rbuf))):
                 ok = False  # past the edge while data waits unread (Linux tcp_sequence())
-        if not ok:
+        # Linux tcp_reset_check(): after the peer's FIN, an RST at RCV.NXT - 1 resets.
+        rst_fin = (flags & RST and self.config.rst_after_fin_match and pos == rnxt - 1
+                   and st in (S_CLOSE_WAIT, S_LAST_ACK, S_CLOSING))
+        if not ok and not rst_fin:
             self.stats["unacceptable_in"] += 1
             if flags & RST:
                 self._drop(now, "rst_out_of_window")
@@ -228,7 +232,7 @@ class InputMixin(ConnBase):
 
         # Second: RST (RFC 5961 §3.2: exact match resets, in-window gets a challenge ACK).
         if flags & RST:
-            if pos != rnxt:
+            if pos != rnxt and not rst_fin:
                 self._drop(now, "rst_in_window_challenge")
                 self._challenge_ack(now)
                 return
@@ -238,8 +242,12 @@ class InputMixin(ConnBase):
                 self._set_state(S_CLOSED, now, "reset")
             elif st is S_SYN_RECEIVED:
                 self._fail(now, errno.ECONNREFUSED, "connection refused", "reset")
-            elif st in (S_CLOSING, S_LAST_ACK, S_TIME_WAIT):
+            elif st is S_TIME_WAIT or (st in (S_CLOSING, S_LAST_ACK)
+                                       and not self.config.reset_errno_by_state):
                 self._set_state(S_CLOSED, now, "reset")
+            elif st is S_CLOSE_WAIT and self.config.reset_errno_by_state:
+                # Linux tcp_reset(): the peer had closed; writing reports EPIPE.
+                self._fail(now, errno.EPIPE, "connection reset by peer after its FIN", "reset")
             else:
                 self._fail(now, errno.ECONNRESET, "connection reset by peer", "reset")
             return
@@ -276,16 +284,23 @@ class InputMixin(ConnBase):
         # Seventh: segment text.
         if dlen:
             if st in CAN_RECEIVE:
-                if self._orphan:
+                shut = self._rd_shut and st in (S_FIN_WAIT_1, S_FIN_WAIT_2) \
+                    and pos + dlen > self._rnxt
+                if self._orphan or shut:
                     # C24: the application is gone; data for it is answered with RST.
-                    why = "data for a closed socket (C24)"
+                    why = "data for a closed socket (C24)" if self._orphan \
+                        else "data after shutdown(SHUT_RD) (tcp_rcv_state_process)"
                     if self.config.orphan_rst_from_ack:
                         # Linux: drop the connection, then answer as for none (RFC 9293
                         # §3.10.7.1 form <SEQ=SEG.ACK><CTL=RST>).
                         self._send_rst_raw(now, seg.ack, 0, RST, why=why)
                     else:
                         self._send_rst(now, self._max, why=why)
-                    self._set_state(S_CLOSED, now, "abort")
+                    if self._orphan:
+                        self._set_state(S_CLOSED, now, "abort")
+                    else:  # Linux tcp_reset(): the reader learns ECONNRESET
+                        self._fail(now, errno.ECONNRESET, "connection reset: data after "
+                                   "shutdown(SHUT_RD)", "abort")
                     return
                 self._accept_data(pos, seg.payload, now, seg.ecn)
             else:
@@ -323,7 +338,10 @@ class InputMixin(ConnBase):
                 self._drop(now, "bad_ack_syn_received")
                 return False
             self.snd_wnd = seg.window << self.snd_wscale
-            self._max_snd_wnd = max(self._max_snd_wnd, self.snd_wnd)
+            if self.passive and self.config.max_window_from_ack:
+                self._max_snd_wnd = self.snd_wnd  # tcp_create_openreq_child(): the ACK's
+            else:
+                self._max_snd_wnd = max(self._max_snd_wnd, self.snd_wnd)
             self._wl1, self._wl2 = pos, ack_pos
             if self.ts_ok and seg.tsecr:
                 self._rtt_from_ts(seg.tsecr, now)
@@ -337,7 +355,12 @@ class InputMixin(ConnBase):
             if st is S_SYN_RECEIVED:
                 self._set_state(S_ESTABLISHED, now)
             una = self._una
-        if ack_pos > self._max or ack_pos < una - max(self._max_snd_wnd, 1):
+        span = max(self._max_snd_wnd, 1)
+        if self.config.old_ack_bytes_acked:
+            # Linux tcp_ack(): "do not accept ACK for bytes we never sent" -- the span
+            # below SND.UNA is at most the data acknowledged so far (tp->bytes_acked).
+            span = min(span, una - (1 if self.passive else 0))
+        if ack_pos > self._max or ack_pos < una - span:
             # RFC 9293: ACK for data never sent; RFC 5961 §5.2: ACK too old.  Reply with
             # a (rate-limited) challenge ACK and drop.
             self._drop(now, "ack_unsent" if ack_pos > self._max else "ack_too_old")
@@ -381,6 +404,11 @@ class InputMixin(ConnBase):
             # to zero: a live receiver, so keep waiting (RFC 1122 §4.2.2.17, RFC 9293
             # §3.8.6.1).  A silent one still runs out of retries.
             self._retries = 0
+            if (self.config.zero_window_probe_old_seq and not window
+                    and self._max == self._una and self._timers.rto is not None):
+                # Linux tcp_ack_probe(): an ACK while probing a still-closed window
+                # restarts the probe timer from now, keeping its backoff.
+                self._timers.rto = self._rto_deadline(now)
         # An older ACK (SND.UNA - max window <= SEG.ACK < SND.UNA, a reordered copy) is
         # acceptable but acknowledges nothing: it must not count as negative progress.
         self._detect_losses(now, max(ack_pos - una, 0), self._sb.sacked_bytes - sacked_before,

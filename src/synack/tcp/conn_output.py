@@ -81,6 +81,8 @@ class OutputMixin(ConnBase):
                 limit = min(seg_max, max(allow - allow % mss, mss))
                 if s.end - s.start - (1 if s.fin else 0) > limit:  # the FIN rides along
                     sb.split(s, s.start + limit)
+                elif self.config.retrans_collapse:
+                    self._collapse_retrans(s, mss)
                 n = self._resend(s, now, "retransmit: lost" if recovering else "retransmit")
                 allow -= n
                 if budget is not None:
@@ -94,6 +96,7 @@ class OutputMixin(ConnBase):
         # Segments limited transmit sends on a duplicate ACK close no burst (Linux).
         limited = self._dupacks > 0 and not recovering
         burst = 0
+        chunk = self.config.psh_burst_segments
         first_new = self._max
         eor = self._eor
         while eor and eor[0] <= self._max:
@@ -135,9 +138,10 @@ class OutputMixin(ConnBase):
                 burst_end = False
                 if self.config.psh_every_burst and not limited:
                     burst += 1
-                    chunk = self.config.psh_burst_segments if self.config.nodelay else 0
-                    burst_end = (more <= 0 or allow - n < min(mss, more)
-                                 or (chunk > 0 and burst % chunk == 0))
+                    if chunk:  # TSO packets of `chunk` segments, each ending with PSH
+                        burst_end = burst % chunk == 0
+                    else:
+                        burst_end = more <= 0 or allow - n < min(mss, more)
                 if budget is not None:
                     if budget <= 0:
                         paced = True
@@ -145,7 +149,7 @@ class OutputMixin(ConnBase):
                     budget -= n
                 held = end == data_end and self._more and fin_pos is None  # MSG_MORE
                 self._send_new(nxt, end, (end == data_end and not held) or record_end, now,
-                               burst_end=burst_end and not held)
+                               burst_end=burst_end and (chunk > 0 or not held))
                 allow -= n
                 sent_new = True
             elif fin_pos is not None and nxt == fin_pos:
@@ -179,6 +183,27 @@ class OutputMixin(ConnBase):
             # arms no timer (RFC 6298 §5.1); the application's push releases it.
             self._persisting = self.snd_wnd == 0
             self._timers.rto = self._rto_deadline(now)
+
+    def _mark_push(self, end: int) -> None:
+        """Linux tcp_mark_push(): the segment that ends at ``end`` will carry PSH."""
+        if self._psh_marks is None:
+            self._psh_marks = set()
+        self._psh_marks.add(end)
+        self._pushed_pos = end
+
+    def _forced_push(self, end: int) -> None:
+        """Linux forced_push(): once more than half the peer's largest window was
+        written since the last push, the skb ending at ``end`` gets PSH (tcp_mark_push)."""
+        if end - self._pushed_pos > self._max_snd_wnd // 2:
+            self._mark_push(end)
+
+    def _collapse_retrans(self, s: SentSeg, mss: int) -> None:
+        """Linux tcp_retrans_try_collapse(): a retransmission shorter than the MSS takes
+        in the lost records after it while their data fits one MSS and the peer's
+        window; the merged segment carries their flags (a FIN rides with the data)."""
+        wnd_end = self._una + self.snd_wnd
+        while not s.fin and s.end - s.start < mss and self._sb.absorb_next(s, mss, wnd_end):
+            pass
 
     def _idle_restart(self, now: float) -> None:
         """RFC 5681 §4.1: if no data was sent for longer than the RTO, cwnd = min(cwnd,
@@ -365,6 +390,13 @@ class OutputMixin(ConnBase):
 
     def _challenge_ack(self, now: float) -> None:
         """RFC 5961 §3.2/§4.2 challenge ACK, rate limited per connection (§7)."""
+        if self.config.challenge_ack_oow_limit:
+            # Linux tcp_send_challenge_ack(): first the per-socket limit it shares with
+            # out-of-window replies (__tcp_oow_rate_limited, tcp_invalid_ratelimit).
+            if now - self._last_oow_ack < self.config.oow_ack_interval:
+                self.stats["challenge_acks_suppressed"] += 1
+                return
+            self._last_oow_ack = now
         if now - self._challenge_window >= 1.0:
             self._challenge_window = now
             self._challenge_count = 0

@@ -185,7 +185,11 @@ class TimersMixin(ConnBase):
         self._trace(now, "timer", timer="persist", concept="C4", retries=self._retries,
                     rto=self.rtt.rto)
         probe = self._probe
-        if probe is not None and probe.end > self._una:
+        if self.snd_wnd == 0 and self.config.zero_window_probe_old_seq:
+            # Linux tcp_xmit_probe_skb(): an old sequence number forces the peer's ACK
+            # (RFC 9293 §3.10.7.4), which tells us its window; no data is committed.
+            self._emit(self._make(ACK, self._una - 1, b"", now), now, "zero-window probe")
+        elif probe is not None and probe.end > self._una:
             self._resend(probe, now, "zero-window probe", count=False)
         else:
             data_end = self._buf_pos + len(self._buf)

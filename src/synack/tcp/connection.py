@@ -216,6 +216,7 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         self._push_now = False  # push() asked to send what cork/MSG_MORE/Nagle hold
         self._last_ack_sent = 0
         self._orphan = False
+        self._rd_shut = False
         # --- timers (absolute times or None) ---
         self._timers = Timers()
         self._ka_probes = 0
@@ -380,11 +381,10 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         cfg = self.config
         if cfg.psh_write_end and n > 0:
             end = self._buf_pos + len(self._buf)
-            if not more or end - self._pushed_pos > self._max_snd_wnd // 2:
-                if self._psh_marks is None:
-                    self._psh_marks = set()
-                self._psh_marks.add(end)  # tcp_mark_push(): the write's last skb
-                self._pushed_pos = end
+            if more:
+                self._forced_push(end)
+            else:
+                self._mark_push(end)  # the write's last skb
         if eor and n == len(data) and n > 0:
             if self._eor is None:
                 self._eor = []
@@ -506,6 +506,14 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         self._fin_pos = self._buf_pos + len(self._buf)
         self._set_state(S_LAST_ACK if st is S_CLOSE_WAIT else S_FIN_WAIT_1, now)
         self._poke()
+
+    def shutdown_read(self) -> None:
+        """shutdown(SHUT_RD): the application reads no more.  With
+        ``rst_on_data_after_shut_rd`` new data arriving in FIN-WAIT-1/2 then resets
+        the connection (Linux tcp_rcv_state_process(), RCV_SHUTDOWN); otherwise it is
+        still accepted (RFC 9293 has no receive-side shutdown)."""
+        if self.config.rst_on_data_after_shut_rd:
+            self._rd_shut = True
 
     def close(self, now: float | None = None) -> None:
         """Socket-style close: the application will neither send nor read any more.

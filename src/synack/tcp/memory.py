@@ -260,6 +260,8 @@ class LinuxMemory(RfcMemory):
             if output and taken < total and data_end + n - start >= goal:
                 push, conn._push_now = conn._push_now, False
                 conn._more = True  # more of this write follows: no PSH, as Linux
+                if conn.config.psh_write_end:
+                    conn._forced_push(data_end + n)
                 conn._send_data(conn._now)
                 conn._push_now = push
         if taken:

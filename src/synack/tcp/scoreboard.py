@@ -282,6 +282,25 @@ class Scoreboard:
         self._split(i, at)
         return self.segs[i + 1]
 
+    def absorb_next(self, s: SentSeg, max_data: int, wnd_end: int) -> bool:
+        """Merge the record after ``s`` into it (Linux ``tcp_collapse_retrans()``) when
+        both are marked lost, neither is SACKed, their data fits ``max_data`` and the
+        result ends within ``wnd_end``; the merged record keeps the later one's FIN.
+        Return whether it merged."""
+        segs = self.segs
+        i = self._index(s.start)
+        if segs[i] is not s or i + 1 >= len(segs):
+            return False
+        nxt = segs[i + 1]
+        data_end = nxt.end - (1 if nxt.fin else 0)
+        if (not (s.lost and nxt.lost) or s.sacked or nxt.sacked or nxt.start != s.end
+                or data_end - s.start > max_data or data_end > wnd_end):
+            return False
+        s.end, s.fin = nxt.end, nxt.fin
+        s.retrans = max(s.retrans, nxt.retrans)
+        del segs[i + 1]
+        return True
+
     def _index(self, pos: int) -> int:
         """Index of the live segment holding ``pos`` (the first one if ``pos`` is below)."""
         lo = self._head
