@@ -74,7 +74,8 @@ class InputMixin(ConnBase):
                 or seqno != (self.irs + rnxt) & MASK
                 or ackno != (self.iss + self._una) & MASK
                 or end > self._radv or window << self.snd_wscale != self.snd_wnd
-                or self._wl1 > rnxt or self._ooo or self._rfin_pos is not None or self._orphan
+                or self._wl1 > rnxt or self._ooo.nbytes or self._rfin_pos is not None
+                or self._orphan
                 or self._ls.state or self._persisting
                 or self._sb.sacked_bytes or self._sb.lost_bytes
                 or self._mem.counts_truesize):  # (Linux receive memory)

@@ -304,7 +304,7 @@ class OutputMixin(ConnBase):
             seg.tsval = self._ts_clock(now)
             seg.tsecr = self.ts_recent
         if (self.sack_ok and flags & ACK and not flags & (SYN | RST)
-                and (self._ooo or self._sackgen.pending)):
+                and (self._ooo.nbytes or self._sackgen.pending)):
             blocks = self._sackgen.blocks(self._ooo, self._rnxt, 3 if self.ts_ok else 4)
             if blocks:
                 irs = self.irs

@@ -72,7 +72,7 @@ class ReceiveMixin(ConnBase):
         if end <= pos:
             self._ack_now = True
             return
-        if self.sack_ok and self._ooo:
+        if self.sack_ok and self._ooo.nbytes:
             dup = self._ooo.first_overlap(pos, end)
             if dup is not None:
                 self._sackgen.duplicate(*dup)  # RFC 2883: part of it was already held
@@ -81,7 +81,7 @@ class ReceiveMixin(ConnBase):
             self._rnxt = end
             if mem.counts_truesize and mem.charge(end, size, self.eff_mss, cfg.rcv_buf):
                 self._ack_now = True  # memory was already over rcv_buf (Linux)
-            if self._ooo:
+            if self._ooo.nbytes:
                 self._ack_now = True  # filling a hole: ACK at once (RFC 5681 §4.2)
                 while (more := self._ooo.pop_ready(self._rnxt)) is not None:
                     self._rbuf.append(more)

@@ -34,6 +34,7 @@ class Reassembly:
         return len(self._starts)
 
     def __bool__(self) -> bool:
+        """Anything held?  (Hot paths read ``nbytes`` instead: no call.)"""
         return bool(self._starts)
 
     def add(self, start: int, data: bytes | memoryview) -> int:
