@@ -23,7 +23,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .syscalls import SYMBOLS, Mismatch, Op, SyscallError, Unsupported, epoll_text, pattern
+from .syscalls import (
+    SYMBOLS,
+    Mismatch,
+    Op,
+    SyscallError,
+    epoll_text,
+    new_fd,
+    pattern,
+)
 
 #: How long an attempt waits for a call running in its thread before reporting "blocks".
 _QUICK_JOIN_S = 0.003
@@ -136,6 +144,7 @@ class _Call:
 
 
 def _os_call_opt(fn: Callable[[], int | None]) -> int | None:
+    """Run a socket call; an OSError with an errno becomes the script's SyscallError."""
     try:
         return fn()
     except OSError as exc:
@@ -145,12 +154,9 @@ def _os_call_opt(fn: Callable[[], int | None]) -> int | None:
 
 
 def _os_call(fn: Callable[[], int]) -> int:
-    try:
-        return fn()
-    except OSError as exc:
-        if exc.errno is None:
-            raise
-        raise SyscallError(exc.errno, str(exc)) from None
+    r = _os_call_opt(fn)
+    assert r is not None
+    return r
 
 
 def _nonblocking(sock: socket.socket) -> bool:
@@ -196,14 +202,7 @@ class KernelSyscalls:
             return s.port
 
     def _new_fd(self, wanted: int | None) -> int:
-        if wanted is not None and wanted >= 0:
-            if wanted in self.fds or wanted in self.epolls:
-                raise Unsupported(f"the script expects fd {wanted}, which is already open")
-            return wanted
-        fd = 3
-        while fd in self.fds or fd in self.epolls:
-            fd += 1
-        return fd
+        return new_fd(wanted, self.fds, self.epolls)
 
     def _remember_ports(self, s: KernelSocket) -> None:
         try:

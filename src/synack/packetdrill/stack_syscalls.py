@@ -25,7 +25,16 @@ from ..tcp.connection import Connection
 from ..tcp.events import Connected, ConnectionFailed, DataReceived, EndOfStream, StateChanged
 from ..tcp.states import SYNCHRONIZED, State
 from .profiles import TCP_CONFIG_FIELDS, Profile, socket_buffer
-from .syscalls import SYMBOLS, Mismatch, Op, SyscallError, Unsupported, epoll_text, pattern
+from .syscalls import (
+    SYMBOLS,
+    Mismatch,
+    Op,
+    SyscallError,
+    Unsupported,
+    epoll_text,
+    new_fd,
+    pattern,
+)
 from .syscalls import Now as _Now
 
 _NAMES_BY_LEVEL = {
@@ -128,14 +137,7 @@ class StackSyscalls:
         return s
 
     def _new_fd(self, wanted: int | None) -> int:
-        if wanted is not None and wanted >= 0:
-            if wanted in self.fds or wanted in self.epolls:
-                raise Unsupported(f"the script expects fd {wanted}, which is already open")
-            return wanted
-        fd = 3
-        while fd in self.fds or fd in self.epolls:
-            fd += 1
-        return fd
+        return new_fd(wanted, self.fds, self.epolls)
 
     def config_for(self, s: Socket) -> TcpConfig:
         cfg = self.base_config()

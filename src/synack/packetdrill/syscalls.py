@@ -17,7 +17,7 @@ targets can check every payload byte, not just lengths.
 from __future__ import annotations
 
 import errno
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -152,6 +152,19 @@ class SyscallLayer(Protocol):
 
     def bound_port(self, fd: int) -> int | None:
         """The local port of ``fd`` (after bind or listen), if known."""
+
+
+def new_fd(wanted: int | None, *taken: Container[int]) -> int:
+    """The descriptor a new socket or epoll instance gets: the one the script names
+    (which must be free), else the lowest free one from 3 (as the kernel hands out)."""
+    if wanted is not None and wanted >= 0:
+        if any(wanted in t for t in taken):
+            raise Unsupported(f"the script expects fd {wanted}, which is already open")
+        return wanted
+    fd = 3
+    while any(fd in t for t in taken):
+        fd += 1
+    return fd
 
 
 def epoll_text(events: list[tuple[int, int]]) -> str:
