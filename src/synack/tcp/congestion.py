@@ -87,9 +87,6 @@ class CongestionControl(ABC):
     def on_timeout(self, flight: int, now: float) -> None:
         """The retransmission timer expired (RFC 5681 §3.1 eq. 4)."""
 
-    def release(self) -> None:  # noqa: B027 - optional hook
-        """The connection sends nothing more (TIME-WAIT): free what only sending needs."""
-
     def on_repeat_timeout(self, now: float) -> None:
         """Another timeout inside the same loss episode: back to the loss window, but
         ssthresh stays what the episode's one reduction made it (RFC 5681 §3.1
@@ -219,11 +216,6 @@ class HyStartPP:
         return acked // self.CSS_GROWTH_DIVISOR if self.in_css else acked
 
 
-#: The HyStart++ state every CUBIC shares once its own is no longer consulted
-#: (``hystart_on`` False guards every use), so a connection in TIME-WAIT frees its own.
-_HYSTART_DONE = HyStartPP()
-
-
 class Cubic(CongestionControl):
     """CUBIC (RFC 9438) with HyStart++ (RFC 9406) slow start."""
 
@@ -246,10 +238,6 @@ class Cubic(CongestionControl):
         # RFC 9406 §4.2: HyStart++ runs in the initial slow start only; after the first
         # congestion event slow start is the standard one.
         self.hystart_on = True
-
-    def release(self) -> None:
-        self.hystart_on = False  # HyStart++ is never consulted again
-        self.hystart = _HYSTART_DONE
 
     def on_rtt_sample(self, rtt: float, now: float) -> None:
         self.srtt = rtt if self.srtt == 0 else 0.875 * self.srtt + 0.125 * rtt
@@ -292,9 +280,8 @@ class Cubic(CongestionControl):
         self.ssthresh = max(int(self.cwnd * self.BETA), 2 * self.mss)
         self.cwnd = self.ssthresh
         self.epoch = None
-        if self.hystart_on:
-            self.hystart.in_css = False
-            self.hystart_on = False
+        self.hystart.in_css = False
+        self.hystart_on = False
 
     def on_timeout(self, flight: int, now: float) -> None:
         self.on_loss(flight, now)

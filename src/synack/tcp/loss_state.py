@@ -117,8 +117,3 @@ class LossState:
         why = check(self.state, trigger, new)
         self.state = new
         return why
-
-    @property
-    def reduced(self) -> bool:
-        """CWR, Recovery or Loss: the window was cut for the current episode."""
-        return self.state >= CaState.CWR
