@@ -31,7 +31,7 @@ from .tcp.events import Event
 from .tcp.isn import IsnSource, Rfc6528Isn
 from .tcp.states import SYNCHRONIZED, State
 from .wire import icmp, icmpv6
-from .wire.checksum import FOLD_MIN, BytesLike, word_sum
+from .wire.checksum import BytesLike
 from .wire.errors import WireError
 from .wire.ipv4 import PROTO_ICMP, PROTO_TCP, parse_ipv4_packet
 from .wire.ipv6 import (
@@ -54,7 +54,7 @@ from .wire.packet import (
     encode_ipv6_tcp_parts,
 )
 from .wire.segment import ACK, FIN, PSH, RST, SYN, Segment
-from .wire.tcp import parse_tcp
+from .wire.tcp import parse_tcp, tcp_checksum_ok
 from .wire.vnet import (
     PLAIN_HEADER,
     VNET_HDR_LEN,
@@ -439,19 +439,11 @@ class Stack:
             if word != _TS_WORD:
                 return False  # another option (a SACK block): the general decoder
         view = memoryview(packet)
-        if verify:
-            # RFC 1071 sums as in wire.checksum: a valid header or segment sums to
-            # 0 mod 0xFFFF (with the pseudo-header, RFC 9293 §3.1, for TCP).
-            if int.from_bytes(view[:20], "big") % 0xFFFF:
-                return False
-            tlen = total - 20
-            s = (int.from_bytes(view[20:total], "big") % 0xFFFF if tlen <= FOLD_MIN
-                 else word_sum(view[20:total]))
-            if tlen & 1:
-                s <<= 8
-            if (s + int.from_bytes(src, "big") + int.from_bytes(dst, "big") + PROTO_TCP
-                    + tlen) % 0xFFFF:
-                return False
+        # RFC 1071 sums as in wire.checksum: a valid header or segment sums to 0 mod
+        # 0xFFFF (with the pseudo-header, RFC 9293 §3.1, for TCP).
+        if verify and (int.from_bytes(view[:20], "big") % 0xFFFF
+                       or not tcp_checksum_ok(view[20:total], src, dst)):
+            return False
         payload = view[20 + hl:total]
         self.stats["segs_in"] += 1
         self._dirty[conn] = None
@@ -487,16 +479,9 @@ class Stack:
                 return False
         end = 40 + plen
         view = memoryview(packet)
-        if verify:
-            # RFC 1071 as in _receive_common: the segment with the pseudo-header (16-byte
-            # addresses, 32-bit length, Next Header) sums to 0 mod 0xFFFF.
-            s = (int.from_bytes(view[40:end], "big") % 0xFFFF if plen <= FOLD_MIN
-                 else word_sum(view[40:end]))
-            if plen & 1:
-                s <<= 8
-            if (s + int.from_bytes(src, "big") + int.from_bytes(dst, "big") + PROTO_TCP
-                    + plen) % 0xFFFF:
-                return False
+        # RFC 1071 with the IPv6 pseudo-header (RFC 8200 §8.1).
+        if verify and not tcp_checksum_ok(view[40:end], src, dst):
+            return False
         payload = view[40 + hl:end]
         ecn = (vtf >> 20) & 3  # the Traffic Class's ECN field (RFC 3168 §5)
         self.stats["segs_in"] += 1

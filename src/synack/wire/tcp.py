@@ -126,6 +126,20 @@ def parse_options(opts: bytes) -> tuple[int | None, int | None, bool,
     return mss, wscale, sack_permitted, blocks, tsval, tsecr
 
 
+def tcp_checksum_ok(data: BytesLike, src: bytes, dst: bytes) -> bool:
+    """Whether a TCP segment (header and payload, checksum field included) sums to zero
+    with its pseudo-header (RFC 9293 §3.1; IPv6 RFC 8200 §8.1: 4- or 16-byte addresses,
+    each read as one integer, which is congruent to the sum of its 16-bit words)."""
+    n = len(data)
+    # Reduce before adding (no big-int copies); large segments fold first.
+    s = int.from_bytes(data, "big") % 0xFFFF if n <= FOLD_MIN else word_sum(data)
+    if n & 1:
+        s <<= 8
+    # The pseudo-header makes the sum non-zero, so "== 0xFFFF" is "≡ 0 mod 0xFFFF".
+    return not (s + int.from_bytes(src, "big") + int.from_bytes(dst, "big") + PROTO_TCP
+                + n) % 0xFFFF
+
+
 def parse_tcp(data: BytesLike, src: bytes, dst: bytes, *, verify_checksum: bool = True,
               ecn: int = 0) -> Segment:
     """Decode one TCP segment (RFC 9293 §3.1); raises :class:`WireError`.
@@ -139,14 +153,8 @@ def parse_tcp(data: BytesLike, src: bytes, dst: bytes, *, verify_checksum: bool 
     if n < TCP_HEADER_LEN:
         raise WireError("tcp_truncated", f"{n} bytes")
     sport, dport, seq, ack, doff, flags, window, _, urgent = _HDR_IN.unpack_from(data)
-    if verify_checksum:
-        # Reduce before adding (no big-int copies); large segments fold first.
-        s = int.from_bytes(data, "big") % 0xFFFF if n <= FOLD_MIN else word_sum(data)
-        if n & 1:
-            s <<= 8
-        # The pseudo-header makes the sum non-zero, so "== 0xFFFF" is "≡ 0 mod 0xFFFF".
-        if (s + int.from_bytes(src, "big") + int.from_bytes(dst, "big") + PROTO_TCP + n) % 0xFFFF:
-            raise WireError("tcp_bad_checksum")
+    if verify_checksum and not tcp_checksum_ok(data, src, dst):
+        raise WireError("tcp_bad_checksum")
     hl = (doff >> 4) << 2
     if hl < TCP_HEADER_LEN or hl > n:
         raise WireError("tcp_bad_offset", f"data offset {doff >> 4}, segment {n} bytes")
