@@ -126,19 +126,9 @@ class Scheduling(RunnerState):
             nt = stack.next_timer()
             if nt is None:
                 break
-            nt_us = round(nt * 1e6)
-            if nt_us > until_us:
+            if round(nt * 1e6) > until_us:
                 break
-            if nt_us <= self.now_us:
-                same_time += 1
-                if same_time > 10000:
-                    raise ScriptFailure(self._line(), f"synack's timers do not advance: stuck at "
-                                                      f"{usecs(self.now_us)} s")
-            else:
-                same_time = 0
-            self.now_us = max(self.now_us, nt_us)
-            stack.handle_timer(nt)
-            self._collect()
+            same_time = self._fire(nt, same_time)
         if idle:
             self._check_pending_if_done()
         self.now_us = max(self.now_us, until_us)
@@ -163,20 +153,27 @@ class Scheduling(RunnerState):
             nt = stack.next_timer()
             if nt is None:
                 return False
-            nt_us = round(nt * 1e6)
-            if nt_us > horizon_us:
+            if round(nt * 1e6) > horizon_us:
                 return False
-            if nt_us <= self.now_us:
-                same_time += 1
-                if same_time > 10000:
-                    raise ScriptFailure(self._line(), f"synack's timers do not advance: stuck at "
-                                                      f"{usecs(self.now_us)} s")
-            else:
-                same_time = 0
-            self.now_us = max(self.now_us, nt_us)
-            stack.handle_timer(nt)
-            self._collect()
+            same_time = self._fire(nt, same_time)
         return True
+
+    def _fire(self, nt: float, same_time: int) -> int:
+        """Fire the timers due at ``nt`` and collect what they sent; return how many
+        firings in a row left the clock where it was (a stack whose timers never
+        advance fails the script instead of looping for ever)."""
+        nt_us = round(nt * 1e6)
+        if nt_us <= self.now_us:
+            same_time += 1
+            if same_time > 10000:
+                raise ScriptFailure(self._line(), f"synack's timers do not advance: stuck at "
+                                                  f"{usecs(self.now_us)} s")
+        else:
+            same_time = 0
+        self.now_us = max(self.now_us, nt_us)
+        self._stack.handle_timer(nt)
+        self._collect()
+        return same_time
 
 
 def is_inbound(ev: Event) -> bool:
