@@ -521,9 +521,11 @@ def test_drop_next_drops_count_matches_then_removes_itself() -> None:
         net.drop_next(lambda p: True, count=0)
 
 
-def test_taps_see_every_event() -> None:
-    net = Network(seed=11)
-    a = Paced(A, B, count=3000, interval=0.0005, size=1000, tos=0x02)
+def every_fate_net(seed: int, count: int) -> tuple[Network, Paced, Echo]:
+    """A paced sender and an echo on a path where every impairment happens (loss,
+    duplication, reordering, corruption, a full queue, ECN marking)."""
+    net = Network(seed=seed)
+    a = Paced(A, B, count=count, interval=0.0005, size=1000, tos=0x02)
     b = Echo(B)
     net.attach(a)
     net.attach(b)
@@ -531,6 +533,11 @@ def test_taps_see_every_event() -> None:
                                   reorder=0.05, corrupt=0.05, rate_bps=12e6,
                                   queue_bytes=20_000, ecn_mark=True,
                                   ecn_threshold_bytes=5000))
+    return net, a, b
+
+
+def test_taps_see_every_event() -> None:
+    net, a, b = every_fate_net(seed=11, count=3000)
     events: Counter[tuple[str, str | None]] = Counter()
     times: list[float] = []
 
@@ -563,15 +570,7 @@ def test_stats_every_counter_counts_its_fate() -> None:
     happens (a filter, no route, random loss, a full queue, duplication, corruption,
     reordering, ECN marking) moves every counter, no fate lands in a counter outside
     the list, and the conservation law of :class:`Network` holds."""
-    net = Network(seed=5)
-    a = Paced(A, B, count=2000, interval=0.0005, size=1000, tos=0x02)
-    b = Echo(B)
-    net.attach(a)
-    net.attach(b)
-    net.set_path(A, B, PathConfig(delay=0.01, jitter=0.001, loss=0.05, duplicate=0.05,
-                                  reorder=0.05, corrupt=0.05, rate_bps=12e6,
-                                  queue_bytes=20_000, ecn_mark=True,
-                                  ecn_threshold_bytes=5000))
+    net, a, b = every_fate_net(seed=5, count=2000)
     net.drop_next(lambda p: p[16:20] == A, count=3)  # three echoes dropped by a filter
     a.outbox.append(ipv4(A, C))  # no host at C
     assert all(v == 0 for v in net.stats.values())
