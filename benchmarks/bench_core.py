@@ -17,7 +17,7 @@ import timeit
 from collections.abc import Callable
 from pathlib import Path
 
-from synack.scenario import Scenario
+from synack.scenarios.scenario import Scenario
 from synack.sim import PathConfig
 from synack.stack import Stack
 from synack.tcp.connection import Connection

@@ -90,7 +90,7 @@ def skip_reason() -> str | None:
 def offload_available() -> bool:
     import inspect
 
-    from synack.host import Host
+    from synack.aio.host import Host
 
     return "offload" in inspect.signature(Host.tun).parameters
 
@@ -433,7 +433,7 @@ def serve_has_workers() -> bool:
     import contextlib
     import io
 
-    from synack.cli import build_parser
+    from synack.commands.main import build_parser
     try:
         with contextlib.redirect_stderr(io.StringIO()):
             build_parser().parse_args(["serve", "http", "--workers", "2"])

@@ -34,7 +34,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from synack.scenario import SERVER_IP, Scenario
+from synack.scenarios.scenario import SERVER_IP, Scenario
 from synack.sim import PathConfig
 from synack.stack import Stack
 from synack.tcp.config import TcpConfig

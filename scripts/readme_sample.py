@@ -26,8 +26,8 @@ HEAD_LINES = 8  # timeline lines shown before the "..."
 
 def demo_sample() -> str:
     """The console block: the command, the first timeline lines, ..., the last one."""
-    from synack.cli import build_parser
     from synack.commands.demo import run_demo
+    from synack.commands.main import build_parser
 
     args = build_parser().parse_args(COMMAND)
     out = io.StringIO()
@@ -41,9 +41,9 @@ def demo_sample() -> str:
 
 def diagram() -> str:
     """The lost-synack lab's sequence diagram, as `synack lab lost-synack` writes it."""
-    from synack.diagram import render_svg
-    from synack.explain import analyze
-    from synack.labs import LABS
+    from synack.scenarios.labs import LABS
+    from synack.trace.diagram import render_svg
+    from synack.trace.model import analyze
 
     lab = LABS["lost-synack"]
     run = lab.run()

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from synack.aio import Server, open_connection, start_server
-from synack.host import Host
+from synack.aio.host import Host
 from synack.tcp.config import TcpConfig
 from synack.tcp.states import State
 

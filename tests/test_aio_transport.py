@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from synack.aio import SynackTransport, create_connection, create_server
-from synack.host import Host
+from synack.aio.host import Host
 from synack.links.memory import memory_pair
 from synack.stack import Stack
 from synack.tcp.config import TcpConfig

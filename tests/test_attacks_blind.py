@@ -23,7 +23,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from synack.scenario import CLIENT_IP, SERVER_IP, Scenario
+from synack.scenarios.scenario import CLIENT_IP, SERVER_IP, Scenario
 from synack.sim import PathConfig
 from synack.stack import Stack
 from synack.tcp.config import TcpConfig

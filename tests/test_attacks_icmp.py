@@ -16,7 +16,7 @@ from collections import Counter
 
 import pytest
 
-from synack.scenario import CLIENT_IP, SERVER_IP, Scenario, is_syn, is_synack
+from synack.scenarios.scenario import CLIENT_IP, SERVER_IP, Scenario, is_syn, is_synack
 from synack.sim import PathConfig
 from synack.stack import Stack
 from synack.tcp.config import TcpConfig

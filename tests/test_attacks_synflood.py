@@ -19,7 +19,7 @@ import tracemalloc
 
 import pytest
 
-from synack.scenario import SERVER_IP, Scenario
+from synack.scenarios.scenario import SERVER_IP, Scenario
 from synack.sim import PathConfig
 from synack.tcp import cookies
 from synack.tcp.states import State

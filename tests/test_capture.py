@@ -13,7 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from synack.capture import (
+from synack.commands.main import main
+from synack.scenarios.labs import LABS
+from synack.scenarios.scenario import Scenario
+from synack.sim import PathConfig
+from synack.tcp.config import TcpConfig
+from synack.trace.capture import (
     MemoryWriter,
     NetworkCapture,
     PcapngWriter,
@@ -21,11 +26,6 @@ from synack.capture import (
     open_capture,
     packets_from_trace,
 )
-from synack.cli import main
-from synack.labs import LABS
-from synack.scenario import Scenario
-from synack.sim import PathConfig
-from synack.tcp.config import TcpConfig
 from synack.wire.packet import decode_ip_tcp, decode_ipv4_tcp
 
 #: Every tshark check runs over both families: the captures are LINKTYPE_RAW, and

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from synack.cli import build_parser, main
 from synack.commands.demo import run_demo
+from synack.commands.main import build_parser, main
 
 
 def demo(*argv: str) -> tuple[int, str]:

@@ -23,11 +23,12 @@ from typing import Any
 
 import pytest
 
-from synack.cli import build_parser, main
+from synack.aio.host import Host
 from synack.commands import connect as connect_cmd
 from synack.commands import get as get_cmd
 from synack.commands import serve as serve_cmd
-from synack.host import Host
+from synack.commands.main import build_parser, main
+from synack.commands.realnet import SetupError, settle
 from synack.links import tun as tun_module
 from synack.services import (
     HttpService,
@@ -44,7 +45,6 @@ from synack.services import (
     parse_url,
 )
 from synack.services.http import HttpError, read_request
-from synack.services.realnet import SetupError, settle
 
 A, B = "10.0.0.1", "10.0.0.2"
 
@@ -722,7 +722,7 @@ def test_connect_lingers_in_time_wait_and_reacks_a_retransmitted_fin_c13(
     to wait for) and every ACK of its FIN is lost, so it resends the FIN after its RTO
     (1 s); connect, lingering, ACKs it again and exits with status 0 once the linger
     (1.6 s) is over.  With --linger 0 it is gone before the FIN comes back."""
-    from synack.services import realnet
+    from synack.commands import realnet
     from synack.wire.packet import decode_ipv4_tcp
     from synack.wire.segment import ACK, FIN
 

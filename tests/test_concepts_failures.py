@@ -12,8 +12,16 @@ import itertools
 
 import pytest
 
-from synack.apps import Endpoint
-from synack.scenario import CLIENT_IP, SERVER_IP, Scenario, is_fin, is_rst, is_syn, is_synack
+from synack.scenarios.apps import Endpoint
+from synack.scenarios.scenario import (
+    CLIENT_IP,
+    SERVER_IP,
+    Scenario,
+    is_fin,
+    is_rst,
+    is_syn,
+    is_synack,
+)
 from synack.stack import Listener
 from synack.tcp.config import TcpConfig
 from synack.tcp.connection import Connection

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from synack.apps import Endpoint
-from synack.scenario import (
+from synack.scenarios.apps import Endpoint
+from synack.scenarios.scenario import (
     CLIENT_IP,
     SERVER_IP,
     Scenario,

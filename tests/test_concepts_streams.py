@@ -12,8 +12,8 @@ import random
 
 import pytest
 
-from synack.apps import Endpoint
-from synack.scenario import CLIENT_IP, SERVER_IP, Scenario, WireEvent
+from synack.scenarios.apps import Endpoint
+from synack.scenarios.scenario import CLIENT_IP, SERVER_IP, Scenario, WireEvent
 from synack.sim import PathConfig
 from synack.tcp.config import TcpConfig
 from synack.tcp.isn import fixed_isn

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from synack import seq
+from synack.tcp import seq
 from synack.tcp.config import TcpConfig
 from synack.tcp.connection import Connection
 from synack.tcp.events import (

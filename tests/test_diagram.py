@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from synack.diagram import render_mermaid, render_svg
-from synack.explain import analyze
-from synack.labs import LABS
+from synack.scenarios.labs import LABS
+from synack.trace.diagram import render_mermaid, render_svg
+from synack.trace.model import analyze
 
 SVG = "{http://www.w3.org/2000/svg}"
 

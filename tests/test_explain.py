@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from synack.cli import main
-from synack.explain import analyze, explain, load_trace, render
-from synack.labs import LABS
-from synack.scenario import Scenario, is_synack
+from synack.commands.main import main
+from synack.scenarios.labs import LABS
+from synack.scenarios.scenario import Scenario, is_synack
 from synack.tcp.config import TcpConfig
+from synack.trace.load import load_trace
+from synack.trace.model import analyze
+from synack.trace.narrate import explain, render
 
 
 def lab_text(name: str, **kw: bool) -> str:
@@ -125,8 +127,8 @@ def test_explain_command_reads_a_demo_trace(tmp_path: Path,
 def test_demo_explain_flag_narrates() -> None:
     import io
 
-    from synack.cli import build_parser
     from synack.commands.demo import run_demo
+    from synack.commands.main import build_parser
 
     out = io.StringIO()
     assert run_demo(build_parser().parse_args(["demo", "--explain", "--bytes", "500"]), out) == 0
@@ -147,7 +149,7 @@ def test_progress_bar_draws_and_does_not_change_the_run() -> None:
     import io
 
     pytest.importorskip("rich")
-    from synack.progress import TransferProgress, print_summary
+    from synack.commands.progress import TransferProgress, print_summary
     from synack.sim import PathConfig
 
     def run(with_bar: bool) -> tuple[list[dict[str, object]], str]:

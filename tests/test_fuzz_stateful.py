@@ -34,7 +34,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-from synack import seq
+from synack.tcp import seq
 from synack.tcp.config import TcpConfig
 from synack.tcp.connection import Connection
 from synack.tcp.states import CAN_SEND, State

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import errno
 
-from synack.scenario import CLIENT_IP, SERVER_IP, Scenario, is_syn
+from synack.scenarios.scenario import CLIENT_IP, SERVER_IP, Scenario, is_syn
 from synack.sim import PathConfig
 from synack.stack import Stack
 from synack.tcp.config import TcpConfig

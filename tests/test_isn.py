@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from synack import seq
+from synack.tcp import seq
 from synack.tcp.isn import Rfc6528Isn, fixed_isn
 
 MOD = 1 << 32

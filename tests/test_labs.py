@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from synack.cli import main
-from synack.labs import LABS, LabUnavailable, explained_lines, get, write_outputs
+from synack.commands.main import main
+from synack.scenarios.labs import LABS, LabUnavailable, explained_lines, get, write_outputs
 
 REQUIRED = ["handshake", "teardown-client", "teardown-server", "simultaneous-open",
             "simultaneous-close", "half-close", "lost-syn", "lost-synack", "lost-final-ack",

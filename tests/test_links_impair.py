@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from synack.host import Host
+from synack.aio.host import Host
 from synack.links import ImpairedLink, Link, LinkClosedError, memory_pair
 from synack.sim import PathConfig
 from synack.tcp.config import TcpConfig

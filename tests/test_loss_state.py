@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from synack.scenario import Scenario
+from synack.scenarios.scenario import Scenario
 from synack.sim.path import PathConfig
 from synack.tcp.config import TcpConfig
 from synack.tcp.loss_state import (

@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from synack import seq
+from synack.tcp import seq
 from synack.tcp.loss_state import CaState
 from synack.tcp.states import State
 from synack.wire.segment import ACK, ECE, Segment

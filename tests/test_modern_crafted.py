@@ -24,8 +24,7 @@ from typing import Any
 
 import pytest
 
-from synack import seq
-from synack.tcp import congestion
+from synack.tcp import congestion, seq
 from synack.tcp.config import TcpConfig
 from synack.tcp.connection import Connection, window_shift
 from synack.tcp.events import ConnectionFailed, ConnectionReset, Event

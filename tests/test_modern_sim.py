@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from synack.apps import Endpoint
-from synack.scenario import CLIENT_IP, Scenario
+from synack.scenarios.apps import Endpoint
+from synack.scenarios.scenario import CLIENT_IP, Scenario
 from synack.sim import PathConfig
 from synack.tcp.config import TcpConfig
 

@@ -22,12 +22,11 @@ from typing import Any
 import pytest
 
 import synack.links.tun as tun_module
-from synack.cli import main
-from synack.commands import unwritable
+from synack.commands import realnet, unwritable
 from synack.commands.get import _Output
-from synack.explain import explain, loss_story, render
-from synack.labs import LABS
-from synack.services import realnet
+from synack.commands.main import main
+from synack.scenarios.labs import LABS
+from synack.trace.narrate import explain, loss_story, render
 
 PYTHON = sys.executable
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -287,7 +286,7 @@ def steps_of(records: list[dict[str, Any]], **kw: Any) -> list[Any]:
 
 
 def test_fin_wait_1_says_fin_queued_when_data_leaves_first() -> None:
-    from synack.scenario import Scenario
+    from synack.scenarios.scenario import Scenario
 
     sc = Scenario(1)
     sc.listen(80, b"r" * 8000, send_after_eof=True)
@@ -336,7 +335,7 @@ def test_fast_retransmit_names_what_the_trace_says_decided_the_loss() -> None:
     """"Three duplicate ACKs" only when three arrived; a RACK timer when one fired."""
     for name_or_demo in ("fast-retransmit", "demo"):
         if name_or_demo == "demo":
-            from synack.scenario import Scenario
+            from synack.scenarios.scenario import Scenario
             from synack.sim import PathConfig
             sc = Scenario(3, path=PathConfig(delay=0.05, loss=0.2))
             sc.listen(80, bytes(8000), send_after_eof=True)
@@ -399,10 +398,10 @@ def test_internal_names_do_not_reach_the_reader() -> None:
 
 
 def test_one_rendering_of_a_segment_in_every_view() -> None:
-    from synack.diagram import render_svg
-    from synack.explain import analyze
-    from synack.report import render_report
-    from synack.timeline import render as timeline
+    from synack.trace.diagram import render_svg
+    from synack.trace.model import analyze
+    from synack.trace.report import render_report
+    from synack.trace.timeline import render as timeline
 
     run = LABS["fast-retransmit"].run()
     analysed = analyze(run.trace, run.roles)
@@ -495,7 +494,7 @@ def test_demo_capture_opens_in_tshark_without_warnings(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------ item 12: help
 def _options() -> list[tuple[str, str, argparse.Action, str]]:
-    from synack.cli import build_parser
+    from synack.commands.main import build_parser
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     out = []
@@ -566,7 +565,7 @@ def test_readme_sample_and_diagram_are_what_the_code_prints_now() -> None:
 def test_report_of_a_one_sided_trace_steps_every_segment_and_invents_no_state() -> None:
     """As on a real link, only synack's end is traced: the stepper has one step per
     segment the header counts, the other end is "not traced", times are measured."""
-    from synack.report import render_report
+    from synack.trace.report import render_report
 
     run = LABS["fast-retransmit"].run()
     client = [r for r in run.trace if not (r.get("conn") or "").startswith("10.0.0.2:")

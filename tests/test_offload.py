@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from synack.host import Host
+from synack.aio.host import Host
 from synack.links import tun as tun_module
 from synack.links.tun import TunLink
 from synack.stack import Stack
@@ -334,16 +334,16 @@ def test_plain_fallback_without_vnet_hdr_still_clears_the_devices_offloads(
 ])
 def test_offload_mode_is_auto_by_default(argv: list[str], want: tuple[bool, str | None]
                                          ) -> None:
-    from synack.cli import build_parser
-    from synack.services.realnet import offload_choice
+    from synack.commands.main import build_parser
+    from synack.commands.realnet import offload_choice
     for command in (["serve", "discard"], ["get", "http://10.77.0.1/"]):
         args = build_parser().parse_args([*command, *argv])
         assert offload_choice(args) == want
 
 
 def test_offload_with_impairment_is_an_error_only_when_asked_for() -> None:
-    from synack.cli import build_parser
-    from synack.services.realnet import SetupError, offload_choice
+    from synack.commands.main import build_parser
+    from synack.commands.realnet import SetupError, offload_choice
     args = build_parser().parse_args(["serve", "discard", "--offload", "--loss", "0.1"])
     with pytest.raises(SetupError, match="cannot be combined"):
         offload_choice(args)

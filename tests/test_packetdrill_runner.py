@@ -438,7 +438,7 @@ def test_cli_writes_trace_and_capture_for_every_script(tmp_path: Path) -> None:
     import shutil
     import subprocess
 
-    from synack.cli import main
+    from synack.commands.main import main
 
     scripts = sorted(Path(__file__).parent.joinpath("packetdrill").glob("c0*.pkt"))[:2]
     trace, pcap = tmp_path / "t.jsonl", tmp_path / "p.pcapng"

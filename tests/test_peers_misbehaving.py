@@ -17,7 +17,7 @@ import tracemalloc
 from collections import deque
 from typing import Any
 
-from synack.scenario import CLIENT_IP, SERVER_IP, Scenario
+from synack.scenarios.scenario import CLIENT_IP, SERVER_IP, Scenario
 from synack.sim import PathConfig
 from synack.tcp.config import TcpConfig
 from synack.tcp.connection import Connection

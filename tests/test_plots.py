@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from synack import plots
-from synack.explain import analyze
-from synack.labs import LABS
+from synack.scenarios.labs import LABS
+from synack.trace import plots
+from synack.trace.model import analyze
 
 
 def analysed(name: str):  # type: ignore[no-untyped-def]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from synack.scenario import Scenario
+from synack.scenarios.scenario import Scenario
 from synack.sim import PathConfig
 from synack.tcp import congestion
 from synack.tcp.config import TcpConfig

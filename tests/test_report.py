@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 
-from synack.cli import main
-from synack.labs import LABS
-from synack.report import render_report
+from synack.commands.main import main
+from synack.scenarios.labs import LABS
+from synack.trace.report import render_report
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run",
@@ -229,7 +229,7 @@ def test_report_page_in_headless_chromium(browser: DevTools, tmp_path: Path) -> 
 
 
 def test_report_html_without_plots_has_csv_links(monkeypatch: pytest.MonkeyPatch) -> None:
-    from synack import report
+    from synack.trace import report
 
     monkeypatch.setattr(report, "matplotlib_available", lambda: False)
     html = render_report(LABS["handshake"].run().trace, title="hs <test>")
@@ -268,8 +268,8 @@ OVERLAPS_JS = """
 def test_no_two_labels_overlap_in_any_lab_diagram(browser: DevTools, tmp_path: Path) -> None:
     """Every lab's sequence diagram as a person sees it: no label covers another, and
     none runs off the picture (measured by the browser, not estimated)."""
-    from synack.diagram import render_svg
-    from synack.explain import analyze
+    from synack.trace.diagram import render_svg
+    from synack.trace.model import analyze
 
     dt = browser
     problems = {}

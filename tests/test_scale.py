@@ -15,7 +15,7 @@ import sys
 import tracemalloc
 from typing import Any
 
-from synack.scenario import Scenario
+from synack.scenarios.scenario import Scenario
 from synack.sim import PathConfig
 from synack.stack import Stack
 from synack.tcp.config import TcpConfig

@@ -11,7 +11,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from synack import seq
+from synack.tcp import seq
 
 MOD = 1 << 32
 HALF = 1 << 31

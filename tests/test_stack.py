@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from synack.scenario import CLIENT_IP, SERVER_IP, Scenario, is_rst, is_synack
+from synack.scenarios.scenario import CLIENT_IP, SERVER_IP, Scenario, is_rst, is_synack
 from synack.sim import PathConfig
 from synack.stack import EPHEMERAL_HIGH, EPHEMERAL_LOW, Stack
 from synack.tcp.config import TcpConfig

@@ -20,7 +20,7 @@ import random
 
 import pytest
 
-from synack.scenario import Scenario
+from synack.scenarios.scenario import Scenario
 from synack.sim import PathConfig
 from synack.tcp.config import TcpConfig
 from synack.tcp.states import State

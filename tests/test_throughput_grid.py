@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from synack.scenario import Scenario
+from synack.scenarios.scenario import Scenario
 from synack.sim import PathConfig
 from synack.tcp.config import TcpConfig
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from synack.scenario import CLIENT_IP, Scenario, has_data, is_syn
+from synack.scenarios.scenario import CLIENT_IP, Scenario, has_data, is_syn
 from synack.sim import PathConfig
 from synack.tcp.config import TcpConfig
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from synack.scenario import Scenario
+from synack.scenarios.scenario import Scenario
 from synack.sim import PathConfig
 from synack.tcp.config import TcpConfig
 

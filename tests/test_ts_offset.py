@@ -47,7 +47,7 @@ def ns(tmp_path: Path) -> Iterator[Any]:
 
 CLIENT = textwrap.dedent("""
     import asyncio, json, sys, time
-    from synack.host import Host
+    from synack.aio.host import Host
     async def main():
         host = Host.tun("syn0", "10.77.0.2", kernel_ip="10.77.0.1/24")
         await asyncio.sleep(0.2)

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from capabilities import network_namespace, require_root_tun
-from synack.host import Host
+from synack.aio.host import Host
 from synack.links import tun as tun_module
 from synack.links.tun import TunLink, check_interface_name
 
@@ -201,7 +201,7 @@ def test_host_tun_checks_addresses_before_touching_anything(ip: str, kernel_ip: 
 # ------------------------------------------------------------- the real kernel
 SYNACK_SIDE = r"""
 import asyncio, hashlib, json, sys
-from synack.host import Host
+from synack.aio.host import Host
 
 async def main(name, ip, kernel_ip, mode):
     host = Host.tun(name, ip, kernel_ip=kernel_ip)

@@ -17,10 +17,10 @@ import pytest
 from scapy.all import IP, TCP
 
 import synack.tcp.events as ev
-from synack.explain import render
-from synack.scenario import Scenario
+from synack.scenarios.scenario import Scenario
 from synack.sim import PathConfig
 from synack.tcp.config import TcpConfig
+from synack.trace.narrate import render
 from synack.wire.ipv4 import ip_to_bytes
 from synack.wire.packet import describe_packet, encode_ipv4_tcp
 from synack.wire.segment import ACK, FIN, PSH, URG, Segment

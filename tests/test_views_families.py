@@ -10,15 +10,15 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from synack.diagram import render_mermaid, render_svg
-from synack.explain import analyze, conn_ips, guess_roles
-from synack.explain import render as explain_render
-from synack.plots import csv_texts, time_sequence
-from synack.report import render_report, traced_hosts
-from synack.scenario import CLIENT_IP, CLIENT_IP6, SERVER_IP, SERVER_IP6, Scenario
+from synack.scenarios.scenario import CLIENT_IP, CLIENT_IP6, SERVER_IP, SERVER_IP6, Scenario
 from synack.sim import PathConfig
 from synack.tcp.config import TcpConfig
-from synack.timeline import render
+from synack.trace.diagram import render_mermaid, render_svg
+from synack.trace.model import analyze, conn_ips, guess_roles
+from synack.trace.narrate import render as explain_render
+from synack.trace.plots import csv_texts, time_sequence
+from synack.trace.report import render_report, traced_hosts
+from synack.trace.timeline import render
 from synack.wire.ipv6 import conn_hosts, split_endpoint
 
 SVG_TEXT = "{http://www.w3.org/2000/svg}text"

@@ -27,8 +27,8 @@ import pytest
 
 from capabilities import missing
 from netns import PYTHON, STACK_IP, Netns, namespace, require, summary_value, wait_log
-from synack.cli import build_parser
 from synack.commands import serve as serve_cmd
+from synack.commands.main import build_parser
 from synack.links import steering
 from synack.stack import Stack
 from synack.tcp import cookies

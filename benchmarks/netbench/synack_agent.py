@@ -38,7 +38,7 @@ import time
 import tracemalloc
 from typing import Any
 
-from synack.host import Host
+from synack.aio.host import Host
 from synack.sim.path import PathConfig
 from synack.tcp.config import TcpConfig
 

@@ -1,5 +1,5 @@
 """``python -m synack``: the command line."""
 
-from .cli import main
+from .commands.main import main
 
 raise SystemExit(main())

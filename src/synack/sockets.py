@@ -8,7 +8,7 @@
     conn, addr = srv.accept()
     cli.sendall(b"hello"); conn.recv(5)
 
-A :class:`SocketHost` runs a :class:`synack.host.Host` (stack, link, asyncio
+A :class:`SocketHost` runs a :class:`synack.aio.host.Host` (stack, link, asyncio
 driver) on an event loop in a background thread that owns it.  Each
 :class:`SynackSocket` has two halves: the object the application holds, and
 a loop-side half (``_Core``) registered with the driver for its
@@ -75,8 +75,8 @@ import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
+from .aio.host import Host
 from .aio.transport import error_from_errno
-from .host import Host
 from .links.base import Doorbell
 from .stack import EPHEMERAL_HIGH, EPHEMERAL_LOW, Listener
 from .tcp.config import TcpConfig
@@ -1036,7 +1036,7 @@ class SocketIO(io.RawIOBase):
 
 # -------------------------------------------------------------------- the host
 class SocketHost:
-    """A :class:`~synack.host.Host` run by a background event-loop thread, with
+    """A :class:`~synack.aio.host.Host` run by a background event-loop thread, with
     socket-module entry points.  Close it (or use ``with``) to stop the thread."""
 
     def __init__(self, runner: _LoopThread, host: Host) -> None:

@@ -22,8 +22,7 @@ from collections import Counter, deque
 from collections.abc import Iterator
 from typing import Any
 
-from . import seq
-from .tcp import cookies
+from .tcp import cookies, seq
 from .tcp.config import TcpConfig
 from .tcp.connection import Connection, Tracer
 from .tcp.cookies import SynCookies

@@ -1,6 +1,6 @@
 """synack on asyncio: a thin driver, a real ``asyncio.Transport``, streams and servers.
 
-See ``docs/api.md``.  The usual entry point is :class:`synack.host.Host`, which
+See ``docs/api.md``.  The usual entry point is :class:`synack.aio.host.Host`, which
 builds the stack, the link and the :class:`Driver` for you.
 """
 

@@ -2,7 +2,7 @@
 
 A module here is a command if it defines ``NAME``, ``register(sub)`` (adds
 its parser to an argparse subparsers object and returns it) and
-``run(args) -> int``.  :mod:`synack.cli` discovers them, so adding a command
+``run(args) -> int``.  :mod:`synack.commands.main` discovers them, so adding a command
 never means editing a shared list.  Shared argument types live here.
 """
 

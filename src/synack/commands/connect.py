@@ -29,15 +29,15 @@ import threading
 import time
 from typing import Any, BinaryIO
 
-from ..services.realnet import (
+from ..services.runner import synack_connection
+from . import hostport, non_negative, own_command, port
+from .realnet import (
     BUILTIN_SERVICES,
     NetSetup,
     add_linger_option,
     add_link_options,
     open_network,
 )
-from ..services.runner import synack_connection
-from . import hostport, non_negative, own_command, port
 
 NAME = "connect"
 READ_CHUNK = 1 << 16

@@ -15,13 +15,13 @@ import random
 import sys
 from typing import Any, TextIO
 
-from ..explain import render as explain_render
-from ..progress import TransferProgress, print_summary
-from ..scenario import Scenario
+from ..scenarios.scenario import Scenario
 from ..sim import PathConfig
 from ..tcp.config import TcpConfig
-from ..timeline import render
+from ..trace.narrate import render as explain_render
+from ..trace.timeline import render
 from . import check_outputs, non_negative, probability
+from .progress import TransferProgress, print_summary
 
 NAME = "demo"
 #: The server's port: the demo sends random bytes, so not a well-known service's port

@@ -2,7 +2,7 @@
 
 Reads the JSON lines written by ``--trace`` (docs/trace.md) from any run and
 prints what each segment is and why each thing happened, citing concept IDs
-and RFC sections (:mod:`synack.explain`).  It can also draw the sequence
+and RFC sections (:mod:`synack.trace.narrate`).  It can also draw the sequence
 diagram, the plots and rebuild a capture from the same trace.
 """
 
@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..explain import explain, load_trace
+from ..trace.load import load_trace
+from ..trace.narrate import explain
 from . import check_outputs
 
 NAME = "explain"
@@ -44,8 +45,8 @@ def write_copies(records: list[dict[str, Any]], args: argparse.Namespace,
                  rows: list[tuple[str, str, str]]) -> None:
     """The ``--pcap`` and ``--trace-out`` files of a rendering command (OSError on failure);
     a summary row for each is appended to ``rows``."""
-    from ..capture import write_trace_capture
-    from ..labs import json_lines
+    from ..scenarios.labs import json_lines
+    from ..trace.capture import write_trace_capture
 
     if args.pcap:
         n = write_trace_capture(records, args.pcap)
@@ -96,9 +97,9 @@ def check_render_outputs(args: argparse.Namespace, command: str,
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..diagram import render_mermaid, render_svg
-    from ..plots import write_plots
-    from ..progress import print_summary
+    from ..trace.diagram import render_mermaid, render_svg
+    from ..trace.plots import write_plots
+    from .progress import print_summary
 
     bad = check_render_outputs(args, "explain", {"--svg": args.svg, "--mermaid": args.mermaid},
                                {"--plots": args.plots})

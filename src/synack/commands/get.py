@@ -27,11 +27,11 @@ import time
 from types import TracebackType
 from typing import IO, Any, TextIO
 
-from ..progress import print_summary, rich_available
 from ..services.http import ProtocolError, Response, Url, fetch, parse_url
-from ..services.realnet import NetSetup, add_linger_option, add_link_options, open_network
 from . import non_negative, own_command, unwritable
 from .connect import describe_failure
+from .progress import print_summary, rich_available
+from .realnet import NetSetup, add_linger_option, add_link_options, open_network
 
 NAME = "get"
 HTTP_ERROR_STATUS = 22

@@ -1,7 +1,7 @@
 """``synack lab [NAME]``: list the guided scenarios, or run one and explain it.
 
 Each lab reproduces one or more concepts of docs/concepts.md
-deterministically (:mod:`synack.labs`), prints the explained timeline and
+deterministically (:mod:`synack.scenarios.labs`), prints the explained timeline and
 writes the diagram (SVG, Mermaid), the plots, the pcap/pcapng capture, the
 trace and a report page into an output folder.
 """
@@ -38,9 +38,9 @@ def register(sub: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import labs
-    from ..progress import print_summary
+    from ..scenarios import labs
     from . import check_outputs
+    from .progress import print_summary
 
     out = sys.stdout
     bad = check_outputs("lab", {"--pcap": args.pcap, "--trace": args.trace},
@@ -75,8 +75,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_one(lab: Any, outdir: Path, args: argparse.Namespace, *, quiet: bool,
              summary: bool) -> tuple[int, str]:
-    from .. import labs
-    from ..progress import print_summary
+    from ..scenarios import labs
+    from .progress import print_summary
 
     out = sys.stdout
     try:

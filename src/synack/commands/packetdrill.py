@@ -15,11 +15,11 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..capture import CaptureWriter, PcapngWriter, PcapWriter
 from ..packetdrill import expectations
 from ..packetdrill.kernel import KERNEL_TOLERANCE_USECS, kernel_problem, run_script_kernel
 from ..packetdrill.profiles import PROFILES, config_from_sysctls, get_profile
 from ..packetdrill.runner import IP_VERSIONS, RunOptions, RunResult, iter_scripts, run_script
+from ..trace.capture import CaptureWriter, PcapngWriter, PcapWriter
 from . import check_outputs, non_negative
 
 NAME = "packetdrill"

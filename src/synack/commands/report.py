@@ -1,7 +1,7 @@
 """``synack report TRACE -o report.html``: one self-contained page for a run.
 
 The page holds the sequence diagram, the plots, the explained timeline and a
-step-through control (:mod:`synack.report`); it needs no network to view.
+step-through control (:mod:`synack.trace.report`); it needs no network to view.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ def register(sub: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..explain import analyze
-    from ..progress import print_summary
-    from ..report import write_report
+    from ..trace.model import analyze
+    from ..trace.report import write_report
+    from .progress import print_summary
 
     bad = check_render_outputs(args, "report", {"-o": args.output})
     if bad is not None:

@@ -47,15 +47,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..aio.host import Host
 from ..aio.streams import Server
-from ..host import Host
 from ..links.impair import ImpairedLink
 from ..links.steering import attach_steering, ephemeral_ports, load_steering_program
 from ..links.tun import TunLink
-from ..progress import print_summary
 from ..services.basic import chargen, discard, echo
 from ..services.http import HttpService
-from ..services.realnet import (
+from ..services.runner import ConnectionRecord, Handler, ServiceRunner
+from ..wire.ipv6 import addr_to_str
+from . import check_outputs, hostport, in_range, non_negative, own_command, port
+from .progress import print_summary
+from .realnet import (
     DEFAULT_IP,
     QUIET_STATES,
     NetSetup,
@@ -68,9 +71,6 @@ from ..services.realnet import (
     settle,
     tun_error,
 )
-from ..services.runner import ConnectionRecord, Handler, ServiceRunner
-from ..wire.ipv6 import addr_to_str
-from . import check_outputs, hostport, in_range, non_negative, own_command, port
 
 NAME = "serve"
 

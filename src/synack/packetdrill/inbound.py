@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 
+from ..tcp.seq import MASK
 from ..wire.checksum import finish, ones_sum, pseudo_header_sum
 from ..wire.ipv4 import PROTO_TCP, build_ipv4_header
 from ..wire.ipv6 import addr_to_bytes, build_ipv6_header
@@ -22,7 +23,7 @@ from .parser import (
 )
 from .results import ScriptFailure
 from .scheduling import Scheduling
-from .state import MASK, REOPENABLE, spec_flag_bits
+from .state import REOPENABLE, spec_flag_bits
 from .syscalls import pattern
 
 

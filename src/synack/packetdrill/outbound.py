@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 
+from ..tcp.seq import MASK
 from ..wire.segment import ACK, CWR, FIN, PSH, SYN
 from .features import needs_feature
 from .parser import (
@@ -23,7 +24,6 @@ from .results import OutRecord, ScriptFailure
 from .scheduling import Scheduling
 from .state import (
     KIND_NAME,
-    MASK,
     OPT_KIND,
     Sched,
     Sent,

@@ -53,6 +53,7 @@ from pathlib import Path
 from ..stack import Stack
 from ..tcp.config import TcpConfig
 from ..tcp.isn import IsnSource, Rfc6528Isn, fixed_isn
+from ..tcp.seq import MASK
 from . import shell
 from .inbound import Inbound
 from .lexer import PacketdrillSyntaxError
@@ -78,7 +79,6 @@ from .state import (
     ISN_SECRET,
     LOCAL_IP,
     LOCAL_IP6,
-    MASK,
     REMOTE_IP,
     REMOTE_IP6,
     Sent,

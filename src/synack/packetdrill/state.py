@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from ..stack import Stack
 from ..tcp.config import TcpConfig
+from ..tcp.seq import MASK
 from ..tcp.states import State
 from ..wire.ipv6 import parse_ipv6_packet
 from ..wire.segment import ACK, CWR, ECE, FIN, PSH, RST, SYN, URG, Segment
@@ -46,7 +47,6 @@ BLOCK_HORIZON_USECS = 600_000_000
 #: How long the end of a script waits for a blocking call still running (as upstream: 1 s).
 FINAL_WAIT_USECS = 1_000_000
 ISN_SECRET = b"synack-packetdrill-runner"
-MASK = 0xFFFFFFFF
 
 FLAG_BITS = {"S": SYN, "F": FIN, "R": RST, "P": PSH, ".": ACK, "U": URG, "E": ECE, "W": CWR}
 OPT_KIND = {"eol": 0, "nop": 1, "mss": 2, "wscale": 3, "sackOK": 4, "sack": 5, "TS": 8,

@@ -2,7 +2,7 @@
 
 They run on synack (``host.start_server(ServiceRunner("echo", echo), 7)``) or
 on any asyncio streams.  ``synack serve``, ``synack connect`` and ``synack
-get`` are built from them; see :mod:`synack.services.realnet` for the
+get`` are built from them; see :mod:`synack.commands.realnet` for the
 command-line plumbing.
 """
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .. import seq
+from . import seq
 from .states import State
 
 MASK = seq.MASK

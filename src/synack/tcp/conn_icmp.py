@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import errno
 
-from .. import seq
+from . import seq
 from .conn_base import ConnBase
 from .conn_const import IPV6_MIN_MTU, MASK, S_SYN_RECEIVED, S_SYN_SENT, TS_OPTION_LEN
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING, cast
 
-from .. import seq
 from ..wire.segment import ACK, CWR, ECE, FIN, RST, SYN, URG, Segment
+from . import seq
 from .conn_base import ConnBase
 from .conn_const import (
     _PREDICTED_STATES,

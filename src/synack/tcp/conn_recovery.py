@@ -9,7 +9,7 @@ they act, in the order Linux's ``tcp_ack`` and ``tcp_fastretrans_alert`` do."""
 
 from __future__ import annotations
 
-from .. import seq
+from . import seq
 from .conn_base import ConnBase
 from .conn_const import MASK
 from .loss_state import CA_CWR, CA_DISORDER, CA_OPEN, CA_RECOVERY, CaState

@@ -9,7 +9,7 @@ what happened is reported as :mod:`synack.tcp.events` objects.
 
 Sequence numbers are 32-bit and wrap (C16).  At the boundary every incoming
 sequence or acknowledgement number is turned into an unbounded *stream
-position* with :func:`synack.seq.sub` relative to a position we already know,
+position* with :func:`synack.tcp.seq.sub` relative to a position we already know,
 so the rest of the logic is plain integer arithmetic and a transfer that
 crosses 2**32 behaves exactly like one that does not.  On the send side
 position 0 is our SYN (sequence ``iss``), data byte *k* is at ``1 + k`` and the

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from . import __version__, commands
+from .. import __version__, commands
 
 
 def _command_modules() -> list[ModuleType]:

@@ -1,10 +1,10 @@
 """One self-contained HTML page per run: diagram, plots, explained timeline, stepper.
 
 ``synack report TRACE -o report.html`` writes a single file that needs no
-network access: the sequence diagram is inline SVG (:mod:`synack.diagram`),
+network access: the sequence diagram is inline SVG (:mod:`synack.trace.diagram`),
 the plots are PNG data URIs when matplotlib is installed (else the CSV data
 as downloadable data URIs), the explained timeline comes from
-:mod:`synack.explain`, and a small vanilla-JS control steps through the
+:mod:`synack.trace.narrate`, and a small vanilla-JS control steps through the
 segments one by one (buttons or the arrow keys), highlighting the arrow and
 showing, for both ends, the state, the window each advertises (C4), the
 bytes in flight and cwnd after that segment was sent.
@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from .diagram import render_svg
-from .explain import Explainer, Run, Step, analyze, conn_ips
+from .model import Run, analyze, conn_ips
+from .narrate import Explainer, Step
 from .plots import NO_MATPLOTLIB, csv_texts, cwnd_rtt_png, matplotlib_available, timeseq_png
 
 CSS = """

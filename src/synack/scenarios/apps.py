@@ -15,9 +15,9 @@ import hashlib
 from collections import deque
 from collections.abc import Callable
 
-from .stack import Listener, Stack
-from .tcp.connection import Connection
-from .tcp.events import (
+from ..stack import Listener, Stack
+from ..tcp.connection import Connection
+from ..tcp.events import (
     Closed,
     Connected,
     ConnectionFailed,
@@ -26,7 +26,7 @@ from .tcp.events import (
     Event,
     SendSpace,
 )
-from .tcp.states import State
+from ..tcp.states import State
 
 
 class Endpoint:

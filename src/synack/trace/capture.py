@@ -28,11 +28,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Protocol
 
-from .wire.errors import WireError
-from .wire.ipv4 import ip_to_bytes, ip_to_str
-from .wire.ipv6 import split_endpoint
-from .wire.packet import decode_ip_tcp, encode_ip_tcp
-from .wire.segment import ACK, FIN, RST, SYN, Segment
+from ..tcp.seq import MASK
+from ..wire.errors import WireError
+from ..wire.ipv4 import ip_to_bytes, ip_to_str
+from ..wire.ipv6 import split_endpoint
+from ..wire.packet import decode_ip_tcp, encode_ip_tcp
+from ..wire.segment import ACK, FIN, RST, SYN, Segment
 
 __all__ = [
     "LINKTYPE_RAW",
@@ -48,7 +49,6 @@ __all__ = [
 ]
 
 LINKTYPE_RAW = 101  # tcpdump.org link-layer header types: raw IPv4/IPv6
-MASK = 0xFFFFFFFF
 
 #: epb_flags direction values (pcapng §4.3.1): inbound 1, outbound 2.
 INBOUND, OUTBOUND = 1, 2

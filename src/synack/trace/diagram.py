@@ -9,7 +9,7 @@ default), length and window; lost segments stop halfway with a cross,
 retransmissions and resets are coloured, stray (injected) segments dashed.
 State names stand beside each timeline (RFC 9293 §3.3.2), timers fired are
 marked with their name.  Hovering an arrow shows the narration of
-:mod:`synack.explain`.  No dependency: the SVG is written by hand.
+:mod:`synack.trace.narrate`.  No dependency: the SVG is written by hand.
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from .explain import Explainer, Run, Seg, drop_name, net_drop_words, timer_name
-from .wire.ipv6 import conn_hosts
+from ..wire.ipv6 import conn_hosts
+from .model import Run, Seg
+from .narrate import Explainer
+from .words import drop_name, net_drop_words, timer_name
 
 ROW = 24          # pixels per event row
 GAP_ROW = 30      # height of a folded quiet period

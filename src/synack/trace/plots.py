@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .explain import Run, Seg, reverse
-from .wire.ipv6 import conn_hosts
-from .wire.segment import ACK, FIN, SYN
+from ..tcp.seq import MASK
+from ..wire.ipv6 import conn_hosts
+from ..wire.segment import ACK, FIN, SYN
+from .model import Run, Seg, reverse
 
-MASK = 0xFFFFFFFF
 #: How to get the PNG plots in a clone (synack is not on PyPI).
 PLOT_INSTALL = ".venv/bin/pip install -e '.[plot]'"
 NO_MATPLOTLIB = ("matplotlib is not installed: wrote the CSV data only "

@@ -5,7 +5,7 @@
   ``--mtu``, ``--offload``), impairment of the link (``--loss``, ``--delay``, ...), TCP
   tunables (``--mss``, ``--cc``, ``--no-sack``, ``--no-timestamps``,
   ``--no-wscale``) and recording (``--trace``, ``--pcap``).
-* :func:`open_tun` builds the :class:`~synack.host.Host` on the TUN device,
+* :func:`open_tun` builds the :class:`~synack.aio.host.Host` on the TUN device,
   with a capture tap (:class:`CaptureLink`) between the device and the
   impairment, so the capture shows what the kernel sees on ``syn0``.
   Failures become a :class:`SetupError` whose message says what to do.
@@ -33,23 +33,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from ..capture import INBOUND, OUTBOUND, CaptureWriter, open_capture
-from ..commands import check_outputs, in_range
-from ..commands import probability as probability_arg
-from ..host import Host
+from ..aio.host import Host
 from ..links.base import Link
 from ..links.memory import memory_pair
 from ..links.tun import DEFAULT_TUN_PATH, TunLink, interface_address
+from ..services.basic import chargen, discard, echo
+from ..services.http import HttpService
+from ..services.runner import Handler, ServiceRunner
 from ..sim.path import PathConfig
 from ..tcp.config import TcpConfig
 from ..tcp.congestion import ALGORITHMS
 from ..tcp.connection import Connection
 from ..tcp.states import State
+from ..trace.capture import INBOUND, OUTBOUND, CaptureWriter, open_capture
 from ..wire.errors import DROP_REASONS
 from ..wire.vnet import VNET_HDR_LEN
-from .basic import chargen, discard, echo
-from .http import HttpService
-from .runner import Handler, ServiceRunner
+from . import check_outputs, in_range
+from . import probability as probability_arg
 
 __all__ = [
     "BUILTIN_SERVICES",

@@ -1,6 +1,6 @@
 """Guided scenarios: each concept of ``docs/concepts.md`` reproduced on demand.
 
-A :class:`Lab` is a named, deterministic script on :class:`synack.scenario.Scenario`
+A :class:`Lab` is a named, deterministic script on :class:`synack.scenarios.scenario.Scenario`
 (seeded network, one-way delay 50 ms, MSL 1 s so TIME-WAIT lasts 2 s) that
 makes one thing happen: lose the SYN-ACK, close from both ends at once, let a
 stale segment reach a reconnected pair...  Running it returns a
@@ -22,8 +22,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..sim import PathConfig
+from ..stack import Stack
+from ..tcp.config import TcpConfig
+from ..tcp.connection import Connection
+from ..tcp.isn import fixed_isn
+from ..tcp.seq import MASK
+from ..trace.capture import MemoryWriter, NetworkCapture
+from ..wire import icmp, icmpv6
+from ..wire.errors import WireError
+from ..wire.ipv4 import PROTO_ICMP, ip_to_bytes
+from ..wire.ipv6 import PROTO_ICMPV6
+from ..wire.packet import decode_ip_tcp, encode_ip_tcp, encode_ipv4, encode_ipv6
+from ..wire.segment import ACK, PSH, SYN, Segment
 from .apps import Endpoint
-from .capture import MemoryWriter, NetworkCapture
 from .scenario import (
     CLIENT_IP,
     SERVER_IP,
@@ -34,23 +46,11 @@ from .scenario import (
     is_syn,
     is_synack,
 )
-from .sim import PathConfig
-from .stack import Stack
-from .tcp.config import TcpConfig
-from .tcp.connection import Connection
-from .tcp.isn import fixed_isn
-from .wire import icmp, icmpv6
-from .wire.errors import WireError
-from .wire.ipv4 import PROTO_ICMP, ip_to_bytes
-from .wire.ipv6 import PROTO_ICMPV6
-from .wire.packet import decode_ip_tcp, encode_ip_tcp, encode_ipv4, encode_ipv6
-from .wire.segment import ACK, PSH, SYN, Segment
 
 MSL = 1.0
 ROLES = {CLIENT_IP: "client", SERVER_IP: "server"}
 #: Whether the lab being run is over IPv6 (:meth:`Lab.run`); every lab's scenario follows.
 _IPV6: ContextVar[bool] = ContextVar("synack_lab_ipv6", default=False)
-MASK = 0xFFFFFFFF
 
 
 class LabUnavailable(RuntimeError):
@@ -598,7 +598,7 @@ def _fast_retransmit(lab: Lab) -> LabRun:
 
 def _loss_note(x: _Lab, who: str) -> str:
     """What the trace says the ``who`` sender's loss state did, in words (not assumed)."""
-    from .explain import loss_story
+    from ..trace.narrate import loss_story
 
     states, causes = loss_story(x.sc.trace, x.roles).get(who, (["Open"], []))
     text = f"the {who}'s loss state went " + " → ".join(states)
@@ -821,7 +821,7 @@ def get(name: str) -> Lab:
 # ------------------------------------------------------------------------ outputs
 def explained_lines(run: LabRun, *, absolute: bool = False, verbose: bool = False) -> list[str]:
     """The explained timeline of a lab run, as printed lines."""
-    from .explain import render
+    from ..trace.narrate import render
 
     return render(run.trace, run.roles, absolute=absolute, verbose=verbose)
 
@@ -834,9 +834,9 @@ def json_lines(records: list[dict[str, Any]]) -> str:
 def write_outputs(run: LabRun, outdir: str | Path, *, absolute: bool = False,
                   plots: bool = True, report: bool = True) -> tuple[list[Path], str]:
     """Write the lab's files into ``outdir``; returns (files, message about plots)."""
-    from .diagram import render_mermaid, render_svg
-    from .explain import analyze
-    from .plots import write_plots
+    from ..trace.diagram import render_mermaid, render_svg
+    from ..trace.model import analyze
+    from ..trace.plots import write_plots
 
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
@@ -859,7 +859,7 @@ def write_outputs(run: LabRun, outdir: str | Path, *, absolute: bool = False,
         written, message = write_plots(analysed, out, title=f"{run.lab.name}: time-sequence")
         files += written
     if report:
-        from .report import write_report
+        from ..trace.report import write_report
 
         write_report(run.trace, out / "report.html", roles=run.roles,
                      title=f"synack lab {run.lab.name}: {run.lab.title}", absolute=absolute)

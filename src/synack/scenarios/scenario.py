@@ -15,19 +15,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..sim import Network, PathConfig
+from ..stack import Listener, Stack
+from ..tcp.config import TcpConfig
+from ..tcp.connection import Connection
+from ..tcp.isn import IsnSource
+from ..wire.errors import WireError
+from ..wire.ipv4 import ip_to_bytes, ip_to_str
+from ..wire.packet import decode_ip_tcp
+from ..wire.segment import ACK, FIN, RST, SYN, Segment
 from .apps import Dispatcher, Endpoint
-from .sim import Network, PathConfig
-from .stack import Listener, Stack
-from .tcp.config import TcpConfig
-from .tcp.connection import Connection
-from .tcp.isn import IsnSource
-from .wire.errors import WireError
-from .wire.ipv4 import ip_to_bytes, ip_to_str
-from .wire.packet import decode_ip_tcp
-from .wire.segment import ACK, FIN, RST, SYN, Segment
 
 if TYPE_CHECKING:
-    from .capture import CaptureWriter, NetworkCapture
+    from ..trace.capture import CaptureWriter, NetworkCapture
 
 CLIENT_IP = "10.0.0.1"
 SERVER_IP = "10.0.0.2"
@@ -191,7 +191,7 @@ class Scenario:
                 ) -> NetworkCapture:
         """Record every packet into a pcap/pcapng file (by suffix) or a writer, with
         synack's comments; call ``.close()`` on the result when the run is over."""
-        from .capture import NetworkCapture, open_capture
+        from ..trace.capture import NetworkCapture, open_capture
 
         writer = open_capture(dest) if isinstance(dest, str | Path) else dest
         cap = NetworkCapture(writer, self.trace, point=point, local=())

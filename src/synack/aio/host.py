@@ -24,8 +24,15 @@ import ipaddress
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .aio.driver import Driver
-from .aio.streams import (
+from ..links.base import Link
+from ..links.impair import ImpairedLink
+from ..links.memory import memory_pair
+from ..links.tun import TunLink, parse_kernel_ip
+from ..sim.path import PathConfig
+from ..stack import Stack
+from ..wire.ipv6 import addr_to_str
+from .driver import Driver
+from .streams import (
     ClientConnectedCallback,
     Server,
     create_connection,
@@ -33,14 +40,7 @@ from .aio.streams import (
     open_connection,
     start_server,
 )
-from .aio.transport import SynackTransport
-from .links.base import Link
-from .links.impair import ImpairedLink
-from .links.memory import memory_pair
-from .links.tun import TunLink, parse_kernel_ip
-from .sim.path import PathConfig
-from .stack import Stack
-from .wire.ipv6 import addr_to_str
+from .transport import SynackTransport
 
 __all__ = ["Host", "Impairment"]
 

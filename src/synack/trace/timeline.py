@@ -15,9 +15,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .explain import CA_SHORT, drop_name, net_drop_words, note_words, seg_label, timer_name
-from .wire.ipv6 import conn_hosts
-from .wire.segment import ACK, FIN, RST, SYN, flags_str
+from ..wire.ipv6 import conn_hosts
+from ..wire.segment import ACK, FIN, RST, SYN, flags_str
+from .segment import seg_label
+from .words import CA_SHORT, drop_name, net_drop_words, note_words, timer_name
 
 _CONCEPT_IN_TEXT = re.compile(r"\((C\d+)\)")
 
