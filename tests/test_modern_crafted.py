@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from synack.tcp import congestion, seq
+from synack.tcp import algorithms, congestion, seq
 from synack.tcp.config import TcpConfig
 from synack.tcp.connection import Connection, window_shift
 from synack.tcp.events import ConnectionFailed, ConnectionReset, Event
@@ -1259,18 +1259,18 @@ MSS = 1000
 
 def test_initial_window_rfc6928() -> None:
     """RFC 6928: IW = min(10*MSS, max(2*MSS, 14600))."""
-    assert congestion.create("newreno", 1448, 10).cwnd == 14480
-    assert congestion.create("cubic", 1460, 10).cwnd == 14600
-    assert congestion.create("newreno", 536, 10).cwnd == 5360
-    assert congestion.create("newreno", 9000, 10).cwnd == 18000
+    assert algorithms.create("newreno", 1448, 10).cwnd == 14480
+    assert algorithms.create("cubic", 1460, 10).cwnd == 14600
+    assert algorithms.create("newreno", 536, 10).cwnd == 5360
+    assert algorithms.create("newreno", 9000, 10).cwnd == 18000
     with pytest.raises(ValueError, match="unknown congestion control"):
-        congestion.create("vegas", 1000, 10)
+        algorithms.create("vegas", 1000, 10)
 
 
 def test_newreno_slow_start_avoidance_and_loss() -> None:
     """RFC 5681 §3.1: slow start +min(acked, 2 MSS) (RFC 3465 L=2), avoidance +1 MSS per
     cwnd acked, loss: ssthresh = max(flight/2, 2 MSS), timeout: cwnd = 1 MSS."""
-    cc = congestion.create("newreno", MSS, 10)
+    cc = algorithms.create("newreno", MSS, 10)
     cc.on_ack(3 * MSS, 0, 0.0)
     assert cc.cwnd == 12 * MSS
     cc.on_loss(12 * MSS, 0.1)
@@ -1285,7 +1285,7 @@ def test_newreno_slow_start_avoidance_and_loss() -> None:
 
 
 def cubic_after_loss(w: int, rtt: float = 0.1) -> congestion.Cubic:
-    cc = congestion.create("cubic", MSS, 10)
+    cc = algorithms.create("cubic", MSS, 10)
     assert isinstance(cc, congestion.Cubic)
     cc.on_rtt_sample(rtt, 0.0)
     cc.cwnd = w * MSS
@@ -1407,7 +1407,7 @@ def test_hystart_exits_slow_start_when_rtt_rises_by_the_threshold() -> None:
     """RFC 9406 §4.2-4.3: after a round of >= 8 samples, a round whose minimum RTT is at
     least last_min + clamp(last_min/8, 4 ms, 16 ms) enters Conservative Slow Start
     (growth divided by 4); after 5 CSS rounds slow start ends (ssthresh = cwnd)."""
-    cc = congestion.create("cubic", MSS, 10)
+    cc = algorithms.create("cubic", MSS, 10)
     assert isinstance(cc, congestion.Cubic)
 
     def round_of(t: float, rtt: float, n: int = 8) -> None:
@@ -1472,7 +1472,7 @@ def test_hystart_spurious_exit_resumes_slow_start() -> None:
 def test_hystart_runs_in_the_initial_slow_start_only() -> None:
     """RFC 9406 §4.2: after a congestion event, slow start (below ssthresh after an RTO)
     is the standard one: a rising RTT no longer enters CSS nor slows growth."""
-    cc = congestion.create("cubic", MSS, 10)
+    cc = algorithms.create("cubic", MSS, 10)
     assert isinstance(cc, congestion.Cubic)
     cc.on_timeout(10 * MSS, 0.0)
     assert cc.in_slow_start

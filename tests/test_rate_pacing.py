@@ -7,7 +7,7 @@ import pytest
 
 from synack.scenarios.scenario import Scenario
 from synack.sim import PathConfig
-from synack.tcp import congestion
+from synack.tcp import algorithms
 from synack.tcp.config import TcpConfig
 from synack.tcp.pacing import Pacer, autosize, default_rate
 from synack.tcp.rate_sample import RateSampler
@@ -150,7 +150,7 @@ def test_offload_chunks_are_sized_by_the_pacing_rate() -> None:
 
 
 def test_bbr_is_registered_everywhere_cubic_is() -> None:
-    assert "bbr" in congestion.ALGORITHMS
-    cc = congestion.create("bbr", 1448, 10)
+    assert "bbr" in algorithms.ALGORITHMS
+    cc = algorithms.create("bbr", 1448, 10)
     assert cc.name == "bbr" and cc.paces and not cc.uses_prr
     assert TcpConfig(congestion_control="bbr").congestion_control == "bbr"

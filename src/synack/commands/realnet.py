@@ -41,8 +41,8 @@ from ..services.basic import chargen, discard, echo
 from ..services.http import HttpService
 from ..services.runner import Handler, ServiceRunner
 from ..sim.path import PathConfig
+from ..tcp.algorithms import ALGORITHMS
 from ..tcp.config import TcpConfig
-from ..tcp.congestion import ALGORITHMS
 from ..tcp.connection import Connection
 from ..tcp.states import State
 from ..trace.capture import INBOUND, OUTBOUND, CaptureWriter, open_capture

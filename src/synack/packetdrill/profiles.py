@@ -20,7 +20,7 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ..tcp import congestion
+from ..tcp import algorithms
 from ..tcp.config import TcpConfig
 
 #: What synack's TcpConfig can express right now (fields are added as the core grows).
@@ -249,12 +249,12 @@ def config_from_sysctls(profile: Profile, sysctls: Mapping[str, str]) -> ConfigR
             continue  # after the feature flags: the receive buffer depends on window scaling
         if key == "net.ipv4.tcp_congestion_control":
             name = value.strip()
-            if name in congestion.ALGORITHMS:
+            if name in algorithms.ALGORITHMS:
                 values["congestion_control"] = name
                 res_applied.append(f"{key}={name} -> congestion_control={name!r}")
             else:
                 res_unmet.append(f"{key}={name}: no congestion control of that name "
-                                 f"(known: {', '.join(sorted(congestion.ALGORITHMS))})")
+                                 f"(known: {', '.join(sorted(algorithms.ALGORITHMS))})")
             continue
         if key in _NO_EFFECT:
             res_ignored.append(f"{key}={value}: {_NO_EFFECT[key]}")

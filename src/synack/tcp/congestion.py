@@ -297,9 +297,6 @@ class Cubic(CongestionControl):
         self.epoch = None  # the cubic curve starts again from the restarted window
 
 
-from .bbr import Bbr  # noqa: E402 - it builds on CongestionControl above
-
-
 class Finished(CongestionControl):
     """What remains of a controller once the connection sends nothing more (TIME-WAIT):
     its last cwnd and ssthresh for ``info()`` and nothing else, as Linux keeps only a
@@ -333,16 +330,3 @@ class Finished(CongestionControl):
     def on_timeout(self, flight: int, now: float) -> None:
         self._done()
 
-
-ALGORITHMS: dict[str, type[CongestionControl]] = {NewReno.name: NewReno, Cubic.name: Cubic,
-                                                  "bbr": Bbr}
-
-
-def create(name: str, mss: int, initial_window: int) -> CongestionControl:
-    """Instantiate a registered algorithm by name, with a clear error for unknown names."""
-    try:
-        cls = ALGORITHMS[name]
-    except KeyError:
-        raise ValueError(f"unknown congestion control {name!r}; known: "
-                         f"{', '.join(sorted(ALGORITHMS))}") from None
-    return cls(mss, initial_window)

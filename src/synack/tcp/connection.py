@@ -45,8 +45,9 @@ from typing import Any
 
 from ..wire.ipv6 import ip6_to_str
 from ..wire.segment import ACK, CWR, ECE, SYN, Segment
-from . import congestion, memory
+from . import algorithms, memory
 from .config import TcpConfig
+from .congestion import CongestionControl
 
 # Shared with the mixins; "X as X" keeps them importable from this module.
 from .conn_const import CE as CE
@@ -189,7 +190,7 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         self._round_end = 0
         self._rsr = RateSampler()
         self._rate_trace_at = 0
-        self._cc = congestion.create(cfg.congestion_control, self.eff_mss, cfg.initial_window)
+        self._cc = algorithms.create(cfg.congestion_control, self.eff_mss, cfg.initial_window)
         self._cc.abc_limit = cfg.abc_limit
         self._snd_sml = 0  # end of the last segment sent shorter than the MSS (Minshall)
         self._cc.seed(self.iss)
@@ -309,7 +310,7 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
             DEFAULT_PEER_MSS if len(self.remote_ip) == 4 else DEFAULT_PEER_MSS6)
         self.eff_mss = max(min(cfg.mss, self.peer_mss) - (TS_OPTION_LEN if self.ts_ok else 0),
                            64)
-        self._cc = congestion.create(cfg.congestion_control, self.eff_mss, cfg.initial_window)
+        self._cc = algorithms.create(cfg.congestion_control, self.eff_mss, cfg.initial_window)
         self._cc.abc_limit = cfg.abc_limit
         self._cc.seed(self.iss)
         self.snd_wnd = syn.window  # never scaled on a SYN (RFC 7323 §2.2)
@@ -621,7 +622,7 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         return self._cc.ssthresh
 
     @property
-    def congestion(self) -> congestion.CongestionControl:
+    def congestion(self) -> CongestionControl:
         return self._cc
 
     def info(self) -> dict[str, Any]:
