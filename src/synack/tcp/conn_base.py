@@ -4,7 +4,7 @@ and the methods one part calls in another, declared for the type checker only.""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from collections import deque
@@ -210,4 +210,5 @@ class ConnBase:
         # conn_trace.py
         def _trace(self, now: float, ev: str, **fields: Any) -> None: ...
         def _trace_changes(self, now: float) -> None: ...
-        def _trace_seg(self, now: float, direction: str, seg: Segment, why: str) -> None: ...
+        def _trace_seg(self, now: float, direction: Literal["in", "out"], seg: Segment,
+                       why: str) -> None: ...

@@ -1,10 +1,11 @@
-"""Tracing for :class:`~synack.tcp.connection.Connection`: one flat dict per event, the
-schema in docs/trace.md."""
+"""Tracing for :class:`~synack.tcp.connection.Connection`: one flat dict per event, typed
+in :mod:`synack.trace.schema` (docs/trace.md)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, cast
 
+from ..trace.schema import SegRecord
 from ..wire.segment import SYN, URG, Segment
 from .conn_base import ConnBase
 from .loss_state import CA_RECOVERY
@@ -47,9 +48,10 @@ class TraceMixin(ConnBase):
                         ca_state=str(self._ls.state),
                         pipe=self._pipe())
 
-    def _trace_seg(self, now: float, direction: str, seg: Segment, why: str) -> None:
+    def _trace_seg(self, now: float, direction: Literal["in", "out"], seg: Segment,
+                   why: str) -> None:
         assert self._tr is not None
-        rec: dict[str, Any] = {
+        rec: SegRecord = {
             "t": now, "ev": "seg", "dir": direction, "conn": self.name, "flags": seg.flags,
             "seq": seg.seq, "ack": seg.ack, "len": len(seg.payload), "win": seg.window,
             "mss": seg.mss, "why": why, "state": self.state.value, "iss": self.iss,
@@ -71,4 +73,4 @@ class TraceMixin(ConnBase):
             rec["urg"] = seg.urgent
         if direction == "out" and seg.payload:
             rec["cwnd"] = self._cc.cwnd
-        self._tr(rec)
+        self._tr(cast(dict[str, Any], rec))
