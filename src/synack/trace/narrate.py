@@ -362,7 +362,11 @@ class Explainer:
         event = r.get("event")
         if self._has_ca_state and not self.verbose:
             return None  # the loss-state moves (ca_state records) tell it, from the trace
-        head = f"congestion: {event} cwnd={r.get('cwnd')} ssthresh={r.get('ssthresh')}"
+        head = f"congestion: {event} cwnd={r.get('cwnd')}"
+        if "ssthresh" in r:  # not on BBR's state records (trace.schema.CcRecord)
+            head += f" ssthresh={r['ssthresh']}"
+        if event == "bbr_state":
+            head += f" BBR {r.get('old')} → {r.get('new')}"
         if event == "fast_retransmit":
             name = str(r.get("conn") or "")
             cause = self._loss_evidence(i, name)

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Iterable
 from html import escape
 from pathlib import Path
 from typing import Any
 
+from .concepts import CONCEPTS
 from .diagram import render_svg
 from .model import Run, analyze, conn_ips
 from .narrate import Explainer, Step
@@ -49,7 +51,8 @@ h2{font-size:16px;margin:4px 0 10px}
 #timeline .why{color:#555}
 #timeline .tag{color:#0b5394}
 .plots img{max-width:100%;border:1px solid #eee;margin:4px 0}
-.concepts span{display:inline-block;background:#e8f0e8;border-radius:3px;padding:0 5px;margin:1px}
+.concepts dt{font-weight:bold;float:left;clear:left;width:3em}.concepts dd{margin:0 0 4px 3.5em}
+a.concept{color:inherit}
 """
 
 JS = """
@@ -125,6 +128,15 @@ JS = """
 """
 
 
+_CONCEPT_ID = re.compile(r"\bC([1-9]|1\d|2[0-7])\b")
+
+
+def _link_concepts(html_text: str) -> str:
+    """Each concept ID in already-escaped text becomes a link to its entry below."""
+    return _CONCEPT_ID.sub(lambda m: f'<a class="concept" href="#concept-{m.group(0)}">'
+                           f"{m.group(0)}</a>", html_text)
+
+
 def _json_script(ident: str, data: Any) -> str:
     text = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
     return f'<script type="application/json" id="{ident}">{text}</script>'
@@ -198,13 +210,16 @@ def render_report(records: Iterable[dict[str, Any]], *, roles: dict[str, str] | 
     n_lost = sum(1 for s in run.segments if s.lost)
     times = [float(r.get("t", 0.0)) for r in run.records]
     t_span = (max(times) - min(times)) if times else 0.0
-    concepts = "".join(f"<span>{c}</span>" for c in run.concepts)
+    unknown = "(not in this version's catalogue)"
+    concepts = "".join(f'<dt id="concept-{c}">{c}</dt><dd>{escape(CONCEPTS.get(c, unknown))}</dd>'
+                       for c in run.concepts)
     timeline = []
     for st in steps:
         cls = "segline" if st.seg is not None and st.kind == "seg" else ""
         attr = f' data-seg="{st.seg}"' if cls else ""
         why = f'\n{"":21}<span class="why">{escape(st.text)}</span>' if st.text else ""
-        tag = f' <span class="tag">{escape(st.tag())}</span>' if st.tag() else ""
+        tag = (f' <span class="tag">{_link_concepts(escape(st.tag()))}</span>'
+               if st.tag() else "")
         head = f"{st.t:10.4f}s  {st.who:<7} {st.header}"
         timeline.append(f'<div class="{cls}"{attr}>{escape(head)}{why}{tag}</div>')
     who = ", ".join(f"{escape(run.role(ip))} {escape(ip)}" for ip in run.hosts)
@@ -232,7 +247,9 @@ def render_report(records: Iterable[dict[str, Any]], *, roles: dict[str, str] | 
 <section><h2>Sequence diagram</h2><div id="diagram">{svg}</div></section>
 <section class="plots"><h2>Plots</h2>{_plots_html(run)}</section>
 <section><h2>Explained timeline</h2><div id="timeline">{"".join(timeline)}</div></section>
-<section class="concepts"><h2>Concepts seen in this run</h2>{concepts}</section>
+<section class="concepts"><h2>Concepts seen in this run</h2>
+<p>Each ID in the timeline links here; the whole catalogue is docs/concepts.md.</p>
+<dl>{concepts}</dl></section>
 </main>
 {_json_script("steps-data", stepdata)}
 {_json_script("hosts-data", hosts)}

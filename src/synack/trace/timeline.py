@@ -104,8 +104,11 @@ class Timeline:
         if ev == "error":
             return Line(t, who, f"ERROR {r['errno']}: {r['message']}", "C3", "error")
         if ev == "cc" and self.verbose:
-            return Line(t, who, f"congestion: {r['event']} cwnd={r['cwnd']} "
-                        f"ssthresh={r['ssthresh']}", "", "cc")
+            # ssthresh is not on BBR's state records (docs/trace.md, trace.schema.CcRecord)
+            extra = f" ssthresh={r['ssthresh']}" if "ssthresh" in r else ""
+            if r["event"] == "bbr_state":
+                extra = f" BBR {r.get('old')} → {r.get('new')}"
+            return Line(t, who, f"congestion: {r['event']} cwnd={r['cwnd']}{extra}", "", "cc")
         if ev == "open":
             name = r.get("conn") or ""
             self._isn[name] = (r.get("iss"), r.get("irs"))
