@@ -1,6 +1,7 @@
 """The asyncio driver: one link, one stack, one event loop.
 
-The driver is deliberately thin (see ARCHITECTURE.md, "Drivers are thin").
+The driver is deliberately thin: the protocol lives in the sans-IO core
+(docs/design.md, CONTRIBUTING.md "The layers").
 It does four things, always in this order:
 
 1. when the link's descriptor is readable, read batches of packets until

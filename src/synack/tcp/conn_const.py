@@ -26,6 +26,7 @@ Tracer = Callable[[dict[str, Any]], None]
 
 S_CLOSED = State.CLOSED
 S_SYN_SENT = State.SYN_SENT
+S_LISTEN = State.LISTEN
 S_SYN_RECEIVED = State.SYN_RECEIVED
 S_ESTABLISHED = State.ESTABLISHED
 S_FIN_WAIT_1 = State.FIN_WAIT_1

@@ -48,27 +48,22 @@ from ..wire.segment import ACK, CWR, ECE, SYN, Segment
 from . import algorithms, memory
 from .config import TcpConfig
 from .congestion import CongestionControl
-
-# Shared with the mixins; "X as X" keeps them importable from this module.
-from .conn_const import CE as CE
-from .conn_const import DEFAULT_PEER_MSS as DEFAULT_PEER_MSS
-from .conn_const import DEFAULT_PEER_MSS6 as DEFAULT_PEER_MSS6
-from .conn_const import ECT0 as ECT0
-from .conn_const import GSO_MAX_SIZE as GSO_MAX_SIZE
-from .conn_const import MASK as MASK
-from .conn_const import PAWS_IDLE as PAWS_IDLE
-from .conn_const import S_CLOSE_WAIT as S_CLOSE_WAIT
-from .conn_const import S_CLOSED as S_CLOSED
-from .conn_const import S_CLOSING as S_CLOSING
-from .conn_const import S_ESTABLISHED as S_ESTABLISHED
-from .conn_const import S_FIN_WAIT_1 as S_FIN_WAIT_1
-from .conn_const import S_FIN_WAIT_2 as S_FIN_WAIT_2
-from .conn_const import S_LAST_ACK as S_LAST_ACK
-from .conn_const import S_SYN_RECEIVED as S_SYN_RECEIVED
-from .conn_const import S_SYN_SENT as S_SYN_SENT
-from .conn_const import S_TIME_WAIT as S_TIME_WAIT
-from .conn_const import SKB_STRUCT as SKB_STRUCT
-from .conn_const import TS_OPTION_LEN as TS_OPTION_LEN
+from .conn_const import (
+    DEFAULT_PEER_MSS,
+    DEFAULT_PEER_MSS6,
+    MASK,
+    S_CLOSE_WAIT,
+    S_CLOSED,
+    S_ESTABLISHED,
+    S_FIN_WAIT_1,
+    S_FIN_WAIT_2,
+    S_LAST_ACK,
+    S_LISTEN,
+    S_SYN_RECEIVED,
+    S_SYN_SENT,
+    S_TIME_WAIT,
+    TS_OPTION_LEN,
+)
 from .conn_const import Tracer as Tracer
 from .conn_icmp import IcmpMixin
 from .conn_input import InputMixin
@@ -249,7 +244,7 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         conn._now = now
         conn._trace(now, "open", mode="passive", iss=conn.iss, irs=syn.seq)
         conn._accept_peer_syn(syn, now)
-        conn.state = State.LISTEN  # the listener's state, which this TCB leaves at once
+        conn.state = S_LISTEN  # the listener's state, which this TCB leaves at once
         conn._set_state(S_SYN_RECEIVED, now)
         conn._send_syn(now, retransmit=False)
         return conn
@@ -279,7 +274,7 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         conn._max_snd_wnd = conn.snd_wnd
         conn._radv = 1 + min(cfg.rcv_buf, 65535)  # what our SYN-ACK offered
         conn._una = conn._max = 1
-        conn.state = State.LISTEN
+        conn.state = S_LISTEN
         conn._set_state(S_SYN_RECEIVED, now)
         conn._trace(now, "note", concept="C9", text="ACK returned a valid SYN cookie: "
                     "connection rebuilt without stored state (RFC 4987)")
@@ -542,7 +537,7 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
     def abort(self, now: float | None = None, *, why: str = "application abort") -> None:
         """ABORT (RFC 9293 §3.10.5): send RST if synchronised, drop all state (C19)."""
         t = self._now if now is None else now
-        if self.state in (S_CLOSED, S_TIME_WAIT, S_SYN_SENT) or self.state is State.LISTEN:
+        if self.state in (S_CLOSED, S_TIME_WAIT, S_SYN_SENT, S_LISTEN):
             if self.state is not S_CLOSED:
                 self._set_state(S_CLOSED, t, "abort")
                 self._poke()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from html import escape
-from typing import Any
 
 from ..wire.ipv6 import conn_hosts
 from .model import Run, Seg
@@ -298,8 +297,3 @@ def render_mermaid(run: Run, *, absolute: bool = False, max_segments: int = 80) 
                              f"{_mermaid_text(s.label(absolute))}")
     return "\n".join(lines) + "\n"
 
-
-def diagram_stats(svg: str) -> dict[str, Any]:
-    """Counts of drawn elements (used by tests and the lab summary)."""
-    return {"arrows": svg.count('class="seg'), "lost": svg.count(" lost\""),
-            "states": svg.count('class="state"'), "timers": svg.count('class="timer"')}
