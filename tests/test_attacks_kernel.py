@@ -360,7 +360,9 @@ def test_blind_rst_syn_and_data_into_a_live_kernel_transfer(ns: Netns, tmp_path:
 # ------------------------------------------------------------- 2. SYN flood
 def test_syn_flood_while_kernel_clients_transfer_and_connect(ns: Netns, tmp_path: Path
                                                             ) -> None:
-    flood_rate, flood_seconds = 10_000, 6.0  # bounded: 20 s and 200,000 SYNs at most
+    # The flood runs for flood_seconds, or until the last legitimate fetch is done; its
+    # own bound (90 s, 450,000 SYNs) is only a backstop for a stuck test.
+    flood_rate, flood_seconds, flood_bound = 5_000, 6.0, 90
     legit = 8
     download = 20 * MB  # at 3 MB/s: about 7 s, from before the flood to after it
     trace, cap = tmp_path / "serve.jsonl", tmp_path / "synacks.pcap"
@@ -372,7 +374,7 @@ def test_syn_flood_while_kernel_clients_transfer_and_connect(ns: Netns, tmp_path
                     "tcp[tcpflags] & (tcp-syn|tcp-ack) == (tcp-syn|tcp-ack)", label="tcpdump")
     dump.wait_for(r"listening on", stream="stderr")
     got = tmp_path / "download.bin"
-    dl = ns.popen("curl", "-sS", "--fail", "--limit-rate", "3M", "--max-time", "60", "-o",
+    dl = ns.popen("curl", "-sS", "--fail", "--limit-rate", "3M", "--max-time", "300", "-o",
                   str(got), "-w", "%{size_download}", f"http://{STACK_IP}/bytes/{download}",
                   label="curl-download")
     established_peer(ns, 80)
@@ -380,28 +382,29 @@ def test_syn_flood_while_kernel_clients_transfer_and_connect(ns: Netns, tmp_path
     dropped_before = link_tx_dropped(ns)
     flood = attacker(ns, "flood", "--dst", STACK_IP, "--dport", "80", "--src-net",
                      "10.77.0.0/24", "--exclude", KERNEL_ADDR, "--exclude", STACK_IP,
-                     "--rate", str(flood_rate), "--duration", "20",
-                     "--max-packets", str(flood_rate * 20), "--seed", "7")
+                     "--rate", str(flood_rate), "--duration", str(flood_bound),
+                     "--max-packets", str(flood_rate * flood_bound), "--seed", "7")
     t_flood = time.monotonic()
     connects: list[float] = []
     totals: list[float] = []
     legit_done = 0.0
     try:
         time.sleep(0.4)  # the half-open table is full within a few milliseconds
+        assert dl.popen.poll() is None  # the download is under way in the flood
         for i in range(legit):  # new connections, spread over the flood
             n = 100_000 + i
             out = tmp_path / f"legit{i}.bin"
-            res = ns.run("curl", "-sS", "--fail", "--max-time", "20", "-o", str(out), "-w",
+            # A busy machine can drop a SYN or two in syn0's queue under the flood; the
+            # kernel retries at 1, 3, 7, 15 and 31 s, so allow a minute for each fetch.
+            res = ns.run("curl", "-sS", "--fail", "--max-time", "60", "-o", str(out), "-w",
                          "%{time_connect} %{time_total}", f"http://{STACK_IP}/bytes/{n}",
-                         timeout=30)
+                         timeout=75)
             assert res.returncode == 0, res.stderr.decode()
             assert sha256_file(out) == generated_sha256(n)
             connect, total = map(float, res.stdout.split())
             connects.append(connect)
             totals.append(total)
             legit_done = time.monotonic()
-            if i == 0:
-                assert dl.popen.poll() is None  # the download goes on through the flood
             time.sleep(max(0.0, 0.4 + 0.5 * (i + 1) - (legit_done - t_flood)))
         # The flood goes on for flood_seconds, or until the last connection is done.
         time.sleep(max(0.0, t_flood + flood_seconds - time.monotonic()))
@@ -416,7 +419,7 @@ def test_syn_flood_while_kernel_clients_transfer_and_connect(ns: Netns, tmp_path
     t_stopped = time.monotonic()
     tx_dropped = link_tx_dropped(ns) - dropped_before
     rss_after = vm_kib(srv.pid, "VmRSS")
-    assert dl.wait(60) == 0, dl.stderr()
+    assert dl.wait(300) == 0, dl.stderr()
     assert dl.stdout() == str(download) and sha256_file(got) == generated_sha256(download)
     assert srv.stop() == 0
 
