@@ -1,34 +1,23 @@
 """Guided scenarios: each concept of ``docs/concepts.md`` reproduced on demand.
 
-A :class:`Lab` is a named, deterministic script on :class:`synack.scenarios.scenario.Scenario`
-(seeded network, one-way delay 50 ms, MSL 1 s so TIME-WAIT lasts 2 s) that
-makes one thing happen: lose the SYN-ACK, close from both ends at once, let a
-stale segment reach a reconnected pair...  Running it returns a
-:class:`LabRun`: the trace (with ``lab`` records narrating the set-up and the
-outcome), what the applications saw, and a capture of every packet.
-:func:`write_outputs` writes the explained timeline, the sequence diagram
-(SVG and Mermaid), the plots, the pcap and pcapng files, the trace and the
-report page into a folder.
+Each lab makes one thing happen (lose the SYN-ACK, close from both ends at once, let
+a stale segment reach a reconnected pair...) on :class:`~.lab.LabScript`; ``LABS``
+holds them by name.  The machinery (:class:`~.lab.Lab`, :class:`~.lab.LabRun`,
+:func:`~.lab.write_outputs`) is in :mod:`synack.scenarios.lab`.
 """
 
 from __future__ import annotations
 
 import errno
-import json
 import random
 from collections.abc import Callable
-from contextvars import ContextVar
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ..sim import PathConfig
-from ..stack import Stack
 from ..tcp.config import TcpConfig
 from ..tcp.connection import Connection
 from ..tcp.isn import fixed_isn
 from ..tcp.seq import MASK
-from ..trace.capture import MemoryWriter, NetworkCapture
 from ..wire import icmp, icmpv6
 from ..wire.errors import WireError
 from ..wire.ipv4 import PROTO_ICMP, ip_to_bytes
@@ -36,9 +25,20 @@ from ..wire.ipv6 import PROTO_ICMPV6
 from ..wire.packet import decode_ip_tcp, encode_ip_tcp, encode_ipv4, encode_ipv6
 from ..wire.segment import ACK, PSH, SYN, Segment
 from .apps import Endpoint
+from .lab import (
+    LAB_CC,
+    MSL,
+    Lab,
+    LabRun,
+    LabScript,
+    LabUnavailable,
+    explained_lines,
+    has_feature,
+    json_lines,
+    lab_config,
+    write_outputs,
+)
 from .scenario import (
-    CLIENT_IP,
-    SERVER_IP,
     Scenario,
     is_fin,
     is_pure_ack,
@@ -47,143 +47,8 @@ from .scenario import (
     is_synack,
 )
 
-MSL = 1.0
-ROLES = {CLIENT_IP: "client", SERVER_IP: "server"}
-#: Whether the lab being run is over IPv6 (:meth:`Lab.run`); every lab's scenario follows.
-_IPV6: ContextVar[bool] = ContextVar("synack_lab_ipv6", default=False)
-
-
-class LabUnavailable(RuntimeError):
-    """The lab needs a feature the stack does not have yet."""
-
-
-@dataclass
-class LabRun:
-    """The result of one lab: trace, facts about the outcome, captured packets."""
-
-    lab: Lab
-    trace: list[dict[str, Any]]
-    facts: dict[str, Any]
-    packets: MemoryWriter
-    roles: dict[str, str] = field(default_factory=lambda: dict(ROLES))
-
-
-@dataclass(frozen=True)
-class Lab:
-    """A named guided scenario and the concept IDs it demonstrates."""
-
-    name: str
-    title: str
-    concepts: tuple[str, ...]
-    rfc: str
-    summary: str
-    script: Callable[[Lab], LabRun]
-    requires: str = ""
-
-    def run(self, *, ipv6: bool = False) -> LabRun:
-        """Run the scenario (deterministic: same result every time); ``ipv6`` runs it
-        between 2001:db8::1 and 2001:db8::2 instead of 10.0.0.1 and 10.0.0.2."""
-        token = _IPV6.set(ipv6)
-        try:
-            return self.script(self)
-        finally:
-            _IPV6.reset(token)
-
-    @property
-    def available(self) -> bool:
-        return not self.requires or _has_feature(self.requires)
-
-
-#: The labs teach NewReno (RFC 5681: halve on loss, one segment per RTT after), the
-#: algorithm the textbooks and the concept notes describe; real networks default to
-#: CUBIC (TcpConfig).
-LAB_CC = "newreno"
-
-
-def _cfg(**changes: Any) -> TcpConfig:
-    """TcpConfig(msl=MSL) with ``changes``, ignoring fields this build does not have."""
-    known = getattr(TcpConfig, "__dataclass_fields__", {})
-    return TcpConfig(msl=MSL, congestion_control=LAB_CC).replace(
-        **{k: v for k, v in changes.items() if k in known})
-
-
-def _has_feature(name: str) -> bool:
-    if name == "timestamps":
-        return "timestamps" in getattr(TcpConfig, "__dataclass_fields__", {})
-    return False
-
-
-# ---------------------------------------------------------------- harness pieces
-class CongestionSampler:
-    """Adds ``cc`` records (``event: "sample"``) whenever a connection's cwnd or
-    ssthresh differs from the last value in the trace, so plots have the whole
-    curve even where the core only traces loss events."""
-
-    def __init__(self, trace: list[dict[str, Any]], stacks: list[Stack]) -> None:
-        self.trace = trace
-        self.stacks = stacks
-        self._last: dict[str, tuple[int, int]] = {}
-        self._pos = 0
-
-    def __call__(self, now: float) -> None:
-        trace = self.trace
-        for r in trace[self._pos:]:
-            if r.get("ev") == "cc" and r.get("conn"):
-                self._last[r["conn"]] = (r.get("cwnd"), r.get("ssthresh"))  # type: ignore[assignment]
-        for stack in self.stacks:
-            for conn in stack.connections:
-                val = (conn.cwnd, conn.ssthresh)
-                if self._last.get(conn.name) != val:
-                    self._last[conn.name] = val
-                    trace.append({"t": now, "ev": "cc", "conn": conn.name, "event": "sample",
-                                  "cwnd": val[0], "ssthresh": val[1]})
-        self._pos = len(trace)
-
-
-class _Lab:
-    """The scenario plus its capture, sampler and lab notes."""
-
-    def __init__(self, lab: Lab, seed: int, **kw: Any) -> None:
-        kw.setdefault("config", TcpConfig(msl=MSL, congestion_control=LAB_CC))
-        kw.setdefault("ipv6", _IPV6.get())
-        self.lab = lab
-        self.sc = Scenario(seed, **kw)
-        self.packets = MemoryWriter()
-        self.capture = NetworkCapture(self.packets, self.sc.trace, point="send")
-        self.sc.net.add_tap(self.capture)
-        self.sc.net.add_process(CongestionSampler(self.sc.trace, [self.sc.client,
-                                                                  self.sc.server]))
-        self.facts: dict[str, Any] = {}
-        self.note(f"lab {lab.name}: {lab.summary}", list(lab.concepts), lab.rfc)
-
-    def note(self, text: str, concepts: list[str] | None = None, rfc: str = "") -> None:
-        self.sc.trace.append({"t": self.sc.now, "ev": "lab", "conn": None, "text": text,
-                              "concepts": concepts or [], "rfc": rfc})
-
-    def note_at(self, t: float, text: str, concepts: list[str] | None = None,
-                rfc: str = "") -> None:
-        self.sc.net.call_at(t, lambda now: self.note(text, concepts, rfc))
-
-    def at(self, t: float, fn: Callable[[float], Any]) -> None:
-        self.sc.net.call_at(t, fn)
-
-    def open_pair(self, port: int = 80) -> tuple[Connection, Connection]:
-        """Client connects at t=0; both ends ESTABLISHED when this returns (0.19 s)."""
-        lst = self.sc.server.listen(port)
-        c = self.sc.client.connect(self.sc.server_ip, port, now=self.sc.now)
-        self.sc.net.kick()
-        self.sc.run(until=0.19)
-        srv = lst.accept()
-        assert srv is not None
-        return c, srv
-
-    def done(self) -> LabRun:
-        self.capture.close()
-        return LabRun(self.lab, self.sc.trace, self.facts, self.packets, self.roles)
-
-    @property
-    def roles(self) -> dict[str, str]:
-        return {self.sc.client_ip: "client", self.sc.server_ip: "server"}
+__all__ = ["LABS", "Lab", "LabRun", "LabUnavailable", "explained_lines", "get", "json_lines",
+           "write_outputs"]
 
 
 def _states(sc: Scenario, conn: Connection) -> str:
@@ -192,7 +57,7 @@ def _states(sc: Scenario, conn: Connection) -> str:
 
 # ---------------------------------------------------------------------- the labs
 def _handshake(lab: Lab) -> LabRun:
-    x = _Lab(lab, 101)
+    x = LabScript(lab, 101)
     x.sc.listen(80, close_when_done=False)
     ep = x.sc.connect(80, b"", close_when_done=False)
     x.sc.run(until=1.0)
@@ -204,7 +69,7 @@ def _handshake(lab: Lab) -> LabRun:
 
 
 def _teardown(lab: Lab, by_client: bool) -> LabRun:
-    x = _Lab(lab, 102 if by_client else 103)
+    x = LabScript(lab, 102 if by_client else 103)
     c, srv = x.open_pair()
     active, passive = (c, srv) if by_client else (srv, c)
     x.at(0.2, lambda now: active.send(b"last words " * 40))
@@ -227,7 +92,7 @@ def _teardown(lab: Lab, by_client: bool) -> LabRun:
 
 
 def _simultaneous_open(lab: Lab) -> LabRun:
-    x = _Lab(lab, 104)
+    x = LabScript(lab, 104)
     sc = x.sc
     a = sc.client.connect(sc.server_ip, 6000, now=0.0, local_port=5000)
     b = sc.server.connect(sc.client_ip, 5000, now=0.0, local_port=6000)
@@ -245,7 +110,7 @@ def _simultaneous_open(lab: Lab) -> LabRun:
 
 
 def _simultaneous_close(lab: Lab) -> LabRun:
-    x = _Lab(lab, 105)
+    x = LabScript(lab, 105)
     c, srv = x.open_pair()
 
     def both(now: float) -> None:
@@ -262,7 +127,7 @@ def _simultaneous_close(lab: Lab) -> LabRun:
 
 
 def _half_close(lab: Lab) -> LabRun:
-    x = _Lab(lab, 106)
+    x = LabScript(lab, 106)
     up = bytes(i % 251 for i in range(4000))
     down = bytes(i % 241 for i in range(60000))
     x.sc.listen(80, down, send_after_eof=True)
@@ -278,7 +143,7 @@ def _half_close(lab: Lab) -> LabRun:
 
 
 def _lost(lab: Lab, what: str) -> LabRun:
-    x = _Lab(lab, 107)
+    x = LabScript(lab, 107)
     sc = x.sc
     if what == "syn":
         sc.listen(80, b"S" * 1000)
@@ -320,7 +185,7 @@ def _lost(lab: Lab, what: str) -> LabRun:
 
 
 def _time_wait(lab: Lab) -> LabRun:
-    x = _Lab(lab, 108)
+    x = LabScript(lab, 108)
     c, srv = x.open_pair()
 
     def server_closes(now: float) -> None:
@@ -344,8 +209,8 @@ def _stray_syn(sc: Scenario, sport: int = 40000, seq: int = 123456) -> bytes:
 
 
 def _old_duplicate_syn(lab: Lab, rst_lost: bool) -> LabRun:
-    cfg = _cfg(synack_retries=2)
-    x = _Lab(lab, 109, config=cfg)
+    cfg = lab_config(synack_retries=2)
+    x = LabScript(lab, 109, config=cfg)
     lst = x.sc.listen(80)
     x.note("C25: a one-segment open would leave the client without the server's ISN; "
            "C26: with a two-segment open the server would now believe in a connection nobody "
@@ -371,7 +236,7 @@ def _stray_segment(lab: Lab, fixed: bool) -> LabRun:
     kw: dict[str, Any] = ({"client_isn": fixed_isn(1000), "server_isn": fixed_isn(5000)}
                           if fixed else {})
     # Timestamps off: this lab isolates what the ISN alone does (PAWS would also help).
-    x = _Lab(lab, 110, config=_cfg(timestamps=False), **kw)
+    x = LabScript(lab, 110, config=lab_config(timestamps=False), **kw)
     sc = x.sc
     lst = sc.server.listen(80)
     held: list[bytes] = []
@@ -425,11 +290,11 @@ def _stray_segment(lab: Lab, fixed: bool) -> LabRun:
 
 
 def _wraparound(lab: Lab, paws: bool) -> LabRun:
-    if paws and not _has_feature("timestamps"):
+    if paws and not has_feature("timestamps"):
         raise LabUnavailable("this lab needs TCP timestamps and PAWS (RFC 7323): "
                              "TcpConfig(timestamps=True) is not in this build yet")
-    cfg = _cfg(timestamps=paws)
-    x = _Lab(lab, 111, config=cfg, client_isn=fixed_isn(2**32 - 3000))
+    cfg = lab_config(timestamps=paws)
+    x = LabScript(lab, 111, config=cfg, client_isn=fixed_isn(2**32 - 3000))
     sc = x.sc
     lst = sc.server.listen(80)
     c = sc.client.connect(sc.server_ip, 80, now=0.0, local_port=40000)
@@ -477,7 +342,7 @@ def _wraparound(lab: Lab, paws: bool) -> LabRun:
 
 
 def _rst_closed_port(lab: Lab) -> LabRun:
-    x = _Lab(lab, 112)
+    x = LabScript(lab, 112)
     x.sc.listen(80)
     ep = x.sc.connect(81, b"anyone?")
     x.note("the client connects to port 81; the server listens only on 80", ["C21"])
@@ -490,7 +355,7 @@ def _rst_closed_port(lab: Lab) -> LabRun:
 
 
 def _rst_unread(lab: Lab) -> LabRun:
-    x = _Lab(lab, 113)
+    x = LabScript(lab, 113)
     x.sc.listen(80, read=False, close_when_done=False)
     ep = x.sc.connect(80, b"q" * 3000, close_when_done=False)
     x.note("the server application never reads the 3000 bytes it receives, then closes at "
@@ -505,7 +370,7 @@ def _rst_unread(lab: Lab) -> LabRun:
 
 
 def _data_to_closed(lab: Lab) -> LabRun:
-    x = _Lab(lab, 114)
+    x = LabScript(lab, 114)
     c, srv = x.open_pair()
     x.at(0.2, lambda now: c.send(b"hello"))
 
@@ -528,7 +393,7 @@ def _data_to_closed(lab: Lab) -> LabRun:
 
 def _zero_window(lab: Lab) -> LabRun:
     cfg = TcpConfig(msl=MSL, mss=1024, rcv_buf=8192, congestion_control=LAB_CC)
-    x = _Lab(lab, 115, config=cfg)
+    x = LabScript(lab, 115, config=cfg)
     x.sc.listen(80, read=False, close_when_done=False)
     data = random.Random(115).randbytes(20000)
     ep = x.sc.connect(80, data)
@@ -552,7 +417,7 @@ def _zero_window(lab: Lab) -> LabRun:
 
 
 def _slow_start(lab: Lab) -> LabRun:
-    x = _Lab(lab, 116, path=PathConfig(delay=0.05, rate_bps=20e6))
+    x = LabScript(lab, 116, path=PathConfig(delay=0.05, rate_bps=20e6))
     data = bytes(300_000)
     x.sc.listen(80, close_when_done=True)
     ep = x.sc.connect(80, data)
@@ -570,7 +435,7 @@ def _slow_start(lab: Lab) -> LabRun:
 
 
 def _fast_retransmit(lab: Lab) -> LabRun:
-    x = _Lab(lab, 117, path=PathConfig(delay=0.05, rate_bps=10e6))
+    x = LabScript(lab, 117, path=PathConfig(delay=0.05, rate_bps=10e6))
     data = bytes(60_000)
     count = {"n": 0}
 
@@ -596,7 +461,7 @@ def _fast_retransmit(lab: Lab) -> LabRun:
     return x.done()
 
 
-def _loss_note(x: _Lab, who: str) -> str:
+def _loss_note(x: LabScript, who: str) -> str:
     """What the trace says the ``who`` sender's loss state did, in words (not assumed)."""
     from ..trace.narrate import loss_story
 
@@ -608,7 +473,7 @@ def _loss_note(x: _Lab, who: str) -> str:
 
 
 def _timeout(lab: Lab) -> LabRun:
-    x = _Lab(lab, 118, config=TcpConfig(msl=MSL, max_retransmits=4, congestion_control=LAB_CC))
+    x = LabScript(lab, 118, config=TcpConfig(msl=MSL, max_retransmits=4, congestion_control=LAB_CC))
     x.sc.listen(80, close_when_done=False)
     ep = x.sc.connect(80, b"", close_when_done=False)
     x.sc.run(until=0.2)
@@ -628,7 +493,7 @@ def _timeout(lab: Lab) -> LabRun:
 
 
 def _full_duplex(lab: Lab) -> LabRun:
-    x = _Lab(lab, 119)
+    x = LabScript(lab, 119)
     a = bytes(i % 199 for i in range(40000))
     b = bytes(i % 197 for i in range(40000))
     x.sc.listen(80, b)
@@ -643,7 +508,7 @@ def _full_duplex(lab: Lab) -> LabRun:
 
 
 def _firewall(lab: Lab) -> LabRun:
-    x = _Lab(lab, 120)
+    x = LabScript(lab, 120)
     sc = x.sc
     x.sc.listen(80)
 
@@ -684,7 +549,7 @@ def _bbr_vs_cubic_random_loss(lab: Lab) -> LabRun:
     rate, rtt, span = 10_000_000, 0.05, 4.0
     path = PathConfig(delay=rtt / 2, rate_bps=rate, queue_bytes=int(rate * rtt / 8),
                       loss=0.01)
-    x = _Lab(lab, 121, path=path, config=TcpConfig(msl=MSL, rcv_buf=1 << 21, snd_buf=1 << 21))
+    x = LabScript(lab, 121, path=path, config=TcpConfig(msl=MSL, rcv_buf=1 << 21, snd_buf=1 << 21))
     sc = x.sc
     sc.listen(80, keep_data=False)
     got: dict[str, float] = {}
@@ -816,52 +681,3 @@ def get(name: str) -> Lab:
         return LABS[name]
     except KeyError:
         raise KeyError(f"no lab named {name!r}; known: {', '.join(LABS)}") from None
-
-
-# ------------------------------------------------------------------------ outputs
-def explained_lines(run: LabRun, *, absolute: bool = False, verbose: bool = False) -> list[str]:
-    """The explained timeline of a lab run, as printed lines."""
-    from ..trace.narrate import render
-
-    return render(run.trace, run.roles, absolute=absolute, verbose=verbose)
-
-
-def json_lines(records: list[dict[str, Any]]) -> str:
-    """Trace records as JSON lines (the ``--trace`` format)."""
-    return "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
-
-
-def write_outputs(run: LabRun, outdir: str | Path, *, absolute: bool = False,
-                  plots: bool = True, report: bool = True) -> tuple[list[Path], str]:
-    """Write the lab's files into ``outdir``; returns (files, message about plots)."""
-    from ..trace.diagram import render_mermaid, render_svg
-    from ..trace.model import analyze
-    from ..trace.plots import write_plots
-
-    out = Path(outdir)
-    out.mkdir(parents=True, exist_ok=True)
-    files: list[Path] = []
-    analysed = analyze(run.trace, run.roles)
-    lines = explained_lines(run, absolute=absolute)
-    (out / "explain.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    (out / "trace.jsonl").write_text(json_lines(run.trace), encoding="utf-8")
-    (out / "diagram.svg").write_text(render_svg(analysed, absolute=absolute,
-                                                title=f"{run.lab.name}: {run.lab.title}"),
-                                     encoding="utf-8")
-    (out / "diagram.mmd").write_text(render_mermaid(analysed, absolute=absolute),
-                                     encoding="utf-8")
-    files += [out / n for n in ("explain.txt", "trace.jsonl", "diagram.svg", "diagram.mmd")]
-    run.packets.save(out / "capture.pcapng")
-    run.packets.save(out / "capture.pcap")
-    files += [out / "capture.pcapng", out / "capture.pcap"]
-    message = ""
-    if plots:
-        written, message = write_plots(analysed, out, title=f"{run.lab.name}: time-sequence")
-        files += written
-    if report:
-        from ..trace.report import write_report
-
-        write_report(run.trace, out / "report.html", roles=run.roles,
-                     title=f"synack lab {run.lab.name}: {run.lab.title}", absolute=absolute)
-        files.append(out / "report.html")
-    return files, message
