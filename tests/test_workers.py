@@ -28,6 +28,7 @@ import pytest
 from capabilities import missing
 from netns import PYTHON, STACK_IP, Netns, namespace, require, summary_value, wait_log
 from synack.commands import serve as serve_cmd
+from synack.commands import serve_summary
 from synack.commands.main import build_parser
 from synack.links import steering
 from synack.stack import Stack
@@ -113,10 +114,10 @@ def test_summaries_add_up_across_workers() -> None:
     a = {"connections": 3, "bytes_in": 100, "link:rx_packets": 10, "drop:tcp_bad_checksum": 1,
          "syncookies_validated": 2}
     b = {"connections": 4, "bytes_in": 50, "link:rx_packets": 7, "link:tx_drop_full": 2}
-    merged = serve_cmd.merge_counts([a, b])
+    merged = serve_summary.merge_counts([a, b])
     assert merged["connections"] == 7 and merged["bytes_in"] == 150
     assert merged["link:rx_packets"] == 17 and merged["link:tx_drop_full"] == 2
-    rows = {r[0]: r for r in serve_cmd.summary_rows(
+    rows = {r[0]: r for r in serve_summary.summary_rows(
         parse("echo"), merged, "10.77.0.2:7", "via syn0, 2 workers", 1.0, [],  # type: ignore[arg-type]
         per_worker=[a, b])}
     assert rows["connections"][1] == "7"
@@ -126,7 +127,7 @@ def test_summaries_add_up_across_workers() -> None:
     assert "dropped going out (full) 2" in rows["packets on the link"][2]
     assert rows["dropped by the stack"][1] == "1"
     assert rows["SYN cookies"][2].startswith("2 validated")
-    assert "workers" not in {r[0] for r in serve_cmd.summary_rows(
+    assert "workers" not in {r[0] for r in serve_summary.summary_rows(
         parse("echo"), merged, "x", "y", 1.0, [])}  # type: ignore[arg-type]
 
 
