@@ -1,7 +1,7 @@
 """Real-kernel attack checks (issue 8 item 7): synack on a TUN device, a scapy-driven
 attacker on the kernel's side of it, and kernel clients whose transfers must complete.
 
-Each test makes its own namespace (tests/netns.py), runs ``synack serve ... --trace``
+Each test makes its own namespace (tests/helpers/netns.py), runs ``synack serve ... --trace``
 on ``syn0`` (synack 10.77.0.2, kernel 10.77.0.1/24), and starts the attacker
 (tests/attacker.py) in the same namespace with the venv's Python: packets built by
 scapy, sent through a raw IP socket, routed by the kernel into the device.
@@ -45,8 +45,8 @@ from typing import Any
 
 import pytest
 
-from capabilities import missing
-from netns import (
+from helpers.capabilities import missing
+from helpers.netns import (
     KERNEL_ADDR,
     PYTHON,
     STACK_IP,

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from helpers.paths import BDP, RATE, bottleneck, config
 from synack.scenarios.apps import Endpoint
 from synack.scenarios.scenario import CLIENT_IP, SERVER_IP, Scenario
 from synack.sim import PathConfig
-from test_modern_sim import BDP, RATE, bottleneck, config
 
 pytestmark = pytest.mark.slow
 

@@ -10,13 +10,29 @@ from __future__ import annotations
 import errno
 import random
 from collections import deque
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helpers.crafted import (
+    CLIENT_IP,
+    CPORT,
+    IRS,
+    ISS,
+    MASK,
+    SERVER_IP,
+    SPORT,
+    WIN,
+    S,
+    Tcb,
+    active,
+    end,
+    established,
+    passive,
+    passive_established,
+)
 from synack.tcp import seq
 from synack.tcp.config import TcpConfig
 from synack.tcp.connection import Connection
@@ -30,128 +46,7 @@ from synack.tcp.events import (
     Event,
     StateChanged,
 )
-from synack.tcp.states import State
 from synack.wire.segment import ACK, ECE, FIN, PSH, RST, SYN, Segment
-
-MASK = 0xFFFFFFFF
-CLIENT_IP = bytes([10, 0, 0, 1])
-SERVER_IP = bytes([10, 0, 0, 2])
-CPORT, SPORT = 40000, 80
-ISS = 1000  # our ISN
-IRS = 5000  # the peer's ISN
-WIN = 65535
-
-S = State
-
-
-# --------------------------------------------------------------------------- helpers
-@dataclass
-class Tcb:
-    """One Connection plus its event queue, trace and the peer's addressing."""
-
-    conn: Connection
-    events: deque[Event]
-    trace: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def lport(self) -> int:
-        return self.conn.local_port
-
-    @property
-    def rport(self) -> int:
-        return self.conn.remote_port
-
-    @property
-    def state(self) -> State:
-        return self.conn.state
-
-    def peer(self, seq_no: int, ack: int = 0, flags: int = ACK, window: int = WIN,
-             payload: bytes = b"", **kw: Any) -> Segment:
-        """A segment from the peer, addressed to this connection."""
-        return Segment(self.rport, self.lport, seq_no & MASK, ack & MASK, flags, window,
-                       payload, **kw)
-
-    def ours(self, seq_no: int, ack: int = 0, flags: int = ACK, window: int = WIN,
-             payload: bytes = b"", **kw: Any) -> Segment:
-        """The exact segment we expect this connection to emit."""
-        return Segment(self.lport, self.rport, seq_no & MASK, ack & MASK, flags, window,
-                       payload, **kw)
-
-    def feed(self, seg: Segment, now: float) -> list[Segment]:
-        self.conn.receive(seg, now)
-        return self.conn.segments_to_send(now)
-
-    def out(self, now: float) -> list[Segment]:
-        return self.conn.segments_to_send(now)
-
-    def fire(self, now: float) -> list[Segment]:
-        self.conn.handle_timer(now)
-        return self.conn.segments_to_send(now)
-
-    def run_timers(self, until: float) -> list[tuple[float, Segment]]:
-        """Fire every timer due up to ``until``; return (time, segment) for what went out."""
-        sent: list[tuple[float, Segment]] = []
-        while (t := self.conn.next_timer()) is not None and t <= until:
-            sent += [(t, s) for s in self.fire(t)]
-        return sent
-
-    def of(self, kind: type[Event]) -> list[Any]:
-        return [e for e in self.events if isinstance(e, kind)]
-
-    def transitions(self) -> list[tuple[State, State, str]]:
-        return [(e.old, e.new, e.concept) for e in self.of(StateChanged)]
-
-
-def active(config: TcpConfig | None = None, *, iss: int = ISS, now: float = 0.0) -> Tcb:
-    """open_active: SYN-SENT, the SYN already collected."""
-    events: deque[Event] = deque()
-    trace: list[dict[str, Any]] = []
-    conn = Connection.open_active(CLIENT_IP, CPORT, SERVER_IP, SPORT, iss=iss, now=now,
-                                  config=config or TcpConfig.classic(), events=events,
-                                  tracer=trace.append)
-    t = Tcb(conn, events, trace)
-    t.out(now)
-    return t
-
-
-def established(config: TcpConfig | None = None, *, window: int = WIN, mss: int | None = 1460,
-                 iss: int = ISS, irs: int = IRS, t_syn: float = 0.0,
-                 t_synack: float = 0.0) -> Tcb:
-    """Active open completed by a crafted SYN-ACK; events and output drained."""
-    tcb = active(config, iss=iss, now=t_syn)
-    out = tcb.feed(tcb.peer(irs, iss + 1, SYN | ACK, window, mss=mss), t_synack)
-    assert out == [tcb.ours(iss + 1, irs + 1, ACK, tcb.conn.rcv_wnd)]
-    assert tcb.state is S.ESTABLISHED
-    tcb.events.clear()
-    tcb.trace.clear()
-    return tcb
-
-
-def passive(config: TcpConfig | None = None, *, iss: int = ISS, irs: int = IRS,
-            mss: int | None = 1460, window: int = WIN, now: float = 0.0) -> tuple[Tcb, Segment]:
-    """open_passive on a crafted client SYN; returns the Tcb and its SYN-ACK."""
-    events: deque[Event] = deque()
-    trace: list[dict[str, Any]] = []
-    syn = Segment(CPORT, SPORT, irs, 0, SYN, window, mss=mss)
-    conn = Connection.open_passive(syn, SERVER_IP, CLIENT_IP, iss=iss, now=now,
-                                   config=config or TcpConfig.classic(),
-                                   events=events, tracer=trace.append)
-    tcb = Tcb(conn, events, trace)
-    out = tcb.out(now)
-    assert len(out) == 1
-    return tcb, out[0]
-
-
-def passive_established(config: TcpConfig | None = None, **kw: Any) -> Tcb:
-    tcb, _ = passive(config, **kw)
-    assert tcb.feed(tcb.peer(IRS + 1, ISS + 1), 0.0) == []
-    assert tcb.state is S.ESTABLISHED
-    tcb.events.clear()
-    return tcb
-
-
-def end(seg: Segment) -> int:
-    return (seg.seq + seg.seg_len) & MASK
 
 
 # ==================================================================== handshake

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from helpers.pairs import A_IP, B_IP, addrs, connect_pair, stack_pair
 from synack.stack import Stack
 from synack.tcp.config import TcpConfig
 from synack.tcp.connection import Connection
@@ -24,13 +25,9 @@ from synack.wire.ipv4 import ip_to_bytes
 from synack.wire.packet import decode_ip_tcp, encode_ip_tcp
 from synack.wire.segment import ACK, PSH, SYN, Segment
 
-A_IP, B_IP = "10.0.0.1", "10.0.0.2"
-A6, B6 = "2001:db8::1", "2001:db8::2"
 FAMILY = pytest.mark.parametrize("ipv6", [False, True], ids=["ipv4", "ipv6"])
 
 
-def addrs(ipv6: bool) -> tuple[str, str]:
-    return (A6, B6) if ipv6 else (A_IP, B_IP)
 
 
 def _configs(rng: random.Random) -> TcpConfig:
@@ -188,26 +185,8 @@ def test_tracing_turns_the_fast_path_off_and_traces_agree(seed: int, ipv6: bool)
 
 
 # ------------------------------------------------------------------ unit cases
-def connect_pair(a: Stack, b: Stack) -> tuple[Connection, Connection]:
-    """Open a connection from ``a`` to port 80 on ``b`` at time 0; both ends ESTABLISHED."""
-    lst = b.listen(80)
-    ca = a.connect(b.address, 80, now=0.0)
-    for _ in range(4):
-        for p in a.packets_to_send(0.0):
-            b.receive_packet(p, 0.0)
-        for p in b.packets_to_send(0.0):
-            a.receive_packet(p, 0.0)
-    cb = lst.accept()
-    assert cb is not None and cb.state.name == "ESTABLISHED"
-    return ca, cb
 
 
-def _pair(ipv6: bool = False, **cfg: Any) -> tuple[Stack, Stack, Connection, Connection]:
-    config = TcpConfig(**cfg)
-    a_ip, b_ip = addrs(ipv6)
-    a = Stack(a_ip, config=config, isn_secret=b"a" * 16)
-    b = Stack(b_ip, config=config, isn_secret=b"b" * 16)
-    return (a, b, *connect_pair(a, b))
 
 
 def _data_packet(ca: Connection, cb: Connection, n: int, *, off: int = 0, ack_delta: int = 0,
@@ -230,7 +209,7 @@ def _payload(n: int) -> bytes:
 
 @FAMILY
 def test_predicted_data_takes_the_fast_path(ipv6: bool) -> None:
-    _, b, ca, cb = _pair(ipv6)
+    _, b, ca, cb = stack_pair(ipv6)
     b.receive_packet(_data_packet(ca, cb, 1000), 1.0)
     assert b.stats["segs_fast"] == 1
     assert cb.recv() == _payload(1000)
@@ -249,7 +228,7 @@ def test_predicted_data_takes_the_fast_path(ipv6: bool) -> None:
 ])
 @FAMILY
 def test_unpredicted_segments_take_the_full_path(change: dict[str, int], ipv6: bool) -> None:
-    _, b, ca, cb = _pair(ipv6, ecn="on")
+    _, b, ca, cb = stack_pair(ipv6, ecn="on")
     pkt = _data_packet(ca, cb, 1000, **change)
     b.receive_packet(pkt, 1.0)
     assert b.stats["segs_fast"] == 0
@@ -258,7 +237,7 @@ def test_unpredicted_segments_take_the_full_path(change: dict[str, int], ipv6: b
 
 @FAMILY
 def test_bad_checksum_leaves_for_the_general_path_and_is_counted(ipv6: bool) -> None:
-    _, b, ca, cb = _pair(ipv6)
+    _, b, ca, cb = stack_pair(ipv6)
     pkt = bytearray(_data_packet(ca, cb, 1000))
     pkt[-1] ^= 0x55
     b.receive_packet(bytes(pkt), 1.0)
@@ -270,7 +249,7 @@ def test_bad_checksum_leaves_for_the_general_path_and_is_counted(ipv6: bool) -> 
 @FAMILY
 def test_sack_option_goes_to_the_general_decoder(ipv6: bool) -> None:
     """A 32-byte TCP header that is not "nop, nop, TS" (here one SACK block, no TS)."""
-    _, b, ca, cb = _pair(ipv6, timestamps=False)
+    _, b, ca, cb = stack_pair(ipv6, timestamps=False)
     seg = Segment(ca.local_port, cb.local_port, (cb.irs + cb._rnxt) & 0xFFFFFFFF,
                   (cb.iss + cb._una) & 0xFFFFFFFF, ACK, cb.snd_wnd >> cb.snd_wscale,
                   sack_blocks=((cb.iss + 5, cb.iss + 9),))
@@ -287,7 +266,7 @@ def test_sack_option_goes_to_the_general_decoder(ipv6: bool) -> None:
 
 @FAMILY
 def test_syn_to_an_established_connection_is_not_predicted(ipv6: bool) -> None:
-    _, b, ca, cb = _pair(ipv6, timestamps=False)
+    _, b, ca, cb = stack_pair(ipv6, timestamps=False)
     pkt = _data_packet(ca, cb, 0, flags=SYN)
     b.receive_packet(pkt, 1.0)
     assert b.stats["segs_fast"] == 0
@@ -348,7 +327,7 @@ def test_ipv6_extension_headers_leave_the_fast_path_with_the_same_result() -> No
     common shape: the general decoder takes it, and the bytes arrive all the same."""
     from synack.wire.packet import encode_ipv6
 
-    _, b, ca, cb = _pair(True)
+    _, b, ca, cb = stack_pair(True)
     plain = _data_packet(ca, cb, 700)
     tcp = plain[40:]
     padn = bytes((6, 0, 1, 4, 0, 0, 0, 0))  # Next Header TCP, PadN filling eight bytes

@@ -1,5 +1,5 @@
 """IPv6 against the Linux kernel on a TUN device, in a namespace each test makes
-(tests/netns.py): ping -6, socat TCP6, curl -6, and synack get with a bracketed literal;
+(tests/helpers/netns.py): ping -6, socat TCP6, curl -6, and synack get with a bracketed literal;
 the same tests over IPv4 where they apply (one parametrised suite).
 
 Needs root, /dev/net/tun, iproute2, socat, curl, ping (and tcpdump for the handshake
@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from netns import (
+from helpers.netns import (
     KERNEL_ADDR,
     KERNEL_IP,
     PYTHON,

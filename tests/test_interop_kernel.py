@@ -1,6 +1,6 @@
 """synack against the Linux kernel's TCP, through a TUN device, in network namespaces.
 
-Every test makes a fresh namespace (tests/netns.py), starts ``synack serve``
+Every test makes a fresh namespace (tests/helpers/netns.py), starts ``synack serve``
 (or a synack client) inside it on ``syn0`` (synack 10.77.0.2, kernel
 10.77.0.1/24), talks to it with ordinary programs (curl, socat, ping, nc,
 python3 -m http.server), checks the programs' own results (exit status,
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from capabilities import missing
-from netns import (
+from helpers.capabilities import missing
+from helpers.netns import (
     KERNEL_ADDR,
     KERNEL_IP,
     PYTHON,

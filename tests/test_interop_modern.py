@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from netns import (
+from helpers.netns import (
     KERNEL_ADDR,
     PYTHON,
     STACK_IP,

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from helpers.crafted import MSS_TS, Tcb
+from helpers.modern import cfg, data_segs, established, seg_at
 from synack.scenarios.scenario import Scenario
 from synack.sim.path import PathConfig
 from synack.tcp.config import TcpConfig
@@ -23,7 +25,6 @@ from synack.tcp.loss_state import (
     check,
 )
 from synack.wire.segment import ACK, ECE
-from test_modern_crafted import MSS_TS, Tcb, cfg, data_segs, established, seg_at
 
 O, D, C, R, L = CaState  # noqa: E741 - the five states by initial
 

@@ -29,11 +29,12 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from helpers.crafted import MSS_TS, U0, Tcb
+from helpers.modern import cfg, established
 from synack.tcp import seq
 from synack.tcp.loss_state import CaState
 from synack.tcp.states import State
 from synack.wire.segment import ACK, ECE, Segment
-from test_modern_crafted import MSS_TS, U0, Tcb, cfg, established
 
 REDUCED = {"CWR", "Recovery", "Loss"}
 

@@ -429,7 +429,7 @@ def test_one_rendering_of_a_segment_in_every_view() -> None:
 # ------------------------------------------------ items 1 and 2 against the kernel
 @pytest.fixture
 def kernel_ns(tmp_path: Path) -> Any:
-    from netns import namespace, require
+    from helpers.netns import namespace, require
     require("ip", "ss")
     with namespace("newcomer", tmp_path) as ns:
         yield ns
@@ -441,7 +441,7 @@ def test_offload_left_on_a_device_and_a_foreign_subnet_do_not_stall_get(
     itself; after a run with offloads (the default), the same command with --no-offload
     still works (the device's checksum offload is turned off again on attach) and warns
     of nothing."""
-    from netns import PYTHON as NS_PYTHON
+    from helpers.netns import PYTHON as NS_PYTHON
     ns = kernel_ns
     ns.tun_device("syn0", "10.91.0.1/24")
     www = tmp_path / "www"
@@ -479,7 +479,7 @@ def test_demo_capture_opens_in_tshark_without_warnings(tmp_path: Path) -> None:
     'HTTP: Illegal characters found in header name' (nor any other warning)."""
     import shutil
 
-    from capabilities import missing
+    from helpers.capabilities import missing
     if shutil.which("tshark") is None:
         missing("tshark is not installed (apt-get install tshark; "
                 "scripts/install-system-deps.sh)")

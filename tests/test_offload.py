@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 
+from helpers.pairs import MTU, finish_checksum, kernel_segment, offload_pair, shuttle
 from synack.aio.host import Host
 from synack.links import tun as tun_module
 from synack.links.tun import TunLink
 from synack.stack import Stack
-from synack.wire.checksum import ones_sum
 from synack.wire.ipv4 import ip_to_bytes
 from synack.wire.packet import decode_ipv4_tcp, encode_ipv4_tcp
 from synack.wire.segment import ACK, CWR, FIN, PSH, Segment
@@ -42,55 +42,13 @@ from synack.wire.vnet import (
 )
 
 A, B = ip_to_bytes("10.0.0.1"), ip_to_bytes("10.0.0.2")
-MTU = 1500
 
 
 # ------------------------------------------------------------ a software "kernel"
-def finish_checksum(ip_packet: bytearray, csum_start: int, csum_offset: int) -> None:
-    """Complete a partial checksum as a NIC would (virtio 1.2 §5.1.6.2)."""
-    total = ones_sum(ip_packet[csum_start:])
-    struct.pack_into("!H", ip_packet, csum_start + csum_offset, 0xFFFF ^ total)
 
 
-def ipv4_header_checksum(hdr: bytearray) -> None:
-    hdr[10:12] = b"\0\0"
-    struct.pack_into("!H", hdr, 10, 0xFFFF ^ ones_sum(bytes(hdr[:20])))
 
 
-def kernel_segment(packet: bytes) -> list[bytes]:
-    """What the kernel puts on a wire for one packet written to an offloading TUN."""
-    vh = parse_vnet_header(packet)
-    ip = bytearray(packet[VNET_HDR_LEN:])
-    ihl = (ip[0] & 0xF) * 4
-    thl = (ip[ihl + 12] >> 4) * 4
-    hdr_len = ihl + thl
-    payload = bytes(ip[hdr_len:])
-    if vh.gso_type & ~GSO_ECN == GSO_NONE:
-        if vh.flags & F_NEEDS_CSUM:
-            finish_checksum(ip, vh.csum_start, vh.csum_offset)
-        return [bytes(ip)]
-    assert vh.gso_type & ~GSO_ECN == GSO_TCPV4 and vh.flags & F_NEEDS_CSUM
-    assert vh.hdr_len == hdr_len and vh.gso_size > 0
-    seq = struct.unpack_from("!I", ip, ihl + 4)[0]
-    flags = ip[ihl + 13]
-    pieces = [payload[i:i + vh.gso_size] for i in range(0, len(payload), vh.gso_size)]
-    out = []
-    for n, piece in enumerate(pieces):
-        seg = bytearray(ip[:hdr_len]) + piece
-        struct.pack_into("!H", seg, 2, hdr_len + len(piece))
-        ipv4_header_checksum(seg)
-        struct.pack_into("!I", seg, ihl + 4, (seq + n * vh.gso_size) & 0xFFFFFFFF)
-        f = flags
-        if n != len(pieces) - 1:
-            f &= ~(FIN | PSH)
-        if n and vh.gso_type & GSO_ECN:
-            f &= ~CWR
-        seg[ihl + 13] = f
-        struct.pack_into("!H", seg, ihl + 16, 0)
-        struct.pack_into("!H", seg, ihl + 16, 0xFFFF ^ ones_sum(
-            bytes(seg[12:20]) + struct.pack("!HH", 6, len(seg) - ihl) + bytes(seg[ihl:])))
-        out.append(bytes(seg))
-    return out
 
 
 # ------------------------------------------------------------------- the encoder
@@ -150,31 +108,8 @@ def test_cwr_rides_on_the_first_piece_only() -> None:
 
 
 # ----------------------------------------------------------------- the stack
-def offload_pair() -> tuple[Stack, Stack]:
-    a = Stack("10.0.0.1", offload=True, max_segment_payload=65455, mtu=MTU, seed=1)
-    b = Stack("10.0.0.2", offload=True, max_segment_payload=65455, mtu=MTU, seed=2)
-    return a, b
 
 
-def shuttle(a: Stack, b: Stack, now: float, seen: dict[str, int]) -> bool:
-    """Move packets both ways as two kernels would: cut per MSS on the wire,
-    then coalesced again and handed over with the checksum marked as good."""
-    moved = False
-    for src, dst in ((a, b), (b, a)):
-        for pkt in src.packets_to_send(now):
-            moved = True
-            vh = parse_vnet_header(pkt)
-            if vh.gso_type:
-                seen["gso"] += 1
-            for piece in kernel_segment(pkt):
-                assert len(piece) <= MTU
-            # GRO: the receiver gets the big segment at once, checksum trusted.
-            hdr = VNET_HDR.pack(F_DATA_VALID, 0, 0, 0, 0, 0)
-            ip = bytearray(pkt[VNET_HDR_LEN:])
-            if vh.flags & F_NEEDS_CSUM:
-                ip[vh.csum_start + vh.csum_offset:vh.csum_start + vh.csum_offset + 2] = b"xx"
-            dst.receive_packet(hdr + bytes(ip), now)
-    return moved
 
 
 def test_two_offloading_stacks_move_a_megabyte_in_64k_segments() -> None:
@@ -352,7 +287,7 @@ def test_offload_with_impairment_is_an_error_only_when_asked_for() -> None:
 # ---------------------------------------------------------- against the kernel
 @pytest.fixture
 def ns(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    from netns import namespace, require
+    from helpers.netns import namespace, require
     require("socat", "ss")
     with namespace("offload", tmp_path) as n:
         yield n
@@ -363,7 +298,7 @@ def test_kernel_echo_through_offloaded_tun_is_intact(ns: Any, tmp_path: Path, fa
                                                      ) -> None:
     """20 MiB echoed by `synack serve echo --offload`: TSO4, or over IPv6 TSO6 (the
     kernel hands synack 64 KB TCPv6 segments and takes 64 KB ones to cut, RFC 8200)."""
-    from netns import KERNEL_IP, STACK_IP, random_file, sha256_file, summary_value, wait_log
+    from helpers.netns import KERNEL_IP, STACK_IP, random_file, sha256_file, summary_value, wait_log
     size = 20 << 20
     data, back = tmp_path / "in.bin", tmp_path / "back.bin"
     sha = random_file(data, size, seed=11)
@@ -395,7 +330,7 @@ def test_a_device_reused_without_offloads_after_a_default_run_drops_nothing(
     """A persistent device: `serve` with the default (offloads on, auto), then with
     --no-offload, then the default again.  Each attach sets the device's offload state,
     so the kernel's data arrives intact every time and nothing fails a checksum."""
-    from netns import STACK_IP, random_file, wait_log
+    from helpers.netns import STACK_IP, random_file, wait_log
     ns.tun_device("syn0")
     data = tmp_path / "in.bin"
     sha = random_file(data, 3 << 20, seed=12)

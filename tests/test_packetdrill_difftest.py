@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from capabilities import missing, root_tun_problem
+from helpers.capabilities import missing, root_tun_problem
 from synack.packetdrill.parser import parse
 from synack.packetdrill.results import RunResult
 from synack.packetdrill.runner import RunOptions, run_script

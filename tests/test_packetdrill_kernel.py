@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from capabilities import missing, root_tun_problem
+from helpers.capabilities import missing, root_tun_problem
 from synack.commands.packetdrill import run_packetdrill
 from synack.packetdrill.kernel import run_script_kernel
 from synack.packetdrill.kernel_syscalls import decode_tcp_info

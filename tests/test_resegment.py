@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 
+from helpers.pairs import connect_pair, offload_pair, shuttle
 from synack.stack import Stack
 from synack.tcp.config import TcpConfig
 from synack.tcp.connection import Connection
@@ -13,8 +14,6 @@ from synack.wire import icmp
 from synack.wire.ipv4 import PROTO_ICMP, ip_to_bytes
 from synack.wire.packet import decode_ipv4_tcp, encode_ipv4
 from synack.wire.vnet import VNET_HDR_LEN
-from test_fast_path import connect_pair
-from test_offload import offload_pair, shuttle
 
 A, B = "10.0.0.1", "10.0.0.2"
 

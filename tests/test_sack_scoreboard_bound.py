@@ -17,8 +17,9 @@ import sys
 import tracemalloc
 from typing import Any
 
+from helpers.crafted import D0, MSS_TS, U0
+from helpers.modern import cfg, established
 from synack.tcp import scoreboard
-from test_modern_crafted import D0, MSS_TS, U0, cfg, established
 
 
 def sack_every_other_byte(inflight: int) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from helpers.pairs import T, connected
 from synack.sockets import (
     SocketHost,
     SynackHTTPConnection,
@@ -31,29 +32,10 @@ from synack.sockets import (
 from synack.tcp.states import State
 
 A, B = "10.0.0.1", "10.0.0.2"
-T = 5.0  # a generous timeout so a bug fails a test instead of hanging it
 
 
-@pytest.fixture
-def hosts() -> Iterator[tuple[SocketHost, SocketHost]]:
-    a, b = SocketHost.memory_pair(A, B)
-    try:
-        yield a, b
-    finally:
-        a.close()
-        b.close()
 
 
-def connected(a: SocketHost, b: SocketHost, port: int = 5000
-              ) -> tuple[SynackSocket, SynackSocket, SynackSocket]:
-    """(client, accepted server side, listener), all with timeout T."""
-    listener = b.create_server(("", port))
-    listener.settimeout(T)
-    client = a.create_connection((B, port), timeout=T)
-    server, addr = listener.accept()
-    server.settimeout(T)
-    assert addr == client.getsockname()
-    return client, server, listener
 
 
 def in_thread(fn: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:

@@ -8,10 +8,10 @@ import errno
 
 import pytest
 
+from helpers.crafted import IRS, ISS, S, Tcb, established
 from synack.packetdrill.profiles import LINUX, config_from_sysctls
 from synack.tcp.config import TcpConfig
 from synack.tcp.events import ConnectionFailed
-from test_connection_crafted import IRS, ISS, S, Tcb, established
 
 
 def peer_talks(tcb: Tcb, start: float, stop: float, every: float, size: int = 10) -> None:

@@ -4,10 +4,10 @@ cancelled."""
 
 from __future__ import annotations
 
+from helpers.crafted import established
 from synack.tcp import timers as T
 from synack.tcp.config import TcpConfig
 from synack.tcp.timers import Timers
-from test_connection_crafted import established
 
 
 def test_one_deadline_per_kind_and_the_earliest_is_next() -> None:

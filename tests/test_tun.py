@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from capabilities import network_namespace, require_root_tun
+from helpers.capabilities import network_namespace, require_root_tun
 from synack.aio.host import Host
 from synack.links import tun as tun_module
 from synack.links.tun import TunLink, check_interface_name

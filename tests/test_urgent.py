@@ -17,6 +17,8 @@ import pytest
 from scapy.all import IP, TCP
 
 import synack.tcp.events as ev
+from helpers.crafted import IRS, ISS, MASK, Tcb, established
+from helpers.pairs import A_IP, B_IP, connected, stack_pair
 from synack.scenarios.scenario import Scenario
 from synack.sim import PathConfig
 from synack.tcp.config import TcpConfig
@@ -24,9 +26,6 @@ from synack.trace.narrate import render
 from synack.wire.ipv4 import ip_to_bytes
 from synack.wire.packet import describe_packet, encode_ipv4_tcp
 from synack.wire.segment import ACK, FIN, PSH, URG, Segment
-from test_connection_crafted import IRS, ISS, MASK, Tcb, established
-from test_fast_path import A_IP, B_IP, _pair
-from test_sockets import connected, hosts  # noqa: F401  (hosts: the fixture)
 
 
 def urgent_events(tcb: Tcb) -> list[int]:
@@ -102,7 +101,7 @@ def test_urg_after_the_peers_fin_is_ignored() -> None:
 def test_urg_segment_from_the_stack_reaches_the_application_not_the_fast_path() -> None:
     """The raw-bytes demultiplexer never predicts a URG segment (it would skip the sixth
     step): the bytes reach the application in order and the mark is reported."""
-    _, b, ca, cb = _pair()
+    _, b, ca, cb = stack_pair()
     b.stats.clear()
     seg = Segment(ca.local_port, cb.local_port, (cb.irs + cb._rnxt) & MASK,
                   (cb.iss + cb._una) & MASK, ACK | PSH | URG, cb.snd_wnd >> cb.snd_wscale,
@@ -238,7 +237,7 @@ def test_urgent_transfer_between_two_stacks_survives_loss() -> None:
 
 
 # ------------------------------------------------------------------ socket API
-def test_socket_msg_oob_in_line_with_sockatmark(hosts: Any) -> None:  # noqa: F811
+def test_socket_msg_oob_in_line_with_sockatmark(hosts: Any) -> None:
     """The socket surface, Linux with SO_OOBINLINE: send(MSG_OOB) marks the last byte;
     recv stops short of it, sockatmark() is then true, and the urgent byte is read in
     line; recv(MSG_OOB) is EINVAL; SO_OOBINLINE reads 1 and cannot be turned off."""

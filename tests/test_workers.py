@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from capabilities import missing
-from netns import PYTHON, STACK_IP, Netns, namespace, require, summary_value, wait_log
+from helpers.capabilities import missing
+from helpers.netns import PYTHON, STACK_IP, Netns, namespace, require, summary_value, wait_log
 from synack.commands import serve as serve_cmd
 from synack.commands import serve_summary
 from synack.commands.main import build_parser

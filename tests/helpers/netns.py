@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from capabilities import missing, root_tun_problem
+from .capabilities import missing, root_tun_problem
 
 STACK_IP = "10.77.0.2"
 KERNEL_ADDR = "10.77.0.1"
