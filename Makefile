@@ -82,7 +82,7 @@ difftest: $(STAMP_TEST)
 	$(PY) benchmarks/difftest.py $(DIFFTEST_ARGS)
 
 ## readme: regenerate the README's sample output and its sequence diagram from the code
-## (tests/test_newcomer.py fails while they are out of date)
+## (tests/cli/test_newcomer.py fails while they are out of date)
 readme: $(STAMP_RUN)
 	$(PY) scripts/readme_sample.py --write
 

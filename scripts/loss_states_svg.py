@@ -1,7 +1,7 @@
 """Draw the loss-state machine (docs/images/loss-states.svg) from its transition table.
 
 The picture is generated from ``synack.tcp.loss_state.TRANSITIONS`` so it cannot
-drift from the code: ``tests/test_loss_state.py`` regenerates it and compares.
+drift from the code: ``tests/tcp/test_loss_state.py`` regenerates it and compares.
 Run ``.venv/bin/python scripts/loss_states_svg.py`` after changing the table.
 """
 

@@ -6,14 +6,15 @@ import ast
 import re
 from pathlib import Path
 
-TESTS = Path(__file__).parent
+from helpers import TESTS
+
 CONCEPT = re.compile(r"\bC([1-9]|1\d|2[0-7])\b", re.IGNORECASE)
 NAME = re.compile(r"(?:^|_)c(\d{1,2})(?=_|$)")
 
 
 def concepts_named_by_tests() -> dict[int, set[str]]:
     found: dict[int, set[str]] = {}
-    for path in TESTS.glob("test_*.py"):
+    for path in TESTS.rglob("test_*.py"):
         if path.name == Path(__file__).name:
             continue
         tree = ast.parse(path.read_text())
@@ -36,7 +37,7 @@ def test_every_concept_c1_to_c27_has_a_test() -> None:
 def test_every_concept_has_a_test_whose_name_carries_its_id() -> None:
     """Names, not only docstrings, so `pytest -k c15` finds a concept's tests."""
     by_name: set[int] = set()
-    for path in TESTS.glob("test_*.py"):
+    for path in TESTS.rglob("test_*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
                 by_name |= {int(m) for m in NAME.findall(node.name)}

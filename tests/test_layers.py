@@ -13,7 +13,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-SRC = Path(__file__).resolve().parent.parent / "src"
+from helpers import ROOT
+
+SRC = ROOT / "src"
 
 #: Lowest first.  A package may import any package of a lower rank, and itself.
 LAYERS: list[tuple[str, ...]] = [

@@ -10,7 +10,7 @@ namespace: the kernel's end of the TUN device (10.77.0.1) and synack's
 (10.77.0.2).
 
 Tools are checked with :func:`require`: a missing one skips the test with
-the reason, except with ``CI=true`` where it fails (tests/capabilities.py).
+the reason, except with ``CI=true`` where it fails (tests/helpers/capabilities.py).
 """
 
 from __future__ import annotations

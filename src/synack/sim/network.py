@@ -18,7 +18,7 @@ exercises the wire codec.  ``Network(segments=True)`` lets hosts that offer it
 hand each other decoded segments instead, skipping encode, checksum and decode
 for the common shape of segment; anything a tap, a filter, corruption or ECN
 marking must see as bytes is encoded as usual.  The two modes give the same
-run, packet for packet (tests/test_sim_segments.py).
+run, packet for packet (tests/sim/test_sim_segments.py).
 """
 
 from __future__ import annotations

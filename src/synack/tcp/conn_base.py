@@ -38,7 +38,7 @@ class ConnBase:
     sets them.  Each is declared once, as an annotation here, and the slots are made
     from the annotations: so mypy checks the type of every assignment in every mixin.
     (mypy's own check that an assigned name is a slot needs a literal ``__slots__``;
-    tests/test_conn_fields.py checks instead that every ``self.X =`` in the
+    tests/tcp/test_conn_fields.py checks instead that every ``self.X =`` in the
     connection's modules names a declared variable, and that ``__init__`` sets each.)
     The variables that belong together have their own owners: the timers
     (:mod:`.timers`), the loss state (:mod:`.loss_state`), PRR (:mod:`.prr`), RACK

@@ -57,7 +57,7 @@ class RecoveryMixin(ConnBase):
         belongs to it; one still marked after it ended starts the next episode on
         the next ACK.  (Ending first and re-entering on the same ACK, as Linux's
         ``tcp_fastretrans_alert`` may, cut two CUBIC flows' fairness from 0.87 to
-        0.68 in tests/test_modern_sim.py.)"""
+        0.68 in tests/sim/test_modern_sim.py.)"""
         sb = self._sb
         ls = self._ls
         if not (acked or is_dup or delivered or dsack or ls.state or sb.sacked_bytes

@@ -25,7 +25,7 @@ can check that the cost per ACK stays proportional to what changed.
 Bounded fragmentation (CVE-2019-11478, "SACK slowness"). A SACK block's edges
 used to split records wherever they fell, so a receiver SACKing every other byte
 turned 64 KB in flight into 66,607 one-byte records (8 MB), 1 MB into 1,049,799
-(126 MB; docs/security.md, tests/test_sack_scoreboard_bound.py). Records are now
+(126 MB; docs/security.md, tests/tcp/test_sack_scoreboard_bound.py). Records are now
 split for a SACK block only into whole MSS pieces counted from the record's
 start (or at its FIN), as Linux's ``tcp_match_skb_to_sack()`` does: an edge off
 that grid is moved inwards and the sliver it would have cut off stays un-SACKed.

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import TESTS
 from helpers.capabilities import missing, root_tun_problem
 from synack.commands.packetdrill import run_packetdrill
 from synack.packetdrill import expectations
@@ -33,7 +34,7 @@ from synack.packetdrill.runner import RunOptions, RunResult, iter_scripts, run_s
 from synack.wire.ipv6 import addr_to_str
 from synack.wire.packet import decode_ip_tcp
 
-HERE = Path(__file__).parent
+HERE = TESTS
 CORPUS = HERE.resolve().parents[1] / "shared" / "packetdrill"
 EXPECTED = HERE / "packetdrill_corpus_expected.txt"
 KERNEL_EXCEPTIONS = HERE / "packetdrill_kernel_exceptions.txt"

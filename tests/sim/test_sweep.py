@@ -8,7 +8,7 @@ the same time.  Every byte must arrive exactly once and in order, both ends
 must reach CLOSED without an error, and no exception may escape.  A failure
 names the seed and the profile; replay one with
 
-    pytest "tests/test_sweep.py::test_c1_c5_c14_sweep_full_duplex[seed-17]"
+    pytest "tests/sim/test_sweep.py::test_c1_c5_c14_sweep_full_duplex[seed-17]"
 
 Seeds from 400 on run the same sweep over IPv6 (2001:db8::1 <-> 2001:db8::2, MSS
 1440): ``[v6-seed-431]``.

@@ -11,15 +11,14 @@ tests/packetdrill_corpus_expected.txt ../shared/packetdrill`` and review the dif
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
+from helpers import ROOT, TESTS
 from synack.packetdrill import expectations
 from synack.packetdrill.runner import RunResult, iter_scripts, run_script
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "packetdrill"
-EXPECTED = Path(__file__).parent / "packetdrill_corpus_expected.txt"
+CORPUS = ROOT.parent / "shared" / "packetdrill"
+EXPECTED = TESTS / "packetdrill_corpus_expected.txt"
 SELF_TESTS = {
     "packetdrill/gtests/net/packetdrill/tests/packet-timeout.pkt": 13,
     "packetdrill/gtests/net/packetdrill/tests/linux/packetdrill/socket_err.pkt": 6,

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from helpers import TESTS
 from synack.commands.packetdrill import run_packetdrill
 from synack.packetdrill import expectations
 from synack.packetdrill.parser import parse
@@ -440,7 +441,7 @@ def test_cli_writes_trace_and_capture_for_every_script(tmp_path: Path) -> None:
 
     from synack.commands.main import main
 
-    scripts = sorted(Path(__file__).parent.joinpath("packetdrill").glob("c0*.pkt"))[:2]
+    scripts = sorted(TESTS.joinpath("packetdrill").glob("c0*.pkt"))[:2]
     trace, pcap = tmp_path / "t.jsonl", tmp_path / "p.pcapng"
     rc = main(["packetdrill", *map(str, scripts), "--trace", str(trace), "--pcap", str(pcap)])
     assert rc == 0

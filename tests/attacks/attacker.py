@@ -1,10 +1,10 @@
-"""An off-path TCP attacker for the real-kernel attack tests (tests/test_attacks_kernel.py).
+"""An off-path TCP attacker for the real-kernel attack tests (tests/attacks/test_attacks_kernel.py).
 
 Run inside the test's network namespace, on the kernel's side of the TUN
 device, with the venv's Python::
 
-    python tests/attacker.py blind --src 10.77.0.1 --sport 43210 --dst 10.77.0.2 --dport 9
-    python tests/attacker.py flood --dst 10.77.0.2 --dport 80 --src-net 10.77.0.0/24
+    python tests/attacks/attacker.py blind --src 10.77.0.1 --sport 43210 --dst 10.77.0.2 --dport 9
+    python tests/attacks/attacker.py flood --dst 10.77.0.2 --dport 80 --src-net 10.77.0.0/24
 
 ``blind``: the attacker knows a live connection's 4-tuple but not its
 sequence numbers.  At steady rates it sends forged RSTs (bare RST, and

@@ -6,7 +6,7 @@ three blocks per duplicate ACK.  Splitting the sender's records at every block
 edge made one record per byte (66,607 records, 8.0 MB for 64 KB in flight).
 The scoreboard now marks SACKed data only in whole MSS pieces of what was sent
 (Linux's tcp_match_skb_to_sack()), so records stay proportional to the segments
-in flight.  Run with ``-s`` (or ``python tests/test_sack_scoreboard_bound.py``
+in flight.  Run with ``-s`` (or ``python tests/tcp/test_sack_scoreboard_bound.py``
 for the 1 MB row too) for the figures quoted in docs/security.md.
 """
 

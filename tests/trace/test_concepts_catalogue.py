@@ -6,15 +6,15 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from pathlib import Path
 
+from helpers import ROOT
 from synack.scenarios.labs import LABS
 from synack.trace.concepts import CONCEPTS
 from synack.trace.narrate import render
 from synack.trace.report import render_report
 from synack.trace.timeline import render as timeline
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = ROOT
 ID = re.compile(r"\bC\d{1,3}\b")
 
 

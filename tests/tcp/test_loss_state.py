@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from helpers import ROOT
 from helpers.crafted import MSS_TS, Tcb
 from helpers.modern import cfg, data_segs, established, seg_at
 from synack.scenarios.scenario import Scenario
@@ -319,9 +320,8 @@ def test_loss_state_picture_is_drawn_from_the_current_table() -> None:
     """docs/images/loss-states.svg is generated from TRANSITIONS: it must be current,
     and it must show every state and every trigger of the table."""
     import importlib.util
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent
+    root = ROOT
     spec = importlib.util.spec_from_file_location("loss_states_svg",
                                                   root / "scripts" / "loss_states_svg.py")
     assert spec is not None and spec.loader is not None

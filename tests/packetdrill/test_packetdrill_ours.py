@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from helpers import TESTS
 from synack.packetdrill.runner import run_script
 
-SCRIPTS = sorted((Path(__file__).parent / "packetdrill").glob("*.pkt"))
+SCRIPTS = sorted((TESTS / "packetdrill").glob("*.pkt"))
 #: Scripts of Linux calls and behaviour, checked against the kernel (test_packetdrill_kernel)
 #: and here against synack --profile linux.
-LINUX_SCRIPTS = sorted((Path(__file__).parent / "packetdrill_linux").glob("*.pkt"))
+LINUX_SCRIPTS = sorted((TESTS / "packetdrill_linux").glob("*.pkt"))
 CONCEPT = re.compile(r"\bC(\d+)\b")
 
 
@@ -42,7 +43,7 @@ FIXED_DIFFS = ["count_synack_f", "count_synack_p", "flags_p_fp", "seq_s_s", "tim
 
 @pytest.mark.parametrize("name", FIXED_DIFFS)
 def test_fixed_fuzzer_difference_stays_fixed(name: str) -> None:
-    script = Path(__file__).parent / "packetdrill_linux" / "diff" / f"{name}.pkt"
+    script = TESTS / "packetdrill_linux" / "diff" / f"{name}.pkt"
     res = run_script(script, "linux")
     assert res.status == "PASS", res.report(verbose=True)
 

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 import synack.links.tun as tun_module
+from helpers import ROOT
 from synack.commands import realnet, unwritable
 from synack.commands.get import _Output
 from synack.commands.main import main
@@ -29,7 +30,7 @@ from synack.scenarios.labs import LABS
 from synack.trace.narrate import explain, loss_story, render
 
 PYTHON = sys.executable
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+SRC = str(ROOT / "src")
 
 
 def synack(*argv: str, stdin: bytes = b"",
@@ -542,7 +543,7 @@ def _doc_block(path: Path, heading: str) -> str:
 ])
 def test_api_examples_run_as_written(heading: str, prints: str, tmp_path: Path) -> None:
     """docs/api.md's examples, pasted into a file and run, work and print what they say."""
-    code = _doc_block(Path(__file__).resolve().parents[1] / "docs" / "api.md", heading)
+    code = _doc_block(ROOT / "docs" / "api.md", heading)
     script = tmp_path / "example.py"
     script.write_text(code)
     env = dict(os.environ, PYTHONPATH=SRC)
@@ -556,7 +557,7 @@ def test_readme_sample_and_diagram_are_what_the_code_prints_now() -> None:
     """The README's `synack demo` sample and docs/images/lost-synack.svg come from the
     code (`make readme`); this fails when a change to the output leaves them behind."""
     import runpy
-    script = Path(__file__).resolve().parents[1] / "scripts" / "readme_sample.py"
+    script = ROOT / "scripts" / "readme_sample.py"
     mod = runpy.run_path(str(script))
     assert mod["main"](["--check"]) == 0, "run `make readme` (scripts/readme_sample.py --write)"
 

@@ -3,7 +3,7 @@ attacker on the kernel's side of it, and kernel clients whose transfers must com
 
 Each test makes its own namespace (tests/helpers/netns.py), runs ``synack serve ... --trace``
 on ``syn0`` (synack 10.77.0.2, kernel 10.77.0.1/24), and starts the attacker
-(tests/attacker.py) in the same namespace with the venv's Python: packets built by
+(tests/attacks/attacker.py) in the same namespace with the venv's Python: packets built by
 scapy, sent through a raw IP socket, routed by the kernel into the device.
 
 1. **Blind in-window attacks** (RFC 5961): while a kernel client pushes data into

@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
+from helpers import ROOT
 from synack.wire.ipv4 import ip_to_bytes
 from synack.wire.packet import encode_ipv4_tcp
 from synack.wire.segment import ACK, Segment
 
 
 def _load() -> ModuleType:
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "fuzz_mutation.py"
+    path = ROOT / "benchmarks" / "fuzz_mutation.py"
     spec = importlib.util.spec_from_file_location("fuzz_mutation", path)
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)

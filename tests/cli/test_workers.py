@@ -9,7 +9,7 @@ kernel's SYN-ACK to a connection opened from the wrong queue still arrives at
 the queue that owns the port; and the interop test: ``serve --workers 2``
 with several kernel clients at once, every transfer intact, both workers
 used, and SIGINT stopping all of them with status 0.  Root tests skip without
-root and fail under ``CI=true`` (tests/capabilities.py).
+root and fail under ``CI=true`` (tests/helpers/capabilities.py).
 """
 
 from __future__ import annotations

@@ -6,14 +6,14 @@ part of ``make test``."""
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
+from helpers import ROOT
 from helpers.capabilities import missing, root_tun_problem
 from synack.packetdrill.parser import parse
 from synack.packetdrill.results import RunResult
 from synack.packetdrill.runner import RunOptions, run_script
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 import difftest
 
 

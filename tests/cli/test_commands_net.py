@@ -4,7 +4,7 @@ The command-line parsing and error messages are checked in-process; the
 services (echo, discard, chargen, HTTP, the HTTP client, graceful stop) run
 over two synack hosts joined by an in-process link (``Host.memory_pair``),
 which needs no privileges.  The same commands against the real kernel are in
-tests/test_interop_kernel.py.
+tests/interop/test_interop_kernel.py.
 """
 
 from __future__ import annotations

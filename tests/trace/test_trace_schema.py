@@ -4,11 +4,11 @@ against docs/trace.md."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from helpers import ROOT
 from synack.scenarios.labs import LABS
 from synack.scenarios.scenario import Scenario
 from synack.sim import PathConfig
@@ -16,7 +16,7 @@ from synack.tcp.config import TcpConfig
 from synack.trace import schema
 from synack.trace.load import REQUIRED
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "trace.md"
+DOC = ROOT / "docs" / "trace.md"
 
 
 def _check(records: list[dict[str, Any]]) -> set[str]:

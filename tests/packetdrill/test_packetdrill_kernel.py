@@ -22,13 +22,14 @@ from pathlib import Path
 
 import pytest
 
+from helpers import TESTS
 from helpers.capabilities import missing, root_tun_problem
 from synack.commands.packetdrill import run_packetdrill
 from synack.packetdrill.kernel import run_script_kernel
 from synack.packetdrill.kernel_syscalls import decode_tcp_info
 from synack.packetdrill.runner import RunResult, iter_scripts, run_script
 
-HERE = Path(__file__).parent
+HERE = TESTS
 CORPUS = HERE.resolve().parents[1] / "shared" / "packetdrill"
 OURS = HERE / "packetdrill"
 #: Our scripts for Linux behaviour and calls (epoll, MSG_EOR, TCP_NOTSENT_LOWAT, ...):

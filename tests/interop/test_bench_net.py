@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import datetime
 import sys
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+from helpers import ROOT
+
+BENCH = ROOT / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
 import tun_sink  # noqa: E402

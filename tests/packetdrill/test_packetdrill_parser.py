@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
+from helpers import ROOT
 from synack.packetdrill.lexer import Kind, PacketdrillSyntaxError, tokenize
 from synack.packetdrill.parser import (
     BinaryExpr,
@@ -27,7 +26,7 @@ from synack.packetdrill.parser import (
     parse_file,
 )
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "packetdrill"
+CORPUS = ROOT.parent / "shared" / "packetdrill"
 
 
 def packets(sc: Script) -> list[PacketSpec]:
