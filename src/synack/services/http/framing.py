@@ -1,9 +1,9 @@
 """HTTP/1.1 framing shared by the server and the client: h11 over asyncio streams.
 
-h11 (the sans-IO HTTP/1.1 library under httpcore and httpx) parses and writes
-every message (RFC 9112); this module only moves bytes between it and a
-stream: :func:`next_event` reads until h11 has an event, :func:`write_data`
-hands a body piece through without copying it.
+h11 (the sans-IO HTTP/1.1 library under httpcore and httpx) parses every message
+that arrives, requests and responses (RFC 9112), and writes the client's request;
+this module only moves bytes between it and a stream: :func:`next_event` reads
+until h11 has an event.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import h11
 
 from ... import __version__
 
-__all__ = ["MAX_HEAD", "READ_CHUNK", "SERVER_NAME", "Event", "next_event", "write_data"]
+__all__ = ["MAX_HEAD", "READ_CHUNK", "SERVER_NAME", "Event", "next_event"]
 
 SERVER_NAME = f"synack/{__version__}"
 #: The largest request or response head (request line, header fields) accepted.
@@ -28,18 +28,23 @@ Event = h11.Request | h11.InformationalResponse | h11.Response | h11.Data | h11.
 
 
 async def next_event(conn: h11.Connection, reader: asyncio.StreamReader,
-                     on_bytes: Callable[[bytes], bytes] | None = None) -> Event:
+                     on_bytes: Callable[[bytes], bytes] | None = None, *,
+                     read_first: bool = False) -> Event:
     """The next event h11 finds on ``reader``, reading as much as it needs.
 
     ``on_bytes(data)`` sees every piece read (empty at the end of the stream) and
-    returns what to give h11.  Raises ``h11.RemoteProtocolError`` for a broken message.
+    returns what to give h11.  ``read_first``: h11 holds nothing yet, so read before
+    asking it.  Raises ``h11.RemoteProtocolError`` for a broken message.
     """
     while True:
-        event = conn.next_event()
-        if event is not h11.NEED_DATA:
-            if event is h11.PAUSED:  # a full message is in: nothing more until the next cycle
-                raise h11.RemoteProtocolError("more data before the response was sent")
-            return event  # type: ignore[return-value]
+        if read_first:
+            read_first = False
+        else:
+            event = conn.next_event()
+            if event is not h11.NEED_DATA:
+                if event is h11.PAUSED:  # a message is in: nothing more until the next one
+                    raise h11.RemoteProtocolError("more data before the response was sent")
+                return event  # type: ignore[return-value]
         data = await reader.read(READ_CHUNK)
         if on_bytes is not None:
             data = on_bytes(data)
@@ -47,10 +52,3 @@ async def next_event(conn: h11.Connection, reader: asyncio.StreamReader,
                 continue
         conn.receive_data(data)
 
-
-def write_data(conn: h11.Connection, writer: asyncio.StreamWriter, data: bytes) -> None:
-    """Write one body piece through h11's framing, the piece itself passed on uncopied."""
-    pieces = conn.send_with_data_passthrough(h11.Data(data=data))
-    assert pieces is not None  # None only for ConnectionClosed
-    for piece in pieces:
-        writer.write(piece)
