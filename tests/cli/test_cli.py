@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import ROOT
 from synack.commands.demo import run_demo
 from synack.commands.main import build_parser, main
 
@@ -131,3 +132,22 @@ def test_hints_bracket_ipv6_endpoints() -> None:
     assert "curl http://[2001:db8::2]:80/" in no_tun_message(args)
     assert "[2001:db8::1]:7 refused" in describe_failure(ConnectionRefusedError(), "2001:db8::1",
                                                          7, 1.0)
+
+
+def test_without_h11_the_core_commands_run_and_the_http_ones_say_what_is_missing() -> None:
+    """h11 (the cli extra) frames HTTP for serve/get/connect; without it, demo and
+    the labs still run, and those commands name the library and the extra."""
+    code = ("import sys; sys.modules['h11'] = None\n"
+            "from synack.commands.main import main\n"
+            "sys.exit(main(sys.argv[1:]))\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    demo = subprocess.run([sys.executable, "-c", code, "demo", "--bytes", "100", "--quiet"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert demo.returncode == 0, demo.stderr
+    got = subprocess.run([sys.executable, "-c", code, "get", "http://10.0.0.1/"],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert got.returncode == 2
+    assert "needs the h11 library" in got.stderr and "synack[cli]" in got.stderr
+    helptext = subprocess.run([sys.executable, "-c", code, "--help"], capture_output=True,
+                              text=True, env=env, timeout=120).stdout
+    assert "serve" in helptext and "needs h11" in helptext

@@ -44,7 +44,7 @@ from synack.services import (
     generated_sha256,
     parse_url,
 )
-from synack.services.http import HttpError, read_request
+from synack.services.http import HttpError, RequestReader
 
 A, B = "10.0.0.1", "10.0.0.2"
 
@@ -301,6 +301,22 @@ def test_get_refused_and_head(capsys: pytest.CaptureFixture[str]) -> None:
     assert head.startswith("HTTP/1.1 200 OK\r\n") and "Content-Length: 5000\r\n" in head
 
 
+
+def test_get_hashes_the_body_only_with_verify(tmp_path: Path) -> None:
+    """SHA-256 of the body is per-byte work: ``get`` prints it with ``--verify`` only
+    (as ``serve --verify``), and then it is the body's."""
+    out = tmp_path / "body.bin"
+    lines = {}
+    for extra in ((), ("--verify",)):
+        err = io.StringIO()
+        args = parse("get", "http://10.0.0.2/bytes/70000", "-o", str(out), "--no-progress",
+                     *extra)
+        assert run(get_cmd.get_main(args, parse_url(args.url), io.BytesIO(), err)) == 0
+        lines[extra] = [ln for ln in err.getvalue().splitlines() if ln.endswith(str(out))]
+    assert lines[()] == []
+    assert lines[("--verify",)] == [f"{generated_sha256(70000)}  {out}"]
+
+
 # ================================================================= services
 async def served(handler: Any, port: int = 7, **runner_kw: Any
                  ) -> tuple[Host, Host, ServiceRunner]:
@@ -517,7 +533,6 @@ def split_responses(data: bytes, methods: list[str]) -> list[tuple[int, bytes, b
     (b"GARBAGE\r\n\r\n", 400),
     (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505),
     (b"GET / HTTP/1.1\r\n\r\n", 400),  # no Host
-    (b"GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", 400),
     (b"GET / HTTP/1.1\r\nHost x\r\n\r\n", 400),
     (b"GET nope HTTP/1.1\r\nHost: x\r\n\r\n", 400),
     (b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
@@ -529,6 +544,14 @@ def test_http_malformed_requests_get_an_error_and_a_close(raw: bytes, status: in
     resp = run(http_exchange(raw))
     assert status_of(resp) == status
     assert b"Connection: close\r\n" in resp
+
+
+def test_http_obsolete_line_folding_is_unfolded() -> None:
+    """RFC 9112 §5.2 lets a server reject obs-fold with 400 or replace it with spaces;
+    h11 does the latter, so the folded field is one field and the request is served."""
+    raw = b"GET /bytes/7 HTTP/1.1\r\nHost: x\r\nX-Note: a\r\n folded\r\nConnection: close\r\n\r\n"
+    resp = run(http_exchange(raw))
+    assert status_of(resp) == 200 and resp.endswith(generated_bytes(7))
 
 
 def test_http_get_head_404_405_and_keep_alive() -> None:
@@ -597,16 +620,19 @@ def test_read_request_parses_and_limits() -> None:
         r = asyncio.StreamReader()
         r.feed_data(b"\r\nGET /x%20y?q=1 HTTP/1.1\r\nHost: h\r\nX-A: 1\r\nx-a: 2\r\n\r\n")
         r.feed_eof()
-        req = await read_request(r)
+        requests = RequestReader(r)
+        req = await requests.next_request()
         assert req is not None
         assert (req.method, req.path, req.version, req.keep_alive) == ("GET", "/x y",
                                                                        (1, 1), True)
         assert req.header("X-A") == "1, 2"
-        assert await read_request(r) is None  # the connection ended: no request
-        big = asyncio.StreamReader(limit=1024)
-        big.feed_data(b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\n\r\n")
+        await requests.drop_body(req, 0)
+        requests.next_cycle()
+        assert await requests.next_request() is None  # the connection ended: no request
+        big = asyncio.StreamReader()
+        big.feed_data(b"GET /" + b"a" * 5000)  # a head still growing past the limit
         with pytest.raises(HttpError) as exc:
-            await read_request(big)
+            await RequestReader(big, max_head=1024).next_request()
         assert exc.value.status == 431
 
     run(go())
@@ -657,7 +683,8 @@ def test_fetch_handles_every_framing(answer: bytes, body: bytes, framing: str) -
         got = bytearray()
         seen: list[tuple[int, int | None]] = []
         resp = await fetch("http://10.0.0.2/", open_connection=a.open_connection,
-                           sink=got.extend, progress=lambda d, t: seen.append((d, t)))
+                           sink=got.extend, progress=lambda d, t: seen.append((d, t)),
+                           verify=True)
         assert bytes(got) == body and resp.framing == framing
         assert resp.body_bytes == len(body) and resp.sha256 == hashlib.sha256(body).hexdigest()
         assert not body or seen[-1][0] == len(body)
@@ -669,10 +696,10 @@ def test_fetch_handles_every_framing(answer: bytes, body: bytes, framing: str) -
 
 @pytest.mark.parametrize(("answer", "words"), [
     (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort", "after 5 of 100"),
-    (b"SMTP ready\r\n\r\n", "malformed status line"),
+    (b"SMTP ready\r\n\r\n", "illegal status line"),
     (b"", "without answering"),
-    (b"HTTP/1.1 200 OK\r\nbroken header\r\n\r\n", "malformed header"),
-    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "bad chunk size"),
+    (b"HTTP/1.1 200 OK\r\nbroken header\r\n\r\n", "illegal header line"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "illegal chunk header"),
 ])
 def test_fetch_reports_broken_responses(answer: bytes, words: str) -> None:
     async def go() -> None:
@@ -692,7 +719,7 @@ def test_fetch_works_over_kernel_asyncio_streams_too() -> None:
         server = await asyncio.start_server(runner, "127.0.0.1", 0)
         port_ = server.sockets[0].getsockname()[1]
         resp = await fetch(f"http://127.0.0.1:{port_}/bytes/70000",
-                           open_connection=asyncio.open_connection)
+                           open_connection=asyncio.open_connection, verify=True)
         assert resp.status == 200 and resp.sha256 == generated_sha256(70000)
         assert resp.tcp_info is None
         server.close()

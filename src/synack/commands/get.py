@@ -2,8 +2,9 @@
 
 The body goes to standard output, or to a file with ``-o``; a progress bar
 (on stderr, when it is a terminal, or with ``--progress``) follows large
-bodies, and a summary (status, bytes, time, rate, SHA-256, retransmissions)
-ends on stderr.  If synack closed the connection first, it lingers in TIME-WAIT
+bodies, and a summary (status, bytes, time, rate, retransmissions; with
+``--verify`` also the body's SHA-256, as ``sha256sum`` prints it) ends on
+stderr.  If synack closed the connection first, it lingers in TIME-WAIT
 (``--linger``, as ``connect``) before exiting.  URLs are ``http://ADDRESS[:PORT]/PATH`` with an
 IPv4 address or a bracketed IPv6 one: synack resolves no names and has no TLS.
 
@@ -58,6 +59,9 @@ def register(sub: Any) -> argparse.ArgumentParser:
                    "(default 30)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal)")
+    p.add_argument("--verify", action="store_true",
+                   help="print the SHA-256 of the body after the summary (hashing every "
+                   "byte costs CPU time)")
     p.add_argument("--quiet", "-q", action="store_true", help="no summary or notes")
     add_linger_option(p)
     add_link_options(p, client=True)
@@ -196,7 +200,8 @@ async def get_main(args: argparse.Namespace, url: Url, stdout: IO[bytes], err: T
                                    method="HEAD" if args.head else "GET",
                                    connect_timeout=args.timeout or 1e9,
                                    read_timeout=args.timeout or 1e9,
-                                   on_head=lambda r: _on_head(r, out))
+                                   on_head=lambda r: _on_head(r, out),
+                                   verify=args.verify)
         except (OSError, TimeoutError) as exc:
             print(f"synack get: {describe_failure(exc, url.host, url.port, args.timeout)}",
                   file=err)
@@ -259,5 +264,5 @@ def _summary(resp: Response, setup: NetSetup, err: TextIO, out: _Output) -> None
     ]
     rows += setup.recordings()
     print_summary(rows, err, title="synack get")
-    if not out.failed:  # as sha256sum prints it, so it can be compared at a glance
+    if resp.sha256 and not out.failed:  # as sha256sum prints it, to compare at a glance
         print(f"{resp.sha256}  {out.path or '-'}", file=err)
