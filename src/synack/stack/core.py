@@ -131,7 +131,8 @@ class Stack(DemuxMixin, ListenersMixin, IcmpMixin, TimersMixin, PortsMixin):
         self._icmp_tokens = icmp_errors_per_second
         self._icmp_last = 0.0
         self._conns: dict[Key, Connection] = {}
-        self._listeners: dict[int, Listener] = {}
+        self._listeners: dict[tuple[int, bytes], Listener] = {}
+        self._listen_ports: Counter[int] = Counter()
         self._embryonic: dict[Connection, Listener] = {}
         self._events: deque[Event] = deque()
         #: The events not yet read, oldest first (what :meth:`events` drains): a
@@ -324,5 +325,5 @@ class Stack(DemuxMixin, ListenersMixin, IcmpMixin, TimersMixin, PortsMixin):
     def info(self) -> dict[str, Any]:
         """Counters and table sizes."""
         states = Counter(c.state.value for c in self._conns.values())
-        return {"connections": len(self._conns), "listeners": sorted(self._listeners),
+        return {"connections": len(self._conns), "listeners": sorted(self._listen_ports),
                 "states": dict(states), **self.stats}

@@ -125,8 +125,8 @@ class DemuxMixin(StackBase):
                 if lst is not None:
                     self._settle_embryonic(conn, lst)
                 return
-        lst = self._listeners.get(seg.dst_port)
-        if lst is not None and (4 if len(src) == 4 else 6) in lst.families:
+        lst = self._listener_for(dst, seg.dst_port)
+        if lst is not None:
             self._listen_input(lst, src, dst, seg, now)
         else:
             self._reset_stranger(src, dst, seg, now)

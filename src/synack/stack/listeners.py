@@ -12,25 +12,32 @@ from ..tcp import cookies
 from ..tcp.config import TcpConfig
 from ..tcp.connection import Connection
 from ..tcp.states import SYNCHRONIZED, State
+from ..wire.ipv6 import endpoint_str, is_mapped, unmap
 from ..wire.segment import ACK, RST, SYN, Segment
-from .base import StackBase, conn_name
+from .base import StackBase, conn_name, to_addr
 from .ports import check_port
+
+#: The wildcard address of each family as a listener table key (INADDR_ANY, ``::``).
+WILDCARD = {4: bytes(4), 6: bytes(16)}
 
 
 class Listener:
     """A passive open on one port with a bounded accept queue (the backlog).
 
-    It takes connections to any of the stack's addresses, of the families in
-    ``families`` (4, 6 or both: a dual-stack listener, as an ``AF_INET6`` socket
-    with ``IPV6_V6ONLY`` off, RFC 3493 §5.3)."""
+    Bound, as a socket is, to one local ``address`` or to the wildcard (``None``):
+    any of the stack's addresses of the families in ``families`` (4, 6 or both: a
+    dual-stack listener, an ``AF_INET6`` socket on ``::`` with ``IPV6_V6ONLY`` off,
+    RFC 3493 §5.3).  Setting ``families`` re-binds it (``IPV6_V6ONLY`` set before
+    ``listen()``)."""
 
-    __slots__ = ("_stack", "accept_queue", "backlog", "closed", "config", "families",
-                 "half_open", "last_cookie", "port")
+    __slots__ = ("_families", "_stack", "accept_queue", "address", "backlog", "closed",
+                 "config", "half_open", "last_cookie", "port")
 
     def __init__(self, stack: StackBase, port: int, backlog: int, config: TcpConfig,
-                 families: tuple[int, ...] = (4, 6)) -> None:
+                 families: tuple[int, ...] = (4, 6), address: bytes | None = None) -> None:
         self._stack = stack
-        self.families = families
+        self._families = families
+        self.address = address
         self.port = port
         self.backlog = backlog
         self.config = config
@@ -38,6 +45,21 @@ class Listener:
         self.half_open = 0
         self.closed = False
         self.last_cookie: float | None = None  # when this listener last sent a SYN cookie
+
+    @property
+    def families(self) -> tuple[int, ...]:
+        return self._families
+
+    @families.setter
+    def families(self, families: tuple[int, ...]) -> None:
+        self._stack._rebind_listener(self, tuple(families))
+
+    def table_keys(self, families: tuple[int, ...] | None = None) -> list[tuple[int, bytes]]:
+        """Its entries in the stack's listener table: ``(port, local address)``, one per
+        family for a wildcard listener."""
+        if self.address is not None:
+            return [(self.port, self.address)]
+        return [(self.port, WILDCARD[f]) for f in (families or self._families)]
 
     def accept(self) -> Connection | None:
         """The oldest fully established connection, or None if none is waiting."""
@@ -48,7 +70,9 @@ class Listener:
         self._stack._close_listener(self)
 
     def __repr__(self) -> str:
-        return (f"<Listener :{self.port} backlog={self.backlog} queued={len(self.accept_queue)}"
+        where = "*" if self.address is None else endpoint_str(self.address, 0)[:-2]
+        return (f"<Listener {where}:{self.port} families={self._families} "
+                f"backlog={self.backlog} queued={len(self.accept_queue)}"
                 f" half_open={self.half_open}>")
 
 
@@ -56,21 +80,90 @@ class ListenersMixin(StackBase):
     """Listeners and SYN cookies of :class:`~synack.stack.Stack`."""
 
     def listen(self, port: int, backlog: int = 128, *, config: TcpConfig | None = None,
-               families: tuple[int, ...] = (4, 6)) -> Listener:
+               families: tuple[int, ...] = (4, 6),
+               address: str | bytes | None = None) -> Listener:
         """Passive OPEN on ``port`` (RFC 9293 §3.10.1); port 0 picks a free one.
-        ``families=(6,)`` is an ``IPV6_V6ONLY`` listener, ``(4,)`` an IPv4-only one."""
+
+        ``address`` binds it to one of the stack's addresses (an IPv4-mapped one,
+        ``::ffff:a.b.c.d``, is that IPv4 address, RFC 4291 §2.5.5.2); ``None`` or a
+        family's wildcard (``0.0.0.0``, ``::``) takes any.  ``families=(6,)`` is an
+        ``IPV6_V6ONLY`` listener, ``(4,)`` an IPv4-only one; a bound address limits
+        them to its own family.  Two listeners on one port may not cover the same
+        local address of one family (Linux's ``inet_csk_bind_conflict``:
+        ``EADDRINUSE``): ``0.0.0.0`` and a dual-stack ``::`` conflict, ``0.0.0.0`` and
+        an ``IPV6_V6ONLY`` ``::`` do not."""
+        if not families or set(families) - {4, 6}:
+            raise ValueError(f"families must be some of (4, 6), got {families!r}")
+        families = tuple(families)
+        addr = None if address is None else to_addr(address)
+        if addr is not None:
+            if is_mapped(addr):
+                if 4 not in families:
+                    raise OSError(errno.EINVAL, "an IPv4-mapped address on an IPV6_V6ONLY "
+                                  "listener")
+                addr = unmap(addr)
+            fam = 4 if len(addr) == 4 else 6
+            if addr == WILDCARD[fam]:
+                addr = None
+                if fam == 4:
+                    families = (4,)
+            elif addr not in self._local:
+                raise OSError(errno.EADDRNOTAVAIL, f"{endpoint_str(addr, 0)[:-2]} is not an "
+                              f"address of this stack")
+            else:
+                families = (fam,)
         if port == 0:
             port = self._free_listen_port()
         check_port(port)
         if backlog < 1:
             raise ValueError("backlog must be at least 1")
-        if port in self._listeners:
-            raise OSError(errno.EADDRINUSE, f"port {port} is already listening")
+        lst = Listener(self, port, backlog, config or self.config, families, addr)
+        self._bind_listener(lst, lst.table_keys())
+        self._listen_ports[port] += 1
+        return lst
+
+    def _listener_for(self, dst: bytes, port: int) -> Listener | None:
+        """The listener taking a SYN to ``dst:port``: one bound to ``dst``, else the
+        wildcard one of ``dst``'s family."""
+        lst = self._listeners.get((port, dst))
+        if lst is None:
+            lst = self._listeners.get((port, WILDCARD[4 if len(dst) == 4 else 6]))
+        return lst
+
+    def _bind_listener(self, lst: Listener, keys: list[tuple[int, bytes]]) -> None:
+        """Enter ``keys`` for ``lst`` in the table, or raise ``EADDRINUSE`` if another
+        listener covers one of their addresses (a wildcard covers its family's)."""
+        for port, addr in keys:
+            wild = WILDCARD[4 if len(addr) == 4 else 6]
+            for (p, a), other in self._listeners.items():
+                if (other is not lst and p == port and len(a) == len(addr)
+                        and (a in (addr, wild) or addr == wild)):
+                    where = "*" if addr == wild else endpoint_str(addr, 0)[:-2]
+                    raise OSError(errno.EADDRINUSE, f"{where} port {port} is taken by "
+                                  f"{other!r}")
+        for key in keys:
+            self._listeners[key] = lst
+
+    def _rebind_listener(self, lst: Listener, families: tuple[int, ...]) -> None:
+        """``lst.families = families``: the table re-keyed, or ``EADDRINUSE`` and no
+        change."""
         if not families or set(families) - {4, 6}:
             raise ValueError(f"families must be some of (4, 6), got {families!r}")
-        lst = Listener(self, port, backlog, config or self.config, tuple(families))
-        self._listeners[port] = lst
-        return lst
+        if lst.address is not None:
+            if families != (4 if len(lst.address) == 4 else 6,):
+                raise ValueError(f"a listener bound to {endpoint_str(lst.address, 0)[:-2]} "
+                                 f"takes its own family only")
+            return
+        if lst.closed:
+            lst._families = families
+            return
+        old = lst.table_keys()
+        new = lst.table_keys(families)
+        self._bind_listener(lst, [k for k in new if k not in old])
+        for key in old:
+            if key not in new:
+                del self._listeners[key]
+        lst._families = families
 
     def _reuse_time_wait(self, conn: Connection, seg: Segment) -> bool:
         """A new SYN may take over a TIME-WAIT 4-tuple (RFC 6191 §2, as Linux allows).
@@ -81,8 +174,8 @@ class ListenersMixin(StackBase):
         duplicate).  Otherwise the ISN must be above RCV.NXT (RFC 1122 §4.2.2.13)."""
         if not seg.flags & SYN or seg.flags & (ACK | RST):
             return False
-        lst = self._listeners.get(seg.dst_port)
-        if lst is None or (4 if len(conn.remote_ip) == 4 else 6) not in lst.families:
+        lst = self._listener_for(conn.local_ip, seg.dst_port)
+        if lst is None:
             return False
         newer_isn = seq.lt(conn.rcv_nxt, seg.seq)
         if conn.ts_ok and seg.tsval is not None and lst.config.timestamps:
@@ -203,7 +296,12 @@ class ListenersMixin(StackBase):
         if lst.closed:
             return
         lst.closed = True
-        self._listeners.pop(lst.port, None)
+        for key in lst.table_keys():
+            if self._listeners.get(key) is lst:
+                del self._listeners[key]
+        self._listen_ports[lst.port] -= 1
+        if not self._listen_ports[lst.port]:
+            del self._listen_ports[lst.port]
         while lst.accept_queue:
             lst.accept_queue.popleft().abort(why="listener closed before accept")
         for conn, owner in list(self._embryonic.items()):

@@ -19,7 +19,7 @@ class PortsMixin(StackBase):
         start = self._rng.randrange(span)
         for i in range(span):
             p = ports[(start + i) % span]
-            if (rip, rport, p, lip) not in self._conns and p not in self._listeners:
+            if (rip, rport, p, lip) not in self._conns and p not in self._listen_ports:
                 return p
         raise OSError(errno.EADDRNOTAVAIL, "no free ephemeral port for this destination")
 
@@ -30,7 +30,7 @@ class PortsMixin(StackBase):
         used = {key[2] for key in self._conns}
         for i in range(span):
             p = ports[(start + i) % span]
-            if p not in self._listeners and p not in used:
+            if p not in self._listen_ports and p not in used:
                 return p
         raise OSError(errno.EADDRINUSE, "no free port to listen on")
 
