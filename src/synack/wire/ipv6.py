@@ -41,7 +41,8 @@ _MAPPED_PREFIX: Final = bytes(10) + b"\xff\xff"
 class ParamProblem(WireError):
     """A refusal that RFC 8200 answers with an ICMPv6 Parameter Problem (RFC 4443 §3.4):
     ``code`` 0 (erroneous header field), 1 (unrecognised Next Header), 2
-    (unrecognised option) or 3 (incomplete header chain, RFC 7112), ``pointer`` the offending byte's offset in the packet."""
+    (unrecognised option) or 3 (incomplete header chain, RFC 7112), ``pointer`` the
+    offending byte's offset in the packet."""
 
     __slots__ = ("code", "pointer")
 
