@@ -219,8 +219,9 @@ class Bench:
         return srv, port
 
     def stop_serve(self, srv: Any, res: dict[str, Any]) -> dict[str, Any]:
-        """SIGINT the command, wait for its summary; CPU seconds into ``res``."""
-        res["cpu_seconds"] = srv.cpu_seconds()
+        """SIGINT the command, wait for its summary; CPU seconds into ``res``: of the
+        command and every process under it (``--workers`` runs one per queue)."""
+        res["cpu_seconds"], res["processes"] = tree_cpu_seconds(srv.pid)
         srv.signal(signal.SIGINT)
         try:
             srv.wait(30)
@@ -428,6 +429,43 @@ class Bench:
         return res
 
 
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state first), or None."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def tree_cpu_seconds(pid: int) -> tuple[float | None, int]:
+    """User + system CPU seconds of ``pid`` and all its live descendants, with what
+    each has collected from children it reaped (cutime, cstime: proc(5)), and how many
+    live processes that was.  (None, 0) if ``pid`` is gone."""
+    parents: dict[int, list[int]] = {}
+    stats: dict[int, list[str]] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit() and (fields := _proc_stat(int(entry.name))) is not None:
+            stats[int(entry.name)] = fields
+            parents.setdefault(int(fields[1]), []).append(int(entry.name))
+    if pid not in stats:
+        stats_pid = _proc_stat(pid)
+        if stats_pid is None:
+            return None, 0
+        stats[pid] = stats_pid
+    ticks = 0
+    todo, seen = [pid], 0
+    while todo:
+        p = todo.pop()
+        fields = stats.get(p)
+        if fields is None:
+            continue
+        seen += 1
+        ticks += sum(int(fields[i]) for i in (11, 12, 13, 14))  # utime stime cutime cstime
+        todo += parents.get(p, [])
+    return ticks / os.sysconf("SC_CLK_TCK"), seen
+
+
 def serve_has_workers() -> bool:
     """Whether ``synack serve`` takes ``--workers`` (multi-queue serving)."""
     import contextlib
@@ -613,7 +651,7 @@ def build_rows(m: dict[str, Any], offload_ok: bool) -> tuple[list[Row], list[str
             row.notes.append(text)
         if res.get("cpu_seconds") and res.get("bytes"):
             row.notes.append(f"{res['cpu_seconds'] / (res['bytes'] / 1e9):.2f} CPU s per GB "
-                             f"in the command")
+                             f"in the command ({res.get('processes', 1)} processes)")
         rows.append(row)
     k2s_plain = mbit(m["k2s:MTU 1500, no offloads"])
     value, sink = paired(m, "k2s:MTU 1500, no offloads", "sink")
@@ -670,6 +708,10 @@ def build_rows(m: dict[str, Any], offload_ok: bool) -> tuple[list[Row], list[str
             row = ratio_row(what, res.get("rate"), "req/s",
                             "kernel, asyncio + the same HttpService, veth", ref.get("rate"),
                             min_ratio=0.5, error=_err(res) or _err(ref))
+            if res.get("cpu_seconds") is not None and "rate" in res:
+                row.notes.append(f"{res['cpu_seconds']:.1f} CPU s in the command "
+                                 f"({res.get('processes', 1)} processes: supervisor and "
+                                 f"workers)")
             if "rate" in res and "rate" in ref:
                 row.notes.append(
                     f"p50/p99 {res.get('p50_ms', '?')}/{res.get('p99_ms', '?')} ms against "
