@@ -61,6 +61,7 @@ KERNEL_ADDR6 = "fd77::1"
 #: Longest a lossy transfer may take (s).
 LOSS_TIMEOUT = 900.0
 VETH_A, VETH_B = "10.78.0.1", "10.78.0.2"
+VETH_A6, VETH_B6 = "fd78::1", "fd78::2"
 
 #: (label, mtu, offload) of the TUN variants measured in both directions.
 #: The variant also measured over IPv6 (TSO6), against its IPv4 figure (issue #17: within
@@ -106,6 +107,11 @@ class Bench:
         self.ns_a = lab.netns("a")
         self.ns_b = lab.netns("b")
         lab.veth(self.ns_a, self.ns_b, VETH_A, VETH_B, 1500)
+        # IPv6 on the same pair, for the kernel's own IPv6/IPv4 ratio (no DAD: the
+        # addresses are usable at once).
+        for ns, dev, addr in ((self.ns_a, "va", VETH_A6), (self.ns_b, "vb", VETH_B6)):
+            subprocess.run(["ip", "-n", ns, "addr", "add", f"{addr}/64", "dev", dev, "nodad"],
+                           check=True, capture_output=True)
         self._tun = 0
         self._port = 5000
         self.diag: list[str] = []
@@ -219,8 +225,9 @@ class Bench:
         return srv, port
 
     def stop_serve(self, srv: Any, res: dict[str, Any]) -> dict[str, Any]:
-        """SIGINT the command, wait for its summary; CPU seconds into ``res``."""
-        res["cpu_seconds"] = srv.cpu_seconds()
+        """SIGINT the command, wait for its summary; CPU seconds into ``res``: of the
+        command and every process under it (``--workers`` runs one per queue)."""
+        res["cpu_seconds"], res["processes"] = tree_cpu_seconds(srv.pid)
         srv.signal(signal.SIGINT)
         try:
             srv.wait(30)
@@ -295,14 +302,16 @@ class Bench:
         finally:
             self.lab.retire(srv)
 
-    def veth(self) -> dict[str, Any]:
+    def veth(self, ipv6: bool = False) -> dict[str, Any]:
         port = self.port()
-        recv = self.lab.start(self.ns_b, [*KERNEL, "recv", "--port", str(port)],
+        recv = self.lab.start(self.ns_b, [*KERNEL, "recv", "--port", str(port),
+                                          *(["--ipv6"] if ipv6 else [])],
                               "kernel receiver (veth)")
         try:
             recv.wait_for("READY", 10)
-            self.lab.run(self.ns_a, [*KERNEL, "send", VETH_B, str(port), "--seconds",
-                                     str(self.seconds)], "kernel sender (veth)", self._timeout())
+            self.lab.run(self.ns_a, [*KERNEL, "send", VETH_B6 if ipv6 else VETH_B, str(port),
+                                     "--seconds", str(self.seconds)], "kernel sender (veth)",
+                         self._timeout())
             return recv.wait_for("RESULT", 30)
         finally:
             self.lab.retire(recv)
@@ -426,6 +435,43 @@ class Bench:
                 self.lab.retire(hold)
             self.lab.retire(srv)
         return res
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state first), or None."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def tree_cpu_seconds(pid: int) -> tuple[float | None, int]:
+    """User + system CPU seconds of ``pid`` and all its live descendants, with what
+    each has collected from children it reaped (cutime, cstime: proc(5)), and how many
+    live processes that was.  (None, 0) if ``pid`` is gone."""
+    parents: dict[int, list[int]] = {}
+    stats: dict[int, list[str]] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit() and (fields := _proc_stat(int(entry.name))) is not None:
+            stats[int(entry.name)] = fields
+            parents.setdefault(int(fields[1]), []).append(int(entry.name))
+    if pid not in stats:
+        stats_pid = _proc_stat(pid)
+        if stats_pid is None:
+            return None, 0
+        stats[pid] = stats_pid
+    ticks = 0
+    todo, seen = [pid], 0
+    while todo:
+        p = todo.pop()
+        fields = stats.get(p)
+        if fields is None:
+            continue
+        seen += 1
+        ticks += sum(int(fields[i]) for i in (11, 12, 13, 14))  # utime stime cutime cstime
+        todo += parents.get(p, [])
+    return ticks / os.sysconf("SC_CLK_TCK"), seen
 
 
 def serve_has_workers() -> bool:
@@ -613,7 +659,7 @@ def build_rows(m: dict[str, Any], offload_ok: bool) -> tuple[list[Row], list[str
             row.notes.append(text)
         if res.get("cpu_seconds") and res.get("bytes"):
             row.notes.append(f"{res['cpu_seconds'] / (res['bytes'] / 1e9):.2f} CPU s per GB "
-                             f"in the command")
+                             f"in the command ({res.get('processes', 1)} processes)")
         rows.append(row)
     k2s_plain = mbit(m["k2s:MTU 1500, no offloads"])
     value, sink = paired(m, "k2s:MTU 1500, no offloads", "sink")
@@ -670,6 +716,10 @@ def build_rows(m: dict[str, Any], offload_ok: bool) -> tuple[list[Row], list[str
             row = ratio_row(what, res.get("rate"), "req/s",
                             "kernel, asyncio + the same HttpService, veth", ref.get("rate"),
                             min_ratio=0.5, error=_err(res) or _err(ref))
+            if res.get("cpu_seconds") is not None and "rate" in res:
+                row.notes.append(f"{res['cpu_seconds']:.1f} CPU s in the command "
+                                 f"({res.get('processes', 1)} processes: supervisor and "
+                                 f"workers)")
             if "rate" in res and "rate" in ref:
                 row.notes.append(
                     f"p50/p99 {res.get('p50_ms', '?')}/{res.get('p99_ms', '?')} ms against "
@@ -716,12 +766,21 @@ def build_rows(m: dict[str, Any], offload_ok: bool) -> tuple[list[Row], list[str
 
 
 def build_ipv6_rows(m: dict[str, Any], offload_ok: bool) -> tuple[list[Row], list[str]]:
-    """IPv6 bulk with offloads (TSO6) against the same over IPv4 (the best round of
-    each), and the lossy IPv6 transfers."""
+    """IPv6 bulk with offloads (TSO6) against the same over IPv4 (the round with the
+    best ratio, and the spread over rounds), the kernel's own IPv6/IPv4 ratio over
+    veth in the same rounds, and the lossy IPv6 transfers."""
     rows: list[Row] = []
     notes: list[str] = []
     if not offload_ok:
         notes.append("IPv6 offload rows: Host.tun has no offload= keyword in this tree")
+    if "veth6" in m and "veth" in m:
+        # The kernel's own IPv6 cost: the same Python sockets over veth, both families.
+        v6, v4 = paired(m, "veth6", "veth")
+        row = ratio_row("kernel -> kernel, veth, IPv6", v6, "Mbit/s",
+                        "the same over IPv4", v4, error=_err(m["veth6"]) or _err(m["veth"]))
+        if (text := spread(m, "veth6", "veth")) is not None:
+            row.notes.append(text)
+        rows.append(row)
     for direction, prefix in (("kernel -> synack", "k2s"), ("synack -> kernel", "s2k")):
         key6, key4 = f"{prefix}6:{IPV6_VARIANT}", f"{prefix}:{IPV6_VARIANT}"
         if key6 not in m:
@@ -729,9 +788,12 @@ def build_ipv6_rows(m: dict[str, Any], offload_ok: bool) -> tuple[list[Row], lis
         res = m[key6]
         if "error" in res:
             notes.append(f"{key6} failed: {res['error']}")
-        row = ratio_row(f"bulk {direction}, TUN {IPV6_VARIANT}, IPv6 (TSO6)", mbit(res),
-                        "Mbit/s", "the same over IPv4", mbit(m[key4]), min_ratio=0.9,
+        v6, v4 = paired(m, key6, key4)
+        row = ratio_row(f"bulk {direction}, TUN {IPV6_VARIANT}, IPv6 (TSO6)", v6,
+                        "Mbit/s", "the same over IPv4", v4, min_ratio=0.9,
                         error=_err(res))
+        if (text := spread(m, key6, key4)) is not None:
+            row.notes.append(text)
         per_round = [(mbit(x), mbit(y)) for x, y in zip(m["_rounds"].get(key6, []),
                                                         m["_rounds"].get(key4, []),
                                                         strict=False)]
@@ -770,7 +832,8 @@ def measure(lab: Lab, a: argparse.Namespace) -> dict[str, Any]:
     ipv6_only = a.only == "ipv6"
     for r in range(a.reps):
         log(f"bulk round {r + 1}/{a.reps}, {a.seconds:g} s per transfer")
-        plan: list[tuple[str, Callable[[], dict[str, Any]]]] = [] if ipv6_only else [
+        plan: list[tuple[str, Callable[[], dict[str, Any]]]] = [
+            ("veth", b.veth), ("veth6", lambda: b.veth(ipv6=True))] if ipv6_only else [
             ("veth", b.veth),
             ("sink", lambda: b.k2tun(SINK, "tun_sink", 1500, False)),
             ("sink_offload", lambda: b.k2tun(SINK, "tun_sink --offload", 1500, True)),
@@ -788,6 +851,8 @@ def measure(lab: Lab, a: argparse.Namespace) -> dict[str, Any]:
                              [*SYNACK, "bulk-recv"], "synack bulk-recv", mtu, offload)))
             plan.append((f"s2k:{label}",
                          lambda mtu=mtu, offload=offload: b.synack_to_kernel(mtu, offload)))
+            if label == IPV6_VARIANT and not ipv6_only:
+                plan.append(("veth6", lambda: b.veth(ipv6=True)))
             if label == IPV6_VARIANT:  # the same over IPv6 (TSO6), right after IPv4
                 plan.append((f"k2s6:{label}", lambda: b.k2tun(
                     [*SYNACK, "bulk-recv"], "synack bulk-recv (IPv6)", 1500, True, ipv6=True)))

@@ -311,7 +311,7 @@ class Report:
 
 def check_invariants(st: Stack) -> None:
     """The stack's tables agree with each other and with their limits."""
-    embryonic_per_listener: Counter[int] = Counter()
+    embryonic_per_listener: Counter[int] = Counter()  # by id() of the listener
     for key, conn in st._conns.items():
         assert key == (conn.remote_ip, conn.remote_port, conn.local_port, conn.local_ip), key
         assert conn.state is not State.CLOSED or conn in st._dirty, conn
@@ -320,9 +320,10 @@ def check_invariants(st: Stack) -> None:
         assert conn.unsent <= conn.config.snd_buf
     for conn, lst in st._embryonic.items():
         assert conn.state is State.SYN_RECEIVED, conn
-        embryonic_per_listener[lst.port] += 1
-    for port, lst in st._listeners.items():
-        assert lst.half_open == embryonic_per_listener[port], (lst, embryonic_per_listener)
+        embryonic_per_listener[id(lst)] += 1
+    for key, lst in st._listeners.items():
+        assert key in lst.table_keys(), (key, lst)
+        assert lst.half_open == embryonic_per_listener[id(lst)], (lst, embryonic_per_listener)
         assert 0 <= lst.half_open <= st.max_half_open, (lst, st.max_half_open)
         assert len(lst.accept_queue) <= lst.backlog
     assert len(st._time_wait) <= st.max_time_wait

@@ -33,8 +33,16 @@ from synack.commands.main import build_parser
 from synack.links import steering
 from synack.stack import Stack
 from synack.tcp import cookies
-from synack.wire.ipv4 import ip_to_bytes
-from synack.wire.packet import decode_ipv4_tcp, encode_ipv4_tcp, encode_ipv6_tcp
+from synack.wire import icmp, icmpv6
+from synack.wire.ipv4 import PROTO_ICMP, ip_to_bytes
+from synack.wire.ipv6 import PROTO_ICMPV6
+from synack.wire.packet import (
+    decode_ipv4_tcp,
+    encode_ipv4,
+    encode_ipv4_tcp,
+    encode_ipv6,
+    encode_ipv6_tcp,
+)
 from synack.wire.segment import ACK, SYN, Segment
 
 CLIENT, SERVER = ip_to_bytes("10.77.0.1"), ip_to_bytes("10.77.0.2")
@@ -86,6 +94,44 @@ def test_ephemeral_shares_are_disjoint_cover_the_range_and_steer_home(n: int) ->
     assert sorted(seen) == list(range(49152, 65536))
     with pytest.raises(ValueError):
         steering.ephemeral_ports(n, n)
+
+
+V6_KERNEL, V6_SYNACK = b"\x20" + bytes(15), b"\x20" + bytes(14) + b"\x02"
+
+
+def icmp_errors_about(seg: Segment) -> list[bytes]:
+    """ICMP and ICMPv6 errors from the kernel's side quoting ``seg`` as synack sent it
+    (synack -> kernel): unreachable, time exceeded, Packet Too Big."""
+    v4 = encode_ipv4_tcp(SERVER, CLIENT, seg)
+    v6 = encode_ipv6_tcp(V6_SYNACK, V6_KERNEL, seg)
+    return [
+        encode_ipv4(CLIENT, SERVER, PROTO_ICMP, icmp.build_dest_unreachable(3, v4)),
+        encode_ipv4(CLIENT, SERVER, PROTO_ICMP, icmp.build_icmp(11, 0, body=v4[:28])),
+        encode_ipv6(V6_KERNEL, V6_SYNACK, PROTO_ICMPV6,
+                    icmpv6.build_dest6_unreachable(V6_KERNEL, V6_SYNACK, 4, v6)),
+        encode_ipv6(V6_KERNEL, V6_SYNACK, PROTO_ICMPV6,
+                    icmpv6.build_packet_too_big(V6_KERNEL, V6_SYNACK, 1280, v6)),
+    ]
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_icmp_errors_go_to_the_owner_of_the_quoted_connection(n: int) -> None:
+    """An ICMP error about a connection is steered as that connection's own packets
+    are: by synack's port (the quoted source) in the ephemeral range, else by the hash
+    of the kernel's port (the quoted destination)."""
+    rng = random.Random(11)
+    for _ in range(50):
+        kport, sport = rng.randrange(1, 49152), rng.randrange(49152, 65536)
+        for ours, theirs in ((sport, kport), (rng.choice((80, 7, 8000)), kport)):
+            home = steering.expected_queue(
+                encode_ipv4_tcp(CLIENT, SERVER, Segment(theirs, ours, 1, 1, ACK, 100)), n)
+            for err in icmp_errors_about(Segment(ours, theirs, 5, 1, ACK, 100, b"x" * 30)):
+                assert steering.expected_queue(err, n) == home, (ours, theirs, err[:1])
+    # Echo and other messages that quote nothing: queue 0.
+    ping = encode_ipv4(CLIENT, SERVER, PROTO_ICMP, icmp.build_echo_request(1, 1))
+    ping6 = encode_ipv6(V6_KERNEL, V6_SYNACK, PROTO_ICMPV6,
+                        icmpv6.build_echo6_request(V6_KERNEL, V6_SYNACK, 1, 1))
+    assert steering.expected_queue(ping, n) == steering.expected_queue(ping6, n) == 0
 
 
 def test_a_stack_opens_connections_only_from_its_share() -> None:
@@ -188,7 +234,9 @@ def test_the_loaded_program_answers_as_the_python_rule() -> None:
                 v4 = encode_ipv4_tcp(CLIENT, SERVER, seg)
                 udp = v4[:9] + b"\x11" + v4[10:]
                 frag = v4[:6] + b"\x00\x05" + v4[8:]
-                for pkt in (v4, encode_ipv6_tcp(v6a, v6b, seg), udp, frag, v4[:22]):
+                errors = icmp_errors_about(Segment(dport, sport, 9, 1, ACK, 100))
+                for pkt in (v4, encode_ipv6_tcp(v6a, v6b, seg), udp, frag, v4[:22], *errors,
+                            errors[0][:40], errors[2][:60]):
                     assert steering.test_run(fd, pkt) == steering.expected_queue(pkt, n)
         finally:
             os.close(fd)
@@ -254,6 +302,57 @@ def test_a_connection_opened_from_one_queue_comes_back_to_the_owner_of_its_port(
     out = proc.wait_for(r"\[\(.*\)\]", timeout=30)
     assert out == "[(1, 1), (0, 0)]", out
     listener.end()
+
+
+_ICMP_CHILD = r"""
+import select, socket, sys, time
+from synack.links.tun import TunLink
+from synack.links import steering
+from synack.wire import icmp, icmpv6
+from synack.wire.ipv6 import addr_to_bytes
+from synack.wire.packet import encode_ipv4_tcp, encode_ipv6_tcp
+from synack.wire.segment import ACK, Segment
+first = TunLink("synq1", kernel_ip="10.77.0.1/24,fd77::1/64", multi_queue=True)
+second = first.add_queue()
+prog = steering.load_steering_program(2)
+steering.attach_steering(first.fileno(), prog)
+queues = [first, second]
+k4, s4 = addr_to_bytes("10.77.0.1"), addr_to_bytes("10.77.0.2")
+k6, s6 = addr_to_bytes("fd77::1"), addr_to_bytes("fd77::2")
+raw4 = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+raw6 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+found = []
+for owner in (1, 0):
+    port = steering.ephemeral_ports(owner, 2)[7]
+    seg = Segment(port, 5001, 1000, 1, ACK, 65535, b"x" * 20)
+    # What the kernel's side would say about a segment of that worker's connection.
+    raw4.sendto(icmp.build_dest_unreachable(3, encode_ipv4_tcp(s4, k4, seg)),
+                ("10.77.0.2", 0))
+    raw6.sendto(icmpv6.build_dest6_unreachable(k6, s6, 4, encode_ipv6_tcp(s6, k6, seg)),
+                ("fd77::2", 0))  # the kernel fills in the ICMPv6 checksum
+    got = {}
+    deadline = time.monotonic() + 10
+    while len(got) < 2 and time.monotonic() < deadline:
+        ready, _, _ = select.select([q.fileno() for q in queues], [], [], 0.5)
+        for i, q in enumerate(queues):
+            if q.fileno() in ready:
+                for pkt in q.read_batch():
+                    if pkt[0] >> 4 == 4 and pkt[9] == 1 and pkt[20] == 3:
+                        got[4] = i
+                    elif pkt[0] >> 4 == 6 and pkt[6] == 58 and pkt[40] == 1:
+                        got[6] = i
+    found.append((owner, got.get(4), got.get(6)))
+print(found, flush=True)
+"""
+
+
+def test_icmp_errors_reach_the_worker_owning_the_quoted_connection(ns: Netns) -> None:
+    """ICMP and ICMPv6 errors sent by the kernel's side through a two-queue device
+    steered as ``serve --workers 2`` steers it: each lands on the queue of the worker
+    whose port the quoted segment came from (queue 0 before, for both)."""
+    proc = ns.popen(PYTHON, "-c", _ICMP_CHILD, label="icmpq")
+    out = proc.wait_for(r"\[\(.*\)\]", timeout=30)
+    assert out == "[(1, 1, 1), (0, 0, 0)]", out
 
 
 def test_serve_with_two_workers_carries_parallel_kernel_clients_and_stops_on_sigint(

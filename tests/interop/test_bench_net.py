@@ -8,6 +8,7 @@ the docs section are formatted as the benchmark writes them.
 from __future__ import annotations
 
 import datetime
+import os
 import sys
 
 import pytest
@@ -211,3 +212,57 @@ def test_parse_wrk_and_ab() -> None:
     a = bench_net.parse_ab(AB_OUTPUT)
     assert a == {"rate": 727.7, "p50_ms": 41.0, "p99_ms": 80.0, "errors": 4}
     assert bench_net.parse_wrk("wrk: connection refused")["rate"] is None
+
+
+_BURNER = """
+import os, sys, time
+def burn(seconds):
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+if os.fork() == 0:            # a worker
+    if os.fork() == 0:        # and a process of its own
+        burn(0.3); print("grandchild", flush=True); time.sleep(60); os._exit(0)
+    burn(0.3); print("child", flush=True); time.sleep(60); os._exit(0)
+burn(0.1)
+print("parent", flush=True)
+time.sleep(60)
+"""
+
+
+def test_tree_cpu_seconds_counts_every_process_under_the_command() -> None:
+    """``serve --workers N`` is a supervisor and N worker processes: their CPU time
+    counts, not the supervisor's alone."""
+    import subprocess
+
+    import bench_net
+    proc = subprocess.Popen([sys.executable, "-c", _BURNER], stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout is not None
+        said = {proc.stdout.readline().strip() for _ in range(3)}
+        assert said == {"parent", "child", "grandchild"}
+        total, n = bench_net.tree_cpu_seconds(proc.pid)
+        own = bench_net._proc_stat(proc.pid)
+        assert own is not None and n == 3
+        own_cpu = (int(own[11]) + int(own[12])) / bench_net.os.sysconf("SC_CLK_TCK")
+        assert total is not None and total >= 0.6 and total > own_cpu + 0.5
+    finally:
+        for pid in _descendants(proc.pid):
+            os.kill(pid, 9)
+        proc.kill()
+        proc.wait()
+
+
+def _descendants(pid: int) -> list[int]:
+    out = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat") as fh:
+                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == pid:
+                out += [int(entry.name), *_descendants(int(entry.name))]
+    return out

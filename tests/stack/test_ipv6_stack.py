@@ -395,6 +395,28 @@ def test_fragments_with_bad_lengths_get_code_0() -> None:
     assert out == [] and st.stats["drop_ip6_fragment"] == 1
 
 
+def test_first_fragment_without_the_header_chain_gets_code_3() -> None:
+    """RFC 7112 §5: a first fragment (offset 0, M=1) must carry every header up to and
+    including the upper-layer one; one that does not gets Parameter Problem code 3
+    pointing at the start of the packet, and a counted drop."""
+    cut_tcp = raw(IPv6(src=SRC, dst=DST) / IPv6ExtHdrFragment(m=1, nh=6)
+                  / raw(TCP_SYN)[:16])  # 16 of TCP's 20 header bytes
+    st, out = _answer(cut_tcp)
+    code, ptr, quoted = _pp(out)
+    assert (code, ptr, quoted) == (3, 0, cut_tcp)
+    assert st.stats["drop_ip6_first_fragment_incomplete"] == 1
+    # The chain ends in the next fragment: a 16-byte Destination Options header of
+    # which only 8 bytes came in this one.
+    cut_chain = raw(IPv6(src=SRC, dst=DST) / IPv6ExtHdrFragment(m=1, nh=60)
+                    / bytes((6, 1)) / bytes(6))
+    code, ptr, _ = _pp(_answer(cut_chain)[1])
+    assert (code, ptr) == (3, 0)
+    # A first fragment with the whole TCP header is only a fragment: dropped quietly.
+    whole = raw(IPv6(src=SRC, dst=DST) / IPv6ExtHdrFragment(m=1) / TCP_SYN / (b"\0" * 4))
+    st, out = _answer(whole)
+    assert out == [] and st.stats["drop_ip6_fragment"] == 1
+
+
 @pytest.mark.parametrize(("src", "dst"), [
     ("::", DST),              # unspecified source: no one to tell (RFC 4443 §2.4(e))
     ("ff02::1", DST),         # a multicast source

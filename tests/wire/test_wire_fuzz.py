@@ -159,6 +159,12 @@ CRAFTED: dict[str, list[tuple[str, Callable[[], object]]]] = {
                                               nh=44))),
         ("offset", decode6(ip6_packet(bytes((6, 0, 0, 8)) + bytes(4) + GOOD_TCP, nh=44))),
     ],
+    "ip6_first_fragment_incomplete": [
+        ("tcp_cut", decode6(ip6_packet(bytes((6, 0, 0, 1)) + bytes(4) + GOOD_TCP[:16],
+                                       nh=44))),
+        ("chain_cut", decode6(ip6_packet(bytes((60, 0, 0, 1)) + bytes(4) + b"\x06\x01" +
+                                         bytes(6), nh=44))),
+    ],
     "tcp_truncated": [
         ("19_bytes", decode(ip_packet(GOOD_TCP[:19]))),
         ("empty", decode(ip_packet(b""))),

@@ -18,11 +18,18 @@ is the same for every packet of a connection, forever:
   multiplicative hash of the kernel's source port, ``(sport * 0x9E3779B1) >> 16``
   (Knuth's golden-ratio hash; Linux hands out even ports to ``connect()`` first,
   so ``sport % N`` alone would put them all on one queue), modulo ``N``;
-* anything else (not TCP, a fragment after the first, IPv6 with an extension
-  header, a packet too short for the loads) goes to queue 0.
+* an ICMP error (destination unreachable, source quench, time exceeded,
+  parameter problem; RFC 792) or an ICMPv6 error (types below 128, RFC 4443
+  §2.1) quoting a TCP segment synack sent goes where that connection's own
+  packets go: the same two rules with the quoted ports the other way round
+  (the quoted source port is synack's), so the worker owning the connection
+  gets its unreachables and Packet Too Bigs (RFC 5927, RFC 8201);
+* anything else (other protocols, echo requests, a fragment after the first,
+  IPv6 with an extension header, a packet too short for the loads) goes to
+  queue 0.
 
-The program is a ``BPF_PROG_TYPE_SOCKET_FILTER`` of 35 instructions, assembled
-here as bytes (no compiler) and loaded with the ``bpf(2)`` system call through
+The program is a ``BPF_PROG_TYPE_SOCKET_FILTER`` of 64 instructions,
+assembled here as bytes (no compiler) and loaded with the ``bpf(2)`` system call through
 ctypes.  It reads the packet with the classic ``BPF_LD | BPF_ABS`` and
 ``BPF_LD | BPF_IND`` loads, which take their context from R6, return the value in
 R0 in host order, and end the program with 0 when the load is out of bounds.
@@ -71,8 +78,12 @@ _SYS_BPF: Final = {"x86_64": 321, "aarch64": 280, "armv7l": 386, "riscv64": 280,
 _LD, _ALU, _JMP, _ALU64 = 0x00, 0x04, 0x05, 0x07
 _W, _H, _B = 0x00, 0x08, 0x10
 _ABS, _IND = 0x20, 0x40
-_MUL, _AND, _LSH, _RSH, _MOD, _MOV = 0x20, 0x50, 0x60, 0x70, 0x90, 0xB0
-_JA, _JEQ, _JNE, _JSET, _JLT, _EXIT = 0x00, 0x10, 0x50, 0x40, 0xA0, 0x90
+_ADD, _MUL, _AND, _LSH, _RSH, _MOD, _MOV = 0x00, 0x20, 0x50, 0x60, 0x70, 0x90, 0xB0
+_JA, _JEQ, _JGE, _JNE, _JSET, _JLT, _EXIT = 0x00, 0x10, 0x30, 0x50, 0x40, 0xA0, 0x90
+_PROTO_ICMP, _PROTO_TCP, _PROTO_ICMPV6 = 1, 6, 58
+#: ICMP types that quote a packet (RFC 792): destination unreachable, source quench,
+#: time exceeded, parameter problem.
+_ICMP_ERRORS: Final = (3, 4, 11, 12)
 _K, _X = 0x00, 0x08
 
 
@@ -84,52 +95,114 @@ def _insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> 
     return struct.pack("<BBhi", code, dst | (src << 4), off, imm)
 
 
+class _Asm:
+    """Instructions with named jump targets: a jump names a label, and :meth:`code`
+    turns it into the offset the kernel wants (instructions after the jump)."""
+
+    def __init__(self) -> None:
+        self.insns: list[tuple[int, int, int, str | int, int]] = []
+        self.labels: dict[str, int] = {}
+
+    def op(self, code: int, dst: int = 0, src: int = 0, off: str | int = 0,
+           imm: int = 0) -> None:
+        self.insns.append((code, dst, src, off, imm))
+
+    def label(self, name: str) -> None:
+        self.labels[name] = len(self.insns)
+
+    def code(self) -> bytes:
+        out = []
+        for i, (code, dst, src, off, imm) in enumerate(self.insns):
+            if isinstance(off, str):
+                off = self.labels[off] - i - 1
+            out.append(_insn(code, dst, src, off, imm))
+        return b"".join(out)
+
+
 def steering_program(workers: int) -> bytes:
     """The program's instructions for ``workers`` queues (see the module docstring).
 
-    Registers: R6 the skb (the loads need it there), R7 the IPv4 header length,
-    R8 the source port, R9 the destination port, R0 what each load returns.
-    Jump offsets count instructions after the jump."""
+    Registers: R6 the skb (the loads need it there), R7 an offset into the packet
+    (the IPv4 header length, then the quoted packet's), R8 the kernel's port, R9
+    synack's port, R0 what each load returns."""
     if not 1 <= workers <= 0xFFFF:
         raise ValueError(f"workers must be in 1..65535, got {workers}")
-    p = [
-        _insn(_ALU64 | _MOV | _X, 6, 1),          # 0  r6 = r1 (the skb)
-        _insn(_LD | _ABS | _B, imm=0),             # 1  r0 = version and IHL byte
-        _insn(_ALU64 | _RSH | _K, 0, imm=4),       # 2  r0 >>= 4: the IP version
-        _insn(_JMP | _JEQ | _K, 0, off=14, imm=6),  # 3  IPv6: to 18
-        _insn(_JMP | _JNE | _K, 0, off=27, imm=4),  # 4  neither: to 32 (queue 0)
-        _insn(_LD | _ABS | _B, imm=9),             # 5  r0 = IPv4 protocol
-        _insn(_JMP | _JNE | _K, 0, off=25, imm=6),  # 6  not TCP: to 32
-        _insn(_LD | _ABS | _H, imm=6),             # 7  r0 = flags and fragment offset
-        _insn(_JMP | _JSET | _K, 0, off=23, imm=0x1FFF),  # 8  a later fragment: to 32
-        _insn(_LD | _ABS | _B, imm=0),             # 9  r0 = version and IHL byte
-        _insn(_ALU64 | _AND | _K, 0, imm=0x0F),    # 10 r0 = IHL, in 32-bit words
-        _insn(_ALU64 | _LSH | _K, 0, imm=2),       # 11 r0 = header length in bytes
-        _insn(_ALU64 | _MOV | _X, 7, 0),           # 12 r7 = r0
-        _insn(_LD | _IND | _H, 0, 7, imm=0),       # 13 r0 = TCP source port (at r7)
-        _insn(_ALU64 | _MOV | _X, 8, 0),           # 14 r8 = sport
-        _insn(_LD | _IND | _H, 0, 7, imm=2),       # 15 r0 = TCP destination port
-        _insn(_ALU64 | _MOV | _X, 9, 0),           # 16 r9 = dport
-        _insn(_JMP | _JA, off=6),                  # 17 to 24
-        _insn(_LD | _ABS | _B, imm=6),             # 18 r0 = IPv6 next header
-        _insn(_JMP | _JNE | _K, 0, off=12, imm=6),  # 19 not TCP right away: to 32
-        _insn(_LD | _ABS | _H, imm=40),            # 20 r0 = TCP source port
-        _insn(_ALU64 | _MOV | _X, 8, 0),           # 21 r8 = sport
-        _insn(_LD | _ABS | _H, imm=42),            # 22 r0 = TCP destination port
-        _insn(_ALU64 | _MOV | _X, 9, 0),           # 23 r9 = dport
-        _insn(_JMP | _JLT | _K, 9, off=3, imm=EPHEMERAL_LOW),  # 24 below the range: 28
-        _insn(_ALU64 | _MOV | _X, 0, 9),           # 25 r0 = dport (a worker's port)
-        _insn(_ALU64 | _MOD | _K, 0, imm=workers),  # 26 r0 %= N: its owner
-        _insn(_JMP | _EXIT),                       # 27 return r0
-        _insn(_ALU64 | _MOV | _X, 0, 8),           # 28 r0 = sport (the kernel's port)
-        _insn(_ALU | _MUL | _K, 0, imm=_GOLDEN),   # 29 w0 *= golden (32-bit)
-        _insn(_ALU | _RSH | _K, 0, imm=16),        # 30 w0 >>= 16
-        _insn(_JMP | _JA, off=1),                  # 31 to 33
-        _insn(_ALU64 | _MOV | _K, 0, imm=0),       # 32 r0 = 0 (queue 0)
-        _insn(_ALU64 | _MOD | _K, 0, imm=workers),  # 33 r0 %= N
-        _insn(_JMP | _EXIT),                       # 34 return r0
-    ]
-    return b"".join(p)
+    a = _Asm()
+    a.op(_ALU64 | _MOV | _X, 6, 1)                  # r6 = r1 (the skb)
+    a.op(_LD | _ABS | _B, imm=0)                    # r0 = version and IHL byte
+    a.op(_ALU64 | _RSH | _K, 0, imm=4)              # r0 >>= 4: the IP version
+    a.op(_JMP | _JEQ | _K, 0, off="v6", imm=6)
+    a.op(_JMP | _JNE | _K, 0, off="queue0", imm=4)
+    a.op(_LD | _ABS | _H, imm=6)                    # r0 = flags and fragment offset
+    a.op(_JMP | _JSET | _K, 0, off="queue0", imm=0x1FFF)  # a later fragment
+    a.op(_LD | _ABS | _B, imm=0)
+    a.op(_ALU64 | _AND | _K, 0, imm=0x0F)           # r0 = IHL, in 32-bit words
+    a.op(_ALU64 | _LSH | _K, 0, imm=2)              # r0 = header length in bytes
+    a.op(_ALU64 | _MOV | _X, 7, 0)                  # r7 = r0
+    a.op(_LD | _ABS | _B, imm=9)                    # r0 = IPv4 protocol
+    a.op(_JMP | _JEQ | _K, 0, off="icmp4", imm=_PROTO_ICMP)
+    a.op(_JMP | _JNE | _K, 0, off="queue0", imm=_PROTO_TCP)
+    a.op(_LD | _IND | _H, 0, 7, imm=0)              # r0 = TCP source port (at r7)
+    a.op(_ALU64 | _MOV | _X, 8, 0)                  # r8 = the kernel's port
+    a.op(_LD | _IND | _H, 0, 7, imm=2)              # r0 = TCP destination port
+    a.op(_ALU64 | _MOV | _X, 9, 0)                  # r9 = synack's port
+    a.op(_JMP | _JA, off="decide")
+    # ICMP errors (RFC 792) quote the IP header and the first 8 bytes of the packet
+    # synack sent: its source port is synack's, its destination port the kernel's.
+    a.label("icmp4")
+    a.op(_LD | _IND | _B, 0, 7, imm=0)              # r0 = ICMP type
+    for typ in _ICMP_ERRORS:
+        a.op(_JMP | _JEQ | _K, 0, off="quote4", imm=typ)
+    a.op(_JMP | _JA, off="queue0")                  # echo and the rest: queue 0
+    a.label("quote4")
+    a.op(_ALU64 | _ADD | _K, 7, imm=8)              # r7 = the quoted IP header
+    a.op(_LD | _IND | _B, 0, 7, imm=9)              # r0 = its protocol
+    a.op(_JMP | _JNE | _K, 0, off="queue0", imm=_PROTO_TCP)
+    a.op(_LD | _IND | _B, 0, 7, imm=0)
+    a.op(_ALU64 | _AND | _K, 0, imm=0x0F)
+    a.op(_ALU64 | _LSH | _K, 0, imm=2)              # r0 = its header length
+    a.op(_ALU64 | _ADD | _X, 7, 0)                  # r7 = the quoted TCP header
+    a.op(_LD | _IND | _H, 0, 7, imm=0)
+    a.op(_ALU64 | _MOV | _X, 9, 0)                  # r9 = quoted source: synack's port
+    a.op(_LD | _IND | _H, 0, 7, imm=2)
+    a.op(_ALU64 | _MOV | _X, 8, 0)                  # r8 = quoted destination: the kernel's
+    a.op(_JMP | _JA, off="decide")
+    a.label("v6")
+    a.op(_LD | _ABS | _B, imm=6)                    # r0 = IPv6 next header
+    a.op(_JMP | _JEQ | _K, 0, off="icmp6", imm=_PROTO_ICMPV6)
+    a.op(_JMP | _JNE | _K, 0, off="queue0", imm=_PROTO_TCP)  # not TCP right away
+    a.op(_LD | _ABS | _H, imm=40)                   # r0 = TCP source port
+    a.op(_ALU64 | _MOV | _X, 8, 0)
+    a.op(_LD | _ABS | _H, imm=42)                   # r0 = TCP destination port
+    a.op(_ALU64 | _MOV | _X, 9, 0)
+    a.op(_JMP | _JA, off="decide")
+    # ICMPv6 errors (types below 128, RFC 4443 §2.1) quote the packet from byte 48:
+    # an IPv6 header, then (no extension headers) TCP at 88.
+    a.label("icmp6")
+    a.op(_LD | _ABS | _B, imm=40)                   # r0 = ICMPv6 type
+    a.op(_JMP | _JGE | _K, 0, off="queue0", imm=128)  # informational: queue 0
+    a.op(_LD | _ABS | _B, imm=48 + 6)               # r0 = the quoted next header
+    a.op(_JMP | _JNE | _K, 0, off="queue0", imm=_PROTO_TCP)
+    a.op(_LD | _ABS | _H, imm=88)
+    a.op(_ALU64 | _MOV | _X, 9, 0)                  # r9 = quoted source: synack's port
+    a.op(_LD | _ABS | _H, imm=90)
+    a.op(_ALU64 | _MOV | _X, 8, 0)                  # r8 = quoted destination
+    a.label("decide")
+    a.op(_JMP | _JLT | _K, 9, off="hash", imm=EPHEMERAL_LOW)  # below the range
+    a.op(_ALU64 | _MOV | _X, 0, 9)                  # r0 = synack's port (a worker's)
+    a.op(_ALU64 | _MOD | _K, 0, imm=workers)        # r0 %= N: its owner
+    a.op(_JMP | _EXIT)
+    a.label("hash")
+    a.op(_ALU64 | _MOV | _X, 0, 8)                  # r0 = the kernel's port
+    a.op(_ALU | _MUL | _K, 0, imm=_GOLDEN)          # w0 *= golden (32-bit)
+    a.op(_ALU | _RSH | _K, 0, imm=16)               # w0 >>= 16
+    a.op(_JMP | _JA, off="mod")
+    a.label("queue0")
+    a.op(_ALU64 | _MOV | _K, 0, imm=0)              # r0 = 0 (queue 0)
+    a.label("mod")
+    a.op(_ALU64 | _MOD | _K, 0, imm=workers)        # r0 %= N
+    a.op(_JMP | _EXIT)
+    return a.code()
 
 
 def expected_queue(packet: bytes, workers: int) -> int:
@@ -138,15 +211,32 @@ def expected_queue(packet: bytes, workers: int) -> int:
     if not packet:
         return 0
     version = packet[0] >> 4
+    swap = False  # an ICMP error: the quoted packet's ports, synack's first
     if version == 4 and len(packet) >= 20:
-        if packet[9] != 6 or int.from_bytes(packet[6:8], "big") & 0x1FFF:
+        if int.from_bytes(packet[6:8], "big") & 0x1FFF:
             return 0
         ihl = (packet[0] & 0x0F) * 4
+        if packet[9] == _PROTO_ICMP:
+            if len(packet) <= ihl or packet[ihl] not in _ICMP_ERRORS:
+                return 0
+            q = ihl + 8
+            if len(packet) < q + 10 or packet[q + 9] != _PROTO_TCP:
+                return 0
+            ihl = q + (packet[q] & 0x0F) * 4
+            swap = True
+        elif packet[9] != _PROTO_TCP:
+            return 0
         ports = packet[ihl:ihl + 4]
     elif version == 6 and len(packet) >= 40:
-        if packet[6] != 6:
+        if packet[6] == _PROTO_ICMPV6:
+            if len(packet) < 55 or packet[40] >= 128 or packet[54] != _PROTO_TCP:
+                return 0
+            ports = packet[88:92]
+            swap = True
+        elif packet[6] == _PROTO_TCP:
+            ports = packet[40:44]
+        else:
             return 0
-        ports = packet[40:44]
     else:
         return 0
     if len(ports) < 4:
@@ -154,6 +244,8 @@ def expected_queue(packet: bytes, workers: int) -> int:
     sport: int
     dport: int
     sport, dport = struct.unpack("!HH", ports)
+    if swap:
+        sport, dport = dport, sport
     if dport >= EPHEMERAL_LOW:
         return dport % workers
     return (((sport * _GOLDEN) & 0xFFFFFFFF) >> 16) % workers

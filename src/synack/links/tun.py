@@ -39,7 +39,9 @@ other flags), the link falls back to plain packets: :attr:`TunLink.offload`
 is then False and :attr:`TunLink.offload_error` says why.  Every attach sets
 the device's offload state explicitly (on, or off for plain packets,
 fallbacks included): it belongs to the device and outlives the descriptor of
-an earlier run that set it otherwise.
+an earlier run that set it otherwise.  An offloaded link also fixes glibc's
+heap thresholds for the process (:mod:`synack.links.heap`), so that batches of
+64 KB reads do not land on freshly faulted pages.
 
 Multi-queue (``multi_queue=True``): ``IFF_MULTI_QUEUE`` makes each descriptor
 attached to the device one queue of it; :meth:`TunLink.add_queue` attaches
@@ -62,6 +64,7 @@ from typing import Final
 
 from ..wire.checksum import BytesLike
 from ..wire.vnet import VNET_HDR_LEN
+from .heap import keep_heap
 
 __all__ = ["DEFAULT_TUN_PATH", "TunLink", "check_interface_name", "interface_address"]
 
@@ -148,6 +151,7 @@ class TunLink:
         self.max_segment_payload: int | None = None
         self.offload = False
         self.offload_error: str | None = None
+        self.heap_kept = False
         self.kernel_interface = iface
         self.kernel_interfaces = ifaces
         existed = "%" not in name and _exists(name)
@@ -196,6 +200,7 @@ class TunLink:
         other.max_segment_payload = self.max_segment_payload
         other.offload = self.offload
         other.offload_error = self.offload_error
+        other.heap_kept = keep_heap() if self.offload else False
         other.kernel_interface = self.kernel_interface
         other.kernel_interfaces = self.kernel_interfaces
         other.existed = True
@@ -236,6 +241,7 @@ class TunLink:
             self._clear_offload()
             return
         self.max_segment_payload = OFFLOAD_SEGMENT_PAYLOAD
+        self.heap_kept = keep_heap()  # 64 KB packets: no heap trimming (links.heap)
 
     def _clear_offload(self) -> None:
         """Turn the device's offloads off (``TUNSETOFFLOAD(0)``) when attaching without them.

@@ -21,6 +21,8 @@ DROP_REASONS: Final[Mapping[str, str]] = MappingProxyType({
     "ip6_option_discard": "IPv6 option synack does not know and may not skip (e.g. jumbo)",
     "ip6_routing_header": "IPv6 routing header with segments left: synack is no router",
     "ip6_fragment": "IPv6 fragment (offset or M set); reassembly unsupported",
+    "ip6_first_fragment_incomplete": "IPv6 first fragment without the whole header chain "
+                                     "(RFC 7112 §5)",
     "tcp_truncated": "shorter than a TCP header (20 bytes, 8 for a quoted header)",
     "tcp_bad_offset": "TCP data offset below 5 words or past the end of the segment",
     "tcp_bad_option": "TCP option length below 2, past the header, or wrong for its kind",

@@ -42,6 +42,7 @@ UNREACH6_REJECT_ROUTE: Final = 6
 PARAM_BAD_FIELD: Final = 0
 PARAM_UNKNOWN_NEXT_HEADER: Final = 1
 PARAM_UNKNOWN_OPTION: Final = 2
+PARAM_HEADER_CHAIN_INCOMPLETE: Final = 3  # first fragment lacks the header chain, RFC 7112
 
 ICMP6_MAX_QUOTE: Final = IPV6_MIN_MTU - IPV6_HEADER_LEN - 8
 """Bytes of the invoking packet an error quotes: all that fits in 1280 (RFC 4443 §2.4(c))."""

@@ -5,7 +5,8 @@ synack is a host, not a router, and reassembles nothing: the walk over the
 extension-header chain (RFC 8200 §4.1 order) accepts Hop-by-Hop (first only),
 Destination Options and a Routing header whose Segments Left is zero, skips
 options whose type says "skip" (RFC 8200 §4.2), processes an atomic fragment
-in isolation (RFC 6946 §4) and refuses everything else with a stable drop
+in isolation (RFC 6946 §4), answers a first fragment that does not hold the whole
+header chain with a Parameter Problem (RFC 7112 §5) and refuses everything else with a stable drop
 reason (see :mod:`.errors`): real fragments, a routing header still to be
 followed, options that demand a discard (a jumbogram's among them, RFC 2675).
 Where RFC 8200 asks for an ICMPv6 Parameter Problem, the error is a
@@ -39,8 +40,9 @@ _MAPPED_PREFIX: Final = bytes(10) + b"\xff\xff"
 
 class ParamProblem(WireError):
     """A refusal that RFC 8200 answers with an ICMPv6 Parameter Problem (RFC 4443 §3.4):
-    ``code`` 0 (erroneous header field), 1 (unrecognised Next Header) or 2
-    (unrecognised option), ``pointer`` the offending byte's offset in the packet."""
+    ``code`` 0 (erroneous header field), 1 (unrecognised Next Header), 2
+    (unrecognised option) or 3 (incomplete header chain, RFC 7112), ``pointer`` the
+    offending byte's offset in the packet."""
 
     __slots__ = ("code", "pointer")
 
@@ -148,6 +150,13 @@ def parse_ipv6_packet(packet: BytesLike) -> IPv6Packet:
         if nh == NH_FRAGMENT:
             frag = (packet[off + 2] << 8) | packet[off + 3]
             if frag & 0xFFF9:  # offset or M set: a real fragment
+                if not frag & 0xFFF8 and not _chain_complete(packet, packet[off], off + 8,
+                                                             end):
+                    # RFC 7112 §5: a first fragment must hold the whole header chain up
+                    # to the upper-layer header; code 3, pointing at the packet's start.
+                    raise ParamProblem("ip6_first_fragment_incomplete",
+                                       "the header chain ends past the first fragment",
+                                       3, 0)
                 data = end - off - 8
                 if frag & 1 and data % 8:
                     # RFC 8200 §4.5: not the last fragment, yet not a multiple of 8 bytes.
@@ -171,6 +180,26 @@ def parse_ipv6_packet(packet: BytesLike) -> IPv6Packet:
         pointer = off
         nh = packet[off]
         off += size
+
+
+#: The least of an upper-layer header a first fragment must hold (RFC 7112 §5): what
+#: Linux's ipv6_frag_thdr_truncated asks for (the ports and flags of TCP, UDP's
+#: header, ICMPv6's type, code and checksum).
+_UPPER_MIN: Final = {6: 20, 17: 8, PROTO_ICMPV6: 4}
+
+
+def _chain_complete(packet: BytesLike, nh: int, off: int, end: int) -> bool:
+    """Whether the header chain from ``off`` (the header ``nh`` names) reaches its
+    upper-layer header before ``end``, and that header fits (RFC 7112 §5)."""
+    while nh in (NH_HOP_BY_HOP, NH_ROUTING, NH_FRAGMENT, NH_DEST_OPTS):
+        if off + 8 > end:
+            return False
+        size = 8 if nh == NH_FRAGMENT else (packet[off + 1] + 1) * 8
+        if off + size > end:
+            return False
+        nh = packet[off]
+        off += size
+    return off + _UPPER_MIN.get(nh, 0) <= end
 
 
 def build_ipv6_header(src: bytes, dst: bytes, next_header: int, payload_len: int, *,
