@@ -20,7 +20,7 @@ import random
 import struct
 from collections import Counter, deque
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 from .tcp import cookies, seq
 from .tcp.config import TcpConfig
@@ -29,6 +29,7 @@ from .tcp.cookies import SynCookies
 from .tcp.events import Event
 from .tcp.isn import IsnSource, Rfc6528Isn
 from .tcp.states import SYNCHRONIZED, State
+from .trace.schema import DropRecord, SegRecord, SyncookieRecord
 from .wire import icmp, icmpv6
 from .wire.checksum import BytesLike
 from .wire.errors import WireError
@@ -763,10 +764,12 @@ class Stack:
         return True
 
     def _trace_cookie(self, now: float, local: bytes, src: bytes, seg: Segment,
-                      action: str) -> None:
+                      action: Literal["sent", "validated", "rejected"]) -> None:
         if self.tracer is not None:
-            self.tracer({"t": now, "ev": "syncookie", "action": action, "concept": "C27",
-                         "conn": _conn_name(local, seg.dst_port, src, seg.src_port)})
+            rec: SyncookieRecord = {
+                "t": now, "ev": "syncookie", "action": action, "concept": "C27",
+                "conn": _conn_name(local, seg.dst_port, src, seg.src_port)}
+            self.tracer(rec)
 
     def _reset_stranger(self, src: bytes, dst: bytes, seg: Segment, now: float) -> None:
         """RFC 9293 §3.10.7.1: no connection and no listener (C21, C24)."""
@@ -791,9 +794,11 @@ class Stack:
         self.stats["rst_sent"] += 1
         if self.tracer is not None:
             name = _conn_name(dst, seg.dst_port, src, seg.src_port)
-            self.tracer({"t": now, "ev": "seg", "dir": "out", "conn": name, "flags": rst.flags,
-                         "seq": rst.seq, "ack": rst.ack, "len": 0, "win": 0, "mss": None,
-                         "why": why, "state": "CLOSED", "iss": None, "irs": None})
+            rec: SegRecord = {
+                "t": now, "ev": "seg", "dir": "out", "conn": name, "flags": rst.flags,
+                "seq": rst.seq, "ack": rst.ack, "len": 0, "win": 0, "mss": None,
+                "why": why, "state": "CLOSED", "iss": None, "irs": None}
+            self.tracer(rec)
         self._emit_tcp(dst, src, rst)
 
     def _emit_ip(self, packet: bytes) -> None:
@@ -816,7 +821,9 @@ class Stack:
     def _count_drop(self, now: float, reason: str) -> None:
         self.stats["drop_" + reason] += 1
         if self.tracer is not None:
-            self.tracer({"t": now, "ev": "drop", "conn": None, "reason": reason, "concept": ""})
+            rec: DropRecord = {"t": now, "ev": "drop", "conn": None, "reason": reason,
+                               "concept": ""}
+            self.tracer(rec)
 
     # ------------------------------------------------------------ packet output
     def packets_to_send(self, now: float) -> list[bytes]:
