@@ -228,7 +228,8 @@ class Scenario:
              reason: str | None) -> None:
         self.wire.append(WireEvent(now, kind, ip_to_str(src), ip_to_str(dst), _decode(packet),
                                    reason))
-        if kind == "drop" and reason is not None:  # a drop has its reason (sim.path)
+        # a drop always has its reason (sim.path); benchmarks set trace to None
+        if kind == "drop" and reason is not None and self.trace is not None:
             seg = _decode(packet)
             rec: NetDropRecord = {"t": now, "ev": "net_drop", "conn": None, "reason": reason,
                                   "src": ip_to_str(src), "dst": ip_to_str(dst),
