@@ -15,6 +15,7 @@ from typing import Any
 
 from ..trace.load import load_trace
 from ..trace.narrate import explain
+from ..trace.schema import TraceRecord
 from . import check_outputs
 
 NAME = "explain"
@@ -41,7 +42,7 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
                    help="write the trace back out (normalised JSON lines)")
 
 
-def write_copies(records: list[dict[str, Any]], args: argparse.Namespace,
+def write_copies(records: list[TraceRecord], args: argparse.Namespace,
                  rows: list[tuple[str, str, str]]) -> None:
     """The ``--pcap`` and ``--trace-out`` files of a rendering command (OSError on failure);
     a summary row for each is appended to ``rows``."""
@@ -71,7 +72,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
     return p
 
 
-def read_trace(path: str, command: str = "explain") -> list[dict[str, Any]] | None:
+def read_trace(path: str, command: str = "explain") -> list[TraceRecord] | None:
     """The trace's records, or None after one line on stderr saying why not."""
     try:
         records = load_trace(sys.stdin if path == "-" else path)

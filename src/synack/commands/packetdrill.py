@@ -20,6 +20,7 @@ from ..packetdrill.kernel import KERNEL_TOLERANCE_USECS, kernel_problem, run_scr
 from ..packetdrill.profiles import PROFILES, config_from_sysctls, get_profile
 from ..packetdrill.runner import IP_VERSIONS, RunOptions, RunResult, iter_scripts, run_script
 from ..trace.capture import CaptureWriter, PcapngWriter, PcapWriter
+from ..trace.schema import TraceRecord
 from . import check_outputs, non_negative
 
 NAME = "packetdrill"
@@ -122,7 +123,7 @@ def run_packetdrill(args: argparse.Namespace, out: TextIO) -> int:
             name = str(path)
             base = 1000.0 * index  # each script in its own range of capture time
 
-            def trace(rec: dict[str, Any], name: str = name) -> None:
+            def trace(rec: TraceRecord, name: str = name) -> None:
                 assert trace_file is not None
                 trace_file.write(json.dumps({**rec, "script": name}, sort_keys=True) + "\n")
 

@@ -46,6 +46,7 @@ from ..tcp.config import TcpConfig
 from ..tcp.connection import Connection
 from ..tcp.states import State
 from ..trace.capture import INBOUND, OUTBOUND, CaptureWriter, open_capture
+from ..trace.schema import RunRecord, TraceRecord
 from ..wire.errors import DROP_REASONS
 from ..wire.vnet import VNET_HDR_LEN
 from . import check_outputs, in_range
@@ -358,12 +359,13 @@ def _open_recordings(args: argparse.Namespace, setup_opts: dict[str, Any]
         # The stack's clock is the event loop's, whose zero means nothing to a reader:
         # the first record marks the command's start on that clock, and the renderers
         # count from it (``t`` itself stays the loop's, comparable with time.monotonic()).
-        fh.write(dumps({"t": asyncio.get_running_loop().time(), "ev": "run", "clock": "wall",
-                        "started": time.time(), "command": getattr(args, "command", "")})
-                 + "\n")
+        start: RunRecord = {"t": asyncio.get_running_loop().time(), "ev": "run",
+                             "clock": "wall", "started": time.time(),
+                             "command": getattr(args, "command", "")}
+        fh.write(dumps(start) + "\n")
         count[0] += 1
 
-        def tracer(rec: dict[str, Any]) -> None:
+        def tracer(rec: TraceRecord) -> None:
             count[0] += 1
             fh.write(dumps(rec, default=str) + "\n")
 

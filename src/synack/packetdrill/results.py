@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
+from ..trace.schema import TraceRecord
 from .parser import ExpectedFailure
 
 #: A sent packet in script terms: (time in us, flags, seq, ack, payload length, window,
@@ -113,7 +113,7 @@ class RunOptions:
     #: Also compare the outbound TS ecr (upstream never does).
     check_ts_ecr: bool = False
     #: Receives the stack's trace records (see docs/trace.md), if set.
-    tracer: Callable[[dict[str, Any]], None] | None = None
+    tracer: Callable[[TraceRecord], None] | None = None
     #: Receives every packet in and out: ``(packet, seconds, comment)``, if set.
     capture: Callable[[bytes, float, str], None] | None = None
     #: Keep every packet the target sent (as :data:`OutRecord`) and every call's outcome

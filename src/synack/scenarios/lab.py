@@ -11,7 +11,7 @@ The labs themselves are in :mod:`synack.scenarios.labs`.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +21,7 @@ from ..stack import Stack
 from ..tcp.config import TcpConfig
 from ..tcp.connection import Connection
 from ..trace.capture import MemoryWriter, NetworkCapture
+from ..trace.schema import CcRecord, LabRecord, TraceRecord
 from .scenario import (
     CLIENT_IP,
     SERVER_IP,
@@ -42,7 +43,7 @@ class LabRun:
     """The result of one lab: trace, facts about the outcome, captured packets."""
 
     lab: Lab
-    trace: list[dict[str, Any]]
+    trace: list[TraceRecord]
     facts: dict[str, Any]
     packets: MemoryWriter
     roles: dict[str, str] = field(default_factory=lambda: dict(ROLES))
@@ -99,24 +100,25 @@ class CongestionSampler:
     ssthresh differs from the last value in the trace, so plots have the whole
     curve even where the core only traces loss events."""
 
-    def __init__(self, trace: list[dict[str, Any]], stacks: list[Stack]) -> None:
+    def __init__(self, trace: list[TraceRecord], stacks: list[Stack]) -> None:
         self.trace = trace
         self.stacks = stacks
-        self._last: dict[str, tuple[int, int]] = {}
+        self._last: dict[str, tuple[int, int | None]] = {}
         self._pos = 0
 
     def __call__(self, now: float) -> None:
         trace = self.trace
         for r in trace[self._pos:]:
-            if r.get("ev") == "cc" and r.get("conn"):
-                self._last[r["conn"]] = (r.get("cwnd"), r.get("ssthresh"))  # type: ignore[assignment]
+            if r["ev"] == "cc" and (name := r.get("conn")):
+                self._last[name] = (r.get("cwnd"), r.get("ssthresh"))
         for stack in self.stacks:
             for conn in stack.connections:
                 val = (conn.cwnd, conn.ssthresh)
                 if self._last.get(conn.name) != val:
                     self._last[conn.name] = val
-                    trace.append({"t": now, "ev": "cc", "conn": conn.name, "event": "sample",
-                                  "cwnd": val[0], "ssthresh": val[1]})
+                    sample: CcRecord = {"t": now, "ev": "cc", "conn": conn.name,
+                                        "event": "sample", "cwnd": val[0], "ssthresh": val[1]}
+                    trace.append(sample)
         self._pos = len(trace)
 
 
@@ -137,8 +139,9 @@ class LabScript:
         self.note(f"lab {lab.name}: {lab.summary}", list(lab.concepts), lab.rfc)
 
     def note(self, text: str, concepts: list[str] | None = None, rfc: str = "") -> None:
-        self.sc.trace.append({"t": self.sc.now, "ev": "lab", "conn": None, "text": text,
-                              "concepts": concepts or [], "rfc": rfc})
+        rec: LabRecord = {"t": self.sc.now, "ev": "lab", "conn": None, "text": text,
+                          "concepts": concepts or [], "rfc": rfc}
+        self.sc.trace.append(rec)
 
     def note_at(self, t: float, text: str, concepts: list[str] | None = None,
                 rfc: str = "") -> None:
@@ -175,7 +178,7 @@ def explained_lines(run: LabRun, *, absolute: bool = False, verbose: bool = Fals
     return render(run.trace, run.roles, absolute=absolute, verbose=verbose)
 
 
-def json_lines(records: list[dict[str, Any]]) -> str:
+def json_lines(records: Iterable[TraceRecord]) -> str:
     """Trace records as JSON lines (the ``--trace`` format)."""
     return "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
 

@@ -427,7 +427,7 @@ def _slow_start(lab: Lab) -> LabRun:
     x.sc.run(until=30)
     srv = x.sc.server_endpoint
     x.facts.update(received=srv.received_count, cwnd_max=max(
-        (r["cwnd"] for r in x.sc.trace if r.get("ev") == "cc" and r.get("cwnd")), default=0),
+        (r["cwnd"] for r in x.sc.trace if r["ev"] == "cc" and r.get("cwnd")), default=0),
         retransmits=ep.conn.info()["retransmits"])
     x.note("slow start: each RTT the sender's window doubled, as the time-sequence and cwnd "
            "plots show", ["C1", "C20"])

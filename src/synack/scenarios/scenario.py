@@ -20,6 +20,7 @@ from ..stack import Listener, Stack
 from ..tcp.config import TcpConfig
 from ..tcp.connection import Connection
 from ..tcp.isn import IsnSource
+from ..trace.schema import NetDropRecord, NetInjectRecord, TraceRecord
 from ..wire.errors import WireError
 from ..wire.ipv4 import ip_to_bytes, ip_to_str
 from ..wire.packet import decode_ip_tcp
@@ -100,7 +101,7 @@ class Scenario:
         self.client_ip, self.server_ip = (CLIENT_IP6, SERVER_IP6) if ipv6 else (CLIENT_IP,
                                                                                 SERVER_IP)
         self.net = Network(seed=seed, segments=segments)
-        self.trace: list[dict[str, Any]] = []
+        self.trace: list[TraceRecord] = []
         self.wire: list[WireEvent] = []
         base = config or TcpConfig()
         self.client = Stack(self.client_ip, config=client_config or base, isn=client_isn,
@@ -179,11 +180,13 @@ class Scenario:
         duplicate, a stray segment).
         """
         seg = _decode(packet)
-        rec: dict[str, Any] = {"t": self.now, "ev": "net_inject", "conn": None, "why": why,
-                               "src": ip_to_str(_src(packet)), "dst": ip_to_str(_dst(packet))}
+        rec: NetInjectRecord = {"t": self.now, "ev": "net_inject", "conn": None, "why": why,
+                                "src": ip_to_str(_src(packet)),
+                                "dst": ip_to_str(_dst(packet))}
         if seg is not None:
-            rec.update(sport=seg.src_port, dport=seg.dst_port, flags=seg.flags, seq=seg.seq,
-                       ack=seg.ack, len=len(seg.payload), win=seg.window)
+            rec.update({"sport": seg.src_port, "dport": seg.dst_port, "flags": seg.flags,
+                        "seq": seg.seq, "ack": seg.ack, "len": len(seg.payload),
+                        "win": seg.window})
         self.trace.append(rec)
         self.net.inject(packet)
 
@@ -216,7 +219,7 @@ class Scenario:
         return [w for w in self.wire if w.kind == "send" and w.seg is not None
                 and (src is None or w.src == src) and (predicate is None or predicate(w.seg))]
 
-    def records(self, ev: str, **match: Any) -> list[dict[str, Any]]:
+    def records(self, ev: str, **match: Any) -> list[TraceRecord]:
         """Trace records of one kind whose fields equal ``match``."""
         return [r for r in self.trace if r["ev"] == ev
                 and all(r.get(k) == v for k, v in match.items())]
@@ -225,17 +228,19 @@ class Scenario:
              reason: str | None) -> None:
         self.wire.append(WireEvent(now, kind, ip_to_str(src), ip_to_str(dst), _decode(packet),
                                    reason))
-        if kind == "drop" and self.trace is not None:
+        # a drop always has its reason (sim.path); benchmarks set trace to None
+        if kind == "drop" and reason is not None and self.trace is not None:
             seg = _decode(packet)
-            self.trace.append({"t": now, "ev": "net_drop", "conn": None, "reason": reason,
-                               "src": ip_to_str(src), "dst": ip_to_str(dst),
-                               "flags": seg.flags if seg else None,
-                               "seq": seg.seq if seg else None,
-                               "len": len(seg.payload) if seg else None,
-                               "sport": seg.src_port if seg else None,
-                               "dport": seg.dst_port if seg else None,
-                               "ack": seg.ack if seg else None,
-                               "win": seg.window if seg else None})
+            rec: NetDropRecord = {"t": now, "ev": "net_drop", "conn": None, "reason": reason,
+                                  "src": ip_to_str(src), "dst": ip_to_str(dst),
+                                  "flags": seg.flags if seg else None,
+                                  "seq": seg.seq if seg else None,
+                                  "len": len(seg.payload) if seg else None,
+                                  "sport": seg.src_port if seg else None,
+                                  "dport": seg.dst_port if seg else None,
+                                  "ack": seg.ack if seg else None,
+                                  "win": seg.window if seg else None}
+            self.trace.append(rec)
 
 
 def _decode(packet: bytes) -> Segment | None:

@@ -14,6 +14,7 @@ from ..tcp.connection import Connection, Tracer
 from ..tcp.cookies import SynCookies
 from ..tcp.events import Event
 from ..tcp.isn import IsnSource
+from ..trace.schema import DropRecord
 from ..wire.checksum import BytesLike
 from ..wire.ipv6 import addr_to_bytes, endpoint_str
 from ..wire.packet import encode_ipv4_tcp, encode_ipv6_tcp
@@ -112,7 +113,9 @@ class StackBase:
     def _count_drop(self, now: float, reason: str) -> None:
         self.stats["drop_" + reason] += 1
         if self.tracer is not None:
-            self.tracer({"t": now, "ev": "drop", "conn": None, "reason": reason, "concept": ""})
+            rec: DropRecord = {"t": now, "ev": "drop", "conn": None, "reason": reason,
+                               "concept": ""}
+            self.tracer(rec)
 
     def _wake(self, conn: Connection) -> None:
         self._dirty[conn] = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import struct
 
 from ..tcp.states import State
+from ..trace.schema import SegRecord
 from ..wire import icmpv6
 from ..wire.checksum import BytesLike
 from ..wire.errors import WireError
@@ -274,7 +275,9 @@ class DemuxMixin(StackBase):
         self.stats["rst_sent"] += 1
         if self.tracer is not None:
             name = conn_name(dst, seg.dst_port, src, seg.src_port)
-            self.tracer({"t": now, "ev": "seg", "dir": "out", "conn": name, "flags": rst.flags,
-                         "seq": rst.seq, "ack": rst.ack, "len": 0, "win": 0, "mss": None,
-                         "why": why, "state": "CLOSED", "iss": None, "irs": None})
+            rec: SegRecord = {
+                "t": now, "ev": "seg", "dir": "out", "conn": name, "flags": rst.flags,
+                "seq": rst.seq, "ack": rst.ack, "len": 0, "win": 0, "mss": None,
+                "why": why, "state": "CLOSED", "iss": None, "irs": None}
+            self.tracer(rec)
         self._emit_tcp(dst, src, rst)

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import errno
 from collections import deque
+from typing import Literal
 
 from ..tcp import cookies, seq
 from ..tcp.config import TcpConfig
 from ..tcp.connection import Connection
 from ..tcp.states import SYNCHRONIZED, State
+from ..trace.schema import SyncookieRecord
 from ..wire.ipv6 import endpoint_str, is_mapped, unmap
 from ..wire.segment import ACK, RST, SYN, Segment
 from .base import StackBase, conn_name, to_addr
@@ -276,10 +278,12 @@ class ListenersMixin(StackBase):
         return True
 
     def _trace_cookie(self, now: float, local: bytes, src: bytes, seg: Segment,
-                      action: str) -> None:
+                      action: Literal["sent", "validated", "rejected"]) -> None:
         if self.tracer is not None:
-            self.tracer({"t": now, "ev": "syncookie", "action": action, "concept": "C27",
-                         "conn": conn_name(local, seg.dst_port, src, seg.src_port)})
+            rec: SyncookieRecord = {
+                "t": now, "ev": "syncookie", "action": action, "concept": "C27",
+                "conn": conn_name(local, seg.dst_port, src, seg.src_port)}
+            self.tracer(rec)
 
     def _settle_embryonic(self, conn: Connection, lst: Listener) -> None:
         """A half-open connection left SYN-RECEIVED: queue it for accept() at once."""

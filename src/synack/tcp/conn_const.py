@@ -5,8 +5,8 @@ the wire (RFC 9293 §3.7.1, RFC 7323) and from Linux's memory model, ECN codepoi
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
+from ..trace.schema import TraceRecord
 from . import seq
 from .states import State
 
@@ -21,8 +21,8 @@ CE = 0b11
 SKB_STRUCT = 256  # Linux: SKB_DATA_ALIGN(sizeof(struct sk_buff)), part of every truesize
 GSO_MAX_SIZE = 65536  # Linux GSO_LEGACY_MAX_SIZE: the largest skb tcp_sendmsg builds
 
-#: A tracer receives one flat dict per event (see docs/trace.md for the schema).
-Tracer = Callable[[dict[str, Any]], None]
+#: A tracer receives one flat dict per event (docs/trace.md, typed in trace.schema).
+Tracer = Callable[[TraceRecord], None]
 
 S_CLOSED = State.CLOSED
 S_SYN_SENT = State.SYN_SENT

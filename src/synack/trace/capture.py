@@ -34,6 +34,7 @@ from ..wire.ipv4 import ip_to_bytes, ip_to_str
 from ..wire.ipv6 import split_endpoint
 from ..wire.packet import decode_ip_tcp, encode_ip_tcp
 from ..wire.segment import ACK, FIN, RST, SYN, Segment
+from .schema import SegRecord, TimerRecord, TraceRecord
 
 __all__ = [
     "LINKTYPE_RAW",
@@ -225,8 +226,8 @@ def _reverse(name: str) -> str:
     return f"{remote}>{local}"
 
 
-def _seg_key(r: dict[str, Any]) -> _Key:
-    lip, lport, rip, rport = _conn_parts(r["conn"])
+def _seg_key(r: SegRecord) -> _Key:
+    lip, lport, rip, rport = _conn_parts(r["conn"] or "")
     return (lip, lport, rip, rport, r["seq"], r["ack"], r["flags"], r["len"])
 
 
@@ -243,45 +244,45 @@ class Annotator:
     """
 
     def __init__(self) -> None:
-        self._timer: dict[str, dict[str, Any]] = {}
+        self._timer: dict[str, TimerRecord] = {}
         self._trigger: dict[str, str] = {}
         self._last_ack: dict[str, tuple[int, int]] = {}
         self.pending: dict[_Key, deque[str]] = {}
         self.injected: dict[_Key, deque[str]] = {}
 
-    def feed(self, r: dict[str, Any]) -> str | None:
+    def feed(self, r: TraceRecord) -> str | None:
         """Take one record; for an outgoing segment return its comment ('' if plain)."""
-        ev = r.get("ev")
         conn = r.get("conn") or ""
         t = float(r.get("t", 0.0))
-        if ev == "timer":
-            self._timer[conn] = dict(r)
+        if r["ev"] == "timer":
+            self._timer[conn] = r.copy()
             return None
-        if ev == "note" and "out-of-order" in str(r.get("text", "")):
+        if r["ev"] == "note" and "out-of-order" in str(r.get("text", "")):
             self._trigger[conn] = f"{t}:out-of-order data held (C14)"
             return None
-        if ev == "note" and r.get("concept") == "C13":
+        if r["ev"] == "note" and r.get("concept") == "C13":
             self._trigger[conn] = f"{t}:the peer's FIN came again in TIME-WAIT (C13)"
             return None
-        if ev == "drop" and r.get("reason") in ("duplicate", "out_of_window"):
+        if r["ev"] == "drop" and r.get("reason") in ("duplicate", "out_of_window"):
             what = "a duplicate segment" if r["reason"] == "duplicate" else \
                 "an out-of-window segment"
             self._trigger[conn] = f"{t}:answer to {what} (RFC 9293 §3.10.7.4)"
             return None
-        if ev == "net_inject" and r.get("sport") is not None:
+        if r["ev"] == "net_inject" and r.get("sport") is not None:
+            # a TCP packet: sport comes with dport, flags, seq, ack and len (docs/trace.md)
             key = (r["src"], r["sport"], r["dst"], r["dport"], r["seq"], r["ack"], r["flags"],
                    r["len"])
             why = r.get("why") or "injected by the scenario"
             self.injected.setdefault(key, deque()).append(
                 f"injected: not sent by any connection ({why})")
             return None
-        if ev != "seg" or r.get("dir") != "out":
+        if r["ev"] != "seg" or r.get("dir") != "out":
             return None
         comment = self.comment(r, t, conn)
         self.pending.setdefault(_seg_key(r), deque()).append(comment)
         return comment
 
-    def comment(self, r: dict[str, Any], t: float, conn: str) -> str:
+    def comment(self, r: SegRecord, t: float, conn: str) -> str:
         flags, why = r["flags"], r.get("why") or ""
         parts: list[str] = []
         if flags & RST:
@@ -348,7 +349,7 @@ class NetworkCapture:
     list the stacks' tracer appends to; without it packets carry no comments.
     """
 
-    def __init__(self, writer: CaptureWriter, trace: Sequence[dict[str, Any]] | None = None,
+    def __init__(self, writer: CaptureWriter, trace: Sequence[TraceRecord] | None = None,
                  *, point: str = "send", local: Iterable[str] = ()) -> None:
         if point not in ("send", "deliver"):
             raise ValueError(f"point must be 'send' or 'deliver', got {point!r}")
@@ -461,7 +462,7 @@ class NetworkCapture:
 
 
 # --------------------------------------------------------------------- from a trace
-def packets_from_trace(records: Iterable[dict[str, Any]]) -> Iterator[tuple[float, bytes, str]]:
+def packets_from_trace(records: Iterable[TraceRecord]) -> Iterator[tuple[float, bytes, str]]:
     """Rebuild ``(t, ip_packet, comment)`` for every segment a traced connection sent
     (IPv4 or IPv6 by the connection's addresses).
 
@@ -473,22 +474,21 @@ def packets_from_trace(records: Iterable[dict[str, Any]]) -> Iterator[tuple[floa
     ann = Annotator()
     out: list[list[Any]] = []
     for r in records:
-        ev = r.get("ev")
-        if ev == "seg" and r.get("dir") == "out":
+        if r["ev"] == "seg" and r.get("dir") == "out":
             comment = ann.feed(r) or ""
-            lip, lport, rip, rport = _conn_parts(r["conn"])
+            lip, lport, rip, rport = _conn_parts(r["conn"] or "")
             seg = Segment(lport, rport, r["seq"] & MASK, r["ack"] & MASK, r["flags"],
                           r["win"], bytes(r["len"]), mss=r.get("mss"))
             out.append([r["t"], encode_ip_tcp(ip_to_bytes(lip), ip_to_bytes(rip), seg),
                         comment, _packet_key(lip, rip, seg)])
-        elif ev == "net_inject" and r.get("sport") is not None:
+        elif r["ev"] == "net_inject" and r.get("sport") is not None:
             seg = Segment(r["sport"], r["dport"], r["seq"] & MASK, r["ack"] & MASK, r["flags"],
                           r.get("win", 0), bytes(r["len"]))
             why = r.get("why") or "injected by the scenario"
             out.append([r["t"], encode_ip_tcp(ip_to_bytes(r["src"]), ip_to_bytes(r["dst"]), seg),
                         f"injected: not sent by any connection ({why})",
                         _packet_key(r["src"], r["dst"], seg)])
-        elif ev == "net_drop":
+        elif r["ev"] == "net_drop":
             for item in reversed(out):
                 key = item[3]
                 if (key[0] == r.get("src") and key[2] == r.get("dst") and key[4] == r.get("seq")
@@ -503,7 +503,7 @@ def packets_from_trace(records: Iterable[dict[str, Any]]) -> Iterator[tuple[floa
         yield float(t), packet, comment
 
 
-def write_trace_capture(records: Iterable[dict[str, Any]], path: str | Path) -> int:
+def write_trace_capture(records: Iterable[TraceRecord], path: str | Path) -> int:
     """Write :func:`packets_from_trace` to ``path`` (format by suffix); return the count."""
     w = open_capture(path)
     try:

@@ -81,7 +81,6 @@ def _rows(run: Run, max_segments: int) -> list[_Row]:
     rows: list[_Row] = []
     elided = False
     for i, r in enumerate(run.records):
-        ev = r.get("ev")
         t = float(r.get("t", 0.0))
         j = run.rec_seg.get(i)
         if j is not None:
@@ -99,15 +98,16 @@ def _rows(run: Run, max_segments: int) -> list[_Row]:
             continue
         name = r.get("conn") or ""
         host = conn_hosts(name)[0] if name else ""
-        if ev == "state" and host:
+        if r["ev"] == "state" and host:
             rows.append(_Row(t, "state", host, text=str(r["new"])))
-        elif ev == "timer" and host:
-            extra = f" (#{r['retries']})" if r.get("retries") else ""
+        elif r["ev"] == "timer" and host:
+            retries = r.get("retries")
+            extra = f" (#{retries})" if retries else ""
             rows.append(_Row(t, "timer", host, text=f"{timer_name(r['timer'])} fired{extra}"))
-        elif ev == "drop" and host:
+        elif r["ev"] == "drop" and host:
             rows.append(_Row(t, "drop", host,
                              text=f"discarded: {drop_name(str(r.get('reason')))}"))
-        elif ev == "error" and host:
+        elif r["ev"] == "error" and host:
             rows.append(_Row(t, "error", host, text=f"{r.get('errno')}"))
     # Arrivals nobody traced (a stack with no connection, an untraced peer): by time.
     for s in run.segments:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, cast
+
+from .schema import KINDS, TraceRecord
 
 #: The fields each kind of record must have for the narration (docs/trace.md).
 REQUIRED: dict[str, tuple[str, ...]] = {
@@ -23,12 +25,15 @@ _CAPTURE_MAGIC = (b"\x0a\x0d\x0d\x0a", b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4",
                   b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
 
 
-def load_trace(source: str | Path | IO[str]) -> list[dict[str, Any]]:
-    """Read a JSON-lines trace (``--trace FILE``); blank lines are skipped.
+def load_trace(source: str | Path | IO[str]) -> list[TraceRecord]:
+    """Read a JSON-lines trace (``--trace FILE``); blank lines are skipped, and so are
+    records of kinds this version does not know (:data:`~.schema.KINDS`), which no
+    reader could use.
 
     ValueError, with a line number, for anything that is not a trace: a packet
     capture, a binary file, a line that is not JSON or a record without the fields
-    its kind needs (:data:`REQUIRED`)."""
+    its kind needs (:data:`REQUIRED`).  Only those are checked: a reader takes any
+    other field with ``.get()`` (an older trace may lack it)."""
     if isinstance(source, str | Path):
         with open(source, "rb") as raw:
             head = raw.read(4)
@@ -43,7 +48,7 @@ def load_trace(source: str | Path | IO[str]) -> list[dict[str, Any]]:
             except UnicodeDecodeError:
                 raise ValueError("not a text file: a trace is JSON lines, as written by "
                                  "--trace") from None
-    out = []
+    out: list[TraceRecord] = []
     for n, line in enumerate(source, 1):
         line = line.strip()
         if not line:
@@ -60,5 +65,7 @@ def load_trace(source: str | Path | IO[str]) -> list[dict[str, Any]]:
         if missing:
             raise ValueError(f"line {n}: a {rec['ev']!r} record without "
                              f"{', '.join(repr(k) for k in missing)} (see docs/trace.md)")
-        out.append(rec)
+        if isinstance(rec["ev"], str) and rec["ev"] in KINDS:
+            # A kind this version knows, with the fields the readers index.
+            out.append(cast(TraceRecord, rec))
     return out

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import statistics
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..tcp.seq import MASK
 from ..wire.ipv6 import conn_hosts
 from ..wire.segment import ACK, FIN, RST, SYN
+from .schema import TraceRecord
 from .segment import seg_label
 from .words import CONCEPT_ID
 
@@ -29,22 +30,23 @@ def reverse(name: str) -> str:
     return f"{remote}>{local}"
 
 
-def guess_roles(records: Iterable[dict[str, Any]]) -> dict[str, str]:
+def guess_roles(records: Iterable[TraceRecord]) -> dict[str, str]:
     """IP -> "client"/"server": the first active opener is the client."""
     roles: dict[str, str] = {}
     ips: list[str] = []
     for r in records:
         name = r.get("conn")
-        if r.get("ev") == "open" and name:
+        if r["ev"] == "open" and name:
             lip, rip = conn_ips(name)
             if not roles:
                 if r.get("mode") == "active":
                     roles = {lip: "client", rip: "server"}
                 else:
                     roles = {rip: "client", lip: "server"}
-        for key in ("src", "dst"):
-            if r.get(key) and r[key] not in ips:
-                ips.append(r[key])
+        if r["ev"] == "net_drop" or r["ev"] == "net_inject":
+            for ip in (r.get("src"), r.get("dst")):
+                if ip and ip not in ips:
+                    ips.append(ip)
         if name:
             for ip in conn_ips(name):
                 if ip not in ips:
@@ -136,7 +138,7 @@ class Seg:
 class Run:
     """A trace, analysed: hosts (IP -> role), segments and the records themselves."""
 
-    records: list[dict[str, Any]]
+    records: list[TraceRecord]
     roles: dict[str, str]
     hosts: list[str]
     segments: list[Seg]
@@ -153,8 +155,9 @@ class Run:
         """Every concept ID that the records or the narration mention, sorted."""
         found: set[str] = set()
         for r in self.records:
+            fields: Mapping[str, object] = r  # any kind: the text fields some kinds have
             for key in ("concept", "why", "text"):
-                v = r.get(key)
+                v = fields.get(key)
                 if isinstance(v, str):
                     found.update(f"C{m}" for m in CONCEPT_ID.findall(v))
         for s in self.segments:
@@ -196,18 +199,25 @@ class _Host:
                 "ssthresh": self.ssthresh, "srtt": self.srtt, "rto": self.rto}
 
 
-def rebase(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+def rebase(records: Iterable[TraceRecord]) -> list[TraceRecord]:
     """The records with times counted from the command's start when the trace comes
     from a real link (its first record is ``{"ev": "run", "clock": "wall"}`` at the
     start, on the event loop's clock); a simulator's trace is returned as it is."""
     recs = list(records)
-    if recs and recs[0].get("ev") == "run" and recs[0].get("clock") == "wall":
+    if recs and recs[0]["ev"] == "run" and recs[0].get("clock") == "wall":
         t0 = float(recs[0]["t"])
-        return [dict(r, t=float(r["t"]) - t0) for r in recs]
+        return [_shifted(r, t0) for r in recs]
     return recs
 
 
-def analyze(records: Iterable[dict[str, Any]], roles: dict[str, str] | None = None) -> Run:
+def _shifted(r: TraceRecord, t0: float) -> TraceRecord:
+    """A copy of ``r`` at ``t - t0``."""
+    out = r.copy()
+    out["t"] = float(r["t"]) - t0
+    return out
+
+
+def analyze(records: Iterable[TraceRecord], roles: dict[str, str] | None = None) -> Run:
     """Match sends, arrivals, losses and injections; compute relative numbers and snapshots."""
     recs = rebase(records)
     roles = dict(roles) if roles else guess_roles(recs)
@@ -235,9 +245,8 @@ def analyze(records: Iterable[dict[str, Any]], roles: dict[str, str] | None = No
 
     # Pass 1: segments, arrivals, losses.
     for i, r in enumerate(recs):
-        ev = r.get("ev")
         name = r.get("conn") or ""
-        if ev == "open" and name:
+        if r["ev"] == "open" and name:
             isn[name] = (r.get("iss"), r.get("irs"))
             lip, rip = conn_ips(name)
             host(lip)
@@ -252,7 +261,7 @@ def analyze(records: Iterable[dict[str, Any]], roles: dict[str, str] | None = No
                     segs[j].t_arrive = r["t"]
                     segs[j].arrive_rec = i
                     rec_seg[i] = j
-        elif ev == "seg":
+        elif r["ev"] == "seg":
             lip, rip = conn_ips(name)
             host(lip)
             host(rip)
@@ -291,7 +300,8 @@ def analyze(records: Iterable[dict[str, Any]], roles: dict[str, str] | None = No
                         s.t = segs[orig].t
                     j = s.index
                 rec_seg[i] = j
-        elif ev == "net_inject" and r.get("sport") is not None:
+        elif r["ev"] == "net_inject" and r.get("sport") is not None:
+            # a TCP packet: sport comes with dport, flags, seq, ack and len (docs/trace.md)
             host(r["src"])
             host(r["dst"])
             name_out = f"{r['src']}:{r['sport']}>{r['dst']}:{r['dport']}"
@@ -302,7 +312,7 @@ def analyze(records: Iterable[dict[str, Any]], roles: dict[str, str] | None = No
             rec_seg[i] = s.index
             injected.setdefault((reverse(name_out), r["seq"], r["ack"], r["flags"], r["len"]),
                                 deque()).append(s.index)
-        elif ev == "net_drop":
+        elif r["ev"] == "net_drop":
             for s in reversed(segs):
                 if (s.lost is None and s.t_arrive is None and s.src == r.get("src")
                         and s.dst == r.get("dst") and s.seq == r.get("seq")
@@ -345,14 +355,17 @@ def analyze(records: Iterable[dict[str, Any]], roles: dict[str, str] | None = No
     return Run(recs, roles, hosts, segs, rec_seg, snapshots)
 
 
-def window_shifts(records: Iterable[dict[str, Any]]) -> dict[str, int]:
+def window_shifts(records: Iterable[TraceRecord]) -> dict[str, int]:
     """Per sending connection name, the window scale shift in force (RFC 7323 §2.2):
     the shift it announced on its SYN, if both SYNs carried the option."""
     announced: dict[str, int] = {}
     for r in records:
-        if r.get("ev") == "seg" and r.get("wscale") is not None and r["flags"] & SYN:
-            name = r["conn"] if r.get("dir") == "out" else reverse(r["conn"])
-            announced[name] = int(r["wscale"])
+        if r["ev"] != "seg":
+            continue
+        wscale, conn = r.get("wscale"), r["conn"]
+        if wscale is not None and r["flags"] & SYN and conn is not None:
+            name = conn if r.get("dir") == "out" else reverse(conn)
+            announced[name] = int(wscale)
     return {n: v for n, v in announced.items() if reverse(n) in announced}
 
 
@@ -366,14 +379,15 @@ def _pop(table: dict[Any, deque[int]], key: Any) -> int | None:
     return j
 
 
-def _snapshots(recs: list[dict[str, Any]], segs: list[Seg], rec_seg: dict[int, int],
+def _snapshots(recs: list[TraceRecord], segs: list[Seg], rec_seg: dict[int, int],
                hosts: list[str], shifts: dict[str, int]) -> list[dict[str, dict[str, Any]]]:
     state = {ip: _Host() for ip in hosts}
     for r in recs:  # a host starts in the state its first transition leaves (LISTEN)
-        if r.get("ev") == "state" and r.get("conn"):
-            h = state.get(conn_ips(r["conn"])[0])
+        conn = r.get("conn")
+        if r["ev"] == "state" and conn:
+            h = state.get(conn_ips(conn)[0])
             if h is not None and not h.conn:
-                h.state, h.conn = r["old"], r["conn"]
+                h.state, h.conn = r["old"], conn
     for h in state.values():
         h.conn = ""
     high: dict[str, int] = {}
@@ -381,25 +395,24 @@ def _snapshots(recs: list[dict[str, Any]], segs: list[Seg], rec_seg: dict[int, i
     out: list[dict[str, dict[str, Any]]] = []
     for i, r in enumerate(recs):
         name = r.get("conn") or ""
-        ev = r.get("ev")
-        if name and ev in ("state", "seg", "open", "cc", "rtt"):
+        if name and r["ev"] in ("state", "seg", "open", "cc", "rtt"):
             lip = conn_ips(name)[0]
             h = state.get(lip)
             if h is not None:
-                if ev == "state":
+                if r["ev"] == "state":
                     h.state = r["new"]
                     h.conn = name
-                elif ev == "open":
+                elif r["ev"] == "open":
                     h.conn = name
                     h.flight = 0
                     h.cwnd = h.ssthresh = None
                     high.pop(name, None)
                     acked.pop(name, None)
-                elif ev == "cc":
+                elif r["ev"] == "cc":
                     h.cwnd, h.ssthresh = r.get("cwnd"), r.get("ssthresh")
-                elif ev == "rtt":
+                elif r["ev"] == "rtt":
                     h.srtt, h.rto = r.get("srtt"), r.get("rto")
-                elif ev == "seg" and r.get("iss") is not None:
+                elif r["ev"] == "seg" and r.get("iss") is not None:
                     syn = r["flags"] & SYN
                     if r["dir"] == "out":
                         h.rcv_wnd = r["win"] if syn else r["win"] << shifts.get(name, 0)

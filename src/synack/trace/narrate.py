@@ -19,11 +19,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from ..tcp.seq import MASK
 from ..wire.segment import ACK, FIN, PSH, RST, SYN, flags_str
 from .model import Run, Seg, analyze, conn_ips
+from .schema import (
+    CaStateRecord,
+    CcRecord,
+    DropRecord,
+    NetDropRecord,
+    NoteRecord,
+    SegRecord,
+    TimerRecord,
+    TraceRecord,
+)
 from .words import (
     CA_SHORT,
     CA_TEXT,
@@ -83,7 +92,8 @@ class Explainer:
         self.run = run
         self.absolute = absolute
         self.verbose = verbose
-        self._timer: dict[str, dict[str, Any]] = {}
+        #: per connection, the last timer that fired: (record index, record)
+        self._timer: dict[str, tuple[int, TimerRecord]] = {}
         self._seen_fin: set[str] = set()
         self._last_ack: dict[str, tuple[int, int]] = {}
         self._trigger: dict[str, tuple[float, str]] = {}
@@ -93,7 +103,7 @@ class Explainer:
         self._loss_cause: dict[str, str] = {}
         self._syn_again: set[str] = set()
         self._timer_used: set[int] = set()
-        self._has_ca_state = any(r.get("ev") == "ca_state" for r in run.records)
+        self._has_ca_state = any(r["ev"] == "ca_state" for r in run.records)
 
     def steps(self) -> Iterator[Step]:
         run = self.run
@@ -102,30 +112,29 @@ class Explainer:
             if step is not None:
                 yield step
 
-    def _who(self, r: dict[str, Any]) -> str:
+    def _who(self, r: TraceRecord) -> str:
         name = r.get("conn")
-        if r.get("ev") in ("lab",):
+        if r["ev"] == "lab":
             return "lab"
-        if r.get("ev") in ("net_drop", "net_inject"):
+        if r["ev"] in ("net_drop", "net_inject"):
             return "network"
         if not name:
             return "stack"
         return self.run.role(conn_ips(name)[0])
 
-    def step(self, i: int, r: dict[str, Any]) -> Step | None:
-        ev = r.get("ev")
+    def step(self, i: int, r: TraceRecord) -> Step | None:
         t = float(r.get("t", 0.0))
         who = self._who(r)
         name = r.get("conn") or ""
-        if ev == "seg":
+        if r["ev"] == "seg":
             j = self.run.rec_seg.get(i)
             if j is None:
                 return None
             s = self.run.segments[j]
             if r.get("dir") == "out":
                 return self._seg_out(s, i, t, who)
-            return self._seg_in(s, i, r, t, who)
-        if ev == "state":
+            return self._seg_in(s, i, t, who)
+        if r["ev"] == "state":
             key = (r["old"], r["new"])
             text, rfc = STATE_TEXT.get(key, ("", ""))
             if key in (("ESTABLISHED", "FIN-WAIT-1"), ("CLOSE-WAIT", "LAST-ACK"),
@@ -143,41 +152,42 @@ class Explainer:
                 concepts += ["C26", "C27"] if self._stray_syn(i) else []
             return Step(t, who, "state", f"state {r['old']} -> {r['new']}", text, concepts,
                         rfc, rec=i)
-        if ev == "timer":
-            self._timer[name] = dict(r, _i=i)
+        if r["ev"] == "timer":
+            self._timer[name] = (i, r)
             text, rfc = TIMER_TEXT.get(r["timer"], (f"{r['timer']} timer", ""))
             extra = ""
-            if "retries" in r:
-                extra = f" (attempt {r['retries']}, next timeout {r['rto']:g}s)"
+            retries, rto = r.get("retries"), r.get("rto")
+            if retries is not None and rto is not None:
+                extra = f" (attempt {retries}, next timeout {rto:g}s)"
             concepts = [r["concept"]] if r.get("concept") else []
             if r["timer"] == "rto" and r.get("concept") == "C17":
                 text = "retransmission timer expired: our SYN/FIN was not acknowledged; " \
                     "resend it and double RTO"
             return Step(t, who, "timer", f"{timer_name(r['timer'])} fired{extra}", text,
                         concepts, rfc, rec=i)
-        if ev == "timer_set":
+        if r["ev"] == "timer_set":
             if not self.verbose:
                 return None
             at = r.get("at")
             when = f" for t={at:.4f}s" if isinstance(at, int | float) else ""
             return Step(t, who, "timer", f"{timer_name(str(r.get('timer')))} set{when}",
                         "", [], "", rec=i)
-        if ev == "rtt":
+        if r["ev"] == "rtt":
             return Step(t, who, "rtt", f"RTT sample {r['sample'] * 1000:.1f} ms",
                         f"SRTT {r['srtt'] * 1000:.1f} ms, RTTVAR {r['rttvar'] * 1000:.1f} ms, "
                         f"so RTO = SRTT + 4*RTTVAR (at least 1 s) = {r['rto']:.3f}s",
                         ["C2"], "RFC 6298 §2, §3 (Karn: never from a retransmission)", rec=i)
-        if ev == "cc":
+        if r["ev"] == "cc":
             if isinstance(r.get("cwnd"), int):
                 self._cwnd[name] = r["cwnd"]
             return self._cc(r, i, t, who)
-        if ev == "cwnd":
+        if r["ev"] == "cwnd":
             if isinstance(r.get("cwnd"), int):
                 self._cwnd[name] = r["cwnd"]
             return None
-        if ev == "ca_state":
+        if r["ev"] == "ca_state":
             return self._ca_state(r, i, t, who, name)
-        if ev == "drop":
+        if r["ev"] == "drop":
             self._note_trigger(r, t, name)
             reason = str(r.get("reason") or "")
             text, concept, rfc = DROP_TEXT.get(reason, (reason.replace("_", " "), "", ""))
@@ -186,7 +196,7 @@ class Explainer:
                 self._syn_again.add(name)
             return Step(t, who, "drop", f"discarded incoming segment: {drop_name(reason)}",
                         text, concepts, rfc, rec=i)
-        if ev == "note":
+        if r["ev"] == "note":
             self._note_trigger(r, t, name)
             text = note_words(str(r.get("text") or ""))
             concepts = [r["concept"]] if r.get("concept") else _concepts_in(text)
@@ -200,13 +210,13 @@ class Explainer:
             elif "window opened" in text:
                 rfc = "RFC 9293 §3.8.6"
             return Step(t, who, "note", text, "", concepts, rfc, rec=i)
-        if ev == "error":
+        if r["ev"] == "error":
             return Step(t, who, "error", f"ERROR {r['errno']}: {r['message']}",
                         "the application gets a clear error: TCP is reliable, not infallible",
                         ["C3"], "RFC 9293 §3.8.3", rec=i)
-        if ev == "net_drop":
+        if r["ev"] == "net_drop":
             return self._net_drop(r, i, t)
-        if ev == "net_inject":
+        if r["ev"] == "net_inject":
             j = self.run.rec_seg.get(i)
             if j is None:
                 return None
@@ -217,11 +227,11 @@ class Explainer:
                         "(not sent by any connection)",
                         f"a stray packet: {s.injected}", concepts, "RFC 9293 §3.4",
                         seg=j, rec=i)
-        if ev == "lab":
+        if r["ev"] == "lab":
             text = str(r.get("text") or "")
             concepts = list(r.get("concepts") or []) or _concepts_in(text)
             return Step(t, "lab", "lab", text, "", concepts, str(r.get("rfc") or ""), rec=i)
-        if ev == "open":
+        if r["ev"] == "open":
             iss = r.get("iss")
             mode = r.get("mode")
             text = (f"{mode} open: ISS {iss} chosen by RFC 6528 (4 µs clock + keyed hash of "
@@ -238,7 +248,7 @@ class Explainer:
         before = 0
         fin_seen = False
         for r in self.run.records[i + 1:]:
-            if r.get("ev") != "seg" or r.get("conn") != name or r.get("dir") != "out":
+            if r["ev"] != "seg" or r.get("conn") != name or r.get("dir") != "out":
                 continue
             if r["flags"] & FIN:
                 fin_seen = True
@@ -264,21 +274,20 @@ class Explainer:
         recs = self.run.records
         t = recs[i].get("t")
         rack = False
-        acks: list[dict[str, Any]] = []
+        acks: list[SegRecord] = []
         edge: float | None = None
         for r in reversed(recs[:i]):
             if r.get("conn") != name:
                 continue
-            ev = r.get("ev")
             if edge is not None and r.get("t") != edge:
                 break
-            if ev == "timer" and r.get("timer") == "rack_reorder" and r.get("t") == t \
+            if r["ev"] == "timer" and r.get("timer") == "rack_reorder" and r.get("t") == t \
                     and not acks:
                 rack = True
-            elif ev == "seg" and r.get("dir") == "in" and not r["len"] \
+            elif r["ev"] == "seg" and r.get("dir") == "in" and not r["len"] \
                     and not r["flags"] & (SYN | FIN | RST):
                 acks.append(r)
-            elif ev == "ca_state" and r.get("new") in ("Disorder", "Open"):
+            elif r["ev"] == "ca_state" and r.get("new") in ("Disorder", "Open"):
                 edge = r.get("t")  # the ACK that started it came at the same moment
         # The ACK that moved Open -> Disorder may have advanced the cumulative ACK; the
         # others repeat it.  Count the ones that carried news of later data.
@@ -297,7 +306,7 @@ class Explainer:
                     "unacknowledged a reordering window after later data was acknowledged")
         return what
 
-    def _ca_state(self, r: dict[str, Any], i: int, t: float, who: str, name: str) -> Step:
+    def _ca_state(self, r: CaStateRecord, i: int, t: float, who: str, name: str) -> Step:
         """A move of the sender's loss state (Linux tcp_ca_state), narrated from its
         record: which states, what triggered it, and what it did to cwnd."""
         old, new, trig = str(r["old"]), str(r["new"]), str(r["trigger"])
@@ -346,25 +355,25 @@ class Explainer:
         recs = self.run.records
         for k in range(i - 1, max(i - 6, -1), -1):
             r = recs[k]
-            if r.get("ev") == "open" and r.get("mode") == "passive":
+            if r["ev"] == "open" and r.get("mode") == "passive":
                 j = self.run.rec_seg.get(k)
                 return j is not None and self.run.segments[j].injected is not None
         return False
 
-    def _note_trigger(self, r: dict[str, Any], t: float, name: str) -> None:
-        if r.get("ev") == "note" and "out-of-order" in str(r.get("text")):
+    def _note_trigger(self, r: NoteRecord | DropRecord, t: float, name: str) -> None:
+        if r["ev"] == "note" and "out-of-order" in str(r.get("text")):
             self._trigger[name] = (t, "out-of-order data arrived beyond a hole (C14)")
-        elif r.get("ev") == "drop" and r.get("reason") in ("duplicate", "out_of_window"):
+        elif r["ev"] == "drop" and r.get("reason") in ("duplicate", "out_of_window"):
             self._trigger[name] = (t, f"answer to a {r['reason'].replace('_', '-')} "
                                    "segment")
 
-    def _cc(self, r: dict[str, Any], i: int, t: float, who: str) -> Step | None:
+    def _cc(self, r: CcRecord, i: int, t: float, who: str) -> Step | None:
         event = r.get("event")
         if self._has_ca_state and not self.verbose:
             return None  # the loss-state moves (ca_state records) tell it, from the trace
         head = f"congestion: {event} cwnd={r.get('cwnd')}"
         if "ssthresh" in r:  # not on BBR's state records (trace.schema.CcRecord)
-            head += f" ssthresh={r['ssthresh']}"
+            head += f" ssthresh={r.get('ssthresh')}"
         if event == "bbr_state":
             head += f" BBR {r.get('old')} → {r.get('new')}"
         if event == "fast_retransmit":
@@ -392,7 +401,7 @@ class Explainer:
             return None
         return Step(t, who, "cc", head, "", [], "RFC 5681 §3.1", rec=i)
 
-    def _net_drop(self, r: dict[str, Any], i: int, t: float) -> Step:
+    def _net_drop(self, r: NetDropRecord, i: int, t: float) -> Step:
         src = self.run.role(str(r.get("src")))
         dst = self.run.role(str(r.get("dst")))
         flags = r.get("flags")
@@ -427,7 +436,7 @@ class Explainer:
                     f"the network lost this {kind}: {after}",
                     concepts, "RFC 9293 §3.8.1", seg=j, rec=i)
 
-    def _seg_in(self, s: Seg, i: int, r: dict[str, Any], t: float, who: str) -> Step | None:
+    def _seg_in(self, s: Seg, i: int, t: float, who: str) -> Step | None:
         src = self.run.role(s.src)
         if s.injected is not None:
             return Step(t, who, "seg_in", f"<- {src:<7} {s.label(self.absolute)}  (stray)",
@@ -455,11 +464,11 @@ class Explainer:
     def segment_meaning(self, s: Seg, t: float) -> tuple[str, list[str], str]:
         """What the segment is and why it was sent: (text, concept IDs, RFC sections)."""
         f, why, conn = s.flags, s.why, s.conn
-        timer = self._timer.get(conn)
+        timer_i, timer = self._timer.get(conn, (-1, None))
         fired = (timer is not None and timer.get("t") == t
-                 and timer.get("_i") not in self._timer_used)
+                 and timer_i not in self._timer_used)
         if fired and timer is not None and why.startswith("retransmit"):
-            self._timer_used.add(timer.get("_i", -1))  # one timer, one retransmission
+            self._timer_used.add(timer_i)  # one timer, one retransmission
         retr = why.startswith("retransmit")
         if f & RST:
             c = _concepts_in(why)
@@ -495,7 +504,7 @@ class Explainer:
                     reason = ("the peer repeated its SYN, so it never got a SYN-ACK: answer "
                               "that SYN again")
                     if fired and timer is not None:
-                        self._timer_used.discard(timer.get("_i", -1))
+                        self._timer_used.discard(timer_i)
                 elif fired and timer is not None:
                     n = f" (attempt {timer.get('retries')})"
                     reason = "its retransmission timer fired"
@@ -681,7 +690,7 @@ def _count_words(n: int) -> str:
     return ("no", "one", "two", "three", "four", "five")[n] if 0 <= n <= 5 else str(n)
 
 
-def explain(records: Iterable[dict[str, Any]], roles: dict[str, str] | None = None, *,
+def explain(records: Iterable[TraceRecord], roles: dict[str, str] | None = None, *,
             absolute: bool = False, verbose: bool = False) -> tuple[Run, list[Step]]:
     """Analyse and narrate a trace; returns the run and its steps."""
     run = analyze(records, roles)
@@ -689,7 +698,7 @@ def explain(records: Iterable[dict[str, Any]], roles: dict[str, str] | None = No
     return run, list(ex.steps())
 
 
-def loss_story(records: Iterable[dict[str, Any]], roles: dict[str, str] | None = None
+def loss_story(records: Iterable[TraceRecord], roles: dict[str, str] | None = None
                ) -> dict[str, tuple[list[str], list[str]]]:
     """Per host role, the loss states its sender went through (from the ``ca_state``
     records, in order, starting with the first ``old``) and what decided each loss,
@@ -699,24 +708,25 @@ def loss_story(records: Iterable[dict[str, Any]], roles: dict[str, str] | None =
     ex = Explainer(run)
     story: dict[str, tuple[list[str], list[str]]] = {}
     for i, r in enumerate(run.records):
-        if r.get("ev") != "ca_state":
-            if r.get("ev") in ("cwnd", "cc"):
+        if r["ev"] != "ca_state":
+            if r["ev"] in ("cwnd", "cc"):
                 ex.step(i, r)
             continue
-        who = run.role(conn_ips(r["conn"])[0])
+        conn = r["conn"] or ""  # always a connection's (the loader checks)
+        who = run.role(conn_ips(conn)[0])
         states, causes = story.setdefault(who, ([str(r["old"])], []))
         ex.step(i, r)
         for state in (str(r["old"]), str(r["new"])):
             if states[-1] != state:
                 states.append(state)
         if r["trigger"] == "loss_marked":
-            causes.append(ex._loss_cause.get(r["conn"], ""))
+            causes.append(ex._loss_cause.get(conn, ""))
         elif r["trigger"] == "rto":
             causes.append("the retransmission timer expired")
     return story
 
 
-def render(records: Iterable[dict[str, Any]], roles: dict[str, str] | None = None, *,
+def render(records: Iterable[TraceRecord], roles: dict[str, str] | None = None, *,
            absolute: bool = False, verbose: bool = False) -> list[str]:
     """The explained timeline as text lines (a step may span two lines)."""
     _, steps = explain(records, roles, absolute=absolute, verbose=verbose)

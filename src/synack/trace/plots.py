@@ -119,20 +119,20 @@ def congestion_series(run: Run) -> list[tuple[float, str, int | None, int | None
     from ``cc`` records and data segments sent with a ``cwnd`` field (older traces);
     ssthresh is carried forward."""
     out: list[tuple[float, str, int | None, int | None]] = []
-    if any(r.get("ev") == "cwnd" for r in run.records):
+    if any(r["ev"] == "cwnd" for r in run.records):
         return [(float(r["t"]), str(r.get("conn")), r.get("cwnd"), r.get("ssthresh"))
-                for r in run.records if r.get("ev") == "cwnd"]
+                for r in run.records if r["ev"] == "cwnd"]
     ssthresh: dict[str, int | None] = {}
     for r in run.records:
-        ev = r.get("ev")
         conn = str(r.get("conn"))
-        if ev == "cc":
+        if r["ev"] == "cc":
             ssthresh[conn] = r.get("ssthresh")
             out.append((float(r["t"]), conn, r.get("cwnd"), r.get("ssthresh")))
-        elif ev == "seg" and r.get("dir") == "out" and r.get("cwnd") is not None:
-            if out and out[-1][1] == conn and out[-1][2] == r["cwnd"]:
+        elif r["ev"] == "seg" and r.get("dir") == "out":
+            cwnd = r.get("cwnd")
+            if cwnd is None or (out and out[-1][1] == conn and out[-1][2] == cwnd):
                 continue
-            out.append((float(r["t"]), conn, r["cwnd"], ssthresh.get(conn)))
+            out.append((float(r["t"]), conn, cwnd, ssthresh.get(conn)))
     return out
 
 
@@ -140,12 +140,14 @@ def rtt_series(run: Run) -> list[tuple[float, str, str, float | None, float | No
     """(t, conn, kind, sample, srtt, rto): RTT samples, and RTO after each backoff."""
     out: list[tuple[float, str, str, float | None, float | None, float]] = []
     for r in run.records:
-        if r.get("ev") == "rtt":
+        if r["ev"] == "rtt":
             out.append((float(r["t"]), str(r.get("conn")), "sample", r.get("sample"),
                         r.get("srtt"), float(r["rto"])))
-        elif r.get("ev") == "timer" and r.get("timer") in ("rto", "persist") and "rto" in r:
-            out.append((float(r["t"]), str(r.get("conn")), f"{r['timer']}_backoff", None, None,
-                        float(r["rto"])))
+        elif r["ev"] == "timer" and r.get("timer") in ("rto", "persist"):
+            rto = r.get("rto")
+            if rto is not None:
+                out.append((float(r["t"]), str(r.get("conn")), f"{r['timer']}_backoff", None,
+                            None, float(rto)))
     return out
 
 
@@ -163,12 +165,15 @@ def rate_series(run: Run) -> list[RateRow]:
     changes; rates in bytes/s, BBR fields None for other algorithms."""
     out: list[RateRow] = []
     for r in run.records:
-        ev = r.get("ev")
-        if ev == "rate" or (ev == "cc" and r.get("event") == "bbr_state"):
-            out.append((float(r["t"]), str(r.get("conn")), float(r.get("delivery_rate") or 0),
-                        float(r.get("pacing_rate") or 0), bool(r.get("app_limited")),
-                        r.get("bbr_state") or r.get("new"), r.get("bbr_max_bw"),
-                        r.get("bbr_bw"), r.get("bbr_min_rtt")))
+        if r["ev"] == "rate":
+            state, app_limited = r.get("bbr_state") or None, bool(r.get("app_limited"))
+        elif r["ev"] == "cc" and r.get("event") == "bbr_state":
+            state, app_limited = r.get("bbr_state") or r.get("new"), False
+        else:
+            continue
+        out.append((float(r["t"]), str(r.get("conn")), float(r.get("delivery_rate") or 0),
+                    float(r.get("pacing_rate") or 0), app_limited, state,
+                    r.get("bbr_max_bw"), r.get("bbr_bw"), r.get("bbr_min_rtt")))
     return out
 
 

@@ -25,6 +25,7 @@ from .diagram import render_svg
 from .model import Run, analyze, conn_ips
 from .narrate import Explainer, Step
 from .plots import NO_MATPLOTLIB, csv_texts, cwnd_rtt_png, matplotlib_available, timeseq_png
+from .schema import TraceRecord
 
 CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:0;color:#222;background:#fafafa}
@@ -148,8 +149,8 @@ UNTRACED = {"state": "not traced (its own stack)"}
 
 def traced_hosts(run: Run) -> set[str]:
     """The hosts whose own stack wrote records (the others are only seen on the wire)."""
-    return {conn_ips(r["conn"])[0] for r in run.records
-            if r.get("conn") and r.get("ev") in ("open", "state", "seg", "timer")}
+    return {conn_ips(conn)[0] for r in run.records
+            if (conn := r.get("conn")) and r["ev"] in ("open", "state", "seg", "timer")}
 
 
 def _step_data(run: Run, steps: list[Step], absolute: bool = False) -> list[dict[str, Any]]:
@@ -175,7 +176,7 @@ def _step_data(run: Run, steps: list[Step], absolute: bool = False) -> list[dict
 def clock_words(run: Run) -> str:
     """How to read the trace's times: virtual (simulator) or measured on a real link."""
     for r in run.records:
-        if r.get("ev") == "run" and r.get("clock") == "wall":
+        if r["ev"] == "run" and r.get("clock") == "wall":
             return "measured (seconds since the command started)"
     return "virtual time"
 
@@ -198,7 +199,7 @@ def _plots_html(run: Run) -> str:
     return f"<p>{escape(NO_MATPLOTLIB)}.</p><p>Data: {' · '.join(links)}</p>"
 
 
-def render_report(records: Iterable[dict[str, Any]], *, roles: dict[str, str] | None = None,
+def render_report(records: Iterable[TraceRecord], *, roles: dict[str, str] | None = None,
                   title: str = "synack report", absolute: bool = False) -> str:
     """The whole page as one HTML string."""
     run = analyze(records, roles)
@@ -259,7 +260,7 @@ def render_report(records: Iterable[dict[str, Any]], *, roles: dict[str, str] | 
 """
 
 
-def write_report(records: Iterable[dict[str, Any]], path: str | Path, **kw: Any) -> Path:
+def write_report(records: Iterable[TraceRecord], path: str | Path, **kw: Any) -> Path:
     """Render :func:`render_report` into ``path``; returns the path."""
     p = Path(path)
     p.write_text(render_report(records, **kw), encoding="utf-8")

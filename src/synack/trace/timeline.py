@@ -13,10 +13,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from ..wire.ipv6 import conn_hosts
 from ..wire.segment import ACK, FIN, RST, SYN, flags_str
+from .schema import SegRecord, TraceRecord
 from .segment import seg_label
 from .words import CA_SHORT, drop_name, net_drop_words, note_words, timer_name
 
@@ -53,19 +53,18 @@ class Timeline:
         self._isn: dict[str, tuple[int | None, int | None]] = {}
         self._seen_fin: set[str] = set()
 
-    def lines(self, records: Iterable[dict[str, Any]]) -> Iterator[Line]:
+    def lines(self, records: Iterable[TraceRecord]) -> Iterator[Line]:
         for r in records:
             line = self.line(r)
             if line is not None:
                 yield line
 
-    def line(self, r: dict[str, Any]) -> Line | None:
-        ev = r["ev"]
+    def line(self, r: TraceRecord) -> Line | None:
         t = float(r["t"])
         who = self._who(r.get("conn"))
-        if ev == "seg":
+        if r["ev"] == "seg":
             return self._segment(r, t, who)
-        if ev == "state":
+        if r["ev"] == "state":
             why = str(r.get("why") or "")
             # The close is recorded when the application asks; the FIN itself leaves after
             # the data queued before it (the segment lines show when).
@@ -73,43 +72,45 @@ class Timeline:
                          why)
             return Line(t, who, f"state {r['old']} -> {r['new']}: {why}",
                         r.get("concept", ""), "state")
-        if ev == "net_drop":
+        if r["ev"] == "net_drop":
             src = self.roles.get(r["src"], r["src"])
             dst = self.roles.get(r["dst"], r["dst"])
-            flags = flags_str(r["flags"]) if r.get("flags") is not None else "?"
+            bits = r.get("flags")
+            flags = flags_str(bits) if bits is not None else "?"
             return Line(t, "network", f"LOST {src} -> {dst} [{flags}] len={r.get('len')} "
                         f"({net_drop_words(r.get('reason'))})", "", "net_drop")
-        if ev == "timer":
+        if r["ev"] == "timer":
             extra = ""
-            if "retries" in r:
-                extra = f" (attempt {r['retries']}, next timeout {r['rto']:.3f}s)"
+            retries, rto = r.get("retries"), r.get("rto")
+            if retries is not None and rto is not None:
+                extra = f" (attempt {retries}, next timeout {rto:.3f}s)"
             return Line(t, who, f"{timer_name(r['timer'])} fired{extra}", r.get("concept", ""),
                         "timer")
-        if ev == "rtt":
+        if r["ev"] == "rtt":
             return Line(t, who, f"RTT sample {r['sample'] * 1000:.1f} ms -> SRTT "
                         f"{r['srtt'] * 1000:.1f} ms, RTTVAR {r['rttvar'] * 1000:.1f} ms, "
                         f"RTO {r['rto']:.3f}s", "C2", "rtt")
-        if ev == "drop":
+        if r["ev"] == "drop":
             return Line(t, who, f"discarded incoming segment: {drop_name(r['reason'])}",
                         r.get("concept", ""), "drop")
-        if ev == "note":
+        if r["ev"] == "note":
             return Line(t, who, note_words(r["text"]), r.get("concept", ""), "note")
-        if ev == "ca_state":
+        if r["ev"] == "ca_state":
             move = (f"stays {r['new']}" if r["old"] == r["new"]
                     else f"{r['old']} → {r['new']}")
             short = CA_SHORT.get(r["trigger"], str(r.get("why") or r["trigger"]))
             concept = {"loss_marked": "C18", "rto": "C2", "exit": "C18"}.get(r["trigger"], "")
             return Line(t, who, f"loss state {move}: {short}; cwnd {r.get('cwnd')}", concept,
                         "ca_state")
-        if ev == "error":
+        if r["ev"] == "error":
             return Line(t, who, f"ERROR {r['errno']}: {r['message']}", "C3", "error")
-        if ev == "cc" and self.verbose:
+        if r["ev"] == "cc" and self.verbose:
             # ssthresh is not on BBR's state records (docs/trace.md, trace.schema.CcRecord)
-            extra = f" ssthresh={r['ssthresh']}" if "ssthresh" in r else ""
+            extra = f" ssthresh={r.get('ssthresh')}" if "ssthresh" in r else ""
             if r["event"] == "bbr_state":
                 extra = f" BBR {r.get('old')} → {r.get('new')}"
             return Line(t, who, f"congestion: {r['event']} cwnd={r['cwnd']}{extra}", "", "cc")
-        if ev == "open":
+        if r["ev"] == "open":
             name = r.get("conn") or ""
             self._isn[name] = (r.get("iss"), r.get("irs"))
             if self.verbose:
@@ -122,10 +123,10 @@ class Timeline:
         local = conn_hosts(conn)[0]
         return self.roles.get(local, local)
 
-    def _segment(self, r: dict[str, Any], t: float, who: str) -> Line | None:
+    def _segment(self, r: SegRecord, t: float, who: str) -> Line | None:
         if r["dir"] != "out" and not self.verbose:
             return None
-        name = r["conn"]
+        name = r["conn"] or ""  # a connection's (the loader checks)
         flags = r["flags"]
         iss, irs = r.get("iss"), r.get("irs")
         if iss is None:
@@ -144,7 +145,8 @@ class Timeline:
             if not self.absolute and irs is not None:
                 left, right = (left - irs) & 0xFFFFFFFF, (right - irs) & 0xFFFFFFFF
             sack.append((left, right))
-        ts = (r["tsval"], r.get("tsecr") or 0) if r.get("tsval") is not None else None
+        tsval = r.get("tsval")
+        ts = (tsval, r.get("tsecr") or 0) if tsval is not None else None
         label = seg_label(flags, seq, ack, r["len"], r.get("wnd", r["win"]), r.get("mss"),
                           r.get("urg"), sack_ok=bool(r.get("sack_permitted")),
                           wscale=r.get("wscale"), ts=ts, sack=sack)
@@ -157,7 +159,7 @@ class Timeline:
             text += f"  {meaning}"
         return Line(t, who, text, concept, "seg")
 
-    def _segment_meaning(self, r: dict[str, Any], name: str) -> tuple[str, str]:
+    def _segment_meaning(self, r: SegRecord, name: str) -> tuple[str, str]:
         flags = r["flags"]
         why = r.get("why") or ""
         m = _CONCEPT_IN_TEXT.search(why)
@@ -196,7 +198,7 @@ class Timeline:
         return "C20", "pure ACK (never acknowledged itself)"
 
 
-def render(records: Iterable[dict[str, Any]], roles: dict[str, str] | None = None, *,
+def render(records: Iterable[TraceRecord], roles: dict[str, str] | None = None, *,
            absolute: bool = False, verbose: bool = False) -> list[str]:
     """Render every record to text lines."""
     tl = Timeline(roles, absolute=absolute, verbose=verbose)
