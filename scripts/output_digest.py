@@ -55,7 +55,8 @@ def collect() -> dict[str, str]:
                 [sys.executable, "-m", "synack", *args, *extra],
                 cwd=work, env=env, capture_output=True, check=False,
             )
-            out[f"{name}:stdout"] = _digest(proc.stdout.replace(str(work).encode(), b"WORK"))
+            stdout = proc.stdout.replace(str(work).encode(), b"WORK")
+            out[f"{name}:stdout"] = _digest(stdout.replace(str(ROOT).encode(), b"ROOT"))
             out[f"{name}:rc"] = str(proc.returncode)
             for path in sorted(work.rglob("*")):
                 if path.is_file():
