@@ -18,7 +18,6 @@ absolute on request, as in Wireshark.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 
 from ..tcp.seq import MASK
 from ..wire.segment import ACK, FIN, PSH, RST, SYN, flags_str
@@ -33,14 +32,15 @@ from .schema import (
     TimerRecord,
     TraceRecord,
 )
+from .step import Step, concepts_in
 from .words import (
     CA_SHORT,
     CA_TEXT,
     CLOSE_RFC,
-    CONCEPT_ID,
     DROP_TEXT,
     STATE_TEXT,
     TIMER_TEXT,
+    count_words,
     drop_name,
     net_drop_words,
     note_words,
@@ -50,41 +50,6 @@ from .words import (
 
 
 # ------------------------------------------------------------------ narration
-@dataclass
-class Step:
-    """One explained event: when, who, what (header) and why (narration)."""
-
-    t: float
-    who: str
-    kind: str
-    header: str
-    text: str = ""
-    concepts: list[str] = field(default_factory=list)
-    rfc: str = ""
-    seg: int | None = None
-    rec: int | None = None
-
-    def tag(self) -> str:
-        bits = []
-        if self.concepts:
-            bits.append(" ".join(dict.fromkeys(self.concepts)))
-        if self.rfc:
-            bits.append(self.rfc)
-        return f"[{'; '.join(bits)}]" if bits else ""
-
-    def render(self, width: int = 0) -> str:
-        head = f"{self.t:10.4f}s  {self.who:<7} {self.header}"
-        if not self.text and not self.concepts:
-            return head
-        body = self.text
-        tag = self.tag()
-        return f"{head}\n{'':21}{body}  {tag}".rstrip() if body else f"{head}  {tag}"
-
-
-def _concepts_in(text: str) -> list[str]:
-    return [f"C{m}" for m in CONCEPT_ID.findall(text)]
-
-
 class Explainer:
     """Turns an analysed :class:`Run` into :class:`Step` objects."""
 
@@ -199,7 +164,7 @@ class Explainer:
         if r["ev"] == "note":
             self._note_trigger(r, t, name)
             text = note_words(str(r.get("text") or ""))
-            concepts = [r["concept"]] if r.get("concept") else _concepts_in(text)
+            concepts = [r["concept"]] if r.get("concept") else concepts_in(text)
             rfc = ""
             if r.get("concept") == "C27":
                 rfc = "RFC 9293 §3.5 (figure 8), §3.8.3"
@@ -222,14 +187,14 @@ class Explainer:
                 return None
             s = self.run.segments[j]
             src, dst = self.run.role(s.src), self.run.role(s.dst)
-            concepts = _concepts_in(s.injected or "") or ["C15"]
+            concepts = concepts_in(s.injected or "") or ["C15"]
             return Step(t, "network", "seg", f"{src} -> {dst} {s.label(self.absolute)}  "
                         "(not sent by any connection)",
                         f"a stray packet: {s.injected}", concepts, "RFC 9293 §3.4",
                         seg=j, rec=i)
         if r["ev"] == "lab":
             text = str(r.get("text") or "")
-            concepts = list(r.get("concepts") or []) or _concepts_in(text)
+            concepts = list(r.get("concepts") or []) or concepts_in(text)
             return Step(t, "lab", "lab", text, "", concepts, str(r.get("rfc") or ""), rec=i)
         if r["ev"] == "open":
             iss = r.get("iss")
@@ -297,10 +262,10 @@ class Explainer:
         sacked = any(a.get("sack") for a in evidence)
         plural = "" if n == 1 else "s"
         if acks and all(a["ack"] == acks[0]["ack"] for a in acks):
-            what = f"{_count_words(n)} duplicate ACK{plural}" + (
+            what = f"{count_words(n)} duplicate ACK{plural}" + (
                 " carrying SACK blocks" if sacked else "")
         else:
-            what = f"{_count_words(n)} ACK{plural} with SACK blocks"
+            what = f"{count_words(n)} ACK{plural} with SACK blocks"
         if rack:
             return (f"the RACK reordering timer expired after {what}: the segment was still "
                     "unacknowledged a reordering window after later data was acknowledged")
@@ -430,7 +395,7 @@ class Explainer:
                      "retransmit (C14, C17)" if kind in ("SYN", "SYN-ACK", "FIN") else
                      "the sender will find out from its timer or duplicate ACKs and "
                      "retransmit (C14, C18)")
-            concepts = _concepts_in(after)
+            concepts = concepts_in(after)
         how = net_drop_words(r.get("reason"))
         return Step(t, "network", "net_drop", f"LOST {src} -> {dst} {what} ({how})",
                     f"the network lost this {kind}: {after}",
@@ -441,7 +406,7 @@ class Explainer:
         if s.injected is not None:
             return Step(t, who, "seg_in", f"<- {src:<7} {s.label(self.absolute)}  (stray)",
                         "this segment was sent by no current connection: "
-                        f"{s.injected}", _concepts_in(s.injected) or ["C15"],
+                        f"{s.injected}", concepts_in(s.injected) or ["C15"],
                         "RFC 9293 §3.4", seg=s.index, rec=i)
         if s.duplicate_of is not None:
             return Step(t, who, "seg_in", f"<- {src:<7} {s.label(self.absolute)}  (copy)",
@@ -471,7 +436,7 @@ class Explainer:
             self._timer_used.add(timer_i)  # one timer, one retransmission
         retr = why.startswith("retransmit")
         if f & RST:
-            c = _concepts_in(why)
+            c = concepts_in(why)
             base = "RST: " + (why or "reset")
             rfc = "RFC 9293 §3.5.2"
             if "C21" in c:
@@ -627,7 +592,7 @@ class Explainer:
                 rfc = "RFC 9293 §3.8.6"
             elif trig is not None and trig[0] == t and prev is not None and prev[0] == s.ack:
                 parts.append(f"duplicate ACK ({trig[1]}): still asking for byte {rack}")
-                concepts += _concepts_in(trig[1]) or ["C14"]
+                concepts += concepts_in(trig[1]) or ["C14"]
                 concepts.append("C20")
                 rfc = "RFC 5681 §4.2, RFC 9293 §3.10.7.4"
             elif prev is not None and prev[1] == 0 and s.win > 0:
@@ -684,10 +649,6 @@ class Explainer:
         if f & PSH and s.len and not retr and not f & FIN and parts:
             parts[0] += " (PSH: deliver now)"
         return "; ".join(parts), list(dict.fromkeys(concepts)), rfc
-
-
-def _count_words(n: int) -> str:
-    return ("no", "one", "two", "three", "four", "five")[n] if 0 <= n <= 5 else str(n)
 
 
 def explain(records: Iterable[TraceRecord], roles: dict[str, str] | None = None, *,

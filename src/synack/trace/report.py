@@ -23,9 +23,10 @@ from typing import Any
 from .concepts import CONCEPTS
 from .diagram import render_svg
 from .model import Run, analyze, conn_ips
-from .narrate import Explainer, Step
+from .narrate import Explainer
 from .plots import NO_MATPLOTLIB, csv_texts, cwnd_rtt_png, matplotlib_available, timeseq_png
 from .schema import TraceRecord
+from .step import Step
 
 CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:0;color:#222;background:#fafafa}

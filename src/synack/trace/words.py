@@ -250,3 +250,8 @@ def note_words(text: str) -> str:
     """A core ``note`` record's text for people ("(1 blocks)" -> "(1 block held)")."""
     return _BLOCKS.sub(lambda m: f"({m.group(1)} block{'s' if m.group(1) != '1' else ''} "
                        "held)", text)
+
+
+def count_words(n: int) -> str:
+    """3 -> "three": small counts in words, as the narration says them."""
+    return ("no", "one", "two", "three", "four", "five")[n] if 0 <= n <= 5 else str(n)
