@@ -40,8 +40,8 @@ class Flow:
         self.now = 1.0
         self.lost = 0
 
-    def round(self, rate: float, *, app_limited: bool = False, losses: int = 1,
-              inflight: int = BDP, ca_state: int = OPEN) -> None:
+    def round(self, rate: float, *, app_limited: bool = False, sender_limited: bool = False,
+              losses: int = 1, inflight: int = BDP, ca_state: int = OPEN) -> None:
         """One round of ACKs delivering at ``rate``, ``losses`` segments marked lost
         early in it."""
         b, r = self.b, self.sampler
@@ -54,6 +54,7 @@ class Flow:
             rs.delivery_rate = rate
             rs.interval = BDP / rate
             rs.is_app_limited = app_limited
+            rs.sender_limited = sender_limited
             rs.tx_in_flight = BDP
             rs.newly_acked = MSS
             rs.newly_lost = MSS if i < losses else 0
@@ -74,6 +75,20 @@ def test_app_limited_loss_round_does_not_cut_bw_lo() -> None:
     # The same round, not app-limited, is congestion: bw_lo falls by BETA at most.
     f.round(0.5 * BW)
     assert f.b.bw_lo == pytest.approx(f.b.BETA * BW)
+
+
+def test_sender_limited_loss_round_does_not_cut_bw_lo() -> None:
+    """A host too busy to keep its pacing rate sends at 80 % of it for a few rounds, and
+    the path delivers all of it (each sample's ACK phase no longer than its send phase)
+    but for a random loss: that is the sender's rate, not congestion, and bw_lo stays.
+    The same rounds with the ACKs spread out by a queue (ACK-limited) are congestion."""
+    f = Flow()
+    for _ in range(4):
+        f.round(0.8 * BW, sender_limited=True)
+    assert f.b.bw_lo == INF
+    for _ in range(2):
+        f.round(0.8 * BW)
+    assert f.b.bw_lo == pytest.approx(0.8 * BW / (1 - Bbr.PACING_MARGIN))
 
 
 def test_probe_bw_down_rounds_do_not_ratchet_bw_lo() -> None:

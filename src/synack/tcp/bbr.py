@@ -84,7 +84,7 @@ class Bbr(CongestionControl):
         "inflight_latest",
         "inflight_lo",
         "initial_window_bytes",
-        "latest_app_limited",
+        "latest_sender_limited",
         "loss_events_in_round",
         "loss_in_round",
         "loss_round_delivered",
@@ -159,7 +159,7 @@ class Bbr(CongestionControl):
         self.inflight_hi = INF
         self.inflight_lo = INF
         self.inflight_latest = 0
-        self.latest_app_limited = True
+        self.latest_sender_limited = True
         self.extra_acked = [0, 0]
         self.extra_acked_idx = 0
         self.extra_acked_rounds = 0
@@ -326,10 +326,11 @@ class Bbr(CongestionControl):
     def _update_latest_delivery_signals(self, rs: RateSample) -> None:
         """§5.5.10.3: the newest bandwidth and volume delivered, per loss round."""
         self.loss_round_start = False
-        self.bw_latest = max(self.bw_latest, rs.delivery_rate)
+        rate = rs.delivery_rate
+        if rate >= self.bw_latest:  # the round's best (newest of equals), and who set its pace
+            self.bw_latest = rate
+            self.latest_sender_limited = rs.is_app_limited or rs.sender_limited
         self.inflight_latest = max(self.inflight_latest, rs.delivered)
-        if rs.delivery_rate > 0 and not rs.is_app_limited:
-            self.latest_app_limited = False
         if rs.delivered > 0 and rs.prior_delivered >= self.loss_round_delivered:
             self.loss_round_delivered = self.delivered
             self.loss_round_start = True
@@ -338,7 +339,8 @@ class Bbr(CongestionControl):
         if self.loss_round_start:
             self.bw_latest = rs.delivery_rate
             self.inflight_latest = rs.delivered
-            self.latest_app_limited = rs.is_app_limited or rs.delivery_rate <= 0
+            self.latest_sender_limited = (rs.is_app_limited or rs.sender_limited
+                                          or rs.delivery_rate <= 0)
 
     def _update_congestion_signals(self, rs: RateSample) -> None:
         """§5.5.10.3 BBRUpdateCongestionSignals, with the max-bandwidth filter (§5.5.5)."""
@@ -373,11 +375,14 @@ class Bbr(CongestionControl):
         bw_lo and inflight_lo fall to what was delivered, at most by BETA."""
         if self.state in (STARTUP, REFILL, UP):  # BBRIsProbingBW
             return
-        if not self.loss_in_round or self.latest_app_limited:
-            # A round whose every sample was app-limited (ProbeRTT marks its flight so,
-            # and the round after it is still acking that flight) measured how little
-            # we sent, not what the path carries: no cut from it (as app-limited samples
-            # do not lower the max filter, §5.5.5, or inflight_hi, §5.5.10.2).
+        if not self.loss_in_round or self.latest_sender_limited:
+            # The round's best sample was paced by the sender, not by the path: it was
+            # app-limited (ProbeRTT marks its flight so, and the round after it is still
+            # acking that flight), or its ACKs came as fast as its data went out (a
+            # sender below the path's rate: ProbeBW_DOWN, or a host too busy to keep
+            # the pacing rate).  The path kept up; its loss was not congestion, and the
+            # rate measures the sender: no cut (as app-limited samples do not lower the
+            # max filter, §5.5.5, or inflight_hi, §5.5.10.2).  docs/design.md "BBR".
             return
         if self.bw_lo == INF:
             self.bw_lo = self._max_bw()
@@ -403,7 +408,7 @@ class Bbr(CongestionControl):
         self.loss_in_round = False
         self.bw_latest = 0.0
         self.inflight_latest = 0
-        self.latest_app_limited = True
+        self.latest_sender_limited = True
 
     def _update_ack_aggregation(self, rs: RateSample, now: float) -> None:
         """§5.5.9: how far ACKs ran ahead of the bandwidth, max over ~10 rounds."""
