@@ -88,7 +88,8 @@ def test_sender_limited_loss_round_does_not_cut_bw_lo() -> None:
     assert f.b.bw_lo == INF
     for _ in range(2):
         f.round(0.8 * BW)
-    assert f.b.bw_lo == pytest.approx(0.8 * BW / (1 - Bbr.PACING_MARGIN))
+    # 0.8 x bw, less the pacing margin, and with the round's one loss in 51 added back
+    assert f.b.bw_lo == pytest.approx(0.8 * BW / (1 - Bbr.PACING_MARGIN) * 51 / 50)
 
 
 def test_probe_bw_down_rounds_do_not_ratchet_bw_lo() -> None:
@@ -103,9 +104,24 @@ def test_probe_bw_down_rounds_do_not_ratchet_bw_lo() -> None:
     assert f.b.bw_lo >= BW * 0.999
     assert f.b.inflight_lo >= BDP
     # Delivering well below what DOWN paced is congestion: cut by BETA.
+    before = f.b.bw_lo
     f.round(0.5 * BW, inflight=2 * BDP)
     f.round(0.5 * BW, inflight=2 * BDP)
-    assert f.b.bw_lo == pytest.approx(f.b.BETA * BW)
+    assert f.b.bw_lo == pytest.approx(f.b.BETA * before)
+
+
+def test_random_loss_below_the_threshold_does_not_ratchet_bw_lo() -> None:
+    """One segment in 51 lost at random (just under BBRLossThresh, 2 %): the rate the
+    path delivered reads 50/51 of what it carried, and taken as is every lossy round
+    would cut bw_lo by that much again.  Above the threshold the shortfall stands."""
+    f = Flow()
+    paced = BW * (1 - Bbr.PACING_MARGIN)
+    for _ in range(5):
+        f.round(paced * 50 / 51, losses=1)
+    assert f.b.bw_lo == pytest.approx(BW)
+    for _ in range(2):
+        f.round(paced * 47 / 50, losses=3)  # 3 in 50: 6 %, congestion as the draft says
+    assert f.b.bw_lo == pytest.approx(BW * 47 / 50)
 
 
 def test_c18_fast_recovery_leaves_cwnd_to_the_model() -> None:

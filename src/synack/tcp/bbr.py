@@ -103,6 +103,7 @@ class Bbr(CongestionControl):
         "probe_up_cnt",
         "rng",
         "round_count",
+        "round_delivered",
         "round_lost",
         "round_start",
         "rounds_since_bw_probe",
@@ -175,6 +176,7 @@ class Bbr(CongestionControl):
         self.loss_in_round = False
         self.loss_events_in_round = 0
         self.round_lost = 0
+        self.round_delivered = 0
         # full pipe
         self.filled_pipe = False
         self.full_bw = 0.0
@@ -332,6 +334,7 @@ class Bbr(CongestionControl):
             self.latest_sender_limited = rs.is_app_limited or rs.sender_limited
         self.inflight_latest = max(self.inflight_latest, rs.delivered)
         if rs.delivered > 0 and rs.prior_delivered >= self.loss_round_delivered:
+            self.round_delivered = self.delivered - self.loss_round_delivered
             self.loss_round_delivered = self.delivered
             self.loss_round_start = True
 
@@ -394,6 +397,13 @@ class Bbr(CongestionControl):
         # more, compounding until the next probe (see docs/design.md, "BBR").
         gain = min(self.pacing_gain, 1.0)
         latest = self.bw_latest / (gain * (1 - self.PACING_MARGIN))
+        # A delivery rate counts what arrived: at a random loss rate p it reads (1 - p)
+        # of what the path carried.  Below BBRLossThresh (2 %, the loss the draft calls
+        # tolerable, §5.5.10.2) that shortfall is the loss, not the path, and compounded
+        # over the rounds of a cycle (1 % a round, 40 rounds) it would halve bw_lo.
+        lost = self.round_lost
+        if lost and lost <= self.LOSS_THRESH * (self.round_delivered + lost):
+            latest *= (self.round_delivered + lost) / self.round_delivered
         self.bw_lo = max(latest, self.BETA * self.bw_lo)
         # What was lost was in flight too: a round with random loss delivers its
         # flight less those bytes, and would otherwise shrink inflight_lo by them.
