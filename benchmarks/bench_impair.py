@@ -557,7 +557,10 @@ def _finish_bbr(a: argparse.Namespace, cells: Sequence[Cell], cmd: str, t0: floa
              "Linux sends from `bulk.py serve-source` with CC=bbr (seen on the socket: "
              f"{', '.join(sorted(str(s) for s in seen))}; the kernel's tcp_bbr.c); synack "
              "from `synack serve chargen --cc bbr` (draft-ietf-ccwg-bbr, paced) on a TUN in "
-             "impB.", f"Wall time: {time.monotonic() - t0:.0f} s."]
+             f"impB, with `--snd-buf {linux_snd_buf_max()}`: the send buffer Linux's "
+             "autotuning may give its own sender (tcp_wmem's maximum).",
+             f"Wall time: {time.monotonic() - t0:.0f} s; load average "
+             f"{os.getloadavg()[0]:.1f} at the end (2 cores, shared with other sessions)."]
     text = render_bbr(cells, command=cmd, seconds=a.seconds, reps=a.reps, notes=notes)
     print(text)
     if a.write:
