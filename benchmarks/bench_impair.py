@@ -168,6 +168,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--bbr", action="store_true",
                    help="synack BBR against Linux BBR (its own table and docs section)")
     p.add_argument("--logs", type=Path, help="keep every process's output in this directory")
+    p.add_argument("--trace-dir", type=Path,
+                   help="write synack's trace (JSON lines) of every synack transfer here, "
+                   "as <cc>-loss<pct>-rep<n>.jsonl (costs synack some CPU)")
     a = p.parse_args(argv)
     a.reps = a.reps or (1 if a.quick else 3)
     a.seconds = a.seconds or (8.0 if a.quick else 20.0)
@@ -367,6 +370,18 @@ class Lab:
                                      self.ns_read("impB", "/proc/net/netstat"))
 
 
+def linux_snd_buf_max() -> int:
+    """The most send buffer Linux's autotuning gives the kernel sender (tcp_wmem's
+    maximum, tcp_sndbuf_expand): synack gets the same, as its send buffer is fixed.
+    With less than ~2 BDP a lost segment stalls the sender until it is repaired (the
+    SACKed data behind it stays in the buffer), which at 1 MiB capped synack at a
+    fraction of the path under random loss."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/tcp_wmem").read_text().split()[2])
+    except (OSError, IndexError, ValueError):
+        return 4 << 20
+
+
 def synack_env() -> dict[str, str]:
     """This checkout's sources first, so the synack measured is the one beside the script."""
     env = dict(os.environ)
@@ -375,7 +390,8 @@ def synack_env() -> dict[str, str]:
     return env
 
 
-def run_once(lab: Lab, sender: Sender, loss: float, seed: int, seconds: float) -> Run:
+def run_once(lab: Lab, sender: Sender, loss: float, seed: int, seconds: float,
+             trace: Path | None = None) -> Run:
     a2b, b2a = cell_specs(loss)
     bulk = str(lab.impair / "bulk.py")
     bridge = lab.start("bridge", [PY, str(lab.impair / "bridge.py"), "--a2b", a2b,
@@ -396,7 +412,9 @@ def run_once(lab: Lab, sender: Sender, loss: float, seed: int, seconds: float) -
                 "ip", "netns", "exec", "impB", PY, "-m", "synack", "serve", "chargen",
                 "--tun", SYNACK_TUN, "--ip", SYNACK_ADDR, "--kernel-ip", SYNACK_KERNEL_IP,
                 "--port", str(SYNACK_PORT), "--bytes", str(NBYTES), "--cc", sender.cc,
-                "--grace", "1"], env=synack_env())
+                "--grace", "1", "--snd-buf", str(linux_snd_buf_max()),
+                *(["--trace", str(trace)] if trace else [])],
+                env=synack_env())
             lab.wait_for(server, "listening on", 30)
             addr, port_ = SYNACK_ADDR, SYNACK_PORT
         recv = lab.start("recv", ["ip", "netns", "exec", "impA", PY, bulk, "recv-for", addr,
@@ -472,7 +490,12 @@ def measure(lab: Lab, a: argparse.Namespace,
         cells.append(cell)
         for rep in range(a.reps):
             for s in senders:
-                run = run_once(lab, s, loss, a.seed + rep, a.seconds)
+                trace = None
+                if a.trace_dir is not None and not s.linux:
+                    a.trace_dir.mkdir(parents=True, exist_ok=True)
+                    trace = (a.trace_dir / f"{s.cc}-loss{loss_text(loss).rstrip('%')}"
+                             f"-rep{rep + 1}.jsonl").resolve()
+                run = run_once(lab, s, loss, a.seed + rep, a.seconds, trace)
                 cell.runs.setdefault(s.key, []).append(run)
                 extra = f", cc {run.cc_seen}" if s.linux else ""
                 log(f"loss {loss_text(loss)} rep {rep + 1}/{a.reps} {s.label}: "
@@ -534,7 +557,10 @@ def _finish_bbr(a: argparse.Namespace, cells: Sequence[Cell], cmd: str, t0: floa
              "Linux sends from `bulk.py serve-source` with CC=bbr (seen on the socket: "
              f"{', '.join(sorted(str(s) for s in seen))}; the kernel's tcp_bbr.c); synack "
              "from `synack serve chargen --cc bbr` (draft-ietf-ccwg-bbr, paced) on a TUN in "
-             "impB.", f"Wall time: {time.monotonic() - t0:.0f} s."]
+             f"impB, with `--snd-buf {linux_snd_buf_max()}`: the send buffer Linux's "
+             "autotuning may give its own sender (tcp_wmem's maximum).",
+             f"Wall time: {time.monotonic() - t0:.0f} s; load average "
+             f"{os.getloadavg()[0]:.1f} at the end (2 cores, shared with other sessions)."]
     text = render_bbr(cells, command=cmd, seconds=a.seconds, reps=a.reps, notes=notes)
     print(text)
     if a.write:

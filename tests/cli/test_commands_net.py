@@ -28,7 +28,7 @@ from synack.commands import connect as connect_cmd
 from synack.commands import get as get_cmd
 from synack.commands import serve as serve_cmd
 from synack.commands.main import build_parser, main
-from synack.commands.realnet import SetupError, settle
+from synack.commands.realnet import SetupError, settle, tcp_config
 from synack.links import tun as tun_module
 from synack.services import (
     HttpService,
@@ -45,6 +45,7 @@ from synack.services import (
     parse_url,
 )
 from synack.services.http import HttpError, RequestReader
+from synack.tcp.config import TcpConfig
 
 A, B = "10.0.0.1", "10.0.0.2"
 
@@ -80,6 +81,13 @@ def test_serve_rejects_unknown_services_and_bad_addresses(
     assert "probability" in usage_error(capsys, "serve", "echo", "--loss", "1.5")
     assert "MSS" in usage_error(capsys, "serve", "echo", "--mss", "20")
     assert "invalid choice" in usage_error(capsys, "serve", "echo", "--cc", "vegas")
+    assert "buffer size" in usage_error(capsys, "serve", "echo", "--snd-buf", "100")
+
+
+def test_serve_snd_buf_sets_the_send_buffer() -> None:
+    """--snd-buf (the impairment benchmark gives synack Linux's tcp_wmem maximum)."""
+    assert tcp_config(parse("serve", "chargen", "--snd-buf", "4194304")).snd_buf == 4 << 20
+    assert tcp_config(parse("serve", "chargen")).snd_buf == TcpConfig().snd_buf
 
 
 def test_serve_without_tun_explains_how_to_run_it(capsys: pytest.CaptureFixture[str]) -> None:

@@ -35,6 +35,14 @@ def test_quick_is_short_and_explicit_options_win() -> None:
         2, 3.0, [5.0], Path("/x/impair"), True)
 
 
+def test_trace_dir_and_the_send_buffer_given_to_synack() -> None:
+    assert bi.parse_args([]).trace_dir is None
+    assert bi.parse_args(["--bbr", "--trace-dir", "/tmp/t"]).trace_dir == Path("/tmp/t")
+    wmem = Path("/proc/sys/net/ipv4/tcp_wmem")
+    expected = int(wmem.read_text().split()[2]) if wmem.exists() else 4 << 20
+    assert bi.linux_snd_buf_max() == expected
+
+
 def test_queue_is_one_bdp() -> None:
     """100 Mbit/s x 50 ms / 8 = 625000 bytes."""
     assert bi.bdp_bytes() == 625_000

@@ -37,6 +37,7 @@ def test_rate_sample_from_one_flight() -> None:
     assert rs.delivered == 10_000 and rs.interval == pytest.approx(0.1)
     assert rs.delivery_rate == pytest.approx(100_000)
     assert rs.tx_in_flight == 10_000 and rs.lost == 0 and not rs.is_app_limited
+    assert not rs.sender_limited  # the ACK phase was the longer
     assert rs.rtt == pytest.approx(0.1 - 0.009)
     assert r.info_rate == pytest.approx(100_000)
     # A segment each record is used once: the same segments again give no sample.
@@ -48,6 +49,29 @@ def test_rate_sample_from_one_flight() -> None:
     r.delivered += 1000
     r.on_delivered(sb.ack(11_000), 0.31)
     assert r.generate(0.31, 1000, 0, 0.05).delivery_rate == 0
+
+
+def test_rate_sample_says_when_the_sender_set_the_rate() -> None:
+    """The first flight above was ACK-limited (ACK phase 100 ms, send phase 9 ms).  Here
+    one segment is acked at 50 ms, then ten go out 10 ms apart (a slow sender) and are
+    acked together 5 ms after the last: send phase 140 ms (since the acked segment's
+    send), ACK phase 95 ms: the sender, not the path, set this rate."""
+    sb = Scoreboard()
+    r = RateSampler()
+    s = sb.add(0, 1000, 0.0, False)
+    r.on_send(s, 0.0, True, 1000, 0)
+    r.delivered += 1000
+    r.on_delivered(sb.ack(1000), 0.05)
+    assert not r.generate(0.05, 1000, 0, 0.01).sender_limited
+    for i in range(10):
+        t = 0.05 + i * 0.01
+        s = sb.add(1000 + i * 1000, 2000 + i * 1000, t, False)
+        r.on_send(s, t, False, (i + 1) * 1000, 0)
+    r.delivered += 10_000
+    r.on_delivered(sb.ack(11_000), 0.145)
+    rs = r.generate(0.145, 10_000, 0, 0.01)
+    assert rs.sender_limited
+    assert rs.delivery_rate == pytest.approx(10_000 / 0.14)
 
 
 def test_sacked_bytes_count_once_in_delivered() -> None:
@@ -99,6 +123,28 @@ def test_default_pacing_rate_and_autosize() -> None:
     assert p.budget(0.0) == 10_000
     p.sent(10_000, 0.0)
     assert p.budget(0.005) == 0 and p.budget(0.01) == 10_000
+
+
+def test_pacer_credits_a_late_timer() -> None:
+    """A pacing timer that always fires 80 % of a quantum's time late (a 1 ms quantum,
+    an event loop woken by epoll in whole milliseconds) still paces at the rate: the
+    lateness is credited to the next wait (Linux tcp_update_skb_after_send credits up to
+    half of it).  Without the credit it paced at 1/1.8 of the rate, and BBR's lower
+    bounds, which follow what was delivered when losses are random, followed that down
+    round after round."""
+    p = Pacer()
+    p.rate, p.quantum = 1_000_000, 1_000
+    now, sent = 0.0, 0
+    for _ in range(1000):
+        assert p.budget(now) == 1_000
+        p.sent(1_000, now)
+        assert p.next_at > now  # never two releases at once
+        sent += 1_000
+        now = p.next_at + 0.8 * 1_000 / p.rate  # the timer fires late
+    assert sent / now >= 0.99 * p.rate
+    # Less than one wait is credited: a sender back from idle does not burst.
+    p.sent(1_000, now + 10.0)
+    assert p.next_at == pytest.approx(now + 10.0 + 0.0001)
 
 
 def max_burst(s: Scenario, after: float) -> int:

@@ -123,6 +123,7 @@ def _interface(text: str) -> str:
 
 
 _mss = in_range(int, 88, 65495, "an MSS")
+_buf = in_range(int, 4096, 1 << 30, "a buffer size")
 _mtu = in_range(int, 128, 65535, "an MTU")
 _ms = in_range(float, 0, 60000, "milliseconds")
 
@@ -184,6 +185,9 @@ def add_link_options(p: argparse.ArgumentParser, *, client: bool = False) -> Non
                    help="MSS to advertise and use (default and at most: MTU - 40)")
     t.add_argument("--cc", choices=sorted(ALGORITHMS), default=None,
                    help="congestion control (default cubic)")
+    t.add_argument("--snd-buf", type=_buf, metavar="BYTES",
+                   help="send buffer (default 1 MiB; Linux autotunes up to tcp_wmem's "
+                   "maximum, 4 MiB by default)")
     t.add_argument("--no-sack", dest="sack", action="store_false",
                    help="do not offer or accept SACK (RFC 2018)")
     t.add_argument("--no-timestamps", dest="timestamps", action="store_false",
@@ -227,6 +231,8 @@ def tcp_config(args: argparse.Namespace) -> TcpConfig:
         changes["mss"] = args.mss
     if args.cc is not None:
         changes["congestion_control"] = args.cc
+    if getattr(args, "snd_buf", None) is not None:
+        changes["snd_buf"] = args.snd_buf
     return TcpConfig().replace(**changes)
 
 

@@ -84,6 +84,7 @@ class Bbr(CongestionControl):
         "inflight_latest",
         "inflight_lo",
         "initial_window_bytes",
+        "latest_sender_limited",
         "loss_events_in_round",
         "loss_in_round",
         "loss_round_delivered",
@@ -92,7 +93,6 @@ class Bbr(CongestionControl):
         "min_rtt_stamp",
         "next_round_delivered",
         "pacing_gain",
-        "packet_conservation",
         "prev_ca_state",
         "prior_cwnd",
         "probe_rtt_done_stamp",
@@ -103,6 +103,7 @@ class Bbr(CongestionControl):
         "probe_up_cnt",
         "rng",
         "round_count",
+        "round_delivered",
         "round_lost",
         "round_start",
         "rounds_since_bw_probe",
@@ -143,7 +144,6 @@ class Bbr(CongestionControl):
         self.inflight = 0
         self.prior_cwnd = 0
         self.prev_ca_state = 0
-        self.packet_conservation = False
         self.idle_restart = False
         # model
         self.min_rtt = INF
@@ -160,6 +160,7 @@ class Bbr(CongestionControl):
         self.inflight_hi = INF
         self.inflight_lo = INF
         self.inflight_latest = 0
+        self.latest_sender_limited = True
         self.extra_acked = [0, 0]
         self.extra_acked_idx = 0
         self.extra_acked_rounds = 0
@@ -175,6 +176,7 @@ class Bbr(CongestionControl):
         self.loss_in_round = False
         self.loss_events_in_round = 0
         self.round_lost = 0
+        self.round_delivered = 0
         # full pipe
         self.filled_pipe = False
         self.full_bw = 0.0
@@ -208,8 +210,8 @@ class Bbr(CongestionControl):
         """cwnd is set per rate sample (:meth:`on_rate_sample`), as Linux's cong_control."""
 
     def on_loss(self, flight: int, now: float) -> None:
-        """Fast recovery starts: remember cwnd (§5.6.4.4 BBRSaveCwnd); packet conservation
-        begins with the next rate sample (the loss state says Recovery then)."""
+        """Fast recovery starts: remember cwnd (§5.6.4.4 BBRSaveCwnd; Linux v3
+        bbr_ssthresh) and nothing else: cwnd is the model's (see :meth:`_recovery`)."""
         self._save_cwnd()
 
     def on_timeout(self, flight: int, now: float) -> None:
@@ -223,8 +225,7 @@ class Bbr(CongestionControl):
         self.cwnd = self.mss
 
     def on_recovery_end(self, now: float) -> None:
-        """Restoring cwnd is done when a rate sample sees the loss state leave
-        Recovery or Loss (Linux bbr_set_cwnd_to_recover_or_restore)."""
+        """Fast recovery did not cut cwnd, so there is nothing to restore."""
 
     def on_ecn(self, flight: int, now: float) -> None:
         """ECN is answered through the rate samples' CE fraction, not by a cut."""
@@ -264,7 +265,7 @@ class Bbr(CongestionControl):
             self.ack_epoch_start = now
         old = self.state
         self._update_round(rs)
-        self._recovery(ca_state, rs, inflight)
+        self._recovery(ca_state)
         # BBRUpdateModelAndState
         self._update_latest_delivery_signals(rs)
         self._update_congestion_signals(rs)
@@ -307,29 +308,33 @@ class Bbr(CongestionControl):
         else:
             self.prior_cwnd = max(self.prior_cwnd, self.cwnd)
 
-    def _recovery(self, ca_state: int, rs: RateSample, inflight: int) -> None:
-        """§5.6.4.4 and Linux bbr_set_cwnd_to_recover_or_restore: packet conservation for
-        the first round of fast recovery; on leaving Recovery or Loss, cwnd back to at
-        least what it was."""
-        prev = self.prev_ca_state
-        if ca_state == RECOVERY and prev < RECOVERY:
-            self.packet_conservation = True
-            self._start_round()
-            self.cwnd = inflight + max(rs.newly_acked, self.mss)
-        elif prev >= RECOVERY and ca_state < RECOVERY:
-            self.packet_conservation = False
+    def _recovery(self, ca_state: int) -> None:
+        """Linux v3 (bbr_set_cwnd, bbr_exit_loss_recovery): fast recovery leaves cwnd to
+        the model, and only leaving Loss (after an RTO cut cwnd to one segment) brings
+        cwnd back to at least what it was.
+
+        Here synack follows Linux's BBRv3 rather than the draft's §5.6.4.4 (and Linux
+        v1's bbr_set_cwnd_to_recover_or_restore), which hold cwnd at the flight for the
+        first round of every fast recovery and take each newly lost segment off it.  On
+        a path with random loss a recovery starts nearly every round, so cwnd would sit
+        at the flight (never growing toward the BDP) and inflight_lo, initialised from
+        cwnd, would inherit the cut; the loss response the draft wants is already
+        inflight_lo/bw_lo (§5.5.10.3).  docs/design.md "BBR" has the figures."""
+        if self.prev_ca_state == LOSS and ca_state != LOSS:
             self.cwnd = max(self.cwnd, self.prior_cwnd)
-        elif self.packet_conservation and self.round_start:
-            self.packet_conservation = False  # one round of conservation is enough
         self.prev_ca_state = ca_state
 
     # ------------------------------------------------------------ delivery signals
     def _update_latest_delivery_signals(self, rs: RateSample) -> None:
         """§5.5.10.3: the newest bandwidth and volume delivered, per loss round."""
         self.loss_round_start = False
-        self.bw_latest = max(self.bw_latest, rs.delivery_rate)
+        rate = rs.delivery_rate
+        if rate >= self.bw_latest:  # the round's best (newest of equals), and who set its pace
+            self.bw_latest = rate
+            self.latest_sender_limited = rs.is_app_limited or rs.sender_limited
         self.inflight_latest = max(self.inflight_latest, rs.delivered)
         if rs.delivered > 0 and rs.prior_delivered >= self.loss_round_delivered:
+            self.round_delivered = self.delivered - self.loss_round_delivered
             self.loss_round_delivered = self.delivered
             self.loss_round_start = True
 
@@ -337,6 +342,8 @@ class Bbr(CongestionControl):
         if self.loss_round_start:
             self.bw_latest = rs.delivery_rate
             self.inflight_latest = rs.delivered
+            self.latest_sender_limited = (rs.is_app_limited or rs.sender_limited
+                                          or rs.delivery_rate <= 0)
 
     def _update_congestion_signals(self, rs: RateSample) -> None:
         """§5.5.10.3 BBRUpdateCongestionSignals, with the max-bandwidth filter (§5.5.5)."""
@@ -371,20 +378,37 @@ class Bbr(CongestionControl):
         bw_lo and inflight_lo fall to what was delivered, at most by BETA."""
         if self.state in (STARTUP, REFILL, UP):  # BBRIsProbingBW
             return
-        if self.loss_in_round:
-            if self.bw_lo == INF:
-                self.bw_lo = self._max_bw()
-            if self.inflight_lo == INF:
-                self.inflight_lo = self.cwnd
-            # The round's delivery rate cannot exceed the paced rate, 1 % below bw_lo
-            # (PACING_MARGIN): compared as is, every round with a random loss would
-            # cut bw_lo by that 1 % (see docs/design.md, "BBR").
-            latest = self.bw_latest / (1 - self.PACING_MARGIN)
-            self.bw_lo = max(latest, self.BETA * self.bw_lo)
-            # What was lost was in flight too: a round with random loss delivers its
-            # flight less those bytes, and would otherwise shrink inflight_lo by them.
-            self.inflight_lo = max(self.inflight_latest + self.round_lost,
-                                   self.BETA * self.inflight_lo)
+        if not self.loss_in_round or self.latest_sender_limited:
+            # The round's best sample was paced by the sender, not by the path: it was
+            # app-limited (ProbeRTT marks its flight so, and the round after it is still
+            # acking that flight), or its ACKs came as fast as its data went out (a
+            # sender below the path's rate: ProbeBW_DOWN, or a host too busy to keep
+            # the pacing rate).  The path kept up; its loss was not congestion, and the
+            # rate measures the sender: no cut (as app-limited samples do not lower the
+            # max filter, §5.5.5, or inflight_hi, §5.5.10.2).  docs/design.md "BBR".
+            return
+        if self.bw_lo == INF:
+            self.bw_lo = self._max_bw()
+        if self.inflight_lo == INF:
+            self.inflight_lo = self.cwnd
+        # The round delivered at most what was paced: gain x bw_lo, 1 % below it
+        # (PACING_MARGIN), and 0.9 of it in ProbeBW_DOWN.  Compared as is, each round
+        # with a random loss would cut bw_lo by that 1 %, and each round of DOWN by 10 %
+        # more, compounding until the next probe (see docs/design.md, "BBR").
+        gain = min(self.pacing_gain, 1.0)
+        latest = self.bw_latest / (gain * (1 - self.PACING_MARGIN))
+        # A delivery rate counts what arrived: at a random loss rate p it reads (1 - p)
+        # of what the path carried.  Below BBRLossThresh (2 %, the loss the draft calls
+        # tolerable, §5.5.10.2) that shortfall is the loss, not the path, and compounded
+        # over the rounds of a cycle (1 % a round, 40 rounds) it would halve bw_lo.
+        lost = self.round_lost
+        if lost and lost <= self.LOSS_THRESH * (self.round_delivered + lost):
+            latest *= (self.round_delivered + lost) / self.round_delivered
+        self.bw_lo = max(latest, self.BETA * self.bw_lo)
+        # What was lost was in flight too: a round with random loss delivers its
+        # flight less those bytes, and would otherwise shrink inflight_lo by them.
+        self.inflight_lo = max((self.inflight_latest + self.round_lost) / gain,
+                               self.BETA * self.inflight_lo)
 
     def _reset_lower_bounds(self) -> None:
         self.bw_lo = INF
@@ -394,6 +418,7 @@ class Bbr(CongestionControl):
         self.loss_in_round = False
         self.bw_latest = 0.0
         self.inflight_latest = 0
+        self.latest_sender_limited = True
 
     def _update_ack_aggregation(self, rs: RateSample, now: float) -> None:
         """§5.5.9: how far ACKs ran ahead of the bandwidth, max over ~10 rounds."""
@@ -667,7 +692,7 @@ class Bbr(CongestionControl):
 
     def _set_cwnd(self, rs: RateSample) -> None:
         """§5.6.4: cwnd toward gain x BDP plus the aggregation allowance, bounded by
-        recovery, ProbeRTT and the model's inflight_hi/inflight_lo."""
+        ProbeRTT and the model's inflight_hi/inflight_lo."""
         mss = self.mss
         min_pipe = 4 * mss
         inflight = self._bdp(self.cwnd_gain)
@@ -681,17 +706,12 @@ class Bbr(CongestionControl):
             inflight += 2 * mss
         max_inflight = inflight
         cwnd = self.cwnd
-        # BBRModulateCwndForRecovery
-        if rs.newly_lost > 0:
-            cwnd = max(cwnd - rs.newly_lost, mss)
-        if self.packet_conservation:
-            cwnd = max(cwnd, self.inflight + rs.newly_acked)
-        else:
-            if self.filled_pipe:
-                cwnd = min(cwnd + rs.newly_acked, max_inflight)
-            elif cwnd < max_inflight or self.delivered < self.initial_window_bytes:
-                cwnd += rs.newly_acked
-            cwnd = max(cwnd, min_pipe)
+        # No BBRModulateCwndForRecovery: Linux v3's bbr_set_cwnd (see _recovery).
+        if self.filled_pipe:
+            cwnd = min(cwnd + rs.newly_acked, max_inflight)
+        elif cwnd < max_inflight or self.delivered < self.initial_window_bytes:
+            cwnd += rs.newly_acked
+        cwnd = max(cwnd, min_pipe)
         st = self.state
         if st == PROBE_RTT:
             cwnd = min(cwnd, self._probe_rtt_cwnd())

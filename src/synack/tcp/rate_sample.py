@@ -35,7 +35,8 @@ class RateSample:
     """One ACK's sample (draft-ietf-ccwg-bbr §4.1.2 "rs"), reused from ACK to ACK."""
 
     __slots__ = ("ce", "delivered", "delivery_rate", "interval", "is_app_limited", "lost",
-                 "newly_acked", "newly_lost", "prior_delivered", "rtt", "tx_in_flight")
+                 "newly_acked", "newly_lost", "prior_delivered", "rtt", "sender_limited",
+                 "tx_in_flight")
 
     def __init__(self) -> None:
         self.delivered = 0  # bytes delivered between the sampled send and this ACK
@@ -43,6 +44,10 @@ class RateSample:
         self.interval = 0.0  # max(send elapsed, ACK elapsed); <= 0: no rate in this sample
         self.delivery_rate = 0.0  # bytes per second; 0 when no valid sample
         self.is_app_limited = False
+        # The ACK phase was no longer than the send phase: the path delivered as fast as
+        # the data was sent, so the sender (pacing, or a host too busy to keep its pace)
+        # set this rate, not the path.
+        self.sender_limited = False
         self.tx_in_flight = 0  # bytes in flight when the sampled segment was sent
         self.lost = 0  # bytes marked lost between that send and this ACK
         self.newly_acked = 0  # bytes this ACK delivered (cumulatively or by SACK)
@@ -147,8 +152,10 @@ class RateSampler:
         rs.ce = self.ce_delivered - ce0
         # The longer of the send and ACK phases: an ACK compressed in time, or a burst
         # sent faster than the path, would otherwise overstate the rate.
-        interval = max(self._interval, now - prior_time)
+        ack_phase = now - prior_time
+        interval = max(self._interval, ack_phase)
         rs.interval = interval
+        rs.sender_limited = self._interval >= ack_phase
         if interval <= 0 or interval < min_rtt or rs.delivered <= 0:
             # Shorter than the minimum RTT: not a real round trip (Linux discards it).
             rs.delivery_rate = 0.0
