@@ -93,7 +93,7 @@ def bench_sim() -> list[str]:
                 sc.client.tracer = sc.server.tracer = None
             sc.listen(80, send_after_eof=True, keep_data=False)
             sc.connect(80, data)
-            sc.run(stop=lambda: bool(sc.server_endpoints) and sc.server_endpoint.eof,
+            sc.run(stop=lambda sc=sc: bool(sc.server_endpoints) and sc.server_endpoint.eof,
                    until=600)
             trace = "".join(json.dumps(r, sort_keys=True, default=repr) + "\n"
                             for r in (sc.trace or [])).encode()
