@@ -28,6 +28,9 @@ from ..tcp.events import (
 )
 from ..tcp.states import State
 
+#: Events after which an endpoint moves data (a tuple: no union built per event).
+_MOVE_DATA = (DataReceived, EndOfStream, SendSpace)
+
 
 class Endpoint:
     """Send ``payload``, receive until EOF, then close (C1, C5, C10-C13).
@@ -66,6 +69,9 @@ class Endpoint:
         self.pump(now)
 
     def on_event(self, ev: Event, now: float) -> None:
+        if isinstance(ev, _MOVE_DATA):  # the common case first
+            self.pump(now)
+            return
         if isinstance(ev, Connected):
             self.connected = True
         elif isinstance(ev, ConnectionFailed):
@@ -73,7 +79,7 @@ class Endpoint:
         elif isinstance(ev, Closed):
             self.closed = True
             return
-        elif not isinstance(ev, DataReceived | EndOfStream | SendSpace):
+        else:
             return
         self.pump(now)
 
