@@ -234,6 +234,8 @@ class Stack(DemuxMixin, ListenersMixin, IcmpMixin, TimersMixin, PortsMixin):
     # ------------------------------------------------------------ packet output
     def packets_to_send(self, now: float) -> list[bytes]:
         """Run every connection that has work and return the packets to transmit."""
+        if not self._dirty and not self._out:
+            return []  # idle (the simulator asks every host after every event)
         return self._drain(now, False)  # all whole
 
     def packet_vectors(self, now: float) -> list[OutPacket]:
@@ -247,6 +249,8 @@ class Stack(DemuxMixin, ListenersMixin, IcmpMixin, TimersMixin, PortsMixin):
         ``(source, destination, segment)``; packets the stack itself made (resets, ICMP)
         stay bytes.  For the simulator's ``segments`` mode; a stack with ``offload``
         gives only bytes (their virtio-net headers)."""
+        if not self._dirty and not self._out:
+            return []  # idle (the simulator asks every host after every event)
         return self._drain(now, None)
 
     def _drain(self, now: float, vectored: bool | None) -> list[Any]:
