@@ -174,9 +174,9 @@ def test_icmp_all_zero_message_needs_ffff() -> None:
 @pytest.mark.parametrize("kind", ["random", "ones", "zeros"])
 def test_large_sums_fold_before_dividing_and_agree(n: int, kind: str) -> None:
     """Above 512 bytes the sum folds first (#7: checksums computed fast where the
-    kernel does not; #18: a segment's worth by three fixed folds): same results as word-by-word and as scapy, for the
-    encoder and the decoder, at even and odd lengths, including sums that are
-    congruent to zero (all 0xFF bytes)."""
+    kernel does not; #18: a segment's worth by three fixed folds): same results as
+    word-by-word and as scapy, for the encoder and the decoder, at even and odd
+    lengths, including sums that are congruent to zero (all 0xFF bytes)."""
     rnd = random.Random(n)
     data = {"random": rnd.randbytes(n), "ones": b"\xff" * n, "zeros": bytes(n)}[kind]
     assert ones_sum(data) == naive_sum(data)
