@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from synack.commands.demo import register, run_demo
-from synack.labs import LABS
+from synack.scenarios.labs import LABS
 
 
 def _h(data: bytes) -> str:
@@ -78,7 +78,7 @@ def bench_sim() -> list[str]:
     network modes: the trace (when on), the packet counts and the final clock."""
     import random
 
-    from synack.scenario import Scenario
+    from synack.scenarios.scenario import Scenario
     from synack.sim import PathConfig
 
     out = []
