@@ -24,7 +24,7 @@ import struct
 from itertools import chain
 from typing import Final
 
-from .checksum import FOLD_MIN, BytesLike, reduce_words
+from .checksum import FOLD_ABOVE, BytesLike, reduce_words
 from .errors import WireError
 from .ipv4 import PROTO_TCP
 from .segment import Segment
@@ -133,7 +133,7 @@ def tcp_checksum_ok(data: BytesLike, src: bytes, dst: bytes) -> bool:
     n = len(data)
     # Reduce before adding (no big-int copies); large segments fold first.
     big = int.from_bytes(data, "big")
-    s = big % 0xFFFF if n <= FOLD_MIN else reduce_words(big, n)
+    s = big % 0xFFFF if big < FOLD_ABOVE else reduce_words(big, n)
     if n & 1:
         s <<= 8
     # The pseudo-header makes the sum non-zero, so "== 0xFFFF" is "≡ 0 mod 0xFFFF".
@@ -246,8 +246,8 @@ def build_tcp(seg: Segment, src: bytes, dst: bytes, *, checksum: bool = True) ->
                 doff_flags = _DOFF_BARE | seg.flags
                 csum = 0
                 if checksum:
-                    s = (int.from_bytes(payload, "big") % 0xFFFF if plen <= FOLD_MIN
-                     else reduce_words(int.from_bytes(payload, "big"), plen))
+                    big = int.from_bytes(payload, "big")
+                    s = big % 0xFFFF if big < FOLD_ABOVE else reduce_words(big, plen)
                     if plen & 1:
                         s <<= 8
                     s += (int.from_bytes(src, "big") + int.from_bytes(dst, "big")
@@ -261,8 +261,8 @@ def build_tcp(seg: Segment, src: bytes, dst: bytes, *, checksum: bool = True) ->
             tsecr = seg.tsecr or 0
             csum = 0
             if checksum:
-                s = (int.from_bytes(payload, "big") % 0xFFFF if plen <= FOLD_MIN
-                     else reduce_words(int.from_bytes(payload, "big"), plen))
+                big = int.from_bytes(payload, "big")
+                s = big % 0xFFFF if big < FOLD_ABOVE else reduce_words(big, plen)
                 if plen & 1:
                     s <<= 8
                 s += (int.from_bytes(src, "big") + int.from_bytes(dst, "big")
@@ -277,8 +277,8 @@ def build_tcp(seg: Segment, src: bytes, dst: bytes, *, checksum: bool = True) ->
         doff_flags = (hl << 10) | seg.flags
         csum = 0
         if checksum:
-            s = (int.from_bytes(payload, "big") % 0xFFFF if plen <= FOLD_MIN
-                     else reduce_words(int.from_bytes(payload, "big"), plen))
+            big = int.from_bytes(payload, "big")
+            s = big % 0xFFFF if big < FOLD_ABOVE else reduce_words(big, plen)
             if plen & 1:
                 s <<= 8
             s += (int.from_bytes(src, "big") + int.from_bytes(dst, "big") + PROTO_TCP + hl
