@@ -169,13 +169,14 @@ def test_icmp_all_zero_message_needs_ffff() -> None:
     assert msg.checksum == 0xFFFF
 
 
-@pytest.mark.parametrize("n", [8191, 8192, 8193, 9001, 12346, 32768, 65000, 65535, 70001])
+@pytest.mark.parametrize("n", [511, 512, 513, 1024, 1025, 1460, 1461, 2047, 2048, 2049,
+                               8191, 8192, 8193, 9001, 12346, 32768, 65000, 65535, 70001])
 @pytest.mark.parametrize("kind", ["random", "ones", "zeros"])
 def test_large_sums_fold_before_dividing_and_agree(n: int, kind: str) -> None:
-    """Above 8 KB the sum folds by halves first (#7: checksums computed fast where
-    the kernel does not): same results as word-by-word and as scapy, for the
-    encoder and the decoder, at even and odd lengths, including sums that are
-    congruent to zero (all 0xFF bytes)."""
+    """Above 512 bytes the sum folds first (#7: checksums computed fast where the
+    kernel does not; #18: a segment's worth by three fixed folds): same results as
+    word-by-word and as scapy, for the encoder and the decoder, at even and odd
+    lengths, including sums that are congruent to zero (all 0xFF bytes)."""
     rnd = random.Random(n)
     data = {"random": rnd.randbytes(n), "ones": b"\xff" * n, "zeros": bytes(n)}[kind]
     assert ones_sum(data) == naive_sum(data)

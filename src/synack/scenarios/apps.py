@@ -28,6 +28,13 @@ from ..tcp.events import (
 )
 from ..tcp.states import State
 
+#: Events after which an endpoint moves data (a tuple: no union built per event).
+_MOVE_DATA = (DataReceived, EndOfStream, SendSpace)
+#: States tested on every pump, as module names (State.X goes through EnumType's
+#: __getattr__ hook, several times slower than a global).
+_CLOSED = State.CLOSED
+_MAY_SEND = (State.SYN_SENT, State.SYN_RECEIVED, State.ESTABLISHED, State.CLOSE_WAIT)
+
 
 class Endpoint:
     """Send ``payload``, receive until EOF, then close (C1, C5, C10-C13).
@@ -66,6 +73,9 @@ class Endpoint:
         self.pump(now)
 
     def on_event(self, ev: Event, now: float) -> None:
+        if isinstance(ev, _MOVE_DATA):  # the common case first
+            self.pump(now)
+            return
         if isinstance(ev, Connected):
             self.connected = True
         elif isinstance(ev, ConnectionFailed):
@@ -73,14 +83,14 @@ class Endpoint:
         elif isinstance(ev, Closed):
             self.closed = True
             return
-        elif not isinstance(ev, DataReceived | EndOfStream | SendSpace):
+        else:
             return
         self.pump(now)
 
     def pump(self, now: float) -> None:
         """Move data both ways as far as the connection allows."""
         conn = self.conn
-        if conn.state is State.CLOSED:
+        if conn.state is _CLOSED:
             return
         if self.read and conn.readable:
             self.take(conn.recv())
@@ -88,8 +98,7 @@ class Endpoint:
             self.eof = True
         if self.send_after_eof and not self.eof:
             return
-        if self.sent < len(self._payload) and conn.state in (
-                State.SYN_SENT, State.SYN_RECEIVED, State.ESTABLISHED, State.CLOSE_WAIT):
+        if self.sent < len(self._payload) and conn.state in _MAY_SEND:
             space = conn.send_space
             if space:
                 self.sent += conn.send(self._payload[self.sent:self.sent + space])

@@ -41,6 +41,11 @@ from .listeners import Listener, ListenersMixin
 from .ports import PortsMixin, check_port
 from .timers import TimersMixin
 
+# (Module names for the states tested per drained connection: State.X goes through
+# EnumType's __getattr__ hook, several times slower than a global.)
+_S_CLOSED = State.CLOSED
+_S_TIME_WAIT = State.TIME_WAIT
+
 
 class Stack(DemuxMixin, ListenersMixin, IcmpMixin, TimersMixin, PortsMixin):
     """TCP for one host: one or more IPv4 and IPv6 addresses (:meth:`add_address`)."""
@@ -234,6 +239,8 @@ class Stack(DemuxMixin, ListenersMixin, IcmpMixin, TimersMixin, PortsMixin):
     # ------------------------------------------------------------ packet output
     def packets_to_send(self, now: float) -> list[bytes]:
         """Run every connection that has work and return the packets to transmit."""
+        if not self._dirty and not self._out:
+            return []  # idle (the simulator asks every host after every event)
         return self._drain(now, False)  # all whole
 
     def packet_vectors(self, now: float) -> list[OutPacket]:
@@ -247,6 +254,8 @@ class Stack(DemuxMixin, ListenersMixin, IcmpMixin, TimersMixin, PortsMixin):
         ``(source, destination, segment)``; packets the stack itself made (resets, ICMP)
         stay bytes.  For the simulator's ``segments`` mode; a stack with ``offload``
         gives only bytes (their virtio-net headers)."""
+        if not self._dirty and not self._out:
+            return []  # idle (the simulator asks every host after every event)
         return self._drain(now, None)
 
     def _drain(self, now: float, vectored: bool | None) -> list[Any]:
@@ -297,10 +306,10 @@ class Stack(DemuxMixin, ListenersMixin, IcmpMixin, TimersMixin, PortsMixin):
         lst = self._embryonic.get(conn)
         if lst is not None:
             self._settle_embryonic(conn, lst)
-        if st is State.CLOSED:
+        if st is _S_CLOSED:
             self._remove(conn)
             return
-        if st is State.TIME_WAIT and conn not in self._time_wait:
+        if st is _S_TIME_WAIT and conn not in self._time_wait:
             self._time_wait[conn] = None
             if len(self._time_wait) > self.max_time_wait:
                 # Too many TIME-WAIT entries: recycle the oldest (as Linux does when

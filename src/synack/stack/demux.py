@@ -76,7 +76,7 @@ class DemuxMixin(StackBase):
         ecn = seg.ecn & 3
         self.stats["segs_in"] += 1
         self._dirty[conn] = None
-        if (flags | PSH == ACK | PSH and ecn != 3
+        if (flags | PSH == ACK | PSH and ecn != 3 and seg.payload  # (a pure ACK: never)
                 and conn.receive_data_fast(seg.seq, seg.ack, seg.window, tsval,
                                            memoryview(seg.payload), now)):
             self.stats["segs_fast"] += 1
@@ -164,7 +164,7 @@ class DemuxMixin(StackBase):
         payload = view[20 + hl:total]
         self.stats["segs_in"] += 1
         self._dirty[conn] = None
-        if (flags | PSH == ACK | PSH and tos & 3 != 3
+        if (flags | PSH == ACK | PSH and tos & 3 != 3 and payload  # (a pure ACK: never)
                 and conn.receive_data_fast(seqno, ackno, window, tsval, payload, now)):
             self.stats["segs_fast"] += 1
             return True
@@ -203,7 +203,7 @@ class DemuxMixin(StackBase):
         ecn = (vtf >> 20) & 3  # the Traffic Class's ECN field (RFC 3168 §5)
         self.stats["segs_in"] += 1
         self._dirty[conn] = None
-        if (flags | PSH == ACK | PSH and ecn != 3
+        if (flags | PSH == ACK | PSH and ecn != 3 and payload  # (a pure ACK: never)
                 and conn.receive_data_fast(seqno, ackno, window, tsval, payload, now)):
             self.stats["segs_fast"] += 1
             return True

@@ -36,6 +36,7 @@ S_CLOSING = State.CLOSING
 S_LAST_ACK = State.LAST_ACK
 S_TIME_WAIT = State.TIME_WAIT
 
-#: States whose send path may emit data and FIN.
-_OUTPUT_STATES = frozenset({S_ESTABLISHED, S_CLOSE_WAIT, S_FIN_WAIT_1, S_CLOSING, S_LAST_ACK})
-_PREDICTED_STATES = frozenset({S_ESTABLISHED, S_FIN_WAIT_1, S_FIN_WAIT_2})  # header prediction
+#: States whose send path may emit data and FIN.  (Tuples, not sets: a member test
+#: then compares identities in C, where a set would call Enum's Python __hash__.)
+_OUTPUT_STATES = (S_ESTABLISHED, S_CLOSE_WAIT, S_FIN_WAIT_1, S_CLOSING, S_LAST_ACK)
+_PREDICTED_STATES = (S_ESTABLISHED, S_FIN_WAIT_1, S_FIN_WAIT_2)  # header prediction

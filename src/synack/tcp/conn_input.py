@@ -5,7 +5,6 @@ prediction, and what an ACK does to the send side (SND.UNA, SND.WL1/WL2, the win
 from __future__ import annotations
 
 import errno
-from typing import TYPE_CHECKING, cast
 
 from ..wire.segment import ACK, CWR, ECE, FIN, RST, SYN, URG, Segment
 from . import seq
@@ -28,9 +27,6 @@ from .conn_const import (
 from .events import SendSpace
 from .scoreboard import SentSeg
 from .states import CAN_RECEIVE
-
-if TYPE_CHECKING:
-    from .connection import Connection
 
 
 class InputMixin(ConnBase):
@@ -473,7 +469,8 @@ class InputMixin(ConnBase):
         """Report SendSpace to a writer that found the send buffer full."""
         self._send_full = False
         self._mem.woken()
-        self._events.append(SendSpace(cast("Connection", self)))
+        # (self is the Connection; no typing.cast() call per ACK)
+        self._events.append(SendSpace(self))  # type: ignore[arg-type]
 
     def _window_opened(self, now: float, window: int) -> None:
         """The peer's window reopened after zero (C4): leave persist mode."""

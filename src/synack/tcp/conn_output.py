@@ -349,7 +349,8 @@ class OutputMixin(ConnBase):
         right = rnxt + mem.window(cfg, len(self._rbuf), mss, self.ts_ok, syn,
                                   65535 << self.rcv_wscale)  # (as _offerable)
         radv = self._radv
-        if radv < rnxt or right - radv >= mem.sws_threshold(cfg.rcv_buf, mss):
+        # (The threshold is at least 1: an edge that did not move needs no call for it.)
+        if radv < rnxt or (right > radv and right - radv >= mem.sws_threshold(cfg.rcv_buf, mss)):
             self._radv = max(right, radv)
         shift = 0 if syn else self.rcv_wscale
         field = min((max(self._radv - rnxt, 0) + (1 << shift) - 1) >> shift, 65535)

@@ -140,7 +140,8 @@ class ReceiveMixin(ConnBase):
         if type(last) is DataReceived and last.conn is self:
             last.nbytes += n
         else:
-            events.append(DataReceived(cast("Connection", self), n))
+            # (self is the Connection; no typing.cast() call per segment)
+            events.append(DataReceived(self, n))  # type: ignore[arg-type]
         self._ack_pending += 1
         if self._quickack > 0:
             self._quickack -= 1

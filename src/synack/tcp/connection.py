@@ -452,8 +452,8 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
             # on the first read, where Linux's rcv_ssthresh keeps its window small).
             offered = max(self._radv - self._rnxt, 0)
             free = self._offerable()
-            threshold = self._mem.sws_threshold(self.config.rcv_buf, self.eff_mss)
-            if free - offered >= threshold and free >= 2 * offered:
+            if free >= 2 * offered and free - offered >= self._mem.sws_threshold(
+                    self.config.rcv_buf, self.eff_mss):
                 if offered < 4 * self.eff_mss or self.config.delayed_ack <= 0:
                     self._ack_now = True
                     self._poke()

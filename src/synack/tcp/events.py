@@ -39,7 +39,7 @@ class DataReceived(Event):
     __slots__ = ("nbytes",)
 
     def __init__(self, conn: Connection, nbytes: int) -> None:
-        super().__init__(conn)
+        self.conn = conn  # (Event.__init__, without a second call per segment)
         self.nbytes = nbytes
 
 

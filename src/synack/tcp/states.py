@@ -70,10 +70,12 @@ TO_CLOSED: dict[str, tuple[str, str]] = {
 
 SYNCHRONIZED = frozenset({S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2, S.CLOSE_WAIT, S.CLOSING,
                           S.LAST_ACK, S.TIME_WAIT})
-#: States in which we may still receive data from the peer.
-CAN_RECEIVE = frozenset({S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2})
+#: States in which we may still receive data from the peer.  (This and CAN_SEND are
+#: tested per segment: tuples, whose member test compares identities in C, where a
+#: set would call Enum's Python-level __hash__.)
+CAN_RECEIVE = (S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2)
 #: States in which the application may still queue data to send.
-CAN_SEND = frozenset({S.SYN_SENT, S.SYN_RECEIVED, S.ESTABLISHED, S.CLOSE_WAIT})
+CAN_SEND = (S.SYN_SENT, S.SYN_RECEIVED, S.ESTABLISHED, S.CLOSE_WAIT)
 
 
 class IllegalTransition(RuntimeError):

@@ -13,7 +13,7 @@ import ipaddress
 import struct
 from typing import Final, NamedTuple, NoReturn
 
-from .checksum import BytesLike, fold, ones_sum
+from .checksum import BytesLike, ones_sum
 from .errors import WireError
 
 PROTO_ICMP: Final = 1
@@ -155,8 +155,9 @@ def build_ipv4_header(src: bytes, dst: bytes, proto: int, payload_len: int, *, t
     ff = _DF if df else 0
     s = (0x4500 | tos) + total + ident + ff + (ttl << 8 | proto) \
         + int.from_bytes(src, "big") + int.from_bytes(dst, "big")
-    try:
-        return _HDR.pack(0x45, tos, total, ident, ff, ttl, proto, 0xFFFF ^ fold(s), src, dst)
+    try:  # (0xFFFF ^ fold(s), fold inline: s > 0)
+        return _HDR.pack(0x45, tos, total, ident, ff, ttl, proto, 0xFFFF ^ (s % 0xFFFF or 0xFFFF),
+                         src, dst)
     except struct.error as e:
         raise ValueError(f"IPv4 header field out of range: {e}") from None
 

@@ -24,7 +24,7 @@ import struct
 from itertools import chain
 from typing import Final
 
-from .checksum import FOLD_MIN, BytesLike, fold, word_sum
+from .checksum import FOLD_ABOVE, BytesLike, reduce_words
 from .errors import WireError
 from .ipv4 import PROTO_TCP
 from .segment import Segment
@@ -132,7 +132,8 @@ def tcp_checksum_ok(data: BytesLike, src: bytes, dst: bytes) -> bool:
     each read as one integer, which is congruent to the sum of its 16-bit words)."""
     n = len(data)
     # Reduce before adding (no big-int copies); large segments fold first.
-    s = int.from_bytes(data, "big") % 0xFFFF if n <= FOLD_MIN else word_sum(data)
+    big = int.from_bytes(data, "big")
+    s = big % 0xFFFF if big < FOLD_ABOVE else reduce_words(big, n)
     if n & 1:
         s <<= 8
     # The pseudo-header makes the sum non-zero, so "== 0xFFFF" is "≡ 0 mod 0xFFFF".
@@ -245,14 +246,14 @@ def build_tcp(seg: Segment, src: bytes, dst: bytes, *, checksum: bool = True) ->
                 doff_flags = _DOFF_BARE | seg.flags
                 csum = 0
                 if checksum:
-                    s = (int.from_bytes(payload, "big") % 0xFFFF if plen <= FOLD_MIN
-                     else word_sum(payload))
+                    big = int.from_bytes(payload, "big")
+                    s = big % 0xFFFF if big < FOLD_ABOVE else reduce_words(big, plen)
                     if plen & 1:
                         s <<= 8
                     s += (int.from_bytes(src, "big") + int.from_bytes(dst, "big")
                           + PROTO_TCP + TCP_HEADER_LEN + plen + seg.src_port + seg.dst_port
                           + seg.seq + seg.ack + doff_flags + seg.window + seg.urgent)
-                    csum = 0xFFFF ^ fold(s)
+                    csum = 0xFFFF ^ (s % 0xFFFF or 0xFFFF)  # fold(s), inline: s > 0
                 return _HDR.pack(seg.src_port, seg.dst_port, seg.seq, seg.ack, doff_flags,
                                  seg.window, csum, seg.urgent)
             # The common data/ACK segment: nop, nop, TS.
@@ -260,15 +261,15 @@ def build_tcp(seg: Segment, src: bytes, dst: bytes, *, checksum: bool = True) ->
             tsecr = seg.tsecr or 0
             csum = 0
             if checksum:
-                s = (int.from_bytes(payload, "big") % 0xFFFF if plen <= FOLD_MIN
-                     else word_sum(payload))
+                big = int.from_bytes(payload, "big")
+                s = big % 0xFFFF if big < FOLD_ABOVE else reduce_words(big, plen)
                 if plen & 1:
                     s <<= 8
                 s += (int.from_bytes(src, "big") + int.from_bytes(dst, "big")
                       + PROTO_TCP + TCP_HEADER_LEN + 12 + plen + seg.src_port + seg.dst_port
                       + seg.seq + seg.ack + doff_flags + seg.window + seg.urgent
                       + _TS_PREFIX_SUM + seg.tsval + tsecr)
-                csum = 0xFFFF ^ fold(s)
+                csum = 0xFFFF ^ (s % 0xFFFF or 0xFFFF)  # fold(s), inline: s > 0
             return _HDR_TS.pack(seg.src_port, seg.dst_port, seg.seq, seg.ack, doff_flags,
                                 seg.window, csum, seg.urgent, 0x0101, 0x080A, seg.tsval, tsecr)
         opts = build_options(seg)
@@ -276,14 +277,14 @@ def build_tcp(seg: Segment, src: bytes, dst: bytes, *, checksum: bool = True) ->
         doff_flags = (hl << 10) | seg.flags
         csum = 0
         if checksum:
-            s = (int.from_bytes(payload, "big") % 0xFFFF if plen <= FOLD_MIN
-                     else word_sum(payload))
+            big = int.from_bytes(payload, "big")
+            s = big % 0xFFFF if big < FOLD_ABOVE else reduce_words(big, plen)
             if plen & 1:
                 s <<= 8
             s += (int.from_bytes(src, "big") + int.from_bytes(dst, "big") + PROTO_TCP + hl
                   + plen + seg.src_port + seg.dst_port + seg.seq + seg.ack + doff_flags
                   + seg.window + seg.urgent + int.from_bytes(opts, "big"))
-            csum = 0xFFFF ^ fold(s)
+            csum = 0xFFFF ^ (s % 0xFFFF or 0xFFFF)  # fold(s), inline: s > 0
         return _HDR.pack(seg.src_port, seg.dst_port, seg.seq, seg.ack, doff_flags, seg.window,
                          csum, seg.urgent) + opts
     except struct.error as e:
