@@ -215,6 +215,22 @@ class TcpConfig:
     #: sk_stream_min_wspace(), 0.5), checked when an ACK frees memory.  0: SendSpace as
     #: soon as there is room, and send() never waits.
     snd_wake_ratio: float = 0.0
+    #: The window scale is chosen for this buffer size when it exceeds rcv_buf (Linux
+    #: tcp_select_initial_window(): max(tcp_rmem[2], rmem_max), what autotuning may grow
+    #: the buffer to); None: for rcv_buf (RFC 7323 §2.3).
+    rcv_wscale_space: int | None = None
+    #: With rcv_truesize_headroom: the window is Linux's receive-window slow start.  It
+    #: starts at the free space rounded down to our MSS (tcp_select_initial_window()),
+    #: is capped by rcv_ssthresh, which starts there, is clamped to the full space when
+    #: the payload/truesize ratio changes (tcp_measure_rcv_mss()) and grows by two
+    #: segments for data that fits its truesize (tcp_grow_window()); below half the
+    #: full space it is 0 under one segment or 1/16 of the space, and with window
+    #: scaling it is not rounded to segments (__tcp_select_window()).
+    rcv_ssthresh: bool = False
+    #: An RST sent from a connection (abort, close with unread data) carries the window
+    #: offered after the unread data is freed (Linux tcp_close(), tcp_send_active_reset());
+    #: False: window 0 (RFC 9293 gives an RST no window).
+    rst_window: bool = False
 
     def __post_init__(self) -> None:
         if not 88 <= self.mss <= 65495:
@@ -260,6 +276,8 @@ class TcpConfig:
                 raise ValueError(f"{name} must be None or in 0..65536")
         if not 0.0 <= self.snd_wake_ratio <= 4.0:
             raise ValueError("snd_wake_ratio must be in 0..4")
+        if self.rcv_wscale_space is not None and not 1 <= self.rcv_wscale_space <= (1 << 31):
+            raise ValueError("rcv_wscale_space must be None or in 1..2**31")
 
     @classmethod
     def classic(cls, **changes: object) -> TcpConfig:

@@ -353,7 +353,7 @@ class OutputMixin(ConnBase):
             self._radv = max(right, radv)
         shift = 0 if syn else self.rcv_wscale
         field = min((max(self._radv - rnxt, 0) + (1 << shift) - 1) >> shift, 65535)
-        self._radv = rnxt + (field << shift)
+        self._radv = rnxt + (mem.syn_edge(field) if syn else field << shift)
         return field
 
     def _offerable(self, syn: bool = False) -> int:
@@ -376,8 +376,14 @@ class OutputMixin(ConnBase):
 
     def _send_rst(self, now: float, pos: int, *, why: str) -> None:
         """Send <SEQ=pos><ACK=RCV.NXT><CTL=RST,ACK>; an RST is never retransmitted (C19)."""
-        seg = self._make(RST | ACK, pos, b"", now)
-        seg.window = 0
+        if self.config.rst_window:
+            # Linux tcp_close() frees the unread data, then tcp_send_active_reset()
+            # sends the window as any segment (tcp_transmit_skb, tcp_select_window).
+            self._mem.on_read(lambda: self._rnxt)
+            seg = self._make(RST | ACK, pos, b"", now)
+        else:
+            seg = self._make(RST | ACK, pos, b"", now)
+            seg.window = 0
         seg.sack_blocks = ()
         self._emit(seg, now, why)
 

@@ -79,8 +79,12 @@ class ReceiveMixin(ConnBase):
         if pos == rnxt:
             self._rbuf.append(payload)
             self._rnxt = end
-            if mem.counts_truesize and mem.charge(end, size, self.eff_mss, cfg.rcv_buf):
-                self._ack_now = True  # memory was already over rcv_buf (Linux)
+            if mem.counts_truesize:
+                if mem.charge(end, size, self.eff_mss, cfg.rcv_buf):
+                    self._ack_now = True  # memory was already over rcv_buf (Linux)
+                quick = mem.take_quick()
+                if quick >= 0:  # Linux: quick ACKs for the first data's window
+                    self._quickack = min(self._quickack, quick)
             if self._ooo.nbytes:
                 self._ack_now = True  # filling a hole: ACK at once (RFC 5681 §4.2)
                 while (more := self._ooo.pop_ready(self._rnxt)) is not None:
