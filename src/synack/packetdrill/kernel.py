@@ -153,7 +153,8 @@ def _seg_record(pkt: bytes, t: float, why: str) -> dict[str, Any] | None:
     rec: dict[str, Any] = {
         "t": t, "ev": "seg", "dir": "out" if out else "in",
         "conn": f"{ep(*local)}>{ep(*remote)}", "flags": seg.flags, "seq": seg.seq,
-        "ack": seg.ack, "len": len(seg.payload), "win": seg.window, "mss": seg.mss, "why": why, "state": None, "iss": None, "irs": None}
+        "ack": seg.ack, "len": len(seg.payload), "win": seg.window, "mss": seg.mss,
+        "why": why, "state": None, "iss": None, "irs": None}
     if seg.sack_blocks:
         rec["sack"] = [list(b) for b in seg.sack_blocks]
     if seg.tsval is not None:
