@@ -176,6 +176,10 @@ class ReceiveMixin(ConnBase):
             # the delayed-ACK timer (or rides on our FIN if the application closes).
             # Before any data arrived Linux's ACK timeout (ato) is still 0: ACK at once.
             self._quickack = 0
+            if self._ack_pending <= 1 and not self._ooo.nbytes:
+                # The FIN came with this segment's data: quick-ACK mode alone asked for
+                # an ACK now, and pingpong mode ends it (tcp_in_quickack_mode()).
+                self._ack_now = False
             if self._timers.delayed_ack is None:
                 self._timers.delayed_ack = now + cfg.delayed_ack
         else:
