@@ -176,7 +176,8 @@ class ReceiveMixin(ConnBase):
             # the delayed-ACK timer (or rides on our FIN if the application closes).
             # Before any data arrived Linux's ACK timeout (ato) is still 0: ACK at once.
             self._quickack = 0
-            if self._ack_pending <= 1 and not self._ooo.nbytes:
+            if (self._ack_pending == 1 and not self._ooo.nbytes
+                    and not self._mem.rcv_over(cfg.rcv_buf)):
                 # The FIN came with this segment's data: quick-ACK mode alone asked for
                 # an ACK now, and pingpong mode ends it (tcp_in_quickack_mode()).
                 self._ack_now = False
