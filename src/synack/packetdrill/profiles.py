@@ -81,6 +81,8 @@ LINUX = Profile(
              "max(4*RTTVAR, rto_min) (tcp_rtt_estimator, __tcp_set_rto)"),
         Want("psh_write_end", True, "PSH marks the end of each write and every half max "
              "window written (tcp_mark_push, forced_push)"),
+        Want("psh_retrans_kept", True, "a retransmission carries PSH if the data it resends "
+             "was first sent with it (tcp_retransmit_skb keeps the skb's flags)"),
         Want("nagle_minshall", True, "Nagle holds a partial segment only while the last "
              "small segment is unacknowledged (tcp_nagle_check, tcp_minshall_check)"),
         Want("retrans_collapse", True, "a short retransmission absorbs the lost segments "

@@ -111,6 +111,11 @@ class TcpConfig:
     #: the whole still fits one MSS and the window, and carries their flags (FIN too):
     #: Linux tcp_retrans_try_collapse() with net.ipv4.tcp_retrans_collapse = 1.
     retrans_collapse: bool = False
+    #: A retransmission carries PSH when data it resends was first sent with PSH (Linux
+    #: resends the skb with the tcp_flags it was sent with: tcp_retransmit_skb(); a split
+    #: leaves PSH on the tail, tcp_fragment(); a collapse ORs them, tcp_collapse_retrans()).
+    #: False: PSH when the retransmission reaches the end of the queued data.
+    psh_retrans_kept: bool = False
     #: A zero window is probed with a bare ACK carrying SEG.SEQ = SND.UNA - 1, which the
     #: peer must answer with an ACK (RFC 9293 §3.10.7.4), instead of one new byte of
     #: data (§3.8.6.1): Linux tcp_write_wakeup() -> tcp_xmit_probe_skb().

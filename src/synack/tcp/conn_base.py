@@ -128,6 +128,7 @@ class ConnBase:
     _eor: list[int] | None  # made on the first MSG_EOR
     _psh_marks: set[int] | None  # made on the first psh_write_end mark
     _pushed_pos: int
+    _psh_sent: set[int] | None  # ends of segments sent with PSH (psh_retrans_kept)
     _push_now: bool
     _last_ack_sent: int
     _orphan: bool

@@ -233,6 +233,10 @@ class OutputMixin(ConnBase):
             marks.difference_update([m for m in marks if m <= end])
         if fin:
             flags |= FIN
+        if flags & PSH and self.config.psh_retrans_kept:
+            if self._psh_sent is None:
+                self._psh_sent = set()
+            self._psh_sent.add(end)
         seg = self._make(flags, start, self._payload(off, end - start), now)
         if self.ecn_ok and end > start and not why.startswith("zero-window"):
             seg.ecn = ECT0  # RFC 3168 §6.1.2: new data is ECN-capable
@@ -267,7 +271,14 @@ class OutputMixin(ConnBase):
         off = s.start - self._buf_pos
         payload = self._payload(off, data_end - s.start) if data_end > s.start else b""
         flags = ACK | (FIN if s.fin else 0)
-        if payload and data_end == self._buf_pos + len(self._buf):
+        sent = self._psh_sent
+        if sent is not None:  # psh_retrans_kept: as first sent
+            una = self._una
+            sent.difference_update([m for m in sent if m <= una])
+            if payload and any(s.start < m <= data_end for m in sent):
+                flags |= PSH
+        elif (payload and data_end == self._buf_pos + len(self._buf)
+              and not self.config.psh_retrans_kept):
             flags |= PSH
         sb = self._sb
         sb.retransmitted(s, now)

@@ -203,6 +203,7 @@ class ReceiveMixin(ConnBase):
         # nothing more is sent (keep only cwnd/ssthresh), nothing more is sampled, and
         # no data is queued again (the peer's FIN came after all of it).
         self._rsr.release()
+        self._psh_sent = None
         self._cc = Finished(self._cc)
         assert not self._ooo
         self._ooo = _NO_OOO

@@ -213,6 +213,7 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         self._eor = None  # stream positions that end a record (MSG_EOR), ascending
         self._psh_marks = None  # stream positions a write ended at (psh_write_end)
         self._pushed_pos = 0  # Linux tp->pushed_seq: where the last PSH mark was
+        self._psh_sent = None
         self._push_now = False  # push() asked to send what cork/MSG_MORE/Nagle hold
         self._last_ack_sent = 0
         self._orphan = False
