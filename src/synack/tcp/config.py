@@ -134,7 +134,8 @@ class TcpConfig:
     challenge_ack_oow_limit: bool = False
     #: After shutdown(SHUT_RD), new data in FIN-WAIT-1/2 is answered with RST and the
     #: connection fails with ECONNRESET, as after close() (Linux tcp_rcv_state_process()
-    #: tests RCV_SHUTDOWN, which both set; RFC 1122 §4.2.2.13 asks it after CLOSE).
+    #: tests RCV_SHUTDOWN, which both set; RFC 1122 §4.2.2.13 asks it after CLOSE); so is
+    #: a FIN past RCV.NXT there, after either (end_seq - fin after rcv_nxt).
     rst_on_data_after_shut_rd: bool = False
     #: The error an RST leaves for the application depends on the state (Linux
     #: tcp_reset()): EPIPE in CLOSE-WAIT, ECONNRESET in CLOSING and LAST-ACK too (RFC

@@ -288,24 +288,18 @@ class InputMixin(ConnBase):
                 shut = self._rd_shut and st in (S_FIN_WAIT_1, S_FIN_WAIT_2) \
                     and pos + dlen > self._rnxt
                 if self._orphan or shut:
-                    # C24: the application is gone; data for it is answered with RST.
-                    why = "data for a closed socket (C24)" if self._orphan \
-                        else "data after shutdown(SHUT_RD) (tcp_rcv_state_process)"
-                    if self.config.orphan_rst_from_ack:
-                        # Linux: drop the connection, then answer as for none (RFC 9293
-                        # §3.10.7.1 form <SEQ=SEG.ACK><CTL=RST>).
-                        self._send_rst_raw(now, seg.ack, 0, RST, why=why)
-                    else:
-                        self._send_rst(now, self._max, why=why)
-                    if self._orphan:
-                        self._set_state(S_CLOSED, now, "abort")
-                    else:  # Linux tcp_reset(): the reader learns ECONNRESET
-                        self._fail(now, errno.ECONNRESET, "connection reset: data after "
-                                   "shutdown(SHUT_RD)", "abort")
+                    self._reset_for_data(seg, now)
                     return
                 self._accept_data(pos, seg.payload, now, seg.ecn)
             else:
                 self._drop(now, "data_after_fin")
+        elif (flags & FIN and pos > self._rnxt and (self._orphan or self._rd_shut)
+              and st in (S_FIN_WAIT_1, S_FIN_WAIT_2)
+              and self.config.rst_on_data_after_shut_rd):
+            # Linux tcp_rcv_state_process(): a FIN past RCV.NXT (data is missing before
+            # it) after the receive side was shut resets, as data would.
+            self._reset_for_data(seg, now)
+            return
         # Eighth: FIN (held until every byte before it has arrived).
         if flags & FIN:
             fin_pos = pos + dlen
@@ -317,6 +311,23 @@ class InputMixin(ConnBase):
                     self._ack_now = True
         if self._rfin_pos is not None:
             self._check_fin(now)
+
+    def _reset_for_data(self, seg: Segment, now: float) -> None:
+        """C24: the application is gone (or shut its receive side); data for it is
+        answered with RST."""
+        why = "data for a closed socket (C24)" if self._orphan \
+            else "data after shutdown(SHUT_RD) (tcp_rcv_state_process)"
+        if self.config.orphan_rst_from_ack:
+            # Linux: drop the connection, then answer as for none (RFC 9293
+            # §3.10.7.1 form <SEQ=SEG.ACK><CTL=RST>).
+            self._send_rst_raw(now, seg.ack, 0, RST, why=why)
+        else:
+            self._send_rst(now, self._max, why=why)
+        if self._orphan:
+            self._set_state(S_CLOSED, now, "abort")
+        else:  # Linux tcp_reset(): the reader learns ECONNRESET
+            self._fail(now, errno.ECONNRESET, "connection reset: data after "
+                       "shutdown(SHUT_RD)", "abort")
 
     def _reply_unacceptable(self, slen: int, now: float) -> None:
         """RFC 9293: reply <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>.  Replies to pure ACKs
