@@ -83,6 +83,8 @@ LINUX = Profile(
              "window written (tcp_mark_push, forced_push)"),
         Want("psh_retrans_kept", True, "a retransmission carries PSH if the data it resends "
              "was first sent with it (tcp_retransmit_skb keeps the skb's flags)"),
+        Want("fin_needs_window", True, "the FIN waits until its sequence number fits the "
+             "peer's window (tcp_snd_wnd_test)"),
         Want("nagle_minshall", True, "Nagle holds a partial segment only while the last "
              "small segment is unacknowledged (tcp_nagle_check, tcp_minshall_check)"),
         Want("retrans_collapse", True, "a short retransmission absorbs the lost segments "

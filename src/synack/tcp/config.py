@@ -116,6 +116,10 @@ class TcpConfig:
     #: leaves PSH on the tail, tcp_fragment(); a collapse ORs them, tcp_collapse_retrans()).
     #: False: PSH when the retransmission reaches the end of the queued data.
     psh_retrans_kept: bool = False
+    #: The FIN is sent only when its sequence number fits the peer's window, as data
+    #: (Linux tcp_snd_wnd_test() counts it); a zero window is then probed until it does.
+    #: False: the FIN follows the data at once (it carries no data to overrun the window).
+    fin_needs_window: bool = False
     #: A zero window is probed with a bare ACK carrying SEG.SEQ = SND.UNA - 1, which the
     #: peer must answer with an ACK (RFC 9293 §3.10.7.4), instead of one new byte of
     #: data (§3.8.6.1): Linux tcp_write_wakeup() -> tcp_xmit_probe_skb().

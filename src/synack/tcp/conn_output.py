@@ -153,6 +153,8 @@ class OutputMixin(ConnBase):
                 allow -= n
                 sent_new = True
             elif fin_pos is not None and nxt == fin_pos:
+                if nxt >= rwnd_end and self.config.fin_needs_window:
+                    break  # Linux tcp_snd_wnd_test(): the FIN's sequence number must fit
                 self._send_new(nxt, nxt, True, now)
                 sent_new = True
             else:
@@ -175,14 +177,20 @@ class OutputMixin(ConnBase):
                 self._timers.rto = self._rto_deadline(now)
             if sent_new:
                 self._arm_tlp(now)  # RFC 8985 §7.2: (re)schedule on each new send
-        elif (self._max < data_end and self._timers.rto is None
-              and rwnd_end - self._max < min(data_end - self._max, mss)):
+        elif self._timers.rto is None and (
+                (self._max < data_end and rwnd_end - self._max < min(data_end - self._max, mss))
+                or self._fin_held()):
             # Window closed or too small to use (SWS): the persist timer will probe it
             # or send what fits (RFC 9293 §3.8.6.1 and §3.8.6.2.1 override).  Data that
             # cork, MSG_MORE or Nagle hold with the window open is not outstanding and
             # arms no timer (RFC 6298 §5.1); the application's push releases it.
             self._persisting = self.snd_wnd == 0
             self._timers.rto = self._rto_deadline(now)
+
+    def _fin_held(self) -> bool:
+        """Is the FIN unsent for want of window (``fin_needs_window``)?"""
+        return (self._fin_pos is not None and self._max == self._fin_pos
+                and self._max >= self._una + self.snd_wnd and self.config.fin_needs_window)
 
     def _mark_push(self, end: int) -> None:
         """Linux tcp_mark_push(): the segment that ends at ``end`` will carry PSH."""

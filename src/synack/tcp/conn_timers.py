@@ -117,7 +117,8 @@ class TimersMixin(ConnBase):
         outstanding = self._max - self._una
         data_end = self._buf_pos + len(self._buf)
         if outstanding <= 0 and (self._max >= data_end or self.snd_wnd
-                                 >= min(data_end - self._max, self.eff_mss)):
+                                 >= min(data_end - self._max, self.eff_mss)) \
+                and not self._fin_held():
             return  # nothing outstanding and no window to probe (RFC 6298 §5.1)
         self._retries += 1
         if cfg.user_timeout is not None and self._max > self._una \
@@ -134,7 +135,8 @@ class TimersMixin(ConnBase):
         self.rtt.back_off()
         probe = self._probe
         only_probe = outstanding == 0 or (probe is not None and outstanding == 1)
-        if only_probe and self.snd_wnd < self.eff_mss and (self._max < data_end or probe):
+        if only_probe and self.snd_wnd < self.eff_mss and (self._max < data_end or probe
+                                                           or self._fin_held()):
             self._persist(now)
             return
         self.stats["rto_fired"] += 1
