@@ -85,6 +85,11 @@ LINUX = Profile(
              "was first sent with it (tcp_retransmit_skb keeps the skb's flags)"),
         Want("fin_needs_window", True, "the FIN waits until its sequence number fits the "
              "peer's window (tcp_snd_wnd_test)"),
+        Want("tlp_new_data_rto_from_head", True, "a loss probe of new data keeps the RTO "
+             "counted from the oldest outstanding segment (tcp_rearm_rto, "
+             "tcp_rto_delta_us)"),
+        Want("cwnd_in_packets", True, "each segment sent takes a whole packet of cwnd, "
+             "however short (tcp_write_xmit, tcp_xmit_retransmit_queue)"),
         Want("nagle_minshall", True, "Nagle holds a partial segment only while the last "
              "small segment is unacknowledged (tcp_nagle_check, tcp_minshall_check)"),
         Want("retrans_collapse", True, "a short retransmission absorbs the lost segments "

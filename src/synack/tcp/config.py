@@ -120,6 +120,15 @@ class TcpConfig:
     #: (Linux tcp_snd_wnd_test() counts it); a zero window is then probed until it does.
     #: False: the FIN follows the data at once (it carries no data to overrun the window).
     fin_needs_window: bool = False
+    #: A tail loss probe that sends new data leaves the RTO where the oldest outstanding
+    #: segment's transmission put it, unless that time has come (Linux tcp_rearm_rto()
+    #: offset by tcp_rto_delta_us() while the probe timer is pending); False: the RTO
+    #: restarts at the probe (RFC 8985 §7.3).
+    tlp_new_data_rto_from_head: bool = False
+    #: Each segment sent takes at least one MSS of the congestion window, however short
+    #: (Linux counts cwnd in packets: tcp_packets_in_flight() < tcp_snd_cwnd() in
+    #: tcp_write_xmit() and tcp_xmit_retransmit_queue()); False: bytes (RFC 5681).
+    cwnd_in_packets: bool = False
     #: A zero window is probed with a bare ACK carrying SEG.SEQ = SND.UNA - 1, which the
     #: peer must answer with an ACK (RFC 9293 §3.10.7.4), instead of one new byte of
     #: data (§3.8.6.1): Linux tcp_write_wakeup() -> tcp_xmit_probe_skb().

@@ -58,10 +58,16 @@ class OutputMixin(ConnBase):
         if prr is not None:
             allow = prr.allow
         else:
-            allow = self._cc.cwnd - self._pipe()
+            pipe = self._pipe()
+            if self.config.cwnd_in_packets and pipe:
+                # Linux counts cwnd and the flight in packets (cwnd_in_packets).
+                pipe = -(-pipe // mss) * self._cc.mss
+            allow = self._cc.cwnd - pipe
             if not self.sack_ok and self._dupacks in (1, 2):
                 allow += self._dupacks * mss  # limited transmit (RFC 3042)
         seg_max = self.config.max_segment_payload or mss
+        # Linux counts cwnd in packets: a short segment takes a whole one (cwnd_in_packets).
+        per_packet = self._cc.mss if self.config.cwnd_in_packets else 0
         budget = self._pace_budget(now) if self._pacer is not None else None
         paced = False  # stopped for pacing with more to send
         if budget is not None and seg_max > mss:
@@ -84,7 +90,7 @@ class OutputMixin(ConnBase):
                 elif self.config.retrans_collapse:
                     self._collapse_retrans(s, mss)
                 n = self._resend(s, now, "retransmit: lost" if recovering else "retransmit")
-                allow -= n
+                allow -= max(n, per_packet)
                 if budget is not None:
                     budget -= n
         # 2. New data, and the FIN after it.
@@ -150,7 +156,7 @@ class OutputMixin(ConnBase):
                 held = end == data_end and self._more and fin_pos is None  # MSG_MORE
                 self._send_new(nxt, end, (end == data_end and not held) or record_end, now,
                                burst_end=burst_end and (chunk > 0 or not held))
-                allow -= n
+                allow -= max(n, per_packet)
                 sent_new = True
             elif fin_pos is not None and nxt == fin_pos:
                 if nxt >= rwnd_end and self.config.fin_needs_window:

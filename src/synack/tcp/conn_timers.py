@@ -90,7 +90,16 @@ class TimersMixin(ConnBase):
             self._tlp_retrans = True
         self._tlp_end = self._max
         self._tlp_flight = self._max - self._una
-        self._timers.rto = self._rto_deadline(now)
+        head = self._sb.first()
+        rto = self._rto_deadline(now)
+        if not self._tlp_retrans and self.config.tlp_new_data_rto_from_head and head:
+            # Linux: new data sent while the probe timer is pending re-arms the RTO from
+            # the head's transmission (tcp_event_new_data_sent() -> tcp_rearm_rto());
+            # a probe at the RTO's own time (tlp_clamp_to_rto) restarts it.
+            from_head = self._rto_deadline(head.xmit)
+            if from_head > now:
+                rto = from_head
+        self._timers.rto = rto
 
     def _on_rto(self, now: float) -> None:
         """Retransmission timer expiry (RFC 6298 §5.4-5.6), also the persist timer."""
