@@ -161,6 +161,8 @@ class OutputMixin(ConnBase):
             elif fin_pos is not None and nxt == fin_pos:
                 if nxt >= rwnd_end and self.config.fin_needs_window:
                     break  # Linux tcp_snd_wnd_test(): the FIN's sequence number must fit
+                if per_packet and allow <= 0:
+                    break  # a bare FIN is a packet too (tcp_cwnd_test())
                 self._send_new(nxt, nxt, True, now)
                 sent_new = True
             else:

@@ -74,7 +74,10 @@ class TimersMixin(ConnBase):
             return
         self.stats["tlp_probes"] += 1
         data_end = self._buf_pos + len(self._buf)
-        if self._max < data_end and self._una + self.snd_wnd > self._max:
+        # New data, or a FIN the congestion window held (cwnd_in_packets): Linux's probe
+        # sends the next skb past cwnd (tcp_write_xmit() with push_one = 2).
+        fin_unsent = self._fin_pos is not None and self._max == self._fin_pos
+        if (self._max < data_end or fin_unsent) and self._una + self.snd_wnd > self._max:
             end = min(data_end, self._max + self.eff_mss, self._una + self.snd_wnd)
             self._trace(now, "timer", timer="tlp", concept="C18", probe="new data")
             self._send_new(self._max, end, end == data_end, now)
