@@ -90,6 +90,8 @@ LINUX = Profile(
              "tcp_rto_delta_us)"),
         Want("cwnd_in_packets", True, "each segment sent takes a whole packet of cwnd, "
              "however short (tcp_write_xmit, tcp_xmit_retransmit_queue)"),
+        Want("held_data_probe", True, "data corked with nothing in flight leaves on the "
+             "probe timer, one RTO later (tcp_check_probe_timer, tcp_write_wakeup)"),
         Want("nagle_minshall", True, "Nagle holds a partial segment only while the last "
              "small segment is unacknowledged (tcp_nagle_check, tcp_minshall_check)"),
         Want("retrans_collapse", True, "a short retransmission absorbs the lost segments "

@@ -129,6 +129,11 @@ class TcpConfig:
     #: (Linux counts cwnd in packets: tcp_packets_in_flight() < tcp_snd_cwnd() in
     #: tcp_write_xmit() and tcp_xmit_retransmit_queue()); False: bytes (RFC 5681).
     cwnd_in_packets: bool = False
+    #: Data held back with nothing in flight (TCP_CORK, MSG_MORE) arms the probe timer
+    #: (one RTO, at least rto_min), which sends one segment of it with PSH (Linux
+    #: tcp_check_probe_timer(), tcp_probe_timer() -> tcp_write_wakeup(): the "200 ms
+    #: ceiling" of TCP_CORK); False: it waits for the application's push.
+    held_data_probe: bool = False
     #: A zero window is probed with a bare ACK carrying SEG.SEQ = SND.UNA - 1, which the
     #: peer must answer with an ACK (RFC 9293 §3.10.7.4), instead of one new byte of
     #: data (§3.8.6.1): Linux tcp_write_wakeup() -> tcp_xmit_probe_skb().

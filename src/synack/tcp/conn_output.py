@@ -186,7 +186,8 @@ class OutputMixin(ConnBase):
             if sent_new:
                 self._arm_tlp(now)  # RFC 8985 §7.2: (re)schedule on each new send
         elif self._timers.rto is None and (
-                (self._max < data_end and rwnd_end - self._max < min(data_end - self._max, mss))
+                (self._max < data_end and (rwnd_end - self._max < min(data_end - self._max, mss)
+                                           or self.config.held_data_probe))
                 or self._fin_held()):
             # Window closed or too small to use (SWS): the persist timer will probe it
             # or send what fits (RFC 9293 §3.8.6.1 and §3.8.6.2.1 override).  Data that

@@ -128,6 +128,16 @@ class TimersMixin(ConnBase):
             return
         outstanding = self._max - self._una
         data_end = self._buf_pos + len(self._buf)
+        if outstanding <= 0 and self._max < data_end and cfg.held_data_probe \
+                and self.snd_wnd >= min(data_end - self._max, self.eff_mss):
+            # Linux tcp_probe_timer() -> tcp_write_wakeup(): data corked (or held by
+            # MSG_MORE) with nothing in flight leaves, one segment with PSH.
+            start = self._max
+            n = min(data_end - start, self.eff_mss, self._una + self.snd_wnd - start)
+            self.stats["probes"] += 1
+            self._send_new(start, start + n, True, now, "probe: held data (tcp_write_wakeup)")
+            self._timers.rto = self._rto_deadline(now)
+            return
         if outstanding <= 0 and (self._max >= data_end or self.snd_wnd
                                  >= min(data_end - self._max, self.eff_mss)) \
                 and not self._fin_held():
