@@ -92,6 +92,8 @@ LINUX = Profile(
              "however short (tcp_write_xmit, tcp_xmit_retransmit_queue)"),
         Want("held_data_probe", True, "data corked with nothing in flight leaves on the "
              "probe timer, one RTO later (tcp_check_probe_timer, tcp_write_wakeup)"),
+        Want("drop_no_ack_first", True, "a segment without ACK, RST or SYN is dropped "
+             "before the sequence check (tcp_rcv_established, tcp_rcv_state_process)"),
         Want("nagle_minshall", True, "Nagle holds a partial segment only while the last "
              "small segment is unacknowledged (tcp_nagle_check, tcp_minshall_check)"),
         Want("retrans_collapse", True, "a short retransmission absorbs the lost segments "

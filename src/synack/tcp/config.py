@@ -134,6 +134,11 @@ class TcpConfig:
     #: tcp_check_probe_timer(), tcp_probe_timer() -> tcp_write_wakeup(): the "200 ms
     #: ceiling" of TCP_CORK); False: it waits for the application's push.
     held_data_probe: bool = False
+    #: A segment with none of ACK, RST and SYN is dropped before the sequence check, so
+    #: one outside the window gets no ACK (Linux tcp_rcv_established(),
+    #: tcp_rcv_state_process()); False: RFC 9293 §3.10.7.4 order (answered, then
+    #: dropped at the ACK step).
+    drop_no_ack_first: bool = False
     #: A zero window is probed with a bare ACK carrying SEG.SEQ = SND.UNA - 1, which the
     #: peer must answer with an ACK (RFC 9293 §3.10.7.4), instead of one new byte of
     #: data (§3.8.6.1): Linux tcp_write_wakeup() -> tcp_xmit_probe_skb().

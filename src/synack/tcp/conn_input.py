@@ -177,6 +177,13 @@ class InputMixin(ConnBase):
                 pos, slen = 1, slen - 1
                 self._ack_now = True
 
+        if not flags & (ACK | RST | SYN) and self.config.drop_no_ack_first:
+            # Linux tcp_rcv_established(), tcp_rcv_state_process(): dropped before the
+            # sequence check (RFC 9293 §3.10.7.4 drops it at the ACK step, after
+            # answering one outside the window).
+            self._drop(now, "no_ack")
+            return
+
         # PAWS (RFC 7323 §5.3 R1): an older timestamp marks an old duplicate (C16).
         if (self.ts_ok and seg.tsval is not None and not flags & RST
                 and seq.lt(seg.tsval, self.ts_recent)):
@@ -336,7 +343,10 @@ class InputMixin(ConnBase):
         if slen == 0 and now - self._last_oow_ack < self.config.oow_ack_interval:
             self.stats["oow_acks_suppressed"] += 1
             return
-        self._last_oow_ack = now
+        if slen == 0 or not self.config.challenge_ack_oow_limit:
+            # (Linux tcp_oow_rate_limited(): a reply to data neither waits for nor
+            # starts the interval its challenge ACKs share.)
+            self._last_oow_ack = now
         self._ack_now = True
 
     def _process_ack(self, seg: Segment, pos: int, now: float) -> bool:
