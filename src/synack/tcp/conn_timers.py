@@ -135,7 +135,9 @@ class TimersMixin(ConnBase):
             start = self._max
             n = min(data_end - start, self.eff_mss, self._una + self.snd_wnd - start)
             self.stats["probes"] += 1
+            sml = self._snd_sml  # (tcp_write_wakeup() leaves Minshall's snd_sml alone)
             self._send_new(start, start + n, True, now, "probe: held data (tcp_write_wakeup)")
+            self._snd_sml = sml
             self._timers.rto = self._rto_deadline(now)
             return
         if outstanding <= 0 and (self._max >= data_end or self.snd_wnd
