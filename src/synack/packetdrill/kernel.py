@@ -42,9 +42,9 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any
 
 from ..links.tun import TunLink
+from ..trace.schema import SegRecord
 from ..wire.errors import WireError
 from ..wire.packet import decode_ip_tcp
 from ..wire.segment import ACK, FIN, RST, SYN
@@ -135,7 +135,7 @@ def run_script_kernel(script: str | Path, options: RunOptions | None = None) -> 
     return res
 
 
-def _seg_record(pkt: bytes, t: float, why: str) -> dict[str, Any] | None:
+def _seg_record(pkt: bytes, t: float, why: str) -> SegRecord | None:
     """A trace ``seg`` record (docs/trace.md) for a packet of a kernel run, from the
     kernel's side: its state and ISNs are unknown (null)."""
     try:
@@ -150,7 +150,7 @@ def _seg_record(pkt: bytes, t: float, why: str) -> dict[str, Any] | None:
         text = str(ipaddress.ip_address(addr))
         return f"[{text}]:{port}" if len(addr) == 16 else f"{text}:{port}"
 
-    rec: dict[str, Any] = {
+    rec: SegRecord = {
         "t": t, "ev": "seg", "dir": "out" if out else "in",
         "conn": f"{ep(*local)}>{ep(*remote)}", "flags": seg.flags, "seq": seg.seq,
         "ack": seg.ack, "len": len(seg.payload), "win": seg.window, "mss": seg.mss,
