@@ -193,7 +193,7 @@ def test_kernel_run_writes_its_packets_to_pcap_and_trace(tmp_path: Path) -> None
     problem = root_tun_problem(netns=False)
     if problem is not None:
         missing(problem)
-    from synack.cli import main
+    from synack.commands.main import main
     script = LINUX_OURS / "diff" / "win.pkt"
     trace, pcap = tmp_path / "t.jsonl", tmp_path / "p.pcapng"
     assert main(["packetdrill", "--target", "kernel", str(script), "--trace", str(trace),
