@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
+import shutil
 import struct
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -182,3 +185,28 @@ def test_tcp_info_is_decoded_by_field_position() -> None:
     assert info["tcpi_rto"] == 100 and info["tcpi_snd_cwnd"] == 118
     assert info["tcpi_total_retrans"] == 123
     assert "tcpi_bytes_acked" not in info  # a short buffer gives only what it holds
+
+
+def test_kernel_run_writes_its_packets_to_pcap_and_trace(tmp_path: Path) -> None:
+    """--pcap and --trace with --target kernel hold the run, which happens in a forked
+    child: every packet in and out, as pcapng and as trace ``seg`` records."""
+    problem = root_tun_problem(netns=False)
+    if problem is not None:
+        missing(problem)
+    from synack.commands.main import main
+    script = LINUX_OURS / "diff" / "win.pkt"
+    trace, pcap = tmp_path / "t.jsonl", tmp_path / "p.pcapng"
+    assert main(["packetdrill", "--target", "kernel", str(script), "--trace", str(trace),
+                 "--pcap", str(pcap)]) == 0
+    records = [json.loads(line) for line in trace.read_text().splitlines()]
+    segs = [(r["dir"], r["flags"]) for r in records if r["ev"] == "seg"]
+    # SYN in, SYN-ACK out, ACK in, then the kernel's FIN and its retransmission.
+    assert segs == [("in", 0x02), ("out", 0x12), ("in", 0x10), ("out", 0x11), ("out", 0x11)]
+    assert all(r["script"] == str(script) and r["conn"] == "192.168.0.1:8080>192.0.2.1:40000"
+               for r in records)
+    tshark = shutil.which("tshark")
+    if tshark is None:
+        missing("tshark")
+    count = subprocess.run([tshark, "-r", str(pcap)], capture_output=True, text=True,
+                           check=True).stdout.splitlines()
+    assert len(count) == 5

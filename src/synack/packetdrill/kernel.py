@@ -28,6 +28,8 @@ timing tolerance is therefore at least :data:`KERNEL_TOLERANCE_USECS`
 from __future__ import annotations
 
 import ctypes
+import dataclasses
+import ipaddress
 import os
 import pickle
 import queue
@@ -42,6 +44,7 @@ import traceback
 from pathlib import Path
 
 from ..links.tun import TunLink
+from ..trace.schema import SegRecord
 from ..wire.errors import WireError
 from ..wire.packet import decode_ip_tcp
 from ..wire.segment import ACK, FIN, RST, SYN
@@ -106,7 +109,63 @@ def run_script_kernel(script: str | Path, options: RunOptions | None = None) -> 
     except OSError as exc:
         return RunResult(path, "kernel", Failure(0, f"cannot read script: {exc}"))
     opts = options or RunOptions()
-    return _in_child(lambda: _run_in_namespace(parsed, opts), path)
+    if opts.capture is None and opts.tracer is None:
+        return _in_child(lambda: _run_in_namespace(parsed, opts), path)
+    # The run happens in a forked child: what it captures comes back with its result.
+    captured: list[tuple[bytes, float, str]] = []
+
+    def collect(pkt: bytes, t: float, why: str) -> None:
+        captured.append((bytes(pkt), t, why))
+
+    def child() -> RunResult:
+        res = _run_in_namespace(parsed, dataclasses.replace(opts, capture=collect,
+                                                            tracer=None))
+        res.captured = captured
+        return res
+
+    res = _in_child(child, path)
+    for pkt, t, why in res.captured:
+        if opts.capture is not None:
+            opts.capture(pkt, t, why)
+        if opts.tracer is not None:
+            rec = _seg_record(pkt, t, why)
+            if rec is not None:
+                opts.tracer(rec)
+    res.captured = []
+    return res
+
+
+def _seg_record(pkt: bytes, t: float, why: str) -> SegRecord | None:
+    """A trace ``seg`` record (docs/trace.md) for a packet of a kernel run, from the
+    kernel's side: its state and ISNs are unknown (null)."""
+    try:
+        src, dst, seg = decode_ip_tcp(pkt, verify_checksum=False)
+    except WireError:
+        return None
+    out = why == "kernel sent"
+    local, remote = ((src, seg.src_port), (dst, seg.dst_port)) if out else \
+        ((dst, seg.dst_port), (src, seg.src_port))
+
+    def ep(addr: bytes, port: int) -> str:
+        text = str(ipaddress.ip_address(addr))
+        return f"[{text}]:{port}" if len(addr) == 16 else f"{text}:{port}"
+
+    rec: SegRecord = {
+        "t": t, "ev": "seg", "dir": "out" if out else "in",
+        "conn": f"{ep(*local)}>{ep(*remote)}", "flags": seg.flags, "seq": seg.seq,
+        "ack": seg.ack, "len": len(seg.payload), "win": seg.window, "mss": seg.mss,
+        "why": why, "state": None, "iss": None, "irs": None}
+    if seg.sack_blocks:
+        rec["sack"] = [list(b) for b in seg.sack_blocks]
+    if seg.tsval is not None:
+        rec["tsval"], rec["tsecr"] = seg.tsval, seg.tsecr
+    if seg.flags & SYN:
+        rec["wnd"] = seg.window  # never scaled; later windows need the scale (renderers)
+    if seg.wscale is not None:
+        rec["wscale"] = seg.wscale
+    if seg.sack_permitted:
+        rec["sack_permitted"] = True
+    return rec
 
 
 def _in_child(fn: object, path: str) -> RunResult:

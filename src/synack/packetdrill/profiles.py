@@ -81,6 +81,19 @@ LINUX = Profile(
              "max(4*RTTVAR, rto_min) (tcp_rtt_estimator, __tcp_set_rto)"),
         Want("psh_write_end", True, "PSH marks the end of each write and every half max "
              "window written (tcp_mark_push, forced_push)"),
+        Want("psh_retrans_kept", True, "a retransmission carries PSH if the data it resends "
+             "was first sent with it (tcp_retransmit_skb keeps the skb's flags)"),
+        Want("fin_needs_window", True, "the FIN waits until its sequence number fits the "
+             "peer's window (tcp_snd_wnd_test)"),
+        Want("tlp_new_data_rto_from_head", True, "a loss probe of new data keeps the RTO "
+             "counted from the oldest outstanding segment (tcp_rearm_rto, "
+             "tcp_rto_delta_us)"),
+        Want("cwnd_in_packets", True, "each segment sent takes a whole packet of cwnd, "
+             "however short (tcp_write_xmit, tcp_xmit_retransmit_queue)"),
+        Want("held_data_probe", True, "data corked with nothing in flight leaves on the "
+             "probe timer, one RTO later (tcp_check_probe_timer, tcp_write_wakeup)"),
+        Want("drop_no_ack_first", True, "a segment without ACK, RST or SYN is dropped "
+             "before the sequence check (tcp_rcv_established, tcp_rcv_state_process)"),
         Want("nagle_minshall", True, "Nagle holds a partial segment only while the last "
              "small segment is unacknowledged (tcp_nagle_check, tcp_minshall_check)"),
         Want("retrans_collapse", True, "a short retransmission absorbs the lost segments "
@@ -134,6 +147,12 @@ LINUX = Profile(
              "payload/truesize (tcp_win_from_space, scaling_ratio)"),
         Want("snd_skb_overhead", 1280, "send memory counts skb truesize: payload + 1280 per "
              "skb (1 KB head + sk_buff); skbs of the size goal, split into TSO packets"),
+        Want("rcv_ssthresh", True, "receive-window slow start: the window starts at half "
+             "tcp_rmem[1] in whole MSS, is capped by rcv_ssthresh, clamped when the "
+             "payload/truesize ratio changes, grown by tcp_grow_window(); not rounded to "
+             "segments with window scaling (tcp_select_initial_window, __tcp_select_window)"),
+        Want("rst_window", True, "an RST from a connection carries the window, after "
+             "close() freed the unread data (tcp_close, tcp_send_active_reset)"),
         Want("snd_wake_ratio", 0.5, "a blocked writer wakes when free send memory >= half the "
              "memory in use (sk_stream_write_space)"),
     ),
@@ -300,7 +319,19 @@ def _buffers(sysctls: Mapping[str, str], values: dict[str, object], applied: lis
         except ValueError as exc:
             ignored.append(f"net.ipv4.tcp_rmem={rmem}: {exc}")
         else:
-            if scaling:
+            if scaling and values.get("rcv_ssthresh"):
+                # The buffer starts at tcp_rmem[1] (sk_rcvbuf); the window scale is chosen
+                # for what autotuning may grow it to (tcp_select_initial_window()).
+                values["rcv_buf"] = default
+                try:
+                    rmem_max = _int(sysctls.get("net.core.rmem_max", "212992"))
+                except ValueError:
+                    rmem_max = 212992
+                values["rcv_wscale_space"] = max(top, rmem_max)
+                applied.append(f"net.ipv4.tcp_rmem={rmem} -> rcv_buf={default} (sk_rcvbuf), "
+                               f"rcv_wscale_space={max(top, rmem_max)} (max(tcp_rmem[2], "
+                               "rmem_max): the window scale)")
+            elif scaling:
                 # Linux autotunes the receive buffer up to tcp_rmem[2] and picks the window
                 # scale that lets the window reach it; synack derives the scale from rcv_buf.
                 values["rcv_buf"] = top

@@ -44,6 +44,9 @@ class RunResult:
     outbound: list[OutRecord] = field(default_factory=list)
     #: With ``RunOptions.record``: (line, result, errno) of every system call.
     calls: list[tuple[int, int | None, int | None]] = field(default_factory=list)
+    #: The kernel target's packets in and out ``(packet, seconds, comment)``, carried
+    #: from the forked child to ``RunOptions.capture``/``tracer`` (then emptied).
+    captured: list[tuple[bytes, float, str]] = field(default_factory=list)
 
     @property
     def status(self) -> str:

@@ -627,6 +627,9 @@ class StackSyscalls:
                     size = socket_buffer(self.profile, self.sysctls, "rcv", value, scaling)
                     s.rcvbuf = size
                     self._set_override(s, "rcv_buf", size)
+                    # A locked buffer sets the window clamp, so the scale (Linux
+                    # tcp_openreq_init_rwin(), SOCK_RCVBUF_LOCK).
+                    self._set_override(s, "rcv_wscale_space", None)
                     return 0
                 if name == SYMBOLS["SO_KEEPALIVE"]:
                     self._set_override(s, "keepalive", bool(value))

@@ -111,6 +111,34 @@ class TcpConfig:
     #: the whole still fits one MSS and the window, and carries their flags (FIN too):
     #: Linux tcp_retrans_try_collapse() with net.ipv4.tcp_retrans_collapse = 1.
     retrans_collapse: bool = False
+    #: A retransmission carries PSH when data it resends was first sent with PSH (Linux
+    #: resends the skb with the tcp_flags it was sent with: tcp_retransmit_skb(); a split
+    #: leaves PSH on the tail, tcp_fragment(); a collapse ORs them, tcp_collapse_retrans()).
+    #: False: PSH when the retransmission reaches the end of the queued data.
+    psh_retrans_kept: bool = False
+    #: The FIN is sent only when its sequence number fits the peer's window, as data
+    #: (Linux tcp_snd_wnd_test() counts it); a zero window is then probed until it does.
+    #: False: the FIN follows the data at once (it carries no data to overrun the window).
+    fin_needs_window: bool = False
+    #: A tail loss probe that sends new data leaves the RTO where the oldest outstanding
+    #: segment's transmission put it, unless that time has come (Linux tcp_rearm_rto()
+    #: offset by tcp_rto_delta_us() while the probe timer is pending); False: the RTO
+    #: restarts at the probe (RFC 8985 §7.3).
+    tlp_new_data_rto_from_head: bool = False
+    #: Each segment sent takes at least one MSS of the congestion window, however short
+    #: (Linux counts cwnd in packets: tcp_packets_in_flight() < tcp_snd_cwnd() in
+    #: tcp_write_xmit() and tcp_xmit_retransmit_queue()); False: bytes (RFC 5681).
+    cwnd_in_packets: bool = False
+    #: Data held back with nothing in flight (TCP_CORK, MSG_MORE) arms the probe timer
+    #: (one RTO, at least rto_min), which sends one segment of it with PSH (Linux
+    #: tcp_check_probe_timer(), tcp_probe_timer() -> tcp_write_wakeup(): the "200 ms
+    #: ceiling" of TCP_CORK); False: it waits for the application's push.
+    held_data_probe: bool = False
+    #: A segment with none of ACK, RST and SYN is dropped before the sequence check, so
+    #: one outside the window gets no ACK (Linux tcp_rcv_established(),
+    #: tcp_rcv_state_process()); False: RFC 9293 §3.10.7.4 order (answered, then
+    #: dropped at the ACK step).
+    drop_no_ack_first: bool = False
     #: A zero window is probed with a bare ACK carrying SEG.SEQ = SND.UNA - 1, which the
     #: peer must answer with an ACK (RFC 9293 §3.10.7.4), instead of one new byte of
     #: data (§3.8.6.1): Linux tcp_write_wakeup() -> tcp_xmit_probe_skb().
@@ -129,7 +157,8 @@ class TcpConfig:
     challenge_ack_oow_limit: bool = False
     #: After shutdown(SHUT_RD), new data in FIN-WAIT-1/2 is answered with RST and the
     #: connection fails with ECONNRESET, as after close() (Linux tcp_rcv_state_process()
-    #: tests RCV_SHUTDOWN, which both set; RFC 1122 §4.2.2.13 asks it after CLOSE).
+    #: tests RCV_SHUTDOWN, which both set; RFC 1122 §4.2.2.13 asks it after CLOSE); so is
+    #: a FIN past RCV.NXT there, after either (end_seq - fin after rcv_nxt).
     rst_on_data_after_shut_rd: bool = False
     #: The error an RST leaves for the application depends on the state (Linux
     #: tcp_reset()): EPIPE in CLOSE-WAIT, ECONNRESET in CLOSING and LAST-ACK too (RFC
@@ -215,6 +244,22 @@ class TcpConfig:
     #: sk_stream_min_wspace(), 0.5), checked when an ACK frees memory.  0: SendSpace as
     #: soon as there is room, and send() never waits.
     snd_wake_ratio: float = 0.0
+    #: The window scale is chosen for this buffer size when it exceeds rcv_buf (Linux
+    #: tcp_select_initial_window(): max(tcp_rmem[2], rmem_max), what autotuning may grow
+    #: the buffer to); None: for rcv_buf (RFC 7323 §2.3).
+    rcv_wscale_space: int | None = None
+    #: With rcv_truesize_headroom: the window is Linux's receive-window slow start.  It
+    #: starts at the free space rounded down to our MSS (tcp_select_initial_window()),
+    #: is capped by rcv_ssthresh, which starts there, is clamped to the full space when
+    #: the payload/truesize ratio changes (tcp_measure_rcv_mss()) and grows by two
+    #: segments for data that fits its truesize (tcp_grow_window()); below half the
+    #: full space it is 0 under one segment or 1/16 of the space, and with window
+    #: scaling it is not rounded to segments (__tcp_select_window()).
+    rcv_ssthresh: bool = False
+    #: An RST sent from a connection (abort, close with unread data) carries the window
+    #: offered after the unread data is freed (Linux tcp_close(), tcp_send_active_reset());
+    #: False: window 0 (RFC 9293 gives an RST no window).
+    rst_window: bool = False
 
     def __post_init__(self) -> None:
         if not 88 <= self.mss <= 65495:
@@ -260,6 +305,8 @@ class TcpConfig:
                 raise ValueError(f"{name} must be None or in 0..65536")
         if not 0.0 <= self.snd_wake_ratio <= 4.0:
             raise ValueError("snd_wake_ratio must be in 0..4")
+        if self.rcv_wscale_space is not None and not 1 <= self.rcv_wscale_space <= (1 << 31):
+            raise ValueError("rcv_wscale_space must be None or in 1..2**31")
 
     @classmethod
     def classic(cls, **changes: object) -> TcpConfig:

@@ -173,6 +173,13 @@ class InputMixin(ConnBase):
                 pos, slen = 1, slen - 1
                 self._ack_now = True
 
+        if not flags & (ACK | RST | SYN) and self.config.drop_no_ack_first:
+            # Linux tcp_rcv_established(), tcp_rcv_state_process(): dropped before the
+            # sequence check (RFC 9293 §3.10.7.4 drops it at the ACK step, after
+            # answering one outside the window).
+            self._drop(now, "no_ack")
+            return
+
         # PAWS (RFC 7323 §5.3 R1): an older timestamp marks an old duplicate (C16).
         if (self.ts_ok and seg.tsval is not None and not flags & RST
                 and seq.lt(seg.tsval, self.ts_recent)):
@@ -284,24 +291,18 @@ class InputMixin(ConnBase):
                 shut = self._rd_shut and st in (S_FIN_WAIT_1, S_FIN_WAIT_2) \
                     and pos + dlen > self._rnxt
                 if self._orphan or shut:
-                    # C24: the application is gone; data for it is answered with RST.
-                    why = "data for a closed socket (C24)" if self._orphan \
-                        else "data after shutdown(SHUT_RD) (tcp_rcv_state_process)"
-                    if self.config.orphan_rst_from_ack:
-                        # Linux: drop the connection, then answer as for none (RFC 9293
-                        # §3.10.7.1 form <SEQ=SEG.ACK><CTL=RST>).
-                        self._send_rst_raw(now, seg.ack, 0, RST, why=why)
-                    else:
-                        self._send_rst(now, self._max, why=why)
-                    if self._orphan:
-                        self._set_state(S_CLOSED, now, "abort")
-                    else:  # Linux tcp_reset(): the reader learns ECONNRESET
-                        self._fail(now, errno.ECONNRESET, "connection reset: data after "
-                                   "shutdown(SHUT_RD)", "abort")
+                    self._reset_for_data(seg, now)
                     return
                 self._accept_data(pos, seg.payload, now, seg.ecn)
             else:
                 self._drop(now, "data_after_fin")
+        elif (flags & FIN and pos > self._rnxt and (self._orphan or self._rd_shut)
+              and st in (S_FIN_WAIT_1, S_FIN_WAIT_2)
+              and self.config.rst_on_data_after_shut_rd):
+            # Linux tcp_rcv_state_process(): a FIN past RCV.NXT (data is missing before
+            # it) after the receive side was shut resets, as data would.
+            self._reset_for_data(seg, now)
+            return
         # Eighth: FIN (held until every byte before it has arrived).
         if flags & FIN:
             fin_pos = pos + dlen
@@ -314,6 +315,23 @@ class InputMixin(ConnBase):
         if self._rfin_pos is not None:
             self._check_fin(now)
 
+    def _reset_for_data(self, seg: Segment, now: float) -> None:
+        """C24: the application is gone (or shut its receive side); data for it is
+        answered with RST."""
+        why = "data for a closed socket (C24)" if self._orphan \
+            else "data after shutdown(SHUT_RD) (tcp_rcv_state_process)"
+        if self.config.orphan_rst_from_ack:
+            # Linux: drop the connection, then answer as for none (RFC 9293
+            # §3.10.7.1 form <SEQ=SEG.ACK><CTL=RST>).
+            self._send_rst_raw(now, seg.ack, 0, RST, why=why)
+        else:
+            self._send_rst(now, self._max, why=why)
+        if self._orphan:
+            self._set_state(S_CLOSED, now, "abort")
+        else:  # Linux tcp_reset(): the reader learns ECONNRESET
+            self._fail(now, errno.ECONNRESET, "connection reset: data after "
+                       "shutdown(SHUT_RD)", "abort")
+
     def _reply_unacceptable(self, slen: int, now: float) -> None:
         """RFC 9293: reply <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>.  Replies to pure ACKs
         are rate limited (as Linux's tcp_invalid_ratelimit) so two confused ends
@@ -321,7 +339,10 @@ class InputMixin(ConnBase):
         if slen == 0 and now - self._last_oow_ack < self.config.oow_ack_interval:
             self.stats["oow_acks_suppressed"] += 1
             return
-        self._last_oow_ack = now
+        if slen == 0 or not self.config.challenge_ack_oow_limit:
+            # (Linux tcp_oow_rate_limited(): a reply to data neither waits for nor
+            # starts the interval its challenge ACKs share.)
+            self._last_oow_ack = now
         self._ack_now = True
 
     def _process_ack(self, seg: Segment, pos: int, now: float) -> bool:

@@ -58,10 +58,16 @@ class OutputMixin(ConnBase):
         if prr is not None:
             allow = prr.allow
         else:
-            allow = self._cc.cwnd - self._pipe()
+            pipe = self._pipe()
+            if self.config.cwnd_in_packets and pipe:
+                # Linux counts cwnd and the flight in packets (cwnd_in_packets).
+                pipe = -(-pipe // mss) * self._cc.mss
+            allow = self._cc.cwnd - pipe
             if not self.sack_ok and self._dupacks in (1, 2):
                 allow += self._dupacks * mss  # limited transmit (RFC 3042)
         seg_max = self.config.max_segment_payload or mss
+        # Linux counts cwnd in packets: a short segment takes a whole one (cwnd_in_packets).
+        per_packet = self._cc.mss if self.config.cwnd_in_packets else 0
         budget = self._pace_budget(now) if self._pacer is not None else None
         paced = False  # stopped for pacing with more to send
         if budget is not None and seg_max > mss:
@@ -84,7 +90,7 @@ class OutputMixin(ConnBase):
                 elif self.config.retrans_collapse:
                     self._collapse_retrans(s, mss)
                 n = self._resend(s, now, "retransmit: lost" if recovering else "retransmit")
-                allow -= n
+                allow -= max(n, per_packet)
                 if budget is not None:
                     budget -= n
         # 2. New data, and the FIN after it.
@@ -150,9 +156,13 @@ class OutputMixin(ConnBase):
                 held = end == data_end and self._more and fin_pos is None  # MSG_MORE
                 self._send_new(nxt, end, (end == data_end and not held) or record_end, now,
                                burst_end=burst_end and (chunk > 0 or not held))
-                allow -= n
+                allow -= max(n, per_packet)
                 sent_new = True
             elif fin_pos is not None and nxt == fin_pos:
+                if nxt >= rwnd_end and self.config.fin_needs_window:
+                    break  # Linux tcp_snd_wnd_test(): the FIN's sequence number must fit
+                if per_packet and allow <= 0:
+                    break  # a bare FIN is a packet too (tcp_cwnd_test())
                 self._send_new(nxt, nxt, True, now)
                 sent_new = True
             else:
@@ -175,14 +185,21 @@ class OutputMixin(ConnBase):
                 self._timers.rto = self._rto_deadline(now)
             if sent_new:
                 self._arm_tlp(now)  # RFC 8985 §7.2: (re)schedule on each new send
-        elif (self._max < data_end and self._timers.rto is None
-              and rwnd_end - self._max < min(data_end - self._max, mss)):
+        elif self._timers.rto is None and (
+                (self._max < data_end and (rwnd_end - self._max < min(data_end - self._max, mss)
+                                           or self.config.held_data_probe))
+                or self._fin_held()):
             # Window closed or too small to use (SWS): the persist timer will probe it
             # or send what fits (RFC 9293 §3.8.6.1 and §3.8.6.2.1 override).  Data that
             # cork, MSG_MORE or Nagle hold with the window open is not outstanding and
             # arms no timer (RFC 6298 §5.1); the application's push releases it.
             self._persisting = self.snd_wnd == 0
             self._timers.rto = self._rto_deadline(now)
+
+    def _fin_held(self) -> bool:
+        """Is the FIN unsent for want of window (``fin_needs_window``)?"""
+        return (self._fin_pos is not None and self._max == self._fin_pos
+                and self._max >= self._una + self.snd_wnd and self.config.fin_needs_window)
 
     def _mark_push(self, end: int) -> None:
         """Linux tcp_mark_push(): the segment that ends at ``end`` will carry PSH."""
@@ -233,6 +250,10 @@ class OutputMixin(ConnBase):
             marks.difference_update([m for m in marks if m <= end])
         if fin:
             flags |= FIN
+        if flags & PSH and self.config.psh_retrans_kept:
+            if self._psh_sent is None:
+                self._psh_sent = set()
+            self._psh_sent.add(end)
         seg = self._make(flags, start, self._payload(off, end - start), now)
         if self.ecn_ok and end > start and not why.startswith("zero-window"):
             seg.ecn = ECT0  # RFC 3168 §6.1.2: new data is ECN-capable
@@ -267,7 +288,14 @@ class OutputMixin(ConnBase):
         off = s.start - self._buf_pos
         payload = self._payload(off, data_end - s.start) if data_end > s.start else b""
         flags = ACK | (FIN if s.fin else 0)
-        if payload and data_end == self._buf_pos + len(self._buf):
+        sent = self._psh_sent
+        if sent is not None:  # psh_retrans_kept: as first sent
+            una = self._una
+            sent.difference_update([m for m in sent if m <= una])
+            if payload and any(s.start < m <= data_end for m in sent):
+                flags |= PSH
+        elif (payload and data_end == self._buf_pos + len(self._buf)
+              and not self.config.psh_retrans_kept):
             flags |= PSH
         sb = self._sb
         sb.retransmitted(s, now)
@@ -354,7 +382,7 @@ class OutputMixin(ConnBase):
             self._radv = max(right, radv)
         shift = 0 if syn else self.rcv_wscale
         field = min((max(self._radv - rnxt, 0) + (1 << shift) - 1) >> shift, 65535)
-        self._radv = rnxt + (field << shift)
+        self._radv = rnxt + (mem.syn_edge(field) if syn else field << shift)
         return field
 
     def _offerable(self, syn: bool = False) -> int:
@@ -377,8 +405,14 @@ class OutputMixin(ConnBase):
 
     def _send_rst(self, now: float, pos: int, *, why: str) -> None:
         """Send <SEQ=pos><ACK=RCV.NXT><CTL=RST,ACK>; an RST is never retransmitted (C19)."""
-        seg = self._make(RST | ACK, pos, b"", now)
-        seg.window = 0
+        if self.config.rst_window:
+            # Linux tcp_close() frees the unread data, then tcp_send_active_reset()
+            # sends the window as any segment (tcp_transmit_skb, tcp_select_window).
+            self._mem.on_read(lambda: self._rnxt)
+            seg = self._make(RST | ACK, pos, b"", now)
+        else:
+            seg = self._make(RST | ACK, pos, b"", now)
+            seg.window = 0
         seg.sack_blocks = ()
         self._emit(seg, now, why)
 

@@ -79,8 +79,12 @@ class ReceiveMixin(ConnBase):
         if pos == rnxt:
             self._rbuf.append(payload)
             self._rnxt = end
-            if mem.counts_truesize and mem.charge(end, size, self.eff_mss, cfg.rcv_buf):
-                self._ack_now = True  # memory was already over rcv_buf (Linux)
+            if mem.counts_truesize:
+                if mem.charge(end, size, self.eff_mss, cfg.rcv_buf):
+                    self._ack_now = True  # memory was already over rcv_buf (Linux)
+                quick = mem.take_quick()
+                if quick >= 0:  # Linux: quick ACKs for the first data's window
+                    self._quickack = min(self._quickack, quick)
             if self._ooo.nbytes:
                 self._ack_now = True  # filling a hole: ACK at once (RFC 5681 §4.2)
                 while (more := self._ooo.pop_ready(self._rnxt)) is not None:
@@ -173,6 +177,11 @@ class ReceiveMixin(ConnBase):
             # the delayed-ACK timer (or rides on our FIN if the application closes).
             # Before any data arrived Linux's ACK timeout (ato) is still 0: ACK at once.
             self._quickack = 0
+            if (self._ack_pending == 1 and not self._ooo.nbytes
+                    and not self._mem.rcv_over(cfg.rcv_buf)):
+                # The FIN came with this segment's data: quick-ACK mode alone asked for
+                # an ACK now, and pingpong mode ends it (tcp_in_quickack_mode()).
+                self._ack_now = False
             if self._timers.delayed_ack is None:
                 self._timers.delayed_ack = now + cfg.delayed_ack
         else:
@@ -195,6 +204,7 @@ class ReceiveMixin(ConnBase):
         # nothing more is sent (keep only cwnd/ssthresh), nothing more is sampled, and
         # no data is queued again (the peer's FIN came after all of it).
         self._rsr.release()
+        self._psh_sent = None
         self._cc = Finished(self._cc)
         assert not self._ooo
         self._ooo = _NO_OOO

@@ -74,7 +74,10 @@ class TimersMixin(ConnBase):
             return
         self.stats["tlp_probes"] += 1
         data_end = self._buf_pos + len(self._buf)
-        if self._max < data_end and self._una + self.snd_wnd > self._max:
+        # New data, or a FIN the congestion window held (cwnd_in_packets): Linux's probe
+        # sends the next skb past cwnd (tcp_write_xmit() with push_one = 2).
+        fin_unsent = self._fin_pos is not None and self._max == self._fin_pos
+        if (self._max < data_end or fin_unsent) and self._una + self.snd_wnd > self._max:
             end = min(data_end, self._max + self.eff_mss, self._una + self.snd_wnd)
             self._trace(now, "timer", timer="tlp", concept="C18", probe="new data")
             self._send_new(self._max, end, end == data_end, now)
@@ -90,7 +93,16 @@ class TimersMixin(ConnBase):
             self._tlp_retrans = True
         self._tlp_end = self._max
         self._tlp_flight = self._max - self._una
-        self._timers.rto = self._rto_deadline(now)
+        head = self._sb.first()
+        rto = self._rto_deadline(now)
+        if not self._tlp_retrans and self.config.tlp_new_data_rto_from_head and head:
+            # Linux: new data sent while the probe timer is pending re-arms the RTO from
+            # the head's transmission (tcp_event_new_data_sent() -> tcp_rearm_rto());
+            # a probe at the RTO's own time (tlp_clamp_to_rto) restarts it.
+            from_head = self._rto_deadline(head.xmit)
+            if from_head > now:
+                rto = from_head
+        self._timers.rto = rto
 
     def _on_rto(self, now: float) -> None:
         """Retransmission timer expiry (RFC 6298 §5.4-5.6), also the persist timer."""
@@ -116,8 +128,21 @@ class TimersMixin(ConnBase):
             return
         outstanding = self._max - self._una
         data_end = self._buf_pos + len(self._buf)
+        if outstanding <= 0 and self._max < data_end and cfg.held_data_probe \
+                and self.snd_wnd >= min(data_end - self._max, self.eff_mss):
+            # Linux tcp_probe_timer() -> tcp_write_wakeup(): data corked (or held by
+            # MSG_MORE) with nothing in flight leaves, one segment with PSH.
+            start = self._max
+            n = min(data_end - start, self.eff_mss, self._una + self.snd_wnd - start)
+            self.stats["probes"] += 1
+            sml = self._snd_sml  # (tcp_write_wakeup() leaves Minshall's snd_sml alone)
+            self._send_new(start, start + n, True, now, "probe: held data (tcp_write_wakeup)")
+            self._snd_sml = sml
+            self._timers.rto = self._rto_deadline(now)
+            return
         if outstanding <= 0 and (self._max >= data_end or self.snd_wnd
-                                 >= min(data_end - self._max, self.eff_mss)):
+                                 >= min(data_end - self._max, self.eff_mss)) \
+                and not self._fin_held():
             return  # nothing outstanding and no window to probe (RFC 6298 §5.1)
         self._retries += 1
         if cfg.user_timeout is not None and self._max > self._una \
@@ -134,7 +159,8 @@ class TimersMixin(ConnBase):
         self.rtt.back_off()
         probe = self._probe
         only_probe = outstanding == 0 or (probe is not None and outstanding == 1)
-        if only_probe and self.snd_wnd < self.eff_mss and (self._max < data_end or probe):
+        if only_probe and self.snd_wnd < self.eff_mss and (self._max < data_end or probe
+                                                           or self._fin_held()):
             self._persist(now)
             return
         self.stats["rto_fired"] += 1

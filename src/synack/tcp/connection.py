@@ -209,6 +209,7 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         self._eor = None  # stream positions that end a record (MSG_EOR), ascending
         self._psh_marks = None  # stream positions a write ended at (psh_write_end)
         self._pushed_pos = 0  # Linux tp->pushed_seq: where the last PSH mark was
+        self._psh_sent = None
         self._push_now = False  # push() asked to send what cork/MSG_MORE/Nagle hold
         self._last_ack_sent = 0
         self._orphan = False
@@ -289,7 +290,7 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         if cfg.window_scaling and syn.wscale is not None:  # RFC 7323 §2.2: both must send it
             self.ws_ok = True
             self.snd_wscale = min(syn.wscale, 14)  # §2.3: larger values are treated as 14
-            self.rcv_wscale = window_shift(cfg.rcv_buf)
+            self.rcv_wscale = window_shift(max(cfg.rcv_buf, cfg.rcv_wscale_space or 0))
         self.sack_ok = cfg.sack and syn.sack_permitted
         if cfg.timestamps and syn.tsval is not None:
             self.ts_ok = True
@@ -329,7 +330,7 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
             seg.sack_permitted = self.sack_ok
         else:
             if cfg.window_scaling:
-                seg.wscale = window_shift(cfg.rcv_buf)
+                seg.wscale = window_shift(max(cfg.rcv_buf, cfg.rcv_wscale_space or 0))
             seg.sack_permitted = cfg.sack
             if cfg.timestamps:
                 seg.tsval, seg.tsecr = self._ts_clock(now), 0

@@ -58,6 +58,10 @@ class RfcMemory:
         ACK must go at once because memory was already over ``rcv_buf``."""
         return False
 
+    def take_quick(self) -> int:
+        """Quick ACKs the first data allows (once), or -1: no limit."""
+        return -1
+
     def rcv_over(self, rcv_buf: int) -> bool:
         """Is the receive memory already over ``rcv_buf`` (so a FIN is ACKed at once)?"""
         return False
@@ -73,6 +77,10 @@ class RfcMemory:
         if cfg.window_in_segments and free >= mss:
             free -= free % mss  # round first, then cap (tcp_select_initial_window)
         return min(free, cap)
+
+    def syn_edge(self, field: int) -> int:
+        """The window a SYN's ``field`` commits us to (never moved left): the field."""
+        return field
 
     def sws_threshold(self, rcv_buf: int, mss: int) -> int:
         """Receiver SWS avoidance (RFC 9293 §3.8.6.2.2): the right edge moves by at least
@@ -117,8 +125,9 @@ RFC = RfcMemory()
 class LinuxMemory(RfcMemory):
     """Linux's socket memory, each part by its knob (None or 0: the RFC answer)."""
 
-    __slots__ = ("beyond", "counts_truesize", "headroom", "overhead", "rmem", "scaling",
-                 "segs", "send_wait", "skb_ends", "wake_ratio")
+    __slots__ = ("advmss", "beyond", "counts_truesize", "headroom", "overhead", "quick",
+                 "rcv_mss", "rmem", "scaling", "segs", "send_wait", "skb_ends", "space_max",
+                 "ssthresh", "wake_ratio", "wnd")
 
     def __init__(self, cfg: TcpConfig) -> None:
         self.set_knobs(cfg)
@@ -127,6 +136,13 @@ class LinuxMemory(RfcMemory):
         self.rmem = 0
         self.segs: deque[tuple[int, int]] | None = None
         self.scaling = 128
+        #: With rcv_ssthresh: Linux's rcv_ssthresh, rcv_mss, advmss and last window
+        #: (tcp_sock.rcv_wnd), set by the first window computed (the SYN's).
+        self.ssthresh: int | None = None
+        self.rcv_mss = 0
+        self.advmss = 0
+        self.wnd = 0
+        self.quick = -1
         #: End positions of the send queue's skbs, oldest first; built on first use.
         self.skb_ends: list[int] | None = None
         self.send_wait = False
@@ -139,6 +155,9 @@ class LinuxMemory(RfcMemory):
         self.counts_truesize = self.headroom is not None
         self.overhead = cfg.snd_skb_overhead
         self.wake_ratio = cfg.snd_wake_ratio
+        #: Receive-window slow start (rcv_ssthresh), and tcp_rmem[2] for its growth, when set.
+        self.space_max = (max(cfg.rcv_buf, cfg.rcv_wscale_space or 0)
+                          if cfg.rcv_ssthresh and self.headroom is not None else 0)
 
     # ------------------------------------------------------------- receive side
     def refuses_past_window(self, unread: int) -> bool:
@@ -176,9 +195,65 @@ class LinuxMemory(RfcMemory):
             while i and segs[i - 1][0] > end:
                 i -= 1
             segs.insert(i, (end, truesize))
-        if size >= mss:
+        if self.space_max:
+            self._measure_grow(size, truesize, mss, rcv_buf)
+        elif size >= mss:
             self.scaling = max((size << 8) // truesize, 1)
         return over
+
+    def _measure_grow(self, size: int, truesize: int, mss: int, rcv_buf: int) -> None:
+        """Linux tcp_measure_rcv_mss(): a segment of at least rcv_mss and of another size
+        sets the payload/truesize ratio and, if that changed, clamps rcv_ssthresh to the
+        full space; then tcp_grow_window() for a segment of 128 bytes or more."""
+        ss = self.ssthresh
+        if ss is None:
+            return  # no window offered yet
+        rcv_mss = self.rcv_mss
+        first = not rcv_mss
+        if first:  # tcp_initialize_rcv_mss()
+            rcv_mss = self.rcv_mss = max(min(self.advmss, mss, ss // 2, 536), 88)
+        if size >= rcv_mss:
+            if size != rcv_mss:
+                ratio = max((size << 8) // truesize, 1)
+                if ratio != self.scaling:
+                    self.scaling = ratio
+                    ss = min(ss, (rcv_buf * ratio) >> 8)  # tcp_set_window_clamp()
+            self.rcv_mss = min(size, self.advmss)
+        if first:  # the first data: quick ACKs for half the window (tcp_incr_quickack())
+            self.quick = max(self.wnd // (2 * self.rcv_mss), 2)
+        if size >= 128:
+            ss += self._grow(size, truesize, ss, rcv_buf)
+        self.ssthresh = ss
+
+    def _grow(self, size: int, truesize: int, ss: int, rcv_buf: int) -> int:
+        """Linux tcp_grow_window(), __tcp_grow_window(): by two segments (at least twice
+        the segment) while below the free space, if a segment of this truesize fits the
+        window it would take, or would once the window is a power-of-two fraction of
+        tcp_rmem[2]; never past the free space."""
+        scaling = self.scaling
+        room = (min(rcv_buf, max(rcv_buf - self.rmem, 0)) * scaling >> 8) - ss
+        if room <= 0:
+            return 0
+        win = (truesize * scaling) >> 8
+        if win <= size:
+            incr = 2 * self.advmss
+        else:
+            incr = 0
+            win >>= 1
+            top = ((self.space_max * scaling) >> 8) >> 1
+            while ss <= top:
+                if win <= size:
+                    incr = 2 * self.rcv_mss
+                    break
+                win >>= 1
+                top >>= 1
+        return min(room, max(incr, 2 * size)) if incr else 0
+
+    def take_quick(self) -> int:
+        """Linux tcp_incr_quickack() on the first data: half the window in rcv_mss
+        segments (at least 2), once."""
+        q, self.quick = self.quick, -1
+        return q
 
     def rcv_over(self, rcv_buf: int) -> bool:
         """Linux's tcp_try_rmem_schedule() fails for anything queued now and asks for an
@@ -202,6 +277,8 @@ class LinuxMemory(RfcMemory):
         one segment; on a SYN to our own MSS, as tcp_select_initial_window() does."""
         if self.headroom is None:
             return super().window(cfg, unread, mss, ts_ok, syn, cap)
+        if self.space_max:
+            return self._select_window(cfg, ts_ok, syn, cap)
         free = (max(cfg.rcv_buf - self.rmem, 0) * self.scaling) >> 8
         if cfg.window_in_segments:
             if syn:
@@ -209,6 +286,44 @@ class LinuxMemory(RfcMemory):
             mss = max(min(mss, (cfg.rcv_buf * self.scaling) >> 8), 1)
             free -= free % mss
         return min(free, cap)
+
+    def _select_window(self, cfg: TcpConfig, ts_ok: bool, syn: bool, cap: int) -> int:
+        """Linux __tcp_select_window() (``cap`` is 65535 << the window scale): the free
+        space (tcp_space()), 0 when under half the full space and under rcv_mss or 1/16
+        of it, at most rcv_ssthresh; with window scaling as it is (the caller rounds up
+        to the scale), without it in whole rcv_mss segments unless the last window is
+        within one of it.  The first call sets the window and rcv_ssthresh to the full
+        space rounded down to our MSS (tcp_select_initial_window())."""
+        rcv_buf = cfg.rcv_buf
+        full = (rcv_buf * self.scaling) >> 8
+        ss = self.ssthresh
+        if ss is None:
+            adv = self.advmss = max(cfg.mss - (TS_OPTION_LEN if ts_ok else 0), 1)
+            ss = self.ssthresh = self.wnd = full - full % adv if full > adv else full
+        if syn:
+            return min(ss, cap)
+        shift = (cap // 65535).bit_length() - 1
+        mss = min(self.rcv_mss or max(min(self.advmss, ss // 2, 536), 88), full)
+        free = (max(rcv_buf - self.rmem, 0) * self.scaling) >> 8
+        if free < full >> 1:
+            free -= free % (1 << shift)
+            if free < full >> 4 or free < mss or mss <= 0:
+                self.wnd = 0
+                return 0
+        free = min(free, ss)
+        if not shift:
+            wnd = self.wnd
+            if wnd <= free - mss or wnd > free:
+                free -= free % mss
+            else:
+                free = wnd
+        self.wnd = free
+        return min(free, cap)
+
+    def syn_edge(self, field: int) -> int:
+        """Linux keeps the whole initial window as tcp_sock.rcv_wnd, though the SYN's
+        field carries at most 65535, and never offers less after it (tcp_select_window())."""
+        return max(field, self.wnd) if self.space_max else field
 
     def sws_threshold(self, rcv_buf: int, mss: int) -> int:
         """Linux: whole segments from RCV.NXT are its SWS avoidance."""

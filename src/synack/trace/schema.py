@@ -74,7 +74,7 @@ class SegRecord(Record):
     win: int
     mss: int | None
     why: str
-    state: str
+    state: str | None  # null on the records of a packetdrill run on the kernel
     iss: int | None
     irs: int | None
     wnd: NotRequired[int]
