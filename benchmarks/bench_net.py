@@ -248,6 +248,28 @@ class Bench:
         finally:
             self.lab.retire(srv)
 
+    def serve_discard_parallel(self, workers: int, senders: int = 2) -> dict[str, Any]:
+        """``senders`` kernel senders at once (1 MiB sendall each) -> ``synack serve discard
+        --offload --workers N``: the total rate, bytes over the longest sender's time
+        (issue #18: two workers against one, with two transfers)."""
+        srv, port = self.serve("discard", True, ["--workers", str(workers)])
+        procs = []
+        try:
+            for i in range(senders):
+                procs.append(self.lab.start(self.ns, [*KERNEL, "send", SYNACK_ADDR, str(port),
+                                                      "--seconds", str(self.seconds)],
+                                            f"kernel sender {i + 1} of {senders}"))
+            results = [proc.wait_for("RESULT", self._timeout()) for proc in procs]
+            res: dict[str, Any] = {
+                "bytes": sum(int(r["bytes"]) for r in results),
+                "seconds": max(float(r["seconds"]) for r in results),
+                "per_sender_mbit": [round(mbit(r) or 0.0) for r in results]}
+            return self.stop_serve(srv, res)
+        finally:
+            for proc in procs:
+                self.lab.retire(proc)
+            self.lab.retire(srv)
+
     def serve_chargen(self, offload: bool | None) -> dict[str, Any]:
         """``synack serve chargen`` -> kernel (1 MiB recv_into); rate at the receiver."""
         srv, port = self.serve("chargen", offload)
@@ -661,6 +683,20 @@ def build_rows(m: dict[str, Any], offload_ok: bool) -> tuple[list[Row], list[str
             row.notes.append(f"{res['cpu_seconds'] / (res['bytes'] / 1e9):.2f} CPU s per GB "
                              f"in the command ({res.get('processes', 1)} processes)")
         rows.append(row)
+    if "discard2_w2" in m:
+        value, one = paired(m, "discard2_w2", "discard2_w1")
+        row = ratio_row("bulk kernel -> `serve discard --offload --workers 2`, two parallel "
+                        "senders", value, "Mbit/s", "the same with `--workers 1`", one,
+                        min_ratio=1.6, ratio_as="x", error=_err(m["discard2_w2"]))
+        if (text := spread(m, "discard2_w2", "discard2_w1")) is not None:
+            row.notes.append(text)
+        for key in ("discard2_w1", "discard2_w2"):
+            res = m[key]
+            if res.get("cpu_seconds") and res.get("bytes"):
+                row.notes.append(f"{key[-2:]}: {res['cpu_seconds'] / (res['bytes'] / 1e9):.2f} "
+                                 f"CPU s per GB in the command ({res.get('processes', 1)} "
+                                 f"processes), per sender {res.get('per_sender_mbit')} Mbit/s")
+        rows.append(row)
     k2s_plain = mbit(m["k2s:MTU 1500, no offloads"])
     value, sink = paired(m, "k2s:MTU 1500, no offloads", "sink")
     rows.append(ratio_row("bulk kernel -> synack, TUN MTU 1500, no offloads, vs sink",
@@ -841,6 +877,9 @@ def measure(lab: Lab, a: argparse.Namespace) -> dict[str, Any]:
         if not ipv6_only:
             plan += [("serve_discard", lambda: b.serve_discard(True)),
                      ("serve_chargen", lambda: b.serve_chargen(True))]
+            if offload_ok and serve_has_workers():
+                plan += [("discard2_w1", lambda: b.serve_discard_parallel(1)),
+                         ("discard2_w2", lambda: b.serve_discard_parallel(2))]
         for label, mtu, offload in VARIANTS:
             if offload and not offload_ok:
                 continue
