@@ -37,12 +37,13 @@ sysdeps:
 		     "tests that need them will skip (under CI=true they fail)"; \
 	fi
 
-## test: lint, type-check and run every test
+## test: lint (ruff check, ruff format --check), type-check and run every test
 test: $(STAMP_TEST) sysdeps lint typecheck
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP_TEST)
-	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff check src tests benchmarks scripts
+	$(VENV)/bin/ruff format --check src tests benchmarks scripts
 
 typecheck: $(STAMP_TEST)
 	$(VENV)/bin/mypy

@@ -30,16 +30,23 @@ FUNCS = "bench_codec,bench_stack,bench_connection,bench_sim"
 
 def _load(tree: Path, alias: str, scratch: Path) -> ModuleType:
     """``bench_core`` bound to ``tree``'s package, imported as ``alias``."""
-    shutil.copytree(tree / "synack", scratch / alias,
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(tree / "synack", scratch / alias, ignore=shutil.ignore_patterns("__pycache__"))
     importlib.import_module(alias)
     saved = {k: v for k, v in sys.modules.items() if k == "synack" or k.startswith("synack.")}
     for k in saved:
         del sys.modules[k]
     try:
         # bench_core imports synack.*: point those names at the copy while it loads.
-        for sub in ("", ".scenarios.scenario", ".sim", ".stack", ".tcp.connection",
-                    ".wire.ipv4", ".wire.packet", ".wire.segment"):
+        for sub in (
+            "",
+            ".scenarios.scenario",
+            ".sim",
+            ".stack",
+            ".tcp.connection",
+            ".wire.ipv4",
+            ".wire.packet",
+            ".wire.segment",
+        ):
             sys.modules["synack" + sub] = importlib.import_module(alias + sub)
         spec = importlib.util.spec_from_file_location(f"bench_core_{alias}", BENCH)
         assert spec is not None and spec.loader is not None
@@ -57,8 +64,9 @@ def _lower_is_better(label: str) -> bool:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("base", type=Path, help="the first tree's src/ folder")
     ap.add_argument("new", type=Path, help="the second tree's src/ folder")
     ap.add_argument("--rounds", type=int, default=10)
@@ -66,8 +74,10 @@ def main() -> int:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         sys.path.insert(0, tmp)
-        mods = {"base": _load(args.base, "synack_ab_base", Path(tmp)),
-                "new": _load(args.new, "synack_ab_new", Path(tmp))}
+        mods = {
+            "base": _load(args.base, "synack_ab_base", Path(tmp)),
+            "new": _load(args.new, "synack_ab_new", Path(tmp)),
+        }
         res: dict[str, dict[str, list[float]]] = {"base": {}, "new": {}}
         for r in range(args.rounds):
             for key in ("base", "new") if r % 2 == 0 else ("new", "base"):
@@ -76,14 +86,18 @@ def main() -> int:
                         number = float(value.split()[0].replace(",", ""))
                         res[key].setdefault(label, []).append(number)
             print(f"round {r + 1} of {args.rounds}", file=sys.stderr)
-    print(f"| measure | base: median (range) | new: median (range) | speed-up, {args.rounds} "
-          "rounds |\n|---|---|---|---|")
+    print(
+        f"| measure | base: median (range) | new: median (range) | speed-up, {args.rounds} "
+        "rounds |\n|---|---|---|---|"
+    )
     for label, base in res["base"].items():
         new = res["new"][label]
         mb, mn = statistics.median(base), statistics.median(new)
         gain = mb / mn if _lower_is_better(label) else mn / mb
-        print(f"| {label} | {mb:,.2f} ({min(base):,.2f}-{max(base):,.2f}) | "
-              f"{mn:,.2f} ({min(new):,.2f}-{max(new):,.2f}) | {gain:.2f}x |")
+        print(
+            f"| {label} | {mb:,.2f} ({min(base):,.2f}-{max(base):,.2f}) | "
+            f"{mn:,.2f} ({min(new):,.2f}-{max(new):,.2f}) | {gain:.2f}x |"
+        )
     return 0
 
 

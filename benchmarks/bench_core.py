@@ -34,8 +34,10 @@ def bench_codec() -> list[tuple[str, str]]:
     n = 20000
     dec = min(timeit.repeat(lambda: decode_ipv4_tcp(pkt), number=n, repeat=5)) / n
     enc = min(timeit.repeat(lambda: encode_ipv4_tcp(A, B, seg), number=n, repeat=5)) / n
-    return [("decode IPv4+TCP, 1460 B payload, checksum verified", f"{dec * 1e6:.2f} µs"),
-            ("encode IPv4+TCP, 1460 B payload, checksum computed", f"{enc * 1e6:.2f} µs")]
+    return [
+        ("decode IPv4+TCP, 1460 B payload, checksum verified", f"{dec * 1e6:.2f} µs"),
+        ("encode IPv4+TCP, 1460 B payload, checksum computed", f"{enc * 1e6:.2f} µs"),
+    ]
 
 
 def bench_connection() -> list[tuple[str, str]]:
@@ -50,7 +52,7 @@ def bench_connection() -> list[tuple[str, str]]:
     a.receive(b.segments_to_send(now)[0], now)
     t0 = time.process_time()
     for _ in range(40):
-        a.send(data[:a.send_space])
+        a.send(data[: a.send_space])
         while a.unsent:
             now += 0.001
             out = a.segments_to_send(now)
@@ -69,9 +71,13 @@ def bench_connection() -> list[tuple[str, str]]:
                 for s in b.segments_to_send(now):
                     a.receive(s, now)
     cpu = time.process_time() - t0
-    return [("connection pair, segments (data+ACK) per CPU second", f"{segs / cpu:,.0f}"),
-            ("connection pair, payload throughput per CPU second",
-             f"{moved * 8 / cpu / 1e6:,.0f} Mbit/s")]
+    return [
+        ("connection pair, segments (data+ACK) per CPU second", f"{segs / cpu:,.0f}"),
+        (
+            "connection pair, payload throughput per CPU second",
+            f"{moved * 8 / cpu / 1e6:,.0f} Mbit/s",
+        ),
+    ]
 
 
 def _stack_pair(fast: bool, ipv6: bool = False) -> tuple[Stack, Stack, Connection, Connection]:
@@ -104,7 +110,7 @@ def bench_stack() -> list[tuple[str, str]]:
         for _ in range(2500):
             now += 0.0001
             t0 = time.process_time()
-            ca.send(data[:ca.send_space])
+            ca.send(data[: ca.send_space])
             out = a.packets_to_send(now)
             t1 = time.process_time()
             for p in out:
@@ -119,20 +125,29 @@ def bench_stack() -> list[tuple[str, str]]:
             rx += t2 - t1
             nrx += len(out)
         label = "header prediction" if fast else "full path"
-        what = "stack receive over IPv6, in-order 1440 B" if ipv6 else \
-            "stack receive, in-order 1460 B"
+        what = (
+            "stack receive over IPv6, in-order 1440 B" if ipv6 else "stack receive, in-order 1460 B"
+        )
         rows.append((f"{what} segment ({label}), per segment", f"{rx / nrx * 1e6:.2f} µs"))
         if fast and not ipv6:
-            rows.append(("stack send, 1460 B segment with its ACK share, per segment",
-                         f"{tx / nrx * 1e6:.2f} µs"))
+            rows.append(
+                (
+                    "stack send, 1460 B segment with its ACK share, per segment",
+                    f"{tx / nrx * 1e6:.2f} µs",
+                )
+            )
     return rows
 
 
 def _sim_run(segments: bool) -> tuple[float, float, int]:
     """10 MB over one simulated link: (CPU seconds, simulated seconds, packets)."""
     data = random.Random(1).randbytes(10_000_000)
-    sc = Scenario(1, path=PathConfig(delay=0.025, rate_bps=100e6, queue_bytes=1_000_000),
-                  record_wire=False, segments=segments)
+    sc = Scenario(
+        1,
+        path=PathConfig(delay=0.025, rate_bps=100e6, queue_bytes=1_000_000),
+        record_wire=False,
+        segments=segments,
+    )
     sc.trace = None  # type: ignore[assignment]
     sc.client.tracer = sc.server.tracer = None
     sc.listen(80, send_after_eof=True, keep_data=False)
@@ -148,11 +163,15 @@ def bench_sim() -> list[tuple[str, str]]:
     segments mode (decoded segments handed across, the same run)."""
     cpu, now, pkts = _sim_run(False)
     seg_cpu, _, seg_pkts = _sim_run(True)
-    return [("simulator: 10 MB over 100 Mbit/s, 50 ms RTT: CPU seconds", f"{cpu:.2f} s"),
-            ("simulator: simulated seconds per CPU second", f"{now / cpu:,.1f}"),
-            ("simulator: packets delivered per CPU second", f"{pkts / cpu:,.0f}"),
-            ("simulator, segments mode: packets delivered per CPU second",
-             f"{seg_pkts / seg_cpu:,.0f}")]
+    return [
+        ("simulator: 10 MB over 100 Mbit/s, 50 ms RTT: CPU seconds", f"{cpu:.2f} s"),
+        ("simulator: simulated seconds per CPU second", f"{now / cpu:,.1f}"),
+        ("simulator: packets delivered per CPU second", f"{pkts / cpu:,.0f}"),
+        (
+            "simulator, segments mode: packets delivered per CPU second",
+            f"{seg_pkts / seg_cpu:,.0f}",
+        ),
+    ]
 
 
 def best_of(fn: Callable[[], list[tuple[str, str]]], n: int) -> list[tuple[str, str]]:
@@ -175,14 +194,23 @@ def _number(text: str) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
-    ap.add_argument("--repeat", type=int, default=3,
-                    help="runs of each benchmark; each row keeps its best (default 3)")
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="runs of each benchmark; each row keeps its best (default 3)",
+    )
     args = ap.parse_args()
-    rows = [row for fn in (bench_codec, bench_stack, bench_connection, bench_sim)
-            for row in best_of(fn, args.repeat)]
+    rows = [
+        row
+        for fn in (bench_codec, bench_stack, bench_connection, bench_sim)
+        for row in best_of(fn, args.repeat)
+    ]
     lines = ["| measure | result |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows]
-    machine = (f"{platform.machine()}, {platform.python_implementation()} "
-               f"{platform.python_version()}, {time.strftime('%Y-%m-%d')}")
+    machine = (
+        f"{platform.machine()}, {platform.python_implementation()} "
+        f"{platform.python_version()}, {time.strftime('%Y-%m-%d')}"
+    )
     text = "\n".join([f"Machine: {machine}. Command: `make bench`.", "", *lines])
     print(text)
     if args.write:

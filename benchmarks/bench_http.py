@@ -44,9 +44,24 @@ def serve_http_bulk(b: Bench, n: int) -> float:
     srv, port = b.serve("http", None, ["--grace", "1"])
     try:
         res = subprocess.run(
-            ["ip", "netns", "exec", b.ns, "curl", "-s", "-o", "/dev/null", "-w",
-             "%{size_download} %{speed_download}", f"http://{SYNACK_ADDR}:{port}/bytes/{n}"],
-            capture_output=True, text=True, timeout=300, check=True)
+            [
+                "ip",
+                "netns",
+                "exec",
+                b.ns,
+                "curl",
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{size_download} %{speed_download}",
+                f"http://{SYNACK_ADDR}:{port}/bytes/{n}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        )
         size, speed = res.stdout.split()
         if int(size) != n:
             raise RuntimeError(f"curl got {size} of {n} bytes")
@@ -58,13 +73,35 @@ def serve_http_bulk(b: Bench, n: int) -> float:
 def get_bulk(b: Bench, path: Path, verify: bool) -> float:
     """MB/s that ``synack get`` reports fetching ``path`` from the kernel's http.server."""
     port = b.port()
-    srv = b.lab.start(b.ns, [PY, "-m", "http.server", str(port), "--directory",
-                             str(path.parent)], "kernel http.server")
+    srv = b.lab.start(
+        b.ns,
+        [PY, "-m", "http.server", str(port), "--directory", str(path.parent)],
+        "kernel http.server",
+    )
     try:
-        argv = ["ip", "netns", "exec", b.ns, PY, "-m", "synack", "get",
-                f"http://{KERNEL_ADDR}:{port}/{path.name}", "-o", "/dev/null", "--no-progress",
-                "--linger", "0", "--tun", b.tun(), "--ip", SYNACK_ADDR, "--kernel-ip",
-                f"{KERNEL_ADDR}/24", *(["--verify"] if verify else [])]
+        argv = [
+            "ip",
+            "netns",
+            "exec",
+            b.ns,
+            PY,
+            "-m",
+            "synack",
+            "get",
+            f"http://{KERNEL_ADDR}:{port}/{path.name}",
+            "-o",
+            "/dev/null",
+            "--no-progress",
+            "--linger",
+            "0",
+            "--tun",
+            b.tun(),
+            "--ip",
+            SYNACK_ADDR,
+            "--kernel-ip",
+            f"{KERNEL_ADDR}/24",
+            *(["--verify"] if verify else []),
+        ]
         res = subprocess.run(argv, capture_output=True, text=True, timeout=300)
         m = _MBS.search(res.stderr)
         if res.returncode != 0 or m is None:
@@ -96,13 +133,17 @@ def get_has_verify() -> bool:
 
 
 def summary(values: list[float]) -> dict[str, Any]:
-    return {"best": round(max(values), 1), "median": round(statistics.median(values), 1),
-            "runs": [round(v, 1) for v in values]}
+    return {
+        "best": round(max(values), 1),
+        "median": round(statistics.median(values), 1),
+        "runs": [round(v, 1) for v in values],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--bytes", type=int, default=500_000_000, help="bytes per bulk transfer")
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--seconds", type=float, default=3.0, help="seconds per wrk/ab run")
@@ -117,8 +158,10 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"bench_http: synack from {Path(synack.__file__).parent}", file=sys.stderr)
     rows: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(dir="/dev/shm" if os.path.isdir("/dev/shm") else None
-                                     ) as tmp, Lab() as lab:
+    with (
+        tempfile.TemporaryDirectory(dir="/dev/shm" if os.path.isdir("/dev/shm") else None) as tmp,
+        Lab() as lab,
+    ):
         body = Path(tmp) / "body.bin"
         with open(body, "wb") as fh:
             block = os.urandom(1 << 20)
@@ -136,10 +179,12 @@ def main(argv: list[str] | None = None) -> int:
             for tool in ("wrk", "ab"):
                 results = [connection_rate(b, tool) for _ in range(a.reps)]
                 rows[f"serve_http_{tool}_req_per_s"] = summary(
-                    [r.get("rate") or 0.0 for r in results])
+                    [r.get("rate") or 0.0 for r in results]
+                )
                 # CPU seconds of the server per request: what a busy machine moves least.
                 rows[f"serve_http_{tool}_cpu_us_per_req"] = summary(
-                    [r["cpu_us_per_req"] for r in results if r.get("cpu_us_per_req")])
+                    [r["cpu_us_per_req"] for r in results if r.get("cpu_us_per_req")]
+                )
     for key, value in rows.items():
         print(json.dumps({"row": key, **value}))
     return 0

@@ -63,8 +63,9 @@ BBR_HEADING = "## Goodput through an impaired path: synack BBR against Linux BBR
 BBR_TARGET = 0.9
 START = "<!-- impair:start -->"
 END = "<!-- impair:end -->"
-HEADING = ("## Goodput through an impaired path: synack against Linux CUBIC "
-           "(`make bench-impair`, as root)")
+HEADING = (
+    "## Goodput through an impaired path: synack against Linux CUBIC (`make bench-impair`, as root)"
+)
 
 RATE_MBIT = 100.0
 RTT_MS = 50.0
@@ -88,11 +89,15 @@ class Sender:
     linux: bool
 
 
-SENDERS = (Sender("linux", "Linux CUBIC", "cubic", True),
-           Sender("cubic", "synack CUBIC", "cubic", False),
-           Sender("newreno", "synack NewReno", "newreno", False))
-BBR_SENDERS = (Sender("linux-bbr", "Linux BBR", "bbr", True),
-               Sender("bbr", "synack BBR", "bbr", False))
+SENDERS = (
+    Sender("linux", "Linux CUBIC", "cubic", True),
+    Sender("cubic", "synack CUBIC", "cubic", False),
+    Sender("newreno", "synack NewReno", "newreno", False),
+)
+BBR_SENDERS = (
+    Sender("linux-bbr", "Linux BBR", "bbr", True),
+    Sender("bbr", "synack BBR", "bbr", False),
+)
 
 
 @dataclass
@@ -124,9 +129,11 @@ class Cell:
         """Median over repetitions of ``key``'s goodput over ``ref``'s in the same
         repetition: both met the same seed, so the same loss draws (a ratio of the two
         medians compares different repetitions when their order differs)."""
-        vals = [a.mbit / b.mbit for a, b in zip(self.runs.get(key, []), self.runs.get(ref, []),
-                                                strict=False)
-                if a.mbit is not None and b.mbit]
+        vals = [
+            a.mbit / b.mbit
+            for a, b in zip(self.runs.get(key, []), self.runs.get(ref, []), strict=False)
+            if a.mbit is not None and b.mbit
+        ]
         return statistics.median(vals) if vals else None
 
 
@@ -143,34 +150,53 @@ def loss_text(loss: float) -> str:
     return f"{loss:g}%"
 
 
-def cell_specs(loss: float, rate_mbit: float = RATE_MBIT,
-               rtt_ms: float = RTT_MS) -> tuple[str, str]:
+def cell_specs(
+    loss: float, rate_mbit: float = RATE_MBIT, rtt_ms: float = RTT_MS
+) -> tuple[str, str]:
     """The bridge's ``--a2b`` (ACK direction) and ``--b2a`` (data direction) specs."""
     base = f"rate={rate_mbit:g}mbit,queue={bdp_bytes(rate_mbit, rtt_ms)},delay={rtt_ms / 2:g}ms"
     return base, base + (f",loss={loss_text(loss)}" if loss else "")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
-    p.add_argument("--quick", action="store_true",
-                   help="short run: 1 repetition of 8 s, loss "
-                   + ", ".join(map(loss_text, QUICK_LOSSES)).replace("%", "%%"))
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="short run: 1 repetition of 8 s, loss "
+        + ", ".join(map(loss_text, QUICK_LOSSES)).replace("%", "%%"),
+    )
     p.add_argument("--reps", type=int, help="transfers per sender and cell (median; default 3)")
     p.add_argument("--seconds", type=float, help="seconds per transfer (default 20)")
-    p.add_argument("--loss", type=float, action="append", metavar="PCT",
-                   help="loss on the data direction in percent (repeatable; default 0 0.1 1 5)")
+    p.add_argument(
+        "--loss",
+        type=float,
+        action="append",
+        metavar="PCT",
+        help="loss on the data direction in percent (repeatable; default 0 0.1 1 5)",
+    )
     p.add_argument("--seed", type=int, default=7, help="bridge seed of the first repetition")
-    p.add_argument("--impair-dir", type=Path, default=DEFAULT_IMPAIR_DIR,
-                   help="the shared impairment tools (default: ../shared/tools/impair "
-                   "beside the checkout)")
-    p.add_argument("--bbr", action="store_true",
-                   help="synack BBR against Linux BBR (its own table and docs section)")
+    p.add_argument(
+        "--impair-dir",
+        type=Path,
+        default=DEFAULT_IMPAIR_DIR,
+        help="the shared impairment tools (default: ../shared/tools/impair beside the checkout)",
+    )
+    p.add_argument(
+        "--bbr",
+        action="store_true",
+        help="synack BBR against Linux BBR (its own table and docs section)",
+    )
     p.add_argument("--logs", type=Path, help="keep every process's output in this directory")
-    p.add_argument("--trace-dir", type=Path,
-                   help="write synack's trace (JSON lines) of every synack transfer here, "
-                   "as <cc>-loss<pct>-rep<n>.jsonl (costs synack some CPU)")
+    p.add_argument(
+        "--trace-dir",
+        type=Path,
+        help="write synack's trace (JSON lines) of every synack transfer here, "
+        "as <cc>-loss<pct>-rep<n>.jsonl (costs synack some CPU)",
+    )
     a = p.parse_args(argv)
     a.reps = a.reps or (1 if a.quick else 3)
     a.seconds = a.seconds or (8.0 if a.quick else 20.0)
@@ -199,36 +225,68 @@ def _x(ratio: float | None) -> str:
     return "—" if ratio is None else f"{ratio:.3f}x"
 
 
-def render(cells: Sequence[Cell], *, command: str, seconds: float, reps: int,
-           notes: Sequence[str] = (), host: str | None = None, when: str | None = None) -> str:
+def render(
+    cells: Sequence[Cell],
+    *,
+    command: str,
+    seconds: float,
+    reps: int,
+    notes: Sequence[str] = (),
+    host: str | None = None,
+    when: str | None = None,
+) -> str:
     """The Markdown that goes between the markers (and is printed)."""
     when = when or time.strftime("%Y-%m-%d")
-    lines = [f"Machine: {host or machine()}, {when}. Command: `{command}`.", "",
-             f"Path: {RATE_MBIT:g} Mbit/s both ways, {RTT_MS:g} ms RTT, drop-tail queue of one "
-             f"BDP ({bdp_bytes():,} bytes) per direction, random loss on the data direction; "
-             f"goodput at the receiver over {seconds:g} s, median of {reps}.", "",
-             "Ratio: of the medians; per seed: the median of the repetitions' ratios, each "
-             "repetition's senders having met the same seed (the same loss draws).", "",
-             "| loss | Linux CUBIC | synack CUBIC | ratio | per seed | ≥ 1.0x | synack NewReno "
-             "| ratio | per seed | ≥ 1.0x |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Machine: {host or machine()}, {when}. Command: `{command}`.",
+        "",
+        f"Path: {RATE_MBIT:g} Mbit/s both ways, {RTT_MS:g} ms RTT, drop-tail queue of one "
+        f"BDP ({bdp_bytes():,} bytes) per direction, random loss on the data direction; "
+        f"goodput at the receiver over {seconds:g} s, median of {reps}.",
+        "",
+        "Ratio: of the medians; per seed: the median of the repetitions' ratios, each "
+        "repetition's senders having met the same seed (the same loss draws).",
+        "",
+        "| loss | Linux CUBIC | synack CUBIC | ratio | per seed | ≥ 1.0x | synack NewReno "
+        "| ratio | per seed | ≥ 1.0x |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     lin_key = SENDERS[0].key
     for c in cells:
         lin, cub, nr = (c.median(s.key) for s in SENDERS)
         pc, pn = (c.paired_ratio(s.key, lin_key) for s in SENDERS[1:3])
-        lines.append(" | ".join(["| " + loss_text(c.loss), fmt(lin, "Mbit/s"), fmt(cub, "Mbit/s"),
-                                 fmt_ratio(cub, lin), _x(pc), met(cub, lin), fmt(nr, "Mbit/s"),
-                                 fmt_ratio(nr, lin), _x(pn), met(nr, lin)]) + " |")
-    lines += ["", "Medians per transfer: retransmitted segments / retransmission timeouts "
-              "(Linux: the namespace's RetransSegs and TCPTimeouts; synack: its summary), "
-              "and the bridge's CPU time per second of its run (the most of any transfer).", "",
-              "| loss | Linux CUBIC | synack CUBIC | synack NewReno | bridge CPU |",
-              "|---|---|---|---|---|"]
+        lines.append(
+            " | ".join(
+                [
+                    "| " + loss_text(c.loss),
+                    fmt(lin, "Mbit/s"),
+                    fmt(cub, "Mbit/s"),
+                    fmt_ratio(cub, lin),
+                    _x(pc),
+                    met(cub, lin),
+                    fmt(nr, "Mbit/s"),
+                    fmt_ratio(nr, lin),
+                    _x(pn),
+                    met(nr, lin),
+                ]
+            )
+            + " |"
+        )
+    lines += [
+        "",
+        "Medians per transfer: retransmitted segments / retransmission timeouts "
+        "(Linux: the namespace's RetransSegs and TCPTimeouts; synack: its summary), "
+        "and the bridge's CPU time per second of its run (the most of any transfer).",
+        "",
+        "| loss | Linux CUBIC | synack CUBIC | synack NewReno | bridge CPU |",
+        "|---|---|---|---|---|",
+    ]
     for c in cells:
         row = ["| " + loss_text(c.loss)]
         for s in SENDERS:
-            row.append(f"{_count(c.median(s.key, 'retrans'))} / "
-                       f"{_count(c.median(s.key, 'timeouts'))}")
+            row.append(
+                f"{_count(c.median(s.key, 'retrans'))} / {_count(c.median(s.key, 'timeouts'))}"
+            )
         cpus = [r.bridge_cpu for rs in c.runs.values() for r in rs if r.bridge_cpu is not None]
         row.append(f"{max(cpus) * 100:.0f}%" if cpus else "—")
         lines.append(" | ".join(row) + " |")
@@ -238,26 +296,53 @@ def render(cells: Sequence[Cell], *, command: str, seconds: float, reps: int,
     return "\n".join(lines)
 
 
-def render_bbr(cells: Sequence[Cell], *, command: str, seconds: float, reps: int,
-               notes: Sequence[str] = (), host: str | None = None,
-               when: str | None = None) -> str:
+def render_bbr(
+    cells: Sequence[Cell],
+    *,
+    command: str,
+    seconds: float,
+    reps: int,
+    notes: Sequence[str] = (),
+    host: str | None = None,
+    when: str | None = None,
+) -> str:
     """The ``--bbr`` table: synack BBR against Linux BBR, target 0.9x."""
     when = when or time.strftime("%Y-%m-%d")
-    lines = [f"Machine: {host or machine()}, {when}. Command: `{command}`.", "",
-             f"Path: {RATE_MBIT:g} Mbit/s both ways, {RTT_MS:g} ms RTT, drop-tail queue of one "
-             f"BDP ({bdp_bytes():,} bytes) per direction, random loss on the data direction; "
-             f"goodput at the receiver over {seconds:g} s, median of {reps}.", "",
-             f"| loss | Linux BBR | synack BBR | ratio | ≥ {BBR_TARGET:g}x | retrans / RTOs "
-             "Linux | retrans / RTOs synack |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Machine: {host or machine()}, {when}. Command: `{command}`.",
+        "",
+        f"Path: {RATE_MBIT:g} Mbit/s both ways, {RTT_MS:g} ms RTT, drop-tail queue of one "
+        f"BDP ({bdp_bytes():,} bytes) per direction, random loss on the data direction; "
+        f"goodput at the receiver over {seconds:g} s, median of {reps}.",
+        "",
+        f"| loss | Linux BBR | synack BBR | ratio | ≥ {BBR_TARGET:g}x | retrans / RTOs "
+        "Linux | retrans / RTOs synack |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for c in cells:
         lin, ours = (c.median(s.key) for s in BBR_SENDERS)
-        ok = "—" if lin is None or ours is None or not lin else (
-            "**yes**" if ours / lin >= BBR_TARGET else "**no**")
-        counts = [f"{_count(c.median(s.key, 'retrans'))} / {_count(c.median(s.key, 'timeouts'))}"
-                  for s in BBR_SENDERS]
-        lines.append(" | ".join(["| " + loss_text(c.loss), fmt(lin, "Mbit/s"),
-                                 fmt(ours, "Mbit/s"), fmt_ratio(ours, lin), ok, *counts])
-                     + " |")
+        ok = (
+            "—"
+            if lin is None or ours is None or not lin
+            else ("**yes**" if ours / lin >= BBR_TARGET else "**no**")
+        )
+        counts = [
+            f"{_count(c.median(s.key, 'retrans'))} / {_count(c.median(s.key, 'timeouts'))}"
+            for s in BBR_SENDERS
+        ]
+        lines.append(
+            " | ".join(
+                [
+                    "| " + loss_text(c.loss),
+                    fmt(lin, "Mbit/s"),
+                    fmt(ours, "Mbit/s"),
+                    fmt_ratio(ours, lin),
+                    ok,
+                    *counts,
+                ]
+            )
+            + " |"
+        )
     if notes:
         lines.append("")
         lines.extend(f"- {n}" for n in notes)
@@ -279,8 +364,10 @@ def parse_synack_summary(text: str) -> tuple[int | None, int | None]:
 def parse_kernel_counters(snmp: str, netstat: str) -> dict[str, int]:
     """RetransSegs (Tcp, /proc/net/snmp) and TCPTimeouts (TcpExt, /proc/net/netstat)."""
     out: dict[str, int] = {}
-    for text, prefix, keys in ((snmp, "Tcp:", ("RetransSegs",)),
-                               (netstat, "TcpExt:", ("TCPTimeouts",))):
+    for text, prefix, keys in (
+        (snmp, "Tcp:", ("RetransSegs",)),
+        (netstat, "TcpExt:", ("TCPTimeouts",)),
+    ):
         rows = [ln.split()[1:] for ln in text.splitlines() if ln.startswith(prefix)]
         if len(rows) >= 2:
             table = dict(zip(rows[0], rows[1], strict=True))
@@ -319,12 +406,19 @@ class Lab:
             subprocess.run([str(self.impair / "netns.sh"), "down"], check=False)
             self.up = False
 
-    def start(self, name: str, argv: Sequence[str],
-              env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    def start(
+        self, name: str, argv: Sequence[str], env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         self.n += 1
         log = (self.logdir / f"{self.n:03d}-{name}.log").open("wb")
-        proc = subprocess.Popen(list(argv), stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+        proc = subprocess.Popen(
+            list(argv),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
         self.paths[proc.pid] = Path(log.name)
         self.procs.append((proc, log))
         return proc
@@ -340,8 +434,9 @@ class Lab:
             if proc.poll() is not None:
                 break
             time.sleep(0.05)
-        raise RuntimeError(f"{self.paths[proc.pid].name} did not print {text!r}: "
-                           f"{self.output(proc)[-800:]}")
+        raise RuntimeError(
+            f"{self.paths[proc.pid].name} did not print {text!r}: {self.output(proc)[-800:]}"
+        )
 
     def stop(self, proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
         """SIGTERM to this PID, then SIGKILL; forget it."""
@@ -362,12 +457,14 @@ class Lab:
 
     @staticmethod
     def ns_read(ns: str, path: str) -> str:
-        return subprocess.run(["ip", "netns", "exec", ns, "cat", path], capture_output=True,
-                              text=True, check=True).stdout
+        return subprocess.run(
+            ["ip", "netns", "exec", ns, "cat", path], capture_output=True, text=True, check=True
+        ).stdout
 
     def kernel_counters(self) -> dict[str, int]:
-        return parse_kernel_counters(self.ns_read("impB", "/proc/net/snmp"),
-                                     self.ns_read("impB", "/proc/net/netstat"))
+        return parse_kernel_counters(
+            self.ns_read("impB", "/proc/net/snmp"), self.ns_read("impB", "/proc/net/netstat")
+        )
 
 
 def linux_snd_buf_max() -> int:
@@ -390,12 +487,15 @@ def synack_env() -> dict[str, str]:
     return env
 
 
-def run_once(lab: Lab, sender: Sender, loss: float, seed: int, seconds: float,
-             trace: Path | None = None) -> Run:
+def run_once(
+    lab: Lab, sender: Sender, loss: float, seed: int, seconds: float, trace: Path | None = None
+) -> Run:
     a2b, b2a = cell_specs(loss)
     bulk = str(lab.impair / "bulk.py")
-    bridge = lab.start("bridge", [PY, str(lab.impair / "bridge.py"), "--a2b", a2b,
-                                  "--b2a", b2a, "--seed", str(seed)])
+    bridge = lab.start(
+        "bridge",
+        [PY, str(lab.impair / "bridge.py"), "--a2b", a2b, "--b2a", b2a, "--seed", str(seed)],
+    )
     before: dict[str, int] = {}
     server = None
     run = Run(None)
@@ -403,28 +503,73 @@ def run_once(lab: Lab, sender: Sender, loss: float, seed: int, seconds: float,
         lab.wait_for(bridge, "READY", 15)
         if sender.linux:
             before = lab.kernel_counters()
-            server = lab.start("linux", ["ip", "netns", "exec", "impB", "env", f"CC={sender.cc}",
-                                         PY, bulk, "serve-source", str(LINUX_PORT), str(NBYTES)])
+            server = lab.start(
+                "linux",
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    "impB",
+                    "env",
+                    f"CC={sender.cc}",
+                    PY,
+                    bulk,
+                    "serve-source",
+                    str(LINUX_PORT),
+                    str(NBYTES),
+                ],
+            )
             lab.wait_for(server, "ready", 15)
             addr, port_ = LINUX_ADDR, LINUX_PORT
         else:
-            server = lab.start(f"synack-{sender.cc}", [
-                "ip", "netns", "exec", "impB", PY, "-m", "synack", "serve", "chargen",
-                "--tun", SYNACK_TUN, "--ip", SYNACK_ADDR, "--kernel-ip", SYNACK_KERNEL_IP,
-                "--port", str(SYNACK_PORT), "--bytes", str(NBYTES), "--cc", sender.cc,
-                "--grace", "1", "--snd-buf", str(linux_snd_buf_max()),
-                *(["--trace", str(trace)] if trace else [])],
-                env=synack_env())
+            server = lab.start(
+                f"synack-{sender.cc}",
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    "impB",
+                    PY,
+                    "-m",
+                    "synack",
+                    "serve",
+                    "chargen",
+                    "--tun",
+                    SYNACK_TUN,
+                    "--ip",
+                    SYNACK_ADDR,
+                    "--kernel-ip",
+                    SYNACK_KERNEL_IP,
+                    "--port",
+                    str(SYNACK_PORT),
+                    "--bytes",
+                    str(NBYTES),
+                    "--cc",
+                    sender.cc,
+                    "--grace",
+                    "1",
+                    "--snd-buf",
+                    str(linux_snd_buf_max()),
+                    *(["--trace", str(trace)] if trace else []),
+                ],
+                env=synack_env(),
+            )
             lab.wait_for(server, "listening on", 30)
             addr, port_ = SYNACK_ADDR, SYNACK_PORT
-        recv = lab.start("recv", ["ip", "netns", "exec", "impA", PY, bulk, "recv-for", addr,
-                                  str(port_), f"{seconds:g}"])
+        recv = lab.start(
+            "recv",
+            ["ip", "netns", "exec", "impA", PY, bulk, "recv-for", addr, str(port_), f"{seconds:g}"],
+        )
         if sender.linux:  # which algorithm the socket really runs, half way through
             time.sleep(seconds / 2)
-            ss = subprocess.run(["ip", "netns", "exec", "impB", "ss", "-tin", "state",
-                                 "established"], capture_output=True, text=True).stdout
-            run.cc_seen = next((w for w in ("cubic", "bbr", "reno") if f" {w} " in ss
-                                or f"\t{w} " in ss), None)
+            ss = subprocess.run(
+                ["ip", "netns", "exec", "impB", "ss", "-tin", "state", "established"],
+                capture_output=True,
+                text=True,
+            ).stdout
+            run.cc_seen = next(
+                (w for w in ("cubic", "bbr", "reno") if f" {w} " in ss or f"\t{w} " in ss), None
+            )
         try:
             recv.wait(seconds + 60)
         except subprocess.TimeoutExpired:
@@ -470,20 +615,23 @@ def log(msg: str) -> None:
 def check_env(a: argparse.Namespace) -> str | None:
     """Why this cannot run here, or None."""
     if os.geteuid() != 0:
-        return ("needs root (network namespaces, TUN devices): run "
-                "`sudo make bench-impair` or `sudo .venv/bin/python benchmarks/bench_impair.py`")
+        return (
+            "needs root (network namespaces, TUN devices): run "
+            "`sudo make bench-impair` or `sudo .venv/bin/python benchmarks/bench_impair.py`"
+        )
     for f in ("bridge.py", "bulk.py", "netns.sh"):
         if not (a.impair_dir / f).is_file():
-            return (f"{a.impair_dir / f} not found: pass --impair-dir DIR (the shared "
-                    f"tools/impair folder)")
+            return (
+                f"{a.impair_dir / f} not found: pass --impair-dir DIR (the shared "
+                f"tools/impair folder)"
+            )
     have = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
     if "impA" in have or "impB" in have:
         return "namespaces impA/impB exist already (another run?): `netns.sh down` first"
     return None
 
 
-def measure(lab: Lab, a: argparse.Namespace,
-            senders: Sequence[Sender] = SENDERS) -> list[Cell]:
+def measure(lab: Lab, a: argparse.Namespace, senders: Sequence[Sender] = SENDERS) -> list[Cell]:
     cells = []
     for loss in a.loss:
         cell = Cell(loss)
@@ -493,15 +641,18 @@ def measure(lab: Lab, a: argparse.Namespace,
                 trace = None
                 if a.trace_dir is not None and not s.linux:
                     a.trace_dir.mkdir(parents=True, exist_ok=True)
-                    trace = (a.trace_dir / f"{s.cc}-loss{loss_text(loss).rstrip('%')}"
-                             f"-rep{rep + 1}.jsonl").resolve()
+                    trace = (
+                        a.trace_dir / f"{s.cc}-loss{loss_text(loss).rstrip('%')}-rep{rep + 1}.jsonl"
+                    ).resolve()
                 run = run_once(lab, s, loss, a.seed + rep, a.seconds, trace)
                 cell.runs.setdefault(s.key, []).append(run)
                 extra = f", cc {run.cc_seen}" if s.linux else ""
-                log(f"loss {loss_text(loss)} rep {rep + 1}/{a.reps} {s.label}: "
+                log(
+                    f"loss {loss_text(loss)} rep {rep + 1}/{a.reps} {s.label}: "
                     f"{fmt(run.mbit, 'Mbit/s')}, retrans {run.retrans}, RTOs {run.timeouts}, "
                     f"bridge lost {run.lost} qdrop {run.qdrop} cpu "
-                    f"{(run.bridge_cpu or 0) * 100:.0f}%{extra}")
+                    f"{(run.bridge_cpu or 0) * 100:.0f}%{extra}"
+                )
     return cells
 
 
@@ -529,19 +680,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             log("interrupted: namespaces and processes removed")
             return 130
-    cmd = ("make bench-impair" if os.environ.get("MAKELEVEL") else
-           "python benchmarks/bench_impair.py " + " ".join(argv if argv is not None
-                                                          else sys.argv[1:]))
+    cmd = (
+        "make bench-impair"
+        if os.environ.get("MAKELEVEL")
+        else "python benchmarks/bench_impair.py "
+        + " ".join(argv if argv is not None else sys.argv[1:])
+    )
     if a.bbr:
         return _finish_bbr(a, cells, cmd.strip(), t0)
     seen = {r.cc_seen for c in cells for r in c.runs.get("linux", [])}
-    notes = [f"The bridge (`{a.impair_dir.name}/bridge.py`, restarted per transfer) uses seed "
-             f"{a.seed} + repetition for all three senders, so they meet the same loss draws. "
-             "Linux sends from `bulk.py serve-source` with CC=cubic "
-             f"(seen on the socket: {', '.join(sorted(str(s) for s in seen))}); synack from "
-             "`synack serve chargen --cc cubic|newreno` on a TUN in impB; both defaults "
-             "otherwise (SACK, timestamps, window scaling).",
-             f"Wall time: {time.monotonic() - t0:.0f} s."]
+    notes = [
+        f"The bridge (`{a.impair_dir.name}/bridge.py`, restarted per transfer) uses seed "
+        f"{a.seed} + repetition for all three senders, so they meet the same loss draws. "
+        "Linux sends from `bulk.py serve-source` with CC=cubic "
+        f"(seen on the socket: {', '.join(sorted(str(s) for s in seen))}); synack from "
+        "`synack serve chargen --cc cubic|newreno` on a TUN in impB; both defaults "
+        "otherwise (SACK, timestamps, window scaling).",
+        f"Wall time: {time.monotonic() - t0:.0f} s.",
+    ]
     text = render(cells, command=cmd.strip(), seconds=a.seconds, reps=a.reps, notes=notes)
     print(text)
     if a.write:
@@ -552,15 +708,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _finish_bbr(a: argparse.Namespace, cells: Sequence[Cell], cmd: str, t0: float) -> int:
     seen = {r.cc_seen for c in cells for r in c.runs.get("linux-bbr", [])}
-    notes = [f"The bridge (`{a.impair_dir.name}/bridge.py`, restarted per transfer) uses seed "
-             f"{a.seed} + repetition for both senders, so they meet the same loss draws. "
-             "Linux sends from `bulk.py serve-source` with CC=bbr (seen on the socket: "
-             f"{', '.join(sorted(str(s) for s in seen))}; the kernel's tcp_bbr.c); synack "
-             "from `synack serve chargen --cc bbr` (draft-ietf-ccwg-bbr, paced) on a TUN in "
-             f"impB, with `--snd-buf {linux_snd_buf_max()}`: the send buffer Linux's "
-             "autotuning may give its own sender (tcp_wmem's maximum).",
-             f"Wall time: {time.monotonic() - t0:.0f} s; load average "
-             f"{os.getloadavg()[0]:.1f} at the end (2 cores, shared with other sessions)."]
+    notes = [
+        f"The bridge (`{a.impair_dir.name}/bridge.py`, restarted per transfer) uses seed "
+        f"{a.seed} + repetition for both senders, so they meet the same loss draws. "
+        "Linux sends from `bulk.py serve-source` with CC=bbr (seen on the socket: "
+        f"{', '.join(sorted(str(s) for s in seen))}; the kernel's tcp_bbr.c); synack "
+        "from `synack serve chargen --cc bbr` (draft-ietf-ccwg-bbr, paced) on a TUN in "
+        f"impB, with `--snd-buf {linux_snd_buf_max()}`: the send buffer Linux's "
+        "autotuning may give its own sender (tcp_wmem's maximum).",
+        f"Wall time: {time.monotonic() - t0:.0f} s; load average "
+        f"{os.getloadavg()[0]:.1f} at the end (2 cores, shared with other sessions).",
+    ]
     text = render_bbr(cells, command=cmd, seconds=a.seconds, reps=a.reps, notes=notes)
     print(text)
     if a.write:

@@ -67,9 +67,11 @@ VETH_A6, VETH_B6 = "fd78::1", "fd78::2"
 #: The variant also measured over IPv6 (TSO6), against its IPv4 figure (issue #17: within
 #: 10 %).
 IPV6_VARIANT = "MTU 1500, offloads"
-VARIANTS = [("MTU 1500, no offloads", 1500, False),
-            ("MTU 1500, offloads", 1500, True),
-            ("MTU 65520, no offloads", 65520, False)]
+VARIANTS = [
+    ("MTU 1500, no offloads", 1500, False),
+    ("MTU 1500, offloads", 1500, True),
+    ("MTU 65520, no offloads", 65520, False),
+]
 
 
 def log(msg: str) -> None:
@@ -79,8 +81,10 @@ def log(msg: str) -> None:
 def skip_reason() -> str | None:
     """Why the network part cannot run here, or None."""
     if os.geteuid() != 0:
-        return ("not root: the network benchmarks make namespaces and TUN devices; "
-                "run `sudo make bench` (or `sudo .venv/bin/python benchmarks/bench_net.py`)")
+        return (
+            "not root: the network benchmarks make namespaces and TUN devices; "
+            "run `sudo make bench` (or `sudo .venv/bin/python benchmarks/bench_net.py`)"
+        )
     if not os.path.exists("/dev/net/tun"):
         return "no /dev/net/tun (modprobe tun, or pass the device into the container)"
     if shutil.which("ip") is None:
@@ -110,8 +114,11 @@ class Bench:
         # IPv6 on the same pair, for the kernel's own IPv6/IPv4 ratio (no DAD: the
         # addresses are usable at once).
         for ns, dev, addr in ((self.ns_a, "va", VETH_A6), (self.ns_b, "vb", VETH_B6)):
-            subprocess.run(["ip", "-n", ns, "addr", "add", f"{addr}/64", "dev", dev, "nodad"],
-                           check=True, capture_output=True)
+            subprocess.run(
+                ["ip", "-n", ns, "addr", "add", f"{addr}/64", "dev", dev, "nodad"],
+                check=True,
+                capture_output=True,
+            )
         self._tun = 0
         self._port = 5000
         self.diag: list[str] = []
@@ -128,12 +135,22 @@ class Bench:
     def _timeout(self) -> float:
         return self.seconds + 60
 
-    def k2tun(self, agent: list[str], label: str, mtu: int, offload: bool,
-              ipv6: bool = False) -> dict[str, Any]:
+    def k2tun(
+        self, agent: list[str], label: str, mtu: int, offload: bool, ipv6: bool = False
+    ) -> dict[str, Any]:
         """Kernel sends to whatever listens on 10.77.0.2 (or fd77::2) over a TUN device."""
         port = self.port()
-        argv = [*agent, "--tun", self.tun(), "--mtu", str(mtu), "--port", str(port),
-                "--timeout", str(self._timeout())]
+        argv = [
+            *agent,
+            "--tun",
+            self.tun(),
+            "--mtu",
+            str(mtu),
+            "--port",
+            str(port),
+            "--timeout",
+            str(self._timeout()),
+        ]
         if offload:
             argv.append("--offload")
         if ipv6:
@@ -141,9 +158,19 @@ class Bench:
         recv = self.lab.start(self.ns, argv, label)
         try:
             ready = recv.wait_for("READY", 20)
-            self.lab.run(self.ns, [*KERNEL, "send", SYNACK_ADDR6 if ipv6 else SYNACK_ADDR,
-                                   str(port), "--seconds", str(self.seconds)],
-                         "kernel sender", self._timeout())
+            self.lab.run(
+                self.ns,
+                [
+                    *KERNEL,
+                    "send",
+                    SYNACK_ADDR6 if ipv6 else SYNACK_ADDR,
+                    str(port),
+                    "--seconds",
+                    str(self.seconds),
+                ],
+                "kernel sender",
+                self._timeout(),
+            )
             res = recv.wait_for("RESULT", 30)
         finally:
             self.lab.retire(recv)
@@ -152,13 +179,27 @@ class Bench:
 
     def synack_to_kernel(self, mtu: int, offload: bool, ipv6: bool = False) -> dict[str, Any]:
         port = self.port()
-        recv = self.lab.start(self.ns, [*KERNEL, "recv", "--port", str(port),
-                                        *(["--ipv6"] if ipv6 else [])], "kernel receiver")
+        recv = self.lab.start(
+            self.ns,
+            [*KERNEL, "recv", "--port", str(port), *(["--ipv6"] if ipv6 else [])],
+            "kernel receiver",
+        )
         try:
             recv.wait_for("READY", 10)
-            argv = [*SYNACK, "bulk-send", KERNEL_ADDR6 if ipv6 else "10.77.0.1", str(port),
-                    "--tun", self.tun(), "--mtu", str(mtu), "--seconds", str(self.seconds),
-                    "--timeout", str(self._timeout())]
+            argv = [
+                *SYNACK,
+                "bulk-send",
+                KERNEL_ADDR6 if ipv6 else "10.77.0.1",
+                str(port),
+                "--tun",
+                self.tun(),
+                "--mtu",
+                str(mtu),
+                "--seconds",
+                str(self.seconds),
+                "--timeout",
+                str(self._timeout()),
+            ]
             if offload:
                 argv.append("--offload")
             if ipv6:
@@ -180,19 +221,66 @@ class Bench:
         timeout = str(LOSS_TIMEOUT)
         impair = ["--ipv6", "--loss", str(a.loss), "--impair-seed", "17"]
         if direction == "k2s":
-            recv = self.lab.start(self.ns, [*SYNACK, "bulk-recv", "--tun", self.tun(),
-                                            "--port", str(port), "--timeout", timeout,
-                                            "--data-seed", "5", *impair],
-                                  "synack bulk-recv (lossy)")
-            send = [*KERNEL, "send", SYNACK_ADDR6, str(port), "--bytes", str(a.loss_bytes),
-                    "--data-seed", "5", "--timeout", timeout]
+            recv = self.lab.start(
+                self.ns,
+                [
+                    *SYNACK,
+                    "bulk-recv",
+                    "--tun",
+                    self.tun(),
+                    "--port",
+                    str(port),
+                    "--timeout",
+                    timeout,
+                    "--data-seed",
+                    "5",
+                    *impair,
+                ],
+                "synack bulk-recv (lossy)",
+            )
+            send = [
+                *KERNEL,
+                "send",
+                SYNACK_ADDR6,
+                str(port),
+                "--bytes",
+                str(a.loss_bytes),
+                "--data-seed",
+                "5",
+                "--timeout",
+                timeout,
+            ]
         else:
-            recv = self.lab.start(self.ns, [*KERNEL, "recv", "--port", str(port), "--ipv6",
-                                            "--timeout", timeout, "--data-seed", "5"],
-                                  "kernel receiver (lossy)")
-            send = [*SYNACK, "bulk-send", KERNEL_ADDR6, str(port), "--tun", self.tun(),
-                    "--bytes", str(a.loss_bytes), "--data-seed", "5", "--timeout", timeout,
-                    *impair]
+            recv = self.lab.start(
+                self.ns,
+                [
+                    *KERNEL,
+                    "recv",
+                    "--port",
+                    str(port),
+                    "--ipv6",
+                    "--timeout",
+                    timeout,
+                    "--data-seed",
+                    "5",
+                ],
+                "kernel receiver (lossy)",
+            )
+            send = [
+                *SYNACK,
+                "bulk-send",
+                KERNEL_ADDR6,
+                str(port),
+                "--tun",
+                self.tun(),
+                "--bytes",
+                str(a.loss_bytes),
+                "--data-seed",
+                "5",
+                "--timeout",
+                timeout,
+                *impair,
+            ]
         try:
             recv.wait_for("READY", 20)
             sent = self.lab.run(self.ns, send, "lossy sender", LOSS_TIMEOUT + 30)
@@ -200,20 +288,36 @@ class Bench:
         finally:
             self.lab.retire(recv)
         res["sender"] = {k: v for k, v in sent.items() if k != "counters"}
-        res["intact"] = bool(res.get("intact")) and res.get("bytes") == sent.get("bytes") \
-            == a.loss_bytes
+        res["intact"] = (
+            bool(res.get("intact")) and res.get("bytes") == sent.get("bytes") == a.loss_bytes
+        )
         res["counters"] = res.get("counters") or sent.get("counters")
         return res
 
     # ------------------------------------------------- the user's commands
-    def serve(self, service: str, offload: bool | None, extra: Sequence[str] = ()
-              ) -> tuple[Any, int]:
+    def serve(
+        self, service: str, offload: bool | None, extra: Sequence[str] = ()
+    ) -> tuple[Any, int]:
         """Start ``synack serve SERVICE`` on a new TUN device; (agent, port) once listening.
         ``offload`` None: the command's default."""
         port = self.port()
-        argv = [PY, "-m", "synack", "serve", service, "--tun", self.tun(), "--ip",
-                SYNACK_ADDR, "--kernel-ip", "10.77.0.1/24", "--port", str(port), "-q",
-                *extra]
+        argv = [
+            PY,
+            "-m",
+            "synack",
+            "serve",
+            service,
+            "--tun",
+            self.tun(),
+            "--ip",
+            SYNACK_ADDR,
+            "--kernel-ip",
+            "10.77.0.1/24",
+            "--port",
+            str(port),
+            "-q",
+            *extra,
+        ]
         if "--workers" not in extra and serve_has_workers():
             argv += ["--workers", "1"]  # the default is the CPUs: these rows are one
         if offload is True:
@@ -241,9 +345,12 @@ class Bench:
         the receiver's close."""
         srv, port = self.serve("discard", offload)
         try:
-            res = self.lab.run(self.ns, [*KERNEL, "send", SYNACK_ADDR, str(port),
-                                         "--seconds", str(self.seconds)],
-                               "kernel sender", self._timeout())
+            res = self.lab.run(
+                self.ns,
+                [*KERNEL, "send", SYNACK_ADDR, str(port), "--seconds", str(self.seconds)],
+                "kernel sender",
+                self._timeout(),
+            )
             return self.stop_serve(srv, res)
         finally:
             self.lab.retire(srv)
@@ -256,14 +363,19 @@ class Bench:
         procs = []
         try:
             for i in range(senders):
-                procs.append(self.lab.start(self.ns, [*KERNEL, "send", SYNACK_ADDR, str(port),
-                                                      "--seconds", str(self.seconds)],
-                                            f"kernel sender {i + 1} of {senders}"))
+                procs.append(
+                    self.lab.start(
+                        self.ns,
+                        [*KERNEL, "send", SYNACK_ADDR, str(port), "--seconds", str(self.seconds)],
+                        f"kernel sender {i + 1} of {senders}",
+                    )
+                )
             results = [proc.wait_for("RESULT", self._timeout()) for proc in procs]
             res: dict[str, Any] = {
                 "bytes": sum(int(r["bytes"]) for r in results),
                 "seconds": max(float(r["seconds"]) for r in results),
-                "per_sender_mbit": [round(mbit(r) or 0.0) for r in results]}
+                "per_sender_mbit": [round(mbit(r) or 0.0) for r in results],
+            }
             return self.stop_serve(srv, res)
         finally:
             for proc in procs:
@@ -274,9 +386,12 @@ class Bench:
         """``synack serve chargen`` -> kernel (1 MiB recv_into); rate at the receiver."""
         srv, port = self.serve("chargen", offload)
         try:
-            res = self.lab.run(self.ns, [*KERNEL, "drain", SYNACK_ADDR, str(port),
-                                         "--seconds", str(self.seconds)],
-                               "kernel drain", self._timeout())
+            res = self.lab.run(
+                self.ns,
+                [*KERNEL, "drain", SYNACK_ADDR, str(port), "--seconds", str(self.seconds)],
+                "kernel drain",
+                self._timeout(),
+            )
             return self.stop_serve(srv, res)
         finally:
             self.lab.retire(srv)
@@ -289,14 +404,41 @@ class Bench:
         secs = max(1, round(self.seconds))
         conc = str(self.a.http_conns)
         if tool == "wrk":
-            argv = ["wrk", "-t", "1", "-c", conc, "-d", f"{secs}s", "--latency",
-                    "-H", "Connection: close", url]
+            argv = [
+                "wrk",
+                "-t",
+                "1",
+                "-c",
+                conc,
+                "-d",
+                f"{secs}s",
+                "--latency",
+                "-H",
+                "Connection: close",
+                url,
+            ]
         else:
-            argv = ["ab", "-q", "-r", "-s", "10", "-c", conc, "-t", str(secs), "-n",
-                    "10000000", url]
+            argv = [
+                "ab",
+                "-q",
+                "-r",
+                "-s",
+                "10",
+                "-c",
+                conc,
+                "-t",
+                str(secs),
+                "-n",
+                "10000000",
+                url,
+            ]
         t0 = os.getloadavg()[0]
-        res = subprocess.run(["ip", "netns", "exec", ns, *argv], capture_output=True,
-                             text=True, timeout=self._timeout())
+        res = subprocess.run(
+            ["ip", "netns", "exec", ns, *argv],
+            capture_output=True,
+            text=True,
+            timeout=self._timeout(),
+        )
         out = parse_wrk(res.stdout) if tool == "wrk" else parse_ab(res.stdout)
         if out.get("rate") is None:
             raise AgentError(f"{tool} said: {res.stdout[-800:]} {res.stderr[-400:]}")
@@ -306,8 +448,13 @@ class Bench:
     def http_synack(self, tool: str, workers: int) -> dict[str, Any]:
         if workers != 1 and not serve_has_workers():
             return {"error": "not available: `synack serve` has no --workers in this tree"}
-        srv, port = self.serve("http", None, ["--workers", str(workers), "--grace", "1"]
-                               if serve_has_workers() else ["--grace", "1"])
+        srv, port = self.serve(
+            "http",
+            None,
+            ["--workers", str(workers), "--grace", "1"]
+            if serve_has_workers()
+            else ["--grace", "1"],
+        )
         try:
             res = self.load(tool, self.ns, SYNACK_ADDR, port)
             return self.stop_serve(srv, res)
@@ -316,8 +463,9 @@ class Bench:
 
     def http_kernel(self, tool: str) -> dict[str, Any]:
         port = self.port()
-        srv = self.lab.start(self.ns_b, [*HTTP_KERNEL, "--port", str(port)],
-                             "kernel asyncio HttpService (veth)")
+        srv = self.lab.start(
+            self.ns_b, [*HTTP_KERNEL, "--port", str(port)], "kernel asyncio HttpService (veth)"
+        )
         try:
             srv.wait_for("READY", 20)
             return self.load(tool, self.ns_a, VETH_B, port)
@@ -326,14 +474,26 @@ class Bench:
 
     def veth(self, ipv6: bool = False) -> dict[str, Any]:
         port = self.port()
-        recv = self.lab.start(self.ns_b, [*KERNEL, "recv", "--port", str(port),
-                                          *(["--ipv6"] if ipv6 else [])],
-                              "kernel receiver (veth)")
+        recv = self.lab.start(
+            self.ns_b,
+            [*KERNEL, "recv", "--port", str(port), *(["--ipv6"] if ipv6 else [])],
+            "kernel receiver (veth)",
+        )
         try:
             recv.wait_for("READY", 10)
-            self.lab.run(self.ns_a, [*KERNEL, "send", VETH_B6 if ipv6 else VETH_B, str(port),
-                                     "--seconds", str(self.seconds)], "kernel sender (veth)",
-                         self._timeout())
+            self.lab.run(
+                self.ns_a,
+                [
+                    *KERNEL,
+                    "send",
+                    VETH_B6 if ipv6 else VETH_B,
+                    str(port),
+                    "--seconds",
+                    str(self.seconds),
+                ],
+                "kernel sender (veth)",
+                self._timeout(),
+            )
             return recv.wait_for("RESULT", 30)
         finally:
             self.lab.retire(recv)
@@ -343,9 +503,25 @@ class Bench:
         srv = self.lab.start(self.ns_b, ["iperf3", "-s", "-1", "-p", str(port)], "iperf3 -s")
         try:
             time.sleep(0.5)
-            res = subprocess.run(["ip", "netns", "exec", self.ns_a, "iperf3", "-c", VETH_B,
-                                  "-p", str(port), "-t", str(max(1, round(self.seconds))), "-J"],
-                                 capture_output=True, text=True, timeout=self._timeout())
+            res = subprocess.run(
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    self.ns_a,
+                    "iperf3",
+                    "-c",
+                    VETH_B,
+                    "-p",
+                    str(port),
+                    "-t",
+                    str(max(1, round(self.seconds))),
+                    "-J",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=self._timeout(),
+            )
             data = json.loads(res.stdout)
             if "error" in data:
                 raise AgentError(f"iperf3: {data['error']}")
@@ -356,9 +532,23 @@ class Bench:
 
     # ------------------------------------------------ connections per second
     def kernel_clients(self, ns: str, host: str, port: int) -> dict[str, Any]:
-        procs = [self.lab.start(ns, [*KERNEL, "cps-client", host, str(port), "--seconds",
-                                     str(self.seconds), "--threads", str(self.a.threads)],
-                                f"kernel cps-client {i}") for i in range(self.a.clients)]
+        procs = [
+            self.lab.start(
+                ns,
+                [
+                    *KERNEL,
+                    "cps-client",
+                    host,
+                    str(port),
+                    "--seconds",
+                    str(self.seconds),
+                    "--threads",
+                    str(self.a.threads),
+                ],
+                f"kernel cps-client {i}",
+            )
+            for i in range(self.a.clients)
+        ]
         results = []
         try:
             for p in procs:
@@ -371,13 +561,20 @@ class Bench:
         errors = sum(r["errors"] for r in results)
         secs = max(r["seconds"] for r in results)
         firsts = [r["first_error"] for r in results if r.get("first_error")]
-        return {"rate": count / secs, "count": count, "errors": errors,
-                "first_error": firsts[0] if firsts else None}
+        return {
+            "rate": count / secs,
+            "count": count,
+            "errors": errors,
+            "first_error": firsts[0] if firsts else None,
+        }
 
     def cps_kernel_to_synack(self) -> dict[str, Any]:
         port = self.port()
-        srv = self.lab.start(self.ns, [*SYNACK, "cps-server", "--tun", self.tun(), "--port",
-                                       str(port)], "synack cps-server")
+        srv = self.lab.start(
+            self.ns,
+            [*SYNACK, "cps-server", "--tun", self.tun(), "--port", str(port)],
+            "synack cps-server",
+        )
         try:
             srv.wait_for("READY", 20)
             res = self.kernel_clients(self.ns, SYNACK_ADDR, port)
@@ -389,14 +586,28 @@ class Bench:
 
     def cps_synack_to_kernel(self) -> dict[str, Any]:
         port = self.port()
-        srv = self.lab.start(self.ns, [*KERNEL, "cps-server", "--port", str(port)],
-                             "kernel cps-server")
+        srv = self.lab.start(
+            self.ns, [*KERNEL, "cps-server", "--port", str(port)], "kernel cps-server"
+        )
         try:
             srv.wait_for("READY", 10)
-            res = self.lab.run(self.ns, [*SYNACK, "cps-client", "10.77.0.1", str(port),
-                                         "--tun", self.tun(), "--seconds", str(self.seconds),
-                                         "--concurrency", str(self.a.clients * self.a.threads)],
-                               "synack cps-client", self._timeout())
+            res = self.lab.run(
+                self.ns,
+                [
+                    *SYNACK,
+                    "cps-client",
+                    "10.77.0.1",
+                    str(port),
+                    "--tun",
+                    self.tun(),
+                    "--seconds",
+                    str(self.seconds),
+                    "--concurrency",
+                    str(self.a.clients * self.a.threads),
+                ],
+                "synack cps-client",
+                self._timeout(),
+            )
         finally:
             self.lab.retire(srv)
         res["rate"] = res["count"] / res["seconds"]
@@ -404,8 +615,9 @@ class Bench:
 
     def cps_kernel_to_kernel(self) -> dict[str, Any]:
         port = self.port()
-        srv = self.lab.start(self.ns_b, [*KERNEL, "cps-server", "--port", str(port)],
-                             "kernel cps-server (veth)")
+        srv = self.lab.start(
+            self.ns_b, [*KERNEL, "cps-server", "--port", str(port)], "kernel cps-server (veth)"
+        )
         try:
             srv.wait_for("READY", 10)
             return self.kernel_clients(self.ns_a, VETH_B, port)
@@ -414,13 +626,20 @@ class Bench:
 
     # ---------------------------------------------------------- latency
     def pingpong(self, ns: str, host: str, port: int) -> dict[str, Any]:
-        return self.lab.run(ns, [*KERNEL, "pingpong", host, str(port), "--count",
-                                 str(self.a.pings)], "kernel pingpong", 120)
+        return self.lab.run(
+            ns,
+            [*KERNEL, "pingpong", host, str(port), "--count", str(self.a.pings)],
+            "kernel pingpong",
+            120,
+        )
 
     def latency_synack(self) -> dict[str, Any]:
         port = self.port()
-        srv = self.lab.start(self.ns, [*SYNACK, "echo-server", "--tun", self.tun(), "--port",
-                                       str(port)], "synack echo-server")
+        srv = self.lab.start(
+            self.ns,
+            [*SYNACK, "echo-server", "--tun", self.tun(), "--port", str(port)],
+            "synack echo-server",
+        )
         try:
             srv.wait_for("READY", 20)
             return self.pingpong(self.ns, SYNACK_ADDR, port)
@@ -429,8 +648,9 @@ class Bench:
 
     def latency_kernel(self) -> dict[str, Any]:
         port = self.port()
-        srv = self.lab.start(self.ns_b, [*KERNEL, "echo-server", "--port", str(port)],
-                             "kernel echo-server (veth)")
+        srv = self.lab.start(
+            self.ns_b, [*KERNEL, "echo-server", "--port", str(port)], "kernel echo-server (veth)"
+        )
         try:
             srv.wait_for("READY", 10)
             return self.pingpong(self.ns_a, VETH_B, port)
@@ -441,16 +661,29 @@ class Bench:
     def memory(self, traced: bool) -> dict[str, Any]:
         port = self.port()
         n = self.a.conns
-        argv = [*SYNACK, "idle-server", "--tun", self.tun(), "--port", str(port),
-                "--expect", str(n), "--timeout", "150"]
+        argv = [
+            *SYNACK,
+            "idle-server",
+            "--tun",
+            self.tun(),
+            "--port",
+            str(port),
+            "--expect",
+            str(n),
+            "--timeout",
+            "150",
+        ]
         if traced:
             argv.append("--tracemalloc")
         srv = self.lab.start(self.ns, argv, "synack idle-server")
         hold = None
         try:
             srv.wait_for("READY", 20)
-            hold = self.lab.start(self.ns, [*KERNEL, "hold", SYNACK_ADDR, str(port), "--count",
-                                            str(n), "--hold", "300"], "kernel hold")
+            hold = self.lab.start(
+                self.ns,
+                [*KERNEL, "hold", SYNACK_ADDR, str(port), "--count", str(n), "--hold", "300"],
+                "kernel hold",
+            )
             res = srv.wait_for("RESULT", 180)
         finally:
             if hold is not None:
@@ -502,6 +735,7 @@ def serve_has_workers() -> bool:
     import io
 
     from synack.commands.main import build_parser
+
     try:
         with contextlib.redirect_stderr(io.StringIO()):
             build_parser().parse_args(["serve", "http", "--workers", "2"])
@@ -513,19 +747,21 @@ def serve_has_workers() -> bool:
 def spread(m: dict[str, Any], key: str, ref_key: str) -> str | None:
     """``min-max (median) of N rounds`` of key/ref ratios measured side by side."""
     rounds = m.get("_rounds", {})
-    ratios = sorted(mbit(r) / mbit(v)  # type: ignore[operator]
-                    for r, v in zip(rounds.get(key, []), rounds.get(ref_key, []),
-                                    strict=False) if mbit(r) and mbit(v))
+    ratios = sorted(
+        mbit(r) / mbit(v)  # type: ignore[operator]
+        for r, v in zip(rounds.get(key, []), rounds.get(ref_key, []), strict=False)
+        if mbit(r) and mbit(v)
+    )
     if len(ratios) < 2:
         return None
     med = ratios[len(ratios) // 2]
-    return (f"ratio over {len(ratios)} rounds: {ratios[0]:.0%}-{ratios[-1]:.0%} "
-            f"(median {med:.0%})")
+    return f"ratio over {len(ratios)} rounds: {ratios[0]:.0%}-{ratios[-1]:.0%} (median {med:.0%})"
 
 
 def parse_wrk(text: str) -> dict[str, Any]:
     """Requests/s and the 50%/99% latencies (ms) from ``wrk --latency`` output."""
     import re
+
     out: dict[str, Any] = {"rate": None}
     m = re.search(r"Requests/sec:\s*([\d.]+)", text)
     if m:
@@ -537,8 +773,7 @@ def parse_wrk(text: str) -> dict[str, Any]:
             out[f"p{q}_ms"] = float(m.group(1)) * units[m.group(2)]
     m = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", text)
     errors = int(m.group(1)) if m else 0
-    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
-                  text)
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
     if m:
         errors += sum(int(x) for x in m.groups())
     out["errors"] = errors
@@ -548,6 +783,7 @@ def parse_wrk(text: str) -> dict[str, Any]:
 def parse_ab(text: str) -> dict[str, Any]:
     """Requests/s and the 50%/99% latencies (ms) from ``ab`` output."""
     import re
+
     out: dict[str, Any] = {"rate": None}
     m = re.search(r"Requests per second:\s*([\d.]+)", text)
     if m:
@@ -598,8 +834,13 @@ def run_pytcp(timeout: float) -> dict[str, Any]:
     try:
         # --setup: on a fresh machine (as root) build PyTCP's environment first
         # (scripts/install-pytcp-env.sh, about a minute); a built one is reused.
-        res = subprocess.run(["python3", str(PYTCP), "--json", "--setup"], capture_output=True,
-                             text=True, timeout=timeout, cwd=ROOT)
+        res = subprocess.run(
+            ["python3", str(PYTCP), "--json", "--setup"],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=ROOT,
+        )
     except subprocess.TimeoutExpired:
         return {"error": f"pytcp_bench.py did not finish within {timeout:.0f} s"}
     for line in reversed(res.stdout.strip().splitlines()):
@@ -618,8 +859,10 @@ def run_pytcp(timeout: float) -> dict[str, Any]:
     except ValueError:
         pass
     tail = (res.stderr.strip() or res.stdout.strip()).splitlines()[-3:]
-    return {"error": f"pytcp_bench.py exited {res.returncode} without a JSON object: "
-                     f"{' / '.join(tail) or 'no output'}"}
+    return {
+        "error": f"pytcp_bench.py exited {res.returncode} without a JSON object: "
+        f"{' / '.join(tail) or 'no output'}"
+    }
 
 
 def _err(res: dict[str, Any]) -> str | None:
@@ -648,153 +891,287 @@ def build_rows(m: dict[str, Any], offload_ok: bool) -> tuple[list[Row], list[str
     rows: list[Row] = []
     notes: list[str] = []
     for key, res in m.items():
-        if key != "pytcp" and isinstance(res, dict) and "error" in res and not str(
-                res["error"]).startswith("not available"):
+        if (
+            key != "pytcp"
+            and isinstance(res, dict)
+            and "error" in res
+            and not str(res["error"]).startswith("not available")
+        ):
             notes.append(f"{key} failed: {res['error']}")
     for direction, prefix in (("kernel -> synack", "k2s"), ("synack -> kernel", "s2k")):
         for label, _mtu, offload in VARIANTS:
             res = m[f"{prefix}:{label}"]
             value, veth = paired(m, f"{prefix}:{label}", "veth")
             if offload:
-                row = ratio_row(f"bulk {direction}, TUN {label}", value, "Mbit/s",
-                                "kernel -> kernel, veth", veth, min_ratio=0.5,
-                                error=_err(res))
+                row = ratio_row(
+                    f"bulk {direction}, TUN {label}",
+                    value,
+                    "Mbit/s",
+                    "kernel -> kernel, veth",
+                    veth,
+                    min_ratio=0.5,
+                    error=_err(res),
+                )
                 if (text := spread(m, f"{prefix}:{label}", "veth")) is not None:
                     row.notes.append(text)
                 ready = res.get("ready") or {}
                 if value is not None and not ready.get("offload"):
-                    row.notes.append("offload=True was asked for but link.offload is False "
-                                     "(plain TUN)")
+                    row.notes.append(
+                        "offload=True was asked for but link.offload is False (plain TUN)"
+                    )
             else:
-                row = ratio_row(f"bulk {direction}, TUN {label}", value, "Mbit/s",
-                                "kernel -> kernel, veth", veth, error=_err(res))
+                row = ratio_row(
+                    f"bulk {direction}, TUN {label}",
+                    value,
+                    "Mbit/s",
+                    "kernel -> kernel, veth",
+                    veth,
+                    error=_err(res),
+                )
             rows.append(row)
-    for key, what in (("serve_discard", "`synack serve discard --offload`, kernel sendall -> "
-                       "synack"),
-                      ("serve_chargen", "`synack serve chargen --offload`, synack -> kernel "
-                       "recv_into")):
+    for key, what in (
+        ("serve_discard", "`synack serve discard --offload`, kernel sendall -> synack"),
+        ("serve_chargen", "`synack serve chargen --offload`, synack -> kernel recv_into"),
+    ):
         value, veth = paired(m, key, "veth")
-        row = ratio_row(what, value, "Mbit/s", "kernel -> kernel, veth", veth, min_ratio=0.5,
-                        error=_err(m[key]))
+        row = ratio_row(
+            what, value, "Mbit/s", "kernel -> kernel, veth", veth, min_ratio=0.5, error=_err(m[key])
+        )
         res = m[key]
         if (text := spread(m, key, "veth")) is not None:
             row.notes.append(text)
         if res.get("cpu_seconds") and res.get("bytes"):
-            row.notes.append(f"{res['cpu_seconds'] / (res['bytes'] / 1e9):.2f} CPU s per GB "
-                             f"in the command ({res.get('processes', 1)} processes)")
+            row.notes.append(
+                f"{res['cpu_seconds'] / (res['bytes'] / 1e9):.2f} CPU s per GB "
+                f"in the command ({res.get('processes', 1)} processes)"
+            )
         rows.append(row)
     if "discard2_w2" in m:
         value, one = paired(m, "discard2_w2", "discard2_w1")
-        row = ratio_row("bulk kernel -> `serve discard --offload --workers 2`, two parallel "
-                        "senders", value, "Mbit/s", "the same with `--workers 1`", one,
-                        min_ratio=1.6, ratio_as="x", error=_err(m["discard2_w2"]))
+        row = ratio_row(
+            "bulk kernel -> `serve discard --offload --workers 2`, two parallel senders",
+            value,
+            "Mbit/s",
+            "the same with `--workers 1`",
+            one,
+            min_ratio=1.6,
+            ratio_as="x",
+            error=_err(m["discard2_w2"]),
+        )
         if (text := spread(m, "discard2_w2", "discard2_w1")) is not None:
             row.notes.append(text)
         for key in ("discard2_w1", "discard2_w2"):
             res = m[key]
             if res.get("cpu_seconds") and res.get("bytes"):
-                row.notes.append(f"{key[-2:]}: {res['cpu_seconds'] / (res['bytes'] / 1e9):.2f} "
-                                 f"CPU s per GB in the command ({res.get('processes', 1)} "
-                                 f"processes), per sender {res.get('per_sender_mbit')} Mbit/s")
+                row.notes.append(
+                    f"{key[-2:]}: {res['cpu_seconds'] / (res['bytes'] / 1e9):.2f} "
+                    f"CPU s per GB in the command ({res.get('processes', 1)} "
+                    f"processes), per sender {res.get('per_sender_mbit')} Mbit/s"
+                )
         rows.append(row)
     k2s_plain = mbit(m["k2s:MTU 1500, no offloads"])
     value, sink = paired(m, "k2s:MTU 1500, no offloads", "sink")
-    rows.append(ratio_row("bulk kernel -> synack, TUN MTU 1500, no offloads, vs sink",
-                          value, "Mbit/s", "bare Python TUN sink, no offloads", sink,
-                          min_ratio=0.6, error=_err(m["k2s:MTU 1500, no offloads"])))
+    rows.append(
+        ratio_row(
+            "bulk kernel -> synack, TUN MTU 1500, no offloads, vs sink",
+            value,
+            "Mbit/s",
+            "bare Python TUN sink, no offloads",
+            sink,
+            min_ratio=0.6,
+            error=_err(m["k2s:MTU 1500, no offloads"]),
+        )
+    )
     sink, veth = paired(m, "sink", "veth")
-    rows.append(ratio_row("bare Python TUN sink (kernel -> sink), no offloads", sink, "Mbit/s",
-                          "kernel -> kernel, veth", veth, error=_err(m["sink"])))
+    rows.append(
+        ratio_row(
+            "bare Python TUN sink (kernel -> sink), no offloads",
+            sink,
+            "Mbit/s",
+            "kernel -> kernel, veth",
+            veth,
+            error=_err(m["sink"]),
+        )
+    )
     sink_off, veth = paired(m, "sink_offload", "veth")
-    rows.append(ratio_row("bare Python TUN sink (kernel -> sink), offloads", sink_off,
-                          "Mbit/s", "kernel -> kernel, veth", veth,
-                          error=_err(m["sink_offload"])))
+    rows.append(
+        ratio_row(
+            "bare Python TUN sink (kernel -> sink), offloads",
+            sink_off,
+            "Mbit/s",
+            "kernel -> kernel, veth",
+            veth,
+            error=_err(m["sink_offload"]),
+        )
+    )
     veth = mbit(m["veth"])
     if "iperf3" in m:
-        rows.append(ratio_row("kernel -> kernel, veth, iperf3 (for scale)", mbit(m["iperf3"]),
-                              "Mbit/s", "Python sender/receiver", veth,
-                              error=_err(m["iperf3"])))
+        rows.append(
+            ratio_row(
+                "kernel -> kernel, veth, iperf3 (for scale)",
+                mbit(m["iperf3"]),
+                "Mbit/s",
+                "Python sender/receiver",
+                veth,
+                error=_err(m["iperf3"]),
+            )
+        )
     # PyTCP, same setup: plain TUN, MTU 1500.
     py = m["pytcp"]
     py_err = f"not available: {py['error']}" if "error" in py else None
     s2k_plain = mbit(m["s2k:MTU 1500, no offloads"])
     for measure, value, key, need in (
-            ("bulk kernel -> synack (MTU 1500, no offloads) vs PyTCP", k2s_plain, "rx_mbit", 30),
-            ("bulk synack -> kernel (MTU 1500, no offloads) vs PyTCP", s2k_plain, "tx_mbit",
-             1000)):
+        ("bulk kernel -> synack (MTU 1500, no offloads) vs PyTCP", k2s_plain, "rx_mbit", 30),
+        ("bulk synack -> kernel (MTU 1500, no offloads) vs PyTCP", s2k_plain, "tx_mbit", 1000),
+    ):
         ref = None if py_err else py.get(key)
-        rows.append(ratio_row(measure, value, "Mbit/s", "PyTCP 3.0.9", ref, min_ratio=need,
-                              ratio_as="x", error=py_err))
+        rows.append(
+            ratio_row(
+                measure,
+                value,
+                "Mbit/s",
+                "PyTCP 3.0.9",
+                ref,
+                min_ratio=need,
+                ratio_as="x",
+                error=py_err,
+            )
+        )
     # Connections per second.
     kk = m["cps_k2k"].get("rate")
-    for measure, key in (("connections/s, kernel client -> synack server", "cps_k2s"),
-                         ("connections/s, synack client -> kernel server", "cps_s2k")):
+    for measure, key in (
+        ("connections/s, kernel client -> synack server", "cps_k2s"),
+        ("connections/s, synack client -> kernel server", "cps_s2k"),
+    ):
         res = m[key]
-        row = ratio_row(measure, res.get("rate"), "conn/s", "kernel -> kernel, veth", kk,
-                        min_value=10000, error=_err(res))
+        row = ratio_row(
+            measure,
+            res.get("rate"),
+            "conn/s",
+            "kernel -> kernel, veth",
+            kk,
+            min_value=10000,
+            error=_err(res),
+        )
         errors = res.get("errors")
         if errors:
-            row.notes.append(f"{errors} failed connections "
-                             f"(first: {res.get('first_error')})")
+            row.notes.append(f"{errors} failed connections (first: {res.get('first_error')})")
         rows.append(row)
-    rows.append(ratio_row("connections/s, kernel client -> synack server, vs PyTCP",
-                          m["cps_k2s"].get("rate"), "conn/s", "PyTCP 3.0.9",
-                          None if py_err else py.get("conn_per_s"), min_ratio=25,
-                          ratio_as="x", error=py_err or _err(m["cps_k2s"])))
+    rows.append(
+        ratio_row(
+            "connections/s, kernel client -> synack server, vs PyTCP",
+            m["cps_k2s"].get("rate"),
+            "conn/s",
+            "PyTCP 3.0.9",
+            None if py_err else py.get("conn_per_s"),
+            min_ratio=25,
+            ratio_as="x",
+            error=py_err or _err(m["cps_k2s"]),
+        )
+    )
     # HTTP connection rate with wrk and ab: a new connection per request.
     for key in sorted(k for k in m if k.startswith("http_kernel:")):
         tool = key.split(":")[1]
         ref = m[key]
         for workers in (1, 2):
             res = m.get(f"http_synack:{tool}:{workers}", {"error": "not run"})
-            what = (f"HTTP requests/s, {tool}, new connection per request, GET {HTTP_ROUTE}, "
-                    f"`serve http --workers {workers}`")
-            row = ratio_row(what, res.get("rate"), "req/s",
-                            "kernel, asyncio + the same HttpService, veth", ref.get("rate"),
-                            min_ratio=0.5, error=_err(res) or _err(ref))
+            what = (
+                f"HTTP requests/s, {tool}, new connection per request, GET {HTTP_ROUTE}, "
+                f"`serve http --workers {workers}`"
+            )
+            row = ratio_row(
+                what,
+                res.get("rate"),
+                "req/s",
+                "kernel, asyncio + the same HttpService, veth",
+                ref.get("rate"),
+                min_ratio=0.5,
+                error=_err(res) or _err(ref),
+            )
             if res.get("cpu_seconds") is not None and "rate" in res:
-                row.notes.append(f"{res['cpu_seconds']:.1f} CPU s in the command "
-                                 f"({res.get('processes', 1)} processes: supervisor and "
-                                 f"workers)")
+                row.notes.append(
+                    f"{res['cpu_seconds']:.1f} CPU s in the command "
+                    f"({res.get('processes', 1)} processes: supervisor and "
+                    f"workers)"
+                )
             if "rate" in res and "rate" in ref:
                 row.notes.append(
                     f"p50/p99 {res.get('p50_ms', '?')}/{res.get('p99_ms', '?')} ms against "
                     f"the kernel's {ref.get('p50_ms', '?')}/{ref.get('p99_ms', '?')} ms; "
                     f"load average {res.get('load', 0):.1f} / {ref.get('load', 0):.1f}; "
-                    f"{res.get('errors', 0)} / {ref.get('errors', 0)} errors")
+                    f"{res.get('errors', 0)} / {ref.get('errors', 0)} errors"
+                )
             rows.append(row)
             if workers == 2:
-                rows.append(ratio_row(f"  the same, absolute ({tool})", res.get("rate"),
-                                      "req/s", "—", None, min_value=10000,
-                                      error=_err(res)))
+                rows.append(
+                    ratio_row(
+                        f"  the same, absolute ({tool})",
+                        res.get("rate"),
+                        "req/s",
+                        "—",
+                        None,
+                        min_value=10000,
+                        error=_err(res),
+                    )
+                )
     # Latency: a ratio above 1 is slower; no target in the issue.
     lat_s, lat_k = m["lat_synack"], m["lat_kernel"]
     for q in ("p50", "p99"):
-        rows.append(ratio_row(f"1-byte ping-pong round trip {q}, kernel <-> synack",
-                              lat_s.get(f"{q}_us"), "µs", "kernel <-> kernel, veth",
-                              lat_k.get(f"{q}_us"), ratio_as="x",
-                              error=_err(lat_s) or _err(lat_k)))
+        rows.append(
+            ratio_row(
+                f"1-byte ping-pong round trip {q}, kernel <-> synack",
+                lat_s.get(f"{q}_us"),
+                "µs",
+                "kernel <-> kernel, veth",
+                lat_k.get(f"{q}_us"),
+                ratio_as="x",
+                error=_err(lat_s) or _err(lat_k),
+            )
+        )
     # Memory.
     mem_t, mem_r = m["mem_traced"], m["mem_rss"]
     n_t = mem_t.get("connections")
-    rows.append(ratio_row(f"memory per idle connection, tracemalloc, minus buffers "
-                          f"({n_t or '?'} connections)", mem_t.get("traced_per_conn"), "B",
-                          "—", None, max_value=4096, error=_err(mem_t)))
+    rows.append(
+        ratio_row(
+            f"memory per idle connection, tracemalloc, minus buffers ({n_t or '?'} connections)",
+            mem_t.get("traced_per_conn"),
+            "B",
+            "—",
+            None,
+            max_value=4096,
+            error=_err(mem_t),
+        )
+    )
     if "synack_files_per_conn" in mem_t:
-        rows.append(ratio_row("  of which allocated in synack's own modules",
-                              mem_t.get("synack_files_per_conn"), "B", "—", None,
-                              error=_err(mem_t)))
-    rows.append(ratio_row(f"memory per idle connection, RSS delta "
-                          f"({mem_r.get('connections') or '?'} connections)",
-                          mem_r.get("rss_per_conn"), "B", "—", None, error=_err(mem_r)))
+        rows.append(
+            ratio_row(
+                "  of which allocated in synack's own modules",
+                mem_t.get("synack_files_per_conn"),
+                "B",
+                "—",
+                None,
+                error=_err(mem_t),
+            )
+        )
+    rows.append(
+        ratio_row(
+            f"memory per idle connection, RSS delta "
+            f"({mem_r.get('connections') or '?'} connections)",
+            mem_r.get("rss_per_conn"),
+            "B",
+            "—",
+            None,
+            error=_err(mem_r),
+        )
+    )
     if mem_t.get("top"):
-        top = ", ".join(f"{name} {size / max(1, n_t or 1):,.0f} B"
-                        for name, size in mem_t["top"][:5])
+        top = ", ".join(
+            f"{name} {size / max(1, n_t or 1):,.0f} B" for name, size in mem_t["top"][:5]
+        )
         notes.append(f"tracemalloc per connection by file: {top}")
     for key in ("mem_traced", "mem_rss"):
         res = m[key]
-        if res.get("connections") is not None and res.get("connections") < res.get(
-                "expected", 0):
+        if res.get("connections") is not None and res.get("connections") < res.get("expected", 0):
             notes.append(f"{key}: only {res['connections']} of {res['expected']} connections")
     if not offload_ok:
         notes.append("offload rows: Host.tun has no offload= keyword in this tree yet")
@@ -812,8 +1189,14 @@ def build_ipv6_rows(m: dict[str, Any], offload_ok: bool) -> tuple[list[Row], lis
     if "veth6" in m and "veth" in m:
         # The kernel's own IPv6 cost: the same Python sockets over veth, both families.
         v6, v4 = paired(m, "veth6", "veth")
-        row = ratio_row("kernel -> kernel, veth, IPv6", v6, "Mbit/s",
-                        "the same over IPv4", v4, error=_err(m["veth6"]) or _err(m["veth"]))
+        row = ratio_row(
+            "kernel -> kernel, veth, IPv6",
+            v6,
+            "Mbit/s",
+            "the same over IPv4",
+            v4,
+            error=_err(m["veth6"]) or _err(m["veth"]),
+        )
         if (text := spread(m, "veth6", "veth")) is not None:
             row.notes.append(text)
         rows.append(row)
@@ -825,17 +1208,28 @@ def build_ipv6_rows(m: dict[str, Any], offload_ok: bool) -> tuple[list[Row], lis
         if "error" in res:
             notes.append(f"{key6} failed: {res['error']}")
         v6, v4 = paired(m, key6, key4)
-        row = ratio_row(f"bulk {direction}, TUN {IPV6_VARIANT}, IPv6 (TSO6)", v6,
-                        "Mbit/s", "the same over IPv4", v4, min_ratio=0.9,
-                        error=_err(res))
+        row = ratio_row(
+            f"bulk {direction}, TUN {IPV6_VARIANT}, IPv6 (TSO6)",
+            v6,
+            "Mbit/s",
+            "the same over IPv4",
+            v4,
+            min_ratio=0.9,
+            error=_err(res),
+        )
         if (text := spread(m, key6, key4)) is not None:
             row.notes.append(text)
-        per_round = [(mbit(x), mbit(y)) for x, y in zip(m["_rounds"].get(key6, []),
-                                                        m["_rounds"].get(key4, []),
-                                                        strict=False)]
+        per_round = [
+            (mbit(x), mbit(y))
+            for x, y in zip(m["_rounds"].get(key6, []), m["_rounds"].get(key4, []), strict=False)
+        ]
         if len(per_round) > 1:
-            row.notes.append("rounds (IPv6/IPv4): " + ", ".join(
-                f"{v:.0f}/{r:.0f}" for v, r in per_round if v is not None and r is not None))
+            row.notes.append(
+                "rounds (IPv6/IPv4): "
+                + ", ".join(
+                    f"{v:.0f}/{r:.0f}" for v, r in per_round if v is not None and r is not None
+                )
+            )
         if not (res.get("ready") or {}).get("offload") and "error" not in res:
             row.notes.append("offload=True was asked for but link.offload is False")
         rows.append(row)
@@ -848,8 +1242,13 @@ def build_ipv6_rows(m: dict[str, Any], offload_ok: bool) -> tuple[list[Row], lis
             rows.append(Row(f"{direction} over IPv6, lossy", "failed (see notes)", "—"))
             continue
         mb = res["bytes"] / 1e6
-        row = ratio_row(f"{mb:.0f} MB {direction} over IPv6, 1% loss each way, intact",
-                        mbit(res), "Mbit/s", "—", None)
+        row = ratio_row(
+            f"{mb:.0f} MB {direction} over IPv6, 1% loss each way, intact",
+            mbit(res),
+            "Mbit/s",
+            "—",
+            None,
+        )
         row.target, row.met = "every byte, in order", bool(res.get("intact"))
         row.notes.append(f"{res['seconds']:.1f} s, first byte to FIN")
         drops = (res.get("counters") or {}).get("link", {})
@@ -868,35 +1267,53 @@ def measure(lab: Lab, a: argparse.Namespace) -> dict[str, Any]:
     ipv6_only = a.only == "ipv6"
     for r in range(a.reps):
         log(f"bulk round {r + 1}/{a.reps}, {a.seconds:g} s per transfer")
-        plan: list[tuple[str, Callable[[], dict[str, Any]]]] = [
-            ("veth", b.veth), ("veth6", lambda: b.veth(ipv6=True))] if ipv6_only else [
-            ("veth", b.veth),
-            ("sink", lambda: b.k2tun(SINK, "tun_sink", 1500, False)),
-            ("sink_offload", lambda: b.k2tun(SINK, "tun_sink --offload", 1500, True)),
-        ]
+        plan: list[tuple[str, Callable[[], dict[str, Any]]]] = (
+            [("veth", b.veth), ("veth6", lambda: b.veth(ipv6=True))]
+            if ipv6_only
+            else [
+                ("veth", b.veth),
+                ("sink", lambda: b.k2tun(SINK, "tun_sink", 1500, False)),
+                ("sink_offload", lambda: b.k2tun(SINK, "tun_sink --offload", 1500, True)),
+            ]
+        )
         if not ipv6_only:
-            plan += [("serve_discard", lambda: b.serve_discard(True)),
-                     ("serve_chargen", lambda: b.serve_chargen(True))]
+            plan += [
+                ("serve_discard", lambda: b.serve_discard(True)),
+                ("serve_chargen", lambda: b.serve_chargen(True)),
+            ]
             if offload_ok and serve_has_workers():
-                plan += [("discard2_w1", lambda: b.serve_discard_parallel(1)),
-                         ("discard2_w2", lambda: b.serve_discard_parallel(2))]
+                plan += [
+                    ("discard2_w1", lambda: b.serve_discard_parallel(1)),
+                    ("discard2_w2", lambda: b.serve_discard_parallel(2)),
+                ]
         for label, mtu, offload in VARIANTS:
             if offload and not offload_ok:
                 continue
             if ipv6_only and label != IPV6_VARIANT:
                 continue
-            plan.append((f"k2s:{label}",
-                         lambda mtu=mtu, offload=offload: b.k2tun(
-                             [*SYNACK, "bulk-recv"], "synack bulk-recv", mtu, offload)))
-            plan.append((f"s2k:{label}",
-                         lambda mtu=mtu, offload=offload: b.synack_to_kernel(mtu, offload)))
+            plan.append(
+                (
+                    f"k2s:{label}",
+                    lambda mtu=mtu, offload=offload: b.k2tun(
+                        [*SYNACK, "bulk-recv"], "synack bulk-recv", mtu, offload
+                    ),
+                )
+            )
+            plan.append(
+                (f"s2k:{label}", lambda mtu=mtu, offload=offload: b.synack_to_kernel(mtu, offload))
+            )
             if label == IPV6_VARIANT and not ipv6_only:
                 plan.append(("veth6", lambda: b.veth(ipv6=True)))
             if label == IPV6_VARIANT:  # the same over IPv6 (TSO6), right after IPv4
-                plan.append((f"k2s6:{label}", lambda: b.k2tun(
-                    [*SYNACK, "bulk-recv"], "synack bulk-recv (IPv6)", 1500, True, ipv6=True)))
-                plan.append((f"s2k6:{label}",
-                             lambda: b.synack_to_kernel(1500, True, ipv6=True)))
+                plan.append(
+                    (
+                        f"k2s6:{label}",
+                        lambda: b.k2tun(
+                            [*SYNACK, "bulk-recv"], "synack bulk-recv (IPv6)", 1500, True, ipv6=True
+                        ),
+                    )
+                )
+                plan.append((f"s2k6:{label}", lambda: b.synack_to_kernel(1500, True, ipv6=True)))
         for key, fn in plan:
             res = attempt(key, fn)
             rounds.setdefault(key, []).append(res)
@@ -918,15 +1335,20 @@ def measure(lab: Lab, a: argparse.Namespace) -> dict[str, Any]:
     for _label, _mtu, offload in VARIANTS:
         if offload and not offload_ok:
             for prefix in ("k2s", "s2k"):
-                m[f"{prefix}:{_label}"] = {"error": "not available yet (Host.tun has no "
-                                                    "offload= keyword)"}
+                m[f"{prefix}:{_label}"] = {
+                    "error": "not available yet (Host.tun has no offload= keyword)"
+                }
     if shutil.which("iperf3"):
         m["iperf3"] = attempt("iperf3", b.iperf3)
-    for key, fn in (("cps_k2k", b.cps_kernel_to_kernel), ("cps_k2s", b.cps_kernel_to_synack),
-                    ("cps_s2k", b.cps_synack_to_kernel),
-                    ("lat_kernel", b.latency_kernel), ("lat_synack", b.latency_synack),
-                    ("mem_traced", lambda: b.memory(True)),
-                    ("mem_rss", lambda: b.memory(False))):
+    for key, fn in (
+        ("cps_k2k", b.cps_kernel_to_kernel),
+        ("cps_k2s", b.cps_kernel_to_synack),
+        ("cps_s2k", b.cps_synack_to_kernel),
+        ("lat_kernel", b.latency_kernel),
+        ("lat_synack", b.latency_synack),
+        ("mem_traced", lambda: b.memory(True)),
+        ("mem_rss", lambda: b.memory(False)),
+    ):
         res = attempt(key, fn)
         if "rate" in res:
             log(f"  {key}: {fmt(res['rate'], 'conn/s')} ({res.get('errors', 0)} errors)")
@@ -935,12 +1357,14 @@ def measure(lab: Lab, a: argparse.Namespace) -> dict[str, Any]:
         m[key] = res
     tools = [t for t in ("wrk", "ab") if shutil.which(t)]
     for tool in tools:
-        m[f"http_kernel:{tool}"] = attempt(f"{tool} -> kernel asyncio HttpService",
-                                           lambda tool=tool: b.http_kernel(tool))
+        m[f"http_kernel:{tool}"] = attempt(
+            f"{tool} -> kernel asyncio HttpService", lambda tool=tool: b.http_kernel(tool)
+        )
         for workers in (1, 2):
             m[f"http_synack:{tool}:{workers}"] = attempt(
                 f"{tool} -> synack serve http --workers {workers}",
-                lambda tool=tool, workers=workers: b.http_synack(tool, workers))
+                lambda tool=tool, workers=workers: b.http_synack(tool, workers),
+            )
     if not tools:
         m["http_kernel:wrk"] = {"error": "no wrk or ab: sh scripts/install-bench-deps.sh"}
     m["_offload_ok"] = offload_ok
@@ -948,8 +1372,9 @@ def measure(lab: Lab, a: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
     p.add_argument("--quick", action="store_true", help="short smoke run")
     p.add_argument("--seconds", type=float, help="seconds per transfer / rate test")
@@ -958,26 +1383,40 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pings", type=int, help="ping-pong round trips")
     p.add_argument("--clients", type=int, default=2, help="kernel client processes (cps)")
     p.add_argument("--threads", type=int, default=8, help="threads per kernel client")
-    p.add_argument("--http-conns", type=int, default=32,
-                   help="concurrent connections of wrk and ab (HTTP connection rate)")
+    p.add_argument(
+        "--http-conns",
+        type=int,
+        default=32,
+        help="concurrent connections of wrk and ab (HTTP connection rate)",
+    )
     p.add_argument("--no-pytcp", action="store_true", help="do not run pytcp_bench.py")
     p.add_argument("--pytcp-timeout", type=float, default=300.0)
     p.add_argument("--raw", type=Path, help="also write every raw measurement as JSON here")
-    p.add_argument("--only", choices=("all", "ipv6"), default="all",
-                   help="ipv6: only the IPv6 rows (bulk with offloads both ways against the "
-                   "same over IPv4, and the lossy IPv6 transfers)")
-    p.add_argument("--loss-bytes", type=float, default=None,
-                   help="bytes of each lossy IPv6 transfer (default 200e6, --quick 20e6; "
-                   "0: none)")
-    p.add_argument("--loss", type=float, default=0.01,
-                   help="packet loss each way on the lossy transfers (default 0.01)")
+    p.add_argument(
+        "--only",
+        choices=("all", "ipv6"),
+        default="all",
+        help="ipv6: only the IPv6 rows (bulk with offloads both ways against the "
+        "same over IPv4, and the lossy IPv6 transfers)",
+    )
+    p.add_argument(
+        "--loss-bytes",
+        type=float,
+        default=None,
+        help="bytes of each lossy IPv6 transfer (default 200e6, --quick 20e6; 0: none)",
+    )
+    p.add_argument(
+        "--loss",
+        type=float,
+        default=0.01,
+        help="packet loss each way on the lossy transfers (default 0.01)",
+    )
     a = p.parse_args(argv)
     a.seconds = a.seconds or (1.0 if a.quick else 3.0)
     a.reps = a.reps or (1 if a.quick else 2)
     a.conns = a.conns or (1000 if a.quick else 10000)
     a.pings = a.pings or (1000 if a.quick else 5000)
-    a.loss_bytes = int(a.loss_bytes if a.loss_bytes is not None
-                       else 20e6 if a.quick else 200e6)
+    a.loss_bytes = int(a.loss_bytes if a.loss_bytes is not None else 20e6 if a.quick else 200e6)
 
     reason = skip_reason()
     if reason is not None:
@@ -1010,16 +1449,23 @@ def main(argv: list[str] | None = None) -> int:
         ipv6_rows, ipv6_notes = build_ipv6_rows(m, m["_offload_ok"])
         rows += ipv6_rows
         notes += ipv6_notes
-    cmd = "make bench" if os.environ.get("MAKELEVEL") else "python benchmarks/bench_net.py " + \
-        " ".join(argv if argv is not None else sys.argv[1:])
-    notes = [f"Bulk: {a.seconds:g} s per transfer, {a.reps} round(s); each bulk row shows "
-             f"the round with its best ratio, both figures from that round; kernel ends are Python "
-             f"sockets (1 MiB sendall/recv_into) in their own processes; rates measured at the "
-             f"receiver, first byte to FIN. Connection rate: {a.clients} kernel client "
-             f"processes x {a.threads} threads (or {a.clients * a.threads} synack tasks) for "
-             f"{a.seconds:g} s; the kernel server is asyncio streams. Ping-pong: "
-             f"{a.pings} round trips, TCP_NODELAY, asyncio echo server.",
-             *notes, f"Wall time of the network part: {time.monotonic() - t0:.0f} s."]
+    cmd = (
+        "make bench"
+        if os.environ.get("MAKELEVEL")
+        else "python benchmarks/bench_net.py "
+        + " ".join(argv if argv is not None else sys.argv[1:])
+    )
+    notes = [
+        f"Bulk: {a.seconds:g} s per transfer, {a.reps} round(s); each bulk row shows "
+        f"the round with its best ratio, both figures from that round; kernel ends are Python "
+        f"sockets (1 MiB sendall/recv_into) in their own processes; rates measured at the "
+        f"receiver, first byte to FIN. Connection rate: {a.clients} kernel client "
+        f"processes x {a.threads} threads (or {a.clients * a.threads} synack tasks) for "
+        f"{a.seconds:g} s; the kernel server is asyncio streams. Ping-pong: "
+        f"{a.pings} round trips, TCP_NODELAY, asyncio echo server.",
+        *notes,
+        f"Wall time of the network part: {time.monotonic() - t0:.0f} s.",
+    ]
     text = render(rows, command=cmd.strip(), notes=notes)
     print(text)
     if a.write:

@@ -88,26 +88,44 @@ class Case:
 
 def _step() -> st.SearchStrategy[Step]:
     dt = st.sampled_from(DTS)
-    data = st.builds(lambda d, w, n, f, a, win, o: Step("data", d, (w, n, f, a, win, o)), dt,
-                     st.sampled_from(WHERE), st.sampled_from((0, 0, 1, 10, 1000)),
-                     st.sampled_from(FLAGS), st.sampled_from(ACKS),
-                     st.sampled_from((0, 100, 1000, 65535, 65535)),
-                     st.sampled_from(("ts", "ts", "ts", "sack", "none")))
-    write = st.builds(lambda d, n: Step("write", d, (n,)), dt,
-                      st.sampled_from((1, 10, 1000, 2000, 5000)))
+    data = st.builds(
+        lambda d, w, n, f, a, win, o: Step("data", d, (w, n, f, a, win, o)),
+        dt,
+        st.sampled_from(WHERE),
+        st.sampled_from((0, 0, 1, 10, 1000)),
+        st.sampled_from(FLAGS),
+        st.sampled_from(ACKS),
+        st.sampled_from((0, 100, 1000, 65535, 65535)),
+        st.sampled_from(("ts", "ts", "ts", "sack", "none")),
+    )
+    write = st.builds(
+        lambda d, n: Step("write", d, (n,)), dt, st.sampled_from((1, 10, 1000, 2000, 5000))
+    )
     read = st.builds(lambda d, n: Step("read", d, (n,)), dt, st.sampled_from((1, 1000, 100000)))
-    shut = st.builds(lambda d, h: Step("shutdown", d, (h,)), dt,
-                     st.sampled_from(("SHUT_WR", "SHUT_RD", "SHUT_RDWR")))
+    shut = st.builds(
+        lambda d, h: Step("shutdown", d, (h,)),
+        dt,
+        st.sampled_from(("SHUT_WR", "SHUT_RD", "SHUT_RDWR")),
+    )
     close = st.builds(lambda d: Step("close", d), dt)
-    opt = st.builds(lambda d, n, v: Step("sockopt", d, (n, v)), dt,
-                    st.sampled_from(("TCP_NODELAY", "TCP_CORK")), st.sampled_from((0, 1)))
+    opt = st.builds(
+        lambda d, n, v: Step("sockopt", d, (n, v)),
+        dt,
+        st.sampled_from(("TCP_NODELAY", "TCP_CORK")),
+        st.sampled_from((0, 1)),
+    )
     return st.one_of(data, data, data, write, write, read, shut, close, opt)
 
 
 def cases() -> st.SearchStrategy[Case]:
-    return st.builds(Case, st.booleans(), st.booleans(), st.booleans(),
-                     st.sampled_from((1000, 5000, 65535)),
-                     st.lists(_step(), min_size=1, max_size=8).map(tuple))
+    return st.builds(
+        Case,
+        st.booleans(),
+        st.booleans(),
+        st.booleans(),
+        st.sampled_from((1000, 5000, 65535)),
+        st.lists(_step(), min_size=1, max_size=8).map(tuple),
+    )
 
 
 def render(case: Case, expected: list[tuple[int, str]] | None = None) -> str:
@@ -212,8 +230,10 @@ def render(case: Case, expected: list[tuple[int, str]] | None = None) -> str:
             # scheduled at the same moment only if sent strictly earlier).
             events.append((us, -1 if us else 10**9, text))
     events.sort(key=lambda e: (e[0], e[1]))
-    head = ("// Found by benchmarks/difftest.py: synack --profile linux and the kernel differ.\n"
-            '`sysctl -q net.ipv4.tcp_rmem="4096 262144 8388608"`\n\n')
+    head = (
+        "// Found by benchmarks/difftest.py: synack --profile linux and the kernel differ.\n"
+        '`sysctl -q net.ipv4.tcp_rmem="4096 262144 8388608"`\n\n'
+    )
     return head + "".join(f"{us / 1e6:.6f} {text}\n" for us, _o, text in events)
 
 
@@ -238,9 +258,11 @@ def compare(kern: RunResult, syn: RunResult, text: str = "") -> tuple[str, str] 
             what = f"{m.group(1)}" if m else f"line{kline}"
             if m and m.group(1) in ("setsockopt", "shutdown"):
                 what += f"({m.group(2)})"
-            return (f"call:{what}:{ke or 'ok'}/{se or 'ok'}",
-                    f"line {kline}: {src.strip()}: kernel returned {kv} errno {ke}, "
-                    f"synack {sv} errno {se}")
+            return (
+                f"call:{what}:{ke or 'ok'}/{se or 'ok'}",
+                f"line {kline}: {src.strip()}: kernel returned {kv} errno {ke}, "
+                f"synack {sv} errno {se}",
+            )
     ko, so = _race_order(kern.outbound, syn.outbound), syn.outbound
     names = ("time", "flags", "seq", "ack", "len", "win", "opts")
     window: tuple[str, str] | None = None
@@ -251,22 +273,31 @@ def compare(kern: RunResult, syn: RunResult, text: str = "") -> tuple[str, str] 
             if j == 2 and "S" in k[1] and k[1] == s[1]:
                 continue  # a new connection's ISN (its own clock: 64 ns ticks in Linux)
             if kk[j] != ss[j]:
-                return (f"{names[j]}:{k[1]}/{s[1]}",
-                        f"packet {i}: {names[j]} kernel {kk[j]!r} synack {ss[j]!r}\n"
-                        f"  kernel: {k}\n  synack: {s}")
+                return (
+                    f"{names[j]}:{k[1]}/{s[1]}",
+                    f"packet {i}: {names[j]} kernel {kk[j]!r} synack {ss[j]!r}\n"
+                    f"  kernel: {k}\n  synack: {s}",
+                )
         tol = max(KERNEL_TOLERANCE_USECS, int(0.125 * k[0]))
         if abs(k[0] - s[0]) > tol:
-            return (f"time:{k[1]}", f"packet {i}: kernel at {k[0]} us, synack at {s[0]} us\n"
-                                    f"  kernel: {k}\n  synack: {s}")
+            return (
+                f"time:{k[1]}",
+                f"packet {i}: kernel at {k[0]} us, synack at {s[0]} us\n"
+                f"  kernel: {k}\n  synack: {s}",
+            )
         if window is None and kk[5] != ss[5]:
             # Compared last: the advertised window differs in most scripts with data
             # (receive-buffer arithmetic), which would hide every other difference.
-            window = ("win", f"packet {i}: win kernel {kk[5]} synack {ss[5]}\n"
-                             f"  kernel: {k}\n  synack: {s}")
+            window = (
+                "win",
+                f"packet {i}: win kernel {kk[5]} synack {ss[5]}\n  kernel: {k}\n  synack: {s}",
+            )
     if len(ko) != len(so):
         extra, who = (ko[len(so)], "kernel") if len(ko) > len(so) else (so[len(ko)], "synack")
-        return (f"count:{who}:{extra[1]}", f"only the {who} sent packet {min(len(ko), len(so))}: "
-                                           f"{extra}")
+        return (
+            f"count:{who}:{extra[1]}",
+            f"only the {who} sent packet {min(len(ko), len(so))}: {extra}",
+        )
     return window
 
 
@@ -284,8 +315,12 @@ def _race_order(ko: list[Any], so: list[Any]) -> list[Any]:
     for i in range(min(len(out), len(so)) - 1):
         a, b = out[i], out[i + 1]
         tol = max(KERNEL_TOLERANCE_USECS, int(0.125 * a[0]))
-        if (_key(a) != _key(so[i]) and abs(b[0] - a[0]) <= tol
-                and _key(b) == _key(so[i]) and _key(a) == _key(so[i + 1])):
+        if (
+            _key(a) != _key(so[i])
+            and abs(b[0] - a[0]) <= tol
+            and _key(b) == _key(so[i])
+            and _key(a) == _key(so[i + 1])
+        ):
             out[i], out[i + 1] = b, a
     return out
 
@@ -329,8 +364,9 @@ def shrink(case: Case, sig: str) -> Case:
         for i in range(len(case.steps) - 1, -1, -1):
             if attempts >= SHRINK_ATTEMPTS or len(case.steps) <= 1:
                 break
-            cand = Case(case.sack, case.ts, case.wscale, case.win,
-                        case.steps[:i] + case.steps[i + 1:])
+            cand = Case(
+                case.sack, case.ts, case.wscale, case.win, case.steps[:i] + case.steps[i + 1 :]
+            )
             if same(cand):
                 case, changed = cand, True
         for flag in ("sack", "ts", "wscale"):
@@ -363,8 +399,13 @@ def generate(batch: int, n: int) -> list[Case]:
     out: list[Case] = []
 
     @seed(batch)
-    @settings(max_examples=n, database=None, phases=[Phase.generate], deadline=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=n,
+        database=None,
+        phases=[Phase.generate],
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(cases())
     def collect(case: Case) -> None:
         out.append(case)
@@ -391,17 +432,27 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=3, help="scripts run at the same time")
     ap.add_argument("--fresh", action="store_true", help="ignore (and replace) the progress")
     ap.add_argument("--no-save", action="store_true", help="do not write progress or scripts")
-    ap.add_argument("--progress", type=Path, default=PROGRESS,
-                    help="progress file (a new one starts a run with fresh counts)")
-    ap.add_argument("--no-scripts", action="store_true",
-                    help="count differences only: shrink and save no scripts")
+    ap.add_argument(
+        "--progress",
+        type=Path,
+        default=PROGRESS,
+        help="progress file (a new one starts a run with fresh counts)",
+    )
+    ap.add_argument(
+        "--no-scripts",
+        action="store_true",
+        help="count differences only: shrink and save no scripts",
+    )
     args = ap.parse_args()
     problem = kernel_problem()
     if problem:
         print(f"difftest: {problem}", file=sys.stderr)
         return 2
-    prog = {"batches": 0, "scripts": 0, "differences": 0, "signatures": {}} if args.fresh \
+    prog = (
+        {"batches": 0, "scripts": 0, "differences": 0, "signatures": {}}
+        if args.fresh
         else load_progress(args.progress)
+    )
     ctx = multiprocessing.get_context("spawn")
     started = time.monotonic()
     with ctx.Pool(args.jobs) as pool:
@@ -431,8 +482,11 @@ def main() -> int:
             if not args.no_save:
                 save_progress(prog, args.progress)
             rate = prog["scripts"] / max(time.monotonic() - started, 1e-9)
-            print(f"{prog['scripts']} scripts, {prog['differences']} differences, "
-                  f"{len(prog['signatures'])} signatures ({rate:.1f} scripts/s)", flush=True)
+            print(
+                f"{prog['scripts']} scripts, {prog['differences']} differences, "
+                f"{len(prog['signatures'])} signatures ({rate:.1f} scripts/s)",
+                flush=True,
+            )
     for sig, entry in sorted(prog["signatures"].items(), key=lambda kv: -kv[1]["count"]):
         print(f"{entry['count']:6d}  {sig}  {entry.get('script', '')}")
     return 0

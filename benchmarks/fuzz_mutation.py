@@ -55,8 +55,9 @@ def _exchange(seed: int) -> Scenario:
     """Five clients, chosen so that the server holds connections in many states at
     SNAPSHOT_AT: receiving an upload, stuck on a zero window with its FIN queued,
     FIN-WAIT-2, TIME-WAIT, SYN-RECEIVED, plus the two listeners."""
-    sc = Scenario(seed, config=TcpConfig(rcv_buf=32768), path=PathConfig(delay=0.02),
-                  record_wire=False)
+    sc = Scenario(
+        seed, config=TcpConfig(rcv_buf=32768), path=PathConfig(delay=0.02), record_wire=False
+    )
     sc.client.tracer = sc.server.tracer = None
     rng = random.Random(seed)
     sc.listen(80, b"response " * 4000, send_after_eof=True)  # answers after the request
@@ -75,8 +76,9 @@ def capture(seed: int = 1) -> tuple[list[bytes], list[bytes]]:
     to_server: list[bytes] = []
     from_server: list[bytes] = []
 
-    def tap(now: float, kind: str, src: bytes, dst: bytes, packet: bytes,
-            reason: str | None) -> None:
+    def tap(
+        now: float, kind: str, src: bytes, dst: bytes, packet: bytes, reason: str | None
+    ) -> None:
         if kind == "send":
             (to_server if dst == SERVER else from_server).append(bytes(packet))
 
@@ -98,8 +100,9 @@ def snapshot(seed: int = 1, *, cookies: bool = False) -> tuple[Stack, float]:
     states = Counter(c.state for c in stack.connections)
     assert stack.connections and 80 in stack.info()["listeners"], states
     if cookies:
-        stack.max_half_open = sum(1 for c in stack.connections
-                                  if c.state is State.SYN_RECEIVED)  # full already
+        stack.max_half_open = sum(
+            1 for c in stack.connections if c.state is State.SYN_RECEIVED
+        )  # full already
         syn = Segment(50000, 80, 12345, 0, SYN, 65535, mss=1460, tsval=1, tsecr=0)
         stack.receive_packet(encode_ipv4_tcp(ip_to_bytes("10.0.0.1"), SERVER, syn), sc.now)
         stack.packets_to_send(sc.now)
@@ -125,9 +128,10 @@ def fix_checksums(p: bytearray) -> None:
     if len(seg) < 18:
         return
     seg[16:18] = b"\0\0"
-    csum = internet_checksum(bytes(seg), pseudo_header_sum(bytes(p[12:16]), bytes(p[16:20]),
-                                                           6, len(seg)))
-    p[ihl + 16:ihl + 18] = csum.to_bytes(2, "big")
+    csum = internet_checksum(
+        bytes(seg), pseudo_header_sum(bytes(p[12:16]), bytes(p[16:20]), 6, len(seg))
+    )
+    p[ihl + 16 : ihl + 18] = csum.to_bytes(2, "big")
 
 
 INTERESTING = (0, 1, 0x7F, 0x80, 0xFF)
@@ -135,14 +139,29 @@ OPTION_KINDS = (0, 1, 2, 3, 4, 5, 8, 19, 28, 29, 30, 34, 254, 255)
 
 
 class Mutator:
-    def __init__(self, rng: random.Random, to_server: list[bytes],
-                 from_server: list[bytes]) -> None:
+    def __init__(
+        self, rng: random.Random, to_server: list[bytes], from_server: list[bytes]
+    ) -> None:
         self.rng = rng
         self.to_server = to_server
         self.from_server = from_server
-        self.ops = (self.bitflip, self.bitflip, self.overwrite, self.truncate, self.options,
-                    self.options, self.seqack, self.seqack, self.flags, self.window,
-                    self.data_offset, self.ip_fields, self.icmp, self.splice, self.reflect)
+        self.ops = (
+            self.bitflip,
+            self.bitflip,
+            self.overwrite,
+            self.truncate,
+            self.options,
+            self.options,
+            self.seqack,
+            self.seqack,
+            self.flags,
+            self.window,
+            self.data_offset,
+            self.ip_fields,
+            self.icmp,
+            self.splice,
+            self.reflect,
+        )
         self.used: Counter[str] = Counter()
 
     def __call__(self) -> bytes:
@@ -187,7 +206,7 @@ class Mutator:
         if len(p) < 40:
             return p
         doff = (p[32] >> 4) * 4
-        payload = p[20 + doff:] if 20 + doff <= len(p) else b""
+        payload = p[20 + doff :] if 20 + doff <= len(p) else b""
         opts = bytearray()
         for _ in range(rng.randint(1, 6)):
             kind = rng.choice(OPTION_KINDS)
@@ -211,28 +230,34 @@ class Mutator:
         if len(p) < 32:
             return p
         off = rng.choice((24, 28))
-        v = int.from_bytes(p[off:off + 4], "big")
+        v = int.from_bytes(p[off : off + 4], "big")
         r = rng.random()
         if r < 0.3:
             v = rng.getrandbits(32)
         elif r < 0.9:
-            v = (v + rng.choice((-1, 1, -1460, 1460, 65535, -65536, rng.randint(-100000, 100000),
-                                 1 << 31))) & 0xFFFFFFFF
+            v = (
+                v
+                + rng.choice(
+                    (-1, 1, -1460, 1460, 65535, -65536, rng.randint(-100000, 100000), 1 << 31)
+                )
+            ) & 0xFFFFFFFF
         else:
             v = rng.choice((0, 0xFFFFFFFF, 0x7FFFFFFF, 0x80000000))
-        p[off:off + 4] = v.to_bytes(4, "big")
+        p[off : off + 4] = v.to_bytes(4, "big")
         return p
 
     def flags(self, p: bytearray) -> bytearray:
         if len(p) >= 34:
-            p[33] = self.rng.randrange(256) if self.rng.random() < 0.5 else \
-                p[33] ^ (1 << self.rng.randrange(8))
+            p[33] = (
+                self.rng.randrange(256)
+                if self.rng.random() < 0.5
+                else p[33] ^ (1 << self.rng.randrange(8))
+            )
         return p
 
     def window(self, p: bytearray) -> bytearray:
         if len(p) >= 36:
-            p[34:36] = self.rng.choice((0, 1, 0xFFFF, self.rng.randrange(65536))).to_bytes(2,
-                                                                                          "big")
+            p[34:36] = self.rng.choice((0, 1, 0xFFFF, self.rng.randrange(65536))).to_bytes(2, "big")
         return p
 
     def data_offset(self, p: bytearray) -> bytearray:
@@ -266,7 +291,7 @@ class Mutator:
         if rng.random() < 0.5:
             quoted = self.seqack(quoted)
         if rng.random() < 0.3:
-            quoted = quoted[:rng.randrange(len(quoted) + 1)]
+            quoted = quoted[: rng.randrange(len(quoted) + 1)]
         typ = rng.choice((3, 3, 3, 11, 4, 5, 12, 0, 8))
         code = rng.choice((0, 1, 2, 3, 4, 9, 10, 13, rng.randrange(256)))
         mtu = rng.choice((0, 68, 127, 128, 576, 1500, 65535))
@@ -274,8 +299,14 @@ class Mutator:
         body[0] = typ
         body[2:4] = b"\0\0"
         body[2:4] = internet_checksum(bytes(body)).to_bytes(2, "big")
-        return bytearray(encode_ipv4(bytes(p[12:16]) if len(p) >= 16 else b"\x0a\0\0\x01",
-                                     SERVER, PROTO_ICMP, bytes(body)))
+        return bytearray(
+            encode_ipv4(
+                bytes(p[12:16]) if len(p) >= 16 else b"\x0a\0\0\x01",
+                SERVER,
+                PROTO_ICMP,
+                bytes(body),
+            )
+        )
 
     def splice(self, p: bytearray) -> bytearray:
         other = self.rng.choice(self.to_server)
@@ -337,8 +368,14 @@ def _outcome_counts(stats: Counter[str]) -> tuple[int, int]:
     return stats["segs_in"], other
 
 
-def run(inputs: int, *, seed: int = 1, restore_every: int = 5000, check_every: int = 50,
-        max_findings: int = 20) -> Report:
+def run(
+    inputs: int,
+    *,
+    seed: int = 1,
+    restore_every: int = 5000,
+    check_every: int = 50,
+    max_findings: int = 20,
+) -> Report:
     to_server, from_server = capture(seed)
     bases = [snapshot(seed), snapshot(seed, cookies=True)]  # alternate epochs
     base, t0 = bases[0]
@@ -366,8 +403,10 @@ def run(inputs: int, *, seed: int = 1, restore_every: int = 5000, check_every: i
             elif d_seg == 0 and d_other == 1:
                 rep.outcomes["counted_drop"] += 1
             else:
-                raise AssertionError(f"input not accounted for once: segs_in +{d_seg}, "
-                                     f"drops/ICMP outcomes +{d_other}")
+                raise AssertionError(
+                    f"input not accounted for once: segs_in +{d_seg}, "
+                    f"drops/ICMP outcomes +{d_other}"
+                )
             st.packets_to_send(now)
             t = st.next_timer()
             if t is not None and t <= now:
@@ -379,9 +418,14 @@ def run(inputs: int, *, seed: int = 1, restore_every: int = 5000, check_every: i
                 check_invariants(st)
                 rep.invariant_checks += 1
         except Exception as exc:  # a finding: record it, restore, go on
-            rep.findings.append({"input": i, "error": f"{type(exc).__name__}: {exc}",
-                                 "where": traceback.extract_tb(exc.__traceback__)[-1].name,
-                                 "packet": pkt.hex()})
+            rep.findings.append(
+                {
+                    "input": i,
+                    "error": f"{type(exc).__name__}: {exc}",
+                    "where": traceback.extract_tb(exc.__traceback__)[-1].name,
+                    "packet": pkt.hex(),
+                }
+            )
             if len(rep.findings) >= max_findings:
                 rep.inputs = i + 1
                 break
@@ -399,11 +443,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args(argv)
     rep = run(args.inputs, seed=args.seed, max_findings=args.inputs)
-    print(f"mutation fuzzer: {rep.inputs} inputs in {rep.seconds:.1f} s CPU "
-          f"({rep.rate:,.0f} inputs/s), seed {args.seed}")
-    print(f"  processed by a connection or listener: {rep.outcomes['processed']}, "
-          f"counted drops: {rep.outcomes['counted_drop']}, "
-          f"invariant checks: {rep.invariant_checks}, snapshot restores: {rep.restores}")
+    print(
+        f"mutation fuzzer: {rep.inputs} inputs in {rep.seconds:.1f} s CPU "
+        f"({rep.rate:,.0f} inputs/s), seed {args.seed}"
+    )
+    print(
+        f"  processed by a connection or listener: {rep.outcomes['processed']}, "
+        f"counted drops: {rep.outcomes['counted_drop']}, "
+        f"invariant checks: {rep.invariant_checks}, snapshot restores: {rep.restores}"
+    )
     print("  operators: " + ", ".join(f"{k} {v}" for k, v in sorted(rep.operators.items())))
     print(f"  findings: {len(rep.findings)}")
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -411,8 +459,10 @@ def main(argv: list[str] | None = None) -> int:
         groups.setdefault((f["error"][:200], f["where"]), []).append(f)
     for (error, where), fs in groups.items():
         pkt = fs[0]["packet"]
-        print(f"    {len(fs)} x {error} in {where}; first at input {fs[0]['input']}:\n"
-              f"      packet {pkt[:160]}{'...' if len(pkt) > 160 else ''}")
+        print(
+            f"    {len(fs)} x {error} in {where}; first at input {fs[0]['input']}:\n"
+            f"      packet {pkt[:160]}{'...' if len(pkt) > 160 else ''}"
+        )
     return 1 if rep.findings else 0
 
 

@@ -72,8 +72,9 @@ class BenchError(Exception):
 # --------------------------------------------------------------------------
 
 
-def run(cmd: list[str], *, check: bool = True,
-        timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+def run(
+    cmd: list[str], *, check: bool = True, timeout: float = 60.0
+) -> subprocess.CompletedProcess[str]:
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired as e:
@@ -81,8 +82,10 @@ def run(cmd: list[str], *, check: bool = True,
     except OSError as e:
         raise BenchError(f"cannot run `{cmd[0]}`: {e}") from e
     if check and proc.returncode != 0:
-        raise BenchError(f"`{' '.join(cmd)}` failed (exit {proc.returncode}): "
-                         f"{(proc.stderr or proc.stdout).strip()[-400:]}")
+        raise BenchError(
+            f"`{' '.join(cmd)}` failed (exit {proc.returncode}): "
+            f"{(proc.stderr or proc.stdout).strip()[-400:]}"
+        )
     return proc
 
 
@@ -103,15 +106,23 @@ def ensure_env(env_dir: Path, setup: bool) -> dict[str, str]:
     if info is not None:
         return info
     if not setup:
-        raise BenchError(f"PyTCP environment not found in {env_dir} (no READY file): run "
-                         f"`sudo bash scripts/install-pytcp-env.sh` or pass --setup")
+        raise BenchError(
+            f"PyTCP environment not found in {env_dir} (no READY file): run "
+            f"`sudo bash scripts/install-pytcp-env.sh` or pass --setup"
+        )
     env = dict(os.environ, BENCH_ENV_DIR=str(env_dir))
     # The installer's messages go to our stderr (stdout stays clean for --json);
     # its last lines are kept for the error report.
     tail: list[str] = []
     try:
-        proc = subprocess.Popen(["bash", str(INSTALL_SCRIPT)], env=env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen(
+            ["bash", str(INSTALL_SCRIPT)],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
     except OSError as e:
         raise BenchError(f"cannot run scripts/install-pytcp-env.sh: {e}") from e
     assert proc.stdout is not None
@@ -145,7 +156,7 @@ def remove_stale_namespaces() -> None:
         if not name.startswith(NETNS_PREFIX):
             continue
         try:
-            owner = int(name[len(NETNS_PREFIX):])
+            owner = int(name[len(NETNS_PREFIX) :])
         except ValueError:
             continue
         if owner != os.getpid() and not pid_alive(owner):
@@ -209,22 +220,48 @@ class PytcpPeer:
         if not tun.exists():
             tun.parent.mkdir(parents=True, exist_ok=True)
             os.mknod(tun, 0o20666, os.makedev(10, 200))
-        cmd = self.ns.exec_prefix() + [
-            "chroot", str(self.root), "/usr/bin/env", "-i",
-            "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LANG=C.UTF-8",
-            f"{VENV_IN_ROOT}/bin/python"] + (["-O"] if self.optimize else []) + [
-            SCRIPT_IN_ROOT, "--role", "pytcp-peer", "--mode", self.ns.mode,
-            "--iface", self.ns.iface, "--mtu", str(self.ns.mtu),
-            "--duration", str(self.duration)]
+        cmd = (
+            self.ns.exec_prefix()
+            + [
+                "chroot",
+                str(self.root),
+                "/usr/bin/env",
+                "-i",
+                "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+                "HOME=/root",
+                "LANG=C.UTF-8",
+                f"{VENV_IN_ROOT}/bin/python",
+            ]
+            + (["-O"] if self.optimize else [])
+            + [
+                SCRIPT_IN_ROOT,
+                "--role",
+                "pytcp-peer",
+                "--mode",
+                self.ns.mode,
+                "--iface",
+                self.ns.iface,
+                "--mtu",
+                str(self.ns.mtu),
+                "--duration",
+                str(self.duration),
+            ]
+        )
         self.stderr_file = open(self.stderr_path, "w")
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self.stderr_file, text=True, start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr_file,
+            text=True,
+            start_new_session=True,
+        )
         try:
             line = self._readline(PEER_READY_TIMEOUT)
             if not line.startswith("READY "):
                 why = line.strip() or self.stderr_tail()
                 raise BenchError(f"PyTCP peer did not come up: {why}")
-            self.ready_info = json.loads(line[len("READY "):])
+            self.ready_info = json.loads(line[len("READY ") :])
         except BaseException:
             self.__exit__()
             raise
@@ -233,8 +270,10 @@ class PytcpPeer:
     def _readline(self, timeout: float) -> str:
         assert self.proc is not None and self.proc.stdout is not None
         result: list[str] = []
-        t = threading.Thread(target=lambda: result.append(self.proc.stdout.readline()),  # type: ignore[union-attr]
-                             daemon=True)
+        t = threading.Thread(
+            target=lambda: result.append(self.proc.stdout.readline()),  # type: ignore[union-attr]
+            daemon=True,
+        )
         t.start()
         t.join(timeout)
         if not result:
@@ -280,10 +319,20 @@ class PytcpPeer:
             (self.root / SCRIPT_IN_ROOT.lstrip("/")).unlink()
 
 
-def kernel_client(ns: Namespace, test: str, duration: float,
-                  extra: list[str] | None = None) -> dict[str, Any]:
-    cmd = [*ns.exec_prefix(), sys.executable, str(Path(__file__).resolve()),
-           "--role", "kernel-client", "--test", test, "--duration", str(duration)]
+def kernel_client(
+    ns: Namespace, test: str, duration: float, extra: list[str] | None = None
+) -> dict[str, Any]:
+    cmd = [
+        *ns.exec_prefix(),
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--role",
+        "kernel-client",
+        "--test",
+        test,
+        "--duration",
+        str(duration),
+    ]
     cmd += extra or []
     limit = duration + 90
     try:
@@ -292,8 +341,9 @@ def kernel_client(ns: Namespace, test: str, duration: float,
         raise BenchError(f"{test}: kernel client did not finish in {limit:.0f} s") from e
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
-        raise BenchError(f"{test}: kernel client failed (exit {proc.returncode}): "
-                         f"{proc.stderr.strip()[-600:]}")
+        raise BenchError(
+            f"{test}: kernel client failed (exit {proc.returncode}): {proc.stderr.strip()[-600:]}"
+        )
     result: dict[str, Any] = json.loads(lines[-1])
     if "error" in result:
         raise BenchError(f"{test}: {result['error']}")
@@ -302,24 +352,34 @@ def kernel_client(ns: Namespace, test: str, duration: float,
 
 def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
     if os.geteuid() != 0:
-        raise BenchError("must run as root (it creates a network namespace, "
-                         "a TUN device and a chroot)")
+        raise BenchError(
+            "must run as root (it creates a network namespace, a TUN device and a chroot)"
+        )
     for tool in ("ip", "chroot"):
         if shutil.which(tool) is None:
-            raise BenchError(f"`{tool}` not found on PATH "
-                             "(Debian: apt-get install iproute2 coreutils)")
+            raise BenchError(
+                f"`{tool}` not found on PATH (Debian: apt-get install iproute2 coreutils)"
+            )
     if not Path("/dev/net/tun").exists():
         raise BenchError("/dev/net/tun does not exist on this machine (no TUN/TAP support)")
     info = ensure_env(Path(args.env_dir), args.setup)
     root = Path(info["root"])
     details: dict[str, Any] = {
-        "pytcp_version": info.get("pytcp"), "pytcp_python": info.get("python"),
+        "pytcp_version": info.get("pytcp"),
+        "pytcp_python": info.get("python"),
         "env": f"Debian {info.get('suite')} chroot {root}, venv {VENV_IN_ROOT}",
-        "mode": args.mode, "mtu": args.mtu, "optimize_O": not args.no_optimize,
-        "duration_s": args.duration, "conn_duration_s": args.conn_duration,
-        "kernel_python": platform.python_version(), "machine": platform.machine(),
-        "kernel": platform.release(), "cpus": os.cpu_count(),
-        "kernel_ip": KERNEL_IP, "pytcp_ip": PYTCP_IP, "tests": args.tests,
+        "mode": args.mode,
+        "mtu": args.mtu,
+        "optimize_O": not args.no_optimize,
+        "duration_s": args.duration,
+        "conn_duration_s": args.conn_duration,
+        "kernel_python": platform.python_version(),
+        "machine": platform.machine(),
+        "kernel": platform.release(),
+        "cpus": os.cpu_count(),
+        "kernel_ip": KERNEL_IP,
+        "pytcp_ip": PYTCP_IP,
+        "tests": args.tests,
     }
     figures: dict[str, float | None] = {"rx_mbit": None, "tx_mbit": None, "conn_per_s": None}
     errors: dict[str, str] = {}
@@ -330,13 +390,25 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
     plan: list[tuple[str, str | None, str, float, list[str]]] = [
         ("rx", "rx_mbit", "rx", args.duration, []),
         ("tx", "tx_mbit", "tx", args.duration, []),
-        ("conn", "conn_per_s", "conn", args.conn_duration,
-         ["--conn-clients", str(args.conn_clients), *conn_extra]),
+        (
+            "conn",
+            "conn_per_s",
+            "conn",
+            args.conn_duration,
+            ["--conn-clients", str(args.conn_clients), *conn_extra],
+        ),
     ]
     if args.conn_clients != 1:
         # the same loop with one client: per-connection latency, no overlap
-        plan.append(("conn_sequential", None, "conn", args.conn_duration,
-                     ["--conn-clients", "1", *conn_extra]))
+        plan.append(
+            (
+                "conn_sequential",
+                None,
+                "conn",
+                args.conn_duration,
+                ["--conn-clients", "1", *conn_extra],
+            )
+        )
     peer_logs: dict[str, str] = {}
     with Namespace(args.mode, args.mtu) as ns:
         details["netns"] = ns.name
@@ -408,9 +480,13 @@ def client_rx(duration: float) -> dict[str, Any]:
     if got != sent:
         return {"error": f"PyTCP counted {got} bytes but {sent} were sent"}
     secs = t1 - t0
-    return {"value": round(got * 8 / secs / 1e6, 3), "bytes": got, "seconds": round(secs, 3),
-            "send_seconds": round(t_sent - t0, 3),
-            "note": "bytes PyTCP received and counted / time from connect to its count reply"}
+    return {
+        "value": round(got * 8 / secs / 1e6, 3),
+        "bytes": got,
+        "seconds": round(secs, 3),
+        "send_seconds": round(t_sent - t0, 3),
+        "note": "bytes PyTCP received and counted / time from connect to its count reply",
+    }
 
 
 def client_tx(duration: float) -> dict[str, Any]:
@@ -444,10 +520,14 @@ def client_tx(duration: float) -> dict[str, Any]:
         s.close()
     total += in_window
     secs = t1 - t0
-    return {"value": round(in_window * 8 / secs / 1e6, 4), "bytes": in_window,
-            "seconds": round(secs, 3),
-            "first_byte_after_s": round(t0 - t_conn, 3), "first_read_bytes": len(first),
-            "note": "bytes received from PyTCP in a fixed window that starts at its first byte"}
+    return {
+        "value": round(in_window * 8 / secs / 1e6, 4),
+        "bytes": in_window,
+        "seconds": round(secs, 3),
+        "first_byte_after_s": round(t0 - t_conn, 3),
+        "first_read_bytes": len(first),
+        "note": "bytes received from PyTCP in a fixed window that starts at its first byte",
+    }
 
 
 def client_conn(duration: float, clients: int = 1, wait_eof: bool = False) -> dict[str, Any]:
@@ -503,11 +583,18 @@ def client_conn(duration: float, clients: int = 1, wait_eof: bool = False) -> di
 
     if ok == 0:
         return {"error": f"no connection succeeded ({failures} failed; first: {first_failure})"}
-    return {"value": round(ok / secs, 1), "connections": ok, "failures": failures,
-            "first_failure": first_failure[0] if first_failure else None, "seconds": round(secs, 3),
-            "latency_ms_p50": pct(0.5), "latency_ms_p99": pct(0.99), "clients": clients,
-            "note": f"{clients} kernel client thread(s), each in turn: connect, 64 B request, "
-                    f"64 B response, {'wait for PyTCP FIN, ' if wait_eof else ''}close"}
+    return {
+        "value": round(ok / secs, 1),
+        "connections": ok,
+        "failures": failures,
+        "first_failure": first_failure[0] if first_failure else None,
+        "seconds": round(secs, 3),
+        "latency_ms_p50": pct(0.5),
+        "latency_ms_p99": pct(0.99),
+        "clients": clients,
+        "note": f"{clients} kernel client thread(s), each in turn: connect, 64 B request, "
+        f"64 B response, {'wait for PyTCP FIN, ' if wait_eof else ''}close",
+    }
 
 
 def kernel_client_main(args: argparse.Namespace) -> int:
@@ -537,13 +624,20 @@ def pytcp_peer_main(args: argparse.Namespace) -> int:  # pragma: no cover - runs
     if args.mode == "tun":
         iface = stack.initialize_interface__tun(interface_name=args.iface)
     else:
-        iface = stack.initialize_interface__tap(interface_name=args.iface,
-                                                mac_address=MacAddress(PYTCP_MAC))
+        iface = stack.initialize_interface__tap(
+            interface_name=args.iface, mac_address=MacAddress(PYTCP_MAC)
+        )
     iface["mtu"] = args.mtu
     stack.init()
-    stack.add_interface(**iface, ip4_support=True, ip4_host=Ip4IfAddr(f"{PYTCP_IP}/{PREFIX}"),
-                        ip4_dhcp=False, ip6_support=False, ip6_gua_autoconfig=False,
-                        ip6_lla_autoconfig=False)
+    stack.add_interface(
+        **iface,
+        ip4_support=True,
+        ip4_host=Ip4IfAddr(f"{PYTCP_IP}/{PREFIX}"),
+        ip4_dhcp=False,
+        ip6_support=False,
+        ip6_gua_autoconfig=False,
+        ip6_lla_autoconfig=False,
+    )
     stack.start(wait_for_dhcp_bind=False)
 
     stop = threading.Event()
@@ -607,10 +701,21 @@ def pytcp_peer_main(args: argparse.Namespace) -> int:  # pragma: no cover - runs
     time.sleep(0.2)
     import importlib.metadata
 
-    print("READY " + json.dumps({
-        "python": platform.python_version(), "pytcp": importlib.metadata.version("pytcp"),
-        "mode": args.mode, "iface": args.iface, "mtu": args.mtu, "optimized": not __debug__,
-        "embedding": "in-process stack (pytcp.stack + pytcp.runtime.socket)"}), flush=True)
+    print(
+        "READY "
+        + json.dumps(
+            {
+                "python": platform.python_version(),
+                "pytcp": importlib.metadata.version("pytcp"),
+                "mode": args.mode,
+                "iface": args.iface,
+                "mtu": args.mtu,
+                "optimized": not __debug__,
+                "embedding": "in-process stack (pytcp.stack + pytcp.runtime.socket)",
+            }
+        ),
+        flush=True,
+    )
 
     # Run until the orchestrator closes our stdin (or a hard lifetime cap).
     watcher = threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True)
@@ -627,31 +732,55 @@ def pytcp_peer_main(args: argparse.Namespace) -> int:  # pragma: no cover - runs
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--setup", action="store_true",
-                   help="build the PyTCP environment (scripts/install-pytcp-env.sh) "
-                        "if it is missing")
-    p.add_argument("--env-dir", default=str(DEFAULT_ENV_DIR),
-                   help="environment folder (default: .bench-env)")
-    p.add_argument("--duration", type=float, default=10.0,
-                   help="seconds per bulk transfer (default 10)")
-    p.add_argument("--conn-duration", type=float, default=5.0,
-                   help="seconds of the connection-rate test (default 5)")
-    p.add_argument("--conn-clients", type=int, default=4,
-                   help="concurrent kernel client threads in the connection test (default 4; "
-                        "a one-client run is added to details)")
-    p.add_argument("--conn-wait-eof", action="store_true",
-                   help="connection test: the client waits for PyTCP's FIN before closing")
-    p.add_argument("--mode", choices=("tun", "tap"), default="tun",
-                   help="PyTCP's interface (default tun)")
+    p.add_argument(
+        "--setup",
+        action="store_true",
+        help="build the PyTCP environment (scripts/install-pytcp-env.sh) if it is missing",
+    )
+    p.add_argument(
+        "--env-dir", default=str(DEFAULT_ENV_DIR), help="environment folder (default: .bench-env)"
+    )
+    p.add_argument(
+        "--duration", type=float, default=10.0, help="seconds per bulk transfer (default 10)"
+    )
+    p.add_argument(
+        "--conn-duration",
+        type=float,
+        default=5.0,
+        help="seconds of the connection-rate test (default 5)",
+    )
+    p.add_argument(
+        "--conn-clients",
+        type=int,
+        default=4,
+        help="concurrent kernel client threads in the connection test (default 4; "
+        "a one-client run is added to details)",
+    )
+    p.add_argument(
+        "--conn-wait-eof",
+        action="store_true",
+        help="connection test: the client waits for PyTCP's FIN before closing",
+    )
+    p.add_argument(
+        "--mode", choices=("tun", "tap"), default="tun", help="PyTCP's interface (default tun)"
+    )
     p.add_argument("--mtu", type=int, default=1500)
     p.add_argument("--tests", default="rx,tx,conn", help="comma-separated subset of rx,tx,conn")
-    p.add_argument("--no-optimize", action="store_true",
-                   help="run PyTCP without python -O (keeps its debug-log calls and asserts)")
-    p.add_argument("--role", choices=("orchestrator", "pytcp-peer", "kernel-client"),
-                   default="orchestrator", help=argparse.SUPPRESS)
+    p.add_argument(
+        "--no-optimize",
+        action="store_true",
+        help="run PyTCP without python -O (keeps its debug-log calls and asserts)",
+    )
+    p.add_argument(
+        "--role",
+        choices=("orchestrator", "pytcp-peer", "kernel-client"),
+        default="orchestrator",
+        help=argparse.SUPPRESS,
+    )
     p.add_argument("--test", choices=("rx", "tx", "conn"), help=argparse.SUPPRESS)
     p.add_argument("--iface", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -676,17 +805,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"PyTCP benchmark cannot run: {result['error']}")
     else:
         d = result["details"]
-        print(f"PyTCP {d['pytcp_version']} (Python {d['pytcp_python']}) vs kernel, "
-              f"{d['mode'].upper()} MTU {d['mtu']}, netns {d['netns']}")
-        for key, unit in (("rx_mbit", "Mbit/s  kernel -> PyTCP"),
-                          ("tx_mbit", "Mbit/s  PyTCP -> kernel"),
-                          ("conn_per_s", "conn/s  kernel client -> PyTCP server")):
+        print(
+            f"PyTCP {d['pytcp_version']} (Python {d['pytcp_python']}) vs kernel, "
+            f"{d['mode'].upper()} MTU {d['mtu']}, netns {d['netns']}"
+        )
+        for key, unit in (
+            ("rx_mbit", "Mbit/s  kernel -> PyTCP"),
+            ("tx_mbit", "Mbit/s  PyTCP -> kernel"),
+            ("conn_per_s", "conn/s  kernel client -> PyTCP server"),
+        ):
             v = result[key]
             print(f"  {key:11} {'n/a' if v is None else v:>10}  {unit}")
         seq = d.get("conn_sequential", {})
         if "value" in seq:
-            print(f"  {'(1 client)':11} {seq['value']:>10}  conn/s  one client at a time, "
-                  f"p50 {seq['latency_ms_p50']} ms")
+            print(
+                f"  {'(1 client)':11} {seq['value']:>10}  conn/s  one client at a time, "
+                f"p50 {seq['latency_ms_p50']} ms"
+            )
         for key, err in d.get("errors", {}).items():
             print(f"  {key}: {err}")
     return 0

@@ -79,15 +79,38 @@ def tcp_options(mss: int | None = None, wscale: int | None = None) -> bytes:
     return out + b"\x01" * (-len(out) % 4)
 
 
-def build_segment(src: bytes, dst: bytes, sport: int, dport: int, seq: int, ack: int,
-                  flags: int, window: int, options: bytes = b"", payload: bytes = b"",
-                  ident: int = 0) -> bytes:
+def build_segment(
+    src: bytes,
+    dst: bytes,
+    sport: int,
+    dport: int,
+    seq: int,
+    ack: int,
+    flags: int,
+    window: int,
+    options: bytes = b"",
+    payload: bytes = b"",
+    ident: int = 0,
+) -> bytes:
     """One IPv4 packet carrying a TCP segment, both checksums filled in."""
     if len(options) % 4:
         raise ValueError("options must be padded to a multiple of 4 bytes")
     tcp_len = 20 + len(options) + len(payload)
-    tcp = _TCP_HDR.pack(sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF,
-                        (5 + len(options) // 4) << 4, flags, window, 0, 0) + options + payload
+    tcp = (
+        _TCP_HDR.pack(
+            sport,
+            dport,
+            seq & 0xFFFFFFFF,
+            ack & 0xFFFFFFFF,
+            (5 + len(options) // 4) << 4,
+            flags,
+            window,
+            0,
+            0,
+        )
+        + options
+        + payload
+    )
     pseudo = src + dst + struct.pack("!BBH", 0, socket.IPPROTO_TCP, tcp_len)
     csum = internet_checksum(pseudo + tcp)
     tcp = tcp[:16] + struct.pack("!H", csum) + tcp[18:]
@@ -107,8 +130,16 @@ def parse_segment(pkt: bytes, off: int = 0) -> tuple[Any, ...] | None:
     sport, dport, seq, ack, offflags = _TCP_PEEK.unpack_from(pkt, t)
     doff = (offflags >> 12) * 4
     plen = len(pkt) - t - doff
-    return (pkt[off + 12:off + 16], pkt[off + 16:off + 20], sport, dport, seq, ack,
-            offflags & 0x1FF, plen)
+    return (
+        pkt[off + 12 : off + 16],
+        pkt[off + 16 : off + 20],
+        sport,
+        dport,
+        seq,
+        ack,
+        offflags & 0x1FF,
+        plen,
+    )
 
 
 def window_scale_for(window: int) -> int:
@@ -122,8 +153,9 @@ def window_scale_for(window: int) -> int:
 class Sink:
     """The sink's state for one connection; :meth:`run` is the whole loop."""
 
-    def __init__(self, fd: int, ip: bytes, port: int, mtu: int, vnet: bool,
-                 window: int = 1 << 19) -> None:
+    def __init__(
+        self, fd: int, ip: bytes, port: int, mtu: int, vnet: bool, window: int = 1 << 19
+    ) -> None:
         self.fd = fd
         self.ip = ip
         self.port = port
@@ -146,9 +178,17 @@ class Sink:
 
     def _send(self, flags: int, options: bytes = b"", window: int | None = None) -> None:
         assert self.peer is not None
-        pkt = build_segment(self.ip, self.peer[0], self.port, self.peer[1], self.snd_nxt,
-                            self.rcv_nxt, flags, self.win_field if window is None else window,
-                            options)
+        pkt = build_segment(
+            self.ip,
+            self.peer[0],
+            self.port,
+            self.peer[1],
+            self.snd_nxt,
+            self.rcv_nxt,
+            flags,
+            self.win_field if window is None else window,
+            options,
+        )
         os.write(self.fd, self.prefix + pkt)
         self.acks += 1
 
@@ -228,33 +268,49 @@ def open_tun(name: str, vnet: bool) -> tuple[int, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--tun", default="sbk0")
     p.add_argument("--ip", default="10.77.0.2")
     p.add_argument("--kernel-ip", default="10.77.0.1/24")
     p.add_argument("--port", type=int, default=5001)
     p.add_argument("--mtu", type=int, default=1500)
-    p.add_argument("--window", type=int, default=1 << 19,
-                   help="receive window offered (default 512 KiB: see the module docstring)")
+    p.add_argument(
+        "--window",
+        type=int,
+        default=1 << 19,
+        help="receive window offered (default 512 KiB: see the module docstring)",
+    )
     p.add_argument("--offload", action="store_true")
     p.add_argument("--timeout", type=float, default=60.0)
     a = p.parse_args(argv)
     fd = -1
     try:
         fd, name = open_tun(a.tun, a.offload)
-        for cmd in (["ip", "addr", "add", a.kernel_ip, "dev", name],
-                    ["ip", "link", "set", "dev", name, "mtu", str(a.mtu), "up"]):
+        for cmd in (
+            ["ip", "addr", "add", a.kernel_ip, "dev", name],
+            ["ip", "link", "set", "dev", name, "mtu", str(a.mtu), "up"],
+        ):
             subprocess.run(cmd, check=True, capture_output=True, timeout=10)
         sink = Sink(fd, socket.inet_aton(a.ip), a.port, a.mtu, a.offload, a.window)
-        print("READY " + json.dumps({"tun": name, "offload": a.offload, "mtu": a.mtu}),
-              flush=True)
+        print("READY " + json.dumps({"tun": name, "offload": a.offload, "mtu": a.mtu}), flush=True)
         sink.run(a.timeout)
         time.sleep(0.05)  # the peer's last ACK
-        print("RESULT " + json.dumps({"bytes": sink.nbytes, "seconds": sink.last - sink.first,
-                                      "packets": sink.packets, "acks": sink.acks,
-                                      "out_of_order": sink.ooo,
-                                      "offload": a.offload}), flush=True)
+        print(
+            "RESULT "
+            + json.dumps(
+                {
+                    "bytes": sink.nbytes,
+                    "seconds": sink.last - sink.first,
+                    "packets": sink.packets,
+                    "acks": sink.acks,
+                    "out_of_order": sink.ooo,
+                    "offload": a.offload,
+                }
+            ),
+            flush=True,
+        )
     except Exception as exc:  # reported to the orchestrator
         print("RESULT " + json.dumps({"error": f"{type(exc).__name__}: {exc}"}), flush=True)
         return 1

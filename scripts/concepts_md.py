@@ -79,8 +79,9 @@ def render() -> str:
         named = tests.get(cid, [])
         shown = ", ".join(f"`{t.split('::')[1]}`" for t in named[:SHOWN])
         more = f" and {len(named) - SHOWN} more" if len(named) > SHOWN else ""
-        lines.append(f"| {cid} | {idea} | {lab_text} | {'; '.join(rfcs)} | "
-                     f"{len(named)}: {shown}{more} |\n")
+        lines.append(
+            f"| {cid} | {idea} | {lab_text} | {'; '.join(rfcs)} | {len(named)}: {shown}{more} |\n"
+        )
     return "".join(lines) + FOOT
 
 

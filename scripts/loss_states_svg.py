@@ -29,8 +29,13 @@ POS: dict[CaState, tuple[float, float]] = {
 }
 UNREDUCED = (CaState.OPEN, CaState.DISORDER)
 RX, RY = 62.0, 26.0
-COLOUR = {CaState.OPEN: "#e8f5e9", CaState.DISORDER: "#fffde7", CaState.CWR: "#e3f2fd",
-          CaState.RECOVERY: "#fff3e0", CaState.LOSS: "#ffebee"}
+COLOUR = {
+    CaState.OPEN: "#e8f5e9",
+    CaState.DISORDER: "#fffde7",
+    CaState.CWR: "#e3f2fd",
+    CaState.RECOVERY: "#fff3e0",
+    CaState.LOSS: "#ffebee",
+}
 Node = CaState | None  # None: the Open/Disorder box
 
 
@@ -85,49 +90,67 @@ def _arrow(parts: list[str], a: Node, b: Node, label: str, bend: float) -> None:
     mx, my = (x1 + x2) / 2 + nx * bend, (y1 + y2) / 2 + ny * bend
     sx, sy = (x1, y1) if a is None else _rim(a, mx, my)
     ex, ey = (x2, y2) if b is None else _rim(b, mx, my)
-    parts.append(f'<path d="M{sx:.1f},{sy:.1f} Q{mx:.1f},{my:.1f} {ex:.1f},{ey:.1f}" '
-                 'fill="none" stroke="#444" marker-end="url(#a)"/>')
+    parts.append(
+        f'<path d="M{sx:.1f},{sy:.1f} Q{mx:.1f},{my:.1f} {ex:.1f},{ey:.1f}" '
+        'fill="none" stroke="#444" marker-end="url(#a)"/>'
+    )
     # The label sits beside the curve's midpoint, on the outside of the bend.
     lx = (sx + 2 * mx + ex) / 4 + nx * 14
     ly = (sy + 2 * my + ey) / 4 + ny * 14
     anchor = "start" if nx > 0.35 else ("end" if nx < -0.35 else "middle")
-    parts.append(f'<text x="{lx:.1f}" y="{ly + 4:.1f}" text-anchor="{anchor}" '
-                 f'fill="#1a237e">{escape(label)}</text>')
+    parts.append(
+        f'<text x="{lx:.1f}" y="{ly + 4:.1f}" text-anchor="{anchor}" '
+        f'fill="#1a237e">{escape(label)}</text>'
+    )
 
 
 def render() -> str:
-    parts = ['<svg xmlns="http://www.w3.org/2000/svg" width="800" height="500" '
-             'viewBox="0 0 800 500" font-family="sans-serif" font-size="12">',
-             '<title>synack loss states (Linux tcp_ca_state)</title>',
-             '<defs><marker id="a" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
-             'markerHeight="7" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" '
-             'fill="#444"/></marker></defs>',
-             '<rect width="800" height="500" fill="white"/>']
+    parts = [
+        '<svg xmlns="http://www.w3.org/2000/svg" width="800" height="500" '
+        'viewBox="0 0 800 500" font-family="sans-serif" font-size="12">',
+        "<title>synack loss states (Linux tcp_ca_state)</title>",
+        '<defs><marker id="a" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
+        'markerHeight="7" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" '
+        'fill="#444"/></marker></defs>',
+        '<rect width="800" height="500" fill="white"/>',
+    ]
     x, y, w, h = GROUP
-    parts.append(f'<rect x="{x}" y="{y}" width="{w}" height="{h}" rx="14" fill="#fafafa" '
-                 'stroke="#888" stroke-dasharray="5,4"/>')
-    parts.append(f'<text x="{x + w / 2}" y="{y - 10}" text-anchor="middle" fill="#555">'
-                 'cwnd not reduced</text>')
+    parts.append(
+        f'<rect x="{x}" y="{y}" width="{w}" height="{h}" rx="14" fill="#fafafa" '
+        'stroke="#888" stroke-dasharray="5,4"/>'
+    )
+    parts.append(
+        f'<text x="{x + w / 2}" y="{y - 10}" text-anchor="middle" fill="#555">'
+        "cwnd not reduced</text>"
+    )
     edges = _edges()
     for (a, b), triggers in edges.items():
         label = ", ".join(triggers)
         if a is not None and a is b:  # a loop under the state
             cx, cy = POS[a]
-            parts.append(f'<path d="M{cx + 30:.1f},{cy + RY - 4:.1f} C{cx + 80:.1f},'
-                         f'{cy + 70:.1f} {cx + 120:.1f},{cy + 10:.1f} {cx + RX:.1f},'
-                         f'{cy + 4:.1f}" fill="none" stroke="#444" marker-end="url(#a)"/>')
-            parts.append(f'<text x="{cx + 100:.1f}" y="{cy + 56:.1f}" fill="#1a237e">'
-                         f'{escape(label)}</text>')
+            parts.append(
+                f'<path d="M{cx + 30:.1f},{cy + RY - 4:.1f} C{cx + 80:.1f},'
+                f"{cy + 70:.1f} {cx + 120:.1f},{cy + 10:.1f} {cx + RX:.1f},"
+                f'{cy + 4:.1f}" fill="none" stroke="#444" marker-end="url(#a)"/>'
+            )
+            parts.append(
+                f'<text x="{cx + 100:.1f}" y="{cy + 56:.1f}" fill="#1a237e">{escape(label)}</text>'
+            )
             continue
         twin = (b, a) in edges
         _arrow(parts, a, b, label, 26.0 if twin else 0.0)
     for state, (cx, cy) in POS.items():
-        parts.append(f'<ellipse cx="{cx}" cy="{cy}" rx="{RX}" ry="{RY}" '
-                     f'fill="{COLOUR[state]}" stroke="#333"/>')
-        parts.append(f'<text x="{cx}" y="{cy - 2}" text-anchor="middle" '
-                     f'font-weight="bold">{state}</text>')
-        parts.append(f'<text x="{cx}" y="{cy + 13}" text-anchor="middle" fill="#555">'
-                     f'tcpi_ca_state {int(state)}</text>')
+        parts.append(
+            f'<ellipse cx="{cx}" cy="{cy}" rx="{RX}" ry="{RY}" '
+            f'fill="{COLOUR[state]}" stroke="#333"/>'
+        )
+        parts.append(
+            f'<text x="{cx}" y="{cy - 2}" text-anchor="middle" font-weight="bold">{state}</text>'
+        )
+        parts.append(
+            f'<text x="{cx}" y="{cy + 13}" text-anchor="middle" fill="#555">'
+            f"tcpi_ca_state {int(state)}</text>"
+        )
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
 

@@ -53,7 +53,10 @@ def collect() -> dict[str, str]:
                 extra = ["-o", "out"]
             proc = subprocess.run(
                 [sys.executable, "-m", "synack", *args, *extra],
-                cwd=work, env=env, capture_output=True, check=False,
+                cwd=work,
+                env=env,
+                capture_output=True,
+                check=False,
             )
             stdout = proc.stdout.replace(str(work).encode(), b"WORK")
             out[f"{name}:stdout"] = _digest(stdout.replace(str(ROOT).encode(), b"ROOT"))

@@ -33,8 +33,11 @@ def demo_sample() -> str:
     out = io.StringIO()
     run_demo(args, out)
     lines = out.getvalue().splitlines()
-    timeline = [ln for ln in lines if ln[:12].strip().endswith("s") and ln[:10].strip()
-                and ln[:10].strip()[0].isdigit()]
+    timeline = [
+        ln
+        for ln in lines
+        if ln[:12].strip().endswith("s") and ln[:10].strip() and ln[:10].strip()[0].isdigit()
+    ]
     shown = [*timeline[:HEAD_LINES], "    ...", *timeline[-1:]]
     return "\n".join(["```console", "$ .venv/bin/synack " + " ".join(COMMAND), *shown, "```"])
 
@@ -64,9 +67,14 @@ def main(argv: list[str] | None = None) -> int:
     text = README.read_text(encoding="utf-8")
     want_readme = readme_with(demo_sample(), text)
     want_svg = diagram()
-    stale = [str(f.relative_to(ROOT)) for f, ok in (
-        (README, want_readme == text),
-        (SVG, SVG.exists() and SVG.read_text(encoding="utf-8") == want_svg)) if not ok]
+    stale = [
+        str(f.relative_to(ROOT))
+        for f, ok in (
+            (README, want_readme == text),
+            (SVG, SVG.exists() and SVG.read_text(encoding="utf-8") == want_svg),
+        )
+        if not ok
+    ]
     if args.write:
         README.write_text(want_readme, encoding="utf-8")
         SVG.write_text(want_svg, encoding="utf-8")

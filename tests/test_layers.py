@@ -19,19 +19,19 @@ SRC = ROOT / "src"
 
 #: Lowest first.  A package may import any package of a lower rank, and itself.
 LAYERS: list[tuple[str, ...]] = [
-    ("synack", "trace.schema"),        # the package root (its version) and the typed
-                                       # trace records, which every writer uses
-    ("wire",),                         # packet codecs
-    ("tcp",),                          # the sans-IO connection
-    ("stack",),                        # demux, listeners, ICMP: a host's TCP
-    ("sim",),                          # the simulated network and clock
-    ("links",),                        # TUN, memory and impaired links
-    ("trace",),                        # reading and drawing a run
-    ("aio",),                          # the asyncio driver, transport, streams, Host
-    ("sockets",),                      # the blocking socket API on a Host
+    ("synack", "trace.schema"),  # the package root (its version) and the typed
+    # trace records, which every writer uses
+    ("wire",),  # packet codecs
+    ("tcp",),  # the sans-IO connection
+    ("stack",),  # demux, listeners, ICMP: a host's TCP
+    ("sim",),  # the simulated network and clock
+    ("links",),  # TUN, memory and impaired links
+    ("trace",),  # reading and drawing a run
+    ("aio",),  # the asyncio driver, transport, streams, Host
+    ("sockets",),  # the blocking socket API on a Host
     ("scenarios", "services", "packetdrill"),  # programs built on the runtimes
-    ("commands",),                     # the command line
-    ("__main__",),                     # `python -m synack`
+    ("commands",),  # the command line
+    ("__main__",),  # `python -m synack`
 ]
 RANK = {pkg: rank for rank, group in enumerate(LAYERS) for pkg in group}
 
@@ -70,14 +70,17 @@ def _imports(module: str, path: Path) -> list[tuple[str, int, bool]]:
                     target = node.module or ""
                 if target.split(".")[0] == "synack":
                     found.append((target, node.lineno, top))
-                    for alias in node.names:     # `from . import seq` imports a module
+                    for alias in node.names:  # `from . import seq` imports a module
                         sub = f"{target}.{alias.name}"
                         rel = Path(*sub.split("."))
                         if (SRC / rel).with_suffix(".py").exists() or (SRC / rel).is_dir():
                             found.append((sub, node.lineno, top))
             elif isinstance(node, ast.Import):
-                found.extend((a.name, node.lineno, top) for a in node.names
-                             if a.name.split(".")[0] == "synack")
+                found.extend(
+                    (a.name, node.lineno, top)
+                    for a in node.names
+                    if a.name.split(".")[0] == "synack"
+                )
             inner = top and not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
             for field in ("body", "orelse", "finalbody"):
                 sub_nodes = getattr(node, field, None)
@@ -107,8 +110,10 @@ def test_no_upward_imports() -> None:
         for target, line, _top in _imports(module, path):
             src, dst = _layer(module), _layer(target)
             if src != dst and RANK[dst] >= RANK[src]:
-                bad.append(f"{path.relative_to(SRC)}:{line}: {src} imports {target} "
-                           f"({dst} is not below {src})")
+                bad.append(
+                    f"{path.relative_to(SRC)}:{line}: {src} imports {target} "
+                    f"({dst} is not below {src})"
+                )
     assert not bad, "\n".join(bad)
 
 
@@ -117,8 +122,9 @@ def test_no_import_cycles_between_modules() -> None:
     graph: dict[str, set[str]] = {}
     names = {m for m, _ in _modules()}
     for module, path in _modules():
-        graph[module] = {t for t, _line, top in _imports(module, path)
-                         if top and t in names and t != module}
+        graph[module] = {
+            t for t, _line, top in _imports(module, path) if top and t in names and t != module
+        }
     # a package __init__ is imported before its modules; an edge from a module to its
     # own package is satisfied by then, so it is not a cycle
     for module in graph:
@@ -173,6 +179,11 @@ def test_every_module_imports_first_in_a_fresh_interpreter() -> None:
         "print('\\n'.join(bad))\n"
         "sys.exit(1 if bad else 0)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"}, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"},
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -25,8 +25,7 @@ def emit(kind: str, **fields: Any) -> None:
 
 async def serve(port: int) -> None:
     runner = ServiceRunner("http", HttpService(), grace=1.0)
-    server = await asyncio.start_server(runner, "0.0.0.0", port, backlog=4096,
-                                        reuse_address=True)
+    server = await asyncio.start_server(runner, "0.0.0.0", port, backlog=4096, reuse_address=True)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     emit("READY", port=port)

@@ -78,7 +78,7 @@ def do_send(a: argparse.Namespace) -> None:
         data = memoryview(payload(a.bytes, a.data_seed))
         t0 = time.monotonic()
         for i in range(0, len(data), a.chunk):
-            s.sendall(data[i:i + a.chunk])
+            s.sendall(data[i : i + a.chunk])
         sent = len(data)
     else:
         buf = memoryview(bytes(a.chunk))
@@ -193,8 +193,13 @@ def do_cps_client(a: argparse.Namespace) -> None:
     for t in threads:
         t.join()
     t1 = time.monotonic()
-    emit("RESULT", count=sum(counts), errors=sum(errors), seconds=t1 - t0,
-         first_error=first_error[0] if first_error else None)
+    emit(
+        "RESULT",
+        count=sum(counts),
+        errors=sum(errors),
+        seconds=t1 - t0,
+        first_error=first_error[0] if first_error else None,
+    )
 
 
 async def _serve_until_term(handler: Any, port: int) -> int:
@@ -209,8 +214,7 @@ async def _serve_until_term(handler: Any, port: int) -> int:
         finally:
             writer.close()
 
-    server = await asyncio.start_server(wrapped, "0.0.0.0", port, backlog=4096,
-                                        reuse_address=True)
+    server = await asyncio.start_server(wrapped, "0.0.0.0", port, backlog=4096, reuse_address=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -265,8 +269,13 @@ def do_pingpong(a: argparse.Namespace) -> None:
             times.append(clock() - t0)
     s.close()
     times.sort()
-    emit("RESULT", n=len(times), p50_us=percentile(times, 50) * 1e6,
-         p99_us=percentile(times, 99) * 1e6, mean_us=sum(times) / len(times) * 1e6)
+    emit(
+        "RESULT",
+        n=len(times),
+        p50_us=percentile(times, 50) * 1e6,
+        p99_us=percentile(times, 99) * 1e6,
+        mean_us=sum(times) / len(times) * 1e6,
+    )
 
 
 def do_hold(a: argparse.Namespace) -> None:
@@ -289,8 +298,9 @@ def do_hold(a: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = p.add_subparsers(dest="mode", required=True)
     s = sub.add_parser("send")
     s.add_argument("host")
@@ -304,8 +314,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--port", type=int, required=True)
     r.add_argument("--timeout", type=float, default=60.0)
     r.add_argument("--ipv6", action="store_true", help="listen on :: (IPv6 and IPv4)")
-    r.add_argument("--data-seed", type=int,
-                   help="check the bytes are the sender's --bytes data of this seed")
+    r.add_argument(
+        "--data-seed", type=int, help="check the bytes are the sender's --bytes data of this seed"
+    )
     d = sub.add_parser("drain")
     d.add_argument("host")
     d.add_argument("port", type=int)
@@ -329,9 +340,16 @@ def main(argv: list[str] | None = None) -> int:
     h.add_argument("--count", type=int, default=10000)
     h.add_argument("--hold", type=float, default=120.0)
     a = p.parse_args(argv)
-    handlers = {"send": do_send, "recv": do_recv, "drain": do_drain, "cps-client": do_cps_client,
-                "cps-server": do_cps_server, "echo-server": do_echo_server,
-                "pingpong": do_pingpong, "hold": do_hold}
+    handlers = {
+        "send": do_send,
+        "recv": do_recv,
+        "drain": do_drain,
+        "cps-client": do_cps_client,
+        "cps-server": do_cps_server,
+        "echo-server": do_echo_server,
+        "pingpong": do_pingpong,
+        "hold": do_hold,
+    }
     try:
         handlers[a.mode](a)
     except Exception as exc:  # reported to the orchestrator, which names the agent

@@ -32,7 +32,7 @@ def parse_line(line: str, prefix: str) -> dict[str, Any] | None:
     """``'RESULT {"a": 1}'`` -> ``{"a": 1}`` for prefix ``RESULT``; None otherwise."""
     if not line.startswith(prefix + " ") and line != prefix:
         return None
-    body = line[len(prefix):].strip()
+    body = line[len(prefix) :].strip()
     if not body:
         return {}
     value = json.loads(body)
@@ -44,16 +44,19 @@ def parse_line(line: str, prefix: str) -> dict[str, Any] | None:
 def _run(argv: Sequence[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
     res = subprocess.run(list(argv), capture_output=True, text=True, timeout=30)
     if check and res.returncode != 0:
-        raise AgentError(f"`{' '.join(argv)}` failed ({res.returncode}): "
-                         f"{res.stderr.strip() or res.stdout.strip()}")
+        raise AgentError(
+            f"`{' '.join(argv)}` failed ({res.returncode}): "
+            f"{res.stderr.strip() or res.stdout.strip()}"
+        )
     return res
 
 
 class Agent:
     """One process we started; its stdout is read line by line, stderr kept in a file."""
 
-    def __init__(self, label: str, argv: list[str], popen: subprocess.Popen[bytes],
-                 errfile: Any) -> None:
+    def __init__(
+        self, label: str, argv: list[str], popen: subprocess.Popen[bytes], errfile: Any
+    ) -> None:
         self.label = label
         self.argv = argv
         self.popen = popen
@@ -109,11 +112,13 @@ class Agent:
             seen = len(self.lines)
             left = deadline - time.monotonic()
             if self._eof and self.popen.poll() is not None:
-                raise AgentError(f"{self.label} exited ({self.popen.returncode}) before "
-                                 f"{prefix}: {self._tail()}")
+                raise AgentError(
+                    f"{self.label} exited ({self.popen.returncode}) before {prefix}: {self._tail()}"
+                )
             if left <= 0:
-                raise AgentError(f"{self.label}: no {prefix} within {timeout:.0f} s: "
-                                 f"{self._tail()}")
+                raise AgentError(
+                    f"{self.label}: no {prefix} within {timeout:.0f} s: {self._tail()}"
+                )
             self._fill(min(left, 0.5))
 
     def wait_line(self, start: str, timeout: float) -> str:
@@ -126,12 +131,15 @@ class Agent:
                     return line
             seen = len(self.lines)
             if self._eof and self.popen.poll() is not None:
-                raise AgentError(f"{self.label} exited ({self.popen.returncode}) before "
-                                 f"{start!r}: {self._tail()}")
+                raise AgentError(
+                    f"{self.label} exited ({self.popen.returncode}) before "
+                    f"{start!r}: {self._tail()}"
+                )
             left = deadline - time.monotonic()
             if left <= 0:
-                raise AgentError(f"{self.label}: no {start!r} within {timeout:.0f} s: "
-                                 f"{self._tail()}")
+                raise AgentError(
+                    f"{self.label}: no {start!r} within {timeout:.0f} s: {self._tail()}"
+                )
             self._fill(min(left, 0.5))
 
     def cpu_seconds(self) -> float | None:
@@ -176,8 +184,9 @@ class Agent:
             left = deadline - time.monotonic()
             if left <= 0:
                 self.stop(0.5)
-                raise AgentError(f"{self.label} did not finish within {timeout:.0f} s: "
-                                 f"{self._tail()}")
+                raise AgentError(
+                    f"{self.label} did not finish within {timeout:.0f} s: {self._tail()}"
+                )
             self._fill(min(left, 0.2))
         while not self._eof:
             self._fill(0.2)
@@ -201,8 +210,27 @@ class Lab:
 
     def veth(self, ns_a: str, ns_b: str, ip_a: str, ip_b: str, mtu: int = 1500) -> None:
         """A veth pair ``va`` in ``ns_a`` (``ip_a``, a /24) and ``vb`` in ``ns_b``."""
-        _run(["ip", "-n", ns_a, "link", "add", "va", "mtu", str(mtu), "type", "veth",
-              "peer", "name", "vb", "mtu", str(mtu), "netns", ns_b])
+        _run(
+            [
+                "ip",
+                "-n",
+                ns_a,
+                "link",
+                "add",
+                "va",
+                "mtu",
+                str(mtu),
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "vb",
+                "mtu",
+                str(mtu),
+                "netns",
+                ns_b,
+            ]
+        )
         _run(["ip", "-n", ns_a, "addr", "add", f"{ip_a}/24", "dev", "va"])
         _run(["ip", "-n", ns_b, "addr", "add", f"{ip_b}/24", "dev", "vb"])
         _run(["ip", "-n", ns_a, "link", "set", "va", "up"])
@@ -212,8 +240,9 @@ class Lab:
         full = ["ip", "netns", "exec", ns, *argv]
         err = tempfile.TemporaryFile()  # noqa: SIM115 (the Agent closes it in stop())
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        popen = subprocess.Popen(full, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                 stderr=err, env=env)
+        popen = subprocess.Popen(
+            full, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, env=env
+        )
         agent = Agent(label, full, popen, err)
         self.agents.append(agent)
         return agent

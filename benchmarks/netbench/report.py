@@ -50,16 +50,29 @@ class Row:
         return [self.measure, self.synack, self.reference, self.ratio, self.target, met]
 
 
-def ratio_row(measure: str, value: float | None, unit: str, ref_label: str,
-              ref: float | None, *, min_ratio: float | None = None,
-              min_value: float | None = None, max_value: float | None = None,
-              ratio_as: str = "%", error: str | None = None) -> Row:
+def ratio_row(
+    measure: str,
+    value: float | None,
+    unit: str,
+    ref_label: str,
+    ref: float | None,
+    *,
+    min_ratio: float | None = None,
+    min_value: float | None = None,
+    max_value: float | None = None,
+    ratio_as: str = "%",
+    error: str | None = None,
+) -> Row:
     """A row comparing ``value`` with ``ref`` (same unit), judged against one target:
     ``min_ratio`` (value/ref at least), ``min_value`` or ``max_value`` (absolute)."""
     reference = "—" if ref_label == "—" else f"{ref_label}: {fmt(ref, unit)}"
     if error is not None:
-        return Row(measure, error, reference,
-                   target=_target_text(unit, min_ratio, min_value, max_value, ratio_as))
+        return Row(
+            measure,
+            error,
+            reference,
+            target=_target_text(unit, min_ratio, min_value, max_value, ratio_as),
+        )
     ratio = value / ref if value is not None and ref else None
     met: bool | None = None
     if value is not None:
@@ -69,13 +82,23 @@ def ratio_row(measure: str, value: float | None, unit: str, ref_label: str,
             met = value >= min_value
         elif max_value is not None:
             met = value < max_value
-    return Row(measure, fmt(value, unit), reference,
-               fmt(ratio, ratio_as) if ratio is not None else "—",
-               _target_text(unit, min_ratio, min_value, max_value, ratio_as), met)
+    return Row(
+        measure,
+        fmt(value, unit),
+        reference,
+        fmt(ratio, ratio_as) if ratio is not None else "—",
+        _target_text(unit, min_ratio, min_value, max_value, ratio_as),
+        met,
+    )
 
 
-def _target_text(unit: str, min_ratio: float | None, min_value: float | None,
-                 max_value: float | None, ratio_as: str) -> str:
+def _target_text(
+    unit: str,
+    min_ratio: float | None,
+    min_value: float | None,
+    max_value: float | None,
+    ratio_as: str,
+) -> str:
     if min_ratio is not None:
         return f"≥ {fmt(min_ratio, ratio_as)}"
     if min_value is not None:
@@ -96,17 +119,29 @@ def machine() -> str:
                     break
     except OSError:
         pass
-    return (f"{cpu}, {os.cpu_count()} cores, Linux {platform.release()}, "
-            f"{platform.python_implementation()} {platform.python_version()}")
+    return (
+        f"{cpu}, {os.cpu_count()} cores, Linux {platform.release()}, "
+        f"{platform.python_implementation()} {platform.python_version()}"
+    )
 
 
-def render(rows: Sequence[Row], *, command: str, notes: Sequence[str] = (),
-           when: datetime.date | None = None, host: str | None = None) -> str:
+def render(
+    rows: Sequence[Row],
+    *,
+    command: str,
+    notes: Sequence[str] = (),
+    when: datetime.date | None = None,
+    host: str | None = None,
+) -> str:
     """The Markdown that goes between the markers (and is printed)."""
     when = when or datetime.date.today()
     head = ["figure", "synack", "reference (same run)", "ratio", "target", "met"]
-    lines = [f"Machine: {host or machine()}, {when.isoformat()}. Command: `{command}`.", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = [
+        f"Machine: {host or machine()}, {when.isoformat()}. Command: `{command}`.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
     for row in rows:
         cells = [c.replace("|", "\\|") for c in row.cells()]
         lines.append("| " + " | ".join(cells) + " |")
@@ -117,8 +152,9 @@ def render(rows: Sequence[Row], *, command: str, notes: Sequence[str] = (),
     return "\n".join(lines)
 
 
-def replace_section(doc: str, body: str, *, start: str = START, end: str = END,
-                    heading: str = HEADING) -> str:
+def replace_section(
+    doc: str, body: str, *, start: str = START, end: str = END, heading: str = HEADING
+) -> str:
     """Put ``body`` between the markers (the net ones unless given); add the section,
     under ``heading``, before ``## History`` (or at the end) when the markers are not
     there yet.  Nothing else changes."""
@@ -131,10 +167,10 @@ def replace_section(doc: str, body: str, *, start: str = START, end: str = END,
     idx = doc.find("\n## History")
     if idx < 0:
         return doc.rstrip("\n") + "\n\n" + section
-    return doc[:idx + 1] + section + doc[idx + 1:]
+    return doc[: idx + 1] + section + doc[idx + 1 :]
 
 
-def write_section(path: Path, body: str, *, start: str = START, end: str = END,
-                  heading: str = HEADING) -> None:
-    path.write_text(replace_section(path.read_text(), body, start=start, end=end,
-                                    heading=heading))
+def write_section(
+    path: Path, body: str, *, start: str = START, end: str = END, heading: str = HEADING
+) -> None:
+    path.write_text(replace_section(path.read_text(), body, start=start, end=end, heading=heading))

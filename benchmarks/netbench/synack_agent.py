@@ -68,8 +68,10 @@ def offload_keyword() -> bool:
 
 def open_host(a: argparse.Namespace) -> Host:
     ipv6 = getattr(a, "ipv6", False)
-    kwargs: dict[str, Any] = {"kernel_ip": f"{KERNEL_IP},{KERNEL_IP6}" if ipv6 else KERNEL_IP,
-                              "mtu": a.mtu}
+    kwargs: dict[str, Any] = {
+        "kernel_ip": f"{KERNEL_IP},{KERNEL_IP6}" if ipv6 else KERNEL_IP,
+        "mtu": a.mtu,
+    }
     if offload_keyword():
         kwargs["offload"] = bool(a.offload)
     elif a.offload:
@@ -82,8 +84,11 @@ def open_host(a: argparse.Namespace) -> Host:
 
 def describe(host: Host) -> dict[str, Any]:
     link = host.link
-    return {"offload": bool(getattr(link, "offload", False)), "mtu": getattr(link, "mtu", None),
-            "max_segment_payload": getattr(link, "max_segment_payload", None)}
+    return {
+        "offload": bool(getattr(link, "offload", False)),
+        "mtu": getattr(link, "mtu", None),
+        "max_segment_payload": getattr(link, "max_segment_payload", None),
+    }
 
 
 def counters(host: Host) -> dict[str, Any]:
@@ -107,8 +112,7 @@ class Discard(asyncio.Protocol):
     """Counts what arrives (and hashes it, given ``digest``); resolves ``done`` at the
     peer's FIN."""
 
-    def __init__(self, done: asyncio.Future[tuple[int, float, float]],
-                 digest: Any = None) -> None:
+    def __init__(self, done: asyncio.Future[tuple[int, float, float]], digest: Any = None) -> None:
         self.done = done
         self.digest = digest
         self.nbytes = 0
@@ -148,8 +152,14 @@ async def bulk_recv(a: argparse.Namespace) -> None:
         if digest is not None:
             want = hashlib.sha256(payload(nbytes, a.data_seed)).hexdigest()
             extra["intact"] = digest.hexdigest() == want
-        emit("RESULT", bytes=nbytes, seconds=last - first, **describe(host),
-             counters=counters(host), **extra)
+        emit(
+            "RESULT",
+            bytes=nbytes,
+            seconds=last - first,
+            **describe(host),
+            counters=counters(host),
+            **extra,
+        )
     finally:
         await host.close()
 
@@ -164,7 +174,7 @@ async def bulk_send(a: argparse.Namespace) -> None:
             data = memoryview(payload(a.bytes, a.data_seed))
             t0 = time.monotonic()
             for i in range(0, len(data), CHUNK):
-                writer.write(data[i:i + CHUNK])
+                writer.write(data[i : i + CHUNK])
                 await writer.drain()
             sent = len(data)
         else:
@@ -203,8 +213,7 @@ async def cps_server(a: argparse.Namespace) -> None:
             writer.close()
 
     try:
-        await host.start_server(handle, a.port, backlog=4096,
-                                config=TcpConfig(nodelay=True))
+        await host.start_server(handle, a.port, backlog=4096, config=TcpConfig(nodelay=True))
         emit("READY", **describe(host))
         await until_term()
         emit("RESULT", served=served, errors=errors, counters=counters(host))
@@ -224,7 +233,8 @@ async def cps_client(a: argparse.Namespace) -> None:
         while time.monotonic() < end:
             try:
                 reader, writer = await asyncio.wait_for(
-                    host.open_connection(a.host, a.port, config=cfg), 5)
+                    host.open_connection(a.host, a.port, config=cfg), 5
+                )
                 writer.write(REQUEST)
                 got = await asyncio.wait_for(reader.read(), 5)
                 writer.close()
@@ -243,8 +253,14 @@ async def cps_client(a: argparse.Namespace) -> None:
         t0 = time.monotonic()
         await asyncio.gather(*(worker(t0 + a.seconds) for _ in range(a.concurrency)))
         t1 = time.monotonic()
-        emit("RESULT", count=count, errors=errors, seconds=t1 - t0,
-             first_error=first_error[0] if first_error else None, counters=counters(host))
+        emit(
+            "RESULT",
+            count=count,
+            errors=errors,
+            seconds=t1 - t0,
+            first_error=first_error[0] if first_error else None,
+            counters=counters(host),
+        )
     finally:
         await host.close()
 
@@ -336,20 +352,34 @@ async def idle_server(a: argparse.Namespace) -> None:
         conns = len(stack_connections(host))
         gc.collect()
         rss1 = rss_bytes()
-        out: dict[str, Any] = {"connections": n, "stack_connections": conns,
-                               "rss_per_conn": (rss1 - rss0) / n if n else None,
-                               "buffers": buffer_bytes(host)}
+        out: dict[str, Any] = {
+            "connections": n,
+            "stack_connections": conns,
+            "rss_per_conn": (rss1 - rss0) / n if n else None,
+            "buffers": buffer_bytes(host),
+        }
         if a.tracemalloc and snap0 is not None:
             traced1 = tracemalloc.get_traced_memory()[0]
             snap1 = tracemalloc.take_snapshot()
             stats = snap1.compare_to(snap0, "filename")
-            top = [(os.path.relpath(s.traceback[0].filename, os.path.dirname(
-                       os.path.dirname(os.path.dirname(__file__)))), s.size_diff)
-                   for s in stats[:8]]
-            synack_part = sum(s.size_diff for s in stats
-                              if f"{os.sep}synack{os.sep}" in s.traceback[0].filename)
-            out.update(traced_per_conn=(traced1 - traced0 - out["buffers"]) / n if n else None,
-                       synack_files_per_conn=synack_part / n if n else None, top=top)
+            top = [
+                (
+                    os.path.relpath(
+                        s.traceback[0].filename,
+                        os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
+                    ),
+                    s.size_diff,
+                )
+                for s in stats[:8]
+            ]
+            synack_part = sum(
+                s.size_diff for s in stats if f"{os.sep}synack{os.sep}" in s.traceback[0].filename
+            )
+            out.update(
+                traced_per_conn=(traced1 - traced0 - out["buffers"]) / n if n else None,
+                synack_files_per_conn=synack_part / n if n else None,
+                top=top,
+            )
             tracemalloc.stop()
         emit("RESULT", **out)
         await until_term()
@@ -358,8 +388,9 @@ async def idle_server(a: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--tun", default="sb0")
     common.add_argument("--mtu", type=int, default=1500)
@@ -373,8 +404,11 @@ def main(argv: list[str] | None = None) -> int:
         sv = sub.add_parser(name, parents=[common])
         sv.add_argument("--port", type=int, required=True)
         if name == "bulk-recv":
-            sv.add_argument("--data-seed", type=int,
-                            help="check the bytes are kernel_agent's --bytes data of this seed")
+            sv.add_argument(
+                "--data-seed",
+                type=int,
+                help="check the bytes are kernel_agent's --bytes data of this seed",
+            )
         if name == "idle-server":
             sv.add_argument("--expect", type=int, default=10000)
             sv.add_argument("--tracemalloc", action="store_true")
@@ -389,8 +423,14 @@ def main(argv: list[str] | None = None) -> int:
         if name == "cps-client":
             cl.add_argument("--concurrency", type=int, default=16)
     a = p.parse_args(argv)
-    modes = {"bulk-recv": bulk_recv, "bulk-send": bulk_send, "cps-server": cps_server,
-             "cps-client": cps_client, "echo-server": echo_server, "idle-server": idle_server}
+    modes = {
+        "bulk-recv": bulk_recv,
+        "bulk-send": bulk_send,
+        "cps-server": cps_server,
+        "cps-client": cps_client,
+        "echo-server": echo_server,
+        "idle-server": idle_server,
+    }
     try:
         asyncio.run(modes[a.mode](a))
     except Exception as exc:  # reported to the orchestrator, which names the agent

@@ -58,7 +58,7 @@ def test_echo_5mb_both_ways_is_intact() -> None:
         async def send() -> None:
             view = memoryview(payload)
             for i in range(0, len(view), 100_000):
-                writer.write(view[i:i + 100_000])
+                writer.write(view[i : i + 100_000])
                 await writer.drain()
             writer.write_eof()
 
@@ -96,7 +96,8 @@ def test_drain_pauses_a_fast_writer_until_the_peer_reads() -> None:
     async def main() -> None:
         a, b = await pair(config=cfg)
         accepted: asyncio.Future[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = (
-            asyncio.get_running_loop().create_future())
+            asyncio.get_running_loop().create_future()
+        )
 
         async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
             accepted.set_result((r, w))
@@ -117,8 +118,9 @@ def test_drain_pauses_a_fast_writer_until_the_peer_reads() -> None:
         conn = writer.get_extra_info("synack_connection")
         # Stalled: the peer's window is (all but) closed and our transport holds more
         # than its high-water mark, so drain() blocks.
-        await until(lambda: conn.snd_wnd < conn.eff_mss
-                    and writer.transport.get_write_buffer_size() > 65536)
+        await until(
+            lambda: conn.snd_wnd < conn.eff_mss and writer.transport.get_write_buffer_size() > 65536
+        )
         stalled_at = written
         for _ in range(20):
             await asyncio.sleep(0.005)

@@ -105,8 +105,9 @@ class EchoClientProtocol(asyncio.Protocol):
         self.on_con_lost.set_result(True)
 
 
-async def accepted_pair(a: Host, b: Host, port: int = 80, **kw: Any
-                        ) -> tuple[Recorder, Recorder, Any]:
+async def accepted_pair(
+    a: Host, b: Host, port: int = 80, **kw: Any
+) -> tuple[Recorder, Recorder, Any]:
     """Connect A to a recording server on B; return (client, server, server object)."""
     servers: list[Recorder] = []
 
@@ -127,7 +128,8 @@ def test_unmodified_protocol_echo() -> None:
         server = await create_server(EchoServerProtocol, 8888, driver=b.driver)
         lost: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         transport, protocol = await create_connection(
-            lambda: EchoClientProtocol("Hello World!", lost), B, 8888, driver=a.driver)
+            lambda: EchoClientProtocol("Hello World!", lost), B, 8888, driver=a.driver
+        )
         assert await lost
         assert "".join(protocol.received) == "Hello World!"
         assert transport.is_closing()
@@ -420,8 +422,9 @@ def test_driver_drains_reads_until_eagain_with_a_cap_per_wakeup() -> None:
         loop = asyncio.get_running_loop()
         mine, wire = memory_pair()
         host = Host(Stack(B, mtu=mine.mtu), mine)
-        ping = encode_ipv4(ip_to_bytes(A), ip_to_bytes(B), PROTO_ICMP,
-                           icmp.build_echo_request(1, 1, b"x"))
+        ping = encode_ipv4(
+            ip_to_bytes(A), ip_to_bytes(B), PROTO_ICMP, icmp.build_echo_request(1, 1, b"x")
+        )
         for _ in range(300):
             wire.write(ping)
         replies: list[bytes] = []
@@ -450,6 +453,7 @@ def test_driver_stamps_each_batch_with_the_time_of_its_read() -> None:
     it gets the time of its own read, not the wake-up's (else its ACK gives an RTT short
     by the processing time: 17 ms of a 50 ms path on a busy host, which BBR's min-RTT
     filter kept).  The clock here counts its readings."""
+
     async def main() -> None:
         mine, wire = memory_pair()
         host = Host(Stack(B, mtu=mine.mtu), mine)
@@ -463,8 +467,9 @@ def test_driver_stamps_each_batch_with_the_time_of_its_read() -> None:
             receive(packet, now)
 
         host.stack.receive_packet = spy  # type: ignore[method-assign]
-        ping = encode_ipv4(ip_to_bytes(A), ip_to_bytes(B), PROTO_ICMP,
-                           icmp.build_echo_request(1, 1, b"x"))
+        ping = encode_ipv4(
+            ip_to_bytes(A), ip_to_bytes(B), PROTO_ICMP, icmp.build_echo_request(1, 1, b"x")
+        )
         for _ in range(256):
             wire.write(ping)
         await until(lambda: len(seen) == 256)

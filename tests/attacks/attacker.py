@@ -72,8 +72,9 @@ class Template:
         self.ihl = (self.raw[0] & 0x0F) * 4
         self.tcp_len = len(self.raw) - self.ihl
 
-    def make(self, src: bytes, dst: bytes, sport: int, dport: int, seq: int, ack: int,
-             ip_id: int) -> bytes:
+    def make(
+        self, src: bytes, dst: bytes, sport: int, dport: int, seq: int, ack: int, ip_id: int
+    ) -> bytes:
         b = self.raw
         ihl = self.ihl
         struct.pack_into("!H", b, 4, ip_id)
@@ -92,8 +93,15 @@ def self_check(templates: dict[str, Template], rng: random.Random) -> None:
     """Each patched packet must equal scapy's own build of the same fields."""
     for kind, tpl in templates.items():
         src, dst = bytes([10, 1, 2, 3]), bytes([10, 4, 5, 6])
-        pkt = tpl.make(src, dst, rng.randrange(1, 65536), rng.randrange(1, 65536),
-                       rng.getrandbits(32), rng.getrandbits(32), rng.randrange(65536))
+        pkt = tpl.make(
+            src,
+            dst,
+            rng.randrange(1, 65536),
+            rng.randrange(1, 65536),
+            rng.getrandbits(32),
+            rng.getrandbits(32),
+            rng.randrange(65536),
+        )
         parsed = IP(pkt)
         del parsed.chksum
         del parsed[TCP].chksum
@@ -106,16 +114,23 @@ def blind_templates() -> dict[str, Template]:
     return {
         "rst": Template(ip / TCP(flags="R", window=0)),
         "rst_ack": Template(ip / TCP(flags="RA", window=0)),
-        "syn": Template(ip / TCP(flags="S", window=64240,
-                                 options=[("MSS", 1460), ("SAckOK", b""), ("WScale", 7)])),
+        "syn": Template(
+            ip
+            / TCP(flags="S", window=64240, options=[("MSS", 1460), ("SAckOK", b""), ("WScale", 7)])
+        ),
         "data": Template(ip / TCP(flags="PA", window=502) / Raw(PAYLOAD)),
     }
 
 
 def flood_templates() -> dict[str, Template]:
     ip = IP(src="0.0.0.0", dst="0.0.0.0", ttl=64)
-    opts = [("MSS", 1460), ("SAckOK", b""), ("Timestamp", (123456, 0)), ("NOP", None),
-            ("WScale", 7)]
+    opts = [
+        ("MSS", 1460),
+        ("SAckOK", b""),
+        ("Timestamp", (123456, 0)),
+        ("NOP", None),
+        ("WScale", 7),
+    ]
     return {"syn": Template(ip / TCP(flags="S", window=64240, options=opts))}
 
 
@@ -129,8 +144,9 @@ class Stopper:
         self.stop = True
 
 
-def run(args: argparse.Namespace, rates: dict[str, float], templates: dict[str, Template],
-        fields: Any) -> dict[str, Any]:
+def run(
+    args: argparse.Namespace, rates: dict[str, float], templates: dict[str, Template], fields: Any
+) -> dict[str, Any]:
     """Send each kind at its rate until the duration, the packet budget or a signal."""
     rng = random.Random(args.seed)
     self_check(templates, rng)
@@ -168,21 +184,30 @@ def run(args: argparse.Namespace, rates: dict[str, float], templates: dict[str, 
     end = time.monotonic()
     seconds = end - start
     sock.close()
-    return {"sent": sent, "total": total, "start": start, "end": end,
-            "seconds": round(seconds, 3),
-            "per_second": per_second, "send_errors": errors,
-            "rate": round(total / seconds, 1) if seconds else 0.0}
+    return {
+        "sent": sent,
+        "total": total,
+        "start": start,
+        "end": end,
+        "seconds": round(seconds, 3),
+        "per_second": per_second,
+        "send_errors": errors,
+        "rate": round(total / seconds, 1) if seconds else 0.0,
+    }
 
 
 def blind(args: argparse.Namespace) -> dict[str, Any]:
     src, dst = socket.inet_aton(args.src), socket.inet_aton(args.dst)
-    rates = {"rst": args.rst_rate / 2, "rst_ack": args.rst_rate / 2, "syn": args.syn_rate,
-             "data": args.data_rate}
+    rates = {
+        "rst": args.rst_rate / 2,
+        "rst_ack": args.rst_rate / 2,
+        "syn": args.syn_rate,
+        "data": args.data_rate,
+    }
 
     def fields(kind: str, rng: random.Random) -> tuple[Any, ...]:
         ack = 0 if kind in ("rst", "syn") else rng.getrandbits(32)
-        return (src, dst, args.sport, args.dport, rng.getrandbits(32), ack,
-                rng.randrange(65536))
+        return (src, dst, args.sport, args.dport, rng.getrandbits(32), ack, rng.randrange(65536))
 
     return run(args, rates, blind_templates(), fields)
 
@@ -197,8 +222,15 @@ def flood(args: argparse.Namespace) -> dict[str, Any]:
     def fields(kind: str, rng: random.Random) -> tuple[Any, ...]:
         while (addr := base + rng.randrange(size)) in excluded:
             pass
-        return (addr.to_bytes(4, "big"), dst, rng.randrange(1024, 65536), args.dport,
-                rng.getrandbits(32), 0, rng.randrange(65536))
+        return (
+            addr.to_bytes(4, "big"),
+            dst,
+            rng.randrange(1024, 65536),
+            args.dport,
+            rng.getrandbits(32),
+            0,
+            rng.randrange(65536),
+        )
 
     return run(args, {"syn": args.rate}, flood_templates(), fields)
 

@@ -92,8 +92,9 @@ def transfer(seed: int, size: int, config: TcpConfig) -> tuple[Scenario, Any, by
     return sc, ep, payload, rec
 
 
-def blind_attacker(sc: Scenario, cport: int, kinds: str, rng: random.Random,
-                   total: int = ATTACKS) -> Counter[str]:
+def blind_attacker(
+    sc: Scenario, cport: int, kinds: str, rng: random.Random, total: int = ATTACKS
+) -> Counter[str]:
     """Schedule ``total`` forged segments, PER_TICK every millisecond, half towards each
     end, cycling through ``kinds`` (r: RST, s: SYN, d: 100 bytes of data with a random
     ACK).  Sequence and acknowledgement numbers are uniformly random 32-bit guesses."""
@@ -112,13 +113,13 @@ def blind_attacker(sc: Scenario, cport: int, kinds: str, rng: random.Random,
             sq = rng.getrandbits(32)
             if kind == "r":
                 flags = RST | ACK if rng.random() < 0.5 else RST
-                seg = Segment(sport, dport, sq, rng.getrandbits(32) if flags & ACK else 0,
-                              flags, 0)
+                seg = Segment(sport, dport, sq, rng.getrandbits(32) if flags & ACK else 0, flags, 0)
             elif kind == "s":
                 seg = Segment(sport, dport, sq, 0, SYN, 65535, mss=1460)
             else:
-                seg = Segment(sport, dport, sq, rng.getrandbits(32), ACK, 65535,
-                              bytes([FORGED_BYTE]) * 100)
+                seg = Segment(
+                    sport, dport, sq, rng.getrandbits(32), ACK, 65535, bytes([FORGED_BYTE]) * 100
+                )
             sc.net.inject(encode_ipv4_tcp(src, dst, seg))
             sent[kind] += 1
         if sent.total() < total:
@@ -129,8 +130,11 @@ def blind_attacker(sc: Scenario, cport: int, kinds: str, rng: random.Random,
 
 
 def kills(*eps: Any) -> int:
-    return sum(1 for ep in eps if ep.error is not None
-               and ep.error.errno in (errno.ECONNRESET, errno.ECONNREFUSED))
+    return sum(
+        1
+        for ep in eps
+        if ep.error is not None and ep.error.errno in (errno.ECONNRESET, errno.ECONNREFUSED)
+    )
 
 
 def assert_challenge_acks_within_limit(rec: Recorder, duration: float) -> dict[str, Any]:
@@ -140,8 +144,11 @@ def assert_challenge_acks_within_limit(rec: Recorder, duration: float) -> dict[s
         windows = rate_windows(times)
         assert max(windows) <= LIMIT, (conn, windows)
         assert len(times) <= LIMIT * (math.ceil(duration) + 1)
-        figures[conn] = {"sent": len(times), "max_per_window": max(windows),
-                         "max_per_calendar_second": max(per_second(times).values())}
+        figures[conn] = {
+            "sent": len(times),
+            "max_per_window": max(windows),
+            "max_per_calendar_second": max(per_second(times).values()),
+        }
     return figures
 
 
@@ -169,15 +176,18 @@ def test_blind_forged_rsts_and_syns_do_not_kill_a_transfer() -> None:
     # The attack lasted ATTACKS / PER_TICK ms: challenge ACKs within the RFC 5961 §7 limit.
     duration = ATTACKS / PER_TICK / 1000
     figs = assert_challenge_acks_within_limit(rec, duration)
-    suppressed = (ep.conn.stats["challenge_acks_suppressed"]
-                  + srv.conn.stats["challenge_acks_suppressed"])
+    suppressed = (
+        ep.conn.stats["challenge_acks_suppressed"] + srv.conn.stats["challenge_acks_suppressed"]
+    )
     challenged = sum(f["sent"] for f in figs.values())
     assert challenged + suppressed == (rec.drops["rst_in_window_challenge"] + sent["s"])
-    print(f"\nFIGURES blind-rst-syn: attacks={sent.total()} rst={sent['r']} syn={sent['s']} "
-          f"kills=0 expected_kills={sent['r'] / 2**32:.2e} "
-          f"rst_in_window={rec.drops['rst_in_window_challenge']} "
-          f"challenge_acks_sent={challenged} suppressed={suppressed} per_conn={figs} "
-          f"attack_seconds={duration} transfer_done_in={done_at:.2f}s bytes={len(payload)}")
+    print(
+        f"\nFIGURES blind-rst-syn: attacks={sent.total()} rst={sent['r']} syn={sent['s']} "
+        f"kills=0 expected_kills={sent['r'] / 2**32:.2e} "
+        f"rst_in_window={rec.drops['rst_in_window_challenge']} "
+        f"challenge_acks_sent={challenged} suppressed={suppressed} per_conn={figs} "
+        f"attack_seconds={duration} transfer_done_in={done_at:.2f}s bytes={len(payload)}"
+    )
 
 
 def test_blind_mixed_attack_never_delivers_forged_data() -> None:
@@ -196,13 +206,19 @@ def test_blind_mixed_attack_never_delivers_forged_data() -> None:
     assert FORGED_BYTE.to_bytes(1, "big") * 100 not in bytes(srv.received)
     duration = ATTACKS / PER_TICK / 1000
     figs = assert_challenge_acks_within_limit(rec, duration)
-    refused = (rec.drops["out_of_window"] + rec.drops["duplicate"] + rec.drops["ack_unsent"]
-               + rec.drops["ack_too_old"])
+    refused = (
+        rec.drops["out_of_window"]
+        + rec.drops["duplicate"]
+        + rec.drops["ack_unsent"]
+        + rec.drops["ack_too_old"]
+    )
     assert refused >= sent["d"]
-    print(f"\nFIGURES blind-mixed: attacks={sent.total()} rst={sent['r']} syn={sent['s']} "
-          f"data={sent['d']} kills=0 forged_bytes_delivered=0 "
-          f"drops={dict(rec.drops)} challenge={figs} "
-          f"retransmits={ep.conn.stats['retransmits']}")
+    print(
+        f"\nFIGURES blind-mixed: attacks={sent.total()} rst={sent['r']} syn={sent['s']} "
+        f"data={sent['d']} kills=0 forged_bytes_delivered=0 "
+        f"drops={dict(rec.drops)} challenge={figs} "
+        f"retransmits={ep.conn.stats['retransmits']}"
+    )
 
 
 def test_blind_mixed_attack_transfer_completes_with_default_config() -> None:
@@ -221,11 +237,13 @@ def test_duplicate_acks_retransmit_the_head_once() -> None:
     """A minimal reproduction of the storm: SACK negotiated, two segments in flight,
     ten duplicate ACKs without SACK blocks.  RFC 5681 §3.2 / RFC 6675: one fast
     retransmission of the head, not one per duplicate ACK."""
-    conn = Connection.open_active(C, 40000, S, 80, iss=1000, now=0.0,
-                                  config=TcpConfig.classic(sack=True))
+    conn = Connection.open_active(
+        C, 40000, S, 80, iss=1000, now=0.0, config=TcpConfig.classic(sack=True)
+    )
     conn.segments_to_send(0.0)
-    conn.receive(Segment(80, 40000, 5000, 1001, SYN | ACK, 65535, mss=1460,
-                         sack_permitted=True), 0.0)
+    conn.receive(
+        Segment(80, 40000, 5000, 1001, SYN | ACK, 65535, mss=1460, sack_permitted=True), 0.0
+    )
     assert conn.sack_ok
     conn.send(bytes(2920))
     conn.segments_to_send(0.1)
@@ -239,8 +257,7 @@ def test_duplicate_acks_retransmit_the_head_once() -> None:
 def test_duplicate_acks_retransmit_the_head_once_without_sack() -> None:
     """The same ten duplicate ACKs without SACK: one fast retransmission (passes today;
     the contrast locates the bug in the SACK branch)."""
-    conn = Connection.open_active(C, 40000, S, 80, iss=1000, now=0.0,
-                                  config=TcpConfig.classic())
+    conn = Connection.open_active(C, 40000, S, 80, iss=1000, now=0.0, config=TcpConfig.classic())
     conn.segments_to_send(0.0)
     conn.receive(Segment(80, 40000, 5000, 1001, SYN | ACK, 65535, mss=1460), 0.0)
     conn.send(bytes(2920))
@@ -274,8 +291,9 @@ def test_attacker_who_knows_the_window_only_draws_challenge_acks() -> None:
             flags = RST if kind == "r" else SYN
             # Delivered straight to the server (the attacker sits next to it), so the
             # guess is judged against the window it was computed from.
-            sc.server.receive_packet(encode_ipv4_tcp(C, S, Segment(ep.conn.local_port, 80,
-                                                                   sq, 0, flags, 0)), now)
+            sc.server.receive_packet(
+                encode_ipv4_tcp(C, S, Segment(ep.conn.local_port, 80, sq, 0, flags, 0)), now
+            )
             sent[kind] += 1
         if sent.total() < 10_000 and now < 60:
             sc.net.call_later(0.001, fire)
@@ -293,16 +311,19 @@ def test_attacker_who_knows_the_window_only_draws_challenge_acks() -> None:
     srv = sc.server_endpoint
     assert ep.error is None and srv.error is None
     assert bytes(srv.received) == payload
-    print(f"\nFIGURES blind-weakened: in_window_rst={sent['r']} in_window_syn={sent['s']} "
-          f"kills=0 challenge_acks={srv_conn.stats['challenge_acks']} "
-          f"suppressed={srv_conn.stats['challenge_acks_suppressed']} per_conn={figs}")
+    print(
+        f"\nFIGURES blind-weakened: in_window_rst={sent['r']} in_window_syn={sent['s']} "
+        f"kills=0 challenge_acks={srv_conn.stats['challenge_acks']} "
+        f"suppressed={srv_conn.stats['challenge_acks_suppressed']} per_conn={figs}"
+    )
 
     # Control: the exact guess (RCV.NXT) does reset, so the zero above means something.
     sc2, ep2, _, _ = transfer(4, 3_000_000, TcpConfig(rcv_buf=65536))
     conn2 = sc2.server.find(CLIENT_IP, ep2.conn.local_port, 80)
     assert conn2 is not None
-    sc2.server.receive_packet(encode_ipv4_tcp(C, S, Segment(ep2.conn.local_port, 80,
-                                                            conn2.rcv_nxt, 0, RST, 0)), sc2.now)
+    sc2.server.receive_packet(
+        encode_ipv4_tcp(C, S, Segment(ep2.conn.local_port, 80, conn2.rcv_nxt, 0, RST, 0)), sc2.now
+    )
     sc2.net.kick()
     sc2.run(until=1)
     assert sc2.server_endpoint.error is not None
@@ -326,10 +347,20 @@ def test_in_window_data_with_an_unacceptable_ack_is_dropped() -> None:
             return
         una = srv_conn.snd_una
         # Too far ahead (unsent) or too far behind (older than MAX.SND.WND).
-        bad = (una + rng.randrange(2, 1 << 30)) if injected % 2 else \
-            (una - (1 << 21) - rng.randrange(1 << 29))
-        seg = Segment(ep.conn.local_port, 80, srv_conn.rcv_nxt, bad & MASK, ACK, 65535,
-                      bytes([FORGED_BYTE]) * 50)
+        bad = (
+            (una + rng.randrange(2, 1 << 30))
+            if injected % 2
+            else (una - (1 << 21) - rng.randrange(1 << 29))
+        )
+        seg = Segment(
+            ep.conn.local_port,
+            80,
+            srv_conn.rcv_nxt,
+            bad & MASK,
+            ACK,
+            65535,
+            bytes([FORGED_BYTE]) * 50,
+        )
         sc.server.receive_packet(encode_ipv4_tcp(C, S, seg), now)
         injected += 1
         if injected < 2000:
@@ -344,8 +375,7 @@ def test_in_window_data_with_an_unacceptable_ack_is_dropped() -> None:
 
 
 def test_replies_to_unacceptable_acks_are_rate_limited() -> None:
-    conn = Connection.open_active(C, 40000, S, 80, iss=1000, now=0.0,
-                                  config=TcpConfig.classic())
+    conn = Connection.open_active(C, 40000, S, 80, iss=1000, now=0.0, config=TcpConfig.classic())
     conn.segments_to_send(0.0)
     conn.receive(Segment(80, 40000, 5000, 1001, SYN | ACK, 65535, mss=1460), 0.0)
     conn.segments_to_send(0.0)
@@ -396,6 +426,7 @@ def test_isn_tuple_component_is_uniform_and_unpredictable() -> None:
     assert abs(r_index) < 4 / math.sqrt(n)
     window = 1 << 16
     step = statistics.median((b - a) & MASK for a, b in itertools.pairwise(isns))
+
     def near(guess: int, real: int) -> bool:
         d = (real - guess) & MASK
         return d < window or d > (1 << 32) - window
@@ -404,9 +435,11 @@ def test_isn_tuple_component_is_uniform_and_unpredictable() -> None:
     hits_linear = sum(near(2 * isns[i - 1] - isns[i - 2], isns[i]) for i in range(2, n))
     # Expected hits per predictor: 2000 * 2**17 / 2**32 ~ 0.06.
     assert hits_step <= 2 and hits_linear <= 2
-    print(f"\nFIGURES isn-tuples: n={n} chi2_top4={top4:.1f} (crit {CHI2_999[15]}) "
-          f"chi2_top8={top8:.1f} chi2_low8={low8:.1f} (crit {CHI2_999[255]}) "
-          f"serial_r={r:.4f} predictor_hits={hits_step}+{hits_linear}")
+    print(
+        f"\nFIGURES isn-tuples: n={n} chi2_top4={top4:.1f} (crit {CHI2_999[15]}) "
+        f"chi2_top8={top8:.1f} chi2_low8={low8:.1f} (crit {CHI2_999[255]}) "
+        f"serial_r={r:.4f} predictor_hits={hits_step}+{hits_linear}"
+    )
 
 
 def test_isn_for_one_tuple_follows_the_4us_clock() -> None:
@@ -422,8 +455,9 @@ def test_isn_for_one_tuple_follows_the_4us_clock() -> None:
         conn.abort(t)
         st.packets_to_send(t)
         assert st.find(SERVER_IP, 80, 40000) is None
-    for (t1, a), (t2, b) in zip(zip(times, isns, strict=True),
-                                zip(times[1:], isns[1:], strict=True), strict=False):
+    for (t1, a), (t2, b) in zip(
+        zip(times, isns, strict=True), zip(times[1:], isns[1:], strict=True), strict=False
+    ):
         assert (b - a) & MASK == (int(t2 / TICK) - int(t1 / TICK)) & MASK
     # A 1 MB transfer by the incarnation at t=0 ends below the ISN chosen 10 s later
     # (2.5 million ticks): its stray segments cannot fall in the new window.

@@ -36,12 +36,14 @@ CODES = (icmp.UNREACH_HOST, icmp.UNREACH_PORT, icmp.UNREACH_NET, 9, 10, 13)
 SLOW = TcpConfig(rcv_buf=65536)
 
 
-def forged_unreachable(code: int, src: bytes, dst: bytes, sport: int, dport: int,
-                       seq_no: int, to: bytes) -> bytes:
+def forged_unreachable(
+    code: int, src: bytes, dst: bytes, sport: int, dport: int, seq_no: int, to: bytes
+) -> bytes:
     """ICMP destination unreachable sent by ROUTER to ``to``, quoting a TCP segment
     ``src:sport > dst:dport seq`` (what a router would quote of a packet ``to`` sent)."""
-    quoted = encode_ipv4_tcp(src, dst, Segment(sport, dport, seq_no & MASK, 0, ACK, 1000,
-                                               b"\x00" * 8))
+    quoted = encode_ipv4_tcp(
+        src, dst, Segment(sport, dport, seq_no & MASK, 0, ACK, 1000, b"\x00" * 8)
+    )
     return encode_ipv4(ROUTER, to, PROTO_ICMP, icmp.build_dest_unreachable(code, quoted))
 
 
@@ -103,10 +105,12 @@ def test_blind_forged_unreachables_do_not_kill_established_connections() -> None
         assert (ep.conn.soft_error is not None) == (n > 0)
     # A quote in flight when sent may be acked before it arrives: accepted <= in-window.
     assert cs["icmp_unreachable_accepted"] <= in_window_at_send
-    print(f"\nFIGURES icmp-blind: forged={sent.total()} to_client={sent['to_client']} "
-          f"to_server={sent['to_server']} accepted_soft={accepted} "
-          f"in_window_when_sent={in_window_at_send} dropped_out_of_window={dropped} "
-          f"connections_killed=0 transfers_intact=4")
+    print(
+        f"\nFIGURES icmp-blind: forged={sent.total()} to_client={sent['to_client']} "
+        f"to_server={sent['to_server']} accepted_soft={accepted} "
+        f"in_window_when_sent={in_window_at_send} dropped_out_of_window={dropped} "
+        f"connections_killed=0 transfers_intact=4"
+    )
 
 
 def test_in_window_unreachables_are_soft_errors_for_established_connections() -> None:
@@ -125,8 +129,9 @@ def test_in_window_unreachables_are_soft_errors_for_established_connections() ->
         nonlocal n
         if c.snd_una != c.snd_nxt:
             # Handed straight to the client, so the quote is in window on arrival.
-            sc.client.receive_packet(forged_unreachable(CODES[n % len(CODES)], C, S,
-                                                        c.local_port, 80, c.snd_una, C), now)
+            sc.client.receive_packet(
+                forged_unreachable(CODES[n % len(CODES)], C, S, c.local_port, 80, c.snd_una, C), now
+            )
             n += 1
         if n < 1000 and c.state is State.ESTABLISHED:
             sc.net.call_later(0.001, fire)
@@ -140,10 +145,17 @@ def test_in_window_unreachables_are_soft_errors_for_established_connections() ->
     assert c.soft_error in (errno.EHOSTUNREACH, errno.ECONNREFUSED, errno.ENETUNREACH)
 
 
-@pytest.mark.parametrize(("code", "err"), [
-    (icmp.UNREACH_HOST, errno.EHOSTUNREACH), (icmp.UNREACH_PORT, errno.ECONNREFUSED),
-    (icmp.UNREACH_NET, errno.ENETUNREACH), (9, errno.ENETUNREACH),
-    (10, errno.EHOSTUNREACH), (13, errno.EHOSTUNREACH)])
+@pytest.mark.parametrize(
+    ("code", "err"),
+    [
+        (icmp.UNREACH_HOST, errno.EHOSTUNREACH),
+        (icmp.UNREACH_PORT, errno.ECONNREFUSED),
+        (icmp.UNREACH_NET, errno.ENETUNREACH),
+        (9, errno.ENETUNREACH),
+        (10, errno.EHOSTUNREACH),
+        (13, errno.EHOSTUNREACH),
+    ],
+)
 def test_in_window_unreachable_aborts_a_connection_attempt(code: int, err: int) -> None:
     """RFC 1122 / RFC 5927: for a connection attempt (SYN-SENT) the error is hard:
     the attempt ends at once with the errno a socket reports, counted as accepted."""
@@ -178,8 +190,7 @@ def test_out_of_window_unreachable_is_ignored_by_a_connection_attempt(code: int)
         guess = rng.getrandbits(32)
         if guess == c.iss:
             continue
-        sc.client.receive_packet(forged_unreachable(code, C, S, c.local_port, 80, guess, C),
-                                 sc.now)
+        sc.client.receive_packet(forged_unreachable(code, C, S, c.local_port, 80, guess, C), sc.now)
     assert c.state is State.SYN_SENT
     assert sc.client.stats["drop_icmp_out_of_window"] >= 999
     assert sc.client.stats["icmp_unreachable_accepted"] == 0
@@ -198,8 +209,9 @@ def test_unreachable_for_a_half_open_passive_connection_is_soft() -> None:
     sc.run(until=0.1)
     half = sc.server.find(CLIENT_IP, ep.conn.local_port, 80)
     assert half is not None and half.state is State.SYN_RECEIVED
-    sc.server.receive_packet(forged_unreachable(icmp.UNREACH_PORT, S, C, 80,
-                                                ep.conn.local_port, half.iss, S), sc.now)
+    sc.server.receive_packet(
+        forged_unreachable(icmp.UNREACH_PORT, S, C, 80, ep.conn.local_port, half.iss, S), sc.now
+    )
     assert half.state is State.SYN_RECEIVED and half.soft_error == errno.ECONNREFUSED
     sc.run(until=10)
     assert ep.error is None and bytes(sc.server_endpoint.received) == b"hi"
@@ -214,10 +226,10 @@ def test_unreachables_that_name_no_connection_are_counted_drops() -> None:
     st.receive_packet(forged_unreachable(1, C, S, 40001, 80, conn.iss, C), 0.0)
     st.receive_packet(forged_unreachable(1, S, C, 80, 40000, conn.iss, C), 0.0)
     udp = encode_ipv4(C, S, 17, b"\x9c\x40\x00\x50\x00\x10\x00\x00" + b"x" * 8)
-    st.receive_packet(encode_ipv4(ROUTER, C, PROTO_ICMP,
-                                  icmp.build_dest_unreachable(3, udp)), 0.0)
-    truncated = icmp.build_dest_unreachable(1, encode_ipv4_tcp(C, S, Segment(
-        40000, 80, conn.iss, 0, SYN, 100))[:24])
+    st.receive_packet(encode_ipv4(ROUTER, C, PROTO_ICMP, icmp.build_dest_unreachable(3, udp)), 0.0)
+    truncated = icmp.build_dest_unreachable(
+        1, encode_ipv4_tcp(C, S, Segment(40000, 80, conn.iss, 0, SYN, 100))[:24]
+    )
     st.receive_packet(encode_ipv4(ROUTER, C, PROTO_ICMP, truncated), 0.0)
     assert st.stats["drop_icmp_no_connection"] == 1
     assert st.stats["drop_icmp_quote_not_ours"] == 2

@@ -102,10 +102,10 @@ def established_peer(ns: Netns, port: int, timeout: float = 10.0) -> tuple[str, 
     as an attacker on the host learns it: ``ss -tn``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        out = ns.run("ss", "-Htn", "state", "established", "dst",
-                     f"{STACK_IP}:{port}").stdout.decode()
-        found = re.findall(r"(\d+\.\d+\.\d+\.\d+):(\d+)\s+" + re.escape(f"{STACK_IP}:{port}"),
-                           out)
+        out = ns.run(
+            "ss", "-Htn", "state", "established", "dst", f"{STACK_IP}:{port}"
+        ).stdout.decode()
+        found = re.findall(r"(\d+\.\d+\.\d+\.\d+):(\d+)\s+" + re.escape(f"{STACK_IP}:{port}"), out)
         if found:
             assert len(found) == 1, out
             return found[0][0], int(found[0][1])
@@ -157,13 +157,13 @@ def pcap_tcp(path: Path) -> Iterator[tuple[float, bytes, bytes, int, int, int, b
     off = 24
     while off + 16 <= len(data):
         sec, usec, incl, _ = struct.unpack_from(endian + "IIII", data, off)
-        pkt = data[off + 16: off + 16 + incl]
+        pkt = data[off + 16 : off + 16 + incl]
         off += 16 + incl
         if len(pkt) < 40 or pkt[0] >> 4 != 4 or pkt[9] != 6:
             continue
         ihl = (pkt[0] & 0xF) * 4
         sport, dport = struct.unpack_from("!HH", pkt, ihl)
-        tcp = pkt[ihl: ihl + (pkt[ihl + 12] >> 4) * 4]
+        tcp = pkt[ihl : ihl + (pkt[ihl + 12] >> 4) * 4]
         yield (sec + usec / 1e6, pkt[12:16], pkt[16:20], sport, dport, pkt[ihl + 13], tcp)
 
 
@@ -179,7 +179,7 @@ def cookie_ts_bits(tcp: bytes) -> int | None:
             i += 1
             continue
         if kind == 8 and i + 10 <= len(tcp):
-            return int.from_bytes(tcp[i + 2: i + 6], "big") & 0x3F
+            return int.from_bytes(tcp[i + 2 : i + 6], "big") & 0x3F
         i += max(tcp[i + 1], 2) if i + 1 < len(tcp) else 2
     return None
 
@@ -234,22 +234,50 @@ print("sent %d sha256 %s in %.2f s" % (sent, h.hexdigest(), time.monotonic() - t
 
 
 # --------------------------------------------------------- 1. blind attacks
-def test_blind_rst_syn_and_data_into_a_live_kernel_transfer(ns: Netns, tmp_path: Path
-                                                            ) -> None:
+def test_blind_rst_syn_and_data_into_a_live_kernel_transfer(ns: Netns, tmp_path: Path) -> None:
     size, rate = 32 * MB, 5.0 * MB  # about 6.5 s of transfer under attack
     rst_rate, syn_rate, data_rate = 1000, 200, 300
     trace = tmp_path / "serve.jsonl"
     srv = ns.serve("discard", "--verify", "--trace", str(trace), "--grace", "2")
-    client = ns.popen(PYTHON, "-c", PACED_SENDER, STACK_IP, "9", str(size), str(rate),
-                      stdin=subprocess.PIPE, label="kernel-sender")
+    client = ns.popen(
+        PYTHON,
+        "-c",
+        PACED_SENDER,
+        STACK_IP,
+        "9",
+        str(size),
+        str(rate),
+        stdin=subprocess.PIPE,
+        label="kernel-sender",
+    )
     client.wait_for(r"connected ")
     kip, kport = established_peer(ns, 9)
     assert kip == KERNEL_ADDR
     dropped_before = link_tx_dropped(ns)
-    atk = attacker(ns, "blind", "--src", kip, "--sport", str(kport), "--dst", STACK_IP,
-                   "--dport", "9", "--rst-rate", str(rst_rate), "--syn-rate", str(syn_rate),
-                   "--data-rate", str(data_rate), "--duration", "30",
-                   "--max-packets", "60000", "--seed", "5")
+    atk = attacker(
+        ns,
+        "blind",
+        "--src",
+        kip,
+        "--sport",
+        str(kport),
+        "--dst",
+        STACK_IP,
+        "--dport",
+        "9",
+        "--rst-rate",
+        str(rst_rate),
+        "--syn-rate",
+        str(syn_rate),
+        "--data-rate",
+        str(data_rate),
+        "--duration",
+        "30",
+        "--max-packets",
+        "60000",
+        "--seed",
+        "5",
+    )
     try:
         t0 = time.monotonic()
         assert client.popen.stdin is not None
@@ -284,7 +312,7 @@ def test_blind_rst_syn_and_data_into_a_live_kernel_transfer(ns: Netns, tmp_path:
     # (the attacker is stopped once the client has exited) open a new one on the tuple.
     closed = next(i for i, r in enumerate(recs) if r["ev"] == "state" and r["new"] == "CLOSED")
     t_open, t_closed = recs[0]["t"], recs[closed]["t"]
-    recs = recs[:closed + 1]
+    recs = recs[: closed + 1]
     assert result["start"] <= t_open + 1.0 and result["end"] >= t_closed
     first_in = next(r for r in recs if r["ev"] == "seg" and r["dir"] == "in")
     assert first_in["flags"] == ACK and first_in.get("tsval") is not None, first_in
@@ -297,8 +325,15 @@ def test_blind_rst_syn_and_data_into_a_live_kernel_transfer(ns: Netns, tmp_path:
                 verdicts[(pending[0], "ACCEPTED")] += 1
                 pending = None
             if r.get("tsval") is None:
-                kind = ("rst" if r["flags"] & RST else "syn" if r["flags"] & SYN
-                        else "data" if r["len"] else "other")
+                kind = (
+                    "rst"
+                    if r["flags"] & RST
+                    else "syn"
+                    if r["flags"] & SYN
+                    else "data"
+                    if r["len"]
+                    else "other"
+                )
                 pending = (kind, r)
                 forged_times.append(r["t"])
         elif r["ev"] == "drop" and pending is not None:
@@ -307,24 +342,30 @@ def test_blind_rst_syn_and_data_into_a_live_kernel_transfer(ns: Netns, tmp_path:
     if pending is not None:
         verdicts[(pending[0], "ACCEPTED")] += 1
     forged_in = Counter(kind for kind, _ in verdicts.elements())
-    print(f"[attack] {result['total']} forged segments sent in {result['seconds']:.1f} s "
-          f"({result['rate']:.0f}/s: {sent}); transfer {size} bytes in {took:.1f} s; "
-          f"synack received {dict(forged_in)}; kernel queue drops into syn0 {tx_dropped}")
+    print(
+        f"[attack] {result['total']} forged segments sent in {result['seconds']:.1f} s "
+        f"({result['rate']:.0f}/s: {sent}); transfer {size} bytes in {took:.1f} s; "
+        f"synack received {dict(forged_in)}; kernel queue drops into syn0 {tx_dropped}"
+    )
     print(f"[attack] what synack did with them: {dict(verdicts)}")
     # Every forged segment that arrived was dropped: none accepted, none reset the
     # connection (no state change, no error), no forged byte reached discard (SHA-256).
     assert not [v for v in verdicts if v[1] == "ACCEPTED"], verdicts
     assert not [r for r in recs if r["ev"] == "error"]
     states = [r["new"] for r in recs if r["ev"] == "state"]
-    assert states == ["SYN-RECEIVED", "ESTABLISHED", "CLOSE-WAIT", "LAST-ACK", "CLOSED"], \
-        states  # the client's FIN first, then discard's: an orderly close, no reset
+    assert states == ["SYN-RECEIVED", "ESTABLISHED", "CLOSE-WAIT", "LAST-ACK", "CLOSED"], (
+        states
+    )  # the client's FIN first, then discard's: an orderly close, no reset
     assert set(forged_in) <= {"rst", "syn", "data"}
-    for (kind, reason) in verdicts:
-        assert reason in {"rst": {"rst_out_of_window", "rst_in_window_challenge"},
-                          "syn": {"syn_challenge", "syn_in_window_challenge"},
-                          "data": {"out_of_window", "duplicate", "ack_too_old",
-                                   "ack_unsent"}}[kind], \
-            (kind, reason)
+    for kind, reason in verdicts:
+        assert (
+            reason
+            in {
+                "rst": {"rst_out_of_window", "rst_in_window_challenge"},
+                "syn": {"syn_challenge", "syn_in_window_challenge"},
+                "data": {"out_of_window", "duplicate", "ack_too_old", "ack_unsent"},
+            }[kind]
+        ), (kind, reason)
     # Nearly all of those sent while the connection lived reached it (the attack runs at a
     # steady rate, and synack's trace and the attacker share CLOCK_MONOTONIC); the others
     # were dropped in the device's queue.
@@ -335,20 +376,33 @@ def test_blind_rst_syn_and_data_into_a_live_kernel_transfer(ns: Netns, tmp_path:
 
     # Challenge ACKs: one per SYN, per in-window RST (and per in-window data whose ACK is
     # unacceptable, RFC 5961 §5.2), at most LIMIT per window.
-    challenges = [r["t"] for r in recs if r["ev"] == "seg" and r["dir"] == "out"
-                  and r["why"] == CHALLENGE]
-    wanted = sum(n for (_, reason), n in verdicts.items()
-                 if "challenge" in reason or reason.startswith("ack_"))  # RFC 5961 §5.2
+    challenges = [
+        r["t"] for r in recs if r["ev"] == "seg" and r["dir"] == "out" and r["why"] == CHALLENGE
+    ]
+    wanted = sum(
+        n
+        for (_, reason), n in verdicts.items()
+        if "challenge" in reason or reason.startswith("ack_")
+    )  # RFC 5961 §5.2
     windows = rate_windows(challenges)
     span = max(forged_times) - min(forged_times)
     # Forged data behind RCV.NXT is answered with an ACK carrying a D-SACK block for it
     # (RFC 2883), as Linux's tcp_send_dupack does; counted here as a figure.
-    dsacks = sum(1 for r in recs if r["ev"] == "seg" and r["dir"] == "out" and any(
-        (1 << 24) < (r["ack"] - left) % (1 << 32) < (1 << 31) for left, _ in r.get("sack", [])))
-    print(f"[attack] challenge ACKs {len(challenges)} of {wanted} wanted over {span:.1f} s "
-          f"of attack, per window {windows}, busiest sliding second "
-          f"{max_sliding(challenges)} (limit {LIMIT}/s); ACKs with a D-SACK for forged "
-          f"data {dsacks}")
+    dsacks = sum(
+        1
+        for r in recs
+        if r["ev"] == "seg"
+        and r["dir"] == "out"
+        and any(
+            (1 << 24) < (r["ack"] - left) % (1 << 32) < (1 << 31) for left, _ in r.get("sack", [])
+        )
+    )
+    print(
+        f"[attack] challenge ACKs {len(challenges)} of {wanted} wanted over {span:.1f} s "
+        f"of attack, per window {windows}, busiest sliding second "
+        f"{max_sliding(challenges)} (limit {LIMIT}/s); ACKs with a D-SACK for forged "
+        f"data {dsacks}"
+    )
     assert windows and max(windows) <= LIMIT
     assert max_sliding(challenges) <= 2 * LIMIT
     assert len(challenges) <= LIMIT * (span + 1.0)
@@ -358,8 +412,7 @@ def test_blind_rst_syn_and_data_into_a_live_kernel_transfer(ns: Netns, tmp_path:
 
 
 # ------------------------------------------------------------- 2. SYN flood
-def test_syn_flood_while_kernel_clients_transfer_and_connect(ns: Netns, tmp_path: Path
-                                                            ) -> None:
+def test_syn_flood_while_kernel_clients_transfer_and_connect(ns: Netns, tmp_path: Path) -> None:
     # The flood runs for flood_seconds, or until the last legitimate fetch is done; its
     # own bound (90 s, 450,000 SYNs) is only a backstop for a stuck test.
     flood_rate, flood_seconds, flood_bound = 5_000, 6.0, 90
@@ -369,21 +422,62 @@ def test_syn_flood_while_kernel_clients_transfer_and_connect(ns: Netns, tmp_path
     srv = ns.serve("http", "--trace", str(trace), "--grace", "1")
     # Every SYN-ACK synack sends, seen from the kernel's side of syn0.  tcpdump cannot
     # write 20,000 packets a second here, but its "received by filter" count is exact.
-    dump = ns.popen("tcpdump", "-i", "syn0", "-n", "-s", "128", "-B", "32768", "-w", str(cap),
-                    f"src host {STACK_IP} and "
-                    "tcp[tcpflags] & (tcp-syn|tcp-ack) == (tcp-syn|tcp-ack)", label="tcpdump")
+    dump = ns.popen(
+        "tcpdump",
+        "-i",
+        "syn0",
+        "-n",
+        "-s",
+        "128",
+        "-B",
+        "32768",
+        "-w",
+        str(cap),
+        f"src host {STACK_IP} and tcp[tcpflags] & (tcp-syn|tcp-ack) == (tcp-syn|tcp-ack)",
+        label="tcpdump",
+    )
     dump.wait_for(r"listening on", stream="stderr")
     got = tmp_path / "download.bin"
-    dl = ns.popen("curl", "-sS", "--fail", "--limit-rate", "3M", "--max-time", "300", "-o",
-                  str(got), "-w", "%{size_download}", f"http://{STACK_IP}/bytes/{download}",
-                  label="curl-download")
+    dl = ns.popen(
+        "curl",
+        "-sS",
+        "--fail",
+        "--limit-rate",
+        "3M",
+        "--max-time",
+        "300",
+        "-o",
+        str(got),
+        "-w",
+        "%{size_download}",
+        f"http://{STACK_IP}/bytes/{download}",
+        label="curl-download",
+    )
     established_peer(ns, 80)
     rss_before = vm_kib(srv.pid, "VmRSS")
     dropped_before = link_tx_dropped(ns)
-    flood = attacker(ns, "flood", "--dst", STACK_IP, "--dport", "80", "--src-net",
-                     "10.77.0.0/24", "--exclude", KERNEL_ADDR, "--exclude", STACK_IP,
-                     "--rate", str(flood_rate), "--duration", str(flood_bound),
-                     "--max-packets", str(flood_rate * flood_bound), "--seed", "7")
+    flood = attacker(
+        ns,
+        "flood",
+        "--dst",
+        STACK_IP,
+        "--dport",
+        "80",
+        "--src-net",
+        "10.77.0.0/24",
+        "--exclude",
+        KERNEL_ADDR,
+        "--exclude",
+        STACK_IP,
+        "--rate",
+        str(flood_rate),
+        "--duration",
+        str(flood_bound),
+        "--max-packets",
+        str(flood_rate * flood_bound),
+        "--seed",
+        "7",
+    )
     t_flood = time.monotonic()
     connects: list[float] = []
     totals: list[float] = []
@@ -396,9 +490,19 @@ def test_syn_flood_while_kernel_clients_transfer_and_connect(ns: Netns, tmp_path
             out = tmp_path / f"legit{i}.bin"
             # A busy machine can drop a SYN or two in syn0's queue under the flood; the
             # kernel retries at 1, 3, 7, 15 and 31 s, so allow a minute for each fetch.
-            res = ns.run("curl", "-sS", "--fail", "--max-time", "60", "-o", str(out), "-w",
-                         "%{time_connect} %{time_total}", f"http://{STACK_IP}/bytes/{n}",
-                         timeout=75)
+            res = ns.run(
+                "curl",
+                "-sS",
+                "--fail",
+                "--max-time",
+                "60",
+                "-o",
+                str(out),
+                "-w",
+                "%{time_connect} %{time_total}",
+                f"http://{STACK_IP}/bytes/{n}",
+                timeout=75,
+            )
             assert res.returncode == 0, res.stderr.decode()
             assert sha256_file(out) == generated_sha256(n)
             connect, total = map(float, res.stdout.split())
@@ -428,7 +532,8 @@ def test_syn_flood_while_kernel_clients_transfer_and_connect(ns: Netns, tmp_path
     recs = read_trace(trace)
     opens = [r for r in recs if r["ev"] == "open"]
     by_mode: Counter[tuple[str, bool]] = Counter(
-        (r["mode"], r["conn"].split(">")[1].startswith(KERNEL_ADDR + ":")) for r in opens)
+        (r["mode"], r["conn"].split(">")[1].startswith(KERNEL_ADDR + ":")) for r in opens
+    )
     # The half-open table filled with flood entries and stayed at its bound.
     assert by_mode[("passive", False)] == MAX_HALF_OPEN, by_mode
     # The download's connection was a normal one; every legitimate connection made during
@@ -438,8 +543,14 @@ def test_syn_flood_while_kernel_clients_transfer_and_connect(ns: Netns, tmp_path
     # Cookies sent = SYN-ACKs on the wire - SYN-ACKs of connections synack holds (those
     # are traced; a cookie is sent by the stack with no connection and no trace record).
     wire, lost = tcpdump_count(dump, "received by filter"), tcpdump_count(dump, "dropped by")
-    traced = [r["t"] for r in recs if r["ev"] == "seg" and r["dir"] == "out"
-              and r["flags"] & (SYN | ACK) == SYN | ACK and r["t"] < t_stopped]
+    traced = [
+        r["t"]
+        for r in recs
+        if r["ev"] == "seg"
+        and r["dir"] == "out"
+        and r["flags"] & (SYN | ACK) == SYN | ACK
+        and r["t"] < t_stopped
+    ]
     in_doubt = sum(1 for t in traced if t >= t_stop)  # the half-opens' retransmissions
     cookies = wire - len(traced)  # at least; at most cookies + in_doubt
     received = result["total"] - tx_dropped
@@ -447,19 +558,24 @@ def test_syn_flood_while_kernel_clients_transfer_and_connect(ns: Netns, tmp_path
     # cookie encodes in the low bits of TSval (SACK-permitted, window shift 7).
     stateful = {r["conn"].split(">")[1] for r in opens if r["mode"] == "passive"}
     captured = list(pcap_tcp(cap))
-    sample = [p for p in captured if p[5] == SYN | ACK
-              and f"{'.'.join(map(str, p[2]))}:{p[4]}" not in stateful][:200]
+    sample = [
+        p
+        for p in captured
+        if p[5] == SYN | ACK and f"{'.'.join(map(str, p[2]))}:{p[4]}" not in stateful
+    ][:200]
     bits = Counter(cookie_ts_bits(p[-1]) for p in sample)
-    print(f"[flood] {result['total']} spoofed SYNs in {result['seconds']:.1f} s "
-          f"({result['rate']:.0f}/s), {tx_dropped} dropped in syn0's queue; half-open "
-          f"entries {by_mode[('passive', False)]}; SYN-ACKs on the wire {wire} (tcpdump "
-          f"wrote {len(captured)}, lost {lost}), traced {len(traced)}, so cookies sent "
-          f"{cookies}; cookies validated {by_mode[('syncookie', True)]} (all {legit} "
-          f"legitimate connections), connect times {min(connects) * 1000:.1f}-"
-          f"{max(connects) * 1000:.0f} ms, fetch times {min(totals):.3f}-{max(totals):.3f} s "
-          f"(the kernel's PAWS rejected {kernel_mib(ns, 'PAWSEstab')} of synack's segments, "
-          f"see the last test); {download} bytes downloaded across the flood; "
-          f"serve RSS {rss_before} -> {rss_after} KiB; cookie TSval bits {dict(bits)}")
+    print(
+        f"[flood] {result['total']} spoofed SYNs in {result['seconds']:.1f} s "
+        f"({result['rate']:.0f}/s), {tx_dropped} dropped in syn0's queue; half-open "
+        f"entries {by_mode[('passive', False)]}; SYN-ACKs on the wire {wire} (tcpdump "
+        f"wrote {len(captured)}, lost {lost}), traced {len(traced)}, so cookies sent "
+        f"{cookies}; cookies validated {by_mode[('syncookie', True)]} (all {legit} "
+        f"legitimate connections), connect times {min(connects) * 1000:.1f}-"
+        f"{max(connects) * 1000:.0f} ms, fetch times {min(totals):.3f}-{max(totals):.3f} s "
+        f"(the kernel's PAWS rejected {kernel_mib(ns, 'PAWSEstab')} of synack's segments, "
+        f"see the last test); {download} bytes downloaded across the flood; "
+        f"serve RSS {rss_before} -> {rss_after} KiB; cookie TSval bits {dict(bits)}"
+    )
     # One cookie per flood SYN that reached synack beyond the half-open table (and one per
     # legitimate connect).  The device's drop count includes some of the kernel's own
     # packets too, so ``received`` is a lower bound.
@@ -482,17 +598,34 @@ class CookieTimestampBug(AssertionError):
     """The bug below, and only it, is the expected failure."""
 
 
-def test_connections_through_cookies_keep_timestamps_monotonic(ns: Netns, tmp_path: Path
-                                                               ) -> None:
+def test_connections_through_cookies_keep_timestamps_monotonic(ns: Netns, tmp_path: Path) -> None:
     """RFC 7323 §5.4: a connection's TSvals never go backwards, the SYN-ACK's included.
     With the half-open table full of spoofed SYNs, every kernel connection comes back
     through a cookie; each must get its data without a PAWS drop or a timeout."""
     trace = tmp_path / "serve.jsonl"
     srv = ns.serve("http", "--trace", str(trace), "--grace", "1")
-    fill = attacker(ns, "flood", "--dst", STACK_IP, "--dport", "80", "--src-net",
-                    "10.77.0.0/24", "--exclude", KERNEL_ADDR, "--exclude", STACK_IP,
-                    "--rate", "2000", "--duration", "5",
-                    "--max-packets", str(MAX_HALF_OPEN + 44), "--seed", "9")
+    fill = attacker(
+        ns,
+        "flood",
+        "--dst",
+        STACK_IP,
+        "--dport",
+        "80",
+        "--src-net",
+        "10.77.0.0/24",
+        "--exclude",
+        KERNEL_ADDR,
+        "--exclude",
+        STACK_IP,
+        "--rate",
+        "2000",
+        "--duration",
+        "5",
+        "--max-packets",
+        str(MAX_HALF_OPEN + 44),
+        "--seed",
+        "9",
+    )
     assert fill.wait(10) == 0
     attack_result(fill)
     assert kernel_mib(ns, "PAWSEstab") == 0
@@ -501,8 +634,19 @@ def test_connections_through_cookies_keep_timestamps_monotonic(ns: Netns, tmp_pa
     for i in range(40):  # stops at the first PAWS drop; 40 fetches take ~0.5 s without one
         n = 20_000 + i
         out = tmp_path / f"fetch{i}.bin"
-        res = ns.run("curl", "-sS", "--fail", "--max-time", "10", "-o", str(out), "-w",
-                     "%{time_total}", f"http://{STACK_IP}/bytes/{n}", timeout=20)
+        res = ns.run(
+            "curl",
+            "-sS",
+            "--fail",
+            "--max-time",
+            "10",
+            "-o",
+            str(out),
+            "-w",
+            "%{time_total}",
+            f"http://{STACK_IP}/bytes/{n}",
+            timeout=20,
+        )
         assert res.returncode == 0, res.stderr.decode()
         assert sha256_file(out) == generated_sha256(n)
         times.append(float(res.stdout))
@@ -520,9 +664,12 @@ def test_connections_through_cookies_keep_timestamps_monotonic(ns: Netns, tmp_pa
         sent = [r["tsval"] for r in segs if r["dir"] == "out" and r.get("tsval") is not None]
         if sent and (sent[0] - echoed) % (1 << 32) >= 1 << 31:
             backwards.append((conn, echoed - sent[0]))
-    print(f"[cookies] {len(times)} fetches through cookies, times {min(times):.3f}-"
-          f"{max(times):.3f} s; PAWS drops in the kernel {paws}; connections whose first "
-          f"TSval was below their SYN-ACK's (by ms) {backwards}")
+    print(
+        f"[cookies] {len(times)} fetches through cookies, times {min(times):.3f}-"
+        f"{max(times):.3f} s; PAWS drops in the kernel {paws}; connections whose first "
+        f"TSval was below their SYN-ACK's (by ms) {backwards}"
+    )
     if paws or backwards or max(times) > 0.5:
-        raise CookieTimestampBug(f"PAWSEstab {paws}, TSval went backwards on {backwards}, "
-                                 f"fetch times {times}")
+        raise CookieTimestampBug(
+            f"PAWSEstab {paws}, TSval went backwards on {backwards}, fetch times {times}"
+        )

@@ -46,12 +46,19 @@ def spoofed_source(rng: random.Random) -> bytes:
 
 def spoofed_syn(rng: random.Random) -> bytes:
     opts = rng.random()
-    seg = Segment(rng.randrange(1024, 65536), 80, rng.getrandbits(32), 0, SYN, 65535,
-                  mss=rng.choice((536, 1400, 1460)) if opts < 0.8 else None,
-                  wscale=rng.randrange(15) if opts < 0.5 else None,
-                  sack_permitted=opts < 0.5,
-                  tsval=rng.getrandbits(32) if opts < 0.4 else None,
-                  tsecr=0 if opts < 0.4 else None)
+    seg = Segment(
+        rng.randrange(1024, 65536),
+        80,
+        rng.getrandbits(32),
+        0,
+        SYN,
+        65535,
+        mss=rng.choice((536, 1400, 1460)) if opts < 0.8 else None,
+        wscale=rng.randrange(15) if opts < 0.5 else None,
+        sack_permitted=opts < 0.5,
+        tsval=rng.getrandbits(32) if opts < 0.4 else None,
+        tsecr=0 if opts < 0.4 else None,
+    )
     return encode_ipv4_tcp(spoofed_source(rng), S, seg)
 
 
@@ -141,16 +148,18 @@ def test_syn_flood_legitimate_clients_complete_through_cookies() -> None:
     assert peak - base < 2 << 20  # transient: packets, probes, legitimate connections
     assert after - base < 512 << 10  # retained: a few legitimate connections, no SYN state
     assert sc.net.stats["dropped_no_route"] >= counts["syn"] - max_half_open
-    print(f"\nFIGURES synflood: spoofed_syns={counts['syn']} rate={RATE}/s "
-          f"legit={LEGIT} legit_completed={sum(c.error is None for c in clients)} "
-          f"half_open_max={high['half_open']} conns_max={high['conns']} "
-          f"cookies_sent={stats['syncookies_sent']} "
-          f"cookies_validated={stats['syncookies_validated']} "
-          f"forged_cookie_acks={counts['forged_ack']} "
-          f"cookies_rejected={stats['syncookies_rejected']} "
-          f"rst_sent={stats['rst_sent']} net_no_route={sc.net.stats['dropped_no_route']} "
-          f"measured_syns={syns_measured} mem_peak_growth={peak - base} "
-          f"mem_retained_growth={after - base}")
+    print(
+        f"\nFIGURES synflood: spoofed_syns={counts['syn']} rate={RATE}/s "
+        f"legit={LEGIT} legit_completed={sum(c.error is None for c in clients)} "
+        f"half_open_max={high['half_open']} conns_max={high['conns']} "
+        f"cookies_sent={stats['syncookies_sent']} "
+        f"cookies_validated={stats['syncookies_validated']} "
+        f"forged_cookie_acks={counts['forged_ack']} "
+        f"cookies_rejected={stats['syncookies_rejected']} "
+        f"rst_sent={stats['rst_sent']} net_no_route={sc.net.stats['dropped_no_route']} "
+        f"measured_syns={syns_measured} mem_peak_growth={peak - base} "
+        f"mem_retained_growth={after - base}"
+    )
 
 
 def test_half_open_entries_expire_after_the_flood() -> None:

@@ -31,8 +31,14 @@ def test_demo_succeeds_and_tags_every_phase_with_concepts() -> None:
     assert "intact (sha256)" in text and "NOT INTACT" not in text
     # The state sequence of the active closer, in order.
     states = re.findall(r"client  state ([A-Z0-9-]+) -> ([A-Z0-9-]+)", text)
-    assert [b for _, b in states] == ["SYN-SENT", "ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2",
-                                      "TIME-WAIT", "CLOSED"]
+    assert [b for _, b in states] == [
+        "SYN-SENT",
+        "ESTABLISHED",
+        "FIN-WAIT-1",
+        "FIN-WAIT-2",
+        "TIME-WAIT",
+        "CLOSED",
+    ]
 
 
 def test_demo_with_heavy_loss_recovers_visibly() -> None:
@@ -64,14 +70,18 @@ def test_demo_absolute_sequence_numbers() -> None:
     assert "[S] seq=0 " not in ab
 
 
-@pytest.mark.parametrize(("argv", "msg"), [
-    (["--loss", "2"], "between 0 and 1"),
-    (["--loss", "x"], "not a number"),
-    (["--bytes", "-5"], "must be >= 0"),
-    (["--delay", "abc"], "not a valid float"),
-])
-def test_bad_arguments_are_clear_errors(argv: list[str], msg: str,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("argv", "msg"),
+    [
+        (["--loss", "2"], "between 0 and 1"),
+        (["--loss", "x"], "not a number"),
+        (["--bytes", "-5"], "must be >= 0"),
+        (["--delay", "abc"], "not a valid float"),
+    ],
+)
+def test_bad_arguments_are_clear_errors(
+    argv: list[str], msg: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["demo", *argv])
     assert exc.value.code == 2
@@ -90,16 +100,23 @@ def test_trace_file_is_json_lines(tmp_path: Path) -> None:
 
 def test_python_dash_m_entry_point() -> None:
     env = dict(os.environ)
-    proc = subprocess.run([sys.executable, "-m", "synack", "demo", "-q", "--bytes", "100"],
-                          capture_output=True, text=True, env=env, timeout=60, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "synack", "demo", "-q", "--bytes", "100"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "both ends closed" in proc.stdout
 
 
 def test_demo_ipv6_runs_over_ipv6_and_says_so(tmp_path: Path) -> None:
     out = io.StringIO()
-    args = build_parser().parse_args(["demo", "--ipv6", "--loss", "0.1", "--seed", "2",
-                                      "--trace", str(tmp_path / "t.jsonl")])
+    args = build_parser().parse_args(
+        ["demo", "--ipv6", "--loss", "0.1", "--seed", "2", "--trace", str(tmp_path / "t.jsonl")]
+    )
     assert run_demo(args, out) == 0
     text = out.getvalue()
     assert "client 2001:db8::1 <-> server 2001:db8::2" in text
@@ -109,14 +126,23 @@ def test_demo_ipv6_runs_over_ipv6_and_says_so(tmp_path: Path) -> None:
     assert "[2001:db8::1]:" in " ".join(c for c in conns if c)
 
 
-@pytest.mark.parametrize("argv", [
-    ["serve", "echo", "--ip", "2001:db8::2", "--kernel-ip", "2001:db8::1/64"],
-    ["serve", "http", "--ip", "10.77.0.2,[2001:db8::2]", "--kernel-ip",
-     "10.77.0.1/24,2001:db8::1/64"],
-    ["connect", "[2001:db8::1]", "7", "--ip", "2001:db8::2", "--kernel-ip", "2001:db8::1/64"],
-    ["connect", "2001:db8::1", "7"],
-    ["get", "http://[2001:db8::1]:8000/x", "--ip", "2001:db8::2"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["serve", "echo", "--ip", "2001:db8::2", "--kernel-ip", "2001:db8::1/64"],
+        [
+            "serve",
+            "http",
+            "--ip",
+            "10.77.0.2,[2001:db8::2]",
+            "--kernel-ip",
+            "10.77.0.1/24,2001:db8::1/64",
+        ],
+        ["connect", "[2001:db8::1]", "7", "--ip", "2001:db8::2", "--kernel-ip", "2001:db8::1/64"],
+        ["connect", "2001:db8::1", "7"],
+        ["get", "http://[2001:db8::1]:8000/x", "--ip", "2001:db8::2"],
+    ],
+)
 def test_real_network_commands_parse_ipv6_where_they_parse_ipv4(argv: list[str]) -> None:
     args = build_parser().parse_args(argv)
     assert "2001:db8::2" in (args.ip or "") or args.command != "serve"
@@ -130,24 +156,38 @@ def test_hints_bracket_ipv6_endpoints() -> None:
 
     args = build_parser().parse_args(["serve", "http", "--ip", "2001:db8::2,10.77.0.2"])
     assert "curl http://[2001:db8::2]:80/" in no_tun_message(args)
-    assert "[2001:db8::1]:7 refused" in describe_failure(ConnectionRefusedError(), "2001:db8::1",
-                                                         7, 1.0)
+    assert "[2001:db8::1]:7 refused" in describe_failure(
+        ConnectionRefusedError(), "2001:db8::1", 7, 1.0
+    )
 
 
 def test_without_h11_the_core_commands_run_and_the_http_ones_say_what_is_missing() -> None:
     """h11 (the cli extra) frames HTTP for serve/get/connect; without it, demo and
     the labs still run, and those commands name the library and the extra."""
-    code = ("import sys; sys.modules['h11'] = None\n"
-            "from synack.commands.main import main\n"
-            "sys.exit(main(sys.argv[1:]))\n")
+    code = (
+        "import sys; sys.modules['h11'] = None\n"
+        "from synack.commands.main import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    demo = subprocess.run([sys.executable, "-c", code, "demo", "--bytes", "100", "--quiet"],
-                          capture_output=True, text=True, env=env, timeout=120)
+    demo = subprocess.run(
+        [sys.executable, "-c", code, "demo", "--bytes", "100", "--quiet"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert demo.returncode == 0, demo.stderr
-    got = subprocess.run([sys.executable, "-c", code, "get", "http://10.0.0.1/"],
-                         capture_output=True, text=True, env=env, timeout=120)
+    got = subprocess.run(
+        [sys.executable, "-c", code, "get", "http://10.0.0.1/"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert got.returncode == 2
     assert "needs the h11 library" in got.stderr and "synack[cli]" in got.stderr
-    helptext = subprocess.run([sys.executable, "-c", code, "--help"], capture_output=True,
-                              text=True, env=env, timeout=120).stdout
+    helptext = subprocess.run(
+        [sys.executable, "-c", code, "--help"], capture_output=True, text=True, env=env, timeout=120
+    ).stdout
     assert "serve" in helptext and "needs h11" in helptext

@@ -73,7 +73,8 @@ def test_serve_rejects_bad_ports(capsys: pytest.CaptureFixture[str], bad: str) -
 
 
 def test_serve_rejects_unknown_services_and_bad_addresses(
-        capsys: pytest.CaptureFixture[str]) -> None:
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     assert "invalid choice" in usage_error(capsys, "serve", "telnet")
     assert "not an IP address" in usage_error(capsys, "serve", "echo", "--ip", "syn.local")
     err = usage_error(capsys, "serve", "echo", "--kernel-ip", "10.77.0.1")
@@ -102,31 +103,40 @@ def test_serve_without_tun_explains_how_to_run_it(capsys: pytest.CaptureFixture[
     assert "curl http://10.77.0.2:8080/" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("argv", "words"), [
-    (["serve", "echo", "--bytes", "10"], "--bytes applies to chargen only"),
-    (["serve", "chargen", "--root", "/"], "--root applies to http only"),
-    (["serve", "http", "--root", "/no/such/dir"], "not a directory"),
-    (["serve", "echo", "--tun", "syn0", "--ip", "10.78.0.2", "--kernel-ip", "10.77.0.1/24"],
-     "outside 10.77.0.0/24"),
-    (["serve", "echo", "--tun", "syn0", "--ip", "10.77.0.1", "--kernel-ip", "10.77.0.1/24"],
-     "must differ"),
-])
-def test_serve_option_errors(capsys: pytest.CaptureFixture[str], argv: list[str],
-                             words: str) -> None:
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["serve", "echo", "--bytes", "10"], "--bytes applies to chargen only"),
+        (["serve", "chargen", "--root", "/"], "--root applies to http only"),
+        (["serve", "http", "--root", "/no/such/dir"], "not a directory"),
+        (
+            ["serve", "echo", "--tun", "syn0", "--ip", "10.78.0.2", "--kernel-ip", "10.77.0.1/24"],
+            "outside 10.77.0.0/24",
+        ),
+        (
+            ["serve", "echo", "--tun", "syn0", "--ip", "10.77.0.1", "--kernel-ip", "10.77.0.1/24"],
+            "must differ",
+        ),
+    ],
+)
+def test_serve_option_errors(
+    capsys: pytest.CaptureFixture[str], argv: list[str], words: str
+) -> None:
     assert main(argv) == 2
     assert words in capsys.readouterr().err
 
 
-def test_serve_without_dev_net_tun_says_what_to_do(capsys: pytest.CaptureFixture[str],
-                                                   tmp_path: Path) -> None:
-    assert main(["serve", "echo", "--tun", "syn0", "--tun-path",
-                 str(tmp_path / "no-tun")]) == 1
+def test_serve_without_dev_net_tun_says_what_to_do(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert main(["serve", "echo", "--tun", "syn0", "--tun-path", str(tmp_path / "no-tun")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("synack serve: ") and "modprobe tun" in err
 
 
-def test_serve_not_root_suggests_sudo(capsys: pytest.CaptureFixture[str],
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_serve_not_root_suggests_sudo(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     real_open = os.open
     fake = "/dev/net/tun-not-permitted"
 
@@ -143,8 +153,9 @@ def test_serve_not_root_suggests_sudo(capsys: pytest.CaptureFixture[str],
     assert f"try: sudo synack serve discard --tun syn0 --tun-path {fake}" in err
 
 
-def test_serve_busy_device_is_a_clean_error(capsys: pytest.CaptureFixture[str],
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_serve_busy_device_is_a_clean_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     def busy(fd: int, request: int, arg: Any = 0, *rest: Any) -> Any:
         if request == tun_module.TUNGETFEATURES:  # offloads are asked for by default
             return (tun_module.IFF_TUN | tun_module.IFF_VNET_HDR).to_bytes(4, sys.byteorder)
@@ -176,16 +187,19 @@ def test_serve_port_in_use_is_a_clean_error() -> None:
     assert run(go()) == "port 7 is already in use on 10.0.0.2: pick another with --port"
 
 
-@pytest.mark.parametrize(("url", "words"), [
-    ("example.com/", "not a URL"),
-    ("https://10.0.0.2/", "no TLS"),
-    ("ftp://10.0.0.2/", "only http"),
-    ("http://example.com/", "resolves no names"),
-    ("http://10.0.0.2:99999/", "bad port"),
-    ("http://10.0.0.2:x/", "bad port"),
-    ("http:///path", "no host"),
-    ("http://user:pw@10.0.0.2/", "passwords"),
-])
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("example.com/", "not a URL"),
+        ("https://10.0.0.2/", "no TLS"),
+        ("ftp://10.0.0.2/", "only http"),
+        ("http://example.com/", "resolves no names"),
+        ("http://10.0.0.2:99999/", "bad port"),
+        ("http://10.0.0.2:x/", "bad port"),
+        ("http:///path", "no host"),
+        ("http://user:pw@10.0.0.2/", "passwords"),
+    ],
+)
 def test_get_rejects_bad_urls(capsys: pytest.CaptureFixture[str], url: str, words: str) -> None:
     assert main(["get", url]) == 2
     err = capsys.readouterr().err
@@ -196,8 +210,12 @@ def test_get_rejects_bad_urls(capsys: pytest.CaptureFixture[str], url: str, word
 
 def test_parse_url_splits_what_it_accepts() -> None:
     u = parse_url("http://10.77.0.1:8000/a/b?x=1")
-    assert (u.host, u.port, u.target, u.authority) == ("10.77.0.1", 8000, "/a/b?x=1",
-                                                       "10.77.0.1:8000")
+    assert (u.host, u.port, u.target, u.authority) == (
+        "10.77.0.1",
+        8000,
+        "/a/b?x=1",
+        "10.77.0.1:8000",
+    )
     assert parse_url("HTTP://10.0.0.2").target == "/"
     assert str(parse_url("http://10.0.0.2:80/x")) == "http://10.0.0.2/x"
 
@@ -208,8 +226,9 @@ def test_connect_rejects_names_and_bad_ports(capsys: pytest.CaptureFixture[str])
     assert "port" in usage_error(capsys, "connect", "10.0.0.2", "http")
 
 
-def test_get_unwritable_output_is_a_usage_error(capsys: pytest.CaptureFixture[str],
-                                                tmp_path: Path) -> None:
+def test_get_unwritable_output_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     assert main(["get", "http://10.0.0.2/", "-o", str(tmp_path / "no" / "dir" / "f")]) == 2
     assert "cannot write the output" in capsys.readouterr().err
 
@@ -255,8 +274,9 @@ def test_connect_refused_and_timeout_messages(capsys: pytest.CaptureFixture[str]
 
 
 def test_describe_failure_names_icmp_errors() -> None:
-    text = connect_cmd.describe_failure(OSError(errno.EHOSTUNREACH, "host unreachable"),
-                                        "10.77.0.9", 80, 5)
+    text = connect_cmd.describe_failure(
+        OSError(errno.EHOSTUNREACH, "host unreachable"), "10.77.0.9", 80, 5
+    )
     assert text == "10.77.0.9:80: host unreachable (EHOSTUNREACH)"
     reset = connect_cmd.describe_failure(ConnectionResetError(errno.ECONNRESET, "x"), "a", 1, 1)
     assert reset == "connection to a:1 reset by the peer"
@@ -276,9 +296,19 @@ def test_get_writes_the_body_to_a_file(tmp_path: Path) -> None:
 
 def test_get_to_stdout_with_impairment_and_a_summary(tmp_path: Path) -> None:
     stdout, err = io.BytesIO(), io.StringIO()
-    args = parse("get", "http://10.0.0.2/bytes/200000", "--no-progress", "--loss", "0.05",
-                 "--impair-seed", "3", "--trace", str(tmp_path / "t.jsonl"),
-                 "--pcap", str(tmp_path / "c.pcap"))
+    args = parse(
+        "get",
+        "http://10.0.0.2/bytes/200000",
+        "--no-progress",
+        "--loss",
+        "0.05",
+        "--impair-seed",
+        "3",
+        "--trace",
+        str(tmp_path / "t.jsonl"),
+        "--pcap",
+        str(tmp_path / "c.pcap"),
+    )
     status = run(get_cmd.get_main(args, parse_url(args.url), stdout, err))
     assert status == 0
     assert stdout.getvalue() == generated_bytes(200000)
@@ -309,7 +339,6 @@ def test_get_refused_and_head(capsys: pytest.CaptureFixture[str]) -> None:
     assert head.startswith("HTTP/1.1 200 OK\r\n") and "Content-Length: 5000\r\n" in head
 
 
-
 def test_get_hashes_the_body_only_with_verify(tmp_path: Path) -> None:
     """SHA-256 of the body is per-byte work: ``get`` prints it with ``--verify`` only
     (as ``serve --verify``), and then it is the body's."""
@@ -317,8 +346,7 @@ def test_get_hashes_the_body_only_with_verify(tmp_path: Path) -> None:
     lines = {}
     for extra in ((), ("--verify",)):
         err = io.StringIO()
-        args = parse("get", "http://10.0.0.2/bytes/70000", "-o", str(out), "--no-progress",
-                     *extra)
+        args = parse("get", "http://10.0.0.2/bytes/70000", "-o", str(out), "--no-progress", *extra)
         assert run(get_cmd.get_main(args, parse_url(args.url), io.BytesIO(), err)) == 0
         lines[extra] = [ln for ln in err.getvalue().splitlines() if ln.endswith(str(out))]
     assert lines[()] == []
@@ -326,8 +354,7 @@ def test_get_hashes_the_body_only_with_verify(tmp_path: Path) -> None:
 
 
 # ================================================================= services
-async def served(handler: Any, port: int = 7, **runner_kw: Any
-                 ) -> tuple[Host, Host, ServiceRunner]:
+async def served(handler: Any, port: int = 7, **runner_kw: Any) -> tuple[Host, Host, ServiceRunner]:
     a, b = Host.memory_pair(A, B)
     runner = ServiceRunner("test", handler, **runner_kw)
     await b.start_server(runner, port)
@@ -390,8 +417,9 @@ def test_discard_counts_and_hashes() -> None:
     run(go())
 
 
-async def late_discard(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                       record: Any, runner: ServiceRunner) -> None:
+async def late_discard(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, record: Any, runner: ServiceRunner
+) -> None:
     """discard, started only once data sits in the reader's buffer (and the reader has
     paused the transport): the tap must count and hash that part first, in order."""
     while len(reader._buffer) < 100_000 and not reader.at_eof():  # type: ignore[attr-defined]
@@ -436,6 +464,7 @@ def test_discard_taps_its_input_keeping_order_on_both_kinds_of_transport(on: str
 def test_a_tapped_discard_still_stops_gracefully() -> None:
     """A graceful stop while discard sits tapped: FIN to the peer, what it still sends
     is counted and dropped, and its FIN ends the connection without a reset."""
+
     async def go() -> None:
         a, b, runner = await served(discard, 9, grace=2.0)
         reader, writer = await a.open_connection(B, 9)
@@ -456,6 +485,7 @@ def test_a_tapped_discard_still_stops_gracefully() -> None:
 
 def test_serve_hashes_only_with_verify() -> None:
     """SHA-256 of every byte is opt-in: without --verify no hash is kept or printed."""
+
     async def go(*extra: str) -> bool:
         args = build_parser().parse_args(["serve", "discard", *extra])
         host = Host.memory_pair(A, B)[1]
@@ -504,8 +534,9 @@ def test_graceful_stop_lingers_instead_of_resetting() -> None:
 
 
 # ---------------------------------------------------------------------- HTTP
-async def http_exchange(raw: bytes, service: HttpService | None = None, *,
-                        expect_close: bool = True) -> bytes:
+async def http_exchange(
+    raw: bytes, service: HttpService | None = None, *, expect_close: bool = True
+) -> bytes:
     a, b, _ = await served(service or HttpService(), 80)
     reader, writer = await a.open_connection(B, 80)
     writer.write(raw)
@@ -537,17 +568,22 @@ def split_responses(data: bytes, methods: list[str]) -> list[tuple[int, bytes, b
     return out
 
 
-@pytest.mark.parametrize(("raw", "status"), [
-    (b"GARBAGE\r\n\r\n", 400),
-    (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505),
-    (b"GET / HTTP/1.1\r\n\r\n", 400),  # no Host
-    (b"GET / HTTP/1.1\r\nHost x\r\n\r\n", 400),
-    (b"GET nope HTTP/1.1\r\nHost: x\r\n\r\n", 400),
-    (b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
-    (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
-     400),
-    (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400),
-])
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b"GARBAGE\r\n\r\n", 400),
+        (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505),
+        (b"GET / HTTP/1.1\r\n\r\n", 400),  # no Host
+        (b"GET / HTTP/1.1\r\nHost x\r\n\r\n", 400),
+        (b"GET nope HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+        (
+            b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+            400,
+        ),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400),
+    ],
+)
 def test_http_malformed_requests_get_an_error_and_a_close(raw: bytes, status: int) -> None:
     resp = run(http_exchange(raw))
     assert status_of(resp) == status
@@ -563,11 +599,13 @@ def test_http_obsolete_line_folding_is_unfolded() -> None:
 
 
 def test_http_get_head_404_405_and_keep_alive() -> None:
-    raw = (b"GET /bytes/1000 HTTP/1.1\r\nHost: x\r\n\r\n"
-           b"HEAD /bytes/1000 HTTP/1.1\r\nHost: x\r\n\r\n"
-           b"GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n"
-           b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
-           b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    raw = (
+        b"GET /bytes/1000 HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"HEAD /bytes/1000 HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
     resp = run(http_exchange(raw))
     parts = split_responses(resp, ["GET", "HEAD", "GET", "POST", "GET"])
     assert [p[0] for p in parts] == [200, 200, 404, 405, 200]
@@ -580,9 +618,11 @@ def test_http_get_head_404_405_and_keep_alive() -> None:
 def test_http_1_0_closes_unless_keep_alive_and_bodies_are_skipped() -> None:
     resp = run(http_exchange(b"GET /bytes/10 HTTP/1.0\r\n\r\n"))
     assert b"Connection: close\r\n" in resp and resp.endswith(generated_bytes(10))
-    chunked = (b"GET /bytes/3 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-               b"5\r\nhello\r\n0\r\n\r\n"
-               b"GET /bytes/4 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+    chunked = (
+        b"GET /bytes/3 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5\r\nhello\r\n0\r\n\r\n"
+        b"GET /bytes/4 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+    )
     resp = run(http_exchange(chunked, expect_close=False))
     assert resp.count(b"HTTP/1.1 200 OK") == 2 and b"Connection: keep-alive\r\n" in resp
 
@@ -591,10 +631,12 @@ def test_http_close_lingers_so_a_pipelined_request_does_not_reset_the_answer() -
     """A client pipelines a second request behind ``Connection: close``: the server
     does not read it before closing, yet its close stays a FIN (lingering close), so
     the whole first response arrives."""
-    raw = (b"GET /bytes/300000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-           b"GET /bytes/10 HTTP/1.1\r\nHost: x\r\n\r\n")
+    raw = (
+        b"GET /bytes/300000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        b"GET /bytes/10 HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
     resp = run(http_exchange(raw))
-    (status, _head, body), = split_responses(resp, ["GET"])
+    ((status, _head, body),) = split_responses(resp, ["GET"])
     assert status == 200 and body == generated_bytes(300000)
 
 
@@ -619,8 +661,9 @@ def test_http_files_listing_and_no_escape_from_the_root(tmp_path: Path) -> None:
         resp = run(http_exchange(raw, svc))
         assert status_of(resp) == status, target
         assert needle in resp, target
-    assert b"text/plain; charset=utf-8" in run(http_exchange(
-        b"GET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", svc))
+    assert b"text/plain; charset=utf-8" in run(
+        http_exchange(b"GET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", svc)
+    )
 
 
 def test_read_request_parses_and_limits() -> None:
@@ -631,8 +674,7 @@ def test_read_request_parses_and_limits() -> None:
         requests = RequestReader(r)
         req = await requests.next_request()
         assert req is not None
-        assert (req.method, req.path, req.version, req.keep_alive) == ("GET", "/x y",
-                                                                       (1, 1), True)
+        assert (req.method, req.path, req.version, req.keep_alive) == ("GET", "/x y", (1, 1), True)
         assert req.header("X-A") == "1, 2"
         await requests.drop_body(req, 0)
         requests.next_cycle()
@@ -679,20 +721,31 @@ async def raw_server(answer: bytes) -> tuple[Host, Host]:
     return a, b
 
 
-@pytest.mark.parametrize(("answer", "body", "framing"), [
-    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=1\r\nhello\r\n6\r\n world\r\n"
-     b"0\r\nTrailer: y\r\n\r\n", b"hello world", "chunked"),
-    (b"HTTP/1.0 200 OK\r\nServer: old\r\n\r\nuntil the end", b"until the end", "close"),
-    (b"HTTP/1.1 204 No Content\r\n\r\n", b"", "none"),
-])
+@pytest.mark.parametrize(
+    ("answer", "body", "framing"),
+    [
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"5;x=1\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: y\r\n\r\n",
+            b"hello world",
+            "chunked",
+        ),
+        (b"HTTP/1.0 200 OK\r\nServer: old\r\n\r\nuntil the end", b"until the end", "close"),
+        (b"HTTP/1.1 204 No Content\r\n\r\n", b"", "none"),
+    ],
+)
 def test_fetch_handles_every_framing(answer: bytes, body: bytes, framing: str) -> None:
     async def go() -> None:
         a, b = await raw_server(answer)
         got = bytearray()
         seen: list[tuple[int, int | None]] = []
-        resp = await fetch("http://10.0.0.2/", open_connection=a.open_connection,
-                           sink=got.extend, progress=lambda d, t: seen.append((d, t)),
-                           verify=True)
+        resp = await fetch(
+            "http://10.0.0.2/",
+            open_connection=a.open_connection,
+            sink=got.extend,
+            progress=lambda d, t: seen.append((d, t)),
+            verify=True,
+        )
         assert bytes(got) == body and resp.framing == framing
         assert resp.body_bytes == len(body) and resp.sha256 == hashlib.sha256(body).hexdigest()
         assert not body or seen[-1][0] == len(body)
@@ -702,13 +755,16 @@ def test_fetch_handles_every_framing(answer: bytes, body: bytes, framing: str) -
     run(go())
 
 
-@pytest.mark.parametrize(("answer", "words"), [
-    (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort", "after 5 of 100"),
-    (b"SMTP ready\r\n\r\n", "illegal status line"),
-    (b"", "without answering"),
-    (b"HTTP/1.1 200 OK\r\nbroken header\r\n\r\n", "illegal header line"),
-    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "illegal chunk header"),
-])
+@pytest.mark.parametrize(
+    ("answer", "words"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort", "after 5 of 100"),
+        (b"SMTP ready\r\n\r\n", "illegal status line"),
+        (b"", "without answering"),
+        (b"HTTP/1.1 200 OK\r\nbroken header\r\n\r\n", "illegal header line"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "illegal chunk header"),
+    ],
+)
 def test_fetch_reports_broken_responses(answer: bytes, words: str) -> None:
     async def go() -> None:
         a, b = await raw_server(answer)
@@ -722,12 +778,16 @@ def test_fetch_reports_broken_responses(answer: bytes, words: str) -> None:
 def test_fetch_works_over_kernel_asyncio_streams_too() -> None:
     """The services are plain asyncio stream code: the same server on the kernel's
     loopback (no synack) answers the same client."""
+
     async def go() -> None:
         runner = ServiceRunner("http", HttpService())
         server = await asyncio.start_server(runner, "127.0.0.1", 0)
         port_ = server.sockets[0].getsockname()[1]
-        resp = await fetch(f"http://127.0.0.1:{port_}/bytes/70000",
-                           open_connection=asyncio.open_connection, verify=True)
+        resp = await fetch(
+            f"http://127.0.0.1:{port_}/bytes/70000",
+            open_connection=asyncio.open_connection,
+            verify=True,
+        )
         assert resp.status == 200 and resp.sha256 == generated_sha256(70000)
         assert resp.tcp_info is None
         server.close()
@@ -744,14 +804,17 @@ def test_connect_and_get_validate_linger(capsys: pytest.CaptureFixture[str]) -> 
     assert parse("get", "http://10.0.0.2/", "--linger", "0").linger == 0.0
     assert parse("connect", B, "7", "--linger", "60").linger == 60.0
     for cmd in (["connect", B, "7"], ["get", "http://10.0.0.2/"]):
-        for bad, words in (("-1", "--linger must be in 0..60, got -1"),
-                           ("61", "--linger must be in 0..60, got 61"),
-                           ("soon", "not a number: 'soon'")):
+        for bad, words in (
+            ("-1", "--linger must be in 0..60, got -1"),
+            ("61", "--linger must be in 0..60, got 61"),
+            ("soon", "not a number: 'soon'"),
+        ):
             assert words in usage_error(capsys, *cmd, "--linger", bad)
 
 
 def test_connect_lingers_in_time_wait_and_reacks_a_retransmitted_fin_c13(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """RFC 9293 §3.6 (C13): connect closes first (end of stdin), so its side ends in
     TIME-WAIT.  The echo server plays a remote peer (as with --tun: not the command's
     to wait for) and every ACK of its FIN is lost, so it resends the FIN after its RTO
@@ -795,7 +858,8 @@ def test_connect_lingers_in_time_wait_and_reacks_a_retransmitted_fin_c13(
             loop = asyncio.get_running_loop()
             t0 = loop.time()
             status = await connect_cmd.connect_main(
-                connect_args(B, "7", "--linger", linger), io.BytesIO(b"hello"), stdout)
+                connect_args(B, "7", "--linger", linger), io.BytesIO(b"hello"), stdout
+            )
             took = loop.time() - t0
             for peer in peers:
                 await peer.close()

@@ -33,11 +33,19 @@ PYTHON = sys.executable
 SRC = str(ROOT / "src")
 
 
-def synack(*argv: str, stdin: bytes = b"",
-           timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def synack(
+    *argv: str, stdin: bytes = b"", timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run([PYTHON, "-m", "synack", *argv], input=stdin.decode(), env=env,
-                          capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        [PYTHON, "-m", "synack", *argv],
+        input=stdin.decode(),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 # ------------------------------------------------------------ item 5: one line, exit 2
@@ -113,22 +121,27 @@ def good(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("argv", BAD_PATHS, ids=lambda a: " ".join(a[:1] + a[-2:]))
-def test_bad_paths_give_one_line_and_status_2(argv: tuple[str, ...],
-                                              good: dict[str, str]) -> None:
+def test_bad_paths_give_one_line_and_status_2(argv: tuple[str, ...], good: dict[str, str]) -> None:
     words = [good.get(w, w) for w in argv]
     line = one_line_error(synack(*words))
     assert "/nonexistent" in line
 
 
 @pytest.mark.parametrize("command", ["explain", "report"])
-@pytest.mark.parametrize(("kind", "says"), [
-    ("pcapng", "packet capture (pcapng)"), ("pcap", "packet capture (pcap)"),
-    ("fields", "without 'flags', 'seq', 'ack', 'len', 'win'"), ("binary", "not a text file"),
-    ("empty", "no trace records"), ("notjson", "not JSON"),
-])
-def test_bad_trace_files_give_one_line_and_status_2(command: str, kind: str, says: str,
-                                                    bad_files: dict[str, Path],
-                                                    tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("kind", "says"),
+    [
+        ("pcapng", "packet capture (pcapng)"),
+        ("pcap", "packet capture (pcap)"),
+        ("fields", "without 'flags', 'seq', 'ack', 'len', 'win'"),
+        ("binary", "not a text file"),
+        ("empty", "no trace records"),
+        ("notjson", "not JSON"),
+    ],
+)
+def test_bad_trace_files_give_one_line_and_status_2(
+    command: str, kind: str, says: str, bad_files: dict[str, Path], tmp_path: Path
+) -> None:
     argv = [command, str(bad_files[kind])]
     if command == "report":
         argv += ["-o", str(tmp_path / "r.html")]
@@ -146,7 +159,8 @@ def test_plots_folder_is_made_one_level_only(tmp_path: Path, good: dict[str, str
 
 # --------------------------------------------------- item 4: -o on an existing file
 def test_output_to_an_existing_writable_file_needs_no_writable_folder(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """As a normal user: /dev/null is writable, its folder /dev is not."""
     real = os.access
     monkeypatch.setattr(os, "access", lambda p, m: False if str(p) == "/dev" else real(p, m))
@@ -174,10 +188,12 @@ def fake_tun(monkeypatch: pytest.MonkeyPatch, refuse: int = 0) -> list[tuple[int
         return 0
 
     import fcntl
+
     monkeypatch.setattr(os, "open", fake_open)
     monkeypatch.setattr(fcntl, "ioctl", fake_ioctl)
-    monkeypatch.setattr(tun_module.TunLink, "_ioctl_inet",
-                        lambda self, req, arg, what: fake_ioctl(-1, req, arg))
+    monkeypatch.setattr(
+        tun_module.TunLink, "_ioctl_inet", lambda self, req, arg, what: fake_ioctl(-1, req, arg)
+    )
     return calls
 
 
@@ -189,7 +205,8 @@ def test_a_plain_attach_turns_the_devices_offloads_off(monkeypatch: pytest.Monke
 
 
 def test_a_driver_refusing_to_clear_offloads_is_noted_not_fatal(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     fake_tun(monkeypatch, refuse=errno.EINVAL)
     with tun_module.TunLink("synq0") as link:
         assert "TUNSETOFFLOAD(0)" in (link.offload_error or "")
@@ -224,15 +241,19 @@ def test_one_warning_line_for_bad_checksums_on_a_tun_link() -> None:
 
     text = asyncio.run(scenario())
     assert text.count("\n") == 1
-    assert text.startswith("synack get: warning: dropped 3 packets from syn9 with a bad "
-                           "checksum") and "checksum offload" in text
+    assert (
+        text.startswith("synack get: warning: dropped 3 packets from syn9 with a bad checksum")
+        and "checksum offload" in text
+    )
 
 
 # -------------------------------------------------------- items 2 and 3: addresses, hints
 def test_ip_is_derived_from_the_devices_address(monkeypatch: pytest.MonkeyPatch) -> None:
     import ipaddress
-    monkeypatch.setattr(realnet, "interface_address",
-                        lambda name: ipaddress.IPv4Interface("10.91.0.1/24"))
+
+    monkeypatch.setattr(
+        realnet, "interface_address", lambda name: ipaddress.IPv4Interface("10.91.0.1/24")
+    )
     args = argparse.Namespace(tun="syn0", ip=None, kernel_ip=None)
     note = realnet.resolve_ip(args)
     assert args.ip == "10.91.0.2" and note is not None and "10.91.0.1/24" in note
@@ -246,32 +267,50 @@ def test_ip_is_derived_from_the_devices_address(monkeypatch: pytest.MonkeyPatch)
     assert realnet.resolve_ip(args) is None and args.ip == "10.5.0.1"
 
 
-def test_hints_start_from_the_users_own_command(monkeypatch: pytest.MonkeyPatch,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_hints_start_from_the_users_own_command(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     def denied(*a: Any, **kw: Any) -> Any:
         raise PermissionError(errno.EPERM, "not permitted")
 
     monkeypatch.setattr(realnet, "TunLink", denied)
     monkeypatch.setattr(realnet, "interface_address", lambda name: None)
-    argv = ["get", "http://10.91.0.1:8000/", "--tun", "tun7", "--no-create", "--ip",
-            "10.91.0.5", "-o", "/dev/null"]
+    argv = [
+        "get",
+        "http://10.91.0.1:8000/",
+        "--tun",
+        "tun7",
+        "--no-create",
+        "--ip",
+        "10.91.0.5",
+        "-o",
+        "/dev/null",
+    ]
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert "try: sudo synack " + " ".join(argv) in err
     assert "10.77" not in err
     # serve without --tun: the user's words, plus only what is missing
-    assert main(["serve", "echo", "--port", "7007", "--ip", "10.9.0.2", "--kernel-ip",
-                 "10.9.0.1/24"]) == 2
+    assert (
+        main(["serve", "echo", "--port", "7007", "--ip", "10.9.0.2", "--kernel-ip", "10.9.0.1/24"])
+        == 2
+    )
     err = capsys.readouterr().err
-    assert ("sudo synack serve echo --port 7007 --ip 10.9.0.2 --kernel-ip 10.9.0.1/24 "
-            "--tun syn0") in err
+    assert (
+        "sudo synack serve echo --port 7007 --ip 10.9.0.2 --kernel-ip 10.9.0.1/24 --tun syn0"
+    ) in err
     assert "socat - TCP:10.9.0.2:7007" in err
 
 
 def test_serve_no_create_on_a_missing_device_speaks_command_line() -> None:
-    err = realnet.tun_error(OSError(errno.ENODEV, "TUN device 'x' does not exist: create it "
-                                    "with `ip tuntap add dev x mode tun`, or pass create=True"),
-                            "synack serve echo")
+    err = realnet.tun_error(
+        OSError(
+            errno.ENODEV,
+            "TUN device 'x' does not exist: create it "
+            "with `ip tuntap add dev x mode tun`, or pass create=True",
+        ),
+        "synack serve echo",
+    )
     assert "create=True" not in str(err) and "leave out --no-create" in str(err)
 
 
@@ -296,10 +335,14 @@ def test_fin_wait_1_says_fin_queued_when_data_leaves_first() -> None:
     recs = sc.trace
     steps = steps_of(recs)
     st = next(s for s in steps if s.header == "state ESTABLISHED -> FIN-WAIT-1")
-    later = [r for r in recs[st.rec + 1:] if r.get("ev") == "seg" and r.get("dir") == "out"
-             and r["conn"] == recs[st.rec]["conn"]]
-    data_first = sum(r["len"] for r in later[:next(i for i, r in enumerate(later)
-                                                    if r["flags"] & 1) + 1])
+    later = [
+        r
+        for r in recs[st.rec + 1 :]
+        if r.get("ev") == "seg" and r.get("dir") == "out" and r["conn"] == recs[st.rec]["conn"]
+    ]
+    data_first = sum(
+        r["len"] for r in later[: next(i for i, r in enumerate(later) if r["flags"] & 1) + 1]
+    )
     assert data_first > 0  # the trace: data leaves before (or with) the FIN
     assert "FIN sent" not in st.text and f"after the {data_first} bytes" in st.text
     text = "\n".join(render(recs))
@@ -309,11 +352,13 @@ def test_fin_wait_1_says_fin_queued_when_data_leaves_first() -> None:
 def test_lost_synack_answers_to_the_repeated_syn_are_not_timer_driven() -> None:
     run = LABS["lost-synack"].run()
     steps = steps_of(run.trace, roles=run.roles)
-    synacks = [s for s in steps if s.kind == "seg" and "[S.]" in s.header
-               and "again" in s.text]
+    synacks = [s for s in steps if s.kind == "seg" and "[S.]" in s.header and "again" in s.text]
     drops = [s for s in steps if s.kind == "drop" and "SYN again" in s.header]
-    timers = [s for s in steps if s.kind == "timer" and s.who == "server"
-              and "retransmission timer" in s.header]
+    timers = [
+        s
+        for s in steps
+        if s.kind == "timer" and s.who == "server" and "retransmission timer" in s.header
+    ]
     assert drops, "the trace records the server discarding the repeated SYN"
     # As many timer-driven SYN-ACKs as server timers fired, and the others answer SYNs.
     by_timer = [s for s in synacks if "timer fired" in s.text]
@@ -333,11 +378,12 @@ def test_a_fin_that_arrived_is_not_narrated_as_lost() -> None:
 
 
 def test_fast_retransmit_names_what_the_trace_says_decided_the_loss() -> None:
-    """"Three duplicate ACKs" only when three arrived; a RACK timer when one fired."""
+    """ "Three duplicate ACKs" only when three arrived; a RACK timer when one fired."""
     for name_or_demo in ("fast-retransmit", "demo"):
         if name_or_demo == "demo":
             from synack.scenarios.scenario import Scenario
             from synack.sim import PathConfig
+
             sc = Scenario(3, path=PathConfig(delay=0.05, loss=0.2))
             sc.listen(80, bytes(8000), send_after_eof=True)
             sc.connect(80, bytes(8000))
@@ -347,14 +393,21 @@ def test_fast_retransmit_names_what_the_trace_says_decided_the_loss() -> None:
             run = LABS[name_or_demo].run()
             recs, roles = run.trace, run.roles
         steps = steps_of(recs, roles=roles)
-        marks = [s for s in steps if s.kind == "ca_state" and "Recovery" in s.header
-                 and "loss was marked" in s.header]
+        marks = [
+            s
+            for s in steps
+            if s.kind == "ca_state" and "Recovery" in s.header and "loss was marked" in s.header
+        ]
         assert marks, name_or_demo
         for st in marks:
             conn = recs[st.rec]["conn"]
-            rack = any(r.get("ev") == "timer" and r.get("timer") == "rack_reorder"
-                       and r["t"] == recs[st.rec]["t"] and r.get("conn") == conn
-                       for r in recs[:st.rec])
+            rack = any(
+                r.get("ev") == "timer"
+                and r.get("timer") == "rack_reorder"
+                and r["t"] == recs[st.rec]["t"]
+                and r.get("conn") == conn
+                for r in recs[: st.rec]
+            )
             assert ("RACK reordering timer" in st.text) == rack, st.text
             if not rack:
                 m = re.match(r"(\w+) (duplicate )?ACKs?", st.text)
@@ -367,13 +420,19 @@ def test_lab_narration_names_the_loss_states_it_went_through() -> None:
     closing note lists the states in the order the trace records them."""
     for name in ("fast-retransmit", "timeout"):
         run = LABS[name].run()
-        moves = [(r["old"], r["new"]) for r in run.trace if r.get("ev") == "ca_state"
-                 and r["conn"].startswith("10.0.0.1:")]
+        moves = [
+            (r["old"], r["new"])
+            for r in run.trace
+            if r.get("ev") == "ca_state" and r["conn"].startswith("10.0.0.1:")
+        ]
         assert moves, name
         text = "\n".join(render(run.trace, run.roles))
         for old, new in moves:
-            assert (f"loss state {old} → {new}" in text if old != new
-                    else f"loss state stays {new}" in text)
+            assert (
+                f"loss state {old} → {new}" in text
+                if old != new
+                else f"loss state stays {new}" in text
+            )
         expected = [moves[0][0]]
         for old, new in moves:
             for s in (old, new):
@@ -388,9 +447,16 @@ def test_internal_names_do_not_reach_the_reader() -> None:
     for name in ("fast-retransmit", "lost-synack", "timeout", "zero-window", "lost-fin"):
         run = LABS[name].run()
         text = "\n".join(render(run.trace, run.roles))
-        for internal in ("rack_reorder", "syn_challenge", "syn challenge", "(1 blocks)",
-                         "(lost: loss)", "retransmitted_syn", "delayed_ack timer",
-                         "time_wait timer"):
+        for internal in (
+            "rack_reorder",
+            "syn_challenge",
+            "syn challenge",
+            "(1 blocks)",
+            "(lost: loss)",
+            "retransmitted_syn",
+            "delayed_ack timer",
+            "time_wait timer",
+        ):
             assert internal not in text, (name, internal)
         assert not re.search(r"\(\d+ blocks\)", text)
     demo = synack("demo", "--loss", "0.2", "--seed", "3", "--explain").stdout
@@ -409,11 +475,14 @@ def test_one_rendering_of_a_segment_in_every_view() -> None:
     syn = next(s for s in analysed.segments if s.kind == "SYN")
     label = syn.label()
     assert "sackOK" in label and "wscale" in label and "TS val" in label
-    views = {"explain": "\n".join(render(run.trace, run.roles)),
-             "timeline": "\n".join(timeline(run.trace, run.roles)),
-             "svg": render_svg(analysed).replace("&lt;", "<").replace("&gt;", ">"),
-             "report": render_report(run.trace, roles=run.roles).replace("&lt;", "<")
-             .replace("&gt;", ">")}
+    views = {
+        "explain": "\n".join(render(run.trace, run.roles)),
+        "timeline": "\n".join(timeline(run.trace, run.roles)),
+        "svg": render_svg(analysed).replace("&lt;", "<").replace("&gt;", ">"),
+        "report": render_report(run.trace, roles=run.roles)
+        .replace("&lt;", "<")
+        .replace("&gt;", ">"),
+    }
     for view, text in views.items():
         assert label in text, view
     # The SYN's explanation names what it offers.
@@ -431,25 +500,37 @@ def test_one_rendering_of_a_segment_in_every_view() -> None:
 @pytest.fixture
 def kernel_ns(tmp_path: Path) -> Any:
     from helpers.netns import namespace, require
+
     require("ip", "ss")
     with namespace("newcomer", tmp_path) as ns:
         yield ns
 
 
 def test_offload_left_on_a_device_and_a_foreign_subnet_do_not_stall_get(
-        kernel_ns: Any, tmp_path: Path) -> None:
+    kernel_ns: Any, tmp_path: Path
+) -> None:
     """A persistent device in 10.91.0.0/24: `get --no-create` finds synack's address by
     itself; after a run with offloads (the default), the same command with --no-offload
     still works (the device's checksum offload is turned off again on attach) and warns
     of nothing."""
     from helpers.netns import PYTHON as NS_PYTHON
+
     ns = kernel_ns
     ns.tun_device("syn0", "10.91.0.1/24")
     www = tmp_path / "www"
     www.mkdir()
     (www / "f.txt").write_text("hello from the kernel\n")
-    ns.popen(NS_PYTHON, "-m", "http.server", "8000", "--bind", "10.91.0.1", "--directory",
-             str(www), label="http.server")
+    ns.popen(
+        NS_PYTHON,
+        "-m",
+        "http.server",
+        "8000",
+        "--bind",
+        "10.91.0.1",
+        "--directory",
+        str(www),
+        label="http.server",
+    )
     ns.wait_listening(8000)
     url = "http://10.91.0.1:8000/f.txt"
     first = ns.synack("get", url, "--tun", "syn0", "--no-create", "--timeout", "20")
@@ -459,8 +540,18 @@ def test_offload_left_on_a_device_and_a_foreign_subnet_do_not_stall_get(
     assert "synack takes 10.91.0.2" in err
     off = ns.synack("get", url, "--tun", "syn0", "--no-create", "--timeout", "20")  # auto: on
     assert off.returncode == 0, off.stderr.decode()
-    again = ns.synack("get", url, "--tun", "syn0", "--no-create", "--no-offload",
-                      "--timeout", "20", "--trace", str(tmp_path / "t.jsonl"))
+    again = ns.synack(
+        "get",
+        url,
+        "--tun",
+        "syn0",
+        "--no-create",
+        "--no-offload",
+        "--timeout",
+        "20",
+        "--trace",
+        str(tmp_path / "t.jsonl"),
+    )
     err = again.stderr.decode()
     assert again.returncode == 0, err
     assert again.stdout == b"hello from the kernel\n"
@@ -468,8 +559,7 @@ def test_offload_left_on_a_device_and_a_foreign_subnet_do_not_stall_get(
     trace = (tmp_path / "t.jsonl").read_text()
     assert "bad_checksum" not in trace
     # A wrong --ip is refused at once, in words, instead of a 30 s timeout.
-    wrong = ns.synack("get", url, "--tun", "syn0", "--no-create", "--ip", "10.77.0.2",
-                      timeout=20)
+    wrong = ns.synack("get", url, "--tun", "syn0", "--no-create", "--ip", "10.77.0.2", timeout=20)
     assert wrong.returncode == 2
     assert "outside 10.91.0.0/24" in wrong.stderr.decode()
 
@@ -481,13 +571,18 @@ def test_demo_capture_opens_in_tshark_without_warnings(tmp_path: Path) -> None:
     import shutil
 
     from helpers.capabilities import missing
+
     if shutil.which("tshark") is None:
-        missing("tshark is not installed (apt-get install tshark; "
-                "scripts/install-system-deps.sh)")
+        missing("tshark is not installed (apt-get install tshark; scripts/install-system-deps.sh)")
     cap = tmp_path / "demo.pcapng"
     assert main(["demo", "-q", "--pcap", str(cap)]) == 0
-    res = subprocess.run(["tshark", "-r", str(cap), "-q", "-z", "expert"],
-                         capture_output=True, text=True, timeout=120, check=False)
+    res = subprocess.run(
+        ["tshark", "-r", str(cap), "-q", "-z", "expert"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert res.returncode == 0, res.stderr
     assert "Warns" not in res.stdout and "Errors" not in res.stdout, res.stdout
     assert "Illegal characters" not in res.stdout
@@ -496,14 +591,18 @@ def test_demo_capture_opens_in_tshark_without_warnings(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ item 12: help
 def _options() -> list[tuple[str, str, argparse.Action, str]]:
     from synack.commands.main import build_parser
+
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     out = []
     for name, sp in sub.choices.items():
         for group in sp._action_groups:
             for a in group._group_actions:
-                if a.option_strings and a.help != argparse.SUPPRESS \
-                        and not isinstance(a, argparse._HelpAction):
+                if (
+                    a.option_strings
+                    and a.help != argparse.SUPPRESS
+                    and not isinstance(a, argparse._HelpAction)
+                ):
                     out.append((name, a.option_strings[-1], a, group.title or ""))
     return out
 
@@ -516,8 +615,9 @@ def test_help_shows_every_default_and_one_metavar_per_option() -> None:
         if a.default not in (None, False, True, []):
             assert "default" in (a.help or ""), (command, opt, a.default)
         if opt != "--output":  # a FILE for get and report, a DIR for lab
-            metavars.setdefault(opt, set()).add(str(a.metavar or (
-                "{choices}" if a.choices else "")))
+            metavars.setdefault(opt, set()).add(
+                str(a.metavar or ("{choices}" if a.choices else ""))
+            )
     mixed = {k: v for k, v in metavars.items() if len(v) > 1 or "" in v}
     assert mixed == {}
 
@@ -532,23 +632,27 @@ def test_root_is_not_claimed_for_clients_attaching_with_no_create() -> None:
 
 def _doc_block(path: Path, heading: str) -> str:
     text = path.read_text(encoding="utf-8")
-    after = text[text.index(heading):]
+    after = text[text.index(heading) :]
     start = after.index("```python\n") + len("```python\n")
-    return after[start:after.index("```", start)]
+    return after[start : after.index("```", start)]
 
 
-@pytest.mark.parametrize(("heading", "prints"), [
-    ("### Streams", "b'hello world\\n'"),
-    ("### The standard library on synack", "served by the standard library"),
-])
+@pytest.mark.parametrize(
+    ("heading", "prints"),
+    [
+        ("### Streams", "b'hello world\\n'"),
+        ("### The standard library on synack", "served by the standard library"),
+    ],
+)
 def test_api_examples_run_as_written(heading: str, prints: str, tmp_path: Path) -> None:
     """docs/api.md's examples, pasted into a file and run, work and print what they say."""
     code = _doc_block(ROOT / "docs" / "api.md", heading)
     script = tmp_path / "example.py"
     script.write_text(code)
     env = dict(os.environ, PYTHONPATH=SRC)
-    res = subprocess.run([PYTHON, str(script)], capture_output=True, text=True, timeout=120,
-                         env=env, check=False)
+    res = subprocess.run(
+        [PYTHON, str(script)], capture_output=True, text=True, timeout=120, env=env, check=False
+    )
     assert res.returncode == 0, res.stderr
     assert prints in res.stdout
 
@@ -557,6 +661,7 @@ def test_readme_sample_and_diagram_are_what_the_code_prints_now() -> None:
     """The README's `synack demo` sample and docs/images/lost-synack.svg come from the
     code (`make readme`); this fails when a change to the output leaves them behind."""
     import runpy
+
     script = ROOT / "scripts" / "readme_sample.py"
     mod = runpy.run_path(str(script))
     assert mod["main"](["--check"]) == 0, "run `make readme` (scripts/readme_sample.py --write)"
@@ -569,8 +674,12 @@ def test_report_of_a_one_sided_trace_steps_every_segment_and_invents_no_state() 
     from synack.trace.report import render_report
 
     run = LABS["fast-retransmit"].run()
-    client = [r for r in run.trace if not (r.get("conn") or "").startswith("10.0.0.2:")
-              and r.get("ev") not in ("net_drop", "net_inject", "lab")]
+    client = [
+        r
+        for r in run.trace
+        if not (r.get("conn") or "").startswith("10.0.0.2:")
+        and r.get("ev") not in ("net_drop", "net_inject", "lab")
+    ]
     records = [{"t": 1200.0, "ev": "run", "clock": "wall", "started": 0.0, "command": "get"}]
     records += [dict(r, t=r["t"] + 1200.0) for r in client]
     page = render_report(records, roles=run.roles)
@@ -582,6 +691,7 @@ def test_report_of_a_one_sided_trace_steps_every_segment_and_invents_no_state() 
     steps = re.search(r'id="steps-data">(.*?)</script>', page, re.S)
     assert steps is not None
     import json
+
     data = json.loads(steps.group(1))
     assert len(data) == int(m.group(1))
     assert all(d["ends"]["10.0.0.2"]["state"].startswith("not traced") for d in data)

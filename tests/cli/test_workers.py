@@ -69,8 +69,9 @@ def test_workers_option_rejects_nonsense(bad: str, capsys: pytest.CaptureFixture
     assert "--workers" in capsys.readouterr().err
 
 
-def test_workers_with_a_capture_is_refused(capsys: pytest.CaptureFixture[str],
-                                           tmp_path: Path) -> None:
+def test_workers_with_a_capture_is_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     args = parse("echo", "--tun", "syn0", "--workers", "2", "--pcap", str(tmp_path / "c.pcap"))
     assert serve_cmd.run(args) == 2  # type: ignore[arg-type]
     assert "--workers 1" in capsys.readouterr().err
@@ -88,8 +89,11 @@ def test_ephemeral_shares_are_disjoint_cover_the_range_and_steer_home(n: int) ->
             # What the kernel sends back to a port of worker i goes to queue i.
             pkt = encode_ipv4_tcp(CLIENT, SERVER, Segment(80, port, 1, 1, ACK, 100))
             assert steering.expected_queue(pkt, n) == i
-            pkt6 = encode_ipv6_tcp(b"\x20" + bytes(15), b"\x20" + bytes(14) + b"\x02",
-                                   Segment(80, port, 1, 1, ACK, 100))
+            pkt6 = encode_ipv6_tcp(
+                b"\x20" + bytes(15),
+                b"\x20" + bytes(14) + b"\x02",
+                Segment(80, port, 1, 1, ACK, 100),
+            )
             assert steering.expected_queue(pkt6, n) == i
     assert sorted(seen) == list(range(49152, 65536))
     with pytest.raises(ValueError):
@@ -107,10 +111,18 @@ def icmp_errors_about(seg: Segment) -> list[bytes]:
     return [
         encode_ipv4(CLIENT, SERVER, PROTO_ICMP, icmp.build_dest_unreachable(3, v4)),
         encode_ipv4(CLIENT, SERVER, PROTO_ICMP, icmp.build_icmp(11, 0, body=v4[:28])),
-        encode_ipv6(V6_KERNEL, V6_SYNACK, PROTO_ICMPV6,
-                    icmpv6.build_dest6_unreachable(V6_KERNEL, V6_SYNACK, 4, v6)),
-        encode_ipv6(V6_KERNEL, V6_SYNACK, PROTO_ICMPV6,
-                    icmpv6.build_packet_too_big(V6_KERNEL, V6_SYNACK, 1280, v6)),
+        encode_ipv6(
+            V6_KERNEL,
+            V6_SYNACK,
+            PROTO_ICMPV6,
+            icmpv6.build_dest6_unreachable(V6_KERNEL, V6_SYNACK, 4, v6),
+        ),
+        encode_ipv6(
+            V6_KERNEL,
+            V6_SYNACK,
+            PROTO_ICMPV6,
+            icmpv6.build_packet_too_big(V6_KERNEL, V6_SYNACK, 1280, v6),
+        ),
     ]
 
 
@@ -124,13 +136,15 @@ def test_icmp_errors_go_to_the_owner_of_the_quoted_connection(n: int) -> None:
         kport, sport = rng.randrange(1, 49152), rng.randrange(49152, 65536)
         for ours, theirs in ((sport, kport), (rng.choice((80, 7, 8000)), kport)):
             home = steering.expected_queue(
-                encode_ipv4_tcp(CLIENT, SERVER, Segment(theirs, ours, 1, 1, ACK, 100)), n)
+                encode_ipv4_tcp(CLIENT, SERVER, Segment(theirs, ours, 1, 1, ACK, 100)), n
+            )
             for err in icmp_errors_about(Segment(ours, theirs, 5, 1, ACK, 100, b"x" * 30)):
                 assert steering.expected_queue(err, n) == home, (ours, theirs, err[:1])
     # Echo and other messages that quote nothing: queue 0.
     ping = encode_ipv4(CLIENT, SERVER, PROTO_ICMP, icmp.build_echo_request(1, 1))
-    ping6 = encode_ipv6(V6_KERNEL, V6_SYNACK, PROTO_ICMPV6,
-                        icmpv6.build_echo6_request(V6_KERNEL, V6_SYNACK, 1, 1))
+    ping6 = encode_ipv6(
+        V6_KERNEL, V6_SYNACK, PROTO_ICMPV6, icmpv6.build_echo6_request(V6_KERNEL, V6_SYNACK, 1, 1)
+    )
     assert steering.expected_queue(ping, n) == steering.expected_queue(ping6, n) == 0
 
 
@@ -157,15 +171,29 @@ def test_kernel_clients_spread_over_the_queues() -> None:
 
 # ---------------------------------------------------------------- summaries
 def test_summaries_add_up_across_workers() -> None:
-    a = {"connections": 3, "bytes_in": 100, "link:rx_packets": 10, "drop:tcp_bad_checksum": 1,
-         "syncookies_validated": 2}
+    a = {
+        "connections": 3,
+        "bytes_in": 100,
+        "link:rx_packets": 10,
+        "drop:tcp_bad_checksum": 1,
+        "syncookies_validated": 2,
+    }
     b = {"connections": 4, "bytes_in": 50, "link:rx_packets": 7, "link:tx_drop_full": 2}
     merged = serve_summary.merge_counts([a, b])
     assert merged["connections"] == 7 and merged["bytes_in"] == 150
     assert merged["link:rx_packets"] == 17 and merged["link:tx_drop_full"] == 2
-    rows = {r[0]: r for r in serve_summary.summary_rows(
-        parse("echo"), merged, "10.77.0.2:7", "via syn0, 2 workers", 1.0, [],  # type: ignore[arg-type]
-        per_worker=[a, b])}
+    rows = {
+        r[0]: r
+        for r in serve_summary.summary_rows(
+            parse("echo"),
+            merged,
+            "10.77.0.2:7",
+            "via syn0, 2 workers",
+            1.0,
+            [],  # type: ignore[arg-type]
+            per_worker=[a, b],
+        )
+    }
     assert rows["connections"][1] == "7"
     assert rows["workers"][1:] == ("2", "connections 3 + 4")
     assert rows["bytes in"][1] == "150"
@@ -173,8 +201,9 @@ def test_summaries_add_up_across_workers() -> None:
     assert "dropped going out (full) 2" in rows["packets on the link"][2]
     assert rows["dropped by the stack"][1] == "1"
     assert rows["SYN cookies"][2].startswith("2 validated")
-    assert "workers" not in {r[0] for r in serve_summary.summary_rows(
-        parse("echo"), merged, "x", "y", 1.0, [])}  # type: ignore[arg-type]
+    assert "workers" not in {
+        r[0] for r in serve_summary.summary_rows(parse("echo"), merged, "x", "y", 1.0, [])
+    }  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------- the shared secret
@@ -187,17 +216,24 @@ def _cookie_handshake(secret_a: bytes, secret_b: bytes) -> Stack:
         st.listen(80)
     # Both are under a flood (half-open tables full): B has sent cookies lately too,
     # which a listener requires before it takes an ACK as a cookie (RFC 4987 §3.6).
-    b.receive_packet(encode_ipv4_tcp(ip_to_bytes("10.77.0.9"), SERVER,
-                                     Segment(41000, 80, 5, 0, SYN, 65535, mss=1460)), now)
+    b.receive_packet(
+        encode_ipv4_tcp(
+            ip_to_bytes("10.77.0.9"), SERVER, Segment(41000, 80, 5, 0, SYN, 65535, mss=1460)
+        ),
+        now,
+    )
     assert len(b.packets_to_send(now)) == 1
-    a.receive_packet(encode_ipv4_tcp(CLIENT, SERVER, Segment(40000, 80, 1000, 0, SYN, 65535,
-                                                              mss=1460)), now)
+    a.receive_packet(
+        encode_ipv4_tcp(CLIENT, SERVER, Segment(40000, 80, 1000, 0, SYN, 65535, mss=1460)), now
+    )
     out = a.packets_to_send(now)
     assert len(out) == 1 and a.stats["syncookies_sent"] == 1
     _, _, synack = decode_ipv4_tcp(out[0])
     assert synack.flags & (SYN | ACK) == SYN | ACK and not a.connections
-    b.receive_packet(encode_ipv4_tcp(CLIENT, SERVER, Segment(40000, 80, 1001, synack.seq + 1,
-                                                             ACK, 65535)), now + 0.01)
+    b.receive_packet(
+        encode_ipv4_tcp(CLIENT, SERVER, Segment(40000, 80, 1001, synack.seq + 1, ACK, 65535)),
+        now + 0.01,
+    )
     return b
 
 
@@ -235,8 +271,16 @@ def test_the_loaded_program_answers_as_the_python_rule() -> None:
                 udp = v4[:9] + b"\x11" + v4[10:]
                 frag = v4[:6] + b"\x00\x05" + v4[8:]
                 errors = icmp_errors_about(Segment(dport, sport, 9, 1, ACK, 100))
-                for pkt in (v4, encode_ipv6_tcp(v6a, v6b, seg), udp, frag, v4[:22], *errors,
-                            errors[0][:40], errors[2][:60]):
+                for pkt in (
+                    v4,
+                    encode_ipv6_tcp(v6a, v6b, seg),
+                    udp,
+                    frag,
+                    v4[:22],
+                    *errors,
+                    errors[0][:40],
+                    errors[2][:60],
+                ):
                     assert steering.test_run(fd, pkt) == steering.expected_queue(pkt, n)
         finally:
             os.close(fd)
@@ -291,7 +335,8 @@ print(found, flush=True)
 
 
 def test_a_connection_opened_from_one_queue_comes_back_to_the_owner_of_its_port(
-        ns: Netns, tmp_path: Path) -> None:
+    ns: Netns, tmp_path: Path
+) -> None:
     proc = ns.popen(PYTHON, "-c", _QUEUE_CHILD, stdin=subprocess.PIPE, label="queues")
     proc.wait_for("ready")
     listener = ns.popen("socat", "TCP-LISTEN:5001,bind=10.77.0.1,fork", "-", label="listen")
@@ -356,11 +401,13 @@ def test_icmp_errors_reach_the_worker_owning_the_quoted_connection(ns: Netns) ->
 
 
 def test_serve_with_two_workers_carries_parallel_kernel_clients_and_stops_on_sigint(
-        ns: Netns, tmp_path: Path) -> None:
+    ns: Netns, tmp_path: Path
+) -> None:
     srv = ns.serve("echo", "--workers", "2", "--verify")
     assert ", 2 workers" in srv.stdout()
-    kids = subprocess.run(["ps", "--ppid", str(srv.pid), "-o", "pid="], capture_output=True,
-                          text=True).stdout.split()
+    kids = subprocess.run(
+        ["ps", "--ppid", str(srv.pid), "-o", "pid="], capture_output=True, text=True
+    ).stdout.split()
     assert len(kids) == 2, kids
     size = 300_000
     files = []
@@ -368,12 +415,22 @@ def test_serve_with_two_workers_carries_parallel_kernel_clients_and_stops_on_sig
         path = tmp_path / f"in{i}"
         path.write_bytes(random.Random(i).randbytes(size))
         files.append(path)
-    procs = [subprocess.Popen(ns.cmd("socat", "-t", "10", "-", f"TCP:{STACK_IP}:7"),
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE) for f in files]
+    procs = [
+        subprocess.Popen(
+            ns.cmd("socat", "-t", "10", "-", f"TCP:{STACK_IP}:7"),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for f in files
+    ]
     with ThreadPoolExecutor(len(procs)) as pool:  # all transfers at once
-        results = list(pool.map(lambda fp: fp[1].communicate(fp[0].read_bytes(), timeout=120),
-                                zip(files, procs, strict=True)))
+        results = list(
+            pool.map(
+                lambda fp: fp[1].communicate(fp[0].read_bytes(), timeout=120),
+                zip(files, procs, strict=True),
+            )
+        )
     for f, p, (out, err) in zip(files, procs, results, strict=True):
         assert p.returncode == 0, err
         assert hashlib.sha256(out).hexdigest() == hashlib.sha256(f.read_bytes()).hexdigest()
@@ -394,17 +451,20 @@ def test_serve_with_two_workers_carries_parallel_kernel_clients_and_stops_on_sig
 def _workers_row(text: str) -> list[str]:
     for line in text.splitlines():
         if "connections " in line and "+" in line:
-            return line.split("connections ", 1)[1].split("│")[0].split("|")[0].strip(
-                ).split(" + ")
+            return line.split("connections ", 1)[1].split("│")[0].split("|")[0].strip().split(" + ")
     raise AssertionError(f"no workers row in\n{text}")
 
 
 def test_serve_http_with_two_workers_under_parallel_curls(ns: Netns) -> None:
     srv = ns.serve("http", "--workers", "2", "--quiet")
-    procs = [subprocess.Popen(ns.cmd("curl", "-sS", "--max-time", "60",
-                                     f"http://{STACK_IP}/bytes/{200_000 + i}"),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-             for i in range(12)]
+    procs = [
+        subprocess.Popen(
+            ns.cmd("curl", "-sS", "--max-time", "60", f"http://{STACK_IP}/bytes/{200_000 + i}"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for i in range(12)
+    ]
     for i, p in enumerate(procs):
         out, err = p.communicate(timeout=120)
         assert p.returncode == 0, err

@@ -60,15 +60,32 @@ class Tcb:
         """Our TSval at time ``t``."""
         return (self.ts_offset + int(t * 1000)) & MASK
 
-    def peer(self, seq_no: int, ack: int = 0, flags: int = ACK, window: int = 65535,
-             payload: bytes = b"", *, t: float | None = None, **kw: Any) -> Segment:
+    def peer(
+        self,
+        seq_no: int,
+        ack: int = 0,
+        flags: int = ACK,
+        window: int = 65535,
+        payload: bytes = b"",
+        *,
+        t: float | None = None,
+        **kw: Any,
+    ) -> Segment:
         """A segment from the peer.  With ``t`` and timestamps negotiated it carries
         the peer's TSval at ``t`` and echoes our latest TSval, unless given."""
         if t is not None and self.conn.ts_ok and "tsval" not in kw:
             kw["tsval"] = peer_ts(t)
             kw.setdefault("tsecr", self.last_tsval)
-        return Segment(self.conn.remote_port, self.conn.local_port, seq_no & MASK, ack & MASK,
-                       flags, window, payload, **kw)
+        return Segment(
+            self.conn.remote_port,
+            self.conn.local_port,
+            seq_no & MASK,
+            ack & MASK,
+            flags,
+            window,
+            payload,
+            **kw,
+        )
 
     def _note(self, now: float, out: list[Segment]) -> list[Segment]:
         for s in out:
@@ -81,8 +98,15 @@ class Tcb:
         self.conn.receive(seg, now)
         return self._note(now, self.conn.segments_to_send(now))
 
-    def ack(self, ack: int, now: float, *, window: int = 65535,
-            sack: tuple[tuple[int, int], ...] = (), **kw: Any) -> list[Segment]:
+    def ack(
+        self,
+        ack: int,
+        now: float,
+        *,
+        window: int = 65535,
+        sack: tuple[tuple[int, int], ...] = (),
+        **kw: Any,
+    ) -> list[Segment]:
         """The peer acknowledges ``ack`` (absolute) with optional SACK blocks."""
         return self.feed(self.peer(D0, ack, window=window, t=now, sack_blocks=sack, **kw), now)
 
@@ -115,11 +139,19 @@ class Tcb:
     def rport(self) -> int:
         return self.conn.remote_port
 
-    def ours(self, seq_no: int, ack: int = 0, flags: int = ACK, window: int = WIN,
-             payload: bytes = b"", **kw: Any) -> Segment:
+    def ours(
+        self,
+        seq_no: int,
+        ack: int = 0,
+        flags: int = ACK,
+        window: int = WIN,
+        payload: bytes = b"",
+        **kw: Any,
+    ) -> Segment:
         """The exact segment we expect this connection to emit."""
-        return Segment(self.lport, self.rport, seq_no & MASK, ack & MASK, flags, window,
-                       payload, **kw)
+        return Segment(
+            self.lport, self.rport, seq_no & MASK, ack & MASK, flags, window, payload, **kw
+        )
 
     def transitions(self) -> list[tuple[State, State, str]]:
         return [(e.old, e.new, e.concept) for e in self.of(StateChanged)]
@@ -129,17 +161,32 @@ def active(config: TcpConfig | None = None, *, iss: int = ISS, now: float = 0.0)
     """open_active: SYN-SENT, the SYN already collected."""
     events: deque[Event] = deque()
     trace: list[dict[str, Any]] = []
-    conn = Connection.open_active(CLIENT_IP, CPORT, SERVER_IP, SPORT, iss=iss, now=now,
-                                  config=config or TcpConfig.classic(), events=events,
-                                  tracer=trace.append)
+    conn = Connection.open_active(
+        CLIENT_IP,
+        CPORT,
+        SERVER_IP,
+        SPORT,
+        iss=iss,
+        now=now,
+        config=config or TcpConfig.classic(),
+        events=events,
+        tracer=trace.append,
+    )
     t = Tcb(conn, events, trace)
     t.out(now)
     return t
 
 
-def established(config: TcpConfig | None = None, *, window: int = WIN, mss: int | None = 1460,
-                 iss: int = ISS, irs: int = IRS, t_syn: float = 0.0,
-                 t_synack: float = 0.0) -> Tcb:
+def established(
+    config: TcpConfig | None = None,
+    *,
+    window: int = WIN,
+    mss: int | None = 1460,
+    iss: int = ISS,
+    irs: int = IRS,
+    t_syn: float = 0.0,
+    t_synack: float = 0.0,
+) -> Tcb:
     """Active open completed by a crafted SYN-ACK; events and output drained."""
     tcb = active(config, iss=iss, now=t_syn)
     out = tcb.feed(tcb.peer(irs, iss + 1, SYN | ACK, window, mss=mss), t_synack)
@@ -150,15 +197,29 @@ def established(config: TcpConfig | None = None, *, window: int = WIN, mss: int 
     return tcb
 
 
-def passive(config: TcpConfig | None = None, *, iss: int = ISS, irs: int = IRS,
-            mss: int | None = 1460, window: int = WIN, now: float = 0.0) -> tuple[Tcb, Segment]:
+def passive(
+    config: TcpConfig | None = None,
+    *,
+    iss: int = ISS,
+    irs: int = IRS,
+    mss: int | None = 1460,
+    window: int = WIN,
+    now: float = 0.0,
+) -> tuple[Tcb, Segment]:
     """open_passive on a crafted client SYN; returns the Tcb and its SYN-ACK."""
     events: deque[Event] = deque()
     trace: list[dict[str, Any]] = []
     syn = Segment(CPORT, SPORT, irs, 0, SYN, window, mss=mss)
-    conn = Connection.open_passive(syn, SERVER_IP, CLIENT_IP, iss=iss, now=now,
-                                   config=config or TcpConfig.classic(),
-                                   events=events, tracer=trace.append)
+    conn = Connection.open_passive(
+        syn,
+        SERVER_IP,
+        CLIENT_IP,
+        iss=iss,
+        now=now,
+        config=config or TcpConfig.classic(),
+        events=events,
+        tracer=trace.append,
+    )
     tcb = Tcb(conn, events, trace)
     out = tcb.out(now)
     assert len(out) == 1
@@ -175,4 +236,3 @@ def passive_established(config: TcpConfig | None = None, **kw: Any) -> Tcb:
 
 def end(seg: Segment) -> int:
     return (seg.seq + seg.seg_len) & MASK
-

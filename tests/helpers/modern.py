@@ -33,23 +33,49 @@ def cfg(**changes: Any) -> TcpConfig:
     """Every modern option on, exact-window arithmetic (no whole-segment rounding),
     no Nagle delay unless a test asks; a test changes what it is about."""
     base: dict[str, Any] = {
-        "mss": 1460, "window_scaling": True, "timestamps": True, "sack": True, "rack": True,
-        "tlp": True, "ecn": "off", "congestion_control": "newreno", "rcv_buf": 1 << 20,
-        "snd_buf": 1 << 20, "nodelay": True, "delayed_ack": 0.2, "keepalive": False,
-        "initial_window": 10, "window_in_segments": False, "rto_min": 1.0,
-        "rto_initial": 1.0, "max_retransmits": 15, "abc_limit": 2, "tlp_wc_delack": 0.2,
-        "quickack": 0, "psh_every_burst": False, "user_timeout": None}
+        "mss": 1460,
+        "window_scaling": True,
+        "timestamps": True,
+        "sack": True,
+        "rack": True,
+        "tlp": True,
+        "ecn": "off",
+        "congestion_control": "newreno",
+        "rcv_buf": 1 << 20,
+        "snd_buf": 1 << 20,
+        "nodelay": True,
+        "delayed_ack": 0.2,
+        "keepalive": False,
+        "initial_window": 10,
+        "window_in_segments": False,
+        "rto_min": 1.0,
+        "rto_initial": 1.0,
+        "max_retransmits": 15,
+        "abc_limit": 2,
+        "tlp_wc_delack": 0.2,
+        "quickack": 0,
+        "psh_every_burst": False,
+        "user_timeout": None,
+    }
     base.update(changes)
     return TcpConfig(**base)
-
 
 
 def new_conn(config: TcpConfig, *, iss: int = ISS, now: float = 0.0) -> Tcb:
     """open_active: SYN-SENT, the SYN collected in ``tcb.sent``."""
     events: deque[Event] = deque()
     trace: list[dict[str, Any]] = []
-    conn = Connection.open_active(CLIENT_IP, CPORT, SERVER_IP, SPORT, iss=iss, now=now,
-                                  config=config, events=events, tracer=trace.append)
+    conn = Connection.open_active(
+        CLIENT_IP,
+        CPORT,
+        SERVER_IP,
+        SPORT,
+        iss=iss,
+        now=now,
+        config=config,
+        events=events,
+        tracer=trace.append,
+    )
     tcb = Tcb(conn, events, trace)
     (syn,) = tcb.out(now)
     if syn.tsval is not None:
@@ -57,9 +83,18 @@ def new_conn(config: TcpConfig, *, iss: int = ISS, now: float = 0.0) -> Tcb:
     return tcb
 
 
-def established(config: TcpConfig, *, peer_ws: int | None = 7, peer_tsopt: bool = True,
-                peer_sack: bool = True, window: int = 65535, mss: int | None = 1460,
-                t_synack: float = 0.1, flags: int = 0, sync: bool = True) -> Tcb:
+def established(
+    config: TcpConfig,
+    *,
+    peer_ws: int | None = 7,
+    peer_tsopt: bool = True,
+    peer_sack: bool = True,
+    window: int = 65535,
+    mss: int | None = 1460,
+    t_synack: float = 0.1,
+    flags: int = 0,
+    sync: bool = True,
+) -> Tcb:
     """Active open completed by a crafted SYN-ACK carrying the peer's options.  With
     ``sync`` the peer then sends one pure ACK, so we know its (scaled) window: the
     SYN-ACK's field is never scaled, and a window change is no duplicate ACK."""
@@ -68,8 +103,7 @@ def established(config: TcpConfig, *, peer_ws: int | None = 7, peer_tsopt: bool 
     kw: dict[str, Any] = {"mss": mss, "wscale": peer_ws, "sack_permitted": peer_sack}
     if peer_tsopt:
         kw["tsval"], kw["tsecr"] = peer_ts(t_synack), syn.tsval or 0
-    out = tcb.feed(Segment(SPORT, CPORT, IRS, ISS + 1, SYN | ACK | flags, window, **kw),
-                   t_synack)
+    out = tcb.feed(Segment(SPORT, CPORT, IRS, ISS + 1, SYN | ACK | flags, window, **kw), t_synack)
     assert tcb.state is S.ESTABLISHED
     assert len(out) == 1 and out[0].flags == ACK
     if sync:
@@ -80,15 +114,24 @@ def established(config: TcpConfig, *, peer_ws: int | None = 7, peer_tsopt: bool 
     return tcb
 
 
-def passive(config: TcpConfig, *, now: float = 0.0, flags: int = SYN, **opts: Any
-            ) -> tuple[Tcb, Segment]:
+def passive(
+    config: TcpConfig, *, now: float = 0.0, flags: int = SYN, **opts: Any
+) -> tuple[Tcb, Segment]:
     """open_passive on a crafted client SYN; returns the Tcb and its SYN-ACK."""
     events: deque[Event] = deque()
     trace: list[dict[str, Any]] = []
     opts.setdefault("mss", 1460)
     syn = Segment(CPORT, SPORT, IRS, 0, flags, 65535, **opts)
-    conn = Connection.open_passive(syn, SERVER_IP, CLIENT_IP, iss=ISS, now=now, config=config,
-                                   events=events, tracer=trace.append)
+    conn = Connection.open_passive(
+        syn,
+        SERVER_IP,
+        CLIENT_IP,
+        iss=ISS,
+        now=now,
+        config=config,
+        events=events,
+        tracer=trace.append,
+    )
     tcb = Tcb(conn, events, trace)
     out = tcb.out(now)
     assert len(out) == 1

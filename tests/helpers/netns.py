@@ -42,9 +42,17 @@ TIMEOUT = 60.0
 _counter = itertools.count()
 
 #: apt package for each tool the interop tests use.
-PACKAGES = {"socat": "socat", "curl": "curl", "tcpdump": "tcpdump", "nc": "netcat-openbsd",
-            "ping": "iputils-ping", "ss": "iproute2", "ip": "iproute2", "sysctl": "procps",
-            "bash": "bash"}
+PACKAGES = {
+    "socat": "socat",
+    "curl": "curl",
+    "tcpdump": "tcpdump",
+    "nc": "netcat-openbsd",
+    "ping": "iputils-ping",
+    "ss": "iproute2",
+    "ip": "iproute2",
+    "sysctl": "procps",
+    "bash": "bash",
+}
 
 
 def require(*tools: str) -> None:
@@ -55,8 +63,10 @@ def require(*tools: str) -> None:
     absent = [t for t in tools if shutil.which(t) is None]
     if absent:
         pkgs = " ".join(sorted({PACKAGES.get(t, t) for t in absent}))
-        missing(f"needs {', '.join(absent)} (apt-get install {pkgs}, or "
-                f"sh scripts/install-system-deps.sh)")
+        missing(
+            f"needs {', '.join(absent)} (apt-get install {pkgs}, or "
+            f"sh scripts/install-system-deps.sh)"
+        )
 
 
 def sha256_file(path: Path) -> str:
@@ -118,11 +128,16 @@ class Proc:
             if m is not None:
                 return m.group(0)
             if self.popen.poll() is not None or time.monotonic() > deadline:
-                why = (f"exited with {self.popen.returncode}" if self.popen.poll() is not None
-                       else f"no match within {timeout:g}s")
-                raise AssertionError(f"{self.argv!r}: waiting for {pattern!r}: {why}\n"
-                                     f"--- stdout\n{self.stdout()[-3000:]}\n"
-                                     f"--- stderr\n{self.stderr()[-3000:]}")
+                why = (
+                    f"exited with {self.popen.returncode}"
+                    if self.popen.poll() is not None
+                    else f"no match within {timeout:g}s"
+                )
+                raise AssertionError(
+                    f"{self.argv!r}: waiting for {pattern!r}: {why}\n"
+                    f"--- stdout\n{self.stdout()[-3000:]}\n"
+                    f"--- stderr\n{self.stderr()[-3000:]}"
+                )
             time.sleep(0.02)
 
     def send_signal(self, sig: int) -> None:
@@ -137,9 +152,10 @@ class Proc:
         except subprocess.TimeoutExpired:
             self.popen.kill()
             self.popen.wait(5)
-            raise AssertionError(f"{self.argv!r} did not stop within {timeout:g}s of "
-                                 f"{signal.Signals(sig).name}\n{self.stderr()[-3000:]}"
-                                 ) from None
+            raise AssertionError(
+                f"{self.argv!r} did not stop within {timeout:g}s of "
+                f"{signal.Signals(sig).name}\n{self.stderr()[-3000:]}"
+            ) from None
 
     def end(self) -> None:
         """Cleanup: SIGTERM, then SIGKILL, this process only (by its PID)."""
@@ -165,20 +181,34 @@ class Netns:
     def cmd(self, *argv: str) -> list[str]:
         return ["ip", "netns", "exec", self.name, *argv]
 
-    def run(self, *argv: str, timeout: float = TIMEOUT, check: bool = False,
-            input: bytes | None = None, stdin: IO[Any] | None = None,
-            stdout: IO[Any] | None = None) -> subprocess.CompletedProcess[bytes]:
+    def run(
+        self,
+        *argv: str,
+        timeout: float = TIMEOUT,
+        check: bool = False,
+        input: bytes | None = None,
+        stdin: IO[Any] | None = None,
+        stdout: IO[Any] | None = None,
+    ) -> subprocess.CompletedProcess[bytes]:
         """Run a command in the namespace to completion (output captured)."""
-        res = subprocess.run(self.cmd(*argv), input=input, stdin=stdin,
-                             stdout=stdout if stdout is not None else subprocess.PIPE,
-                             stderr=subprocess.PIPE, timeout=timeout, check=False)
+        res = subprocess.run(
+            self.cmd(*argv),
+            input=input,
+            stdin=stdin,
+            stdout=stdout if stdout is not None else subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            timeout=timeout,
+            check=False,
+        )
         if check and res.returncode != 0:
-            raise AssertionError(f"{argv!r} failed ({res.returncode}): "
-                                 f"{res.stderr.decode(errors='replace')}")
+            raise AssertionError(
+                f"{argv!r} failed ({res.returncode}): {res.stderr.decode(errors='replace')}"
+            )
         return res
 
-    def popen(self, *argv: str, stdin: IO[Any] | int | None = subprocess.DEVNULL,
-              label: str | None = None) -> Proc:
+    def popen(
+        self, *argv: str, stdin: IO[Any] | int | None = subprocess.DEVNULL, label: str | None = None
+    ) -> Proc:
         """Start a command in the namespace; stdout and stderr go to files."""
         n = len(self.procs)
         base = label or Path(argv[0]).name
@@ -196,15 +226,28 @@ class Netns:
     def synack_argv(*args: str) -> list[str]:
         return [PYTHON, "-m", "synack", *args]
 
-    def synack(self, *args: str, timeout: float = TIMEOUT, input: bytes | None = None,
-               stdin: IO[Any] | None = None, stdout: IO[Any] | None = None
-               ) -> subprocess.CompletedProcess[bytes]:
+    def synack(
+        self,
+        *args: str,
+        timeout: float = TIMEOUT,
+        input: bytes | None = None,
+        stdin: IO[Any] | None = None,
+        stdout: IO[Any] | None = None,
+    ) -> subprocess.CompletedProcess[bytes]:
         """Run a synack command in the namespace to completion."""
-        return self.run(*self.synack_argv(*args), timeout=timeout, input=input, stdin=stdin,
-                        stdout=stdout)
+        return self.run(
+            *self.synack_argv(*args), timeout=timeout, input=input, stdin=stdin, stdout=stdout
+        )
 
-    def serve(self, service: str, *extra: str, tun: str = TUN, ip: str = STACK_IP,
-              kernel_ip: str | None = KERNEL_IP, timeout: float = 20.0) -> Proc:
+    def serve(
+        self,
+        service: str,
+        *extra: str,
+        tun: str = TUN,
+        ip: str = STACK_IP,
+        kernel_ip: str | None = KERNEL_IP,
+        timeout: float = 20.0,
+    ) -> Proc:
         """``synack serve SERVICE --tun syn0 --ip 10.77.0.2 --kernel-ip 10.77.0.1/24 ...``,
         once it says it is listening."""
         argv = ["serve", service, "--tun", tun, "--ip", ip, *extra]
@@ -260,7 +303,7 @@ def summary_value(text: str, row: str) -> str:
         if cells and cells[0] == row and len(cells) > 1:
             return cells[1]
         if line.startswith(row + " "):
-            return line[len(row):].strip().split("  ")[0]
+            return line[len(row) :].strip().split("  ")[0]
     raise AssertionError(f"no row {row!r} in:\n{text}")
 
 
@@ -276,22 +319,32 @@ def timed(label: str, start: float, record: dict[str, float] | None = None) -> f
 def parse_log(text: str) -> list[dict[str, Any]]:
     """The per-connection lines ``synack serve`` prints, as dicts."""
     out = []
-    rx = re.compile(r"connection (\d+) from \[?([\d.a-f:]+?)\]?:(\d+) closed after "
-                    r"([\d.]+)s: (\d+) bytes in(?: \(sha256 ([0-9a-f]{64})\))?, "
-                    r"(\d+) bytes out(.*)$")
+    rx = re.compile(
+        r"connection (\d+) from \[?([\d.a-f:]+?)\]?:(\d+) closed after "
+        r"([\d.]+)s: (\d+) bytes in(?: \(sha256 ([0-9a-f]{64})\))?, "
+        r"(\d+) bytes out(.*)$"
+    )
     for line in text.splitlines():
         m = rx.match(line)
         if m is None:
             continue
         rest = m.group(8)
-        out.append({"id": int(m.group(1)), "peer": m.group(2), "port": int(m.group(3)),
-                    "seconds": float(m.group(4)), "bytes_in": int(m.group(5)),
-                    "sha256": m.group(6), "bytes_out": int(m.group(7)),
-                    "error": rest.split("; ", 1)[1] if "; " in rest else None,
-                    "retransmits": int(r.group(1)) if (r := re.search(
-                        r"(\d+) retransmissions", rest)) else 0,
-                    "requests": int(r.group(1)) if (r := re.search(r"(\d+) requests?",
-                                                                   rest)) else 0})
+        out.append(
+            {
+                "id": int(m.group(1)),
+                "peer": m.group(2),
+                "port": int(m.group(3)),
+                "seconds": float(m.group(4)),
+                "bytes_in": int(m.group(5)),
+                "sha256": m.group(6),
+                "bytes_out": int(m.group(7)),
+                "error": rest.split("; ", 1)[1] if "; " in rest else None,
+                "retransmits": int(r.group(1))
+                if (r := re.search(r"(\d+) retransmissions", rest))
+                else 0,
+                "requests": int(r.group(1)) if (r := re.search(r"(\d+) requests?", rest)) else 0,
+            }
+        )
     return out
 
 
@@ -303,9 +356,11 @@ def wait_log(proc: Proc, count: int = 1, timeout: float = 60.0) -> list[dict[str
         if len(logs) >= count:
             return logs
         if proc.popen.poll() is not None or time.monotonic() > deadline:
-            raise AssertionError(f"serve logged {len(logs)} of {count} connections\n"
-                                 f"--- stdout\n{proc.stdout()[-3000:]}\n"
-                                 f"--- stderr\n{proc.stderr()[-3000:]}")
+            raise AssertionError(
+                f"serve logged {len(logs)} of {count} connections\n"
+                f"--- stdout\n{proc.stdout()[-3000:]}\n"
+                f"--- stderr\n{proc.stderr()[-3000:]}"
+            )
         time.sleep(0.05)
 
 

@@ -90,7 +90,7 @@ def kernel_segment(packet: bytes) -> list[bytes]:
     assert vh.hdr_len == hdr_len and vh.gso_size > 0
     seq = struct.unpack_from("!I", ip, ihl + 4)[0]
     flags = ip[ihl + 13]
-    pieces = [payload[i:i + vh.gso_size] for i in range(0, len(payload), vh.gso_size)]
+    pieces = [payload[i : i + vh.gso_size] for i in range(0, len(payload), vh.gso_size)]
     out = []
     for n, piece in enumerate(pieces):
         seg = bytearray(ip[:hdr_len]) + piece
@@ -104,8 +104,15 @@ def kernel_segment(packet: bytes) -> list[bytes]:
             f &= ~CWR
         seg[ihl + 13] = f
         struct.pack_into("!H", seg, ihl + 16, 0)
-        struct.pack_into("!H", seg, ihl + 16, 0xFFFF ^ ones_sum(
-            bytes(seg[12:20]) + struct.pack("!HH", 6, len(seg) - ihl) + bytes(seg[ihl:])))
+        struct.pack_into(
+            "!H",
+            seg,
+            ihl + 16,
+            0xFFFF
+            ^ ones_sum(
+                bytes(seg[12:20]) + struct.pack("!HH", 6, len(seg) - ihl) + bytes(seg[ihl:])
+            ),
+        )
         out.append(bytes(seg))
     return out
 
@@ -132,7 +139,7 @@ def shuttle(a: Stack, b: Stack, now: float, seen: dict[str, int]) -> bool:
             hdr = VNET_HDR.pack(F_DATA_VALID, 0, 0, 0, 0, 0)
             ip = bytearray(pkt[VNET_HDR_LEN:])
             if vh.flags & F_NEEDS_CSUM:
-                ip[vh.csum_start + vh.csum_offset:vh.csum_start + vh.csum_offset + 2] = b"xx"
+                ip[vh.csum_start + vh.csum_offset : vh.csum_start + vh.csum_offset + 2] = b"xx"
             dst.receive_packet(hdr + bytes(ip), now)
     return moved
 
@@ -140,8 +147,9 @@ def shuttle(a: Stack, b: Stack, now: float, seen: dict[str, int]) -> bool:
 T = 5.0  # a generous timeout so a bug fails a test instead of hanging it
 
 
-def connected(a: SocketHost, b: SocketHost, port: int = 5000
-              ) -> tuple[SynackSocket, SynackSocket, SynackSocket]:
+def connected(
+    a: SocketHost, b: SocketHost, port: int = 5000
+) -> tuple[SynackSocket, SynackSocket, SynackSocket]:
     """(client, accepted server side, listener), all with timeout T."""
     listener = b.create_server(("", port))
     listener.settimeout(T)

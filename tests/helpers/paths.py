@@ -17,12 +17,30 @@ MIB4 = 4 << 20
 def config(cc: str, **changes: object) -> TcpConfig:
     """The modern stack, every relevant knob explicit (the defaults may change)."""
     base: dict[str, object] = {
-        "mss": 1460, "congestion_control": cc, "window_scaling": True, "timestamps": True,
-        "sack": True, "rack": True, "tlp": True, "ecn": "off", "rcv_buf": MIB4,
-        "snd_buf": MIB4, "delayed_ack": 0.2, "nodelay": False, "initial_window": 10,
-        "rto_min": 1.0, "rto_initial": 1.0, "keepalive": False, "window_in_segments": True,
-        "max_ooo_blocks": 64, "abc_limit": 2, "tlp_wc_delack": 0.2, "quickack": 0,
-        "psh_every_burst": False, "user_timeout": None}
+        "mss": 1460,
+        "congestion_control": cc,
+        "window_scaling": True,
+        "timestamps": True,
+        "sack": True,
+        "rack": True,
+        "tlp": True,
+        "ecn": "off",
+        "rcv_buf": MIB4,
+        "snd_buf": MIB4,
+        "delayed_ack": 0.2,
+        "nodelay": False,
+        "initial_window": 10,
+        "rto_min": 1.0,
+        "rto_initial": 1.0,
+        "keepalive": False,
+        "window_in_segments": True,
+        "max_ooo_blocks": 64,
+        "abc_limit": 2,
+        "tlp_wc_delack": 0.2,
+        "quickack": 0,
+        "psh_every_burst": False,
+        "user_timeout": None,
+    }
     base.update(changes)
     return TcpConfig(**base)  # type: ignore[arg-type]
 

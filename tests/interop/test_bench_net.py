@@ -32,8 +32,18 @@ SINK = ip_to_bytes("10.77.0.2")
 KERNEL = ip_to_bytes("10.77.0.1")
 
 
-@pytest.mark.parametrize("data", [b"", b"\x00\x00", b"\xff\xff", b"\x01", bytes(range(256)),
-                                  b"\xff\xff\xff\xff", b"\x12\x34\x56"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\x00\x00",
+        b"\xff\xff",
+        b"\x01",
+        bytes(range(256)),
+        b"\xff\xff\xff\xff",
+        b"\x12\x34\x56",
+    ],
+)
 def test_sink_checksum_matches_synack(data: bytes) -> None:
     assert tun_sink.internet_checksum(data) == internet_checksum(data)
 
@@ -41,8 +51,9 @@ def test_sink_checksum_matches_synack(data: bytes) -> None:
 def test_sink_synack_segment_decodes_in_synack() -> None:
     opts = tun_sink.tcp_options(1460, 4)
     assert len(opts) % 4 == 0
-    pkt = tun_sink.build_segment(SINK, KERNEL, 5001, 40000, 0xFFFFFFF0, 12345,
-                                 tun_sink.SYN | tun_sink.ACK, 65535, opts)
+    pkt = tun_sink.build_segment(
+        SINK, KERNEL, 5001, 40000, 0xFFFFFFF0, 12345, tun_sink.SYN | tun_sink.ACK, 65535, opts
+    )
     src, dst, seg = decode_ipv4_tcp(pkt)  # verifies both checksums
     assert (src, dst) == (SINK, KERNEL)
     assert (seg.src_port, seg.dst_port, seg.seq, seg.ack) == (5001, 40000, 0xFFFFFFF0, 12345)
@@ -54,8 +65,9 @@ def test_sink_synack_segment_decodes_in_synack() -> None:
 @pytest.mark.parametrize("size", [0, 1, 3, 1460])
 def test_sink_data_segment_decodes_in_synack(size: int) -> None:
     payload = bytes((i * 7) & 0xFF for i in range(size))
-    pkt = tun_sink.build_segment(SINK, KERNEL, 5001, 40000, 1 << 31, 99, ACK | PSH | FIN, 4096,
-                                 payload=payload, ident=77)
+    pkt = tun_sink.build_segment(
+        SINK, KERNEL, 5001, 40000, 1 << 31, 99, ACK | PSH | FIN, 4096, payload=payload, ident=77
+    )
     _, _, seg = decode_ipv4_tcp(pkt)
     assert bytes(seg.payload) == payload
     assert seg.flags == ACK | PSH | FIN and seg.window == 4096
@@ -72,8 +84,7 @@ def test_sink_parses_what_synack_encodes() -> None:
     got = tun_sink.parse_segment(pkt)
     assert got == (KERNEL, SINK, 40000, 5001, 1000, 2000, ACK | PSH, 100)
     # behind a virtio-net header, as with --offload
-    assert tun_sink.parse_segment(bytes(tun_sink.VNET_HDR_LEN) + pkt,
-                                  tun_sink.VNET_HDR_LEN) == got
+    assert tun_sink.parse_segment(bytes(tun_sink.VNET_HDR_LEN) + pkt, tun_sink.VNET_HDR_LEN) == got
     assert tun_sink.parse_segment(pkt[:30]) is None
     assert tun_sink.parse_segment(b"\x60" + pkt[1:]) is None  # not IPv4
 
@@ -93,14 +104,14 @@ def test_sink_handshake_data_fin(monkeypatch: pytest.MonkeyPatch) -> None:
     assert sink.handle(syn) is False
     _, _, synack = decode_ipv4_tcp(written[-1])
     assert synack.flags == SYN | ACK and synack.ack == 101 and synack.mss == 1460
-    data = encode_ipv4_tcp(KERNEL, SINK, Segment(40000, 5001, 101, synack.seq + 1, ACK,
-                                                 512, b"a" * 1000))
+    data = encode_ipv4_tcp(
+        KERNEL, SINK, Segment(40000, 5001, 101, synack.seq + 1, ACK, 512, b"a" * 1000)
+    )
     assert sink.handle(data) is True and sink.nbytes == 1000
     assert sink.handle(data) is False  # a retransmission: duplicate ACK at once
     _, _, dup = decode_ipv4_tcp(written[-1])
     assert dup.ack == 1101 and dup.flags == ACK
-    fin = encode_ipv4_tcp(KERNEL, SINK, Segment(40000, 5001, 1101, synack.seq + 1, ACK | FIN,
-                                                512))
+    fin = encode_ipv4_tcp(KERNEL, SINK, Segment(40000, 5001, 1101, synack.seq + 1, ACK | FIN, 512))
     sink.handle(fin)
     _, _, finack = decode_ipv4_tcp(written[-1])
     assert sink.done and finack.flags == FIN | ACK and finack.ack == 1102
@@ -150,10 +161,17 @@ def test_ratio_row_targets() -> None:
 
 
 def test_render_table() -> None:
-    rows = [Row("a | b", "1 Mbit/s", "ref: 2 Mbit/s", "50%", "≥ 50%", True, ["note one"]),
-            Row("c", "2", met=False)]
-    text = render(rows, command="make bench", notes=["method"], host="CPU X, Linux Y",
-                  when=datetime.date(2026, 1, 2))
+    rows = [
+        Row("a | b", "1 Mbit/s", "ref: 2 Mbit/s", "50%", "≥ 50%", True, ["note one"]),
+        Row("c", "2", met=False),
+    ]
+    text = render(
+        rows,
+        command="make bench",
+        notes=["method"],
+        host="CPU X, Linux Y",
+        when=datetime.date(2026, 1, 2),
+    )
     lines = text.splitlines()
     assert lines[0] == "Machine: CPU X, Linux Y, 2026-01-02. Command: `make bench`."
     assert lines[2].startswith("| figure | synack |")
@@ -207,6 +225,7 @@ Percentage of the requests served within a certain time (ms)
 
 def test_parse_wrk_and_ab() -> None:
     import bench_net
+
     w = bench_net.parse_wrk(WRK_OUTPUT)
     assert w == {"rate": 1211.86, "p50_ms": 18.76, "p99_ms": 0.85, "errors": 7}
     a = bench_net.parse_ab(AB_OUTPUT)
@@ -236,8 +255,8 @@ def test_tree_cpu_seconds_counts_every_process_under_the_command() -> None:
     import subprocess
 
     import bench_net
-    proc = subprocess.Popen([sys.executable, "-c", _BURNER], stdout=subprocess.PIPE,
-                            text=True)
+
+    proc = subprocess.Popen([sys.executable, "-c", _BURNER], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         said = {proc.stdout.readline().strip() for _ in range(3)}

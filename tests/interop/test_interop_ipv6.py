@@ -75,8 +75,9 @@ def test_curl6_fetches_from_synack_http(ns: Netns, tmp_path: Path) -> None:
     sha = random_file(root / "data.bin", 2 * (1 << 20) + 5, seed=6)
     srv = ns.serve("http", "--root", str(root), ip=STACK6, kernel_ip=f"{KERNEL6}/64")
     got = tmp_path / "got.bin"
-    res = ns.run("curl", "-6", "-sS", "--fail", "-o", str(got),
-                 f"http://[{STACK6}]/data.bin", timeout=60)
+    res = ns.run(
+        "curl", "-6", "-sS", "--fail", "-o", str(got), f"http://[{STACK6}]/data.bin", timeout=60
+    )
     assert res.returncode == 0, res.stderr
     assert sha256_file(got) == sha
     assert srv.stop() == 0
@@ -87,18 +88,36 @@ def test_synack_get_bracketed_literal_from_kernel(ns: Netns, tmp_path: Path) -> 
     www = tmp_path / "www"
     www.mkdir()
     sha = random_file(www / "f.bin", 1 << 20, seed=9)
-    ns.popen(PYTHON, "-m", "http.server", "8000", "--bind", KERNEL6, "--directory", str(www),
-             label="http.server")
+    ns.popen(
+        PYTHON,
+        "-m",
+        "http.server",
+        "8000",
+        "--bind",
+        KERNEL6,
+        "--directory",
+        str(www),
+        label="http.server",
+    )
     ns.wait_listening(8000)
     out = tmp_path / "got.bin"
-    res = ns.synack("get", f"http://[{KERNEL6}]:8000/f.bin", "-o", str(out), "--tun", "syn0",
-                    "--no-create", "--ip", STACK6, timeout=60)
+    res = ns.synack(
+        "get",
+        f"http://[{KERNEL6}]:8000/f.bin",
+        "-o",
+        str(out),
+        "--tun",
+        "syn0",
+        "--no-create",
+        "--ip",
+        STACK6,
+        timeout=60,
+    )
     assert res.returncode == 0, res.stderr.decode()
     assert sha256_file(out) == sha
 
 
-def test_tcpdump_sees_the_ipv6_handshake_negotiate_every_option(ns: Netns, tmp_path: Path
-                                                                ) -> None:
+def test_tcpdump_sees_the_ipv6_handshake_negotiate_every_option(ns: Netns, tmp_path: Path) -> None:
     """tcpdump on syn0 while the kernel's TCP6 sends to synack: both SYNs carry MSS 1440
     (MTU 1500 less 60, RFC 9293 §3.7.1), SACK-permitted, timestamps and window scale;
     TSecr echoes TSval, and every later segment carries timestamps."""
@@ -109,8 +128,20 @@ def test_tcpdump_sees_the_ipv6_handshake_negotiate_every_option(ns: Netns, tmp_p
 
     srv = ns.serve("discard", "--verify", ip=STACK6, kernel_ip=f"{KERNEL6}/64")
     cap = tmp_path / "v6.pcap"
-    dump = ns.popen("tcpdump", "-i", "syn0", "-n", "-U", "--immediate-mode", "-s", "200",
-                    "-w", str(cap), "ip6 and tcp", label="tcpdump")
+    dump = ns.popen(
+        "tcpdump",
+        "-i",
+        "syn0",
+        "-n",
+        "-U",
+        "--immediate-mode",
+        "-s",
+        "200",
+        "-w",
+        str(cap),
+        "ip6 and tcp",
+        label="tcpdump",
+    )
     dump.wait_for("listening on syn0", stream="stderr")
     data = tmp_path / "in.bin"
     sha = random_file(data, 300_000, seed=12)
@@ -120,8 +151,7 @@ def test_tcpdump_sees_the_ipv6_handshake_negotiate_every_option(ns: Netns, tmp_p
     time.sleep(0.2)  # the last packets of the close reach the capture
     dump.stop(signal.SIGINT)
     srv.stop()
-    packets = [(p[IPv6], p[TCP]) for p in rdpcap(str(cap)) if p.haslayer(IPv6)
-               and p.haslayer(TCP)]
+    packets = [(p[IPv6], p[TCP]) for p in rdpcap(str(cap)) if p.haslayer(IPv6) and p.haslayer(TCP)]
 
     def options(tcp: Any) -> dict[str, Any]:
         return {n: v for n, v in tcp.options if n not in ("NOP", "EOL")}

@@ -74,8 +74,7 @@ def test_acceptance_socat_echoes_lines_and_closes_cleanly_on_eof(ns: Netns) -> N
 
 
 # ------------------------------------------------------------- synack servers
-def test_curl_fetches_a_page_a_file_and_50mb_from_synack_http(ns: Netns, tmp_path: Path
-                                                              ) -> None:
+def test_curl_fetches_a_page_a_file_and_50mb_from_synack_http(ns: Netns, tmp_path: Path) -> None:
     root = tmp_path / "www"
     root.mkdir()
     (root / "hello.txt").write_text("hello from a file\n")
@@ -93,14 +92,24 @@ def test_curl_fetches_a_page_a_file_and_50mb_from_synack_http(ns: Netns, tmp_pat
     res = ns.run("curl", "-sS", "--fail", "-o", str(got), f"{base}/data.bin", timeout=30)
     assert res.returncode == 0, res.stderr
     assert sha256_file(got) == file_sha
-    missing_ = ns.run("curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}",
-                      f"{base}/no-such-file", timeout=20)
+    missing_ = ns.run(
+        "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", f"{base}/no-such-file", timeout=20
+    )
     assert missing_.stdout == b"404"
     size = 50 * MB
     big = tmp_path / "big.out"
     t0 = time.monotonic()
-    res = ns.run("curl", "-sS", "--fail", "-o", str(big), "-w", "%{size_download}",
-                 f"{base}/bytes/{size}", timeout=120)
+    res = ns.run(
+        "curl",
+        "-sS",
+        "--fail",
+        "-o",
+        str(big),
+        "-w",
+        "%{size_download}",
+        f"{base}/bytes/{size}",
+        timeout=120,
+    )
     took = timed("curl 50 MiB from synack serve http", t0)
     assert res.returncode == 0, res.stderr
     assert res.stdout == str(size).encode()
@@ -148,8 +157,9 @@ def test_echo_round_trips_10mb_intact(ns: Netns, tmp_path: Path) -> None:
     t0 = time.monotonic()
     with open(data, "rb") as fi, open(back, "wb") as fo:
         # -t 60: after its stdin ends, socat waits (up to 60 s) for synack's FIN.
-        res = ns.run("socat", "-t", "60", "-", f"TCP:{STACK_IP}:7", stdin=fi, stdout=fo,
-                     timeout=120)
+        res = ns.run(
+            "socat", "-t", "60", "-", f"TCP:{STACK_IP}:7", stdin=fi, stdout=fo, timeout=120
+        )
     timed("10 MiB echoed by synack serve echo", t0)
     assert res.returncode == 0, res.stderr
     assert back.stat().st_size == size and sha256_file(back) == sha
@@ -225,8 +235,9 @@ LOSSY_FAMILIES = {
 
 
 @pytest.mark.parametrize("fam", LOSSY_FAMILIES)
-def test_transfers_complete_under_5pct_loss_and_reordering(ns: Netns, tmp_path: Path, fam: str
-                                                          ) -> None:
+def test_transfers_complete_under_5pct_loss_and_reordering(
+    ns: Netns, tmp_path: Path, fam: str
+) -> None:
     """Impairment on the link (both directions): 5% loss, 5% reordering; over IPv4 and
     over IPv6 (the kernel's TCP6 against synack's, MSS 1440)."""
     ip, kernel_ip, target, socat, curl_family = LOSSY_FAMILIES[fam]
@@ -249,8 +260,16 @@ def test_transfers_complete_under_5pct_loss_and_reordering(ns: Netns, tmp_path: 
     srv = ns.serve("http", *impair, ip=ip, kernel_ip=kernel_ip)
     out = tmp_path / "out.bin"
     t0 = time.monotonic()
-    res = ns.run("curl", curl_family, "-sS", "--fail", "-o", str(out),
-                 f"http://{target}/bytes/{size}", timeout=180)
+    res = ns.run(
+        "curl",
+        curl_family,
+        "-sS",
+        "--fail",
+        "-o",
+        str(out),
+        f"http://{target}/bytes/{size}",
+        timeout=180,
+    )
     timed(f"4 MiB synack -> kernel over {fam}, 5% loss + 5% reordering", t0)
     assert res.returncode == 0, res.stderr
     assert sha256_file(out) == generated_sha256(size)
@@ -274,13 +293,23 @@ def test_synack_get_from_kernel_http_server(tun_ns: Netns, tmp_path: Path) -> No
     www = tmp_path / "www"
     www.mkdir()
     sha = random_file(www / "file.bin", 8 * MB + 3, seed=7)
-    tun_ns.popen(PYTHON, "-m", "http.server", "8000", "--bind", KERNEL_ADDR, "--directory",
-                 str(www), label="http.server")
+    tun_ns.popen(
+        PYTHON,
+        "-m",
+        "http.server",
+        "8000",
+        "--bind",
+        KERNEL_ADDR,
+        "--directory",
+        str(www),
+        label="http.server",
+    )
     tun_ns.wait_listening(8000)
     out = tmp_path / "got.bin"
     t0 = time.monotonic()
-    res = tun_ns.synack("get", f"http://{KERNEL_ADDR}:8000/file.bin", "-o", str(out),
-                        *CLIENT_TUN, timeout=120)
+    res = tun_ns.synack(
+        "get", f"http://{KERNEL_ADDR}:8000/file.bin", "-o", str(out), *CLIENT_TUN, timeout=120
+    )
     timed("synack get 8 MiB from python3 -m http.server", t0)
     assert res.returncode == 0, res.stderr.decode()
     assert sha256_file(out) == sha
@@ -298,12 +327,12 @@ def test_synack_connect_closes_first_to_a_socat_server(tun_ns: Netns, tmp_path: 
     sees the FIN, closes; synack connect exits 0."""
     data, got = tmp_path / "in.bin", tmp_path / "got.bin"
     sha = random_file(data, 3 * MB, seed=8)
-    server = tun_ns.popen("socat", "-u", f"TCP-LISTEN:5000,bind={KERNEL_ADDR}",
-                          f"CREATE:{got}", label="socat-listen")
+    server = tun_ns.popen(
+        "socat", "-u", f"TCP-LISTEN:5000,bind={KERNEL_ADDR}", f"CREATE:{got}", label="socat-listen"
+    )
     tun_ns.wait_listening(5000)
     with open(data, "rb") as fh:
-        res = tun_ns.synack("connect", KERNEL_ADDR, "5000", *CLIENT_TUN, stdin=fh,
-                            timeout=60)
+        res = tun_ns.synack("connect", KERNEL_ADDR, "5000", *CLIENT_TUN, stdin=fh, timeout=60)
     assert res.returncode == 0, res.stderr.decode()
     assert server.wait(20) == 0
     assert sha256_file(got) == sha
@@ -314,14 +343,18 @@ def test_synack_connect_when_the_kernel_closes_first(tun_ns: Netns, tmp_path: Pa
     although its own standard input is still open."""
     data = tmp_path / "out.bin"
     sha = random_file(data, 2 * MB, seed=9)
-    server = tun_ns.popen("socat", "-u", f"OPEN:{data}",
-                          f"TCP-LISTEN:5001,bind={KERNEL_ADDR}", label="socat-send")
+    server = tun_ns.popen(
+        "socat", "-u", f"OPEN:{data}", f"TCP-LISTEN:5001,bind={KERNEL_ADDR}", label="socat-send"
+    )
     tun_ns.wait_listening(5001)
     got = tmp_path / "got.bin"
     with open(got, "wb") as fo:
-        proc = subprocess.Popen(tun_ns.cmd(*tun_ns.synack_argv(
-            "connect", KERNEL_ADDR, "5001", *CLIENT_TUN)), stdin=subprocess.PIPE, stdout=fo,
-            stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            tun_ns.cmd(*tun_ns.synack_argv("connect", KERNEL_ADDR, "5001", *CLIENT_TUN)),
+            stdin=subprocess.PIPE,
+            stdout=fo,
+            stderr=subprocess.PIPE,
+        )
         try:
             rc = proc.wait(60)  # its stdin is a pipe we keep open
             err = proc.stderr.read() if proc.stderr is not None else b""
@@ -358,9 +391,12 @@ conn.close()  # abortive: RST
 def test_kernel_abort_is_a_reset_for_synack_connect(tun_ns: Netns) -> None:
     server = tun_ns.popen(PYTHON, "-c", KERNEL_ABORTS, KERNEL_ADDR, label="kernel-abort")
     server.wait_for("ready")
-    proc = subprocess.Popen(tun_ns.cmd(*tun_ns.synack_argv(
-        "connect", KERNEL_ADDR, "5002", *CLIENT_TUN)), stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        tun_ns.cmd(*tun_ns.synack_argv("connect", KERNEL_ADDR, "5002", *CLIENT_TUN)),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         assert proc.stdin is not None
         proc.stdin.write(b"hello\n")
@@ -405,8 +441,15 @@ except ConnectionResetError:
 def test_synack_abortive_close_is_a_reset_for_the_kernel(ns: Netns) -> None:
     """synack's socket API with SO_LINGER 0 closes with RST; the kernel's recv raises
     ConnectionResetError."""
-    side = ns.popen(PYTHON, "-c", SYNACK_ABORTS, STACK_IP, KERNEL_IP, stdin=subprocess.PIPE,
-                    label="synack-abort")
+    side = ns.popen(
+        PYTHON,
+        "-c",
+        SYNACK_ABORTS,
+        STACK_IP,
+        KERNEL_IP,
+        stdin=subprocess.PIPE,
+        label="synack-abort",
+    )
     side.wait_for("listening")
     res = ns.run(PYTHON, "-c", KERNEL_CLIENT, STACK_IP, timeout=20)
     assert res.stdout.decode().strip() == "reset", res.stderr.decode()

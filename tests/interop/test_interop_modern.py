@@ -50,8 +50,20 @@ def ns(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Netns]:
 
 def start_tcpdump(ns: Netns, path: Path, iface: str = "syn0") -> Proc:
     # --immediate-mode: without it packets wait in a ring block that is lost at SIGINT.
-    proc = ns.popen("tcpdump", "-i", iface, "-n", "-U", "--immediate-mode", "-s", "200", "-w",
-                    str(path), "tcp", label="tcpdump")
+    proc = ns.popen(
+        "tcpdump",
+        "-i",
+        iface,
+        "-n",
+        "-U",
+        "--immediate-mode",
+        "-s",
+        "200",
+        "-w",
+        str(path),
+        "tcp",
+        label="tcpdump",
+    )
     proc.wait_for(f"listening on {iface}", stream="stderr")
     return proc
 
@@ -93,16 +105,23 @@ def handshakes(packets: list[Any], server_port: int) -> dict[int, tuple[Any, Any
 
 def send_bytes(ns: Netns, size: int, port: int, timeout: float) -> None:
     """The kernel sends ``size`` bytes of the /bytes/N stream to synack with socat."""
-    gen = (f"import sys; from synack.services.http import generated_chunks as g; "
-           f"[sys.stdout.buffer.write(c) for c in g({size})]")
-    res = ns.run("bash", "-o", "pipefail", "-c",
-                 f"{PYTHON} -c '{gen}' | socat -u - TCP:{STACK_IP}:{port}", timeout=timeout)
+    gen = (
+        f"import sys; from synack.services.http import generated_chunks as g; "
+        f"[sys.stdout.buffer.write(c) for c in g({size})]"
+    )
+    res = ns.run(
+        "bash",
+        "-o",
+        "pipefail",
+        "-c",
+        f"{PYTHON} -c '{gen}' | socat -u - TCP:{STACK_IP}:{port}",
+        timeout=timeout,
+    )
     assert res.returncode == 0, res.stderr.decode()
 
 
 # ------------------------------------------------------------ option negotiation
-def test_both_syns_carry_mss_sack_ts_wscale_and_timestamps_flow(ns: Netns, tmp_path: Path
-                                                                ) -> None:
+def test_both_syns_carry_mss_sack_ts_wscale_and_timestamps_flow(ns: Netns, tmp_path: Path) -> None:
     """Kernel client -> synack: the kernel's SYN and synack's SYN-ACK both carry all four
     options, TSecr echoes TSval, and every later segment carries timestamps."""
     ours = tmp_path / "synack.pcapng"
@@ -115,7 +134,7 @@ def test_both_syns_carry_mss_sack_ts_wscale_and_timestamps_flow(ns: Netns, tmp_p
     stop_tcpdump(dump)
     srv.stop()
     packets = read_tcp(cap)
-    (port, (syn, synack)), = handshakes(packets, 9).items()
+    ((port, (syn, synack)),) = handshakes(packets, 9).items()
     syn_o, synack_o = options(syn), options(synack)
     assert set(syn_o) == ALL, syn_o
     assert set(synack_o) == ALL, synack_o
@@ -123,16 +142,21 @@ def test_both_syns_carry_mss_sack_ts_wscale_and_timestamps_flow(ns: Netns, tmp_p
     assert synack_o["Timestamp"][1] == syn_o["Timestamp"][0]  # TSecr = the SYN's TSval
     assert synack_o["WScale"] > 0 and syn_o["WScale"] > 0
     # After the handshake: timestamps on every segment of the connection, both ways.
-    rest = [(ip, tcp) for ip, tcp in packets if port in (tcp.sport, tcp.dport)
-            and not int(tcp.flags) & 0x02]
+    rest = [
+        (ip, tcp)
+        for ip, tcp in packets
+        if port in (tcp.sport, tcp.dport) and not int(tcp.flags) & 0x02
+    ]
     assert rest and all("Timestamp" in options(tcp) for _ip, tcp in rest)
     # synack's windows are scaled: its raw window field times 2**wscale is above 64 KiB.
     from_synack = [tcp for ip, tcp in rest if ip.src == STACK_IP]
     assert max(t.window for t in from_synack) << synack_o["WScale"] > 65535
     # synack's own capture of the link (--pcap) saw the same SYN.
     ours_packets = read_tcp(ours)
-    assert any(tcp.sport == port and int(tcp.flags) & 0x02 and options(tcp) == syn_o
-               for _ip, tcp in ours_packets)
+    assert any(
+        tcp.sport == port and int(tcp.flags) & 0x02 and options(tcp) == syn_o
+        for _ip, tcp in ours_packets
+    )
     assert summary_value(srv.stdout(), "capture")  # the summary names the capture file
 
 
@@ -168,25 +192,35 @@ def test_synack_answers_only_what_the_kernels_syn_offered(ns: Netns, tmp_path: P
         assert set(options(synack)) == offered, (options(syn), options(synack))
 
 
-def test_synacks_syn_offers_everything_and_the_kernel_agrees(ns: Netns, tmp_path: Path
-                                                             ) -> None:
+def test_synacks_syn_offers_everything_and_the_kernel_agrees(ns: Netns, tmp_path: Path) -> None:
     """synack client -> kernel server (socat): synack's SYN offers all four options and
     the kernel's SYN-ACK accepts them all; the transfer is intact."""
     ns.tun_device()
     cap = tmp_path / "tcpdump.pcap"
     dump = start_tcpdump(ns, cap)
     got = tmp_path / "got.bin"
-    server = ns.popen("socat", "-u", f"TCP-LISTEN:6000,bind={KERNEL_ADDR}", f"CREATE:{got}",
-                      label="socat-listen")
+    server = ns.popen(
+        "socat", "-u", f"TCP-LISTEN:6000,bind={KERNEL_ADDR}", f"CREATE:{got}", label="socat-listen"
+    )
     ns.wait_listening(6000)
     data = b"".join([bytes(range(256))] * 4096)
-    res = ns.synack("connect", KERNEL_ADDR, "6000", "--tun", "syn0", "--no-create", "--ip",
-                    STACK_IP, input=data, timeout=30)
+    res = ns.synack(
+        "connect",
+        KERNEL_ADDR,
+        "6000",
+        "--tun",
+        "syn0",
+        "--no-create",
+        "--ip",
+        STACK_IP,
+        input=data,
+        timeout=30,
+    )
     assert res.returncode == 0, res.stderr.decode()
     assert server.wait(20) == 0 and got.read_bytes() == data
     stop_tcpdump(dump)
     packets = read_tcp(cap)
-    (_port, (syn, synack)), = handshakes(packets, 6000).items()
+    ((_port, (syn, synack)),) = handshakes(packets, 6000).items()
     assert syn.sport and set(options(syn)) == ALL
     assert set(options(synack)) == ALL
     assert options(synack)["Timestamp"][1] == options(syn)["Timestamp"][0]
@@ -216,8 +250,14 @@ def test_200mb_synack_to_kernel_with_1pct_loss(ns: Netns) -> None:
     srv = ns.serve("http", *LOSS)
     want = generated_sha256(BIG)
     t0 = time.monotonic()
-    res = ns.run("bash", "-o", "pipefail", "-c",
-                 f"curl -sS --fail http://{STACK_IP}/bytes/{BIG} | sha256sum", timeout=300)
+    res = ns.run(
+        "bash",
+        "-o",
+        "pipefail",
+        "-c",
+        f"curl -sS --fail http://{STACK_IP}/bytes/{BIG} | sha256sum",
+        timeout=300,
+    )
     took = timed("200 MB synack serve http -> kernel curl, 1% loss each way", t0)
     print(f"[rate] {BIG / took / 1e6:.1f} MB/s")
     assert res.returncode == 0, res.stderr.decode()

@@ -47,10 +47,6 @@ A, B = ip_to_bytes("10.0.0.1"), ip_to_bytes("10.0.0.2")
 # ------------------------------------------------------------ a software "kernel"
 
 
-
-
-
-
 # ------------------------------------------------------------------- the encoder
 def test_a_short_segment_asks_only_for_the_checksum() -> None:
     seg = Segment(40000, 80, 1000, 2000, ACK | PSH, 512, b"hello")
@@ -110,8 +106,6 @@ def test_cwr_rides_on_the_first_piece_only() -> None:
 # ----------------------------------------------------------------- the stack
 
 
-
-
 def test_two_offloading_stacks_move_a_megabyte_in_64k_segments() -> None:
     a, b = offload_pair()
     lst = b.listen(5000)
@@ -127,7 +121,7 @@ def test_two_offloading_stacks_move_a_megabyte_in_64k_segments() -> None:
         if server is None and lst.accept_queue:
             server = lst.accept()
         if sent < len(data) and c.state.name == "ESTABLISHED":
-            sent += c.send(data[sent:sent + c.send_space])
+            sent += c.send(data[sent : sent + c.send_space])
         shuttle(a, b, now, seen)
         if server is not None:
             got += server.recv()
@@ -161,8 +155,9 @@ def test_untrusted_checksums_are_still_verified() -> None:
 
 def test_stack_made_packets_carry_a_header_too() -> None:
     st = Stack("10.0.0.2", offload=True, seed=4)
-    st.receive_packet(PLAIN_HEADER + encode_ipv4_tcp(A, B, Segment(1, 9, 5, 0, 0x02, 100)),
-                      0.0)  # a SYN to a closed port: RST
+    st.receive_packet(
+        PLAIN_HEADER + encode_ipv4_tcp(A, B, Segment(1, 9, 5, 0, 0x02, 100)), 0.0
+    )  # a SYN to a closed port: RST
     (rst,) = st.packets_to_send(0.0)
     vh = parse_vnet_header(rst)
     assert vh.gso_type == GSO_NONE and vh.flags == F_NEEDS_CSUM
@@ -212,8 +207,9 @@ def fake_tun(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     monkeypatch.setattr(os, "open", fake_open)
     monkeypatch.setattr(os, "close", fake_close)
     monkeypatch.setattr(fcntl, "ioctl", fake_ioctl)
-    monkeypatch.setattr(tun_module.TunLink, "_ioctl_inet",
-                        lambda self, req, arg, what: fake_ioctl(-1, req, arg))
+    monkeypatch.setattr(
+        tun_module.TunLink, "_ioctl_inet", lambda self, req, arg, what: fake_ioctl(-1, req, arg)
+    )
     yield state
 
 
@@ -235,13 +231,15 @@ def test_offload_when_granted(fake_tun: dict[str, Any]) -> None:
     with TunLink("synq0", offload=True) as link:
         assert link.offload and link.offload_error is None
         assert link.max_segment_payload == 65535 - 80
-        assert fake_tun["setiff"] == [tun_module.IFF_TUN | tun_module.IFF_NO_PI
-                                      | tun_module.IFF_VNET_HDR]
+        assert fake_tun["setiff"] == [
+            tun_module.IFF_TUN | tun_module.IFF_NO_PI | tun_module.IFF_VNET_HDR
+        ]
         assert "offload" in repr(link)
 
 
 def test_plain_fallback_without_vnet_hdr_still_clears_the_devices_offloads(
-        fake_tun: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_tun: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A driver without IFF_VNET_HDR: plain packets, and the device's offload state is
     still set explicitly (TUNSETOFFLOAD 0), so a leftover TUN_F_CSUM cannot bite."""
     fake_tun["refuse"] = 0
@@ -260,17 +258,20 @@ def test_plain_fallback_without_vnet_hdr_still_clears_the_devices_offloads(
     assert (tun_module.TUNSETOFFLOAD, 0) in seen
 
 
-@pytest.mark.parametrize(("argv", "want"), [
-    ([], (True, None)),
-    (["--offload"], (True, None)),
-    (["--no-offload"], (False, "--no-offload")),
-    (["--loss", "0.01"], (False, "impairment options work on plain packets")),
-    (["--no-offload", "--delay", "5"], (False, "--no-offload")),
-])
-def test_offload_mode_is_auto_by_default(argv: list[str], want: tuple[bool, str | None]
-                                         ) -> None:
+@pytest.mark.parametrize(
+    ("argv", "want"),
+    [
+        ([], (True, None)),
+        (["--offload"], (True, None)),
+        (["--no-offload"], (False, "--no-offload")),
+        (["--loss", "0.01"], (False, "impairment options work on plain packets")),
+        (["--no-offload", "--delay", "5"], (False, "--no-offload")),
+    ],
+)
+def test_offload_mode_is_auto_by_default(argv: list[str], want: tuple[bool, str | None]) -> None:
     from synack.commands.main import build_parser
     from synack.commands.realnet import offload_choice
+
     for command in (["serve", "discard"], ["get", "http://10.77.0.1/"]):
         args = build_parser().parse_args([*command, *argv])
         assert offload_choice(args) == want
@@ -279,6 +280,7 @@ def test_offload_mode_is_auto_by_default(argv: list[str], want: tuple[bool, str 
 def test_offload_with_impairment_is_an_error_only_when_asked_for() -> None:
     from synack.commands.main import build_parser
     from synack.commands.realnet import SetupError, offload_choice
+
     args = build_parser().parse_args(["serve", "discard", "--offload", "--loss", "0.1"])
     with pytest.raises(SetupError, match="cannot be combined"):
         offload_choice(args)
@@ -288,23 +290,25 @@ def test_offload_with_impairment_is_an_error_only_when_asked_for() -> None:
 @pytest.fixture
 def ns(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     from helpers.netns import namespace, require
+
     require("socat", "ss")
     with namespace("offload", tmp_path) as n:
         yield n
 
 
 @pytest.mark.parametrize("fam", ["v4", "v6"])
-def test_kernel_echo_through_offloaded_tun_is_intact(ns: Any, tmp_path: Path, fam: str
-                                                     ) -> None:
+def test_kernel_echo_through_offloaded_tun_is_intact(ns: Any, tmp_path: Path, fam: str) -> None:
     """20 MiB echoed by `synack serve echo --offload`: TSO4, or over IPv6 TSO6 (the
     kernel hands synack 64 KB TCPv6 segments and takes 64 KB ones to cut, RFC 8200)."""
     from helpers.netns import KERNEL_IP, STACK_IP, random_file, sha256_file, summary_value, wait_log
+
     size = 20 << 20
     data, back = tmp_path / "in.bin", tmp_path / "back.bin"
     sha = random_file(data, size, seed=11)
     if fam == "v6":
-        srv = ns.serve("echo", "--offload", ip=f"{STACK_IP},fd77::2",
-                       kernel_ip=f"{KERNEL_IP},fd77::1/64")
+        srv = ns.serve(
+            "echo", "--offload", ip=f"{STACK_IP},fd77::2", kernel_ip=f"{KERNEL_IP},fd77::1/64"
+        )
         target = "TCP6:[fd77::2]:7"
     else:
         srv = ns.serve("echo", "--offload")
@@ -326,11 +330,13 @@ def test_kernel_echo_through_offloaded_tun_is_intact(ns: Any, tmp_path: Path, fa
 
 
 def test_a_device_reused_without_offloads_after_a_default_run_drops_nothing(
-        ns: Any, tmp_path: Path) -> None:
+    ns: Any, tmp_path: Path
+) -> None:
     """A persistent device: `serve` with the default (offloads on, auto), then with
     --no-offload, then the default again.  Each attach sets the device's offload state,
     so the kernel's data arrives intact every time and nothing fails a checksum."""
     from helpers.netns import STACK_IP, random_file, wait_log
+
     ns.tun_device("syn0")
     data = tmp_path / "in.bin"
     sha = random_file(data, 3 << 20, seed=12)

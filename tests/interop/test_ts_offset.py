@@ -40,6 +40,7 @@ def test_tsvals_follow_one_clock_per_address_pair_c20() -> None:
 @pytest.fixture
 def ns(tmp_path: Path) -> Iterator[Any]:
     from helpers.netns import namespace, require
+
     require("ss")
     with namespace("tsoff", tmp_path) as n:
         yield n
@@ -85,11 +86,11 @@ SERVER = textwrap.dedent("""
 """)
 
 
-def test_reusing_a_tuple_the_kernel_holds_in_time_wait_needs_no_syn_timeout_c25(
-        ns: Any) -> None:
+def test_reusing_a_tuple_the_kernel_holds_in_time_wait_needs_no_syn_timeout_c25(ns: Any) -> None:
     import json
 
     from helpers.netns import PYTHON
+
     srv = ns.popen(PYTHON, "-c", SERVER, label="server")
     srv.wait_for("ready")
     res = ns.run(PYTHON, "-c", CLIENT, timeout=60)

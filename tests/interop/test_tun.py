@@ -51,8 +51,7 @@ def test_missing_tun_device_explains_what_to_do(tmp_path: Any) -> None:
     assert "modprobe tun" in str(exc.value) and "--device /dev/net/tun" in str(exc.value)
 
 
-def test_not_permitted_to_open_says_root_or_cap_net_admin(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_not_permitted_to_open_says_root_or_cap_net_admin(monkeypatch: pytest.MonkeyPatch) -> None:
     real_open = os.open
     fake_path = "/dev/net/tun-for-a-test"
 
@@ -89,15 +88,18 @@ def ioctl_failing(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[list[int], 
     yield err, opened
 
 
-@pytest.mark.parametrize(("err", "cls", "words"), [
-    (errno.EBUSY, OSError, ["busy", "synq0"]),
-    (errno.EPERM, PermissionError, ["CAP_NET_ADMIN", "synq0"]),
-    (errno.EINVAL, OSError, ["not", "TUN", "synq0"]),
-    (errno.ENOMEM, OSError, ["TUNSETIFF", "synq0"]),
-])
+@pytest.mark.parametrize(
+    ("err", "cls", "words"),
+    [
+        (errno.EBUSY, OSError, ["busy", "synq0"]),
+        (errno.EPERM, PermissionError, ["CAP_NET_ADMIN", "synq0"]),
+        (errno.EINVAL, OSError, ["not", "TUN", "synq0"]),
+        (errno.ENOMEM, OSError, ["TUNSETIFF", "synq0"]),
+    ],
+)
 def test_tunsetiff_failures_are_specific_and_close_the_descriptor(
-        ioctl_failing: tuple[list[int], list[int]], err: int, cls: type[OSError],
-        words: list[str]) -> None:
+    ioctl_failing: tuple[list[int], list[int]], err: int, cls: type[OSError], words: list[str]
+) -> None:
     errs, opened = ioctl_failing
     errs[0] = err
     with pytest.raises(cls) as exc:
@@ -158,22 +160,28 @@ def test_a_full_queue_drops_and_counts_instead_of_blocking(method: str) -> None:
 
 
 @pytest.mark.parametrize("method", ["write", "write_vector"])
-@pytest.mark.parametrize(("err", "counter"), [(errno.EIO, "tx_drop_link_down"),
-                                              (errno.EINVAL, "tx_drop_invalid")])
+@pytest.mark.parametrize(
+    ("err", "counter"), [(errno.EIO, "tx_drop_link_down"), (errno.EINVAL, "tx_drop_invalid")]
+)
 def test_device_refusals_are_counted_and_other_errors_raise(
-        monkeypatch: pytest.MonkeyPatch, method: str, err: int, counter: str) -> None:
+    monkeypatch: pytest.MonkeyPatch, method: str, err: int, counter: str
+) -> None:
     link, r = _pipe_link()
 
     def failing(code: int) -> Any:
         def fail(*_: Any) -> int:
             raise OSError(code, os.strerror(code))
+
         return fail
 
     monkeypatch.setattr(os, "write", failing(err))
     monkeypatch.setattr(os, "writev", failing(err))
     try:
-        send = (lambda: link.write(b"x")) if method == "write" else (
-            lambda: link.write_vector((b"x", b"y")))
+        send = (
+            (lambda: link.write(b"x"))
+            if method == "write"
+            else (lambda: link.write_vector((b"x", b"y")))
+        )
         send()
         assert link.stats[counter] == 1 and link.stats["tx_packets"] == 0
         monkeypatch.setattr(os, "write", failing(errno.EBADF))
@@ -187,13 +195,17 @@ def test_device_refusals_are_counted_and_other_errors_raise(
         os.close(r)
 
 
-@pytest.mark.parametrize(("ip", "kernel_ip", "words"), [
-    ("10.77.0.1", "10.77.0.1/24", "differ"),
-    ("10.78.0.2", "10.77.0.1/24", "outside"),
-    ("10.77.0.255", "10.77.0.1/24", "broadcast"),
-])
-def test_host_tun_checks_addresses_before_touching_anything(ip: str, kernel_ip: str,
-                                                            words: str) -> None:
+@pytest.mark.parametrize(
+    ("ip", "kernel_ip", "words"),
+    [
+        ("10.77.0.1", "10.77.0.1/24", "differ"),
+        ("10.78.0.2", "10.77.0.1/24", "outside"),
+        ("10.77.0.255", "10.77.0.1/24", "broadcast"),
+    ],
+)
+def test_host_tun_checks_addresses_before_touching_anything(
+    ip: str, kernel_ip: str, words: str
+) -> None:
     with pytest.raises(ValueError, match=words):
         Host.tun("syn0", ip, kernel_ip=kernel_ip)
 
@@ -305,18 +317,34 @@ def test_kernel_reaches_a_synack_echo_server_on_tun_and_pings_it() -> None:
     with network_namespace() as ns:
         proc = subprocess.Popen(
             in_ns(ns, sys.executable, "-c", SYNACK_SIDE, "syn0", STACK_IP, KERNEL_IP, "server"),
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             info = json.loads(read_line(proc))
             assert info == {"mtu": 1500, "name": "syn0", "mss": 1460}
-            addr = subprocess.run(in_ns(ns, "ip", "-o", "-4", "addr", "show", "syn0"),
-                                  capture_output=True, text=True, check=True).stdout
+            addr = subprocess.run(
+                in_ns(ns, "ip", "-o", "-4", "addr", "show", "syn0"),
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
             assert "10.77.0.1/24" in addr
-            echo = subprocess.run(in_ns(ns, sys.executable, "-c", KERNEL_ECHO_CLIENT, STACK_IP),
-                                  capture_output=True, text=True, timeout=TIMEOUT)
+            echo = subprocess.run(
+                in_ns(ns, sys.executable, "-c", KERNEL_ECHO_CLIENT, STACK_IP),
+                capture_output=True,
+                text=True,
+                timeout=TIMEOUT,
+            )
             assert echo.stdout.split() == ["512000", "True"], echo.stderr
-            ping = subprocess.run(in_ns(ns, sys.executable, "-c", KERNEL_PING, STACK_IP),
-                                  capture_output=True, text=True, timeout=TIMEOUT)
+            ping = subprocess.run(
+                in_ns(ns, sys.executable, "-c", KERNEL_PING, STACK_IP),
+                capture_output=True,
+                text=True,
+                timeout=TIMEOUT,
+            )
             assert ping.stdout.strip() == f"{STACK_IP} synack ping", ping.stderr
             assert proc.stdin is not None
             proc.stdin.close()  # the helper closes its server and the device
@@ -332,16 +360,22 @@ def test_kernel_reaches_a_synack_echo_server_on_tun_and_pings_it() -> None:
 def test_synack_client_fetches_from_a_kernel_server_and_sees_refusals() -> None:
     require_root_tun()
     with network_namespace() as ns:
-        server = subprocess.Popen(in_ns(ns, sys.executable, "-c", KERNEL_SERVER),
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        server = subprocess.Popen(
+            in_ns(ns, sys.executable, "-c", KERNEL_SERVER),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         client: subprocess.Popen[str] | None = None
         try:
             assert read_line(server).strip() == "ready"
             client = subprocess.Popen(
-                in_ns(ns, sys.executable, "-c", SYNACK_SIDE, "syn0", STACK_IP, KERNEL_IP,
-                      "client"),
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                text=True)
+                in_ns(ns, sys.executable, "-c", SYNACK_SIDE, "syn0", STACK_IP, KERNEL_IP, "client"),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             result = json.loads(read_line(client))
             expected = bytes(range(251)) * 800
             assert result["len"] == len(expected)
@@ -376,12 +410,17 @@ again.close()
 print(json.dumps(out))
 """
     with network_namespace() as ns:
-        subprocess.run(in_ns(ns, "ip", "tuntap", "add", "dev", "synb0", "mode", "tun"),
-                       check=True, capture_output=True)
-        subprocess.run(in_ns(ns, "ip", "link", "set", "synb0", "mtu", "1280"),
-                       check=True, capture_output=True)
-        res = subprocess.run(in_ns(ns, sys.executable, "-c", script), capture_output=True,
-                             text=True, timeout=TIMEOUT)
+        subprocess.run(
+            in_ns(ns, "ip", "tuntap", "add", "dev", "synb0", "mode", "tun"),
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            in_ns(ns, "ip", "link", "set", "synb0", "mtu", "1280"), check=True, capture_output=True
+        )
+        res = subprocess.run(
+            in_ns(ns, sys.executable, "-c", script), capture_output=True, text=True, timeout=TIMEOUT
+        )
         assert res.returncode == 0, res.stderr
         out = json.loads(res.stdout)
         assert out["existed"] is True and out["mtu"] == 1280
@@ -389,5 +428,7 @@ print(json.dumps(out))
         assert out["not_tun"] == errno.EINVAL
         assert out["reattached"] == "synb0"
         # A persistent device made with `ip tuntap` outlives synack's use of it.
-        assert subprocess.run(in_ns(ns, "ip", "link", "show", "synb0"),
-                              capture_output=True).returncode == 0
+        assert (
+            subprocess.run(in_ns(ns, "ip", "link", "show", "synb0"), capture_output=True).returncode
+            == 0
+        )

@@ -37,14 +37,21 @@ def _glibc_with_mallinfo2() -> bool:
     return hasattr(libc, "gnu_get_libc_version") and hasattr(libc, "mallinfo2")
 
 
-@pytest.mark.skipif(platform.system() != "Linux" or not _glibc_with_mallinfo2(),
-                    reason="glibc (2.33+, mallinfo2) only: elsewhere keep_heap changes nothing")
+@pytest.mark.skipif(
+    platform.system() != "Linux" or not _glibc_with_mallinfo2(),
+    reason="glibc (2.33+, mallinfo2) only: elsewhere keep_heap changes nothing",
+)
 def test_a_freed_batch_stays_in_the_heap_only_when_kept() -> None:
     def keepcost(mode: str) -> int:
-        out = subprocess.run([sys.executable, "-c", _CHECK, mode], capture_output=True,
-                             text=True, check=True,
-                             env=dict(os.environ, PYTHONPATH=str(SRC)))
+        out = subprocess.run(
+            [sys.executable, "-c", _CHECK, mode],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=dict(os.environ, PYTHONPATH=str(SRC)),
+        )
         return int(out.stdout)
+
     # By default glibc trims the top of the heap back to the kernel when a batch is
     # freed; kept, the 3 MB join's memory stays for the next batch.
     assert keepcost("default") < 1 << 20

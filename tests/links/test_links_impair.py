@@ -163,8 +163,9 @@ def test_same_seed_same_decisions() -> None:
     def decisions(seed: int) -> dict[str, int]:
         async def main() -> dict[str, int]:
             a, b = memory_pair()
-            imp = ImpairedLink(a, outbound=PathConfig(loss=0.3, duplicate=0.2, corrupt=0.1),
-                               seed=seed)
+            imp = ImpairedLink(
+                a, outbound=PathConfig(loss=0.3, duplicate=0.2, corrupt=0.1), seed=seed
+            )
             for i in range(200):
                 imp.write(tcp_packet(i))
             stats = dict(imp.stats)

@@ -30,8 +30,10 @@ pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason="../shared/packetdri
 
 @pytest.fixture(scope="module")
 def results() -> dict[str, RunResult]:
-    return {expectations.key(r, CORPUS): r
-            for r in (run_script(p, "linux") for p in iter_scripts([CORPUS]))}
+    return {
+        expectations.key(r, CORPUS): r
+        for r in (run_script(p, "linux") for p in iter_scripts([CORPUS]))
+    }
 
 
 def test_the_whole_corpus_ran(results: dict[str, RunResult]) -> None:
@@ -39,8 +41,9 @@ def test_the_whole_corpus_ran(results: dict[str, RunResult]) -> None:
 
 
 @pytest.mark.parametrize(("script", "line"), sorted(SELF_TESTS.items()))
-def test_runner_self_tests_fail_where_their_comment_says(results: dict[str, RunResult],
-                                                         script: str, line: int) -> None:
+def test_runner_self_tests_fail_where_their_comment_says(
+    results: dict[str, RunResult], script: str, line: int
+) -> None:
     res = results[script]
     assert res.expected_failure is not None and res.expected_failure.line == line
     assert res.status == "XFAIL", res.report()

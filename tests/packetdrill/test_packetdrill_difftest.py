@@ -28,8 +28,7 @@ def test_generated_scripts_parse_and_run_on_synack() -> None:
         assert res.outbound and res.outbound[0][1] == "S."  # the SYN-ACK, recorded
 
 
-def _rec(win: int = 100, flags: str = ".", t: int = 0) -> tuple[int, str, int, int, int, int,
-                                                                 str]:
+def _rec(win: int = 100, flags: str = ".", t: int = 0) -> tuple[int, str, int, int, int, int, str]:
     return (t, flags, 1, 1, 0, win, "nop,nop,TS val 5 ecr 7")
 
 

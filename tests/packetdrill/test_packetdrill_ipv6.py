@@ -101,21 +101,26 @@ def _kernel_or_skip() -> None:
 
 # ------------------------------------------------------------------------- both targets
 @pytest.mark.parametrize("target", ["synack", "kernel"])
-@pytest.mark.parametrize(("version", "ip", "local", "remote"), [
-    ("ipv6", 6, "fd3d:a0b:17d6::1", "fd3d:fa7b:d17d::1"),
-    ("ipv4-mapped-ipv6", 4, "192.168.0.1", "192.0.2.1"),
-    ("ipv4", 4, "192.168.0.1", "192.0.2.1"),
-])
-def test_packets_are_of_the_family_asked_for(tmp_path: Path, target: str, version: str,
-                                             ip: int, local: str, remote: str) -> None:
+@pytest.mark.parametrize(
+    ("version", "ip", "local", "remote"),
+    [
+        ("ipv6", 6, "fd3d:a0b:17d6::1", "fd3d:fa7b:d17d::1"),
+        ("ipv4-mapped-ipv6", 4, "192.168.0.1", "192.0.2.1"),
+        ("ipv4", 4, "192.168.0.1", "192.0.2.1"),
+    ],
+)
+def test_packets_are_of_the_family_asked_for(
+    tmp_path: Path, target: str, version: str, ip: int, local: str, remote: str
+) -> None:
     if target == "kernel":
         _kernel_or_skip()
     script = tmp_path / "client.pkt"
     script.write_text(CLIENT)
     packets = _Packets(tmp_path / "packets.txt")
     opts = RunOptions(ip_version=version, capture=packets)
-    res = (run_script_kernel(script, opts) if target == "kernel"
-           else run_script(script, "linux", opts))
+    res = (
+        run_script_kernel(script, opts) if target == "kernel" else run_script(script, "linux", opts)
+    )
     assert res.status == "PASS", res.report(verbose=True)
     seen = packets.read()
     assert len(seen) >= 4
@@ -125,22 +130,27 @@ def test_packets_are_of_the_family_asked_for(tmp_path: Path, target: str, versio
 
 
 @pytest.mark.parametrize("target", ["synack", "kernel"])
-@pytest.mark.parametrize(("version", "mtu", "mss"), [
-    ("ipv6", None, 1460),   # the 1520-byte link of the Linux selftests
-    ("ipv6", 1500, 1440),   # RFC 8200 §3: 20 bytes more header than IPv4
-    ("ipv6", 1280, 1220),   # the IPv6 minimum MTU (RFC 8200 §5)
-    ("ipv4", 1500, 1460),
-    ("ipv4-mapped-ipv6", 1500, 1460),
-])
-def test_mss_is_the_mtu_less_the_family_headers(tmp_path: Path, target: str, version: str,
-                                                mtu: int | None, mss: int) -> None:
+@pytest.mark.parametrize(
+    ("version", "mtu", "mss"),
+    [
+        ("ipv6", None, 1460),  # the 1520-byte link of the Linux selftests
+        ("ipv6", 1500, 1440),  # RFC 8200 §3: 20 bytes more header than IPv4
+        ("ipv6", 1280, 1220),  # the IPv6 minimum MTU (RFC 8200 §5)
+        ("ipv4", 1500, 1460),
+        ("ipv4-mapped-ipv6", 1500, 1460),
+    ],
+)
+def test_mss_is_the_mtu_less_the_family_headers(
+    tmp_path: Path, target: str, version: str, mtu: int | None, mss: int
+) -> None:
     if target == "kernel":
         _kernel_or_skip()
     script = tmp_path / "server.pkt"
     script.write_text((f"--mtu={mtu}\n" if mtu else "") + SERVER.replace("MSS", str(mss)))
     opts = RunOptions(ip_version=version)
-    res = (run_script_kernel(script, opts) if target == "kernel"
-           else run_script(script, "linux", opts))
+    res = (
+        run_script_kernel(script, opts) if target == "kernel" else run_script(script, "linux", opts)
+    )
     assert res.status == "PASS", res.report(verbose=True)
 
 
@@ -158,11 +168,21 @@ def test_a_scripts_own_ip_version_line_wins_and_a_bad_one_is_named(tmp_path: Pat
 def test_the_command_takes_ip_version(tmp_path: Path) -> None:
     script = tmp_path / "server.pkt"
     script.write_text(SERVER.replace("MSS", "1460"))
-    args = argparse.Namespace(paths=[str(script)], target="synack", profile="linux",
-                              tolerance_usecs=None, tolerance_percent=None,
-                              strict_segments=False, check_ts_ecr=False, verbose=False,
-                              show_profile=False, expectations=None, write_expectations=None,
-                              ip_version="ipv6", pcap=tmp_path / "v6.pcap")
+    args = argparse.Namespace(
+        paths=[str(script)],
+        target="synack",
+        profile="linux",
+        tolerance_usecs=None,
+        tolerance_percent=None,
+        strict_segments=False,
+        check_ts_ecr=False,
+        verbose=False,
+        show_profile=False,
+        expectations=None,
+        write_expectations=None,
+        ip_version="ipv6",
+        pcap=tmp_path / "v6.pcap",
+    )
     out = io.StringIO()
     assert run_packetdrill(args, out) == 0, out.getvalue()
     # MSS 1460 over IPv6 needs the 1520-byte link: at 1500 the same script fails.
@@ -180,19 +200,23 @@ def test_ipv6_exceptions_are_well_formed() -> None:
 @pytest.mark.skipif(not CORPUS.is_dir(), reason="../shared/packetdrill not present")
 @pytest.mark.parametrize("version", ["ipv6", "ipv4-mapped-ipv6"])
 def test_synack_linux_gives_the_corpus_ipv4_results_in(version: str) -> None:
-    exceptions = {k for k, (target, _why) in _table(IPV6_EXCEPTIONS).items()
-                  if target == "synack"}
-    results = [run_script(p, "linux", RunOptions(ip_version=version))
-               for p in iter_scripts([CORPUS])]
+    exceptions = {k for k, (target, _why) in _table(IPV6_EXCEPTIONS).items() if target == "synack"}
+    results = [
+        run_script(p, "linux", RunOptions(ip_version=version)) for p in iter_scripts([CORPUS])
+    ]
     assert len(results) == 39
     kept = [r for r in results if expectations.key(r, CORPUS) not in exceptions]
-    diffs = expectations.compare(kept, CORPUS, {
-        k: v for k, v in expectations.load(EXPECTED).items() if k not in exceptions})
+    diffs = expectations.compare(
+        kept, CORPUS, {k: v for k, v in expectations.load(EXPECTED).items() if k not in exceptions}
+    )
     assert not diffs, "\n".join(diffs)
 
 
-@pytest.mark.parametrize("script", sorted(OURS.glob("*.pkt")) + sorted(LINUX_OURS.glob("*.pkt")),
-                         ids=lambda p: f"{p.parent.name}/{p.stem}")
+@pytest.mark.parametrize(
+    "script",
+    sorted(OURS.glob("*.pkt")) + sorted(LINUX_OURS.glob("*.pkt")),
+    ids=lambda p: f"{p.parent.name}/{p.stem}",
+)
 def test_our_scripts_pass_over_ipv6(script: Path) -> None:
     profile = "rfc" if script.parent == OURS else "linux"
     res = run_script(script, profile, RunOptions(ip_version="ipv6"))
@@ -214,8 +238,10 @@ def test_the_corpus_passes_over_ipv6_on_the_kernel() -> None:
         if key in known:
             line = int(known[key][0])
             if res.ok or res.failure is None or res.failure.line != line:
-                problems.append(f"{key}: fails at line {line} over IPv4 on this kernel, but "
-                                f"over IPv6: {res.report()}")
+                problems.append(
+                    f"{key}: fails at line {line} over IPv4 on this kernel, but "
+                    f"over IPv6: {res.report()}"
+                )
         elif not res.ok:
             problems.append(res.report(verbose=True))
     assert not problems, "\n".join(problems)
@@ -225,10 +251,13 @@ def test_the_corpus_passes_over_ipv6_on_the_kernel() -> None:
 def test_the_linux_selftests_pass_mapped_on_the_kernel() -> None:
     _kernel_or_skip()
     known = _table(KERNEL_EXCEPTIONS)
-    scripts = [s for s in iter_scripts([CORPUS / "linux"])
-               if str(s.relative_to(CORPUS)) not in known]
+    scripts = [
+        s for s in iter_scripts([CORPUS / "linux"]) if str(s.relative_to(CORPUS)) not in known
+    ]
     assert len(scripts) >= 5
-    failed = [r.report(verbose=True) for r in
-              (run_script_kernel(s, RunOptions(ip_version="ipv4-mapped-ipv6")) for s in scripts)
-              if not r.ok]
+    failed = [
+        r.report(verbose=True)
+        for r in (run_script_kernel(s, RunOptions(ip_version="ipv4-mapped-ipv6")) for s in scripts)
+        if not r.ok
+    ]
     assert not failed, "\n".join(failed)

@@ -90,15 +90,15 @@ def test_the_corpus_passes_on_the_kernel(kernel_results: dict[str, RunResult]) -
         if key in exceptions:
             line = int(exceptions[key][0])
             if res.ok or res.failure is None or res.failure.line != line:
-                problems.append(f"{key}: listed as failing at line {line} on this kernel, "
-                                f"but: {res.report()}")
+                problems.append(
+                    f"{key}: listed as failing at line {line} on this kernel, but: {res.report()}"
+                )
         elif not res.ok:
             problems.append(res.report(verbose=True))
     assert not problems, "\n".join(problems)
 
 
-def test_synack_linux_passes_what_the_kernel_passes(kernel_results: dict[str, RunResult]
-                                                    ) -> None:
+def test_synack_linux_passes_what_the_kernel_passes(kernel_results: dict[str, RunResult]) -> None:
     departures = _table(DEPARTURES)
     disagree = []
     kernel_passed = 0
@@ -109,8 +109,9 @@ def test_synack_linux_passes_what_the_kernel_passes(kernel_results: dict[str, Ru
         kernel_passed += 1
         res = run_script(script, "linux")
         if not res.ok and key not in departures:
-            disagree.append(f"{key}: the kernel passes, synack --profile linux does not: "
-                            f"{res.reason()}")
+            disagree.append(
+                f"{key}: the kernel passes, synack --profile linux does not: {res.reason()}"
+            )
     assert kernel_passed >= 5
     assert not disagree, "\n".join(disagree)
 
@@ -119,8 +120,11 @@ def test_our_linux_scripts_pass_on_the_kernel(kernel_results: dict[str, RunResul
     """The kernel is the judge of tests/packetdrill_linux: every script must pass on it."""
     scripts = sorted(LINUX_OURS.glob("*.pkt"))
     assert len(scripts) >= 5
-    failed = [kernel_results[_key(s)].report(verbose=True) for s in scripts
-              if kernel_results[_key(s)].status != "PASS"]
+    failed = [
+        kernel_results[_key(s)].report(verbose=True)
+        for s in scripts
+        if kernel_results[_key(s)].status != "PASS"
+    ]
     assert not failed, "\n".join(failed)
 
 
@@ -157,17 +161,28 @@ def test_fast_open_option_runs_on_the_kernel_and_is_named_on_synack(tmp_path: Pa
     assert run_script_kernel(script).status == "PASS"
     res = run_script(script, "linux")
     assert res.failure is not None and res.failure.line == 5
-    assert res.failure.message == ("the FO option needs TCP Fast Open (RFC 7413), which "
-                                   "synack does not implement")
+    assert res.failure.message == (
+        "the FO option needs TCP Fast Open (RFC 7413), which synack does not implement"
+    )
 
 
-def test_the_kernel_target_refuses_without_root(monkeypatch: pytest.MonkeyPatch,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_kernel_target_refuses_without_root(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
-    args = argparse.Namespace(paths=[str(OURS / "keepalive.pkt")], target="kernel",
-                              profile="rfc", tolerance_usecs=None, tolerance_percent=None,
-                              strict_segments=False, check_ts_ecr=False, verbose=False,
-                              show_profile=False, expectations=None, write_expectations=None)
+    args = argparse.Namespace(
+        paths=[str(OURS / "keepalive.pkt")],
+        target="kernel",
+        profile="rfc",
+        tolerance_usecs=None,
+        tolerance_percent=None,
+        strict_segments=False,
+        check_ts_ecr=False,
+        verbose=False,
+        show_profile=False,
+        expectations=None,
+        write_expectations=None,
+    )
     assert run_packetdrill(args, io.StringIO()) == 2
     assert "needs root" in capsys.readouterr().err
     res = run_script_kernel(OURS / "keepalive.pkt")
@@ -194,19 +209,36 @@ def test_kernel_run_writes_its_packets_to_pcap_and_trace(tmp_path: Path) -> None
     if problem is not None:
         missing(problem)
     from synack.commands.main import main
+
     script = LINUX_OURS / "diff" / "win.pkt"
     trace, pcap = tmp_path / "t.jsonl", tmp_path / "p.pcapng"
-    assert main(["packetdrill", "--target", "kernel", str(script), "--trace", str(trace),
-                 "--pcap", str(pcap)]) == 0
+    assert (
+        main(
+            [
+                "packetdrill",
+                "--target",
+                "kernel",
+                str(script),
+                "--trace",
+                str(trace),
+                "--pcap",
+                str(pcap),
+            ]
+        )
+        == 0
+    )
     records = [json.loads(line) for line in trace.read_text().splitlines()]
     segs = [(r["dir"], r["flags"]) for r in records if r["ev"] == "seg"]
     # SYN in, SYN-ACK out, ACK in, then the kernel's FIN and its retransmission.
     assert segs == [("in", 0x02), ("out", 0x12), ("in", 0x10), ("out", 0x11), ("out", 0x11)]
-    assert all(r["script"] == str(script) and r["conn"] == "192.168.0.1:8080>192.0.2.1:40000"
-               for r in records)
+    assert all(
+        r["script"] == str(script) and r["conn"] == "192.168.0.1:8080>192.0.2.1:40000"
+        for r in records
+    )
     tshark = shutil.which("tshark")
     if tshark is None:
         missing("tshark")
-    count = subprocess.run([tshark, "-r", str(pcap)], capture_output=True, text=True,
-                           check=True).stdout.splitlines()
+    count = subprocess.run(
+        [tshark, "-r", str(pcap)], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
     assert len(count) == 5

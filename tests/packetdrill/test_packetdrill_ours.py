@@ -29,21 +29,38 @@ def test_script_passes_in_the_rfc_profile(script: Path) -> None:
 
 #: Differences the fuzzer found (make difftest) and synack now agrees on: the shrunk
 #: scripts, with the kernel's packets as expectations, are regression tests.
-FIXED_DIFFS = ["count_synack_f", "count_synack_p", "flags_p_fp", "seq_s_s", "time_f",
-               # tcp_retrans_try_collapse(): data and FIN (or two small segments) resent as one
-               "flags_f_p", "flags_fp", "flags_fp_p", "seq_p_p",
-               # tcp_xmit_probe_skb(): zero-window probes are bare ACKs at SND.UNA - 1
-               "flags_p", "seq",
-               # tcp_ack(): an ACK below SND.UNA - min(max_window, bytes_acked) is
-               # challenged and dropped with its FIN
-               "ack", "count_kernel", "flags_f", "flags_r", "flags_f_r",
-               # tcp_rcv_state_process(): data after shutdown(SHUT_RDWR) is answered with RST
-               "call_shutdown_shut_rdwr_107_ok",
-               # the receive window (rcv_ssthresh, tcp_select_initial_window), the RST's
-               # window (rst_window), the FIN with the first data (delayed_ack_fin)
-               "win", "time", "time_p", "flags_r_p",
-               # corked data leaves on the probe timer (held_data_probe)
-               "count_kernel_p"]
+FIXED_DIFFS = [
+    "count_synack_f",
+    "count_synack_p",
+    "flags_p_fp",
+    "seq_s_s",
+    "time_f",
+    # tcp_retrans_try_collapse(): data and FIN (or two small segments) resent as one
+    "flags_f_p",
+    "flags_fp",
+    "flags_fp_p",
+    "seq_p_p",
+    # tcp_xmit_probe_skb(): zero-window probes are bare ACKs at SND.UNA - 1
+    "flags_p",
+    "seq",
+    # tcp_ack(): an ACK below SND.UNA - min(max_window, bytes_acked) is
+    # challenged and dropped with its FIN
+    "ack",
+    "count_kernel",
+    "flags_f",
+    "flags_r",
+    "flags_f_r",
+    # tcp_rcv_state_process(): data after shutdown(SHUT_RDWR) is answered with RST
+    "call_shutdown_shut_rdwr_107_ok",
+    # the receive window (rcv_ssthresh, tcp_select_initial_window), the RST's
+    # window (rst_window), the FIN with the first data (delayed_ack_fin)
+    "win",
+    "time",
+    "time_p",
+    "flags_r_p",
+    # corked data leaves on the probe timer (held_data_probe)
+    "count_kernel_p",
+]
 
 
 @pytest.mark.parametrize("name", FIXED_DIFFS)
@@ -59,8 +76,9 @@ def test_linux_script_passes_in_the_linux_profile(script: Path) -> None:
     assert res.status == "PASS", res.report(verbose=True)
 
 
-@pytest.mark.parametrize("script", SCRIPTS + LINUX_SCRIPTS,
-                         ids=[s.stem for s in SCRIPTS + LINUX_SCRIPTS])
+@pytest.mark.parametrize(
+    "script", SCRIPTS + LINUX_SCRIPTS, ids=[s.stem for s in SCRIPTS + LINUX_SCRIPTS]
+)
 def test_script_names_its_concepts_in_a_comment(script: Path) -> None:
     header = script.read_text().split("\n\n", 1)[0]
     assert header.startswith("//")
@@ -70,8 +88,9 @@ def test_script_names_its_concepts_in_a_comment(script: Path) -> None:
 def test_every_concept_c6_to_c27_has_a_script() -> None:
     covered: set[int] = set()
     for s in SCRIPTS:
-        comments = "\n".join(ln for ln in s.read_text().splitlines()
-                             if ln.lstrip().startswith("//"))
+        comments = "\n".join(
+            ln for ln in s.read_text().splitlines() if ln.lstrip().startswith("//")
+        )
         covered.update(int(n) for n in CONCEPT.findall(comments))
     missing = sorted(set(range(6, 28)) - covered)
     assert not missing, f"concepts without a script: {missing}"
@@ -79,8 +98,18 @@ def test_every_concept_c6_to_c27_has_a_script() -> None:
 
 def test_modern_features_have_scripts() -> None:
     names = {s.stem for s in SCRIPTS}
-    for feature in ("sack_generation", "paws", "keepalive", "challenge_ack",
-                    "c04_zero_window_probe", "window_scaling", "sack_recovery",
-                    "tail_loss_probe", "c16_wraparound", "c15_stray_segment_after_reconnect",
-                    "c26_c27_old_duplicate_syn", "c10_c11_c13_active_close"):
+    for feature in (
+        "sack_generation",
+        "paws",
+        "keepalive",
+        "challenge_ack",
+        "c04_zero_window_probe",
+        "window_scaling",
+        "sack_recovery",
+        "tail_loss_probe",
+        "c16_wraparound",
+        "c15_stray_segment_after_reconnect",
+        "c26_c27_old_duplicate_syn",
+        "c10_c11_c13_active_close",
+    ):
         assert feature in names

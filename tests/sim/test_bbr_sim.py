@@ -45,17 +45,22 @@ class Flows:
         return (self.received[b][i] - self.received[a][i]) * 8 / (t1 - t0)
 
 
-def run_flows(ccs: tuple[str, ...], path: PathConfig, seconds: float, *, seed: int = 1,
-              step: float = 0.05, extra: Callable[[Flows, float], None] | None = None
-              ) -> Flows:
+def run_flows(
+    ccs: tuple[str, ...],
+    path: PathConfig,
+    seconds: float,
+    *,
+    seed: int = 1,
+    step: float = 0.05,
+    extra: Callable[[Flows, float], None] | None = None,
+) -> Flows:
     s = Scenario(seed, path=path, config=config("cubic"), record_wire=False)
     s.client.tracer = s.server.tracer = None
     s.listen(80, keep_data=False)
     big = bytes(int(RATE * seconds / 8) + 1)
     clients = []
     for i, cc in enumerate(ccs):
-        conn = s.client.connect(SERVER_IP, 80, now=s.now, local_port=40001 + i,
-                                config=config(cc))
+        conn = s.client.connect(SERVER_IP, 80, now=s.now, local_port=40001 + i, config=config(cc))
         clients.append(s.client_apps.add(Endpoint(conn, big, keep_data=False), s.now))
     s.net.kick()
     f = Flows(s, clients)

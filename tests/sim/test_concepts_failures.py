@@ -73,14 +73,14 @@ def test_c23_c19_close_with_unread_data_sends_rst_not_fin() -> None:
     assert rst.flags & RST and not rst.payload
     assert rst.seq == (srv.conn.iss + 1) & MASK
     assert rst.ack == (ep.conn.iss + 1 + 5000) & MASK
-    assert s.sent(predicate=is_fin) == []                    # no FIN from anyone
+    assert s.sent(predicate=is_fin) == []  # no FIN from anyone
     assert s.sent(CLIENT_IP, is_rst) == []
     assert [w for w in s.sent(CLIENT_IP) if w.t > 1.0] == []  # nobody answers an RST
     assert ep.error is not None and ep.error.errno == errno.ECONNRESET
     assert state_times(s, ep.conn)[-1] == ("CLOSED", 1.05)
     assert state_times(s, srv.conn)[-1] == ("CLOSED", 1.0)
     assert s.records("state", conn=srv.conn.name, new="CLOSED")[0]["concept"] == "C19"
-    assert bytes(srv.received) == b""                        # the app really read nothing
+    assert bytes(srv.received) == b""  # the app really read nothing
     assert s.client.connections == [] and s.server.connections == []
 
 
@@ -129,10 +129,15 @@ def test_c24_data_to_orphaned_fin_wait_2_is_reset() -> None:
     assert times(data) == [0.2, 1.0]
     rsts = s.sent(SERVER_IP, is_rst)
     assert times(rsts) == [1.05]
-    assert rsts[0].seg.ack == data[1].seg.seq              # the late bytes are not acked
-    assert rsts[0].seg.seq == (srv.iss + 2) & MASK          # after the server's FIN
-    assert state_times(s, srv) == [("SYN-RECEIVED", 0.05), ("ESTABLISHED", 0.15),
-                                   ("FIN-WAIT-1", 0.5), ("FIN-WAIT-2", 0.6), ("CLOSED", 1.05)]
+    assert rsts[0].seg.ack == data[1].seg.seq  # the late bytes are not acked
+    assert rsts[0].seg.seq == (srv.iss + 2) & MASK  # after the server's FIN
+    assert state_times(s, srv) == [
+        ("SYN-RECEIVED", 0.05),
+        ("ESTABLISHED", 0.15),
+        ("FIN-WAIT-1", 0.5),
+        ("FIN-WAIT-2", 0.6),
+        ("CLOSED", 1.05),
+    ]
     assert ep.error is not None and ep.error.errno == errno.ECONNRESET
     assert state_times(s, c)[-1] == ("CLOSED", 1.1)
     assert len(rsts) == 1 and s.sent(CLIENT_IP, is_rst) == []
@@ -163,7 +168,7 @@ def test_c24_data_for_vanished_connection_answered_by_stack(listener_open: bool)
     assert s.server.stats["rst_sent"] == 0
     s.run(until=120)
     rsts = s.sent(SERVER_IP, is_rst)
-    assert times(rsts) == [0.5, 1.05]                       # the lost abort RST, then the answer
+    assert times(rsts) == [0.5, 1.05]  # the lost abort RST, then the answer
     data = s.sent(CLIENT_IP, lambda g: bool(g.payload))
     assert times(data) == [1.0]
     answer = rsts[1].seg
@@ -234,7 +239,7 @@ def test_c25_c26_c27_old_duplicate_syn_reset_by_client_frees_half_open() -> None
     assert [round(r["t"], 9) for r in notes] == [0.15]
     assert s.server.connections == [] and s.client.connections == []
     assert lst.half_open == 0 and lst.accept() is None and s.server_endpoints == []
-    assert len(s.sent(SERVER_IP)) == 1                     # the SYN-ACK and nothing else
+    assert len(s.sent(SERVER_IP)) == 1  # the SYN-ACK and nothing else
 
 
 def test_c27_stray_syn_synack_retransmitted_then_state_freed() -> None:
@@ -288,7 +293,7 @@ def test_c3_retransmission_exhaustion_reports_etimedout() -> None:
     data = s.sent(CLIENT_IP, lambda g: bool(g.payload))
     assert times(data) == [0.5, 0.5, 1.5, 3.5, 7.5, 15.5]
     first = data[0].seg.seq
-    assert all(w.seg.seq == first for w in data[2:])       # go-back: resend SND.UNA
+    assert all(w.seg.seq == first for w in data[2:])  # go-back: resend SND.UNA
     rto = s.records("timer", conn=ep.conn.name, timer="rto")
     assert [round(r["t"], 9) for r in rto] == [1.5, 3.5, 7.5, 15.5]
     assert [r["rto"] for r in rto] == [2.0, 4.0, 8.0, 16.0]

@@ -36,8 +36,7 @@ def state_times(s: Scenario, conn: Connection | str) -> list[tuple[str, float]]:
     return [(r["new"], r["t"]) for r in s.records("state", conn=name)]
 
 
-def assert_timeline(s: Scenario, conn: Connection | str,
-                    expected: list[tuple[str, float]]) -> None:
+def assert_timeline(s: Scenario, conn: Connection | str, expected: list[tuple[str, float]]) -> None:
     got = state_times(s, conn)
     assert [st for st, _ in got] == [st for st, _ in expected], got
     for (st, t), (_, want) in zip(got, expected, strict=True):
@@ -77,14 +76,14 @@ def test_c6_c7_c8_c9_handshake_states_and_acks() -> None:
     assert len(syns) == 1 and len(synacks) == 1
     syn, synack = syns[0].seg, synacks[0].seg
     assert syn.seq == ep.conn.iss
-    assert synack.ack == (syn.seq + 1) & 0xFFFFFFFF          # C7
+    assert synack.ack == (syn.seq + 1) & 0xFFFFFFFF  # C7
     srv = s.server.connections[0]
     assert synack.seq == srv.iss and srv.irs == syn.seq
     acks = s.sent(CLIENT_IP, lambda g: bool(g.flags & ACK) and not g.flags & (FIN | RST))
-    assert len(acks) == 1                                       # C8: exactly one final ACK
+    assert len(acks) == 1  # C8: exactly one final ACK
     final = acks[0]
     assert final.t == pytest.approx(0.1)
-    assert final.seg.ack == (synack.seq + 1) & 0xFFFFFFFF      # C8
+    assert final.seg.ack == (synack.seq + 1) & 0xFFFFFFFF  # C8
     assert final.seg.seq == (syn.seq + 1) & 0xFFFFFFFF
     assert not final.seg.payload
 
@@ -129,12 +128,13 @@ def test_c17_c6_lost_syn_retransmitted_at_rto() -> None:
     assert times(s.sent(SERVER_IP, is_synack)) == [1.05]
     rto = s.records("timer", conn=ep.conn.name, timer="rto")
     assert [(r["t"], r["concept"]) for r in rto] == [(1.0, "C17")]
-    assert state_times(s, ep.conn)[:2] == [("SYN-SENT", 0.0),
-                                           ("ESTABLISHED", pytest.approx(1.1))]
+    assert state_times(s, ep.conn)[:2] == [("SYN-SENT", 0.0), ("ESTABLISHED", pytest.approx(1.1))]
     srv = s.server_endpoint
     assert s.states(srv.conn)[:3] == ["LISTEN", "SYN-RECEIVED", "ESTABLISHED"]
-    assert state_times(s, srv.conn)[:2] == [("SYN-RECEIVED", pytest.approx(1.05)),
-                                            ("ESTABLISHED", pytest.approx(1.15))]
+    assert state_times(s, srv.conn)[:2] == [
+        ("SYN-RECEIVED", pytest.approx(1.05)),
+        ("ESTABLISHED", pytest.approx(1.15)),
+    ]
     assert bytes(srv.received) == b"from client " * 50
     assert bytes(ep.received) == b"from server " * 50
     assert ep.error is None and srv.error is None
@@ -157,10 +157,11 @@ def test_c17_c7_lost_synack_both_sides_retransmit() -> None:
     drops = [w for w in s.wire if w.kind == "drop"]
     assert len(drops) == 1 and drops[0].t == pytest.approx(0.05) and is_synack(drops[0].seg)
     srv = s.server_endpoint
-    assert state_times(s, ep.conn)[:2] == [("SYN-SENT", 0.0),
-                                           ("ESTABLISHED", pytest.approx(1.1))]
-    assert state_times(s, srv.conn)[:2] == [("SYN-RECEIVED", pytest.approx(0.05)),
-                                            ("ESTABLISHED", pytest.approx(1.15))]
+    assert state_times(s, ep.conn)[:2] == [("SYN-SENT", 0.0), ("ESTABLISHED", pytest.approx(1.1))]
+    assert state_times(s, srv.conn)[:2] == [
+        ("SYN-RECEIVED", pytest.approx(0.05)),
+        ("ESTABLISHED", pytest.approx(1.15)),
+    ]
     assert bytes(srv.received) == b"C" * 3000 and bytes(ep.received) == b"S" * 3000
     assert ep.error is None and srv.error is None
     assert ep.conn.state is State.CLOSED and srv.conn.state is State.CLOSED
@@ -185,8 +186,10 @@ def test_c17_c9_lost_final_ack_synack_resent_and_reacked() -> None:
     client_acks = s.sent(CLIENT_IP, is_pure_ack)
     assert times(client_acks) == [0.1, 1.1]
     assert client_acks[1].seg.ack == (srv.iss + 1) & 0xFFFFFFFF
-    assert state_times(s, srv) == [("SYN-RECEIVED", pytest.approx(0.05)),
-                                   ("ESTABLISHED", pytest.approx(1.15))]
+    assert state_times(s, srv) == [
+        ("SYN-RECEIVED", pytest.approx(0.05)),
+        ("ESTABLISHED", pytest.approx(1.15)),
+    ]
     assert s.states(c) == ["CLOSED", "SYN-SENT", "ESTABLISHED"]
     rto = s.records("timer", conn=srv.name, timer="rto")
     assert [(r["t"], r["concept"]) for r in rto] == [(pytest.approx(1.05), "C17")]
@@ -209,12 +212,14 @@ def test_c9_c18_lost_final_ack_first_data_completes_handshake() -> None:
     s.net.call_at(0.5, lambda now: c.send(b"x" * 700))
     s.run(until=3.0)
     srv = s.server.connections[0]
-    assert times(s.sent(SERVER_IP, is_synack)) == [0.05]      # no SYN-ACK retransmission
+    assert times(s.sent(SERVER_IP, is_synack)) == [0.05]  # no SYN-ACK retransmission
     data = s.sent(CLIENT_IP, lambda g: bool(g.payload))
     assert times(data) == [0.5]
     assert data[0].seg.ack == (srv.iss + 1) & 0xFFFFFFFF
-    assert state_times(s, srv) == [("SYN-RECEIVED", pytest.approx(0.05)),
-                                   ("ESTABLISHED", pytest.approx(0.55))]
+    assert state_times(s, srv) == [
+        ("SYN-RECEIVED", pytest.approx(0.05)),
+        ("ESTABLISHED", pytest.approx(0.55)),
+    ]
     assert lst.accept() is srv
     assert srv.recv() == b"x" * 700
     assert srv.info()["retransmits"] == 0 and c.info()["retransmits"] == 0
@@ -238,21 +243,46 @@ def test_c10_c11_c12_c13_client_initiated_teardown() -> None:
     s.net.call_at(0.8, server_reads)
     s.net.call_at(1.0, lambda now: srv.close(now))
     s.run(until=3.0 - 1e-6)
-    assert c.state is State.TIME_WAIT                      # still waiting 2*MSL
+    assert c.state is State.TIME_WAIT  # still waiting 2*MSL
     s.run(until=10)
     assert bytes(got) == b"request " * 125
-    assert_timeline(s, c, [("SYN-SENT", 0.0), ("ESTABLISHED", 0.1), ("FIN-WAIT-1", 0.6),
-                           ("FIN-WAIT-2", 0.7), ("TIME-WAIT", 1.05), ("CLOSED", 3.05)])
-    assert_timeline(s, srv, [("SYN-RECEIVED", 0.05), ("ESTABLISHED", 0.15),
-                             ("CLOSE-WAIT", 0.65), ("LAST-ACK", 1.0), ("CLOSED", 1.1)])
+    assert_timeline(
+        s,
+        c,
+        [
+            ("SYN-SENT", 0.0),
+            ("ESTABLISHED", 0.1),
+            ("FIN-WAIT-1", 0.6),
+            ("FIN-WAIT-2", 0.7),
+            ("TIME-WAIT", 1.05),
+            ("CLOSED", 3.05),
+        ],
+    )
+    assert_timeline(
+        s,
+        srv,
+        [
+            ("SYN-RECEIVED", 0.05),
+            ("ESTABLISHED", 0.15),
+            ("CLOSE-WAIT", 0.65),
+            ("LAST-ACK", 1.0),
+            ("CLOSED", 1.1),
+        ],
+    )
     fins_c, fins_s = s.sent(CLIENT_IP, is_fin), s.sent(SERVER_IP, is_fin)
     assert times(fins_c) == [0.6] and times(fins_s) == [1.0]
     # The FIN occupies one sequence number (C17): the ACKs acknowledge FIN seq + 1.
-    ack_of_fin_c = [w for w in s.sent(SERVER_IP, is_pure_ack)
-                    if w.seg.ack == (fins_c[0].seg.seq + 1) & 0xFFFFFFFF]
+    ack_of_fin_c = [
+        w
+        for w in s.sent(SERVER_IP, is_pure_ack)
+        if w.seg.ack == (fins_c[0].seg.seq + 1) & 0xFFFFFFFF
+    ]
     assert times(ack_of_fin_c) == [0.65]
-    last_ack = [w for w in s.sent(CLIENT_IP, is_pure_ack)
-                if w.seg.ack == (fins_s[0].seg.seq + 1) & 0xFFFFFFFF]
+    last_ack = [
+        w
+        for w in s.sent(CLIENT_IP, is_pure_ack)
+        if w.seg.ack == (fins_s[0].seg.seq + 1) & 0xFFFFFFFF
+    ]
     assert times(last_ack) == [1.05]
     tw = s.records("state", conn=c.name, new="CLOSED")[0]
     assert tw["concept"] == "C13"
@@ -277,11 +307,29 @@ def test_c10_c11_c12_c13_server_initiated_teardown() -> None:
     s.net.call_at(1.0, client_reads_and_closes)
     s.run(until=10)
     assert bytes(got) == b"response " * 200
-    assert_timeline(s, srv, [("SYN-RECEIVED", 0.05), ("ESTABLISHED", 0.15),
-                             ("FIN-WAIT-1", 0.6), ("FIN-WAIT-2", 0.7), ("TIME-WAIT", 1.05),
-                             ("CLOSED", 3.05)])
-    assert_timeline(s, c, [("SYN-SENT", 0.0), ("ESTABLISHED", 0.1), ("CLOSE-WAIT", 0.65),
-                           ("LAST-ACK", 1.0), ("CLOSED", 1.1)])
+    assert_timeline(
+        s,
+        srv,
+        [
+            ("SYN-RECEIVED", 0.05),
+            ("ESTABLISHED", 0.15),
+            ("FIN-WAIT-1", 0.6),
+            ("FIN-WAIT-2", 0.7),
+            ("TIME-WAIT", 1.05),
+            ("CLOSED", 3.05),
+        ],
+    )
+    assert_timeline(
+        s,
+        c,
+        [
+            ("SYN-SENT", 0.0),
+            ("ESTABLISHED", 0.1),
+            ("CLOSE-WAIT", 0.65),
+            ("LAST-ACK", 1.0),
+            ("CLOSED", 1.1),
+        ],
+    )
     assert times(s.sent(SERVER_IP, is_fin)) == [0.6]
     assert times(s.sent(CLIENT_IP, is_fin)) == [1.0]
     assert s.client.connections == [] and s.server.connections == []
@@ -302,9 +350,11 @@ def test_c6_c7_c8_simultaneous_open() -> None:
     s.net.kick()
     s.run(until=30)
     for conn in (a, b):
-        assert state_times(s, conn)[:3] == [("SYN-SENT", 0.0),
-                                            ("SYN-RECEIVED", pytest.approx(0.05)),
-                                            ("ESTABLISHED", pytest.approx(0.1))]
+        assert state_times(s, conn)[:3] == [
+            ("SYN-SENT", 0.0),
+            ("SYN-RECEIVED", pytest.approx(0.05)),
+            ("ESTABLISHED", pytest.approx(0.1)),
+        ]
         assert s.states(conn)[-1] == "CLOSED"
     assert times(s.sent(CLIENT_IP, is_syn)) == [0.0] and times(s.sent(SERVER_IP, is_syn)) == [0.0]
     sa, sb = s.sent(CLIENT_IP, is_synack), s.sent(SERVER_IP, is_synack)
@@ -329,11 +379,30 @@ def test_c10_c13_simultaneous_close() -> None:
 
     s.net.call_at(0.5, both)
     s.run(until=10)
-    assert_timeline(s, c, [("SYN-SENT", 0.0), ("ESTABLISHED", 0.1), ("FIN-WAIT-1", 0.5),
-                           ("CLOSING", 0.55), ("TIME-WAIT", 0.6), ("CLOSED", 2.6)])
-    assert_timeline(s, srv, [("SYN-RECEIVED", 0.05), ("ESTABLISHED", 0.15),
-                             ("FIN-WAIT-1", 0.5), ("CLOSING", 0.55), ("TIME-WAIT", 0.6),
-                             ("CLOSED", 2.6)])
+    assert_timeline(
+        s,
+        c,
+        [
+            ("SYN-SENT", 0.0),
+            ("ESTABLISHED", 0.1),
+            ("FIN-WAIT-1", 0.5),
+            ("CLOSING", 0.55),
+            ("TIME-WAIT", 0.6),
+            ("CLOSED", 2.6),
+        ],
+    )
+    assert_timeline(
+        s,
+        srv,
+        [
+            ("SYN-RECEIVED", 0.05),
+            ("ESTABLISHED", 0.15),
+            ("FIN-WAIT-1", 0.5),
+            ("CLOSING", 0.55),
+            ("TIME-WAIT", 0.6),
+            ("CLOSED", 2.6),
+        ],
+    )
     assert times(s.sent(CLIENT_IP, is_fin)) == [0.5] and times(s.sent(SERVER_IP, is_fin)) == [0.5]
     assert c.info()["retransmits"] == 0 and srv.info()["retransmits"] == 0
 
@@ -372,10 +441,23 @@ def test_c11_half_close_data_flows_other_way() -> None:
     assert bytes(srv.received) == up
     assert bytes(ep.received) == down
     assert ep.error is None and srv.error is None
-    assert s.states(ep.conn) == ["CLOSED", "SYN-SENT", "ESTABLISHED", "FIN-WAIT-1",
-                                 "FIN-WAIT-2", "TIME-WAIT", "CLOSED"]
-    assert s.states(srv.conn) == ["LISTEN", "SYN-RECEIVED", "ESTABLISHED", "CLOSE-WAIT",
-                                  "LAST-ACK", "CLOSED"]
+    assert s.states(ep.conn) == [
+        "CLOSED",
+        "SYN-SENT",
+        "ESTABLISHED",
+        "FIN-WAIT-1",
+        "FIN-WAIT-2",
+        "TIME-WAIT",
+        "CLOSED",
+    ]
+    assert s.states(srv.conn) == [
+        "LISTEN",
+        "SYN-RECEIVED",
+        "ESTABLISHED",
+        "CLOSE-WAIT",
+        "LAST-ACK",
+        "CLOSED",
+    ]
     fw2 = s.records("state", conn=ep.conn.name, new="FIN-WAIT-2")[0]["t"]
     cw = s.records("state", conn=srv.conn.name, new="CLOSE-WAIT")[0]["t"]
     assert srv.started_at is not None and srv.started_at >= cw
@@ -414,10 +496,29 @@ def test_c17_c10_lost_fin_retransmitted_after_rto() -> None:
     assert fins[0].seg.seq == fins[1].seg.seq
     rto = s.records("timer", conn=c.name, timer="rto")
     assert [(r["t"], r["concept"]) for r in rto] == [(pytest.approx(1.6), "C17")]
-    assert_timeline(s, c, [("SYN-SENT", 0.0), ("ESTABLISHED", 0.1), ("FIN-WAIT-1", 0.6),
-                           ("FIN-WAIT-2", 1.7), ("TIME-WAIT", 2.05), ("CLOSED", 4.05)])
-    assert_timeline(s, srv, [("SYN-RECEIVED", 0.05), ("ESTABLISHED", 0.15),
-                             ("CLOSE-WAIT", 1.65), ("LAST-ACK", 2.0), ("CLOSED", 2.1)])
+    assert_timeline(
+        s,
+        c,
+        [
+            ("SYN-SENT", 0.0),
+            ("ESTABLISHED", 0.1),
+            ("FIN-WAIT-1", 0.6),
+            ("FIN-WAIT-2", 1.7),
+            ("TIME-WAIT", 2.05),
+            ("CLOSED", 4.05),
+        ],
+    )
+    assert_timeline(
+        s,
+        srv,
+        [
+            ("SYN-RECEIVED", 0.05),
+            ("ESTABLISHED", 0.15),
+            ("CLOSE-WAIT", 1.65),
+            ("LAST-ACK", 2.0),
+            ("CLOSED", 2.1),
+        ],
+    )
     assert c.info()["retransmits"] == 1
 
 
@@ -439,15 +540,35 @@ def test_c13_lost_last_ack_fin_resent_and_time_wait_restarts() -> None:
     fins = s.sent(SERVER_IP, is_fin)
     assert times(fins) == [1.0, 2.0]
     assert fins[0].seg.seq == fins[1].seg.seq
-    last_acks = [w for w in s.sent(CLIENT_IP, is_pure_ack)
-                 if w.seg.ack == (fins[0].seg.seq + 1) & 0xFFFFFFFF]
+    last_acks = [
+        w for w in s.sent(CLIENT_IP, is_pure_ack) if w.seg.ack == (fins[0].seg.seq + 1) & 0xFFFFFFFF
+    ]
     assert times(last_acks) == [1.05, 2.05]
     drops = [w for w in s.wire if w.kind == "drop"]
     assert times(drops) == [1.05]
     notes = [r for r in s.records("note", conn=c.name) if r.get("concept") == "C13"]
     assert [r["t"] for r in notes] == [pytest.approx(2.05)]
-    assert_timeline(s, c, [("SYN-SENT", 0.0), ("ESTABLISHED", 0.1), ("FIN-WAIT-1", 0.6),
-                           ("FIN-WAIT-2", 0.7), ("TIME-WAIT", 1.05), ("CLOSED", 4.05)])
-    assert_timeline(s, srv, [("SYN-RECEIVED", 0.05), ("ESTABLISHED", 0.15),
-                             ("CLOSE-WAIT", 0.65), ("LAST-ACK", 1.0), ("CLOSED", 2.1)])
+    assert_timeline(
+        s,
+        c,
+        [
+            ("SYN-SENT", 0.0),
+            ("ESTABLISHED", 0.1),
+            ("FIN-WAIT-1", 0.6),
+            ("FIN-WAIT-2", 0.7),
+            ("TIME-WAIT", 1.05),
+            ("CLOSED", 4.05),
+        ],
+    )
+    assert_timeline(
+        s,
+        srv,
+        [
+            ("SYN-RECEIVED", 0.05),
+            ("ESTABLISHED", 0.15),
+            ("CLOSE-WAIT", 0.65),
+            ("LAST-ACK", 1.0),
+            ("CLOSED", 2.1),
+        ],
+    )
     assert srv.info()["retransmits"] == 1

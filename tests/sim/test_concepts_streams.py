@@ -60,7 +60,8 @@ def check_within_advertised_window(s: Scenario, sender: str, receiver: str) -> i
                 probes += 1
                 continue
             assert sdiff(end, right) <= 0, (
-                f"segment {w.seg} at {w.t} ends {sdiff(end, right)} bytes past the window")
+                f"segment {w.seg} at {w.t} ends {sdiff(end, right)} bytes past the window"
+            )
             checked += 1
     assert checked > 0
     return probes
@@ -120,7 +121,7 @@ def test_c4_zero_window_persist_probes_and_resume() -> None:
     assert ep.error is None and srv.error is None
     assert ep.conn.state is State.CLOSED and srv.conn.state is State.CLOSED
     resumed = [w for w in data_from(s, CLIENT_IP) if w.t >= 40]
-    assert resumed and resumed[0].t == pytest.approx(40.05)   # on the window update
+    assert resumed and resumed[0].t == pytest.approx(40.05)  # on the window update
     assert check_within_advertised_window(s, CLIENT_IP, SERVER_IP) == 5
 
 
@@ -226,8 +227,13 @@ def test_c16_transfer_across_sequence_wrap_both_directions() -> None:
     n = 1 << 20
     rnd = random.Random(61)
     up, down = rnd.randbytes(n), rnd.randbytes(n)
-    s = Scenario(61, path=PathConfig(delay=0.05, loss=0.02), config=TcpConfig.classic(msl=MSL),
-                 client_isn=fixed_isn(2**32 - 5000), server_isn=fixed_isn(2**32 - 300))
+    s = Scenario(
+        61,
+        path=PathConfig(delay=0.05, loss=0.02),
+        config=TcpConfig.classic(msl=MSL),
+        client_isn=fixed_isn(2**32 - 5000),
+        server_isn=fixed_isn(2**32 - 300),
+    )
     s.listen(80, payload=down)
     ep = s.connect(80, up)
     s.run(until=600)
@@ -287,12 +293,12 @@ def stale_segment_run(fixed: bool) -> tuple[bytes, bytes, Scenario]:
     assert srv2 is not None and srv2.state is State.ESTABLISHED
     assert srv1.state is State.CLOSED and c2.state is State.ESTABLISHED
     assert (c1.iss == c2.iss) is fixed
-    s.net.inject(held[0])                       # the stale duplicate, 0.05 s in flight
+    s.net.inject(held[0])  # the stale duplicate, 0.05 s in flight
     s.run(until=0.8)
     c2.send(new)
     s.net.kick()
     s.run(until=5.0)
-    assert c2.info()["bytes_acked"] == len(new)   # the client believes NEW was delivered
+    assert c2.info()["bytes_acked"] == len(new)  # the client believes NEW was delivered
     return srv2.recv(), new, s
 
 
@@ -314,4 +320,4 @@ def test_c15_fixed_isn_lets_stale_segment_corrupt_new_connection() -> None:
     assert got == b"OLD-DATA" * 100
     assert got != new and len(got) == len(new)
     dup = [r for r in s.records("drop") if r["reason"] == "duplicate"]
-    assert [round(r["t"], 9) for r in dup] == [0.85]        # NEW arrives 0.85 s, dropped
+    assert [round(r["t"], 9) for r in dup] == [0.85]  # NEW arrives 0.85 s, dropped

@@ -39,10 +39,6 @@ CLIENT_B = bytes(int(x) for x in CLIENT_IP.split("."))
 pytestmark = pytest.mark.slow
 
 
-
-
-
-
 @dataclass
 class Bulk:
     """One client -> server bulk transfer and what was seen of it."""
@@ -76,8 +72,15 @@ class Bulk:
         return self.acks[i][0] if i < len(self.acks) else self.done_at
 
 
-def bulk(cfg: TcpConfig, path: PathConfig, size: int, *, seed: int = 1,
-         track: bool = False, limit: float = 20_000.0) -> Bulk:
+def bulk(
+    cfg: TcpConfig,
+    path: PathConfig,
+    size: int,
+    *,
+    seed: int = 1,
+    track: bool = False,
+    limit: float = 20_000.0,
+) -> Bulk:
     """Send ``size`` random bytes client -> server and wait until all arrived.
 
     With ``track`` a tap records every data packet the network dropped (time and
@@ -105,8 +108,9 @@ def bulk(cfg: TcpConfig, path: PathConfig, size: int, *, seed: int = 1,
         last_ack = [0]
         rto_seen = [0]
 
-        def tap(now: float, kind: str, src: bytes, dst: bytes, pkt: bytes,
-                reason: str | None) -> None:
+        def tap(
+            now: float, kind: str, src: bytes, dst: bytes, pkt: bytes, reason: str | None
+        ) -> None:
             fired = conn.stats["rto_fired"]
             if fired != rto_seen[0]:
                 rto_seen[0] = fired
@@ -146,8 +150,7 @@ UTIL_SIZE = 50_000_000
 
 @functools.cache
 def utilisation_run(cc: str, wscale: bool) -> Bulk:
-    cfg = (config(cc) if wscale else
-           config(cc, window_scaling=False, rcv_buf=65535))
+    cfg = config(cc) if wscale else config(cc, window_scaling=False, rcv_buf=65535)
     return bulk(cfg, bottleneck(), UTIL_SIZE)
 
 
@@ -215,8 +218,7 @@ def test_loss_recovery_sack_rack_repairs_losses_without_rto(cc: str) -> None:
     assert r.client.conn.info()["sack"] is True
     events, fast = without_rto(r)
     assert events > 100  # 1 % of ~14,000 data packets
-    assert fast >= 0.95 * events, f"{fast}/{events} repaired without RTO, RTOs at " \
-        f"{r.rto_times}"
+    assert fast >= 0.95 * events, f"{fast}/{events} repaired without RTO, RTOs at {r.rto_times}"
 
 
 @pytest.mark.parametrize("cc", ["newreno", "cubic"])
@@ -252,16 +254,21 @@ def test_loss_recovery_without_sack_uses_newreno_and_survives(cc: str) -> None:
     assert loss_run(cc, True).client.conn.info()["rto_fired"] <= info["rto_fired"]
 
 
-@pytest.mark.xfail(strict=True, reason="REQUIREMENT NOT MET (issue 4 asks >= 2x; no bug "
-                   "found): with 1% random loss SACK+RACK and NewReno partial-ACK recovery "
-                   "both avoid timeouts; measured SACK/no-SACK goodput 1.0x-1.2x")
+@pytest.mark.xfail(
+    strict=True,
+    reason="REQUIREMENT NOT MET (issue 4 asks >= 2x; no bug "
+    "found): with 1% random loss SACK+RACK and NewReno partial-ACK recovery "
+    "both avoid timeouts; measured SACK/no-SACK goodput 1.0x-1.2x",
+)
 @pytest.mark.parametrize("cc", ["newreno", "cubic"])
 def test_loss_recovery_sack_goodput_at_least_twice_without_sack(cc: str) -> None:
     """Issue 4: 'goodput is at least 2x that of the same run with SACK disabled'."""
     with_sack, without = loss_run(cc, True), loss_run(cc, False)
     ratio = with_sack.goodput / without.goodput
-    assert ratio >= 2.0, f"SACK {with_sack.goodput / 1e6:.2f} Mbit/s, no SACK " \
+    assert ratio >= 2.0, (
+        f"SACK {with_sack.goodput / 1e6:.2f} Mbit/s, no SACK "
         f"{without.goodput / 1e6:.2f} Mbit/s: {ratio:.2f}x"
+    )
 
 
 # ================================================================= (c) fairness
@@ -332,6 +339,8 @@ def test_ecn_marks_replace_drops(cc: str) -> None:
     off_info = off.client.conn.info()
     assert off_info["ecn"] is False and off.s.net.stats["ecn_marked"] == 0
     assert off.s.net.stats["dropped_queue"] > 0 and off_info["retransmits"] > 0
-    assert ci["retransmits"] * 10 <= off_info["retransmits"], (ci["retransmits"],
-                                                                off_info["retransmits"])
+    assert ci["retransmits"] * 10 <= off_info["retransmits"], (
+        ci["retransmits"],
+        off_info["retransmits"],
+    )
     assert on.s.net.stats["dropped_queue"] * 10 <= off.s.net.stats["dropped_queue"]

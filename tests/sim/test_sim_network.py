@@ -26,16 +26,16 @@ def header_sum(header: bytes) -> int:
 
 def ipv4(src: bytes, dst: bytes, payload: bytes = b"", *, tos: int = 0, ident: int = 0) -> bytes:
     """A minimal IPv4 packet (protocol 253, experimental) with a valid header checksum."""
-    header = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, tos, 20 + len(payload), ident, 0,
-                                   64, 253, 0, src, dst))
+    header = bytearray(
+        struct.pack("!BBHHHBBH4s4s", 0x45, tos, 20 + len(payload), ident, 0, 64, 253, 0, src, dst)
+    )
     struct.pack_into("!H", header, 10, ~header_sum(bytes(header)) & 0xFFFF)
     return bytes(header) + payload
 
 
 def numbered(src: bytes, dst: bytes, n: int, size: int = 100, tos: int = 0) -> bytes:
     """Packet ``n`` of a numbered stream, ``size`` bytes in total."""
-    return ipv4(src, dst, struct.pack("!I", n).ljust(size - 20, b"\x00"), tos=tos,
-                ident=n & 0xFFFF)
+    return ipv4(src, dst, struct.pack("!I", n).ljust(size - 20, b"\x00"), tos=tos, ident=n & 0xFFFF)
 
 
 def number(packet: bytes) -> int:
@@ -76,8 +76,15 @@ class Echo(Sink):
 class Paced(Sink):
     """Sends ``count`` numbered packets to ``peer``, one every ``interval`` seconds."""
 
-    def __init__(self, address: bytes, peer: bytes, count: int, interval: float,
-                 size: int = 100, tos: int = 0) -> None:
+    def __init__(
+        self,
+        address: bytes,
+        peer: bytes,
+        count: int,
+        interval: float,
+        size: int = 100,
+        tos: int = 0,
+    ) -> None:
         super().__init__(address)
         self.peer, self.count, self.interval, self.size, self.tos = peer, count, interval, size, tos
         self.k = 0
@@ -369,8 +376,7 @@ def test_reordering_happens_only_when_asked() -> None:
     b = Sink(B)
     net.attach(a)
     net.attach(b)
-    net.set_path(A, B, PathConfig(delay=0.02, jitter=0.00005, reorder=0.05,
-                                  reorder_delay=0.001))
+    net.set_path(A, B, PathConfig(delay=0.02, jitter=0.00005, reorder=0.05, reorder_delay=0.001))
     net.run()
     order = [number(p) for _, p in b.received]
     assert sorted(order) == list(range(2000))
@@ -434,8 +440,9 @@ def test_partial_corruption_rate() -> None:
 def test_ecn_marks_ect_packets_above_threshold_with_valid_checksum() -> None:
     net = Network()
     a, b = pair(net)
-    net.set_path(A, B, PathConfig(rate_bps=1e6, queue_bytes=12_000, ecn_mark=True,
-                                  ecn_threshold_bytes=3000))
+    net.set_path(
+        A, B, PathConfig(rate_bps=1e6, queue_bytes=12_000, ecn_mark=True, ecn_threshold_bytes=3000)
+    )
     tos_values = [0x01, 0x02, 0x02, 0x00, 0x01, 0x00, 0x02, 0x03, 0x02, 0x01]
     a.outbox.extend(numbered(A, B, n, 1500, tos) for n, tos in enumerate(tos_values))
     net.run()
@@ -529,10 +536,22 @@ def every_fate_net(seed: int, count: int) -> tuple[Network, Paced, Echo]:
     b = Echo(B)
     net.attach(a)
     net.attach(b)
-    net.set_path(A, B, PathConfig(delay=0.01, jitter=0.001, loss=0.05, duplicate=0.05,
-                                  reorder=0.05, corrupt=0.05, rate_bps=12e6,
-                                  queue_bytes=20_000, ecn_mark=True,
-                                  ecn_threshold_bytes=5000))
+    net.set_path(
+        A,
+        B,
+        PathConfig(
+            delay=0.01,
+            jitter=0.001,
+            loss=0.05,
+            duplicate=0.05,
+            reorder=0.05,
+            corrupt=0.05,
+            rate_bps=12e6,
+            queue_bytes=20_000,
+            ecn_mark=True,
+            ecn_threshold_bytes=5000,
+        ),
+    )
     return net, a, b
 
 
@@ -541,8 +560,9 @@ def test_taps_see_every_event() -> None:
     events: Counter[tuple[str, str | None]] = Counter()
     times: list[float] = []
 
-    def tap(now: float, kind: str, src: bytes, dst: bytes, packet: bytes,
-            reason: str | None) -> None:
+    def tap(
+        now: float, kind: str, src: bytes, dst: bytes, packet: bytes, reason: str | None
+    ) -> None:
         assert (src, dst) == (packet[12:16], packet[16:20])
         events[kind, reason] += 1
         times.append(now)
@@ -592,13 +612,21 @@ def scenario(seed: int) -> list[tuple[float, str, bytes, str | None]]:
     b = Echo(B)
     net.attach(a)
     net.attach(b)
-    cfg = PathConfig(delay=0.005, jitter=0.002, loss=0.05, duplicate=0.05, reorder=0.05,
-                     corrupt=0.05, rate_bps=4e6, queue_bytes=6000, ecn_mark=True,
-                     ecn_threshold_bytes=2000)
+    cfg = PathConfig(
+        delay=0.005,
+        jitter=0.002,
+        loss=0.05,
+        duplicate=0.05,
+        reorder=0.05,
+        corrupt=0.05,
+        rate_bps=4e6,
+        queue_bytes=6000,
+        ecn_mark=True,
+        ecn_threshold_bytes=2000,
+    )
     net.set_link(A, B, cfg)
     log: list[tuple[float, str, bytes, str | None]] = []
-    net.add_tap(lambda now, kind, src, dst, packet, reason: log.append(
-        (now, kind, packet, reason)))
+    net.add_tap(lambda now, kind, src, dst, packet, reason: log.append((now, kind, packet, reason)))
     net.run()
     return log
 

@@ -76,12 +76,19 @@ def _record_output(st: Stack, out: list[bytes]) -> None:
     st.segments_to_send = segments_to_send  # type: ignore[method-assign]
 
 
-def _run(seed: int, segments: bool, *, ipv6: bool = False, slow_path: bool = False
-         ) -> dict[str, Any]:
+def _run(
+    seed: int, segments: bool, *, ipv6: bool = False, slow_path: bool = False
+) -> dict[str, Any]:
     rng = random.Random(seed)
-    sc = Scenario(seed, path=_path(rng), client_config=_config(rng),
-                  server_config=_config(rng), record_wire=False, ipv6=ipv6,
-                  segments=segments)
+    sc = Scenario(
+        seed,
+        path=_path(rng),
+        client_config=_config(rng),
+        server_config=_config(rng),
+        record_wire=False,
+        ipv6=ipv6,
+        segments=segments,
+    )
     if slow_path:
         sc.server.fast_path = False
     sent: dict[str, list[bytes]] = {"client": [], "server": []}
@@ -89,32 +96,40 @@ def _run(seed: int, segments: bool, *, ipv6: bool = False, slow_path: bool = Fal
     _record_output(sc.server, sent["server"])
     reply = rng.randbytes(rng.choice([0, 5000, 60_000]))
     sc.listen(80, reply, read=rng.random() < 0.9, send_after_eof=rng.random() < 0.5)
-    eps = [sc.connect(80, rng.randbytes(rng.randrange(1, 300_000)))
-           for _ in range(rng.choice([1, 1, 2, 3]))]
+    eps = [
+        sc.connect(80, rng.randbytes(rng.randrange(1, 300_000)))
+        for _ in range(rng.choice([1, 1, 2, 3]))
+    ]
     if rng.random() < 0.3:
         sc.net.call_later(rng.uniform(0.05, 1.0), lambda now: eps[0].conn.abort(why="test"))
     sc.run(until=30.0)
-    out: dict[str, Any] = {"now": sc.now, "sent": sent, "trace": sc.trace,
-                           "net": dict(sc.net.stats)}
+    out: dict[str, Any] = {
+        "now": sc.now,
+        "sent": sent,
+        "trace": sc.trace,
+        "net": dict(sc.net.stats),
+    }
     for name, st in (("client", sc.client), ("server", sc.server)):
         out[name + "_stats"] = dict(st.stats)
-        out[name + "_conns"] = sorted((c.name, c.state.name, c.stats.full())
-                                      for c in st.connections)
-    out["client_eps"] = [(ep.sha256, ep.received_count, ep.closed, repr(ep.error))
-                         for ep in eps]
-    out["server_eps"] = sorted((ep.sha256, ep.received_count, ep.closed, repr(ep.error))
-                               for ep in sc.server_endpoints)
+        out[name + "_conns"] = sorted(
+            (c.name, c.state.name, c.stats.full()) for c in st.connections
+        )
+    out["client_eps"] = [(ep.sha256, ep.received_count, ep.closed, repr(ep.error)) for ep in eps]
+    out["server_eps"] = sorted(
+        (ep.sha256, ep.received_count, ep.closed, repr(ep.error)) for ep in sc.server_endpoints
+    )
     return out
 
 
-CASES = ([(seed, False, False) for seed in range(30)]
-         + [(seed, True, False) for seed in range(30, 42)]
-         + [(seed, False, True) for seed in range(42, 48)])
+CASES = (
+    [(seed, False, False) for seed in range(30)]
+    + [(seed, True, False) for seed in range(30, 42)]
+    + [(seed, False, True) for seed in range(42, 48)]
+)
 
 
 @pytest.mark.parametrize(("seed", "ipv6", "slow_path"), CASES)
-def test_segments_mode_changes_nothing_observable(seed: int, ipv6: bool,
-                                                  slow_path: bool) -> None:
+def test_segments_mode_changes_nothing_observable(seed: int, ipv6: bool, slow_path: bool) -> None:
     codec = _run(seed, False, ipv6=ipv6, slow_path=slow_path)
     direct = _run(seed, True, ipv6=ipv6, slow_path=slow_path)
     for key in codec:
@@ -129,8 +144,13 @@ def test_segments_mode_skips_the_codec_for_data() -> None:
     for segments in (False, True):
         sc = Scenario(1, path=PathConfig(delay=0.01), record_wire=False, segments=segments)
 
-        def counting(packet: bytes, now: float, *, _seg: bool = segments,
-                     _decoded: Any = sc.server.receive_packet) -> None:
+        def counting(
+            packet: bytes,
+            now: float,
+            *,
+            _seg: bool = segments,
+            _decoded: Any = sc.server.receive_packet,
+        ) -> None:
             calls[_seg] += 1
             _decoded(packet, now)
 

@@ -93,8 +93,7 @@ def test_c1_c5_c14_sweep_full_duplex_ipv6(seed: int) -> None:
 
 def sweep(seed: int, *, ipv6: bool) -> Scenario:
     name, path, n_up, n_down = profile(seed)
-    where = (f"seed={seed} {'IPv6 ' if ipv6 else ''}profile={name} {path} up={n_up} "
-             f"down={n_down}")
+    where = f"seed={seed} {'IPv6 ' if ipv6 else ''}profile={name} {path} up={n_up} down={n_down}"
     rnd = random.Random(seed)
     up, down = rnd.randbytes(n_up), rnd.randbytes(n_down)
     s = Scenario(seed, path=path, config=TcpConfig(msl=1.0), ipv6=ipv6)
@@ -112,7 +111,8 @@ def sweep(seed: int, *, ipv6: bool) -> Scenario:
     assert bytes(ep.received) == down, f"server->client stream differs; {where}"
     assert ep.eof and srv.eof, where
     assert ep.conn.state is State.CLOSED and srv.conn.state is State.CLOSED, (
-        f"states {ep.conn.state}/{srv.conn.state}; {where}")
+        f"states {ep.conn.state}/{srv.conn.state}; {where}"
+    )
     assert ep.closed and srv.closed, where
     assert s.client.connections == [] and s.server.connections == [], where
     # No live connection ever resets (no abort, no C23/C24 case here).  With
@@ -120,7 +120,8 @@ def sweep(seed: int, *, ipv6: bool) -> Scenario:
     # after the 4-tuple is gone: the stack's RST for it is legitimate (C24).
     rsts = [r for r in s.records("seg", dir="out") if r["flags"] & 0x04]
     assert all(r["iss"] is None and r["state"] == "CLOSED" for r in rsts), (
-        f"a connection sent RST: {rsts}; {where}")
+        f"a connection sent RST: {rsts}; {where}"
+    )
     assert len(rsts) == s.client.stats["rst_sent"] + s.server.stats["rst_sent"], where
     # The sweep is not vacuous: every enabled impairment actually happened.
     st = s.net.stats
@@ -132,8 +133,7 @@ def sweep(seed: int, *, ipv6: bool) -> Scenario:
         assert st["reordered"] > 0, where
     if path.corrupt:
         assert st["corrupted"] > 0, where
-        bad = sum(v for k, v in (s.client.stats + s.server.stats).items()
-                  if "checksum" in k)
+        bad = sum(v for k, v in (s.client.stats + s.server.stats).items() if "checksum" in k)
         assert bad > 0, f"corrupted packets were not caught by checksums; {where}"
     return s
 

@@ -49,19 +49,51 @@ pytestmark = pytest.mark.slow
 def grid_config(cc: str) -> TcpConfig:
     """Every knob that shapes a bulk transfer, explicit (the defaults may change)."""
     return TcpConfig(
-        mss=1460, max_segment_payload=None, rcv_buf=4 << 20, snd_buf=4 << 20,
-        rto_initial=1.0, rto_min=1.0, rto_max=60.0, syn_retries=6, synack_retries=5,
-        max_retransmits=15, delayed_ack=0.2, nodelay=False, initial_window=10,
-        congestion_control=cc, window_scaling=True, timestamps=True, sack=True, rack=True,
-        tlp=True, ecn="off", keepalive=False, window_in_segments=True, max_ooo_blocks=64,
-        tlp_min=0.01, abc_limit=2, tlp_wc_delack=0.2, quickack=0, psh_every_burst=False,
-        user_timeout=None)
+        mss=1460,
+        max_segment_payload=None,
+        rcv_buf=4 << 20,
+        snd_buf=4 << 20,
+        rto_initial=1.0,
+        rto_min=1.0,
+        rto_max=60.0,
+        syn_retries=6,
+        synack_retries=5,
+        max_retransmits=15,
+        delayed_ack=0.2,
+        nodelay=False,
+        initial_window=10,
+        congestion_control=cc,
+        window_scaling=True,
+        timestamps=True,
+        sack=True,
+        rack=True,
+        tlp=True,
+        ecn="off",
+        keepalive=False,
+        window_in_segments=True,
+        max_ooo_blocks=64,
+        tlp_min=0.01,
+        abc_limit=2,
+        tlp_wc_delack=0.2,
+        quickack=0,
+        psh_every_burst=False,
+        user_timeout=None,
+    )
 
 
 def setup() -> dict[str, Any]:
-    return {"rate_bps": RATE, "size_bytes": SIZE, "seed": SEED, "queue": "1 BDP drop-tail",
-            "loss": "each direction", "losses": list(LOSSES), "rtts_ms": list(RTTS_MS),
-            "mss": 1460, "buffers": 4 << 20, "options": "wscale, timestamps, SACK, RACK-TLP"}
+    return {
+        "rate_bps": RATE,
+        "size_bytes": SIZE,
+        "seed": SEED,
+        "queue": "1 BDP drop-tail",
+        "loss": "each direction",
+        "losses": list(LOSSES),
+        "rtts_ms": list(RTTS_MS),
+        "mss": 1460,
+        "buffers": 4 << 20,
+        "options": "wscale, timestamps, SACK, RACK-TLP",
+    }
 
 
 def key(cc: str, loss: float, rtt_ms: int) -> str:
@@ -108,8 +140,9 @@ def load() -> dict[str, Any]:
     return data
 
 
-@pytest.mark.parametrize(("cc", "loss", "rtt_ms"), CELLS,
-                         ids=[key(*c).replace(" ", "-") for c in CELLS])
+@pytest.mark.parametrize(
+    ("cc", "loss", "rtt_ms"), CELLS, ids=[key(*c).replace(" ", "-") for c in CELLS]
+)
 def test_grid_cell_matches_snapshot(cc: str, loss: float, rtt_ms: int) -> None:
     """Each cell reproduces its committed figures exactly (deterministic simulator)."""
     got = run_cell(cc, loss, rtt_ms)
@@ -118,15 +151,15 @@ def test_grid_cell_matches_snapshot(cc: str, loss: float, rtt_ms: int) -> None:
     want = load()["cells"].get(key(cc, loss, rtt_ms))
     assert got == want, (
         f"{key(cc, loss, rtt_ms)} changed: got {got}, snapshot {want}.  If intended, "
-        "regenerate with UPDATE_GRID=1 and commit tests/data and docs/throughput-grid.md")
+        "regenerate with UPDATE_GRID=1 and commit tests/data and docs/throughput-grid.md"
+    )
 
 
 def test_grid_snapshot_is_complete() -> None:
     """The snapshot has exactly these cells and this setup; with UPDATE_GRID=1 it (and
     the Markdown table in docs/) is rewritten from a fresh run."""
     if UPDATE:
-        snap = {"setup": setup(),
-                "cells": {key(*c): run_cell(*c) for c in CELLS}}
+        snap = {"setup": setup(), "cells": {key(*c): run_cell(*c) for c in CELLS}}
         SNAPSHOT.parent.mkdir(parents=True, exist_ok=True)
         SNAPSHOT.write_text(json.dumps(snap, indent=1, sort_keys=True) + "\n")
         MARKDOWN.write_text(render(snap))
@@ -161,8 +194,7 @@ def render(snap: dict[str, Any]) -> str:
     for loss in LOSSES:
         row = [f"{loss * 100:g} %"]
         for rtt in RTTS_MS:
-            row.append(" / ".join(f"{cells[key(cc, loss, rtt)]['goodput_mbps']:.2f}"
-                                  for cc in CCS))
+            row.append(" / ".join(f"{cells[key(cc, loss, rtt)]['goodput_mbps']:.2f}" for cc in CCS))
         lines.append("| " + " | ".join(row) + " |")
     lines += [
         "",
@@ -180,8 +212,9 @@ def render(snap: dict[str, Any]) -> str:
             parts = []
             for cc in CCS:
                 c = cells[key(cc, loss, rtt)]
-                parts.append(f"{c['retransmits']} rtx, {c['rto_fired']} RTO, "
-                             f"{c['ooo_discarded']} ooo")
+                parts.append(
+                    f"{c['retransmits']} rtx, {c['rto_fired']} RTO, {c['ooo_discarded']} ooo"
+                )
             row.append(" / ".join(parts))
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"

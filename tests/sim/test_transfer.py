@@ -14,8 +14,11 @@ def test_c1_c4_ten_megabytes_over_100mbit_50ms_is_window_limited() -> None:
     sender can never have more than 65535 bytes unacknowledged (C4), so the transfer
     cannot beat 65535 bytes per RTT, and it gets close to that bound."""
     data = random.Random(1).randbytes(10_000_000)
-    sc = Scenario(1, path=PathConfig(delay=0.025, rate_bps=100e6, queue_bytes=1_000_000),
-                  config=TcpConfig.classic())
+    sc = Scenario(
+        1,
+        path=PathConfig(delay=0.025, rate_bps=100e6, queue_bytes=1_000_000),
+        config=TcpConfig.classic(),
+    )
     sc.listen(80, send_after_eof=True)
     ep = sc.connect(80, data)
     sc.run(stop=lambda: bool(sc.server_endpoints) and sc.server_endpoint.eof, until=600)
@@ -76,8 +79,12 @@ def test_a_10_mb_bandwidth_delay_product_is_usable() -> None:
     rate, rtt = 800e6, 0.1
     bdp = int(rate / 8 * rtt)
     cfg = TcpConfig(rcv_buf=12 << 20, snd_buf=32 << 20, msl=1.0)
-    sc = Scenario(3, path=PathConfig(delay=rtt / 2, rate_bps=rate, queue_bytes=2 * bdp),
-                  config=cfg, record_wire=False)
+    sc = Scenario(
+        3,
+        path=PathConfig(delay=rtt / 2, rate_bps=rate, queue_bytes=2 * bdp),
+        config=cfg,
+        record_wire=False,
+    )
     sc.client.tracer = sc.server.tracer = None
     sc.trace = []
     total = 80_000_000

@@ -34,10 +34,6 @@ from synack.tcp.states import State
 A, B = "10.0.0.1", "10.0.0.2"
 
 
-
-
-
-
 def in_thread(fn: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
     result: list[Any] = []
 
@@ -61,7 +57,8 @@ def recv_all(sock: SynackSocket) -> bytes:
 
 # ---------------------------------------------------------------- the stdlib on synack
 def test_http_server_serves_a_file_byte_exact_to_http_client(
-        hosts: tuple[SocketHost, SocketHost], tmp_path: Path) -> None:
+    hosts: tuple[SocketHost, SocketHost], tmp_path: Path
+) -> None:
     a, b = hosts
     body = random.Random(3).randbytes(1_500_000)
     (tmp_path / "blob.bin").write_bytes(body)
@@ -96,7 +93,8 @@ def test_http_server_serves_a_file_byte_exact_to_http_client(
 
 
 def test_threading_http_server_serves_concurrent_clients(
-        hosts: tuple[SocketHost, SocketHost], tmp_path: Path) -> None:
+    hosts: tuple[SocketHost, SocketHost], tmp_path: Path
+) -> None:
     a, b = hosts
     (tmp_path / "f").write_bytes(b"x" * 200_000)
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
@@ -120,7 +118,8 @@ def test_threading_http_server_serves_concurrent_clients(
 
 
 def test_socketserver_line_echo_through_makefile_readline(
-        hosts: tuple[SocketHost, SocketHost]) -> None:
+    hosts: tuple[SocketHost, SocketHost],
+) -> None:
     a, b = hosts
 
     class LineEcho(socketserver.StreamRequestHandler):
@@ -181,8 +180,7 @@ def test_recv_into_and_send(hosts: tuple[SocketHost, SocketHost]) -> None:
         s.close()
 
 
-def test_receiver_that_does_not_read_stops_sendall(hosts: tuple[SocketHost, SocketHost]
-                                                   ) -> None:
+def test_receiver_that_does_not_read_stops_sendall(hosts: tuple[SocketHost, SocketHost]) -> None:
     a, b = hosts
     client, server, listener = connected(a, b)
     client.settimeout(0.3)
@@ -197,7 +195,8 @@ def test_receiver_that_does_not_read_stops_sendall(hosts: tuple[SocketHost, Sock
 
 # ------------------------------------------------------------------- timeouts
 def test_settimeout_makes_recv_raise_timeout_and_nothing_is_lost(
-        hosts: tuple[SocketHost, SocketHost]) -> None:
+    hosts: tuple[SocketHost, SocketHost],
+) -> None:
     a, b = hosts
     client, server, listener = connected(a, b)
     server.settimeout(0.1)
@@ -215,7 +214,8 @@ def test_settimeout_makes_recv_raise_timeout_and_nothing_is_lost(
 
 
 def test_non_blocking_operations_raise_blocking_io_error(
-        hosts: tuple[SocketHost, SocketHost]) -> None:
+    hosts: tuple[SocketHost, SocketHost],
+) -> None:
     a, b = hosts
     client, server, listener = connected(a, b)
     server.setblocking(False)
@@ -246,7 +246,8 @@ def test_non_blocking_operations_raise_blocking_io_error(
 
 # ---------------------------------------------------------------------- errors
 def test_refused_connect_raises_and_connect_ex_returns_the_errno(
-        hosts: tuple[SocketHost, SocketHost]) -> None:
+    hosts: tuple[SocketHost, SocketHost],
+) -> None:
     a, b = hosts
     with pytest.raises(ConnectionRefusedError):
         a.create_connection((B, 1), timeout=T)
@@ -261,7 +262,8 @@ def test_refused_connect_raises_and_connect_ex_returns_the_errno(
 
 
 def test_so_error_after_a_refused_non_blocking_connect(
-        hosts: tuple[SocketHost, SocketHost]) -> None:
+    hosts: tuple[SocketHost, SocketHost],
+) -> None:
     a, _ = hosts
     with a.socket() as s:
         s.setblocking(False)
@@ -324,7 +326,8 @@ def test_shutdown_read_makes_recv_return_eof(hosts: tuple[SocketHost, SocketHost
 
 
 def test_close_from_another_thread_wakes_a_blocked_recv(
-        hosts: tuple[SocketHost, SocketHost]) -> None:
+    hosts: tuple[SocketHost, SocketHost],
+) -> None:
     a, b = hosts
     client, server, listener = connected(a, b)
     started = threading.Event()
@@ -345,7 +348,8 @@ def test_close_from_another_thread_wakes_a_blocked_recv(
 
 
 def test_blocking_calls_on_the_loop_thread_are_refused(
-        hosts: tuple[SocketHost, SocketHost]) -> None:
+    hosts: tuple[SocketHost, SocketHost],
+) -> None:
     a, _ = hosts
     s = a.socket()
     with pytest.raises(RuntimeError, match="loop thread"):
@@ -467,7 +471,8 @@ def test_selectors_see_connections_and_data(hosts: tuple[SocketHost, SocketHost]
 
 
 def test_makefile_keeps_the_socket_open_until_the_file_closes(
-        hosts: tuple[SocketHost, SocketHost]) -> None:
+    hosts: tuple[SocketHost, SocketHost],
+) -> None:
     a, b = hosts
     client, server, listener = connected(a, b)
     rfile = server.makefile("rb")
@@ -498,8 +503,9 @@ def test_closing_the_host_fails_blocked_calls_and_resets_peers() -> None:
         assert isinstance(result[0], OSError) and result[0].errno == errno.EBADF
         with pytest.raises(ConnectionResetError):
             server.recv(10)
-        assert b.call(lambda: server._core.conn is not None
-                      and server._core.conn.state is State.CLOSED)
+        assert b.call(
+            lambda: server._core.conn is not None and server._core.conn.state is State.CLOSED
+        )
         for s in (client, waiting):  # closing after the host is gone is harmless
             s.close()
         server.close()
@@ -527,7 +533,8 @@ def dual_hosts() -> Iterator[tuple[SocketHost, SocketHost]]:
 
 
 def test_af_inet6_connects_with_bracketed_literals_and_four_tuple_names(
-        dual_hosts: tuple[SocketHost, SocketHost]) -> None:
+    dual_hosts: tuple[SocketHost, SocketHost],
+) -> None:
     a, b = dual_hosts
     listener = b.create_server(("::", 6100), family=socket.AF_INET6)
     listener.settimeout(T)
@@ -555,7 +562,8 @@ def test_af_inet6_connects_with_bracketed_literals_and_four_tuple_names(
 
 
 def test_dual_stack_listener_names_ipv4_peers_by_mapped_addresses(
-        dual_hosts: tuple[SocketHost, SocketHost]) -> None:
+    dual_hosts: tuple[SocketHost, SocketHost],
+) -> None:
     a, b = dual_hosts
     listener = b.socket(socket.AF_INET6)
     assert listener.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == 0  # off by default
@@ -589,7 +597,8 @@ def test_dual_stack_listener_names_ipv4_peers_by_mapped_addresses(
 
 
 def test_ipv6_v6only_is_settable_before_bind_and_keeps_ipv4_out(
-        dual_hosts: tuple[SocketHost, SocketHost]) -> None:
+    dual_hosts: tuple[SocketHost, SocketHost],
+) -> None:
     a, b = dual_hosts
     listener = b.socket(socket.AF_INET6)
     listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)

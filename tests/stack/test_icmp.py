@@ -19,8 +19,7 @@ C, S = ip_to_bytes(CLIENT_IP), ip_to_bytes(SERVER_IP)
 
 def test_ping_is_answered_with_the_same_identifier_sequence_and_data() -> None:
     st = Stack(SERVER_IP)
-    st.receive_packet(encode_ipv4(C, S, PROTO_ICMP, icmp.build_echo_request(7, 42, b"hello")),
-                      0.0)
+    st.receive_packet(encode_ipv4(C, S, PROTO_ICMP, icmp.build_echo_request(7, 42, b"hello")), 0.0)
     (pkt,) = st.packets_to_send(0.0)
     hdr, payload = parse_ipv4_packet(pkt)
     assert (hdr.src, hdr.dst, hdr.proto) == (S, C, PROTO_ICMP)
@@ -65,11 +64,14 @@ def firewall(sc: Scenario, action: str) -> None:
             return False
         if action == "icmp":
             body = icmp.build_dest_unreachable(13, packet)  # administratively prohibited
-            sc.net.call_later(0.01, lambda t: sc.net.inject(
-                encode_ipv4(ip_to_bytes("10.0.0.254"), C, PROTO_ICMP, body)))
+            sc.net.call_later(
+                0.01,
+                lambda t: sc.net.inject(
+                    encode_ipv4(ip_to_bytes("10.0.0.254"), C, PROTO_ICMP, body)
+                ),
+            )
         elif action == "rst":
-            rst = Segment(seg.dst_port, seg.src_port, 0, (seg.seq + 1) & 0xFFFFFFFF,
-                          RST | 0x10, 0)
+            rst = Segment(seg.dst_port, seg.src_port, 0, (seg.seq + 1) & 0xFFFFFFFF, RST | 0x10, 0)
             sc.net.call_later(0.01, lambda t: sc.net.inject(encode_ipv4_tcp(S, C, rst)))
         return True
 
@@ -126,8 +128,9 @@ def test_icmp_soft_error_keeps_an_established_connection() -> None:
     sc.listen(80, send_after_eof=True)
     ep = sc.connect(80, bytes(200_000))
     sc.run(until=0.1)
-    in_flight = [w for w in sc.wire if w.kind == "send" and w.src == CLIENT_IP and w.seg
-                 and w.seg.payload]
+    in_flight = [
+        w for w in sc.wire if w.kind == "send" and w.src == CLIENT_IP and w.seg and w.seg.payload
+    ]
     data_pkt = in_flight[-1]  # the newest: not yet acknowledged
     pkt = encode_ipv4_tcp(C, S, data_pkt.seg)  # type: ignore[arg-type]
     sc.net.inject(unreachable_for(pkt, icmp.UNREACH_HOST))
@@ -161,11 +164,17 @@ def test_fragmentation_needed_lowers_the_mss() -> None:
     ep = sc.connect(80, bytes(100_000))
     sc.run(until=0.05)
     first = next(w for w in sc.wire if w.src == CLIENT_IP and w.seg and w.seg.payload)
-    sc.net.inject(unreachable_for(encode_ipv4_tcp(C, S, first.seg),  # type: ignore[arg-type]
-                                  icmp.UNREACH_FRAG_NEEDED, mtu=1000))
+    sc.net.inject(
+        unreachable_for(
+            encode_ipv4_tcp(C, S, first.seg),  # type: ignore[arg-type]
+            icmp.UNREACH_FRAG_NEEDED,
+            mtu=1000,
+        )
+    )
     t = sc.now
     sc.run(until=100)
-    later = [len(w.seg.payload) for w in sc.sent(src=CLIENT_IP) if w.t > t and w.seg
-             and w.seg.payload]
+    later = [
+        len(w.seg.payload) for w in sc.sent(src=CLIENT_IP) if w.t > t and w.seg and w.seg.payload
+    ]
     assert later and max(later) <= 960
     assert len(sc.server_endpoint.received) == 100_000 and ep.error is None

@@ -107,8 +107,7 @@ def test_syn_cookies(fam: str) -> None:
     c, s = addr_to_bytes(c_ip), addr_to_bytes(s_ip)
     st = Stack(s_ip, max_half_open=0, isn_secret=b"k" * 16)
     lst = st.listen(80)
-    st.receive_packet(encode_ip_tcp(c, s, Segment(40000, 80, 100, 0, SYN, 1000, mss=1440)),
-                      0.0)
+    st.receive_packet(encode_ip_tcp(c, s, Segment(40000, 80, 100, 0, SYN, 1000, mss=1440)), 0.0)
     (out,) = st.packets_to_send(0.0)
     _, _, synack = decode(out)
     assert st.stats["syncookies_sent"] == 1 and synack.flags == SYN | ACK
@@ -147,8 +146,12 @@ def test_dual_stack_listener_and_v6only() -> None:
     st.listen(80)
     st.listen(81, families=(6,))  # IPV6_V6ONLY
     c4, s4 = addr_to_bytes("10.0.0.1"), addr_to_bytes("10.0.0.2")
-    for port, c, s, want in ((80, c4, s4, SYN | ACK), (80, A6, B6, SYN | ACK),
-                             (81, A6, B6, SYN | ACK), (81, c4, s4, RST | ACK)):
+    for port, c, s, want in (
+        (80, c4, s4, SYN | ACK),
+        (80, A6, B6, SYN | ACK),
+        (81, A6, B6, SYN | ACK),
+        (81, c4, s4, RST | ACK),
+    ):
         st.receive_packet(encode_ip_tcp(c, s, Segment(40000, port, 1, 0, SYN, 1000)), 0.0)
         (out,) = st.packets_to_send(0.0)
         assert decode(out)[2].flags == want, (port, len(c))
@@ -184,14 +187,22 @@ def test_unknown_next_header_gets_parameter_problem() -> None:
 def test_extension_headers_at_the_stack() -> None:
     st = Stack("2001:db8::2")
     st.listen(80)
-    syn = raw(IPv6(src="2001:db8::1", dst="2001:db8::2") / IPv6ExtHdrHopByHop()
-              / IPv6ExtHdrDestOpt() / ScapyTCP(sport=40000, dport=80, flags="S", seq=1))
+    syn = raw(
+        IPv6(src="2001:db8::1", dst="2001:db8::2")
+        / IPv6ExtHdrHopByHop()
+        / IPv6ExtHdrDestOpt()
+        / ScapyTCP(sport=40000, dport=80, flags="S", seq=1)
+    )
     st.receive_packet(syn, 0.0)
     (out,) = st.packets_to_send(0.0)
     assert decode(out)[2].flags == SYN | ACK
     # 24 bytes of fragment data (a multiple of 8): a fragment, dropped without a word.
-    frag = raw(IPv6(src="2001:db8::1", dst="2001:db8::2") / IPv6ExtHdrFragment(m=1)
-               / ScapyTCP(sport=40001, dport=80, flags="S") / (b"\0" * 4))
+    frag = raw(
+        IPv6(src="2001:db8::1", dst="2001:db8::2")
+        / IPv6ExtHdrFragment(m=1)
+        / ScapyTCP(sport=40001, dport=80, flags="S")
+        / (b"\0" * 4)
+    )
     st.receive_packet(frag, 0.0)
     # The kernel's router solicitation to ff02::2 on a new TUN link.
     rs = raw(IPv6(src="fe80::1", dst="ff02::2", nh=58, hlim=255) / (bytes((133,)) + bytes(7)))
@@ -259,8 +270,9 @@ def test_icmpv6_checksum_and_ndp_are_counted() -> None:
     req = bytearray(build_echo6_request(A6, B6, 1, 1))
     req[2] ^= 0xFF
     st.receive_packet(encode_ipv6(A6, B6, PROTO_ICMPV6, bytes(req)), 0.0)
-    st.receive_packet(encode_ipv6(A6, B6, PROTO_ICMPV6,
-                                  build_icmpv6(A6, B6, 135, 0, bytes(4), B6)), 0.0)
+    st.receive_packet(
+        encode_ipv6(A6, B6, PROTO_ICMPV6, build_icmpv6(A6, B6, 135, 0, bytes(4), B6)), 0.0
+    )
     assert st.packets_to_send(0.0) == []
     assert st.stats["drop_icmp_bad_checksum"] == 1 and st.stats["drop_icmp6_ndp_ignored"] == 1
     assert parse_icmpv6(build_echo6_request(A6, B6, 1, 1), A6, B6).type == 128
@@ -292,7 +304,7 @@ def test_both_families_side_by_side_through_loss(seed: int) -> None:
             got[4 if len(c.remote_ip) == 4 else 6] += c.recv()
         for fam, conn in conns.items():
             if conn.state is State.ESTABLISHED and data[fam]:
-                n = conn.send(data[fam][:conn.send_space])
+                n = conn.send(data[fam][: conn.send_space])
                 data[fam] = data[fam][n:]
                 if not data[fam]:
                     conn.close(now)
@@ -331,14 +343,16 @@ def _pp(out: list[bytes]) -> tuple[int, int, bytes]:
     return icmp6.code, icmp6.ptr, raw(icmp6.payload)
 
 
-@pytest.mark.parametrize(("otype", "answered"), [
-    (0x80, True),   # 10xxxxxx: discard, Parameter Problem code 2
-    (0xC5, True),   # 11xxxxxx: the same to a unicast destination
-    (0x45, False),  # 01xxxxxx: discard silently
-    (0x05, None),   # 00xxxxxx: skip it, take the packet
-])
-def test_unrecognised_option_types_by_their_high_bits(otype: int, answered: bool | None
-                                                      ) -> None:
+@pytest.mark.parametrize(
+    ("otype", "answered"),
+    [
+        (0x80, True),  # 10xxxxxx: discard, Parameter Problem code 2
+        (0xC5, True),  # 11xxxxxx: the same to a unicast destination
+        (0x45, False),  # 01xxxxxx: discard silently
+        (0x05, None),  # 00xxxxxx: skip it, take the packet
+    ],
+)
+def test_unrecognised_option_types_by_their_high_bits(otype: int, answered: bool | None) -> None:
     """RFC 8200 §4.2: the two high bits of an unknown option's type say what to do."""
     opt = HBHOptUnknown(otype=otype, optdata=b"\0\0\0\0")
     pkt = raw(IPv6(src=SRC, dst=DST) / IPv6ExtHdrDestOpt(options=[opt]) / TCP_SYN)
@@ -358,16 +372,20 @@ def test_unrecognised_option_types_by_their_high_bits(otype: int, answered: bool
 def test_routing_header_with_segments_left_points_at_its_type() -> None:
     """RFC 8200 §4.4: an unrecognised Routing Type (synack knows none) with Segments
     Left non-zero: code 0 pointing at the Routing Type field."""
-    pkt = raw(IPv6(src=SRC, dst=DST) / IPv6ExtHdrRouting(type=0, segleft=1,
-                                                          addresses=["2001:db8::9"])
-              / TCP_SYN)
+    pkt = raw(
+        IPv6(src=SRC, dst=DST)
+        / IPv6ExtHdrRouting(type=0, segleft=1, addresses=["2001:db8::9"])
+        / TCP_SYN
+    )
     st, out = _answer(pkt)
     code, ptr, _ = _pp(out)
     assert (code, ptr) == (0, 42)
     assert st.stats["drop_ip6_routing_header"] == 1
-    done = raw(IPv6(src=SRC, dst=DST) / IPv6ExtHdrRouting(type=0, segleft=0,
-                                                           addresses=["2001:db8::9"])
-               / TCP_SYN)
+    done = raw(
+        IPv6(src=SRC, dst=DST)
+        / IPv6ExtHdrRouting(type=0, segleft=0, addresses=["2001:db8::9"])
+        / TCP_SYN
+    )
     assert decode(_answer(done)[1][0])[2].flags == SYN | ACK  # Segments Left 0: ignored
 
 
@@ -399,16 +417,18 @@ def test_first_fragment_without_the_header_chain_gets_code_3() -> None:
     """RFC 7112 §5: a first fragment (offset 0, M=1) must carry every header up to and
     including the upper-layer one; one that does not gets Parameter Problem code 3
     pointing at the start of the packet, and a counted drop."""
-    cut_tcp = raw(IPv6(src=SRC, dst=DST) / IPv6ExtHdrFragment(m=1, nh=6)
-                  / raw(TCP_SYN)[:16])  # 16 of TCP's 20 header bytes
+    cut_tcp = raw(
+        IPv6(src=SRC, dst=DST) / IPv6ExtHdrFragment(m=1, nh=6) / raw(TCP_SYN)[:16]
+    )  # 16 of TCP's 20 header bytes
     st, out = _answer(cut_tcp)
     code, ptr, quoted = _pp(out)
     assert (code, ptr, quoted) == (3, 0, cut_tcp)
     assert st.stats["drop_ip6_first_fragment_incomplete"] == 1
     # The chain ends in the next fragment: a 16-byte Destination Options header of
     # which only 8 bytes came in this one.
-    cut_chain = raw(IPv6(src=SRC, dst=DST) / IPv6ExtHdrFragment(m=1, nh=60)
-                    / bytes((6, 1)) / bytes(6))
+    cut_chain = raw(
+        IPv6(src=SRC, dst=DST) / IPv6ExtHdrFragment(m=1, nh=60) / bytes((6, 1)) / bytes(6)
+    )
     code, ptr, _ = _pp(_answer(cut_chain)[1])
     assert (code, ptr) == (3, 0)
     # A first fragment with the whole TCP header is only a fragment: dropped quietly.
@@ -417,16 +437,20 @@ def test_first_fragment_without_the_header_chain_gets_code_3() -> None:
     assert out == [] and st.stats["drop_ip6_fragment"] == 1
 
 
-@pytest.mark.parametrize(("src", "dst"), [
-    ("::", DST),              # unspecified source: no one to tell (RFC 4443 §2.4(e))
-    ("ff02::1", DST),         # a multicast source
-    (SRC, "ff02::1"),         # a multicast destination: synack joins no group
-    (SRC, "2001:db8::99"),    # not for us at all
-])
+@pytest.mark.parametrize(
+    ("src", "dst"),
+    [
+        ("::", DST),  # unspecified source: no one to tell (RFC 4443 §2.4(e))
+        ("ff02::1", DST),  # a multicast source
+        (SRC, "ff02::1"),  # a multicast destination: synack joins no group
+        (SRC, "2001:db8::99"),  # not for us at all
+    ],
+)
 def test_no_parameter_problem_where_rfc_4443_forbids_it(src: str, dst: str) -> None:
     opt = HBHOptUnknown(otype=0x80, optdata=b"\0\0\0\0")
-    pkt = raw(IPv6(src=src, dst=dst) / IPv6ExtHdrDestOpt(options=[opt, PadN(optdata=b"")])
-              / TCP_SYN)
+    pkt = raw(
+        IPv6(src=src, dst=dst) / IPv6ExtHdrDestOpt(options=[opt, PadN(optdata=b"")]) / TCP_SYN
+    )
     _, out = _answer(pkt)
     assert out == []
     udp = raw(IPv6(src=src, dst=dst, nh=17) / (b"\0" * 8))
@@ -449,6 +473,7 @@ def test_parameter_problems_share_the_icmp_error_budget() -> None:
     assert len(st.packets_to_send(1.0)) == 1
     # IPv4 errors spend the same tokens: three protocol unreachables leave none.
     from scapy.all import IP
+
     udp4 = raw(IP(src="10.0.0.1", dst="10.0.0.2", proto=17) / (b"\0" * 8))
     for _ in range(3):
         st.receive_packet(udp4, 2.0)

@@ -55,8 +55,9 @@ def test_peer_stops_answering_mid_transfer_retransmission_limit() -> None:
     assert ep.error is not None and ep.error.errno == errno.ETIMEDOUT
     assert "6 retransmissions" in ep.error.message
     t_err = next(r["t"] for r in sc.records("error") if r["conn"] == ep.conn.name)
-    fires = [r for r in sc.records("timer", timer="rto") if r["conn"] == ep.conn.name
-             and r["t"] > t_gone]
+    fires = [
+        r for r in sc.records("timer", timer="rto") if r["conn"] == ep.conn.name and r["t"] > t_gone
+    ]
     assert len(fires) == cfg.max_retransmits
     # Each expiry comes one (backed-off) RTO after the previous one, doubling to rto_max.
     for prev, nxt in itertools.pairwise(fires):
@@ -68,17 +69,18 @@ def test_peer_stops_answering_mid_transfer_retransmission_limit() -> None:
     schedule = sum(min(rto0 * 2**i, cfg.rto_max) for i in range(cfg.max_retransmits + 1))
     bound = 2 * srtt + cfg.delayed_ack + schedule
     assert t_err - t_gone <= bound + 1e-6
-    print(f"\nFIGURES peer-gone-rto: rto0={rto0:.3f} max_retransmits={cfg.max_retransmits} "
-          f"rto_max={cfg.rto_max} etimedout_after={t_err - t_gone:.3f}s "
-          f"predicted_bound={bound:.3f}s fires={[round(f['t'] - t_gone, 3) for f in fires]}")
+    print(
+        f"\nFIGURES peer-gone-rto: rto0={rto0:.3f} max_retransmits={cfg.max_retransmits} "
+        f"rto_max={cfg.rto_max} etimedout_after={t_err - t_gone:.3f}s "
+        f"predicted_bound={bound:.3f}s fires={[round(f['t'] - t_gone, 3) for f in fires]}"
+    )
 
 
 def test_idle_connection_keepalive_detects_a_vanished_peer() -> None:
     """Keepalive on (idle 10 s, interval 2 s, 3 probes): the peer vanishes while the
     connection is idle; ETIMEDOUT comes exactly idle + count * interval after the last
     segment received, after exactly 3 probes."""
-    cfg = TcpConfig(keepalive=True, keepalive_idle=10.0, keepalive_interval=2.0,
-                    keepalive_count=3)
+    cfg = TcpConfig(keepalive=True, keepalive_idle=10.0, keepalive_interval=2.0, keepalive_count=3)
     sc = Scenario(62, config=cfg, path=PathConfig(delay=0.05))
     sc.listen(80, close_when_done=False)
     ep = sc.connect(80, b"hello", close_when_done=False)
@@ -95,15 +97,16 @@ def test_idle_connection_keepalive_detects_a_vanished_peer() -> None:
     assert abs(t_err - expected) < 1e-6
     probes = [r["t"] for r in sc.records("timer", timer="keepalive") if r["conn"] == name]
     assert [round(t - last_in, 6) for t in probes] == [10.0, 12.0, 14.0]
-    print(f"\nFIGURES peer-gone-keepalive: idle=10 interval=2 count=3 "
-          f"etimedout_after_last_segment={t_err - last_in:.3f}s probes={len(probes)}")
+    print(
+        f"\nFIGURES peer-gone-keepalive: idle=10 interval=2 count=3 "
+        f"etimedout_after_last_segment={t_err - last_in:.3f}s probes={len(probes)}"
+    )
 
 
 def test_keepalive_with_a_live_peer_never_fails() -> None:
     """Control: the same idle connection with the peer present stays up, its probes
     answered."""
-    cfg = TcpConfig(keepalive=True, keepalive_idle=10.0, keepalive_interval=2.0,
-                    keepalive_count=3)
+    cfg = TcpConfig(keepalive=True, keepalive_idle=10.0, keepalive_interval=2.0, keepalive_count=3)
     sc = Scenario(63, config=cfg, path=PathConfig(delay=0.05))
     sc.listen(80, close_when_done=False)
     ep = sc.connect(80, b"hello", close_when_done=False)
@@ -119,8 +122,7 @@ def test_peer_that_shrinks_its_window() -> None:
     new data beyond the latest right edge (a 1-byte zero-window probe excepted), never
     crashes, and the stream arrives intact once the peer opens up."""
     rng = random.Random(64)
-    conn = Connection.open_active(C, 40000, S, 80, iss=1000, now=0.0,
-                                  config=TcpConfig.classic())
+    conn = Connection.open_active(C, 40000, S, 80, iss=1000, now=0.0, config=TcpConfig.classic())
     conn.segments_to_send(0.0)
     conn.receive(Segment(80, 40000, 5000, 1001, SYN | ACK, 65535, mss=1460), 0.0)
     conn.segments_to_send(0.0)
@@ -135,7 +137,7 @@ def test_peer_that_shrinks_its_window() -> None:
     pending: deque[Segment] = deque()
     for step in range(20_000):
         now += 0.01
-        queued += conn.send(data[queued:queued + 65536])
+        queued += conn.send(data[queued : queued + 65536])
         t = conn.next_timer()
         if t is not None and t <= now:
             conn.handle_timer(now)
@@ -155,7 +157,7 @@ def test_peer_that_shrinks_its_window() -> None:
             s = pending.popleft()
             off = (s.seq - 1001) & MASK
             if off <= len(got) < off + len(s.payload):
-                got += s.payload[len(got) - off:]
+                got += s.payload[len(got) - off :]
         if len(got) == len(data):
             break
         # ACK some of it with a new, often smaller, window.
@@ -170,14 +172,15 @@ def test_peer_that_shrinks_its_window() -> None:
     assert bytes(got) == data
     assert conn.state is State.ESTABLISHED
     assert shrinks > 100
-    print(f"\nFIGURES shrinking-window: acks={step} right_edge_shrinks={shrinks} "
-          f"zero_window_probes={probes} bytes={len(data)} intact=True")
+    print(
+        f"\nFIGURES shrinking-window: acks={step} right_edge_shrinks={shrinks} "
+        f"zero_window_probes={probes} bytes={len(data)} intact=True"
+    )
 
 
 # --------------------------------------------------------------------------- ACK of unsent data
 def _established_with_data() -> tuple[Connection, list[Segment]]:
-    conn = Connection.open_active(C, 40000, S, 80, iss=1000, now=0.0,
-                                  config=TcpConfig.classic())
+    conn = Connection.open_active(C, 40000, S, 80, iss=1000, now=0.0, config=TcpConfig.classic())
     conn.segments_to_send(0.0)
     conn.receive(Segment(80, 40000, 5000, 1001, SYN | ACK, 65535, mss=1460), 0.0)
     conn.segments_to_send(0.0)
@@ -187,10 +190,22 @@ def _established_with_data() -> tuple[Connection, list[Segment]]:
 
 def _snapshot(conn: Connection) -> dict[str, Any]:
     info = conn.info()
-    keep = ("state", "snd_una", "snd_nxt", "rcv_nxt", "snd_wnd", "cwnd", "ssthresh",
-            "unacked", "bytes_received")
-    return {k: info[k] for k in keep} | {"unsent": conn.unsent, "readable": conn.readable,
-                                         "timer": conn.next_timer()}
+    keep = (
+        "state",
+        "snd_una",
+        "snd_nxt",
+        "rcv_nxt",
+        "snd_wnd",
+        "cwnd",
+        "ssthresh",
+        "unacked",
+        "bytes_received",
+    )
+    return {k: info[k] for k in keep} | {
+        "unsent": conn.unsent,
+        "readable": conn.readable,
+        "timer": conn.next_timer(),
+    }
 
 
 def test_ack_for_data_never_sent_is_acked_and_dropped() -> None:
@@ -220,8 +235,7 @@ def test_ack_for_data_never_sent_with_nothing_in_flight() -> None:
     conn.receive(Segment(80, 40000, 5001, conn.snd_nxt, ACK, 65535), 0.2)  # all acked
     conn.segments_to_send(0.2)
     before = _snapshot(conn)
-    conn.receive(Segment(80, 40000, 5001, (conn.snd_nxt + 5) & MASK, ACK, 100),
-                 0.3)
+    conn.receive(Segment(80, 40000, 5001, (conn.snd_nxt + 5) & MASK, ACK, 100), 0.3)
     assert [s.flags for s in conn.segments_to_send(0.3)] == [ACK]
     assert _snapshot(conn) == before
 
@@ -275,7 +289,9 @@ def test_peer_that_never_reads() -> None:
     assert all(b >= a - 1e-6 for a, b in itertools.pairwise(gaps))  # backoff
     assert accepted["n"] == cfg.snd_buf + held and srv.readable == held
     assert retained < 64 << 10
-    print(f"\nFIGURES never-reads: snd_buf={cfg.snd_buf} rcv_buf={cfg.rcv_buf} "
-          f"write_calls={accepted['calls']} accepted={accepted['n']} probes={len(probes)} "
-          f"first_gaps={[round(g, 2) for g in gaps[:8]]} last_gap={gaps[-1]:.1f} "
-          f"sim_seconds=6000 retained={retained} peak={peak}")
+    print(
+        f"\nFIGURES never-reads: snd_buf={cfg.snd_buf} rcv_buf={cfg.rcv_buf} "
+        f"write_calls={accepted['calls']} accepted={accepted['n']} probes={len(probes)} "
+        f"first_gaps={[round(g, 2) for g in gaps[:8]]} last_gap={gaps[-1]:.1f} "
+        f"sim_seconds=6000 retained={retained} peak={peak}"
+    )

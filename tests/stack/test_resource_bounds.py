@@ -53,8 +53,7 @@ def report(name: str, **figs: object) -> None:
 
 def syn_from(i: int, rng: random.Random) -> bytes:
     src = (0xC6120000 + i).to_bytes(4, "big")  # 198.18.0.0/15, one source per SYN
-    seg = Segment(rng.randrange(1024, 65536), 80, rng.getrandbits(32), 0, SYN, 65535,
-                  mss=1460)
+    seg = Segment(rng.randrange(1024, 65536), 80, rng.getrandbits(32), 0, SYN, 65535, mss=1460)
     return encode_ipv4_tcp(src, S, seg)
 
 
@@ -92,8 +91,14 @@ def test_connection_table_limit() -> None:
         st.connect("10.0.0.9", 80, now=1.0)
     assert exc.value.errno == errno.ENOBUFS
     assert retained < 64 << 10
-    report("connections", limit=100, syns=5_500,
-           dropped=st.stats["drop_connection_table_full"], retained=retained, peak=peak)
+    report(
+        "connections",
+        limit=100,
+        syns=5_500,
+        dropped=st.stats["drop_connection_table_full"],
+        retained=retained,
+        peak=peak,
+    )
 
 
 # --------------------------------------------------------------------------- half-open
@@ -111,9 +116,15 @@ def test_half_open_limit(cookies: bool) -> None:
     else:
         assert st.stats["drop_syn_backlog_full"] == over
     assert retained < 64 << 10
-    report(f"half-open-cookies-{'on' if cookies else 'off'}", limit=256, syns=11_000,
-           cookies_sent=st.stats["syncookies_sent"],
-           dropped=st.stats["drop_syn_backlog_full"], retained=retained, peak=peak)
+    report(
+        f"half-open-cookies-{'on' if cookies else 'off'}",
+        limit=256,
+        syns=11_000,
+        cookies_sent=st.stats["syncookies_sent"],
+        dropped=st.stats["drop_syn_backlog_full"],
+        retained=retained,
+        peak=peak,
+    )
 
 
 # --------------------------------------------------------------------------- out of order
@@ -155,13 +166,23 @@ def test_out_of_order_holes_limit() -> None:
     # Bytes: an adversary extending the held blocks with big segments fills at most the
     # window (bytes past the right edge are trimmed).
     for k in range(64):
-        conn.receive(Segment(80, 40000, (5001 + 2 + 1000 * k) & MASK, 1001, ACK, 65535,
-                             b"Z" * 4000), 2.0)
+        conn.receive(
+            Segment(80, 40000, (5001 + 2 + 1000 * k) & MASK, 1001, ACK, 65535, b"Z" * 4000), 2.0
+        )
         conn.segments_to_send(2.0)
     assert held.nbytes + conn.readable <= cfg.rcv_buf
-    report("ooo", limit=64, segments=sent, held_blocks=blocks, held_bytes=held_bytes,
-           bytes_after_fill=held.nbytes + conn.readable, rcv_buf=cfg.rcv_buf,
-           drops=conn.stats["ooo_block_limit_drops"], retained=retained, peak=peak)
+    report(
+        "ooo",
+        limit=64,
+        segments=sent,
+        held_blocks=blocks,
+        held_bytes=held_bytes,
+        bytes_after_fill=held.nbytes + conn.readable,
+        rcv_buf=cfg.rcv_buf,
+        drops=conn.stats["ooo_block_limit_drops"],
+        retained=retained,
+        peak=peak,
+    )
 
 
 # --------------------------------------------------------------------------- send buffer
@@ -190,8 +211,15 @@ def test_send_buffer_limit() -> None:
     assert conn.send(chunk) == 0 and conn.send_space == 0
     assert conn.unsent == cfg.snd_buf
     assert retained < 64 << 10
-    report("send-buffer", snd_buf=cfg.snd_buf, writes=1100, offered=1100 * len(chunk),
-           accepted=accepted, retained=retained, peak=peak)
+    report(
+        "send-buffer",
+        snd_buf=cfg.snd_buf,
+        writes=1100,
+        offered=1100 * len(chunk),
+        accepted=accepted,
+        retained=retained,
+        peak=peak,
+    )
 
 
 # --------------------------------------------------------------------------- receive buffer
@@ -216,8 +244,15 @@ def test_receive_buffer_limit_against_a_peer_that_ignores_the_window() -> None:
     assert conn.stats["bytes_received"] == cfg.rcv_buf
     assert conn.stats["unacceptable_in"] > 0
     assert retained < 64 << 10
-    report("receive-buffer", rcv_buf=cfg.rcv_buf, pushed=pushed, held=conn.readable,
-           unacceptable=conn.stats["unacceptable_in"], retained=retained, peak=peak)
+    report(
+        "receive-buffer",
+        rcv_buf=cfg.rcv_buf,
+        pushed=pushed,
+        held=conn.readable,
+        unacceptable=conn.stats["unacceptable_in"],
+        retained=retained,
+        peak=peak,
+    )
 
 
 # --------------------------------------------------------------------------- TIME-WAIT
@@ -276,8 +311,14 @@ def test_time_wait_limit_recycles_the_oldest() -> None:
     tw = [c for c in server.connections if c.state is State.TIME_WAIT]
     assert len(tw) == 50 and len(server.connections) == 50
     assert server.stats["time_wait_recycled"] + push.reused == 1100 - 50
-    report("time-wait", limit=50, connections=1100, time_wait=len(tw),
-           recycled=server.stats["time_wait_recycled"], reused_by_new_syn=push.reused)
+    report(
+        "time-wait",
+        limit=50,
+        connections=1100,
+        time_wait=len(tw),
+        recycled=server.stats["time_wait_recycled"],
+        reused_by_new_syn=push.reused,
+    )
 
 
 def test_time_wait_memory_stays_flat() -> None:
@@ -299,9 +340,11 @@ def test_time_wait_memory_stays_flat() -> None:
     finally:
         tracemalloc.stop()
     released = sum(1 for r in held if r() is None)
-    print(f"\nFIGURES bounds-time-wait-memory: connections=11000 working_set={first} "
-          f"after_10x_more={second} peak={peak} heap_entries={len(push.server._heap)} "
-          f"recycled_and_released={released}/{len(held)}")
+    print(
+        f"\nFIGURES bounds-time-wait-memory: connections=11000 working_set={first} "
+        f"after_10x_more={second} peak={peak} heap_entries={len(push.server._heap)} "
+        f"recycled_and_released={released}/{len(held)}"
+    )
     assert len(held) == push.server.max_time_wait
     assert released == len(held)  # recycled entries are freed, not pinned by timers
     assert len(push.server.connections) == push.server.max_time_wait

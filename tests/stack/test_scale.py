@@ -56,15 +56,33 @@ def establish(stack: Stack, count: int, now: float) -> list[Connection]:
     for first in range(0, count, batch):
         ports = range(1024 + first, 1024 + min(first + batch, count))
         for port in ports:
-            syn = Segment(port, 80, port * 7919, 0, SYN, 65535, mss=1460, wscale=7,
-                          sack_permitted=True, tsval=1000, tsecr=0)
+            syn = Segment(
+                port,
+                80,
+                port * 7919,
+                0,
+                SYN,
+                65535,
+                mss=1460,
+                wscale=7,
+                sack_permitted=True,
+                tsval=1000,
+                tsecr=0,
+            )
             stack.receive_packet(encode_ipv4_tcp(CLIENT, SERVER, syn), now)
         for pkt in stack.packets_to_send(now):
             _, _, synack = decode_ipv4_tcp(pkt)
             assert synack.flags == SYN | ACK
-            ack = Segment(synack.dst_port, 80, (synack.ack) & 0xFFFFFFFF,
-                          (synack.seq + 1) & 0xFFFFFFFF, ACK, 512, tsval=1001,
-                          tsecr=synack.tsval)
+            ack = Segment(
+                synack.dst_port,
+                80,
+                (synack.ack) & 0xFFFFFFFF,
+                (synack.seq + 1) & 0xFFFFFFFF,
+                ACK,
+                512,
+                tsval=1001,
+                tsecr=synack.tsval,
+            )
             stack.receive_packet(encode_ipv4_tcp(CLIENT, SERVER, ack), now)
         assert not stack.packets_to_send(now)
         while (conn := lst.accept()) is not None:
@@ -78,8 +96,7 @@ def test_ten_thousand_idle_connections_fit_in_4kb_each_beyond_buffers() -> None:
     gc.collect()
     tracemalloc.start()
     try:
-        stack = Stack(SERVER, isn_secret=b"k" * 16, seed=1, max_half_open=N,
-                      max_connections=N + 10)
+        stack = Stack(SERVER, isn_secret=b"k" * 16, seed=1, max_half_open=N, max_connections=N + 10)
         base = tracemalloc.get_traced_memory()[0]
         conns = establish(stack, N, 1.0)
         gc.collect()
@@ -110,8 +127,9 @@ def test_time_wait_costs_less_than_established() -> None:
             _, _, seg = decode_ipv4_tcp(pkt)
             if seg.flags & FIN:  # acknowledge the data and FIN, and close our side
                 end = (seg.seq + len(seg.payload) + 1) & 0xFFFFFFFF
-                fin = Segment(seg.dst_port, 80, seg.ack, end, ACK | FIN, 512, tsval=1002,
-                              tsecr=seg.tsval)
+                fin = Segment(
+                    seg.dst_port, 80, seg.ack, end, ACK | FIN, 512, tsval=1002, tsecr=seg.tsval
+                )
                 stack.receive_packet(encode_ipv4_tcp(CLIENT, SERVER, fin), 2.1)
         stack.packets_to_send(2.1)
         for _ in stack.events():

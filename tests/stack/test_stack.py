@@ -292,12 +292,22 @@ def _server_time_wait(config: TcpConfig) -> tuple[Scenario, Stack, Connection]:
     return sc, sc.server, srv
 
 
-def _syn_to_time_wait(st: Stack, srv: Connection, seq_delta: int, tsval: int | None,
-                      now: float) -> list[Segment]:
+def _syn_to_time_wait(
+    st: Stack, srv: Connection, seq_delta: int, tsval: int | None, now: float
+) -> list[Segment]:
     """A new SYN for the TIME-WAIT 4-tuple, its ISN ``seq_delta`` from RCV.NXT."""
     rcv_nxt = srv.rcv_nxt
-    syn = Segment(45000, 80, (rcv_nxt + seq_delta) & 0xFFFFFFFF, 0, SYN, 65535, mss=1460,
-                  tsval=tsval, tsecr=0 if tsval is not None else None)
+    syn = Segment(
+        45000,
+        80,
+        (rcv_nxt + seq_delta) & 0xFFFFFFFF,
+        0,
+        SYN,
+        65535,
+        mss=1460,
+        tsval=tsval,
+        tsecr=0 if tsval is not None else None,
+    )
     st.receive_packet(encode_ipv4_tcp(C, S, syn), now)
     return [decode_ipv4_tcp(p)[2] for p in st.packets_to_send(now)]
 
@@ -324,8 +334,9 @@ def test_time_wait_old_duplicate_syn_with_older_tsval_higher_isn_refused_rfc6191
 
 
 @pytest.mark.parametrize(("seq_delta", "taken"), [(100000, True), (-100000, False), (0, False)])
-def test_time_wait_syn_without_timestamps_uses_isn_rule_rfc1122(seq_delta: int,
-                                                                 taken: bool) -> None:
+def test_time_wait_syn_without_timestamps_uses_isn_rule_rfc1122(
+    seq_delta: int, taken: bool
+) -> None:
     """RFC 6191 §2 fallback without timestamps: RFC 1122 §4.2.2.13, the new SYN is
     accepted iff its ISN is above RCV.NXT of the TIME-WAIT connection (C13)."""
     sc, st, srv = _server_time_wait(TcpConfig(msl=100.0, timestamps=False))

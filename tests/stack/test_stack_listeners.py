@@ -41,9 +41,12 @@ def handshake(st: Stack, dst: str, port: int = 80, sport: int = 40000) -> None:
     (out,) = st.packets_to_send(0.0)
     synack = (decode_ipv4_tcp(out) if len(d) == 4 else decode_ipv6_tcp(out))[2]
     assert synack.flags == SYN | ACK
-    st.receive_packet(encode_ip_tcp(src, d, Segment(sport, port, 1001,
-                                                    (synack.seq + 1) & 0xFFFFFFFF, ACK,
-                                                    65535)), 0.0)
+    st.receive_packet(
+        encode_ip_tcp(
+            src, d, Segment(sport, port, 1001, (synack.seq + 1) & 0xFFFFFFFF, ACK, 65535)
+        ),
+        0.0,
+    )
     st.packets_to_send(0.0)
 
 
@@ -68,14 +71,16 @@ def test_a_listener_bound_to_one_address_takes_only_that_address() -> None:
 
 def test_listeners_on_different_addresses_share_a_port() -> None:
     st = stack()
-    a, b, six = st.listen(80, address=V4A), st.listen(80, address=V4B), st.listen(80,
-                                                                               address=V6B)
+    a, b, six = st.listen(80, address=V4A), st.listen(80, address=V4B), st.listen(80, address=V6B)
     handshake(st, V4A, sport=40001)
     handshake(st, V4B, sport=40002)
     handshake(st, V6B, sport=40003)
     assert syn(st, V6A) == RST | ACK
     assert (accepted(a), accepted(b), accepted(six)) == (
-        [addr_to_bytes(V4A)], [addr_to_bytes(V4B)], [addr_to_bytes(V6B)])
+        [addr_to_bytes(V4A)],
+        [addr_to_bytes(V4B)],
+        [addr_to_bytes(V6B)],
+    )
     assert st.info()["listeners"] == [80]
 
 
@@ -104,16 +109,20 @@ def test_v4_wildcard_and_v6only_wildcard_coexist_dual_stack_does_not() -> None:
     assert accepted(four) == [addr_to_bytes(V4B)] and accepted(six) == [addr_to_bytes(V6B)]
 
 
-@pytest.mark.parametrize(("first", "second"), [
-    ({}, {"address": V4A}),                      # dual-stack wildcard, then IPv4 under it
-    ({}, {"address": V6A}),                      # ... or IPv6 under it
-    ({"address": V4A}, {"address": "0.0.0.0"}),  # a wildcard over a bound one
-    ({"address": V6A}, {"families": (6,)}),
-    ({"address": V4A}, {"address": V4A}),
-    ({"address": V4A}, {"address": "::ffff:10.0.0.2"}),  # the same address, mapped
-])
-def test_overlapping_listeners_are_refused(first: dict[str, object],
-                                           second: dict[str, object]) -> None:
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ({}, {"address": V4A}),  # dual-stack wildcard, then IPv4 under it
+        ({}, {"address": V6A}),  # ... or IPv6 under it
+        ({"address": V4A}, {"address": "0.0.0.0"}),  # a wildcard over a bound one
+        ({"address": V6A}, {"families": (6,)}),
+        ({"address": V4A}, {"address": V4A}),
+        ({"address": V4A}, {"address": "::ffff:10.0.0.2"}),  # the same address, mapped
+    ],
+)
+def test_overlapping_listeners_are_refused(
+    first: dict[str, object], second: dict[str, object]
+) -> None:
     st = stack()
     st.listen(80, **first)  # type: ignore[arg-type]
     with pytest.raises(OSError) as info:

@@ -40,8 +40,16 @@ class Flow:
         self.now = 1.0
         self.lost = 0
 
-    def round(self, rate: float, *, app_limited: bool = False, sender_limited: bool = False,
-              losses: int = 1, inflight: int = BDP, ca_state: int = OPEN) -> None:
+    def round(
+        self,
+        rate: float,
+        *,
+        app_limited: bool = False,
+        sender_limited: bool = False,
+        losses: int = 1,
+        inflight: int = BDP,
+        ca_state: int = OPEN,
+    ) -> None:
         """One round of ACKs delivering at ``rate``, ``losses`` segments marked lost
         early in it."""
         b, r = self.b, self.sampler

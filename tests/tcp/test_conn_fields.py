@@ -27,8 +27,12 @@ def _self_assignments(path: Path) -> set[tuple[str, int]]:
             targets = [node.target]
         for tgt in targets:
             for t in ast.walk(tgt):
-                if (isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name)
-                        and t.value.id in ("self", "conn") and isinstance(t.ctx, ast.Store)):
+                if (
+                    isinstance(t, ast.Attribute)
+                    and isinstance(t.value, ast.Name)
+                    and t.value.id in ("self", "conn")
+                    and isinstance(t.ctx, ast.Store)
+                ):
                     names.add((t.attr, node.lineno))
     return names
 
@@ -36,8 +40,12 @@ def _self_assignments(path: Path) -> set[tuple[str, int]]:
 def test_every_assigned_variable_is_declared_in_conn_base() -> None:
     declared = set(ConnBase.__annotations__)
     assert set(ConnBase.__slots__) == declared | {"__weakref__"}
-    undeclared = [f"{p.name}:{line} self.{name}" for p in MODULES
-                  for name, line in _self_assignments(p) if name not in declared]
+    undeclared = [
+        f"{p.name}:{line} self.{name}"
+        for p in MODULES
+        for name, line in _self_assignments(p)
+        if name not in declared
+    ]
     assert not undeclared, undeclared
     assert len(MODULES) >= 8
 
@@ -52,7 +60,7 @@ def test_every_variable_is_used_outside_init() -> None:
     """A variable only ever written by ``__init__`` is dead."""
     text = "".join(p.read_text() for p in MODULES if p.name != "connection.py")
     init = (TCP / "connection.py").read_text()
-    rest = init[init.index("def open_active"):]  # what follows __init__
+    rest = init[init.index("def open_active") :]  # what follows __init__
     used = set(re.findall(r"\.(\w+)\b", text + rest))
     dead = [n for n in ConnBase.__annotations__ if n not in used and n != "user_data"]
     assert not dead, dead

@@ -53,13 +53,22 @@ from synack.wire.segment import ACK, ECE, FIN, PSH, RST, SYN, Segment
 def test_active_open_emits_syn_with_mss_c6() -> None:
     """C6, §3.5: CLOSED -> SYN-SENT, <SEQ=ISS><CTL=SYN> with our MSS option (§3.7.1)."""
     events: deque[Event] = deque()
-    conn = Connection.open_active(CLIENT_IP, CPORT, SERVER_IP, SPORT, iss=ISS, now=0.0,
-                                  events=events, config=TcpConfig.classic())
+    conn = Connection.open_active(
+        CLIENT_IP,
+        CPORT,
+        SERVER_IP,
+        SPORT,
+        iss=ISS,
+        now=0.0,
+        events=events,
+        config=TcpConfig.classic(),
+    )
     assert conn.state is S.SYN_SENT
     out = conn.segments_to_send(0.0)
     assert out == [Segment(CPORT, SPORT, ISS, 0, SYN, 65535, mss=1460)]
-    assert [(e.old, e.new, e.concept) for e in events if isinstance(e, StateChanged)] == \
-        [(S.CLOSED, S.SYN_SENT, "C6")]
+    assert [(e.old, e.new, e.concept) for e in events if isinstance(e, StateChanged)] == [
+        (S.CLOSED, S.SYN_SENT, "C6")
+    ]
     assert conn.snd_una == ISS and conn.snd_nxt == ISS + 1
     assert conn.next_timer() == 1.0  # RFC 6298 §2.1 initial RTO
     assert conn.segments_to_send(0.5) == []  # nothing more until the timer
@@ -156,8 +165,11 @@ def test_simultaneous_open() -> None:
     out = tcb.feed(tcb.peer(IRS, ISS + 1, SYN | ACK, mss=1460), 0.2)
     assert out == [tcb.ours(ISS + 1, IRS + 1)]
     assert tcb.state is S.ESTABLISHED
-    assert tcb.transitions() == [(S.CLOSED, S.SYN_SENT, "C6"), (S.SYN_SENT, S.SYN_RECEIVED, "C7"),
-                                 (S.SYN_RECEIVED, S.ESTABLISHED, "C9")]
+    assert tcb.transitions() == [
+        (S.CLOSED, S.SYN_SENT, "C6"),
+        (S.SYN_SENT, S.SYN_RECEIVED, "C7"),
+        (S.SYN_RECEIVED, S.ESTABLISHED, "C9"),
+    ]
     assert tcb.conn.stats["retransmits"] == 0
 
 
@@ -215,8 +227,10 @@ def test_syn_ack_with_data_and_fin_delivers_text_then_eof_c11() -> None:
     assert tcb.state is S.CLOSE_WAIT
     assert tcb.conn.recv() == b"d" * 100
     assert tcb.conn.eof_received
-    assert [type(e) for e in tcb.events if isinstance(e, (DataReceived, EndOfStream))] == \
-        [DataReceived, EndOfStream]
+    assert [type(e) for e in tcb.events if isinstance(e, (DataReceived, EndOfStream))] == [
+        DataReceived,
+        EndOfStream,
+    ]
 
 
 # =================================================================== SYN-SENT
@@ -697,8 +711,10 @@ def test_active_close_fin_wait_1_then_2_c10_c11() -> None:
         tcb.conn.send(b"too late")
     assert tcb.feed(tcb.peer(IRS + 1, ISS + 2), 1.1) == []
     assert tcb.state is S.FIN_WAIT_2
-    assert tcb.transitions() == [(S.ESTABLISHED, S.FIN_WAIT_1, "C10"),
-                                 (S.FIN_WAIT_1, S.FIN_WAIT_2, "C11")]
+    assert tcb.transitions() == [
+        (S.ESTABLISHED, S.FIN_WAIT_1, "C10"),
+        (S.FIN_WAIT_1, S.FIN_WAIT_2, "C11"),
+    ]
     # half-close: we can still receive
     tcb.feed(tcb.peer(IRS + 1, ISS + 2, payload=b"more"), 1.2)
     assert tcb.conn.recv() == b"more"
@@ -751,8 +767,9 @@ def test_time_wait_keeps_only_what_it_needs_c13() -> None:
     assert info["congestion_control"] == "cubic" and info["cwnd"] > 0
     # A late ACK with a SACK block and ECE, and a new window: nothing on the send side
     # moves, and a retransmitted FIN is still ACKed again.
-    tcb.feed(tcb.peer(IRS + 2, ISS + 102, ACK | ECE, window=7, sack_blocks=((ISS + 1, ISS + 50),)),
-             1.2)
+    tcb.feed(
+        tcb.peer(IRS + 2, ISS + 102, ACK | ECE, window=7, sack_blocks=((ISS + 1, ISS + 50),)), 1.2
+    )
     assert tcb.conn.info()["cwnd"] == info["cwnd"] and tcb.conn.snd_wnd == info["snd_wnd"]
     out = tcb.feed(tcb.peer(IRS + 1, ISS + 102, FIN | ACK), 1.3)
     assert [s.flags for s in out] == [ACK]
@@ -803,9 +820,11 @@ def test_passive_close_half_close_c11_c12_c13() -> None:
     assert tcb.out(1.3) == [tcb.ours(ISS + 5, IRS + 2, FIN | ACK, WIN - 1)]
     assert tcb.feed(tcb.peer(IRS + 2, ISS + 6), 1.4) == []
     assert tcb.state is S.CLOSED
-    assert tcb.transitions() == [(S.ESTABLISHED, S.CLOSE_WAIT, "C11"),
-                                 (S.CLOSE_WAIT, S.LAST_ACK, "C12"),
-                                 (S.LAST_ACK, S.CLOSED, "C13")]
+    assert tcb.transitions() == [
+        (S.ESTABLISHED, S.CLOSE_WAIT, "C11"),
+        (S.CLOSE_WAIT, S.LAST_ACK, "C12"),
+        (S.LAST_ACK, S.CLOSED, "C13"),
+    ]
     assert tcb.of(ConnectionFailed) == []
     assert tcb.conn.next_timer() is None
 
@@ -833,7 +852,10 @@ def test_simultaneous_close_closing_then_time_wait() -> None:
     assert tcb.state is S.TIME_WAIT
     assert tcb.conn.next_timer() == 3.2
     assert [(o, n) for o, n, _ in tcb.transitions()] == [
-        (S.ESTABLISHED, S.FIN_WAIT_1), (S.FIN_WAIT_1, S.CLOSING), (S.CLOSING, S.TIME_WAIT)]
+        (S.ESTABLISHED, S.FIN_WAIT_1),
+        (S.FIN_WAIT_1, S.CLOSING),
+        (S.CLOSING, S.TIME_WAIT),
+    ]
 
 
 # ==================================================================== C23 / C24
@@ -997,8 +1019,11 @@ def test_window_update_after_accepted_probe_resumes_c4() -> None:
     assert tcb.out(0.0) == []
     assert tcb.run_timers(1.0) == [(1.0, tcb.ours(ISS + 1, IRS + 1, payload=b"P"))]
     out = tcb.feed(tcb.peer(IRS + 1, ISS + 2, window=4000), 1.1)  # probe byte taken
-    assert [(s.seq, len(s.payload)) for s in out] == [(ISS + 2, 1460), (ISS + 1462, 1460),
-                                                      (ISS + 2922, 79)]
+    assert [(s.seq, len(s.payload)) for s in out] == [
+        (ISS + 2, 1460),
+        (ISS + 1462, 1460),
+        (ISS + 2922, 79),
+    ]
 
 
 def test_window_update_after_refused_probe_resumes_at_snd_una_c4() -> None:
@@ -1052,8 +1077,13 @@ def test_receiver_window_is_free_buffer_space_c4() -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["data", "read", "ooo"]), st.integers(1, 3000)),
-                min_size=1, max_size=40))
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["data", "read", "ooo"]), st.integers(1, 3000)),
+        min_size=1,
+        max_size=40,
+    )
+)
 def test_receiver_right_edge_never_moves_left_c4(ops: list[tuple[str, int]]) -> None:
     """§3.8.6.2.2: ack + window never decreases, and window <= free buffer space."""
     cfg = TcpConfig.classic(rcv_buf=6000, delayed_ack=0)
@@ -1095,8 +1125,9 @@ def test_delayed_ack_config() -> None:
     tcb.feed(tcb.peer(IRS + 1, ISS + 1, payload=b"f"), 1.0)
     assert tcb.conn.next_timer() == 1.04
     tcb2 = established(TcpConfig.classic(delayed_ack=0))
-    assert tcb2.feed(tcb2.peer(IRS + 1, ISS + 1, payload=b"f"), 1.0) == \
-        [tcb2.ours(ISS + 1, IRS + 2, window=WIN - 1)]
+    assert tcb2.feed(tcb2.peer(IRS + 1, ISS + 1, payload=b"f"), 1.0) == [
+        tcb2.ours(ISS + 1, IRS + 2, window=WIN - 1)
+    ]
 
 
 def test_two_segments_ack_immediately() -> None:
@@ -1126,8 +1157,7 @@ def test_data_we_send_carries_the_pending_ack() -> None:
 
 
 # ============================================================== C16 wraparound
-def shuttle(a: Connection, b: Connection, t: float, *, until: Any,
-            limit: float = 600.0) -> float:
+def shuttle(a: Connection, b: Connection, t: float, *, until: Any, limit: float = 600.0) -> float:
     """Move segments between two connections until ``until()`` or no progress is possible."""
     while not until():
         moved = False
@@ -1163,9 +1193,9 @@ def test_transfer_across_sequence_wrap_c16_c5() -> None:
     def pump() -> bool:
         nonlocal a_off, b_off
         if a.state is S.ESTABLISHED and a_off < len(a_data):
-            a_off += a.send(a_data[a_off:a_off + 30_000])
+            a_off += a.send(a_data[a_off : a_off + 30_000])
         if b.state is S.ESTABLISHED and b_off < len(b_data):
-            b_off += b.send(b_data[b_off:b_off + 30_000])
+            b_off += b.send(b_data[b_off : b_off + 30_000])
         got_b.extend(b.recv())
         got_a.extend(a.recv())
         return len(got_b) == len(a_data) and len(got_a) == len(b_data)
@@ -1206,17 +1236,34 @@ def test_crafted_peer_across_wrap_c16() -> None:
 
 
 # ============================================================ config validation
-@pytest.mark.parametrize("changes", [
-    {"mss": 87}, {"mss": 65496}, {"mss": 0},
-    {"max_segment_payload": 1000}, {"max_segment_payload": 65536},
-    {"rcv_buf": 0}, {"snd_buf": 0}, {"rcv_buf": 65536, "window_scaling": False},
-    {"rcv_buf": (65535 << 14) + 1},
-    {"rto_min": 0.0}, {"rto_min": 2.0}, {"rto_initial": 61.0}, {"rto_max": 0.5},
-    {"syn_retries": -1}, {"synack_retries": -1}, {"max_retransmits": -1},
-    {"challenge_ack_limit": -1}, {"oow_ack_interval": -0.1},
-    {"msl": -1.0}, {"fin_wait_2_timeout": -1.0}, {"delayed_ack": -0.1},
-    {"delayed_ack": 0.5}, {"initial_window": 0},
-])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"mss": 87},
+        {"mss": 65496},
+        {"mss": 0},
+        {"max_segment_payload": 1000},
+        {"max_segment_payload": 65536},
+        {"rcv_buf": 0},
+        {"snd_buf": 0},
+        {"rcv_buf": 65536, "window_scaling": False},
+        {"rcv_buf": (65535 << 14) + 1},
+        {"rto_min": 0.0},
+        {"rto_min": 2.0},
+        {"rto_initial": 61.0},
+        {"rto_max": 0.5},
+        {"syn_retries": -1},
+        {"synack_retries": -1},
+        {"max_retransmits": -1},
+        {"challenge_ack_limit": -1},
+        {"oow_ack_interval": -0.1},
+        {"msl": -1.0},
+        {"fin_wait_2_timeout": -1.0},
+        {"delayed_ack": -0.1},
+        {"delayed_ack": 0.5},
+        {"initial_window": 0},
+    ],
+)
 def test_config_rejects_bad_values(changes: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         TcpConfig(**changes)
@@ -1224,11 +1271,21 @@ def test_config_rejects_bad_values(changes: dict[str, Any]) -> None:
         TcpConfig.classic().replace(**changes)
 
 
-@pytest.mark.parametrize("changes", [
-    {"mss": 88}, {"mss": 65495}, {"rcv_buf": 65535}, {"rcv_buf": 1}, {"delayed_ack": 0.0},
-    {"delayed_ack": 0.499}, {"max_segment_payload": 65535}, {"syn_retries": 0},
-    {"rto_min": 0.2, "rto_initial": 0.2, "rto_max": 0.2}, {"msl": 0.0},
-])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"mss": 88},
+        {"mss": 65495},
+        {"rcv_buf": 65535},
+        {"rcv_buf": 1},
+        {"delayed_ack": 0.0},
+        {"delayed_ack": 0.499},
+        {"max_segment_payload": 65535},
+        {"syn_retries": 0},
+        {"rto_min": 0.2, "rto_initial": 0.2, "rto_max": 0.2},
+        {"msl": 0.0},
+    ],
+)
 def test_config_accepts_boundary_values(changes: dict[str, Any]) -> None:
     cfg = TcpConfig(**changes)
     for k, v in changes.items():
@@ -1245,5 +1302,12 @@ def test_config_is_frozen_and_replace_copies() -> None:
 
 def test_unknown_congestion_control_rejected() -> None:
     with pytest.raises(ValueError, match="unknown congestion control"):
-        Connection.open_active(CLIENT_IP, CPORT, SERVER_IP, SPORT, iss=ISS, now=0.0,
-                               config=TcpConfig.classic(congestion_control="nope"))
+        Connection.open_active(
+            CLIENT_IP,
+            CPORT,
+            SERVER_IP,
+            SPORT,
+            iss=ISS,
+            now=0.0,
+            config=TcpConfig.classic(congestion_control="nope"),
+        )

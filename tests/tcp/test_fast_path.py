@@ -28,8 +28,6 @@ from synack.wire.segment import ACK, PSH, SYN, Segment
 FAMILY = pytest.mark.parametrize("ipv6", [False, True], ids=["ipv4", "ipv6"])
 
 
-
-
 def _configs(rng: random.Random) -> TcpConfig:
     scaling = rng.random() < 0.7
     linux = rng.random() < 0.25  # the packetdrill Linux profile's memory-model knobs
@@ -64,8 +62,9 @@ def _run(seed: int, fast: bool, tracer: bool = False, ipv6: bool = False) -> dic
     a = Stack(a_ip, config=cfg_a, isn_secret=b"a" * 16, seed=1, fast_path=fast, tracer=tr)
     b = Stack(b_ip, config=cfg_b, isn_secret=b"b" * 16, seed=2, fast_path=fast, tracer=tr)
     lst = b.listen(80)
-    loss, dup, corrupt, ce = (rng.choice(p) for p in
-                              ([0, 0, 0.01, 0.05], [0, 0.01], [0, 0.005], [0, 0.02]))
+    loss, dup, corrupt, ce = (
+        rng.choice(p) for p in ([0, 0, 0.01, 0.05], [0, 0.01], [0, 0.005], [0, 0.02])
+    )
     delay, jitter = 0.01, rng.choice([0.0, 0.0, 0.004])
     wire: list[tuple[float, int, Stack, bytes]] = []
     counter = 0
@@ -114,7 +113,7 @@ def _run(seed: int, fast: bool, tracer: bool = False, ipv6: bool = False) -> dic
             if to_send[name] > 0 and c.send_space:
                 n = min(to_send[name], c.send_space, rng.choice([1, 100, 1460, 4096]))
                 off = rng.randrange(0, 4096 - min(n, 4096) + 1)
-                chunk = (payload * (n // 4096 + 2))[off:off + n]
+                chunk = (payload * (n // 4096 + 2))[off : off + n]
                 to_send[name] -= c.send(chunk)
             elif to_send[name] <= 0 and not closed[name] and rng.random() < 0.05:
                 closed[name] = True
@@ -153,8 +152,9 @@ def _run(seed: int, fast: bool, tracer: bool = False, ipv6: bool = False) -> dic
     return result
 
 
-@pytest.mark.parametrize(("seed", "ipv6"), [(seed, False) for seed in range(40)]
-                         + [(seed, True) for seed in range(16)])
+@pytest.mark.parametrize(
+    ("seed", "ipv6"), [(seed, False) for seed in range(40)] + [(seed, True) for seed in range(16)]
+)
 def test_fast_path_changes_nothing_observable(seed: int, ipv6: bool) -> None:
     fast = _run(seed, True, ipv6=ipv6)
     slow = _run(seed, False, ipv6=ipv6)
@@ -174,8 +174,9 @@ def test_fast_path_was_exercised_by_the_random_runs(ipv6: bool) -> None:
     assert sum(1 for t in taken if t) >= 5, taken
 
 
-@pytest.mark.parametrize(("seed", "ipv6"), [(0, False), (1, False), (2, False), (3, False),
-                                           (0, True), (1, True)])
+@pytest.mark.parametrize(
+    ("seed", "ipv6"), [(0, False), (1, False), (2, False), (3, False), (0, True), (1, True)]
+)
 def test_tracing_turns_the_fast_path_off_and_traces_agree(seed: int, ipv6: bool) -> None:
     fast = _run(seed, True, tracer=True, ipv6=ipv6)
     slow = _run(seed, False, tracer=True, ipv6=ipv6)
@@ -187,17 +188,23 @@ def test_tracing_turns_the_fast_path_off_and_traces_agree(seed: int, ipv6: bool)
 # ------------------------------------------------------------------ unit cases
 
 
-
-
-def _data_packet(ca: Connection, cb: Connection, n: int, *, off: int = 0, ack_delta: int = 0,
-                 window_delta: int = 0, ts_delta: int = 0, flags: int = ACK | PSH,
-                 tos: int = 0) -> bytes:
+def _data_packet(
+    ca: Connection,
+    cb: Connection,
+    n: int,
+    *,
+    off: int = 0,
+    ack_delta: int = 0,
+    window_delta: int = 0,
+    ts_delta: int = 0,
+    flags: int = ACK | PSH,
+    tos: int = 0,
+) -> bytes:
     """A data segment from ``ca`` as ``cb`` predicts it, then perturbed."""
     seqno = (cb.irs + cb._rnxt + off) & 0xFFFFFFFF
     ackno = (cb.iss + cb._una + ack_delta) & 0xFFFFFFFF
     window = (cb.snd_wnd >> cb.snd_wscale) + window_delta
-    seg = Segment(ca.local_port, cb.local_port, seqno, ackno, flags, window, _payload(n),
-                  ecn=tos)
+    seg = Segment(ca.local_port, cb.local_port, seqno, ackno, flags, window, _payload(n), ecn=tos)
     if cb.ts_ok:
         seg.tsval, seg.tsecr = (cb.ts_recent + ts_delta) & 0xFFFFFFFF, 0
     return encode_ip_tcp(ca.local_ip, ca.remote_ip, seg)
@@ -216,16 +223,19 @@ def test_predicted_data_takes_the_fast_path(ipv6: bool) -> None:
     assert cb.stats["segs_in"] >= 2 and cb.stats["bytes_received"] == 1000
 
 
-@pytest.mark.parametrize("change", [
-    {"off": 1000},                     # out of order: reassembly
-    {"ack_delta": 1},                  # acknowledges unsent data: challenge ACK
-    {"window_delta": -1},              # a window update
-    {"ts_delta": -5},                  # PAWS: an older TSval
-    {"flags": ACK | PSH | 0x01},       # FIN
-    {"flags": ACK | 0x40},             # ECE
-    {"flags": PSH},                    # no ACK
-    {"tos": 3},                        # CE
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"off": 1000},  # out of order: reassembly
+        {"ack_delta": 1},  # acknowledges unsent data: challenge ACK
+        {"window_delta": -1},  # a window update
+        {"ts_delta": -5},  # PAWS: an older TSval
+        {"flags": ACK | PSH | 0x01},  # FIN
+        {"flags": ACK | 0x40},  # ECE
+        {"flags": PSH},  # no ACK
+        {"tos": 3},  # CE
+    ],
+)
 @FAMILY
 def test_unpredicted_segments_take_the_full_path(change: dict[str, int], ipv6: bool) -> None:
     _, b, ca, cb = stack_pair(ipv6, ecn="on")
@@ -250,9 +260,15 @@ def test_bad_checksum_leaves_for_the_general_path_and_is_counted(ipv6: bool) -> 
 def test_sack_option_goes_to_the_general_decoder(ipv6: bool) -> None:
     """A 32-byte TCP header that is not "nop, nop, TS" (here one SACK block, no TS)."""
     _, b, ca, cb = stack_pair(ipv6, timestamps=False)
-    seg = Segment(ca.local_port, cb.local_port, (cb.irs + cb._rnxt) & 0xFFFFFFFF,
-                  (cb.iss + cb._una) & 0xFFFFFFFF, ACK, cb.snd_wnd >> cb.snd_wscale,
-                  sack_blocks=((cb.iss + 5, cb.iss + 9),))
+    seg = Segment(
+        ca.local_port,
+        cb.local_port,
+        (cb.irs + cb._rnxt) & 0xFFFFFFFF,
+        (cb.iss + cb._una) & 0xFFFFFFFF,
+        ACK,
+        cb.snd_wnd >> cb.snd_wscale,
+        sack_blocks=((cb.iss + 5, cb.iss + 9),),
+    )
     pkt = encode_ip_tcp(ca.local_ip, ca.remote_ip, seg)
     ip_len = 40 if ipv6 else 20
     assert (pkt[ip_len + 12] >> 4) * 4 == 32
@@ -286,9 +302,15 @@ def test_snd_wl1_never_moves_back() -> None:
         w = cb.snd_wnd >> cb.snd_wscale
 
         def pkt(off: int, n: int, win: int, ca: Connection = ca, cb: Connection = cb) -> bytes:
-            seg = Segment(ca.local_port, cb.local_port, (cb.irs + 1 + off) & 0xFFFFFFFF,
-                          (cb.iss + cb._una) & 0xFFFFFFFF, ACK | (PSH if n else 0), win,
-                          bytes(n))
+            seg = Segment(
+                ca.local_port,
+                cb.local_port,
+                (cb.irs + 1 + off) & 0xFFFFFFFF,
+                (cb.iss + cb._una) & 0xFFFFFFFF,
+                ACK | (PSH if n else 0),
+                win,
+                bytes(n),
+            )
             return encode_ip_tcp(ip_to_bytes(A_IP), ip_to_bytes(B_IP), seg)
 
         b.receive_packet(pkt(2000, 0, w), 1.0)  # pure ACK past two lost segments
@@ -319,7 +341,7 @@ def test_large_segments_are_verified_on_the_fast_path(ipv6: bool) -> None:
     for p in out:
         b.receive_packet(p, 0.02)
     assert b.stats["segs_fast"] == len(out)
-    assert cb.recv() == data[:cb.stats["bytes_received"]] and cb.stats["bytes_received"] > 0
+    assert cb.recv() == data[: cb.stats["bytes_received"]] and cb.stats["bytes_received"] > 0
 
 
 def test_ipv6_extension_headers_leave_the_fast_path_with_the_same_result() -> None:

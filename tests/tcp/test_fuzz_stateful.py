@@ -47,9 +47,20 @@ FORGED = 0xFF
 CONFIGS = [
     TcpConfig.classic(rcv_buf=4096, snd_buf=8192, mss=536),
     TcpConfig(rcv_buf=20000, snd_buf=30000, mss=1000),  # wscale, timestamps, SACK
-    TcpConfig(rcv_buf=3000, snd_buf=5000, mss=500, delayed_ack=0.0, nodelay=True,
-              max_ooo_blocks=2, keepalive=True, keepalive_idle=5.0, keepalive_interval=1.0,
-              keepalive_count=2, max_retransmits=4, rto_max=8.0),
+    TcpConfig(
+        rcv_buf=3000,
+        snd_buf=5000,
+        mss=500,
+        delayed_ack=0.0,
+        nodelay=True,
+        max_ooo_blocks=2,
+        keepalive=True,
+        keepalive_idle=5.0,
+        keepalive_interval=1.0,
+        keepalive_count=2,
+        max_retransmits=4,
+        rto_max=8.0,
+    ),
 ]
 
 app_data = st.binary(min_size=1, max_size=3000).map(lambda b: bytes(x & 0x7F for x in b))
@@ -67,7 +78,8 @@ class Edge:
         right = (seg.ack + (seg.window << conn.rcv_wscale)) & MASK
         if self.right is not None:
             assert seq.ge(right, self.right), (
-                f"{conn.name}: right edge moved left {self.right} -> {right}")
+                f"{conn.name}: right edge moved left {self.right} -> {right}"
+            )
         self.right = right
 
 
@@ -84,8 +96,12 @@ class PairMachine(RuleBasedStateMachine):
         self.b_history: deque[Segment] = deque(maxlen=16)
         self.edges = {"a": Edge(), "b": Edge()}
 
-    @initialize(cfg=st.sampled_from(CONFIGS), iss_a=st.integers(0, MASK),
-                iss_b=st.integers(0, MASK), auto_read=st.sampled_from("abnn"))
+    @initialize(
+        cfg=st.sampled_from(CONFIGS),
+        iss_a=st.integers(0, MASK),
+        iss_b=st.integers(0, MASK),
+        auto_read=st.sampled_from("abnn"),
+    )
     def open(self, cfg: TcpConfig, iss_a: int, iss_b: int, auto_read: str) -> None:
         self.auto_read = auto_read  # which applications read everything after each step
         self.a = Connection.open_active(A_IP, 40000, B_IP, 80, iss=iss_a, now=0.0, config=cfg)
@@ -132,8 +148,12 @@ class PairMachine(RuleBasedStateMachine):
 
     @staticmethod
     def _fin_queued(c: Connection) -> bool:
-        return c.state not in (State.SYN_SENT, State.SYN_RECEIVED, State.ESTABLISHED,
-                               State.CLOSE_WAIT)
+        return c.state not in (
+            State.SYN_SENT,
+            State.SYN_RECEIVED,
+            State.ESTABLISHED,
+            State.CLOSE_WAIT,
+        )
 
     @rule(which=st.sampled_from("ab"), n=st.integers(-1, 5000))
     def recv(self, which: str, n: int) -> None:
@@ -172,8 +192,11 @@ class PairMachine(RuleBasedStateMachine):
         self.flush()
 
     # ------------------------------------------------------------------ the wire
-    @rule(direction=st.sampled_from(["a2b", "b2a"]), index=st.integers(0, 1000),
-          action=st.sampled_from(["deliver", "deliver", "deliver", "drop", "duplicate"]))
+    @rule(
+        direction=st.sampled_from(["a2b", "b2a"]),
+        index=st.integers(0, 1000),
+        action=st.sampled_from(["deliver", "deliver", "deliver", "drop", "duplicate"]),
+    )
     def wire(self, direction: str, index: int, action: str) -> None:
         q = self.a2b if direction == "a2b" else self.b2a
         if not q:
@@ -205,35 +228,83 @@ class PairMachine(RuleBasedStateMachine):
         self.deliver_all(n)
 
     # ------------------------------------------------------------------ the attacker
-    @rule(flags=st.integers(0, 255), near=st.booleans(), dseq=st.integers(-70000, 70000),
-          rseq=st.integers(0, MASK), dack=st.integers(-70000, 70000),
-          rack=st.integers(0, MASK), window=st.integers(0, 65535),
-          length=st.integers(0, 2000), mss=st.none() | st.integers(0, 65535),
-          wscale=st.none() | st.integers(0, 255), sackp=st.booleans(),
-          blocks=st.lists(st.tuples(st.integers(0, MASK), st.integers(0, MASK)), max_size=4),
-          ts=st.none() | st.tuples(st.integers(0, MASK), st.integers(0, MASK)))
-    def forge(self, flags: int, near: bool, dseq: int, rseq: int, dack: int, rack: int,
-              window: int, length: int, mss: int | None, wscale: int | None, sackp: bool,
-              blocks: list[tuple[int, int]], ts: tuple[int, int] | None) -> None:
+    @rule(
+        flags=st.integers(0, 255),
+        near=st.booleans(),
+        dseq=st.integers(-70000, 70000),
+        rseq=st.integers(0, MASK),
+        dack=st.integers(-70000, 70000),
+        rack=st.integers(0, MASK),
+        window=st.integers(0, 65535),
+        length=st.integers(0, 2000),
+        mss=st.none() | st.integers(0, 65535),
+        wscale=st.none() | st.integers(0, 255),
+        sackp=st.booleans(),
+        blocks=st.lists(st.tuples(st.integers(0, MASK), st.integers(0, MASK)), max_size=4),
+        ts=st.none() | st.tuples(st.integers(0, MASK), st.integers(0, MASK)),
+    )
+    def forge(
+        self,
+        flags: int,
+        near: bool,
+        dseq: int,
+        rseq: int,
+        dack: int,
+        rack: int,
+        window: int,
+        length: int,
+        mss: int | None,
+        wscale: int | None,
+        sackp: bool,
+        blocks: list[tuple[int, int]],
+        ts: tuple[int, int] | None,
+    ) -> None:
         a = self.a
         sq = (a.rcv_nxt + dseq) & MASK if near else rseq
         ak = (a.snd_una + dack) & MASK if near else rack
-        seg = Segment(80, 40000, sq, ak, flags, window, bytes([FORGED]) * length, mss=mss,
-                      wscale=wscale, sack_permitted=sackp, sack_blocks=tuple(blocks),
-                      tsval=ts[0] if ts else None, tsecr=ts[1] if ts else None)
+        seg = Segment(
+            80,
+            40000,
+            sq,
+            ak,
+            flags,
+            window,
+            bytes([FORGED]) * length,
+            mss=mss,
+            wscale=wscale,
+            sack_permitted=sackp,
+            sack_blocks=tuple(blocks),
+            tsval=ts[0] if ts else None,
+            tsecr=ts[1] if ts else None,
+        )
         a.receive(seg, self.now)
         self.flush()
 
     @precondition(lambda self: len(self.b_history) > 0)
-    @rule(index=st.integers(0, 15), field=st.sampled_from(
-        ["seq", "ack", "flags", "window", "sack", "ts", "payload"]),
-        delta=st.integers(-5000, 5000), bit=st.integers(0, 7))
+    @rule(
+        index=st.integers(0, 15),
+        field=st.sampled_from(["seq", "ack", "flags", "window", "sack", "ts", "payload"]),
+        delta=st.integers(-5000, 5000),
+        bit=st.integers(0, 7),
+    )
     def mutate(self, index: int, field: str, delta: int, bit: int) -> None:
         """Replay one of B's real segments to A with one field changed."""
         s = self.b_history[index % len(self.b_history)]
-        m = Segment(s.src_port, s.dst_port, s.seq, s.ack, s.flags, s.window, s.payload,
-                    mss=s.mss, wscale=s.wscale, sack_permitted=s.sack_permitted,
-                    sack_blocks=s.sack_blocks, tsval=s.tsval, tsecr=s.tsecr)
+        m = Segment(
+            s.src_port,
+            s.dst_port,
+            s.seq,
+            s.ack,
+            s.flags,
+            s.window,
+            s.payload,
+            mss=s.mss,
+            wscale=s.wscale,
+            sack_permitted=s.sack_permitted,
+            sack_blocks=s.sack_blocks,
+            tsval=s.tsval,
+            tsecr=s.tsecr,
+        )
         if field == "seq":
             m.seq = (s.seq + delta) & MASK
             m.payload = bytes([FORGED]) * len(s.payload)  # shifted data is forged data
@@ -273,7 +344,7 @@ class PairMachine(RuleBasedStateMachine):
 
     @invariant()
     def b_delivers_a_prefix_of_what_a_sent(self) -> None:
-        assert self.b_got == self.a_sent[:len(self.b_got)]
+        assert self.b_got == self.a_sent[: len(self.b_got)]
 
     @invariant()
     def a_delivers_only_b_bytes_or_forged_bytes(self) -> None:
@@ -283,8 +354,12 @@ class PairMachine(RuleBasedStateMachine):
 
 
 PairMachine.TestCase.settings = settings(
-    max_examples=200, stateful_step_count=80, deadline=None, derandomize=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+    max_examples=200,
+    stateful_step_count=80,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 test_connection_pair_under_attack = PairMachine.TestCase
 
 
@@ -293,13 +368,17 @@ class CleanPairMachine(PairMachine):
 
     @invariant()
     def a_delivers_a_prefix_of_what_b_sent(self) -> None:
-        assert self.a_got == self.b_sent[:len(self.a_got)]
+        assert self.a_got == self.b_sent[: len(self.a_got)]
 
 
 for _name in ("forge", "mutate"):
     setattr(CleanPairMachine, _name, None)
 
 CleanPairMachine.TestCase.settings = settings(
-    max_examples=100, stateful_step_count=80, deadline=None, derandomize=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+    max_examples=100,
+    stateful_step_count=80,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 test_connection_pair_clean_network = CleanPairMachine.TestCase

@@ -43,8 +43,12 @@ def test_isn_clock_ticks_every_four_microseconds_c16() -> None:
     assert (gen(A, 1, B, 2, t + 1.0) - gen(A, 1, B, 2, t)) % MOD == ticks_per_second
 
 
-@given(st.integers(0, 10**6), st.integers(0, ticks_per_second - 1),
-       st.integers(1, 65535), st.integers(1, 65535))
+@given(
+    st.integers(0, 10**6),
+    st.integers(0, ticks_per_second - 1),
+    st.integers(1, 65535),
+    st.integers(1, 65535),
+)
 def test_clock_advances_250000_per_second_c16(s: int, j: int, lport: int, rport: int) -> None:
     """Same 4-tuple, t and t+1 s: ISNs differ by exactly 250,000 (mod 2**32)."""
     gen = Rfc6528Isn(SECRET)

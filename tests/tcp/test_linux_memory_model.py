@@ -46,24 +46,34 @@ class Peer:
         self.events: deque[Event] = deque()
         self.win = win
         syn = Segment(RPORT, LPORT, 0, 0, SYN, win, mss=1000, wscale=0)
-        self.conn = Connection.open_passive(syn, LOCAL, REMOTE, iss=ISS, now=0.0,
-                                            config=cfg, events=self.events)
+        self.conn = Connection.open_passive(
+            syn, LOCAL, REMOTE, iss=ISS, now=0.0, config=cfg, events=self.events
+        )
         (self.synack,) = self.conn.segments_to_send(0.0)
         self.send(0.1, 0)
 
-    def send(self, now: float, ack: int, data: int = 0, *, seq: int = 1,
-             flags: int = ACK) -> list[Segment]:
+    def send(
+        self, now: float, ack: int, data: int = 0, *, seq: int = 1, flags: int = ACK
+    ) -> list[Segment]:
         """Our segment at ``now``: ``data`` pattern bytes at stream offset ``seq``,
         acknowledging synack's byte ``ack`` (relative); return what synack sends."""
         self.deliver(now, ack, data, seq=seq, flags=flags)
         return self.conn.segments_to_send(now)
 
-    def deliver(self, now: float, ack: int, data: int = 0, *, seq: int = 1,
-                flags: int = ACK) -> None:
+    def deliver(
+        self, now: float, ack: int, data: int = 0, *, seq: int = 1, flags: int = ACK
+    ) -> None:
         """As :meth:`send`, without running synack's send path afterwards."""
         payload = bytes(i % 251 for i in range(seq - 1, seq - 1 + data))
-        seg = Segment(RPORT, LPORT, seq & MASK, (ISS + 1 + ack) & MASK,
-                      flags | (PSH if data else 0), self.win, payload)
+        seg = Segment(
+            RPORT,
+            LPORT,
+            seq & MASK,
+            (ISS + 1 + ack) & MASK,
+            flags | (PSH if data else 0),
+            self.win,
+            payload,
+        )
         self.conn.receive(seg, now)
 
     def ack_of(self, out: list[Segment]) -> tuple[int, int]:
@@ -79,31 +89,54 @@ class Peer:
 
 
 def rcv_config(**kw: object) -> TcpConfig:
-    base = TcpConfig(rcv_buf=20000, window_scaling=False, timestamps=False, sack=False,
-                     delayed_ack=0.04, quickack=16)
+    base = TcpConfig(
+        rcv_buf=20000,
+        window_scaling=False,
+        timestamps=False,
+        sack=False,
+        delayed_ack=0.04,
+        quickack=16,
+    )
     return base.replace(**kw)
 
 
 def snd_config(**kw: object) -> TcpConfig:
-    base = TcpConfig(snd_buf=42000, rcv_buf=65535, window_scaling=False, timestamps=False,
-                     sack=False, abc_limit=None, rack=False, tlp=False)
+    base = TcpConfig(
+        snd_buf=42000,
+        rcv_buf=65535,
+        window_scaling=False,
+        timestamps=False,
+        sack=False,
+        abc_limit=None,
+        rack=False,
+        tlp=False,
+    )
     return base.replace(**kw)
 
 
 # ------------------------------------------------------------------- defaults
 def test_defaults_are_rfc_and_the_linux_profile_sets_the_knobs() -> None:
     cfg = TcpConfig()
-    assert (cfg.accept_beyond_window, cfg.rcv_truesize_headroom, cfg.snd_skb_overhead,
-            cfg.snd_wake_ratio) == (False, None, None, 0.0)
+    assert (
+        cfg.accept_beyond_window,
+        cfg.rcv_truesize_headroom,
+        cfg.snd_skb_overhead,
+        cfg.snd_wake_ratio,
+    ) == (False, None, None, 0.0)
     assert config_from_sysctls(RFC, {}).config == TcpConfig()
     linux = config_from_sysctls(LINUX, LINUX.sysctls).config
-    assert (linux.accept_beyond_window, linux.rcv_truesize_headroom, linux.snd_skb_overhead,
-            linux.snd_wake_ratio) == (True, 424, 1280, 0.5)
+    assert (
+        linux.accept_beyond_window,
+        linux.rcv_truesize_headroom,
+        linux.snd_skb_overhead,
+        linux.snd_wake_ratio,
+    ) == (True, 424, 1280, 0.5)
 
 
-@pytest.mark.parametrize("field,bad", [("rcv_truesize_headroom", -1),
-                                       ("snd_skb_overhead", 70000),
-                                       ("snd_wake_ratio", -0.1)])
+@pytest.mark.parametrize(
+    "field,bad",
+    [("rcv_truesize_headroom", -1), ("snd_skb_overhead", 70000), ("snd_wake_ratio", -0.1)],
+)
 def test_knobs_are_validated(field: str, bad: object) -> None:
     with pytest.raises(ValueError):
         TcpConfig(**{field: bad})  # type: ignore[arg-type]
@@ -297,8 +330,7 @@ def test_send_space_is_what_send_takes() -> None:
 
 
 def test_out_of_order_past_the_window_needs_memory() -> None:
-    p = Peer(rcv_config(rcv_buf=4000, accept_beyond_window=True, **{
-        "rcv_truesize_headroom": 424}))
+    p = Peer(rcv_config(rcv_buf=4000, accept_beyond_window=True, **{"rcv_truesize_headroom": 424}))
     assert p.synack.window == 1460  # half of 4000, in segments of our MSS
     # Out of order, starting in the window: kept whole while memory is within rcv_buf.
     assert p.ack_of(p.send(0.2, 0, 3000, seq=501))[0] == 1
@@ -312,11 +344,18 @@ def test_out_of_order_past_the_window_needs_memory() -> None:
 
 
 # ------------------------------------------------------------ the strategy object
-@pytest.mark.parametrize("knob,value", [("accept_beyond_window", True),
-                                        ("rcv_truesize_headroom", 424),
-                                        ("snd_skb_overhead", 1280), ("snd_wake_ratio", 0.5)])
-def test_any_knob_picks_the_linux_model_and_none_the_shared_rfc_one(knob: str,
-                                                                     value: object) -> None:
+@pytest.mark.parametrize(
+    "knob,value",
+    [
+        ("accept_beyond_window", True),
+        ("rcv_truesize_headroom", 424),
+        ("snd_skb_overhead", 1280),
+        ("snd_wake_ratio", 0.5),
+    ],
+)
+def test_any_knob_picks_the_linux_model_and_none_the_shared_rfc_one(
+    knob: str, value: object
+) -> None:
     assert for_config(TcpConfig()) is RFC_MEMORY
     assert Peer(rcv_config()).conn._mem is RFC_MEMORY
     mem = for_config(TcpConfig(**{knob: value}))  # type: ignore[arg-type]

@@ -48,13 +48,16 @@ def test_every_trigger_in_the_table_is_explained() -> None:
     assert {t for _, t in TRANSITIONS} == set(TRIGGERS)
 
 
-@pytest.mark.parametrize(("old", "trigger", "new"), [
-    (L, "loss_marked", R),  # RFC 6582 §4: no fast retransmit for pre-timeout losses
-    (R, "loss_marked", R),  # one reduction per loss event
-    (R, "ece", C),  # the recovery's cut answers ECE for that window too
-    (O, "exit", O),  # nothing to end
-    (L, "disorder", D),
-])
+@pytest.mark.parametrize(
+    ("old", "trigger", "new"),
+    [
+        (L, "loss_marked", R),  # RFC 6582 §4: no fast retransmit for pre-timeout losses
+        (R, "loss_marked", R),  # one reduction per loss event
+        (R, "ece", C),  # the recovery's cut answers ECE for that window too
+        (O, "exit", O),  # nothing to end
+        (L, "disorder", D),
+    ],
+)
 def test_illegal_moves_raise(old: CaState, trigger: str, new: CaState) -> None:
     with pytest.raises(IllegalLossTransition):
         check(old, trigger, new)
@@ -194,8 +197,7 @@ def test_probe_that_repaired_a_loss_reduces_once_sized_on_its_flight() -> None:
     tcb.ack(seg_at(6), t + 0.3)  # beyond the probe, no D-SACK came: a loss was repaired
     assert conn.ssthresh < ssthresh
     assert conn.ssthresh == max(5 * MSS_TS // 2, 2 * MSS_TS)
-    assert [r["trigger"] for r in tcb.trace if r["ev"] == "ca_state"][-2:] == \
-        ["tlp_repair", "exit"]
+    assert [r["trigger"] for r in tcb.trace if r["ev"] == "ca_state"][-2:] == ["tlp_repair", "exit"]
 
 
 # ------------------------------------------------------------------ CWR and Disorder
@@ -233,10 +235,8 @@ BLACKOUT_RATE = 50_000_000
 def blackout_run(cc: str) -> int:
     """Fault 1's figure: 50 Mbit/s, 40 ms RTT, one-BDP drop-tail queue; after 3 s every
     packet in both directions is lost for 0.6 s; bytes delivered in the 9.4 s after."""
-    path = PathConfig(delay=0.02, rate_bps=BLACKOUT_RATE,
-                      queue_bytes=int(BLACKOUT_RATE * 0.04 / 8))
-    config = TcpConfig(congestion_control=cc, rcv_buf=8 << 20, snd_buf=8 << 20,
-                       rto_min=0.2)
+    path = PathConfig(delay=0.02, rate_bps=BLACKOUT_RATE, queue_bytes=int(BLACKOUT_RATE * 0.04 / 8))
+    config = TcpConfig(congestion_control=cc, rcv_buf=8 << 20, snd_buf=8 << 20, rto_min=0.2)
     s = Scenario(3, path=path, config=config, record_wire=False)
     s.client.tracer = s.server.tracer = None
     s.listen(80, keep_data=False)
@@ -322,14 +322,16 @@ def test_loss_state_picture_is_drawn_from_the_current_table() -> None:
     import importlib.util
 
     root = ROOT
-    spec = importlib.util.spec_from_file_location("loss_states_svg",
-                                                  root / "scripts" / "loss_states_svg.py")
+    spec = importlib.util.spec_from_file_location(
+        "loss_states_svg", root / "scripts" / "loss_states_svg.py"
+    )
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     svg = mod.render()
-    assert (root / "docs" / "images" / "loss-states.svg").read_text() == svg, \
+    assert (root / "docs" / "images" / "loss-states.svg").read_text() == svg, (
         "stale picture: run .venv/bin/python scripts/loss_states_svg.py"
+    )
     for state in CaState:
         assert f">{state}</text>" in svg
     for trigger in TRIGGERS:

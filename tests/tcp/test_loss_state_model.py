@@ -69,8 +69,9 @@ class Receiver:
         self.blocks = keep
         if self.blocks and self.blocks[0][0] == 0:
             self.cum = self.blocks[0][1]
-        self.recent = [(merged[0], merged[1])] + [r for r in self.recent
-                                                    if not (merged[0] <= r[0] < merged[1])]
+        self.recent = [(merged[0], merged[1])] + [
+            r for r in self.recent if not (merged[0] <= r[0] < merged[1])
+        ]
         return None
 
     def _covered(self, start: int, end: int) -> bool:
@@ -104,11 +105,22 @@ class LossStateMachine(RuleBasedStateMachine):
         self.checked = 0  # how much of tcb.sent was checked
         self.acks: list[tuple[int, tuple[tuple[int, int], ...]]] = []  # ACKs sent
 
-    @initialize(cc=st.sampled_from(["newreno", "cubic"]), sack=st.booleans(),
-                ecn=st.booleans(), rack=st.booleans())
+    @initialize(
+        cc=st.sampled_from(["newreno", "cubic"]),
+        sack=st.booleans(),
+        ecn=st.booleans(),
+        rack=st.booleans(),
+    )
     def start(self, cc: str, sack: bool, ecn: bool, rack: bool) -> None:
-        config = cfg(congestion_control=cc, sack=sack, rack=rack and sack, tlp=sack,
-                     ecn="on" if ecn else "off", rto_min=0.2, rto_initial=1.0)
+        config = cfg(
+            congestion_control=cc,
+            sack=sack,
+            rack=rack and sack,
+            tlp=sack,
+            ecn="on" if ecn else "off",
+            rto_min=0.2,
+            rto_initial=1.0,
+        )
         self.tcb = established(config, peer_sack=sack, flags=ECE if ecn else 0)
         self.tcb.ack(U0, 0.2)  # an RTT sample
         self.tcb.trace.clear()
@@ -130,28 +142,40 @@ class LossStateMachine(RuleBasedStateMachine):
             assert bytes(s.payload) == bytes(stream_byte(p) for p in range(start, end))
             self.sent_max = max(self.sent_max, end)
             self.net.append(s)
-        moves = [r for r in self.tcb.trace[before["trace"]:] if r["ev"] == "ca_state"]
+        moves = [r for r in self.tcb.trace[before["trace"] :] if r["ev"] == "ca_state"]
         for m in moves:
             assert not (m["old"] == "Loss" and m["new"] == "Recovery")
         if conn.ssthresh < before["ssthresh"]:
-            into = [m for m in moves if m["new"] in REDUCED
-                    and m["trigger"] in ("loss_marked", "rto", "ece", "tlp_repair")]
+            into = [
+                m
+                for m in moves
+                if m["new"] in REDUCED
+                and m["trigger"] in ("loss_marked", "rto", "ece", "tlp_repair")
+            ]
             assert into, f"ssthresh fell without entering a reduced state: {moves}"
             if before["ca"] in REDUCED:
                 # Inside an episode only a new loss event may cut again: this ACK
                 # ended the episode (SND.UNA reached its high_seq), or a timeout
                 # after progress.
-                new_event = (conn._una >= before["high"]
-                             or (before["ca"] == "Loss" and into[-1]["trigger"] == "rto"
-                                 and before["una"] > before["rto_una"]))
+                new_event = conn._una >= before["high"] or (
+                    before["ca"] == "Loss"
+                    and into[-1]["trigger"] == "rto"
+                    and before["una"] > before["rto_una"]
+                )
                 assert new_event, f"second reduction inside one episode: {moves}"
 
     def _before(self) -> dict[str, Any]:
         conn = self.tcb.conn
         ls = conn._ls
-        return {"nxt": seq.sub(conn.snd_nxt, U0), "ssthresh": conn.ssthresh,
-                "ca": str(ls.state), "una": conn._una, "high": ls.high_seq,
-                "rto_una": ls.rto_una, "trace": len(self.tcb.trace)}
+        return {
+            "nxt": seq.sub(conn.snd_nxt, U0),
+            "ssthresh": conn.ssthresh,
+            "ca": str(ls.state),
+            "una": conn._una,
+            "high": ls.high_seq,
+            "rto_una": ls.rto_una,
+            "trace": len(self.tcb.trace),
+        }
 
     @precondition(lambda self: self.tcb.conn.state is State.ESTABLISHED)
     @rule(segments=st.integers(1, 12))
@@ -164,10 +188,14 @@ class LossStateMachine(RuleBasedStateMachine):
         self._step(self.tcb.out(self.now), before)
 
     @precondition(lambda self: self.net)
-    @rule(pick=st.integers(0, 1 << 16), ece=st.booleans(), ack_lost=st.booleans(),
-          duplicate=st.booleans(), dt=st.floats(0.0, 0.05))
-    def deliver(self, pick: int, ece: bool, ack_lost: bool, duplicate: bool,
-                dt: float) -> None:
+    @rule(
+        pick=st.integers(0, 1 << 16),
+        ece=st.booleans(),
+        ack_lost=st.booleans(),
+        duplicate=st.booleans(),
+        dt=st.floats(0.0, 0.05),
+    )
+    def deliver(self, pick: int, ece: bool, ack_lost: bool, duplicate: bool, dt: float) -> None:
         """The receiver gets one segment in flight (any of them: reordering) and ACKs it,
         unless the ACK is lost.  ``duplicate`` keeps a copy in the network."""
         i = pick % len(self.net)
@@ -185,8 +213,12 @@ class LossStateMachine(RuleBasedStateMachine):
         self._step(out, before)
 
     @precondition(lambda self: self.net)
-    @rule(count=st.integers(1, 12), lose=st.integers(-1, 11), ece=st.booleans(),
-          dt=st.floats(0.0, 0.05))
+    @rule(
+        count=st.integers(1, 12),
+        lose=st.integers(-1, 11),
+        ece=st.booleans(),
+        dt=st.floats(0.0, 0.05),
+    )
     def deliver_run(self, count: int, lose: int, ece: bool, dt: float) -> None:
         """The common pattern: the oldest ``count`` segments in flight arrive in order,
         each ACKed, except the one at index ``lose`` (-1: none), which the network
@@ -263,6 +295,9 @@ class LossStateMachine(RuleBasedStateMachine):
 
 
 LossStateMachine.TestCase.settings = settings(
-    max_examples=300, stateful_step_count=50, deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+    max_examples=300,
+    stateful_step_count=50,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 TestLossStateModel = LossStateMachine.TestCase

@@ -31,8 +31,9 @@ from synack.wire.segment import ACK, CWR, ECE, PSH, RST, SYN, Segment
 
 
 # ============================================================ window scaling (RFC 7323 §2)
-@pytest.mark.parametrize(("rcv_buf", "shift"), [(65535, 0), (65536, 1), (1 << 20, 5),
-                                                (4 << 20, 7), (65535 << 14, 14)])
+@pytest.mark.parametrize(
+    ("rcv_buf", "shift"), [(65535, 0), (65536, 1), (1 << 20, 5), (4 << 20, 7), (65535 << 14, 14)]
+)
 def test_wscale_shift_from_rcv_buf_offered_on_syn(rcv_buf: int, shift: int) -> None:
     """RFC 7323 §2.3: the smallest shift that lets rcv_buf be advertised; the SYN
     carries it and an unscaled window field (a SYN window is never scaled, §2.2)."""
@@ -108,13 +109,25 @@ def test_our_window_field_is_scaled_on_every_segment_after_the_syn() -> None:
     (rounded up so the right edge never moves left); the SYN's field is not."""
     tcb = new_conn(cfg(rcv_buf=1 << 20))
     assert tcb.sent[0][1].window == 65535
-    syn_ack = Segment(SPORT, CPORT, IRS, ISS + 1, SYN | ACK, 65535, mss=1460, wscale=2,
-                      sack_permitted=True, tsval=peer_ts(0.1), tsecr=tcb.sent[0][1].tsval)
+    syn_ack = Segment(
+        SPORT,
+        CPORT,
+        IRS,
+        ISS + 1,
+        SYN | ACK,
+        65535,
+        mss=1460,
+        wscale=2,
+        sack_permitted=True,
+        tsval=peer_ts(0.1),
+        tsecr=tcb.sent[0][1].tsval,
+    )
     (ack,) = tcb.feed(syn_ack, 0.1)
     assert ack.window == (1 << 20) >> 5
     assert ack.window << 5 == tcb.conn.rcv_wnd == 1 << 20
-    (ack2,) = tcb.feed(tcb.peer(D0, U0, window=100, payload=b"y" * 1000, t=0.2), 0.2) + \
-        tcb.fire(0.4)
+    (ack2,) = tcb.feed(tcb.peer(D0, U0, window=100, payload=b"y" * 1000, t=0.2), 0.2) + tcb.fire(
+        0.4
+    )
     assert ack2.ack == D0 + 1000
     assert ack2.window == math.ceil(((1 << 20) - 1000) / 32)
     assert tcb.conn.rcv_wnd == ack2.window << 5
@@ -133,9 +146,22 @@ def test_timestamps_negotiated_and_carried_on_every_segment() -> None:
     tcb = new_conn(cfg())
     syn = tcb.sent[0][1]
     assert syn.tsval == tcb.ts(0.0) and syn.tsecr == 0
-    (ack,) = tcb.feed(Segment(SPORT, CPORT, IRS, ISS + 1, SYN | ACK, 65535, mss=1460,
-                              wscale=7, sack_permitted=True, tsval=peer_ts(0.1),
-                              tsecr=syn.tsval), 0.1)
+    (ack,) = tcb.feed(
+        Segment(
+            SPORT,
+            CPORT,
+            IRS,
+            ISS + 1,
+            SYN | ACK,
+            65535,
+            mss=1460,
+            wscale=7,
+            sack_permitted=True,
+            tsval=peer_ts(0.1),
+            tsecr=syn.tsval,
+        ),
+        0.1,
+    )
     assert tcb.conn.ts_ok
     assert (ack.tsval, ack.tsecr) == (tcb.ts(0.1), peer_ts(0.1))
     assert tcb.conn.eff_mss == MSS_TS
@@ -173,8 +199,10 @@ def test_tsval_is_a_1ms_clock_with_a_per_connection_offset() -> None:
     tcb = new_conn(cfg(rto_initial=1.0))
     syn0 = tcb.sent[0][1]
     sent = tcb.run_timers(3.5)  # SYN retransmitted at 1 s and 3 s (RFC 6298 backoff)
-    assert [(t, s.tsval) for t, s in sent] == [(1.0, (syn0.tsval + 1000) & MASK),
-                                               (3.0, (syn0.tsval + 3000) & MASK)]
+    assert [(t, s.tsval) for t, s in sent] == [
+        (1.0, (syn0.tsval + 1000) & MASK),
+        (3.0, (syn0.tsval + 3000) & MASK),
+    ]
     other = new_conn(cfg(), iss=77_777)
     assert other.sent[0][1].tsval != syn0.tsval
 
@@ -184,10 +212,16 @@ def test_ts_recent_delayed_ack_echoes_the_earlier_segment() -> None:
     SEG.SEQ <= Last.ACK.sent, so an ACK covering two segments echoes the first one's
     TSval (the conservative RTT)."""
     tcb = established(cfg())
-    assert tcb.feed(tcb.peer(D0, U0, payload=b"a" * MSS_TS, tsval=1_000_100,
-                             tsecr=tcb.last_tsval), 1.0) == []  # delayed
-    (ack,) = tcb.feed(tcb.peer(D0 + MSS_TS, U0, payload=b"b" * MSS_TS, tsval=1_000_150,
-                               tsecr=tcb.last_tsval), 1.05)
+    assert (
+        tcb.feed(
+            tcb.peer(D0, U0, payload=b"a" * MSS_TS, tsval=1_000_100, tsecr=tcb.last_tsval), 1.0
+        )
+        == []
+    )  # delayed
+    (ack,) = tcb.feed(
+        tcb.peer(D0 + MSS_TS, U0, payload=b"b" * MSS_TS, tsval=1_000_150, tsecr=tcb.last_tsval),
+        1.05,
+    )
     assert ack.ack == D0 + 2 * MSS_TS
     assert ack.tsecr == 1_000_100
     assert tcb.conn.ts_recent == 1_000_100
@@ -199,11 +233,13 @@ def test_ts_recent_not_taken_from_out_of_order_data_but_from_the_filling_segment
     tcb = established(cfg())
     before = tcb.conn.ts_recent
     assert before == peer_ts(0.1)
-    (dup,) = tcb.feed(tcb.peer(D0 + 500, U0, payload=b"c" * 500, tsval=1_000_200,
-                               tsecr=tcb.last_tsval), 1.0)
+    (dup,) = tcb.feed(
+        tcb.peer(D0 + 500, U0, payload=b"c" * 500, tsval=1_000_200, tsecr=tcb.last_tsval), 1.0
+    )
     assert dup.ack == D0 and dup.tsecr == before
-    (ack,) = tcb.feed(tcb.peer(D0, U0, payload=b"a" * 500, tsval=1_000_300,
-                               tsecr=tcb.last_tsval), 1.1)
+    (ack,) = tcb.feed(
+        tcb.peer(D0, U0, payload=b"a" * 500, tsval=1_000_300, tsecr=tcb.last_tsval), 1.1
+    )
     assert ack.ack == D0 + 1000
     assert ack.tsecr == 1_000_300
 
@@ -259,7 +295,7 @@ def test_paws_compares_timestamps_modulo_2_32() -> None:
     assert tcb.conn.ts_recent == peer_ts(0.1)
     # the peer's clock runs on (each step less than 2**31 ahead) and wraps
     for i, tsval in enumerate((0x80000000, 0xFFFFFFF0, 0x10)):
-        tcb.feed(tcb.peer(D0 + i, U0, payload=b"abc"[i:i + 1], tsval=tsval, tsecr=0), 1 + i)
+        tcb.feed(tcb.peer(D0 + i, U0, payload=b"abc"[i : i + 1], tsval=tsval, tsecr=0), 1 + i)
         assert tcb.conn.ts_recent == tsval
     assert tcb.conn.stats["paws_drops"] == 0
     assert tcb.conn.recv() == b"abc"
@@ -299,24 +335,51 @@ def test_final_handshake_ack_without_timestamp_does_not_stall() -> None:
     assert tcb.conn.ts_ok
     assert tcb.feed(Segment(CPORT, SPORT, IRS + 1, ISS + 1, ACK, 65535), 0.1) == []
     assert tcb.state is S.ESTABLISHED
-    tcb.feed(Segment(CPORT, SPORT, IRS + 1, ISS + 1, ACK | PSH, 65535, b"hello",
-                     tsval=4342, tsecr=synack.tsval), 0.2)
+    tcb.feed(
+        Segment(
+            CPORT,
+            SPORT,
+            IRS + 1,
+            ISS + 1,
+            ACK | PSH,
+            65535,
+            b"hello",
+            tsval=4342,
+            tsecr=synack.tsval,
+        ),
+        0.2,
+    )
     assert tcb.conn.recv() == b"hello"
     out = tcb.send(b"world", 0.3)
     assert [(s.payload, s.tsecr) for s in out] == [(b"world", 4342)]
 
 
 # ==================================================== SACK negotiation (RFC 2018 §2)
-@pytest.mark.parametrize(("ours", "theirs", "ok"), [(True, True, True), (True, False, False),
-                                                    (False, True, False)])
+@pytest.mark.parametrize(
+    ("ours", "theirs", "ok"), [(True, True, True), (True, False, False), (False, True, False)]
+)
 def test_sack_permitted_negotiation(ours: bool, theirs: bool, ok: bool) -> None:
     """RFC 2018 §2: SACK is used only when both SYNs carried SACK-permitted; otherwise
     an out-of-order arrival is answered by a plain duplicate ACK."""
     tcb = new_conn(cfg(sack=ours))
     assert tcb.sent[0][1].sack_permitted is ours
     tcb.sent.clear()
-    tcb.feed(Segment(SPORT, CPORT, IRS, ISS + 1, SYN | ACK, 65535, mss=1460, wscale=7,
-                     sack_permitted=theirs, tsval=peer_ts(0.1), tsecr=tcb.ts(0.0)), 0.1)
+    tcb.feed(
+        Segment(
+            SPORT,
+            CPORT,
+            IRS,
+            ISS + 1,
+            SYN | ACK,
+            65535,
+            mss=1460,
+            wscale=7,
+            sack_permitted=theirs,
+            tsval=peer_ts(0.1),
+            tsecr=tcb.ts(0.0),
+        ),
+        0.1,
+    )
     assert tcb.conn.sack_ok is ok
     (dup,) = tcb.feed(tcb.peer(D0 + 100, U0, payload=b"z" * 100, t=0.2), 0.2)
     assert dup.ack == D0
@@ -342,8 +405,7 @@ def test_sack_first_block_is_the_most_recent_arrival() -> None:
     tcb = established(cfg())
     acks = []
     for i, start in enumerate((1000, 3000, 2000, 1100)):
-        acks += tcb.feed(tcb.peer(D0 + start, U0, payload=b"o" * 100, t=1 + i / 100),
-                         1 + i / 100)
+        acks += tcb.feed(tcb.peer(D0 + start, U0, payload=b"o" * 100, t=1 + i / 100), 1 + i / 100)
     assert [s.ack for s in acks] == [D0] * 4  # each one an immediate duplicate ACK
     assert blocks(acks) == [
         ((1000, 1100),),
@@ -359,8 +421,9 @@ def test_sack_block_count_limited_by_option_space(timestamps: bool, limit: int) 
     tcb = established(cfg(timestamps=timestamps), peer_tsopt=timestamps)
     out: list[Segment] = []
     for i in range(6):
-        out = tcb.feed(tcb.peer(D0 + 1000 * (i + 1), U0, payload=b"o" * 10, t=1 + i / 100),
-                       1 + i / 100)
+        out = tcb.feed(
+            tcb.peer(D0 + 1000 * (i + 1), U0, payload=b"o" * 10, t=1 + i / 100), 1 + i / 100
+        )
     assert blocks(out) == [tuple((1000 * k, 1000 * k + 10) for k in range(6, 6 - limit, -1))]
 
 
@@ -414,7 +477,7 @@ def test_scoreboard_marks_sacked_ranges_and_retransmits_only_holes() -> None:
     assert info["sacked"] == 7 * MSS_TS
     assert info["lost"] == 0  # both retransmitted already
     assert data_segs(out) == [(seg_at(1), MSS_TS), (seg_at(5), MSS_TS)]
-    assert out[0].payload == data[MSS_TS:2 * MSS_TS]
+    assert out[0].payload == data[MSS_TS : 2 * MSS_TS]
     out = tcb.ack(seg_at(5), 1.2, sack=((seg_at(6), seg_at(10)),))
     assert data_segs(out) == []
     out = tcb.ack(seg_at(10), 1.3)
@@ -761,8 +824,22 @@ def test_ecn_active_negotiation(synack_flags: int, ok: bool) -> None:
     tcb = new_conn(cfg(ecn="on"))
     syn = tcb.sent[0][1]
     assert syn.flags == SYN | ECE | CWR and syn.ecn == 0
-    tcb.feed(Segment(SPORT, CPORT, IRS, ISS + 1, SYN | ACK | synack_flags, 65535, mss=1460,
-                     wscale=7, sack_permitted=True, tsval=peer_ts(0.1), tsecr=syn.tsval), 0.1)
+    tcb.feed(
+        Segment(
+            SPORT,
+            CPORT,
+            IRS,
+            ISS + 1,
+            SYN | ACK | synack_flags,
+            65535,
+            mss=1460,
+            wscale=7,
+            sack_permitted=True,
+            tsval=peer_ts(0.1),
+            tsecr=syn.tsval,
+        ),
+        0.1,
+    )
     assert tcb.state is S.ESTABLISHED
     assert tcb.conn.ecn_ok is ok
 
@@ -794,8 +871,9 @@ def test_ecn_receiver_echoes_ce_until_cwr() -> None:
     tcb.feed(tcb.peer(D0 + 100, U0, payload=b"2" * 100, t=1.1, ecn=ECT0), 1.1)
     (a2,) = tcb.fire(1.3)
     assert a2.flags & ECE
-    (a3,) = tcb.feed(tcb.peer(D0 + 200, U0, ACK | CWR, payload=b"3" * 100, t=1.4,
-                              ecn=ECT0), 1.4) + tcb.fire(1.6)
+    (a3,) = tcb.feed(
+        tcb.peer(D0 + 200, U0, ACK | CWR, payload=b"3" * 100, t=1.4, ecn=ECT0), 1.4
+    ) + tcb.fire(1.6)
     assert not a3.flags & ECE
     assert tcb.conn.stats["ecn_ce_in"] == 1
 
@@ -892,8 +970,7 @@ def test_ecn_echo_and_loss_on_the_same_ack_reduce_once() -> None:
     """RFC 3168 §6.1.2: one reduction for 'a series of dropped and/or CE packets from a
     single window of data'.  The ACK that brings the third SACK (loss) also carries ECE:
     CUBIC must reduce by beta once (11 -> 7.7 segments), not twice."""
-    tcb = established(cfg(ecn="on", rack=False, tlp=False, congestion_control="cubic"),
-                      flags=ECE)
+    tcb = established(cfg(ecn="on", rack=False, tlp=False, congestion_control="cubic"), flags=ECE)
     tcb.send(bytes(40 * MSS_TS), 1.0)
     tcb.ack(seg_at(1), 1.1)
     tcb.ack(seg_at(1), 1.11, sack=((seg_at(2), seg_at(3)),))
@@ -923,8 +1000,9 @@ def test_delayed_ack_every_second_full_segment() -> None:
     tcb = established(cfg(delayed_ack=0.2))
     acks = []
     for i in range(6):
-        acks += tcb.feed(tcb.peer(D0 + i * MSS_TS, U0, payload=b"f" * MSS_TS,
-                                  t=1 + i / 100), 1 + i / 100)
+        acks += tcb.feed(
+            tcb.peer(D0 + i * MSS_TS, U0, payload=b"f" * MSS_TS, t=1 + i / 100), 1 + i / 100
+        )
     assert [a.ack for a in acks] == [D0 + 2 * MSS_TS, D0 + 4 * MSS_TS, D0 + 6 * MSS_TS]
     assert tcb.conn.next_timer() is None
 
@@ -1013,8 +1091,10 @@ def test_keepalive_probes_then_etimedout_when_the_peer_is_gone_c3() -> None:
     """C3, RFC 1122 §4.2.3.6: after keepalive_idle without traffic an ACK with
     SEG.SEQ = SND.NXT - 1 and no data is sent, then every keepalive_interval; after
     keepalive_count unanswered probes the connection fails with ETIMEDOUT."""
-    tcb = established(cfg(keepalive=True, keepalive_idle=10.0, keepalive_interval=2.0,
-                          keepalive_count=3), t_synack=0.0)
+    tcb = established(
+        cfg(keepalive=True, keepalive_idle=10.0, keepalive_interval=2.0, keepalive_count=3),
+        t_synack=0.0,
+    )
     sent = tcb.run_timers(100.0)
     assert [t for t, _ in sent] == [10.0, 12.0, 14.0]
     assert all((s.flags, s.seq, s.ack, s.payload) == (ACK, U0 - 1, D0, b"") for _, s in sent)
@@ -1030,8 +1110,10 @@ def test_keepalive_probes_then_etimedout_when_the_peer_is_gone_c3() -> None:
 
 def test_answered_keepalive_keeps_the_connection_alive() -> None:
     """RFC 1122 §4.2.3.6: an answer to a probe restarts the idle period."""
-    tcb = established(cfg(keepalive=True, keepalive_idle=10.0, keepalive_interval=2.0,
-                          keepalive_count=3), t_synack=0.0)
+    tcb = established(
+        cfg(keepalive=True, keepalive_idle=10.0, keepalive_interval=2.0, keepalive_count=3),
+        t_synack=0.0,
+    )
     (probe,) = [s for _, s in tcb.run_timers(10.0)]
     assert probe.seq == U0 - 1
     assert tcb.ack(U0, 10.05) == []  # the peer's ACK of the probe
@@ -1073,8 +1155,19 @@ def test_info_snapshot_reports_the_connection() -> None:
     assert info["bytes_acked"] == 4 * MSS_TS and info["bytes_sent"] == 4 * MSS_TS
     assert info["unacked"] == 0 and info["retransmits"] == 0
     assert info["mss"] == MSS_TS and info["sack"] is True
-    for key in ("ssthresh", "lost", "sacked", "delivery_rate", "bytes_received", "pipe",
-                "rack_losses", "tlp_probes", "ecn_reductions", "paws_drops", "dsacks_in"):
+    for key in (
+        "ssthresh",
+        "lost",
+        "sacked",
+        "delivery_rate",
+        "bytes_received",
+        "pipe",
+        "rack_losses",
+        "tlp_probes",
+        "ecn_reductions",
+        "paws_drops",
+        "dsacks_in",
+    ):
         assert key in info
 
 
@@ -1119,8 +1212,9 @@ def cubic_after_loss(w: int, rtt: float = 0.1) -> congestion.Cubic:
     return cc
 
 
-def drive(cc: congestion.CongestionControl, start: float, rtts: int, rtt: float = 0.1
-          ) -> list[float]:
+def drive(
+    cc: congestion.CongestionControl, start: float, rtts: int, rtt: float = 0.1
+) -> list[float]:
     """ACK one window per RTT, MSS by MSS; cwnd (segments) at the end of each RTT."""
     out = []
     t = start
@@ -1208,9 +1302,9 @@ def test_cubic_window_growth_concave_then_convex_around_w_max() -> None:
     ki = round(k / 0.1)
     assert w[ki - 2] == pytest.approx(200, abs=3)  # reaches W_max near t = K
     early = inc[1:11]
-    late = inc[ki + 10:ki + 20]
-    assert sum(early) > 3 * sum(inc[ki - 5:ki + 5])  # concave: fast, then flat near K
-    assert sum(late) > 3 * sum(inc[ki - 5:ki + 5])  # convex: fast again beyond K
+    late = inc[ki + 10 : ki + 20]
+    assert sum(early) > 3 * sum(inc[ki - 5 : ki + 5])  # concave: fast, then flat near K
+    assert sum(late) > 3 * sum(inc[ki - 5 : ki + 5])  # convex: fast again beyond K
     assert all(a >= b - 0.5 for a, b in itertools.pairwise(early))  # slowing
     assert all(b >= a - 0.5 for a, b in itertools.pairwise(late))  # speeding up
     assert max(w[: ki - 2]) <= 201  # never beyond W_max before K

@@ -78,8 +78,12 @@ def test_sacked_bytes_count_once_in_delivered() -> None:
     """C.delivered counts a SACKed byte when it is SACKed, not again when the
     cumulative ACK covers it (Linux tp->delivered): through 2 % loss (many SACKs) the
     count ends at the bytes sent plus SYN and FIN."""
-    s = Scenario(3, path=PathConfig(delay=0.025, rate_bps=RATE, queue_bytes=62_500,
-                                    loss=0.02), config=cfg(), record_wire=False)
+    s = Scenario(
+        3,
+        path=PathConfig(delay=0.025, rate_bps=RATE, queue_bytes=62_500, loss=0.02),
+        config=cfg(),
+        record_wire=False,
+    )
     s.client.tracer = s.server.tracer = None
     s.listen(80, keep_data=False)
     ep = s.connect(80, bytes(500_000), keep_data=False, close_when_done=False)
@@ -149,9 +153,15 @@ def test_pacer_credits_a_late_timer() -> None:
 
 def max_burst(s: Scenario, after: float) -> int:
     """The most data segments the client sent at one instant after ``after``."""
-    times = [r["t"] for r in s.trace if r.get("ev") == "seg" and r.get("dir") == "out"
-             and r.get("len") and r.get("conn", "").startswith("10.0.0.1")
-             and r["t"] > after]
+    times = [
+        r["t"]
+        for r in s.trace
+        if r.get("ev") == "seg"
+        and r.get("dir") == "out"
+        and r.get("len")
+        and r.get("conn", "").startswith("10.0.0.1")
+        and r["t"] > after
+    ]
     best = run = 0
     for i, t in enumerate(times):
         run = run + 1 if i and t == times[i - 1] else 1
@@ -159,9 +169,10 @@ def max_burst(s: Scenario, after: float) -> int:
     return best
 
 
-@pytest.mark.parametrize(("cc", "pacing", "paced"), [
-    ("bbr", None, True), ("cubic", True, True), ("cubic", None, False),
-    ("bbr", False, False)])
+@pytest.mark.parametrize(
+    ("cc", "pacing", "paced"),
+    [("bbr", None, True), ("cubic", True, True), ("cubic", None, False), ("bbr", False, False)],
+)
 def test_pacing_spreads_segments(cc: str, pacing: bool | None, paced: bool) -> None:
     """Paced, a window's data leaves in ~1 ms quanta spread over the RTT, through the
     pacing timer; unpaced it leaves in back-to-back bursts."""
@@ -188,8 +199,14 @@ def test_offload_chunks_are_sized_by_the_pacing_rate() -> None:
     s.listen(80, keep_data=False)
     ep = s.connect(80, bytes(3_000_000), keep_data=False)
     s.run(until=2.0)
-    sizes = [r["len"] for r in s.trace if r.get("ev") == "seg" and r.get("dir") == "out"
-             and r.get("conn", "").startswith("10.0.0.1") and r.get("t", 0) > 0.5]
+    sizes = [
+        r["len"]
+        for r in s.trace
+        if r.get("ev") == "seg"
+        and r.get("dir") == "out"
+        and r.get("conn", "").startswith("10.0.0.1")
+        and r.get("t", 0) > 0.5
+    ]
     pr = ep.conn.info()["pacing_rate"]
     assert sizes and max(sizes) <= max(autosize(pr, ep.conn.eff_mss), 3 * ep.conn.eff_mss)
     assert max(sizes) < 65535 // 2

@@ -8,10 +8,15 @@ from hypothesis import strategies as st
 from synack.tcp.recvbuf import RecvBuffer
 
 
-@given(st.lists(st.one_of(
-    st.tuples(st.just("put"), st.binary(max_size=9000)),
-    st.tuples(st.just("take"), st.integers(min_value=-1, max_value=20000)),
-), max_size=60))
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.just("put"), st.binary(max_size=9000)),
+            st.tuples(st.just("take"), st.integers(min_value=-1, max_value=20000)),
+        ),
+        max_size=60,
+    )
+)
 def test_recvbuf_behaves_like_a_byte_string(ops: list[tuple[str, object]]) -> None:
     buf = RecvBuffer()
     model = b""
@@ -25,7 +30,7 @@ def test_recvbuf_behaves_like_a_byte_string(ops: list[tuple[str, object]]) -> No
             assert isinstance(arg, int)
             got = buf.take(arg)
             want = model if arg < 0 else model[:arg]
-            model = model[len(want):]
+            model = model[len(want) :]
             assert got == want and type(got) is bytes
         assert len(buf) == len(model) and bool(buf) == bool(model)
 

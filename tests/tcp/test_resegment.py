@@ -38,8 +38,9 @@ def test_a_timeout_resends_one_mss_not_a_whole_offloaded_record() -> None:
         probes = c.stats["tlp_probes"]
         a.handle_timer(at)
         out = a.packets_to_send(at)  # lost as well
-        lengths = [len(decode_ipv4_tcp(p[VNET_HDR_LEN:], verify_checksum=False)[2].payload)
-                   for p in out]
+        lengths = [
+            len(decode_ipv4_tcp(p[VNET_HDR_LEN:], verify_checksum=False)[2].payload) for p in out
+        ]
         fired.append(("tlp" if c.stats["tlp_probes"] > probes else "rto", lengths))
     # The tail loss probe resent the last MSS of the big record, not all of it
     # (RFC 8985 §7.3); the timeout resent one MSS: the loss window (RFC 5681 §3.1).

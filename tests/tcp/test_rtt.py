@@ -176,8 +176,9 @@ def test_reset_for_data_custom_floor() -> None:
     assert r.rto == 2.0
 
 
-@given(st.lists(st.floats(0.0, 100.0, allow_nan=False), min_size=1, max_size=30),
-       st.integers(0, 12))
+@given(
+    st.lists(st.floats(0.0, 100.0, allow_nan=False), min_size=1, max_size=30), st.integers(0, 12)
+)
 def test_rto_always_within_bounds(samples: list[float], backoffs: int) -> None:
     r = RttEstimator(rto_min=1.0, rto_max=60.0)
     for s in samples:
@@ -216,10 +217,12 @@ def test_linux_bounds_segments_to_half_the_largest_window() -> None:
     from synack.packetdrill.parser import parse
     from synack.packetdrill.runner import run_script
 
-    script = ("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 bind(3, ..., ...) = 0\n"
-              "+0 listen(3, 1) = 0\n+0 < S 0:0(0) win 1000 <mss 1000>\n"
-              "+0 > S. 0:0(0) ack 1 <mss 1460>\n+.02 < . 1:1(0) ack 1 win 1000\n"
-              "+0 accept(3, ..., ...) = 4\n+0 write(4, ..., 1000) = 1000\n"
-              "+0 > . 1:501(500) ack 1\n+0 > P. 501:1001(500) ack 1\n")
+    script = (
+        "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 bind(3, ..., ...) = 0\n"
+        "+0 listen(3, 1) = 0\n+0 < S 0:0(0) win 1000 <mss 1000>\n"
+        "+0 > S. 0:0(0) ack 1 <mss 1460>\n+.02 < . 1:1(0) ack 1 win 1000\n"
+        "+0 accept(3, ..., ...) = 4\n+0 write(4, ..., 1000) = 1000\n"
+        "+0 > . 1:501(500) ack 1\n+0 > P. 501:1001(500) ack 1\n"
+    )
     assert run_script(parse(script), "linux").status == "PASS"
     assert run_script(parse(script), "rfc").status == "FAIL"

@@ -27,8 +27,9 @@ def sack_every_other_byte(inflight: int) -> dict[str, Any]:
     three blocks per duplicate ACK, then acknowledge everything.  Returns the records
     and the tracemalloc bytes the scoreboard's code allocated and still holds then."""
     nseg = -(-inflight // MSS_TS)
-    tcb = established(cfg(initial_window=nseg, snd_buf=max(1 << 20, 2 * inflight),
-                          rack=False, tlp=False))
+    tcb = established(
+        cfg(initial_window=nseg, snd_buf=max(1 << 20, 2 * inflight), rack=False, tlp=False)
+    )
     conn = tcb.conn
     notes = tcb.trace
     conn._tr = lambda rec: notes.append(rec) if rec["ev"] == "note" else None  # notes only
@@ -45,21 +46,29 @@ def sack_every_other_byte(inflight: int) -> dict[str, Any]:
         blocks = [(a, a + 1) for a in edges]
         for i in range(0, len(blocks), 3):
             now += 1e-6
-            conn.receive(tcb.peer(D0, U0, t=now,
-                                  sack_blocks=tuple(reversed(blocks[i:i + 3]))), now)
+            conn.receive(
+                tcb.peer(D0, U0, t=now, sack_blocks=tuple(reversed(blocks[i : i + 3]))), now
+            )
             conn.segments_to_send(now)
         gc.collect()
         # What the scoreboard's own code allocated and still holds (records, their list,
         # the SACKed-range map); the test's trace and segment logs are not counted.
         snap = tracemalloc.take_snapshot().filter_traces(
-            [tracemalloc.Filter(True, scoreboard.__file__)])
+            [tracemalloc.Filter(True, scoreboard.__file__)]
+        )
         held = sum(st.size for st in snap.statistics("filename"))
         records = len(conn._sb)
     finally:
         tracemalloc.stop()
-    return {"inflight": len(data), "segments": sent_records, "sack_blocks": len(blocks),
-            "records": records, "bytes_held": held,
-            "refused": conn.stats.full().get("sack_splits_refused", 0), "tcb": tcb}
+    return {
+        "inflight": len(data),
+        "segments": sent_records,
+        "sack_blocks": len(blocks),
+        "records": records,
+        "bytes_held": held,
+        "refused": conn.stats.full().get("sack_splits_refused", 0),
+        "tcb": tcb,
+    }
 
 
 def test_sack_every_other_byte_does_not_fragment_the_scoreboard() -> None:
@@ -69,15 +78,19 @@ def test_sack_every_other_byte_does_not_fragment_the_scoreboard() -> None:
     within a few hundred KB (it was 66,607 records and 8.0 MB); the refusals are
     counted and traced once; the connection still completes."""
     r = sack_every_other_byte(64 * 1024)
-    print("\nFIGURES sack-fragmentation: " + " ".join(
-        f"{k}={v}" for k, v in r.items() if k != "tcb"))
+    print(
+        "\nFIGURES sack-fragmentation: " + " ".join(f"{k}={v}" for k, v in r.items() if k != "tcb")
+    )
     assert r["records"] <= 2 * r["segments"], r
     assert r["bytes_held"] < 256 << 10, r
     tcb = r["tcb"]
     conn = tcb.conn
     assert conn.stats["sack_splits_refused"] > 0
-    notes = [e for e in tcb.trace if e.get("ev") == "note" and "SACK" in e.get("text", "")
-             and "split" in e.get("text", "")]
+    notes = [
+        e
+        for e in tcb.trace
+        if e.get("ev") == "note" and "SACK" in e.get("text", "") and "split" in e.get("text", "")
+    ]
     assert len(notes) == 1, notes
     tcb.feed(tcb.peer(D0, U0 + r["inflight"], t=2.0), 2.0)
     assert len(conn._sb) == 0 and conn.info()["unacked"] == 0

@@ -82,14 +82,15 @@ class Model:
                 break
             if s.sacked or s.lost or s.retrans:
                 continue
-            above = [t for t in self.segs[i + 1:] if t.sacked]
+            above = [t for t in self.segs[i + 1 :] if t.sacked]
             if sum(t.end - t.start for t in above) > 2 * mss or len(above) >= 3:
                 s.lost = True
                 marked.append((s.start, s.end))
         return marked
 
-    def rack(self, rack_xmit: float, rack_end: int, horizon: float, now: float
-             ) -> tuple[list[tuple[int, int]], float]:
+    def rack(
+        self, rack_xmit: float, rack_end: int, horizon: float, now: float
+    ) -> tuple[list[tuple[int, int]], float]:
         marked, wait = [], 0.0
         for s in self.segs:
             if s.sacked or s.lost:
@@ -105,8 +106,9 @@ class Model:
         return sorted(marked), wait
 
 
-def rack_scan(sb: Scoreboard, rack_xmit: float, rack_end: int, horizon: float, now: float
-              ) -> tuple[list[tuple[int, int]], float]:
+def rack_scan(
+    sb: Scoreboard, rack_xmit: float, rack_end: int, horizon: float, now: float
+) -> tuple[list[tuple[int, int]], float]:
     """The connection's RACK walk (Connection._rack_detect) over the scoreboard."""
     marked, wait = [], 0.0
     for s in sb.by_xmit():
@@ -182,7 +184,8 @@ def test_scoreboard_matches_full_rescan_model(seed: int, grain: int) -> None:
             ref = rnd.choice(model.segs)
             horizon = rnd.choice((0.0, 0.005, 0.02))
             assert rack_scan(sb, ref.xmit, ref.end, horizon, now) == model.rack(
-                ref.xmit, ref.end, horizon, now)
+                ref.xmit, ref.end, horizon, now
+            )
         elif op < 0.79 and sb.lost_bytes:  # retransmit some of what is lost, in order
             budget = rnd.randrange(1, 4)
             want = [(s.start, s.end) for s in model.segs if s.lost][:budget]

@@ -41,8 +41,8 @@ def test_send_buffer_matches_a_bytearray(ops: list[tuple]) -> None:
             data2[:] = b"x" * len(data2)  # the caller reuses its buffer: no effect on us
         elif kind == "view":
             whole = fresh(op[1] + 10)
-            buf.append(memoryview(whole)[5:5 + op[1]])
-            model += whole[5:5 + op[1]]
+            buf.append(memoryview(whole)[5 : 5 + op[1]])
+            model += whole[5 : 5 + op[1]]
         elif kind == "drop":
             n = int(len(model) * op[1])
             buf.drop(n)
@@ -51,7 +51,7 @@ def test_send_buffer_matches_a_bytearray(ops: list[tuple]) -> None:
             off = int(len(model) * op[1])
             n = int((len(model) - off) * op[2])
             got = buf.view(off, n)
-            assert bytes(got) == model[off:off + n]
+            assert bytes(got) == model[off : off + n]
         assert len(buf) == len(model)
         assert bool(buf) == bool(model)
 

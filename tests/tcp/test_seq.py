@@ -114,8 +114,7 @@ def test_comparison_consistent_with_distance(a: int, d: int) -> None:
     assert seq.min_seq(a, b) == a == seq.min_seq(b, a)
 
 
-@given(st.integers(MOD - 3000, MOD - 1), st.lists(st.integers(1, 2000), min_size=2,
-                                                     max_size=8))
+@given(st.integers(MOD - 3000, MOD - 1), st.lists(st.integers(1, 2000), min_size=2, max_size=8))
 def test_transitivity_on_short_chains_near_wrap(start: int, steps: list[int]) -> None:
     """A chain x0 < x1 < ... crossing 2**32 stays ordered pairwise (total span < 2**31)."""
     chain = [start]
@@ -147,8 +146,11 @@ def _between_model(low: int, x: int, high: int) -> bool:
     return False
 
 
-@given(st.integers(MOD - 400, MOD - 1) | st.integers(0, 400) | u32,
-       st.integers(0, 600), st.integers(-50, 700))
+@given(
+    st.integers(MOD - 400, MOD - 1) | st.integers(0, 400) | u32,
+    st.integers(0, 600),
+    st.integers(-50, 700),
+)
 def test_between_against_brute_force(low: int, width: int, offset: int) -> None:
     high = seq.add(low, width)
     x = seq.add(low, offset)

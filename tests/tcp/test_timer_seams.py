@@ -52,8 +52,9 @@ def test_corked_data_with_nothing_in_flight_arms_no_rto_rfc6298_5_1_c18(how: str
 def test_corked_data_still_lets_keepalive_find_a_dead_peer_rfc1122_4_2_3_6_c3() -> None:
     """With no RTO armed for held data, keepalive (RFC 1122 §4.2.3.6) is what watches a
     corked connection: a silent peer fails it with ETIMEDOUT at idle + count*interval."""
-    cfg = TcpConfig.classic(cork=True, keepalive=True, keepalive_idle=60.0,
-                            keepalive_interval=10.0, keepalive_count=3)
+    cfg = TcpConfig.classic(
+        cork=True, keepalive=True, keepalive_idle=60.0, keepalive_interval=10.0, keepalive_count=3
+    )
     tcb = established(cfg)
     tcb.conn.send(b"h" * 100)
     tcb.out(0.0)
@@ -76,8 +77,7 @@ def shrink_to_zero(max_retransmits: int) -> Tcb:
     return tcb
 
 
-def test_zero_window_peer_answering_retransmissions_never_times_out_rfc1122_4_2_2_17_c4() \
-        -> None:
+def test_zero_window_peer_answering_retransmissions_never_times_out_rfc1122_4_2_2_17_c4() -> None:
     """RFC 1122 §4.2.2.17: the sender must not close the connection while the receiver
     keeps answering its probes, here the retransmissions of data sent before the window
     closed, with zero-window ACKs: many times max_retransmits expiries pass."""
@@ -141,8 +141,9 @@ def test_out_of_window_junk_does_not_rearm_keepalive_rfc1122_4_2_3_6_c3() -> Non
     that passes the acceptability test (RFC 9293 §3.10.7.4) shows the peer alive; an
     out-of-window segment every few minutes (forged or stale) must not keep a dead
     connection open: it fails with ETIMEDOUT at idle + count*interval."""
-    cfg = TcpConfig.classic(keepalive=True, keepalive_idle=600.0, keepalive_interval=75.0,
-                            keepalive_count=9)
+    cfg = TcpConfig.classic(
+        keepalive=True, keepalive_idle=600.0, keepalive_interval=75.0, keepalive_count=9
+    )
     tcb = established(cfg)
     deadline = 600.0 + 9 * 75.0
     t = 0.0
@@ -162,8 +163,9 @@ def test_out_of_window_junk_does_not_rearm_keepalive_rfc1122_4_2_3_6_c3() -> Non
 def test_acceptable_segment_still_rearms_keepalive_rfc9293_3_8_4_c3() -> None:
     """The other side of the rule: an acceptable segment (here a pure ACK at RCV.NXT)
     proves the peer alive and restarts the idle period and the probe count."""
-    cfg = TcpConfig.classic(keepalive=True, keepalive_idle=600.0, keepalive_interval=75.0,
-                            keepalive_count=2)
+    cfg = TcpConfig.classic(
+        keepalive=True, keepalive_idle=600.0, keepalive_interval=75.0, keepalive_count=2
+    )
     tcb = established(cfg)
     tcb.run_timers(700.0)  # two probes out (600, 675)
     assert tcb.conn.stats["keepalives"] == 2

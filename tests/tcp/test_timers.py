@@ -32,8 +32,15 @@ def test_expired_lists_the_due_kinds_in_firing_order() -> None:
         t.set(kind, 1.0 + i)
     assert list(t.expired(0.5)) == []
     assert list(t.expired(3.0)) == [T.TIME_WAIT, T.DELAYED_ACK, T.RTO]
-    assert list(t.expired(100.0)) == [T.TIME_WAIT, T.FIN_WAIT_2, T.DELAYED_ACK,
-                                      T.RACK_REORDER, T.TLP, T.RTO, T.KEEPALIVE]
+    assert list(t.expired(100.0)) == [
+        T.TIME_WAIT,
+        T.FIN_WAIT_2,
+        T.DELAYED_ACK,
+        T.RACK_REORDER,
+        T.TLP,
+        T.RTO,
+        T.KEEPALIVE,
+    ]
 
 
 def test_expired_looks_at_each_kind_when_it_is_reached() -> None:

@@ -103,9 +103,16 @@ def test_urg_segment_from_the_stack_reaches_the_application_not_the_fast_path() 
     step): the bytes reach the application in order and the mark is reported."""
     _, b, ca, cb = stack_pair()
     b.stats.clear()
-    seg = Segment(ca.local_port, cb.local_port, (cb.irs + cb._rnxt) & MASK,
-                  (cb.iss + cb._una) & MASK, ACK | PSH | URG, cb.snd_wnd >> cb.snd_wscale,
-                  b"abc!def", urgent=4)
+    seg = Segment(
+        ca.local_port,
+        cb.local_port,
+        (cb.irs + cb._rnxt) & MASK,
+        (cb.iss + cb._una) & MASK,
+        ACK | PSH | URG,
+        cb.snd_wnd >> cb.snd_wscale,
+        b"abc!def",
+        urgent=4,
+    )
     if cb.ts_ok:
         seg.tsval, seg.tsecr = cb.ts_recent, 0
     list(b.events())  # drain the handshake's events
@@ -115,8 +122,15 @@ def test_urg_segment_from_the_stack_reaches_the_application_not_the_fast_path() 
     assert cb.recv() == b"abc!def"
     assert [e.mark for e in events if isinstance(e, ev.Urgent)] == [(cb.irs + 5) & MASK]
     # Later plain data keeps taking the fast path and does not disturb the stream.
-    seg2 = Segment(ca.local_port, cb.local_port, (cb.irs + cb._rnxt) & MASK,
-                   (cb.iss + cb._una) & MASK, ACK | PSH, cb.snd_wnd >> cb.snd_wscale, b"gh")
+    seg2 = Segment(
+        ca.local_port,
+        cb.local_port,
+        (cb.irs + cb._rnxt) & MASK,
+        (cb.iss + cb._una) & MASK,
+        ACK | PSH,
+        cb.snd_wnd >> cb.snd_wscale,
+        b"gh",
+    )
     if cb.ts_ok:
         seg2.tsval, seg2.tsecr = cb.ts_recent, 0
     b.receive_packet(encode_ipv4_tcp(ip_to_bytes(A_IP), ip_to_bytes(B_IP), seg2), 1.1)
@@ -139,8 +153,10 @@ def test_urgent_mark_rides_every_segment_until_acknowledged() -> None:
     tcb = established()
     tcb.conn.send(bytes(2000), urgent=True)
     out = tcb.out(1.0)
-    assert [(len(s.payload), bool(s.flags & URG), s.urgent) for s in out] == \
-        [(1460, True, 2000), (540, True, 540)]
+    assert [(len(s.payload), bool(s.flags & URG), s.urgent) for s in out] == [
+        (1460, True, 2000),
+        (540, True, 540),
+    ]
     # RTO: the first segment goes again, still marked.
     resent = [s for _, s in tcb.run_timers(tcb.conn.next_timer() or 0)]
     assert resent and resent[0].seq == ISS + 1 and resent[0].flags & URG
@@ -165,8 +181,11 @@ def test_urgent_send_is_not_held_by_nagle() -> None:
 def test_urgent_offset_past_65535_is_capped() -> None:
     """The 16-bit field cannot reach a mark more than 65535 octets ahead: such segments
     say 65535 (pointing into data not yet sent), as Linux does."""
-    tcb = established(TcpConfig(snd_buf=1 << 20, rcv_buf=65535, window_scaling=False,
-                                timestamps=False, sack=False))
+    tcb = established(
+        TcpConfig(
+            snd_buf=1 << 20, rcv_buf=65535, window_scaling=False, timestamps=False, sack=False
+        )
+    )
     tcb.conn.send(bytes(100_000), urgent=True)
     out = tcb.out(1.0)
     assert out and all(s.flags & URG and s.urgent == 0xFFFF for s in out)
@@ -181,7 +200,8 @@ def test_scapy_decodes_our_urgent_segment() -> None:
     assert "U" in str(pkt[TCP].flags) and pkt[TCP].urgptr == 6
     assert bytes(pkt[TCP].payload) == b"hello!"
     assert "urg 6" in describe_packet(
-        encode_ipv4_tcp(bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]), seg))
+        encode_ipv4_tcp(bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]), seg)
+    )
 
 
 # ------------------------------------------------------------------ trace

@@ -20,8 +20,7 @@ A, B = b"\x0a\0\0\x01", b"\x0a\0\0\x02"
 
 def _pair(cfg: TcpConfig) -> tuple[Connection, Connection]:
     c = Connection.open_active(A, 40000, B, 80, iss=100, now=0.0, config=cfg)
-    s = Connection.open_passive(c.segments_to_send(0.0)[0], B, A, iss=900, now=0.0,
-                                config=cfg)
+    s = Connection.open_passive(c.segments_to_send(0.0)[0], B, A, iss=900, now=0.0, config=cfg)
     for seg in s.segments_to_send(0.0):
         c.receive(seg, 0.0)
     for seg in c.segments_to_send(0.0):

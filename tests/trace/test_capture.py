@@ -45,12 +45,28 @@ def need_tshark() -> str:
 
 def tshark_rows(path: Path) -> list[tuple[int, str, bool, bool, bool, bool, bool]]:
     """(frame, comment, retransmission, duplicate_ack, out_of_order, zero_window, malformed)."""
-    fields = ["frame.number", "frame.comment", "tcp.analysis.retransmission",
-              "tcp.analysis.duplicate_ack", "tcp.analysis.out_of_order",
-              "tcp.analysis.zero_window", "_ws.malformed"]
+    fields = [
+        "frame.number",
+        "frame.comment",
+        "tcp.analysis.retransmission",
+        "tcp.analysis.duplicate_ack",
+        "tcp.analysis.out_of_order",
+        "tcp.analysis.zero_window",
+        "_ws.malformed",
+    ]
     # The payloads are random bytes on port 80: decode them as data, not as HTTP.
-    cmd = [need_tshark(), "-n", "-r", str(path), "-d", "tcp.port==80,data", "-T", "fields",
-           "-E", "separator=|"]
+    cmd = [
+        need_tshark(),
+        "-n",
+        "-r",
+        str(path),
+        "-d",
+        "tcp.port==80,data",
+        "-T",
+        "fields",
+        "-E",
+        "separator=|",
+    ]
     for f in fields:
         cmd += ["-e", f]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
@@ -64,15 +80,33 @@ def tshark_rows(path: Path) -> list[tuple[int, str, bool, bool, bool, bool, bool
 
 def tshark_versions(path: Path) -> set[str]:
     """The IP versions tshark decoded in ``path`` (``ip.version`` of every frame)."""
-    proc = subprocess.run([need_tshark(), "-n", "-r", str(path), "-T", "fields", "-e",
-                           "ip.version", "-e", "ipv6.version", "-E", "separator=|"],
-                          capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [
+            need_tshark(),
+            "-n",
+            "-r",
+            str(path),
+            "-T",
+            "fields",
+            "-e",
+            "ip.version",
+            "-e",
+            "ipv6.version",
+            "-E",
+            "separator=|",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     return {v for line in proc.stdout.splitlines() for v in line.split("|") if v}
 
 
-def transfer(seed: int, path: PathConfig, point: str, nbytes: int = 60000, *,
-             ipv6: bool = False) -> MemoryWriter:
+def transfer(
+    seed: int, path: PathConfig, point: str, nbytes: int = 60000, *, ipv6: bool = False
+) -> MemoryWriter:
     rng = random.Random(seed)
     sc = Scenario(seed, path=path, config=TcpConfig(msl=1.0), ipv6=ipv6)
     w = MemoryWriter()
@@ -109,18 +143,18 @@ def test_pcapng_blocks_and_comment_option() -> None:
     blocks = []
     off = 0
     while off < len(data):
-        btype, blen = struct.unpack("<II", data[off:off + 8])
-        assert blen % 4 == 0 and struct.unpack("<I", data[off + blen - 4:off + blen])[0] == blen
-        blocks.append((btype, data[off:off + blen]))
+        btype, blen = struct.unpack("<II", data[off : off + 8])
+        assert blen % 4 == 0 and struct.unpack("<I", data[off + blen - 4 : off + blen])[0] == blen
+        blocks.append((btype, data[off : off + blen]))
         off += blen
     assert [b[0] for b in blocks] == [0x0A0D0D0A, 1, 6]
-    assert struct.unpack("<HH", blocks[1][1][8:12]) == (101, 0)        # LINKTYPE_RAW
+    assert struct.unpack("<HH", blocks[1][1][8:12]) == (101, 0)  # LINKTYPE_RAW
     epb = blocks[2][1]
     _, hi, lo, caplen, origlen = struct.unpack("<IIIII", epb[8:28])
     assert ((hi << 32) | lo, caplen, origlen) == (500000, 22, 22)
-    opts = epb[28 + 24:]
+    opts = epb[28 + 24 :]
     code, length = struct.unpack("<HH", opts[:4])
-    assert code == 1 and opts[4:4 + length] == b"retransmission: RTO fired, backoff 2"
+    assert code == 1 and opts[4 : 4 + length] == b"retransmission: RTO fired, backoff 2"
 
 
 def test_open_capture_picks_format_by_suffix(tmp_path: Path) -> None:
@@ -146,14 +180,15 @@ def test_network_capture_comments_come_from_the_trace() -> None:
         decode_ipv4_tcp(pkt)  # real, checksummed IPv4/TCP
     timeout = [c or "" for _, _, c, _ in LABS["timeout"].run().packets.packets]
     assert [c for c in timeout if "RTO fired" in c] == [
-        f"retransmission: RTO fired, backoff {n} (next RTO {2 ** n:g} s); dropped by the "
-        "simulated network (filter)" for n in range(1, 5)]
+        f"retransmission: RTO fired, backoff {n} (next RTO {2**n:g} s); dropped by the "
+        "simulated network (filter)"
+        for n in range(1, 5)
+    ]
 
 
 @FAMILIES
 def test_packets_rebuilt_from_a_trace_match_the_wire(tmp_path: Path, ipv6: bool) -> None:
-    sc = Scenario(5, path=PathConfig(delay=0.05, loss=0.1), config=TcpConfig(msl=1.0),
-                  ipv6=ipv6)
+    sc = Scenario(5, path=PathConfig(delay=0.05, loss=0.1), config=TcpConfig(msl=1.0), ipv6=ipv6)
     w = MemoryWriter()
     cap = NetworkCapture(w, sc.trace)
     sc.net.add_tap(cap)
@@ -167,14 +202,18 @@ def test_packets_rebuilt_from_a_trace_match_the_wire(tmp_path: Path, ipv6: bool)
         assert p1[0] >> 4 == p2[0] >> 4 == (6 if ipv6 else 4)
         s1, s2 = decode_ip_tcp(p1)[2], decode_ip_tcp(p2)[2]
         assert t1 == t2 and (s1.seq, s1.ack, s1.flags, s1.window, len(s1.payload)) == (
-            s2.seq, s2.ack, s2.flags, s2.window, len(s2.payload))
+            s2.seq,
+            s2.ack,
+            s2.flags,
+            s2.window,
+            len(s2.payload),
+        )
         assert c1 == (c2 or "")
 
 
 # ------------------------------------------------------------------------ tshark
 @FAMILIES
-def test_tshark_reads_pcap_and_pcapng_without_malformed_packets(tmp_path: Path,
-                                                                ipv6: bool) -> None:
+def test_tshark_reads_pcap_and_pcapng_without_malformed_packets(tmp_path: Path, ipv6: bool) -> None:
     need_tshark()
     w = transfer(7, PathConfig(delay=0.05, loss=0.05, rate_bps=10e6), "send", ipv6=ipv6)
     for name in ("run.pcap", "run.pcapng"):
@@ -188,15 +227,16 @@ def test_tshark_reads_pcap_and_pcapng_without_malformed_packets(tmp_path: Path,
     assert comments == [c or "" for _, _, c, _ in w.packets]
 
 
-@pytest.mark.parametrize(("seed", "ipv6"), [(1, False), (2, False), (3, False), (1, True),
-                                           (4, True)])
-def test_tshark_flags_agree_with_synack_on_a_lossy_transfer(seed: int, ipv6: bool,
-                                                            tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("seed", "ipv6"), [(1, False), (2, False), (3, False), (1, True), (4, True)]
+)
+def test_tshark_flags_agree_with_synack_on_a_lossy_transfer(
+    seed: int, ipv6: bool, tmp_path: Path
+) -> None:
     """Send-side capture: every segment synack retransmitted is one tshark calls a
     retransmission (or, by its timing heuristic, out of order) and vice versa; duplicate
     ACKs and zero windows agree frame by frame."""
-    w = transfer(seed, PathConfig(delay=0.05, loss=0.03, rate_bps=10e6), "send", 100000,
-                 ipv6=ipv6)
+    w = transfer(seed, PathConfig(delay=0.05, loss=0.03, rate_bps=10e6), "send", 100000, ipv6=ipv6)
     path = tmp_path / "loss.pcapng"
     w.save(path)
     rows = tshark_rows(path)
@@ -229,8 +269,13 @@ def test_tshark_flags_agree_with_synack_on_labs(lab: str, tmp_path: Path) -> Non
 def test_tshark_out_of_order_agrees_on_a_reordering_path(tmp_path: Path, ipv6: bool) -> None:
     """Receive-side capture on a path that reorders (no loss): the segments synack
     marks as having arrived after later data are exactly tshark's out-of-order ones."""
-    w = transfer(1, PathConfig(delay=0.05, reorder=0.03, reorder_delay=0.002, rate_bps=10e6),
-                 "deliver", 100000, ipv6=ipv6)
+    w = transfer(
+        1,
+        PathConfig(delay=0.05, reorder=0.03, reorder_delay=0.002, rate_bps=10e6),
+        "deliver",
+        100000,
+        ipv6=ipv6,
+    )
     path = tmp_path / "reorder.pcapng"
     w.save(path)
     rows = tshark_rows(path)
@@ -241,9 +286,9 @@ def test_tshark_out_of_order_agrees_on_a_reordering_path(tmp_path: Path, ipv6: b
         assert ("retransmission" in comment) == retx, (n, comment)
 
 
-def test_demo_pcap_option_writes_a_capture_tshark_reads(tmp_path: Path,
-                                                        capsys: pytest.CaptureFixture[str]
-                                                        ) -> None:
+def test_demo_pcap_option_writes_a_capture_tshark_reads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "demo.pcapng"
     assert main(["demo", "-q", "--loss", "0.2", "--seed", "3", "--pcap", str(path)]) == 0
     out = capsys.readouterr().out
@@ -254,12 +299,29 @@ def test_demo_pcap_option_writes_a_capture_tshark_reads(tmp_path: Path,
 
 
 def test_demo_ipv6_captures_and_trace_replays_read_clean_in_tshark(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """``demo --ipv6``: the live capture (pcapng) and the one rebuilt from its trace
     (classic pcap) are IPv6 throughout, with nothing malformed and the same comments."""
     live, trace, replay = tmp_path / "d.pcapng", tmp_path / "d.jsonl", tmp_path / "r.pcap"
-    assert main(["demo", "-q", "--ipv6", "--loss", "0.2", "--seed", "3", "--pcap", str(live),
-                 "--trace", str(trace)]) == 0
+    assert (
+        main(
+            [
+                "demo",
+                "-q",
+                "--ipv6",
+                "--loss",
+                "0.2",
+                "--seed",
+                "3",
+                "--pcap",
+                str(live),
+                "--trace",
+                str(trace),
+            ]
+        )
+        == 0
+    )
     assert "2001:db8::1" not in capsys.readouterr().out  # -q: the summary only
     assert main(["explain", str(trace), "--pcap", str(replay)]) == 0
     capsys.readouterr()

@@ -24,8 +24,12 @@ def test_the_catalogue_has_c1_to_c27_in_order() -> None:
 
 
 def test_docs_concepts_md_is_generated_and_current() -> None:
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "concepts_md.py"), "--check"],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "concepts_md.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     doc = (ROOT / "docs" / "concepts.md").read_text()
     for cid, idea in CONCEPTS.items():
@@ -56,5 +60,6 @@ def test_the_report_links_each_id_to_its_catalogue_entry() -> None:
     page = render_report(run.trace)
     for cid in ("C6", "C7", "C8", "C9"):
         assert f'<dt id="concept-{cid}">{cid}</dt><dd>{CONCEPTS[cid]}' in page.replace(
-            "&#x27;", "'")
+            "&#x27;", "'"
+        )
         assert f'href="#concept-{cid}"' in page

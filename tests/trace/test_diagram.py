@@ -76,8 +76,11 @@ def test_mermaid_sequence_diagram() -> None:
     lines = text.splitlines()
     assert lines[0] == "sequenceDiagram"
     assert lines[1].startswith("    participant H0 as client 10.0.0.1")
-    assert any(ln.startswith("    H0->>H1: [S] seq=0 len=0 win=65535 mss 1460,sackOK,TS val ")
-               and ln.endswith(",wscale 5") for ln in lines)
+    assert any(
+        ln.startswith("    H0->>H1: [S] seq=0 len=0 win=65535 mss 1460,sackOK,TS val ")
+        and ln.endswith(",wscale 5")
+        for ln in lines
+    )
     assert any(ln.startswith("    H1-xH0: [S.] seq=0 ack=1") and "LOST" in ln for ln in lines)
     assert any("(retransmission)" in ln for ln in lines)
     assert any(ln.startswith("    Note right of H1: SYN-RECEIVED") for ln in lines)

@@ -24,11 +24,13 @@ def lab_text(name: str, **kw: bool) -> str:
 
 def test_handshake_segments_are_named_with_concepts_and_rfc() -> None:
     text = lab_text("handshake")
-    assert re.search(r"-> server\s+\[S\] seq=0 len=0 .*\n\s+SYN: asks to open.*\[C6 C17; "
-                     r"RFC 9293 §3\.5", text)
+    assert re.search(
+        r"-> server\s+\[S\] seq=0 len=0 .*\n\s+SYN: asks to open.*\[C6 C17; "
+        r"RFC 9293 §3\.5",
+        text,
+    )
     assert re.search(r"\[S\.\] seq=0 ack=1 .*\n\s+SYN-ACK: our own ISN .*\[C7 C25", text)
-    assert re.search(r"\[\.\] seq=1 ack=1 len=0.*\n\s+ACK of the SYN-ACK: third segment.*C8",
-                     text)
+    assert re.search(r"\[\.\] seq=1 ack=1 len=0.*\n\s+ACK of the SYN-ACK: third segment.*C8", text)
     assert "state SYN-RECEIVED -> ESTABLISHED" in text and "[C9;" in text
 
 
@@ -43,24 +45,36 @@ def test_lost_segments_and_fast_retransmit_are_explained() -> None:
     text = lab_text("fast-retransmit")
     assert "LOST client -> server" in text
     assert text.count("duplicate ACK (") >= 3
-    assert re.search(r"loss state Disorder → Recovery: .*\n\s+three duplicate ACKs.*fast "
-                     r"retransmit.*\[C14 C18; RFC 5681 §3\.2", text, re.I)
+    assert re.search(
+        r"loss state Disorder → Recovery: .*\n\s+three duplicate ACKs.*fast "
+        r"retransmit.*\[C14 C18; RFC 5681 §3\.2",
+        text,
+        re.I,
+    )
     assert "retransmission" in text
 
 
-@pytest.mark.parametrize(("lab", "concept", "phrase"), [
-    ("rst-closed-port", "C21", "nobody listens"),
-    ("rst-unread-data", "C23", "abortive close"),
-    ("data-to-closed-socket", "C24", "already closed"),
-    ("old-duplicate-syn", "C27", "belongs to no connection we know"),
-])
+@pytest.mark.parametrize(
+    ("lab", "concept", "phrase"),
+    [
+        ("rst-closed-port", "C21", "nobody listens"),
+        ("rst-unread-data", "C23", "abortive close"),
+        ("data-to-closed-socket", "C24", "already closed"),
+        ("old-duplicate-syn", "C27", "belongs to no connection we know"),
+    ],
+)
 def test_every_rst_says_why_it_was_sent(lab: str, concept: str, phrase: str) -> None:
     text = lab_text(lab)
     steps = re.split(r"\n(?=\s{0,4}\d+\.\d{4}s )", text)
     rst = [b for b in steps if "[R" in b.split("\n")[0]]
     assert rst, text
-    assert any(phrase in b and concept in b and "never acknowledged and never retransmitted"
-               in b and "C19" in b for b in rst), rst
+    assert any(
+        phrase in b
+        and concept in b
+        and "never acknowledged and never retransmitted" in b
+        and "C19" in b
+        for b in rst
+    ), rst
 
 
 def test_relative_by_default_absolute_on_request() -> None:
@@ -84,7 +98,7 @@ def test_analysis_matches_sends_arrivals_and_losses() -> None:
     assert all(s.t_arrive is not None for s in synacks[1:])
     assert all(s.t_arrive > s.t for s in a.segments if s.t_arrive and s.t is not None)
     syn = next(s for s in a.segments if s.kind == "SYN")
-    assert syn.t_arrive == pytest.approx(0.05)   # from the passive open
+    assert syn.t_arrive == pytest.approx(0.05)  # from the passive open
     assert {a.role(ip) for ip in a.hosts} == {"client", "server"}
 
 
@@ -106,14 +120,17 @@ def test_snapshots_give_both_ends_state_and_window() -> None:
     assert first["10.0.0.2"]["state"] == "LISTEN"
 
 
-def test_explain_command_reads_a_demo_trace(tmp_path: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_explain_command_reads_a_demo_trace(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     trace = tmp_path / "t.jsonl"
     assert main(["demo", "-q", "--loss", "0.2", "--seed", "3", "--trace", str(trace)]) == 0
     capsys.readouterr()
     svg, mmd, pcap = tmp_path / "d.svg", tmp_path / "d.mmd", tmp_path / "r.pcapng"
-    assert main(["explain", str(trace), "--svg", str(svg), "--mermaid", str(mmd),
-                 "--pcap", str(pcap)]) == 0
+    assert (
+        main(["explain", str(trace), "--svg", str(svg), "--mermaid", str(mmd), "--pcap", str(pcap)])
+        == 0
+    )
     out = capsys.readouterr().out
     assert "SYN: asks to open" in out and "[C6 C17" in out and "concepts" in out
     assert svg.read_text().startswith("<svg") and mmd.read_text().startswith("sequenceDiagram")
@@ -157,9 +174,14 @@ def test_progress_bar_draws_and_does_not_change_the_run() -> None:
         sc.listen(80, b"s" * 200_000, send_after_eof=True)
         ep = sc.connect(80, b"c" * 200_000)
         stream = io.StringIO()
-        bar = TransferProgress(400_000, lambda: ep.received_count + sum(
-            e.received_count for e in sc.server_endpoints), lambda: 7, stream=stream,
-            enabled=with_bar, interval=0.0)
+        bar = TransferProgress(
+            400_000,
+            lambda: ep.received_count + sum(e.received_count for e in sc.server_endpoints),
+            lambda: 7,
+            stream=stream,
+            enabled=with_bar,
+            interval=0.0,
+        )
         with bar:
             sc.net.add_process(bar)
             sc.run(until=200)

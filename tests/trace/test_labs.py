@@ -11,12 +11,30 @@ import pytest
 from synack.commands.main import main
 from synack.scenarios.labs import LABS, LabUnavailable, explained_lines, get, write_outputs
 
-REQUIRED = ["handshake", "teardown-client", "teardown-server", "simultaneous-open",
-            "simultaneous-close", "half-close", "lost-syn", "lost-synack", "lost-final-ack",
-            "lost-fin", "time-wait", "old-duplicate-syn", "stray-segment-random-isn",
-            "stray-segment-fixed-isn", "wraparound", "wraparound-paws", "rst-closed-port",
-            "rst-unread-data", "data-to-closed-socket", "zero-window", "slow-start",
-            "fast-retransmit"]
+REQUIRED = [
+    "handshake",
+    "teardown-client",
+    "teardown-server",
+    "simultaneous-open",
+    "simultaneous-close",
+    "half-close",
+    "lost-syn",
+    "lost-synack",
+    "lost-final-ack",
+    "lost-fin",
+    "time-wait",
+    "old-duplicate-syn",
+    "stray-segment-random-isn",
+    "stray-segment-fixed-isn",
+    "wraparound",
+    "wraparound-paws",
+    "rst-closed-port",
+    "rst-unread-data",
+    "data-to-closed-socket",
+    "zero-window",
+    "slow-start",
+    "fast-retransmit",
+]
 
 
 def test_the_issue_list_of_labs_exists() -> None:
@@ -38,20 +56,27 @@ def test_lab_runs_and_its_explanation_names_its_concepts(name: str) -> None:
     own = "\n".join(ln for ln in lines if not re.match(r"\s*\d+\.\d{4}s  lab ", ln))
     for cid in lab.concepts:
         assert re.search(rf"\b{cid}\b", own), f"{name}: {cid} never explained"
-    assert lines == explained_lines(lab.run())                     # deterministic
+    assert lines == explained_lines(lab.run())  # deterministic
     assert run.packets.count > 0
 
 
 FACTS = {
-    "handshake": {"client": "CLOSED -> SYN-SENT -> ESTABLISHED",
-                  "server": "LISTEN -> SYN-RECEIVED -> ESTABLISHED"},
-    "simultaneous-close": {"client": "CLOSED -> SYN-SENT -> ESTABLISHED -> FIN-WAIT-1 -> "
-                           "CLOSING -> TIME-WAIT -> CLOSED"},
+    "handshake": {
+        "client": "CLOSED -> SYN-SENT -> ESTABLISHED",
+        "server": "LISTEN -> SYN-RECEIVED -> ESTABLISHED",
+    },
+    "simultaneous-close": {
+        "client": "CLOSED -> SYN-SENT -> ESTABLISHED -> FIN-WAIT-1 -> "
+        "CLOSING -> TIME-WAIT -> CLOSED"
+    },
     "old-duplicate-syn": {"accepted": 0, "half_open": 0, "synacks": 1, "client_rsts": 1},
     "old-duplicate-syn-no-rst": {"accepted": 0, "half_open": 0, "synacks": 3},
     "stray-segment-random-isn": {"same_isn": False, "corrupted": False},
-    "stray-segment-fixed-isn": {"same_isn": True, "corrupted": True,
-                                "server_read": "OLD-DATAOLD-DATA"},
+    "stray-segment-fixed-isn": {
+        "same_isn": True,
+        "corrupted": True,
+        "server_read": "OLD-DATAOLD-DATA",
+    },
     "wraparound": {"corrupted": True, "wrapped": True},
     "wraparound-paws": {"corrupted": False, "wrapped": True},
     "rst-closed-port": {"error": "ECONNREFUSED"},
@@ -84,8 +109,15 @@ def test_write_outputs(tmp_path: Path) -> None:
     run = get("lost-fin").run()
     files, _ = write_outputs(run, tmp_path, plots=False, report=True)
     names = {f.name for f in files}
-    assert {"explain.txt", "trace.jsonl", "diagram.svg", "diagram.mmd", "capture.pcapng",
-            "capture.pcap", "report.html"} <= names
+    assert {
+        "explain.txt",
+        "trace.jsonl",
+        "diagram.svg",
+        "diagram.mmd",
+        "capture.pcapng",
+        "capture.pcap",
+        "report.html",
+    } <= names
     assert "[C17" in (tmp_path / "explain.txt").read_text()
 
 
@@ -105,9 +137,11 @@ def test_lab_command_lists_and_runs(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 
 #: Facts that depend on the MSS, which is 20 bytes smaller over IPv6 (RFC 9293 §3.7.1).
-MSS_DEPENDENT = {"slow-start": {"cwnd_max"},
-                 # Random loss per packet: a 20-byte smaller MSS draws other losses.
-                 "bbr-vs-cubic-random-loss": {"cubic_mbps", "bbr_mbps", "ratio"}}
+MSS_DEPENDENT = {
+    "slow-start": {"cwnd_max"},
+    # Random loss per packet: a 20-byte smaller MSS draws other losses.
+    "bbr-vs-cubic-random-loss": {"cubic_mbps", "bbr_mbps", "ratio"},
+}
 
 
 @pytest.mark.parametrize("name", list(LABS))
@@ -122,7 +156,8 @@ def test_lab_over_ipv6_has_the_same_outcome(name: str) -> None:
     assert six.packets.packets and all(p[0] >> 4 == 6 for _, p, _, _ in six.packets.packets)
     skip = MSS_DEPENDENT.get(name, set())
     assert {k: v for k, v in six.facts.items() if k not in skip} == {
-        k: v for k, v in four.facts.items() if k not in skip}
+        k: v for k, v in four.facts.items() if k not in skip
+    }
     if name == "bbr-vs-cubic-random-loss":  # the outcome holds in both families
         assert six.facts["ratio"] >= 2 and four.facts["ratio"] >= 2
     text = "\n".join(explained_lines(six))

@@ -26,9 +26,9 @@ def test_time_sequence_marks_loss_retransmission_and_acks() -> None:
     assert kinds.count("lost") == 1 and kinds.count("retransmit") >= 1
     lost = next(s for s in ts.segments if s[3] == "lost")
     retx = next(s for s in ts.segments if s[3] == "retransmit")
-    assert retx[1] == lost[1] and retx[0] > lost[0]           # same bytes, later
+    assert retx[1] == lost[1] and retx[0] > lost[0]  # same bytes, later
     acks = [a for _, a in ts.acks]
-    assert acks == sorted(acks) and acks[-1] == 60002          # data + FIN, relative
+    assert acks == sorted(acks) and acks[-1] == 60002  # data + FIN, relative
     assert all(w >= a for (_, a), (_, w) in zip(ts.acks, ts.window, strict=True))
 
 
@@ -45,9 +45,9 @@ def test_series_for_cwnd_and_rtt() -> None:
     run = analysed("slow-start")
     cc = plots.congestion_series(run)
     client = [w for _, c, w, _ in cc if c.startswith("10.0.0.1") and w]
-    assert client[0] < max(client) and max(client) >= 4 * client[0]   # slow start grew it
+    assert client[0] < max(client) and max(client) >= 4 * client[0]  # slow start grew it
     rtt = plots.rtt_series(run)
-    assert rtt and all(r[5] >= 1.0 for r in rtt)                     # RTO floor 1 s
+    assert rtt and all(r[5] >= 1.0 for r in rtt)  # RTO floor 1 s
     rto = plots.rtt_series(analysed("timeout"))
     assert [r[5] for r in rto if r[2] == "rto_backoff"] == [2.0, 4.0, 8.0, 16.0]
 

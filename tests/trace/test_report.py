@@ -26,9 +26,18 @@ from synack.commands.main import main
 from synack.scenarios.labs import LABS
 from synack.trace.report import render_report
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run",
-         "--disable-default-apps", "--remote-debugging-port=0", "--window-size=1280,900"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-default-apps",
+    "--remote-debugging-port=0",
+    "--window-size=1280,900",
+]
 
 
 def chromium() -> str:
@@ -48,10 +57,13 @@ class DevTools:
     def __init__(self, port: int, path: str) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
         key = base64.b64encode(os.urandom(16)).decode()
-        self.sock.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-                           "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                           f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-                           ).encode())
+        self.sock.sendall(
+            (
+                f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
         head = b""
         while b"\r\n\r\n" not in head:
             chunk = self.sock.recv(4096)
@@ -134,8 +146,11 @@ class DevTools:
 @pytest.fixture
 def browser(tmp_path: Path):  # type: ignore[no-untyped-def]
     profile = tmp_path / "profile"
-    proc = subprocess.Popen([chromium(), *FLAGS, f"--user-data-dir={profile}", "about:blank"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [chromium(), *FLAGS, f"--user-data-dir={profile}", "about:blank"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         port_file = profile / "DevToolsActivePort"
         end = time.monotonic() + 30
@@ -162,9 +177,11 @@ def console_errors(dt: DevTools) -> list[Any]:
     errs = []
     for ev in dt.events:
         m, p = ev.get("method"), ev.get("params", {})
-        error = (m == "Runtime.exceptionThrown"
-                 or (m == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"))
-                 or (m == "Log.entryAdded" and p.get("entry", {}).get("level") == "error"))
+        error = (
+            m == "Runtime.exceptionThrown"
+            or (m == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"))
+            or (m == "Log.entryAdded" and p.get("entry", {}).get("level") == "error")
+        )
         if error:
             errs.append(p)
     return errs
@@ -190,25 +207,36 @@ def test_report_page_in_headless_chromium(browser: DevTools, tmp_path: Path) -> 
     assert dt.js("document.getElementById('prev').disabled") is True
     head = dt.js("document.getElementById('step-head').textContent")
     assert "client -> server" in head and "[S] seq=0" in head
-    ends = dt.js("Array.from(document.querySelectorAll('#ends-body tr')).map("
-                 "r => Array.from(r.cells).map(c => c.textContent))")
+    ends = dt.js(
+        "Array.from(document.querySelectorAll('#ends-body tr')).map("
+        "r => Array.from(r.cells).map(c => c.textContent))"
+    )
     assert ends[0][:3] == ["client 10.0.0.1", "SYN-SENT", "65535"]
     assert ends[1][1] == "LISTEN"
     # step forward to the lost FIN and back, with the buttons and the keyboard
-    lost = next(i for i in range(n) if dt.js(
-        f"JSON.parse(document.getElementById('steps-data').textContent)[{i}].lost"))
+    lost = next(
+        i
+        for i in range(n)
+        if dt.js(f"JSON.parse(document.getElementById('steps-data').textContent)[{i}].lost")
+    )
     for _ in range(lost):
         dt.js("document.getElementById('next').click()")
     assert dt.js("document.body.getAttribute('data-step')") == str(lost)
     assert "lost in the network" in dt.js("document.getElementById('step-lost').textContent")
     assert "F" in dt.js("document.getElementById('step-head').textContent").split("[")[1][:3]
     assert dt.js("document.querySelector('#diagram .seg.cur').classList.contains('lost')")
-    assert dt.js("document.querySelector('#timeline div.cur').getAttribute('data-seg')") == \
-        str(dt.js(f"JSON.parse(document.getElementById('steps-data').textContent)[{lost}].seg"))
+    assert dt.js("document.querySelector('#timeline div.cur').getAttribute('data-seg')") == str(
+        dt.js(f"JSON.parse(document.getElementById('steps-data').textContent)[{lost}].seg")
+    )
     state = dt.js("document.querySelector('#ends-body tr').cells[1].textContent")
     assert state == "FIN-WAIT-1"
-    dt.call("Input.dispatchKeyEvent", type="keyDown", key="ArrowLeft", code="ArrowLeft",
-            windowsVirtualKeyCode=37)
+    dt.call(
+        "Input.dispatchKeyEvent",
+        type="keyDown",
+        key="ArrowLeft",
+        code="ArrowLeft",
+        windowsVirtualKeyCode=37,
+    )
     assert dt.js("document.body.getAttribute('data-step')") == str(lost - 1)
     for _ in range(n + 3):
         dt.js("document.getElementById('next').click()")
@@ -223,8 +251,11 @@ def test_report_page_in_headless_chromium(browser: DevTools, tmp_path: Path) -> 
     assert shot[:8] == b"\x89PNG\r\n\x1a\n" and len(shot) > 20_000
     (tmp_path / "report.png").write_bytes(shot)
     assert console_errors(dt) == []
-    urls = [ev["params"]["request"]["url"] for ev in dt.events
-            if ev.get("method") == "Network.requestWillBeSent"]
+    urls = [
+        ev["params"]["request"]["url"]
+        for ev in dt.events
+        if ev.get("method") == "Network.requestWillBeSent"
+    ]
     assert all(u.startswith(("file:", "data:")) for u in urls), urls
 
 

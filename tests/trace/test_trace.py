@@ -18,10 +18,17 @@ def test_timer_set_and_cancel_follow_the_rto_of_a_lost_syn() -> None:
     ep = sc.connect(80, b"x")
     sc.run(until=2)
     mine = [r for r in sc.trace if r["conn"] == ep.conn.name and r.get("timer") == "rto"]
-    kinds = [(r["ev"], round(r["t"], 3), round(r.get("at", 0), 3)) for r in mine
-             if r["ev"] in ("timer_set", "timer", "timer_cancel")]
-    assert kinds[:4] == [("timer_set", 0.0, 1.0), ("timer", 1.0, 0.0),
-                         ("timer_set", 1.0, 3.0), ("timer_cancel", 1.1, 0.0)]
+    kinds = [
+        (r["ev"], round(r["t"], 3), round(r.get("at", 0), 3))
+        for r in mine
+        if r["ev"] in ("timer_set", "timer", "timer_cancel")
+    ]
+    assert kinds[:4] == [
+        ("timer_set", 0.0, 1.0),
+        ("timer", 1.0, 0.0),
+        ("timer_set", 1.0, 3.0),
+        ("timer_cancel", 1.1, 0.0),
+    ]
 
 
 def test_every_cwnd_change_is_traced() -> None:

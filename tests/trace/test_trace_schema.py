@@ -38,8 +38,23 @@ def test_every_record_of_every_lab_matches_its_type() -> None:
         if lab.available:
             seen |= _check(lab.run().trace)
     # the labs write most kinds; the rest are checked below or by the command tests
-    assert seen >= {"open", "seg", "state", "timer", "timer_set", "timer_cancel", "cwnd",
-                    "ca_state", "rtt", "cc", "drop", "note", "net_drop", "net_inject", "lab"}
+    assert seen >= {
+        "open",
+        "seg",
+        "state",
+        "timer",
+        "timer_set",
+        "timer_cancel",
+        "cwnd",
+        "ca_state",
+        "rtt",
+        "cc",
+        "drop",
+        "note",
+        "net_drop",
+        "net_inject",
+        "lab",
+    }
 
 
 @pytest.mark.parametrize("cc", ["cubic", "bbr"])
@@ -56,12 +71,18 @@ def test_a_lossy_transfer_writes_only_typed_records(cc: str) -> None:
 
 
 def test_problems_names_a_missing_field_an_unknown_one_and_a_wrong_type() -> None:
-    rec: dict[str, Any] = {"t": 0.0, "ev": "state", "conn": "a", "old": "LISTEN",
-                           "new": "SYN-RECEIVED", "concept": "C7", "why": ""}
+    rec: dict[str, Any] = {
+        "t": 0.0,
+        "ev": "state",
+        "conn": "a",
+        "old": "LISTEN",
+        "new": "SYN-RECEIVED",
+        "concept": "C7",
+        "why": "",
+    }
     assert schema.problems(rec) == []
     assert schema.problems({**rec, "old": 3}) == ["state: old=3 is not <class 'str'>"]
-    assert schema.problems({k: v for k, v in rec.items() if k != "new"}) == \
-        ["state: no 'new'"]
+    assert schema.problems({k: v for k, v in rec.items() if k != "new"}) == ["state: no 'new'"]
     assert schema.problems({**rec, "colour": "red"}) == ["state: unknown field 'colour'"]
     assert schema.problems({"t": 0.0, "ev": "from_the_future"}) == []  # readers skip it
 
@@ -91,10 +112,13 @@ def test_docs_trace_md_describes_every_kind_and_field_of_the_schema() -> None:
     rows = _doc_rows()
     fields_of_every_record = {"t", "ev", "conn"}
     documented = set(rows) - fields_of_every_record
-    assert documented == set(schema.KINDS), (documented ^ set(schema.KINDS))
-    missing = [f"{kind}.{name}" for kind in schema.KINDS
-               for name in schema.fields(kind) - fields_of_every_record
-               if f"`{name}`" not in rows[kind]]
+    assert documented == set(schema.KINDS), documented ^ set(schema.KINDS)
+    missing = [
+        f"{kind}.{name}"
+        for kind in schema.KINDS
+        for name in schema.fields(kind) - fields_of_every_record
+        if f"`{name}`" not in rows[kind]
+    ]
     assert not missing, f"fields in the schema but not in docs/trace.md: {missing}"
 
 
@@ -111,12 +135,22 @@ def test_the_run_record_of_a_real_link_has_no_conn_and_is_typed() -> None:
 
 
 def test_bbr_model_fields_are_typed_not_just_prefixed() -> None:
-    rate = {"t": 1.0, "ev": "rate", "conn": "a:1>b:2", "delivery_rate": 1e6,
-            "pacing_rate": 1e6, "app_limited": False, "cwnd": 14480, "bbr_state": "Startup",
-            "bbr_bw": 1e6, "bbr_min_rtt": None}
+    rate = {
+        "t": 1.0,
+        "ev": "rate",
+        "conn": "a:1>b:2",
+        "delivery_rate": 1e6,
+        "pacing_rate": 1e6,
+        "app_limited": False,
+        "cwnd": 14480,
+        "bbr_state": "Startup",
+        "bbr_bw": 1e6,
+        "bbr_min_rtt": None,
+    }
     assert schema.problems(rate) == []
-    assert schema.problems({**rate, "bbr_bw": "fast"}) == \
-        ["rate: bbr_bw='fast' is not <class 'float'>"]
+    assert schema.problems({**rate, "bbr_bw": "fast"}) == [
+        "rate: bbr_bw='fast' is not <class 'float'>"
+    ]
     assert schema.problems({**rate, "bbr_colour": 1}) == ["rate: unknown field 'bbr_colour'"]
 
 
@@ -125,13 +159,30 @@ def test_the_loader_leaves_out_unknown_kinds_and_takes_older_records() -> None:
     only the fields the loader needs (an older trace: no mss, why, state, iss, irs,
     wnd) loads and every reader renders it."""
     lines = [
-        {"t": 0.0, "ev": "open", "conn": "10.0.0.1:5000>10.0.0.2:80", "mode": "active",
-         "iss": 100},
+        {"t": 0.0, "ev": "open", "conn": "10.0.0.1:5000>10.0.0.2:80", "mode": "active", "iss": 100},
         {"t": 0.0, "ev": "from_the_future", "conn": "10.0.0.9:1>10.0.0.8:2", "text": "C9"},
-        {"t": 0.0, "ev": "seg", "conn": "10.0.0.1:5000>10.0.0.2:80", "dir": "out",
-         "flags": SYN, "seq": 100, "ack": 0, "len": 0, "win": 65535},
-        {"t": 0.1, "ev": "seg", "conn": "10.0.0.2:80>10.0.0.1:5000", "dir": "in",
-         "flags": SYN, "seq": 100, "ack": 0, "len": 0, "win": 65535},
+        {
+            "t": 0.0,
+            "ev": "seg",
+            "conn": "10.0.0.1:5000>10.0.0.2:80",
+            "dir": "out",
+            "flags": SYN,
+            "seq": 100,
+            "ack": 0,
+            "len": 0,
+            "win": 65535,
+        },
+        {
+            "t": 0.1,
+            "ev": "seg",
+            "conn": "10.0.0.2:80>10.0.0.1:5000",
+            "dir": "in",
+            "flags": SYN,
+            "seq": 100,
+            "ack": 0,
+            "len": 0,
+            "win": 65535,
+        },
     ]
     records = load_trace(io.StringIO("".join(json.dumps(r) + "\n" for r in lines)))
     assert [r["ev"] for r in records] == ["open", "seg", "seg"]

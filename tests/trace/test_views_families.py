@@ -27,8 +27,7 @@ FAMILIES = pytest.mark.parametrize("ipv6", [False, True], ids=["ipv4", "ipv6"])
 
 def lossy_run(ipv6: bool) -> tuple[Scenario, list[dict[str, object]]]:
     rng = random.Random(4)
-    sc = Scenario(4, path=PathConfig(delay=0.05, loss=0.08), config=TcpConfig(msl=1.0),
-                  ipv6=ipv6)
+    sc = Scenario(4, path=PathConfig(delay=0.05, loss=0.08), config=TcpConfig(msl=1.0), ipv6=ipv6)
     sc.listen(47000, rng.randbytes(20000), send_after_eof=True)
     sc.connect(47000, rng.randbytes(20000))
     sc.run(until=120)

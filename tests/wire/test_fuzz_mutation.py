@@ -56,10 +56,12 @@ def test_short_run_every_input_accounted_and_invariants_hold(short_run: Any) -> 
     assert rep.outcomes["processed"] > SHORT // 5 and rep.outcomes["counted_drop"] > SHORT // 5
     assert rep.invariant_checks >= SHORT // 50 - len(rep.findings)
     assert set(rep.operators) == {op.__name__ for op in fm.Mutator(None, [], []).ops}
-    print(f"\nFIGURES fuzz-short: inputs={rep.inputs} cpu_s={rep.seconds:.2f} "
-          f"rate={rep.rate:.0f}/s processed={rep.outcomes['processed']} "
-          f"counted_drops={rep.outcomes['counted_drop']} findings={len(rep.findings)} "
-          f"(known cookie crash: {sum(map(known_cookie_crash, rep.findings))})")
+    print(
+        f"\nFIGURES fuzz-short: inputs={rep.inputs} cpu_s={rep.seconds:.2f} "
+        f"rate={rep.rate:.0f}/s processed={rep.outcomes['processed']} "
+        f"counted_drops={rep.outcomes['counted_drop']} findings={len(rep.findings)} "
+        f"(known cookie crash: {sum(map(known_cookie_crash, rep.findings))})"
+    )
 
 
 def test_short_run_has_no_findings(short_run: Any) -> None:

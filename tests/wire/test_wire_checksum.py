@@ -85,14 +85,19 @@ def test_split_sum_equals_one_shot(pieces: list[bytes], last: bytes) -> None:
     assert finish(acc) == internet_checksum(whole)
 
 
-@given(st.binary(min_size=4, max_size=4), st.binary(min_size=4, max_size=4),
-       st.integers(0, 255), st.integers(0, 0xFFFF), st.binary(max_size=64))
-def test_pseudo_header_split(src: bytes, dst: bytes, proto: int, length: int,
-                             body: bytes) -> None:
+@given(
+    st.binary(min_size=4, max_size=4),
+    st.binary(min_size=4, max_size=4),
+    st.integers(0, 255),
+    st.integers(0, 0xFFFF),
+    st.binary(max_size=64),
+)
+def test_pseudo_header_split(src: bytes, dst: bytes, proto: int, length: int, body: bytes) -> None:
     pseudo = src + dst + struct.pack("!BBH", 0, proto, length)
     assert pseudo_header_sum(src, dst, proto, length) == naive_sum(pseudo)
-    assert (internet_checksum(body, pseudo_header_sum(src, dst, proto, length))
-            == internet_checksum(pseudo + body))
+    assert internet_checksum(body, pseudo_header_sum(src, dst, proto, length)) == internet_checksum(
+        pseudo + body
+    )
 
 
 def test_fold_and_finish_zero_semantics() -> None:
@@ -169,8 +174,30 @@ def test_icmp_all_zero_message_needs_ffff() -> None:
     assert msg.checksum == 0xFFFF
 
 
-@pytest.mark.parametrize("n", [511, 512, 513, 1024, 1025, 1460, 1461, 2047, 2048, 2049,
-                               8191, 8192, 8193, 9001, 12346, 32768, 65000, 65535, 70001])
+@pytest.mark.parametrize(
+    "n",
+    [
+        511,
+        512,
+        513,
+        1024,
+        1025,
+        1460,
+        1461,
+        2047,
+        2048,
+        2049,
+        8191,
+        8192,
+        8193,
+        9001,
+        12346,
+        32768,
+        65000,
+        65535,
+        70001,
+    ],
+)
 @pytest.mark.parametrize("kind", ["random", "ones", "zeros"])
 def test_large_sums_fold_before_dividing_and_agree(n: int, kind: str) -> None:
     """Above 512 bytes the sum folds first (#7: checksums computed fast where the

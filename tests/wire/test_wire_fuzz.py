@@ -37,8 +37,16 @@ DST = bytes([10, 2, 2, 2])
 # --- crafting ---------------------------------------------------------------------------------
 
 
-def ip_packet(payload: bytes, *, proto: int = 6, vihl: int = 0x45, total: int | None = None,
-              ff: int = 0x4000, options: bytes = b"", good_checksum: bool = True) -> bytes:
+def ip_packet(
+    payload: bytes,
+    *,
+    proto: int = 6,
+    vihl: int = 0x45,
+    total: int | None = None,
+    ff: int = 0x4000,
+    options: bytes = b"",
+    good_checksum: bool = True,
+) -> bytes:
     """An IPv4 packet with arbitrary (possibly invalid) header fields."""
     if total is None:
         total = 20 + len(options) + len(payload)
@@ -47,8 +55,9 @@ def ip_packet(payload: bytes, *, proto: int = 6, vihl: int = 0x45, total: int | 
     return hdr[:10] + csum.to_bytes(2, "big") + hdr[12:] + payload
 
 
-def tcp_bytes(opts: bytes = b"", *, doff: int | None = None, payload: bytes = b"",
-              good_checksum: bool = True) -> bytes:
+def tcp_bytes(
+    opts: bytes = b"", *, doff: int | None = None, payload: bytes = b"", good_checksum: bool = True
+) -> bytes:
     """A TCP segment with arbitrary options and data offset, checksummed for SRC->DST."""
     if doff is None:
         doff = (20 + len(opts)) // 4
@@ -155,15 +164,15 @@ CRAFTED: dict[str, list[tuple[str, Callable[[], object]]]] = {
         ("segments_left", decode6(ip6_packet(ext(6, bytes((4, 1)) + bytes(20)), nh=43))),
     ],
     "ip6_fragment": [
-        ("more_fragments", decode6(ip6_packet(bytes((6, 0, 0, 1)) + bytes(4) + GOOD_TCP,
-                                              nh=44))),
+        ("more_fragments", decode6(ip6_packet(bytes((6, 0, 0, 1)) + bytes(4) + GOOD_TCP, nh=44))),
         ("offset", decode6(ip6_packet(bytes((6, 0, 0, 8)) + bytes(4) + GOOD_TCP, nh=44))),
     ],
     "ip6_first_fragment_incomplete": [
-        ("tcp_cut", decode6(ip6_packet(bytes((6, 0, 0, 1)) + bytes(4) + GOOD_TCP[:16],
-                                       nh=44))),
-        ("chain_cut", decode6(ip6_packet(bytes((60, 0, 0, 1)) + bytes(4) + b"\x06\x01" +
-                                         bytes(6), nh=44))),
+        ("tcp_cut", decode6(ip6_packet(bytes((6, 0, 0, 1)) + bytes(4) + GOOD_TCP[:16], nh=44))),
+        (
+            "chain_cut",
+            decode6(ip6_packet(bytes((60, 0, 0, 1)) + bytes(4) + b"\x06\x01" + bytes(6), nh=44)),
+        ),
     ],
     "tcp_truncated": [
         ("19_bytes", decode(ip_packet(GOOD_TCP[:19]))),
@@ -206,10 +215,14 @@ def test_every_reason_is_crafted_and_described() -> None:
         assert description and "\n" not in description
 
 
-@pytest.mark.parametrize(("reason", "thunk"), [
-    pytest.param(reason, thunk, id=f"{reason}-{name}")
-    for reason, cases in CRAFTED.items() for name, thunk in cases
-])
+@pytest.mark.parametrize(
+    ("reason", "thunk"),
+    [
+        pytest.param(reason, thunk, id=f"{reason}-{name}")
+        for reason, cases in CRAFTED.items()
+        for name, thunk in cases
+    ],
+)
 def test_crafted_packet_drop_reason(reason: str, thunk: Callable[[], object]) -> None:
     with pytest.raises(WireError) as info:
         thunk()
@@ -232,16 +245,30 @@ def test_describe_names_drop_reason() -> None:
 
 
 def test_describe_tcp_like_tcpdump() -> None:
-    seg = Segment(40000, 80, 1, 0, SYN, 64240, mss=1460, sack_permitted=True, tsval=5,
-                  tsecr=0, wscale=7)
+    seg = Segment(
+        40000, 80, 1, 0, SYN, 64240, mss=1460, sack_permitted=True, tsval=5, tsecr=0, wscale=7
+    )
     assert describe_packet(encode_ipv4_tcp(SRC, DST, seg)) == (
         "IP 10.1.1.1.40000 > 10.2.2.2.80: Flags [S], seq 1, win 64240, "
-        "options [mss 1460,sackOK,TS val 5 ecr 0,wscale 7], length 0")
-    seg = Segment(80, 40000, 2**32 - 2, 2, ACK | 0x08, 501, b"hello", tsval=9, tsecr=5,
-                  sack_blocks=((10, 20),), ecn=3)
+        "options [mss 1460,sackOK,TS val 5 ecr 0,wscale 7], length 0"
+    )
+    seg = Segment(
+        80,
+        40000,
+        2**32 - 2,
+        2,
+        ACK | 0x08,
+        501,
+        b"hello",
+        tsval=9,
+        tsecr=5,
+        sack_blocks=((10, 20),),
+        ecn=3,
+    )
     assert describe_packet(encode_ipv4_tcp(DST, SRC, seg)) == (
         "IP 10.2.2.2.80 > 10.1.1.1.40000: Flags [P.], seq 4294967294:3, ack 2, win 501, "
-        "options [TS val 9 ecr 5,sack 1 {10:20}], length 5 [CE]")
+        "options [TS val 9 ecr 5,sack 1 {10:20}], length 5 [CE]"
+    )
 
 
 # --- fuzzing ----------------------------------------------------------------------------------
@@ -253,14 +280,23 @@ U32 = st.one_of(st.integers(0, 2**32 - 1), st.integers(2**32 - 100, 2**32 - 1))
 def segments(draw: st.DrawFn) -> Segment:
     ts = draw(st.none() | st.tuples(U32, U32))
     blocks = draw(st.lists(st.tuples(U32, U32), max_size=2))
-    return Segment(draw(st.integers(0, 0xFFFF)), draw(st.integers(0, 0xFFFF)), draw(U32),
-                   draw(U32), draw(st.integers(0, 255)), draw(st.integers(0, 0xFFFF)),
-                   draw(st.binary(max_size=200)), urgent=draw(st.integers(0, 0xFFFF)),
-                   mss=draw(st.none() | st.integers(0, 0xFFFF)),
-                   wscale=draw(st.none() | st.integers(0, 255)),
-                   sack_permitted=draw(st.booleans()), sack_blocks=tuple(blocks),
-                   tsval=None if ts is None else ts[0], tsecr=None if ts is None else ts[1],
-                   ecn=draw(st.integers(0, 3)))
+    return Segment(
+        draw(st.integers(0, 0xFFFF)),
+        draw(st.integers(0, 0xFFFF)),
+        draw(U32),
+        draw(U32),
+        draw(st.integers(0, 255)),
+        draw(st.integers(0, 0xFFFF)),
+        draw(st.binary(max_size=200)),
+        urgent=draw(st.integers(0, 0xFFFF)),
+        mss=draw(st.none() | st.integers(0, 0xFFFF)),
+        wscale=draw(st.none() | st.integers(0, 255)),
+        sack_permitted=draw(st.booleans()),
+        sack_blocks=tuple(blocks),
+        tsval=None if ts is None else ts[0],
+        tsecr=None if ts is None else ts[1],
+        ecn=draw(st.integers(0, 3)),
+    )
 
 
 def decode_or_reason(raw: bytes, *, verify: bool = True) -> Segment | str:
@@ -336,8 +372,7 @@ def test_truncation_at_every_length(seg: Segment) -> None:
     raw = encode_ipv4_tcp(SRC, DST, seg)
     for n in range(len(raw)):
         assert decode_or_reason(raw[:n]) in ("ip_truncated", "ip_bad_total_length")
-        assert decode_or_reason(raw[:n], verify=False) in ("ip_truncated",
-                                                           "ip_bad_total_length")
+        assert decode_or_reason(raw[:n], verify=False) in ("ip_truncated", "ip_bad_total_length")
 
 
 @given(segments(), st.data())
@@ -349,7 +384,7 @@ def test_option_corruption_with_valid_checksums(seg: Segment, data: st.DataObjec
         # Overwrite a stretch of the options with arbitrary bytes.
         start = data.draw(st.integers(40, hl - 1))
         junk = data.draw(st.binary(min_size=1, max_size=hl - start))
-        raw[start:start + len(junk)] = junk
+        raw[start : start + len(junk)] = junk
     if data.draw(st.booleans()):
         raw[32] = (data.draw(st.integers(0, 15)) << 4) | (raw[32] & 15)
     result = decode_or_reason(fix_checksums(bytes(raw)))

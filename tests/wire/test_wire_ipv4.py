@@ -32,15 +32,31 @@ DST = ip_to_bytes("198.51.100.2")
 # Protocol 2 (IGMP) is left out: scapy's IGMP layer adds a Router Alert IP option
 # when it rebuilds the packet (RFC 2236), so its recomputed checksum covers a
 # different header.
-@given(ADDR, ADDR, st.integers(0, 255).filter(lambda p: p != 2), st.binary(max_size=300),
-       st.integers(1, 255), st.integers(0, 0xFFFF), st.integers(0, 255), st.booleans())
+@given(
+    ADDR,
+    ADDR,
+    st.integers(0, 255).filter(lambda p: p != 2),
+    st.binary(max_size=300),
+    st.integers(1, 255),
+    st.integers(0, 0xFFFF),
+    st.integers(0, 255),
+    st.booleans(),
+)
 @settings(max_examples=150)
-def test_build_matches_scapy(src: bytes, dst: bytes, proto: int, payload: bytes, ttl: int,
-                             ident: int, tos: int, df: bool) -> None:
+def test_build_matches_scapy(
+    src: bytes, dst: bytes, proto: int, payload: bytes, ttl: int, ident: int, tos: int, df: bool
+) -> None:
     hdr = build_ipv4_header(src, dst, proto, len(payload), ttl=ttl, ident=ident, tos=tos, df=df)
     pkt = IP(hdr + payload)
     assert (pkt.version, pkt.ihl, pkt.tos, pkt.len, pkt.id, pkt.ttl, pkt.proto) == (
-        4, 5, tos, 20 + len(payload), ident, ttl, proto)
+        4,
+        5,
+        tos,
+        20 + len(payload),
+        ident,
+        ttl,
+        proto,
+    )
     assert int(pkt.flags) == (2 if df else 0) and pkt.frag == 0
     assert (pkt.src, pkt.dst) == (ip_to_str(src), ip_to_str(dst))
     ours = pkt.chksum
@@ -48,19 +64,55 @@ def test_build_matches_scapy(src: bytes, dst: bytes, proto: int, payload: bytes,
     assert IP(bytes(pkt)).chksum == ours
 
 
-@given(ADDR, ADDR, st.integers(0, 255), st.binary(max_size=300), st.integers(0, 255),
-       st.integers(0, 0xFFFF), st.integers(0, 255), st.sampled_from(["DF", 0]),
-       st.binary(max_size=20))
+@given(
+    ADDR,
+    ADDR,
+    st.integers(0, 255),
+    st.binary(max_size=300),
+    st.integers(0, 255),
+    st.integers(0, 0xFFFF),
+    st.integers(0, 255),
+    st.sampled_from(["DF", 0]),
+    st.binary(max_size=20),
+)
 @settings(max_examples=150)
-def test_parse_scapy_built(src: bytes, dst: bytes, proto: int, payload: bytes, ttl: int,
-                           ident: int, tos: int, flags: str | int, padding: bytes) -> None:
-    raw = bytes(IP(src=ip_to_str(src), dst=ip_to_str(dst), proto=proto, ttl=ttl, id=ident,
-                   tos=tos, flags=flags) / Raw(payload))
+def test_parse_scapy_built(
+    src: bytes,
+    dst: bytes,
+    proto: int,
+    payload: bytes,
+    ttl: int,
+    ident: int,
+    tos: int,
+    flags: str | int,
+    padding: bytes,
+) -> None:
+    raw = bytes(
+        IP(
+            src=ip_to_str(src),
+            dst=ip_to_str(dst),
+            proto=proto,
+            ttl=ttl,
+            id=ident,
+            tos=tos,
+            flags=flags,
+        )
+        / Raw(payload)
+    )
     hdr, body = parse_ipv4_packet(raw + padding)  # link padding is ignored
     assert hdr == parse_ipv4(raw)
-    assert (hdr.version, hdr.ihl, hdr.header_len, hdr.tos, hdr.total_length, hdr.ident,
-            hdr.ttl, hdr.proto, hdr.src, hdr.dst) == (
-        4, 5, 20, tos, 20 + len(payload), ident, ttl, proto, src, dst)
+    assert (
+        hdr.version,
+        hdr.ihl,
+        hdr.header_len,
+        hdr.tos,
+        hdr.total_length,
+        hdr.ident,
+        hdr.ttl,
+        hdr.proto,
+        hdr.src,
+        hdr.dst,
+    ) == (4, 5, 20, tos, 20 + len(payload), ident, ttl, proto, src, dst)
     assert hdr.df == (flags == "DF") and not hdr.mf and hdr.frag_offset == 0
     assert (hdr.ecn, hdr.dscp) == (tos & 3, tos >> 2)
     assert bytes(body) == payload
@@ -95,9 +147,16 @@ def test_verify_checksum_false_skips_header_checksum() -> None:
     assert parse_ipv4(bytes(hdr), verify_checksum=False).checksum == 0x1234
 
 
-@pytest.mark.parametrize(("kwargs", "payload_len"), [
-    ({"ttl": 256}, 0), ({"tos": -1}, 0), ({"ident": 1 << 16}, 0), ({}, 65516), ({}, -1),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "payload_len"),
+    [
+        ({"ttl": 256}, 0),
+        ({"tos": -1}, 0),
+        ({"ident": 1 << 16}, 0),
+        ({}, 65516),
+        ({}, -1),
+    ],
+)
 def test_build_rejects_out_of_range(kwargs: dict[str, Any], payload_len: int) -> None:
     with pytest.raises(ValueError):
         build_ipv4_header(SRC, DST, 6, payload_len, **kwargs)

@@ -64,11 +64,20 @@ def test_tcp_checksum_matches_scapy_both_ways() -> None:
     resum = theirs.copy()
     del resum[ScapyTCP].chksum
     assert IPv6(raw(resum))[ScapyTCP].chksum == theirs[ScapyTCP].chksum
-    built = raw(IPv6(src=A_TXT, dst=B_TXT, tc=2) / ScapyTCP(sport=1, dport=2, seq=3, flags="S",
-                                                             options=[("MSS", 1440)]) / b"x")
+    built = raw(
+        IPv6(src=A_TXT, dst=B_TXT, tc=2)
+        / ScapyTCP(sport=1, dport=2, seq=3, flags="S", options=[("MSS", 1440)])
+        / b"x"
+    )
     _, _, got = decode_ipv6_tcp(built)
     assert (got.src_port, got.dst_port, got.seq, got.mss, bytes(got.payload), got.ecn) == (
-        1, 2, 3, 1440, b"x", 2)
+        1,
+        2,
+        3,
+        1440,
+        b"x",
+        2,
+    )
     broken = bytearray(built)
     broken[-1] ^= 1
     with pytest.raises(WireError, match="tcp_bad_checksum"):
@@ -77,8 +86,12 @@ def test_tcp_checksum_matches_scapy_both_ways() -> None:
 
 
 def test_extension_headers_walked_as_scapy_builds_them() -> None:
-    chain = (IPv6ExtHdrHopByHop() / IPv6ExtHdrRouting(segleft=0) / IPv6ExtHdrDestOpt()
-             / IPv6ExtHdrFragment(offset=0, m=0))  # the last: atomic (RFC 6946)
+    chain = (
+        IPv6ExtHdrHopByHop()
+        / IPv6ExtHdrRouting(segleft=0)
+        / IPv6ExtHdrDestOpt()
+        / IPv6ExtHdrFragment(offset=0, m=0)
+    )  # the last: atomic (RFC 6946)
     pkt = raw(IPv6(src=A_TXT, dst=B_TXT) / chain / ScapyTCP(sport=5, dport=6, flags="A"))
     parsed = parse_ipv6_packet(pkt)
     assert parsed.proto == 6 and parsed.offset == len(pkt) - 20
@@ -86,11 +99,14 @@ def test_extension_headers_walked_as_scapy_builds_them() -> None:
     assert describe_packet(pkt).startswith("IP6 2001:db8::1.5 > 2001:db8::2.6: Flags [.]")
 
 
-@pytest.mark.parametrize(("layer", "reason"), [
-    (IPv6ExtHdrFragment(offset=0, m=1), "ip6_fragment"),
-    (IPv6ExtHdrFragment(offset=100, m=0), "ip6_fragment"),
-    (IPv6ExtHdrRouting(type=0, segleft=1, addresses=["2001:db8::9"]), "ip6_routing_header"),
-])
+@pytest.mark.parametrize(
+    ("layer", "reason"),
+    [
+        (IPv6ExtHdrFragment(offset=0, m=1), "ip6_fragment"),
+        (IPv6ExtHdrFragment(offset=100, m=0), "ip6_fragment"),
+        (IPv6ExtHdrRouting(type=0, segleft=1, addresses=["2001:db8::9"]), "ip6_routing_header"),
+    ],
+)
 def test_extension_headers_refused_with_reason(layer: object, reason: str) -> None:
     pkt = raw(IPv6(src=A_TXT, dst=B_TXT) / layer / ScapyTCP())  # type: ignore[operator]
     with pytest.raises(WireError) as info:
@@ -102,8 +118,11 @@ def test_extension_headers_refused_with_reason(layer: object, reason: str) -> No
 def test_skip_option_is_skipped() -> None:
     # Option type 0x1e: high bits 00, "skip over this option" (RFC 8200 §4.2).
     hbh = bytes((6, 0, 0x1E, 4)) + bytes(4)
-    pkt = struct.pack("!IHBB16s16s", 0x60000000, 28, 0, 64, A, B) + hbh + raw(
-        ScapyTCP(sport=1, dport=2))
+    pkt = (
+        struct.pack("!IHBB16s16s", 0x60000000, 28, 0, 64, A, B)
+        + hbh
+        + raw(ScapyTCP(sport=1, dport=2))
+    )
     assert parse_ipv6_packet(pkt).proto == 6
 
 
@@ -134,26 +153,39 @@ def test_errors_checksum_quote_and_scapy_agree() -> None:
         assert len(body) == 8 + ICMP6_MAX_QUOTE  # 1280 bytes with the IPv6 header
     q = parse_icmpv6_quote(parse_icmpv6(ptb, B, A))
     assert (q.type, q.next_hop_mtu, q.src, q.dst, q.proto, q.sport, q.dport, q.seq) == (
-        ICMP6_PACKET_TOO_BIG, 1280, A, B, 6, 40000, 80, 123456)
+        ICMP6_PACKET_TOO_BIG,
+        1280,
+        A,
+        B,
+        6,
+        40000,
+        80,
+        123456,
+    )
     # A quote scapy built, with a Hop-by-Hop header before TCP.
-    inner = IPv6(src=A_TXT, dst=B_TXT) / IPv6ExtHdrHopByHop() / ScapyTCP(sport=1, dport=2,
-                                                                        seq=77)
+    inner = IPv6(src=A_TXT, dst=B_TXT) / IPv6ExtHdrHopByHop() / ScapyTCP(sport=1, dport=2, seq=77)
     body = raw(ICMPv6DestUnreach(code=1) / raw(inner)[:56])
     q = parse_icmpv6_quote(parse_icmpv6(body, B, A, verify_checksum=False))
     assert (q.code, q.sport, q.dport, q.seq) == (1, 1, 2, 77)
     pp = build_param_problem(B, A, 1, 6, offending)
     assert parse_icmpv6(pp, B, A).rest == b"\0\0\0\6"
     assert "packet too big code 0, mtu 1280" in describe_packet(
-        raw(IPv6(src=B_TXT, dst=A_TXT, nh=58) / Raw(ptb)))
+        raw(IPv6(src=B_TXT, dst=A_TXT, nh=58) / Raw(ptb))
+    )
 
 
-@pytest.mark.parametrize(("quote", "reason"), [
-    (bytes(39), "icmp_truncated"),
-    (b"\x40" + bytes(47), "icmp_bad_quote"),
-    (b"\x60" + bytes(5) + b"\x06" + bytes(33) + bytes(4), "icmp_truncated"),
-    (b"\x60" + bytes(5) + b"\x2c" + bytes(33) + b"\x06\x00\x00\x01" + bytes(12),
-     "icmp_bad_quote"),
-])
+@pytest.mark.parametrize(
+    ("quote", "reason"),
+    [
+        (bytes(39), "icmp_truncated"),
+        (b"\x40" + bytes(47), "icmp_bad_quote"),
+        (b"\x60" + bytes(5) + b"\x06" + bytes(33) + bytes(4), "icmp_truncated"),
+        (
+            b"\x60" + bytes(5) + b"\x2c" + bytes(33) + b"\x06\x00\x00\x01" + bytes(12),
+            "icmp_bad_quote",
+        ),
+    ],
+)
 def test_bad_quotes(quote: bytes, reason: str) -> None:
     msg = parse_icmpv6(build_dest6_unreachable(B, A, 4, quote), B, A)
     with pytest.raises(WireError) as info:
@@ -161,13 +193,16 @@ def test_bad_quotes(quote: bytes, reason: str) -> None:
     assert info.value.reason == reason and reason in DROP_REASONS
 
 
-@pytest.mark.parametrize(("text", "canonical"), [
-    ("2001:DB8:0:0:0:0:0:1", "2001:db8::1"),
-    ("2001:db8:0:0:1:0:0:1", "2001:db8::1:0:0:1"),  # the first of equal runs (RFC 5952 §4.2.3)
-    ("2001:db8:0:1:1:1:1:1", "2001:db8:0:1:1:1:1:1"),  # one zero group is not compressed
-    ("::ffff:192.0.2.1", "::ffff:192.0.2.1"),  # mapped: dotted tail (RFC 5952 §5)
-    ("[fe80::1]", "fe80::1"),
-])
+@pytest.mark.parametrize(
+    ("text", "canonical"),
+    [
+        ("2001:DB8:0:0:0:0:0:1", "2001:db8::1"),
+        ("2001:db8:0:0:1:0:0:1", "2001:db8::1:0:0:1"),  # the first of equal runs (RFC 5952 §4.2.3)
+        ("2001:db8:0:1:1:1:1:1", "2001:db8:0:1:1:1:1:1"),  # one zero group is not compressed
+        ("::ffff:192.0.2.1", "::ffff:192.0.2.1"),  # mapped: dotted tail (RFC 5952 §5)
+        ("[fe80::1]", "fe80::1"),
+    ],
+)
 def test_rfc5952_text(text: str, canonical: str) -> None:
     assert ip6_to_str(ip6_to_bytes(text)) == canonical
     assert addr_to_str(addr_to_bytes(text)) == canonical
@@ -195,6 +230,7 @@ def test_tso6_offload_header() -> None:
 
 
 # --- fuzzing ---------------------------------------------------------------------------------
+
 
 def _decode(raw_bytes: bytes, verify: bool) -> None:
     try:

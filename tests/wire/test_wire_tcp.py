@@ -34,8 +34,11 @@ DST = bytes([10, 0, 0, 2])
 
 # --- strategies -------------------------------------------------------------------------------
 
-U32 = st.one_of(st.integers(0, 2**32 - 1), st.integers(2**32 - 2000, 2**32 - 1),
-                st.sampled_from([0, 1, 2**31 - 1, 2**31, 2**32 - 1]))
+U32 = st.one_of(
+    st.integers(0, 2**32 - 1),
+    st.integers(2**32 - 2000, 2**32 - 1),
+    st.sampled_from([0, 1, 2**31 - 1, 2**31, 2**32 - 1]),
+)
 U16 = st.integers(0, 0xFFFF)
 ADDR = st.binary(min_size=4, max_size=4)
 
@@ -47,16 +50,30 @@ def segments(draw: st.DrawFn, max_payload: int = 300) -> Segment:
     wscale = draw(st.none() | st.integers(0, 255))
     sackok = draw(st.booleans())
     ts = draw(st.none() | st.tuples(U32, U32))
-    used = (4 if mss is not None else 0) + (12 if ts or sackok else 0) \
+    used = (
+        (4 if mss is not None else 0)
+        + (12 if ts or sackok else 0)
         + (4 if wscale is not None else 0)
+    )
     room = min(4, (40 - used - 4) // 8)
     blocks = draw(st.lists(st.tuples(U32, U32), max_size=max(room, 0)))
     return Segment(
-        draw(U16), draw(U16), draw(U32), draw(U32), draw(st.integers(0, 255)), draw(U16),
-        draw(st.binary(max_size=max_payload)), urgent=draw(U16), mss=mss, wscale=wscale,
-        sack_permitted=sackok, sack_blocks=tuple(blocks),
-        tsval=None if ts is None else ts[0], tsecr=None if ts is None else ts[1],
-        ecn=draw(st.integers(0, 3)))
+        draw(U16),
+        draw(U16),
+        draw(U32),
+        draw(U32),
+        draw(st.integers(0, 255)),
+        draw(U16),
+        draw(st.binary(max_size=max_payload)),
+        urgent=draw(U16),
+        mss=mss,
+        wscale=wscale,
+        sack_permitted=sackok,
+        sack_blocks=tuple(blocks),
+        tsval=None if ts is None else ts[0],
+        tsecr=None if ts is None else ts[1],
+        ecn=draw(st.integers(0, 3)),
+    )
 
 
 # Option kinds scapy knows (it would decode them its own way) or we know.
@@ -108,10 +125,20 @@ def scapy_fields(raw: bytes) -> dict[str, Any]:
     pkt = IP(raw)
     t = pkt[TCP]
     out: dict[str, Any] = {
-        "src_port": t.sport, "dst_port": t.dport, "seq": t.seq, "ack": t.ack,
-        "flags": int(t.flags), "window": t.window, "urgent": t.urgptr, "ecn": pkt.tos & 3,
-        "mss": None, "wscale": None, "sack_permitted": False, "sack_blocks": (),
-        "tsval": None, "tsecr": None,
+        "src_port": t.sport,
+        "dst_port": t.dport,
+        "seq": t.seq,
+        "ack": t.ack,
+        "flags": int(t.flags),
+        "window": t.window,
+        "urgent": t.urgptr,
+        "ecn": pkt.tos & 3,
+        "mss": None,
+        "wscale": None,
+        "sack_permitted": False,
+        "sack_blocks": (),
+        "tsval": None,
+        "tsecr": None,
     }
     for name, value in t.options:
         if name == "MSS":
@@ -125,13 +152,15 @@ def scapy_fields(raw: bytes) -> dict[str, Any]:
         elif name == "SAck":
             out["sack_blocks"] = tuple(zip(value[::2], value[1::2], strict=True))
     hl = 20 + t.dataofs * 4
-    out["payload"] = raw[hl:pkt.len]
+    out["payload"] = raw[hl : pkt.len]
     return out
 
 
 def seg_fields(seg: Segment) -> dict[str, Any]:
-    return {k: (bytes(getattr(seg, k)) if k == "payload" else getattr(seg, k))
-            for k in Segment.__slots__}
+    return {
+        k: (bytes(getattr(seg, k)) if k == "payload" else getattr(seg, k))
+        for k in Segment.__slots__
+    }
 
 
 def option_names(raw: bytes) -> list[str]:
@@ -159,52 +188,102 @@ def test_ours_decoded_by_scapy(seg: Segment, src: bytes, dst: bytes) -> None:
 
 @given(segments(max_payload=200), st.integers(0, 255), scapy_options(), ADDR, ADDR)
 @settings(max_examples=150)
-def test_scapy_decoded_by_ours(seg: Segment, tos: int,
-                               opts: tuple[list[tuple[Any, Any]], dict[str, Any]],
-                               src: bytes, dst: bytes) -> None:
+def test_scapy_decoded_by_ours(
+    seg: Segment,
+    tos: int,
+    opts: tuple[list[tuple[Any, Any]], dict[str, Any]],
+    src: bytes,
+    dst: bytes,
+) -> None:
     options, expect = opts
-    pkt = (IP(src=".".join(map(str, src)), dst=".".join(map(str, dst)), tos=tos)
-           / TCP(sport=seg.src_port, dport=seg.dst_port, seq=seg.seq, ack=seg.ack,
-                 flags=seg.flags, window=seg.window, urgptr=seg.urgent, options=options)
-           / Raw(bytes(seg.payload)))
+    pkt = (
+        IP(src=".".join(map(str, src)), dst=".".join(map(str, dst)), tos=tos)
+        / TCP(
+            sport=seg.src_port,
+            dport=seg.dst_port,
+            seq=seg.seq,
+            ack=seg.ack,
+            flags=seg.flags,
+            window=seg.window,
+            urgptr=seg.urgent,
+            options=options,
+        )
+        / Raw(bytes(seg.payload))
+    )
     raw = bytes(pkt)
     got_src, got_dst, got = decode_ipv4_tcp(raw)
     assert (got_src, got_dst) == (src, dst)
-    want = Segment(seg.src_port, seg.dst_port, seg.seq, seg.ack, seg.flags, seg.window,
-                   seg.payload, urgent=seg.urgent, ecn=tos & 3, **expect)
+    want = Segment(
+        seg.src_port,
+        seg.dst_port,
+        seg.seq,
+        seg.ack,
+        seg.flags,
+        seg.window,
+        seg.payload,
+        urgent=seg.urgent,
+        ecn=tos & 3,
+        **expect,
+    )
     assert got == want
     assert isinstance(got.payload, memoryview)
 
 
 def test_scapy_syn_with_linux_options_matches_our_layout() -> None:
-    seg = Segment(40000, 443, 1, 0, SYN, 64240, mss=1460, sack_permitted=True, tsval=7,
-                  tsecr=0, wscale=7)
+    seg = Segment(
+        40000, 443, 1, 0, SYN, 64240, mss=1460, sack_permitted=True, tsval=7, tsecr=0, wscale=7
+    )
     raw = encode_ipv4_tcp(SRC, DST, seg)
-    linux = bytes(IP(src="10.0.0.1", dst="10.0.0.2", flags="DF", id=0)
-                  / TCP(sport=40000, dport=443, seq=1, ack=0, flags="S", window=64240,
-                        options=[("MSS", 1460), ("SAckOK", b""), ("Timestamp", (7, 0)),
-                                 ("NOP", None), ("WScale", 7)]))
+    linux = bytes(
+        IP(src="10.0.0.1", dst="10.0.0.2", flags="DF", id=0)
+        / TCP(
+            sport=40000,
+            dport=443,
+            seq=1,
+            ack=0,
+            flags="S",
+            window=64240,
+            options=[
+                ("MSS", 1460),
+                ("SAckOK", b""),
+                ("Timestamp", (7, 0)),
+                ("NOP", None),
+                ("WScale", 7),
+            ],
+        )
+    )
     assert raw == linux
 
 
 # --- option layouts ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("kwargs", "names"), [
-    ({}, []),
-    ({"mss": 1460}, ["MSS"]),
-    ({"mss": 1460, "sack_permitted": True, "tsval": 1, "tsecr": 0, "wscale": 7},
-     ["MSS", "SAckOK", "Timestamp", "NOP", "WScale"]),
-    ({"mss": 1460, "tsval": 1, "tsecr": 0, "wscale": 7},
-     ["MSS", "NOP", "NOP", "Timestamp", "NOP", "WScale"]),
-    ({"mss": 1460, "sack_permitted": True, "wscale": 7},
-     ["MSS", "NOP", "NOP", "SAckOK", "NOP", "WScale"]),
-    ({"mss": 1460, "sack_permitted": True}, ["MSS", "NOP", "NOP", "SAckOK"]),
-    ({"tsval": 5, "tsecr": 6}, ["NOP", "NOP", "Timestamp"]),
-    ({"tsval": 5, "tsecr": 6, "sack_blocks": ((1, 2), (3, 4))},
-     ["NOP", "NOP", "Timestamp", "NOP", "NOP", "SAck"]),
-    ({"sack_blocks": ((1, 2), (3, 4), (5, 6), (7, 8))}, ["NOP", "NOP", "SAck"]),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "names"),
+    [
+        ({}, []),
+        ({"mss": 1460}, ["MSS"]),
+        (
+            {"mss": 1460, "sack_permitted": True, "tsval": 1, "tsecr": 0, "wscale": 7},
+            ["MSS", "SAckOK", "Timestamp", "NOP", "WScale"],
+        ),
+        (
+            {"mss": 1460, "tsval": 1, "tsecr": 0, "wscale": 7},
+            ["MSS", "NOP", "NOP", "Timestamp", "NOP", "WScale"],
+        ),
+        (
+            {"mss": 1460, "sack_permitted": True, "wscale": 7},
+            ["MSS", "NOP", "NOP", "SAckOK", "NOP", "WScale"],
+        ),
+        ({"mss": 1460, "sack_permitted": True}, ["MSS", "NOP", "NOP", "SAckOK"]),
+        ({"tsval": 5, "tsecr": 6}, ["NOP", "NOP", "Timestamp"]),
+        (
+            {"tsval": 5, "tsecr": 6, "sack_blocks": ((1, 2), (3, 4))},
+            ["NOP", "NOP", "Timestamp", "NOP", "NOP", "SAck"],
+        ),
+        ({"sack_blocks": ((1, 2), (3, 4), (5, 6), (7, 8))}, ["NOP", "NOP", "SAck"]),
+    ],
+)
 def test_linux_option_layout(kwargs: dict[str, Any], names: list[str]) -> None:
     flags = SYN if "mss" in kwargs else ACK
     seg = Segment(1, 2, 3, 4, flags, 5, **kwargs)
@@ -256,12 +335,14 @@ def test_reserved_bits_ignored_and_sent_as_zero() -> None:
 
 
 def test_unknown_options_skipped_eol_stops_last_copy_wins() -> None:
-    opts = (bytes([2, 4, 0x05, 0xB4])          # MSS 1460
-            + bytes([99, 5, 1, 2, 3])          # unknown, odd length
-            + bytes([3, 3, 14])                # wscale 14
-            + bytes([2, 4, 0x02, 0x18])        # MSS again: 536 wins
-            + bytes([0])                       # EOL: the rest is ignored
-            + bytes([8, 1, 0, 0]))             # would be malformed
+    opts = (
+        bytes([2, 4, 0x05, 0xB4])  # MSS 1460
+        + bytes([99, 5, 1, 2, 3])  # unknown, odd length
+        + bytes([3, 3, 14])  # wscale 14
+        + bytes([2, 4, 0x02, 0x18])  # MSS again: 536 wins
+        + bytes([0])  # EOL: the rest is ignored
+        + bytes([8, 1, 0, 0])
+    )  # would be malformed
     assert parse_options(opts) == (536, 14, False, (), None, None)
 
 
@@ -270,19 +351,22 @@ def test_window_scale_above_14_kept_as_received() -> None:
     assert parse_tcp(build_tcp(seg, SRC, DST), SRC, DST).wscale == 200
 
 
-@pytest.mark.parametrize("opts", [
-    bytes([2]),                    # no length byte
-    bytes([1, 1, 1, 99]),          # unknown kind with no length byte
-    bytes([99, 0, 0, 0]),          # length 0
-    bytes([99, 1, 0, 0]),          # length 1
-    bytes([99, 9, 0, 0]),          # runs past the options
-    bytes([2, 3, 5, 0]),           # MSS length 3
-    bytes([3, 4, 7, 0]),           # window scale length 4
-    bytes([4, 3, 0, 0]),           # SACK-permitted length 3
-    bytes([5, 2, 0, 0]),           # SACK with no blocks
-    bytes([5, 11]) + bytes(10),    # SACK length not 2+8n
-    bytes([8, 8]) + bytes(6),      # timestamps length 8
-])
+@pytest.mark.parametrize(
+    "opts",
+    [
+        bytes([2]),  # no length byte
+        bytes([1, 1, 1, 99]),  # unknown kind with no length byte
+        bytes([99, 0, 0, 0]),  # length 0
+        bytes([99, 1, 0, 0]),  # length 1
+        bytes([99, 9, 0, 0]),  # runs past the options
+        bytes([2, 3, 5, 0]),  # MSS length 3
+        bytes([3, 4, 7, 0]),  # window scale length 4
+        bytes([4, 3, 0, 0]),  # SACK-permitted length 3
+        bytes([5, 2, 0, 0]),  # SACK with no blocks
+        bytes([5, 11]) + bytes(10),  # SACK length not 2+8n
+        bytes([8, 8]) + bytes(6),  # timestamps length 8
+    ],
+)
 def test_malformed_options(opts: bytes) -> None:
     with pytest.raises(WireError) as info:
         parse_options(opts)
@@ -303,15 +387,18 @@ def test_ports_seq_from_quoted_header() -> None:
     assert info.value.reason == "tcp_truncated"
 
 
-@pytest.mark.parametrize("seg", [
-    Segment(70000, 2, 3, 4, ACK, 5),
-    Segment(1, 2, 2**32, 4, ACK, 5),
-    Segment(1, 2, 3, -1, ACK, 5, tsval=1, tsecr=1),
-    Segment(1, 2, 3, 4, ACK, 5, mss=1 << 16),
-    Segment(1, 2, 3, 4, ACK, 5, wscale=256),
-    Segment(1, 2, 3, 4, ACK, 1 << 16, tsval=2**32, tsecr=0),
-    Segment(1, 2, 3, 4, 0x100, 5),
-])
+@pytest.mark.parametrize(
+    "seg",
+    [
+        Segment(70000, 2, 3, 4, ACK, 5),
+        Segment(1, 2, 2**32, 4, ACK, 5),
+        Segment(1, 2, 3, -1, ACK, 5, tsval=1, tsecr=1),
+        Segment(1, 2, 3, 4, ACK, 5, mss=1 << 16),
+        Segment(1, 2, 3, 4, ACK, 5, wscale=256),
+        Segment(1, 2, 3, 4, ACK, 1 << 16, tsval=2**32, tsecr=0),
+        Segment(1, 2, 3, 4, 0x100, 5),
+    ],
+)
 def test_build_rejects_out_of_range(seg: Segment) -> None:
     with pytest.raises(ValueError):
         build_tcp(seg, SRC, DST)

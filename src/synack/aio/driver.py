@@ -62,8 +62,14 @@ AcceptCallback = Callable[[Listener], None]
 class Driver:
     """Runs ``stack`` over ``link`` on an asyncio loop (the running one by default)."""
 
-    def __init__(self, stack: Stack, link: Link, *, loop: asyncio.AbstractEventLoop | None = None,
-                 max_packets_per_wakeup: int = 256) -> None:
+    def __init__(
+        self,
+        stack: Stack,
+        link: Link,
+        *,
+        loop: asyncio.AbstractEventLoop | None = None,
+        max_packets_per_wakeup: int = 256,
+    ) -> None:
         if max_packets_per_wakeup < 1:
             raise ValueError("max_packets_per_wakeup must be at least 1")
         self.stack = stack
@@ -110,20 +116,33 @@ class Driver:
     def handler(self, conn: Connection) -> ConnectionHandler | None:
         return self._handlers.get(conn)
 
-    def connect(self, remote: str | bytes, port: int, *, local_port: int | None = None,
-                config: TcpConfig | None = None,
-                handler: ConnectionHandler | None = None) -> Connection:
+    def connect(
+        self,
+        remote: str | bytes,
+        port: int,
+        *,
+        local_port: int | None = None,
+        config: TcpConfig | None = None,
+        handler: ConnectionHandler | None = None,
+    ) -> Connection:
         """Active open; the SYN goes out on the next pass.  Raises like Stack.connect."""
         self._check_open()
-        conn = self.stack.connect(remote, port, now=self.now(), local_port=local_port,
-                                  config=config)
+        conn = self.stack.connect(
+            remote, port, now=self.now(), local_port=local_port, config=config
+        )
         if handler is not None:
             self._handlers[conn] = handler
         self.kick()
         return conn
 
-    def listen(self, port: int, backlog: int = 128, *, on_ready: AcceptCallback,
-               config: TcpConfig | None = None) -> Listener:
+    def listen(
+        self,
+        port: int,
+        backlog: int = 128,
+        *,
+        on_ready: AcceptCallback,
+        config: TcpConfig | None = None,
+    ) -> Listener:
         """Passive open on ``port`` (0 picks a free port from the dynamic range).
 
         ``on_ready(listener)`` is called after every processing pass in which the
@@ -291,10 +310,12 @@ class Driver:
         if isinstance(exc, LinkClosedError):  # an orderly end (the other side closed)
             logger.info("synack driver: %s", exc)
             return
-        self.loop.call_exception_handler({
-            "message": f"synack driver: link {self.link!r} failed; no more packets will arrive",
-            "exception": exc,
-        })
+        self.loop.call_exception_handler(
+            {
+                "message": f"synack driver: link {self.link!r} failed; no more packets will arrive",
+                "exception": exc,
+            }
+        )
 
     def _check_open(self) -> None:
         if self.closing or self.closed:
@@ -331,5 +352,7 @@ class Driver:
                 self._kick = None
 
     def __repr__(self) -> str:
-        return (f"<Driver {self.stack.address!r} link={self.link!r} "
-                f"connections={len(self.stack.connections)}>")
+        return (
+            f"<Driver {self.stack.address!r} link={self.link!r} "
+            f"connections={len(self.stack.connections)}>"
+        )

@@ -61,17 +61,25 @@ def _split(impair: Impairment | None) -> tuple[PathConfig | None, PathConfig | N
 class Host:
     """A synack stack on a link, driven by an asyncio loop."""
 
-    def __init__(self, stack: Stack, link: Link, *,
-                 loop: asyncio.AbstractEventLoop | None = None) -> None:
+    def __init__(
+        self, stack: Stack, link: Link, *, loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
         self.stack = stack
         self.link = link
         self.driver = Driver(stack, link, loop=loop)
 
     # ------------------------------------------------------------ building
     @classmethod
-    def from_link(cls, link: Link, ip: str, *, impair: Impairment | None = None,
-                  impair_seed: int | None = None, loop: asyncio.AbstractEventLoop | None = None,
-                  **stack_options: Any) -> Host:
+    def from_link(
+        cls,
+        link: Link,
+        ip: str,
+        *,
+        impair: Impairment | None = None,
+        impair_seed: int | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+        **stack_options: Any,
+    ) -> Host:
         """A host with address ``ip`` on ``link``; ``stack_options`` go to :class:`Stack`
         (``config``, ``seed``, ``tracer``, ``answer_ping``...)."""
         loop = loop or asyncio.get_running_loop()
@@ -79,10 +87,12 @@ class Host:
         offload = bool(getattr(link, "offload", False))
         if outbound is not None or inbound is not None:
             if offload:
-                raise ValueError("impairment works on plain packets: open the link without "
-                                 "offload to impair it")
-            link = ImpairedLink(link, outbound=outbound, inbound=inbound, seed=impair_seed,
-                                loop=loop)
+                raise ValueError(
+                    "impairment works on plain packets: open the link without offload to impair it"
+                )
+            link = ImpairedLink(
+                link, outbound=outbound, inbound=inbound, seed=impair_seed, loop=loop
+            )
         stack_options.setdefault("mtu", link.mtu)
         stack_options.setdefault("max_segment_payload", link.max_segment_payload)
         stack_options.setdefault("offload", offload)
@@ -93,11 +103,20 @@ class Host:
         return cls(stack, link, loop=loop)
 
     @classmethod
-    def tun(cls, name: str = "syn0", ip: str = "10.77.0.2", *, kernel_ip: str | None = None,
-            create: bool = True, mtu: int | None = None, offload: bool = False,
-            impair: Impairment | None = None,
-            impair_seed: int | None = None, loop: asyncio.AbstractEventLoop | None = None,
-            **stack_options: Any) -> Host:
+    def tun(
+        cls,
+        name: str = "syn0",
+        ip: str = "10.77.0.2",
+        *,
+        kernel_ip: str | None = None,
+        create: bool = True,
+        mtu: int | None = None,
+        offload: bool = False,
+        impair: Impairment | None = None,
+        impair_seed: int | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+        **stack_options: Any,
+    ) -> Host:
         """A host on TUN device ``name`` owning ``ip`` (see :class:`TunLink` for errors).
 
         With ``kernel_ip`` ("10.77.0.1/24") the kernel side is configured; ``ip``
@@ -113,43 +132,61 @@ class Host:
                 mine = ipaddress.ip_address(one.strip("[]"))
                 same = [i for i in ifaces if i.version == mine.version]
                 if not same:
-                    raise ValueError(f"synack's address {one} has no kernel address of its "
-                                     f"family in {kernel_ip!r}")
+                    raise ValueError(
+                        f"synack's address {one} has no kernel address of its "
+                        f"family in {kernel_ip!r}"
+                    )
                 iface = same[0]
                 if mine == iface.ip:
-                    raise ValueError(f"synack's address {one} must differ from the kernel's "
-                                     f"({iface})")
+                    raise ValueError(
+                        f"synack's address {one} must differ from the kernel's ({iface})"
+                    )
                 if mine not in iface.network:
-                    raise ValueError(f"synack's address {one} is outside {iface.network}: the "
-                                     f"kernel would not route it to {name}; pick an address "
-                                     f"in the subnet")
-                if (mine.version == 4 and iface.network.prefixlen < 31
-                        and mine in (iface.network.network_address,
-                                     iface.network.broadcast_address)):
-                    raise ValueError(f"{one} is the network or broadcast address of "
-                                     f"{iface.network}")
+                    raise ValueError(
+                        f"synack's address {one} is outside {iface.network}: the "
+                        f"kernel would not route it to {name}; pick an address "
+                        f"in the subnet"
+                    )
+                if (
+                    mine.version == 4
+                    and iface.network.prefixlen < 31
+                    and mine in (iface.network.network_address, iface.network.broadcast_address)
+                ):
+                    raise ValueError(
+                        f"{one} is the network or broadcast address of {iface.network}"
+                    )
         if offload and impair is not None:
-            raise ValueError("impairment works on plain packets: offload=True cannot be "
-                             "combined with impair")
+            raise ValueError(
+                "impairment works on plain packets: offload=True cannot be combined with impair"
+            )
         link = TunLink(name, create=create, kernel_ip=kernel_ip, mtu=mtu, offload=offload)
         try:
-            return cls.from_link(link, ip, impair=impair, impair_seed=impair_seed, loop=loop,
-                                 **stack_options)
+            return cls.from_link(
+                link, ip, impair=impair, impair_seed=impair_seed, loop=loop, **stack_options
+            )
         except BaseException:
             link.close()
             raise
 
     @classmethod
-    def memory_pair(cls, ip_a: str = "10.0.0.1", ip_b: str = "10.0.0.2", *, mtu: int = 1500,
-                    impair: Impairment | None = None, impair_seed: int | None = None,
-                    loop: asyncio.AbstractEventLoop | None = None,
-                    **stack_options: Any) -> tuple[Host, Host]:
+    def memory_pair(
+        cls,
+        ip_a: str = "10.0.0.1",
+        ip_b: str = "10.0.0.2",
+        *,
+        mtu: int = 1500,
+        impair: Impairment | None = None,
+        impair_seed: int | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+        **stack_options: Any,
+    ) -> tuple[Host, Host]:
         """Two hosts joined by an in-process link.  ``impair`` is applied once, on
         host A's end: its outbound config acts on A -> B, its inbound on B -> A."""
         link_a, link_b = memory_pair(mtu, names=(ip_a, ip_b))
         try:
-            a = cls.from_link(link_a, ip_a, impair=impair, impair_seed=impair_seed, loop=loop,
-                              **stack_options)
+            a = cls.from_link(
+                link_a, ip_a, impair=impair, impair_seed=impair_seed, loop=loop, **stack_options
+            )
             b = cls.from_link(link_b, ip_b, loop=loop, **stack_options)
         except BaseException:
             link_a.close()
@@ -167,24 +204,27 @@ class Host:
         return addr_to_str(self.stack.address)
 
     # ------------------------------------------------------------- asyncio API
-    async def open_connection(self, host: str, port: int, **kwargs: Any
-                              ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def open_connection(
+        self, host: str, port: int, **kwargs: Any
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         """:func:`synack.aio.open_connection` on this host."""
         return await open_connection(host, port, driver=self.driver, **kwargs)
 
-    async def start_server(self, client_connected_cb: ClientConnectedCallback, port: int = 0,
-                           **kwargs: Any) -> Server:
+    async def start_server(
+        self, client_connected_cb: ClientConnectedCallback, port: int = 0, **kwargs: Any
+    ) -> Server:
         """:func:`synack.aio.start_server` on this host."""
         return await start_server(client_connected_cb, port, driver=self.driver, **kwargs)
 
-    async def create_connection(self, protocol_factory: Callable[[], P], host: str, port: int,
-                                **kwargs: Any) -> tuple[SynackTransport, P]:
+    async def create_connection(
+        self, protocol_factory: Callable[[], P], host: str, port: int, **kwargs: Any
+    ) -> tuple[SynackTransport, P]:
         """:func:`synack.aio.create_connection` on this host."""
-        return await create_connection(protocol_factory, host, port, driver=self.driver,
-                                       **kwargs)
+        return await create_connection(protocol_factory, host, port, driver=self.driver, **kwargs)
 
-    async def create_server(self, protocol_factory: Callable[[], asyncio.BaseProtocol],
-                            port: int = 0, **kwargs: Any) -> Server:
+    async def create_server(
+        self, protocol_factory: Callable[[], asyncio.BaseProtocol], port: int = 0, **kwargs: Any
+    ) -> Server:
         """:func:`synack.aio.create_server` on this host."""
         return await create_server(protocol_factory, port, driver=self.driver, **kwargs)
 

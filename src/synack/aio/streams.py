@@ -33,10 +33,11 @@ from .transport import SynackTransport
 
 __all__ = ["Server", "create_connection", "create_server", "open_connection", "start_server"]
 
-_DEFAULT_LIMIT = 2 ** 16  # as asyncio.streams
+_DEFAULT_LIMIT = 2**16  # as asyncio.streams
 P = TypeVar("P", bound=asyncio.BaseProtocol)
 ClientConnectedCallback = Callable[
-    [asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None] | None]
+    [asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None] | None
+]
 
 
 def check_host(host: str | bytes) -> bytes:
@@ -48,9 +49,9 @@ def check_host(host: str | bytes) -> bytes:
         text = host if isinstance(host, str) else host.decode()
         return ipaddress.ip_address(text.strip("[]")).packed
     except (ValueError, UnicodeDecodeError):
-        raise socket.gaierror(socket.EAI_NONAME,
-                              f"{host!r} is not an IP address (synack resolves no names)"
-                              ) from None
+        raise socket.gaierror(
+            socket.EAI_NONAME, f"{host!r} is not an IP address (synack resolves no names)"
+        ) from None
 
 
 class Server(asyncio.AbstractServer):
@@ -64,8 +65,14 @@ class Server(asyncio.AbstractServer):
     sockets); the address is :attr:`sockname`.
     """
 
-    def __init__(self, driver: Driver, protocol_factory: Callable[[], asyncio.BaseProtocol],
-                 port: int, backlog: int, config: TcpConfig | None) -> None:
+    def __init__(
+        self,
+        driver: Driver,
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+        port: int,
+        backlog: int,
+        config: TcpConfig | None,
+    ) -> None:
         self._driver = driver
         self._loop = driver.loop
         self._factory = protocol_factory
@@ -73,8 +80,9 @@ class Server(asyncio.AbstractServer):
         self._serving = False
         self._waiters: list[asyncio.Future[None]] | None = []
         self._serving_forever_fut: asyncio.Future[None] | None = None
-        self._listener: Listener | None = driver.listen(port, backlog, on_ready=self._on_ready,
-                                                        config=config)
+        self._listener: Listener | None = driver.listen(
+            port, backlog, on_ready=self._on_ready, config=config
+        )
         self.port = self._listener.port  # the port actually listened on (port=0 picks one)
         self.sockname = (ip_to_str(driver.stack.address), self.port)
 
@@ -83,8 +91,7 @@ class Server(asyncio.AbstractServer):
         if not self._serving:
             return  # connections wait in the backlog until start_serving()
         while (conn := listener.accept()) is not None:
-            SynackTransport(self._driver, conn, None, protocol_factory=self._factory,
-                            server=self)
+            SynackTransport(self._driver, conn, None, protocol_factory=self._factory, server=self)
 
     def _attach(self, transport: SynackTransport) -> None:
         self._transports[transport] = None
@@ -175,9 +182,15 @@ class Server(asyncio.AbstractServer):
         return f"<synack Server {self.sockname[0]}:{self.port} connections={len(self._transports)}>"
 
 
-async def create_connection(protocol_factory: Callable[[], P], host: str | bytes, port: int, *,
-                            driver: Driver, local_port: int | None = None,
-                            config: TcpConfig | None = None) -> tuple[SynackTransport, P]:
+async def create_connection(
+    protocol_factory: Callable[[], P],
+    host: str | bytes,
+    port: int,
+    *,
+    driver: Driver,
+    local_port: int | None = None,
+    config: TcpConfig | None = None,
+) -> tuple[SynackTransport, P]:
     """Open a connection; once established, ``protocol_factory()`` gets the transport.
 
     Cancelling the call (for example with ``asyncio.wait_for``) abandons the
@@ -202,9 +215,15 @@ async def create_connection(protocol_factory: Callable[[], P], host: str | bytes
     return transport, made[0]
 
 
-async def create_server(protocol_factory: Callable[[], asyncio.BaseProtocol], port: int = 0, *,
-                        driver: Driver, backlog: int = 128, start_serving: bool = True,
-                        config: TcpConfig | None = None) -> Server:
+async def create_server(
+    protocol_factory: Callable[[], asyncio.BaseProtocol],
+    port: int = 0,
+    *,
+    driver: Driver,
+    backlog: int = 128,
+    start_serving: bool = True,
+    config: TcpConfig | None = None,
+) -> Server:
     """Listen on ``port`` (0: a free one, see ``server.port``) and serve each
     accepted connection with a new ``protocol_factory()``."""
     server = Server(driver, protocol_factory, port, backlog, config)
@@ -213,23 +232,36 @@ async def create_server(protocol_factory: Callable[[], asyncio.BaseProtocol], po
     return server
 
 
-async def open_connection(host: str | bytes, port: int, *, driver: Driver,
-                          local_port: int | None = None, limit: int = _DEFAULT_LIMIT,
-                          config: TcpConfig | None = None
-                          ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def open_connection(
+    host: str | bytes,
+    port: int,
+    *,
+    driver: Driver,
+    local_port: int | None = None,
+    limit: int = _DEFAULT_LIMIT,
+    config: TcpConfig | None = None,
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """``asyncio.open_connection`` over synack."""
     loop = driver.loop
     reader = asyncio.StreamReader(limit=limit, loop=loop)
     protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
-    transport, _ = await create_connection(lambda: protocol, host, port, driver=driver,
-                                           local_port=local_port, config=config)
+    transport, _ = await create_connection(
+        lambda: protocol, host, port, driver=driver, local_port=local_port, config=config
+    )
     writer = asyncio.StreamWriter(transport, protocol, reader, loop)
     return reader, writer
 
 
-async def start_server(client_connected_cb: ClientConnectedCallback, port: int = 0, *,
-                       driver: Driver, backlog: int = 128, limit: int = _DEFAULT_LIMIT,
-                       start_serving: bool = True, config: TcpConfig | None = None) -> Server:
+async def start_server(
+    client_connected_cb: ClientConnectedCallback,
+    port: int = 0,
+    *,
+    driver: Driver,
+    backlog: int = 128,
+    limit: int = _DEFAULT_LIMIT,
+    start_serving: bool = True,
+    config: TcpConfig | None = None,
+) -> Server:
     """``asyncio.start_server`` over synack: ``client_connected_cb(reader, writer)``
     runs (as a task if it is a coroutine function) for every connection."""
     loop = driver.loop
@@ -238,5 +270,6 @@ async def start_server(client_connected_cb: ClientConnectedCallback, port: int =
         reader = asyncio.StreamReader(limit=limit, loop=loop)
         return asyncio.StreamReaderProtocol(reader, client_connected_cb, loop=loop)
 
-    return await create_server(factory, port, driver=driver, backlog=backlog,
-                               start_serving=start_serving, config=config)
+    return await create_server(
+        factory, port, driver=driver, backlog=backlog, start_serving=start_serving, config=config
+    )

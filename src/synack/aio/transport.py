@@ -63,10 +63,16 @@ class SynackTransport(asyncio.Transport):
     """A transport for one connection.  Made by :mod:`synack.aio.streams`;
     see the module docstring for the behaviour."""
 
-    def __init__(self, driver: Driver, conn: Connection, protocol: asyncio.BaseProtocol | None,
-                 *, protocol_factory: Callable[[], asyncio.BaseProtocol] | None = None,
-                 waiter: asyncio.Future[None] | None = None, server: Server | None = None
-                 ) -> None:
+    def __init__(
+        self,
+        driver: Driver,
+        conn: Connection,
+        protocol: asyncio.BaseProtocol | None,
+        *,
+        protocol_factory: Callable[[], asyncio.BaseProtocol] | None = None,
+        waiter: asyncio.Future[None] | None = None,
+        server: Server | None = None,
+    ) -> None:
         extra = {
             "peername": (ip_to_str(conn.remote_ip), conn.remote_port),
             "sockname": (ip_to_str(conn.local_ip), conn.local_port),
@@ -142,8 +148,10 @@ class SynackTransport(asyncio.Transport):
         self._pump()
         if self._conn.state is State.CLOSED and not self._conn_lost:
             # Reset or timed out while it waited in the accept queue.
-            self._force_close(self._failure or ConnectionResetError(
-                errno.ECONNRESET, "connection reset before it was accepted"))
+            self._force_close(
+                self._failure
+                or ConnectionResetError(errno.ECONNRESET, "connection reset before it was accepted")
+            )
 
     def _fail_waiter(self, exc: BaseException) -> None:
         if self._waiter is not None and not self._waiter.done():
@@ -152,8 +160,12 @@ class SynackTransport(asyncio.Transport):
     def _on_closed(self) -> None:
         """The connection reached CLOSED (the driver has unregistered us)."""
         if not self._made:
-            self._fail_waiter(self._failure or ConnectionAbortedError(
-                errno.ECONNABORTED, "connection closed before it was established"))
+            self._fail_waiter(
+                self._failure
+                or ConnectionAbortedError(
+                    errno.ECONNABORTED, "connection closed before it was established"
+                )
+            )
             self._conn_lost += 1
             if self._server is not None:
                 self._server._detach(self)
@@ -186,8 +198,13 @@ class SynackTransport(asyncio.Transport):
             except Exception as exc:
                 self._fatal_error(exc, "protocol.data_received() failed")
                 return
-        if (not self._paused and not self._closing and not self._eof_delivered
-                and conn.eof_received and not conn.readable):
+        if (
+            not self._paused
+            and not self._closing
+            and not self._eof_delivered
+            and conn.eof_received
+            and not conn.readable
+        ):
             self._eof_delivered = True
             try:
                 keep_open = protocol.eof_received()  # type: ignore[attr-defined]
@@ -223,8 +240,9 @@ class SynackTransport(asyncio.Transport):
     # ------------------------------------------------------- WriteTransport
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not isinstance(data, bytes | bytearray | memoryview):
-            raise TypeError(f"data argument must be a bytes-like object, "
-                            f"not {type(data).__name__!r}")
+            raise TypeError(
+                f"data argument must be a bytes-like object, not {type(data).__name__!r}"
+            )
         if self._eof:
             raise RuntimeError("Cannot call write() after write_eof()")
         if not data:
@@ -284,9 +302,14 @@ class SynackTransport(asyncio.Transport):
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
-            self._loop.call_exception_handler({
-                "message": "protocol.pause_writing() failed", "exception": exc,
-                "transport": self, "protocol": self._protocol})
+            self._loop.call_exception_handler(
+                {
+                    "message": "protocol.pause_writing() failed",
+                    "exception": exc,
+                    "transport": self,
+                    "protocol": self._protocol,
+                }
+            )
 
     def _maybe_resume_protocol(self) -> None:
         if self._protocol_paused and len(self._buffer) <= self._low:
@@ -296,9 +319,14 @@ class SynackTransport(asyncio.Transport):
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
-                self._loop.call_exception_handler({
-                    "message": "protocol.resume_writing() failed", "exception": exc,
-                    "transport": self, "protocol": self._protocol})
+                self._loop.call_exception_handler(
+                    {
+                        "message": "protocol.resume_writing() failed",
+                        "exception": exc,
+                        "transport": self,
+                        "protocol": self._protocol,
+                    }
+                )
 
     # -------------------------------------------------------- ReadTransport
     def is_reading(self) -> bool:
@@ -366,9 +394,14 @@ class SynackTransport(asyncio.Transport):
         self._loop.call_soon(self._call_connection_lost, exc)
 
     def _fatal_error(self, exc: Exception, message: str) -> None:
-        self._loop.call_exception_handler({
-            "message": f"synack transport: {message}", "exception": exc,
-            "transport": self, "protocol": self._protocol})
+        self._loop.call_exception_handler(
+            {
+                "message": f"synack transport: {message}",
+                "exception": exc,
+                "transport": self,
+                "protocol": self._protocol,
+            }
+        )
         self._force_close(exc)
 
     def _call_connection_lost(self, exc: Exception | None) -> None:
@@ -390,5 +423,7 @@ class SynackTransport(asyncio.Transport):
 
     def __repr__(self) -> str:
         state = "closed" if self._conn_lost else "closing" if self._closing else "open"
-        return (f"<SynackTransport {self._conn.name} {state} "
-                f"tcp={self._conn.state.value} buffered={len(self._buffer)}>")
+        return (
+            f"<SynackTransport {self._conn.name} {state} "
+            f"tcp={self._conn.state.value} buffered={len(self._buffer)}>"
+        )

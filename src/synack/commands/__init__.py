@@ -35,6 +35,7 @@ def probability(text: str) -> float:
 
 def non_negative(kind: type[int] | type[float]) -> Callable[[str], int | float]:
     """argparse type factory: a non-negative int or float."""
+
     def parse(text: str) -> int | float:
         try:
             v = kind(text)
@@ -43,13 +44,21 @@ def non_negative(kind: type[int] | type[float]) -> Callable[[str], int | float]:
         if v < 0:
             raise argparse.ArgumentTypeError(f"must be >= 0, got {v}")
         return v
+
     return parse
 
 
-def in_range(kind: type[int] | type[float], low: float, high: float, noun: str, *,
-             not_a: str = "not a number") -> Callable[[str], Any]:
+def in_range(
+    kind: type[int] | type[float],
+    low: float,
+    high: float,
+    noun: str,
+    *,
+    not_a: str = "not a number",
+) -> Callable[[str], Any]:
     """argparse type factory: a number of ``kind`` in ``[low, high]``, with messages
     like "an MSS must be in 88..65495, got 1"."""
+
     def parse(text: str) -> int | float:
         try:
             v = kind(text)
@@ -58,6 +67,7 @@ def in_range(kind: type[int] | type[float], low: float, high: float, noun: str, 
         if not low <= v <= high:
             raise argparse.ArgumentTypeError(f"{noun} must be in {low:g}..{high:g}, got {v:g}")
         return v
+
     return parse
 
 
@@ -96,8 +106,9 @@ def unwritable(path: str | os.PathLike[str], *, folder: bool = False) -> str | N
     return None
 
 
-def check_outputs(command: str, files: dict[str, object], folders: dict[str, object] | None = None
-                  ) -> int | None:
+def check_outputs(
+    command: str, files: dict[str, object], folders: dict[str, object] | None = None
+) -> int | None:
     """Check every output a command will write before it starts; print one line and
     return 2 for the first that cannot be written, None when all can.  ``files`` and
     ``folders`` map an option name (``--trace``) to its value (None: not given)."""
@@ -107,7 +118,6 @@ def check_outputs(command: str, files: dict[str, object], folders: dict[str, obj
                 continue
             why = unwritable(str(value), folder=is_folder)
             if why is not None:
-                print(f"synack {command}: cannot write {option} {value}: {why}",
-                      file=sys.stderr)
+                print(f"synack {command}: cannot write {option} {value}: {why}", file=sys.stderr)
                 return 2
     return None

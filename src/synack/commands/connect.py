@@ -48,26 +48,37 @@ def _host(text: str) -> str:
         return str(ipaddress.ip_address(text.strip("[]")))
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"not an IP address: {text!r} (synack resolves no names)") from None
+            f"not an IP address: {text!r} (synack resolves no names)"
+        ) from None
 
 
 def register(sub: Any) -> argparse.ArgumentParser:
     """Add the ``connect`` subcommand to ``sub`` (an argparse subparsers object)."""
     p: argparse.ArgumentParser = sub.add_parser(
-        "connect", help="like nc: stdin to a TCP connection through synack, the "
-        "connection to stdout",
+        "connect",
+        help="like nc: stdin to a TCP connection through synack, the connection to stdout",
         description="Open a TCP connection through synack: standard input goes to it, what "
         "arrives goes to standard output; at the end of standard input synack half-closes "
         "(FIN) and waits for the peer to close.  Without --tun the peer is synack's built-in "
         "servers in-process (echo 7, discard 9, chargen 19, http 80).",
         epilog="example (as root): synack connect 10.77.0.1 8000 --tun syn0 --ip 10.77.0.2 "
-        "--kernel-ip 10.77.0.1/24")
+        "--kernel-ip 10.77.0.1/24",
+    )
     p.add_argument("host", type=_host, help="IPv4 or IPv6 address to connect to")
     p.add_argument("port", type=port, help="TCP port")
-    p.add_argument("--timeout", type=non_negative(float), default=30.0, metavar="S",
-                   help="give up connecting after S seconds (default 30)")
-    p.add_argument("--verbose", "-v", action="store_true",
-                   help="say when connected and print a summary on stderr")
+    p.add_argument(
+        "--timeout",
+        type=non_negative(float),
+        default=30.0,
+        metavar="S",
+        help="give up connecting after S seconds (default 30)",
+    )
+    p.add_argument(
+        "--verbose",
+        "-v",
+        action="store_true",
+        help="say when connected and print a summary on stderr",
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="no notes on stderr")
     add_linger_option(p)
     add_link_options(p, client=True)
@@ -147,9 +158,14 @@ async def connect_main(args: argparse.Namespace, stdin: BinaryIO, stdout: Binary
     err = sys.stderr
     services = ", ".join(f"{n} {p}" for p, n in BUILTIN_SERVICES.items())
     opened = await open_network(
-        args, "connect", args.host, retry_command(args),
+        args,
+        "connect",
+        args.host,
+        retry_command(args),
         f"no --tun, so talking to synack's built-in servers at {args.host} in-process "
-        f"({services}); --tun reaches real programs", err)
+        f"({services}); --tun reaches real programs",
+        err,
+    )
     if isinstance(opened, int):
         return opened
     setup: NetSetup = opened
@@ -164,14 +180,18 @@ async def connect_main(args: argparse.Namespace, stdin: BinaryIO, stdout: Binary
             async with asyncio.timeout(args.timeout or None):
                 reader, writer = await setup.host.open_connection(args.host, args.port)
         except (OSError, TimeoutError) as exc:
-            print(f"synack connect: {describe_failure(exc, args.host, args.port, args.timeout)}",
-                  file=err)
+            print(
+                f"synack connect: {describe_failure(exc, args.host, args.port, args.timeout)}",
+                file=err,
+            )
             return 1
         conn = synack_connection(writer)
         if args.verbose:
-            print(f"synack connect: connected to {hostport(args.host, args.port)} from "
-                  f"{hostport(*writer.get_extra_info('sockname')[:2])} {setup.description}",
-                  file=err)
+            print(
+                f"synack connect: connected to {hostport(args.host, args.port)} from "
+                f"{hostport(*writer.get_extra_info('sockname')[:2])} {setup.description}",
+                file=err,
+            )
         pump = _StdinPump(stdin, asyncio.get_running_loop())
 
         async def upstream() -> None:
@@ -206,8 +226,10 @@ async def connect_main(args: argparse.Namespace, stdin: BinaryIO, stdout: Binary
         except (ConnectionError, TimeoutError, OSError) as exc:
             up.cancel()
             writer.transport.abort()
-            print(f"synack connect: {describe_failure(exc, args.host, args.port, args.timeout)}",
-                  file=err)
+            print(
+                f"synack connect: {describe_failure(exc, args.host, args.port, args.timeout)}",
+                file=err,
+            )
             status = 1
     finally:
         await setup.close(settle_timeout=3.0)
@@ -215,12 +237,19 @@ async def connect_main(args: argparse.Namespace, stdin: BinaryIO, stdout: Binary
         info = conn.info() if conn is not None else {}
         theirs = ""
         if setup.peer is not None:
-            n = sum(int(r.conn.stats["retransmits"]) for runner in setup.peer_runners
-                    for r in runner.records if r.conn is not None)
+            n = sum(
+                int(r.conn.stats["retransmits"])
+                for runner in setup.peer_runners
+                for r in runner.records
+                if r.conn is not None
+            )
             theirs = f" by synack, {n} by the built-in server"
-        print(f"synack connect: {sent} bytes sent, {received} received in "
-              f"{time.monotonic() - started:.2f}s; {info.get('retransmits', 0)} retransmissions"
-              f"{theirs}", file=err)
+        print(
+            f"synack connect: {sent} bytes sent, {received} received in "
+            f"{time.monotonic() - started:.2f}s; {info.get('retransmits', 0)} retransmissions"
+            f"{theirs}",
+            file=err,
+        )
         for name, path, note in setup.recordings():
             print(f"synack connect: {name} {path}: {note}", file=err)
     if stdout_gone:

@@ -31,19 +31,34 @@ def roles_arg(text: str) -> tuple[str, str]:
 
 def add_output_options(p: argparse.ArgumentParser) -> None:
     """Options shared by the commands that render a trace."""
-    p.add_argument("--absolute", action="store_true",
-                   help="absolute sequence numbers instead of relative ones")
-    p.add_argument("--role", type=roles_arg, action="append", default=[], metavar="IP=NAME",
-                   help="name a host (default: the first active opener is the client)")
-    p.add_argument("--pcap", metavar="FILE",
-                   help="rebuild a capture from the trace (.pcapng with comments, else pcap; "
-                   "payload bytes are zeros since traces keep no data)")
-    p.add_argument("--trace-out", metavar="FILE", dest="trace_out",
-                   help="write the trace back out (normalised JSON lines)")
+    p.add_argument(
+        "--absolute", action="store_true", help="absolute sequence numbers instead of relative ones"
+    )
+    p.add_argument(
+        "--role",
+        type=roles_arg,
+        action="append",
+        default=[],
+        metavar="IP=NAME",
+        help="name a host (default: the first active opener is the client)",
+    )
+    p.add_argument(
+        "--pcap",
+        metavar="FILE",
+        help="rebuild a capture from the trace (.pcapng with comments, else pcap; "
+        "payload bytes are zeros since traces keep no data)",
+    )
+    p.add_argument(
+        "--trace-out",
+        metavar="FILE",
+        dest="trace_out",
+        help="write the trace back out (normalised JSON lines)",
+    )
 
 
-def write_copies(records: list[TraceRecord], args: argparse.Namespace,
-                 rows: list[tuple[str, str, str]]) -> None:
+def write_copies(
+    records: list[TraceRecord], args: argparse.Namespace, rows: list[tuple[str, str, str]]
+) -> None:
     """The ``--pcap`` and ``--trace-out`` files of a rendering command (OSError on failure);
     a summary row for each is appended to ``rows``."""
     from ..scenarios.labs import json_lines
@@ -59,13 +74,19 @@ def write_copies(records: list[TraceRecord], args: argparse.Namespace,
 
 def register(sub: Any) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = sub.add_parser(
-        "explain", help="narrate a trace: what each segment is and why",
+        "explain",
+        help="narrate a trace: what each segment is and why",
         description="Explain a trace written by --trace, line by line, with concept IDs "
-        "(docs/concepts.md) and RFC sections.")
+        "(docs/concepts.md) and RFC sections.",
+    )
     p.add_argument("trace", metavar="TRACE", help="JSON-lines trace file ('-' for stdin)")
     add_output_options(p)
-    p.add_argument("--verbose", "-v", action="store_true",
-                   help="also segments as received, connection opens and every cwnd change")
+    p.add_argument(
+        "--verbose",
+        "-v",
+        action="store_true",
+        help="also segments as received, connection opens and every cwnd change",
+    )
     p.add_argument("--svg", metavar="FILE", help="write the sequence diagram as SVG")
     p.add_argument("--mermaid", metavar="FILE", help="write the sequence diagram as Mermaid")
     p.add_argument("--plots", metavar="DIR", help="write the plots (PNG with matplotlib, CSV)")
@@ -83,18 +104,25 @@ def read_trace(path: str, command: str = "explain") -> list[TraceRecord] | None:
         print(f"synack {command}: {path}: {exc}", file=sys.stderr)
         return None
     if not records:
-        print(f"synack {command}: {path}: no trace records (write one with --trace FILE on "
-              "demo, lab, get, connect or serve)", file=sys.stderr)
+        print(
+            f"synack {command}: {path}: no trace records (write one with --trace FILE on "
+            "demo, lab, get, connect or serve)",
+            file=sys.stderr,
+        )
         return None
     return records
 
 
-def check_render_outputs(args: argparse.Namespace, command: str,
-                         files: dict[str, object] | None = None,
-                         folders: dict[str, object] | None = None) -> int | None:
+def check_render_outputs(
+    args: argparse.Namespace,
+    command: str,
+    files: dict[str, object] | None = None,
+    folders: dict[str, object] | None = None,
+) -> int | None:
     """check_outputs for the options of :func:`add_output_options` and ``files``."""
-    return check_outputs(command, {"--pcap": args.pcap, "--trace-out": args.trace_out,
-                                   **(files or {})}, folders)
+    return check_outputs(
+        command, {"--pcap": args.pcap, "--trace-out": args.trace_out, **(files or {})}, folders
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -102,8 +130,9 @@ def run(args: argparse.Namespace) -> int:
     from ..trace.plots import write_plots
     from .progress import print_summary
 
-    bad = check_render_outputs(args, "explain", {"--svg": args.svg, "--mermaid": args.mermaid},
-                               {"--plots": args.plots})
+    bad = check_render_outputs(
+        args, "explain", {"--svg": args.svg, "--mermaid": args.mermaid}, {"--plots": args.plots}
+    )
     if bad is not None:
         return bad
     records = read_trace(args.trace)
@@ -115,20 +144,25 @@ def run(args: argparse.Namespace) -> int:
     for st in steps:
         print(st.render(), file=out)
     print(file=out)
-    rows = [("records", str(len(records)), ""),
-            ("segments", str(len(run_.segments)),
-             f"{sum(1 for s in run_.segments if s.retransmit)} retransmitted, "
-             f"{sum(1 for s in run_.segments if s.lost)} lost"),
-            ("hosts", ", ".join(f"{run_.role(ip)} {ip}" for ip in run_.hosts), ""),
-            ("concepts", " ".join(run_.concepts), "see docs/concepts.md")]
+    rows = [
+        ("records", str(len(records)), ""),
+        (
+            "segments",
+            str(len(run_.segments)),
+            f"{sum(1 for s in run_.segments if s.retransmit)} retransmitted, "
+            f"{sum(1 for s in run_.segments if s.lost)} lost",
+        ),
+        ("hosts", ", ".join(f"{run_.role(ip)} {ip}" for ip in run_.hosts), ""),
+        ("concepts", " ".join(run_.concepts), "see docs/concepts.md"),
+    ]
     try:
         if args.svg:
-            Path(args.svg).write_text(render_svg(run_, absolute=args.absolute),
-                                      encoding="utf-8")
+            Path(args.svg).write_text(render_svg(run_, absolute=args.absolute), encoding="utf-8")
             rows.append(("diagram (SVG)", args.svg, ""))
         if args.mermaid:
-            Path(args.mermaid).write_text(render_mermaid(run_, absolute=args.absolute),
-                                          encoding="utf-8")
+            Path(args.mermaid).write_text(
+                render_mermaid(run_, absolute=args.absolute), encoding="utf-8"
+            )
             rows.append(("diagram (Mermaid)", args.mermaid, ""))
         if args.plots:
             files, msg = write_plots(run_, args.plots)

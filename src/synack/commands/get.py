@@ -42,26 +42,46 @@ BAR_THRESHOLD = 1 << 20  # bodies at least this big (or of unknown size) get a b
 def register(sub: Any) -> argparse.ArgumentParser:
     """Add the ``get`` subcommand to ``sub`` (an argparse subparsers object)."""
     p: argparse.ArgumentParser = sub.add_parser(
-        "get", help="HTTP GET through synack (body to stdout or a file)",
+        "get",
+        help="HTTP GET through synack (body to stdout or a file)",
         description="Fetch an http:// URL through synack.  Without --tun the server is "
         "synack's built-in one in-process (try http://10.0.0.2/bytes/1000000).",
         epilog="exit status: 0 ok, 1 connection or protocol error, 2 usage, 22 HTTP error "
         "status.  example (as root): synack get http://10.77.0.1:8000/ --tun syn0 "
-        "--ip 10.77.0.2 --kernel-ip 10.77.0.1/24")
-    p.add_argument("url", help="http://ADDRESS[:PORT]/PATH (an IPv4 address or a bracketed "
-                   "IPv6 one, http://[2001:db8::1]:8000/; no names)")
-    p.add_argument("-o", "--output", metavar="FILE",
-                   help="write the body to FILE (default: standard output)")
-    p.add_argument("-I", "--head", action="store_true",
-                   help="send HEAD instead of GET and print the response header")
-    p.add_argument("--timeout", type=non_negative(float), default=30.0, metavar="S",
-                   help="give up connecting, or waiting for data, after S seconds "
-                   "(default 30)")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="progress bar on stderr (default: when stderr is a terminal)")
-    p.add_argument("--verify", action="store_true",
-                   help="print the SHA-256 of the body after the summary (hashing every "
-                   "byte costs CPU time)")
+        "--ip 10.77.0.2 --kernel-ip 10.77.0.1/24",
+    )
+    p.add_argument(
+        "url",
+        help="http://ADDRESS[:PORT]/PATH (an IPv4 address or a bracketed "
+        "IPv6 one, http://[2001:db8::1]:8000/; no names)",
+    )
+    p.add_argument(
+        "-o", "--output", metavar="FILE", help="write the body to FILE (default: standard output)"
+    )
+    p.add_argument(
+        "-I",
+        "--head",
+        action="store_true",
+        help="send HEAD instead of GET and print the response header",
+    )
+    p.add_argument(
+        "--timeout",
+        type=non_negative(float),
+        default=30.0,
+        metavar="S",
+        help="give up connecting, or waiting for data, after S seconds (default 30)",
+    )
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on stderr (default: when stderr is a terminal)",
+    )
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="print the SHA-256 of the body after the summary (hashing every byte costs CPU time)",
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="no summary or notes")
     add_linger_option(p)
     add_link_options(p, client=True)
@@ -128,14 +148,21 @@ class WallProgress:
         )
 
         self._progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-            TransferSpeedColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-            console=Console(file=self.stream), transient=False)
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=Console(file=self.stream),
+            transient=False,
+        )
         self._progress.start()
         self._task = self._progress.add_task(self.description, total=total)
 
-    def __exit__(self, t: type[BaseException] | None, v: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, t: type[BaseException] | None, v: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
@@ -162,7 +189,7 @@ class _Output:
     def write(self, data: bytes) -> None:
         if self.failed:
             if len(self.error_body) < 4096:
-                self.error_body += data[:4096 - len(self.error_body)]
+                self.error_body += data[: 4096 - len(self.error_body)]
             return
         if self.fh is None:
             self.open()
@@ -185,9 +212,14 @@ async def get_main(args: argparse.Namespace, url: Url, stdout: IO[bytes], err: T
         return 2
     try:
         opened = await open_network(
-            args, "get", url.host, retry_command(args),
+            args,
+            "get",
+            url.host,
+            retry_command(args),
             f"no --tun, so asking synack's built-in HTTP server at {url.host} in-process; "
-            "--tun reaches real servers", err)
+            "--tun reaches real servers",
+            err,
+        )
         if isinstance(opened, int):
             return opened
         setup: NetSetup = opened
@@ -195,16 +227,21 @@ async def get_main(args: argparse.Namespace, url: Url, stdout: IO[bytes], err: T
         show = args.progress if args.progress is not None else err.isatty() and not args.quiet
         try:
             with WallProgress(err, bool(show), url.target[:30]) as bar:
-                resp = await fetch(url, open_connection=setup.host.open_connection,
-                                   sink=out.write, progress=bar.update,
-                                   method="HEAD" if args.head else "GET",
-                                   connect_timeout=args.timeout or 1e9,
-                                   read_timeout=args.timeout or 1e9,
-                                   on_head=lambda r: _on_head(r, out),
-                                   verify=args.verify)
+                resp = await fetch(
+                    url,
+                    open_connection=setup.host.open_connection,
+                    sink=out.write,
+                    progress=bar.update,
+                    method="HEAD" if args.head else "GET",
+                    connect_timeout=args.timeout or 1e9,
+                    read_timeout=args.timeout or 1e9,
+                    on_head=lambda r: _on_head(r, out),
+                    verify=args.verify,
+                )
         except (OSError, TimeoutError) as exc:
-            print(f"synack get: {describe_failure(exc, url.host, url.port, args.timeout)}",
-                  file=err)
+            print(
+                f"synack get: {describe_failure(exc, url.host, url.port, args.timeout)}", file=err
+            )
             return 1
         except ProtocolError as exc:
             print(f"synack get: {url}: broken response: {exc}", file=err)
@@ -222,8 +259,11 @@ async def get_main(args: argparse.Namespace, url: Url, stdout: IO[bytes], err: T
         _summary(resp, setup, err, out)
     if resp.status >= 400:
         first = bytes(out.error_body).decode("utf-8", "replace").strip().splitlines()
-        print(f"synack get: {url}: HTTP {resp.status} {resp.reason}"
-              + (f": {first[0][:200]}" if first else ""), file=err)
+        print(
+            f"synack get: {url}: HTTP {resp.status} {resp.reason}"
+            + (f": {first[0][:200]}" if first else ""),
+            file=err,
+        )
         return HTTP_ERROR_STATUS
     return 0
 
@@ -241,8 +281,12 @@ def _retransmissions(info: dict[str, Any], setup: NetSetup) -> str:
     ours = f"{info.get('retransmits', 0)} by synack"
     if setup.peer is None:
         return ours
-    theirs = sum(int(r.conn.stats["retransmits"]) for runner in setup.peer_runners
-                 for r in runner.records if r.conn is not None)
+    theirs = sum(
+        int(r.conn.stats["retransmits"])
+        for runner in setup.peer_runners
+        for r in runner.records
+        if r.conn is not None
+    )
     return f"{ours} (client), {theirs} by the built-in server"
 
 
@@ -256,11 +300,18 @@ def _summary(resp: Response, setup: NetSetup, err: TextIO, out: _Output) -> None
         ("URL", str(resp.url), setup.description),
         ("status", f"{resp.status} {resp.reason}", resp.version),
         ("body", f"{resp.body_bytes} bytes", f"{resp.framing}; to {dest}"),
-        ("time", f"{resp.elapsed:.3f} s", f"connect {resp.connect_time * 1000:.1f} ms, "
-         f"first byte {resp.first_byte_time * 1000:.1f} ms"),
+        (
+            "time",
+            f"{resp.elapsed:.3f} s",
+            f"connect {resp.connect_time * 1000:.1f} ms, "
+            f"first byte {resp.first_byte_time * 1000:.1f} ms",
+        ),
         ("rate", f"{rate * 8 / 1e6:.1f} Mbit/s", f"{rate / 1e6:.2f} MB/s"),
-        ("retransmissions", _retransmissions(info, setup),
-         f"srtt {info['srtt'] * 1000:.2f} ms" if info.get("srtt") else ""),
+        (
+            "retransmissions",
+            _retransmissions(info, setup),
+            f"srtt {info['srtt'] * 1000:.2f} ms" if info.get("srtt") else "",
+        ),
     ]
     rows += setup.recordings()
     print_summary(rows, err, title="synack get")

@@ -18,18 +18,29 @@ NAME = "lab"
 
 def register(sub: Any) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = sub.add_parser(
-        "lab", help="list or run the guided scenarios (one per concept)",
+        "lab",
+        help="list or run the guided scenarios (one per concept)",
         description="Without NAME, list the labs.  With NAME, run it, print the explained "
-        "timeline and write diagram, plots, capture and report into the output folder.")
+        "timeline and write diagram, plots, capture and report into the output folder.",
+    )
     p.add_argument("name", metavar="NAME", nargs="?", help="the lab to run")
     p.add_argument("--all", action="store_true", help="run every lab (files in OUTDIR/NAME)")
-    p.add_argument("-o", "--output", metavar="DIR", default=None,
-                   help="output folder (default lab-output/NAME)")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="DIR",
+        default=None,
+        help="output folder (default lab-output/NAME)",
+    )
     p.add_argument("--no-files", action="store_true", help="print only, write nothing")
-    p.add_argument("--ipv6", action="store_true",
-                   help="run over IPv6 (2001:db8::1 <-> 2001:db8::2) instead of IPv4")
-    p.add_argument("--absolute", action="store_true",
-                   help="absolute sequence numbers instead of relative ones")
+    p.add_argument(
+        "--ipv6",
+        action="store_true",
+        help="run over IPv6 (2001:db8::1 <-> 2001:db8::2) instead of IPv4",
+    )
+    p.add_argument(
+        "--absolute", action="store_true", help="absolute sequence numbers instead of relative ones"
+    )
     p.add_argument("--verbose", "-v", action="store_true", help="more detail in the timeline")
     p.add_argument("--quiet", "-q", action="store_true", help="print only the summary")
     p.add_argument("--pcap", metavar="FILE", help="also write the capture to FILE")
@@ -43,8 +54,11 @@ def run(args: argparse.Namespace) -> int:
     from .progress import print_summary
 
     out = sys.stdout
-    bad = check_outputs("lab", {"--pcap": args.pcap, "--trace": args.trace},
-                        {"-o": None if args.no_files else args.output})
+    bad = check_outputs(
+        "lab",
+        {"--pcap": args.pcap, "--trace": args.trace},
+        {"-o": None if args.no_files else args.output},
+    )
     if bad is not None:
         return bad
     if args.all:
@@ -58,9 +72,14 @@ def run(args: argparse.Namespace) -> int:
         print_summary(rows, out, title="labs")
         return status
     if not args.name:
-        rows = [(lab.name, " ".join(lab.concepts),
-                 lab.title + ("" if lab.available else f" (needs {lab.requires})"))
-                for lab in labs.LABS.values()]
+        rows = [
+            (
+                lab.name,
+                " ".join(lab.concepts),
+                lab.title + ("" if lab.available else f" (needs {lab.requires})"),
+            )
+            for lab in labs.LABS.values()
+        ]
         print_summary(rows, out, title="synack labs (run one: synack lab NAME)")
         return 0
     try:
@@ -68,13 +87,19 @@ def run(args: argparse.Namespace) -> int:
     except KeyError as exc:
         print(f"synack lab: {exc.args[0]}", file=sys.stderr)
         return 2
-    rc, _ = _run_one(lab, Path(args.output or Path("lab-output") / lab.name), args,
-                     quiet=args.quiet, summary=True)
+    rc, _ = _run_one(
+        lab,
+        Path(args.output or Path("lab-output") / lab.name),
+        args,
+        quiet=args.quiet,
+        summary=True,
+    )
     return rc
 
 
-def _run_one(lab: Any, outdir: Path, args: argparse.Namespace, *, quiet: bool,
-             summary: bool) -> tuple[int, str]:
+def _run_one(
+    lab: Any, outdir: Path, args: argparse.Namespace, *, quiet: bool, summary: bool
+) -> tuple[int, str]:
     from ..scenarios import labs
     from .progress import print_summary
 
@@ -86,10 +111,12 @@ def _run_one(lab: Any, outdir: Path, args: argparse.Namespace, *, quiet: bool,
         return 1, str(exc)
     if not quiet:
         print(f"lab {lab.name}: {lab.title}  [{' '.join(lab.concepts)}; {lab.rfc}]", file=out)
-        print("Relative sequence numbers (0 = the ISN) unless --absolute; [Cn] = concept in "
-              "docs/concepts.md.\n", file=out)
-        for line in labs.explained_lines(result, absolute=args.absolute,
-                                         verbose=args.verbose):
+        print(
+            "Relative sequence numbers (0 = the ISN) unless --absolute; [Cn] = concept in "
+            "docs/concepts.md.\n",
+            file=out,
+        )
+        for line in labs.explained_lines(result, absolute=args.absolute, verbose=args.verbose):
             print(line, file=out)
         print(file=out)
     rows = [(k.replace("_", " "), str(v), "") for k, v in result.facts.items()]

@@ -42,10 +42,14 @@ def _command_modules() -> tuple[list[ModuleType], dict[str, str]]:
 
 def _needs(command: str, lib: str) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
-        print(f"synack {command}: needs the {lib} library, which is not installed; "
-              f"install it with: pip install 'synack[{OPTIONAL[lib]}]' "
-              f"(or pip install {lib})", file=sys.stderr)
+        print(
+            f"synack {command}: needs the {lib} library, which is not installed; "
+            f"install it with: pip install 'synack[{OPTIONAL[lib]}]' "
+            f"(or pip install {lib})",
+            file=sys.stderr,
+        )
         return 2
+
     return run
 
 
@@ -61,8 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name, lib in missing.items():
         # still listed, and still accepting its arguments, so the user learns what is
         # missing rather than that the command does not exist
-        p = sub.add_parser(name, help=f"(needs {lib}: pip install 'synack[{OPTIONAL[lib]}]')",
-                           add_help=False)
+        p = sub.add_parser(
+            name, help=f"(needs {lib}: pip install 'synack[{OPTIONAL[lib]}]')", add_help=False
+        )
         p.add_argument("rest", nargs=argparse.REMAINDER)
         p.set_defaults(_run=_needs(name, lib))
     return parser

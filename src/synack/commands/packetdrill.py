@@ -29,50 +29,104 @@ NAME = "packetdrill"
 def register(sub: Any) -> argparse.ArgumentParser:
     """Add the ``packetdrill`` subcommand to ``sub`` (an argparse subparsers object)."""
     p: argparse.ArgumentParser = sub.add_parser(
-        "packetdrill", help="run packetdrill scripts against synack (virtual time, no root)",
+        "packetdrill",
+        help="run packetdrill scripts against synack (virtual time, no root)",
         description="Run packetdrill-syntax scripts against a synack stack in virtual time. "
-        "Directories are searched for *.pkt files.")
+        "Directories are searched for *.pkt files.",
+    )
     p.add_argument("paths", nargs="+", metavar="SCRIPT_OR_DIR", help="scripts or directories")
-    p.add_argument("--target", choices=("synack", "kernel"), default="synack",
-                   help="what runs the scripts: synack in virtual time (the default), or "
-                   "this machine's Linux kernel in a network namespace of its own with a TUN "
-                   "device, in real time (root only)")
-    p.add_argument("--profile", choices=sorted(PROFILES), default="rfc",
-                   help="stack configuration: synack's RFC defaults (rfc, the default) or the "
-                   "Linux kernel the public corpus was written against (linux)")
-    p.add_argument("--ip_version", "--ip-version", choices=IP_VERSIONS, dest="ip_version",
-                   help="the family scripts run in unless they have an --ip_version line: "
-                   "ipv4 (the default); ipv4-mapped-ipv6 (AF_INET6 sockets, IPv4 packets); "
-                   "ipv6 (local fd3d:a0b:17d6::1, remote fd3d:fa7b:d17d::1, MTU 1520 so the "
-                   "MSS is 1460)")
-    p.add_argument("--tolerance_usecs", "--tolerance-usecs", type=non_negative(int),
-                   dest="tolerance_usecs", metavar="US",
-                   help="timing tolerance (default 4000; a script's own --tolerance_usecs "
-                   "line wins; on the kernel target it is at least "
-                   f"{KERNEL_TOLERANCE_USECS}, or this value if larger)")
-    p.add_argument("--tolerance_percent", "--tolerance-percent", type=non_negative(float),
-                   dest="tolerance_percent", metavar="PCT",
-                   help="tolerance as a percentage of the gap between events (default 12.5)")
-    p.add_argument("--strict_segments", "--strict-segments", action="store_true",
-                   dest="strict_segments",
-                   help="one emitted segment per expected line (no aggregation)")
-    p.add_argument("--check-ts-ecr", action="store_true",
-                   help="also compare the TS ecr of outbound packets (upstream does not)")
-    p.add_argument("--trace", metavar="FILE", type=Path,
-                   help="write the stack's trace as JSON lines (each record names its script)")
-    p.add_argument("--pcap", metavar="FILE", type=Path,
-                   help="write every packet in and out as pcapng (.pcap: classic pcap); each "
-                   "script gets its own 1000 s time range and its name in the comments")
-    p.add_argument("--verbose", "-v", action="store_true",
-                   help="also print notes: skipped commands, unmet profile needs")
-    p.add_argument("--show-profile", action="store_true",
-                   help="print the profile's configuration and unmet needs, then run")
-    p.add_argument("--expectations", metavar="FILE", type=Path,
-                   help="compare the results with FILE (see --write-expectations); exit "
-                   "status 0 only if they match")
-    p.add_argument("--write-expectations", metavar="FILE", type=Path,
-                   help="record the results in FILE (paths relative to the single directory "
-                   "given)")
+    p.add_argument(
+        "--target",
+        choices=("synack", "kernel"),
+        default="synack",
+        help="what runs the scripts: synack in virtual time (the default), or "
+        "this machine's Linux kernel in a network namespace of its own with a TUN "
+        "device, in real time (root only)",
+    )
+    p.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        default="rfc",
+        help="stack configuration: synack's RFC defaults (rfc, the default) or the "
+        "Linux kernel the public corpus was written against (linux)",
+    )
+    p.add_argument(
+        "--ip_version",
+        "--ip-version",
+        choices=IP_VERSIONS,
+        dest="ip_version",
+        help="the family scripts run in unless they have an --ip_version line: "
+        "ipv4 (the default); ipv4-mapped-ipv6 (AF_INET6 sockets, IPv4 packets); "
+        "ipv6 (local fd3d:a0b:17d6::1, remote fd3d:fa7b:d17d::1, MTU 1520 so the "
+        "MSS is 1460)",
+    )
+    p.add_argument(
+        "--tolerance_usecs",
+        "--tolerance-usecs",
+        type=non_negative(int),
+        dest="tolerance_usecs",
+        metavar="US",
+        help="timing tolerance (default 4000; a script's own --tolerance_usecs "
+        "line wins; on the kernel target it is at least "
+        f"{KERNEL_TOLERANCE_USECS}, or this value if larger)",
+    )
+    p.add_argument(
+        "--tolerance_percent",
+        "--tolerance-percent",
+        type=non_negative(float),
+        dest="tolerance_percent",
+        metavar="PCT",
+        help="tolerance as a percentage of the gap between events (default 12.5)",
+    )
+    p.add_argument(
+        "--strict_segments",
+        "--strict-segments",
+        action="store_true",
+        dest="strict_segments",
+        help="one emitted segment per expected line (no aggregation)",
+    )
+    p.add_argument(
+        "--check-ts-ecr",
+        action="store_true",
+        help="also compare the TS ecr of outbound packets (upstream does not)",
+    )
+    p.add_argument(
+        "--trace",
+        metavar="FILE",
+        type=Path,
+        help="write the stack's trace as JSON lines (each record names its script)",
+    )
+    p.add_argument(
+        "--pcap",
+        metavar="FILE",
+        type=Path,
+        help="write every packet in and out as pcapng (.pcap: classic pcap); each "
+        "script gets its own 1000 s time range and its name in the comments",
+    )
+    p.add_argument(
+        "--verbose",
+        "-v",
+        action="store_true",
+        help="also print notes: skipped commands, unmet profile needs",
+    )
+    p.add_argument(
+        "--show-profile",
+        action="store_true",
+        help="print the profile's configuration and unmet needs, then run",
+    )
+    p.add_argument(
+        "--expectations",
+        metavar="FILE",
+        type=Path,
+        help="compare the results with FILE (see --write-expectations); exit "
+        "status 0 only if they match",
+    )
+    p.add_argument(
+        "--write-expectations",
+        metavar="FILE",
+        type=Path,
+        help="record the results in FILE (paths relative to the single directory given)",
+    )
     return p
 
 
@@ -89,9 +143,14 @@ def run_packetdrill(args: argparse.Namespace, out: TextIO) -> int:
     if not scripts:
         print("synack packetdrill: no *.pkt scripts found", file=sys.stderr)
         return 2
-    bad = check_outputs("packetdrill", {
-        "--trace": getattr(args, "trace", None), "--pcap": getattr(args, "pcap", None),
-        "--write-expectations": getattr(args, "write_expectations", None)})
+    bad = check_outputs(
+        "packetdrill",
+        {
+            "--trace": getattr(args, "trace", None),
+            "--pcap": getattr(args, "pcap", None),
+            "--write-expectations": getattr(args, "write_expectations", None),
+        },
+    )
     if bad is not None:
         return bad
     exp = getattr(args, "expectations", None)
@@ -106,8 +165,11 @@ def run_packetdrill(args: argparse.Namespace, out: TextIO) -> int:
             print(f"synack packetdrill: {problem}", file=sys.stderr)
             return 2
         tol = max(args.tolerance_usecs or 0, KERNEL_TOLERANCE_USECS)
-        print(f"target: the Linux kernel {os.uname().release} (namespace and TUN per script); "
-              f"timing tolerance at least {tol} us (--tolerance-usecs)", file=out)
+        print(
+            f"target: the Linux kernel {os.uname().release} (namespace and TUN per script); "
+            f"timing tolerance at least {tol} us (--tolerance-usecs)",
+            file=out,
+        )
     if args.show_profile:
         _show_profile(args.profile, out)
     trace_path = getattr(args, "trace", None)  # optional for programmatic callers
@@ -115,8 +177,9 @@ def run_packetdrill(args: argparse.Namespace, out: TextIO) -> int:
     trace_file = open(trace_path, "w", encoding="utf-8") if trace_path else None  # noqa: SIM115
     writer: CaptureWriter | None = None
     if pcap_path:
-        writer = (PcapWriter(pcap_path) if Path(pcap_path).suffix == ".pcap"
-                  else PcapngWriter(pcap_path))
+        writer = (
+            PcapWriter(pcap_path) if Path(pcap_path).suffix == ".pcap" else PcapngWriter(pcap_path)
+        )
     results: list[RunResult] = []
     try:
         for index, path in enumerate(scripts):
@@ -127,20 +190,26 @@ def run_packetdrill(args: argparse.Namespace, out: TextIO) -> int:
                 assert trace_file is not None
                 trace_file.write(json.dumps({**rec, "script": name}, sort_keys=True) + "\n")
 
-            def capture(pkt: bytes, t: float, why: str, name: str = name,
-                        base: float = base) -> None:
+            def capture(
+                pkt: bytes, t: float, why: str, name: str = name, base: float = base
+            ) -> None:
                 assert writer is not None
                 writer.record(pkt, base + t, f"{name}: {why}")
 
-            opts = RunOptions(tolerance_usecs=args.tolerance_usecs,
-                              tolerance_percent=args.tolerance_percent,
-                              strict_segments=args.strict_segments,
-                              check_ts_ecr=args.check_ts_ecr,
-                              ip_version=getattr(args, "ip_version", None),
-                              tracer=trace if trace_file is not None else None,
-                              capture=capture if writer is not None else None)
-            res = (run_script_kernel(path, opts) if target == "kernel"
-                   else run_script(path, profile, opts))
+            opts = RunOptions(
+                tolerance_usecs=args.tolerance_usecs,
+                tolerance_percent=args.tolerance_percent,
+                strict_segments=args.strict_segments,
+                check_ts_ecr=args.check_ts_ecr,
+                ip_version=getattr(args, "ip_version", None),
+                tracer=trace if trace_file is not None else None,
+                capture=capture if writer is not None else None,
+            )
+            res = (
+                run_script_kernel(path, opts)
+                if target == "kernel"
+                else run_script(path, profile, opts)
+            )
             results.append(res)
             print(res.report(verbose=args.verbose), file=out)
     finally:
@@ -150,15 +219,17 @@ def run_packetdrill(args: argparse.Namespace, out: TextIO) -> int:
             writer.close()
     passed = sum(1 for r in results if r.ok)
     failed = len(results) - passed
-    root = Path(args.paths[0]) if len(args.paths) == 1 and Path(args.paths[0]).is_dir() \
-        else Path.cwd()
+    root = (
+        Path(args.paths[0]) if len(args.paths) == 1 and Path(args.paths[0]).is_dir() else Path.cwd()
+    )
     status = 0 if failed == 0 else 1
     if args.write_expectations is not None:
         previous = None
         if args.write_expectations.exists():
             previous = expectations.load(args.write_expectations)
-        args.write_expectations.write_text(expectations.render(results, root, previous),
-                                           encoding="utf-8")
+        args.write_expectations.write_text(
+            expectations.render(results, root, previous), encoding="utf-8"
+        )
         print(f"wrote {args.write_expectations}", file=out)
     if args.expectations is not None:
         diffs = expectations.compare(results, root, expectations.load(args.expectations))

@@ -24,8 +24,9 @@ def rich_available() -> bool:
     return True
 
 
-def print_summary(rows: Sequence[tuple[str, str, str]], out: TextIO, *,
-                  title: str = "summary") -> None:
+def print_summary(
+    rows: Sequence[tuple[str, str, str]], out: TextIO, *, title: str = "summary"
+) -> None:
     """A three-column table (what, value, note): rich if available, else aligned text."""
     if not rich_available():
         print(title, file=out)
@@ -54,9 +55,17 @@ class TransferProgress:
     (or without rich) it does nothing.
     """
 
-    def __init__(self, total: int, done: Callable[[], int], retransmits: Callable[[], int], *,
-                 stream: TextIO | None = None, enabled: bool = True,
-                 description: str = "transfer", interval: float = 0.1) -> None:
+    def __init__(
+        self,
+        total: int,
+        done: Callable[[], int],
+        retransmits: Callable[[], int],
+        *,
+        stream: TextIO | None = None,
+        enabled: bool = True,
+        description: str = "transfer",
+        interval: float = 0.1,
+    ) -> None:
         self.total = total
         self.done = done
         self.retransmits = retransmits
@@ -83,13 +92,20 @@ class TransferProgress:
 
             console = Console(file=self.stream, force_terminal=None)
             self._progress = Progress(
-                TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                TextColumn("{task.fields[rate]}"), TextColumn("retx {task.fields[retx]}"),
-                TextColumn("t={task.fields[vt]}"), TimeElapsedColumn(),
-                console=console, transient=False)
+                TextColumn("{task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TextColumn("{task.fields[rate]}"),
+                TextColumn("retx {task.fields[retx]}"),
+                TextColumn("t={task.fields[vt]}"),
+                TimeElapsedColumn(),
+                console=console,
+                transient=False,
+            )
             self._progress.start()
-            self._task = self._progress.add_task(self.description, total=self.total,
-                                                 rate="", retx=0, vt="0.000s")
+            self._task = self._progress.add_task(
+                self.description, total=self.total, rate="", retx=0, vt="0.000s"
+            )
         return self
 
     def __call__(self, now: float) -> None:
@@ -107,8 +123,9 @@ class TransferProgress:
     def _draw(self, now: float) -> None:
         done = self.done()
         rate = f"{done * 8 / now / 1e6:.2f} Mbit/s (virtual)" if now > 0 else ""
-        self._progress.update(self._task, completed=done, rate=rate, retx=self.retransmits(),
-                              vt=f"{now:.3f}s")
+        self._progress.update(
+            self._task, completed=done, rate=rate, retx=self.retransmits(), vt=f"{now:.3f}s"
+        )
         self.updates += 1
 
     def finish(self, now: float) -> None:
@@ -116,8 +133,9 @@ class TransferProgress:
         if self._progress is not None:
             self._draw(now)
 
-    def __exit__(self, t: type[BaseException] | None, v: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, t: type[BaseException] | None, v: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None

@@ -117,7 +117,8 @@ def _interface(text: str) -> str:
             size = 24 if iface.version == 4 else 64
             raise argparse.ArgumentTypeError(
                 f"give the prefix length too: {part}/{size}, say (the kernel routes that "
-                f"subnet to the device)")
+                f"subnet to the device)"
+            )
         out.append(str(iface))
     return ",".join(out)
 
@@ -136,86 +137,187 @@ def add_link_options(p: argparse.ArgumentParser, *, client: bool = False) -> Non
     """The TUN, impairment, TCP and recording options (see the module docstring).
     ``client`` (connect, get): the device part is optional and needs no root when
     attaching to an existing device with --no-create."""
-    title = ("real network (--tun; root or CAP_NET_ADMIN, except to attach to a device made "
-             "for your user with --no-create)" if client
-             else "real network (TUN device; needs root or CAP_NET_ADMIN)")
+    title = (
+        "real network (--tun; root or CAP_NET_ADMIN, except to attach to a device made "
+        "for your user with --no-create)"
+        if client
+        else "real network (TUN device; needs root or CAP_NET_ADMIN)"
+    )
     g = p.add_argument_group(title)
-    g.add_argument("--tun", metavar="NAME",
-                   help="TUN device to use (created if missing, unless --no-create)")
-    g.add_argument("--ip", type=_ipv4, default=None, metavar="ADDR",
-                   help="synack's own address on the device (default: the next free-looking "
-                   f"address in the device's subnet, e.g. {DEFAULT_IP} when the kernel's "
-                   "side is 10.77.0.1/24)")
-    g.add_argument("--kernel-ip", type=_interface, metavar="ADDR/PREFIX",
-                   help="configure the kernel side: give the device this address and bring "
-                   "it up (e.g. 10.77.0.1/24); without it the device is left as it is")
-    g.add_argument("--no-create", dest="create", action="store_false",
-                   help="attach to an existing device (ip tuntap add dev NAME mode tun) only")
-    g.add_argument("--mtu", type=_mtu, metavar="BYTES",
-                   help="set the device MTU (default: leave it; the MSS follows it)")
-    g.add_argument("--offload", dest="offload", action="store_const", const=True,
-                   default=None,
-                   help="checksum and segmentation offload (IFF_VNET_HDR, 64 KB segments "
-                   "both ways).  The default is auto: on where the kernel allows it and no "
-                   "impairment option needs plain packets, off otherwise; a line on startup "
-                   "says which.  --offload makes impairment options an error instead")
-    g.add_argument("--no-offload", dest="offload", action="store_const", const=False,
-                   help="plain packets, one per MSS: no checksum or segmentation offload")
+    g.add_argument(
+        "--tun", metavar="NAME", help="TUN device to use (created if missing, unless --no-create)"
+    )
+    g.add_argument(
+        "--ip",
+        type=_ipv4,
+        default=None,
+        metavar="ADDR",
+        help="synack's own address on the device (default: the next free-looking "
+        f"address in the device's subnet, e.g. {DEFAULT_IP} when the kernel's "
+        "side is 10.77.0.1/24)",
+    )
+    g.add_argument(
+        "--kernel-ip",
+        type=_interface,
+        metavar="ADDR/PREFIX",
+        help="configure the kernel side: give the device this address and bring "
+        "it up (e.g. 10.77.0.1/24); without it the device is left as it is",
+    )
+    g.add_argument(
+        "--no-create",
+        dest="create",
+        action="store_false",
+        help="attach to an existing device (ip tuntap add dev NAME mode tun) only",
+    )
+    g.add_argument(
+        "--mtu",
+        type=_mtu,
+        metavar="BYTES",
+        help="set the device MTU (default: leave it; the MSS follows it)",
+    )
+    g.add_argument(
+        "--offload",
+        dest="offload",
+        action="store_const",
+        const=True,
+        default=None,
+        help="checksum and segmentation offload (IFF_VNET_HDR, 64 KB segments "
+        "both ways).  The default is auto: on where the kernel allows it and no "
+        "impairment option needs plain packets, off otherwise; a line on startup "
+        "says which.  --offload makes impairment options an error instead",
+    )
+    g.add_argument(
+        "--no-offload",
+        dest="offload",
+        action="store_const",
+        const=False,
+        help="plain packets, one per MSS: no checksum or segmentation offload",
+    )
     g.add_argument("--tun-path", default=DEFAULT_TUN_PATH, help=argparse.SUPPRESS)
     i = p.add_argument_group("impairment of the link (both directions unless --impair)")
-    i.add_argument("--loss", type=probability_arg, default=0.0, metavar="P",
-                   help="probability a packet is lost (default 0)")
-    i.add_argument("--delay", type=_ms, default=0.0, metavar="MS",
-                   help="one-way delay in milliseconds (default 0)")
-    i.add_argument("--jitter", type=_ms, default=0.0, metavar="MS",
-                   help="delay jitter in milliseconds, never reorders (default 0)")
-    i.add_argument("--duplicate", type=probability_arg, default=0.0, metavar="P",
-                   help="probability a packet is duplicated (default 0)")
-    i.add_argument("--reorder", type=probability_arg, default=0.0, metavar="P",
-                   help="probability a packet is held back 1 ms and overtaken (default 0)")
-    i.add_argument("--corrupt", type=probability_arg, default=0.0, metavar="P",
-                   help="probability of bit flips, the checksum catches them (default 0)")
-    i.add_argument("--impair", choices=("both", "in", "out"), default="both", metavar="WAY",
-                   help="which direction to impair: in (to synack), out (from synack) "
-                   "(default both)")
-    i.add_argument("--impair-seed", type=int, metavar="N",
-                   help="seed for the impairment decisions (default: random)")
+    i.add_argument(
+        "--loss",
+        type=probability_arg,
+        default=0.0,
+        metavar="P",
+        help="probability a packet is lost (default 0)",
+    )
+    i.add_argument(
+        "--delay",
+        type=_ms,
+        default=0.0,
+        metavar="MS",
+        help="one-way delay in milliseconds (default 0)",
+    )
+    i.add_argument(
+        "--jitter",
+        type=_ms,
+        default=0.0,
+        metavar="MS",
+        help="delay jitter in milliseconds, never reorders (default 0)",
+    )
+    i.add_argument(
+        "--duplicate",
+        type=probability_arg,
+        default=0.0,
+        metavar="P",
+        help="probability a packet is duplicated (default 0)",
+    )
+    i.add_argument(
+        "--reorder",
+        type=probability_arg,
+        default=0.0,
+        metavar="P",
+        help="probability a packet is held back 1 ms and overtaken (default 0)",
+    )
+    i.add_argument(
+        "--corrupt",
+        type=probability_arg,
+        default=0.0,
+        metavar="P",
+        help="probability of bit flips, the checksum catches them (default 0)",
+    )
+    i.add_argument(
+        "--impair",
+        choices=("both", "in", "out"),
+        default="both",
+        metavar="WAY",
+        help="which direction to impair: in (to synack), out (from synack) (default both)",
+    )
+    i.add_argument(
+        "--impair-seed",
+        type=int,
+        metavar="N",
+        help="seed for the impairment decisions (default: random)",
+    )
     t = p.add_argument_group("TCP")
-    t.add_argument("--mss", type=_mss, metavar="BYTES",
-                   help="MSS to advertise and use (default and at most: MTU - 40)")
-    t.add_argument("--cc", choices=sorted(ALGORITHMS), default=None,
-                   help="congestion control (default cubic)")
-    t.add_argument("--snd-buf", type=_buf, metavar="BYTES",
-                   help="send buffer (default 1 MiB; Linux autotunes up to tcp_wmem's "
-                   "maximum, 4 MiB by default)")
-    t.add_argument("--no-sack", dest="sack", action="store_false",
-                   help="do not offer or accept SACK (RFC 2018)")
-    t.add_argument("--no-timestamps", dest="timestamps", action="store_false",
-                   help="do not offer or accept timestamps (RFC 7323)")
-    t.add_argument("--no-wscale", dest="wscale", action="store_false",
-                   help="do not offer or accept window scaling (64 KiB windows)")
+    t.add_argument(
+        "--mss",
+        type=_mss,
+        metavar="BYTES",
+        help="MSS to advertise and use (default and at most: MTU - 40)",
+    )
+    t.add_argument(
+        "--cc", choices=sorted(ALGORITHMS), default=None, help="congestion control (default cubic)"
+    )
+    t.add_argument(
+        "--snd-buf",
+        type=_buf,
+        metavar="BYTES",
+        help="send buffer (default 1 MiB; Linux autotunes up to tcp_wmem's "
+        "maximum, 4 MiB by default)",
+    )
+    t.add_argument(
+        "--no-sack",
+        dest="sack",
+        action="store_false",
+        help="do not offer or accept SACK (RFC 2018)",
+    )
+    t.add_argument(
+        "--no-timestamps",
+        dest="timestamps",
+        action="store_false",
+        help="do not offer or accept timestamps (RFC 7323)",
+    )
+    t.add_argument(
+        "--no-wscale",
+        dest="wscale",
+        action="store_false",
+        help="do not offer or accept window scaling (64 KiB windows)",
+    )
     r = p.add_argument_group("recording")
     r.add_argument("--trace", metavar="FILE", help="write synack's trace as JSON lines")
-    r.add_argument("--pcap", metavar="FILE",
-                   help="capture the packets on the link (.pcapng or .pcap)")
+    r.add_argument(
+        "--pcap", metavar="FILE", help="capture the packets on the link (.pcapng or .pcap)"
+    )
 
 
 def add_linger_option(p: argparse.ArgumentParser) -> None:
     """``--linger S`` for a client command that owns its stack (connect, get)."""
-    p.add_argument("--linger", type=in_range(float, 0, MAX_LINGER, "--linger"),
-                   default=DEFAULT_LINGER, metavar="S",
-                   help="when synack closed first, keep answering in TIME-WAIT for up to S "
-                   f"seconds before exiting, so a FIN the peer resends is ACKed again "
-                   f"(default {DEFAULT_LINGER:g}, at most 2*MSL = {MAX_LINGER:g}; 0 exits at "
-                   "once)")
+    p.add_argument(
+        "--linger",
+        type=in_range(float, 0, MAX_LINGER, "--linger"),
+        default=DEFAULT_LINGER,
+        metavar="S",
+        help="when synack closed first, keep answering in TIME-WAIT for up to S "
+        f"seconds before exiting, so a FIN the peer resends is ACKed again "
+        f"(default {DEFAULT_LINGER:g}, at most 2*MSL = {MAX_LINGER:g}; 0 exits at "
+        "once)",
+    )
 
 
 def impairment(args: argparse.Namespace) -> tuple[PathConfig | None, PathConfig | None] | None:
     """The (outbound, inbound) impairment the options ask for, or None."""
     if not any((args.loss, args.delay, args.jitter, args.duplicate, args.reorder, args.corrupt)):
         return None
-    cfg = PathConfig(delay=args.delay / 1000, jitter=args.jitter / 1000, loss=args.loss,
-                     duplicate=args.duplicate, reorder=args.reorder, corrupt=args.corrupt)
+    cfg = PathConfig(
+        delay=args.delay / 1000,
+        jitter=args.jitter / 1000,
+        loss=args.loss,
+        duplicate=args.duplicate,
+        reorder=args.reorder,
+        corrupt=args.corrupt,
+    )
     out = cfg if args.impair in ("both", "out") else None
     inb = cfg if args.impair in ("both", "in") else None
     return out, inb
@@ -223,8 +325,11 @@ def impairment(args: argparse.Namespace) -> tuple[PathConfig | None, PathConfig 
 
 def tcp_config(args: argparse.Namespace) -> TcpConfig:
     """The TcpConfig the TCP options ask for."""
-    changes: dict[str, Any] = {"sack": args.sack, "timestamps": args.timestamps,
-                               "window_scaling": args.wscale}
+    changes: dict[str, Any] = {
+        "sack": args.sack,
+        "timestamps": args.timestamps,
+        "window_scaling": args.wscale,
+    }
     if not args.wscale:
         changes["rcv_buf"] = 65535
     if args.mss is not None:
@@ -264,7 +369,7 @@ class CaptureLink:
         return batch
 
     def write(self, packet: bytes) -> None:
-        self.writer.record(packet[self._skip:], time.time(), direction=OUTBOUND)
+        self.writer.record(packet[self._skip :], time.time(), direction=OUTBOUND)
         self.inner.write(packet)
 
     def close(self) -> None:
@@ -334,15 +439,17 @@ class NetSetup:
     def recordings(self) -> list[tuple[str, str, str]]:
         rows = []
         if self.capture_path is not None and self.capture is not None:
-            rows.append(("capture", self.capture_path,
-                         f"{getattr(self.capture, 'count', 0)} packets"))
+            rows.append(
+                ("capture", self.capture_path, f"{getattr(self.capture, 'count', 0)} packets")
+            )
         if self.trace_path is not None and self.traced is not None:
             rows.append(("trace", self.trace_path, f"{self.traced()} records"))
         return rows
 
 
-def _open_recordings(args: argparse.Namespace, setup_opts: dict[str, Any]
-                     ) -> tuple[CaptureWriter | None, IO[str] | None, Callable[[], int]]:
+def _open_recordings(
+    args: argparse.Namespace, setup_opts: dict[str, Any]
+) -> tuple[CaptureWriter | None, IO[str] | None, Callable[[], int]]:
     capture: CaptureWriter | None = None
     trace_file: IO[str] | None = None
     count = [0]
@@ -350,24 +457,30 @@ def _open_recordings(args: argparse.Namespace, setup_opts: dict[str, Any]
         try:
             capture = open_capture(args.pcap)
         except OSError as exc:
-            raise SetupError(f"cannot write the capture {args.pcap}: "
-                             f"{exc.strerror or exc}") from None
+            raise SetupError(
+                f"cannot write the capture {args.pcap}: {exc.strerror or exc}"
+            ) from None
     if args.trace:
         try:
             trace_file = open(args.trace, "w", encoding="utf-8")  # noqa: SIM115
         except OSError as exc:
             if capture is not None:
                 capture.close()
-            raise SetupError(f"cannot write the trace {args.trace}: "
-                             f"{exc.strerror or exc}") from None
+            raise SetupError(
+                f"cannot write the trace {args.trace}: {exc.strerror or exc}"
+            ) from None
         fh = trace_file
         dumps = json.dumps
         # The stack's clock is the event loop's, whose zero means nothing to a reader:
         # the first record marks the command's start on that clock, and the renderers
         # count from it (``t`` itself stays the loop's, comparable with time.monotonic()).
-        start: RunRecord = {"t": asyncio.get_running_loop().time(), "ev": "run",
-                             "clock": "wall", "started": time.time(),
-                             "command": getattr(args, "command", "")}
+        start: RunRecord = {
+            "t": asyncio.get_running_loop().time(),
+            "ev": "run",
+            "clock": "wall",
+            "started": time.time(),
+            "command": getattr(args, "command", ""),
+        }
         fh.write(dumps(start) + "\n")
         count[0] += 1
 
@@ -401,12 +514,21 @@ def resolve_ip(args: argparse.Namespace) -> str | None:
     kernel = args.kernel_ip or (str(device) if device is not None else None)
     note = None
     if args.ip is None:
-        mine = (",".join(filter(None, (neighbour_address(ipaddress.ip_interface(k))
-                                       for k in kernel.split(","))))
-                if kernel else DEFAULT_IP)
+        mine = (
+            ",".join(
+                filter(
+                    None, (neighbour_address(ipaddress.ip_interface(k)) for k in kernel.split(","))
+                )
+            )
+            if kernel
+            else DEFAULT_IP
+        )
         if not mine:
-            raise SetupError(f"{args.tun} has the address {kernel}, a subnet with no room "
-                             f"for synack: give the device a wider prefix", 2)
+            raise SetupError(
+                f"{args.tun} has the address {kernel}, a subnet with no room "
+                f"for synack: give the device a wider prefix",
+                2,
+            )
         args.ip = mine
         if device is not None:
             note = f"note: {args.tun} is {device}, so synack takes {mine} (--ip to choose)"
@@ -422,42 +544,59 @@ def _check_addresses(name: str, ip: str, kernel_ip: str | None, *, given: bool =
         _check_address(name, one, kernels, kernel_ip, given)
 
 
-def _check_address(name: str, ip: str,
-                   kernels: list[ipaddress.IPv4Interface | ipaddress.IPv6Interface],
-                   kernel_ip: str, given: bool) -> None:
+def _check_address(
+    name: str,
+    ip: str,
+    kernels: list[ipaddress.IPv4Interface | ipaddress.IPv6Interface],
+    kernel_ip: str,
+    given: bool,
+) -> None:
     mine = ipaddress.ip_address(ip)
     same = [k for k in kernels if k.version == mine.version]
     if not same:
-        raise SetupError(f"--ip {ip} has no kernel address of its family in {kernel_ip}: "
-                         f"give --kernel-ip one (e.g. 2001:db8::1/64 for IPv6)", 2)
+        raise SetupError(
+            f"--ip {ip} has no kernel address of its family in {kernel_ip}: "
+            f"give --kernel-ip one (e.g. 2001:db8::1/64 for IPv6)",
+            2,
+        )
     iface = same[0]
     whose = f"--kernel-ip {kernel_ip}" if given else f"{name}'s address, {kernel_ip}"
     if mine == iface.ip:
-        raise SetupError(f"--ip {ip} must differ from the kernel's address ({whose}): "
-                         f"synack owns an address the kernel does not", 2)
+        raise SetupError(
+            f"--ip {ip} must differ from the kernel's address ({whose}): "
+            f"synack owns an address the kernel does not",
+            2,
+        )
     if mine not in iface.network:
-        raise SetupError(f"--ip {ip} is outside {iface.network} ({whose}), so the kernel "
-                         f"would not route it to {name}; pick an address in that subnet, or "
-                         f"leave out --ip", 2)
-    if mine.version == 4 and iface.network.prefixlen < 31 and mine in (
-            iface.network.network_address, iface.network.broadcast_address):
-        raise SetupError(f"--ip {ip} is the network or broadcast address of {iface.network}",
-                         2)
+        raise SetupError(
+            f"--ip {ip} is outside {iface.network} ({whose}), so the kernel "
+            f"would not route it to {name}; pick an address in that subnet, or "
+            f"leave out --ip",
+            2,
+        )
+    if (
+        mine.version == 4
+        and iface.network.prefixlen < 31
+        and mine in (iface.network.network_address, iface.network.broadcast_address)
+    ):
+        raise SetupError(f"--ip {ip} is the network or broadcast address of {iface.network}", 2)
 
 
 def checksum_warning(command: str, device: str, count: int) -> str:
     """The one line said when packets from a TUN device fail checksum verification."""
     what = "a packet" if count == 1 else f"{count} packets"
-    return (f"synack {command}: warning: dropped {what} from {device} with a bad checksum; "
-            f"the kernel sends unfinished checksums when the device has checksum offload "
-            f"on without synack asking (synack sets the device's offload state when "
-            f"attaching: another program may have changed it since; recreate the device)")
+    return (
+        f"synack {command}: warning: dropped {what} from {device} with a bad checksum; "
+        f"the kernel sends unfinished checksums when the device has checksum offload "
+        f"on without synack asking (synack sets the device's offload state when "
+        f"attaching: another program may have changed it since; recreate the device)"
+    )
 
 
 _STACK_DROP_WORDS = {
     "ip_bad_version": "packets of an IP version other than 4 and 6",
     "ip6_multicast_ignored": "IPv6 multicast (the kernel's router solicitations and MLD "
-                             "reports; synack joins no groups)",
+    "reports; synack joins no groups)",
     "icmp6_ndp_ignored": "IPv6 neighbour discovery (none on a TUN link)",
 }
 
@@ -482,13 +621,19 @@ def tun_error(exc: BaseException, retry: str) -> SetupError:
         return SetupError(text, 2)
     if isinstance(exc, OSError) and exc.errno == errno.ENODEV:
         # The library says create=True; on the command line that is leaving out --no-create.
-        return SetupError(text.replace("or pass create=True", "or leave out --no-create so "
-                                       "that synack makes one"))
+        return SetupError(
+            text.replace("or pass create=True", "or leave out --no-create so that synack makes one")
+        )
     return SetupError(text)
 
 
-def open_tun(args: argparse.Namespace, retry: str, *, queue: TunLink | None = None,
-             stack_options: dict[str, Any] | None = None) -> NetSetup:
+def open_tun(
+    args: argparse.Namespace,
+    retry: str,
+    *,
+    queue: TunLink | None = None,
+    stack_options: dict[str, Any] | None = None,
+) -> NetSetup:
     """The host on the TUN device the options name (call from a coroutine).
 
     ``retry`` is the command line suggested when privileges are missing.  ``queue``:
@@ -502,15 +647,25 @@ def open_tun(args: argparse.Namespace, retry: str, *, queue: TunLink | None = No
     try:
         try:
             offload, why_not = offload_choice(args)
-            tun = queue if queue is not None else TunLink(
-                args.tun, create=args.create, kernel_ip=args.kernel_ip, mtu=args.mtu,
-                path=args.tun_path, offload=offload)
+            tun = (
+                queue
+                if queue is not None
+                else TunLink(
+                    args.tun,
+                    create=args.create,
+                    kernel_ip=args.kernel_ip,
+                    mtu=args.mtu,
+                    path=args.tun_path,
+                    offload=offload,
+                )
+            )
         except (OSError, ValueError) as exc:
             raise tun_error(exc, retry) from None
         link: Link = CaptureLink(tun, capture) if capture is not None else tun
         try:
-            host = Host.from_link(link, args.ip, impair=impairment(args),
-                                  impair_seed=args.impair_seed, **opts)
+            host = Host.from_link(
+                link, args.ip, impair=impairment(args), impair_seed=args.impair_seed, **opts
+            )
         except BaseException:
             tun.close()
             raise
@@ -521,9 +676,16 @@ def open_tun(args: argparse.Namespace, retry: str, *, queue: TunLink | None = No
             trace_file.close()
         raise
     how = f"via {tun.name}" + (" with offloads" if tun.offload else "")
-    setup = NetSetup(host, how, tun=tun, capture=capture,
-                     capture_path=args.pcap, trace_file=trace_file, trace_path=args.trace,
-                     traced=traced)
+    setup = NetSetup(
+        host,
+        how,
+        tun=tun,
+        capture=capture,
+        capture_path=args.pcap,
+        trace_file=trace_file,
+        trace_path=args.trace,
+        traced=traced,
+    )
     if ip_note is not None:
         setup.notes.append(ip_note)
     _note_mss(setup, args, host.stack.config.mss)
@@ -532,7 +694,8 @@ def open_tun(args: argparse.Namespace, retry: str, *, queue: TunLink | None = No
         setup.notes.append(
             f"note: {tun.name} is new and its kernel side is not configured (no --kernel-ip); "
             f"give it an address, e.g. `ip addr add 10.77.0.1/24 dev {tun.name} && "
-            f"ip link set {tun.name} up`")
+            f"ip link set {tun.name} up`"
+        )
     return setup
 
 
@@ -542,8 +705,9 @@ def offload_choice(args: argparse.Namespace) -> tuple[bool, str | None]:
     impairment option needs plain packets.  SetupError for --offload with impairment."""
     impaired = impairment(args) is not None
     if args.offload is True and impaired:
-        raise SetupError("--offload cannot be combined with impairment options "
-                         "(they work on plain packets)", 2)
+        raise SetupError(
+            "--offload cannot be combined with impairment options (they work on plain packets)", 2
+        )
     if args.offload is False:
         return False, "--no-offload"
     if impaired:
@@ -554,8 +718,10 @@ def offload_choice(args: argparse.Namespace) -> tuple[bool, str | None]:
 def offload_line(tun: TunLink, why_not: str | None) -> str:
     """The one startup line that says whether offloads are on, and why not."""
     if tun.offload:
-        return (f"offloads: on ({tun.name} carries 64 KB segments with checksums left to "
-                f"the kernel; --no-offload for plain packets)")
+        return (
+            f"offloads: on ({tun.name} carries 64 KB segments with checksums left to "
+            f"the kernel; --no-offload for plain packets)"
+        )
     why = why_not or f"the kernel refused: {tun.offload_error}"
     return f"offloads: off ({why}); plain packets of at most the MTU"
 
@@ -564,9 +730,11 @@ def _note_mss(setup: NetSetup, args: argparse.Namespace, used: int) -> None:
     """Say so when --mss asked for more than the link carries (the stack uses MTU - 40,
     RFC 9293 §3.7.1), instead of a silent change."""
     if args.mss is not None and used < args.mss:
-        setup.notes.append(f"note: --mss {args.mss} does not fit the link (MTU {used + 40}): "
-                           f"synack uses MSS {used}, the MTU less 40 bytes of IP and TCP "
-                           f"headers; --mtu raises it on a TUN device")
+        setup.notes.append(
+            f"note: --mss {args.mss} does not fit the link (MTU {used + 40}): "
+            f"synack uses MSS {used}, the MTU less 40 bytes of IP and TCP "
+            f"headers; --mtu raises it on a TUN device"
+        )
 
 
 def builtin_handler(port: int) -> tuple[str, Handler]:
@@ -580,8 +748,14 @@ def builtin_handler(port: int) -> tuple[str, Handler]:
     return name, HttpService()
 
 
-async def open_network(args: argparse.Namespace, command: str, remote_ip: str, retry: str,
-                       builtin_note: str, err: IO[str]) -> NetSetup | int:
+async def open_network(
+    args: argparse.Namespace,
+    command: str,
+    remote_ip: str,
+    retry: str,
+    builtin_note: str,
+    err: IO[str],
+) -> NetSetup | int:
     """Open what a client command talks through: the TUN device with ``--tun``, else
     synack's built-in servers in-process.  Prints the setup notes (and, without
     ``--tun``, ``builtin_note``) unless ``--quiet``; returns the exit status on error."""
@@ -589,8 +763,7 @@ async def open_network(args: argparse.Namespace, command: str, remote_ip: str, r
     if bad is not None:
         return bad
     try:
-        setup = (open_tun(args, retry) if args.tun
-                 else await open_builtin_peer(args, remote_ip))
+        setup = open_tun(args, retry) if args.tun else await open_builtin_peer(args, remote_ip)
     except SetupError as exc:
         print(f"synack {command}: {exc}", file=err)
         return exc.status
@@ -614,8 +787,9 @@ async def open_builtin_peer(args: argparse.Namespace, remote_ip: str) -> NetSetu
     link_a, link_b = memory_pair(args.mtu or 1500, names=(local, remote_ip))
     try:
         ours: Link = CaptureLink(link_a, capture) if capture is not None else link_a
-        a = Host.from_link(ours, local, impair=impairment(args),
-                           impair_seed=args.impair_seed, **opts)
+        a = Host.from_link(
+            ours, local, impair=impairment(args), impair_seed=args.impair_seed, **opts
+        )
         b = Host.from_link(link_b, remote_ip, config=config)
     except BaseException:
         link_a.close()
@@ -625,9 +799,16 @@ async def open_builtin_peer(args: argparse.Namespace, remote_ip: str) -> NetSetu
         if trace_file is not None:
             trace_file.close()
         raise
-    setup = NetSetup(a, "over an in-process link to synack's built-in servers (no --tun)",
-                     capture=capture, capture_path=args.pcap, trace_file=trace_file,
-                     trace_path=args.trace, traced=traced, peer=b)
+    setup = NetSetup(
+        a,
+        "over an in-process link to synack's built-in servers (no --tun)",
+        capture=capture,
+        capture_path=args.pcap,
+        trace_file=trace_file,
+        trace_path=args.trace,
+        traced=traced,
+        peer=b,
+    )
     _note_mss(setup, args, a.stack.config.mss)
     for port in BUILTIN_SERVICES:
         name, handler = builtin_handler(port)
@@ -643,8 +824,13 @@ async def settle(hosts: list[Host], timeout: float) -> bool:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
-        busy = [c for h in hosts if not h.driver.closed for c in h.stack.connections
-                if c.state not in QUIET_STATES]
+        busy = [
+            c
+            for h in hosts
+            if not h.driver.closed
+            for c in h.stack.connections
+            if c.state not in QUIET_STATES
+        ]
         if not busy:
             return True
         if loop.time() >= deadline:
@@ -662,8 +848,11 @@ async def linger(host: Host, seconds: float, peer: Host | None = None) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
     while loop.time() < deadline and not host.driver.closed:
-        waiting = [c for c in host.stack.connections if c.state is State.TIME_WAIT
-                   and (peer is None or _peer_may_resend(peer, c))]
+        waiting = [
+            c
+            for c in host.stack.connections
+            if c.state is State.TIME_WAIT and (peer is None or _peer_may_resend(peer, c))
+        ]
         if not waiting:
             return
         await asyncio.sleep(0.01)

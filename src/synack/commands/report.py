@@ -17,14 +17,22 @@ NAME = "report"
 
 def register(sub: Any) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = sub.add_parser(
-        "report", help="write a self-contained HTML report of a trace",
+        "report",
+        help="write a self-contained HTML report of a trace",
         description="Write one HTML file (no network access needed) with the sequence "
-        "diagram, plots, explained timeline and a segment-by-segment stepper.")
+        "diagram, plots, explained timeline and a segment-by-segment stepper.",
+    )
     p.add_argument("trace", metavar="TRACE", help="JSON-lines trace file ('-' for stdin)")
-    p.add_argument("-o", "--output", metavar="FILE", default="report.html",
-                   help="where to write the page (default report.html)")
-    p.add_argument("--title", default="", metavar="TEXT",
-                   help="page title (default: the trace's name)")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        default="report.html",
+        help="where to write the page (default report.html)",
+    )
+    p.add_argument(
+        "--title", default="", metavar="TEXT", help="page title (default: the trace's name)"
+    )
     add_output_options(p)
     return p
 

@@ -79,36 +79,64 @@ MAX_WORKERS = 256
 def register(sub: Any) -> argparse.ArgumentParser:
     """Add the ``serve`` subcommand to ``sub`` (an argparse subparsers object)."""
     p: argparse.ArgumentParser = sub.add_parser(
-        "serve", help="serve echo, discard, chargen or HTTP on a TUN device (root)",
+        "serve",
+        help="serve echo, discard, chargen or HTTP on a TUN device (root)",
         description="Run a synack server that the kernel and its programs reach through a "
         "TUN device: echo (RFC 862), discard (RFC 863), chargen (RFC 864) or HTTP/1.1.  "
         "Runs until SIGINT/SIGTERM, then closes connections gracefully and prints a summary.",
         epilog="example (as root): synack serve echo --tun syn0 --ip 10.77.0.2 "
-        "--kernel-ip 10.77.0.1/24   then: socat - TCP:10.77.0.2:7")
+        "--kernel-ip 10.77.0.1/24   then: socat - TCP:10.77.0.2:7",
+    )
     p.add_argument("service", choices=list(SERVICES), help="what to serve")
-    p.add_argument("--port", type=port, metavar="N",
-                   help="port to listen on (default: the service's "
-                   "well-known port: echo 7, discard 9, chargen 19, http 80)")
-    p.add_argument("--bytes", type=non_negative(int), dest="nbytes", metavar="N",
-                   help="chargen: send N bytes, then close (default: until the peer goes)")
-    p.add_argument("--root", metavar="DIR",
-                   help="http: serve the files under DIR (besides / and /bytes/N)")
-    p.add_argument("--grace", type=non_negative(float), default=5.0, metavar="S",
-                   help="seconds connections get to finish when stopping (default 5)")
-    p.add_argument("--idle-timeout", type=non_negative(float), default=60.0, metavar="S",
-                   help="http: close a persistent connection idle this long (default 60; "
-                   "0: never)")
-    p.add_argument("--verify", action="store_true",
-                   help="echo, discard: keep a SHA-256 of what each connection sent us and "
-                   "print it on the connection's line (hashing every byte costs CPU time)")
-    p.add_argument("--quiet", "-q", action="store_true",
-                   help="no line per connection, only the summary")
-    p.add_argument("--workers", type=in_range(int, 1, MAX_WORKERS, "--workers",
-                                              not_a="not a number of workers"),
-                   default=None, metavar="N",
-                   help="serve from N processes, one queue each of a multi-queue TUN "
-                   "device (default: the number of CPUs; 1 with --trace or --pcap, or on "
-                   "an existing single-queue device)")
+    p.add_argument(
+        "--port",
+        type=port,
+        metavar="N",
+        help="port to listen on (default: the service's "
+        "well-known port: echo 7, discard 9, chargen 19, http 80)",
+    )
+    p.add_argument(
+        "--bytes",
+        type=non_negative(int),
+        dest="nbytes",
+        metavar="N",
+        help="chargen: send N bytes, then close (default: until the peer goes)",
+    )
+    p.add_argument(
+        "--root", metavar="DIR", help="http: serve the files under DIR (besides / and /bytes/N)"
+    )
+    p.add_argument(
+        "--grace",
+        type=non_negative(float),
+        default=5.0,
+        metavar="S",
+        help="seconds connections get to finish when stopping (default 5)",
+    )
+    p.add_argument(
+        "--idle-timeout",
+        type=non_negative(float),
+        default=60.0,
+        metavar="S",
+        help="http: close a persistent connection idle this long (default 60; 0: never)",
+    )
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="echo, discard: keep a SHA-256 of what each connection sent us and "
+        "print it on the connection's line (hashing every byte costs CPU time)",
+    )
+    p.add_argument(
+        "--quiet", "-q", action="store_true", help="no line per connection, only the summary"
+    )
+    p.add_argument(
+        "--workers",
+        type=in_range(int, 1, MAX_WORKERS, "--workers", not_a="not a number of workers"),
+        default=None,
+        metavar="N",
+        help="serve from N processes, one queue each of a multi-queue TUN "
+        "device (default: the number of CPUs; 1 with --trace or --pcap, or on "
+        "an existing single-queue device)",
+    )
     add_link_options(p)
     return p
 
@@ -128,13 +156,16 @@ def no_tun_message(args: argparse.Namespace) -> str:
     port_ = args.port or SERVICES[args.service]
     ip = (args.ip or DEFAULT_IP).split(",")[0]
     client = {"http": f"curl http://{hostport(ip, port_)}/"}.get(
-        args.service, f"socat - TCP:{hostport(ip, port_)}")
-    return (f"synack serve: serving needs a TUN device (--tun NAME) so that the kernel and "
-            f"its programs can reach synack, and that needs root (or CAP_NET_ADMIN).\n"
-            f"  try:  sudo {retry_command(args)}\n"
-            f"  then: {client}\n"
-            f"  (no root? `synack connect 10.0.0.2 7` and `synack get http://10.0.0.2/` talk "
-            f"to synack's built-in servers in-process)")
+        args.service, f"socat - TCP:{hostport(ip, port_)}"
+    )
+    return (
+        f"synack serve: serving needs a TUN device (--tun NAME) so that the kernel and "
+        f"its programs can reach synack, and that needs root (or CAP_NET_ADMIN).\n"
+        f"  try:  sudo {retry_command(args)}\n"
+        f"  then: {client}\n"
+        f"  (no root? `synack connect 10.0.0.2 7` and `synack get http://10.0.0.2/` talk "
+        f"to synack's built-in servers in-process)"
+    )
 
 
 def make_handler(args: argparse.Namespace) -> Handler:
@@ -162,22 +193,27 @@ def check_args(args: argparse.Namespace) -> None:
             raise SetupError(f"--root {args.root}: not a directory", 2)
 
 
-async def start_service(host: Host, args: argparse.Namespace, *,
-                        on_close: Any = None, ids: Any = None
-                        ) -> tuple[Server, ServiceRunner, int]:
+async def start_service(
+    host: Host, args: argparse.Namespace, *, on_close: Any = None, ids: Any = None
+) -> tuple[Server, ServiceRunner, int]:
     """Listen on the service's port on ``host``; SetupError if the port is taken."""
     handler = make_handler(args)
     port_ = args.port or SERVICES[args.service]
-    runner = ServiceRunner(args.service, handler, grace=args.grace,
-                           hash_input=bool(getattr(args, "verify", False))
-                           and args.service in ("echo", "discard"), on_close=on_close,
-                           ids=ids)
+    runner = ServiceRunner(
+        args.service,
+        handler,
+        grace=args.grace,
+        hash_input=bool(getattr(args, "verify", False)) and args.service in ("echo", "discard"),
+        on_close=on_close,
+        ids=ids,
+    )
     try:
         server = await host.start_server(runner, port_)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
-            raise SetupError(f"port {port_} is already in use on {host.ip}: pick another with "
-                             f"--port") from None
+            raise SetupError(
+                f"port {port_} is already in use on {host.ip}: pick another with --port"
+            ) from None
         raise SetupError(f"cannot listen on port {port_}: {exc.strerror or exc}") from None
     return server, runner, port_
 
@@ -197,8 +233,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         check_args(args)
         if args.workers is not None and args.workers > 1 and (args.trace or args.pcap):
-            raise SetupError("--trace and --pcap record one process: use them with "
-                             "--workers 1", 2)
+            raise SetupError("--trace and --pcap record one process: use them with --workers 1", 2)
     except SetupError as exc:
         print(f"synack serve: {exc}", file=sys.stderr)
         return exc.status
@@ -237,18 +272,17 @@ async def _serve(args: argparse.Namespace, notes: tuple[str, ...] = ()) -> int:
             print(f"synack serve: {exc}", file=sys.stderr)
             return exc.status
         where = _where(host, port_)
-        print(f"listening on {where} ({_what(args)}) {setup.description}", file=out,
-              flush=True)
+        print(f"listening on {where} ({_what(args)}) {setup.description}", file=out, flush=True)
         for note in (*notes, *setup.notes):
             print(note, file=sys.stderr, flush=True)
         reason = await signals.wait_first(host)
-        print(f"stopping ({reason}): closing connections gracefully", file=sys.stderr,
-              flush=True)
+        print(f"stopping ({reason}): closing connections gracefully", file=sys.stderr, flush=True)
         left = await _stop(args, host, server, runner, signals)
         counts = summary_counts(setup, runner, left)
         await setup.close(settle_timeout=0.0)
-        print_serve_summary(args, counts, where, setup.description, time.monotonic() - started,
-                       setup.recordings())
+        print_serve_summary(
+            args, counts, where, setup.description, time.monotonic() - started, setup.recordings()
+        )
     finally:
         await setup.close(settle_timeout=0.0)
         signals.close()
@@ -266,8 +300,9 @@ def _where(host: Host, port_: int) -> str:
     return ", ".join(hostport(addr_to_str(a), port_) for a in host.stack.addresses)
 
 
-async def _stop(args: argparse.Namespace, host: Host, server: Server, runner: ServiceRunner,
-                signals: _Signals) -> int:
+async def _stop(
+    args: argparse.Namespace, host: Host, server: Server, runner: ServiceRunner, signals: _Signals
+) -> int:
     """Stop listening, let connections finish within --grace (unless a second signal
     comes), reset what is left; returns how many were still open."""
     server.close()
@@ -287,8 +322,9 @@ class _Signals:
     ``handle_signals=False`` (a worker of ``--workers``): no signal handlers; the
     supervisor's word comes through :meth:`watch_pipe` instead."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, *, handle_signals: bool = True,
-                 say: bool = True) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, *, handle_signals: bool = True, say: bool = True
+    ) -> None:
         self.loop = loop
         self.count = 0
         self.name = ""
@@ -364,14 +400,6 @@ class _Signals:
             self.loop.remove_reader(self._pipe)
 
 
-
-
-
-
-
-
-
-
 # ------------------------------------------------------------------ --workers N
 @dataclass
 class _Worker:
@@ -398,8 +426,15 @@ def open_queues(args: argparse.Namespace, workers: int) -> tuple[list[TunLink], 
         notes.append(ip_note)
     offload, why_not = offload_choice(args)
     try:
-        first = TunLink(args.tun, create=args.create, kernel_ip=args.kernel_ip, mtu=args.mtu,
-                        path=args.tun_path, offload=offload, multi_queue=True)
+        first = TunLink(
+            args.tun,
+            create=args.create,
+            kernel_ip=args.kernel_ip,
+            mtu=args.mtu,
+            path=args.tun_path,
+            offload=offload,
+            multi_queue=True,
+        )
     except (OSError, ValueError) as exc:
         raise tun_error(exc, retry_command(args)) from None
     queues = [first]
@@ -414,8 +449,10 @@ def open_queues(args: argparse.Namespace, workers: int) -> tuple[list[TunLink], 
     except OSError as exc:
         for q in queues:
             q.close()
-        raise SetupError(f"cannot serve from {workers} queues of {first.name}: "
-                         f"{exc.strerror or exc} (--workers 1 serves from one)") from None
+        raise SetupError(
+            f"cannot serve from {workers} queues of {first.name}: "
+            f"{exc.strerror or exc} (--workers 1 serves from one)"
+        ) from None
     del why_not  # worker 1 says it, with its other notes
     return queues, notes
 
@@ -427,15 +464,25 @@ def _run_workers(args: argparse.Namespace, workers: int, asked: bool) -> int:
     except SetupError as exc:
         if not asked and "single-queue" in str(exc):
             # An existing single-queue device (ip tuntap add without multi_queue).
-            return asyncio.run(_serve(args, (f"note: {args.tun} is a single-queue device: "
-                                             f"one worker (`ip tuntap add dev {args.tun} "
-                                             f"mode tun multi_queue` makes one for "
-                                             f"--workers)",)))
+            return asyncio.run(
+                _serve(
+                    args,
+                    (
+                        f"note: {args.tun} is a single-queue device: "
+                        f"one worker (`ip tuntap add dev {args.tun} "
+                        f"mode tun multi_queue` makes one for "
+                        f"--workers)",
+                    ),
+                )
+            )
         print(f"synack serve: {exc}", file=sys.stderr)
         return exc.status
     started = time.monotonic()
-    description = (f"via {queues[0].name}" + (" with offloads" if queues[0].offload else "")
-                   + f", {workers} workers")
+    description = (
+        f"via {queues[0].name}"
+        + (" with offloads" if queues[0].offload else "")
+        + f", {workers} workers"
+    )
     secret = os.urandom(32)  # shared: any worker can check any worker's SYN cookie
     children: list[_Worker] = []
     try:
@@ -458,8 +505,9 @@ def _run_workers(args: argparse.Namespace, workers: int, asked: bool) -> int:
                     os.close(reports_r)
                     signal.signal(signal.SIGINT, signal.SIG_IGN)
                     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-                    status = asyncio.run(_worker(args, i, workers, queue, secret, control_r,
-                                                 reports_w))
+                    status = asyncio.run(
+                        _worker(args, i, workers, queue, secret, control_r, reports_w)
+                    )
                 except BaseException:
                     traceback.print_exc()
                 finally:
@@ -507,8 +555,13 @@ def _tell(w: _Worker, what: bytes) -> None:
         os.write(w.control, what)
 
 
-async def _supervise(args: argparse.Namespace, children: list[_Worker], notes: list[str],
-                     description: str, started: float) -> int:
+async def _supervise(
+    args: argparse.Namespace,
+    children: list[_Worker],
+    notes: list[str],
+    description: str,
+    started: float,
+) -> int:
     loop = asyncio.get_running_loop()
     changed = asyncio.Event()
 
@@ -545,8 +598,9 @@ async def _supervise(args: argparse.Namespace, children: list[_Worker], notes: l
     signals = _Signals(loop)
     try:
         # Every worker listening, or one failing.
-        waiting = asyncio.ensure_future(until(
-            lambda: all(w.ready or w.eof or w.error for w in children)))
+        waiting = asyncio.ensure_future(
+            until(lambda: all(w.ready or w.eof or w.error for w in children))
+        )
         first = asyncio.ensure_future(signals.first.wait())
         await asyncio.wait({waiting, first}, return_when=asyncio.FIRST_COMPLETED)
         failed = [w for w in children if w.error or (w.eof and not w.ready)]
@@ -557,13 +611,19 @@ async def _supervise(args: argparse.Namespace, children: list[_Worker], notes: l
                 _tell(w, b"II")
             await until(lambda: all(w.eof for w in children))
             for w in failed[:1]:
-                print(f"synack serve: {w.error or f'worker {w.index + 1} failed'}",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"synack serve: {w.error or f'worker {w.index + 1} failed'}",
+                    file=sys.stderr,
+                    flush=True,
+                )
             return 2 if any((w.error or "").startswith("port ") for w in failed) else 1
         first.cancel()
         ready = children[0].ready or {}
-        print(f"listening on {ready.get('where')} ({_what(args)}) {description}",
-              file=sys.stdout, flush=True)
+        print(
+            f"listening on {ready.get('where')} ({_what(args)}) {description}",
+            file=sys.stdout,
+            flush=True,
+        )
         for note in (*notes, *ready.get("notes", [])):
             print(note, file=sys.stderr, flush=True)
         # Until a signal, or a worker ending on its own (its link failed, say).
@@ -573,8 +633,7 @@ async def _supervise(args: argparse.Namespace, children: list[_Worker], notes: l
         reason = signals.name if signals.first.is_set() else "a worker stopped"
         gone.cancel()
         first.cancel()
-        print(f"stopping ({reason}): closing connections gracefully", file=sys.stderr,
-              flush=True)
+        print(f"stopping ({reason}): closing connections gracefully", file=sys.stderr, flush=True)
         for w in children:
             _tell(w, b"T" if reason == "SIGTERM" else b"I")
 
@@ -590,12 +649,22 @@ async def _supervise(args: argparse.Namespace, children: list[_Worker], notes: l
             second.cancel()
         parts = [w.counts or {} for w in children]
         ready = children[0].ready or {}
-        print_serve_summary(args, merge_counts(parts), str(ready.get("where")), description,
-                       time.monotonic() - started, [], per_worker=parts)
+        print_serve_summary(
+            args,
+            merge_counts(parts),
+            str(ready.get("where")),
+            description,
+            time.monotonic() - started,
+            [],
+            per_worker=parts,
+        )
         missing = [w for w in children if w.counts is None]
         for w in missing:
-            print(f"synack serve: worker {w.index + 1} ended without its summary",
-                  file=sys.stderr, flush=True)
+            print(
+                f"synack serve: worker {w.index + 1} ended without its summary",
+                file=sys.stderr,
+                flush=True,
+            )
         return 1 if missing else 0
     finally:
         for w in children:
@@ -604,8 +673,15 @@ async def _supervise(args: argparse.Namespace, children: list[_Worker], notes: l
         signals.close()
 
 
-async def _worker(args: argparse.Namespace, index: int, workers: int, queue: TunLink,
-                  secret: bytes, control: int, reports: int) -> int:
+async def _worker(
+    args: argparse.Namespace,
+    index: int,
+    workers: int,
+    queue: TunLink,
+    secret: bytes,
+    control: int,
+    reports: int,
+) -> int:
     """One worker: serve on ``queue`` until the supervisor says stop; report as JSON
     lines (ready, then the summary counts) on ``reports``."""
     out = sys.stdout
@@ -618,8 +694,15 @@ async def _worker(args: argparse.Namespace, index: int, workers: int, queue: Tun
     signals = _Signals(asyncio.get_running_loop(), handle_signals=False, say=False)
     signals.watch_pipe(control)
     try:
-        setup = open_tun(args, retry_command(args), queue=queue, stack_options={
-            "isn_secret": secret, "ephemeral_ports": ephemeral_ports(index, workers)})
+        setup = open_tun(
+            args,
+            retry_command(args),
+            queue=queue,
+            stack_options={
+                "isn_secret": secret,
+                "ephemeral_ports": ephemeral_ports(index, workers),
+            },
+        )
     except SetupError as exc:
         report(error=str(exc))
         return exc.status
@@ -633,7 +716,8 @@ async def _worker(args: argparse.Namespace, index: int, workers: int, queue: Tun
     try:
         try:
             server, runner, port_ = await start_service(
-                host, args, on_close=log, ids=itertools.count(index + 1, workers))
+                host, args, on_close=log, ids=itertools.count(index + 1, workers)
+            )
         except SetupError as exc:
             report(error=str(exc))
             return exc.status
@@ -649,7 +733,3 @@ async def _worker(args: argparse.Namespace, index: int, workers: int, queue: Tun
         signals.close()
         rep.close()
     return 0
-
-
-
-

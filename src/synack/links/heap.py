@@ -52,6 +52,7 @@ def keep_heap() -> bool:
             return False
         mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
         mallopt.restype = ctypes.c_int
-        _done = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
-                     and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+        _done = bool(
+            mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+        )
     return _done

@@ -54,12 +54,32 @@ _PULL_CAP = 256  # inbound packets taken from the inner link per wake-up
 class _Direction:
     """The running state of one impaired direction."""
 
-    __slots__ = ("_backlog", "_busy_until", "_counter", "_deliver", "_heap", "_last_arrival",
-                 "_loop", "_queue", "_rng", "_timer", "_timer_at", "cfg", "name", "stats")
+    __slots__ = (
+        "_backlog",
+        "_busy_until",
+        "_counter",
+        "_deliver",
+        "_heap",
+        "_last_arrival",
+        "_loop",
+        "_queue",
+        "_rng",
+        "_timer",
+        "_timer_at",
+        "cfg",
+        "name",
+        "stats",
+    )
 
-    def __init__(self, name: str, cfg: PathConfig, rng: random.Random,
-                 deliver: Callable[[bytes], None], loop: asyncio.AbstractEventLoop,
-                 stats: Counter[str]) -> None:
+    def __init__(
+        self,
+        name: str,
+        cfg: PathConfig,
+        rng: random.Random,
+        deliver: Callable[[bytes], None],
+        loop: asyncio.AbstractEventLoop,
+        stats: Counter[str],
+    ) -> None:
         self.name = name
         self.cfg = cfg
         self.stats = stats
@@ -99,8 +119,13 @@ class _Direction:
             if cfg.queue_bytes is not None and self._backlog + size > cfg.queue_bytes:
                 st[name + "_queue_dropped"] += 1
                 return
-            if (cfg.ecn_mark and self._backlog > cfg.ecn_threshold_bytes and len(packet) >= 20
-                    and packet[0] >> 4 == 4 and 0 < packet[1] & 3 < 3):
+            if (
+                cfg.ecn_mark
+                and self._backlog > cfg.ecn_threshold_bytes
+                and len(packet) >= 20
+                and packet[0] >> 4 == 4
+                and 0 < packet[1] & 3 < 3
+            ):
                 packet = mark_ce(packet)
                 st[name + "_ecn_marked"] += 1
             depart = max(now, self._busy_until) + size * 8 / cfg.rate_bps
@@ -122,8 +147,9 @@ class _Direction:
         self._schedule(at, packet, now)
         if cfg.duplicate and rng.random() < cfg.duplicate:
             st[name + "_duplicated"] += 1
-            self._schedule(at + (rng.uniform(0.0, cfg.delay / 10) if cfg.delay else 0.0),
-                           packet, now)
+            self._schedule(
+                at + (rng.uniform(0.0, cfg.delay / 10) if cfg.delay else 0.0), packet, now
+            )
         if self._heap and self._heap[0][0] <= now:
             self._release(now)
         else:
@@ -176,9 +202,15 @@ class ImpairedLink:
     asyncio loop the link is used on: ``loop`` or the running one.
     """
 
-    def __init__(self, inner: Link, *, outbound: PathConfig | None = None,
-                 inbound: PathConfig | None = None, seed: int | None = None,
-                 loop: asyncio.AbstractEventLoop | None = None) -> None:
+    def __init__(
+        self,
+        inner: Link,
+        *,
+        outbound: PathConfig | None = None,
+        inbound: PathConfig | None = None,
+        seed: int | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
         for what, cfg in (("outbound", outbound), ("inbound", inbound)):
             if cfg is not None and not isinstance(cfg, PathConfig):
                 raise TypeError(f"{what} must be a PathConfig or None, got {cfg!r}")
@@ -193,8 +225,9 @@ class ImpairedLink:
         self._out: _Direction | None = None
         self._in: _Direction | None = None
         if outbound is not None:
-            self._out = _Direction("out", outbound, self.rng, self._write_inner, self.loop,
-                                   self.stats)
+            self._out = _Direction(
+                "out", outbound, self.rng, self._write_inner, self.loop, self.stats
+            )
         self._ready: deque[bytes] = deque()
         self._bell: Doorbell | None = None
         if inbound is not None:
@@ -295,5 +328,4 @@ class ImpairedLink:
         self.inner.close()
 
     def __repr__(self) -> str:
-        return (f"<ImpairedLink {self.inner!r} outbound={self.outbound} "
-                f"inbound={self.inbound}>")
+        return f"<ImpairedLink {self.inner!r} outbound={self.outbound} inbound={self.inbound}>"

@@ -88,8 +88,9 @@ class MemoryLink:
         return f"<MemoryLink {self.name} mtu={self.mtu}{' closed' if self._closed else ''}>"
 
 
-def memory_pair(mtu: int = 1500, *, names: tuple[str, str] = ("a", "b")
-                ) -> tuple[MemoryLink, MemoryLink]:
+def memory_pair(
+    mtu: int = 1500, *, names: tuple[str, str] = ("a", "b")
+) -> tuple[MemoryLink, MemoryLink]:
     """Two connected link ends; what one writes, the other reads."""
     if not 68 <= mtu <= 65535:
         raise ValueError(f"mtu must be in 68..65535, got {mtu}")

@@ -70,8 +70,15 @@ _BPF_PROG_LOAD: Final = 5
 _BPF_PROG_TEST_RUN: Final = 10
 _BPF_PROG_TYPE_SOCKET_FILTER: Final = 1
 #: The bpf system call number per machine (arch/*/syscall tables).
-_SYS_BPF: Final = {"x86_64": 321, "aarch64": 280, "armv7l": 386, "riscv64": 280,
-                   "ppc64le": 361, "s390x": 351, "i686": 357}
+_SYS_BPF: Final = {
+    "x86_64": 321,
+    "aarch64": 280,
+    "armv7l": 386,
+    "riscv64": 280,
+    "ppc64le": 361,
+    "s390x": 351,
+    "i686": 357,
+}
 
 # Instruction classes, sizes, modes, operations and sources (include/uapi/linux/bpf.h,
 # bpf_common.h).
@@ -103,8 +110,7 @@ class _Asm:
         self.insns: list[tuple[int, int, int, str | int, int]] = []
         self.labels: dict[str, int] = {}
 
-    def op(self, code: int, dst: int = 0, src: int = 0, off: str | int = 0,
-           imm: int = 0) -> None:
+    def op(self, code: int, dst: int = 0, src: int = 0, off: str | int = 0, imm: int = 0) -> None:
         self.insns.append((code, dst, src, off, imm))
 
     def label(self, name: str) -> None:
@@ -128,79 +134,79 @@ def steering_program(workers: int) -> bytes:
     if not 1 <= workers <= 0xFFFF:
         raise ValueError(f"workers must be in 1..65535, got {workers}")
     a = _Asm()
-    a.op(_ALU64 | _MOV | _X, 6, 1)                  # r6 = r1 (the skb)
-    a.op(_LD | _ABS | _B, imm=0)                    # r0 = version and IHL byte
-    a.op(_ALU64 | _RSH | _K, 0, imm=4)              # r0 >>= 4: the IP version
+    a.op(_ALU64 | _MOV | _X, 6, 1)  # r6 = r1 (the skb)
+    a.op(_LD | _ABS | _B, imm=0)  # r0 = version and IHL byte
+    a.op(_ALU64 | _RSH | _K, 0, imm=4)  # r0 >>= 4: the IP version
     a.op(_JMP | _JEQ | _K, 0, off="v6", imm=6)
     a.op(_JMP | _JNE | _K, 0, off="queue0", imm=4)
-    a.op(_LD | _ABS | _H, imm=6)                    # r0 = flags and fragment offset
+    a.op(_LD | _ABS | _H, imm=6)  # r0 = flags and fragment offset
     a.op(_JMP | _JSET | _K, 0, off="queue0", imm=0x1FFF)  # a later fragment
     a.op(_LD | _ABS | _B, imm=0)
-    a.op(_ALU64 | _AND | _K, 0, imm=0x0F)           # r0 = IHL, in 32-bit words
-    a.op(_ALU64 | _LSH | _K, 0, imm=2)              # r0 = header length in bytes
-    a.op(_ALU64 | _MOV | _X, 7, 0)                  # r7 = r0
-    a.op(_LD | _ABS | _B, imm=9)                    # r0 = IPv4 protocol
+    a.op(_ALU64 | _AND | _K, 0, imm=0x0F)  # r0 = IHL, in 32-bit words
+    a.op(_ALU64 | _LSH | _K, 0, imm=2)  # r0 = header length in bytes
+    a.op(_ALU64 | _MOV | _X, 7, 0)  # r7 = r0
+    a.op(_LD | _ABS | _B, imm=9)  # r0 = IPv4 protocol
     a.op(_JMP | _JEQ | _K, 0, off="icmp4", imm=_PROTO_ICMP)
     a.op(_JMP | _JNE | _K, 0, off="queue0", imm=_PROTO_TCP)
-    a.op(_LD | _IND | _H, 0, 7, imm=0)              # r0 = TCP source port (at r7)
-    a.op(_ALU64 | _MOV | _X, 8, 0)                  # r8 = the kernel's port
-    a.op(_LD | _IND | _H, 0, 7, imm=2)              # r0 = TCP destination port
-    a.op(_ALU64 | _MOV | _X, 9, 0)                  # r9 = synack's port
+    a.op(_LD | _IND | _H, 0, 7, imm=0)  # r0 = TCP source port (at r7)
+    a.op(_ALU64 | _MOV | _X, 8, 0)  # r8 = the kernel's port
+    a.op(_LD | _IND | _H, 0, 7, imm=2)  # r0 = TCP destination port
+    a.op(_ALU64 | _MOV | _X, 9, 0)  # r9 = synack's port
     a.op(_JMP | _JA, off="decide")
     # ICMP errors (RFC 792) quote the IP header and the first 8 bytes of the packet
     # synack sent: its source port is synack's, its destination port the kernel's.
     a.label("icmp4")
-    a.op(_LD | _IND | _B, 0, 7, imm=0)              # r0 = ICMP type
+    a.op(_LD | _IND | _B, 0, 7, imm=0)  # r0 = ICMP type
     for typ in _ICMP_ERRORS:
         a.op(_JMP | _JEQ | _K, 0, off="quote4", imm=typ)
-    a.op(_JMP | _JA, off="queue0")                  # echo and the rest: queue 0
+    a.op(_JMP | _JA, off="queue0")  # echo and the rest: queue 0
     a.label("quote4")
-    a.op(_ALU64 | _ADD | _K, 7, imm=8)              # r7 = the quoted IP header
-    a.op(_LD | _IND | _B, 0, 7, imm=9)              # r0 = its protocol
+    a.op(_ALU64 | _ADD | _K, 7, imm=8)  # r7 = the quoted IP header
+    a.op(_LD | _IND | _B, 0, 7, imm=9)  # r0 = its protocol
     a.op(_JMP | _JNE | _K, 0, off="queue0", imm=_PROTO_TCP)
     a.op(_LD | _IND | _B, 0, 7, imm=0)
     a.op(_ALU64 | _AND | _K, 0, imm=0x0F)
-    a.op(_ALU64 | _LSH | _K, 0, imm=2)              # r0 = its header length
-    a.op(_ALU64 | _ADD | _X, 7, 0)                  # r7 = the quoted TCP header
+    a.op(_ALU64 | _LSH | _K, 0, imm=2)  # r0 = its header length
+    a.op(_ALU64 | _ADD | _X, 7, 0)  # r7 = the quoted TCP header
     a.op(_LD | _IND | _H, 0, 7, imm=0)
-    a.op(_ALU64 | _MOV | _X, 9, 0)                  # r9 = quoted source: synack's port
+    a.op(_ALU64 | _MOV | _X, 9, 0)  # r9 = quoted source: synack's port
     a.op(_LD | _IND | _H, 0, 7, imm=2)
-    a.op(_ALU64 | _MOV | _X, 8, 0)                  # r8 = quoted destination: the kernel's
+    a.op(_ALU64 | _MOV | _X, 8, 0)  # r8 = quoted destination: the kernel's
     a.op(_JMP | _JA, off="decide")
     a.label("v6")
-    a.op(_LD | _ABS | _B, imm=6)                    # r0 = IPv6 next header
+    a.op(_LD | _ABS | _B, imm=6)  # r0 = IPv6 next header
     a.op(_JMP | _JEQ | _K, 0, off="icmp6", imm=_PROTO_ICMPV6)
     a.op(_JMP | _JNE | _K, 0, off="queue0", imm=_PROTO_TCP)  # not TCP right away
-    a.op(_LD | _ABS | _H, imm=40)                   # r0 = TCP source port
+    a.op(_LD | _ABS | _H, imm=40)  # r0 = TCP source port
     a.op(_ALU64 | _MOV | _X, 8, 0)
-    a.op(_LD | _ABS | _H, imm=42)                   # r0 = TCP destination port
+    a.op(_LD | _ABS | _H, imm=42)  # r0 = TCP destination port
     a.op(_ALU64 | _MOV | _X, 9, 0)
     a.op(_JMP | _JA, off="decide")
     # ICMPv6 errors (types below 128, RFC 4443 §2.1) quote the packet from byte 48:
     # an IPv6 header, then (no extension headers) TCP at 88.
     a.label("icmp6")
-    a.op(_LD | _ABS | _B, imm=40)                   # r0 = ICMPv6 type
+    a.op(_LD | _ABS | _B, imm=40)  # r0 = ICMPv6 type
     a.op(_JMP | _JGE | _K, 0, off="queue0", imm=128)  # informational: queue 0
-    a.op(_LD | _ABS | _B, imm=48 + 6)               # r0 = the quoted next header
+    a.op(_LD | _ABS | _B, imm=48 + 6)  # r0 = the quoted next header
     a.op(_JMP | _JNE | _K, 0, off="queue0", imm=_PROTO_TCP)
     a.op(_LD | _ABS | _H, imm=88)
-    a.op(_ALU64 | _MOV | _X, 9, 0)                  # r9 = quoted source: synack's port
+    a.op(_ALU64 | _MOV | _X, 9, 0)  # r9 = quoted source: synack's port
     a.op(_LD | _ABS | _H, imm=90)
-    a.op(_ALU64 | _MOV | _X, 8, 0)                  # r8 = quoted destination
+    a.op(_ALU64 | _MOV | _X, 8, 0)  # r8 = quoted destination
     a.label("decide")
     a.op(_JMP | _JLT | _K, 9, off="hash", imm=EPHEMERAL_LOW)  # below the range
-    a.op(_ALU64 | _MOV | _X, 0, 9)                  # r0 = synack's port (a worker's)
-    a.op(_ALU64 | _MOD | _K, 0, imm=workers)        # r0 %= N: its owner
+    a.op(_ALU64 | _MOV | _X, 0, 9)  # r0 = synack's port (a worker's)
+    a.op(_ALU64 | _MOD | _K, 0, imm=workers)  # r0 %= N: its owner
     a.op(_JMP | _EXIT)
     a.label("hash")
-    a.op(_ALU64 | _MOV | _X, 0, 8)                  # r0 = the kernel's port
-    a.op(_ALU | _MUL | _K, 0, imm=_GOLDEN)          # w0 *= golden (32-bit)
-    a.op(_ALU | _RSH | _K, 0, imm=16)               # w0 >>= 16
+    a.op(_ALU64 | _MOV | _X, 0, 8)  # r0 = the kernel's port
+    a.op(_ALU | _MUL | _K, 0, imm=_GOLDEN)  # w0 *= golden (32-bit)
+    a.op(_ALU | _RSH | _K, 0, imm=16)  # w0 >>= 16
     a.op(_JMP | _JA, off="mod")
     a.label("queue0")
-    a.op(_ALU64 | _MOV | _K, 0, imm=0)              # r0 = 0 (queue 0)
+    a.op(_ALU64 | _MOV | _K, 0, imm=0)  # r0 = 0 (queue 0)
     a.label("mod")
-    a.op(_ALU64 | _MOD | _K, 0, imm=workers)        # r0 %= N
+    a.op(_ALU64 | _MOD | _K, 0, imm=workers)  # r0 %= N
     a.op(_JMP | _EXIT)
     return a.code()
 
@@ -226,7 +232,7 @@ def expected_queue(packet: bytes, workers: int) -> int:
             swap = True
         elif packet[9] != _PROTO_TCP:
             return 0
-        ports = packet[ihl:ihl + 4]
+        ports = packet[ihl : ihl + 4]
     elif version == 6 and len(packet) >= 40:
         if packet[6] == _PROTO_ICMPV6:
             if len(packet) < 55 or packet[40] >= 128 or packet[54] != _PROTO_TCP:
@@ -264,11 +270,9 @@ def ephemeral_ports(worker: int, workers: int) -> range:
 def _bpf(cmd: int, attr: ctypes.Array[ctypes.c_char]) -> int:
     nr = _SYS_BPF.get(platform.machine())
     if nr is None:
-        raise OSError(errno.ENOSYS, f"bpf(2): no system call number known for "
-                      f"{platform.machine()}")
+        raise OSError(errno.ENOSYS, f"bpf(2): no system call number known for {platform.machine()}")
     libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-    res = int(libc.syscall(ctypes.c_long(nr), ctypes.c_int(cmd), attr,
-                           ctypes.c_uint(len(attr))))
+    res = int(libc.syscall(ctypes.c_long(nr), ctypes.c_int(cmd), attr, ctypes.c_uint(len(attr))))
     if res < 0:
         err = ctypes.get_errno()
         raise OSError(err, f"bpf(2) command {cmd}: {os.strerror(err)}")
@@ -283,17 +287,25 @@ def load_steering_program(workers: int) -> int:
     licence = ctypes.create_string_buffer(b"MIT")  # uses no GPL-only helpers
     log = ctypes.create_string_buffer(4096)
     attr = ctypes.create_string_buffer(128)  # union bpf_attr, the BPF_PROG_LOAD part
-    struct.pack_into("<IIQQIIQ", attr, 0, _BPF_PROG_TYPE_SOCKET_FILTER,
-                     len(insns) // 8, ctypes.addressof(code), ctypes.addressof(licence),
-                     1, len(log), ctypes.addressof(log))
+    struct.pack_into(
+        "<IIQQIIQ",
+        attr,
+        0,
+        _BPF_PROG_TYPE_SOCKET_FILTER,
+        len(insns) // 8,
+        ctypes.addressof(code),
+        ctypes.addressof(licence),
+        1,
+        len(log),
+        ctypes.addressof(log),
+    )
     struct.pack_into("16s", attr, 48, b"synack_steer")  # prog_name, after kern_version
     # and prog_flags
     try:
         return _bpf(_BPF_PROG_LOAD, attr)
     except OSError as exc:
         text = log.value.decode(errors="replace").strip()
-        raise OSError(exc.errno, f"{exc.strerror}" + (f": {text[-500:]}" if text else "")
-                      ) from None
+        raise OSError(exc.errno, f"{exc.strerror}" + (f": {text[-500:]}" if text else "")) from None
 
 
 def test_run(prog_fd: int, packet: bytes) -> int:
@@ -306,8 +318,9 @@ def test_run(prog_fd: int, packet: bytes) -> int:
     data = ctypes.create_string_buffer(frame, len(frame))
     attr = ctypes.create_string_buffer(80)  # the test part of union bpf_attr
     # prog_fd, retval, data_size_in, data_size_out, data_in, data_out, repeat, duration
-    struct.pack_into("<IIIIQQII", attr, 0, prog_fd, 0, len(frame), 0,
-                     ctypes.addressof(data), 0, 1, 0)
+    struct.pack_into(
+        "<IIIIQQII", attr, 0, prog_fd, 0, len(frame), 0, ctypes.addressof(data), 0, 1, 0
+    )
     _bpf(_BPF_PROG_TEST_RUN, attr)
     retval: int = struct.unpack_from("<I", attr, 4)[0]
     return retval

@@ -102,9 +102,11 @@ _RX_SIZE = 65535 + VNET_HDR_LEN
 # less a 20-byte IP header and a TCP header with 40 bytes of options.
 OFFLOAD_SEGMENT_PAYLOAD: Final = 65535 - 20 - 60
 
-_NEEDS_ROOT = ("run as root, or grant CAP_NET_ADMIN (e.g. `sudo setcap cap_net_admin+ep "
-               "$(readlink -f $(which python3))`), or attach to a device made for your user "
-               "with `ip tuntap add dev {name} mode tun user $USER`")
+_NEEDS_ROOT = (
+    "run as root, or grant CAP_NET_ADMIN (e.g. `sudo setcap cap_net_admin+ep "
+    "$(readlink -f $(which python3))`), or attach to a device made for your user "
+    "with `ip tuntap add dev {name} mode tun user $USER`"
+)
 
 
 def check_interface_name(name: str) -> bytes:
@@ -118,8 +120,9 @@ def check_interface_name(name: str) -> bytes:
     if not raw or len(raw) >= IFNAMSIZ:
         raise ValueError(f"interface name {name!r} must be 1 to {IFNAMSIZ - 1} characters")
     if name in (".", "..") or any(c in name for c in "/:") or any(c.isspace() for c in name):
-        raise ValueError(f"interface name {name!r} may not be '.' or '..' nor contain '/', "
-                         f"':' or whitespace")
+        raise ValueError(
+            f"interface name {name!r} may not be '.' or '..' nor contain '/', ':' or whitespace"
+        )
     if not name.isascii() or not name.isprintable():
         raise ValueError(f"interface name {name!r} must be printable ASCII")
     return raw
@@ -136,10 +139,17 @@ class TunLink:
     back to plain packets, reported by :attr:`offload` and :attr:`offload_error`.
     """
 
-    def __init__(self, name: str = "syn0", *, create: bool = True,
-                 kernel_ip: str | None = None, mtu: int | None = None,
-                 path: str = DEFAULT_TUN_PATH, offload: bool = False,
-                 multi_queue: bool = False) -> None:
+    def __init__(
+        self,
+        name: str = "syn0",
+        *,
+        create: bool = True,
+        kernel_ip: str | None = None,
+        mtu: int | None = None,
+        path: str = DEFAULT_TUN_PATH,
+        offload: bool = False,
+        multi_queue: bool = False,
+    ) -> None:
         raw = check_interface_name(name)
         self.multi_queue = multi_queue
         ifaces = parse_kernel_ip(kernel_ip) if kernel_ip is not None else []
@@ -156,9 +166,11 @@ class TunLink:
         self.kernel_interfaces = ifaces
         existed = "%" not in name and _exists(name)
         if not create and not existed:
-            raise OSError(errno.ENODEV,
-                          f"TUN device {name!r} does not exist: create it with "
-                          f"`ip tuntap add dev {name} mode tun`, or pass create=True")
+            raise OSError(
+                errno.ENODEV,
+                f"TUN device {name!r} does not exist: create it with "
+                f"`ip tuntap add dev {name} mode tun`, or pass create=True",
+            )
         self.existed = existed
         self._fd = self._open(path, name)
         try:
@@ -184,8 +196,12 @@ class TunLink:
     # -------------------------------------------------------------- opening
     def _tun_flags(self) -> int:
         """The TUNSETIFF flags."""
-        return (IFF_TUN | IFF_NO_PI | (IFF_VNET_HDR if self.offload else 0)
-                | (IFF_MULTI_QUEUE if self.multi_queue else 0))
+        return (
+            IFF_TUN
+            | IFF_NO_PI
+            | (IFF_VNET_HDR if self.offload else 0)
+            | (IFF_MULTI_QUEUE if self.multi_queue else 0)
+        )
 
     def add_queue(self) -> TunLink:
         """Another queue of this multi-queue device: a new descriptor attached with the
@@ -269,11 +285,14 @@ class TunLink:
                 f"{path} does not exist, so TUN devices are unavailable: load the module "
                 f"(`modprobe tun`), or in a container pass the device in "
                 f"(`docker run --device /dev/net/tun --cap-add NET_ADMIN ...`)",
-                path) from None
+                path,
+            ) from None
         except PermissionError:
             raise PermissionError(
-                errno.EACCES, f"cannot open {path} to use TUN device {name!r}: "
-                + _NEEDS_ROOT.format(name=name), path) from None
+                errno.EACCES,
+                f"cannot open {path} to use TUN device {name!r}: " + _NEEDS_ROOT.format(name=name),
+                path,
+            ) from None
 
     def _attach(self, raw: bytes, name: str) -> str:
         req = _IFREQ_FLAGS.pack(raw, self._tun_flags())
@@ -292,11 +311,14 @@ class TunLink:
                 return fcntl.ioctl(s.fileno(), request, arg)
             except PermissionError:
                 raise PermissionError(
-                    errno.EPERM, f"not permitted to {what} {self._raw.decode()}: "
-                    + _NEEDS_ROOT.format(name=self._raw.decode())) from None
+                    errno.EPERM,
+                    f"not permitted to {what} {self._raw.decode()}: "
+                    + _NEEDS_ROOT.format(name=self._raw.decode()),
+                ) from None
             except OSError as exc:
-                raise OSError(exc.errno, f"cannot {what} {self._raw.decode()}: "
-                              f"{os.strerror(exc.errno or 0)}") from None
+                raise OSError(
+                    exc.errno, f"cannot {what} {self._raw.decode()}: {os.strerror(exc.errno or 0)}"
+                ) from None
 
     def _configure(self, iface: ipaddress.IPv4Interface) -> None:
         addr = _IFREQ_ADDR.pack(self._raw, socket.AF_INET, b"\0\0", iface.ip.packed)
@@ -306,16 +328,14 @@ class TunLink:
         res = self._ioctl_inet(SIOCGIFFLAGS, _IFREQ_FLAGS.pack(self._raw, 0), "read flags of")
         flags = _IFREQ_FLAGS.unpack(res)[1]
         if not flags & IFF_UP:
-            self._ioctl_inet(SIOCSIFFLAGS, _IFREQ_FLAGS.pack(self._raw, flags | IFF_UP),
-                             "bring up")
+            self._ioctl_inet(SIOCSIFFLAGS, _IFREQ_FLAGS.pack(self._raw, flags | IFF_UP), "bring up")
 
     def _configure6(self, iface: ipaddress.IPv6Interface) -> None:
         """Add an IPv6 address (``ip -6 addr add``) and bring the link up."""
         res = self._ioctl_inet(SIOCGIFFLAGS, _IFREQ_FLAGS.pack(self._raw, 0), "read flags of")
         flags = _IFREQ_FLAGS.unpack(res)[1]
         if not flags & IFF_UP:
-            self._ioctl_inet(SIOCSIFFLAGS, _IFREQ_FLAGS.pack(self._raw, flags | IFF_UP),
-                             "bring up")
+            self._ioctl_inet(SIOCSIFFLAGS, _IFREQ_FLAGS.pack(self._raw, flags | IFF_UP), "bring up")
         index = socket.if_nametoindex(self._raw.decode())
         req = _IN6_IFREQ.pack(iface.ip.packed, iface.network.prefixlen, index)
         with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
@@ -323,12 +343,17 @@ class TunLink:
                 fcntl.ioctl(s.fileno(), SIOCSIFADDR, req)
             except PermissionError:
                 raise PermissionError(
-                    errno.EPERM, f"not permitted to add {iface} to {self._raw.decode()}: "
-                    + _NEEDS_ROOT.format(name=self._raw.decode())) from None
+                    errno.EPERM,
+                    f"not permitted to add {iface} to {self._raw.decode()}: "
+                    + _NEEDS_ROOT.format(name=self._raw.decode()),
+                ) from None
             except OSError as exc:
                 if exc.errno != errno.EEXIST:
-                    raise OSError(exc.errno, f"cannot add {iface} to {self._raw.decode()}: "
-                                  f"{os.strerror(exc.errno or 0)}") from None
+                    raise OSError(
+                        exc.errno,
+                        f"cannot add {iface} to {self._raw.decode()}: "
+                        f"{os.strerror(exc.errno or 0)}",
+                    ) from None
 
     def read_mtu(self) -> int:
         """The interface MTU as the kernel has it now (SIOCGIFMTU)."""
@@ -405,8 +430,9 @@ class TunLink:
     def __repr__(self) -> str:
         state = "closed" if self._fd < 0 else f"fd={self._fd}"
         off = " offload" if getattr(self, "offload", False) else ""
-        return (f"<TunLink {getattr(self, 'name', '?')} mtu={getattr(self, 'mtu', '?')}{off} "
-                f"{state}>")
+        return (
+            f"<TunLink {getattr(self, 'name', '?')} mtu={getattr(self, 'mtu', '?')}{off} {state}>"
+        )
 
     def __enter__(self) -> TunLink:
         return self
@@ -422,8 +448,9 @@ def parse_kernel_ip(text: str) -> list[Interface]:
     for part in text.split(","):
         part = part.strip()
         try:
-            out.append(ipaddress.IPv6Interface(part) if ":" in part
-                       else ipaddress.IPv4Interface(part))
+            out.append(
+                ipaddress.IPv6Interface(part) if ":" in part else ipaddress.IPv4Interface(part)
+            )
         except ValueError as exc:
             raise ValueError(f"not an address/prefix: {part!r} ({exc})") from None
     return out
@@ -456,19 +483,31 @@ def _tunsetiff_error(exc: OSError, name: str, multi_queue: bool = False) -> OSEr
     """Turn a TUNSETIFF failure into an error that says what happened and what to do."""
     err = exc.errno
     if err == errno.EPERM or err == errno.EACCES:
-        return PermissionError(err, f"not permitted to create or attach TUN device {name!r}: "
-                               + _NEEDS_ROOT.format(name=name))
+        return PermissionError(
+            err,
+            f"not permitted to create or attach TUN device {name!r}: "
+            + _NEEDS_ROOT.format(name=name),
+        )
     if err == errno.EBUSY:
-        return OSError(err, f"TUN device {name!r} is busy: another process has it open "
-                       f"(close it, or pick another name)")
+        return OSError(
+            err,
+            f"TUN device {name!r} is busy: another process has it open "
+            f"(close it, or pick another name)",
+        )
     if err == errno.EINVAL and multi_queue:
-        return OSError(err, f"cannot attach to {name!r} as a multi-queue TUN device: it "
-                       f"exists but is a single-queue TUN device (made without "
-                       f"`multi_queue`), a TAP or another kind of interface; recreate it "
-                       f"with `ip tuntap add dev {name} mode tun multi_queue`, or use one "
-                       f"worker")
+        return OSError(
+            err,
+            f"cannot attach to {name!r} as a multi-queue TUN device: it "
+            f"exists but is a single-queue TUN device (made without "
+            f"`multi_queue`), a TAP or another kind of interface; recreate it "
+            f"with `ip tuntap add dev {name} mode tun multi_queue`, or use one "
+            f"worker",
+        )
     if err == errno.EINVAL:
-        return OSError(err, f"cannot attach to {name!r} as a TUN device: it exists but is not "
-                       f"a single-queue TUN device (a TAP, a multi-queue TUN or another kind "
-                       f"of interface); pick another name")
+        return OSError(
+            err,
+            f"cannot attach to {name!r} as a TUN device: it exists but is not "
+            f"a single-queue TUN device (a TAP, a multi-queue TUN or another kind "
+            f"of interface); pick another name",
+        )
     return OSError(err, f"TUNSETIFF for {name!r} failed: {os.strerror(err or 0)}")

@@ -13,5 +13,12 @@ from .lexer import PacketdrillSyntaxError
 from .parser import Script, parse, parse_file
 from .runner import RunOptions, RunResult, run_script
 
-__all__ = ["PacketdrillSyntaxError", "RunOptions", "RunResult", "Script", "parse",
-           "parse_file", "run_script"]
+__all__ = [
+    "PacketdrillSyntaxError",
+    "RunOptions",
+    "RunResult",
+    "Script",
+    "parse",
+    "parse_file",
+    "run_script",
+]

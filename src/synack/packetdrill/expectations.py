@@ -67,8 +67,9 @@ def actual(result: RunResult) -> Expectation:
     return Expectation(status, "" if status == "PASS" else result.reason())
 
 
-def compare(results: Iterable[RunResult], root: Path, expected: dict[str, Expectation]
-            ) -> list[str]:
+def compare(
+    results: Iterable[RunResult], root: Path, expected: dict[str, Expectation]
+) -> list[str]:
     """Differences between a run and the recorded expectations (empty if none)."""
     diffs: list[str] = []
     seen: set[str] = set()
@@ -80,15 +81,19 @@ def compare(results: Iterable[RunResult], root: Path, expected: dict[str, Expect
         if want is None:
             diffs.append(f"{k}: not in the expectations file (now {got.status}: {got.reason})")
         elif (want.status, want.reason) != (got.status, got.reason):
-            diffs.append(f"{k}: expected {want.status}"
-                         + (f" ({want.reason})" if want.reason else "")
-                         + f", got {got.status}" + (f" ({got.reason})" if got.reason else ""))
+            diffs.append(
+                f"{k}: expected {want.status}"
+                + (f" ({want.reason})" if want.reason else "")
+                + f", got {got.status}"
+                + (f" ({got.reason})" if got.reason else "")
+            )
     diffs.extend(f"{k}: in the expectations file but not run" for k in expected if k not in seen)
     return diffs
 
 
-def render(results: Iterable[RunResult], root: Path,
-           previous: dict[str, Expectation] | None = None) -> str:
+def render(
+    results: Iterable[RunResult], root: Path, previous: dict[str, Expectation] | None = None
+) -> str:
     lines = [HEADER.rstrip("\n")]
     for r in sorted(results, key=lambda r: key(r, root)):
         k = key(r, root)

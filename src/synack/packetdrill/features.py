@@ -18,17 +18,17 @@ FEATURES = {
 
 #: Socket options (level, name) and send flags that need a missing feature.
 OPTION_FEATURES = {
-    (6, 23): "TCP Fast Open",      # TCP_FASTOPEN
-    (6, 30): "TCP Fast Open",      # TCP_FASTOPEN_CONNECT
-    (6, 33): "TCP Fast Open",      # TCP_FASTOPEN_NO_COOKIE
+    (6, 23): "TCP Fast Open",  # TCP_FASTOPEN
+    (6, 30): "TCP Fast Open",  # TCP_FASTOPEN_CONNECT
+    (6, 33): "TCP Fast Open",  # TCP_FASTOPEN_NO_COOKIE
     (6, 14): "TCP MD5 signatures",  # TCP_MD5SIG
-    (1, 60): "MSG_ZEROCOPY",       # SO_ZEROCOPY
-    (1, 37): "SO_TIMESTAMPING",    # SO_TIMESTAMPING_OLD
-    (1, 65): "SO_TIMESTAMPING",    # SO_TIMESTAMPING_NEW
+    (1, 60): "MSG_ZEROCOPY",  # SO_ZEROCOPY
+    (1, 37): "SO_TIMESTAMPING",  # SO_TIMESTAMPING_OLD
+    (1, 65): "SO_TIMESTAMPING",  # SO_TIMESTAMPING_NEW
 }
 FLAG_FEATURES = {
-    0x20000000: "TCP Fast Open",   # MSG_FASTOPEN
-    0x4000000: "MSG_ZEROCOPY",     # MSG_ZEROCOPY
+    0x20000000: "TCP Fast Open",  # MSG_FASTOPEN
+    0x4000000: "MSG_ZEROCOPY",  # MSG_ZEROCOPY
 }
 
 

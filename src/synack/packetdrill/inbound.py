@@ -46,8 +46,20 @@ class Inbound(Scheduling):
         base = self.remote_isn_script + 1 if self.remote_isn_script is not None else 1
         payload = pattern((data_seq - base) & MASK, pkt.length)
         tos = ECN_CODEPOINTS[pkt.ecn] if pkt.ecn is not None else 0
-        raw = build_packet(self.remote_ip, self.local_ip, sport, dport, seq, ack, bits,
-                           pkt.win or 0, pkt.urg or 0, opts, payload, tos)
+        raw = build_packet(
+            self.remote_ip,
+            self.local_ip,
+            sport,
+            dport,
+            seq,
+            ack,
+            bits,
+            pkt.win or 0,
+            pkt.urg or 0,
+            opts,
+            payload,
+            tos,
+        )
         if self._capture is not None:
             self._capture(raw, self.now_us / 1e6, "injected by the script")
         self._inject(raw, bits, sport, dport)
@@ -70,8 +82,9 @@ class Inbound(Scheduling):
         for o in pkt.options or ():
             if o.kind in ("FO", "FOEXP"):
                 if not self.fast_open:
-                    raise ScriptFailure(ev.line, needs_feature(f"the {o.kind} option",
-                                                               "TCP Fast Open"))
+                    raise ScriptFailure(
+                        ev.line, needs_feature(f"the {o.kind} option", "TCP Fast Open")
+                    )
                 if o.kind == "FO":
                     out += struct.pack("!BB", 34, 2 + len(o.cookie)) + o.cookie
                 else:
@@ -106,21 +119,37 @@ class Inbound(Scheduling):
             return live
         if self.ts_ecr_scaled and self.ts_base is not None:
             return (script_ecr - self.ts_base[0] + self.ts_base[1]) & MASK
-        raise ScriptFailure(ev.line, f"error handling packet: unable to infer live TS ecr for "
-                                     f"script TS ecr {script_ecr}; no matching or preceding "
-                                     "outbound TS val")
+        raise ScriptFailure(
+            ev.line,
+            f"error handling packet: unable to infer live TS ecr for "
+            f"script TS ecr {script_ecr}; no matching or preceding "
+            "outbound TS val",
+        )
 
 
-def build_packet(src: str, dst: str, sport: int, dport: int, seq: int, ack: int, flags: int,
-                  window: int, urgent: int, options: bytes, payload: bytes, tos: int = 0
-                  ) -> bytes:
+def build_packet(
+    src: str,
+    dst: str,
+    sport: int,
+    dport: int,
+    seq: int,
+    ack: int,
+    flags: int,
+    window: int,
+    urgent: int,
+    options: bytes,
+    payload: bytes,
+    tos: int = 0,
+) -> bytes:
     """An IPv4/TCP or IPv6/TCP packet (by the addresses' family) with exactly these
     fields and options, checksums filled in (the pseudo-header of RFC 9293 §3.1 or
     RFC 8200 §8.1); ``tos`` is the TOS byte or the Traffic Class."""
     src_b, dst_b = addr_to_bytes(src), addr_to_bytes(dst)
     doff = (20 + len(options)) // 4
-    header = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, doff << 4, flags, window, 0,
-                         urgent) + options
+    header = (
+        struct.pack("!HHIIBBHHH", sport, dport, seq, ack, doff << 4, flags, window, 0, urgent)
+        + options
+    )
     length = len(header) + len(payload)
     acc = ones_sum(header, pseudo_header_sum(src_b, dst_b, PROTO_TCP, length))
     csum = finish(ones_sum(payload, acc)) if payload else finish(acc)
@@ -130,5 +159,3 @@ def build_packet(src: str, dst: str, sport: int, dport: int, seq: int, ack: int,
     else:
         ip = build_ipv4_header(src_b, dst_b, PROTO_TCP, length, tos=tos)
     return ip + header + payload
-
-

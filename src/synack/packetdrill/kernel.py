@@ -78,16 +78,19 @@ TUN_NAME = "tun0"
 #: The script's side over IPv6 (its address is fd3d:fa7b:d17d::1).
 REMOTE_PREFIX6 = "fd3d:fa7b:d17d::/48"
 CLONE_NEWNET = 0x40000000
-KERNEL_PROFILE = Profile("kernel", "the live Linux kernel of this machine, in a network "
-                                   "namespace of its own")
+KERNEL_PROFILE = Profile(
+    "kernel", "the live Linux kernel of this machine, in a network namespace of its own"
+)
 _RUN_IN_NAMESPACE = frozenset({"ip", "tc", "nstat"})
 
 
 def kernel_problem() -> str | None:
     """Why the kernel target cannot run here, or None."""
     if os.geteuid() != 0:
-        return ("the kernel target needs root (a network namespace and a TUN device need "
-                "CAP_NET_ADMIN); run as root, or use the default synack target")
+        return (
+            "the kernel target needs root (a network namespace and a TUN device need "
+            "CAP_NET_ADMIN); run as root, or use the default synack target"
+        )
     if not os.path.exists("/dev/net/tun"):
         return "the kernel target needs /dev/net/tun (modprobe tun)"
     if shutil.which("ip") is None:
@@ -118,8 +121,7 @@ def run_script_kernel(script: str | Path, options: RunOptions | None = None) -> 
         captured.append((bytes(pkt), t, why))
 
     def child() -> RunResult:
-        res = _run_in_namespace(parsed, dataclasses.replace(opts, capture=collect,
-                                                            tracer=None))
+        res = _run_in_namespace(parsed, dataclasses.replace(opts, capture=collect, tracer=None))
         res.captured = captured
         return res
 
@@ -143,18 +145,32 @@ def _seg_record(pkt: bytes, t: float, why: str) -> SegRecord | None:
     except WireError:
         return None
     out = why == "kernel sent"
-    local, remote = ((src, seg.src_port), (dst, seg.dst_port)) if out else \
-        ((dst, seg.dst_port), (src, seg.src_port))
+    local, remote = (
+        ((src, seg.src_port), (dst, seg.dst_port))
+        if out
+        else ((dst, seg.dst_port), (src, seg.src_port))
+    )
 
     def ep(addr: bytes, port: int) -> str:
         text = str(ipaddress.ip_address(addr))
         return f"[{text}]:{port}" if len(addr) == 16 else f"{text}:{port}"
 
     rec: SegRecord = {
-        "t": t, "ev": "seg", "dir": "out" if out else "in",
-        "conn": f"{ep(*local)}>{ep(*remote)}", "flags": seg.flags, "seq": seg.seq,
-        "ack": seg.ack, "len": len(seg.payload), "win": seg.window, "mss": seg.mss,
-        "why": why, "state": None, "iss": None, "irs": None}
+        "t": t,
+        "ev": "seg",
+        "dir": "out" if out else "in",
+        "conn": f"{ep(*local)}>{ep(*remote)}",
+        "flags": seg.flags,
+        "seq": seg.seq,
+        "ack": seg.ack,
+        "len": len(seg.payload),
+        "win": seg.window,
+        "mss": seg.mss,
+        "why": why,
+        "state": None,
+        "iss": None,
+        "irs": None,
+    }
     if seg.sack_blocks:
         rec["sack"] = [list(b) for b in seg.sack_blocks]
     if seg.tsval is not None:
@@ -181,9 +197,17 @@ def _in_child(fn: object, path: str) -> RunResult:
             res = fn()
             data = pickle.dumps(res)
         except BaseException as exc:
-            data = pickle.dumps(RunResult(path, "kernel", Failure(
-                0, f"internal error: {type(exc).__name__}: {exc}",
-                actual=traceback.format_exc(limit=4))))
+            data = pickle.dumps(
+                RunResult(
+                    path,
+                    "kernel",
+                    Failure(
+                        0,
+                        f"internal error: {type(exc).__name__}: {exc}",
+                        actual=traceback.format_exc(limit=4),
+                    ),
+                )
+            )
             code = 1
         with os.fdopen(wfd, "wb") as fh:
             fh.write(data)
@@ -197,8 +221,11 @@ def _in_child(fn: object, path: str) -> RunResult:
             if left <= 0:
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
-                return RunResult(path, "kernel", Failure(
-                    0, f"the kernel run did not finish within {SCRIPT_TIMEOUT_S:g} s"))
+                return RunResult(
+                    path,
+                    "kernel",
+                    Failure(0, f"the kernel run did not finish within {SCRIPT_TIMEOUT_S:g} s"),
+                )
             ready, _, _ = select.select([fh], [], [], min(left, 1.0))
             if ready:
                 chunk = os.read(fh.fileno(), 1 << 16)
@@ -209,8 +236,11 @@ def _in_child(fn: object, path: str) -> RunResult:
     try:
         res = pickle.loads(b"".join(chunks))
     except Exception as exc:
-        return RunResult(path, "kernel", Failure(0, f"the kernel run ended without a result "
-                                                    f"({type(exc).__name__})"))
+        return RunResult(
+            path,
+            "kernel",
+            Failure(0, f"the kernel run ended without a result ({type(exc).__name__})"),
+        )
     assert isinstance(res, RunResult)
     return res
 
@@ -220,8 +250,11 @@ def _run_in_namespace(script: Script, options: RunOptions) -> RunResult:  # prag
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.unshare(CLONE_NEWNET) != 0:
         err = ctypes.get_errno()
-        return RunResult(script.path, "kernel", Failure(
-            0, f"cannot create a network namespace: {os.strerror(err)}"))
+        return RunResult(
+            script.path,
+            "kernel",
+            Failure(0, f"cannot create a network namespace: {os.strerror(err)}"),
+        )
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True, capture_output=True)
     ip_version = options.ip_version or "ipv4"
     for name, value, _line in script.options:
@@ -281,12 +314,19 @@ class KernelRunner(Runner):
         self.tolerance_us = max(self.tolerance_us, self.min_tolerance_us)
         mtu = self.link_mtu()
         if mtu is not None:
-            subprocess.run(["ip", "link", "set", "dev", TUN_NAME, "mtu", str(mtu)],
-                           check=True, capture_output=True)
-        self.kernel = KernelSyscalls(remote_ip=self.remote_ip, connect_port=self.connect_port,
-                                     bind_port=self.bind_port, congestion=self.congestion,
-                                     wake=lambda: self.inq.put((self._real_us(), b"")),
-                                     family=self.socket_family)
+            subprocess.run(
+                ["ip", "link", "set", "dev", TUN_NAME, "mtu", str(mtu)],
+                check=True,
+                capture_output=True,
+            )
+        self.kernel = KernelSyscalls(
+            remote_ip=self.remote_ip,
+            connect_port=self.connect_port,
+            bind_port=self.bind_port,
+            congestion=self.congestion,
+            wake=lambda: self.inq.put((self._real_us(), b"")),
+            family=self.socket_family,
+        )
         self.t0 = time.monotonic()
         self.reader = threading.Thread(target=self._read_tun, daemon=True, name="tun-reader")
         self.reader.start()
@@ -340,8 +380,9 @@ class KernelRunner(Runner):
         assert p is not None
         op = getattr(p.op, "op", p.op)  # through the runner's _Then wrapper
         finished = getattr(op, "finished_at", None)
-        p.done_at = (round((finished - self.t0) * 1e6) if isinstance(finished, float)
-                     else self._real_us())
+        p.done_at = (
+            round((finished - self.t0) * 1e6) if isinstance(finished, float) else self._real_us()
+        )
         return True
 
     def _record_kernel(self, stamp: int, raw: bytes) -> None:
@@ -429,10 +470,12 @@ class KernelRunner(Runner):
             if s is None or iss is None:
                 continue
             off = (f.seg.seq - iss - 1) & 0xFFFFFFFF
-            want = bytes(s.written[off:off + len(f.payload)])
+            want = bytes(s.written[off : off + len(f.payload)])
             if want != f.payload:
-                return (f"incorrect outbound data payload: the {len(f.payload)} bytes at stream "
-                        f"offset {off} are not what the application wrote there")
+                return (
+                    f"incorrect outbound data payload: the {len(f.payload)} bytes at stream "
+                    f"offset {off} are not what the application wrote there"
+                )
         return None
 
     def _tcp_info(self) -> dict[str, object]:
@@ -455,18 +498,27 @@ class KernelRunner(Runner):
             words = eff.command.split()
             prog = words[0].rsplit("/", 1)[-1] if words else ""
             if prog not in _RUN_IN_NAMESPACE:
-                self.result.notes.append(f"line {line}: skipped `{eff.command}`: not run on "
-                                         "the kernel target (only sysctl, ip, tc and nstat are)")
+                self.result.notes.append(
+                    f"line {line}: skipped `{eff.command}`: not run on "
+                    "the kernel target (only sysctl, ip, tc and nstat are)"
+                )
                 continue
-            done = subprocess.run(["sh", "-c", eff.command], capture_output=True, text=True,
-                                  cwd=self.script.directory, timeout=30)
+            done = subprocess.run(
+                ["sh", "-c", eff.command],
+                capture_output=True,
+                text=True,
+                cwd=self.script.directory,
+                timeout=30,
+            )
             if done.returncode == 0:
                 continue
             if "grep" in eff.command:  # a check, as `nstat | grep -q ...`: it failed
-                raise ScriptFailure(line, f"command failed: `{eff.command}` exited with "
-                                          f"{done.returncode}")
-            self.result.notes.append(f"line {line}: `{eff.command}` failed in the namespace: "
-                                     f"{done.stderr.strip()[:200]}")
+                raise ScriptFailure(
+                    line, f"command failed: `{eff.command}` exited with {done.returncode}"
+                )
+            self.result.notes.append(
+                f"line {line}: `{eff.command}` failed in the namespace: {done.stderr.strip()[:200]}"
+            )
 
     def _sysctl(self, key: str, value: str, line: int) -> None:
         self.sysctls[key] = value
@@ -480,8 +532,10 @@ class KernelRunner(Runner):
             self.congestion = value
             if self.kernel is not None:
                 self.kernel.congestion = value
-            self.result.notes.append(f"line {line}: {key}={value} refused in the namespace "
-                                     f"({why}); set per socket with TCP_CONGESTION")
+            self.result.notes.append(
+                f"line {line}: {key}={value} refused in the namespace "
+                f"({why}); set per socket with TCP_CONGESTION"
+            )
             return
         self.result.notes.append(f"line {line}: sysctl {key}={value} not set: {why}")
 

@@ -40,21 +40,64 @@ _TCP_INFO = 11
 
 #: struct tcp_info (include/uapi/linux/tcp.h), in order, with the struct format of each.
 _TCP_INFO_FIELDS: tuple[tuple[str, str], ...] = (
-    ("state", "B"), ("ca_state", "B"), ("retransmits", "B"), ("probes", "B"),
-    ("backoff", "B"), ("options", "B"), ("wscales", "B"), ("flags", "B"),
-    ("rto", "I"), ("ato", "I"), ("snd_mss", "I"), ("rcv_mss", "I"), ("unacked", "I"),
-    ("sacked", "I"), ("lost", "I"), ("retrans", "I"), ("fackets", "I"),
-    ("last_data_sent", "I"), ("last_ack_sent", "I"), ("last_data_recv", "I"),
-    ("last_ack_recv", "I"), ("pmtu", "I"), ("rcv_ssthresh", "I"), ("rtt", "I"),
-    ("rttvar", "I"), ("snd_ssthresh", "I"), ("snd_cwnd", "I"), ("advmss", "I"),
-    ("reordering", "I"), ("rcv_rtt", "I"), ("rcv_space", "I"), ("total_retrans", "I"),
-    ("pacing_rate", "Q"), ("max_pacing_rate", "Q"), ("bytes_acked", "Q"),
-    ("bytes_received", "Q"), ("segs_out", "I"), ("segs_in", "I"), ("notsent_bytes", "I"),
-    ("min_rtt", "I"), ("data_segs_in", "I"), ("data_segs_out", "I"), ("delivery_rate", "Q"),
-    ("busy_time", "Q"), ("rwnd_limited", "Q"), ("sndbuf_limited", "Q"), ("delivered", "I"),
-    ("delivered_ce", "I"), ("bytes_sent", "Q"), ("bytes_retrans", "Q"), ("dsack_dups", "I"),
-    ("reord_seen", "I"), ("rcv_ooopack", "I"), ("snd_wnd", "I"), ("rcv_wnd", "I"),
-    ("rehash", "I"), ("total_rto", "H"), ("total_rto_recoveries", "H"),
+    ("state", "B"),
+    ("ca_state", "B"),
+    ("retransmits", "B"),
+    ("probes", "B"),
+    ("backoff", "B"),
+    ("options", "B"),
+    ("wscales", "B"),
+    ("flags", "B"),
+    ("rto", "I"),
+    ("ato", "I"),
+    ("snd_mss", "I"),
+    ("rcv_mss", "I"),
+    ("unacked", "I"),
+    ("sacked", "I"),
+    ("lost", "I"),
+    ("retrans", "I"),
+    ("fackets", "I"),
+    ("last_data_sent", "I"),
+    ("last_ack_sent", "I"),
+    ("last_data_recv", "I"),
+    ("last_ack_recv", "I"),
+    ("pmtu", "I"),
+    ("rcv_ssthresh", "I"),
+    ("rtt", "I"),
+    ("rttvar", "I"),
+    ("snd_ssthresh", "I"),
+    ("snd_cwnd", "I"),
+    ("advmss", "I"),
+    ("reordering", "I"),
+    ("rcv_rtt", "I"),
+    ("rcv_space", "I"),
+    ("total_retrans", "I"),
+    ("pacing_rate", "Q"),
+    ("max_pacing_rate", "Q"),
+    ("bytes_acked", "Q"),
+    ("bytes_received", "Q"),
+    ("segs_out", "I"),
+    ("segs_in", "I"),
+    ("notsent_bytes", "I"),
+    ("min_rtt", "I"),
+    ("data_segs_in", "I"),
+    ("data_segs_out", "I"),
+    ("delivery_rate", "Q"),
+    ("busy_time", "Q"),
+    ("rwnd_limited", "Q"),
+    ("sndbuf_limited", "Q"),
+    ("delivered", "I"),
+    ("delivered_ce", "I"),
+    ("bytes_sent", "Q"),
+    ("bytes_retrans", "Q"),
+    ("dsack_dups", "I"),
+    ("reord_seen", "I"),
+    ("rcv_ooopack", "I"),
+    ("snd_wnd", "I"),
+    ("rcv_wnd", "I"),
+    ("rehash", "I"),
+    ("total_rto", "H"),
+    ("total_rto_recoveries", "H"),
     ("total_rto_time", "I"),
 )
 
@@ -93,9 +136,14 @@ class KernelSocket:
 class _Call:
     """A call that finishes on the spot (``threaded=False``) or runs in a thread."""
 
-    def __init__(self, fn: Callable[[], int], *, threaded: bool,
-                 wake: Callable[[], None] | None = None,
-                 quick: Callable[[], int | None] | None = None) -> None:
+    def __init__(
+        self,
+        fn: Callable[[], int],
+        *,
+        threaded: bool,
+        wake: Callable[[], None] | None = None,
+        quick: Callable[[], int | None] | None = None,
+    ) -> None:
         self.fn = fn
         #: Tried first, in the runner's thread: the result, or None if the call would block.
         self.quick = quick
@@ -128,8 +176,9 @@ class _Call:
             if r is not None:
                 return r
         if self.thread is None:
-            self.thread = threading.Thread(target=self._run, daemon=True,
-                                           name="packetdrill-syscall")
+            self.thread = threading.Thread(
+                target=self._run, daemon=True, name="packetdrill-syscall"
+            )
             self.thread.start()
             if not self.done.wait(_QUICK_JOIN_S):  # most calls finish at once
                 return None
@@ -166,9 +215,16 @@ def _nonblocking(sock: socket.socket) -> bool:
 class KernelSyscalls:
     """File descriptors over real sockets in the current network namespace."""
 
-    def __init__(self, *, remote_ip: str, connect_port: int, bind_port: int,
-                 congestion: str | None = None, wake: Callable[[], None] | None = None,
-                 family: int = socket.AF_INET) -> None:
+    def __init__(
+        self,
+        *,
+        remote_ip: str,
+        connect_port: int,
+        bind_port: int,
+        congestion: str | None = None,
+        wake: Callable[[], None] | None = None,
+        family: int = socket.AF_INET,
+    ) -> None:
         #: Called from a call's thread when it finishes (wakes the runner at once).
         self.wake = wake
         self.remote_ip = remote_ip
@@ -238,8 +294,7 @@ class KernelSyscalls:
         self.epolls.clear()
 
     # --------------------------------------------------------------- syscalls
-    def socket(self, domain: int | None, type_: int, protocol: int, wanted_fd: int | None
-               ) -> Op:
+    def socket(self, domain: int | None, type_: int, protocol: int, wanted_fd: int | None) -> Op:
         def run() -> int:
             family: int = self.family if domain is None else domain  # the kernel judges it
             sock = socket.socket(family, type_, protocol)
@@ -248,6 +303,7 @@ class KernelSyscalls:
             fd = self._new_fd(wanted_fd)
             self.fds[fd] = KernelSocket(fd, sock)
             return fd
+
         return _Call(run, threaded=False)
 
     def bind(self, fd: int, port: int | None) -> Op:
@@ -257,12 +313,14 @@ class KernelSyscalls:
             s.sock.bind((wildcard, port or self.bind_port))
             s.port = port or self.bind_port
             return 0
+
         return _Call(run, threaded=False)
 
     def listen(self, fd: int, backlog: int) -> Op:
         def run() -> int:
             self.sock(fd).sock.listen(backlog)
             return 0
+
         return _Call(run, threaded=False)
 
     def accept(self, fd: int, wanted_fd: int | None) -> Op:
@@ -280,6 +338,7 @@ class KernelSyscalls:
         def quick() -> int | None:
             ready, _, _ = select.select([s.sock], [], [], 0)
             return run() if ready else None
+
         return _Call(run, threaded=True, wake=self.wake, quick=quick)
 
     def connect(self, fd: int, port: int | None) -> Op:
@@ -292,24 +351,30 @@ class KernelSyscalls:
             finally:
                 self._remember_ports(s)
             return 0
+
         return _Call(run, threaded=True, wake=self.wake)
 
     def read(self, fd: int, count: int, flags: int = 0, *, bad_buffer: bool = False) -> Op:
         s = self.sock(fd)
         peek = bool(flags & SYMBOLS["MSG_PEEK"])
         if bad_buffer:
-            return _Call(lambda: _libc_io("recv", s.sock, count, flags), threaded=True,
-                         wake=self.wake,
-                         quick=lambda: _quick_libc("recv", s.sock, count, flags))
+            return _Call(
+                lambda: _libc_io("recv", s.sock, count, flags),
+                threaded=True,
+                wake=self.wake,
+                quick=lambda: _quick_libc("recv", s.sock, count, flags),
+            )
 
         def run(extra: int = 0) -> int:
             data = s.sock.recv(count, flags | extra)
             want = pattern(s.read_offset, len(data))
             if data != want:
                 bad = next(i for i in range(len(data)) if data[i] != want[i])
-                raise Mismatch(f"read returned {len(data)} bytes that differ from the bytes "
-                               f"the script sent, first at stream offset "
-                               f"{s.read_offset + bad}")
+                raise Mismatch(
+                    f"read returned {len(data)} bytes that differ from the bytes "
+                    f"the script sent, first at stream offset "
+                    f"{s.read_offset + bad}"
+                )
             if not peek:
                 s.read_offset += len(data)
             return len(data)
@@ -321,22 +386,27 @@ class KernelSyscalls:
                 if _nonblocking(s.sock) or flags & SYMBOLS["MSG_DONTWAIT"]:
                     raise
                 return None
+
         return _Call(run, threaded=True, wake=self.wake, quick=quick)
 
-    def write(self, fd: int, data: bytes | None, count: int, flags: int = 0, *,
-              bad_buffer: bool = False) -> Op:
+    def write(
+        self, fd: int, data: bytes | None, count: int, flags: int = 0, *, bad_buffer: bool = False
+    ) -> Op:
         s = self.sock(fd)
         if bad_buffer:
-            return _Call(lambda: _libc_io("send", s.sock, count, flags), threaded=True,
-                         wake=self.wake,
-                         quick=lambda: _quick_libc("send", s.sock, count, flags))
+            return _Call(
+                lambda: _libc_io("send", s.sock, count, flags),
+                threaded=True,
+                wake=self.wake,
+                quick=lambda: _quick_libc("send", s.sock, count, flags),
+            )
         payload = data if data is not None else pattern(len(s.written), count)
 
         done = 0
 
         def run() -> int:
             n = s.sock.send(payload[done:], flags)
-            s.written.extend(payload[done:done + n])
+            s.written.extend(payload[done : done + n])
             self._remember_ports(s)
             return done + n
 
@@ -354,14 +424,17 @@ class KernelSyscalls:
                 return n
             done = n  # a blocking write sends the rest from its thread
             return None
+
         return _Call(run, threaded=True, wake=self.wake, quick=quick)
 
     def close(self, fd: int) -> Op:
         ep = self.epolls.pop(fd, None)
         if ep is not None:
+
             def close_epoll() -> int:
                 ep.close()
                 return 0
+
             return _Call(close_epoll, threaded=False)
         s = self.sock(fd)
 
@@ -369,6 +442,7 @@ class KernelSyscalls:
             self.fds.pop(fd, None)
             s.sock.close()
             return 0
+
         lingers = s.sock.getsockopt(socket.SOL_SOCKET, socket.SO_LINGER) != 0
         return _Call(run, threaded=lingers, wake=self.wake)
 
@@ -376,11 +450,13 @@ class KernelSyscalls:
         def run() -> int:
             self.sock(fd).sock.shutdown(how)
             return 0
+
         return _Call(run, threaded=False)
 
     def fcntl(self, fd: int, cmd: int, arg: int) -> Op:
         def run() -> int:
             return int(fcntl_mod.fcntl(self.sock(fd).sock.fileno(), cmd, arg))
+
         return _Call(run, threaded=False)
 
     def ioctl(self, fd: int, request: int, expected: int | None) -> Op:
@@ -390,25 +466,31 @@ class KernelSyscalls:
             if expected is not None and value != expected:
                 raise Mismatch(f"ioctl {request:#x}: expected {expected} but got {value}")
             return 0
+
         return _Call(run, threaded=False)
 
     def setsockopt(self, fd: int, level: int, name: int, value: int) -> Op:
         def run() -> int:
             self.sock(fd).sock.setsockopt(level, name, value)
             return 0
+
         return _Call(run, threaded=False)
 
-    def getsockopt(self, fd: int, level: int, name: int, expected: int | None,
-                   expected_len: int | None) -> Op:
+    def getsockopt(
+        self, fd: int, level: int, name: int, expected: int | None, expected_len: int | None
+    ) -> Op:
         def run() -> int:
             value = self.sock(fd).sock.getsockopt(level, name)
             if expected is not None and value != expected:
-                raise Mismatch(f"getsockopt {level}/{name}: expected optval {expected} but "
-                               f"got {value}")
+                raise Mismatch(
+                    f"getsockopt {level}/{name}: expected optval {expected} but got {value}"
+                )
             if expected_len is not None and expected_len != 4:
-                raise Mismatch(f"getsockopt {level}/{name}: expected optlen {expected_len} "
-                               "but got 4")
+                raise Mismatch(
+                    f"getsockopt {level}/{name}: expected optlen {expected_len} but got 4"
+                )
             return 0
+
         return _Call(run, threaded=False)
 
     # ------------------------------------------------------------------ epoll
@@ -425,6 +507,7 @@ class KernelSyscalls:
             fd = self._new_fd(wanted_fd)
             self.epolls[fd] = select.epoll()
             return fd
+
         return _Call(run, threaded=False)
 
     def epoll_ctl(self, epfd: int, op: int, fd: int, events: int) -> Op:
@@ -440,18 +523,23 @@ class KernelSyscalls:
             else:
                 raise SyscallError(errno.EINVAL)
             return 0
+
         return _Call(run, threaded=False)
 
-    def epoll_wait(self, epfd: int, maxevents: int, timeout_ms: int,
-                   expected: list[tuple[int, int]] | None) -> Op:
+    def epoll_wait(
+        self, epfd: int, maxevents: int, timeout_ms: int, expected: list[tuple[int, int]] | None
+    ) -> Op:
         by_real = {s.sock.fileno(): fd for fd, s in self.fds.items()}
 
         def wait(timeout: float) -> int:
-            got = [(ev, by_real.get(real, real))
-                   for real, ev in self._epoll(epfd).poll(timeout, maxevents)]
+            got = [
+                (ev, by_real.get(real, real))
+                for real, ev in self._epoll(epfd).poll(timeout, maxevents)
+            ]
             if expected is not None and sorted(got) != sorted(expected):
-                raise Mismatch(f"epoll_wait: expected {epoll_text(expected)} but got "
-                               f"{epoll_text(got)}")
+                raise Mismatch(
+                    f"epoll_wait: expected {epoll_text(expected)} but got {epoll_text(got)}"
+                )
             return len(got)
 
         timeout = timeout_ms / 1000 if timeout_ms >= 0 else -1

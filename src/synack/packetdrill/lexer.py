@@ -131,14 +131,14 @@ class _Lexer:
             elif s.startswith("//", self.i):
                 end = s.find("\n", self.i)
                 end = n if end == -1 else end
-                self.out.comments.append(Comment(self.line, s[self.i + 2:end].strip()))
+                self.out.comments.append(Comment(self.line, s[self.i + 2 : end].strip()))
                 self.i = end
                 self.spaced = True
             elif s.startswith("/*", self.i):
                 end = s.find("*/", self.i + 2)
                 if end == -1:
                     raise self.error("unterminated /* comment")
-                self.out.comments.append(Comment(self.line, s[self.i + 2:end].strip()))
+                self.out.comments.append(Comment(self.line, s[self.i + 2 : end].strip()))
                 self.advance_over(end + 2)
                 self.spaced = True
             elif c == "`":
@@ -185,13 +185,13 @@ class _Lexer:
         j = self.i + 2
         while j < n and (s[j] in _WORD_CHARS or s[j] == "-"):
             j += 1
-        name = s[self.i + 2:j]
+        name = s[self.i + 2 : j]
         value = ""
         if j < n and s[j] == "=":
             k = j + 1
             while k < n and not s[k].isspace():
                 k += 1
-            value = s[j + 1:k]
+            value = s[j + 1 : k]
             j = k
         self.emit(Kind.OPTION, f"{name}={value}" if value else name, line, col)
         self.i = j
@@ -207,7 +207,7 @@ class _Lexer:
                 j += 1
             self.i = j
             self.check_number_end(s[start:j])
-            self.emit(Kind.NUMBER, s[start:j], line, col, int(s[start + 2:j], 16))
+            self.emit(Kind.NUMBER, s[start:j], line, col, int(s[start + 2 : j], 16))
             return
         j = start
         while j < n and s[j] in _DIGITS:
@@ -229,7 +229,7 @@ class _Lexer:
             end = self.i
             while end < len(self.s) and self.s[end] in _WORD_CHARS:
                 end += 1
-            raise self.error(f"malformed number {text + self.s[self.i:end]!r}")
+            raise self.error(f"malformed number {text + self.s[self.i : end]!r}")
 
     def string(self) -> None:
         s = self.s
@@ -248,7 +248,7 @@ class _Lexer:
                     raise self.error("unterminated string")
                 esc = s[j + 1]
                 if esc == "x" and j + 3 < n and s[j + 2] in _HEX and s[j + 3] in _HEX:
-                    out.append(chr(int(s[j + 2:j + 4], 16)))
+                    out.append(chr(int(s[j + 2 : j + 4], 16)))
                     j += 4
                     continue
                 if esc not in _ESCAPES:

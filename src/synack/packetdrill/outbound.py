@@ -48,9 +48,12 @@ class Outbound(Scheduling):
         horizon = max(deadline, self.now_us) + self.wait_horizon_us
         expected_desc = f"{self._sched_text(ev, sched)} {pkt.describe()}"
         if not self.outq and not self._step_until_sent(horizon):
-            raise ScriptFailure(ev.line, "error handling packet: Timed out waiting for packet",
-                                expected=expected_desc,
-                                actual=f"nothing sent (waited until {usecs(self.now_us)} s)")
+            raise ScriptFailure(
+                ev.line,
+                "error handling packet: Timed out waiting for packet",
+                expected=expected_desc,
+                actual=f"nothing sent (waited until {usecs(self.now_us)} s)",
+            )
         frags = [self.outq.popleft()]
         if frags[0].seg.flags & SYN and "S" in pkt.flags:
             self.local_isn_live = frags[0].seg.seq
@@ -63,9 +66,11 @@ class Outbound(Scheduling):
             why = self._fragment_problem(frags[-1], nxt, total, pkt.length)
             if why:
                 raise ScriptFailure(
-                    ev.line, f"error handling packet: cannot aggregate outbound segments: {why}",
+                    ev.line,
+                    f"error handling packet: cannot aggregate outbound segments: {why}",
                     expected=expected_desc,
-                    actual="\n".join(self._sent_text(s) for s in [*frags, nxt]))
+                    actual="\n".join(self._sent_text(s) for s in [*frags, nxt]),
+                )
             frags.append(self.outq.popleft())
             total += len(nxt.payload)
         actual_desc = "\n".join(self._sent_text(s) for s in frags)
@@ -75,8 +80,12 @@ class Outbound(Scheduling):
             if err:
                 problem = err
         if problem is not None:
-            raise ScriptFailure(ev.line, f"error handling packet: {problem}",
-                                expected=expected_desc, actual=actual_desc)
+            raise ScriptFailure(
+                ev.line,
+                f"error handling packet: {problem}",
+                expected=expected_desc,
+                actual=actual_desc,
+            )
         self.now_us = max(self.now_us, frags[-1].time_us)
         if self.record:
             self.result.outbound.extend(self._out_record(s) for s in frags)
@@ -86,8 +95,15 @@ class Outbound(Scheduling):
         seg = s.seg
         opts = self._options_text(s)
         ack = (seg.ack - self.remote_shift) & MASK if seg.flags & ACK else 0
-        return (s.time_us, flags_text(seg.flags), (seg.seq - self._local_offset()) & MASK,
-                ack, len(s.payload), seg.window, opts)
+        return (
+            s.time_us,
+            flags_text(seg.flags),
+            (seg.seq - self._local_offset()) & MASK,
+            ack,
+            len(s.payload),
+            seg.window,
+            opts,
+        )
 
     def _sched_text(self, ev: Event, sched: Sched) -> str:
         if ev.time.kind is TimeKind.ANY:
@@ -105,18 +121,23 @@ class Outbound(Scheduling):
             return f"flags {flags_text(a.flags)} then {flags_text(b.flags)}"
         if (a.seq + len(prev.payload)) & MASK != b.seq:
             return "segments are not contiguous"
-        if a.ack != b.ack or a.window != b.window or a.src_port != b.src_port \
-                or a.dst_port != b.dst_port:
+        if (
+            a.ack != b.ack
+            or a.window != b.window
+            or a.src_port != b.src_port
+            or a.dst_port != b.dst_port
+        ):
             return "headers differ (ack, window or ports)"
         if [k for k, _ in prev.options] != [k for k, _ in cur.options]:
             return "option layouts differ"
         if total + len(cur.payload) < need and len(cur.payload) != len(prev.payload):
-            return (f"fragment payload: expected {len(prev.payload)} bytes vs actual "
-                    f"{len(cur.payload)} bytes")
+            return (
+                f"fragment payload: expected {len(prev.payload)} bytes vs actual "
+                f"{len(cur.payload)} bytes"
+            )
         return None
 
-    def _compare(self, ev: Event, pkt: PacketSpec, frags: list[Sent], total: int
-                 ) -> str | None:
+    def _compare(self, ev: Event, pkt: PacketSpec, frags: list[Sent], total: int) -> str | None:
         if total != pkt.length:
             return f"live packet payload: expected {pkt.length} bytes vs actual {total} bytes"
         first = frags[0].seg
@@ -129,8 +150,10 @@ class Outbound(Scheduling):
             return _field("tcp_dst_port", pkt.dst_port, first.dst_port)
         want_bits = spec_flag_bits(pkt.flags)
         if bits != want_bits:
-            return (f"live packet field tcp_flags: expected: {pkt.flags or '-'} vs actual: "
-                    f"{flags_text(bits)}")
+            return (
+                f"live packet field tcp_flags: expected: {pkt.flags or '-'} vs actual: "
+                f"{flags_text(bits)}"
+            )
         seq = (first.seq - self._local_offset()) & MASK
         if seq != pkt.seq:
             return _field("tcp_seq", pkt.seq, seq)
@@ -145,8 +168,10 @@ class Outbound(Scheduling):
             got = first.ecn & 3
             if (want == -1 and got not in (1, 2)) or (want >= 0 and got != want):
                 names = {v: k for k, v in ECN_CODEPOINTS.items()}
-                return (f"live packet field ip_ecn: expected: {pkt.ecn} vs actual: "
-                        f"{names.get(got, got)}")
+                return (
+                    f"live packet field ip_ecn: expected: {pkt.ecn} vs actual: "
+                    f"{names.get(got, got)}"
+                )
         if pkt.win is not None and first.window != pkt.win:
             return _field("tcp_window", pkt.win, first.window)
         if first.urgent != (pkt.urg or 0):
@@ -164,29 +189,38 @@ class Outbound(Scheduling):
         got_text = f"<{got_text}>" if got_text else "no options"
         for o in want:
             if o.kind in ("FO", "FOEXP") and not self.fast_open:
-                raise ScriptFailure(self._line(), needs_feature(f"the {o.kind} option",
-                                                                "TCP Fast Open"))
+                raise ScriptFailure(
+                    self._line(), needs_feature(f"the {o.kind} option", "TCP Fast Open")
+                )
         if [OPT_KIND[o.kind] for o in want] != [k for k, _ in got]:
             return f"bad outbound TCP options: expected {want_text} vs actual {got_text}"
         for o, (_kind, data) in zip(want, got, strict=True):
             if o.kind == "mss":
                 if len(data) != 2 or struct.unpack("!H", data)[0] != o.value:
-                    return f"bad value outbound TCP option mss: expected {want_text} vs " \
-                           f"actual {got_text}"
+                    return (
+                        f"bad value outbound TCP option mss: expected {want_text} vs "
+                        f"actual {got_text}"
+                    )
             elif o.kind == "wscale":
                 if len(data) != 1 or data[0] != o.value:
-                    return f"bad value outbound TCP option wscale: expected {want_text} vs " \
-                           f"actual {got_text}"
+                    return (
+                        f"bad value outbound TCP option wscale: expected {want_text} vs "
+                        f"actual {got_text}"
+                    )
             elif o.kind == "sack":
                 blocks = self._sack_blocks(data)
                 if blocks != list(o.blocks):
-                    return f"bad value outbound TCP option sack: expected {want_text} vs " \
-                           f"actual {got_text}"
+                    return (
+                        f"bad value outbound TCP option sack: expected {want_text} vs "
+                        f"actual {got_text}"
+                    )
             elif o.kind in ("FO", "FOEXP"):
                 cookie = data[2:] if o.kind == "FOEXP" else data
                 if o.cookie and cookie != o.cookie:
-                    return f"bad value outbound TCP option {o.kind}: expected {want_text} vs " \
-                           f"actual {got_text}"
+                    return (
+                        f"bad value outbound TCP option {o.kind}: expected {want_text} vs "
+                        f"actual {got_text}"
+                    )
             elif o.kind == "TS":
                 if len(data) != 8:
                     return "bad outbound TCP timestamp option length"
@@ -199,8 +233,10 @@ class Outbound(Scheduling):
                 if diff >= 1 << 31:
                     diff -= 1 << 32
                 if self.ts_tick_us and abs(diff) * self.ts_tick_us > self.tolerance_us:
-                    return (f"bad outbound TCP timestamp value, tolerance {self.tolerance_us}: "
-                            f"expected TS val {o.val} vs actual {mapped} (script clock)")
+                    return (
+                        f"bad outbound TCP timestamp value, tolerance {self.tolerance_us}: "
+                        f"expected TS val {o.val} vs actual {mapped} (script clock)"
+                    )
                 if self.check_ts_ecr and ecr != o.ecr:
                     return f"bad outbound TCP timestamp ecr: expected {o.ecr} vs actual {ecr}"
         return None
@@ -208,8 +244,10 @@ class Outbound(Scheduling):
     def _sack_blocks(self, data: bytes) -> list[tuple[int, int]]:
         edges = [struct.unpack_from("!I", data, i)[0] for i in range(0, len(data) - 3, 4)]
         sh = self.remote_shift
-        return [((edges[i] - sh) & MASK, (edges[i + 1] - sh) & MASK)
-                for i in range(0, len(edges) - 1, 2)]
+        return [
+            ((edges[i] - sh) & MASK, (edges[i + 1] - sh) & MASK)
+            for i in range(0, len(edges) - 1, 2)
+        ]
 
     def _check_content(self, frags: list[Sent]) -> str | None:
         """Every payload byte must be the byte the application wrote at that position."""
@@ -222,10 +260,12 @@ class Outbound(Scheduling):
                 continue
             written = layer.written.get(conn, bytearray())
             off = (f.seg.seq - conn.iss - 1) & MASK
-            want = bytes(written[off:off + len(f.payload)])
+            want = bytes(written[off : off + len(f.payload)])
             if want != f.payload:
-                return (f"incorrect outbound data payload: the {len(f.payload)} bytes at stream "
-                        f"offset {off} are not what the application wrote there")
+                return (
+                    f"incorrect outbound data payload: the {len(f.payload)} bytes at stream "
+                    f"offset {off} are not what the application wrote there"
+                )
         return None
 
     def _options_text(self, sent: Sent) -> str:
@@ -252,8 +292,7 @@ class Outbound(Scheduling):
         seq = (seg.seq - self._local_offset()) & MASK
         n = len(s.payload)
         ecn = {1: "[ect1] ", 2: "[ect0] ", 3: "[ce] "}.get(seg.ecn & 3, "")
-        text = (f"{usecs(s.time_us)} {ecn}{flags_text(seg.flags)} {seq}:{(seq + n) & MASK}"
-                f"({n})")
+        text = f"{usecs(s.time_us)} {ecn}{flags_text(seg.flags)} {seq}:{(seq + n) & MASK}({n})"
         if seg.flags & ACK:
             text += f" ack {(seg.ack - self.remote_shift) & MASK}"
         text += f" win {seg.window}"
@@ -264,7 +303,7 @@ class Outbound(Scheduling):
 
 
 def _field(name: str, expected: int, actual: int) -> str:
-    return (f"live packet field {name}: expected: {expected} ({expected:#x}) vs actual: "
-            f"{actual} ({actual:#x})")
-
-
+    return (
+        f"live packet field {name}: expected: {expected} ({expected:#x}) vs actual: "
+        f"{actual} ({actual:#x})"
+    )

@@ -217,8 +217,9 @@ class CallExpr:
         return f"{self.name}(" + ", ".join(str(a) for a in self.args) + ")"
 
 
-Expr = (EllipsisExpr | IntExpr | WordExpr | StringExpr | ListExpr | StructExpr | BinaryExpr
-        | CallExpr)
+Expr = (
+    EllipsisExpr | IntExpr | WordExpr | StringExpr | ListExpr | StructExpr | BinaryExpr | CallExpr
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,9 +331,10 @@ def _expected_failure(comments: list[Comment], script: Script) -> ExpectedFailur
             continue
         after = [e.line for e in script.events if e.line > c.line]
         if not after:
-            raise PacketdrillSyntaxError(script.path, c.line,
-                                         "a '// Failure:' comment must precede an event")
-        found = ExpectedFailure(min(after), c.line, c.text[len("Failure:"):].strip())
+            raise PacketdrillSyntaxError(
+                script.path, c.line, "a '// Failure:' comment must precede an event"
+            )
+        found = ExpectedFailure(min(after), c.line, c.text[len("Failure:") :].strip())
     return found
 
 
@@ -418,9 +420,11 @@ class _Parser:
                 continue
             if sc.cleanup_commands:
                 raise PacketdrillSyntaxError(
-                    self.path, sc.cleanup_commands[-1][1],
+                    self.path,
+                    sc.cleanup_commands[-1][1],
                     "a backtick command between events needs a time (only commands before "
-                    "the first event and after the last one may be untimed)")
+                    "the first event and after the last one may be untimed)",
+                )
             sc.events.append(self.event())
         if not sc.events:
             raise PacketdrillSyntaxError(self.path, 1, "script has no events")
@@ -435,8 +439,9 @@ class _Parser:
         if self.is_punct("..."):
             self.take()
             if time.kind.ranged or time.kind is TimeKind.ANY:
-                raise self.error("a blocking system call needs a plain start time, not a range "
-                                 "or '*'")
+                raise self.error(
+                    "a blocking system call needs a plain start time, not a range or '*'"
+                )
             end = self.time()
             if end.kind not in (TimeKind.ABSOLUTE, TimeKind.RELATIVE):
                 raise self.error("the end time of a blocking call must be a plain time")
@@ -447,8 +452,7 @@ class _Parser:
                 raise self.error("'...' (blocking) is only allowed on system calls", t)
             action = self.packet()
             if action.inbound and (time.kind.ranged or time.kind is TimeKind.ANY):
-                raise self.error("time ranges and '*' are only allowed on outbound packets",
-                                 start)
+                raise self.error("time ranges and '*' are only allowed on outbound packets", start)
         elif t.kind is Kind.WORD:
             action = self.syscall(end)
         elif t.kind is Kind.COMMAND:
@@ -458,8 +462,10 @@ class _Parser:
             self.take()
             action = CodeSpec(t.text)
         else:
-            raise self.error(f"expected a packet ('<' or '>'), a system call, a backtick command "
-                             f"or a %{{ }}% block after the time, found {t.describe()}")
+            raise self.error(
+                f"expected a packet ('<' or '>'), a system call, a backtick command "
+                f"or a %{{ }}% block after the time, found {t.describe()}"
+            )
         if not isinstance(action, (PacketSpec, SyscallSpec)) and end is not None:
             raise self.error("'...' (blocking) is only allowed on system calls", t)
         if (time.kind.ranged or time.kind is TimeKind.ANY) and not isinstance(action, PacketSpec):
@@ -504,8 +510,11 @@ class _Parser:
             self.take()
             ecn_tok = self.take()
             if ecn_tok.text not in ECN_CODEPOINTS:
-                raise self.error(f"unknown IP ECN codepoint {ecn_tok.text!r} (known: "
-                                 f"{', '.join(ECN_CODEPOINTS)})", ecn_tok)
+                raise self.error(
+                    f"unknown IP ECN codepoint {ecn_tok.text!r} (known: "
+                    f"{', '.join(ECN_CODEPOINTS)})",
+                    ecn_tok,
+                )
             if ecn_tok.text == "ect01" and direction == "<":
                 raise self.error("[ect01] can only be used with outbound packets", ecn_tok)
             ecn = ecn_tok.text
@@ -524,8 +533,11 @@ class _Parser:
         length = self.expect_int("payload length", 0, U16)
         self.expect_punct(")", "after the payload length")
         if end != seq + length:
-            raise self.error(f"inconsistent sequence numbers: {seq}:{end} is {end - seq} bytes "
-                             f"but the length says {length}", length_tok)
+            raise self.error(
+                f"inconsistent sequence numbers: {seq}:{end} is {end - seq} bytes "
+                f"but the length says {length}",
+                length_tok,
+            )
         fields: dict[str, int] = {}
         while self.tok.kind is Kind.WORD and self.tok.text in ("ack", "win", "urg"):
             name = self.take().text
@@ -542,8 +554,20 @@ class _Parser:
             raise self.error("window must be specified for inbound packets ('win N')", dir_tok)
         if direction == "<" and "." in flags and ack is None:
             raise self.error("an inbound packet with the ACK flag ('.') needs 'ack N'", dir_tok)
-        return PacketSpec(direction, flags, seq, end, length, ack, fields.get("win"),
-                          fields.get("urg"), options, src_port, dst_port, ecn)
+        return PacketSpec(
+            direction,
+            flags,
+            seq,
+            end,
+            length,
+            ack,
+            fields.get("win"),
+            fields.get("urg"),
+            options,
+            src_port,
+            dst_port,
+            ecn,
+        )
 
     def flags(self) -> str:
         t = self.tok
@@ -553,8 +577,10 @@ class _Parser:
         letters = ""
         if t.kind is Kind.WORD:
             if not _FLAG_WORD_RE.match(t.text):
-                raise self.error(f"bad TCP flags {t.text!r}: use the letters {FLAG_LETTERS} "
-                                 "and '.' for ACK, or '-' for none")
+                raise self.error(
+                    f"bad TCP flags {t.text!r}: use the letters {FLAG_LETTERS} "
+                    "and '.' for ACK, or '-' for none"
+                )
             if len(set(t.text)) != len(t.text):
                 raise self.error(f"TCP flag repeated in {t.text!r}")
             letters = t.text
@@ -566,8 +592,9 @@ class _Parser:
         if self.is_punct("."):
             self.take()
             return "."
-        raise self.error(f"expected TCP flags (like S, S., P., F., R, '.' or '-'), "
-                         f"found {t.describe()}")
+        raise self.error(
+            f"expected TCP flags (like S, S., P., F., R, '.' or '-'), found {t.describe()}"
+        )
 
     def options(self) -> tuple[TcpOption, ...] | None:
         self.expect_punct("<", "to open the option list")
@@ -584,8 +611,9 @@ class _Parser:
             if self.is_punct(">"):
                 self.take()
                 break
-            raise self.error_missing(f"expected ',' or '>' in the option list, found "
-                                     f"{self.tok.describe()}")
+            raise self.error_missing(
+                f"expected ',' or '>' in the option list, found {self.tok.describe()}"
+            )
         size = sum(_option_size(o) for o in opts)
         if size > 40:
             raise self.error_missing(f"TCP options take {size} bytes; at most 40 fit in a header")
@@ -623,8 +651,9 @@ class _Parser:
             self.take()
             val = self.expect_int("TS val")
             if not self.is_word("ecr"):
-                raise self.error_missing(f"expected 'ecr N' after the TS val, found "
-                                         f"{self.tok.describe()}")
+                raise self.error_missing(
+                    f"expected 'ecr N' after the TS val, found {self.tok.describe()}"
+                )
             self.take()
             ecr = self.expect_int("TS ecr")
             return TcpOption("TS", val=val, ecr=ecr)
@@ -638,26 +667,33 @@ class _Parser:
                 try:
                     cookie = bytes.fromhex(text)
                 except ValueError:
-                    raise self.error(f"a Fast Open cookie is hex digits, found {ctok.text!r}",
-                                     ctok) from None
+                    raise self.error(
+                        f"a Fast Open cookie is hex digits, found {ctok.text!r}", ctok
+                    ) from None
                 if not 4 <= len(cookie) <= 16:
-                    raise self.error(f"a Fast Open cookie has 4 to 16 bytes, not {len(cookie)}",
-                                     ctok)
+                    raise self.error(
+                        f"a Fast Open cookie has 4 to 16 bytes, not {len(cookie)}", ctok
+                    )
             return TcpOption(name, cookie=cookie)
-        raise self.error(f"unknown or unsupported TCP option {name!r} (known: nop, eol, mss, "
-                         "wscale, sackOK, sack, TS, FO, FOEXP)", t)
+        raise self.error(
+            f"unknown or unsupported TCP option {name!r} (known: nop, eol, mss, "
+            "wscale, sackOK, sack, TS, FO, FOEXP)",
+            t,
+        )
 
     # ----------------------------------------------------------------- syscalls
     def syscall(self, end: TimeSpec | None) -> SyscallSpec:
         name_tok = self.take()
         name = name_tok.text
         if not self.is_punct("("):
-            raise self.error(f"expected '(' after the system call name {name!r}, "
-                             f"found {self.tok.describe()}")
+            raise self.error(
+                f"expected '(' after the system call name {name!r}, found {self.tok.describe()}"
+            )
         args = self.call_args()
         if not self.is_punct("="):
-            raise self.error_missing(f"expected '= RESULT' after {name}(...), found "
-                                     f"{self.tok.describe()}")
+            raise self.error_missing(
+                f"expected '= RESULT' after {name}(...), found {self.tok.describe()}"
+            )
         self.take()
         result = self.expr()
         errno_name = None
@@ -682,8 +718,9 @@ class _Parser:
             if self.is_punct(")"):
                 self.take()
                 return tuple(args)
-            raise self.error_missing(f"expected ',' or ')' in the argument list, "
-                                     f"found {self.tok.describe()}")
+            raise self.error_missing(
+                f"expected ',' or ')' in the argument list, found {self.tok.describe()}"
+            )
 
     def note(self) -> str:
         open_tok = self.take()
@@ -775,7 +812,8 @@ def _option_size(o: TcpOption) -> int:
     if o.kind in ("FO", "FOEXP"):
         return (2 if o.kind == "FO" else 4) + len(o.cookie)
     return {"nop": 1, "eol": 1, "mss": 4, "wscale": 3, "sackOK": 2, "TS": 10}.get(
-        o.kind, 2 + 8 * len(o.blocks))
+        o.kind, 2 + 8 * len(o.blocks)
+    )
 
 
 __all__ = [

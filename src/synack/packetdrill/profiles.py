@@ -62,99 +62,223 @@ class ConfigResult:
 RFC = Profile(
     name="rfc",
     description="synack's own RFC-first defaults (RFC 9293, RFC 6298 1 s minimum RTO, "
-                "200 ms delayed ACK, initial window 10, Nagle off)",
+    "200 ms delayed ACK, initial window 10, Nagle off)",
 )
 
 LINUX = Profile(
     name="linux",
     description="the Linux kernel the corpus was written against: 200 ms minimum RTO, "
-                "40 ms delayed ACK, Nagle on, SACK/timestamps/window scaling on, CUBIC, "
-                "window scale from tcp_rmem, doubled SO_SNDBUF/SO_RCVBUF",
+    "40 ms delayed ACK, Nagle on, SACK/timestamps/window scaling on, CUBIC, "
+    "window scale from tcp_rmem, doubled SO_SNDBUF/SO_RCVBUF",
     wants=(
         Want("rto_min", 0.2, "TCP_RTO_MIN is 200 ms (RFC 6298 asks for 1 s)"),
         Want("rto_initial", 1.0, "TCP_TIMEOUT_INIT is 1 s"),
         Want("delayed_ack", 0.04, "TCP_DELACK_MIN: the delayed-ACK timer starts at 40 ms"),
         Want("nodelay", False, "Nagle's algorithm is on until TCP_NODELAY"),
-        Want("mss_half_window", True, "segments no larger than half the peer's largest "
-             "window (tcp_bound_to_half_wnd)"),
-        Want("rto_min_on_rttvar", True, "rto_min floors the variance term: RTO = SRTT + "
-             "max(4*RTTVAR, rto_min) (tcp_rtt_estimator, __tcp_set_rto)"),
-        Want("psh_write_end", True, "PSH marks the end of each write and every half max "
-             "window written (tcp_mark_push, forced_push)"),
-        Want("psh_retrans_kept", True, "a retransmission carries PSH if the data it resends "
-             "was first sent with it (tcp_retransmit_skb keeps the skb's flags)"),
-        Want("fin_needs_window", True, "the FIN waits until its sequence number fits the "
-             "peer's window (tcp_snd_wnd_test)"),
-        Want("tlp_new_data_rto_from_head", True, "a loss probe of new data keeps the RTO "
-             "counted from the oldest outstanding segment (tcp_rearm_rto, "
-             "tcp_rto_delta_us)"),
-        Want("cwnd_in_packets", True, "each segment sent takes a whole packet of cwnd, "
-             "however short (tcp_write_xmit, tcp_xmit_retransmit_queue)"),
-        Want("held_data_probe", True, "data corked with nothing in flight leaves on the "
-             "probe timer, one RTO later (tcp_check_probe_timer, tcp_write_wakeup)"),
-        Want("drop_no_ack_first", True, "a segment without ACK, RST or SYN is dropped "
-             "before the sequence check (tcp_rcv_established, tcp_rcv_state_process)"),
-        Want("nagle_minshall", True, "Nagle holds a partial segment only while the last "
-             "small segment is unacknowledged (tcp_nagle_check, tcp_minshall_check)"),
-        Want("retrans_collapse", True, "a short retransmission absorbs the lost segments "
-             "after it that fit one MSS, with their PSH/FIN (tcp_retrans_try_collapse)"),
-        Want("zero_window_probe_old_seq", True, "zero-window probes are bare ACKs at "
-             "SND.UNA - 1 (tcp_write_wakeup, tcp_xmit_probe_skb)"),
-        Want("max_window_from_ack", True, "a passive open's max_window is the handshake "
-             "ACK's window, not the SYN's (tcp_create_openreq_child)"),
-        Want("old_ack_bytes_acked", True, "an ACK below SND.UNA - min(max_window, "
-             "bytes_acked) gets a challenge ACK and is dropped (tcp_ack, RFC 5961 §5.2)"),
-        Want("challenge_ack_oow_limit", True, "challenge ACKs are limited to one per "
-             "tcp_invalid_ratelimit (500 ms) per socket, shared with out-of-window replies "
-             "(tcp_send_challenge_ack, __tcp_oow_rate_limited)"),
-        Want("rst_on_data_after_shut_rd", True, "new data in FIN-WAIT-1/2 after "
-             "shutdown(SHUT_RD) resets the connection (tcp_rcv_state_process, tcp_reset)"),
-        Want("reset_errno_by_state", True, "an RST leaves EPIPE in CLOSE-WAIT and "
-             "ECONNRESET in CLOSING/LAST-ACK (tcp_reset)"),
-        Want("rst_after_fin_match", True, "an RST at RCV.NXT - 1 in CLOSE-WAIT, LAST-ACK "
-             "or CLOSING resets (tcp_reset_check)"),
+        Want(
+            "mss_half_window",
+            True,
+            "segments no larger than half the peer's largest window (tcp_bound_to_half_wnd)",
+        ),
+        Want(
+            "rto_min_on_rttvar",
+            True,
+            "rto_min floors the variance term: RTO = SRTT + "
+            "max(4*RTTVAR, rto_min) (tcp_rtt_estimator, __tcp_set_rto)",
+        ),
+        Want(
+            "psh_write_end",
+            True,
+            "PSH marks the end of each write and every half max "
+            "window written (tcp_mark_push, forced_push)",
+        ),
+        Want(
+            "psh_retrans_kept",
+            True,
+            "a retransmission carries PSH if the data it resends "
+            "was first sent with it (tcp_retransmit_skb keeps the skb's flags)",
+        ),
+        Want(
+            "fin_needs_window",
+            True,
+            "the FIN waits until its sequence number fits the peer's window (tcp_snd_wnd_test)",
+        ),
+        Want(
+            "tlp_new_data_rto_from_head",
+            True,
+            "a loss probe of new data keeps the RTO "
+            "counted from the oldest outstanding segment (tcp_rearm_rto, "
+            "tcp_rto_delta_us)",
+        ),
+        Want(
+            "cwnd_in_packets",
+            True,
+            "each segment sent takes a whole packet of cwnd, "
+            "however short (tcp_write_xmit, tcp_xmit_retransmit_queue)",
+        ),
+        Want(
+            "held_data_probe",
+            True,
+            "data corked with nothing in flight leaves on the "
+            "probe timer, one RTO later (tcp_check_probe_timer, tcp_write_wakeup)",
+        ),
+        Want(
+            "drop_no_ack_first",
+            True,
+            "a segment without ACK, RST or SYN is dropped "
+            "before the sequence check (tcp_rcv_established, tcp_rcv_state_process)",
+        ),
+        Want(
+            "nagle_minshall",
+            True,
+            "Nagle holds a partial segment only while the last "
+            "small segment is unacknowledged (tcp_nagle_check, tcp_minshall_check)",
+        ),
+        Want(
+            "retrans_collapse",
+            True,
+            "a short retransmission absorbs the lost segments "
+            "after it that fit one MSS, with their PSH/FIN (tcp_retrans_try_collapse)",
+        ),
+        Want(
+            "zero_window_probe_old_seq",
+            True,
+            "zero-window probes are bare ACKs at "
+            "SND.UNA - 1 (tcp_write_wakeup, tcp_xmit_probe_skb)",
+        ),
+        Want(
+            "max_window_from_ack",
+            True,
+            "a passive open's max_window is the handshake "
+            "ACK's window, not the SYN's (tcp_create_openreq_child)",
+        ),
+        Want(
+            "old_ack_bytes_acked",
+            True,
+            "an ACK below SND.UNA - min(max_window, "
+            "bytes_acked) gets a challenge ACK and is dropped (tcp_ack, RFC 5961 §5.2)",
+        ),
+        Want(
+            "challenge_ack_oow_limit",
+            True,
+            "challenge ACKs are limited to one per "
+            "tcp_invalid_ratelimit (500 ms) per socket, shared with out-of-window replies "
+            "(tcp_send_challenge_ack, __tcp_oow_rate_limited)",
+        ),
+        Want(
+            "rst_on_data_after_shut_rd",
+            True,
+            "new data in FIN-WAIT-1/2 after "
+            "shutdown(SHUT_RD) resets the connection (tcp_rcv_state_process, tcp_reset)",
+        ),
+        Want(
+            "reset_errno_by_state",
+            True,
+            "an RST leaves EPIPE in CLOSE-WAIT and ECONNRESET in CLOSING/LAST-ACK (tcp_reset)",
+        ),
+        Want(
+            "rst_after_fin_match",
+            True,
+            "an RST at RCV.NXT - 1 in CLOSE-WAIT, LAST-ACK or CLOSING resets (tcp_reset_check)",
+        ),
         Want("initial_window", 10, "TCP_INIT_CWND is 10 segments"),
         Want("msl", 30.0, "TIME-WAIT lasts TCP_TIMEWAIT_LEN = 60 s = 2*MSL"),
         Want("fin_wait_2_timeout", 60.0, "tcp_fin_timeout is 60 s"),
         Want("max_retransmits", 15, "tcp_retries2 is 15"),
         Want("tlp_min", 0.01, "TCP_TIMEOUT_MIN for the loss probe timer is 10 ms"),
         Want("window_in_segments", True, "__tcp_select_window offers whole segments"),
-        Want("quickack", 16, "quick-ACK mode: the first segments are ACKed at once "
-             "(TCP_MAX_QUICKACKS)"),
+        Want(
+            "quickack",
+            16,
+            "quick-ACK mode: the first segments are ACKed at once (TCP_MAX_QUICKACKS)",
+        ),
         Want("psh_every_burst", True, "PSH on the last segment of every burst transmitted"),
-        Want("psh_burst_segments", 2, "bursts leave as TSO packets of tcp_min_tso_segs (2) "
-             "segments (tcp_tso_autosize at a low pacing rate), each ending with PSH "
-             "(tcp_gso_segment), Nagle or not; limited-transmit segments carry none"),
-        Want("delayed_ack_fin", True, "a FIN in ESTABLISHED enters 'pingpong' mode: its ACK "
-             "waits for the delayed-ACK timer"),
-        Want("sack_reset_on_fin", True, "tcp_fin() resets the SACK state: no D-SACK for a "
-             "duplicate that arrives with the FIN"),
-        Want("orphan_rst_from_ack", True, "data for a closed socket: tcp_reset() then "
-             "tcp_v4_send_reset(), an RST with seq = the segment's ACK and no ACK flag"),
-        Want("tlp_clamp_to_rto", True, "tcp_schedule_loss_probe: the probe fires at the RTO's "
-             "time when that is earlier (PTO = min(PTO, RTO))"),
-        Want("abc_limit", None, "slow start adds every newly acknowledged segment to cwnd "
-             "(no RFC 3465 cap)"),
-        Want("cwnd_count_delivered", True, "cwnd grows by the segments an ACK newly delivers "
-             "(tcp_cong_control's acked_sacked): SACKed or duplicate-ACKed ones counted before"),
-        Want("tlp_wc_delack", 0.2, "the loss probe allows 200 ms for the peer's delayed ACK "
-             "when one segment is out (RFC 8985 §7.2)"),
-        Want("accept_beyond_window", True, "tcp_sequence(): a segment ending past the window "
-             "is kept whole if no data waits to be read, else dropped whole"),
-        Want("rcv_truesize_headroom", 424, "receive memory counts skb truesize: TUN's kmalloc "
-             "buffer for the packet (payload + 40 header + 64 NET_SKB_PAD + 320 "
-             "skb_shared_info, to a power of two) + 256 sk_buff; window = free memory x "
-             "payload/truesize (tcp_win_from_space, scaling_ratio)"),
-        Want("snd_skb_overhead", 1280, "send memory counts skb truesize: payload + 1280 per "
-             "skb (1 KB head + sk_buff); skbs of the size goal, split into TSO packets"),
-        Want("rcv_ssthresh", True, "receive-window slow start: the window starts at half "
-             "tcp_rmem[1] in whole MSS, is capped by rcv_ssthresh, clamped when the "
-             "payload/truesize ratio changes, grown by tcp_grow_window(); not rounded to "
-             "segments with window scaling (tcp_select_initial_window, __tcp_select_window)"),
-        Want("rst_window", True, "an RST from a connection carries the window, after "
-             "close() freed the unread data (tcp_close, tcp_send_active_reset)"),
-        Want("snd_wake_ratio", 0.5, "a blocked writer wakes when free send memory >= half the "
-             "memory in use (sk_stream_write_space)"),
+        Want(
+            "psh_burst_segments",
+            2,
+            "bursts leave as TSO packets of tcp_min_tso_segs (2) "
+            "segments (tcp_tso_autosize at a low pacing rate), each ending with PSH "
+            "(tcp_gso_segment), Nagle or not; limited-transmit segments carry none",
+        ),
+        Want(
+            "delayed_ack_fin",
+            True,
+            "a FIN in ESTABLISHED enters 'pingpong' mode: its ACK waits for the delayed-ACK timer",
+        ),
+        Want(
+            "sack_reset_on_fin",
+            True,
+            "tcp_fin() resets the SACK state: no D-SACK for a duplicate that arrives with the FIN",
+        ),
+        Want(
+            "orphan_rst_from_ack",
+            True,
+            "data for a closed socket: tcp_reset() then "
+            "tcp_v4_send_reset(), an RST with seq = the segment's ACK and no ACK flag",
+        ),
+        Want(
+            "tlp_clamp_to_rto",
+            True,
+            "tcp_schedule_loss_probe: the probe fires at the RTO's "
+            "time when that is earlier (PTO = min(PTO, RTO))",
+        ),
+        Want(
+            "abc_limit",
+            None,
+            "slow start adds every newly acknowledged segment to cwnd (no RFC 3465 cap)",
+        ),
+        Want(
+            "cwnd_count_delivered",
+            True,
+            "cwnd grows by the segments an ACK newly delivers "
+            "(tcp_cong_control's acked_sacked): SACKed or duplicate-ACKed ones counted before",
+        ),
+        Want(
+            "tlp_wc_delack",
+            0.2,
+            "the loss probe allows 200 ms for the peer's delayed ACK "
+            "when one segment is out (RFC 8985 §7.2)",
+        ),
+        Want(
+            "accept_beyond_window",
+            True,
+            "tcp_sequence(): a segment ending past the window "
+            "is kept whole if no data waits to be read, else dropped whole",
+        ),
+        Want(
+            "rcv_truesize_headroom",
+            424,
+            "receive memory counts skb truesize: TUN's kmalloc "
+            "buffer for the packet (payload + 40 header + 64 NET_SKB_PAD + 320 "
+            "skb_shared_info, to a power of two) + 256 sk_buff; window = free memory x "
+            "payload/truesize (tcp_win_from_space, scaling_ratio)",
+        ),
+        Want(
+            "snd_skb_overhead",
+            1280,
+            "send memory counts skb truesize: payload + 1280 per "
+            "skb (1 KB head + sk_buff); skbs of the size goal, split into TSO packets",
+        ),
+        Want(
+            "rcv_ssthresh",
+            True,
+            "receive-window slow start: the window starts at half "
+            "tcp_rmem[1] in whole MSS, is capped by rcv_ssthresh, clamped when the "
+            "payload/truesize ratio changes, grown by tcp_grow_window(); not rounded to "
+            "segments with window scaling (tcp_select_initial_window, __tcp_select_window)",
+        ),
+        Want(
+            "rst_window",
+            True,
+            "an RST from a connection carries the window, after "
+            "close() freed the unread data (tcp_close, tcp_send_active_reset)",
+        ),
+        Want(
+            "snd_wake_ratio",
+            0.5,
+            "a blocked writer wakes when free send memory >= half the "
+            "memory in use (sk_stream_write_space)",
+        ),
     ),
     sysctls={
         # A fresh kernel's values; defaults.sh files then override most of them.
@@ -231,14 +355,14 @@ _BUILTIN: dict[tuple[str, str], str] = {
     ("net.ipv4.tcp_reordering", "3"): "synack's duplicate-ACK threshold is fixed at 3",
     ("net.ipv4.tcp_frto", "0"): "synack has no F-RTO",
     ("net.ipv4.tcp_dsack", "1"): "synack reports duplicate segments with D-SACK whenever "
-                                 "SACK is on",
+    "SACK is on",
 }
 
 #: Sysctls that have nothing to act on in synack, with the reason.
 _NO_EFFECT: dict[str, str] = {
     "net.ipv4.tcp_fack": "FACK was removed from Linux (4.15); RACK replaces it",
     "net.ipv4.tcp_tso_win_divisor": "TSO deferral: synack never defers to build bigger "
-                                    "segments, and the runner aggregates segments anyway",
+    "segments, and the runner aggregates segments anyway",
     "net.ipv4.tcp_pacing_ss_ratio": "synack does not pace",
     "net.ipv4.tcp_pacing_ca_ratio": "synack does not pace",
     "net.ipv4.tcp_notsent_lowat": "unlimited (the value scripts set) is synack's behaviour",
@@ -272,8 +396,10 @@ def config_from_sysctls(profile: Profile, sysctls: Mapping[str, str]) -> ConfigR
                 values["congestion_control"] = name
                 res_applied.append(f"{key}={name} -> congestion_control={name!r}")
             else:
-                res_unmet.append(f"{key}={name}: no congestion control of that name "
-                                 f"(known: {', '.join(sorted(algorithms.ALGORITHMS))})")
+                res_unmet.append(
+                    f"{key}={name}: no congestion control of that name "
+                    f"(known: {', '.join(sorted(algorithms.ALGORITHMS))})"
+                )
             continue
         if key in _NO_EFFECT:
             res_ignored.append(f"{key}={value}: {_NO_EFFECT[key]}")
@@ -309,8 +435,9 @@ def config_from_sysctls(profile: Profile, sysctls: Mapping[str, str]) -> ConfigR
     return ConfigResult(config, res_applied, res_ignored, res_unmet)
 
 
-def _buffers(sysctls: Mapping[str, str], values: dict[str, object], applied: list[str],
-             ignored: list[str]) -> None:
+def _buffers(
+    sysctls: Mapping[str, str], values: dict[str, object], applied: list[str], ignored: list[str]
+) -> None:
     scaling = bool(values.get("window_scaling", False))
     rmem = sysctls.get("net.ipv4.tcp_rmem")
     if rmem is not None:
@@ -328,19 +455,25 @@ def _buffers(sysctls: Mapping[str, str], values: dict[str, object], applied: lis
                 except ValueError:
                     rmem_max = 212992
                 values["rcv_wscale_space"] = max(top, rmem_max)
-                applied.append(f"net.ipv4.tcp_rmem={rmem} -> rcv_buf={default} (sk_rcvbuf), "
-                               f"rcv_wscale_space={max(top, rmem_max)} (max(tcp_rmem[2], "
-                               "rmem_max): the window scale)")
+                applied.append(
+                    f"net.ipv4.tcp_rmem={rmem} -> rcv_buf={default} (sk_rcvbuf), "
+                    f"rcv_wscale_space={max(top, rmem_max)} (max(tcp_rmem[2], "
+                    "rmem_max): the window scale)"
+                )
             elif scaling:
                 # Linux autotunes the receive buffer up to tcp_rmem[2] and picks the window
                 # scale that lets the window reach it; synack derives the scale from rcv_buf.
                 values["rcv_buf"] = top
-                applied.append(f"net.ipv4.tcp_rmem={rmem} -> rcv_buf={top} (the autotuning "
-                               "ceiling, which sets the window scale)")
+                applied.append(
+                    f"net.ipv4.tcp_rmem={rmem} -> rcv_buf={top} (the autotuning "
+                    "ceiling, which sets the window scale)"
+                )
             else:
                 values["rcv_buf"] = min(default, 65535)
-                applied.append(f"net.ipv4.tcp_rmem={rmem} -> rcv_buf={min(default, 65535)} "
-                               "(no window scaling: at most 65535)")
+                applied.append(
+                    f"net.ipv4.tcp_rmem={rmem} -> rcv_buf={min(default, 65535)} "
+                    "(no window scaling: at most 65535)"
+                )
     wmem = sysctls.get("net.ipv4.tcp_wmem")
     if wmem is not None:
         try:
@@ -352,8 +485,9 @@ def _buffers(sysctls: Mapping[str, str], values: dict[str, object], applied: lis
             applied.append(f"net.ipv4.tcp_wmem={wmem} -> snd_buf={default}")
 
 
-def socket_buffer(profile: Profile, sysctls: Mapping[str, str], option: str, value: int,
-                  window_scaling: bool) -> int:
+def socket_buffer(
+    profile: Profile, sysctls: Mapping[str, str], option: str, value: int, window_scaling: bool
+) -> int:
     """The buffer size SO_SNDBUF/SO_RCVBUF ``value`` gives (``option`` 'snd' or 'rcv')."""
     value = max(value, 1)
     if profile.double_socket_buffers:

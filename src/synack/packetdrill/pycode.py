@@ -24,19 +24,42 @@ from ..tcp.connection import Connection
 from ..tcp.states import State
 
 #: Linux TCP_CA_* congestion-avoidance states (include/uapi/linux/tcp.h).
-CA_STATES = {"TCP_CA_Open": 0, "TCP_CA_Disorder": 1, "TCP_CA_CWR": 2, "TCP_CA_Recovery": 3,
-             "TCP_CA_Loss": 4}
+CA_STATES = {
+    "TCP_CA_Open": 0,
+    "TCP_CA_Disorder": 1,
+    "TCP_CA_CWR": 2,
+    "TCP_CA_Recovery": 3,
+    "TCP_CA_Loss": 4,
+}
 _TCP_STATES = {
-    State.ESTABLISHED: 1, State.SYN_SENT: 2, State.SYN_RECEIVED: 3, State.FIN_WAIT_1: 4,
-    State.FIN_WAIT_2: 5, State.TIME_WAIT: 6, State.CLOSED: 7, State.CLOSE_WAIT: 8,
-    State.LAST_ACK: 9, State.LISTEN: 10, State.CLOSING: 11,
+    State.ESTABLISHED: 1,
+    State.SYN_SENT: 2,
+    State.SYN_RECEIVED: 3,
+    State.FIN_WAIT_1: 4,
+    State.FIN_WAIT_2: 5,
+    State.TIME_WAIT: 6,
+    State.CLOSED: 7,
+    State.CLOSE_WAIT: 8,
+    State.LAST_ACK: 9,
+    State.LISTEN: 10,
+    State.CLOSING: 11,
 }
 _CONSTANTS: dict[str, object] = {
     **CA_STATES,
-    "TCP_ESTABLISHED": 1, "TCP_SYN_SENT": 2, "TCP_SYN_RECV": 3, "TCP_FIN_WAIT1": 4,
-    "TCP_FIN_WAIT2": 5, "TCP_TIME_WAIT": 6, "TCP_CLOSE": 7, "TCP_CLOSE_WAIT": 8,
-    "TCP_LAST_ACK": 9, "TCP_LISTEN": 10, "TCP_CLOSING": 11,
-    "True": True, "False": False, "None": None,
+    "TCP_ESTABLISHED": 1,
+    "TCP_SYN_SENT": 2,
+    "TCP_SYN_RECV": 3,
+    "TCP_FIN_WAIT1": 4,
+    "TCP_FIN_WAIT2": 5,
+    "TCP_TIME_WAIT": 6,
+    "TCP_CLOSE": 7,
+    "TCP_CLOSE_WAIT": 8,
+    "TCP_LAST_ACK": 9,
+    "TCP_LISTEN": 10,
+    "TCP_CLOSING": 11,
+    "True": True,
+    "False": False,
+    "None": None,
 }
 _INFINITE_SSTHRESH = 0x7FFFFFFF  # Linux TCP_INFINITE_SSTHRESH (include/net/tcp.h)
 _CONSTANTS["TCP_INFINITE_SSTHRESH"] = _INFINITE_SSTHRESH
@@ -93,25 +116,43 @@ def tcp_info_vars(conn: Connection | None) -> dict[str, object]:
 
 
 _BINOPS: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
-    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-    ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
-    ast.BitAnd: operator.and_, ast.BitOr: operator.or_, ast.BitXor: operator.xor,
-    ast.LShift: operator.lshift, ast.RShift: operator.rshift,
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+    ast.BitAnd: operator.and_,
+    ast.BitOr: operator.or_,
+    ast.BitXor: operator.xor,
+    ast.LShift: operator.lshift,
+    ast.RShift: operator.rshift,
 }
 _CMPOPS: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
-    ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
-    ast.Gt: operator.gt, ast.GtE: operator.ge,
-    ast.In: lambda a, b: a in b, ast.NotIn: lambda a, b: a not in b,
-    ast.Is: operator.is_, ast.IsNot: operator.is_not,
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+    ast.In: lambda a, b: a in b,
+    ast.NotIn: lambda a, b: a not in b,
+    ast.Is: operator.is_,
+    ast.IsNot: operator.is_not,
 }
 _FUNCS: dict[str, Callable[..., Any]] = {
-    "abs": abs, "min": min, "max": max, "int": int, "float": float, "round": round,
-    "len": len, "bool": bool,
+    "abs": abs,
+    "min": min,
+    "max": max,
+    "int": int,
+    "float": float,
+    "round": round,
+    "len": len,
+    "bool": bool,
 }
 
 
-def run_code(text: str, variables: Mapping[str, object],
-             printed: list[str] | None = None) -> None:
+def run_code(text: str, variables: Mapping[str, object], printed: list[str] | None = None) -> None:
     """Evaluate a block; raise :class:`AssertionFailed`, :class:`MissingField` or
     :class:`CodeError`.  What the block's ``print`` calls print is appended to
     ``printed`` (one line per call)."""
@@ -152,7 +193,7 @@ def _exec(stmt: ast.stmt, env: dict[str, object]) -> None:
             raise CodeError(f"unsupported operator {type(stmt.op).__name__}")
         env[stmt.target.id] = op(_eval(stmt.target, env), _eval(stmt.value, env))
     elif isinstance(stmt, ast.If):
-        for s in (stmt.body if _eval(stmt.test, env) else stmt.orelse):
+        for s in stmt.body if _eval(stmt.test, env) else stmt.orelse:
             _exec(s, env)
     elif isinstance(stmt, ast.Pass):
         pass
@@ -223,5 +264,4 @@ def _eval(node: ast.expr, env: dict[str, object]) -> Any:
     raise CodeError(f"unsupported expression: {ast.unparse(node)}")
 
 
-__all__ = ["CA_STATES", "AssertionFailed", "CodeError", "MissingField", "run_code",
-           "tcp_info_vars"]
+__all__ = ["CA_STATES", "AssertionFailed", "CodeError", "MissingField", "run_code", "tcp_info_vars"]

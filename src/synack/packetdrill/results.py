@@ -14,8 +14,9 @@ OutRecord = tuple[int, str, int, int, int, int, str]
 
 
 class ScriptFailure(Exception):
-    def __init__(self, line: int, message: str, expected: str | None = None,
-                 actual: str | None = None) -> None:
+    def __init__(
+        self, line: int, message: str, expected: str | None = None, actual: str | None = None
+    ) -> None:
         super().__init__(message)
         self.line = line
         self.message = message
@@ -88,8 +89,9 @@ class RunResult:
         elif status == "XFAIL":
             extra = "" if self.message_matches else " (message differs from the // Failure: note)"
             assert self.failure is not None
-            lines = [f"XFAIL (expected) {self.path}:{self.failure.line}: "
-                     f"{self.failure.message}{extra}"]
+            lines = [
+                f"XFAIL (expected) {self.path}:{self.failure.line}: {self.failure.message}{extra}"
+            ]
         else:
             lines = [f"FAIL  {self.path}: {self.reason()}"]
             f = self.failure
@@ -98,8 +100,10 @@ class RunResult:
                     lines.append(f"      expected: {f.expected}")
                 if f.actual:
                     who = "kernel:" if self.profile == "kernel" else "synack:"
-                    lines.extend(f"      {who:<9} {a}" if i == 0 else f"                {a}"
-                                 for i, a in enumerate(f.actual.splitlines()))
+                    lines.extend(
+                        f"      {who:<9} {a}" if i == 0 else f"                {a}"
+                        for i, a in enumerate(f.actual.splitlines())
+                    )
         if verbose:
             lines.extend(f"      note: {n}" for n in self.notes)
             lines.extend(f"      unmet: {u}" for u in self.unmet)
@@ -125,5 +129,3 @@ class RunOptions:
     #: ``ipv4`` (the default), ``ipv4-mapped-ipv6`` or ``ipv6``: the family a script runs
     #: in unless it has an ``--ip_version`` line of its own.
     ip_version: str | None = None
-
-

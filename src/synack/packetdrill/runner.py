@@ -87,8 +87,9 @@ from .state import (
 from .syscall_lines import SyscallLines
 
 
-def run_script(script: Script | str | Path, profile: str | Profile = "rfc",
-               options: RunOptions | None = None) -> RunResult:
+def run_script(
+    script: Script | str | Path, profile: str | Profile = "rfc", options: RunOptions | None = None
+) -> RunResult:
     """Parse (if needed) and run one script; never raises for a script's own errors."""
     prof = get_profile(profile) if isinstance(profile, str) else profile
     if not isinstance(script, Script):
@@ -128,16 +129,19 @@ class Runner(SyscallLines, Inbound, Outbound):
         except Exception as exc:  # a bug in synack (or here): report it, never crash the run
             tb = traceback.extract_tb(exc.__traceback__)[-3:]
             where = "; ".join(f"{Path(fr.filename).name}:{fr.lineno} in {fr.name}" for fr in tb)
-            res.failure = Failure(line, f"internal error: {type(exc).__name__}: {exc}",
-                                  actual=f"raised at {where}")
+            res.failure = Failure(
+                line, f"internal error: {type(exc).__name__}: {exc}", actual=f"raised at {where}"
+            )
         self._end_target()
         if self.record:
             self.result.outbound.extend(self._out_record(s) for s in self.outq)
         if self.outq:
             shown = "; ".join(self._sent_text(s) for s in list(self.outq)[:3])
             more = f" (and {len(self.outq) - 3} more)" if len(self.outq) > 3 else ""
-            res.notes.append(f"{len(self.outq)} packet(s) sent after the last expected one "
-                             f"were not checked: {shown}{more}")
+            res.notes.append(
+                f"{len(self.outq)} packet(s) sent after the last expected one "
+                f"were not checked: {shown}{more}"
+            )
         return res
 
     def _end_target(self) -> None:
@@ -151,8 +155,9 @@ class Runner(SyscallLines, Inbound, Outbound):
             try:
                 return int(value, 0)
             except ValueError:
-                raise ScriptFailure(line, f"option --{name} needs an integer, got {value!r}")\
-                    from None
+                raise ScriptFailure(
+                    line, f"option --{name} needs an integer, got {value!r}"
+                ) from None
 
         if name == "tolerance_usecs":
             self.tolerance_us = number()
@@ -171,14 +176,18 @@ class Runner(SyscallLines, Inbound, Outbound):
             self.strict_segments = True
         elif name == "mss":
             number()
-            self.result.notes.append(f"--mss={value}: injected packets larger than this reach "
-                                     "synack whole, as a GSO/GRO packet does")
+            self.result.notes.append(
+                f"--mss={value}: injected packets larger than this reach "
+                "synack whole, as a GSO/GRO packet does"
+            )
         elif name == "mtu":
             self.mtu = number()
         elif name == "ip_version":
             if value not in IP_VERSIONS:
-                raise ScriptFailure(line, f"option --ip_version needs one of "
-                                          f"{', '.join(IP_VERSIONS)}, got {value!r}")
+                raise ScriptFailure(
+                    line,
+                    f"option --ip_version needs one of {', '.join(IP_VERSIONS)}, got {value!r}",
+                )
             if self.ip_version != value:
                 self.result.notes.append(f"--ip_version={value}: the script's own family")
             self.ip_version = value
@@ -190,21 +199,43 @@ class Runner(SyscallLines, Inbound, Outbound):
             self.local_isn = number() & MASK
         elif name == "remote_isn":  # synack extension: shift the script's sequence space
             self.remote_shift = number() & MASK
-        elif name in ("local_ip", "remote_ip", "gateway_ip", "netmask_ip", "speed",
-                      "init_scripts", "define", "verbose", "debug"):
+        elif name in (
+            "local_ip",
+            "remote_ip",
+            "gateway_ip",
+            "netmask_ip",
+            "speed",
+            "init_scripts",
+            "define",
+            "verbose",
+            "debug",
+        ):
             self.result.notes.append(f"--{name}: ignored by the virtual runner")
         else:
             raise ScriptFailure(line, f"unknown option --{name}")
 
     def _start_target(self) -> None:
-        isn: IsnSource = (fixed_isn(self.local_isn) if self.local_isn is not None
-                          else Rfc6528Isn(ISN_SECRET))
-        self.stack = Stack(self.local_ip, config=self._config(), isn=isn, seed=1,
-                           mtu=self.link_mtu(), tracer=self._tracer)
-        self.layer = StackSyscalls(self.stack, profile=self.profile, sysctls=self.sysctls,
-                                 base_config=self._config, clock=lambda: self.now_us / 1e6,
-                                 remote_ip=self.remote_ip, connect_port=self.connect_port,
-                                 bind_port=self.bind_port)
+        isn: IsnSource = (
+            fixed_isn(self.local_isn) if self.local_isn is not None else Rfc6528Isn(ISN_SECRET)
+        )
+        self.stack = Stack(
+            self.local_ip,
+            config=self._config(),
+            isn=isn,
+            seed=1,
+            mtu=self.link_mtu(),
+            tracer=self._tracer,
+        )
+        self.layer = StackSyscalls(
+            self.stack,
+            profile=self.profile,
+            sysctls=self.sysctls,
+            base_config=self._config,
+            clock=lambda: self.now_us / 1e6,
+            remote_ip=self.remote_ip,
+            connect_port=self.connect_port,
+            bind_port=self.bind_port,
+        )
 
     def _config(self) -> TcpConfig:
         key = tuple(sorted(self.sysctls.items()))
@@ -231,8 +262,12 @@ class Runner(SyscallLines, Inbound, Outbound):
             self._outbound(ev, a, sched)
         else:
             self._advance(sched.start_us, idle=True)
-            what = {PacketSpec: "inbound packet", SyscallSpec: "system call start",
-                    CommandSpec: "command", CodeSpec: "data collection for code"}[type(a)]
+            what = {
+                PacketSpec: "inbound packet",
+                SyscallSpec: "system call start",
+                CommandSpec: "command",
+                CodeSpec: "data collection for code",
+            }[type(a)]
             err = self._verify_time(ev.time.kind, sched, self.now_us, self._last_us(), what)
             if err:
                 raise ScriptFailure(ev.line, err)
@@ -255,10 +290,11 @@ class Runner(SyscallLines, Inbound, Outbound):
             self._advance(self.now_us + FINAL_WAIT_USECS, idle=True)
             p = self.pending
             if p is not None and p.done_at is None:
-                raise ScriptFailure(p.event.line, "runtime error: exiting while a blocking "
-                                                  "system call is in progress")
+                raise ScriptFailure(
+                    p.event.line,
+                    "runtime error: exiting while a blocking system call is in progress",
+                )
         self._check_pending_if_done()
-
 
     # ----------------------------------------------------------------- code
     def _code(self, ev: Event, spec: CodeSpec) -> None:
@@ -272,15 +308,15 @@ class Runner(SyscallLines, Inbound, Outbound):
         except CodeError as exc:
             raise ScriptFailure(ev.line, f"error in %{{ }}% block: {exc}") from None
         except (ArithmeticError, TypeError, ValueError) as exc:
-            raise ScriptFailure(ev.line, f"error in %{{ }}% block: {type(exc).__name__}: {exc}")\
-                from None
+            raise ScriptFailure(
+                ev.line, f"error in %{{ }}% block: {type(exc).__name__}: {exc}"
+            ) from None
         finally:
             self.result.notes.extend(f"line {ev.line}: print: {p}" for p in printed)
 
     def _tcp_info(self) -> dict[str, object]:
         """The ``tcpi_*`` variables of the socket under test."""
         return tcp_info_vars(self._layer.current)
-
 
 
 def iter_scripts(paths: Iterable[str | Path]) -> list[Path]:

@@ -31,16 +31,26 @@ class Scheduling(RunnerState):
             raise ScriptFailure(ev.line, "first event should be at time 0")
         offset = 0
         if t.kind.relative:
-            if (self.last_event is not None and self.last_sched is not None
-                    and is_inbound(self.last_event) and is_inbound(ev)):
+            if (
+                self.last_event is not None
+                and self.last_sched is not None
+                and is_inbound(self.last_event)
+                and is_inbound(ev)
+            ):
                 offset = self.last_sched.start_us
             else:
                 offset = self.now_us
-        elif (self.last_event is not None and self.last_sched is not None
-              and not self.last_event.time.kind.relative
-              and t.usecs < self.last_sched.start_us):
-            raise ScriptFailure(ev.line, f"time goes backward in script from "
-                                         f"{self.last_sched.start_us} usec to {t.usecs} usec")
+        elif (
+            self.last_event is not None
+            and self.last_sched is not None
+            and not self.last_event.time.kind.relative
+            and t.usecs < self.last_sched.start_us
+        ):
+            raise ScriptFailure(
+                ev.line,
+                f"time goes backward in script from "
+                f"{self.last_sched.start_us} usec to {t.usecs} usec",
+            )
         sched = Sched(t.usecs + offset)
         if t.end_usecs is not None:
             sched.end_us = t.end_usecs + (offset if t.kind is TimeKind.RELATIVE_RANGE else 0)
@@ -54,8 +64,9 @@ class Scheduling(RunnerState):
             tol = max(tol, int(self.tolerance_pct / 100.0 * (script_us - last_us)))
         return tol
 
-    def _verify_time(self, kind: TimeKind, sched: Sched, actual_us: int, last_us: int | None,
-                     what: str) -> str | None:
+    def _verify_time(
+        self, kind: TimeKind, sched: Sched, actual_us: int, last_us: int | None, what: str
+    ) -> str | None:
         """None if ``actual_us`` fits the schedule, else packetdrill's timing error text."""
         if kind is TimeKind.ANY:
             return None
@@ -64,16 +75,19 @@ class Scheduling(RunnerState):
             assert sched.end_us is not None
             if sched.start_us - tol <= actual_us <= sched.end_us + tol:
                 return None
-            return (f"timing error: expected {what} in time range {usecs(sched.start_us)}~"
-                    f"{usecs(sched.end_us)} sec but happened at {usecs(actual_us)} sec")
+            return (
+                f"timing error: expected {what} in time range {usecs(sched.start_us)}~"
+                f"{usecs(sched.end_us)} sec but happened at {usecs(actual_us)} sec"
+            )
         if sched.start_us - tol <= actual_us <= sched.start_us + tol:
             return None
-        return (f"timing error: expected {what} at {usecs(sched.start_us)} sec but happened "
-                f"at {usecs(actual_us)} sec; tolerance {usecs(tol)} sec")
+        return (
+            f"timing error: expected {what} at {usecs(sched.start_us)} sec but happened "
+            f"at {usecs(actual_us)} sec; tolerance {usecs(tol)} sec"
+        )
 
     def _last_us(self) -> int | None:
         return self.last_sched.start_us if self.last_sched is not None else None
-
 
     # ------------------------------------------------------------ virtual clock
     def _collect(self) -> None:
@@ -93,8 +107,9 @@ class Scheduling(RunnerState):
             _src, _dst, seg = decode_ip_tcp(raw)
         except WireError as exc:
             if exc.reason != "ip_not_tcp":
-                raise ScriptFailure(self._line(), f"synack sent a malformed packet: {exc}")\
-                    from None
+                raise ScriptFailure(
+                    self._line(), f"synack sent a malformed packet: {exc}"
+                ) from None
             self.result.notes.append(f"non-TCP packet sent at {usecs(self.now_us)} s ignored")
             return
         seg.payload = bytes(seg.payload)
@@ -166,8 +181,9 @@ class Scheduling(RunnerState):
         if nt_us <= self.now_us:
             same_time += 1
             if same_time > 10000:
-                raise ScriptFailure(self._line(), f"synack's timers do not advance: stuck at "
-                                                  f"{usecs(self.now_us)} s")
+                raise ScriptFailure(
+                    self._line(), f"synack's timers do not advance: stuck at {usecs(self.now_us)} s"
+                )
         else:
             same_time = 0
         self.now_us = max(self.now_us, nt_us)
@@ -178,5 +194,3 @@ class Scheduling(RunnerState):
 
 def is_inbound(ev: Event) -> bool:
     return isinstance(ev.action, PacketSpec) and ev.action.inbound
-
-

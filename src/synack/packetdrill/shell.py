@@ -41,7 +41,7 @@ _HOST_COMMANDS = {
     "ip": "routing/metrics command: there is no host routing table here",
     "tc": "queueing discipline: the virtual link has no qdisc (no pacing)",
     "ethtool": "NIC offload settings: the runner already accepts offloaded (aggregated) "
-               "segments and never requires them",
+    "segments and never requires them",
     "nstat": "kernel SNMP counters are not modelled; the check is not run",
     "sleep": "wall-clock sleep has no meaning in virtual time",
     "echo": "output only",
@@ -157,8 +157,7 @@ def _interpret_line(line: str, script_dir: Path, depth: int) -> list[Effect]:
         return _shell_file(prog, line, script_dir, depth)
     if base in _HOST_COMMANDS:
         return [Skipped(line, _HOST_COMMANDS[base])]
-    return [Skipped(line, "unknown command; not run (the runner only interprets sysctl "
-                          "settings)")]
+    return [Skipped(line, "unknown command; not run (the runner only interprets sysctl settings)")]
 
 
 def _split_pipe(line: str) -> str:
@@ -214,7 +213,7 @@ def _set_sysctls(args: list[str], line: str) -> list[Effect]:
         if not path.startswith("/proc/sys/"):
             effects.append(Skipped(line, f"{path} is not under /proc/sys"))
             continue
-        key = path[len("/proc/sys/"):].strip("/").replace("/", ".")
+        key = path[len("/proc/sys/") :].strip("/").replace("/", ".")
         effects.append(SysctlSet(key, value.strip(), line))
     return effects
 
@@ -222,8 +221,13 @@ def _set_sysctls(args: list[str], line: str) -> list[Effect]:
 def _shell_file(prog: str, line: str, script_dir: Path, depth: int) -> list[Effect]:
     path = (script_dir / prog).resolve() if not prog.startswith("/") else Path(prog)
     if "sysctl_restore" in prog:
-        return [Skipped(line, "restores sysctls a helper changed; every script already runs "
-                              "on a fresh virtual stack")]
+        return [
+            Skipped(
+                line,
+                "restores sysctls a helper changed; every script already runs "
+                "on a fresh virtual stack",
+            )
+        ]
     if depth >= _MAX_DEPTH:
         return [Skipped(line, "shell files nested too deeply")]
     try:

@@ -49,8 +49,9 @@ _ALWAYS = SYMBOLS["EPOLLERR"] | SYMBOLS["EPOLLHUP"]
 _ALL_EVENTS = 0xFFFF
 
 #: States in which no more data can arrive: a read returns 0 (end of file).
-_NO_MORE_DATA = frozenset({State.CLOSED, State.CLOSE_WAIT, State.LAST_ACK, State.CLOSING,
-                           State.TIME_WAIT})
+_NO_MORE_DATA = frozenset(
+    {State.CLOSED, State.CLOSE_WAIT, State.LAST_ACK, State.CLOSING, State.TIME_WAIT}
+)
 
 
 @dataclass(eq=False, slots=True)
@@ -80,7 +81,6 @@ class Socket:
     seen_una: int = 0
     seen_rcvd: int = 0
 
-
     @property
     def kind(self) -> str:
         if self.listener is not None:
@@ -109,9 +109,18 @@ class Epoll:
 class StackSyscalls:
     """File descriptors, socket options and blocking semantics over one :class:`Stack`."""
 
-    def __init__(self, stack: Stack, *, profile: Profile, sysctls: Mapping[str, str],
-                 base_config: Callable[[], TcpConfig], clock: Callable[[], float],
-                 remote_ip: str, connect_port: int, bind_port: int) -> None:
+    def __init__(
+        self,
+        stack: Stack,
+        *,
+        profile: Profile,
+        sysctls: Mapping[str, str],
+        base_config: Callable[[], TcpConfig],
+        clock: Callable[[], float],
+        remote_ip: str,
+        connect_port: int,
+        bind_port: int,
+    ) -> None:
         self.stack = stack
         self.profile = profile
         self.sysctls = sysctls
@@ -251,6 +260,7 @@ class StackSyscalls:
             fd = self._new_fd(wanted_fd)
             self.epolls[fd] = Epoll(fd)
             return fd
+
         return _Now(run)
 
     def epoll_ctl(self, epfd: int, op: int, fd: int, events: int) -> Op:
@@ -277,10 +287,12 @@ class StackSyscalls:
             # ep_insert()/ep_modify(): ready now -> on the ready list.
             item.ready = bool(self.poll_mask(s) & (events | _ALWAYS))
             return 0
+
         return _Now(run)
 
-    def epoll_wait(self, epfd: int, maxevents: int, timeout_ms: int,
-                   expected: list[tuple[int, int]] | None) -> Op:
+    def epoll_wait(
+        self, epfd: int, maxevents: int, timeout_ms: int, expected: list[tuple[int, int]] | None
+    ) -> Op:
         layer = self
         deadline = self.clock() + timeout_ms / 1000 if timeout_ms >= 0 else None
 
@@ -304,8 +316,9 @@ class StackSyscalls:
                 if not got and deadline is not None and layer.clock() < deadline - 1e-9:
                     return None
                 if expected is not None and sorted(got) != sorted(expected):
-                    raise Mismatch(f"epoll_wait: expected {epoll_text(expected)} but got "
-                                   f"{epoll_text(got)}")
+                    raise Mismatch(
+                        f"epoll_wait: expected {epoll_text(expected)} but got {epoll_text(got)}"
+                    )
                 return len(got)
 
         return _Wait()
@@ -320,21 +333,22 @@ class StackSyscalls:
         return s.port if s is not None else None
 
     # --------------------------------------------------------------- syscalls
-    def socket(self, domain: int | None, type_: int, protocol: int, wanted_fd: int | None
-               ) -> Op:
+    def socket(self, domain: int | None, type_: int, protocol: int, wanted_fd: int | None) -> Op:
         def run() -> int:
             if domain not in (None, SYMBOLS["AF_INET"], SYMBOLS["AF_INET6"]):
                 raise SyscallError(errno.EAFNOSUPPORT)
             base_type = type_ & 0xF
             if base_type != SYMBOLS["SOCK_STREAM"]:
-                raise SyscallError(errno.ESOCKTNOSUPPORT if base_type != 2
-                                   else errno.EPROTONOSUPPORT,
-                                   "synack only has TCP (SOCK_STREAM) sockets")
+                raise SyscallError(
+                    errno.ESOCKTNOSUPPORT if base_type != 2 else errno.EPROTONOSUPPORT,
+                    "synack only has TCP (SOCK_STREAM) sockets",
+                )
             if protocol not in (0, SYMBOLS["IPPROTO_TCP"]):
                 raise SyscallError(errno.EPROTONOSUPPORT)
             fd = self._new_fd(wanted_fd)
             self.fds[fd] = Socket(fd, nonblocking=bool(type_ & SYMBOLS["SOCK_NONBLOCK"]))
             return fd
+
         return _Now(run)
 
     def bind(self, fd: int, port: int | None) -> Op:
@@ -344,6 +358,7 @@ class StackSyscalls:
                 raise SyscallError(errno.EINVAL, "socket already bound")
             s.port = port or self.bind_port
             return 0
+
         return _Now(run)
 
     def listen(self, fd: int, backlog: int) -> Op:
@@ -359,11 +374,16 @@ class StackSyscalls:
             # An AF_INET6 socket with IPV6_V6ONLY set takes IPv6 only (RFC 3493 §5.3).
             v6only = s.options.get((SYMBOLS["IPPROTO_IPV6"], SYMBOLS["IPV6_V6ONLY"]), 0)
             try:
-                s.listener = self.stack.listen(port, max(backlog, 1), config=self.config_for(s),
-                                               families=(6,) if v6only else (4, 6))
+                s.listener = self.stack.listen(
+                    port,
+                    max(backlog, 1),
+                    config=self.config_for(s),
+                    families=(6,) if v6only else (4, 6),
+                )
             except OSError as exc:
                 raise SyscallError(exc.errno or errno.EADDRINUSE, str(exc)) from None
             return 0
+
         return _Now(run)
 
     def accept(self, fd: int, wanted_fd: int | None) -> Op:
@@ -382,9 +402,16 @@ class StackSyscalls:
                         raise SyscallError(errno.EAGAIN)
                     return None
                 new_fd = layer._new_fd(wanted_fd)
-                ns = Socket(new_fd, port=s.port, conn=conn, overrides=dict(s.overrides),
-                            user_mss=s.user_mss, sndbuf=s.sndbuf, rcvbuf=s.rcvbuf,
-                            options=dict(s.options))
+                ns = Socket(
+                    new_fd,
+                    port=s.port,
+                    conn=conn,
+                    overrides=dict(s.overrides),
+                    user_mss=s.user_mss,
+                    sndbuf=s.sndbuf,
+                    rcvbuf=s.rcvbuf,
+                    options=dict(s.options),
+                )
                 layer.fds[new_fd] = ns
                 layer.by_conn[conn] = ns
                 layer.current = conn
@@ -414,9 +441,13 @@ class StackSyscalls:
                         layer._take_error(s)
                         raise SyscallError(errno.ECONNABORTED)
                     try:
-                        conn = layer.stack.connect(layer.remote_ip, port or layer.connect_port,
-                                                   now=layer.clock(), local_port=s.port,
-                                                   config=layer.config_for(s))
+                        conn = layer.stack.connect(
+                            layer.remote_ip,
+                            port or layer.connect_port,
+                            now=layer.clock(),
+                            local_port=s.port,
+                            config=layer.config_for(s),
+                        )
                     except OSError as exc:
                         raise SyscallError(exc.errno or errno.EADDRNOTAVAIL, str(exc)) from None
                     s.conn = conn
@@ -479,12 +510,15 @@ class StackSyscalls:
         want = pattern(s.read_offset, len(data))
         if data != want:
             bad = next(i for i in range(len(data)) if data[i] != want[i])
-            raise Mismatch(f"read returned {len(data)} bytes that differ from the bytes the "
-                           f"script sent, first at stream offset {s.read_offset + bad}")
+            raise Mismatch(
+                f"read returned {len(data)} bytes that differ from the bytes the "
+                f"script sent, first at stream offset {s.read_offset + bad}"
+            )
         s.read_offset += len(data)
 
-    def write(self, fd: int, data: bytes | None, count: int, flags: int = 0, *,
-              bad_buffer: bool = False) -> Op:
+    def write(
+        self, fd: int, data: bytes | None, count: int, flags: int = 0, *, bad_buffer: bool = False
+    ) -> Op:
         more = bool(flags & SYMBOLS["MSG_MORE"])
         eor = bool(flags & SYMBOLS["MSG_EOR"])
         if flags & SYMBOLS["MSG_OOB"]:
@@ -520,14 +554,18 @@ class StackSyscalls:
                     # memory before it starts each skb.
                     step = count - self.done if lowat is None else conn.size_goal
                     try:
-                        n = conn.send(self.payload[self.done:self.done + step], more=more,
-                                      eor=eor and self.done + step >= count)
+                        n = conn.send(
+                            self.payload[self.done : self.done + step],
+                            more=more,
+                            eor=eor and self.done + step >= count,
+                        )
                     except BrokenPipeError:
                         if self.done:
                             return self.done
                         raise SyscallError(errno.EPIPE) from None
                     layer.written.setdefault(conn, bytearray()).extend(
-                        self.payload[self.done:self.done + n])
+                        self.payload[self.done : self.done + n]
+                    )
                     self.done += n
                     if n < step:
                         break
@@ -556,6 +594,7 @@ class StackSyscalls:
             if s.conn is not None:
                 s.conn.close(now)
             return 0
+
         return _Now(run)
 
     def shutdown(self, fd: int, how: int) -> Op:
@@ -564,8 +603,10 @@ class StackSyscalls:
             if how not in (0, 1, 2):
                 raise SyscallError(errno.EINVAL)
             conn = s.conn
-            if conn is None or (conn.state not in SYNCHRONIZED and conn.state not in (
-                    State.SYN_SENT, State.SYN_RECEIVED)):
+            if conn is None or (
+                conn.state not in SYNCHRONIZED
+                and conn.state not in (State.SYN_SENT, State.SYN_RECEIVED)
+            ):
                 raise SyscallError(errno.ENOTCONN)
             if how in (0, 2):
                 s.shut_rd = True
@@ -574,6 +615,7 @@ class StackSyscalls:
                 s.shut_wr = True
                 conn.shutdown(self.clock())
             return 0
+
         return _Now(run)
 
     def fcntl(self, fd: int, cmd: int, arg: int) -> Op:
@@ -587,6 +629,7 @@ class StackSyscalls:
             if cmd in (SYMBOLS["F_GETFD"], SYMBOLS["F_SETFD"]):
                 return 0
             raise Unsupported(f"fcntl command {cmd} is not supported")
+
         return _Now(run)
 
     def ioctl(self, fd: int, request: int, expected: int | None) -> Op:
@@ -606,6 +649,7 @@ class StackSyscalls:
             if expected is not None and value != expected:
                 raise Mismatch(f"ioctl {name}: expected {expected} but got {value}")
             return 0
+
         return _Now(run)
 
     def setsockopt(self, fd: int, level: int, name: int, value: int) -> Op:
@@ -614,8 +658,12 @@ class StackSyscalls:
             label = _NAMES_BY_LEVEL.get(level, {}).get(name, f"{level}/{name}")
             s.options[(level, name)] = value
             if level == SYMBOLS["SOL_SOCKET"]:
-                if name in (SYMBOLS["SO_REUSEADDR"], SYMBOLS["SO_REUSEPORT"],
-                            SYMBOLS["SO_DEBUG"], SYMBOLS["SO_OOBINLINE"]):
+                if name in (
+                    SYMBOLS["SO_REUSEADDR"],
+                    SYMBOLS["SO_REUSEPORT"],
+                    SYMBOLS["SO_DEBUG"],
+                    SYMBOLS["SO_OOBINLINE"],
+                ):
                     return 0
                 if name == SYMBOLS["SO_SNDBUF"]:
                     size = socket_buffer(self.profile, self.sysctls, "snd", value, True)
@@ -666,12 +714,15 @@ class StackSyscalls:
                 if name == SYMBOLS["TCP_CORK"] and "cork" in TCP_CONFIG_FIELDS:
                     self._set_override(s, "cork", bool(value))
                     return 0
-                need = {SYMBOLS["TCP_CORK"]: "TcpConfig.cork",
-                        SYMBOLS["TCP_USER_TIMEOUT"]: "TcpConfig.user_timeout",
-                        SYMBOLS["TCP_QUICKACK"]: "a quick-ACK control on Connection"}.get(name)
+                need = {
+                    SYMBOLS["TCP_CORK"]: "TcpConfig.cork",
+                    SYMBOLS["TCP_USER_TIMEOUT"]: "TcpConfig.user_timeout",
+                    SYMBOLS["TCP_QUICKACK"]: "a quick-ACK control on Connection",
+                }.get(name)
                 if need:
-                    raise Unsupported(f"setsockopt {label} is not supported by synack "
-                                      f"(the core needs {need})")
+                    raise Unsupported(
+                        f"setsockopt {label} is not supported by synack (the core needs {need})"
+                    )
             elif level == SYMBOLS["SOL_IP"] and name == SYMBOLS["IP_MTU_DISCOVER"]:
                 if not 0 <= value <= 5:
                     raise SyscallError(errno.EINVAL)
@@ -679,10 +730,12 @@ class StackSyscalls:
             elif level == SYMBOLS["IPPROTO_IPV6"] and name == SYMBOLS["IPV6_V6ONLY"]:
                 return 0  # kept in s.options: listen() reads it
             raise Unsupported(f"setsockopt {label} is not supported")
+
         return _Now(run)
 
-    def getsockopt(self, fd: int, level: int, name: int, expected: int | None,
-                   expected_len: int | None) -> Op:
+    def getsockopt(
+        self, fd: int, level: int, name: int, expected: int | None, expected_len: int | None
+    ) -> Op:
         def run() -> int:
             s = self.sock(fd)
             label = _NAMES_BY_LEVEL.get(level, {}).get(name, f"{level}/{name}")
@@ -692,6 +745,7 @@ class StackSyscalls:
             if expected_len is not None and expected_len != 4:
                 raise Mismatch(f"getsockopt {label}: expected optlen {expected_len} but got 4")
             return 0
+
         return _Now(run)
 
     def _getsockopt_value(self, s: Socket, level: int, name: int, label: str) -> int:
@@ -727,9 +781,11 @@ class StackSyscalls:
                 return s.notsent_lowat or 0
             if name == SYMBOLS["TCP_INQ"]:
                 return s.options.get((level, name), 0) and 1
-            keep = {SYMBOLS["TCP_KEEPIDLE"]: "keepalive_idle",
-                    SYMBOLS["TCP_KEEPINTVL"]: "keepalive_interval",
-                    SYMBOLS["TCP_KEEPCNT"]: "keepalive_count"}.get(name)
+            keep = {
+                SYMBOLS["TCP_KEEPIDLE"]: "keepalive_idle",
+                SYMBOLS["TCP_KEEPINTVL"]: "keepalive_interval",
+                SYMBOLS["TCP_KEEPCNT"]: "keepalive_count",
+            }.get(name)
             if keep is not None and hasattr(cfg, keep):
                 return int(getattr(cfg, keep))
             if (level, name) in s.options:

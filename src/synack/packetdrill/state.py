@@ -49,8 +49,17 @@ FINAL_WAIT_USECS = 1_000_000
 ISN_SECRET = b"synack-packetdrill-runner"
 
 FLAG_BITS = {"S": SYN, "F": FIN, "R": RST, "P": PSH, ".": ACK, "U": URG, "E": ECE, "W": CWR}
-OPT_KIND = {"eol": 0, "nop": 1, "mss": 2, "wscale": 3, "sackOK": 4, "sack": 5, "TS": 8,
-            "FO": 34, "FOEXP": 254}
+OPT_KIND = {
+    "eol": 0,
+    "nop": 1,
+    "mss": 2,
+    "wscale": 3,
+    "sackOK": 4,
+    "sack": 5,
+    "TS": 8,
+    "FO": 34,
+    "FOEXP": 254,
+}
 KIND_NAME = {v: k for k, v in OPT_KIND.items()}
 #: States in which a SYN from the peer starts a new incarnation of the connection.
 REOPENABLE = frozenset({State.CLOSED, State.SYN_SENT, State.TIME_WAIT, State.LISTEN})
@@ -71,7 +80,6 @@ def spec_flag_bits(flags: str) -> int:
 
 def usecs(t: int) -> str:
     return f"{t / 1e6:.6f}"
-
 
 
 # ------------------------------------------------------------------------------ records
@@ -109,10 +117,9 @@ class Pending:
     errno: int | None = None
 
 
-
 def raw_options(raw: bytes) -> list[tuple[int, bytes]]:
     """The TCP options of IPv4 or IPv6 packet ``raw`` as (kind, data), in wire order."""
-    tcp = raw[parse_ipv6_packet(raw).offset:] if raw[0] >> 4 == 6 else raw[(raw[0] & 15) * 4:]
+    tcp = raw[parse_ipv6_packet(raw).offset :] if raw[0] >> 4 == 6 else raw[(raw[0] & 15) * 4 :]
     doff = (tcp[12] >> 4) * 4
     opts = tcp[20:doff]
     out: list[tuple[int, bytes]] = []
@@ -127,14 +134,12 @@ def raw_options(raw: bytes) -> list[tuple[int, bytes]]:
             i += 1
             continue
         if i + 1 >= len(opts) or opts[i + 1] < 2:
-            out.append((kind, bytes(opts[i + 1:])))
+            out.append((kind, bytes(opts[i + 1 :])))
             break
         length = opts[i + 1]
-        out.append((kind, bytes(opts[i + 2:i + length])))
+        out.append((kind, bytes(opts[i + 2 : i + length])))
         i += length
     return out
-
-
 
 
 class RunnerState:
@@ -149,11 +154,13 @@ class RunnerState:
     def __init__(self, script: Script, profile: Profile, options: RunOptions) -> None:
         self.script = script
         self.profile = profile
-        self.result = RunResult(script.path, profile.name,
-                                expected_failure=script.expected_failure)
+        self.result = RunResult(script.path, profile.name, expected_failure=script.expected_failure)
         self.tolerance_us = options.tolerance_usecs or DEFAULT_TOLERANCE_USECS
-        self.tolerance_pct = (options.tolerance_percent if options.tolerance_percent is not None
-                              else DEFAULT_TOLERANCE_PERCENT)
+        self.tolerance_pct = (
+            options.tolerance_percent
+            if options.tolerance_percent is not None
+            else DEFAULT_TOLERANCE_PERCENT
+        )
         self.strict_segments = options.strict_segments
         self.check_ts_ecr = options.check_ts_ecr
         self._tracer = options.tracer
@@ -187,8 +194,6 @@ class RunnerState:
         self.wait_horizon_us = WAIT_HORIZON_USECS
         self.block_horizon_us = BLOCK_HORIZON_USECS
         self.layer: StackSyscalls | None = None
-
-
 
     @property
     def local_ip(self) -> str:

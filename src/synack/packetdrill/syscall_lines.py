@@ -31,13 +31,42 @@ from .scheduling import Scheduling
 from .state import REMOTE_EPHEMERAL_PORT, Pending, Sched
 from .syscalls import SYMBOLS, Mismatch, Op, SyscallError, Unsupported
 
-_SYSCALL_ARGS = {"socket": 3, "bind": 3, "listen": 2, "accept": 3, "connect": 3, "read": 3,
-                 "write": 3, "send": 4, "recv": 4, "close": 1, "shutdown": 2,
-                 "setsockopt": 5, "getsockopt": 5, "ioctl": 3, "sendmsg": 3, "recvmsg": 3,
-                 "epoll_create": 1, "epoll_create1": 1, "epoll_ctl": 4, "epoll_wait": 4}
-_UNSUPPORTED_CALLS = frozenset({
-    "readv", "writev", "sendto", "recvfrom", "poll", "sendfile", "splice", "open", "pipe",
-    "cap_set"})
+_SYSCALL_ARGS = {
+    "socket": 3,
+    "bind": 3,
+    "listen": 2,
+    "accept": 3,
+    "connect": 3,
+    "read": 3,
+    "write": 3,
+    "send": 4,
+    "recv": 4,
+    "close": 1,
+    "shutdown": 2,
+    "setsockopt": 5,
+    "getsockopt": 5,
+    "ioctl": 3,
+    "sendmsg": 3,
+    "recvmsg": 3,
+    "epoll_create": 1,
+    "epoll_create1": 1,
+    "epoll_ctl": 4,
+    "epoll_wait": 4,
+}
+_UNSUPPORTED_CALLS = frozenset(
+    {
+        "readv",
+        "writev",
+        "sendto",
+        "recvfrom",
+        "poll",
+        "sendfile",
+        "splice",
+        "open",
+        "pipe",
+        "cap_set",
+    }
+)
 _FD_CALLS = frozenset({"socket", "accept", "epoll_create", "epoll_create1"})
 
 
@@ -48,8 +77,11 @@ class SyscallLines(Scheduling):
     def _syscall(self, ev: Event, spec: SyscallSpec, sched: Sched) -> None:
         prefix = f"runtime error in {spec.name} call"
         if spec.blocking and self.pending is not None and self.pending.done_at is None:
-            raise ScriptFailure(ev.line, f"{prefix}: blocking system call while another "
-                                         "blocking system call is already in progress")
+            raise ScriptFailure(
+                ev.line,
+                f"{prefix}: blocking system call while another "
+                "blocking system call is already in progress",
+            )
         try:
             op = self._make_op(ev, spec)
         except SyscallError as exc:
@@ -72,9 +104,12 @@ class SyscallLines(Scheduling):
             horizon = self.now_us + self.block_horizon_us
             while outcome is None:
                 if not self._wait_step(horizon):
-                    raise ScriptFailure(ev.line, f"{prefix}: the call blocks (no '...' end time "
-                                                 "was given, so it must not) and nothing "
-                                                 "will ever unblock it")
+                    raise ScriptFailure(
+                        ev.line,
+                        f"{prefix}: the call blocks (no '...' end time "
+                        "was given, so it must not) and nothing "
+                        "will ever unblock it",
+                    )
                 outcome = self._attempt(ev, spec, op)
             self._collect()
         self._check_result(ev, spec, *outcome)
@@ -90,8 +125,9 @@ class SyscallLines(Scheduling):
         p.result, p.errno = outcome
         return True
 
-    def _attempt(self, ev: Event, spec: SyscallSpec, op: Op) -> tuple[int | None, int | None] \
-            | None:
+    def _attempt(
+        self, ev: Event, spec: SyscallSpec, op: Op
+    ) -> tuple[int | None, int | None] | None:
         try:
             r = op.attempt()
         except SyscallError as exc:
@@ -114,8 +150,9 @@ class SyscallLines(Scheduling):
         if err:
             raise ScriptFailure(p.event.line, err)
 
-    def _check_result(self, ev: Event, spec: SyscallSpec, value: int | None,
-                      err: int | None) -> None:
+    def _check_result(
+        self, ev: Event, spec: SyscallSpec, value: int | None, err: int | None
+    ) -> None:
         prefix = f"runtime error in {spec.name} call"
         actual = value if err is None and value is not None else -1
         if self.record:
@@ -133,20 +170,26 @@ class SyscallLines(Scheduling):
         if expected is not None:
             if spec.name in _FD_CALLS and expected >= 0:
                 if actual < 0:
-                    raise ScriptFailure(ev.line, f"{prefix}: Expected non-negative result but got "
-                                                 f"{actual}{err_text}")
+                    raise ScriptFailure(
+                        ev.line,
+                        f"{prefix}: Expected non-negative result but got {actual}{err_text}",
+                    )
             elif actual != expected:
-                raise ScriptFailure(ev.line, f"{prefix}: Expected result {expected} but got "
-                                             f"{actual}{err_text}")
+                raise ScriptFailure(
+                    ev.line, f"{prefix}: Expected result {expected} but got {actual}{err_text}"
+                )
         if spec.errno is not None:
             want = getattr(errno_mod, spec.errno, None)
             if not isinstance(want, int):
                 raise ScriptFailure(ev.line, f"{prefix}: unknown errno {spec.errno}")
             got = err or 0
             if got != want:
-                raise ScriptFailure(ev.line, f"{prefix}: Expected errno {want} "
-                                             f"({os.strerror(want)}) but got {got} "
-                                             f"({os.strerror(got) if got else 'no error'})")
+                raise ScriptFailure(
+                    ev.line,
+                    f"{prefix}: Expected errno {want} "
+                    f"({os.strerror(want)}) but got {got} "
+                    f"({os.strerror(got) if got else 'no error'})",
+                )
 
     # argument evaluation ------------------------------------------------------
     def _int(self, e: Expr) -> int:
@@ -167,8 +210,7 @@ class SyscallLines(Scheduling):
     def _opt_int(self, e: Expr) -> int | None:
         if isinstance(e, EllipsisExpr):
             return None
-        if isinstance(e, ListExpr) and len(e.items) == 1 and isinstance(e.items[0],
-                                                                          EllipsisExpr):
+        if isinstance(e, ListExpr) and len(e.items) == 1 and isinstance(e.items[0], EllipsisExpr):
             return None
         return self._int(e)
 
@@ -199,17 +241,26 @@ class SyscallLines(Scheduling):
         if name == "accept":
             return layer.accept(fd, result_fd)
         if name == "connect":
-            return _Then(layer.connect(fd, self._sockaddr_port(args[1])),
-                         lambda: self._set_tuple_connect(fd), before_block=True)
+            return _Then(
+                layer.connect(fd, self._sockaddr_port(args[1])),
+                lambda: self._set_tuple_connect(fd),
+                before_block=True,
+            )
         if name in ("read", "recv"):
             flags = self._int(args[3]) if name == "recv" else 0
-            return layer.read(fd, self._int(args[2]), self._flags(flags, ev),
-                              bad_buffer=_bad_pointer(args[1]))
+            return layer.read(
+                fd, self._int(args[2]), self._flags(flags, ev), bad_buffer=_bad_pointer(args[1])
+            )
         if name in ("write", "send"):
             flags = self._int(args[3]) if name == "send" else 0
             count = self._int(args[2])
-            return layer.write(fd, self._buffer(args[1], count), count, self._flags(flags, ev),
-                               bad_buffer=_bad_pointer(args[1]))
+            return layer.write(
+                fd,
+                self._buffer(args[1], count),
+                count,
+                self._flags(flags, ev),
+                bad_buffer=_bad_pointer(args[1]),
+            )
         if name in ("sendmsg", "recvmsg"):
             count, bad = self._msghdr(args[1])
             flags = self._flags(self._int(args[2]), ev)
@@ -220,11 +271,11 @@ class SyscallLines(Scheduling):
             return layer.epoll_create(fd, result_fd)
         if name == "epoll_ctl":
             events = self._epoll_events(args[3])
-            return layer.epoll_ctl(fd, self._int(args[1]), self._int(args[2]),
-                                   events[0][0] if events else 0)
+            return layer.epoll_ctl(
+                fd, self._int(args[1]), self._int(args[2]), events[0][0] if events else 0
+            )
         if name == "epoll_wait":
-            events_want = (None if isinstance(args[1], EllipsisExpr)
-                           else self._epoll_events(args[1]))
+            events_want = None if isinstance(args[1], EllipsisExpr) else self._epoll_events(args[1])
             return layer.epoll_wait(fd, self._int(args[2]), self._int(args[3]), events_want)
         if name == "close":
             return layer.close(fd)
@@ -235,11 +286,17 @@ class SyscallLines(Scheduling):
             if feature is not None:
                 raise Unsupported(needs_feature(f"{name} {args[2]}", feature))
         if name == "setsockopt":
-            return layer.setsockopt(fd, self._int(args[1]), self._int(args[2]),
-                                    self._optval(args[3]))
+            return layer.setsockopt(
+                fd, self._int(args[1]), self._int(args[2]), self._optval(args[3])
+            )
         if name == "getsockopt":
-            return layer.getsockopt(fd, self._int(args[1]), self._int(args[2]),
-                                    self._opt_int(args[3]), self._opt_int(args[4]))
+            return layer.getsockopt(
+                fd,
+                self._int(args[1]),
+                self._int(args[2]),
+                self._opt_int(args[3]),
+                self._opt_int(args[4]),
+            )
         if name == "fcntl":
             arg = self._int(args[2]) if len(args) == 3 else 0
             return layer.fcntl(fd, self._int(args[1]), arg)
@@ -285,8 +342,7 @@ class SyscallLines(Scheduling):
             if "events" not in fields:
                 raise Unsupported(f"expected a struct epoll_event literal, got {it}")
             ident = fields.get("fd", fields.get("u64", fields.get("u32", fields.get("ptr"))))
-            out.append((self._int(fields["events"]),
-                        self._int(ident) if ident is not None else -1))
+            out.append((self._int(fields["events"]), self._int(ident) if ident is not None else -1))
         return out
 
     def _optval(self, e: Expr) -> int:
@@ -307,8 +363,11 @@ class SyscallLines(Scheduling):
     def _sockaddr_port(self, e: Expr) -> int | None:
         if isinstance(e, StructExpr):
             for item in e.items:
-                if isinstance(item, BinaryExpr) and isinstance(item.lhs, WordExpr) \
-                        and item.lhs.name == "sin_port":
+                if (
+                    isinstance(item, BinaryExpr)
+                    and isinstance(item.lhs, WordExpr)
+                    and item.lhs.name == "sin_port"
+                ):
                     return self._int(item.rhs)
         return None
 
@@ -330,8 +389,11 @@ def _struct_fields(e: Expr) -> dict[str, Expr]:
     out: dict[str, Expr] = {}
     if isinstance(e, StructExpr):
         for item in e.items:
-            if isinstance(item, BinaryExpr) and item.op == "=" and isinstance(
-                    item.lhs, (WordExpr, CallExpr)):
+            if (
+                isinstance(item, BinaryExpr)
+                and item.op == "="
+                and isinstance(item.lhs, (WordExpr, CallExpr))
+            ):
                 out[item.lhs.name] = item.rhs
     return out
 
@@ -368,5 +430,3 @@ class _Then:
             fn = self.after
             assert callable(fn)
             fn()
-
-

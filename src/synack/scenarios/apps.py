@@ -45,9 +45,16 @@ class Endpoint:
     (a request/response exchange that shows the half-close, C11).
     """
 
-    def __init__(self, conn: Connection, payload: bytes = b"", *, read: bool = True,
-                 close_when_done: bool = True, keep_data: bool = True,
-                 send_after_eof: bool = False) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        payload: bytes = b"",
+        *,
+        read: bool = True,
+        close_when_done: bool = True,
+        keep_data: bool = True,
+        send_after_eof: bool = False,
+    ) -> None:
         self.conn = conn
         self._payload = memoryview(payload)
         self.sent = 0
@@ -101,7 +108,7 @@ class Endpoint:
         if self.sent < len(self._payload) and conn.state in _MAY_SEND:
             space = conn.send_space
             if space:
-                self.sent += conn.send(self._payload[self.sent:self.sent + space])
+                self.sent += conn.send(self._payload[self.sent : self.sent + space])
         if self.sent == len(self._payload) and self.close_when_done and self.connected:
             if self.eof and self.read:
                 conn.close(now)

@@ -85,7 +85,8 @@ def lab_config(**changes: Any) -> TcpConfig:
     """TcpConfig(msl=MSL) with ``changes``, ignoring fields this build does not have."""
     known = getattr(TcpConfig, "__dataclass_fields__", {})
     return TcpConfig(msl=MSL, congestion_control=LAB_CC).replace(
-        **{k: v for k, v in changes.items() if k in known})
+        **{k: v for k, v in changes.items() if k in known}
+    )
 
 
 def has_feature(name: str) -> bool:
@@ -108,7 +109,7 @@ class CongestionSampler:
 
     def __call__(self, now: float) -> None:
         trace = self.trace
-        for r in trace[self._pos:]:
+        for r in trace[self._pos :]:
             if r["ev"] == "cc" and (name := r.get("conn")):
                 self._last[name] = (r.get("cwnd"), r.get("ssthresh"))
         for stack in self.stacks:
@@ -116,8 +117,14 @@ class CongestionSampler:
                 val = (conn.cwnd, conn.ssthresh)
                 if self._last.get(conn.name) != val:
                     self._last[conn.name] = val
-                    sample: CcRecord = {"t": now, "ev": "cc", "conn": conn.name,
-                                        "event": "sample", "cwnd": val[0], "ssthresh": val[1]}
+                    sample: CcRecord = {
+                        "t": now,
+                        "ev": "cc",
+                        "conn": conn.name,
+                        "event": "sample",
+                        "cwnd": val[0],
+                        "ssthresh": val[1],
+                    }
                     trace.append(sample)
         self._pos = len(trace)
 
@@ -133,18 +140,24 @@ class LabScript:
         self.packets = MemoryWriter()
         self.capture = NetworkCapture(self.packets, self.sc.trace, point="send")
         self.sc.net.add_tap(self.capture)
-        self.sc.net.add_process(CongestionSampler(self.sc.trace, [self.sc.client,
-                                                                  self.sc.server]))
+        self.sc.net.add_process(CongestionSampler(self.sc.trace, [self.sc.client, self.sc.server]))
         self.facts: dict[str, Any] = {}
         self.note(f"lab {lab.name}: {lab.summary}", list(lab.concepts), lab.rfc)
 
     def note(self, text: str, concepts: list[str] | None = None, rfc: str = "") -> None:
-        rec: LabRecord = {"t": self.sc.now, "ev": "lab", "conn": None, "text": text,
-                          "concepts": concepts or [], "rfc": rfc}
+        rec: LabRecord = {
+            "t": self.sc.now,
+            "ev": "lab",
+            "conn": None,
+            "text": text,
+            "concepts": concepts or [],
+            "rfc": rfc,
+        }
         self.sc.trace.append(rec)
 
-    def note_at(self, t: float, text: str, concepts: list[str] | None = None,
-                rfc: str = "") -> None:
+    def note_at(
+        self, t: float, text: str, concepts: list[str] | None = None, rfc: str = ""
+    ) -> None:
         self.sc.net.call_at(t, lambda now: self.note(text, concepts, rfc))
 
     def at(self, t: float, fn: Callable[[float], Any]) -> None:
@@ -169,7 +182,6 @@ class LabScript:
         return {self.sc.client_ip: "client", self.sc.server_ip: "server"}
 
 
-
 # ------------------------------------------------------------------------ outputs
 def explained_lines(run: LabRun, *, absolute: bool = False, verbose: bool = False) -> list[str]:
     """The explained timeline of a lab run, as printed lines."""
@@ -183,8 +195,14 @@ def json_lines(records: Iterable[TraceRecord]) -> str:
     return "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
 
 
-def write_outputs(run: LabRun, outdir: str | Path, *, absolute: bool = False,
-                  plots: bool = True, report: bool = True) -> tuple[list[Path], str]:
+def write_outputs(
+    run: LabRun,
+    outdir: str | Path,
+    *,
+    absolute: bool = False,
+    plots: bool = True,
+    report: bool = True,
+) -> tuple[list[Path], str]:
     """Write the lab's files into ``outdir``; returns (files, message about plots)."""
     from ..trace.diagram import render_mermaid, render_svg
     from ..trace.model import analyze
@@ -197,11 +215,11 @@ def write_outputs(run: LabRun, outdir: str | Path, *, absolute: bool = False,
     lines = explained_lines(run, absolute=absolute)
     (out / "explain.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (out / "trace.jsonl").write_text(json_lines(run.trace), encoding="utf-8")
-    (out / "diagram.svg").write_text(render_svg(analysed, absolute=absolute,
-                                                title=f"{run.lab.name}: {run.lab.title}"),
-                                     encoding="utf-8")
-    (out / "diagram.mmd").write_text(render_mermaid(analysed, absolute=absolute),
-                                     encoding="utf-8")
+    (out / "diagram.svg").write_text(
+        render_svg(analysed, absolute=absolute, title=f"{run.lab.name}: {run.lab.title}"),
+        encoding="utf-8",
+    )
+    (out / "diagram.mmd").write_text(render_mermaid(analysed, absolute=absolute), encoding="utf-8")
     files += [out / n for n in ("explain.txt", "trace.jsonl", "diagram.svg", "diagram.mmd")]
     run.packets.save(out / "capture.pcapng")
     run.packets.save(out / "capture.pcap")
@@ -213,7 +231,12 @@ def write_outputs(run: LabRun, outdir: str | Path, *, absolute: bool = False,
     if report:
         from ..trace.report import write_report
 
-        write_report(run.trace, out / "report.html", roles=run.roles,
-                     title=f"synack lab {run.lab.name}: {run.lab.title}", absolute=absolute)
+        write_report(
+            run.trace,
+            out / "report.html",
+            roles=run.roles,
+            title=f"synack lab {run.lab.name}: {run.lab.title}",
+            absolute=absolute,
+        )
         files.append(out / "report.html")
     return files, message

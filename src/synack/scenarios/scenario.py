@@ -98,18 +98,29 @@ class Scenario:
         """``segments=True`` runs the network in its segments mode (see
         :class:`~synack.sim.Network`): the same run, faster; with ``record_wire`` (a
         tap) every packet is still encoded."""
-        self.client_ip, self.server_ip = (CLIENT_IP6, SERVER_IP6) if ipv6 else (CLIENT_IP,
-                                                                                SERVER_IP)
+        self.client_ip, self.server_ip = (
+            (CLIENT_IP6, SERVER_IP6) if ipv6 else (CLIENT_IP, SERVER_IP)
+        )
         self.net = Network(seed=seed, segments=segments)
         self.trace: list[TraceRecord] = []
         self.wire: list[WireEvent] = []
         base = config or TcpConfig()
-        self.client = Stack(self.client_ip, config=client_config or base, isn=client_isn,
-                            isn_secret=_secret(seed, 1), seed=seed * 2 + 1,
-                            tracer=self.trace.append)
-        self.server = Stack(self.server_ip, config=server_config or base, isn=server_isn,
-                            isn_secret=_secret(seed, 2), seed=seed * 2 + 2,
-                            tracer=self.trace.append)
+        self.client = Stack(
+            self.client_ip,
+            config=client_config or base,
+            isn=client_isn,
+            isn_secret=_secret(seed, 1),
+            seed=seed * 2 + 1,
+            tracer=self.trace.append,
+        )
+        self.server = Stack(
+            self.server_ip,
+            config=server_config or base,
+            isn=server_isn,
+            isn_secret=_secret(seed, 2),
+            seed=seed * 2 + 2,
+            tracer=self.trace.append,
+        )
         self.net.attach(self.client)
         self.net.attach(self.server)
         self.net.set_link(self.client_ip, self.server_ip, path or PathConfig(delay=0.05))
@@ -125,16 +136,28 @@ class Scenario:
     def now(self) -> float:
         return self.net.now
 
-    def listen(self, port: int = 80, payload: bytes = b"", *, backlog: int = 128,
-               factory: Callable[[Connection], Endpoint] | None = None,
-               **endpoint_kw: Any) -> Listener:
+    def listen(
+        self,
+        port: int = 80,
+        payload: bytes = b"",
+        *,
+        backlog: int = 128,
+        factory: Callable[[Connection], Endpoint] | None = None,
+        **endpoint_kw: Any,
+    ) -> Listener:
         """Listen on the server; each accepted connection gets an :class:`Endpoint`."""
         lst = self.server.listen(port, backlog)
         self.server_apps.serve(lst, factory or (lambda c: Endpoint(c, payload, **endpoint_kw)))
         return lst
 
-    def connect(self, port: int = 80, payload: bytes = b"", *, local_port: int | None = None,
-                **endpoint_kw: Any) -> Endpoint:
+    def connect(
+        self,
+        port: int = 80,
+        payload: bytes = b"",
+        *,
+        local_port: int | None = None,
+        **endpoint_kw: Any,
+    ) -> Endpoint:
         """Open a client connection driven by an :class:`Endpoint`."""
         conn = self.client.connect(self.server_ip, port, now=self.now, local_port=local_port)
         ep = self.client_apps.add(Endpoint(conn, payload, **endpoint_kw), self.now)
@@ -152,15 +175,21 @@ class Scenario:
             raise LookupError(f"expected one accepted connection, have {len(eps)}")
         return eps[0]
 
-    def run(self, until: float | None = None, *, stop: Callable[[], bool] | None = None,
-            max_events: int = 5_000_000) -> float:
+    def run(
+        self,
+        until: float | None = None,
+        *,
+        stop: Callable[[], bool] | None = None,
+        max_events: int = 5_000_000,
+    ) -> float:
         return self.net.run(until, stop=stop, max_events=max_events)
 
     def run_for(self, duration: float, **kw: Any) -> float:
         return self.run(self.now + duration, **kw)
 
-    def drop_next(self, predicate: Callable[[Segment], bool], count: int = 1, *,
-                  src: str | None = None) -> None:
+    def drop_next(
+        self, predicate: Callable[[Segment], bool], count: int = 1, *, src: str | None = None
+    ) -> None:
         """Drop the next ``count`` packets whose decoded segment matches ``predicate``."""
         want = None if src is None else ip_to_bytes(src)
 
@@ -180,18 +209,30 @@ class Scenario:
         duplicate, a stray segment).
         """
         seg = _decode(packet)
-        rec: NetInjectRecord = {"t": self.now, "ev": "net_inject", "conn": None, "why": why,
-                                "src": ip_to_str(_src(packet)),
-                                "dst": ip_to_str(_dst(packet))}
+        rec: NetInjectRecord = {
+            "t": self.now,
+            "ev": "net_inject",
+            "conn": None,
+            "why": why,
+            "src": ip_to_str(_src(packet)),
+            "dst": ip_to_str(_dst(packet)),
+        }
         if seg is not None:
-            rec.update({"sport": seg.src_port, "dport": seg.dst_port, "flags": seg.flags,
-                        "seq": seg.seq, "ack": seg.ack, "len": len(seg.payload),
-                        "win": seg.window})
+            rec.update(
+                {
+                    "sport": seg.src_port,
+                    "dport": seg.dst_port,
+                    "flags": seg.flags,
+                    "seq": seg.seq,
+                    "ack": seg.ack,
+                    "len": len(seg.payload),
+                    "win": seg.window,
+                }
+            )
         self.trace.append(rec)
         self.net.inject(packet)
 
-    def capture(self, dest: str | Path | CaptureWriter, *, point: str = "send"
-                ) -> NetworkCapture:
+    def capture(self, dest: str | Path | CaptureWriter, *, point: str = "send") -> NetworkCapture:
         """Record every packet into a pcap/pcapng file (by suffix) or a writer, with
         synack's comments; call ``.close()`` on the result when the run is over."""
         from ..trace.capture import NetworkCapture, open_capture
@@ -213,33 +254,49 @@ class Scenario:
                 out.append(r["new"])
         return out
 
-    def sent(self, src: str | None = None, predicate: Callable[[Segment], bool] | None = None
-             ) -> list[WireEvent]:
+    def sent(
+        self, src: str | None = None, predicate: Callable[[Segment], bool] | None = None
+    ) -> list[WireEvent]:
         """Packets put on the wire (kind "send"), optionally filtered."""
-        return [w for w in self.wire if w.kind == "send" and w.seg is not None
-                and (src is None or w.src == src) and (predicate is None or predicate(w.seg))]
+        return [
+            w
+            for w in self.wire
+            if w.kind == "send"
+            and w.seg is not None
+            and (src is None or w.src == src)
+            and (predicate is None or predicate(w.seg))
+        ]
 
     def records(self, ev: str, **match: Any) -> list[TraceRecord]:
         """Trace records of one kind whose fields equal ``match``."""
-        return [r for r in self.trace if r["ev"] == ev
-                and all(r.get(k) == v for k, v in match.items())]
+        return [
+            r for r in self.trace if r["ev"] == ev and all(r.get(k) == v for k, v in match.items())
+        ]
 
-    def _tap(self, now: float, kind: str, src: bytes, dst: bytes, packet: bytes,
-             reason: str | None) -> None:
-        self.wire.append(WireEvent(now, kind, ip_to_str(src), ip_to_str(dst), _decode(packet),
-                                   reason))
+    def _tap(
+        self, now: float, kind: str, src: bytes, dst: bytes, packet: bytes, reason: str | None
+    ) -> None:
+        self.wire.append(
+            WireEvent(now, kind, ip_to_str(src), ip_to_str(dst), _decode(packet), reason)
+        )
         # a drop always has its reason (sim.path); benchmarks set trace to None
         if kind == "drop" and reason is not None and self.trace is not None:
             seg = _decode(packet)
-            rec: NetDropRecord = {"t": now, "ev": "net_drop", "conn": None, "reason": reason,
-                                  "src": ip_to_str(src), "dst": ip_to_str(dst),
-                                  "flags": seg.flags if seg else None,
-                                  "seq": seg.seq if seg else None,
-                                  "len": len(seg.payload) if seg else None,
-                                  "sport": seg.src_port if seg else None,
-                                  "dport": seg.dst_port if seg else None,
-                                  "ack": seg.ack if seg else None,
-                                  "win": seg.window if seg else None}
+            rec: NetDropRecord = {
+                "t": now,
+                "ev": "net_drop",
+                "conn": None,
+                "reason": reason,
+                "src": ip_to_str(src),
+                "dst": ip_to_str(dst),
+                "flags": seg.flags if seg else None,
+                "seq": seg.seq if seg else None,
+                "len": len(seg.payload) if seg else None,
+                "sport": seg.src_port if seg else None,
+                "dport": seg.dst_port if seg else None,
+                "ack": seg.ack if seg else None,
+                "win": seg.window if seg else None,
+            }
             self.trace.append(rec)
 
 

@@ -64,11 +64,15 @@ def chargen_bytes(offset: int, n: int) -> bytes:
     period = len(_CYCLE)
     start = offset % period
     reps = (start + n) // period + 1
-    return (_CYCLE * reps)[start:start + n]
+    return (_CYCLE * reps)[start : start + n]
 
 
-async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-               record: ConnectionRecord, runner: ServiceRunner) -> None:
+async def echo(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    record: ConnectionRecord,
+    runner: ServiceRunner,
+) -> None:
     """RFC 862: send back every byte; on the peer's FIN finish echoing, then close."""
     record.idle = True  # a graceful stop may interrupt us anywhere: data queued still goes
     while data := await reader.read(READ_SIZE):
@@ -78,8 +82,12 @@ async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
         await writer.drain()
 
 
-async def discard(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                  record: ConnectionRecord, runner: ServiceRunner) -> None:
+async def discard(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    record: ConnectionRecord,
+    runner: ServiceRunner,
+) -> None:
     """RFC 863: read and drop everything until the peer's FIN, then close."""
     record.idle = True
     await tap_input(reader, writer, record.received)
@@ -87,8 +95,7 @@ async def discard(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
         record.received(data)
 
 
-def chargen(nbytes: int | None = None, *, chunk: int = CHARGEN_CHUNK
-            ) -> ChargenHandler:
+def chargen(nbytes: int | None = None, *, chunk: int = CHARGEN_CHUNK) -> ChargenHandler:
     """An RFC 864 handler that sends ``nbytes`` bytes and closes (None: until the peer
     goes away)."""
     if nbytes is not None and nbytes < 0:
@@ -105,12 +112,18 @@ class ChargenHandler:
         period = len(_CYCLE)
         self._buf = memoryview(_CYCLE * (self.chunk // period + 2))
 
-    def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 record: ConnectionRecord, runner: ServiceRunner) -> Awaitable[None]:
+    def __call__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        record: ConnectionRecord,
+        runner: ServiceRunner,
+    ) -> Awaitable[None]:
         return self._run(reader, writer, record)
 
-    async def _run(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                   record: ConnectionRecord) -> None:
+    async def _run(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, record: ConnectionRecord
+    ) -> None:
         record.idle = True
         await tap_input(reader, writer, record.received)
         sink = asyncio.ensure_future(self._drop_input(reader, record))
@@ -124,7 +137,7 @@ class ChargenHandler:
                     raise exc
                 n = self.chunk if limit is None else min(self.chunk, limit - sent)
                 start = sent % period
-                writer.write(buf[start:start + n])  # a view: the transport copies once
+                writer.write(buf[start : start + n])  # a view: the transport copies once
                 sent += n
                 record.bytes_out += n
                 await writer.drain()

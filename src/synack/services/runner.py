@@ -85,8 +85,10 @@ class ConnectionRecord:
         """One log line for a finished connection."""
         host = str(self.peer[0])
         peer = f"[{host}]:{self.peer[1]}" if ":" in host else f"{host}:{self.peer[1]}"
-        text = (f"connection {self.id} from {peer} closed after {self.duration:.2f}s: "
-                f"{self.bytes_in} bytes in")
+        text = (
+            f"connection {self.id} from {peer} closed after {self.duration:.2f}s: "
+            f"{self.bytes_in} bytes in"
+        )
         if self.hash_in is not None:
             text += f" (sha256 {self.sha256_in})"
         text += f", {self.bytes_out} bytes out"
@@ -102,8 +104,13 @@ class ConnectionRecord:
 class Handler(Protocol):
     """A service: handles one connection until it is done."""
 
-    def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 record: ConnectionRecord, runner: ServiceRunner) -> Awaitable[None]: ...
+    def __call__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        record: ConnectionRecord,
+        runner: ServiceRunner,
+    ) -> Awaitable[None]: ...
 
 
 def peer_of(writer: asyncio.StreamWriter, name: str) -> tuple[str, int]:
@@ -119,8 +126,12 @@ def synack_connection(writer: asyncio.StreamWriter) -> Connection | None:
     return conn  # type: ignore[no-any-return]
 
 
-async def linger_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                       grace: float, record: ConnectionRecord | None = None) -> bool:
+async def linger_close(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    grace: float,
+    record: ConnectionRecord | None = None,
+) -> bool:
     """Half-close, drop what the peer still sends until its FIN, close.
 
     Returns False (and aborts the connection) if the peer did not finish
@@ -151,8 +162,7 @@ class _InputTap(asyncio.Protocol):
     ``on_data`` instead of the reader's buffer and passes everything else on (EOF,
     loss, write flow control), so the reader still sees the peer's FIN or a reset."""
 
-    def __init__(self, inner: asyncio.BaseProtocol,
-                 on_data: Callable[[bytes], None]) -> None:
+    def __init__(self, inner: asyncio.BaseProtocol, on_data: Callable[[bytes], None]) -> None:
         self.inner = inner
         self.data_received = on_data  # type: ignore[method-assign,assignment]
 
@@ -169,8 +179,9 @@ class _InputTap(asyncio.Protocol):
         self.inner.resume_writing()
 
 
-async def tap_input(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                    on_data: Callable[[bytes], None]) -> bool:
+async def tap_input(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, on_data: Callable[[bytes], None]
+) -> bool:
     """Send what arrives on this connection straight to ``on_data`` from now on,
     instead of through ``reader`` (for a service that only counts or drops its input:
     no buffer to fill and slice, no task wake-up per read).
@@ -201,10 +212,16 @@ class ServiceRunner:
     ``serve --workers N`` take interleaved numbers so that their log lines differ.
     """
 
-    def __init__(self, name: str, handler: Handler, *, grace: float = 5.0,
-                 hash_input: bool = False,
-                 on_close: Callable[[ConnectionRecord], None] | None = None,
-                 ids: Iterator[int] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        handler: Handler,
+        *,
+        grace: float = 5.0,
+        hash_input: bool = False,
+        on_close: Callable[[ConnectionRecord], None] | None = None,
+        ids: Iterator[int] | None = None,
+    ) -> None:
         self.name = name
         self._ids = ids
         self.handler = handler
@@ -218,8 +235,7 @@ class ServiceRunner:
         self._idle_event.set()
 
     # --------------------------------------------------------------- serving
-    async def __call__(self, reader: asyncio.StreamReader,
-                      writer: asyncio.StreamWriter) -> None:
+    async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         record = ConnectionRecord(peer_of(writer, "peername"), peer_of(writer, "sockname"))
         if self._ids is not None:
             record.id = next(self._ids)
@@ -248,8 +264,13 @@ class ServiceRunner:
             if self.on_close is not None:
                 self.on_close(record)
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                     record: ConnectionRecord, task: asyncio.Task[Any]) -> None:
+    async def _serve(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        record: ConnectionRecord,
+        task: asyncio.Task[Any],
+    ) -> None:
         try:
             await self.handler(reader, writer, record, self)
         except asyncio.CancelledError:

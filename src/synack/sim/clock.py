@@ -139,8 +139,7 @@ class Clock:
         finally:
             self._running = False
 
-    def _loop(self, until: float | None, stop: Callable[[], bool] | None,
-              max_events: int) -> float:
+    def _loop(self, until: float | None, stop: Callable[[], bool] | None, max_events: int) -> float:
         heap = self._heap
         pop = heappop
         limit = math.inf if until is None else until
@@ -176,4 +175,3 @@ class Clock:
 
     def __repr__(self) -> str:
         return f"Clock(now={self.now!r}, pending={self.pending()})"
-

@@ -36,11 +36,25 @@ from .path import Path, PathConfig
 __all__ = ["STAT_KEYS", "Filter", "Host", "Network", "Process", "Tap"]
 
 #: Every counter in :attr:`Network.stats`.
-STAT_KEYS = ("sent", "delivered", "dropped_loss", "dropped_queue", "dropped_no_route",
-             "dropped_filter", "duplicated", "corrupted", "reordered", "ecn_marked")
+STAT_KEYS = (
+    "sent",
+    "delivered",
+    "dropped_loss",
+    "dropped_queue",
+    "dropped_no_route",
+    "dropped_filter",
+    "duplicated",
+    "corrupted",
+    "reordered",
+    "ecn_marked",
+)
 
-_NOTE_STAT = {"duplicate": "duplicated", "corrupt": "corrupted", "mark": "ecn_marked",
-              "reorder": "reordered"}
+_NOTE_STAT = {
+    "duplicate": "duplicated",
+    "corrupt": "corrupted",
+    "mark": "ecn_marked",
+    "reorder": "reordered",
+}
 
 #: ``tap(now, kind, src, dst, packet, reason)``; kind is one of "send",
 #: "deliver", "drop", "duplicate", "corrupt", "mark".
@@ -113,8 +127,9 @@ class _Slot:
     def __init__(self, host: Host) -> None:
         self.host = host
         self.timer: list[Any] | None = None
-        self.segmented = (callable(getattr(host, "segments_to_send", None))
-                          and callable(getattr(host, "receive_segment", None)))
+        self.segmented = callable(getattr(host, "segments_to_send", None)) and callable(
+            getattr(host, "receive_segment", None)
+        )
 
 
 class _DropNext:
@@ -144,8 +159,9 @@ class Network:
     nothing is in flight.
     """
 
-    def __init__(self, seed: int = 0, *, default_path: PathConfig | None = None,
-                 segments: bool = False) -> None:
+    def __init__(
+        self, seed: int = 0, *, default_path: PathConfig | None = None, segments: bool = False
+    ) -> None:
         """``segments=True`` passes decoded segments between hosts that support it
         (see the module docstring): the same run, without the wire codec's cost."""
         self.segments = segments
@@ -353,7 +369,8 @@ class Network:
                 packet = wire.encode()  # a tap (or a host) that wants the bytes
             else:
                 slot.host.receive_segment(  # type: ignore[attr-defined]
-                    wire.src, wire.dst, wire.seg, now)
+                    wire.src, wire.dst, wire.seg, now
+                )
                 if not self._processes:
                     self._drain(slot)
                 return
@@ -409,8 +426,14 @@ class Network:
         tap or filter, a route, a path that neither corrupts nor marks), else
         encoded.  Only the common shape (no options but timestamps) goes undecoded,
         the shape a receiving :class:`~synack.stack.Stack` takes without decoding."""
-        if (self._taps or self._filters or seg.mss is not None or seg.wscale is not None
-                or seg.sack_permitted or seg.sack_blocks):
+        if (
+            self._taps
+            or self._filters
+            or seg.mss is not None
+            or seg.wscale is not None
+            or seg.sack_permitted
+            or seg.sack_blocks
+        ):
             self._send(encode_ip_tcp(src, dst, seg))
             return
         slot = self._slots.get(dst)
@@ -421,8 +444,7 @@ class Network:
         self.stats["sent"] += 1
         # The packet's length: IP header (RFC 791 §3.1, RFC 8200 §3), TCP header, and
         # the 12 bytes of nop, nop, timestamps (RFC 7323 Appendix A).
-        size = (20 if len(src) == 4 else 40) + (20 if seg.tsval is None else 32) + len(
-            seg.payload)
+        size = (20 if len(src) == 4 else 40) + (20 if seg.tsval is None else 32) + len(seg.payload)
         path.transmit(self.clock.now, _Wire(src, dst, seg, size), slot)  # type: ignore[arg-type]
 
     def _note(self, now: float, kind: str, packet: bytes, reason: str | None) -> None:

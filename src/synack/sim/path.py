@@ -38,8 +38,9 @@ def _check_probability(name: str, value: float) -> None:
 
 def _check_time(name: str, value: float) -> None:
     if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
-        raise ValueError(f"PathConfig.{name} must be a finite number of seconds >= 0, "
-                         f"got {value!r}")
+        raise ValueError(
+            f"PathConfig.{name} must be a finite number of seconds >= 0, got {value!r}"
+        )
 
 
 def _check_bytes(name: str, value: int) -> None:
@@ -88,14 +89,16 @@ class PathConfig:
         if rate is not None and not (
             isinstance(rate, int | float) and math.isfinite(rate) and rate > 0
         ):
-            raise ValueError(f"PathConfig.rate_bps must be a finite number > 0 or None, "
-                             f"got {rate!r}")
+            raise ValueError(
+                f"PathConfig.rate_bps must be a finite number > 0 or None, got {rate!r}"
+            )
         if self.queue_bytes is not None:
             _check_bytes("queue_bytes", self.queue_bytes)
         _check_bytes("ecn_threshold_bytes", self.ecn_threshold_bytes)
         if rate is None and (self.queue_bytes is not None or self.ecn_mark):
-            raise ValueError("PathConfig.queue_bytes and ecn_mark need a bottleneck: "
-                             "set rate_bps too")
+            raise ValueError(
+                "PathConfig.queue_bytes and ecn_mark need a bottleneck: set rate_bps too"
+            )
 
 
 def mark_ce(packet: bytes) -> bytes:
@@ -168,8 +171,20 @@ class Path(Generic[T]):
     impairments as they are decided.
     """
 
-    __slots__ = ("_backlog", "_busy_bits", "_busy_start", "_busy_until", "_deliver",
-                 "_last_arrival", "_note", "_queue", "_rng", "_simple", "_track", "cfg")
+    __slots__ = (
+        "_backlog",
+        "_busy_bits",
+        "_busy_start",
+        "_busy_until",
+        "_deliver",
+        "_last_arrival",
+        "_note",
+        "_queue",
+        "_rng",
+        "_simple",
+        "_track",
+        "cfg",
+    )
 
     def __init__(
         self,
@@ -192,8 +207,14 @@ class Path(Generic[T]):
     def configure(self, cfg: PathConfig) -> None:
         """Switch to a new config, keeping packets already in flight and queued."""
         self.cfg = cfg
-        self._simple = not (cfg.loss or cfg.jitter or cfg.duplicate or cfg.reorder
-                            or cfg.corrupt or cfg.rate_bps is not None)
+        self._simple = not (
+            cfg.loss
+            or cfg.jitter
+            or cfg.duplicate
+            or cfg.reorder
+            or cfg.corrupt
+            or cfg.rate_bps is not None
+        )
         self._track = cfg.queue_bytes is not None or cfg.ecn_mark
         # Restart the busy period where the link frees up, so a rate change
         # applies only to packets not yet accepted.
@@ -236,8 +257,12 @@ class Path(Generic[T]):
                 if limit is not None and backlog + size > limit:
                     self._note(now, "drop", packet, "queue")
                     return
-                if (cfg.ecn_mark and backlog > cfg.ecn_threshold_bytes and len(packet) >= 20
-                        and 0 < _ecn(packet) < 3):
+                if (
+                    cfg.ecn_mark
+                    and backlog > cfg.ecn_threshold_bytes
+                    and len(packet) >= 20
+                    and 0 < _ecn(packet) < 3
+                ):
                     packet = mark_ce(packet)
                     self._note(now, "mark", packet, None)
             if now > self._busy_until:

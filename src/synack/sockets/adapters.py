@@ -22,14 +22,21 @@ class SynackTCPServer(socketserver.TCPServer):
     the standard library's own code.
     """
 
-    def __init__(self, server_address: Address,
-                 RequestHandlerClass: Callable[..., socketserver.BaseRequestHandler],
-                 bind_and_activate: bool = True, *, synack_host: SocketHost) -> None:
+    def __init__(
+        self,
+        server_address: Address,
+        RequestHandlerClass: Callable[..., socketserver.BaseRequestHandler],
+        bind_and_activate: bool = True,
+        *,
+        synack_host: SocketHost,
+    ) -> None:
         self.synack_host = synack_host
         super().__init__(server_address, RequestHandlerClass, bind_and_activate=False)
         self.socket.close()  # the kernel socket TCPServer made; synack's replaces it
-        self.socket = synack_host.socket(self.address_family,  # type: ignore[assignment]
-                                         self.socket_type)
+        self.socket = synack_host.socket(
+            self.address_family,  # type: ignore[assignment]
+            self.socket_type,
+        )
         if bind_and_activate:
             try:
                 self.server_bind()
@@ -52,14 +59,16 @@ class SynackThreadingHTTPServer(socketserver.ThreadingMixIn, SynackHTTPServer):
 class SynackHTTPConnection(http.client.HTTPConnection):
     """``http.client.HTTPConnection`` whose ``connect()`` opens a synack socket."""
 
-    def __init__(self, host: str, port: int | None = None, *, synack_host: SocketHost,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, host: str, port: int | None = None, *, synack_host: SocketHost, **kwargs: Any
+    ) -> None:
         super().__init__(host, port, **kwargs)
         self.synack_host = synack_host
 
     def connect(self) -> None:
         """What ``HTTPConnection.connect`` does, on synack (no proxy tunnelling)."""
         sock = self.synack_host.create_connection(
-            (self.host, self.port), self.timeout, getattr(self, "source_address", None))
+            (self.host, self.port), self.timeout, getattr(self, "source_address", None)
+        )
         sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
         self.sock = sock

@@ -42,7 +42,9 @@ _CONFIG_OPTIONS: dict[tuple[int, int], tuple[str, Callable[[int], object]]] = {
     (_socket.IPPROTO_TCP, _socket.TCP_NODELAY): ("nodelay", bool),
     (_socket.SOL_SOCKET, _socket.SO_KEEPALIVE): ("keepalive", bool),
     (_socket.SOL_SOCKET, _socket.SO_SNDBUF): (
-        "snd_buf", lambda v: min(max(v, _MIN_SNDBUF), _MAX_SNDBUF)),
+        "snd_buf",
+        lambda v: min(max(v, _MIN_SNDBUF), _MAX_SNDBUF),
+    ),
 }
 for _name, _field in (("TCP_KEEPIDLE", "keepalive_idle"), ("TCP_KEEPINTVL", "keepalive_interval")):
     if hasattr(_socket, _name):
@@ -51,7 +53,6 @@ if hasattr(_socket, "TCP_KEEPCNT"):
     _CONFIG_OPTIONS[(_socket.IPPROTO_TCP, _socket.TCP_KEEPCNT)] = ("keepalive_count", int)
 if hasattr(_socket, "TCP_CORK"):
     _CONFIG_OPTIONS[(_socket.IPPROTO_TCP, _socket.TCP_CORK)] = ("cork", bool)
-
 
 
 # ------------------------------------------------------------------- loop-side half
@@ -65,9 +66,12 @@ def _complete(fut: concurrent.futures.Future[Any], ok: bool, value: Any) -> None
 class _Waiter:
     __slots__ = ("attempt", "fut", "on_withdraw")
 
-    def __init__(self, attempt: Callable[[], tuple[bool, Any]],
-                 fut: concurrent.futures.Future[Any],
-                 on_withdraw: Callable[[], None] | None) -> None:
+    def __init__(
+        self,
+        attempt: Callable[[], tuple[bool, Any]],
+        fut: concurrent.futures.Future[Any],
+        on_withdraw: Callable[[], None] | None,
+    ) -> None:
         self.attempt = attempt
         self.fut = fut
         self.on_withdraw = on_withdraw
@@ -88,9 +92,14 @@ class _Send:
 class _Core:
     """The loop-thread half of a socket.  Every method runs on the loop."""
 
-    def __init__(self, sh: SocketHost, config: TcpConfig, conn: Connection | None = None,
-                 options: dict[tuple[int, int], Any] | None = None,
-                 family: int = _socket.AF_INET) -> None:
+    def __init__(
+        self,
+        sh: SocketHost,
+        config: TcpConfig,
+        conn: Connection | None = None,
+        options: dict[tuple[int, int], Any] | None = None,
+        family: int = _socket.AF_INET,
+    ) -> None:
         self.sh = sh
         self.family = family
         self.driver = sh.host.driver
@@ -110,8 +119,9 @@ class _Core:
         if conn is not None:
             self.driver.register(conn, self)
             if conn.state is State.CLOSED:
-                self.error = ConnectionResetError(errno.ECONNRESET,
-                                                  "connection reset before it was accepted")
+                self.error = ConnectionResetError(
+                    errno.ECONNRESET, "connection reset before it was accepted"
+                )
         self._refresh()
 
     # ------------------------------------------------------------ plumbing
@@ -123,9 +133,14 @@ class _Core:
     def on_listener_ready(self, listener: Listener) -> None:
         self._service()
 
-    def start(self, fut: concurrent.futures.Future[Any], blocking: bool,
-              op: Callable[..., tuple[bool, Any]], args: tuple[Any, ...],
-              on_withdraw: Callable[[], None] | None = None) -> None:
+    def start(
+        self,
+        fut: concurrent.futures.Future[Any],
+        blocking: bool,
+        op: Callable[..., tuple[bool, Any]],
+        args: tuple[Any, ...],
+        on_withdraw: Callable[[], None] | None = None,
+    ) -> None:
         """Try ``op(*args, blocking=...)``; park it if it cannot finish and may block."""
         if self.closed:
             fut.set_exception(OSError(errno.EBADF, "Bad file descriptor"))
@@ -143,8 +158,7 @@ class _Core:
                 self._refresh()
                 return
             else:
-                outcome = (False, BlockingIOError(errno.EAGAIN,
-                                                  "Resource temporarily unavailable"))
+                outcome = (False, BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable"))
         self._refresh()
         _complete(fut, *outcome)
 
@@ -225,8 +239,10 @@ class _Core:
         inside (RFC 3493 §3.7), refused on an ``IPV6_V6ONLY`` socket."""
         if self.family == _socket.AF_INET6 and is_mapped(ip):
             if self.v6only:
-                raise OSError(errno.ENETUNREACH, "Network is unreachable (IPV6_V6ONLY socket, "
-                              "IPv4-mapped address)")
+                raise OSError(
+                    errno.ENETUNREACH,
+                    "Network is unreachable (IPV6_V6ONLY socket, IPv4-mapped address)",
+                )
             return unmap(ip)
         return ip
 
@@ -254,13 +270,15 @@ class _Core:
             raise OSError(errno.EINVAL, "Invalid argument (already bound)")
         stack = self.sh.host.stack
         if self.family == _socket.AF_INET6 and is_mapped(ip) and self.v6only:
-            raise OSError(errno.EINVAL, "Invalid argument (IPv4-mapped address on an "
-                          "IPV6_V6ONLY socket)")
+            raise OSError(
+                errno.EINVAL, "Invalid argument (IPv4-mapped address on an IPV6_V6ONLY socket)"
+            )
         local = unmap(ip) if self.family == _socket.AF_INET6 else ip
         if local not in (bytes(4), bytes(16)) and local not in stack.addresses:
             raise OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address")
-        taken = set(stack.info()["listeners"]) | {c.bound[1] for c in self.sh._cores
-                                                  if c.bound is not None}
+        taken = set(stack.info()["listeners"]) | {
+            c.bound[1] for c in self.sh._cores if c.bound is not None
+        }
         if port == 0:
             port = self.sh._free_port(taken)
         elif port in taken:
@@ -276,8 +294,9 @@ class _Core:
         if self.bound is None:
             self.op_bind(self.wildcard(), 0, blocking=blocking)
         assert self.bound is not None
-        self.listener = self.driver.listen(self.bound[1], max(backlog, 1),
-                                           on_ready=self.on_listener_ready, config=self.config)
+        self.listener = self.driver.listen(
+            self.bound[1], max(backlog, 1), on_ready=self.on_listener_ready, config=self.config
+        )
         self.listener.families = self.listen_families()
         return True, self.listener.port
 
@@ -293,15 +312,20 @@ class _Core:
     def op_connect(self, ip: bytes, port: int, *, blocking: bool) -> tuple[bool, None]:
         if self.listener is not None:
             raise OSError(errno.EINVAL, "Invalid argument (socket is listening)")
-        if (self.conn is not None and self.conn.state is State.CLOSED and not self.connecting
-                and self.error is None):
+        if (
+            self.conn is not None
+            and self.conn.state is State.CLOSED
+            and not self.connecting
+            and self.error is None
+        ):
             self.driver.unregister(self.conn)  # an earlier attempt failed: start afresh
             self.conn = None
         if self.conn is None:
             ip = self.stack_ip(ip)
             local = self.bound[1] if self.bound is not None else None
-            self.conn = self.driver.connect(ip, port, local_port=local, config=self.config,
-                                            handler=self)
+            self.conn = self.driver.connect(
+                ip, port, local_port=local, config=self.config, handler=self
+            )
             self.connecting = True
             if not blocking:
                 raise BlockingIOError(errno.EINPROGRESS, "Operation now in progress")
@@ -362,7 +386,7 @@ class _Core:
             raise BrokenPipeError(errno.EPIPE, "Broken pipe")
         room = conn.send_space
         if room and st.off < len(st.view):
-            chunk = st.view[st.off:st.off + room]
+            chunk = st.view[st.off : st.off + room]
             # MSG_OOB marks the end of what this call queues: the last chunk of sendall.
             urgent = st.urgent and (not st.all or st.off + len(chunk) == len(st.view))
             n = conn.send(chunk, urgent=urgent)
@@ -443,15 +467,18 @@ class _Core:
         conn = self.conn
         if conn is not None:
             up = conn.state not in (State.SYN_SENT, State.SYN_RECEIVED, State.CLOSED)
-            return True, (self.name(conn.local_ip, conn.local_port),
-                          self.name(conn.remote_ip, conn.remote_port) if up else None)
+            return True, (
+                self.name(conn.local_ip, conn.local_port),
+                self.name(conn.remote_ip, conn.remote_port) if up else None,
+            )
         if self.listener is not None:
-            return True, (self.name(self.bound[0] if self.bound else self.wildcard(),
-                                    self.listener.port), None)
+            return True, (
+                self.name(self.bound[0] if self.bound else self.wildcard(), self.listener.port),
+                None,
+            )
         if self.bound is not None:
             return True, (self.name(*self.bound), None)
         return True, (self.name(self.wildcard(), 0), None)
 
     def op_info(self, *, blocking: bool) -> tuple[bool, dict[str, Any]]:
         return True, (self.conn.info() if self.conn is not None else {})
-

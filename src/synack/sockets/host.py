@@ -46,8 +46,9 @@ class SocketHost:
         return cls.start(lambda: Host.tun(name, ip, **options))
 
     @classmethod
-    def memory_pair(cls, ip_a: str = "10.0.0.1", ip_b: str = "10.0.0.2",
-                    **options: Any) -> tuple[SocketHost, SocketHost]:
+    def memory_pair(
+        cls, ip_a: str = "10.0.0.1", ip_b: str = "10.0.0.2", **options: Any
+    ) -> tuple[SocketHost, SocketHost]:
         """:meth:`Host.memory_pair` on one loop thread shared by both hosts."""
         runner = _LoopThread()
         runner.retain()
@@ -80,15 +81,21 @@ class SocketHost:
         raise OSError(errno.EADDRINUSE, "Address already in use (no free port)")
 
     # ---------------------------------------------------------- socket module
-    def socket(self, family: int = _socket.AF_INET, type: int = _socket.SOCK_STREAM,
-               proto: int = 0) -> SynackSocket:
+    def socket(
+        self, family: int = _socket.AF_INET, type: int = _socket.SOCK_STREAM, proto: int = 0
+    ) -> SynackSocket:
         if self._closed:
             raise OSError(errno.EBADF, "the synack host is closed")
         return SynackSocket(family, type, proto, host=self)
 
-    def create_connection(self, address: Address, timeout: object = _DEFAULT_TIMEOUT,
-                          source_address: Address | None = None, *,
-                          all_errors: bool = False) -> SynackSocket:
+    def create_connection(
+        self,
+        address: Address,
+        timeout: object = _DEFAULT_TIMEOUT,
+        source_address: Address | None = None,
+        *,
+        all_errors: bool = False,
+    ) -> SynackSocket:
         """As ``socket.create_connection`` (any non-number ``timeout`` means the default);
         an IPv6 literal makes an ``AF_INET6`` socket."""
         host = address[0] if isinstance(address, tuple) and address else ""
@@ -105,9 +112,15 @@ class SocketHost:
             raise
         return sock
 
-    def create_server(self, address: Address, *, family: int = _socket.AF_INET,
-                      backlog: int | None = None, reuse_port: bool = False,
-                      dualstack_ipv6: bool = False) -> SynackSocket:
+    def create_server(
+        self,
+        address: Address,
+        *,
+        family: int = _socket.AF_INET,
+        backlog: int | None = None,
+        reuse_port: bool = False,
+        dualstack_ipv6: bool = False,
+    ) -> SynackSocket:
         """As ``socket.create_server``: bound and listening.  ``AF_INET6`` is IPv6 only
         unless ``dualstack_ipv6`` (the standard library sets ``IPV6_V6ONLY`` the same way)."""
         if dualstack_ipv6 and family != _socket.AF_INET6:
@@ -149,4 +162,3 @@ class SocketHost:
 
     def __repr__(self) -> str:
         return f"<SocketHost {self.host.ip}{' closed' if self._closed else ''}>"
-

@@ -79,4 +79,3 @@ class SocketIO(io.RawIOBase):
         sock, self._sock = self._sock, None
         if sock is not None:
             sock._decref_socketios()
-

@@ -69,4 +69,3 @@ class _LoopThread:
             self.loop.call_soon_threadsafe(self.loop.stop)
             if not self.in_loop_thread():  # from inside, the loop ends after this callback
                 self.thread.join()
-

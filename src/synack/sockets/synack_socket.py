@@ -40,16 +40,26 @@ class SynackSocket:
     ``SOCK_STREAM`` sockets exist.
     """
 
-    def __init__(self, family: int = _socket.AF_INET, type: int = _socket.SOCK_STREAM,
-                 proto: int = 0, *, host: SocketHost, _core: _Core | None = None) -> None:
+    def __init__(
+        self,
+        family: int = _socket.AF_INET,
+        type: int = _socket.SOCK_STREAM,
+        proto: int = 0,
+        *,
+        host: SocketHost,
+        _core: _Core | None = None,
+    ) -> None:
         if family not in (_socket.AF_INET, _socket.AF_INET6):
             raise OSError(errno.EAFNOSUPPORT, "synack sockets are AF_INET or AF_INET6 only")
         flags = getattr(_socket, "SOCK_NONBLOCK", 0) | getattr(_socket, "SOCK_CLOEXEC", 0)
         if type & ~flags != _socket.SOCK_STREAM or proto not in (0, _socket.IPPROTO_TCP):
             raise OSError(errno.EPROTONOSUPPORT, "synack sockets are SOCK_STREAM (TCP) only")
         self._host = host
-        self._core = _core if _core is not None else host.call(
-            _Core, host, host.host.stack.config, None, None, family)
+        self._core = (
+            _core
+            if _core is not None
+            else host.call(_Core, host, host.host.stack.config, None, None, family)
+        )
         self._fd = self._core.bell.fileno()
         self._timeout: float | None = _socket.getdefaulttimeout()
         if type & getattr(_socket, "SOCK_NONBLOCK", 0):
@@ -71,8 +81,12 @@ class SynackSocket:
         return _socket.IPPROTO_TCP
 
     # -------------------------------------------------------------- plumbing
-    def _op(self, op: Callable[..., tuple[bool, T]], *args: Any,
-            on_withdraw: Callable[[], None] | None = None) -> T:
+    def _op(
+        self,
+        op: Callable[..., tuple[bool, T]],
+        *args: Any,
+        on_withdraw: Callable[[], None] | None = None,
+    ) -> T:
         if self._core.closed:
             raise OSError(errno.EBADF, "Bad file descriptor")
         host = self._host
@@ -95,10 +109,13 @@ class SynackSocket:
         """The socket address of ``address``: 4 bytes for AF_INET, 16 for AF_INET6
         (a ``[bracketed]`` literal is fine; flowinfo and scope_id are ignored)."""
         six = self._core.family == _socket.AF_INET6
-        if not (isinstance(address, tuple) and (2 <= len(address) <= 4 if six
-                                                else len(address) == 2)):
-            raise TypeError(f"AF_INET{'6' if six else ''} address must be a tuple (host, port"
-                            f"{'[, flowinfo[, scope_id]]' if six else ''}), got {address!r}")
+        if not (
+            isinstance(address, tuple) and (2 <= len(address) <= 4 if six else len(address) == 2)
+        ):
+            raise TypeError(
+                f"AF_INET{'6' if six else ''} address must be a tuple (host, port"
+                f"{'[, flowinfo[, scope_id]]' if six else ''}), got {address!r}"
+            )
         h, port = address[:2]
         if not isinstance(port, int) or not 0 <= port <= 65535:
             raise OverflowError("port must be 0-65535.")
@@ -107,14 +124,18 @@ class SynackSocket:
         try:
             ip = ip_to_bytes(h)
         except (ValueError, TypeError, OSError):
-            raise _socket.gaierror(_socket.EAI_NONAME,
-                                   f"{h!r} is not an IP address (synack resolves no names)"
-                                   ) from None
+            raise _socket.gaierror(
+                _socket.EAI_NONAME, f"{h!r} is not an IP address (synack resolves no names)"
+            ) from None
         if len(ip) != (16 if six else 4):
-            hint = (f"; on an AF_INET6 socket write it ::ffff:{h}" if six else
-                    "; use an AF_INET6 socket for IPv6")
-            raise _socket.gaierror(_EAI_ADDRFAMILY,
-                                   f"Address family for hostname not supported: {h!r}{hint}")
+            hint = (
+                f"; on an AF_INET6 socket write it ::ffff:{h}"
+                if six
+                else "; use an AF_INET6 socket for IPv6"
+            )
+            raise _socket.gaierror(
+                _EAI_ADDRFAMILY, f"Address family for hostname not supported: {h!r}{hint}"
+            )
         return ip, port
 
     # -------------------------------------------------------------- lifecycle
@@ -197,8 +218,9 @@ class SynackSocket:
             warnings.warn(f"unclosed {self!r}", ResourceWarning, stacklevel=2)
             core = self._core
             try:
-                self._host._runner.post(core.start, concurrent.futures.Future(), True,
-                                        core.op_close, (False,))
+                self._host._runner.post(
+                    core.start, concurrent.futures.Future(), True, core.op_close, (False,)
+                )
             except OSError:
                 return
 
@@ -208,8 +230,10 @@ class SynackSocket:
         the last urgent byte the peer marked, so :meth:`sockatmark` can find it; that
         byte is then read in line.  ``MSG_OOB`` is EINVAL: SO_OOBINLINE is always on."""
         if flags & _socket.MSG_OOB:
-            raise OSError(errno.EINVAL, "Invalid argument (SO_OOBINLINE: urgent data is "
-                          "read in line, RFC 6093)")
+            raise OSError(
+                errno.EINVAL,
+                "Invalid argument (SO_OOBINLINE: urgent data is read in line, RFC 6093)",
+            )
         if flags:
             raise OSError(errno.EOPNOTSUPP, "recv flags are not supported by synack sockets")
         if bufsize < 0:
@@ -222,7 +246,7 @@ class SynackSocket:
         if n < 0 or n > len(view):
             raise ValueError("buffer too small for requested bytes")
         data = self.recv(n, flags)
-        view[:len(data)] = data
+        view[: len(data)] = data
         return len(data)
 
     def send(self, data: Any, flags: int = 0) -> int:
@@ -248,9 +272,15 @@ class SynackSocket:
         byte is read in line)."""
         return self._op(self._core.op_atmark)
 
-    def makefile(self, mode: str = "r", buffering: int | None = None, *,
-                 encoding: str | None = None, errors: str | None = None,
-                 newline: str | None = None) -> Any:
+    def makefile(
+        self,
+        mode: str = "r",
+        buffering: int | None = None,
+        *,
+        encoding: str | None = None,
+        errors: str | None = None,
+        newline: str | None = None,
+    ) -> Any:
         """A file object on the socket, as ``socket.socket.makefile``."""
         if not set(mode) <= {"r", "w", "b"}:
             raise ValueError(f"invalid mode {mode!r} (only r, w, b allowed)")
@@ -273,8 +303,9 @@ class SynackSocket:
             buffer = io.BufferedWriter(raw, size)
         if binary:
             return buffer
-        text = io.TextIOWrapper(cast(io.BufferedReader, buffer), io.text_encoding(encoding),
-                                errors, newline)
+        text = io.TextIOWrapper(
+            cast(io.BufferedReader, buffer), io.text_encoding(encoding), errors, newline
+        )
         text.mode = mode  # type: ignore[misc]
         return text
 
@@ -299,8 +330,9 @@ class SynackSocket:
     def getblocking(self) -> bool:
         return self._timeout != 0.0
 
-    def setsockopt(self, level: int, optname: int, value: int | bytes | None,
-                   optlen: int | None = None) -> None:
+    def setsockopt(
+        self, level: int, optname: int, value: int | bytes | None, optlen: int | None = None
+    ) -> None:
         key = (level, optname)
         if value is None:
             raise TypeError("setsockopt with a None value is not supported")
@@ -312,15 +344,19 @@ class SynackSocket:
             self._configure(rcv_buf=min(max(_as_int(value), _MIN_RCVBUF), top))
         elif key == (_socket.SOL_SOCKET, _socket.SO_LINGER):
             if not isinstance(value, bytes | bytearray) or len(value) < _LINGER.size:
-                raise OSError(errno.EINVAL, "SO_LINGER takes struct linger: "
-                              "struct.pack('ii', onoff, seconds)")
-            self._core.options[key] = _LINGER.unpack(bytes(value[:_LINGER.size]))
+                raise OSError(
+                    errno.EINVAL, "SO_LINGER takes struct linger: struct.pack('ii', onoff, seconds)"
+                )
+            self._core.options[key] = _LINGER.unpack(bytes(value[: _LINGER.size]))
         elif key in _RECORDED:
             self._core.options[key] = _as_int(value)
         elif key == (_socket.SOL_SOCKET, _socket.SO_OOBINLINE):
             if not _as_int(value):
-                raise OSError(errno.EINVAL, "SO_OOBINLINE cannot be turned off: synack "
-                              "delivers urgent data in line only (RFC 6093)")
+                raise OSError(
+                    errno.EINVAL,
+                    "SO_OOBINLINE cannot be turned off: synack "
+                    "delivers urgent data in line only (RFC 6093)",
+                )
         elif key == _V6ONLY and self._core.family == _socket.AF_INET6:
             self._op(self._core.op_set_v6only, bool(_as_int(value)))
         else:
@@ -382,8 +418,13 @@ class SynackSocket:
 
     def __repr__(self) -> str:
         core = self._core
-        what = ("listening" if core.listener is not None else
-                core.conn.state.value if core.conn is not None else "unconnected")
+        what = (
+            "listening"
+            if core.listener is not None
+            else core.conn.state.value
+            if core.conn is not None
+            else "unconnected"
+        )
         return f"<SynackSocket fd={self.fileno()} {what}{' closed' if self._closed else ''}>"
 
 
@@ -393,8 +434,9 @@ socket = SynackSocket
 def _send_flags(flags: int) -> bool:
     """Whether send flags ask for urgent data (MSG_OOB); others are not supported."""
     if flags & ~_socket.MSG_OOB:
-        raise OSError(errno.EOPNOTSUPP, "send flags other than MSG_OOB are not supported "
-                      "by synack sockets")
+        raise OSError(
+            errno.EOPNOTSUPP, "send flags other than MSG_OOB are not supported by synack sockets"
+        )
     return bool(flags)
 
 
@@ -402,4 +444,3 @@ def _as_int(value: int | bytes) -> int:
     if isinstance(value, int):
         return value
     return int(struct.unpack("i", bytes(value[:4]).ljust(4, b"\0"))[0])
-

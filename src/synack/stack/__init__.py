@@ -16,5 +16,4 @@ from .base import EPHEMERAL_HIGH, EPHEMERAL_LOW, Key, OutPacket
 from .core import Stack
 from .listeners import Listener
 
-__all__ = ["ACK", "EPHEMERAL_HIGH", "EPHEMERAL_LOW", "FIN", "Key", "Listener", "OutPacket",
-           "Stack"]
+__all__ = ["ACK", "EPHEMERAL_HIGH", "EPHEMERAL_LOW", "FIN", "Key", "Listener", "OutPacket", "Stack"]

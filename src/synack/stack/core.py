@@ -112,12 +112,15 @@ class Stack(DemuxMixin, ListenersMixin, IcmpMixin, TimersMixin, PortsMixin):
         self.offload = offload
         self.fast_path = fast_path
         self._isn: IsnSource = isn or Rfc6528Isn(isn_secret)
-        self.ephemeral_ports = (range(EPHEMERAL_LOW, EPHEMERAL_HIGH + 1)
-                                if ephemeral_ports is None else ephemeral_ports)
+        self.ephemeral_ports = (
+            range(EPHEMERAL_LOW, EPHEMERAL_HIGH + 1) if ephemeral_ports is None else ephemeral_ports
+        )
         if not self.ephemeral_ports or not (
-                self.ephemeral_ports[0] > 0 and self.ephemeral_ports[-1] <= 65535):
-            raise ValueError(f"ephemeral_ports must be a non-empty range of ports, got "
-                             f"{ephemeral_ports!r}")
+            self.ephemeral_ports[0] > 0 and self.ephemeral_ports[-1] <= 65535
+        ):
+            raise ValueError(
+                f"ephemeral_ports must be a non-empty range of ports, got {ephemeral_ports!r}"
+            )
         self._rng = random.Random(seed)
         self.tracer = tracer
         self.max_half_open = max_half_open
@@ -128,8 +131,11 @@ class Stack(DemuxMixin, ListenersMixin, IcmpMixin, TimersMixin, PortsMixin):
         # RFC 7323 §5.4: one timestamp offset per address pair, from a secret, so a new
         # connection's TSvals follow the last one's (a peer's TIME-WAIT PAWS check
         # accepts its SYN, RFC 6191) while the clock is not revealed across pairs.
-        self._ts_key = (hashlib.blake2s(isn_secret, digest_size=16).digest()
-                        if isn_secret is not None else os.urandom(16))
+        self._ts_key = (
+            hashlib.blake2s(isn_secret, digest_size=16).digest()
+            if isn_secret is not None
+            else os.urandom(16)
+        )
         self._time_wait: dict[Connection, None] = {}  # insertion order = age
         self.answer_ping = answer_ping
         self._icmp_rate = icmp_errors_per_second
@@ -181,16 +187,26 @@ class Stack(DemuxMixin, ListenersMixin, IcmpMixin, TimersMixin, PortsMixin):
             self._v6_configs[id(cfg)] = hit
         return hit[1]
 
-    def connect(self, remote: str | bytes, port: int, *, now: float,
-                local_port: int | None = None, config: TcpConfig | None = None,
-                local_ip: str | bytes | None = None) -> Connection:
+    def connect(
+        self,
+        remote: str | bytes,
+        port: int,
+        *,
+        now: float,
+        local_port: int | None = None,
+        config: TcpConfig | None = None,
+        local_ip: str | bytes | None = None,
+    ) -> Connection:
         """Active OPEN to ``remote:port`` (IPv4 or IPv6): returns a connection in
         SYN-SENT (C6).  The source is ``local_ip`` or :meth:`source_for` the remote."""
         rip = to_addr(remote)
         lip = self.source_for(rip) if local_ip is None else to_addr(local_ip)
         if lip not in self._local or len(lip) != len(rip):
-            raise OSError(errno.EADDRNOTAVAIL, f"{endpoint_str(lip, 0)[:-2]} cannot reach "
-                          f"{endpoint_str(rip, 0)[:-2]} from this stack")
+            raise OSError(
+                errno.EADDRNOTAVAIL,
+                f"{endpoint_str(lip, 0)[:-2]} cannot reach "
+                f"{endpoint_str(rip, 0)[:-2]} from this stack",
+            )
         check_port(port)
         if len(self._conns) >= self.max_connections:
             raise OSError(errno.ENOBUFS, f"connection table full ({self.max_connections})")
@@ -199,15 +215,25 @@ class Stack(DemuxMixin, ListenersMixin, IcmpMixin, TimersMixin, PortsMixin):
         else:
             check_port(local_port)
             if (rip, port, local_port, lip) in self._conns:
-                raise OSError(errno.EADDRINUSE,
-                              f"{endpoint_str(lip, local_port)} -> "
-                              f"{endpoint_str(rip, port)} is already in use")
+                raise OSError(
+                    errno.EADDRINUSE,
+                    f"{endpoint_str(lip, local_port)} -> "
+                    f"{endpoint_str(rip, port)} is already in use",
+                )
         iss = self._isn(lip, local_port, rip, port, now)
-        conn = Connection.open_active(lip, local_port, rip, port, iss=iss, now=now,
-                                      config=self.family_config(config or self.config, rip),
-                                      events=self._events,
-                                      tracer=self.tracer, wake=self._wake,
-                                      ts_offset=self._ts_offset(lip, rip))
+        conn = Connection.open_active(
+            lip,
+            local_port,
+            rip,
+            port,
+            iss=iss,
+            now=now,
+            config=self.family_config(config or self.config, rip),
+            events=self._events,
+            tracer=self.tracer,
+            wake=self._wake,
+            ts_offset=self._ts_offset(lip, rip),
+        )
         self._conns[(rip, port, local_port, lip)] = conn
         self._dirty[conn] = None
         return conn
@@ -225,8 +251,13 @@ class Stack(DemuxMixin, ListenersMixin, IcmpMixin, TimersMixin, PortsMixin):
     def connections(self) -> list[Connection]:
         return list(self._conns.values())
 
-    def find(self, remote: str | bytes, remote_port: int, local_port: int,
-             local_ip: str | bytes | None = None) -> Connection | None:
+    def find(
+        self,
+        remote: str | bytes,
+        remote_port: int,
+        local_port: int,
+        local_ip: str | bytes | None = None,
+    ) -> Connection | None:
         """The connection of a 4-tuple; the local address defaults to the primary one of
         the remote's family."""
         rip = to_addr(remote)
@@ -334,5 +365,9 @@ class Stack(DemuxMixin, ListenersMixin, IcmpMixin, TimersMixin, PortsMixin):
     def info(self) -> dict[str, Any]:
         """Counters and table sizes."""
         states = Counter(c.state.value for c in self._conns.values())
-        return {"connections": len(self._conns), "listeners": sorted(self._listen_ports),
-                "states": dict(states), **self.stats}
+        return {
+            "connections": len(self._conns),
+            "listeners": sorted(self._listen_ports),
+            "states": dict(states),
+            **self.stats,
+        }

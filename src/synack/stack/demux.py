@@ -61,12 +61,21 @@ class DemuxMixin(StackBase):
         options no more than timestamps); anything else is encoded and received
         whole."""
         conn = None
-        if (self.fast_path and not self.offload and seg.mss is None and seg.wscale is None
-                and not seg.sack_permitted and not seg.sack_blocks and dst in self._local):
+        if (
+            self.fast_path
+            and not self.offload
+            and seg.mss is None
+            and seg.wscale is None
+            and not seg.sack_permitted
+            and not seg.sack_blocks
+            and dst in self._local
+        ):
             conn = self._conns.get((src, seg.src_port, seg.dst_port, dst))
         if conn is None or conn.state is _S_TIME_WAIT or conn in self._embryonic:
-            self.receive_packet(encode_ipv4_tcp(src, dst, seg) if len(src) == 4
-                                else encode_ipv6_tcp(src, dst, seg), now)
+            self.receive_packet(
+                encode_ipv4_tcp(src, dst, seg) if len(src) == 4 else encode_ipv6_tcp(src, dst, seg),
+                now,
+            )
             return
         # The fields as the codec would carry them: TSecr only beside TSval (RFC 7323
         # §3.2), 0 when unset; the ECN bits of the IP header (RFC 3168 §5).
@@ -76,19 +85,40 @@ class DemuxMixin(StackBase):
         ecn = seg.ecn & 3
         self.stats["segs_in"] += 1
         self._dirty[conn] = None
-        if (flags | PSH == ACK | PSH and ecn != 3 and seg.payload  # (a pure ACK: never)
-                and conn.receive_data_fast(seg.seq, seg.ack, seg.window, tsval,
-                                           memoryview(seg.payload), now)):
+        if (
+            flags | PSH == ACK | PSH
+            and ecn != 3
+            and seg.payload  # (a pure ACK: never)
+            and conn.receive_data_fast(
+                seg.seq, seg.ack, seg.window, tsval, memoryview(seg.payload), now
+            )
+        ):
             self.stats["segs_fast"] += 1
             return
-        conn.receive(Segment(seg.src_port, seg.dst_port, seg.seq, seg.ack, flags, seg.window,
-                             seg.payload, urgent=seg.urgent, tsval=tsval, tsecr=tsecr,
-                             ecn=ecn), now)
+        conn.receive(
+            Segment(
+                seg.src_port,
+                seg.dst_port,
+                seg.seq,
+                seg.ack,
+                flags,
+                seg.window,
+                seg.payload,
+                urgent=seg.urgent,
+                tsval=tsval,
+                tsecr=tsecr,
+                ecn=ecn,
+            ),
+            now,
+        )
 
     def _receive_ip(self, packet: BytesLike, now: float, verify: bool) -> None:
         six = bool(packet) and packet[0] >> 4 == 6
-        if self.fast_path and (self._receive_common6(packet, now, verify) if six
-                               else self._receive_common(packet, now, verify)):
+        if self.fast_path and (
+            self._receive_common6(packet, now, verify)
+            if six
+            else self._receive_common(packet, now, verify)
+        ):
             return
         if six:
             self._receive_ip6(packet, now, verify)
@@ -116,8 +146,12 @@ class DemuxMixin(StackBase):
                 self._remove(conn)
             else:
                 lst = self._embryonic.get(conn)
-                if (lst is not None and seg.flags & ACK and not seg.flags & (SYN | RST)
-                        and len(lst.accept_queue) >= lst.backlog):
+                if (
+                    lst is not None
+                    and seg.flags & ACK
+                    and not seg.flags & (SYN | RST)
+                    and len(lst.accept_queue) >= lst.backlog
+                ):
                     # Accept queue full: ignore the final ACK; the SYN-ACK will be resent.
                     self._count_drop(now, "accept_queue_full")
                     return
@@ -141,11 +175,36 @@ class DemuxMixin(StackBase):
         n = len(packet)
         if n < 40:
             return False
-        (vihl, tos, total, _, frag, _, proto, _, src, dst, sport, dport, seqno, ackno,
-         doff, flags, window, _, urgent) = _IP_TCP.unpack_from(packet)
+        (
+            vihl,
+            tos,
+            total,
+            _,
+            frag,
+            _,
+            proto,
+            _,
+            src,
+            dst,
+            sport,
+            dport,
+            seqno,
+            ackno,
+            doff,
+            flags,
+            window,
+            _,
+            urgent,
+        ) = _IP_TCP.unpack_from(packet)
         hl = (doff >> 4) << 2
-        if (vihl != 0x45 or proto != PROTO_TCP or frag & 0x3FFF or total > n
-                or total < 20 + hl or (hl != 20 and hl != 32)):
+        if (
+            vihl != 0x45
+            or proto != PROTO_TCP
+            or frag & 0x3FFF
+            or total > n
+            or total < 20 + hl
+            or (hl != 20 and hl != 32)
+        ):
             return False
         conn = self._conns.get((src, sport, dport, dst))
         if conn is None or conn.state is _S_TIME_WAIT or conn in self._embryonic:
@@ -158,18 +217,38 @@ class DemuxMixin(StackBase):
         view = memoryview(packet)
         # RFC 1071 sums as in wire.checksum: a valid header or segment sums to 0 mod
         # 0xFFFF (with the pseudo-header, RFC 9293 §3.1, for TCP).
-        if verify and (int.from_bytes(view[:20], "big") % 0xFFFF
-                       or not tcp_checksum_ok(view[20:total], src, dst)):
+        if verify and (
+            int.from_bytes(view[:20], "big") % 0xFFFF
+            or not tcp_checksum_ok(view[20:total], src, dst)
+        ):
             return False
-        payload = view[20 + hl:total]
+        payload = view[20 + hl : total]
         self.stats["segs_in"] += 1
         self._dirty[conn] = None
-        if (flags | PSH == ACK | PSH and tos & 3 != 3 and payload  # (a pure ACK: never)
-                and conn.receive_data_fast(seqno, ackno, window, tsval, payload, now)):
+        if (
+            flags | PSH == ACK | PSH
+            and tos & 3 != 3
+            and payload  # (a pure ACK: never)
+            and conn.receive_data_fast(seqno, ackno, window, tsval, payload, now)
+        ):
             self.stats["segs_fast"] += 1
             return True
-        conn.receive(Segment(sport, dport, seqno, ackno, flags, window, payload,
-                             urgent=urgent, tsval=tsval, tsecr=tsecr, ecn=tos & 3), now)
+        conn.receive(
+            Segment(
+                sport,
+                dport,
+                seqno,
+                ackno,
+                flags,
+                window,
+                payload,
+                urgent=urgent,
+                tsval=tsval,
+                tsecr=tsecr,
+                ecn=tos & 3,
+            ),
+            now,
+        )
         return True
 
     def _receive_common6(self, packet: BytesLike, now: float, verify: bool) -> bool:
@@ -180,11 +259,17 @@ class DemuxMixin(StackBase):
         n = len(packet)
         if n < 60:
             return False
-        (vtf, plen, nh, _, src, dst, sport, dport, seqno, ackno, doff, flags, window, _,
-         urgent) = _IP6_TCP.unpack_from(packet)
+        (vtf, plen, nh, _, src, dst, sport, dport, seqno, ackno, doff, flags, window, _, urgent) = (
+            _IP6_TCP.unpack_from(packet)
+        )
         hl = (doff >> 4) << 2
-        if (vtf >> 28 != 6 or nh != PROTO_TCP or plen + 40 > n or plen < hl
-                or (hl != 20 and hl != 32)):
+        if (
+            vtf >> 28 != 6
+            or nh != PROTO_TCP
+            or plen + 40 > n
+            or plen < hl
+            or (hl != 20 and hl != 32)
+        ):
             return False
         conn = self._conns.get((src, sport, dport, dst))
         if conn is None or conn.state is _S_TIME_WAIT or conn in self._embryonic:
@@ -199,16 +284,34 @@ class DemuxMixin(StackBase):
         # RFC 1071 with the IPv6 pseudo-header (RFC 8200 §8.1).
         if verify and not tcp_checksum_ok(view[40:end], src, dst):
             return False
-        payload = view[40 + hl:end]
+        payload = view[40 + hl : end]
         ecn = (vtf >> 20) & 3  # the Traffic Class's ECN field (RFC 3168 §5)
         self.stats["segs_in"] += 1
         self._dirty[conn] = None
-        if (flags | PSH == ACK | PSH and ecn != 3 and payload  # (a pure ACK: never)
-                and conn.receive_data_fast(seqno, ackno, window, tsval, payload, now)):
+        if (
+            flags | PSH == ACK | PSH
+            and ecn != 3
+            and payload  # (a pure ACK: never)
+            and conn.receive_data_fast(seqno, ackno, window, tsval, payload, now)
+        ):
             self.stats["segs_fast"] += 1
             return True
-        conn.receive(Segment(sport, dport, seqno, ackno, flags, window, payload,
-                             urgent=urgent, tsval=tsval, tsecr=tsecr, ecn=ecn), now)
+        conn.receive(
+            Segment(
+                sport,
+                dport,
+                seqno,
+                ackno,
+                flags,
+                window,
+                payload,
+                urgent=urgent,
+                tsval=tsval,
+                tsecr=tsecr,
+                ecn=ecn,
+            ),
+            now,
+        )
         return True
 
     def _receive_ip6(self, packet: BytesLike, now: float, verify: bool) -> None:
@@ -221,8 +324,7 @@ class DemuxMixin(StackBase):
             if isinstance(exc, ParamProblem):
                 hdr6 = parse_ipv6(packet)  # it parsed before the chain was refused
                 if hdr6.dst in self._local:  # never a multicast one: synack joins no group
-                    self._param_problem(hdr6.src, hdr6.dst, exc.code, exc.pointer, packet,
-                                        now)
+                    self._param_problem(hdr6.src, hdr6.dst, exc.code, exc.pointer, packet, now)
             return
         hdr = pkt.header
         if is_multicast6(hdr.dst):
@@ -233,11 +335,12 @@ class DemuxMixin(StackBase):
         if hdr.dst not in self._local:
             self._count_drop(now, "ip_not_for_us")
             return
-        view = memoryview(packet)[pkt.offset:pkt.end]
+        view = memoryview(packet)[pkt.offset : pkt.end]
         if pkt.proto == PROTO_TCP:
             try:
-                seg = parse_tcp(view, hdr.src, hdr.dst, verify_checksum=verify,
-                                ecn=hdr.traffic_class & 3)
+                seg = parse_tcp(
+                    view, hdr.src, hdr.dst, verify_checksum=verify, ecn=hdr.traffic_class & 3
+                )
             except WireError as exc:
                 self._count_drop(now, exc.reason)
                 return
@@ -247,8 +350,9 @@ class DemuxMixin(StackBase):
             # RFC 8200 §4: an unrecognised Next Header is answered with a Parameter
             # Problem (code 1) pointing at it (RFC 4443 §3.4).
             self._count_drop(now, "ip_unsupported_protocol")
-            self._param_problem(hdr.src, hdr.dst, icmpv6.PARAM_UNKNOWN_NEXT_HEADER,
-                                pkt.proto_pointer, packet, now)
+            self._param_problem(
+                hdr.src, hdr.dst, icmpv6.PARAM_UNKNOWN_NEXT_HEADER, pkt.proto_pointer, packet, now
+            )
             return
         self._receive_icmp6(hdr, view, now)
 
@@ -265,19 +369,31 @@ class DemuxMixin(StackBase):
             why = "segment for a connection that does not exist"
         self._send_rst_for(src, dst, seg, now, why)
 
-    def _send_rst_for(self, src: bytes, dst: bytes, seg: Segment, now: float,
-                      why: str) -> None:
+    def _send_rst_for(self, src: bytes, dst: bytes, seg: Segment, now: float, why: str) -> None:
         if seg.flags & ACK:
             rst = Segment(seg.dst_port, seg.src_port, seg.ack, 0, RST, 0)
         else:
-            rst = Segment(seg.dst_port, seg.src_port, 0, (seg.seq + seg.seg_len) & 0xFFFFFFFF,
-                          RST | ACK, 0)
+            rst = Segment(
+                seg.dst_port, seg.src_port, 0, (seg.seq + seg.seg_len) & 0xFFFFFFFF, RST | ACK, 0
+            )
         self.stats["rst_sent"] += 1
         if self.tracer is not None:
             name = conn_name(dst, seg.dst_port, src, seg.src_port)
             rec: SegRecord = {
-                "t": now, "ev": "seg", "dir": "out", "conn": name, "flags": rst.flags,
-                "seq": rst.seq, "ack": rst.ack, "len": 0, "win": 0, "mss": None,
-                "why": why, "state": "CLOSED", "iss": None, "irs": None}
+                "t": now,
+                "ev": "seg",
+                "dir": "out",
+                "conn": name,
+                "flags": rst.flags,
+                "seq": rst.seq,
+                "ack": rst.ack,
+                "len": 0,
+                "win": 0,
+                "mss": None,
+                "why": why,
+                "state": "CLOSED",
+                "iss": None,
+                "irs": None,
+            }
             self.tracer(rec)
         self._emit_tcp(dst, src, rst)

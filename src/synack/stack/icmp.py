@@ -42,8 +42,7 @@ class IcmpMixin(StackBase):
                 self._count_drop(now, "icmp_echo_ignored")
                 return
             self.stats["icmp_echo_replies"] += 1
-            self._emit_ip(encode_ipv4(hdr.dst, hdr.src, PROTO_ICMP,
-                                      icmp.build_echo_reply(msg)))
+            self._emit_ip(encode_ipv4(hdr.dst, hdr.src, PROTO_ICMP, icmp.build_echo_reply(msg)))
             return
         if msg.type != icmp.ICMP_DEST_UNREACH:
             self._count_drop(now, f"icmp_type_{msg.type}_ignored")
@@ -70,8 +69,11 @@ class IcmpMixin(StackBase):
                 self._count_drop(now, "icmp_echo_ignored")
                 return
             self.stats["icmp_echo_replies"] += 1
-            self._emit_ip(encode_ipv6(hdr.dst, hdr.src, PROTO_ICMPV6,
-                                      icmpv6.build_echo6_reply(hdr.dst, hdr.src, msg)))
+            self._emit_ip(
+                encode_ipv6(
+                    hdr.dst, hdr.src, PROTO_ICMPV6, icmpv6.build_echo6_reply(hdr.dst, hdr.src, msg)
+                )
+            )
             return
         if t not in (icmpv6.ICMP6_DEST_UNREACH, icmpv6.ICMP6_PACKET_TOO_BIG):
             if t in icmpv6.ICMP6_NDP_TYPES:
@@ -110,8 +112,9 @@ class IcmpMixin(StackBase):
 
     def _icmp_allowed(self, now: float) -> bool:
         """The shared ICMP/ICMPv6 error token bucket (RFC 1812 §4.3.2.8, RFC 4443 §2.4(f))."""
-        self._icmp_tokens = min(self._icmp_rate,
-                                self._icmp_tokens + (now - self._icmp_last) * self._icmp_rate)
+        self._icmp_tokens = min(
+            self._icmp_rate, self._icmp_tokens + (now - self._icmp_last) * self._icmp_rate
+        )
         self._icmp_last = now
         if self._icmp_tokens < 1:
             self.stats["icmp_errors_rate_limited"] += 1
@@ -120,15 +123,17 @@ class IcmpMixin(StackBase):
         self.stats["icmp_errors_sent"] += 1
         return True
 
-    def _send_icmp_error(self, src: bytes, dst: bytes, code: int, packet: BytesLike,
-                         now: float) -> None:
+    def _send_icmp_error(
+        self, src: bytes, dst: bytes, code: int, packet: BytesLike, now: float
+    ) -> None:
         """Destination unreachable, rate limited."""
         if self._icmp_allowed(now):
             body = icmp.build_dest_unreachable(code, packet)
             self._emit_ip(encode_ipv4(src, dst, PROTO_ICMP, body))
 
-    def _param_problem(self, src: bytes, dst: bytes, code: int, pointer: int,
-                       packet: BytesLike, now: float) -> None:
+    def _param_problem(
+        self, src: bytes, dst: bytes, code: int, pointer: int, packet: BytesLike, now: float
+    ) -> None:
         """ICMPv6 Parameter Problem to ``src`` about ``packet`` (RFC 4443 §3.4), rate
         limited (§2.4(f)); never to a source that does not identify one node, the
         unspecified address or a multicast one (§2.4(e))."""

@@ -31,11 +31,28 @@ class Listener:
     RFC 3493 §5.3).  Setting ``families`` re-binds it (``IPV6_V6ONLY`` set before
     ``listen()``)."""
 
-    __slots__ = ("_families", "_stack", "accept_queue", "address", "backlog", "closed",
-                 "config", "half_open", "last_cookie", "port")
+    __slots__ = (
+        "_families",
+        "_stack",
+        "accept_queue",
+        "address",
+        "backlog",
+        "closed",
+        "config",
+        "half_open",
+        "last_cookie",
+        "port",
+    )
 
-    def __init__(self, stack: StackBase, port: int, backlog: int, config: TcpConfig,
-                 families: tuple[int, ...] = (4, 6), address: bytes | None = None) -> None:
+    def __init__(
+        self,
+        stack: StackBase,
+        port: int,
+        backlog: int,
+        config: TcpConfig,
+        families: tuple[int, ...] = (4, 6),
+        address: bytes | None = None,
+    ) -> None:
         self._stack = stack
         self._families = families
         self.address = address
@@ -72,17 +89,25 @@ class Listener:
 
     def __repr__(self) -> str:
         where = "*" if self.address is None else endpoint_str(self.address, 0)[:-2]
-        return (f"<Listener {where}:{self.port} families={self._families} "
-                f"backlog={self.backlog} queued={len(self.accept_queue)}"
-                f" half_open={self.half_open}>")
+        return (
+            f"<Listener {where}:{self.port} families={self._families} "
+            f"backlog={self.backlog} queued={len(self.accept_queue)}"
+            f" half_open={self.half_open}>"
+        )
 
 
 class ListenersMixin(StackBase):
     """Listeners and SYN cookies of :class:`~synack.stack.Stack`."""
 
-    def listen(self, port: int, backlog: int = 128, *, config: TcpConfig | None = None,
-               families: tuple[int, ...] = (4, 6),
-               address: str | bytes | None = None) -> Listener:
+    def listen(
+        self,
+        port: int,
+        backlog: int = 128,
+        *,
+        config: TcpConfig | None = None,
+        families: tuple[int, ...] = (4, 6),
+        address: str | bytes | None = None,
+    ) -> Listener:
         """Passive OPEN on ``port`` (RFC 9293 §3.10.1); port 0 picks a free one.
 
         ``address`` binds it to one of the stack's addresses (an IPv4-mapped one,
@@ -100,8 +125,7 @@ class ListenersMixin(StackBase):
         if addr is not None:
             if is_mapped(addr):
                 if 4 not in families:
-                    raise OSError(errno.EINVAL, "an IPv4-mapped address on an IPV6_V6ONLY "
-                                  "listener")
+                    raise OSError(errno.EINVAL, "an IPv4-mapped address on an IPV6_V6ONLY listener")
                 addr = unmap(addr)
             fam = 4 if len(addr) == 4 else 6
             if addr == WILDCARD[fam]:
@@ -109,8 +133,10 @@ class ListenersMixin(StackBase):
                 if fam == 4:
                     families = (4,)
             elif addr not in self._local:
-                raise OSError(errno.EADDRNOTAVAIL, f"{endpoint_str(addr, 0)[:-2]} is not an "
-                              f"address of this stack")
+                raise OSError(
+                    errno.EADDRNOTAVAIL,
+                    f"{endpoint_str(addr, 0)[:-2]} is not an address of this stack",
+                )
             else:
                 families = (fam,)
         if port == 0:
@@ -137,11 +163,14 @@ class ListenersMixin(StackBase):
         for port, addr in keys:
             wild = WILDCARD[4 if len(addr) == 4 else 6]
             for (p, a), other in self._listeners.items():
-                if (other is not lst and p == port and len(a) == len(addr)
-                        and (a in (addr, wild) or addr == wild)):
+                if (
+                    other is not lst
+                    and p == port
+                    and len(a) == len(addr)
+                    and (a in (addr, wild) or addr == wild)
+                ):
                     where = "*" if addr == wild else endpoint_str(addr, 0)[:-2]
-                    raise OSError(errno.EADDRINUSE, f"{where} port {port} is taken by "
-                                  f"{other!r}")
+                    raise OSError(errno.EADDRINUSE, f"{where} port {port} is taken by {other!r}")
         for key in keys:
             self._listeners[key] = lst
 
@@ -152,8 +181,10 @@ class ListenersMixin(StackBase):
             raise ValueError(f"families must be some of (4, 6), got {families!r}")
         if lst.address is not None:
             if families != (4 if len(lst.address) == 4 else 6,):
-                raise ValueError(f"a listener bound to {endpoint_str(lst.address, 0)[:-2]} "
-                                 f"takes its own family only")
+                raise ValueError(
+                    f"a listener bound to {endpoint_str(lst.address, 0)[:-2]} "
+                    f"takes its own family only"
+                )
             return
         if lst.closed:
             lst._families = families
@@ -180,12 +211,12 @@ class ListenersMixin(StackBase):
             return False
         newer_isn = seq.lt(conn.rcv_nxt, seg.seq)
         if conn.ts_ok and seg.tsval is not None and lst.config.timestamps:
-            return seq.lt(conn.ts_recent, seg.tsval) or (seg.tsval == conn.ts_recent
-                                                         and newer_isn)
+            return seq.lt(conn.ts_recent, seg.tsval) or (seg.tsval == conn.ts_recent and newer_isn)
         return newer_isn
 
-    def _listen_input(self, lst: Listener, src: bytes, dst: bytes, seg: Segment,
-                      now: float) -> None:
+    def _listen_input(
+        self, lst: Listener, src: bytes, dst: bytes, seg: Segment, now: float
+    ) -> None:
         """RFC 9293 §3.10.7.2: a segment for a listener."""
         flags = seg.flags
         if flags & RST:
@@ -209,31 +240,46 @@ class ListenersMixin(StackBase):
                 self._count_drop(now, "syn_backlog_full")
             return
         iss = self._isn(dst, seg.dst_port, src, seg.src_port, now)
-        conn = Connection.open_passive(seg, dst, src, iss=iss, now=now,
-                                       config=self.family_config(lst.config, src),
-                                       events=self._events,
-                                       tracer=self.tracer, wake=self._wake,
-                                       ts_offset=self._ts_offset(dst, src))
+        conn = Connection.open_passive(
+            seg,
+            dst,
+            src,
+            iss=iss,
+            now=now,
+            config=self.family_config(lst.config, src),
+            events=self._events,
+            tracer=self.tracer,
+            wake=self._wake,
+            ts_offset=self._ts_offset(dst, src),
+        )
         self._conns[(src, seg.src_port, seg.dst_port, dst)] = conn
         self._embryonic[conn] = lst
         lst.half_open += 1
         self._dirty[conn] = None
 
-    def _send_cookie(self, lst: Listener, src: bytes, dst: bytes, syn: Segment,
-                     now: float) -> None:
+    def _send_cookie(self, lst: Listener, src: bytes, dst: bytes, syn: Segment, now: float) -> None:
         """Half-open table full: answer with a SYN cookie and keep nothing (RFC 4987)."""
         cfg = self.family_config(lst.config, src)
         v4 = len(src) == 4
-        cookie, mss = self._cookies.make(dst, syn.dst_port, src, syn.src_port,
-                                         syn.seq, syn.mss or (536 if v4 else 1220), now,
-                                         v6=not v4)
-        probe = Connection.open_passive(syn, dst, src, iss=cookie, now=now,
-                                        config=cfg, ts_offset=self._ts_offset(dst, src))
+        cookie, mss = self._cookies.make(
+            dst,
+            syn.dst_port,
+            src,
+            syn.src_port,
+            syn.seq,
+            syn.mss or (536 if v4 else 1220),
+            now,
+            v6=not v4,
+        )
+        probe = Connection.open_passive(
+            syn, dst, src, iss=cookie, now=now, config=cfg, ts_offset=self._ts_offset(dst, src)
+        )
         (synack,) = probe.segments_to_send(now)
         synack.mss = min(synack.mss or mss, cfg.mss)
         if synack.tsval is not None:  # options that the ISN cannot carry ride in TSval
-            bits = cookies.encode_options(probe.snd_wscale if probe.ws_ok else None,
-                                          probe.sack_ok, probe.ecn_ok)
+            bits = cookies.encode_options(
+                probe.snd_wscale if probe.ws_ok else None, probe.sack_ok, probe.ecn_ok
+            )
             ts = (synack.tsval & ~cookies.TS_MASK) | bits
             if seq.gt(ts, synack.tsval):
                 # Never ahead of the clock the connection will use, or the peer's PAWS
@@ -245,15 +291,15 @@ class ListenersMixin(StackBase):
         self._trace_cookie(now, dst, src, syn, "sent")
         self._emit_tcp(dst, src, synack)
 
-    def _cookie_ack(self, lst: Listener, src: bytes, dst: bytes, seg: Segment,
-                    now: float) -> bool:
+    def _cookie_ack(self, lst: Listener, src: bytes, dst: bytes, seg: Segment, now: float) -> bool:
         """An ACK to a listener that may return a cookie we sent (RFC 4987 §3.6)."""
         if lst.last_cookie is None or now - lst.last_cookie > 2 * cookies.PERIOD:
             return False
         client_isn = (seg.seq - 1) & 0xFFFFFFFF
         cookie = (seg.ack - 1) & 0xFFFFFFFF
-        mss = self._cookies.check(dst, seg.dst_port, src, seg.src_port, client_isn,
-                                  cookie, now, v6=len(src) == 16)
+        mss = self._cookies.check(
+            dst, seg.dst_port, src, seg.src_port, client_isn, cookie, now, v6=len(src) == 16
+        )
         if mss is None:
             self.stats["syncookies_rejected"] += 1
             self._trace_cookie(now, dst, src, seg, "rejected")
@@ -261,14 +307,27 @@ class ListenersMixin(StackBase):
         if len(lst.accept_queue) >= lst.backlog or len(self._conns) >= self.max_connections:
             self._count_drop(now, "accept_queue_full")
             return True
-        wscale, sack, ecn = (cookies.decode_options(seg.tsecr & cookies.TS_MASK)
-                             if seg.tsecr else (None, False, False))
-        conn = Connection.from_cookie(seg, dst, src, iss=cookie, mss=mss,
-                                      wscale=wscale, sack=sack, ecn=ecn, now=now,
-                                      config=self.family_config(lst.config, src),
-                                      events=self._events,
-                                      tracer=self.tracer, wake=self._wake,
-                                      ts_offset=self._ts_offset(dst, src))
+        wscale, sack, ecn = (
+            cookies.decode_options(seg.tsecr & cookies.TS_MASK)
+            if seg.tsecr
+            else (None, False, False)
+        )
+        conn = Connection.from_cookie(
+            seg,
+            dst,
+            src,
+            iss=cookie,
+            mss=mss,
+            wscale=wscale,
+            sack=sack,
+            ecn=ecn,
+            now=now,
+            config=self.family_config(lst.config, src),
+            events=self._events,
+            tracer=self.tracer,
+            wake=self._wake,
+            ts_offset=self._ts_offset(dst, src),
+        )
         self.stats["syncookies_validated"] += 1
         self._trace_cookie(now, dst, src, seg, "validated")
         self._conns[(src, seg.src_port, seg.dst_port, dst)] = conn
@@ -277,12 +336,22 @@ class ListenersMixin(StackBase):
         self._dirty[conn] = None
         return True
 
-    def _trace_cookie(self, now: float, local: bytes, src: bytes, seg: Segment,
-                      action: Literal["sent", "validated", "rejected"]) -> None:
+    def _trace_cookie(
+        self,
+        now: float,
+        local: bytes,
+        src: bytes,
+        seg: Segment,
+        action: Literal["sent", "validated", "rejected"],
+    ) -> None:
         if self.tracer is not None:
             rec: SyncookieRecord = {
-                "t": now, "ev": "syncookie", "action": action, "concept": "C27",
-                "conn": conn_name(local, seg.dst_port, src, seg.src_port)}
+                "t": now,
+                "ev": "syncookie",
+                "action": action,
+                "concept": "C27",
+                "conn": conn_name(local, seg.dst_port, src, seg.src_port),
+            }
             self.tracer(rec)
 
     def _settle_embryonic(self, conn: Connection, lst: Listener) -> None:

@@ -6,8 +6,11 @@ from __future__ import annotations
 from .bbr import Bbr
 from .congestion import CongestionControl, Cubic, NewReno
 
-ALGORITHMS: dict[str, type[CongestionControl]] = {NewReno.name: NewReno, Cubic.name: Cubic,
-                                                  "bbr": Bbr}
+ALGORITHMS: dict[str, type[CongestionControl]] = {
+    NewReno.name: NewReno,
+    Cubic.name: Cubic,
+    "bbr": Bbr,
+}
 
 
 def create(name: str, mss: int, initial_window: int) -> CongestionControl:
@@ -15,6 +18,7 @@ def create(name: str, mss: int, initial_window: int) -> CongestionControl:
     try:
         cls = ALGORITHMS[name]
     except KeyError:
-        raise ValueError(f"unknown congestion control {name!r}; known: "
-                         f"{', '.join(sorted(ALGORITHMS))}") from None
+        raise ValueError(
+            f"unknown congestion control {name!r}; known: {', '.join(sorted(ALGORITHMS))}"
+        ) from None
     return cls(mss, initial_window)

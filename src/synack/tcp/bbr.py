@@ -44,8 +44,7 @@ PROBE_BW = (DOWN, CRUISE, REFILL, UP)
 STATES = (STARTUP, DRAIN, DOWN, CRUISE, REFILL, UP, PROBE_RTT)
 
 # ack phases (§5.3.3.6)
-ACKS_INIT, ACKS_REFILLING, ACKS_PROBE_STARTING, ACKS_PROBE_FEEDBACK, ACKS_PROBE_STOPPING = \
-    range(5)
+ACKS_INIT, ACKS_REFILLING, ACKS_PROBE_STARTING, ACKS_PROBE_FEEDBACK, ACKS_PROBE_STOPPING = range(5)
 
 RECOVERY = 3  # CaState.RECOVERY and LOSS (loss_state.py), passed as ints
 LOSS = 4
@@ -246,16 +245,28 @@ class Bbr(CongestionControl):
             self.pacing_rate = self.pacing_gain * self.cwnd / rtt * (1 - self.PACING_MARGIN)
 
     def info(self) -> dict[str, Any]:
-        return {"bbr_state": self.state, "bbr_bw": self.bw, "bbr_max_bw": self._max_bw(),
-                "bbr_min_rtt": None if self.min_rtt == INF else self.min_rtt,
-                "bbr_pacing_gain": self.pacing_gain, "bbr_cwnd_gain": self.cwnd_gain,
-                "bbr_inflight_hi": None if self.inflight_hi == INF else int(self.inflight_hi),
-                "bbr_inflight_lo": None if self.inflight_lo == INF else int(self.inflight_lo),
-                "bbr_bw_lo": None if self.bw_lo == INF else self.bw_lo,
-                "bbr_round_count": self.round_count}
+        return {
+            "bbr_state": self.state,
+            "bbr_bw": self.bw,
+            "bbr_max_bw": self._max_bw(),
+            "bbr_min_rtt": None if self.min_rtt == INF else self.min_rtt,
+            "bbr_pacing_gain": self.pacing_gain,
+            "bbr_cwnd_gain": self.cwnd_gain,
+            "bbr_inflight_hi": None if self.inflight_hi == INF else int(self.inflight_hi),
+            "bbr_inflight_lo": None if self.inflight_lo == INF else int(self.inflight_lo),
+            "bbr_bw_lo": None if self.bw_lo == INF else self.bw_lo,
+            "bbr_round_count": self.round_count,
+        }
 
-    def on_rate_sample(self, rs: RateSample, sampler: RateSampler, inflight: int,
-                       cwnd_limited: bool, ca_state: int, now: float) -> None:
+    def on_rate_sample(
+        self,
+        rs: RateSample,
+        sampler: RateSampler,
+        inflight: int,
+        cwnd_limited: bool,
+        ca_state: int,
+        now: float,
+    ) -> None:
         """§5.2.3 BBRUpdateOnACK: update the model and state, then pacing rate, send
         quantum and cwnd."""
         self.delivered = sampler.delivered
@@ -283,8 +294,7 @@ class Bbr(CongestionControl):
         self._set_send_quantum()
         self._set_cwnd(rs)
         if self.state != old:
-            self.events.append({"event": "bbr_state", "old": old, "new": self.state,
-                                **self.info()})
+            self.events.append({"event": "bbr_state", "old": old, "new": self.state, **self.info()})
 
     # ------------------------------------------------------------ rounds and recovery
     def _update_round(self, rs: RateSample) -> None:
@@ -342,8 +352,9 @@ class Bbr(CongestionControl):
         if self.loss_round_start:
             self.bw_latest = rs.delivery_rate
             self.inflight_latest = rs.delivered
-            self.latest_sender_limited = (rs.is_app_limited or rs.sender_limited
-                                          or rs.delivery_rate <= 0)
+            self.latest_sender_limited = (
+                rs.is_app_limited or rs.sender_limited or rs.delivery_rate <= 0
+            )
 
     def _update_congestion_signals(self, rs: RateSample) -> None:
         """§5.5.10.3 BBRUpdateCongestionSignals, with the max-bandwidth filter (§5.5.5)."""
@@ -407,8 +418,9 @@ class Bbr(CongestionControl):
         self.bw_lo = max(latest, self.BETA * self.bw_lo)
         # What was lost was in flight too: a round with random loss delivers its
         # flight less those bytes, and would otherwise shrink inflight_lo by them.
-        self.inflight_lo = max((self.inflight_latest + self.round_lost) / gain,
-                               self.BETA * self.inflight_lo)
+        self.inflight_lo = max(
+            (self.inflight_latest + self.round_lost) / gain, self.BETA * self.inflight_lo
+        )
 
     def _reset_lower_bounds(self) -> None:
         self.bw_lo = INF
@@ -467,9 +479,12 @@ class Bbr(CongestionControl):
         for a round with enough loss events (Linux v3 bbr_check_loss_too_high_in_startup)."""
         if self.state != STARTUP:
             return
-        if (self.loss_round_start and ca_state == RECOVERY
-                and self.loss_events_in_round >= self.FULL_LOSS_COUNT
-                and self._inflight_too_high(rs)):
+        if (
+            self.loss_round_start
+            and ca_state == RECOVERY
+            and self.loss_events_in_round >= self.FULL_LOSS_COUNT
+            and self._inflight_too_high(rs)
+        ):
             self.filled_pipe = True
             self.inflight_hi = max(self._bdp(1.0), self.inflight_latest)
         if self.loss_round_start:
@@ -519,8 +534,7 @@ class Bbr(CongestionControl):
         self.pacing_gain = pacing_gain
         self.cwnd_gain = cwnd_gain
 
-    def _update_probe_bw_cycle_phase(self, rs: RateSample, cwnd_limited: bool,
-                                     now: float) -> None:
+    def _update_probe_bw_cycle_phase(self, rs: RateSample, cwnd_limited: bool, now: float) -> None:
         """§5.3.3.6 BBRUpdateProbeBWCyclePhase."""
         if not self.filled_pipe:
             return
@@ -594,8 +608,9 @@ class Bbr(CongestionControl):
 
     def _inflight_too_high(self, rs: RateSample) -> bool:
         """§5.5.10.2 IsInflightTooHigh: loss above 2 % of the flight, or CE above half."""
-        return (rs.lost > rs.tx_in_flight * self.LOSS_THRESH and rs.lost > 0) \
-            or self._ce_too_high(rs)
+        return (rs.lost > rs.tx_in_flight * self.LOSS_THRESH and rs.lost > 0) or self._ce_too_high(
+            rs
+        )
 
     def _probe_inflight_hi_upward(self, rs: RateSample, cwnd_limited: bool) -> None:
         if not cwnd_limited or self.cwnd < self.inflight_hi:
@@ -697,8 +712,11 @@ class Bbr(CongestionControl):
         min_pipe = 4 * mss
         inflight = self._bdp(self.cwnd_gain)
         if self.filled_pipe:
-            extra = self.extra_acked[0] if self.extra_acked[0] > self.extra_acked[1] \
+            extra = (
+                self.extra_acked[0]
+                if self.extra_acked[0] > self.extra_acked[1]
                 else self.extra_acked[1]
+            )
             inflight += min(extra, int(self.bw * self.EXTRA_ACKED_MAX))
         # BBRQuantizationBudget
         inflight = max(inflight, 3 * self.send_quantum, min_pipe)

@@ -265,7 +265,8 @@ class TcpConfig:
         if not 88 <= self.mss <= 65495:
             raise ValueError(f"mss must be in 88..65495, got {self.mss}")
         if self.max_segment_payload is not None and not (
-                self.mss <= self.max_segment_payload <= 65535):
+            self.mss <= self.max_segment_payload <= 65535
+        ):
             raise ValueError("max_segment_payload must be between mss and 65535")
         for name in ("rcv_buf", "snd_buf"):
             if getattr(self, name) < 1:
@@ -314,10 +315,16 @@ class TcpConfig:
         or SACK), a 64 KiB receive buffer and no Nagle delay.  Segment-by-segment
         behaviour is then exactly the textbook one: for teaching, and for tests
         that pin exact windows and timings."""
-        base: dict[str, object] = {"window_scaling": False, "timestamps": False,
-                                   "sack": False, "rcv_buf": 65535, "snd_buf": 262144,
-                                   "nodelay": True, "window_in_segments": False,
-                                   "congestion_control": "newreno"}
+        base: dict[str, object] = {
+            "window_scaling": False,
+            "timestamps": False,
+            "sack": False,
+            "rcv_buf": 65535,
+            "snd_buf": 262144,
+            "nodelay": True,
+            "window_in_segments": False,
+            "congestion_control": "newreno",
+        }
         base.update(changes)
         return cls(**base)  # type: ignore[arg-type]
 

@@ -27,8 +27,17 @@ class CongestionControl(ABC):
     sender was cwnd-limited at some send during the last window or, in slow start,
     while cwnd is below twice the largest flight of that window."""
 
-    __slots__ = ("abc_limit", "cwnd", "cwnd_limited", "max_flight", "mss", "pacing_rate",
-                 "send_quantum", "ssthresh", "used_until")
+    __slots__ = (
+        "abc_limit",
+        "cwnd",
+        "cwnd_limited",
+        "max_flight",
+        "mss",
+        "pacing_rate",
+        "send_quantum",
+        "ssthresh",
+        "used_until",
+    )
 
     name = "abstract"
     #: During fast recovery the connection sizes sending with PRR (RFC 6937); an
@@ -53,16 +62,18 @@ class CongestionControl(ABC):
     def after_send(self, una: int, nxt: int, cwnd_limited: bool) -> None:
         """Record one pass of the send path (Linux ``tcp_cwnd_validate``)."""
         flight = nxt - una
-        if (una >= self.used_until or cwnd_limited
-                or (not self.cwnd_limited and flight > self.max_flight)):
+        if (
+            una >= self.used_until
+            or cwnd_limited
+            or (not self.cwnd_limited and flight > self.max_flight)
+        ):
             self.cwnd_limited = cwnd_limited
             self.max_flight = flight
             self.used_until = nxt
 
     def may_grow(self) -> bool:
         """``tcp_is_cwnd_limited``: may an ACK grow cwnd now?"""
-        return self.cwnd_limited or (self.cwnd < self.ssthresh
-                                     and self.cwnd < 2 * self.max_flight)
+        return self.cwnd_limited or (self.cwnd < self.ssthresh and self.cwnd < 2 * self.max_flight)
 
     def _abc(self, acked: int) -> int:
         return acked if self.abc_limit is None else min(acked, self.abc_limit * self.mss)
@@ -108,8 +119,15 @@ class CongestionControl(ABC):
     def on_round_start(self, now: float) -> None:  # noqa: B027 - optional hook
         """A new round trip began (SND.UNA passed the previous round's end)."""
 
-    def on_rate_sample(self, rs: RateSample, sampler: RateSampler, inflight: int,  # noqa: B027
-                       cwnd_limited: bool, ca_state: int, now: float) -> None:
+    def on_rate_sample(  # noqa: B027 - optional hook
+        self,
+        rs: RateSample,
+        sampler: RateSampler,
+        inflight: int,
+        cwnd_limited: bool,
+        ca_state: int,
+        now: float,
+    ) -> None:
         """Every ACK's delivery-rate sample, after loss detection (Linux's cong_control
         hook), for algorithms with ``wants_rate_sample``."""
 
@@ -202,10 +220,14 @@ class HyStartPP:
                 self.in_css = False  # a spurious exit: resume slow start
                 self.css_baseline = math.inf
             return
-        if (self.samples >= self.N_RTT_SAMPLE and self.current_min != math.inf
-                and self.last_min != math.inf):
-            thresh = min(max(self.last_min / self.MIN_RTT_DIVISOR, self.MIN_RTT_THRESH),
-                         self.MAX_RTT_THRESH)
+        if (
+            self.samples >= self.N_RTT_SAMPLE
+            and self.current_min != math.inf
+            and self.last_min != math.inf
+        ):
+            thresh = min(
+                max(self.last_min / self.MIN_RTT_DIVISOR, self.MIN_RTT_THRESH), self.MAX_RTT_THRESH
+            )
             if self.current_min >= self.last_min + thresh:
                 self.in_css = True
                 self.css_baseline = self.current_min
@@ -219,8 +241,7 @@ class HyStartPP:
 class Cubic(CongestionControl):
     """CUBIC (RFC 9438) with HyStart++ (RFC 9406) slow start."""
 
-    __slots__ = ("cwnd_prior", "epoch", "hystart", "hystart_on", "k", "srtt", "w_est",
-                 "w_max")
+    __slots__ = ("cwnd_prior", "epoch", "hystart", "hystart_on", "k", "srtt", "w_est", "w_max")
 
     name = "cubic"
     C = 0.4
@@ -329,4 +350,3 @@ class Finished(CongestionControl):
 
     def on_timeout(self, flight: int, now: float) -> None:
         self._done()
-

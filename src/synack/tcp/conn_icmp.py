@@ -17,8 +17,9 @@ class IcmpMixin(ConnBase):
 
     __slots__ = ()
 
-    def icmp_unreachable(self, code: int, quoted_seq: int, now: float, *,
-                         next_hop_mtu: int = 0) -> bool:
+    def icmp_unreachable(
+        self, code: int, quoted_seq: int, now: float, *, next_hop_mtu: int = 0
+    ) -> bool:
         """An ICMP destination unreachable quoting one of our segments (C22).
 
         RFC 5927 §4.1: accepted only if the quoted sequence number lies in
@@ -47,8 +48,9 @@ class IcmpMixin(ConnBase):
             if next_hop_mtu >= 128 and mss < self.eff_mss:
                 self.eff_mss = mss
                 self._cc.mss = mss
-                self._trace(now, "note", concept="", text=f"path MTU {next_hop_mtu}: MSS "
-                            f"lowered to {mss}")
+                self._trace(
+                    now, "note", concept="", text=f"path MTU {next_hop_mtu}: MSS lowered to {mss}"
+                )
                 self._resend_oversized(now)
             return True
         if self.state is S_SYN_SENT or (self.state is S_SYN_RECEIVED and not self.passive):
@@ -57,8 +59,12 @@ class IcmpMixin(ConnBase):
             self._poke()
         else:
             self.soft_error = err
-            self._trace(now, "note", concept="C22", text=f"ICMP {text}: soft error, "
-                        "connection kept (RFC 1122 §4.2.3.9)")
+            self._trace(
+                now,
+                "note",
+                concept="C22",
+                text=f"ICMP {text}: soft error, connection kept (RFC 1122 §4.2.3.9)",
+            )
         return True
 
     def _resend_oversized(self, now: float) -> None:
@@ -74,8 +80,12 @@ class IcmpMixin(ConnBase):
                 marked += 1
         if marked:
             self._pmtu_mark = self._max
-            self._trace(now, "note", concept="C18",
-                        text=f"{marked} segment(s) larger than the new MSS resent")
+            self._trace(
+                now,
+                "note",
+                concept="C18",
+                text=f"{marked} segment(s) larger than the new MSS resent",
+            )
             self._poke()
 
 

@@ -50,8 +50,15 @@ class InputMixin(ConnBase):
         if self._tr is not None:
             self._trace_changes(now)
 
-    def receive_data_fast(self, seqno: int, ackno: int, window: int, tsval: int | None,
-                          payload: memoryview, now: float) -> bool:
+    def receive_data_fast(
+        self,
+        seqno: int,
+        ackno: int,
+        window: int,
+        tsval: int | None,
+        payload: memoryview,
+        now: float,
+    ) -> bool:
         """Header prediction: the receive path for the common case, from raw header fields.
 
         Van Jacobson's header prediction, as in 4.4BSD's ``tcp_input`` and Linux's
@@ -66,15 +73,24 @@ class InputMixin(ConnBase):
         """
         rnxt = self._rnxt
         end = rnxt + len(payload)
-        if (self.state not in _PREDICTED_STATES or self._tr is not None or end == rnxt
-                or seqno != (self.irs + rnxt) & MASK
-                or ackno != (self.iss + self._una) & MASK
-                or end > self._radv or window << self.snd_wscale != self.snd_wnd
-                or self._wl1 > rnxt or self._ooo.nbytes or self._rfin_pos is not None
-                or self._orphan
-                or self._ls.state or self._persisting
-                or self._sb.sacked_bytes or self._sb.lost_bytes
-                or self._mem.counts_truesize):  # (Linux receive memory)
+        if (
+            self.state not in _PREDICTED_STATES
+            or self._tr is not None
+            or end == rnxt
+            or seqno != (self.irs + rnxt) & MASK
+            or ackno != (self.iss + self._una) & MASK
+            or end > self._radv
+            or window << self.snd_wscale != self.snd_wnd
+            or self._wl1 > rnxt
+            or self._ooo.nbytes
+            or self._rfin_pos is not None
+            or self._orphan
+            or self._ls.state
+            or self._persisting
+            or self._sb.sacked_bytes
+            or self._sb.lost_bytes
+            or self._mem.counts_truesize
+        ):  # (Linux receive memory)
             return False
         if self.ts_ok:
             # PAWS (RFC 7323 §5.3): an older TSval takes the full path.
@@ -109,8 +125,9 @@ class InputMixin(ConnBase):
                 return
         if flags & RST:
             if flags & ACK:
-                self._fail(now, errno.ECONNREFUSED, "connection refused (RST in answer to SYN)",
-                           "refused")
+                self._fail(
+                    now, errno.ECONNREFUSED, "connection refused (RST in answer to SYN)", "refused"
+                )
             else:
                 self._drop(now, "rst_without_ack_syn_sent")
             return
@@ -181,8 +198,12 @@ class InputMixin(ConnBase):
             return
 
         # PAWS (RFC 7323 §5.3 R1): an older timestamp marks an old duplicate (C16).
-        if (self.ts_ok and seg.tsval is not None and not flags & RST
-                and seq.lt(seg.tsval, self.ts_recent)):
+        if (
+            self.ts_ok
+            and seg.tsval is not None
+            and not flags & RST
+            and seq.lt(seg.tsval, self.ts_recent)
+        ):
             if now - self.ts_recent_age > PAWS_IDLE:
                 self.ts_recent = seg.tsval  # §5.5: TS.Recent too old to trust
             else:
@@ -199,12 +220,20 @@ class InputMixin(ConnBase):
             ok = pos == rnxt if wnd == 0 else rnxt <= pos < rnxt + wnd
         else:
             ok = (pos == rnxt) if wnd == 0 else (pos + slen > rnxt and pos < rnxt + wnd)
-            if (ok and wnd and pos + dlen > rnxt + wnd
-                    and self._mem.refuses_past_window(len(self._rbuf))):
+            if (
+                ok
+                and wnd
+                and pos + dlen > rnxt + wnd
+                and self._mem.refuses_past_window(len(self._rbuf))
+            ):
                 ok = False  # past the edge while data waits unread (Linux tcp_sequence())
         # Linux tcp_reset_check(): after the peer's FIN, an RST at RCV.NXT - 1 resets.
-        rst_fin = (flags & RST and self.config.rst_after_fin_match and pos == rnxt - 1
-                   and st in (S_CLOSE_WAIT, S_LAST_ACK, S_CLOSING))
+        rst_fin = (
+            flags & RST
+            and self.config.rst_after_fin_match
+            and pos == rnxt - 1
+            and st in (S_CLOSE_WAIT, S_LAST_ACK, S_CLOSING)
+        )
         if not ok and not rst_fin:
             self.stats["unacceptable_in"] += 1
             if flags & RST:
@@ -215,8 +244,12 @@ class InputMixin(ConnBase):
                 self._challenge_ack(now)
                 return
             if st is S_TIME_WAIT and flags & FIN:
-                self._trace(now, "note", concept="C13",
-                            text="retransmitted FIN in TIME-WAIT: ACK it again, restart 2*MSL")
+                self._trace(
+                    now,
+                    "note",
+                    concept="C13",
+                    text="retransmitted FIN in TIME-WAIT: ACK it again, restart 2*MSL",
+                )
                 self._timers.time_wait = now + 2 * self.config.msl
             elif pos + slen <= rnxt and slen:
                 self.stats["dup_segs_in"] += 1
@@ -229,8 +262,12 @@ class InputMixin(ConnBase):
             return
 
         # Timestamps (RFC 7323 §4.3): TS.Recent follows the segment at the left edge.
-        if self.ts_ok and seg.tsval is not None and pos <= self._last_ack_sent \
-                and not seq.lt(seg.tsval, self.ts_recent):
+        if (
+            self.ts_ok
+            and seg.tsval is not None
+            and pos <= self._last_ack_sent
+            and not seq.lt(seg.tsval, self.ts_recent)
+        ):
             self.ts_recent = seg.tsval
             self.ts_recent_age = now
 
@@ -241,13 +278,18 @@ class InputMixin(ConnBase):
                 self._challenge_ack(now)
                 return
             if st is S_SYN_RECEIVED and self.passive:
-                self._trace(now, "note", concept="C27",
-                            text="RST for our SYN-ACK: the SYN was stale; half-open state freed")
+                self._trace(
+                    now,
+                    "note",
+                    concept="C27",
+                    text="RST for our SYN-ACK: the SYN was stale; half-open state freed",
+                )
                 self._set_state(S_CLOSED, now, "reset")
             elif st is S_SYN_RECEIVED:
                 self._fail(now, errno.ECONNREFUSED, "connection refused", "reset")
-            elif st is S_TIME_WAIT or (st in (S_CLOSING, S_LAST_ACK)
-                                       and not self.config.reset_errno_by_state):
+            elif st is S_TIME_WAIT or (
+                st in (S_CLOSING, S_LAST_ACK) and not self.config.reset_errno_by_state
+            ):
                 self._set_state(S_CLOSED, now, "reset")
             elif st is S_CLOSE_WAIT and self.config.reset_errno_by_state:
                 # Linux tcp_reset(): the peer had closed; writing reports EPIPE.
@@ -288,17 +330,22 @@ class InputMixin(ConnBase):
         # Seventh: segment text.
         if dlen:
             if st in CAN_RECEIVE:
-                shut = self._rd_shut and st in (S_FIN_WAIT_1, S_FIN_WAIT_2) \
-                    and pos + dlen > self._rnxt
+                shut = (
+                    self._rd_shut and st in (S_FIN_WAIT_1, S_FIN_WAIT_2) and pos + dlen > self._rnxt
+                )
                 if self._orphan or shut:
                     self._reset_for_data(seg, now)
                     return
                 self._accept_data(pos, seg.payload, now, seg.ecn)
             else:
                 self._drop(now, "data_after_fin")
-        elif (flags & FIN and pos > self._rnxt and (self._orphan or self._rd_shut)
-              and st in (S_FIN_WAIT_1, S_FIN_WAIT_2)
-              and self.config.rst_on_data_after_shut_rd):
+        elif (
+            flags & FIN
+            and pos > self._rnxt
+            and (self._orphan or self._rd_shut)
+            and st in (S_FIN_WAIT_1, S_FIN_WAIT_2)
+            and self.config.rst_on_data_after_shut_rd
+        ):
             # Linux tcp_rcv_state_process(): a FIN past RCV.NXT (data is missing before
             # it) after the receive side was shut resets, as data would.
             self._reset_for_data(seg, now)
@@ -318,8 +365,11 @@ class InputMixin(ConnBase):
     def _reset_for_data(self, seg: Segment, now: float) -> None:
         """C24: the application is gone (or shut its receive side); data for it is
         answered with RST."""
-        why = "data for a closed socket (C24)" if self._orphan \
+        why = (
+            "data for a closed socket (C24)"
+            if self._orphan
             else "data after shutdown(SHUT_RD) (tcp_rcv_state_process)"
+        )
         if self.config.orphan_rst_from_ack:
             # Linux: drop the connection, then answer as for none (RFC 9293
             # §3.10.7.1 form <SEQ=SEG.ACK><CTL=RST>).
@@ -329,8 +379,9 @@ class InputMixin(ConnBase):
         if self._orphan:
             self._set_state(S_CLOSED, now, "abort")
         else:  # Linux tcp_reset(): the reader learns ECONNRESET
-            self._fail(now, errno.ECONNRESET, "connection reset: data after "
-                       "shutdown(SHUT_RD)", "abort")
+            self._fail(
+                now, errno.ECONNRESET, "connection reset: data after shutdown(SHUT_RD)", "abort"
+            )
 
     def _reply_unacceptable(self, slen: int, now: float) -> None:
         """RFC 9293: reply <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>.  Replies to pure ACKs
@@ -402,8 +453,14 @@ class InputMixin(ConnBase):
                 self._sack_splits_refused(now)
         if self._tlp_end is not None:
             self._tlp_ack(ack_pos, ack_pos > una, dsack, now)
-        is_dup = (ack_pos == una and not seg.payload and not seg.flags & (SYN | FIN)
-                  and self._max > una and window == self.snd_wnd and not self._persisting)
+        is_dup = (
+            ack_pos == una
+            and not seg.payload
+            and not seg.flags & (SYN | FIN)
+            and self._max > una
+            and window == self.snd_wnd
+            and not self._persisting
+        )
         if is_dup:
             self.stats["dup_acks_in"] += 1
             self._dupacks += 1
@@ -422,15 +479,25 @@ class InputMixin(ConnBase):
             # to zero: a live receiver, so keep waiting (RFC 1122 §4.2.2.17, RFC 9293
             # §3.8.6.1).  A silent one still runs out of retries.
             self._retries = 0
-            if (self.config.zero_window_probe_old_seq and not window
-                    and self._max == self._una and self._timers.rto is not None):
+            if (
+                self.config.zero_window_probe_old_seq
+                and not window
+                and self._max == self._una
+                and self._timers.rto is not None
+            ):
                 # Linux tcp_ack_probe(): an ACK while probing a still-closed window
                 # restarts the probe timer from now, keeping its backoff.
                 self._timers.rto = self._rto_deadline(now)
         # An older ACK (SND.UNA - max window <= SEG.ACK < SND.UNA, a reordered copy) is
         # acceptable but acknowledges nothing: it must not count as negative progress.
-        self._detect_losses(now, max(ack_pos - una, 0), self._sb.sacked_bytes - sacked_before,
-                            is_dup, delivered, dsack)
+        self._detect_losses(
+            now,
+            max(ack_pos - una, 0),
+            self._sb.sacked_bytes - sacked_before,
+            is_dup,
+            delivered,
+            dsack,
+        )
         if self.ecn_ok and seg.flags & ECE:
             self._on_ece(now)  # after loss detection: one reduction per event
         newly = self._rsr.delivered - delivered_before
@@ -519,6 +586,11 @@ class InputMixin(ConnBase):
         self.stats["sack_splits_refused"] += sb.splits_refused
         sb.splits_refused = 0
         if first:
-            self._trace(now, "note", concept="", text="SACK block edges inside a sent "
-                        "MSS: not splitting the records there, that data stays un-SACKed "
-                        "(CVE-2019-11478)")
+            self._trace(
+                now,
+                "note",
+                concept="",
+                text="SACK block edges inside a sent "
+                "MSS: not splitting the records there, that data stays un-SACKed "
+                "(CVE-2019-11478)",
+            )

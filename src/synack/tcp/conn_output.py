@@ -128,17 +128,24 @@ class OutputMixin(ConnBase):
                 record_end = end == rec_end < data_end
                 # Sender SWS avoidance (RFC 9293 §3.8.6.2.1): no small segment while more
                 # queued data waits for window, unless half the peer's max window fits.
-                if (n < mss and end < data_end and n < self._max_snd_wnd // 2
-                        and not record_end):
+                if n < mss and end < data_end and n < self._max_snd_wnd // 2 and not record_end:
                     break
                 # Nagle (RFC 9293 §3.7.4) unless TCP_NODELAY; TCP_CORK and MSG_MORE hold
                 # a partial last segment even with nothing in flight.  push() overrides.
-                if (n < mss and not push and not (fin_pos is not None and end == data_end)
-                        and not record_end
-                        and ((not self.config.nodelay and self._max > self._una
-                              and (not self.config.nagle_minshall
-                                   or self._snd_sml > self._una))
-                             or (end == data_end and (self.config.cork or self._more)))):
+                if (
+                    n < mss
+                    and not push
+                    and not (fin_pos is not None and end == data_end)
+                    and not record_end
+                    and (
+                        (
+                            not self.config.nodelay
+                            and self._max > self._una
+                            and (not self.config.nagle_minshall or self._snd_sml > self._una)
+                        )
+                        or (end == data_end and (self.config.cork or self._more))
+                    )
+                ):
                     break
                 more = min(rwnd_end - end, data_end - end)
                 burst_end = False
@@ -154,8 +161,13 @@ class OutputMixin(ConnBase):
                         break
                     budget -= n
                 held = end == data_end and self._more and fin_pos is None  # MSG_MORE
-                self._send_new(nxt, end, (end == data_end and not held) or record_end, now,
-                               burst_end=burst_end and (chunk > 0 or not held))
+                self._send_new(
+                    nxt,
+                    end,
+                    (end == data_end and not held) or record_end,
+                    now,
+                    burst_end=burst_end and (chunk > 0 or not held),
+                )
                 allow -= max(n, per_packet)
                 sent_new = True
             elif fin_pos is not None and nxt == fin_pos:
@@ -172,13 +184,15 @@ class OutputMixin(ConnBase):
         else:  # cwnd in use: no full segment's room left (Linux tcp_write_xmit)
             self._cc.after_send(self._una, self._max, allow < mss)
         if sent_new:
-            self._mem.on_sent(first_new, self._max, self._buf_pos, data_end,
-                              self.config.psh_burst_segments * mss)
+            self._mem.on_sent(
+                first_new, self._max, self._buf_pos, data_end, self.config.psh_burst_segments * mss
+            )
         if budget is not None:
             self._paced(budget0 - budget if budget0 else 0, paced, now)
         if not paced and data_end - self._max < mss:  # tcp_rate_check_app_limited
-            self._rsr.check_app_limited(data_end - self._max, mss, self._pipe(), self._cc.cwnd,
-                                        sb.lost_bytes)
+            self._rsr.check_app_limited(
+                data_end - self._max, mss, self._pipe(), self._cc.cwnd, sb.lost_bytes
+            )
         # 3. Timers: retransmission, tail loss probe, persist.
         if self._max > self._una:
             if self._timers.rto is None:
@@ -186,9 +200,15 @@ class OutputMixin(ConnBase):
             if sent_new:
                 self._arm_tlp(now)  # RFC 8985 §7.2: (re)schedule on each new send
         elif self._timers.rto is None and (
-                (self._max < data_end and (rwnd_end - self._max < min(data_end - self._max, mss)
-                                           or self.config.held_data_probe))
-                or self._fin_held()):
+            (
+                self._max < data_end
+                and (
+                    rwnd_end - self._max < min(data_end - self._max, mss)
+                    or self.config.held_data_probe
+                )
+            )
+            or self._fin_held()
+        ):
             # Window closed or too small to use (SWS): the persist timer will probe it
             # or send what fits (RFC 9293 §3.8.6.1 and §3.8.6.2.1 override).  Data that
             # cork, MSG_MORE or Nagle hold with the window open is not outstanding and
@@ -198,8 +218,12 @@ class OutputMixin(ConnBase):
 
     def _fin_held(self) -> bool:
         """Is the FIN unsent for want of window (``fin_needs_window``)?"""
-        return (self._fin_pos is not None and self._max == self._fin_pos
-                and self._max >= self._una + self.snd_wnd and self.config.fin_needs_window)
+        return (
+            self._fin_pos is not None
+            and self._max == self._fin_pos
+            and self._max >= self._una + self.snd_wnd
+            and self.config.fin_needs_window
+        )
 
     def _mark_push(self, end: int) -> None:
         """Linux tcp_mark_push(): the segment that ends at ``end`` will carry PSH."""
@@ -233,11 +257,19 @@ class OutputMixin(ConnBase):
         if cc.cwnd > rw:
             old = cc.cwnd
             cc.on_idle_restart(rw, now)
-            self._trace(now, "cc", event="idle_restart", cwnd=cc.cwnd,
-                        ssthresh=cc.ssthresh, old_cwnd=old, idle=now - self._progress_at)
+            self._trace(
+                now,
+                "cc",
+                event="idle_restart",
+                cwnd=cc.cwnd,
+                ssthresh=cc.ssthresh,
+                old_cwnd=old,
+                idle=now - self._progress_at,
+            )
 
-    def _send_new(self, start: int, end: int, last: bool, now: float, why: str = "",
-                  burst_end: bool = False) -> None:
+    def _send_new(
+        self, start: int, end: int, last: bool, now: float, why: str = "", burst_end: bool = False
+    ) -> None:
         """Send data ``[start, end)`` for the first time, with FIN if it ends the stream."""
         off = start - self._buf_pos
         flags = ACK
@@ -271,9 +303,14 @@ class OutputMixin(ConnBase):
             rsr.first_sent_time = rsr.delivered_time = now
         # The delivery state at this send (RateSampler.on_send, inlined: once per segment).
         sb.add(start, stop, now, fin).tx = (
-            rsr.delivered, rsr.delivered_time, rsr.first_sent_time, rsr.app_limited != 0,
+            rsr.delivered,
+            rsr.delivered_time,
+            rsr.first_sent_time,
+            rsr.app_limited != 0,
             self._max - self._una - sb.sacked_bytes - sb.lost_bytes + stop - start,
-            sb.lost_total, rsr.ce_delivered)
+            sb.lost_total,
+            rsr.ce_delivered,
+        )
         if self._rtt_pos is None and not self.ts_ok:
             self._rtt_pos, self._rtt_time = stop, now
         self.stats["bytes_sent"] += end - start
@@ -294,13 +331,17 @@ class OutputMixin(ConnBase):
             sent.difference_update([m for m in sent if m <= una])
             if payload and any(s.start < m <= data_end for m in sent):
                 flags |= PSH
-        elif (payload and data_end == self._buf_pos + len(self._buf)
-              and not self.config.psh_retrans_kept):
+        elif (
+            payload
+            and data_end == self._buf_pos + len(self._buf)
+            and not self.config.psh_retrans_kept
+        ):
             flags |= PSH
         sb = self._sb
         sb.retransmitted(s, now)
-        self._rsr.on_send(s, now, False, self._max - self._una - sb.sacked_bytes - sb.lost_bytes,
-                          sb.lost_total)
+        self._rsr.on_send(
+            s, now, False, self._max - self._una - sb.sacked_bytes - sb.lost_bytes, sb.lost_total
+        )
         if count:
             self.stats["retransmits"] += 1
         self._rtt_pos = None  # Karn's rule (RFC 6298 §3)
@@ -324,15 +365,20 @@ class OutputMixin(ConnBase):
         else:
             ack = 0
             window = min(self.config.rcv_buf, 65535)
-        seg = Segment(self.local_port, self.remote_port, (self.iss + pos) & MASK, ack, flags,
-                      window, payload)
+        seg = Segment(
+            self.local_port, self.remote_port, (self.iss + pos) & MASK, ack, flags, window, payload
+        )
         if self._sup is not None and not flags & (SYN | RST):
             self._mark_urgent(seg, pos)
         if self.ts_ok:
             seg.tsval = self._ts_clock(now)
             seg.tsecr = self.ts_recent
-        if (self.sack_ok and flags & ACK and not flags & (SYN | RST)
-                and (self._ooo.nbytes or self._sackgen.pending)):
+        if (
+            self.sack_ok
+            and flags & ACK
+            and not flags & (SYN | RST)
+            and (self._ooo.nbytes or self._sackgen.pending)
+        ):
             blocks = self._sackgen.blocks(self._ooo, self._rnxt, 3 if self.ts_ok else 4)
             if blocks:
                 irs = self.irs
@@ -374,8 +420,9 @@ class OutputMixin(ConnBase):
         mem = self._mem
         cfg = self.config
         mss = self.eff_mss
-        right = rnxt + mem.window(cfg, len(self._rbuf), mss, self.ts_ok, syn,
-                                  65535 << self.rcv_wscale)  # (as _offerable)
+        right = rnxt + mem.window(
+            cfg, len(self._rbuf), mss, self.ts_ok, syn, 65535 << self.rcv_wscale
+        )  # (as _offerable)
         radv = self._radv
         # (The threshold is at least 1: an edge that did not move needs no call for it.)
         if radv < rnxt or (right > radv and right - radv >= mem.sws_threshold(cfg.rcv_buf, mss)):
@@ -389,8 +436,9 @@ class OutputMixin(ConnBase):
         """The window we could offer now: what the memory model allows (the free buffer,
         in whole segments if configured), capped at what the header can carry
         (65535 << shift)."""
-        return self._mem.window(self.config, len(self._rbuf), self.eff_mss, self.ts_ok, syn,
-                                65535 << self.rcv_wscale)
+        return self._mem.window(
+            self.config, len(self._rbuf), self.eff_mss, self.ts_ok, syn, 65535 << self.rcv_wscale
+        )
 
     def _emit(self, seg: Segment, now: float, why: str) -> None:
         if seg.flags & ACK:

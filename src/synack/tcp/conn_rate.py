@@ -28,23 +28,44 @@ class RateMixin(ConnBase):
         rs = rsr.generate(now, newly, sb.lost_total, self._min_rtt)
         cc = self._cc
         if cc.wants_rate_sample:
-            cc.on_rate_sample(rs, rsr, self._max - self._una - sb.sacked_bytes - sb.lost_bytes,
-                              self._cc.cwnd_limited, int(self._ls.state), now)
+            cc.on_rate_sample(
+                rs,
+                rsr,
+                self._max - self._una - sb.sacked_bytes - sb.lost_bytes,
+                self._cc.cwnd_limited,
+                int(self._ls.state),
+                now,
+            )
             events = cc.events  # type: ignore[attr-defined]
             if events:
                 if self._tr is not None:
                     for ev in events:
-                        self._trace(now, "cc", pacing_rate=cc.pacing_rate, cwnd=cc.cwnd,
-                                    delivery_rate=rs.delivery_rate, **ev)
+                        self._trace(
+                            now,
+                            "cc",
+                            pacing_rate=cc.pacing_rate,
+                            cwnd=cc.cwnd,
+                            delivery_rate=rs.delivery_rate,
+                            **ev,
+                        )
                 events.clear()
-        if (self._tr is not None and rsr.delivered >= self._rate_trace_at
-                and (self._pacer is not None or cc.wants_rate_sample)):
+        if (
+            self._tr is not None
+            and rsr.delivered >= self._rate_trace_at
+            and (self._pacer is not None or cc.wants_rate_sample)
+        ):
             # Once a round trip, for a paced or rate-based sender: the estimates, for
             # plots (docs/trace.md "rate").  Other traces stay as they were.
             self._rate_trace_at = rsr.delivered + self._max - self._una
-            self._trace(now, "rate", delivery_rate=rs.delivery_rate,
-                        app_limited=rs.is_app_limited, pacing_rate=self._pacer_rate(),
-                        cwnd=cc.cwnd, **cc.info())
+            self._trace(
+                now,
+                "rate",
+                delivery_rate=rs.delivery_rate,
+                app_limited=rs.is_app_limited,
+                pacing_rate=self._pacer_rate(),
+                cwnd=cc.cwnd,
+                **cc.info(),
+            )
 
     def _pacer_rate(self) -> float:
         p = self._pacer
@@ -59,8 +80,9 @@ class RateMixin(ConnBase):
         cc = self._cc
         rate = cc.pacing_rate
         if rate <= 0:
-            rate = default_rate(cc.cwnd, self._max - self._una, self.rtt.srtt,
-                                cc.cwnd < cc.ssthresh // 2)
+            rate = default_rate(
+                cc.cwnd, self._max - self._una, self.rtt.srtt, cc.cwnd < cc.ssthresh // 2
+            )
         pacer.rate = rate
         pacer.quantum = cc.send_quantum or autosize(rate, self.eff_mss)
         return pacer.budget(now)

@@ -36,13 +36,13 @@ _NO_OOO = Reassembly()
 _RACK_DONE = (Rack(), Rack())
 _RACK_DONE[1].reordering_seen = True
 
+
 class ReceiveMixin(ConnBase):
     """Segment text and FIN."""
 
     __slots__ = ()
 
-    def _accept_data(self, pos: int, payload: bytes | memoryview, now: float,
-                     ecn: int = 0) -> None:
+    def _accept_data(self, pos: int, payload: bytes | memoryview, now: float, ecn: int = 0) -> None:
         """Seventh step: in-order data to the buffer, the rest to reassembly (C14, C4)."""
         rnxt = self._rnxt
         size = len(payload)
@@ -55,10 +55,11 @@ class ReceiveMixin(ConnBase):
         right = max(self._radv, rnxt)
         mem = self._mem
         if end > right:
-            verdict = mem.past_window(pos, rnxt, right, len(self._rbuf), self._ooo.nbytes,
-                                      cfg.rcv_buf)
+            verdict = mem.past_window(
+                pos, rnxt, right, len(self._rbuf), self._ooo.nbytes, cfg.rcv_buf
+            )
             if verdict == TRIM:  # keep what lies inside the window (RFC 9293 §3.10.7.4)
-                payload = payload[:right - pos]
+                payload = payload[: right - pos]
                 end = right
             elif verdict == DROP:  # (Linux: out of order while memory is over rcv_buf)
                 self._drop(now, "out_of_window", concept="C14")
@@ -67,7 +68,7 @@ class ReceiveMixin(ConnBase):
         if pos < rnxt:  # trim what we already have
             if self.sack_ok:
                 self._sackgen.duplicate(pos, min(end, rnxt))
-            payload = payload[rnxt - pos:]
+            payload = payload[rnxt - pos :]
             pos = rnxt
         if end <= pos:
             self._ack_now = True
@@ -93,8 +94,7 @@ class ReceiveMixin(ConnBase):
             self._delivered_in_order(self._rnxt - rnxt, len(payload), now)
         else:
             self.stats["ooo_segs_in"] += 1
-            if (len(self._ooo) >= self._ooo_limit()
-                    and self._ooo.adds_block(pos, end)):
+            if len(self._ooo) >= self._ooo_limit() and self._ooo.adds_block(pos, end):
                 self.stats["ooo_block_limit_drops"] += 1  # hardening: bounded holes
                 self._drop(now, "ooo_block_limit")
                 self._ack_now = True
@@ -109,8 +109,12 @@ class ReceiveMixin(ConnBase):
                     self._ack_now = True
                 if self.sack_ok:
                     self._sackgen.arrived(pos)
-            self._trace(now, "note", concept="C14",
-                        text=f"out-of-order segment held ({len(self._ooo)} blocks)")
+            self._trace(
+                now,
+                "note",
+                concept="C14",
+                text=f"out-of-order segment held ({len(self._ooo)} blocks)",
+            )
             self._ack_now = True  # duplicate ACK tells the sender of the hole
 
     def _read_pos(self) -> int:
@@ -150,8 +154,7 @@ class ReceiveMixin(ConnBase):
         if self._quickack > 0:
             self._quickack -= 1
             self._ack_now = True
-        if (self.config.delayed_ack == 0 or self._ack_pending >= 2
-                or seg_len > self.eff_mss):
+        if self.config.delayed_ack == 0 or self._ack_pending >= 2 or seg_len > self.eff_mss:
             self._ack_now = True
         elif self._timers.delayed_ack is None:
             self._timers.delayed_ack = now + self.config.delayed_ack
@@ -177,8 +180,11 @@ class ReceiveMixin(ConnBase):
             # the delayed-ACK timer (or rides on our FIN if the application closes).
             # Before any data arrived Linux's ACK timeout (ato) is still 0: ACK at once.
             self._quickack = 0
-            if (self._ack_pending == 1 and not self._ooo.nbytes
-                    and not self._mem.rcv_over(cfg.rcv_buf)):
+            if (
+                self._ack_pending == 1
+                and not self._ooo.nbytes
+                and not self._mem.rcv_over(cfg.rcv_buf)
+            ):
                 # The FIN came with this segment's data: quick-ACK mode alone asked for
                 # an ACK now, and pingpong mode ends it (tcp_in_quickack_mode()).
                 self._ack_now = False

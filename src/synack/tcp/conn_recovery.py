@@ -22,8 +22,7 @@ class RecoveryMixin(ConnBase):
 
     __slots__ = ()
 
-    def _process_sack(self, blocks: tuple[tuple[int, int], ...],
-                      delivered: list[SentSeg]) -> bool:
+    def _process_sack(self, blocks: tuple[tuple[int, int], ...], delivered: list[SentSeg]) -> bool:
         """Apply received SACK blocks (RFC 2018); return True if the first is a D-SACK."""
         una = self._una
         base = (self.iss + una) & MASK
@@ -47,8 +46,15 @@ class RecoveryMixin(ConnBase):
             delivered.extend(newly)
         return dsack
 
-    def _detect_losses(self, now: float, acked: int, sacked: int, is_dup: bool,
-                       delivered: list[SentSeg], dsack: bool) -> None:
+    def _detect_losses(
+        self,
+        now: float,
+        acked: int,
+        sacked: int,
+        is_dup: bool,
+        delivered: list[SentSeg],
+        dsack: bool,
+    ) -> None:
         """Find lost segments and move the loss state (RFC 6675, 8985, 6582, 6937).
 
         The order: mark losses; start fast recovery only from Open, Disorder or CWR
@@ -60,8 +66,9 @@ class RecoveryMixin(ConnBase):
         0.68 in tests/sim/test_modern_sim.py.)"""
         sb = self._sb
         ls = self._ls
-        if not (acked or is_dup or delivered or dsack or ls.state or sb.sacked_bytes
-                or sb.lost_bytes):
+        if not (
+            acked or is_dup or delivered or dsack or ls.state or sb.sacked_bytes or sb.lost_bytes
+        ):
             return  # in Open, an ACK of nothing new with no SACK news: nothing to decide
         mss = self.eff_mss
         dups_before = self._dupacks
@@ -75,8 +82,7 @@ class RecoveryMixin(ConnBase):
                     self._rack_detect(now)
             lost = sb.mark_dupthresh_losses(mss)
             self.stats["lost_segments"] += lost
-            if (is_dup and self._dupacks == 3 and not sb.sacked_bytes
-                    and ls.state < CA_RECOVERY):
+            if is_dup and self._dupacks == 3 and not sb.sacked_bytes and ls.state < CA_RECOVERY:
                 # A peer that negotiated SACK but reports nothing: the classic rule, once
                 # per window (RFC 6582 recover), so forged duplicate ACKs cannot make
                 # us resend the same segment over and over.
@@ -97,12 +103,12 @@ class RecoveryMixin(ConnBase):
             self._end_episode(now)
         if self._prr is not None:
             delivered_bytes = acked + (sacked if self.sack_ok else (mss if is_dup else 0))
-            self._prr.on_ack(delivered_bytes, self._pipe(), self._cc.ssthresh, mss,
-                             bool(sb.lost_bytes))
+            self._prr.on_ack(
+                delivered_bytes, self._pipe(), self._cc.ssthresh, mss, bool(sb.lost_bytes)
+            )
         else:
             cc = self._cc
-            if acked and grow_ok and (not self.config.cwnd_validation
-                                      or cc.may_grow()):
+            if acked and grow_ok and (not self.config.cwnd_validation or cc.may_grow()):
                 grow = acked
                 if self.config.cwnd_count_delivered:
                     # Linux grows cwnd by what this ACK newly delivered: data SACKed
@@ -114,17 +120,28 @@ class RecoveryMixin(ConnBase):
             if ls.state <= CA_DISORDER:
                 disorder = bool(self._dupacks or sb.sacked_bytes or sb.lost_bytes)
                 if disorder != (ls.state is CA_DISORDER):
-                    self._ca_move("disorder" if disorder else "in_order",
-                                  CA_DISORDER if disorder else CA_OPEN, now)
+                    self._ca_move(
+                        "disorder" if disorder else "in_order",
+                        CA_DISORDER if disorder else CA_OPEN,
+                        now,
+                    )
 
     def _ca_move(self, trigger: str, new: CaState, now: float) -> None:
         """Change the loss state through its table (:mod:`.loss_state`) and trace it."""
         old = self._ls.state
         why = self._ls.move(trigger, new)
         if self._tr is not None:
-            self._trace(now, "ca_state", old=str(old), new=str(new), trigger=trigger, why=why,
-                        high_seq=self._ls.high_seq, cwnd=self._cc.cwnd,
-                        ssthresh=self._cc.ssthresh)
+            self._trace(
+                now,
+                "ca_state",
+                old=str(old),
+                new=str(new),
+                trigger=trigger,
+                why=why,
+                high_seq=self._ls.high_seq,
+                cwnd=self._cc.cwnd,
+                ssthresh=self._cc.ssthresh,
+            )
 
     def _end_episode(self, now: float) -> None:
         """SND.UNA passed high_seq: CWR, Recovery or Loss is over (RFC 6582 §3.2 step 3,
@@ -132,13 +149,13 @@ class RecoveryMixin(ConnBase):
         ls = self._ls
         was = ls.state
         sb = self._sb
-        after = (CA_DISORDER if self._dupacks or sb.sacked_bytes or sb.lost_bytes
-                 else CA_OPEN)
+        after = CA_DISORDER if self._dupacks or sb.sacked_bytes or sb.lost_bytes else CA_OPEN
         if was is CA_RECOVERY:
             self._prr = None
             self._cc.on_recovery_end(now)
-            self._trace(now, "cc", event="recovery_end", cwnd=self._cc.cwnd,
-                        ssthresh=self._cc.ssthresh)
+            self._trace(
+                now, "cc", event="recovery_end", cwnd=self._cc.cwnd, ssthresh=self._cc.ssthresh
+            )
         self._ca_move("exit", after, now)
 
     def _maybe_enter_recovery(self, now: float) -> None:
@@ -158,16 +175,20 @@ class RecoveryMixin(ConnBase):
 
     def _rack_update(self, s: SentSeg, now: float) -> None:
         """RFC 8985 §6.2 step 2, and the minimum RTT it keeps (its Minimum RTT filter)."""
-        if not (s.retrans and now - s.xmit < self._min_rtt - 1e-9) \
-                and now - s.xmit < self._min_rtt:
+        if not (s.retrans and now - s.xmit < self._min_rtt - 1e-9) and now - s.xmit < self._min_rtt:
             self._min_rtt = now - s.xmit
         self._rack.update(s, now, self._min_rtt)
 
     def _rack_detect(self, now: float) -> None:
         """RFC 8985 §6.2 steps 4-5: mark what RACK finds lost; arm its reordering timer."""
         rack = self._rack
-        reo = rack.reo_wnd(self._ls.state is CA_RECOVERY, self._sb.sacked_bytes,
-                           self.eff_mss, self._min_rtt, self.rtt.srtt)
+        reo = rack.reo_wnd(
+            self._ls.state is CA_RECOVERY,
+            self._sb.sacked_bytes,
+            self.eff_mss,
+            self._min_rtt,
+            self.rtt.srtt,
+        )
         marked, self._timers.rack_reorder = rack.detect(self._sb, now, reo)
         if marked:
             self.stats["rack_losses"] += marked
@@ -191,8 +212,9 @@ class RecoveryMixin(ConnBase):
         if self.ecn_ok:  # RFC 3168 §6.1.2: the reduction answers ECE for this window too
             self._cwr_pending = True
         self._ca_move("loss_marked", CA_RECOVERY, now)
-        self._trace(now, "cc", event="fast_retransmit", cwnd=self._cc.cwnd,
-                    ssthresh=self._cc.ssthresh)
+        self._trace(
+            now, "cc", event="fast_retransmit", cwnd=self._cc.cwnd, ssthresh=self._cc.ssthresh
+        )
 
     def _pipe(self) -> int:
         """RFC 6675 §4: bytes believed to be in the network."""
@@ -218,8 +240,12 @@ class RecoveryMixin(ConnBase):
         """RFC 8985 §7.2: schedule a tail loss probe instead of waiting for the RTO
         ("not in loss recovery": Recovery and Loss retransmit on their own; CWR
         probes, as Linux's tcp_schedule_loss_probe)."""
-        if not (self.sack_ok and self.config.tlp) or self._ls.state >= CA_RECOVERY \
-                or self._tlp_end is not None or self.rtt.srtt is None:
+        if (
+            not (self.sack_ok and self.config.tlp)
+            or self._ls.state >= CA_RECOVERY
+            or self._tlp_end is not None
+            or self.rtt.srtt is None
+        ):
             self._timers.tlp = None
             return
         srtt = self.rtt.srtt
@@ -255,8 +281,12 @@ class RecoveryMixin(ConnBase):
         elif dsack:
             self._tlp_end = None  # the peer had the original: only ACKs were lost
             self._tlp_retrans = False
-            self._trace(now, "note", concept="C18",
-                        text="D-SACK for the tail loss probe: nothing was lost, no reduction")
+            self._trace(
+                now,
+                "note",
+                concept="C18",
+                text="D-SACK for the tail loss probe: nothing was lost, no reduction",
+            )
         elif ack_pos > end:
             self._tlp_end = None
             self._tlp_retrans = False
@@ -265,8 +295,9 @@ class RecoveryMixin(ConnBase):
                 self._cc.on_recovery_end(now)
                 self._ls.high_seq = self._max
                 self._ca_move("tlp_repair", CA_CWR, now)
-                self._trace(now, "cc", event="tlp_recovery", cwnd=self._cc.cwnd,
-                            ssthresh=self._cc.ssthresh)
+                self._trace(
+                    now, "cc", event="tlp_recovery", cwnd=self._cc.cwnd, ssthresh=self._cc.ssthresh
+                )
         elif not advanced:
             self._tlp_end = None  # a duplicate ACK: original and probe both arrived
             self._tlp_retrans = False

@@ -113,23 +113,31 @@ class TimersMixin(ConnBase):
             self.stats["rto_fired"] += 1
             self.rtt.back_off()
             limit = cfg.syn_retries if st is S_SYN_SENT else cfg.synack_retries
-            self._trace(now, "timer", timer="rto", concept="C17", retries=self._retries,
-                        rto=self.rtt.rto)
+            self._trace(
+                now, "timer", timer="rto", concept="C17", retries=self._retries, rto=self.rtt.rto
+            )
             if self._retries > limit:
                 if st is S_SYN_SENT:
-                    self._fail(now, errno.ETIMEDOUT, "connection timed out (no SYN-ACK)",
-                               "timeout")
+                    self._fail(now, errno.ETIMEDOUT, "connection timed out (no SYN-ACK)", "timeout")
                 else:
-                    self._trace(now, "note", concept="C27",
-                                text=f"no final ACK after {limit} SYN-ACK retransmissions")
+                    self._trace(
+                        now,
+                        "note",
+                        concept="C27",
+                        text=f"no final ACK after {limit} SYN-ACK retransmissions",
+                    )
                     self._set_state(S_CLOSED, now, "synack_timeout")
                 return
             self._send_syn(now, retransmit=True)
             return
         outstanding = self._max - self._una
         data_end = self._buf_pos + len(self._buf)
-        if outstanding <= 0 and self._max < data_end and cfg.held_data_probe \
-                and self.snd_wnd >= min(data_end - self._max, self.eff_mss):
+        if (
+            outstanding <= 0
+            and self._max < data_end
+            and cfg.held_data_probe
+            and self.snd_wnd >= min(data_end - self._max, self.eff_mss)
+        ):
             # Linux tcp_probe_timer() -> tcp_write_wakeup(): data corked (or held by
             # MSG_MORE) with nothing in flight leaves, one segment with PSH.
             start = self._max
@@ -140,15 +148,24 @@ class TimersMixin(ConnBase):
             self._snd_sml = sml
             self._timers.rto = self._rto_deadline(now)
             return
-        if outstanding <= 0 and (self._max >= data_end or self.snd_wnd
-                                 >= min(data_end - self._max, self.eff_mss)) \
-                and not self._fin_held():
+        if (
+            outstanding <= 0
+            and (self._max >= data_end or self.snd_wnd >= min(data_end - self._max, self.eff_mss))
+            and not self._fin_held()
+        ):
             return  # nothing outstanding and no window to probe (RFC 6298 §5.1)
         self._retries += 1
-        if cfg.user_timeout is not None and self._max > self._una \
-                and now - self._progress_at >= cfg.user_timeout:
-            self._fail(now, errno.ETIMEDOUT, f"user timeout: no acknowledgement for "
-                       f"{cfg.user_timeout:g} s (RFC 5482)", "timeout")
+        if (
+            cfg.user_timeout is not None
+            and self._max > self._una
+            and now - self._progress_at >= cfg.user_timeout
+        ):
+            self._fail(
+                now,
+                errno.ETIMEDOUT,
+                f"user timeout: no acknowledgement for {cfg.user_timeout:g} s (RFC 5482)",
+                "timeout",
+            )
             return
         if self._retries > cfg.max_retransmits:
             msg = f"connection timed out after {cfg.max_retransmits} retransmissions"
@@ -159,22 +176,29 @@ class TimersMixin(ConnBase):
         self.rtt.back_off()
         probe = self._probe
         only_probe = outstanding == 0 or (probe is not None and outstanding == 1)
-        if only_probe and self.snd_wnd < self.eff_mss and (self._max < data_end or probe
-                                                           or self._fin_held()):
+        if (
+            only_probe
+            and self.snd_wnd < self.eff_mss
+            and (self._max < data_end or probe or self._fin_held())
+        ):
             self._persist(now)
             return
         self.stats["rto_fired"] += 1
         concept = "C17" if self._fin_pos is not None and self._una == self._fin_pos else "C18"
-        self._trace(now, "timer", timer="rto", concept=concept, retries=self._retries,
-                    rto=self.rtt.rto)
+        self._trace(
+            now, "timer", timer="rto", concept=concept, retries=self._retries, rto=self.rtt.rto
+        )
         ls = self._ls
         # One reduction per loss event (RFC 5681 §3.1, RFC 9438 §4.8): ssthresh is
         # computed afresh only when no episode is running, when the running one is
         # over, or on a first timeout after progress in Loss; a timeout inside
         # fast recovery, or a repeated one without progress, keeps it (as Linux's
         # tcp_enter_loss).
-        fresh = (ls.state <= CA_DISORDER or self._una >= ls.high_seq
-                 or (ls.state is CA_LOSS and self._una > ls.rto_una))
+        fresh = (
+            ls.state <= CA_DISORDER
+            or self._una >= ls.high_seq
+            or (ls.state is CA_LOSS and self._una > ls.rto_una)
+        )
         ls.rto_una = self._una
         self._prr = None  # fast recovery, if any, is over: Loss sends by cwnd
         if fresh:
@@ -208,8 +232,9 @@ class TimersMixin(ConnBase):
         what fits into a window too small to be worth using (§3.8.6.2.1 override)."""
         self.stats["probes"] += 1
         self._persisting = self.snd_wnd == 0
-        self._trace(now, "timer", timer="persist", concept="C4", retries=self._retries,
-                    rto=self.rtt.rto)
+        self._trace(
+            now, "timer", timer="persist", concept="C4", retries=self._retries, rto=self.rtt.rto
+        )
         probe = self._probe
         if self.snd_wnd == 0 and self.config.zero_window_probe_old_seq:
             # Linux tcp_xmit_probe_skb(): an old sequence number forces the peer's ACK
@@ -222,8 +247,13 @@ class TimersMixin(ConnBase):
             start = self._max
             n = max(min(self.snd_wnd - (start - self._una), data_end - start), 1)
             zero = self.snd_wnd == 0
-            self._send_new(start, start + n, start + n == data_end, now,
-                           "zero-window probe" if zero else "persist: send what fits")
+            self._send_new(
+                start,
+                start + n,
+                start + n == data_end,
+                now,
+                "zero-window probe" if zero else "persist: send what fits",
+            )
             self._probe = self._sb.last() if zero else None
         self._timers.rto = self._rto_deadline(now)
 
@@ -239,14 +269,24 @@ class TimersMixin(ConnBase):
             self._timers.keepalive = now + cfg.keepalive_idle
             return
         if self._ka_probes >= cfg.keepalive_count:
-            self._fail(now, errno.ETIMEDOUT,
-                       f"connection timed out: {cfg.keepalive_count} keepalive probes "
-                       "unanswered (peer gone)", "timeout")
+            self._fail(
+                now,
+                errno.ETIMEDOUT,
+                f"connection timed out: {cfg.keepalive_count} keepalive probes "
+                "unanswered (peer gone)",
+                "timeout",
+            )
             return
         self._ka_probes += 1
         self.stats["keepalives"] += 1
-        self._trace(now, "timer", timer="keepalive", concept="C3", retries=self._ka_probes,
-                    rto=cfg.keepalive_interval)
+        self._trace(
+            now,
+            "timer",
+            timer="keepalive",
+            concept="C3",
+            retries=self._ka_probes,
+            rto=cfg.keepalive_interval,
+        )
         probe = self._make(ACK, self._max - 1, b"", now)
         self._emit(probe, now, "keepalive probe")
         self._timers.keepalive = now + cfg.keepalive_interval

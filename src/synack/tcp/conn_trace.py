@@ -39,26 +39,46 @@ class TraceMixin(ConnBase):
                 if at is None:
                     self._trace(now, "timer_cancel", timer=name)
                 else:
-                    self._trace(now, "timer_set", timer=name, at=at, after=at - now,
-                                rto=self.rtt.rto)
+                    self._trace(
+                        now, "timer_set", timer=name, at=at, after=at - now, rto=self.rtt.rto
+                    )
         cc = self._cc
         if seen.get("cwnd") != cc.cwnd or seen.get("ssthresh") != cc.ssthresh:
             seen["cwnd"], seen["ssthresh"] = cc.cwnd, cc.ssthresh
-            self._trace(now, "cwnd", cwnd=cc.cwnd, ssthresh=cc.ssthresh,
-                        slow_start=cc.in_slow_start, in_recovery=self._ls.state is CA_RECOVERY,
-                        ca_state=str(self._ls.state),
-                        pipe=self._pipe())
+            self._trace(
+                now,
+                "cwnd",
+                cwnd=cc.cwnd,
+                ssthresh=cc.ssthresh,
+                slow_start=cc.in_slow_start,
+                in_recovery=self._ls.state is CA_RECOVERY,
+                ca_state=str(self._ls.state),
+                pipe=self._pipe(),
+            )
 
-    def _trace_seg(self, now: float, direction: Literal["in", "out"], seg: Segment,
-                   why: str) -> None:
+    def _trace_seg(
+        self, now: float, direction: Literal["in", "out"], seg: Segment, why: str
+    ) -> None:
         assert self._tr is not None
         rec: SegRecord = {
-            "t": now, "ev": "seg", "dir": direction, "conn": self.name, "flags": seg.flags,
-            "seq": seg.seq, "ack": seg.ack, "len": len(seg.payload), "win": seg.window,
-            "mss": seg.mss, "why": why, "state": self.state.value, "iss": self.iss,
-            "irs": self.irs}
-        shift = 0 if seg.flags & SYN else (self.rcv_wscale if direction == "out"
-                                             else self.snd_wscale)
+            "t": now,
+            "ev": "seg",
+            "dir": direction,
+            "conn": self.name,
+            "flags": seg.flags,
+            "seq": seg.seq,
+            "ack": seg.ack,
+            "len": len(seg.payload),
+            "win": seg.window,
+            "mss": seg.mss,
+            "why": why,
+            "state": self.state.value,
+            "iss": self.iss,
+            "irs": self.irs,
+        }
+        shift = (
+            0 if seg.flags & SYN else (self.rcv_wscale if direction == "out" else self.snd_wscale)
+        )
         rec["wnd"] = seg.window << shift  # the window in bytes (RFC 7323 §2.3)
         if seg.sack_blocks:
             rec["sack"] = [list(b) for b in seg.sack_blocks]

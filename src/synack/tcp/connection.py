@@ -98,8 +98,16 @@ def window_shift(buffer: int) -> int:
     return shift
 
 
-class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMixin,
-                 IcmpMixin, TraceMixin, RateMixin):
+class Connection(
+    InputMixin,
+    ReceiveMixin,
+    RecoveryMixin,
+    OutputMixin,
+    TimersMixin,
+    IcmpMixin,
+    TraceMixin,
+    RateMixin,
+):
     """A TCP connection endpoint.  Create with :meth:`open_active` or :meth:`open_passive`."""
 
     __slots__ = ()
@@ -143,8 +151,9 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         self.ts_recent = 0
         self.ts_recent_age = 0.0
         # RFC 7323 §5.4: the stack gives one offset per address pair; alone, one from ISS.
-        self._ts_offset = (ts_offset if ts_offset is not None
-                           else (iss * 2654435761 + 0x5BD1E995) & MASK)
+        self._ts_offset = (
+            ts_offset if ts_offset is not None else (iss * 2654435761 + 0x5BD1E995) & MASK
+        )
         self.sack_ok = False
         self.ecn_ok = False
         self._ece_echo = False
@@ -166,8 +175,9 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         self._wl2 = 0
         self.peer_mss = DEFAULT_PEER_MSS if len(remote_ip) == 4 else DEFAULT_PEER_MSS6
         self.eff_mss = min(cfg.mss, self.peer_mss)
-        self.rtt = RttEstimator(cfg.rto_initial, cfg.rto_min, cfg.rto_max,
-                                floor_variance=cfg.rto_min_on_rttvar)
+        self.rtt = RttEstimator(
+            cfg.rto_initial, cfg.rto_min, cfg.rto_max, floor_variance=cfg.rto_min_on_rttvar
+        )
         self._rtt_pos = None
         self._rtt_time = 0.0
         self._min_rtt = math.inf
@@ -190,8 +200,9 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         self._snd_sml = 0  # end of the last segment sent shorter than the MSS (Minshall)
         self._cc.seed(self.iss)
         # Pacing as the config says, or (None) when the congestion control asks for it.
-        self._pacer = Pacer() if (cfg.pacing if cfg.pacing is not None
-                                  else self._cc.paces) else None
+        self._pacer = (
+            Pacer() if (cfg.pacing if cfg.pacing is not None else self._cc.paces) else None
+        )
         self._progress_at = 0.0  # last time the peer acknowledged new data (user timeout)
         # --- receive side (positions: 0 = peer's SYN) ---
         self.irs = 0
@@ -226,8 +237,17 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
 
     # ------------------------------------------------------------------ opening
     @classmethod
-    def open_active(cls, local_ip: bytes, local_port: int, remote_ip: bytes, remote_port: int,
-                    *, iss: int, now: float, **kw: Any) -> Connection:
+    def open_active(
+        cls,
+        local_ip: bytes,
+        local_port: int,
+        remote_ip: bytes,
+        remote_port: int,
+        *,
+        iss: int,
+        now: float,
+        **kw: Any,
+    ) -> Connection:
         """Active OPEN (RFC 9293 §3.10.1): send SYN, CLOSED -> SYN-SENT (C6)."""
         conn = cls(local_ip, local_port, remote_ip, remote_port, iss=iss, **kw)
         conn._now = now
@@ -237,8 +257,9 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         return conn
 
     @classmethod
-    def open_passive(cls, syn: Segment, local_ip: bytes, remote_ip: bytes,
-                     *, iss: int, now: float, **kw: Any) -> Connection:
+    def open_passive(
+        cls, syn: Segment, local_ip: bytes, remote_ip: bytes, *, iss: int, now: float, **kw: Any
+    ) -> Connection:
         """A listener's answer to a SYN (RFC 9293 §3.10.7.2): SYN-ACK, -> SYN-RECEIVED (C7)."""
         conn = cls(local_ip, syn.dst_port, remote_ip, syn.src_port, iss=iss, **kw)
         conn.passive = True
@@ -251,9 +272,20 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         return conn
 
     @classmethod
-    def from_cookie(cls, ack: Segment, local_ip: bytes, remote_ip: bytes, *, iss: int,
-                    mss: int, wscale: int | None, sack: bool, ecn: bool, now: float,
-                    **kw: Any) -> Connection:
+    def from_cookie(
+        cls,
+        ack: Segment,
+        local_ip: bytes,
+        remote_ip: bytes,
+        *,
+        iss: int,
+        mss: int,
+        wscale: int | None,
+        sack: bool,
+        ecn: bool,
+        now: float,
+        **kw: Any,
+    ) -> Connection:
         """Rebuild a connection from the ACK that returned a valid SYN cookie
         (RFC 4987 §3.6): LISTEN -> SYN-RECEIVED -> ESTABLISHED at once (C7, C9).
 
@@ -266,10 +298,19 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         conn.passive = True
         conn._now = now
         conn._trace(now, "open", mode="syncookie", iss=conn.iss, irs=(ack.seq - 1) & MASK)
-        syn = Segment(ack.src_port, ack.dst_port, (ack.seq - 1) & MASK, 0,
-                      SYN | (ECE | CWR if ecn else 0), ack.window, mss=mss, wscale=wscale,
-                      sack_permitted=sack,
-                      tsval=ack.tsval if ack.tsecr else None, tsecr=None)
+        syn = Segment(
+            ack.src_port,
+            ack.dst_port,
+            (ack.seq - 1) & MASK,
+            0,
+            SYN | (ECE | CWR if ecn else 0),
+            ack.window,
+            mss=mss,
+            wscale=wscale,
+            sack_permitted=sack,
+            tsval=ack.tsval if ack.tsecr else None,
+            tsecr=None,
+        )
         conn._accept_peer_syn(syn, now)
         conn.snd_wnd = ack.window << conn.snd_wscale
         conn._max_snd_wnd = conn.snd_wnd
@@ -277,8 +318,13 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         conn._una = conn._max = 1
         conn.state = S_LISTEN
         conn._set_state(S_SYN_RECEIVED, now)
-        conn._trace(now, "note", concept="C9", text="ACK returned a valid SYN cookie: "
-                    "connection rebuilt without stored state (RFC 4987)")
+        conn._trace(
+            now,
+            "note",
+            concept="C9",
+            text="ACK returned a valid SYN cookie: "
+            "connection rebuilt without stored state (RFC 4987)",
+        )
         conn._set_state(S_ESTABLISHED, now)
         return conn
 
@@ -302,10 +348,12 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
             else:
                 self.ecn_ok = syn.flags & (ECE | CWR) == ECE | CWR
         self._radv = 1
-        self.peer_mss = syn.mss if syn.mss else (
-            DEFAULT_PEER_MSS if len(self.remote_ip) == 4 else DEFAULT_PEER_MSS6)
-        self.eff_mss = max(min(cfg.mss, self.peer_mss) - (TS_OPTION_LEN if self.ts_ok else 0),
-                           64)
+        self.peer_mss = (
+            syn.mss
+            if syn.mss
+            else (DEFAULT_PEER_MSS if len(self.remote_ip) == 4 else DEFAULT_PEER_MSS6)
+        )
+        self.eff_mss = max(min(cfg.mss, self.peer_mss) - (TS_OPTION_LEN if self.ts_ok else 0), 64)
         self._cc = algorithms.create(cfg.congestion_control, self.eff_mss, cfg.initial_window)
         self._cc.abc_limit = cfg.abc_limit
         self._cc.seed(self.iss)
@@ -345,8 +393,14 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
             self._timers.rto = now + self.rtt.rto
 
     # --------------------------------------------------------------- app calls
-    def send(self, data: bytes | bytearray | memoryview, *, more: bool = False,
-             urgent: bool = False, eor: bool = False) -> int:
+    def send(
+        self,
+        data: bytes | bytearray | memoryview,
+        *,
+        more: bool = False,
+        urgent: bool = False,
+        eor: bool = False,
+    ) -> int:
         """Queue bytes for sending; return how many fit in the send buffer (C1).
 
         ``more`` (MSG_MORE) says more data follows: a partial last segment is held, as
@@ -366,9 +420,12 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
             raise BrokenPipeError(errno.EPIPE, f"cannot send in state {self.state}")
         sb = self._sb
         self._rsr.check_app_limited(  # tcp_sendmsg: was the sender waiting for this write?
-            self._buf_pos + len(self._buf) - self._max, self.eff_mss,
-            self._max - self._una - sb.sacked_bytes - sb.lost_bytes, self._cc.cwnd,
-            sb.lost_bytes)
+            self._buf_pos + len(self._buf) - self._max,
+            self.eff_mss,
+            self._max - self._una - sb.sacked_bytes - sb.lost_bytes,
+            self._cc.cwnd,
+            sb.lost_bytes,
+        )
         if isinstance(data, memoryview):
             data = _byte_view(data)  # lengths below count bytes, not items
         mem = self._mem
@@ -454,7 +511,8 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
             offered = max(self._radv - self._rnxt, 0)
             free = self._offerable()
             if free >= 2 * offered and free - offered >= self._mem.sws_threshold(
-                    self.config.rcv_buf, self.eff_mss):
+                self.config.rcv_buf, self.eff_mss
+            ):
                 if offered < 4 * self.eff_mss or self.config.delayed_ack <= 0:
                     self._ack_now = True
                     self._poke()
@@ -585,8 +643,9 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         """``local:port>remote:port``, as traces name the connection."""
         name = self._name
         if name is None:
-            name = self._name = (f"{_ip(self.local_ip)}:{self.local_port}>"
-                                 f"{_ip(self.remote_ip)}:{self.remote_port}")
+            name = self._name = (
+                f"{_ip(self.local_ip)}:{self.local_port}>{_ip(self.remote_ip)}:{self.remote_port}"
+            )
         return name
 
     @property
@@ -626,21 +685,39 @@ class Connection(InputMixin, ReceiveMixin, RecoveryMixin, OutputMixin, TimersMix
         r = self.rtt
         sb = self._sb
         return {
-            "state": self.state.value, "snd_una": self.snd_una, "snd_nxt": self.snd_nxt,
-            "rcv_nxt": self.rcv_nxt, "snd_wnd": self.snd_wnd, "rcv_wnd": self.rcv_wnd,
-            "mss": self.eff_mss, "peer_mss": self.peer_mss, "srtt": r.srtt,
-            "rttvar": r.rttvar, "rto": r.rto, "min_rtt": None if self._min_rtt == math.inf
-            else self._min_rtt, "backoff": r.backoff, "cwnd": self._cc.cwnd,
-            "ssthresh": self._cc.ssthresh, "congestion_control": self._cc.name,
-            "unacked": self._max - self._una, "sacked": sb.sacked_bytes, "lost": sb.lost_bytes,
-            "pipe": self._pipe(), "ca_state": int(self._ls.state),
+            "state": self.state.value,
+            "snd_una": self.snd_una,
+            "snd_nxt": self.snd_nxt,
+            "rcv_nxt": self.rcv_nxt,
+            "snd_wnd": self.snd_wnd,
+            "rcv_wnd": self.rcv_wnd,
+            "mss": self.eff_mss,
+            "peer_mss": self.peer_mss,
+            "srtt": r.srtt,
+            "rttvar": r.rttvar,
+            "rto": r.rto,
+            "min_rtt": None if self._min_rtt == math.inf else self._min_rtt,
+            "backoff": r.backoff,
+            "cwnd": self._cc.cwnd,
+            "ssthresh": self._cc.ssthresh,
+            "congestion_control": self._cc.name,
+            "unacked": self._max - self._una,
+            "sacked": sb.sacked_bytes,
+            "lost": sb.lost_bytes,
+            "pipe": self._pipe(),
+            "ca_state": int(self._ls.state),
             "ca_state_name": str(self._ls.state),
             "in_recovery": self._ls.state is CA_RECOVERY,
-            "delivery_rate": self._rsr.info_rate, "app_limited": self._rsr.info_app_limited,
+            "delivery_rate": self._rsr.info_rate,
+            "app_limited": self._rsr.info_app_limited,
             "pacing_rate": self._pacer.rate if self._pacer is not None else None,
             "reordering_seen": self._rack.reordering_seen,
-            "wscale": (self.snd_wscale, self.rcv_wscale), "timestamps": self.ts_ok,
-            "sack": self.sack_ok, "ecn": self.ecn_ok, **self._cc.info(), **self.stats.full(),
+            "wscale": (self.snd_wscale, self.rcv_wscale),
+            "timestamps": self.ts_ok,
+            "sack": self.sack_ok,
+            "ecn": self.ecn_ok,
+            **self._cc.info(),
+            **self.stats.full(),
         }
 
     def __repr__(self) -> str:

@@ -38,15 +38,33 @@ class SynCookies:
     def __init__(self, secret: bytes | None = None) -> None:
         self._secret = secret if secret is not None else os.urandom(16)
 
-    def _hash(self, lip: bytes, lport: int, rip: bytes, rport: int, client_isn: int,
-              t: int, idx: int) -> int:
+    def _hash(
+        self, lip: bytes, lport: int, rip: bytes, rport: int, client_isn: int, t: int, idx: int
+    ) -> int:
         h = hashlib.blake2b(digest_size=4, key=self._secret)
-        h.update(lip + lport.to_bytes(2, "big") + rip + rport.to_bytes(2, "big")
-                 + client_isn.to_bytes(4, "big") + t.to_bytes(4, "big") + bytes((idx,)))
+        h.update(
+            lip
+            + lport.to_bytes(2, "big")
+            + rip
+            + rport.to_bytes(2, "big")
+            + client_isn.to_bytes(4, "big")
+            + t.to_bytes(4, "big")
+            + bytes((idx,))
+        )
         return int.from_bytes(h.digest(), "big") & _HASH_MASK
 
-    def make(self, lip: bytes, lport: int, rip: bytes, rport: int, client_isn: int,
-             peer_mss: int, now: float, *, v6: bool = False) -> tuple[int, int]:
+    def make(
+        self,
+        lip: bytes,
+        lport: int,
+        rip: bytes,
+        rport: int,
+        client_isn: int,
+        peer_mss: int,
+        now: float,
+        *,
+        v6: bool = False,
+    ) -> tuple[int, int]:
         """Return ``(cookie, mss)``: the ISN to use and the MSS it encodes (from the
         IPv6 table when ``v6``)."""
         table = MSS_TABLE6 if v6 else MSS_TABLE
@@ -55,12 +73,25 @@ class SynCookies:
             if m <= peer_mss:
                 idx = i
         t = int(now // PERIOD)
-        cookie = ((t & 0x1F) << 27) | (idx << 25) | self._hash(lip, lport, rip, rport,
-                                                               client_isn, t, idx)
+        cookie = (
+            ((t & 0x1F) << 27)
+            | (idx << 25)
+            | self._hash(lip, lport, rip, rport, client_isn, t, idx)
+        )
         return cookie, table[idx]
 
-    def check(self, lip: bytes, lport: int, rip: bytes, rport: int, client_isn: int,
-              cookie: int, now: float, *, v6: bool = False) -> int | None:
+    def check(
+        self,
+        lip: bytes,
+        lport: int,
+        rip: bytes,
+        rport: int,
+        client_isn: int,
+        cookie: int,
+        now: float,
+        *,
+        v6: bool = False,
+    ) -> int | None:
         """The MSS a valid cookie encodes, or None for a forged or expired one."""
         t_now = int(now // PERIOD)
         age = (t_now - (cookie >> 27)) & 0x1F
@@ -77,8 +108,11 @@ class SynCookies:
 
 def encode_options(wscale: int | None, sack: bool, ecn: bool) -> int:
     """Options the ISN cannot carry, as the 6 low bits of a TSval."""
-    return ((_NO_WSCALE if wscale is None else min(wscale, 14))
-            | (0x10 if sack else 0) | (0x20 if ecn else 0))
+    return (
+        (_NO_WSCALE if wscale is None else min(wscale, 14))
+        | (0x10 if sack else 0)
+        | (0x20 if ecn else 0)
+    )
 
 
 def decode_options(bits: int) -> tuple[int | None, bool, bool]:

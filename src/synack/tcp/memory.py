@@ -47,8 +47,9 @@ class RfcMemory:
         §3.10.7.4 accepts it and keeps the part inside."""
         return False
 
-    def past_window(self, pos: int, rnxt: int, right: int, unread: int, ooo_bytes: int,
-                    rcv_buf: int) -> int:
+    def past_window(
+        self, pos: int, rnxt: int, right: int, unread: int, ooo_bytes: int, rcv_buf: int
+    ) -> int:
         """:data:`TRIM`, :data:`KEEP` or :data:`DROP` for data ``pos..`` ending past the
         edge ``right``: trimmed to the window (RFC 9293 §3.10.7.4)."""
         return TRIM
@@ -69,8 +70,9 @@ class RfcMemory:
     def on_read(self, read_pos: Callable[[], int]) -> None:
         """The application read up to ``read_pos()``."""
 
-    def window(self, cfg: TcpConfig, unread: int, mss: int, ts_ok: bool, syn: bool,
-               cap: int) -> int:
+    def window(
+        self, cfg: TcpConfig, unread: int, mss: int, ts_ok: bool, syn: bool, cap: int
+    ) -> int:
         """The window that could be offered now: the free buffer (RFC 9293 §3.8.6.2.2),
         in whole segments if configured, at most ``cap``."""
         free = max(cfg.rcv_buf - unread, 0)
@@ -125,9 +127,24 @@ RFC = RfcMemory()
 class LinuxMemory(RfcMemory):
     """Linux's socket memory, each part by its knob (None or 0: the RFC answer)."""
 
-    __slots__ = ("advmss", "beyond", "counts_truesize", "headroom", "overhead", "quick",
-                 "rcv_mss", "rmem", "scaling", "segs", "send_wait", "skb_ends", "space_max",
-                 "ssthresh", "wake_ratio", "wnd")
+    __slots__ = (
+        "advmss",
+        "beyond",
+        "counts_truesize",
+        "headroom",
+        "overhead",
+        "quick",
+        "rcv_mss",
+        "rmem",
+        "scaling",
+        "segs",
+        "send_wait",
+        "skb_ends",
+        "space_max",
+        "ssthresh",
+        "wake_ratio",
+        "wnd",
+    )
 
     def __init__(self, cfg: TcpConfig) -> None:
         self.set_knobs(cfg)
@@ -156,16 +173,20 @@ class LinuxMemory(RfcMemory):
         self.overhead = cfg.snd_skb_overhead
         self.wake_ratio = cfg.snd_wake_ratio
         #: Receive-window slow start (rcv_ssthresh), and tcp_rmem[2] for its growth, when set.
-        self.space_max = (max(cfg.rcv_buf, cfg.rcv_wscale_space or 0)
-                          if cfg.rcv_ssthresh and self.headroom is not None else 0)
+        self.space_max = (
+            max(cfg.rcv_buf, cfg.rcv_wscale_space or 0)
+            if cfg.rcv_ssthresh and self.headroom is not None
+            else 0
+        )
 
     # ------------------------------------------------------------- receive side
     def refuses_past_window(self, unread: int) -> bool:
         """Linux tcp_sequence(): past the edge while data waits unread."""
         return self.beyond and unread > 0
 
-    def past_window(self, pos: int, rnxt: int, right: int, unread: int, ooo_bytes: int,
-                    rcv_buf: int) -> int:
+    def past_window(
+        self, pos: int, rnxt: int, right: int, unread: int, ooo_bytes: int, rcv_buf: int
+    ) -> int:
         """Linux keeps it whole (tcp_sequence(), tcp_data_queue()) when the window is
         open and nothing waits unread; out of order, only while receive memory is not
         over rcv_buf (tcp_try_rmem_schedule())."""
@@ -270,8 +291,9 @@ class LinuxMemory(RfcMemory):
         while segs and segs[0][0] <= read:
             self.rmem -= segs.popleft()[1]
 
-    def window(self, cfg: TcpConfig, unread: int, mss: int, ts_ok: bool, syn: bool,
-               cap: int) -> int:
+    def window(
+        self, cfg: TcpConfig, unread: int, mss: int, ts_ok: bool, syn: bool, cap: int
+    ) -> int:
         """Linux __tcp_select_window(): the free receive memory scaled by the
         payload/truesize ratio (tcp_space()), rounded down to whole segments, so 0 below
         one segment; on a SYN to our own MSS, as tcp_select_initial_window() does."""
@@ -348,8 +370,9 @@ class LinuxMemory(RfcMemory):
             self.send_wait = True  # asleep until SendSpace (sk_stream_wait_memory)
         return n
 
-    def _queue_skbs(self, conn: ConnBase, data: bytes | bytearray | memoryview, more: bool,
-                    overhead: int) -> int:
+    def _queue_skbs(
+        self, conn: ConnBase, data: bytes | bytearray | memoryview, more: bool, overhead: int
+    ) -> int:
         buf = conn._buf
         ends = self.skbs(conn._buf_pos, len(buf))
         goal = self.size_goal(conn.eff_mss, conn._max_snd_wnd)
@@ -360,8 +383,12 @@ class LinuxMemory(RfcMemory):
         while taken < total:
             data_end = conn._buf_pos + len(buf)
             start = ends[-2] if len(ends) > 1 else conn._buf_pos
-            if (ends and start >= conn._max and data_end - start < goal
-                    and not (conn._eor and conn._eor[-1] == data_end)):  # MSG_EOR
+            if (
+                ends
+                and start >= conn._max
+                and data_end - start < goal
+                and not (conn._eor and conn._eor[-1] == data_end)
+            ):  # MSG_EOR
                 n = min(goal - (data_end - start), total - taken)  # the unsent tail skb
                 ends[-1] = data_end + n
             elif len(buf) + overhead * len(ends) < snd_buf:
@@ -370,7 +397,7 @@ class LinuxMemory(RfcMemory):
                 ends.append(data_end + n)
             else:
                 break
-            buf.append(data if n == total else memoryview(data)[taken:taken + n])
+            buf.append(data if n == total else memoryview(data)[taken : taken + n])
             taken += n
             if output and taken < total and data_end + n - start >= goal:
                 push, conn._push_now = conn._push_now, False
@@ -471,7 +498,7 @@ class LinuxMemory(RfcMemory):
         """Wholly acknowledged skbs are freed (tcp_clean_rtx_queue)."""
         ends = self.skb_ends
         if ends is not None:
-            del ends[:bisect.bisect_right(ends, buf_pos)]
+            del ends[: bisect.bisect_right(ends, buf_pos)]
 
 
 def for_config(cfg: TcpConfig, current: RfcMemory | None = None) -> RfcMemory:
@@ -481,7 +508,11 @@ def for_config(cfg: TcpConfig, current: RfcMemory | None = None) -> RfcMemory:
     if isinstance(current, LinuxMemory):
         current.set_knobs(cfg)
         return current
-    if (not cfg.accept_beyond_window and cfg.rcv_truesize_headroom is None
-            and cfg.snd_skb_overhead is None and not cfg.snd_wake_ratio):
+    if (
+        not cfg.accept_beyond_window
+        and cfg.rcv_truesize_headroom is None
+        and cfg.snd_skb_overhead is None
+        and not cfg.snd_wake_ratio
+    ):
         return RFC
     return LinuxMemory(cfg)

@@ -21,8 +21,9 @@ class Prr:
         self.out = 0
         self.allow = mss
 
-    def on_ack(self, delivered: int, pipe: int, ssthresh: int, mss: int,
-               lost_waiting: bool) -> None:
+    def on_ack(
+        self, delivered: int, pipe: int, ssthresh: int, mss: int, lost_waiting: bool
+    ) -> None:
         """RFC 6937 §3 "on every ACK during recovery": proportional while pipe is above
         ssthresh, then PRR-SSRB (slow-start reduction bound) back up to it."""
         self.delivered += delivered

@@ -33,8 +33,9 @@ class Rack:
             self.end = s.end
             self.rtt = rtt
 
-    def reo_wnd(self, recovering: bool, sacked_bytes: int, mss: int, min_rtt: float,
-                srtt: float | None) -> float:
+    def reo_wnd(
+        self, recovering: bool, sacked_bytes: int, mss: int, min_rtt: float, srtt: float | None
+    ) -> float:
         """RFC 8985 §6.2 step 4: the reordering window."""
         if not self.reordering_seen and (recovering or sacked_bytes >= 3 * mss):
             return 0.0

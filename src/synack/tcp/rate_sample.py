@@ -27,16 +27,28 @@ if TYPE_CHECKING:
     from .scoreboard import SentSeg
 
 # Indices of the per-transmission record SentSeg.tx (a tuple: one allocation per send).
-TX_DELIVERED, TX_DELIVERED_TIME, TX_FIRST_SENT, TX_APP_LIMITED, TX_INFLIGHT, TX_LOST, TX_CE = (
-    range(7))
+TX_DELIVERED, TX_DELIVERED_TIME, TX_FIRST_SENT, TX_APP_LIMITED, TX_INFLIGHT, TX_LOST, TX_CE = range(
+    7
+)
 
 
 class RateSample:
     """One ACK's sample (draft-ietf-ccwg-bbr §4.1.2 "rs"), reused from ACK to ACK."""
 
-    __slots__ = ("ce", "delivered", "delivery_rate", "interval", "is_app_limited", "lost",
-                 "newly_acked", "newly_lost", "prior_delivered", "rtt", "sender_limited",
-                 "tx_in_flight")
+    __slots__ = (
+        "ce",
+        "delivered",
+        "delivery_rate",
+        "interval",
+        "is_app_limited",
+        "lost",
+        "newly_acked",
+        "newly_lost",
+        "prior_delivered",
+        "rtt",
+        "sender_limited",
+        "tx_in_flight",
+    )
 
     def __init__(self) -> None:
         self.delivered = 0  # bytes delivered between the sampled send and this ACK
@@ -60,9 +72,21 @@ class RateSampler:
     """The connection's delivery state (draft §4.1.1: C.delivered, C.delivered_time,
     C.first_send_time, C.app_limited, C.lost) and its latest sample."""
 
-    __slots__ = ("_best", "_best_xmit", "_interval", "_lost_seen", "_rtt", "app_limited",
-                 "ce_delivered", "delivered", "delivered_time", "first_sent_time",
-                 "info_app_limited", "info_rate", "rs")
+    __slots__ = (
+        "_best",
+        "_best_xmit",
+        "_interval",
+        "_lost_seen",
+        "_rtt",
+        "app_limited",
+        "ce_delivered",
+        "delivered",
+        "delivered_time",
+        "first_sent_time",
+        "info_app_limited",
+        "info_rate",
+        "rs",
+    )
 
     def __init__(self) -> None:
         self.delivered = 0
@@ -93,8 +117,15 @@ class RateSampler:
         nothing was in flight, so the delivery clock starts now."""
         if idle:
             self.first_sent_time = self.delivered_time = now
-        s.tx = (self.delivered, self.delivered_time, self.first_sent_time,
-                self.app_limited != 0, inflight, lost, self.ce_delivered)
+        s.tx = (
+            self.delivered,
+            self.delivered_time,
+            self.first_sent_time,
+            self.app_limited != 0,
+            inflight,
+            lost,
+            self.ce_delivered,
+        )
 
     def on_delivered(self, segs: list[SentSeg], now: float) -> None:
         """``tcp_rate_skb_delivered``: take the most recently sent of the segments this
@@ -167,8 +198,7 @@ class RateSampler:
             self.info_app_limited = rs.is_app_limited
         return rs
 
-    def check_app_limited(self, unsent: int, mss: int, inflight: int, cwnd: int,
-                          lost: int) -> None:
+    def check_app_limited(self, unsent: int, mss: int, inflight: int, cwnd: int, lost: int) -> None:
         """``tcp_rate_check_app_limited``: less than a segment left to send, window to
         spare, nothing waiting for retransmission: the application is the limit."""
         if unsent < mss and inflight < cwnd and not lost:

@@ -61,18 +61,18 @@ class Reassembly:
             old_end = ends[lo]
             if end <= old_end:
                 return 0
-            self._data[lo] += data[old_end - start:]
+            self._data[lo] += data[old_end - start :]
             ends[lo] = end
             self.nbytes += end - old_end
             return end - old_end
         new_start = min(start, starts[lo])
         new_end = max(end, ends[hi - 1])
         merged = bytearray(new_end - new_start)
-        merged[start - new_start:end - new_start] = data
+        merged[start - new_start : end - new_start] = data
         old = 0
         for i in range(lo, hi):
             s, blk = starts[i], self._data[i]
-            merged[s - new_start:s - new_start + len(blk)] = blk  # held bytes win
+            merged[s - new_start : s - new_start + len(blk)] = blk  # held bytes win
             old += len(blk)
         added = (new_end - new_start) - old
         starts[lo:hi] = [new_start]
@@ -103,7 +103,7 @@ class Reassembly:
         self.nbytes -= len(blk)
         if end <= nxt:
             return b""
-        return bytes(blk[nxt - start:])
+        return bytes(blk[nxt - start :])
 
     def drop_below(self, nxt: int) -> None:
         """Forget everything that ends at or before ``nxt``."""

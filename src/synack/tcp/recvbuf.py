@@ -45,8 +45,7 @@ class RecvBuffer:
         if chunks is None:
             chunks = self._chunks = deque()
         if n >= _KEEP_VIEW:
-            if isinstance(data, bytearray) or (isinstance(data, memoryview)
-                                               and not data.readonly):
+            if isinstance(data, bytearray) or (isinstance(data, memoryview) and not data.readonly):
                 data = bytes(data)  # the caller may change it later: keep a copy
             chunks.append(data)
             self._tail = None

@@ -27,8 +27,14 @@ class RttEstimator:
     BETA = 1 / 4
     K = 4
 
-    def __init__(self, initial_rto: float = 1.0, rto_min: float = 1.0, rto_max: float = 60.0,
-                 clock_granularity: float = 0.001, floor_variance: bool = False) -> None:
+    def __init__(
+        self,
+        initial_rto: float = 1.0,
+        rto_min: float = 1.0,
+        rto_max: float = 60.0,
+        clock_granularity: float = 0.001,
+        floor_variance: bool = False,
+    ) -> None:
         self.srtt: float | None = None
         self.rttvar = 0.0
         self.latest: float | None = None

@@ -56,8 +56,7 @@ class SentSeg:
     neither SACKed nor marked lost (RFC 8985 §6.2); both are None otherwise.
     """
 
-    __slots__ = ("end", "fin", "lost", "retrans", "sacked", "start", "tnext", "tprev", "tx",
-                 "xmit")
+    __slots__ = ("end", "fin", "lost", "retrans", "sacked", "start", "tnext", "tprev", "tx", "xmit")
 
     def __init__(self, start: int, end: int, xmit: float, fin: bool) -> None:
         self.start = start
@@ -84,9 +83,24 @@ def _start(s: SentSeg) -> int:
 class Scoreboard:
     """Outstanding segments with SACK and loss marks."""
 
-    __slots__ = ("_dt_bytes", "_dt_pos", "_dt_segs", "_head", "_lost_pos", "_sacked_map",
-                 "_thead", "_ttail", "examined", "highest_sacked", "lost_bytes",
-                 "lost_total", "sacked_bytes", "sacked_segs", "segs", "splits_refused")
+    __slots__ = (
+        "_dt_bytes",
+        "_dt_pos",
+        "_dt_segs",
+        "_head",
+        "_lost_pos",
+        "_sacked_map",
+        "_thead",
+        "_ttail",
+        "examined",
+        "highest_sacked",
+        "lost_bytes",
+        "lost_total",
+        "sacked_bytes",
+        "sacked_segs",
+        "segs",
+        "splits_refused",
+    )
 
     def __init__(self) -> None:
         self.segs: list[SentSeg] = []
@@ -114,12 +128,12 @@ class Scoreboard:
         return len(self.segs) - self._head
 
     def __iter__(self) -> Iterator[SentSeg]:
-        return iter(self.segs[self._head:])
+        return iter(self.segs[self._head :])
 
     def live(self) -> list[SentSeg]:
         """A copy of the outstanding records, in sequence order (O(window): for
         inspection; the connection uses :meth:`first`, :meth:`last` and the scans)."""
-        return self.segs[self._head:]
+        return self.segs[self._head :]
 
     def first(self) -> SentSeg | None:
         """The oldest outstanding record (the one at SND.UNA), if any."""
@@ -293,8 +307,14 @@ class Scoreboard:
             return False
         nxt = segs[i + 1]
         data_end = nxt.end - (1 if nxt.fin else 0)
-        if (not (s.lost and nxt.lost) or s.sacked or nxt.sacked or nxt.start != s.end
-                or data_end - s.start > max_data or data_end > wnd_end):
+        if (
+            not (s.lost and nxt.lost)
+            or s.sacked
+            or nxt.sacked
+            or nxt.start != s.end
+            or data_end - s.start > max_data
+            or data_end > wnd_end
+        ):
             return False
         s.end, s.fin = nxt.end, nxt.fin
         s.retrans = max(s.retrans, nxt.retrans)
@@ -414,7 +434,7 @@ class Scoreboard:
     def mark_all_lost(self, forget_sacks: bool) -> None:
         """After a timeout: everything not SACKed is lost (RFC 6675 §5.1).  With
         ``forget_sacks`` prior SACK information is ignored too (RFC 2018 §8)."""
-        for s in self.segs[self._head:]:
+        for s in self.segs[self._head :]:
             if s.sacked and forget_sacks:
                 s.sacked = False
                 self.sacked_bytes -= s.end - s.start

@@ -100,7 +100,7 @@ class SendBuffer:
             chunk = self._chunks[i]
             a = pos - starts[i]
             if a + n <= len(chunk):
-                return chunk[a:a + n]
+                return chunk[a : a + n]
         return self._gather(pos, pos + n)
 
     def _gather(self, pos: int, end: int) -> bytes:
@@ -113,12 +113,12 @@ class SendBuffer:
                 tail = self._tail
                 assert tail is not None
                 a = pos - self._tail_start
-                pieces.append(tail[a:a + end - pos])
+                pieces.append(tail[a : a + end - pos])
                 break
             chunk = chunks[i]
             a = pos - starts[i]
             take = min(len(chunk) - a, end - pos)
-            pieces.append(chunk[a:a + take])
+            pieces.append(chunk[a : a + take])
             pos += take
             i += 1
         return b"".join(pieces)
@@ -137,7 +137,7 @@ class SendBuffer:
             self._first = 0
         tail = self._tail
         if tail is not None and base > self._tail_start:
-            del tail[:base - self._tail_start]  # the open piece is never viewed
+            del tail[: base - self._tail_start]  # the open piece is never viewed
             self._tail_start = base
 
 
@@ -151,6 +151,11 @@ def _immutable(data: Chunk) -> bool:
     remainder until acknowledged)."""
     if type(data) is bytes:
         return True
-    return (isinstance(data, memoryview) and data.readonly and type(data.obj) is bytes
-            and data.c_contiguous and data.itemsize == 1
-            and 2 * data.nbytes >= len(data.obj))
+    return (
+        isinstance(data, memoryview)
+        and data.readonly
+        and type(data.obj) is bytes
+        and data.c_contiguous
+        and data.itemsize == 1
+        and 2 * data.nbytes >= len(data.obj)
+    )

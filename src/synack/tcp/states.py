@@ -68,8 +68,9 @@ TO_CLOSED: dict[str, tuple[str, str]] = {
     "fin_wait_2_timeout": ("", "orphaned FIN-WAIT-2 timed out"),
 }
 
-SYNCHRONIZED = frozenset({S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2, S.CLOSE_WAIT, S.CLOSING,
-                          S.LAST_ACK, S.TIME_WAIT})
+SYNCHRONIZED = frozenset(
+    {S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2, S.CLOSE_WAIT, S.CLOSING, S.LAST_ACK, S.TIME_WAIT}
+)
 #: States in which we may still receive data from the peer.  (This and CAN_SEND are
 #: tested per segment: tuples, whose member test compares identities in C, where a
 #: set would call Enum's Python-level __hash__.)

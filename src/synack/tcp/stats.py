@@ -12,13 +12,37 @@ from __future__ import annotations
 
 #: Every counter a connection keeps, in the order :meth:`ConnStats.full` reports them.
 STAT_KEYS: tuple[str, ...] = (
-    "segs_in", "segs_out", "bytes_sent", "bytes_acked", "bytes_received",
-    "retransmits", "rto_fired", "fast_retransmits", "recoveries", "dup_acks_in",
-    "dup_segs_in", "ooo_segs_in", "unacceptable_in", "challenge_acks",
-    "challenge_acks_suppressed", "oow_acks_suppressed", "probes", "icmp_errors",
-    "paws_drops", "sack_blocks_in", "dsacks_in", "lost_segments", "rack_losses",
-    "tlp_probes", "ecn_ce_in", "ecn_reductions", "keepalives",
-    "ooo_block_limit_drops", "sack_splits_refused", "pacing_waits")
+    "segs_in",
+    "segs_out",
+    "bytes_sent",
+    "bytes_acked",
+    "bytes_received",
+    "retransmits",
+    "rto_fired",
+    "fast_retransmits",
+    "recoveries",
+    "dup_acks_in",
+    "dup_segs_in",
+    "ooo_segs_in",
+    "unacceptable_in",
+    "challenge_acks",
+    "challenge_acks_suppressed",
+    "oow_acks_suppressed",
+    "probes",
+    "icmp_errors",
+    "paws_drops",
+    "sack_blocks_in",
+    "dsacks_in",
+    "lost_segments",
+    "rack_losses",
+    "tlp_probes",
+    "ecn_ce_in",
+    "ecn_reductions",
+    "keepalives",
+    "ooo_block_limit_drops",
+    "sack_splits_refused",
+    "pacing_waits",
+)
 
 _KNOWN = frozenset(STAT_KEYS)
 

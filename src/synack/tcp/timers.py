@@ -17,8 +17,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Final, Literal
 
-TimerKind = Literal["rto", "delayed_ack", "time_wait", "fin_wait_2", "rack_reorder", "tlp",
-                    "keepalive", "pace"]
+TimerKind = Literal[
+    "rto", "delayed_ack", "time_wait", "fin_wait_2", "rack_reorder", "tlp", "keepalive", "pace"
+]
 
 RTO: Final = "rto"
 DELAYED_ACK: Final = "delayed_ack"
@@ -33,20 +34,43 @@ KEEPALIVE: Final = "keepalive"
 PACE: Final = "pace"
 
 #: Every kind, in the order traces report them (timer_set, timer_cancel).
-KINDS: tuple[TimerKind, ...] = (RTO, DELAYED_ACK, TIME_WAIT, FIN_WAIT_2, RACK_REORDER, TLP,
-                                KEEPALIVE)
+KINDS: tuple[TimerKind, ...] = (
+    RTO,
+    DELAYED_ACK,
+    TIME_WAIT,
+    FIN_WAIT_2,
+    RACK_REORDER,
+    TLP,
+    KEEPALIVE,
+)
 #: The order in which expired timers are handled: the ones that end the connection
 #: first, then the ACK, loss detection (RACK before the probe and the RTO it would
 #: pre-empt) and last keepalive, which finds out whether anything else is running.
-FIRING_ORDER: tuple[TimerKind, ...] = (TIME_WAIT, FIN_WAIT_2, DELAYED_ACK, RACK_REORDER, TLP,
-                                       RTO, KEEPALIVE, PACE)
+FIRING_ORDER: tuple[TimerKind, ...] = (
+    TIME_WAIT,
+    FIN_WAIT_2,
+    DELAYED_ACK,
+    RACK_REORDER,
+    TLP,
+    RTO,
+    KEEPALIVE,
+    PACE,
+)
 
 
 class Timers:
     """One deadline per kind (absolute time in seconds, None when not armed)."""
 
-    __slots__ = ("delayed_ack", "fin_wait_2", "keepalive", "pace", "rack_reorder", "rto",
-                 "time_wait", "tlp")
+    __slots__ = (
+        "delayed_ack",
+        "fin_wait_2",
+        "keepalive",
+        "pace",
+        "rack_reorder",
+        "rto",
+        "time_wait",
+        "tlp",
+    )
 
     def __init__(self) -> None:
         self.rto: float | None = None
@@ -79,8 +103,16 @@ class Timers:
     def next(self) -> float | None:
         """The earliest deadline, None when no timer is armed."""
         best: float | None = None
-        for t in (self.rto, self.delayed_ack, self.time_wait, self.fin_wait_2,
-                  self.rack_reorder, self.tlp, self.keepalive, self.pace):
+        for t in (
+            self.rto,
+            self.delayed_ack,
+            self.time_wait,
+            self.fin_wait_2,
+            self.rack_reorder,
+            self.tlp,
+            self.keepalive,
+            self.pace,
+        ):
             if t is not None and (best is None or t < best):
                 best = t
         return best

@@ -58,8 +58,9 @@ INBOUND, OUTBOUND = 1, 2
 class CaptureWriter(Protocol):
     """What every capture sink offers: ``record`` one packet, then ``close``."""
 
-    def record(self, packet: bytes, t: float, comment: str | None = None, *,
-               direction: int | None = None) -> None:
+    def record(
+        self, packet: bytes, t: float, comment: str | None = None, *, direction: int | None = None
+    ) -> None:
         """Write one raw IP ``packet`` seen at time ``t`` (seconds)."""
 
     def close(self) -> None:
@@ -90,8 +91,9 @@ class _FileSink:
     def __enter__(self) -> _FileSink:
         return self
 
-    def __exit__(self, t: type[BaseException] | None, v: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, t: type[BaseException] | None, v: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
 
@@ -109,17 +111,19 @@ class PcapWriter(_FileSink):
     Comments are accepted and ignored: the classic format has no place for them.
     """
 
-    def __init__(self, dest: str | Path | IO[bytes], *, snaplen: int = 262144,
-                 epoch: float = 0.0) -> None:
+    def __init__(
+        self, dest: str | Path | IO[bytes], *, snaplen: int = 262144, epoch: float = 0.0
+    ) -> None:
         super().__init__(dest)
         self.snaplen = snaplen
         self.epoch = epoch
         self._fh.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, snaplen, LINKTYPE_RAW))
 
-    def record(self, packet: bytes, t: float, comment: str | None = None, *,
-               direction: int | None = None) -> None:
+    def record(
+        self, packet: bytes, t: float, comment: str | None = None, *, direction: int | None = None
+    ) -> None:
         sec, usec = _ts_parts(t, self.epoch, 1_000_000)
-        data = bytes(packet[:self.snaplen])
+        data = bytes(packet[: self.snaplen])
         self._fh.write(struct.pack("<IIII", sec, usec, len(data), len(packet)))
         self._fh.write(data)
         self.count += 1
@@ -143,9 +147,15 @@ class PcapngWriter(_FileSink):
     optional ``epb_flags`` direction (:data:`INBOUND`/:data:`OUTBOUND`).
     """
 
-    def __init__(self, dest: str | Path | IO[bytes], *, snaplen: int = 262144,
-                 epoch: float = 0.0, interface: str = "synack",
-                 application: str = "synack") -> None:
+    def __init__(
+        self,
+        dest: str | Path | IO[bytes],
+        *,
+        snaplen: int = 262144,
+        epoch: float = 0.0,
+        interface: str = "synack",
+        application: str = "synack",
+    ) -> None:
         super().__init__(dest)
         self.snaplen = snaplen
         self.epoch = epoch
@@ -155,11 +165,12 @@ class PcapngWriter(_FileSink):
         idb_opts = _option(2, interface.encode()) + _option(0, b"")
         self._fh.write(_block(1, struct.pack("<HHI", LINKTYPE_RAW, 0, snaplen) + idb_opts))
 
-    def record(self, packet: bytes, t: float, comment: str | None = None, *,
-               direction: int | None = None) -> None:
+    def record(
+        self, packet: bytes, t: float, comment: str | None = None, *, direction: int | None = None
+    ) -> None:
         sec, usec = _ts_parts(t, self.epoch, 1_000_000)
         units = sec * 1_000_000 + usec
-        data = bytes(packet[:self.snaplen])
+        data = bytes(packet[: self.snaplen])
         body = struct.pack("<IIIII", 0, units >> 32, units & 0xFFFFFFFF, len(data), len(packet))
         body += data + b"\0" * ((-len(data)) % 4)
         opts = b""
@@ -183,8 +194,9 @@ class MemoryWriter:
         self.packets: list[tuple[float, bytes, str | None, int | None]] = []
         self.count = 0
 
-    def record(self, packet: bytes, t: float, comment: str | None = None, *,
-               direction: int | None = None) -> None:
+    def record(
+        self, packet: bytes, t: float, comment: str | None = None, *, direction: int | None = None
+    ) -> None:
         self.packets.append((t, bytes(packet), comment, direction))
         self.count += 1
 
@@ -264,17 +276,27 @@ class Annotator:
             self._trigger[conn] = f"{t}:the peer's FIN came again in TIME-WAIT (C13)"
             return None
         if r["ev"] == "drop" and r.get("reason") in ("duplicate", "out_of_window"):
-            what = "a duplicate segment" if r["reason"] == "duplicate" else \
-                "an out-of-window segment"
+            what = (
+                "a duplicate segment" if r["reason"] == "duplicate" else "an out-of-window segment"
+            )
             self._trigger[conn] = f"{t}:answer to {what} (RFC 9293 §3.10.7.4)"
             return None
         if r["ev"] == "net_inject" and r.get("sport") is not None:
             # a TCP packet: sport comes with dport, flags, seq, ack and len (docs/trace.md)
-            key = (r["src"], r["sport"], r["dst"], r["dport"], r["seq"], r["ack"], r["flags"],
-                   r["len"])
+            key = (
+                r["src"],
+                r["sport"],
+                r["dst"],
+                r["dport"],
+                r["seq"],
+                r["ack"],
+                r["flags"],
+                r["len"],
+            )
             why = r.get("why") or "injected by the scenario"
             self.injected.setdefault(key, deque()).append(
-                f"injected: not sent by any connection ({why})")
+                f"injected: not sent by any connection ({why})"
+            )
             return None
         if r["ev"] != "seg" or r.get("dir") != "out":
             return None
@@ -288,16 +310,25 @@ class Annotator:
         if flags & RST:
             parts.append(f"RST: {why}" if why else "RST")
         elif why.startswith("retransmit"):
-            what = "SYN-ACK" if flags & SYN and flags & ACK else "SYN" if flags & SYN else \
-                "FIN" if flags & FIN and not r["len"] else ""
+            what = (
+                "SYN-ACK"
+                if flags & SYN and flags & ACK
+                else "SYN"
+                if flags & SYN
+                else "FIN"
+                if flags & FIN and not r["len"]
+                else ""
+            )
             head = f"retransmission of {what}" if what else "retransmission"
             timer = self._timer.get(conn)
             detail = why.partition(": ")[2]
             if detail:
                 parts.append(f"{head}: {detail}")
             elif timer is not None and timer.get("t") == t and timer.get("timer") == "rto":
-                parts.append(f"{head}: RTO fired, backoff {timer.get('retries', 1)} "
-                             f"(next RTO {timer.get('rto', 0):g} s)")
+                parts.append(
+                    f"{head}: RTO fired, backoff {timer.get('retries', 1)} "
+                    f"(next RTO {timer.get('rto', 0):g} s)"
+                )
             elif flags & SYN:
                 parts.append(f"{head}: the peer repeated its SYN, so ours was lost")
             else:
@@ -310,8 +341,11 @@ class Annotator:
         trig = self._trigger.pop(conn, "")
         if pure and r["win"] and self._last_ack.get(conn) == (r["ack"], r["win"]):
             # RFC 5681 §2: same ACK number and window as the previous one, no data.
-            why_dup = trig.split(":", 1)[1] if trig and float(trig.split(":", 1)[0]) == t \
+            why_dup = (
+                trig.split(":", 1)[1]
+                if trig and float(trig.split(":", 1)[0]) == t
                 else "repeats the previous acknowledgement"
+            )
             parts.append("duplicate ACK: " + why_dup)
         if flags & ACK and not flags & RST:
             self._last_ack[conn] = (r["ack"], r["win"])
@@ -334,9 +368,11 @@ class Annotator:
         return None
 
 
-_KIND_NOTE = {"duplicate": "duplicated by the simulated network",
-              "corrupt": "corrupted by the simulated network (bits flipped)",
-              "mark": "ECN CE mark set by the bottleneck"}
+_KIND_NOTE = {
+    "duplicate": "duplicated by the simulated network",
+    "corrupt": "corrupted by the simulated network (bits flipped)",
+    "mark": "ECN CE mark set by the bottleneck",
+}
 
 
 class NetworkCapture:
@@ -349,8 +385,14 @@ class NetworkCapture:
     list the stacks' tracer appends to; without it packets carry no comments.
     """
 
-    def __init__(self, writer: CaptureWriter, trace: Sequence[TraceRecord] | None = None,
-                 *, point: str = "send", local: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        writer: CaptureWriter,
+        trace: Sequence[TraceRecord] | None = None,
+        *,
+        point: str = "send",
+        local: Iterable[str] = (),
+    ) -> None:
         if point not in ("send", "deliver"):
             raise ValueError(f"point must be 'send' or 'deliver', got {point!r}")
         self.writer = writer
@@ -364,8 +406,9 @@ class NetworkCapture:
         self._flow_end: dict[tuple[bytes, bytes, bytes], int] = {}
         self.count = 0
 
-    def __call__(self, now: float, kind: str, src: bytes, dst: bytes, packet: bytes,
-                 reason: str | None) -> None:
+    def __call__(
+        self, now: float, kind: str, src: bytes, dst: bytes, packet: bytes, reason: str | None
+    ) -> None:
         pend = self._pending
         if pend is not None and packet is pend[1]:
             if kind == "drop":
@@ -450,8 +493,7 @@ class NetworkCapture:
             return
         self._pending = None
         t, packet, notes, direction = pend
-        self.writer.record(packet, t, "; ".join(n for n in notes if n) or None,
-                           direction=direction)
+        self.writer.record(packet, t, "; ".join(n for n in notes if n) or None, direction=direction)
         self.count += 1
 
     def close(self) -> None:
@@ -477,23 +519,54 @@ def packets_from_trace(records: Iterable[TraceRecord]) -> Iterator[tuple[float, 
         if r["ev"] == "seg" and r.get("dir") == "out":
             comment = ann.feed(r) or ""
             lip, lport, rip, rport = _conn_parts(r["conn"] or "")
-            seg = Segment(lport, rport, r["seq"] & MASK, r["ack"] & MASK, r["flags"],
-                          r["win"], bytes(r["len"]), mss=r.get("mss"))
-            out.append([r["t"], encode_ip_tcp(ip_to_bytes(lip), ip_to_bytes(rip), seg),
-                        comment, _packet_key(lip, rip, seg)])
+            seg = Segment(
+                lport,
+                rport,
+                r["seq"] & MASK,
+                r["ack"] & MASK,
+                r["flags"],
+                r["win"],
+                bytes(r["len"]),
+                mss=r.get("mss"),
+            )
+            out.append(
+                [
+                    r["t"],
+                    encode_ip_tcp(ip_to_bytes(lip), ip_to_bytes(rip), seg),
+                    comment,
+                    _packet_key(lip, rip, seg),
+                ]
+            )
         elif r["ev"] == "net_inject" and r.get("sport") is not None:
-            seg = Segment(r["sport"], r["dport"], r["seq"] & MASK, r["ack"] & MASK, r["flags"],
-                          r.get("win", 0), bytes(r["len"]))
+            seg = Segment(
+                r["sport"],
+                r["dport"],
+                r["seq"] & MASK,
+                r["ack"] & MASK,
+                r["flags"],
+                r.get("win", 0),
+                bytes(r["len"]),
+            )
             why = r.get("why") or "injected by the scenario"
-            out.append([r["t"], encode_ip_tcp(ip_to_bytes(r["src"]), ip_to_bytes(r["dst"]), seg),
-                        f"injected: not sent by any connection ({why})",
-                        _packet_key(r["src"], r["dst"], seg)])
+            out.append(
+                [
+                    r["t"],
+                    encode_ip_tcp(ip_to_bytes(r["src"]), ip_to_bytes(r["dst"]), seg),
+                    f"injected: not sent by any connection ({why})",
+                    _packet_key(r["src"], r["dst"], seg),
+                ]
+            )
         elif r["ev"] == "net_drop":
             for item in reversed(out):
                 key = item[3]
-                if (key[0] == r.get("src") and key[2] == r.get("dst") and key[4] == r.get("seq")
-                        and key[6] == r.get("flags") and key[7] == r.get("len")
-                        and (r.get("sport") is None or key[1] == r["sport"])):
+                if (
+                    key[0] == r.get("src")
+                    and key[2] == r.get("dst")
+                    and key[4] == r.get("seq")
+                    and key[6] == r.get("flags")
+                    and key[7] == r.get("len")
+                    and (r.get("sport") is None or key[1] == r["sport"])
+                ):
                     note = f"dropped by the simulated network ({r.get('reason')})"
                     item[2] = f"{item[2]}; {note}" if item[2] else note
                     break

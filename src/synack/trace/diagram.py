@@ -22,14 +22,14 @@ from .model import Run, Seg
 from .narrate import Explainer
 from .words import drop_name, net_drop_words, timer_name
 
-ROW = 24          # pixels per event row
-GAP_ROW = 30      # height of a folded quiet period
+ROW = 24  # pixels per event row
+GAP_ROW = 30  # height of a folded quiet period
 TOP = 70
-LANE = 520        # least distance between two timelines (wider for long labels)
-SIDE = 230        # least room for state labels outside the timelines
-MONO_CHAR = 6.7   # width of one 11px monospace character (segment labels), generously
-SANS_CHAR = 6.6   # the same for the 11px sans-serif side labels (bold state names included)
-TIME_COL = 64     # the time column at the left edge
+LANE = 520  # least distance between two timelines (wider for long labels)
+SIDE = 230  # least room for state labels outside the timelines
+MONO_CHAR = 6.7  # width of one 11px monospace character (segment labels), generously
+SANS_CHAR = 6.6  # the same for the 11px sans-serif side labels (bold state names included)
+TIME_COL = 64  # the time column at the left edge
 GAP_SECONDS = 0.5  # a pause longer than this is folded and labelled
 
 CSS = """
@@ -64,7 +64,7 @@ stroke-linejoin:round}
 @dataclass
 class _Row:
     t: float
-    kind: str           # send, arrive, state, timer, drop, error, gap, elided
+    kind: str  # send, arrive, state, timer, drop, error, gap, elided
     host: str = ""
     seg: int | None = None
     text: str = ""
@@ -87,8 +87,14 @@ def _rows(run: Run, max_segments: int) -> list[_Row]:
             s = run.segments[j]
             if j not in shown:
                 if not elided and elide_from is not None:
-                    rows.append(_Row(t, "elided", text=f"... {len(run.segments) - len(shown)} "
-                                     "more segments (see the time-sequence graph) ..."))
+                    rows.append(
+                        _Row(
+                            t,
+                            "elided",
+                            text=f"... {len(run.segments) - len(shown)} "
+                            "more segments (see the time-sequence graph) ...",
+                        )
+                    )
                     elided = True
                 continue
             if s.send_rec == i:
@@ -105,8 +111,7 @@ def _rows(run: Run, max_segments: int) -> list[_Row]:
             extra = f" (#{retries})" if retries else ""
             rows.append(_Row(t, "timer", host, text=f"{timer_name(r['timer'])} fired{extra}"))
         elif r["ev"] == "drop" and host:
-            rows.append(_Row(t, "drop", host,
-                             text=f"discarded: {drop_name(str(r.get('reason')))}"))
+            rows.append(_Row(t, "drop", host, text=f"discarded: {drop_name(str(r.get('reason')))}"))
         elif r["ev"] == "error" and host:
             rows.append(_Row(t, "error", host, text=f"{r.get('errno')}"))
     # Arrivals nobody traced (a stack with no connection, an untraced peer): by time.
@@ -132,11 +137,11 @@ def _order_hosts(run: Run) -> list[str]:
         role = run.role(ip)
         rank = 0 if role == "client" else 1 if role == "server" else 2
         return rank, run.hosts.index(ip)
+
     return sorted(run.hosts, key=key)
 
 
-def render_svg(run: Run, *, absolute: bool = False, max_segments: int = 80,
-               title: str = "") -> str:
+def render_svg(run: Run, *, absolute: bool = False, max_segments: int = 80, title: str = "") -> str:
     """The sequence diagram as a standalone SVG document."""
     if not any(s.concepts or s.text for s in run.segments):
         list(Explainer(run, absolute=absolute).steps())  # fill in the narration
@@ -144,11 +149,18 @@ def render_svg(run: Run, *, absolute: bool = False, max_segments: int = 80,
     rows = _rows(run, max_segments)
     # Room for the longest label: segment labels run inside a lane from the sender's
     # timeline, side labels (states, timers, discards) outside the outer timelines.
-    longest = max((len(_label(run, run.segments[r.seg], absolute)) for r in rows
-                   if r.kind == "send" and r.seg is not None), default=0)
+    longest = max(
+        (
+            len(_label(run, run.segments[r.seg], absolute))
+            for r in rows
+            if r.kind == "send" and r.seg is not None
+        ),
+        default=0,
+    )
     lane = max(LANE, int(longest * MONO_CHAR) + 40)
-    side_text = max((len(r.text) for r in rows if r.kind in ("state", "timer", "drop",
-                                                                  "error")), default=0)
+    side_text = max(
+        (len(r.text) for r in rows if r.kind in ("state", "timer", "drop", "error")), default=0
+    )
     side = max(SIDE, TIME_COL + int(side_text * SANS_CHAR) + 16)
     xs = {ip: side + n * lane for n, ip in enumerate(hosts)}
     ys: list[int] = []
@@ -176,17 +188,21 @@ def render_svg(run: Run, *, absolute: bool = False, max_segments: int = 80,
         o.append(f'<text x="10" y="18" class="host">{escape(title)}</text>')
     for ip in hosts:
         x = xs[ip]
-        o.append(f'<text x="{x}" y="{TOP - 22}" text-anchor="middle" class="host">'
-                 f"{escape(run.role(ip))}</text>")
-        o.append(f'<text x="{x}" y="{TOP - 8}" text-anchor="middle" class="ip">{escape(ip)}'
-                 "</text>")
+        o.append(
+            f'<text x="{x}" y="{TOP - 22}" text-anchor="middle" class="host">'
+            f"{escape(run.role(ip))}</text>"
+        )
+        o.append(f'<text x="{x}" y="{TOP - 8}" text-anchor="middle" class="ip">{escape(ip)}</text>')
         o.append(f'<line class="tl" x1="{x}" y1="{TOP}" x2="{x}" y2="{height - 20}"/>')
     for row, yy in zip(rows, ys, strict=True):
         if row.kind in ("gap", "elided"):
-            o.append(f'<line class="gapline" x1="10" y1="{yy - 8}" x2="{width - 10}" '
-                     f'y2="{yy - 8}"/>')
-            o.append(f'<text x="{width // 2}" y="{yy + 2}" text-anchor="middle" class="gap">'
-                     f"{escape(row.text)}</text>")
+            o.append(
+                f'<line class="gapline" x1="10" y1="{yy - 8}" x2="{width - 10}" y2="{yy - 8}"/>'
+            )
+            o.append(
+                f'<text x="{width // 2}" y="{yy + 2}" text-anchor="middle" class="gap">'
+                f"{escape(row.text)}</text>"
+            )
             continue
         if row.kind in ("send", "state", "timer", "drop", "error"):
             o.append(f'<text x="4" y="{yy + 4}" class="time">{row.t:.4f}s</text>')
@@ -195,8 +211,10 @@ def render_svg(run: Run, *, absolute: bool = False, max_segments: int = 80,
             left = hosts.index(row.host) == 0
             cls = {"state": "state", "timer": "timer", "drop": "drop", "error": "err"}[row.kind]
             tx, anchor = (x - 10, "end") if left else (x + 10, "start")
-            o.append(f'<text x="{tx}" y="{yy + 4}" text-anchor="{anchor}" class="{cls}">'
-                     f"{escape(row.text)}</text>")
+            o.append(
+                f'<text x="{tx}" y="{yy + 4}" text-anchor="{anchor}" class="{cls}">'
+                f"{escape(row.text)}</text>"
+            )
             if row.kind == "state":
                 o.append(f'<circle cx="{x}" cy="{yy}" r="3.5" fill="#0b5394"/>')
     for s in run.segments:
@@ -207,8 +225,14 @@ def render_svg(run: Run, *, absolute: bool = False, max_segments: int = 80,
     return "\n".join(o)
 
 
-def _arrow(run: Run, s: Seg, xs: dict[str, int], send_y: dict[int, int],
-           arrive_y: dict[int, int], absolute: bool) -> str:
+def _arrow(
+    run: Run,
+    s: Seg,
+    xs: dict[str, int],
+    send_y: dict[int, int],
+    arrive_y: dict[int, int],
+    absolute: bool,
+) -> str:
     if s.src not in xs or s.dst not in xs:
         return ""
     x1, x2 = xs[s.src], xs[s.dst]
@@ -223,24 +247,26 @@ def _arrow(run: Run, s: Seg, xs: dict[str, int], send_y: dict[int, int],
     if s.injected is not None:
         classes.append("stray")
     label = _label(run, s, absolute)
-    parts = [f'<g class="{" ".join(classes + (["lost"] if s.lost else []))}" id="seg-{s.index}" '
-             f'data-step="{s.index}">']
+    parts = [
+        f'<g class="{" ".join(classes + (["lost"] if s.lost else []))}" id="seg-{s.index}" '
+        f'data-step="{s.index}">'
+    ]
     tip = f"{s.kind}: {s.text}" if s.text else s.kind
     parts.append(f"<title>{escape(tip)}</title>")
     if s.lost:
         xe = x1 + (x2 - x1) * 0.55
         ye = y1 + max(ROW, (y2 - y1)) * 0.55 if y2_known else y1 + ROW
         parts.append(f'<line x1="{x1}" y1="{y1}" x2="{xe:.1f}" y2="{ye:.1f}"/>')
-        parts.append(f'<path class="x" d="M{xe - 6:.1f},{ye - 6:.1f} L{xe + 6:.1f},{ye + 6:.1f} '
-                     f'M{xe - 6:.1f},{ye + 6:.1f} L{xe + 6:.1f},{ye - 6:.1f}"/>')
+        parts.append(
+            f'<path class="x" d="M{xe - 6:.1f},{ye - 6:.1f} L{xe + 6:.1f},{ye + 6:.1f} '
+            f'M{xe - 6:.1f},{ye + 6:.1f} L{xe + 6:.1f},{ye - 6:.1f}"/>'
+        )
     else:
-        parts.append(f'<line x1="{x1}" y1="{y1}" x2="{x2}" y2="{y2}" '
-                     'marker-end="url(#arrow)"/>')
+        parts.append(f'<line x1="{x1}" y1="{y1}" x2="{x2}" y2="{y2}" marker-end="url(#arrow)"/>')
     # The label sits on the segment's own row, just above where the arrow leaves the
     # sender, so no two labels share a row and none lies along another arrow's middle.
     tx, anchor = (x1 + 12, "start") if x2 >= x1 else (x1 - 12, "end")
-    parts.append(f'<text x="{tx}" y="{y1 - 5}" text-anchor="{anchor}">{escape(label)}'
-                 "</text>")
+    parts.append(f'<text x="{tx}" y="{y1 - 5}" text-anchor="{anchor}">{escape(label)}</text>')
     parts.append("</g>")
     return "".join(parts)
 
@@ -258,8 +284,13 @@ def _label(run: Run, s: Seg, absolute: bool) -> str:
 
 
 def _mermaid_text(text: str) -> str:
-    return (text.replace(";", ",").replace("#", "no. ").replace("<", "").replace(">", "")
-            .replace("\n", " "))
+    return (
+        text.replace(";", ",")
+        .replace("#", "no. ")
+        .replace("<", "")
+        .replace(">", "")
+        .replace("\n", " ")
+    )
 
 
 def render_mermaid(run: Run, *, absolute: bool = False, max_segments: int = 80) -> str:
@@ -272,8 +303,9 @@ def render_mermaid(run: Run, *, absolute: bool = False, max_segments: int = 80) 
     rows = _rows(run, max_segments)
     for row in rows:
         if row.kind == "gap" or row.kind == "elided":
-            lines.append(f"    Note over {alias[hosts[0]]},{alias[hosts[-1]]}: "
-                         f"{_mermaid_text(row.text)}")
+            lines.append(
+                f"    Note over {alias[hosts[0]]},{alias[hosts[-1]]}: {_mermaid_text(row.text)}"
+            )
         elif row.kind in ("state", "timer", "drop", "error") and row.host in alias:
             side = "left of" if row.host == hosts[0] else "right of"
             lines.append(f"    Note {side} {alias[row.host]}: {_mermaid_text(row.text)}")
@@ -293,7 +325,7 @@ def render_mermaid(run: Run, *, absolute: bool = False, max_segments: int = 80) 
         elif row.kind == "arrive" and row.seg is not None:
             s = run.segments[row.seg]
             if s.t is None and s.src in alias and s.dst in alias:
-                lines.append(f"    {alias[s.src]}->>{alias[s.dst]}: "
-                             f"{_mermaid_text(s.label(absolute))}")
+                lines.append(
+                    f"    {alias[s.src]}->>{alias[s.dst]}: {_mermaid_text(s.label(absolute))}"
+                )
     return "\n".join(lines) + "\n"
-

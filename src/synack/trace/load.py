@@ -21,8 +21,13 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 }
 
 
-_CAPTURE_MAGIC = (b"\x0a\x0d\x0d\x0a", b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4",
-                  b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
+_CAPTURE_MAGIC = (
+    b"\x0a\x0d\x0d\x0a",
+    b"\xd4\xc3\xb2\xa1",
+    b"\xa1\xb2\xc3\xd4",
+    b"\x4d\x3c\xb2\xa1",
+    b"\xa1\xb2\x3c\x4d",
+)
 
 
 def load_trace(source: str | Path | IO[str]) -> list[TraceRecord]:
@@ -39,15 +44,18 @@ def load_trace(source: str | Path | IO[str]) -> list[TraceRecord]:
             head = raw.read(4)
         if head in _CAPTURE_MAGIC:
             kind = "pcapng" if head == _CAPTURE_MAGIC[0] else "pcap"
-            raise ValueError(f"this is a packet capture ({kind}), not a trace: explain and "
-                             "report read the JSON lines written by --trace (open captures "
-                             "with Wireshark or tshark)")
+            raise ValueError(
+                f"this is a packet capture ({kind}), not a trace: explain and "
+                "report read the JSON lines written by --trace (open captures "
+                "with Wireshark or tshark)"
+            )
         with open(source, encoding="utf-8") as fh:
             try:
                 return load_trace(fh)
             except UnicodeDecodeError:
-                raise ValueError("not a text file: a trace is JSON lines, as written by "
-                                 "--trace") from None
+                raise ValueError(
+                    "not a text file: a trace is JSON lines, as written by --trace"
+                ) from None
     out: list[TraceRecord] = []
     for n, line in enumerate(source, 1):
         line = line.strip()
@@ -63,8 +71,10 @@ def load_trace(source: str | Path | IO[str]) -> list[TraceRecord]:
             raise ValueError(f"line {n}: 't' must be a number of seconds")
         missing = [k for k in REQUIRED.get(str(rec["ev"]), ()) if rec.get(k) is None]
         if missing:
-            raise ValueError(f"line {n}: a {rec['ev']!r} record without "
-                             f"{', '.join(repr(k) for k in missing)} (see docs/trace.md)")
+            raise ValueError(
+                f"line {n}: a {rec['ev']!r} record without "
+                f"{', '.join(repr(k) for k in missing)} (see docs/trace.md)"
+            )
         if isinstance(rec["ev"], str) and rec["ev"] in KINDS:
             # A kind this version knows, with the fields the readers index.
             out.append(cast(TraceRecord, rec))

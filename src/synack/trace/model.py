@@ -116,9 +116,19 @@ class Seg:
         seq = self.seq if absolute or self.rel_seq is None else self.rel_seq
         ack = self.ack if absolute or self.rel_ack is None else self.rel_ack
         ts = (self.tsval, self.tsecr or 0) if self.tsval is not None else None
-        return seg_label(self.flags, seq, ack, self.len, self.wnd, self.mss, self.urg,
-                         sack_ok=self.sack_ok, wscale=self.wscale, ts=ts,
-                         sack=self.sack_blocks(absolute))
+        return seg_label(
+            self.flags,
+            seq,
+            ack,
+            self.len,
+            self.wnd,
+            self.mss,
+            self.urg,
+            sack_ok=self.sack_ok,
+            wscale=self.wscale,
+            ts=ts,
+            sack=self.sack_blocks(absolute),
+        )
 
     def sack_blocks(self, absolute: bool = False) -> list[tuple[int, int]]:
         """The SACK blocks, relative to the peer's ISN (as ``ack``) unless ``absolute``."""
@@ -194,9 +204,17 @@ class _Host:
         self.irs: int | None = None
 
     def snap(self) -> dict[str, Any]:
-        return {"state": self.state, "conn": self.conn, "rcv_wnd": self.rcv_wnd,
-                "peer_wnd": self.peer_wnd, "in_flight": self.flight, "cwnd": self.cwnd,
-                "ssthresh": self.ssthresh, "srtt": self.srtt, "rto": self.rto}
+        return {
+            "state": self.state,
+            "conn": self.conn,
+            "rcv_wnd": self.rcv_wnd,
+            "peer_wnd": self.peer_wnd,
+            "in_flight": self.flight,
+            "cwnd": self.cwnd,
+            "ssthresh": self.ssthresh,
+            "srtt": self.srtt,
+            "rto": self.rto,
+        }
 
 
 def rebase(records: Iterable[TraceRecord]) -> list[TraceRecord]:
@@ -269,12 +287,26 @@ def analyze(records: Iterable[TraceRecord], roles: dict[str, str] | None = None)
                 isn[name] = (r["iss"], r.get("irs"))
             sack = [tuple(b) for b in r.get("sack") or []]
             if r.get("dir") == "out":
-                s = new_seg(src=lip, dst=rip, conn=name, flags=r["flags"], seq=r["seq"],
-                            ack=r["ack"], len=r["len"], win=r["win"], mss=r.get("mss"),
-                            why=r.get("why") or "", t=r["t"], send_rec=i,
-                            sack=sack, tsval=r.get("tsval"), urg=r.get("urg"),
-                            sack_ok=bool(r.get("sack_permitted")), wscale=r.get("wscale"),
-                            tsecr=r.get("tsecr"))
+                s = new_seg(
+                    src=lip,
+                    dst=rip,
+                    conn=name,
+                    flags=r["flags"],
+                    seq=r["seq"],
+                    ack=r["ack"],
+                    len=r["len"],
+                    win=r["win"],
+                    mss=r.get("mss"),
+                    why=r.get("why") or "",
+                    t=r["t"],
+                    send_rec=i,
+                    sack=sack,
+                    tsval=r.get("tsval"),
+                    urg=r.get("urg"),
+                    sack_ok=bool(r.get("sack_permitted")),
+                    wscale=r.get("wscale"),
+                    tsecr=r.get("tsecr"),
+                )
                 rec_seg[i] = s.index
                 key = (reverse(name), r["seq"], r["ack"], r["flags"], r["len"])
                 waiting.setdefault(key, deque()).append(s.index)
@@ -289,13 +321,28 @@ def analyze(records: Iterable[TraceRecord], roles: dict[str, str] | None = None)
                     by_key_done[key] = j
                 else:
                     orig = by_key_done.get(key)
-                    s = new_seg(src=rip, dst=lip, conn=reverse(name), flags=r["flags"],
-                                seq=r["seq"], ack=r["ack"], len=r["len"], win=r["win"],
-                                mss=r.get("mss"), why="", t=None, t_arrive=r["t"],
-                                arrive_rec=i, duplicate_of=orig,
-                                sack=sack, tsval=r.get("tsval"), urg=r.get("urg"),
-                                sack_ok=bool(r.get("sack_permitted")),
-                                wscale=r.get("wscale"), tsecr=r.get("tsecr"))
+                    s = new_seg(
+                        src=rip,
+                        dst=lip,
+                        conn=reverse(name),
+                        flags=r["flags"],
+                        seq=r["seq"],
+                        ack=r["ack"],
+                        len=r["len"],
+                        win=r["win"],
+                        mss=r.get("mss"),
+                        why="",
+                        t=None,
+                        t_arrive=r["t"],
+                        arrive_rec=i,
+                        duplicate_of=orig,
+                        sack=sack,
+                        tsval=r.get("tsval"),
+                        urg=r.get("urg"),
+                        sack_ok=bool(r.get("sack_permitted")),
+                        wscale=r.get("wscale"),
+                        tsecr=r.get("tsecr"),
+                    )
                     if orig is not None:
                         s.t = segs[orig].t
                     j = s.index
@@ -305,20 +352,37 @@ def analyze(records: Iterable[TraceRecord], roles: dict[str, str] | None = None)
             host(r["src"])
             host(r["dst"])
             name_out = f"{r['src']}:{r['sport']}>{r['dst']}:{r['dport']}"
-            s = new_seg(src=r["src"], dst=r["dst"], conn=name_out, flags=r["flags"],
-                        seq=r["seq"], ack=r["ack"], len=r["len"], win=r.get("win", 0), mss=None,
-                        why="", t=r["t"], send_rec=i,
-                        injected=r.get("why") or "injected by the scenario")
+            s = new_seg(
+                src=r["src"],
+                dst=r["dst"],
+                conn=name_out,
+                flags=r["flags"],
+                seq=r["seq"],
+                ack=r["ack"],
+                len=r["len"],
+                win=r.get("win", 0),
+                mss=None,
+                why="",
+                t=r["t"],
+                send_rec=i,
+                injected=r.get("why") or "injected by the scenario",
+            )
             rec_seg[i] = s.index
-            injected.setdefault((reverse(name_out), r["seq"], r["ack"], r["flags"], r["len"]),
-                                deque()).append(s.index)
+            injected.setdefault(
+                (reverse(name_out), r["seq"], r["ack"], r["flags"], r["len"]), deque()
+            ).append(s.index)
         elif r["ev"] == "net_drop":
             for s in reversed(segs):
-                if (s.lost is None and s.t_arrive is None and s.src == r.get("src")
-                        and s.dst == r.get("dst") and s.seq == r.get("seq")
-                        and s.flags == r.get("flags") and s.len == r.get("len")
-                        and (r.get("sport") is None or s.conn.split(">")[0].endswith(
-                            f":{r['sport']}"))):
+                if (
+                    s.lost is None
+                    and s.t_arrive is None
+                    and s.src == r.get("src")
+                    and s.dst == r.get("dst")
+                    and s.seq == r.get("seq")
+                    and s.flags == r.get("flags")
+                    and s.len == r.get("len")
+                    and (r.get("sport") is None or s.conn.split(">")[0].endswith(f":{r['sport']}"))
+                ):
                     s.lost = str(r.get("reason") or "lost")
                     key = (reverse(s.conn), s.seq, s.ack, s.flags, s.len)
                     q = waiting.get(key) or injected.get(key)
@@ -379,8 +443,13 @@ def _pop(table: dict[Any, deque[int]], key: Any) -> int | None:
     return j
 
 
-def _snapshots(recs: list[TraceRecord], segs: list[Seg], rec_seg: dict[int, int],
-               hosts: list[str], shifts: dict[str, int]) -> list[dict[str, dict[str, Any]]]:
+def _snapshots(
+    recs: list[TraceRecord],
+    segs: list[Seg],
+    rec_seg: dict[int, int],
+    hosts: list[str],
+    shifts: dict[str, int],
+) -> list[dict[str, dict[str, Any]]]:
     state = {ip: _Host() for ip in hosts}
     for r in recs:  # a host starts in the state its first transition leaves (LISTEN)
         conn = r.get("conn")
@@ -417,15 +486,16 @@ def _snapshots(recs: list[TraceRecord], segs: list[Seg], rec_seg: dict[int, int]
                     if r["dir"] == "out":
                         h.rcv_wnd = r["win"] if syn else r["win"] << shifts.get(name, 0)
                         f = r["flags"]
-                        end = (r["seq"] + r["len"] + (1 if f & SYN else 0)
-                               + (1 if f & FIN else 0)) & MASK
+                        end = (
+                            r["seq"] + r["len"] + (1 if f & SYN else 0) + (1 if f & FIN else 0)
+                        ) & MASK
                         if name not in high or _after(end, high[name]):
                             high[name] = end
                     else:
-                        h.peer_wnd = r["win"] if syn else \
-                            r["win"] << shifts.get(reverse(name), 0)
-                        if r["flags"] & ACK and (name not in acked
-                                                 or _after(r["ack"], acked[name])):
+                        h.peer_wnd = r["win"] if syn else r["win"] << shifts.get(reverse(name), 0)
+                        if r["flags"] & ACK and (
+                            name not in acked or _after(r["ack"], acked[name])
+                        ):
                             acked[name] = r["ack"]
                     if name in high:
                         base = acked.get(name, r.get("iss") or 0)

@@ -102,12 +102,17 @@ class Explainer:
         if r["ev"] == "state":
             key = (r["old"], r["new"])
             text, rfc = STATE_TEXT.get(key, ("", ""))
-            if key in (("ESTABLISHED", "FIN-WAIT-1"), ("CLOSE-WAIT", "LAST-ACK"),
-                       ("SYN-RECEIVED", "FIN-WAIT-1")):
+            if key in (
+                ("ESTABLISHED", "FIN-WAIT-1"),
+                ("CLOSE-WAIT", "LAST-ACK"),
+                ("SYN-RECEIVED", "FIN-WAIT-1"),
+            ):
                 text = self._fin_text(i, name, key)
             why = str(r.get("why") or "")
-            if (r["new"] == "CLOSED" and key not in STATE_TEXT) or (r["new"] == "CLOSED" and any(
-                    k in why for k in CLOSE_RFC if k not in ("closed before",))):
+            if (r["new"] == "CLOSED" and key not in STATE_TEXT) or (
+                r["new"] == "CLOSED"
+                and any(k in why for k in CLOSE_RFC if k not in ("closed before",))
+            ):
                 text = why
                 rfc = next((v for k, v in CLOSE_RFC.items() if k in why), "RFC 9293 §3.6")
             concepts = [c for c in [r.get("concept") or ""] if c]
@@ -115,8 +120,9 @@ class Explainer:
                 concepts.append("C13")
             if key == ("LISTEN", "SYN-RECEIVED"):
                 concepts += ["C26", "C27"] if self._stray_syn(i) else []
-            return Step(t, who, "state", f"state {r['old']} -> {r['new']}", text, concepts,
-                        rfc, rec=i)
+            return Step(
+                t, who, "state", f"state {r['old']} -> {r['new']}", text, concepts, rfc, rec=i
+            )
         if r["ev"] == "timer":
             self._timer[name] = (i, r)
             text, rfc = TIMER_TEXT.get(r["timer"], (f"{r['timer']} timer", ""))
@@ -126,22 +132,40 @@ class Explainer:
                 extra = f" (attempt {retries}, next timeout {rto:g}s)"
             concepts = [r["concept"]] if r.get("concept") else []
             if r["timer"] == "rto" and r.get("concept") == "C17":
-                text = "retransmission timer expired: our SYN/FIN was not acknowledged; " \
+                text = (
+                    "retransmission timer expired: our SYN/FIN was not acknowledged; "
                     "resend it and double RTO"
-            return Step(t, who, "timer", f"{timer_name(r['timer'])} fired{extra}", text,
-                        concepts, rfc, rec=i)
+                )
+            return Step(
+                t,
+                who,
+                "timer",
+                f"{timer_name(r['timer'])} fired{extra}",
+                text,
+                concepts,
+                rfc,
+                rec=i,
+            )
         if r["ev"] == "timer_set":
             if not self.verbose:
                 return None
             at = r.get("at")
             when = f" for t={at:.4f}s" if isinstance(at, int | float) else ""
-            return Step(t, who, "timer", f"{timer_name(str(r.get('timer')))} set{when}",
-                        "", [], "", rec=i)
+            return Step(
+                t, who, "timer", f"{timer_name(str(r.get('timer')))} set{when}", "", [], "", rec=i
+            )
         if r["ev"] == "rtt":
-            return Step(t, who, "rtt", f"RTT sample {r['sample'] * 1000:.1f} ms",
-                        f"SRTT {r['srtt'] * 1000:.1f} ms, RTTVAR {r['rttvar'] * 1000:.1f} ms, "
-                        f"so RTO = SRTT + 4*RTTVAR (at least 1 s) = {r['rto']:.3f}s",
-                        ["C2"], "RFC 6298 §2, §3 (Karn: never from a retransmission)", rec=i)
+            return Step(
+                t,
+                who,
+                "rtt",
+                f"RTT sample {r['sample'] * 1000:.1f} ms",
+                f"SRTT {r['srtt'] * 1000:.1f} ms, RTTVAR {r['rttvar'] * 1000:.1f} ms, "
+                f"so RTO = SRTT + 4*RTTVAR (at least 1 s) = {r['rto']:.3f}s",
+                ["C2"],
+                "RFC 6298 §2, §3 (Karn: never from a retransmission)",
+                rec=i,
+            )
         if r["ev"] == "cc":
             if isinstance(r.get("cwnd"), int):
                 self._cwnd[name] = r["cwnd"]
@@ -159,8 +183,16 @@ class Explainer:
             concepts = [c for c in (r.get("concept") or concept,) if c]
             if reason == "retransmitted_syn":
                 self._syn_again.add(name)
-            return Step(t, who, "drop", f"discarded incoming segment: {drop_name(reason)}",
-                        text, concepts, rfc, rec=i)
+            return Step(
+                t,
+                who,
+                "drop",
+                f"discarded incoming segment: {drop_name(reason)}",
+                text,
+                concepts,
+                rfc,
+                rec=i,
+            )
         if r["ev"] == "note":
             self._note_trigger(r, t, name)
             text = note_words(str(r.get("text") or ""))
@@ -176,9 +208,16 @@ class Explainer:
                 rfc = "RFC 9293 §3.8.6"
             return Step(t, who, "note", text, "", concepts, rfc, rec=i)
         if r["ev"] == "error":
-            return Step(t, who, "error", f"ERROR {r['errno']}: {r['message']}",
-                        "the application gets a clear error: TCP is reliable, not infallible",
-                        ["C3"], "RFC 9293 §3.8.3", rec=i)
+            return Step(
+                t,
+                who,
+                "error",
+                f"ERROR {r['errno']}: {r['message']}",
+                "the application gets a clear error: TCP is reliable, not infallible",
+                ["C3"],
+                "RFC 9293 §3.8.3",
+                rec=i,
+            )
         if r["ev"] == "net_drop":
             return self._net_drop(r, i, t)
         if r["ev"] == "net_inject":
@@ -188,10 +227,17 @@ class Explainer:
             s = self.run.segments[j]
             src, dst = self.run.role(s.src), self.run.role(s.dst)
             concepts = concepts_in(s.injected or "") or ["C15"]
-            return Step(t, "network", "seg", f"{src} -> {dst} {s.label(self.absolute)}  "
-                        "(not sent by any connection)",
-                        f"a stray packet: {s.injected}", concepts, "RFC 9293 §3.4",
-                        seg=j, rec=i)
+            return Step(
+                t,
+                "network",
+                "seg",
+                f"{src} -> {dst} {s.label(self.absolute)}  (not sent by any connection)",
+                f"a stray packet: {s.injected}",
+                concepts,
+                "RFC 9293 §3.4",
+                seg=j,
+                rec=i,
+            )
         if r["ev"] == "lab":
             text = str(r.get("text") or "")
             concepts = list(r.get("concepts") or []) or concepts_in(text)
@@ -199,12 +245,22 @@ class Explainer:
         if r["ev"] == "open":
             iss = r.get("iss")
             mode = r.get("mode")
-            text = (f"{mode} open: ISS {iss} chosen by RFC 6528 (4 µs clock + keyed hash of "
-                    "the addresses): unpredictable, and moving forward for a reused 4-tuple")
+            text = (
+                f"{mode} open: ISS {iss} chosen by RFC 6528 (4 µs clock + keyed hash of "
+                "the addresses): unpredictable, and moving forward for a reused 4-tuple"
+            )
             if not self.verbose:
                 return None
-            return Step(t, who, "open", f"{mode} open", text, ["C15", "C16"],
-                        "RFC 6528 §3, RFC 9293 §3.4.1", rec=i)
+            return Step(
+                t,
+                who,
+                "open",
+                f"{mode} open",
+                text,
+                ["C15", "C16"],
+                "RFC 6528 §3, RFC 9293 §3.4.1",
+                rec=i,
+            )
         return None
 
     def _fin_text(self, i: int, name: str, key: tuple[str, str]) -> str:
@@ -212,7 +268,7 @@ class Explainer:
         after the data still queued, as the next records of this connection show."""
         before = 0
         fin_seen = False
-        for r in self.run.records[i + 1:]:
+        for r in self.run.records[i + 1 :]:
             if r["ev"] != "seg" or r.get("conn") != name or r.get("dir") != "out":
                 continue
             if r["flags"] & FIN:
@@ -221,14 +277,20 @@ class Explainer:
                 break
             if r["len"] and not str(r.get("why") or "").startswith("retransmit"):
                 before += r["len"]
-        head = ("the application closed too" if key[0] == "CLOSE-WAIT" else
-                "closed before the handshake finished" if key[0] == "SYN-RECEIVED" else
-                "the application closed its sending direction")
+        head = (
+            "the application closed too"
+            if key[0] == "CLOSE-WAIT"
+            else "closed before the handshake finished"
+            if key[0] == "SYN-RECEIVED"
+            else "the application closed its sending direction"
+        )
         if not fin_seen:
             return f"{head}: a FIN is queued behind any data still to send"
         if before:
-            return (f"{head}: the FIN is queued and leaves after the {before} bytes still "
-                    "waiting to be sent (it rides on the last of them or follows it)")
+            return (
+                f"{head}: the FIN is queued and leaves after the {before} bytes still "
+                "waiting to be sent (it rides on the last of them or follows it)"
+            )
         return f"{head}: FIN sent" + (", waiting for its ACK" if key[0] == "CLOSE-WAIT" else "")
 
     def _loss_evidence(self, i: int, name: str) -> str:
@@ -246,29 +308,43 @@ class Explainer:
                 continue
             if edge is not None and r.get("t") != edge:
                 break
-            if r["ev"] == "timer" and r.get("timer") == "rack_reorder" and r.get("t") == t \
-                    and not acks:
+            if (
+                r["ev"] == "timer"
+                and r.get("timer") == "rack_reorder"
+                and r.get("t") == t
+                and not acks
+            ):
                 rack = True
-            elif r["ev"] == "seg" and r.get("dir") == "in" and not r["len"] \
-                    and not r["flags"] & (SYN | FIN | RST):
+            elif (
+                r["ev"] == "seg"
+                and r.get("dir") == "in"
+                and not r["len"]
+                and not r["flags"] & (SYN | FIN | RST)
+            ):
                 acks.append(r)
             elif r["ev"] == "ca_state" and r.get("new") in ("Disorder", "Open"):
                 edge = r.get("t")  # the ACK that started it came at the same moment
         # The ACK that moved Open -> Disorder may have advanced the cumulative ACK; the
         # others repeat it.  Count the ones that carried news of later data.
-        evidence = [a for k, a in enumerate(acks) if a.get("sack")
-                    or (k + 1 < len(acks) and acks[k + 1]["ack"] == a["ack"])]
+        evidence = [
+            a
+            for k, a in enumerate(acks)
+            if a.get("sack") or (k + 1 < len(acks) and acks[k + 1]["ack"] == a["ack"])
+        ]
         n = len(evidence) or len(acks)
         sacked = any(a.get("sack") for a in evidence)
         plural = "" if n == 1 else "s"
         if acks and all(a["ack"] == acks[0]["ack"] for a in acks):
             what = f"{count_words(n)} duplicate ACK{plural}" + (
-                " carrying SACK blocks" if sacked else "")
+                " carrying SACK blocks" if sacked else ""
+            )
         else:
             what = f"{count_words(n)} ACK{plural} with SACK blocks"
         if rack:
-            return (f"the RACK reordering timer expired after {what}: the segment was still "
-                    "unacknowledged a reordering window after later data was acknowledged")
+            return (
+                f"the RACK reordering timer expired after {what}: the segment was still "
+                "unacknowledged a reordering window after later data was acknowledged"
+            )
         return what
 
     def _ca_state(self, r: CaStateRecord, i: int, t: float, who: str, name: str) -> Step:
@@ -280,33 +356,42 @@ class Explainer:
         if trig == "loss_marked":
             cause = self._loss_evidence(i, name)
             self._loss_cause[name] = cause
-            text = (f"{cause[0].upper()}{cause[1:]}; so a loss was marked: fast retransmit, "
-                    "and the window is reduced once")
+            text = (
+                f"{cause[0].upper()}{cause[1:]}; so a loss was marked: fast retransmit, "
+                "and the window is reduced once"
+            )
         elif trig == "rto":
             self._loss_cause[name] = "the retransmission timer expired"
         elif trig == "exit" and r.get("high_seq") is not None:
-            text = (f"everything up to byte {r['high_seq']} (sent when the episode began) is "
-                    "acknowledged: the episode is over")
+            text = (
+                f"everything up to byte {r['high_seq']} (sent when the episode began) is "
+                "acknowledged: the episode is over"
+            )
         cwnd = r.get("cwnd")
         prev = self._cwnd.get(name)
         if isinstance(cwnd, int):
             self._cwnd[name] = cwnd
         win = ""
         if isinstance(cwnd, int):
-            win = f"; cwnd {prev} → {cwnd}" if prev is not None and prev != cwnd \
-                else f"; cwnd {cwnd}"
+            win = (
+                f"; cwnd {prev} → {cwnd}" if prev is not None and prev != cwnd else f"; cwnd {cwnd}"
+            )
             ss = r.get("ssthresh")
-            if isinstance(ss, int) and ss < 1 << 30 and trig in ("loss_marked", "rto", "ece",
-                                                                  "tlp_repair"):
+            if (
+                isinstance(ss, int)
+                and ss < 1 << 30
+                and trig in ("loss_marked", "rto", "ece", "tlp_repair")
+            ):
                 win += f", ssthresh {ss}"
         move = f"stays {new}" if old == new else f"{old} → {new}"
-        return Step(t, who, "ca_state", f"loss state {move}: {short}{win}", text,
-                    list(concepts), rfc, rec=i)
+        return Step(
+            t, who, "ca_state", f"loss state {move}: {short}{win}", text, list(concepts), rfc, rec=i
+        )
 
     def _earlier_copy(self, s: Seg) -> Seg | None:
         """The last earlier transmission of what ``s`` resends (same data, or the FIN)."""
         found = None
-        for o in self.run.segments[:s.index]:
+        for o in self.run.segments[: s.index]:
             if o.conn != s.conn or o.duplicate_of is not None or o.t is None:
                 continue
             same_fin = bool(s.flags & FIN and o.flags & FIN) and o.seq + o.len == s.seq + s.len
@@ -329,8 +414,7 @@ class Explainer:
         if r["ev"] == "note" and "out-of-order" in str(r.get("text")):
             self._trigger[name] = (t, "out-of-order data arrived beyond a hole (C14)")
         elif r["ev"] == "drop" and r.get("reason") in ("duplicate", "out_of_window"):
-            self._trigger[name] = (t, f"answer to a {r['reason'].replace('_', '-')} "
-                                   "segment")
+            self._trigger[name] = (t, f"answer to a {r['reason'].replace('_', '-')} segment")
 
     def _cc(self, r: CcRecord, i: int, t: float, who: str) -> Step | None:
         event = r.get("event")
@@ -344,24 +428,65 @@ class Explainer:
         if event == "fast_retransmit":
             name = str(r.get("conn") or "")
             cause = self._loss_evidence(i, name)
-            return Step(t, who, "cc", head, f"{cause}: a segment is lost but later ones "
-                        "arrive; reduce the window (ssthresh = flight/2), enter fast "
-                        "recovery", ["C14", "C18"], "RFC 5681 §3.2, RFC 6582 §3.2", rec=i)
+            return Step(
+                t,
+                who,
+                "cc",
+                head,
+                f"{cause}: a segment is lost but later ones "
+                "arrive; reduce the window (ssthresh = flight/2), enter fast "
+                "recovery",
+                ["C14", "C18"],
+                "RFC 5681 §3.2, RFC 6582 §3.2",
+                rec=i,
+            )
         if event == "rto":
-            return Step(t, who, "cc", head, "timeout: the path may be congested; ssthresh = "
-                        "flight/2, cwnd = 1 MSS, slow start again", ["C18"],
-                        "RFC 5681 §3.1 (eq. 4), RFC 6298 §5.5", rec=i)
+            return Step(
+                t,
+                who,
+                "cc",
+                head,
+                "timeout: the path may be congested; ssthresh = "
+                "flight/2, cwnd = 1 MSS, slow start again",
+                ["C18"],
+                "RFC 5681 §3.1 (eq. 4), RFC 6298 §5.5",
+                rec=i,
+            )
         if event == "ecn_echo":
-            return Step(t, who, "cc", head, "the peer echoed a congestion mark (ECE): reduce "
-                        "the window as for a loss, once per RTT, with nothing to resend", [],
-                        "RFC 3168 §6.1.2", rec=i)
+            return Step(
+                t,
+                who,
+                "cc",
+                head,
+                "the peer echoed a congestion mark (ECE): reduce "
+                "the window as for a loss, once per RTT, with nothing to resend",
+                [],
+                "RFC 3168 §6.1.2",
+                rec=i,
+            )
         if event == "tlp_recovery":
-            return Step(t, who, "cc", head, "the tail loss probe revealed a loss: the window "
-                        "is reduced", ["C18"], "RFC 8985 §7.4", rec=i)
+            return Step(
+                t,
+                who,
+                "cc",
+                head,
+                "the tail loss probe revealed a loss: the window is reduced",
+                ["C18"],
+                "RFC 8985 §7.4",
+                rec=i,
+            )
         if event == "recovery_end":
-            return Step(t, who, "cc", head, "every segment outstanding at the loss is acked: "
-                        "leave fast recovery, cwnd = ssthresh", [], "RFC 6582 §3.2 step 5",
-                        rec=i)
+            return Step(
+                t,
+                who,
+                "cc",
+                head,
+                "every segment outstanding at the loss is acked: "
+                "leave fast recovery, cwnd = ssthresh",
+                [],
+                "RFC 6582 §3.2 step 5",
+                rec=i,
+            )
         if not self.verbose:
             return None
         return Step(t, who, "cc", head, "", [], "RFC 5681 §3.1", rec=i)
@@ -373,17 +498,33 @@ class Explainer:
         what = f"[{flags_str(flags)}]" if flags is not None else "packet"
         j = None
         for k, s in enumerate(self.run.segments):
-            if s.lost is not None and s.send_rec is not None and s.send_rec < i and \
-                    s.t == r.get("t") and s.seq == r.get("seq") and s.src == r.get("src"):
+            if (
+                s.lost is not None
+                and s.send_rec is not None
+                and s.send_rec < i
+                and s.t == r.get("t")
+                and s.seq == r.get("seq")
+                and s.src == r.get("src")
+            ):
                 j = k
         seq = r.get("seq")
         if j is not None:
             what = self.run.segments[j].label(self.absolute)
         elif seq is not None:
             what += f" seq={seq} len={r.get('len')}"
-        kind = "SYN" if flags and flags & SYN and not flags & ACK else \
-            "SYN-ACK" if flags and flags & SYN else "FIN" if flags and flags & FIN else \
-            "RST" if flags and flags & RST else "data" if r.get("len") else "ACK"
+        kind = (
+            "SYN"
+            if flags and flags & SYN and not flags & ACK
+            else "SYN-ACK"
+            if flags and flags & SYN
+            else "FIN"
+            if flags and flags & FIN
+            else "RST"
+            if flags and flags & RST
+            else "data"
+            if r.get("len")
+            else "ACK"
+        )
         if kind == "RST":
             after = "an RST is never retransmitted: its receiver will never know (C19)"
             concepts = ["C19"]
@@ -391,47 +532,90 @@ class Explainer:
             after = "a pure ACK is never retransmitted; a later ACK covers it (C20)"
             concepts = ["C20"]
         else:
-            after = ("the sender will find out from its timer or duplicate ACKs and "
-                     "retransmit (C14, C17)" if kind in ("SYN", "SYN-ACK", "FIN") else
-                     "the sender will find out from its timer or duplicate ACKs and "
-                     "retransmit (C14, C18)")
+            after = (
+                "the sender will find out from its timer or duplicate ACKs and "
+                "retransmit (C14, C17)"
+                if kind in ("SYN", "SYN-ACK", "FIN")
+                else "the sender will find out from its timer or duplicate ACKs and "
+                "retransmit (C14, C18)"
+            )
             concepts = concepts_in(after)
         how = net_drop_words(r.get("reason"))
-        return Step(t, "network", "net_drop", f"LOST {src} -> {dst} {what} ({how})",
-                    f"the network lost this {kind}: {after}",
-                    concepts, "RFC 9293 §3.8.1", seg=j, rec=i)
+        return Step(
+            t,
+            "network",
+            "net_drop",
+            f"LOST {src} -> {dst} {what} ({how})",
+            f"the network lost this {kind}: {after}",
+            concepts,
+            "RFC 9293 §3.8.1",
+            seg=j,
+            rec=i,
+        )
 
     def _seg_in(self, s: Seg, i: int, t: float, who: str) -> Step | None:
         src = self.run.role(s.src)
         if s.injected is not None:
-            return Step(t, who, "seg_in", f"<- {src:<7} {s.label(self.absolute)}  (stray)",
-                        "this segment was sent by no current connection: "
-                        f"{s.injected}", concepts_in(s.injected) or ["C15"],
-                        "RFC 9293 §3.4", seg=s.index, rec=i)
+            return Step(
+                t,
+                who,
+                "seg_in",
+                f"<- {src:<7} {s.label(self.absolute)}  (stray)",
+                f"this segment was sent by no current connection: {s.injected}",
+                concepts_in(s.injected) or ["C15"],
+                "RFC 9293 §3.4",
+                seg=s.index,
+                rec=i,
+            )
         if s.duplicate_of is not None:
-            return Step(t, who, "seg_in", f"<- {src:<7} {s.label(self.absolute)}  (copy)",
-                        "a second copy of a segment already delivered (the network "
-                        "duplicated it): sequence numbers let TCP discard it", ["C14"],
-                        "RFC 9293 §3.10.7.4", seg=s.index, rec=i)
+            return Step(
+                t,
+                who,
+                "seg_in",
+                f"<- {src:<7} {s.label(self.absolute)}  (copy)",
+                "a second copy of a segment already delivered (the network "
+                "duplicated it): sequence numbers let TCP discard it",
+                ["C14"],
+                "RFC 9293 §3.10.7.4",
+                seg=s.index,
+                rec=i,
+            )
         if not self.verbose:
             return None
-        return Step(t, who, "seg_in", f"<- {src:<7} {s.label(self.absolute)}  received",
-                    "", [], "", seg=s.index, rec=i)
+        return Step(
+            t,
+            who,
+            "seg_in",
+            f"<- {src:<7} {s.label(self.absolute)}  received",
+            "",
+            [],
+            "",
+            seg=s.index,
+            rec=i,
+        )
 
     def _seg_out(self, s: Seg, i: int, t: float, who: str) -> Step:
         peer = self.run.role(s.dst)
         text, concepts, rfc = self.segment_meaning(s, t)
         s.text, s.concepts, s.rfc = text, concepts, rfc
         lost = f"  ({net_drop_words(s.lost)})" if s.lost else ""
-        return Step(t, who, "seg", f"-> {peer:<7} {s.label(self.absolute)}{lost}", text,
-                    concepts, rfc, seg=s.index, rec=i)
+        return Step(
+            t,
+            who,
+            "seg",
+            f"-> {peer:<7} {s.label(self.absolute)}{lost}",
+            text,
+            concepts,
+            rfc,
+            seg=s.index,
+            rec=i,
+        )
 
     def segment_meaning(self, s: Seg, t: float) -> tuple[str, list[str], str]:
         """What the segment is and why it was sent: (text, concept IDs, RFC sections)."""
         f, why, conn = s.flags, s.why, s.conn
         timer_i, timer = self._timer.get(conn, (-1, None))
-        fired = (timer is not None and timer.get("t") == t
-                 and timer_i not in self._timer_used)
+        fired = timer is not None and timer.get("t") == t and timer_i not in self._timer_used
         if fired and timer is not None and why.startswith("retransmit"):
             self._timer_used.add(timer_i)  # one timer, one retransmission
         retr = why.startswith("retransmit")
@@ -440,34 +624,47 @@ class Explainer:
             base = "RST: " + (why or "reset")
             rfc = "RFC 9293 §3.5.2"
             if "C21" in c:
-                base = ("RST: a SYN for a port nobody listens on is refused with a reset; "
-                        "ack = their ISN + 1 so the client accepts it")
+                base = (
+                    "RST: a SYN for a port nobody listens on is refused with a reset; "
+                    "ack = their ISN + 1 so the client accepts it"
+                )
                 rfc = "RFC 9293 §3.5.2, §3.10.7.1"
             elif "C23" in c:
-                base = ("RST instead of FIN: the application closed with unread data, so "
-                        "this is an abortive close and the peer learns data was lost")
+                base = (
+                    "RST instead of FIN: the application closed with unread data, so "
+                    "this is an abortive close and the peer learns data was lost"
+                )
                 rfc = "RFC 9293 §3.10.4, RFC 2525 §2.17"
             elif "C24" in c:
-                base = ("RST: data arrived for a socket the application already closed; "
-                        "nobody will read it")
+                base = (
+                    "RST: data arrived for a socket the application already closed; "
+                    "nobody will read it"
+                )
                 rfc = "RFC 9293 §3.10.7.1, RFC 1122 §4.2.2.13"
             elif "unacceptable ACK in SYN-SENT" in why or "does not exist" in why:
-                base = ("RST: this SYN-ACK (or ACK) belongs to no connection we know; reset it "
-                        "so the other side frees its state")
+                base = (
+                    "RST: this SYN-ACK (or ACK) belongs to no connection we know; reset it "
+                    "so the other side frees its state"
+                )
                 c.append("C27")
                 rfc = "RFC 9293 §3.10.7.1, §3.10.7.3"
             elif "abort" in why:
                 base = "RST: the application aborted the connection; all state is dropped"
                 rfc = "RFC 9293 §3.10.5"
-            return (base + ". An RST is never acknowledged and never retransmitted",
-                    [*c, "C19"], rfc)
+            return (
+                base + ". An RST is never acknowledged and never retransmitted",
+                [*c, "C19"],
+                rfc,
+            )
         if f & SYN:
             if retr:
                 n = ""
                 if conn in self._syn_again and f & ACK:
                     self._syn_again.discard(conn)
-                    reason = ("the peer repeated its SYN, so it never got a SYN-ACK: answer "
-                              "that SYN again")
+                    reason = (
+                        "the peer repeated its SYN, so it never got a SYN-ACK: answer "
+                        "that SYN again"
+                    )
                     if fired and timer is not None:
                         self._timer_used.discard(timer_i)
                 elif fired and timer is not None:
@@ -476,20 +673,29 @@ class Explainer:
                 else:
                     reason = "it was not acknowledged"
                 what = "SYN-ACK" if f & ACK else "SYN"
-                return (f"{what} again, same ISN: {reason}{n}. A SYN occupies one sequence "
-                        "number precisely so it can be acknowledged and retransmitted",
-                        ["C17", "C7" if f & ACK else "C6"], "RFC 9293 §3.8.1, RFC 6298 §5")
+                return (
+                    f"{what} again, same ISN: {reason}{n}. A SYN occupies one sequence "
+                    "number precisely so it can be acknowledged and retransmitted",
+                    ["C17", "C7" if f & ACK else "C6"],
+                    "RFC 9293 §3.8.1, RFC 6298 §5",
+                )
             offers = syn_options_text(s.mss, s.sack_ok, s.tsval is not None, s.wscale)
             if f & ACK:
                 iss = s.seq if s.rel_seq is None else s.rel_seq
-                return (f"SYN-ACK: our own ISN ({iss if self.absolute else 0}), and ack = "
-                        f"their ISN + 1: we got their SYN; our options: {offers} (an option "
-                        "is used only if both SYNs carry it). Without this segment the client "
-                        "would never learn our ISN (one segment is UDP, C25)",
-                        ["C7", "C25"], "RFC 9293 §3.5")
-            return (f"SYN: asks to open; carries our random ISN and offers {offers}. The SYN "
-                    "occupies one sequence number", ["C6", "C17"],
-                    "RFC 9293 §3.5, §3.4.1, RFC 6528")
+                return (
+                    f"SYN-ACK: our own ISN ({iss if self.absolute else 0}), and ack = "
+                    f"their ISN + 1: we got their SYN; our options: {offers} (an option "
+                    "is used only if both SYNs carry it). Without this segment the client "
+                    "would never learn our ISN (one segment is UDP, C25)",
+                    ["C7", "C25"],
+                    "RFC 9293 §3.5",
+                )
+            return (
+                f"SYN: asks to open; carries our random ISN and offers {offers}. The SYN "
+                "occupies one sequence number",
+                ["C6", "C17"],
+                "RFC 9293 §3.5, §3.4.1, RFC 6528",
+            )
         parts: list[str] = []
         concepts: list[str] = []
         rfc = ""
@@ -497,46 +703,61 @@ class Explainer:
             detail = why.partition(": ")[2]
             cause = self._loss_cause.get(conn)
             if "fast retransmit" in detail:
-                parts.append(f"fast retransmit: {cause or 'duplicate ACKs'} said this segment "
-                             "is missing while later ones arrived; resend it without waiting "
-                             "for the timer")
+                parts.append(
+                    f"fast retransmit: {cause or 'duplicate ACKs'} said this segment "
+                    "is missing while later ones arrived; resend it without waiting "
+                    "for the timer"
+                )
                 rfc = "RFC 5681 §3.2"
                 concepts += ["C14", "C18"]
             elif detail.startswith("tail loss probe"):
-                parts.append("tail loss probe: the last segment is resent early so that its "
-                             "ACK (or SACK) reveals a lost tail without waiting for the RTO")
+                parts.append(
+                    "tail loss probe: the last segment is resent early so that its "
+                    "ACK (or SACK) reveals a lost tail without waiting for the RTO"
+                )
                 rfc = "RFC 8985 §7"
                 concepts += ["C18"]
             elif detail.startswith("lost"):
-                parts.append("retransmission of a segment the sender marked lost ("
-                             + (cause or "SACK or RACK said later data arrived") + ")")
+                parts.append(
+                    "retransmission of a segment the sender marked lost ("
+                    + (cause or "SACK or RACK said later data arrived")
+                    + ")"
+                )
                 rfc = "RFC 6675 §5, RFC 8985 §6"
                 concepts += ["C14", "C18"]
             elif "partial ACK" in detail:
-                parts.append("retransmission in fast recovery: a partial ACK showed the next "
-                             "hole")
+                parts.append("retransmission in fast recovery: a partial ACK showed the next hole")
                 rfc = "RFC 6582 §3.2"
                 concepts += ["C14", "C18"]
             elif fired and timer is not None:
-                parts.append(f"retransmission: the RTO fired (backoff {timer.get('retries')}, "
-                             f"next RTO {timer.get('rto', 0):g}s); resend from the first "
-                             "unacknowledged byte")
+                parts.append(
+                    f"retransmission: the RTO fired (backoff {timer.get('retries')}, "
+                    f"next RTO {timer.get('rto', 0):g}s); resend from the first "
+                    "unacknowledged byte"
+                )
                 rfc = "RFC 6298 §5.4-5.6"
                 concepts.append("C18")
             else:
-                parts.append("retransmission after a timeout: everything outstanding is "
-                             "presumed lost (go-back)")
+                parts.append(
+                    "retransmission after a timeout: everything outstanding is "
+                    "presumed lost (go-back)"
+                )
                 rfc = "RFC 6298 §5.4, RFC 5681 §3.1"
                 concepts.append("C18")
         if f & FIN:
             if retr:
                 marked = why.partition(": ")[2].startswith("lost")
-                because = (f"the sender marked it lost ({self._loss_cause.get(conn)})"
-                           if marked and self._loss_cause.get(conn) else
-                           "the sender marked it lost" if marked else
-                           "it was not acknowledged in time")
-                parts = [f"FIN again: {because}; a FIN occupies a "
-                         "sequence number so it can be acked and retransmitted"]
+                because = (
+                    f"the sender marked it lost ({self._loss_cause.get(conn)})"
+                    if marked and self._loss_cause.get(conn)
+                    else "the sender marked it lost"
+                    if marked
+                    else "it was not acknowledged in time"
+                )
+                parts = [
+                    f"FIN again: {because}; a FIN occupies a "
+                    "sequence number so it can be acked and retransmitted"
+                ]
                 concepts = ["C17"]
                 rfc = "RFC 9293 §3.8.1"
             elif conn in self._seen_fin:
@@ -548,26 +769,34 @@ class Explainer:
                     parts.append("FIN: the passive side closes its direction too")
                     concepts += ["C12", "C17"]
                 else:
-                    parts.append("FIN: no more data from this side (our direction closes; we "
-                                 "can still receive)")
+                    parts.append(
+                        "FIN: no more data from this side (our direction closes; we "
+                        "can still receive)"
+                    )
                     concepts += ["C10", "C17"]
                 rfc = rfc or "RFC 9293 §3.6"
             self._seen_fin.add(conn)
         if s.len and not retr and not f & FIN:
             if why.startswith("zero-window probe"):
-                parts.append("zero-window probe: one byte past the closed window, so the "
-                             "peer's answer tells us when it reopens")
+                parts.append(
+                    "zero-window probe: one byte past the closed window, so the "
+                    "peer's answer tells us when it reopens"
+                )
                 concepts.append("C4")
                 rfc = "RFC 9293 §3.8.6.1"
             elif why.startswith("persist: send what fits"):
-                parts.append(f"the peer's window is smaller than a segment; after waiting "
-                             f"(sender SWS avoidance) send the {s.len} bytes that fit")
+                parts.append(
+                    f"the peer's window is smaller than a segment; after waiting "
+                    f"(sender SWS avoidance) send the {s.len} bytes that fit"
+                )
                 concepts.append("C4")
                 rfc = "RFC 9293 §3.8.6.2.1"
             else:
-                first = (s.rel_seq or 0)
-                parts.append(f"data: bytes {first}..{first + s.len - 1}; they must be "
-                             "acknowledged and may be retransmitted")
+                first = s.rel_seq or 0
+                parts.append(
+                    f"data: bytes {first}..{first + s.len - 1}; they must be "
+                    "acknowledged and may be retransmitted"
+                )
                 concepts += ["C1", "C18"]
                 rfc = "RFC 9293 §3.8"
         elif s.len and f & FIN and not retr:
@@ -582,12 +811,13 @@ class Explainer:
             prev = self._last_ack.get(conn)
             rack = s.rel_ack if s.rel_ack is not None else s.ack
             if why.startswith("challenge"):
-                parts.append("challenge ACK: tells a genuine peer our real position; a blind "
-                             "attacker learns nothing it can use")
+                parts.append(
+                    "challenge ACK: tells a genuine peer our real position; a blind "
+                    "attacker learns nothing it can use"
+                )
                 rfc = "RFC 5961 §3.2, §4.2"
             elif s.win == 0:
-                parts.append("ACK with a zero window: our receive buffer is full, stop "
-                             "sending")
+                parts.append("ACK with a zero window: our receive buffer is full, stop sending")
                 concepts.append("C4")
                 rfc = "RFC 9293 §3.8.6"
             elif trig is not None and trig[0] == t and prev is not None and prev[0] == s.ack:
@@ -596,8 +826,9 @@ class Explainer:
                 concepts.append("C20")
                 rfc = "RFC 5681 §4.2, RFC 9293 §3.10.7.4"
             elif prev is not None and prev[1] == 0 and s.win > 0:
-                parts.append(f"window update: the application read data, the window "
-                             f"reopens to {s.wnd}")
+                parts.append(
+                    f"window update: the application read data, the window reopens to {s.wnd}"
+                )
                 concepts.append("C4")
                 rfc = "RFC 9293 §3.8.6.2.2"
             elif s.snapshot.get(s.src, {}).get("state") == "TIME-WAIT":
@@ -605,13 +836,17 @@ class Explainer:
                 concepts.append("C13")
                 rfc = "RFC 9293 §3.6"
             elif s.rel_seq == 1 and s.rel_ack == 1:
-                parts.append("ACK of the SYN-ACK: third segment of the handshake; now both "
-                             "ends know the other can send and receive")
+                parts.append(
+                    "ACK of the SYN-ACK: third segment of the handshake; now both "
+                    "ends know the other can send and receive"
+                )
                 concepts += ["C8", "C27"]
                 rfc = "RFC 9293 §3.5"
             else:
-                parts.append(f"pure ACK: everything before byte {rack} arrived; an ACK is "
-                             "never acknowledged itself")
+                parts.append(
+                    f"pure ACK: everything before byte {rack} arrived; an ACK is "
+                    "never acknowledged itself"
+                )
                 concepts.append("C20")
                 rfc = "RFC 9293 §3.8.6.3"
             if fired and timer is not None and timer.get("timer") == "delayed_ack":
@@ -620,14 +855,22 @@ class Explainer:
             concepts.append("C20")
             if (s.rel_ack or 0) > 1 and conn not in self._duplex:
                 self._duplex.add(conn)
-                parts.append("this data segment also acknowledges the peer's data: both "
-                             "directions carry data at once (full duplex)")
+                parts.append(
+                    "this data segment also acknowledges the peer's data: both "
+                    "directions carry data at once (full duplex)"
+                )
                 concepts.append("C5")
-        if s.rel_seq is not None and (s.seq < s.rel_seq or s.seq + s.len > MASK + 1) \
-                and conn not in self._wrapped and s.injected is None:
+        if (
+            s.rel_seq is not None
+            and (s.seq < s.rel_seq or s.seq + s.len > MASK + 1)
+            and conn not in self._wrapped
+            and s.injected is None
+        ):
             self._wrapped.add(conn)
-            parts.append(f"the sequence numbers have wrapped: absolute seq {s.seq} is past "
-                         "2**32 - 1 and restarts from 0; comparisons are modulo 2**32")
+            parts.append(
+                f"the sequence numbers have wrapped: absolute seq {s.seq} is past "
+                "2**32 - 1 and restarts from 0; comparisons are modulo 2**32"
+            )
             concepts.append("C16")
             rfc = (rfc + ", " if rfc else "") + "RFC 9293 §3.4, RFC 1982"
         if not pure and s.win == 0 and not f & RST:
@@ -637,30 +880,44 @@ class Explainer:
             self._last_ack[conn] = (s.ack, s.win)
         if retr:
             earlier = self._earlier_copy(s)
-            if (earlier is not None and earlier.lost is None and earlier.arrive_rec is not None
-                    and earlier.t_arrive is not None and earlier.t_arrive <= t):
-                parts.append(f"yet the earlier copy (sent at {earlier.t:.4f}s) had arrived at "
-                             f"{earlier.t_arrive:.4f}s: this retransmission is spurious, and the "
-                             "receiver discards the duplicate")
+            if (
+                earlier is not None
+                and earlier.lost is None
+                and earlier.arrive_rec is not None
+                and earlier.t_arrive is not None
+                and earlier.t_arrive <= t
+            ):
+                parts.append(
+                    f"yet the earlier copy (sent at {earlier.t:.4f}s) had arrived at "
+                    f"{earlier.t_arrive:.4f}s: this retransmission is spurious, and the "
+                    "receiver discards the duplicate"
+                )
         if s.sack:
-            parts.append("SACK blocks " + ", ".join(
-                f"{a}-{b}" for a, b in s.sack_blocks(self.absolute)))
+            parts.append(
+                "SACK blocks " + ", ".join(f"{a}-{b}" for a, b in s.sack_blocks(self.absolute))
+            )
             rfc = (rfc + ", " if rfc else "") + "RFC 2018"
         if f & PSH and s.len and not retr and not f & FIN and parts:
             parts[0] += " (PSH: deliver now)"
         return "; ".join(parts), list(dict.fromkeys(concepts)), rfc
 
 
-def explain(records: Iterable[TraceRecord], roles: dict[str, str] | None = None, *,
-            absolute: bool = False, verbose: bool = False) -> tuple[Run, list[Step]]:
+def explain(
+    records: Iterable[TraceRecord],
+    roles: dict[str, str] | None = None,
+    *,
+    absolute: bool = False,
+    verbose: bool = False,
+) -> tuple[Run, list[Step]]:
     """Analyse and narrate a trace; returns the run and its steps."""
     run = analyze(records, roles)
     ex = Explainer(run, absolute=absolute, verbose=verbose)
     return run, list(ex.steps())
 
 
-def loss_story(records: Iterable[TraceRecord], roles: dict[str, str] | None = None
-               ) -> dict[str, tuple[list[str], list[str]]]:
+def loss_story(
+    records: Iterable[TraceRecord], roles: dict[str, str] | None = None
+) -> dict[str, tuple[list[str], list[str]]]:
     """Per host role, the loss states its sender went through (from the ``ca_state``
     records, in order, starting with the first ``old``) and what decided each loss,
     as the narration words it: ``{"client": (["Open", "Disorder", "Recovery", "Open"],
@@ -687,8 +944,13 @@ def loss_story(records: Iterable[TraceRecord], roles: dict[str, str] | None = No
     return story
 
 
-def render(records: Iterable[TraceRecord], roles: dict[str, str] | None = None, *,
-           absolute: bool = False, verbose: bool = False) -> list[str]:
+def render(
+    records: Iterable[TraceRecord],
+    roles: dict[str, str] | None = None,
+    *,
+    absolute: bool = False,
+    verbose: bool = False,
+) -> list[str]:
     """The explained timeline as text lines (a step may span two lines)."""
     _, steps = explain(records, roles, absolute=absolute, verbose=verbose)
     return [s.render() for s in steps]

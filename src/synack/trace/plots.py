@@ -31,8 +31,10 @@ from .model import Run, Seg, reverse
 
 #: How to get the PNG plots in a clone (synack is not on PyPI).
 PLOT_INSTALL = ".venv/bin/pip install -e '.[plot]'"
-NO_MATPLOTLIB = ("matplotlib is not installed: wrote the CSV data only "
-                 f"(for the PNG plots, in the synack folder: {PLOT_INSTALL}, or make demo)")
+NO_MATPLOTLIB = (
+    "matplotlib is not installed: wrote the CSV data only "
+    f"(for the PNG plots, in the synack folder: {PLOT_INSTALL}, or make demo)"
+)
 
 
 def matplotlib_available() -> bool:
@@ -120,8 +122,11 @@ def congestion_series(run: Run) -> list[tuple[float, str, int | None, int | None
     ssthresh is carried forward."""
     out: list[tuple[float, str, int | None, int | None]] = []
     if any(r["ev"] == "cwnd" for r in run.records):
-        return [(float(r["t"]), str(r.get("conn")), r.get("cwnd"), r.get("ssthresh"))
-                for r in run.records if r["ev"] == "cwnd"]
+        return [
+            (float(r["t"]), str(r.get("conn")), r.get("cwnd"), r.get("ssthresh"))
+            for r in run.records
+            if r["ev"] == "cwnd"
+        ]
     ssthresh: dict[str, int | None] = {}
     for r in run.records:
         conn = str(r.get("conn"))
@@ -141,22 +146,46 @@ def rtt_series(run: Run) -> list[tuple[float, str, str, float | None, float | No
     out: list[tuple[float, str, str, float | None, float | None, float]] = []
     for r in run.records:
         if r["ev"] == "rtt":
-            out.append((float(r["t"]), str(r.get("conn")), "sample", r.get("sample"),
-                        r.get("srtt"), float(r["rto"])))
+            out.append(
+                (
+                    float(r["t"]),
+                    str(r.get("conn")),
+                    "sample",
+                    r.get("sample"),
+                    r.get("srtt"),
+                    float(r["rto"]),
+                )
+            )
         elif r["ev"] == "timer" and r.get("timer") in ("rto", "persist"):
             rto = r.get("rto")
             if rto is not None:
-                out.append((float(r["t"]), str(r.get("conn")), f"{r['timer']}_backoff", None,
-                            None, float(rto)))
+                out.append(
+                    (
+                        float(r["t"]),
+                        str(r.get("conn")),
+                        f"{r['timer']}_backoff",
+                        None,
+                        None,
+                        float(rto),
+                    )
+                )
     return out
 
 
 #: BBR's states in plotting order (draft-ietf-ccwg-bbr §4.3), bottom to top.
-BBR_STATES = ("ProbeRTT", "ProbeBW_DOWN", "ProbeBW_CRUISE", "ProbeBW_REFILL", "ProbeBW_UP",
-              "Drain", "Startup")
+BBR_STATES = (
+    "ProbeRTT",
+    "ProbeBW_DOWN",
+    "ProbeBW_CRUISE",
+    "ProbeBW_REFILL",
+    "ProbeBW_UP",
+    "Drain",
+    "Startup",
+)
 
-RateRow = tuple[float, str, float, float, bool, str | None, float | None, float | None,
-                float | None]
+RateRow = tuple[
+    float, str, float, float, bool, str | None, float | None, float | None, float | None
+]
 
 
 def rate_series(run: Run) -> list[RateRow]:
@@ -171,9 +200,19 @@ def rate_series(run: Run) -> list[RateRow]:
             state, app_limited = r.get("bbr_state") or r.get("new"), False
         else:
             continue
-        out.append((float(r["t"]), str(r.get("conn")), float(r.get("delivery_rate") or 0),
-                    float(r.get("pacing_rate") or 0), app_limited, state,
-                    r.get("bbr_max_bw"), r.get("bbr_bw"), r.get("bbr_min_rtt")))
+        out.append(
+            (
+                float(r["t"]),
+                str(r.get("conn")),
+                float(r.get("delivery_rate") or 0),
+                float(r.get("pacing_rate") or 0),
+                app_limited,
+                state,
+                r.get("bbr_max_bw"),
+                r.get("bbr_bw"),
+                r.get("bbr_min_rtt"),
+            )
+        )
     return out
 
 
@@ -202,9 +241,20 @@ def csv_texts(run: Run, conn: str | None = None) -> dict[str, str]:
     out["rtt.csv"] = _csv(rtt_series(run), ["t", "conn", "kind", "sample", "srtt", "rto"])
     rates = rate_series(run)
     if rates:
-        out["rate.csv"] = _csv(rates, ["t", "conn", "delivery_rate", "pacing_rate",
-                                       "app_limited", "bbr_state", "bbr_max_bw", "bbr_bw",
-                                       "bbr_min_rtt"])
+        out["rate.csv"] = _csv(
+            rates,
+            [
+                "t",
+                "conn",
+                "delivery_rate",
+                "pacing_rate",
+                "app_limited",
+                "bbr_state",
+                "bbr_max_bw",
+                "bbr_bw",
+                "bbr_min_rtt",
+            ],
+        )
     return out
 
 
@@ -238,23 +288,53 @@ def timeseq_png(run: Run, conn: str | None = None, *, title: str = "") -> bytes 
         return None
     fig = _figure(11, 5)
     ax = fig.add_subplot()
-    colors = {"data": "black", "retransmit": "red", "lost": "black", "probe": "purple",
-              "syn": "gray", "fin": "gray"}
+    colors = {
+        "data": "black",
+        "retransmit": "red",
+        "lost": "black",
+        "probe": "purple",
+        "syn": "gray",
+        "fin": "gray",
+    }
     for kind, color in colors.items():
         pts = [(t, a, b) for t, a, b, k in ts.segments if k == kind]
         if not pts:
             continue
-        label = {"data": "data segment", "retransmit": "retransmission (C18)",
-                 "lost": None, "probe": "zero-window probe (C4)", "syn": "SYN/FIN",
-                 "fin": None}[kind]
-        ax.vlines([p[0] for p in pts], [p[1] for p in pts], [p[2] for p in pts],
-                  colors=color, linewidth=2 if kind == "retransmit" else 1.2, label=label)
-        ax.plot([p[0] for p in pts], [p[2] for p in pts], linestyle="none", marker="_",
-                color=color, markersize=6)
+        label = {
+            "data": "data segment",
+            "retransmit": "retransmission (C18)",
+            "lost": None,
+            "probe": "zero-window probe (C4)",
+            "syn": "SYN/FIN",
+            "fin": None,
+        }[kind]
+        ax.vlines(
+            [p[0] for p in pts],
+            [p[1] for p in pts],
+            [p[2] for p in pts],
+            colors=color,
+            linewidth=2 if kind == "retransmit" else 1.2,
+            label=label,
+        )
+        ax.plot(
+            [p[0] for p in pts],
+            [p[2] for p in pts],
+            linestyle="none",
+            marker="_",
+            color=color,
+            markersize=6,
+        )
     lost = [(t, b) for t, a, b, k in ts.segments if k == "lost"]
     if lost:
-        ax.plot([p[0] for p in lost], [p[1] for p in lost], linestyle="none", marker="x",
-                color="red", markersize=9, label="lost in the network (C14)")
+        ax.plot(
+            [p[0] for p in lost],
+            [p[1] for p in lost],
+            linestyle="none",
+            marker="x",
+            color="red",
+            markersize=9,
+            label="lost in the network (C14)",
+        )
     t_end = max(t for t, *_ in ts.segments)
     if ts.acks:
         xs = [t for t, _ in ts.acks if t <= t_end + 1] or [ts.acks[0][0]]
@@ -263,11 +343,24 @@ def timeseq_png(run: Run, conn: str | None = None, *, title: str = "") -> bytes 
         wx = [t for t, _ in ts.window if t <= t_end + 1]
         wy = [a for t, a in ts.window if t <= t_end + 1]
         if wx:
-            ax.step(wx, wy, where="post", color="goldenrod", linestyle="--",
-                    label="window edge: ACK + window (C4)")
+            ax.step(
+                wx,
+                wy,
+                where="post",
+                color="goldenrod",
+                linestyle="--",
+                label="window edge: ACK + window (C4)",
+            )
     if ts.sacks:
-        ax.vlines([s[0] for s in ts.sacks], [s[1] for s in ts.sacks], [s[2] for s in ts.sacks],
-                  colors="tab:purple", linewidth=4, alpha=0.5, label="SACK block (RFC 2018)")
+        ax.vlines(
+            [s[0] for s in ts.sacks],
+            [s[1] for s in ts.sacks],
+            [s[2] for s in ts.sacks],
+            colors="tab:purple",
+            linewidth=4,
+            alpha=0.5,
+            label="SACK block (RFC 2018)",
+        )
     # Scale to the data: a large window edge (1 MiB by default) would squash the
     # segments into a line; past the top it is clipped and the legend still names it.
     top = max(b for _, _, b, _ in ts.segments)
@@ -299,8 +392,13 @@ def cwnd_rtt_png(run: Run, *, title: str = "") -> bytes | None:
         top.step([p[0] for p in pts], [p[1] for p in pts], where="post", label=f"cwnd {who}")
         ss = [(p[0], p[2]) for p in pts if p[2] is not None and p[2] < 1 << 30]
         if ss:
-            top.step([p[0] for p in ss], [p[1] for p in ss], where="post", linestyle="--",
-                     label=f"ssthresh {who}")
+            top.step(
+                [p[0] for p in ss],
+                [p[1] for p in ss],
+                where="post",
+                linestyle="--",
+                label=f"ssthresh {who}",
+            )
     top.set_ylabel("bytes")
     top.set_title(title or "congestion window (RFC 5681)")
     top.grid(True, alpha=0.3)
@@ -310,13 +408,23 @@ def cwnd_rtt_png(run: Run, *, title: str = "") -> bytes | None:
         who = run.role(conn_hosts(conn)[0])
         samples = [(t, s) for t, c, k, s, _, _ in rtt if c == conn and s is not None]
         if samples:
-            bottom.plot([p[0] for p in samples], [p[1] for p in samples], "o", markersize=3,
-                        label=f"RTT sample {who} (C2)")
+            bottom.plot(
+                [p[0] for p in samples],
+                [p[1] for p in samples],
+                "o",
+                markersize=3,
+                label=f"RTT sample {who} (C2)",
+            )
             srtt = [(t, v) for t, c, k, _, v, _ in rtt if c == conn and v is not None]
             bottom.plot([p[0] for p in srtt], [p[1] for p in srtt], label=f"SRTT {who}")
         rto = [(t, v) for t, c, _, _, _, v in rtt if c == conn]
-        bottom.step([p[0] for p in rto], [p[1] for p in rto], where="post", linestyle="--",
-                    label=f"RTO {who}")
+        bottom.step(
+            [p[0] for p in rto],
+            [p[1] for p in rto],
+            where="post",
+            linestyle="--",
+            label=f"RTO {who}",
+        )
     bottom.set_yscale("log")
     bottom.set_xlabel("time (s)")
     bottom.set_ylabel("seconds")
@@ -348,26 +456,37 @@ def rate_png(run: Run, *, title: str = "") -> bytes | None:
         who = f"{run.role(local.rsplit(':', 1)[0])} :{local.rsplit(':', 1)[-1]}"
         t = [x[0] for x in rows]
         top.plot(t, [x[2] * 8e-6 for x in rows], label=f"delivery rate {who}")
-        top.step(t, [x[3] * 8e-6 for x in rows], where="post", linestyle="--",
-                 label=f"pacing rate {who}")
+        top.step(
+            t, [x[3] * 8e-6 for x in rows], where="post", linestyle="--", label=f"pacing rate {who}"
+        )
         bw = [(x[0], x[6] * 8e-6) for x in rows if x[6]]
         if bw:
-            top.step([p[0] for p in bw], [p[1] for p in bw], where="post",
-                     label=f"BBR max bandwidth {who}")
+            top.step(
+                [p[0] for p in bw],
+                [p[1] for p in bw],
+                where="post",
+                label=f"BBR max bandwidth {who}",
+            )
         mrtt = [(x[0], x[8] * 1e3) for x in rows if x[8]]
         if mrtt:
-            mid.step([p[0] for p in mrtt], [p[1] for p in mrtt], where="post",
-                     label=f"BBR min RTT {who}")
+            mid.step(
+                [p[0] for p in mrtt], [p[1] for p in mrtt], where="post", label=f"BBR min RTT {who}"
+            )
         rt = [(x[0], x[3] * 1e3) for x in samples if x[1] == conn and x[3] is not None]
         if rt:
-            mid.plot([p[0] for p in rt], [p[1] for p in rt], ".", markersize=2,
-                     alpha=0.4, label=f"RTT sample {who}")
+            mid.plot(
+                [p[0] for p in rt],
+                [p[1] for p in rt],
+                ".",
+                markersize=2,
+                alpha=0.4,
+                label=f"RTT sample {who}",
+            )
         st = [(x[0], BBR_STATES.index(x[5])) for x in rows if x[5] in BBR_STATES]
         if st:
             low.step([p[0] for p in st], [p[1] for p in st], where="post", label=who)
     top.set_ylabel("Mbit/s")
-    top.set_title(title or "delivery rate, pacing rate and BBR's estimates "
-                  "(draft-ietf-ccwg-bbr)")
+    top.set_title(title or "delivery rate, pacing rate and BBR's estimates (draft-ietf-ccwg-bbr)")
     top.grid(True, alpha=0.3)
     top.legend(loc="upper left", fontsize=7)
     mid.set_ylabel("ms")
@@ -379,8 +498,9 @@ def rate_png(run: Run, *, title: str = "") -> bytes | None:
     return _png(fig)
 
 
-def write_plots(run: Run, outdir: str | Path, *, conn: str | None = None,
-                title: str = "") -> tuple[list[Path], str]:
+def write_plots(
+    run: Run, outdir: str | Path, *, conn: str | None = None, title: str = ""
+) -> tuple[list[Path], str]:
     """Write the CSV files and, with matplotlib, ``timeseq.png`` and ``cwnd_rtt.png``.
 
     Returns the files written and a message ('' when the PNGs were written,
@@ -396,8 +516,10 @@ def write_plots(run: Run, outdir: str | Path, *, conn: str | None = None,
     if not matplotlib_available():
         return written, NO_MATPLOTLIB
     notes = []
-    pngs = [("timeseq.png", timeseq_png(run, conn, title=title)),
-            ("cwnd_rtt.png", cwnd_rtt_png(run))]
+    pngs = [
+        ("timeseq.png", timeseq_png(run, conn, title=title)),
+        ("cwnd_rtt.png", cwnd_rtt_png(run)),
+    ]
     if rate_series(run):
         pngs.append(("rate.png", rate_png(run)))
     for name, data in pngs:

@@ -135,8 +135,9 @@ _CONCEPT_ID = re.compile(r"\bC([1-9]|1\d|2[0-7])\b")
 
 def _link_concepts(html_text: str) -> str:
     """Each concept ID in already-escaped text becomes a link to its entry below."""
-    return _CONCEPT_ID.sub(lambda m: f'<a class="concept" href="#concept-{m.group(0)}">'
-                           f"{m.group(0)}</a>", html_text)
+    return _CONCEPT_ID.sub(
+        lambda m: f'<a class="concept" href="#concept-{m.group(0)}">{m.group(0)}</a>', html_text
+    )
 
 
 def _json_script(ident: str, data: Any) -> str:
@@ -150,8 +151,11 @@ UNTRACED = {"state": "not traced (its own stack)"}
 
 def traced_hosts(run: Run) -> set[str]:
     """The hosts whose own stack wrote records (the others are only seen on the wire)."""
-    return {conn_ips(conn)[0] for r in run.records
-            if (conn := r.get("conn")) and r["ev"] in ("open", "state", "seg", "timer")}
+    return {
+        conn_ips(conn)[0]
+        for r in run.records
+        if (conn := r.get("conn")) and r["ev"] in ("open", "state", "seg", "timer")
+    }
 
 
 def _step_data(run: Run, steps: list[Step], absolute: bool = False) -> list[dict[str, Any]]:
@@ -162,15 +166,22 @@ def _step_data(run: Run, steps: list[Step], absolute: bool = False) -> list[dict
     out = []
     for seg in sorted(run.segments, key=lambda x: (x.t_sort, x.index)):
         st = by_seg.get(seg.index)
-        ends = {ip: seg.snapshot.get(ip, {}) if ip in traced else UNTRACED
-                for ip in run.hosts}
+        ends = {ip: seg.snapshot.get(ip, {}) if ip in traced else UNTRACED for ip in run.hosts}
         peer = run.role(seg.dst)
-        out.append({"seg": seg.index, "t": seg.t_sort,
-                    "who": run.role(seg.src),
-                    "header": st.header if st is not None and st.kind == "seg"
-                    else f"-> {peer:<7} {seg.label(absolute)}",
-                    "text": st.text if st else seg.text, "tag": st.tag() if st else "",
-                    "lost": seg.lost, "ends": ends})
+        out.append(
+            {
+                "seg": seg.index,
+                "t": seg.t_sort,
+                "who": run.role(seg.src),
+                "header": st.header
+                if st is not None and st.kind == "seg"
+                else f"-> {peer:<7} {seg.label(absolute)}",
+                "text": st.text if st else seg.text,
+                "tag": st.tag() if st else "",
+                "lost": seg.lost,
+                "ends": ends,
+            }
+        )
     return out
 
 
@@ -185,8 +196,10 @@ def clock_words(run: Run) -> str:
 def _plots_html(run: Run) -> str:
     if matplotlib_available():
         imgs = []
-        for name, data in (("time-sequence graph", timeseq_png(run)),
-                           ("cwnd, ssthresh, RTT and RTO", cwnd_rtt_png(run))):
+        for name, data in (
+            ("time-sequence graph", timeseq_png(run)),
+            ("cwnd, ssthresh, RTT and RTO", cwnd_rtt_png(run)),
+        ):
             if data is not None:
                 b64 = base64.b64encode(data).decode("ascii")
                 imgs.append(f'<img alt="{escape(name)}" src="data:image/png;base64,{b64}">')
@@ -200,8 +213,13 @@ def _plots_html(run: Run) -> str:
     return f"<p>{escape(NO_MATPLOTLIB)}.</p><p>Data: {' · '.join(links)}</p>"
 
 
-def render_report(records: Iterable[TraceRecord], *, roles: dict[str, str] | None = None,
-                  title: str = "synack report", absolute: bool = False) -> str:
+def render_report(
+    records: Iterable[TraceRecord],
+    *,
+    roles: dict[str, str] | None = None,
+    title: str = "synack report",
+    absolute: bool = False,
+) -> str:
     """The whole page as one HTML string."""
     run = analyze(records, roles)
     steps = list(Explainer(run, absolute=absolute).steps())
@@ -213,15 +231,16 @@ def render_report(records: Iterable[TraceRecord], *, roles: dict[str, str] | Non
     times = [float(r.get("t", 0.0)) for r in run.records]
     t_span = (max(times) - min(times)) if times else 0.0
     unknown = "(not in this version's catalogue)"
-    concepts = "".join(f'<dt id="concept-{c}">{c}</dt><dd>{escape(CONCEPTS.get(c, unknown))}</dd>'
-                       for c in run.concepts)
+    concepts = "".join(
+        f'<dt id="concept-{c}">{c}</dt><dd>{escape(CONCEPTS.get(c, unknown))}</dd>'
+        for c in run.concepts
+    )
     timeline = []
     for st in steps:
         cls = "segline" if st.seg is not None and st.kind == "seg" else ""
         attr = f' data-seg="{st.seg}"' if cls else ""
         why = f'\n{"":21}<span class="why">{escape(st.text)}</span>' if st.text else ""
-        tag = (f' <span class="tag">{_link_concepts(escape(st.tag()))}</span>'
-               if st.tag() else "")
+        tag = f' <span class="tag">{_link_concepts(escape(st.tag()))}</span>' if st.tag() else ""
         head = f"{st.t:10.4f}s  {st.who:<7} {st.header}"
         timeline.append(f'<div class="{cls}"{attr}>{escape(head)}{why}{tag}</div>')
     who = ", ".join(f"{escape(run.role(ip))} {escape(ip)}" for ip in run.hosts)

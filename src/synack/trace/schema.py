@@ -16,7 +16,6 @@ document.  Fields are only ever added, never renamed or removed: a new field is
 This module is pure typing and the standard library, so the core may import it.
 """
 
-
 from collections.abc import Mapping
 from types import UnionType
 from typing import (
@@ -37,8 +36,8 @@ class Record(TypedDict):
     ``ev: Literal[kind]`` (a field's type cannot be narrowed in a subclass, so
     ``ev`` is not declared here)."""
 
-    t: float                 # seconds: virtual time, or the loop's clock on a real link
-    conn: str | None         # "LOCALIP:PORT>REMOTEIP:PORT" from its own side, or null
+    t: float  # seconds: virtual time, or the loop's clock on a real link
+    conn: str | None  # "LOCALIP:PORT>REMOTEIP:PORT" from its own side, or null
 
 
 class BbrModel(TypedDict, total=False):
@@ -249,14 +248,32 @@ class LabRecord(Record):
 #: :class:`SegRecord`.  Records of other kinds are left out by the loader
 #: (:func:`synack.trace.load.load_trace`): readers skip kinds they do not know.
 TraceRecord: TypeAlias = (
-    OpenRecord | SegRecord | StateRecord | TimerRecord | TimerSetRecord | TimerCancelRecord
-    | CwndRecord | CaStateRecord | RttRecord | CcRecord | RateRecord | DropRecord
-    | UrgentRecord | NoteRecord | ErrorRecord | SyncookieRecord | NetDropRecord | RunRecord
-    | NetInjectRecord | LabRecord)
+    OpenRecord
+    | SegRecord
+    | StateRecord
+    | TimerRecord
+    | TimerSetRecord
+    | TimerCancelRecord
+    | CwndRecord
+    | CaStateRecord
+    | RttRecord
+    | CcRecord
+    | RateRecord
+    | DropRecord
+    | UrgentRecord
+    | NoteRecord
+    | ErrorRecord
+    | SyncookieRecord
+    | NetDropRecord
+    | RunRecord
+    | NetInjectRecord
+    | LabRecord
+)
 
 #: ``ev`` -> its record type (from each type's ``ev`` literal).
-KINDS: dict[str, type[Mapping[str, object]]] = {get_args(get_type_hints(cls)["ev"])[0]: cls
-                                               for cls in get_args(TraceRecord)}
+KINDS: dict[str, type[Mapping[str, object]]] = {
+    get_args(get_type_hints(cls)["ev"])[0]: cls for cls in get_args(TraceRecord)
+}
 
 
 def required(kind: str) -> frozenset[str]:

@@ -8,10 +8,20 @@ from collections.abc import Iterable
 from ..wire.segment import ACK, SYN, flags_str
 
 
-def seg_label(flags: int, seq: int, ack: int | None, length: int, win: int | None = None,
-              mss: int | None = None, urg: int | None = None, *, sack_ok: bool = False,
-              wscale: int | None = None, ts: tuple[int, int] | None = None,
-              sack: Iterable[tuple[int, int]] = ()) -> str:
+def seg_label(
+    flags: int,
+    seq: int,
+    ack: int | None,
+    length: int,
+    win: int | None = None,
+    mss: int | None = None,
+    urg: int | None = None,
+    *,
+    sack_ok: bool = False,
+    wscale: int | None = None,
+    ts: tuple[int, int] | None = None,
+    sack: Iterable[tuple[int, int]] = (),
+) -> str:
     """The one rendering of a segment, used by every view (timeline, explanation,
     labs, diagrams, report): ``[S] seq=0 len=0 win=65535 <mss 1460,sackOK,TS val 1
     ecr 0,wscale 7>``.  ``win`` is the window in bytes (scaled, RFC 7323 §2.3);

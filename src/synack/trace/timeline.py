@@ -45,8 +45,9 @@ class Timeline:
     ``absolute`` shows raw 32-bit sequence numbers instead of relative ones.
     """
 
-    def __init__(self, roles: dict[str, str] | None = None, *, absolute: bool = False,
-                 verbose: bool = False) -> None:
+    def __init__(
+        self, roles: dict[str, str] | None = None, *, absolute: bool = False, verbose: bool = False
+    ) -> None:
         self.roles = roles or {}
         self.absolute = absolute
         self.verbose = verbose
@@ -68,40 +69,58 @@ class Timeline:
             why = str(r.get("why") or "")
             # The close is recorded when the application asks; the FIN itself leaves after
             # the data queued before it (the segment lines show when).
-            why = re.sub(r"\b(our )?FIN sent\b", "FIN queued after any data still to send",
-                         why)
-            return Line(t, who, f"state {r['old']} -> {r['new']}: {why}",
-                        r.get("concept", ""), "state")
+            why = re.sub(r"\b(our )?FIN sent\b", "FIN queued after any data still to send", why)
+            return Line(
+                t, who, f"state {r['old']} -> {r['new']}: {why}", r.get("concept", ""), "state"
+            )
         if r["ev"] == "net_drop":
             src = self.roles.get(r["src"], r["src"])
             dst = self.roles.get(r["dst"], r["dst"])
             bits = r.get("flags")
             flags = flags_str(bits) if bits is not None else "?"
-            return Line(t, "network", f"LOST {src} -> {dst} [{flags}] len={r.get('len')} "
-                        f"({net_drop_words(r.get('reason'))})", "", "net_drop")
+            return Line(
+                t,
+                "network",
+                f"LOST {src} -> {dst} [{flags}] len={r.get('len')} "
+                f"({net_drop_words(r.get('reason'))})",
+                "",
+                "net_drop",
+            )
         if r["ev"] == "timer":
             extra = ""
             retries, rto = r.get("retries"), r.get("rto")
             if retries is not None and rto is not None:
                 extra = f" (attempt {retries}, next timeout {rto:.3f}s)"
-            return Line(t, who, f"{timer_name(r['timer'])} fired{extra}", r.get("concept", ""),
-                        "timer")
+            return Line(
+                t, who, f"{timer_name(r['timer'])} fired{extra}", r.get("concept", ""), "timer"
+            )
         if r["ev"] == "rtt":
-            return Line(t, who, f"RTT sample {r['sample'] * 1000:.1f} ms -> SRTT "
-                        f"{r['srtt'] * 1000:.1f} ms, RTTVAR {r['rttvar'] * 1000:.1f} ms, "
-                        f"RTO {r['rto']:.3f}s", "C2", "rtt")
+            return Line(
+                t,
+                who,
+                f"RTT sample {r['sample'] * 1000:.1f} ms -> SRTT "
+                f"{r['srtt'] * 1000:.1f} ms, RTTVAR {r['rttvar'] * 1000:.1f} ms, "
+                f"RTO {r['rto']:.3f}s",
+                "C2",
+                "rtt",
+            )
         if r["ev"] == "drop":
-            return Line(t, who, f"discarded incoming segment: {drop_name(r['reason'])}",
-                        r.get("concept", ""), "drop")
+            return Line(
+                t,
+                who,
+                f"discarded incoming segment: {drop_name(r['reason'])}",
+                r.get("concept", ""),
+                "drop",
+            )
         if r["ev"] == "note":
             return Line(t, who, note_words(r["text"]), r.get("concept", ""), "note")
         if r["ev"] == "ca_state":
-            move = (f"stays {r['new']}" if r["old"] == r["new"]
-                    else f"{r['old']} → {r['new']}")
+            move = f"stays {r['new']}" if r["old"] == r["new"] else f"{r['old']} → {r['new']}"
             short = CA_SHORT.get(r["trigger"], str(r.get("why") or r["trigger"]))
             concept = {"loss_marked": "C18", "rto": "C2", "exit": "C18"}.get(r["trigger"], "")
-            return Line(t, who, f"loss state {move}: {short}; cwnd {r.get('cwnd')}", concept,
-                        "ca_state")
+            return Line(
+                t, who, f"loss state {move}: {short}; cwnd {r.get('cwnd')}", concept, "ca_state"
+            )
         if r["ev"] == "error":
             return Line(t, who, f"ERROR {r['errno']}: {r['message']}", "C3", "error")
         if r["ev"] == "cc" and self.verbose:
@@ -147,9 +166,19 @@ class Timeline:
             sack.append((left, right))
         tsval = r.get("tsval")
         ts = (tsval, r.get("tsecr") or 0) if tsval is not None else None
-        label = seg_label(flags, seq, ack, r["len"], r.get("wnd", r["win"]), r.get("mss"),
-                          r.get("urg"), sack_ok=bool(r.get("sack_permitted")),
-                          wscale=r.get("wscale"), ts=ts, sack=sack)
+        label = seg_label(
+            flags,
+            seq,
+            ack,
+            r["len"],
+            r.get("wnd", r["win"]),
+            r.get("mss"),
+            r.get("urg"),
+            sack_ok=bool(r.get("sack_permitted")),
+            wscale=r.get("wscale"),
+            ts=ts,
+            sack=sack,
+        )
         why = r.get("why") or ""
         concept, meaning = self._segment_meaning(r, name)
         text = f"-> {peer:<7} {label}"
@@ -169,8 +198,11 @@ class Timeline:
         if flags & SYN:
             if retrans:
                 return "C17", ""
-            return ("C7", "SYN-ACK: our ISN, ack = their ISN + 1") if flags & ACK else (
-                "C6", "SYN: random initial sequence number")
+            return (
+                ("C7", "SYN-ACK: our ISN, ack = their ISN + 1")
+                if flags & ACK
+                else ("C6", "SYN: random initial sequence number")
+            )
         if flags & FIN:
             if retrans:
                 return "C17", ""
@@ -198,8 +230,13 @@ class Timeline:
         return "C20", "pure ACK (never acknowledged itself)"
 
 
-def render(records: Iterable[TraceRecord], roles: dict[str, str] | None = None, *,
-           absolute: bool = False, verbose: bool = False) -> list[str]:
+def render(
+    records: Iterable[TraceRecord],
+    roles: dict[str, str] | None = None,
+    *,
+    absolute: bool = False,
+    verbose: bool = False,
+) -> list[str]:
     """Render every record to text lines."""
     tl = Timeline(roles, absolute=absolute, verbose=verbose)
     return [line.render() for line in tl.lines(records)]

@@ -148,7 +148,7 @@ def parse_icmp_quote(msg: IcmpMessage) -> IcmpQuote:
     hl = (vihl & 15) * 4
     if len(body) < hl + 8:
         raise WireError("icmp_truncated", f"quote of {len(body)} bytes, IP header {hl}")
-    sport, dport, seq = parse_tcp_ports_seq(body[hl:hl + 8])
+    sport, dport, seq = parse_tcp_ports_seq(body[hl : hl + 8])
     mtu = 0
     if msg.type == ICMP_DEST_UNREACH and msg.code == UNREACH_FRAG_NEEDED:
         mtu = int.from_bytes(msg.rest[2:4], "big")

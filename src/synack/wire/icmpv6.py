@@ -54,8 +54,9 @@ def _sum(src: bytes, dst: bytes, data: BytesLike) -> int:
     return ones_sum(data, pseudo_header_sum(src, dst, PROTO_ICMPV6, len(data)))
 
 
-def parse_icmpv6(data: BytesLike, src: bytes, dst: bytes, *,
-                 verify_checksum: bool = True) -> IcmpMessage:
+def parse_icmpv6(
+    data: BytesLike, src: bytes, dst: bytes, *, verify_checksum: bool = True
+) -> IcmpMessage:
     """Decode an ICMPv6 message sent from ``src`` to ``dst`` (RFC 4443 §2.1);
     raises :class:`WireError`.  The checksum includes the pseudo-header (§2.3)."""
     if len(data) < 8:
@@ -66,8 +67,9 @@ def parse_icmpv6(data: BytesLike, src: bytes, dst: bytes, *,
     return IcmpMessage(typ, code, csum, rest, memoryview(data)[8:])
 
 
-def build_icmpv6(src: bytes, dst: bytes, typ: int, code: int, rest: bytes = b"\0\0\0\0",
-                 body: BytesLike = b"") -> bytes:
+def build_icmpv6(
+    src: bytes, dst: bytes, typ: int, code: int, rest: bytes = b"\0\0\0\0", body: BytesLike = b""
+) -> bytes:
     """Encode an ICMPv6 message from ``src`` to ``dst`` with its checksum (RFC 4443 §2.3)."""
     if len(rest) != 4:
         raise ValueError(f"ICMPv6 rest-of-header must be 4 bytes, got {len(rest)}")
@@ -75,13 +77,15 @@ def build_icmpv6(src: bytes, dst: bytes, typ: int, code: int, rest: bytes = b"\0
         head = _HDR.pack(typ, code, 0, rest)
     except struct.error as e:
         raise ValueError(f"ICMPv6 field out of range: {e}") from None
-    csum = 0xFFFF ^ ones_sum(body, ones_sum(head, pseudo_header_sum(
-        src, dst, PROTO_ICMPV6, 8 + len(body))))
+    csum = 0xFFFF ^ ones_sum(
+        body, ones_sum(head, pseudo_header_sum(src, dst, PROTO_ICMPV6, 8 + len(body)))
+    )
     return _HDR.pack(typ, code, csum, rest) + bytes(body)
 
 
-def build_echo6_request(src: bytes, dst: bytes, ident: int, seq: int,
-                        data: BytesLike = b"") -> bytes:
+def build_echo6_request(
+    src: bytes, dst: bytes, ident: int, seq: int, data: BytesLike = b""
+) -> bytes:
     """An echo request (type 128, RFC 4443 §4.1)."""
     return build_icmpv6(src, dst, ICMP6_ECHO_REQUEST, 0, struct.pack("!HH", ident, seq), data)
 
@@ -110,16 +114,17 @@ def build_dest6_unreachable(src: bytes, dst: bytes, code: int, original: BytesLi
 
 def build_packet_too_big(src: bytes, dst: bytes, mtu: int, original: BytesLike) -> bytes:
     """Packet Too Big (type 2, RFC 4443 §3.2) with the next hop's MTU."""
-    return build_icmpv6(src, dst, ICMP6_PACKET_TOO_BIG, 0, mtu.to_bytes(4, "big"),
-                        _quote(original))
+    return build_icmpv6(src, dst, ICMP6_PACKET_TOO_BIG, 0, mtu.to_bytes(4, "big"), _quote(original))
 
 
-def build_param_problem(src: bytes, dst: bytes, code: int, pointer: int,
-                        original: BytesLike) -> bytes:
+def build_param_problem(
+    src: bytes, dst: bytes, code: int, pointer: int, original: BytesLike
+) -> bytes:
     """Parameter Problem (type 4, RFC 4443 §3.4): ``pointer`` is the offending byte's
     offset in ``original``."""
-    return build_icmpv6(src, dst, ICMP6_PARAM_PROBLEM, code, pointer.to_bytes(4, "big"),
-                        _quote(original))
+    return build_icmpv6(
+        src, dst, ICMP6_PARAM_PROBLEM, code, pointer.to_bytes(4, "big"), _quote(original)
+    )
 
 
 def parse_icmpv6_quote(msg: IcmpMessage) -> IcmpQuote:
@@ -145,7 +150,7 @@ def parse_icmpv6_quote(msg: IcmpMessage) -> IcmpQuote:
         raise WireError("icmp_bad_quote", f"quoted IPv6 packet: {e}") from None
     if pkt.offset + 8 > len(body):
         raise WireError("icmp_truncated", f"quote of {len(body)} bytes, headers {pkt.offset}")
-    sport, dport, seq = parse_tcp_ports_seq(body[pkt.offset:pkt.offset + 8])
+    sport, dport, seq = parse_tcp_ports_seq(body[pkt.offset : pkt.offset + 8])
     mtu = int.from_bytes(msg.rest, "big") if msg.type == ICMP6_PACKET_TOO_BIG else 0
     hdr = pkt.header
     return IcmpQuote(msg.type, msg.code, mtu, hdr.src, hdr.dst, pkt.proto, sport, dport, seq)

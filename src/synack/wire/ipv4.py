@@ -122,25 +122,37 @@ def parse_ipv4(packet: BytesLike, *, verify_checksum: bool = True) -> IPv4Header
     ``verify_checksum=False`` skips the header checksum (checksum offload).
     """
     vihl, tos, total, ident, ff, ttl, proto, csum, src, dst = unpack_ipv4(
-        packet, verify_checksum=verify_checksum)
-    return IPv4Header(vihl >> 4, vihl & 15, tos, total, ident, ff >> 13, ff & 0x1FFF, ttl,
-                      proto, csum, src, dst)
+        packet, verify_checksum=verify_checksum
+    )
+    return IPv4Header(
+        vihl >> 4, vihl & 15, tos, total, ident, ff >> 13, ff & 0x1FFF, ttl, proto, csum, src, dst
+    )
 
 
 def ipv4_payload(packet: BytesLike, header: IPv4Header) -> memoryview:
     """The datagram's payload as a zero-copy view, cut at total length (link padding dropped)."""
-    return memoryview(packet)[header.ihl * 4:header.total_length]
+    return memoryview(packet)[header.ihl * 4 : header.total_length]
 
 
-def parse_ipv4_packet(packet: BytesLike, *,
-                      verify_checksum: bool = True) -> tuple[IPv4Header, memoryview]:
+def parse_ipv4_packet(
+    packet: BytesLike, *, verify_checksum: bool = True
+) -> tuple[IPv4Header, memoryview]:
     """:func:`parse_ipv4` plus :func:`ipv4_payload` in one call."""
     hdr = parse_ipv4(packet, verify_checksum=verify_checksum)
-    return hdr, memoryview(packet)[IPV4_HEADER_LEN:hdr.total_length]
+    return hdr, memoryview(packet)[IPV4_HEADER_LEN : hdr.total_length]
 
 
-def build_ipv4_header(src: bytes, dst: bytes, proto: int, payload_len: int, *, ttl: int = 64,
-                      ident: int = 0, tos: int = 0, df: bool = True) -> bytes:
+def build_ipv4_header(
+    src: bytes,
+    dst: bytes,
+    proto: int,
+    payload_len: int,
+    *,
+    ttl: int = 64,
+    ident: int = 0,
+    tos: int = 0,
+    df: bool = True,
+) -> bytes:
     """A 20-byte IPv4 header with a correct checksum (RFC 791 §3.1).
 
     The checksum is computed from the field values directly (each 32-bit
@@ -153,11 +165,19 @@ def build_ipv4_header(src: bytes, dst: bytes, proto: int, payload_len: int, *, t
         raise ValueError(f"IPv4 payload length {payload_len} out of range")
     total = IPV4_HEADER_LEN + payload_len
     ff = _DF if df else 0
-    s = (0x4500 | tos) + total + ident + ff + (ttl << 8 | proto) \
-        + int.from_bytes(src, "big") + int.from_bytes(dst, "big")
+    s = (
+        (0x4500 | tos)
+        + total
+        + ident
+        + ff
+        + (ttl << 8 | proto)
+        + int.from_bytes(src, "big")
+        + int.from_bytes(dst, "big")
+    )
     try:  # (0xFFFF ^ fold(s), fold inline: s > 0)
-        return _HDR.pack(0x45, tos, total, ident, ff, ttl, proto, 0xFFFF ^ (s % 0xFFFF or 0xFFFF),
-                         src, dst)
+        return _HDR.pack(
+            0x45, tos, total, ident, ff, ttl, proto, 0xFFFF ^ (s % 0xFFFF or 0xFFFF), src, dst
+        )
     except struct.error as e:
         raise ValueError(f"IPv4 header field out of range: {e}") from None
 
@@ -167,6 +187,7 @@ def ip_to_bytes(s: str) -> bytes:
     (RFC 4291 §2.2, brackets allowed) gives 16 bytes, so every caller takes both."""
     if isinstance(s, str) and ":" in s:
         from .ipv6 import ip6_to_bytes
+
         return ip6_to_bytes(s)
     try:
         return ipaddress.IPv4Address(s).packed
@@ -178,6 +199,7 @@ def ip_to_str(b: BytesLike) -> str:
     """4 bytes to dotted-quad text; 16 bytes to IPv6 text in RFC 5952 form."""
     if len(b) == 16:
         from .ipv6 import ip6_to_str
+
         return ip6_to_str(b)
     if len(b) != 4:
         raise ValueError(f"IPv4 address must be 4 bytes, got {len(b)}: {bytes(b)!r}")

@@ -139,42 +139,47 @@ def parse_ipv6_packet(packet: BytesLike) -> IPv6Packet:
         if nh == NH_HOP_BY_HOP and off != IPV6_HEADER_LEN:
             # RFC 8200 §4.1: only right after the fixed header; elsewhere its Next Header
             # value is unrecognised (code 1), as Linux's ip6_protocol_deliver_rcu says.
-            raise ParamProblem("ip6_bad_ext_header",
-                               "Hop-by-Hop options not first (RFC 8200 §4.3)", 1, pointer)
+            raise ParamProblem(
+                "ip6_bad_ext_header", "Hop-by-Hop options not first (RFC 8200 §4.3)", 1, pointer
+            )
         if off + 8 > end:
             raise WireError("ip6_bad_ext_header", f"extension header {nh} truncated")
         size = 8 if nh == NH_FRAGMENT else (packet[off + 1] + 1) * 8
         if off + size > end:
-            raise WireError("ip6_bad_ext_header", f"extension header {nh} of {size} bytes "
-                            f"runs past the packet")
+            raise WireError(
+                "ip6_bad_ext_header", f"extension header {nh} of {size} bytes runs past the packet"
+            )
         if nh == NH_FRAGMENT:
             frag = (packet[off + 2] << 8) | packet[off + 3]
             if frag & 0xFFF9:  # offset or M set: a real fragment
-                if not frag & 0xFFF8 and not _chain_complete(packet, packet[off], off + 8,
-                                                             end):
+                if not frag & 0xFFF8 and not _chain_complete(packet, packet[off], off + 8, end):
                     # RFC 7112 §5: a first fragment must hold the whole header chain up
                     # to the upper-layer header; code 3, pointing at the packet's start.
-                    raise ParamProblem("ip6_first_fragment_incomplete",
-                                       "the header chain ends past the first fragment",
-                                       3, 0)
+                    raise ParamProblem(
+                        "ip6_first_fragment_incomplete",
+                        "the header chain ends past the first fragment",
+                        3,
+                        0,
+                    )
                 data = end - off - 8
                 if frag & 1 and data % 8:
                     # RFC 8200 §4.5: not the last fragment, yet not a multiple of 8 bytes.
-                    raise ParamProblem("ip6_fragment", f"M=1 with {data} bytes of data",
-                                       0, 4)
+                    raise ParamProblem("ip6_fragment", f"M=1 with {data} bytes of data", 0, 4)
                 if (frag >> 3) * 8 + data + off - IPV6_HEADER_LEN > 0xFFFF:
                     # RFC 8200 §4.5: the reassembled payload would pass 65535 bytes.
-                    raise ParamProblem("ip6_fragment", f"offset {frag >> 3} past 65535",
-                                       0, off + 2)
+                    raise ParamProblem("ip6_fragment", f"offset {frag >> 3} past 65535", 0, off + 2)
                 raise WireError("ip6_fragment", f"offset {frag >> 3} M={frag & 1}")
             # An atomic fragment: processed in isolation (RFC 6946 §4).
         elif nh == NH_ROUTING:
             if packet[off + 3]:
                 # RFC 8200 §4.4: synack knows no Routing Type (type 0 is deprecated,
                 # RFC 5095); with segments left, code 0 pointing at the type.
-                raise ParamProblem("ip6_routing_header",
-                                   f"type {packet[off + 2]}, segments left {packet[off + 3]}",
-                                   0, off + 2)
+                raise ParamProblem(
+                    "ip6_routing_header",
+                    f"type {packet[off + 2]}, segments left {packet[off + 3]}",
+                    0,
+                    off + 2,
+                )
         else:
             _walk_options(packet, off + 2, off + size)
         pointer = off
@@ -202,8 +207,16 @@ def _chain_complete(packet: BytesLike, nh: int, off: int, end: int) -> bool:
     return off + _UPPER_MIN.get(nh, 0) <= end
 
 
-def build_ipv6_header(src: bytes, dst: bytes, next_header: int, payload_len: int, *,
-                      hop_limit: int = 64, traffic_class: int = 0, flow_label: int = 0) -> bytes:
+def build_ipv6_header(
+    src: bytes,
+    dst: bytes,
+    next_header: int,
+    payload_len: int,
+    *,
+    hop_limit: int = 64,
+    traffic_class: int = 0,
+    flow_label: int = 0,
+) -> bytes:
     """A 40-byte IPv6 header (RFC 8200 §3); ``ValueError`` on out-of-range fields.
 
     No jumbograms: the payload is at most 65535 bytes (RFC 2675 is not supported)."""
@@ -214,8 +227,14 @@ def build_ipv6_header(src: bytes, dst: bytes, next_header: int, payload_len: int
     if not 0 <= traffic_class <= 0xFF or not 0 <= flow_label <= 0xFFFFF:
         raise ValueError("IPv6 traffic class or flow label out of range")
     try:
-        return _HDR.pack(0x60000000 | traffic_class << 20 | flow_label, payload_len, next_header,
-                         hop_limit, src, dst)
+        return _HDR.pack(
+            0x60000000 | traffic_class << 20 | flow_label,
+            payload_len,
+            next_header,
+            hop_limit,
+            src,
+            dst,
+        )
     except struct.error as e:
         raise ValueError(f"IPv6 header field out of range: {e}") from None
 

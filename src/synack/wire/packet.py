@@ -43,8 +43,9 @@ from .segment import ACK, URG, Segment, flags_str
 from .tcp import build_tcp, parse_tcp
 
 
-def decode_ipv4_tcp(packet: BytesLike, *,
-                    verify_checksum: bool = True) -> tuple[bytes, bytes, Segment]:
+def decode_ipv4_tcp(
+    packet: BytesLike, *, verify_checksum: bool = True
+) -> tuple[bytes, bytes, Segment]:
     """Decode an IPv4 datagram carrying TCP into ``(src, dst, segment)``.
 
     Trailing link padding past the IP total length is ignored.  The segment's
@@ -57,20 +58,41 @@ def decode_ipv4_tcp(packet: BytesLike, *,
         raise WireError("ip_not_tcp", f"protocol {f[6]}")
     src = f[8]
     dst = f[9]
-    seg = parse_tcp(memoryview(packet)[IPV4_HEADER_LEN:f[2]], src, dst,
-                    verify_checksum=verify_checksum, ecn=f[1] & 3)
+    seg = parse_tcp(
+        memoryview(packet)[IPV4_HEADER_LEN : f[2]],
+        src,
+        dst,
+        verify_checksum=verify_checksum,
+        ecn=f[1] & 3,
+    )
     return src, dst, seg
 
 
-def encode_ipv4_tcp(src: bytes, dst: bytes, seg: Segment, *, ttl: int = 64, ident: int = 0,
-                    tos: int = 0, df: bool = True) -> bytes:
+def encode_ipv4_tcp(
+    src: bytes,
+    dst: bytes,
+    seg: Segment,
+    *,
+    ttl: int = 64,
+    ident: int = 0,
+    tos: int = 0,
+    df: bool = True,
+) -> bytes:
     """Encode ``seg`` as one IPv4 datagram (a single ``bytes``).
 
     The TOS byte's low two bits are replaced by ``seg.ecn`` (RFC 3168 §5).
     """
     tcp = build_tcp(seg, src, dst)
-    ip = build_ipv4_header(src, dst, PROTO_TCP, len(tcp) + len(seg.payload), ttl=ttl,
-                           ident=ident, tos=(tos & 0xFC) | (seg.ecn & 3), df=df)
+    ip = build_ipv4_header(
+        src,
+        dst,
+        PROTO_TCP,
+        len(tcp) + len(seg.payload),
+        ttl=ttl,
+        ident=ident,
+        tos=(tos & 0xFC) | (seg.ecn & 3),
+        df=df,
+    )
     return b"".join((ip, tcp, seg.payload))
 
 
@@ -83,8 +105,9 @@ def encode_ipv4_tcp_parts(src: bytes, dst: bytes, seg: Segment) -> tuple[bytes, 
     return ip + tcp, payload
 
 
-def decode_ipv6_tcp(packet: BytesLike, *,
-                    verify_checksum: bool = True) -> tuple[bytes, bytes, Segment]:
+def decode_ipv6_tcp(
+    packet: BytesLike, *, verify_checksum: bool = True
+) -> tuple[bytes, bytes, Segment]:
     """Decode an IPv6 packet carrying TCP into ``(src, dst, segment)``, extension headers
     walked (RFC 8200 §4); the TCP checksum covers the IPv6 pseudo-header (RFC 8200 §8.1).
     The segment's ``ecn`` is the Traffic Class's ECN field.  Raises :class:`WireError`,
@@ -93,18 +116,29 @@ def decode_ipv6_tcp(packet: BytesLike, *,
     if pkt.proto != PROTO_TCP:
         raise WireError("ip_not_tcp", f"next header {pkt.proto}")
     hdr = pkt.header
-    seg = parse_tcp(memoryview(packet)[pkt.offset:pkt.end], hdr.src, hdr.dst,
-                    verify_checksum=verify_checksum, ecn=hdr.traffic_class & 3)
+    seg = parse_tcp(
+        memoryview(packet)[pkt.offset : pkt.end],
+        hdr.src,
+        hdr.dst,
+        verify_checksum=verify_checksum,
+        ecn=hdr.traffic_class & 3,
+    )
     return hdr.src, hdr.dst, seg
 
 
-def encode_ipv6_tcp(src: bytes, dst: bytes, seg: Segment, *, hop_limit: int = 64,
-                    traffic_class: int = 0) -> bytes:
+def encode_ipv6_tcp(
+    src: bytes, dst: bytes, seg: Segment, *, hop_limit: int = 64, traffic_class: int = 0
+) -> bytes:
     """Encode ``seg`` as one IPv6 packet; the ECN bits of the Traffic Class are ``seg.ecn``."""
     tcp = build_tcp(seg, src, dst)
-    ip = build_ipv6_header(src, dst, PROTO_TCP, len(tcp) + len(seg.payload),
-                           hop_limit=hop_limit,
-                           traffic_class=(traffic_class & 0xFC) | (seg.ecn & 3))
+    ip = build_ipv6_header(
+        src,
+        dst,
+        PROTO_TCP,
+        len(tcp) + len(seg.payload),
+        hop_limit=hop_limit,
+        traffic_class=(traffic_class & 0xFC) | (seg.ecn & 3),
+    )
     return b"".join((ip, tcp, seg.payload))
 
 
@@ -112,13 +146,13 @@ def encode_ipv6_tcp_parts(src: bytes, dst: bytes, seg: Segment) -> tuple[bytes, 
     """:func:`encode_ipv6_tcp` as ``(IP and TCP headers, payload)`` for a gathering write."""
     tcp = build_tcp(seg, src, dst)
     payload = seg.payload
-    ip = build_ipv6_header(src, dst, PROTO_TCP, len(tcp) + len(payload),
-                           traffic_class=seg.ecn & 3)
+    ip = build_ipv6_header(src, dst, PROTO_TCP, len(tcp) + len(payload), traffic_class=seg.ecn & 3)
     return ip + tcp, payload
 
 
-def decode_ip_tcp(packet: BytesLike, *,
-                  verify_checksum: bool = True) -> tuple[bytes, bytes, Segment]:
+def decode_ip_tcp(
+    packet: BytesLike, *, verify_checksum: bool = True
+) -> tuple[bytes, bytes, Segment]:
     """:func:`decode_ipv4_tcp` or :func:`decode_ipv6_tcp` by the version nibble."""
     if len(packet) and packet[0] >> 4 == 6:
         return decode_ipv6_tcp(packet, verify_checksum=verify_checksum)
@@ -130,18 +164,30 @@ def encode_ip_tcp(src: bytes, dst: bytes, seg: Segment) -> bytes:
     return encode_ipv4_tcp(src, dst, seg) if len(src) == 4 else encode_ipv6_tcp(src, dst, seg)
 
 
-def encode_ipv6(src: bytes, dst: bytes, next_header: int, payload: BytesLike, *,
-                hop_limit: int = 64) -> bytes:
+def encode_ipv6(
+    src: bytes, dst: bytes, next_header: int, payload: BytesLike, *, hop_limit: int = 64
+) -> bytes:
     """Wrap an encoded upper-layer payload (an ICMPv6 message) in an IPv6 header."""
-    return build_ipv6_header(src, dst, next_header, len(payload),
-                             hop_limit=hop_limit) + bytes(payload)
+    return build_ipv6_header(src, dst, next_header, len(payload), hop_limit=hop_limit) + bytes(
+        payload
+    )
 
 
-def encode_ipv4(src: bytes, dst: bytes, proto: int, payload: BytesLike, *, ttl: int = 64,
-                ident: int = 0, tos: int = 0, df: bool = True) -> bytes:
+def encode_ipv4(
+    src: bytes,
+    dst: bytes,
+    proto: int,
+    payload: BytesLike,
+    *,
+    ttl: int = 64,
+    ident: int = 0,
+    tos: int = 0,
+    df: bool = True,
+) -> bytes:
     """Wrap an already-encoded transport payload (e.g. an ICMP message) in an IPv4 header."""
-    return build_ipv4_header(src, dst, proto, len(payload), ttl=ttl, ident=ident, tos=tos,
-                             df=df) + bytes(payload)
+    return build_ipv4_header(
+        src, dst, proto, len(payload), ttl=ttl, ident=ident, tos=tos, df=df
+    ) + bytes(payload)
 
 
 _ECN_NAMES = ("", " [ECT(1)]", " [ECT(0)]", " [CE]")
@@ -184,9 +230,11 @@ def _describe_icmp(s: str, d: str, payload: memoryview) -> str:
         except WireError as e:
             return f"{head} {kind} code {msg.code} [bad quote: {e.reason}], length {len(payload)}"
         mtu = f" mtu {q.next_hop_mtu}" if q.next_hop_mtu else ""
-        return (f"{head} {kind} code {msg.code}{mtu} for proto {q.proto} "
-                f"{ip_to_str(q.src)}.{q.sport} > {ip_to_str(q.dst)}.{q.dport} seq {q.seq}, "
-                f"length {len(payload)}")
+        return (
+            f"{head} {kind} code {msg.code}{mtu} for proto {q.proto} "
+            f"{ip_to_str(q.src)}.{q.sport} > {ip_to_str(q.dst)}.{q.dport} seq {q.seq}, "
+            f"length {len(payload)}"
+        )
     return f"{head} type {msg.type} code {msg.code}, length {len(payload)}"
 
 
@@ -201,9 +249,12 @@ def _describe_icmp6(s: str, d: str, src: bytes, dst: bytes, payload: memoryview)
         ident = int.from_bytes(msg.rest[:2], "big")
         seq = int.from_bytes(msg.rest[2:], "big")
         return f"{head}, {kind}, id {ident}, seq {seq}, length {len(payload)}"
-    kinds = {ICMP6_DEST_UNREACH: "destination unreachable", ICMP6_PACKET_TOO_BIG:
-             "packet too big", ICMP6_TIME_EXCEEDED: "time exceeded",
-             ICMP6_PARAM_PROBLEM: "parameter problem"}
+    kinds = {
+        ICMP6_DEST_UNREACH: "destination unreachable",
+        ICMP6_PACKET_TOO_BIG: "packet too big",
+        ICMP6_TIME_EXCEEDED: "time exceeded",
+        ICMP6_PARAM_PROBLEM: "parameter problem",
+    }
     err = kinds.get(msg.type)
     if err is None:
         return f"{head}, type {msg.type} code {msg.code}, length {len(payload)}"
@@ -213,13 +264,16 @@ def _describe_icmp6(s: str, d: str, src: bytes, dst: bytes, payload: memoryview)
     except WireError as e:
         return f"{head}, {kind} code {msg.code} [bad quote: {e.reason}], length {len(payload)}"
     mtu = f", mtu {q.next_hop_mtu}" if msg.type == ICMP6_PACKET_TOO_BIG else ""
-    return (f"{head}, {kind} code {msg.code}{mtu} for proto {q.proto} "
-            f"{ip6_to_str(q.src)}.{q.sport} > {ip6_to_str(q.dst)}.{q.dport} seq {q.seq}, "
-            f"length {len(payload)}")
+    return (
+        f"{head}, {kind} code {msg.code}{mtu} for proto {q.proto} "
+        f"{ip6_to_str(q.src)}.{q.sport} > {ip6_to_str(q.dst)}.{q.dport} seq {q.seq}, "
+        f"length {len(payload)}"
+    )
 
 
-def _describe_tcp_payload(tag: str, s: str, d: str, src: bytes, dst: bytes, ecn: int,
-                          payload: memoryview) -> str:
+def _describe_tcp_payload(
+    tag: str, s: str, d: str, src: bytes, dst: bytes, ecn: int, payload: memoryview
+) -> str:
     """The TCP part of either family's line, or its drop reason."""
     try:
         seg = parse_tcp(payload, src, dst, ecn=ecn)
@@ -239,7 +293,7 @@ def _describe6(data: bytes) -> str:
     hdr = pkt.header
     s = ip6_to_str(hdr.src)
     d = ip6_to_str(hdr.dst)
-    payload = memoryview(data)[pkt.offset:pkt.end]
+    payload = memoryview(data)[pkt.offset : pkt.end]
     if pkt.proto == PROTO_TCP:
         return _describe_tcp_payload("IP6", s, d, hdr.src, hdr.dst, hdr.ecn, payload)
     if pkt.proto == PROTO_ICMPV6:
@@ -260,7 +314,7 @@ def _describe(packet: BytesLike) -> str:
         return f"IP{where} [drop {e.reason}] {len(data)} bytes"
     s = ip_to_str(hdr.src)
     d = ip_to_str(hdr.dst)
-    payload = memoryview(data)[hdr.header_len:hdr.total_length]
+    payload = memoryview(data)[hdr.header_len : hdr.total_length]
     if hdr.proto == PROTO_TCP:
         return _describe_tcp_payload("IP", s, d, hdr.src, hdr.dst, hdr.ecn, payload)
     if hdr.proto == PROTO_ICMP:

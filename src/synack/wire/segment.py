@@ -22,8 +22,16 @@ URG = 0x20
 ECE = 0x40
 CWR = 0x80
 
-_FLAG_LETTERS = ((SYN, "S"), (FIN, "F"), (RST, "R"), (PSH, "P"), (ACK, "."), (URG, "U"),
-                 (ECE, "E"), (CWR, "W"))
+_FLAG_LETTERS = (
+    (SYN, "S"),
+    (FIN, "F"),
+    (RST, "R"),
+    (PSH, "P"),
+    (ACK, "."),
+    (URG, "U"),
+    (ECE, "E"),
+    (CWR, "W"),
+)
 
 
 def flags_str(flags: int) -> str:
@@ -42,9 +50,23 @@ class Segment:
     of the enclosing IP header (RFC 3168 §5) so the core can see CE marks.
     """
 
-    __slots__ = ("ack", "dst_port", "ecn", "flags", "mss", "payload", "sack_blocks",
-                 "sack_permitted", "seq", "src_port", "tsecr", "tsval", "urgent", "window",
-                 "wscale")
+    __slots__ = (
+        "ack",
+        "dst_port",
+        "ecn",
+        "flags",
+        "mss",
+        "payload",
+        "sack_blocks",
+        "sack_permitted",
+        "seq",
+        "src_port",
+        "tsecr",
+        "tsval",
+        "urgent",
+        "window",
+        "wscale",
+    )
 
     def __init__(
         self,
@@ -101,8 +123,11 @@ class Segment:
         return opts
 
     def __repr__(self) -> str:
-        parts = [f"{self.src_port}>{self.dst_port}", f"[{flags_str(self.flags)}]",
-                 f"seq={self.seq}"]
+        parts = [
+            f"{self.src_port}>{self.dst_port}",
+            f"[{flags_str(self.flags)}]",
+            f"seq={self.seq}",
+        ]
         if self.flags & ACK:
             parts.append(f"ack={self.ack}")
         parts.append(f"win={self.window}")
@@ -118,7 +143,8 @@ class Segment:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Segment):
             return NotImplemented
-        return all(getattr(self, k) == getattr(other, k) for k in self.__slots__
-                   if k != "payload") and bytes(self.payload) == bytes(other.payload)
+        return all(
+            getattr(self, k) == getattr(other, k) for k in self.__slots__ if k != "payload"
+        ) and bytes(self.payload) == bytes(other.payload)
 
     __hash__ = None  # type: ignore[assignment]

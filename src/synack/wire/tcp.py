@@ -69,8 +69,9 @@ def _bad_option(detail: str) -> WireError:
     return WireError("tcp_bad_option", detail)
 
 
-def parse_options(opts: bytes) -> tuple[int | None, int | None, bool,
-                                        tuple[tuple[int, int], ...], int | None, int | None]:
+def parse_options(
+    opts: bytes,
+) -> tuple[int | None, int | None, bool, tuple[tuple[int, int], ...], int | None, int | None]:
     """Decode a TCP option block (RFC 9293 §3.1, §3.2).
 
     Returns ``(mss, wscale, sack_permitted, sack_blocks, tsval, tsecr)``.  EOL
@@ -137,12 +138,14 @@ def tcp_checksum_ok(data: BytesLike, src: bytes, dst: bytes) -> bool:
     if n & 1:
         s <<= 8
     # The pseudo-header makes the sum non-zero, so "== 0xFFFF" is "≡ 0 mod 0xFFFF".
-    return not (s + int.from_bytes(src, "big") + int.from_bytes(dst, "big") + PROTO_TCP
-                + n) % 0xFFFF
+    return (
+        not (s + int.from_bytes(src, "big") + int.from_bytes(dst, "big") + PROTO_TCP + n) % 0xFFFF
+    )
 
 
-def parse_tcp(data: BytesLike, src: bytes, dst: bytes, *, verify_checksum: bool = True,
-              ecn: int = 0) -> Segment:
+def parse_tcp(
+    data: BytesLike, src: bytes, dst: bytes, *, verify_checksum: bool = True, ecn: int = 0
+) -> Segment:
     """Decode one TCP segment (RFC 9293 §3.1); raises :class:`WireError`.
 
     ``src``/``dst`` are the IP addresses for the pseudo-header; ``ecn`` is
@@ -164,12 +167,37 @@ def parse_tcp(data: BytesLike, src: bytes, dst: bytes, *, verify_checksum: bool 
         return Segment(sport, dport, seq, ack, flags, window, payload, urgent=urgent, ecn=ecn)
     if hl == 32 and data[20:24] == _TS_PREFIX:
         tsval, tsecr = _TS_VALS.unpack_from(data, 24)
-        return Segment(sport, dport, seq, ack, flags, window, payload, urgent=urgent,
-                       tsval=tsval, tsecr=tsecr, ecn=ecn)
+        return Segment(
+            sport,
+            dport,
+            seq,
+            ack,
+            flags,
+            window,
+            payload,
+            urgent=urgent,
+            tsval=tsval,
+            tsecr=tsecr,
+            ecn=ecn,
+        )
     mss, wscale, sackok, blocks, tsval, tsecr = parse_options(bytes(data[TCP_HEADER_LEN:hl]))
-    return Segment(sport, dport, seq, ack, flags, window, payload, urgent=urgent, mss=mss,
-                   wscale=wscale, sack_permitted=sackok, sack_blocks=blocks, tsval=tsval,
-                   tsecr=tsecr, ecn=ecn)
+    return Segment(
+        sport,
+        dport,
+        seq,
+        ack,
+        flags,
+        window,
+        payload,
+        urgent=urgent,
+        mss=mss,
+        wscale=wscale,
+        sack_permitted=sackok,
+        sack_blocks=blocks,
+        tsval=tsval,
+        tsecr=tsecr,
+        ecn=ecn,
+    )
 
 
 def parse_tcp_ports_seq(data: BytesLike) -> tuple[int, int, int]:
@@ -198,8 +226,9 @@ def build_options(seg: Segment) -> bytes:
     if seg.tsval is not None:
         tsecr = seg.tsecr or 0
         if seg.sack_permitted:
-            parts.append(_SACKOK_TS.pack(OPT_SACK_PERMITTED, 2, OPT_TIMESTAMP, 10, seg.tsval,
-                                         tsecr))
+            parts.append(
+                _SACKOK_TS.pack(OPT_SACK_PERMITTED, 2, OPT_TIMESTAMP, 10, seg.tsval, tsecr)
+            )
         else:
             parts.append(_NOP_NOP_TS.pack(OPT_NOP, OPT_NOP, OPT_TIMESTAMP, 10, seg.tsval, tsecr))
     elif seg.sack_permitted:
@@ -210,8 +239,15 @@ def build_options(seg: Segment) -> bytes:
         used = sum(map(len, parts))
         count = min(len(seg.sack_blocks), 4, (TCP_MAX_OPTIONS - used - 4) // 8)
         if count > 0:
-            parts.append(_SACK[count].pack(OPT_NOP, OPT_NOP, OPT_SACK, 2 + 8 * count,
-                                           *chain.from_iterable(seg.sack_blocks[:count])))
+            parts.append(
+                _SACK[count].pack(
+                    OPT_NOP,
+                    OPT_NOP,
+                    OPT_SACK,
+                    2 + 8 * count,
+                    *chain.from_iterable(seg.sack_blocks[:count]),
+                )
+            )
     opts = b"".join(parts)
     if len(opts) & 3:
         opts += bytes(4 - (len(opts) & 3))
@@ -239,8 +275,12 @@ def build_tcp(seg: Segment, src: bytes, dst: bytes, *, checksum: bool = True) ->
     payload = seg.payload
     plen = len(payload)
     try:
-        if (seg.mss is None and seg.wscale is None and not seg.sack_permitted
-                and not seg.sack_blocks):
+        if (
+            seg.mss is None
+            and seg.wscale is None
+            and not seg.sack_permitted
+            and not seg.sack_blocks
+        ):
             if seg.tsval is None:
                 # Bare header: no options.
                 doff_flags = _DOFF_BARE | seg.flags
@@ -250,12 +290,31 @@ def build_tcp(seg: Segment, src: bytes, dst: bytes, *, checksum: bool = True) ->
                     s = big % 0xFFFF if big < FOLD_ABOVE else reduce_words(big, plen)
                     if plen & 1:
                         s <<= 8
-                    s += (int.from_bytes(src, "big") + int.from_bytes(dst, "big")
-                          + PROTO_TCP + TCP_HEADER_LEN + plen + seg.src_port + seg.dst_port
-                          + seg.seq + seg.ack + doff_flags + seg.window + seg.urgent)
+                    s += (
+                        int.from_bytes(src, "big")
+                        + int.from_bytes(dst, "big")
+                        + PROTO_TCP
+                        + TCP_HEADER_LEN
+                        + plen
+                        + seg.src_port
+                        + seg.dst_port
+                        + seg.seq
+                        + seg.ack
+                        + doff_flags
+                        + seg.window
+                        + seg.urgent
+                    )
                     csum = 0xFFFF ^ (s % 0xFFFF or 0xFFFF)  # fold(s), inline: s > 0
-                return _HDR.pack(seg.src_port, seg.dst_port, seg.seq, seg.ack, doff_flags,
-                                 seg.window, csum, seg.urgent)
+                return _HDR.pack(
+                    seg.src_port,
+                    seg.dst_port,
+                    seg.seq,
+                    seg.ack,
+                    doff_flags,
+                    seg.window,
+                    csum,
+                    seg.urgent,
+                )
             # The common data/ACK segment: nop, nop, TS.
             doff_flags = _DOFF_TS | seg.flags
             tsecr = seg.tsecr or 0
@@ -265,13 +324,39 @@ def build_tcp(seg: Segment, src: bytes, dst: bytes, *, checksum: bool = True) ->
                 s = big % 0xFFFF if big < FOLD_ABOVE else reduce_words(big, plen)
                 if plen & 1:
                     s <<= 8
-                s += (int.from_bytes(src, "big") + int.from_bytes(dst, "big")
-                      + PROTO_TCP + TCP_HEADER_LEN + 12 + plen + seg.src_port + seg.dst_port
-                      + seg.seq + seg.ack + doff_flags + seg.window + seg.urgent
-                      + _TS_PREFIX_SUM + seg.tsval + tsecr)
+                s += (
+                    int.from_bytes(src, "big")
+                    + int.from_bytes(dst, "big")
+                    + PROTO_TCP
+                    + TCP_HEADER_LEN
+                    + 12
+                    + plen
+                    + seg.src_port
+                    + seg.dst_port
+                    + seg.seq
+                    + seg.ack
+                    + doff_flags
+                    + seg.window
+                    + seg.urgent
+                    + _TS_PREFIX_SUM
+                    + seg.tsval
+                    + tsecr
+                )
                 csum = 0xFFFF ^ (s % 0xFFFF or 0xFFFF)  # fold(s), inline: s > 0
-            return _HDR_TS.pack(seg.src_port, seg.dst_port, seg.seq, seg.ack, doff_flags,
-                                seg.window, csum, seg.urgent, 0x0101, 0x080A, seg.tsval, tsecr)
+            return _HDR_TS.pack(
+                seg.src_port,
+                seg.dst_port,
+                seg.seq,
+                seg.ack,
+                doff_flags,
+                seg.window,
+                csum,
+                seg.urgent,
+                0x0101,
+                0x080A,
+                seg.tsval,
+                tsecr,
+            )
         opts = build_options(seg)
         hl = TCP_HEADER_LEN + len(opts)
         doff_flags = (hl << 10) | seg.flags
@@ -281,11 +366,34 @@ def build_tcp(seg: Segment, src: bytes, dst: bytes, *, checksum: bool = True) ->
             s = big % 0xFFFF if big < FOLD_ABOVE else reduce_words(big, plen)
             if plen & 1:
                 s <<= 8
-            s += (int.from_bytes(src, "big") + int.from_bytes(dst, "big") + PROTO_TCP + hl
-                  + plen + seg.src_port + seg.dst_port + seg.seq + seg.ack + doff_flags
-                  + seg.window + seg.urgent + int.from_bytes(opts, "big"))
+            s += (
+                int.from_bytes(src, "big")
+                + int.from_bytes(dst, "big")
+                + PROTO_TCP
+                + hl
+                + plen
+                + seg.src_port
+                + seg.dst_port
+                + seg.seq
+                + seg.ack
+                + doff_flags
+                + seg.window
+                + seg.urgent
+                + int.from_bytes(opts, "big")
+            )
             csum = 0xFFFF ^ (s % 0xFFFF or 0xFFFF)  # fold(s), inline: s > 0
-        return _HDR.pack(seg.src_port, seg.dst_port, seg.seq, seg.ack, doff_flags, seg.window,
-                         csum, seg.urgent) + opts
+        return (
+            _HDR.pack(
+                seg.src_port,
+                seg.dst_port,
+                seg.seq,
+                seg.ack,
+                doff_flags,
+                seg.window,
+                csum,
+                seg.urgent,
+            )
+            + opts
+        )
     except struct.error as e:
         raise ValueError(f"TCP field out of range in {seg!r}: {e}") from None

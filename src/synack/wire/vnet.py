@@ -85,8 +85,9 @@ def encode_ipv4_tcp_offload(src: bytes, dst: bytes, seg: Segment, max_tcp_len: i
     return b"".join((head, payload))
 
 
-def encode_ipv4_tcp_offload_parts(src: bytes, dst: bytes, seg: Segment, max_tcp_len: int
-                                  ) -> tuple[bytes, BytesLike]:
+def encode_ipv4_tcp_offload_parts(
+    src: bytes, dst: bytes, seg: Segment, max_tcp_len: int
+) -> tuple[bytes, BytesLike]:
     """Virtio-net header + IP (v4 or v6, by the addresses' length) + TCP headers, and the
     payload apart (for ``writev``),
     with the checksum left to the kernel, and cut by it into
@@ -103,7 +104,7 @@ def encode_ipv4_tcp_offload_parts(src: bytes, dst: bytes, seg: Segment, max_tcp_
         raise ValueError(f"a {len(tcp)}-byte TCP header leaves no room in {max_tcp_len} bytes")
     tcp_len = len(tcp) + len(seg.payload)
     psum = pseudo_header_sum(src, dst, PROTO_TCP, tcp_len)
-    tcp = tcp[:_TCP_CSUM_OFFSET] + psum.to_bytes(2, "big") + tcp[_TCP_CSUM_OFFSET + 2:]
+    tcp = tcp[:_TCP_CSUM_OFFSET] + psum.to_bytes(2, "big") + tcp[_TCP_CSUM_OFFSET + 2 :]
     if len(src) == 4:
         ip = build_ipv4_header(src, dst, PROTO_TCP, tcp_len, tos=seg.ecn & 3)
         ihl, gso = IPV4_HEADER_LEN, GSO_TCPV4
@@ -113,8 +114,7 @@ def encode_ipv4_tcp_offload_parts(src: bytes, dst: bytes, seg: Segment, max_tcp_
     plen = len(seg.payload)
     if plen > gso_size:
         gso_type = gso | (GSO_ECN if seg.flags & CWR else 0)
-        hdr = VNET_HDR.pack(F_NEEDS_CSUM, gso_type, ihl + len(tcp), gso_size, ihl,
-                            _TCP_CSUM_OFFSET)
+        hdr = VNET_HDR.pack(F_NEEDS_CSUM, gso_type, ihl + len(tcp), gso_size, ihl, _TCP_CSUM_OFFSET)
     else:
         hdr = VNET_HDR.pack(F_NEEDS_CSUM, GSO_NONE, ihl + len(tcp), 0, ihl, _TCP_CSUM_OFFSET)
     return b"".join((hdr, ip, tcp)), seg.payload

@@ -67,9 +67,10 @@ def parse_url(url: str) -> Url:
     try:
         ipaddress.ip_address(host)  # IPv6 in brackets (RFC 3986 §3.2.2): urlsplit strips them
     except ValueError:
-        raise ValueError(f"{host!r} is not an IP address: synack resolves no names, "
-                         f"use the address (e.g. http://10.77.0.1/ or http://[2001:db8::1]/)"
-                         ) from None
+        raise ValueError(
+            f"{host!r} is not an IP address: synack resolves no names, "
+            f"use the address (e.g. http://10.77.0.1/ or http://[2001:db8::1]/)"
+        ) from None
     try:
         port = parts.port if parts.port is not None else 80
     except ValueError:
@@ -110,8 +111,7 @@ class Response:
         return 200 <= self.status < 400
 
 
-OpenConnection = Callable[[str, int], Awaitable[tuple[asyncio.StreamReader,
-                                                      asyncio.StreamWriter]]]
+OpenConnection = Callable[[str, int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
 Progress = Callable[[int, int | None], None]
 
 
@@ -126,13 +126,19 @@ def _framing(method: str, resp: Response) -> str:
     return "content-length" if resp.header("content-length") is not None else "close"
 
 
-async def fetch(url: str | Url, *, open_connection: OpenConnection,
-                sink: Callable[[bytes], object] | None = None,
-                progress: Progress | None = None, method: str = "GET",
-                headers: Sequence[tuple[str, str]] = (), connect_timeout: float = 30.0,
-                read_timeout: float = 60.0,
-                on_head: Callable[[Response], None] | None = None,
-                verify: bool = False) -> Response:
+async def fetch(
+    url: str | Url,
+    *,
+    open_connection: OpenConnection,
+    sink: Callable[[bytes], object] | None = None,
+    progress: Progress | None = None,
+    method: str = "GET",
+    headers: Sequence[tuple[str, str]] = (),
+    connect_timeout: float = 30.0,
+    read_timeout: float = 60.0,
+    on_head: Callable[[Response], None] | None = None,
+    verify: bool = False,
+) -> Response:
     """Fetch ``url`` (see the module docstring).
 
     ``sink(data)`` receives the body as it arrives; ``progress(done, total)``
@@ -152,9 +158,17 @@ async def fetch(url: str | Url, *, open_connection: OpenConnection,
     connected = time.monotonic()
     try:
         conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD)
-        request = h11.Request(method=method, target=u.target, headers=[
-            ("Host", u.authority), ("User-Agent", SERVER_NAME), ("Accept", "*/*"),
-            ("Connection", "close"), *headers])
+        request = h11.Request(
+            method=method,
+            target=u.target,
+            headers=[
+                ("Host", u.authority),
+                ("User-Agent", SERVER_NAME),
+                ("Accept", "*/*"),
+                ("Connection", "close"),
+                *headers,
+            ],
+        )
         head, end = conn.send(request), conn.send(h11.EndOfMessage())
         assert head is not None and end is not None
         writer.write(head + end)
@@ -191,23 +205,31 @@ async def _read_head(conn: h11.Connection, reader: asyncio.StreamReader, u: Url)
             event = await next_event(conn, reader, count)
         except h11.RemoteProtocolError as exc:
             if got == 0:
-                raise ProtocolError("the server closed the connection without answering"
-                                    ) from None
+                raise ProtocolError("the server closed the connection without answering") from None
             raise ProtocolError(f"broken response head: {exc}") from None
         if isinstance(event, h11.Response):
-            return Response(u, "HTTP/" + event.http_version.decode("ascii"), event.status_code,
-                            event.reason.decode("latin-1"),
-                            [(k.decode("latin-1"), v.decode("latin-1"))
-                             for k, v in event.headers.raw_items()])
+            return Response(
+                u,
+                "HTTP/" + event.http_version.decode("ascii"),
+                event.status_code,
+                event.reason.decode("latin-1"),
+                [(k.decode("latin-1"), v.decode("latin-1")) for k, v in event.headers.raw_items()],
+            )
         if isinstance(event, h11.ConnectionClosed):
             raise ProtocolError("the server closed the connection without answering")
         if not isinstance(event, h11.InformationalResponse):
             raise ProtocolError(f"unexpected {type(event).__name__} before the response")
 
 
-async def _read_body(conn: h11.Connection, reader: asyncio.StreamReader, resp: Response,
-                     sink: Callable[[bytes], object] | None, progress: Progress | None,
-                     read_timeout: float, verify: bool) -> None:
+async def _read_body(
+    conn: h11.Connection,
+    reader: asyncio.StreamReader,
+    resp: Response,
+    sink: Callable[[bytes], object] | None,
+    progress: Progress | None,
+    read_timeout: float,
+    verify: bool,
+) -> None:
     """Hand the body to ``sink`` piece by piece until h11 sees its end."""
     digest = hashlib.sha256() if verify else None
     total: int | None = None
@@ -224,8 +246,9 @@ async def _read_body(conn: h11.Connection, reader: asyncio.StreamReader, resp: R
                 event = await next_event(conn, reader)
             except h11.RemoteProtocolError as exc:
                 if total is not None:
-                    raise ProtocolError(f"the connection ended after {resp.body_bytes} "
-                                        f"of {total} body bytes") from None
+                    raise ProtocolError(
+                        f"the connection ended after {resp.body_bytes} of {total} body bytes"
+                    ) from None
                 raise ProtocolError(f"broken body: {exc}") from None
             if not isinstance(event, h11.Data):
                 break  # EndOfMessage (or the close that ends an unframed body)

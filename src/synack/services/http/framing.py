@@ -23,13 +23,23 @@ MAX_HEAD = 1 << 16
 #: Bytes asked of the stream per read.
 READ_CHUNK = 1 << 18
 
-Event = h11.Request | h11.InformationalResponse | h11.Response | h11.Data | h11.EndOfMessage \
+Event = (
+    h11.Request
+    | h11.InformationalResponse
+    | h11.Response
+    | h11.Data
+    | h11.EndOfMessage
     | h11.ConnectionClosed
+)
 
 
-async def next_event(conn: h11.Connection, reader: asyncio.StreamReader,
-                     on_bytes: Callable[[bytes], bytes] | None = None, *,
-                     read_first: bool = False) -> Event:
+async def next_event(
+    conn: h11.Connection,
+    reader: asyncio.StreamReader,
+    on_bytes: Callable[[bytes], bytes] | None = None,
+    *,
+    read_first: bool = False,
+) -> Event:
     """The next event h11 finds on ``reader``, reading as much as it needs.
 
     ``on_bytes(data)`` sees every piece read (empty at the end of the stream) and
@@ -51,4 +61,3 @@ async def next_event(conn: h11.Connection, reader: asyncio.StreamReader,
             if data == b"" and not reader.at_eof():
                 continue
         conn.receive_data(data)
-

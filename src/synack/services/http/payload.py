@@ -12,8 +12,13 @@ import hashlib
 import random
 from collections.abc import Iterator
 
-__all__ = ["GENERATED_BLOCK", "MAX_GENERATED", "generated_bytes", "generated_chunks",
-           "generated_sha256"]
+__all__ = [
+    "GENERATED_BLOCK",
+    "MAX_GENERATED",
+    "generated_bytes",
+    "generated_chunks",
+    "generated_sha256",
+]
 
 GENERATED_BLOCK = 1 << 16
 MAX_GENERATED = 1 << 40

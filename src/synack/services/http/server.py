@@ -52,10 +52,17 @@ MAX_HEADER_LINES = 100
 WRITE_CHUNK = 1 << 18
 
 REASONS = {
-    200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
-    405: "Method Not Allowed", 408: "Request Timeout", 413: "Content Too Large",
-    431: "Request Header Fields Too Large", 500: "Internal Server Error",
-    501: "Not Implemented", 505: "HTTP Version Not Supported",
+    200: "OK",
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    413: "Content Too Large",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    505: "HTTP Version Not Supported",
 }
 _SERVER_BYTES = SERVER_NAME.encode("ascii")
 _REASON_BYTES = {k: v.encode("ascii") for k, v in REASONS.items()}
@@ -127,15 +134,19 @@ class RequestReader:
 
     def _feed(self, data: bytes) -> bytes:
         self.bytes_in += len(data)
-        if (data[:1] in (b"\r", b"\n") and self.conn.their_state is h11.IDLE
-                and not self.conn.trailing_data[0]):
+        if (
+            data[:1] in (b"\r", b"\n")
+            and self.conn.their_state is h11.IDLE
+            and not self.conn.trailing_data[0]
+        ):
             data = data.lstrip(b"\r\n")  # RFC 9112 §2.2: ignore empty lines before one
         return data
 
     async def _event(self) -> object:
         try:
-            return await next_event(self.conn, self.reader, self._feed,
-                                    read_first=not self._buffered)
+            return await next_event(
+                self.conn, self.reader, self._feed, read_first=not self._buffered
+            )
         except h11.RemoteProtocolError as exc:
             raise HttpError(exc.error_status_hint, str(exc)) from None
 
@@ -159,8 +170,12 @@ class RequestReader:
         raw = event.headers.raw_items()
         if len(raw) > MAX_HEADER_LINES:
             raise HttpError(431, f"more than {MAX_HEADER_LINES} header fields")
-        return Request(event.method.decode("ascii"), target, (1, int(minor)),
-                       [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw])
+        return Request(
+            event.method.decode("ascii"),
+            target,
+            (1, int(minor)),
+            [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw],
+        )
 
     async def drop_body(self, req: Request, max_body: int) -> None:
         """Read the request's body (if any) to its end, dropping it."""
@@ -206,19 +221,24 @@ class Reply:
     close: bool = False
 
 
-def _text_reply(status: int, text: str, *, close: bool = False,
-                extra: Sequence[tuple[str, str]] = ()) -> Reply:
+def _text_reply(
+    status: int, text: str, *, close: bool = False, extra: Sequence[tuple[str, str]] = ()
+) -> Reply:
     body = text.encode("utf-8")
     headers = [("Content-Type", "text/plain; charset=utf-8"), *extra]
     return Reply(status, headers, len(body), body, close)
 
 
 def _html_reply(title: str, items: Sequence[tuple[str, str]], intro: str = "") -> Reply:
-    lis = "\n".join(f'<li><a href="{html.escape(href, quote=True)}">{html.escape(label)}</a>'
-                    f"</li>" for href, label in items)
-    page = (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}"
-            f"</title></head>\n<body><h1>{html.escape(title)}</h1>\n{intro}<ul>\n{lis}\n</ul>\n"
-            f"<p>served by {SERVER_NAME}, a TCP/IP stack in Python</p></body></html>\n")
+    lis = "\n".join(
+        f'<li><a href="{html.escape(href, quote=True)}">{html.escape(label)}</a></li>'
+        for href, label in items
+    )
+    page = (
+        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}'
+        f"</title></head>\n<body><h1>{html.escape(title)}</h1>\n{intro}<ul>\n{lis}\n</ul>\n"
+        f"<p>served by {SERVER_NAME}, a TCP/IP stack in Python</p></body></html>\n"
+    )
     body = page.encode("utf-8")
     return Reply(200, [("Content-Type", "text/html; charset=utf-8")], len(body), body)
 
@@ -237,8 +257,13 @@ def _file_chunks(path: Path, size: int) -> Iterator[bytes]:
 class HttpService:
     """The HTTP/1.1 handler (see the module docstring)."""
 
-    def __init__(self, root: str | Path | None = None, *, idle_timeout: float | None = 60.0,
-                 max_body: int = 1 << 30) -> None:
+    def __init__(
+        self,
+        root: str | Path | None = None,
+        *,
+        idle_timeout: float | None = 60.0,
+        max_body: int = 1 << 30,
+    ) -> None:
         self.root = Path(root).resolve() if root is not None else None
         if self.root is not None and not self.root.is_dir():
             raise NotADirectoryError(f"{root} is not a directory")
@@ -246,17 +271,27 @@ class HttpService:
         self.max_body = max_body
 
     # ---------------------------------------------------------------- serving
-    async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                       record: ConnectionRecord, runner: ServiceRunner) -> None:
+    async def __call__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        record: ConnectionRecord,
+        runner: ServiceRunner,
+    ) -> None:
         requests = RequestReader(reader)
         try:
             await self._serve(requests, reader, writer, record, runner)
         finally:
             record.bytes_in += requests.bytes_in
 
-    async def _serve(self, requests: RequestReader, reader: asyncio.StreamReader,
-                     writer: asyncio.StreamWriter, record: ConnectionRecord,
-                     runner: ServiceRunner) -> None:
+    async def _serve(
+        self,
+        requests: RequestReader,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        record: ConnectionRecord,
+        runner: ServiceRunner,
+    ) -> None:
         while not runner.stopping:
             record.idle = True
             try:
@@ -280,8 +315,14 @@ class HttpService:
             reply = self.respond(req)
             if not req.keep_alive:
                 reply.close = True
-            await self._send(writer, record, reply, head_only=req.method == "HEAD",
-                             runner=runner, version=req.version)
+            await self._send(
+                writer,
+                record,
+                reply,
+                head_only=req.method == "HEAD",
+                runner=runner,
+                version=req.version,
+            )
             if reply.close:
                 # Lingering close (RFC 9112 §9.6): FIN after the response, then read
                 # until the client's FIN, so requests it already sent do not turn
@@ -290,24 +331,40 @@ class HttpService:
                 return
             requests.next_cycle()
 
-    async def _fail(self, requests: RequestReader, reader: asyncio.StreamReader,
-                    writer: asyncio.StreamWriter, record: ConnectionRecord,
-                    runner: ServiceRunner, exc: HttpError) -> None:
+    async def _fail(
+        self,
+        requests: RequestReader,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        record: ConnectionRecord,
+        runner: ServiceRunner,
+        exc: HttpError,
+    ) -> None:
         """Answer a bad request with its error status, then close (lingering)."""
         reply = _text_reply(exc.status, exc.message + "\n", close=True)
         await self._send(writer, record, reply, head_only=False, runner=runner)
         await linger_close(reader, writer, runner.grace, record)
 
-    async def _send(self, writer: asyncio.StreamWriter, record: ConnectionRecord, reply: Reply,
-                    *, head_only: bool, runner: ServiceRunner,
-                    version: tuple[int, int] = (1, 1)) -> None:
+    async def _send(
+        self,
+        writer: asyncio.StreamWriter,
+        record: ConnectionRecord,
+        reply: Reply,
+        *,
+        head_only: bool,
+        runner: ServiceRunner,
+        version: tuple[int, int] = (1, 1),
+    ) -> None:
         """Write ``reply``: the head (RFC 9112 §4, §6.2), then the body as it is, each
         block written without a copy in Python."""
         if runner.stopping:
             reply.close = True
-        fields = [b"HTTP/1.1 %d %s" % (reply.status, _REASON_BYTES.get(reply.status, b"Unknown")),
-                  b"Server: " + _SERVER_BYTES, b"Date: " + _http_date(int(time.time())),
-                  b"Content-Length: %d" % reply.length]
+        fields = [
+            b"HTTP/1.1 %d %s" % (reply.status, _REASON_BYTES.get(reply.status, b"Unknown")),
+            b"Server: " + _SERVER_BYTES,
+            b"Date: " + _http_date(int(time.time())),
+            b"Content-Length: %d" % reply.length,
+        ]
         fields += [f"{k}: {v}".encode("latin-1") for k, v in reply.headers]
         if reply.close:
             fields.append(b"Connection: close")
@@ -335,8 +392,9 @@ class HttpService:
     def respond(self, req: Request) -> Reply:
         """The reply to a well-formed request (no I/O apart from ``stat``/``open``)."""
         if req.method not in ("GET", "HEAD"):
-            return _text_reply(405, f"method {req.method} is not allowed here\n",
-                               extra=[("Allow", "GET, HEAD")])
+            return _text_reply(
+                405, f"method {req.method} is not allowed here\n", extra=[("Allow", "GET, HEAD")]
+            )
         path = req.path
         if "\0" in path:
             return _text_reply(400, "NUL in the path\n", close=True)
@@ -350,8 +408,9 @@ class HttpService:
             n = int(m.group(1))
             if n > MAX_GENERATED:
                 return _text_reply(400, f"at most {MAX_GENERATED} bytes\n")
-            return Reply(200, [("Content-Type", "application/octet-stream")], n,
-                         generated_chunks(n))
+            return Reply(
+                200, [("Content-Type", "application/octet-stream")], n, generated_chunks(n)
+            )
         target = self._file_for(path)
         if target is None or not target.exists():
             return _text_reply(404, f"{path} not found\n")
@@ -407,8 +466,12 @@ class HttpService:
         return _html_reply(f"Index of {path}", items)
 
     def _index(self) -> Reply:
-        items = [("/bytes/1024", "/bytes/N: N bytes of deterministic pseudo-random data "
-                  "(try /bytes/1048576)")]
+        items = [
+            (
+                "/bytes/1024",
+                "/bytes/N: N bytes of deterministic pseudo-random data (try /bytes/1048576)",
+            )
+        ]
         if self.root is not None:
             try:
                 names = sorted(os.listdir(self.root))
@@ -417,5 +480,5 @@ class HttpService:
             for name in names:
                 slash = "/" if (self.root / name).is_dir() else ""
                 items.append(("/" + urllib.parse.quote(name) + slash, name + slash))
-        intro = ("<p>HTTP/1.1 on synack: GET and HEAD, persistent connections.</p>\n")
+        intro = "<p>HTTP/1.1 on synack: GET and HEAD, persistent connections.</p>\n"
         return _html_reply("synack", items, intro)
