@@ -4,7 +4,8 @@
 * :mod:`.load`: JSON lines in, checked records out;
 * :mod:`.model`: the analysis model (:class:`~.model.Run`, :class:`~.model.Seg`);
 * :mod:`.segment`: the one rendering of a segment that every view uses;
-* :mod:`.words`, :mod:`.step`, :mod:`.narrate`, :mod:`.timeline`: narration and the timeline;
+* :mod:`.words`, :mod:`.step`, :mod:`.meaning`, :mod:`.narrate`, :mod:`.timeline`: narration
+  and the timeline;
 * :mod:`.diagram`, :mod:`.plots`, :mod:`.report`: pictures and the HTML page;
 * :mod:`.capture`: pcap/pcapng writers, the network tap and trace replay.
 """
