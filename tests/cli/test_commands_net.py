@@ -26,7 +26,7 @@ import pytest
 from synack.aio.host import Host
 from synack.commands import connect as connect_cmd
 from synack.commands import get as get_cmd
-from synack.commands import serve as serve_cmd
+from synack.commands import serve_runtime
 from synack.commands.main import build_parser, main
 from synack.commands.realnet import SetupError, settle, tcp_config
 from synack.links import tun as tun_module
@@ -178,7 +178,7 @@ def test_serve_port_in_use_is_a_clean_error() -> None:
             await b.start_server(lambda r, w: None, 7)
             args = parse("serve", "echo")
             with pytest.raises(SetupError) as exc:
-                await serve_cmd.start_service(b, args)
+                await serve_runtime.start_service(b, args)
             return str(exc.value)
         finally:
             await a.close()
@@ -489,7 +489,7 @@ def test_serve_hashes_only_with_verify() -> None:
     async def go(*extra: str) -> bool:
         args = build_parser().parse_args(["serve", "discard", *extra])
         host = Host.memory_pair(A, B)[1]
-        server, runner, _ = await serve_cmd.start_service(host, args)
+        server, runner, _ = await serve_runtime.start_service(host, args)
         server.close()
         await host.close()
         return runner.hash_input
