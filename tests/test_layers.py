@@ -187,3 +187,25 @@ def test_every_module_imports_first_in_a_fresh_interpreter() -> None:
         timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_no_test_file_imports_another() -> None:
+    """Shared code lives in tests/helpers/ and fixtures in conftest.py: a test file never
+    imports another test file (whose tests would then run twice, or not stand alone)."""
+    tests = SRC.parent / "tests"
+    names = {p.stem for p in tests.rglob("test_*.py")}
+    bad = []
+    for path in sorted(tests.rglob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                mods = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                mods = [a.name for a in node.names]
+            else:
+                continue
+            bad += [
+                f"{path.relative_to(tests)}:{node.lineno}: {m}"
+                for m in mods
+                if m.split(".")[-1] in names or m.split(".")[0] in names
+            ]
+    assert not bad, "\n".join(bad)
