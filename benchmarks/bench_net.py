@@ -340,42 +340,30 @@ class Bench:
         res["summary"] = [ln for ln in srv.lines if "bytes" in ln or "connections" in ln]
         return res
 
-    def serve_discard(self, offload: bool | None) -> dict[str, Any]:
-        """Kernel (1 MiB sendall) -> ``synack serve discard``; rate at the sender, to
-        the receiver's close."""
-        srv, port = self.serve("discard", offload)
-        try:
-            res = self.lab.run(
-                self.ns,
-                [*KERNEL, "send", SYNACK_ADDR, str(port), "--seconds", str(self.seconds)],
-                "kernel sender",
-                self._timeout(),
-            )
-            return self.stop_serve(srv, res)
-        finally:
-            self.lab.retire(srv)
-
-    def serve_discard_parallel(self, workers: int, senders: int = 2) -> dict[str, Any]:
-        """``senders`` kernel senders at once (1 MiB sendall each) -> ``synack serve discard
-        --offload --workers N``: the total rate, bytes over the longest sender's time
-        (issue #18: two workers against one, with two transfers)."""
-        srv, port = self.serve("discard", True, ["--workers", str(workers)])
+    def serve_discard(
+        self, offload: bool | None, workers: int | None = None, senders: int = 1
+    ) -> dict[str, Any]:
+        """``senders`` kernel senders at once (1 MiB sendall each) -> ``synack serve
+        discard`` (with ``--workers N`` when given): the total rate, bytes over the
+        longest sender's time, to the receiver's close (two senders and two workers
+        against one worker: issue #18's 1.6x row)."""
+        extra = ["--workers", str(workers)] if workers is not None else []
+        srv, port = self.serve("discard", offload, extra)
+        argv = [*KERNEL, "send", SYNACK_ADDR, str(port), "--seconds", str(self.seconds)]
         procs = []
         try:
             for i in range(senders):
-                procs.append(
-                    self.lab.start(
-                        self.ns,
-                        [*KERNEL, "send", SYNACK_ADDR, str(port), "--seconds", str(self.seconds)],
-                        f"kernel sender {i + 1} of {senders}",
-                    )
-                )
-            results = [proc.wait_for("RESULT", self._timeout()) for proc in procs]
-            res: dict[str, Any] = {
-                "bytes": sum(int(r["bytes"]) for r in results),
-                "seconds": max(float(r["seconds"]) for r in results),
-                "per_sender_mbit": [round(mbit(r) or 0.0) for r in results],
-            }
+                label = "kernel sender" if senders == 1 else f"kernel sender {i + 1} of {senders}"
+                procs.append(self.lab.start(self.ns, argv, label))
+            results = []
+            for proc in procs:  # as Lab.run: each sender finishes, then its RESULT
+                proc.wait(self._timeout())
+                results.append(proc.wait_for("RESULT", 1.0))
+            res: dict[str, Any] = dict(results[0]) if senders == 1 else {}
+            res["bytes"] = sum(int(r["bytes"]) for r in results)
+            res["seconds"] = max(float(r["seconds"]) for r in results)
+            if senders > 1:
+                res["per_sender_mbit"] = [round(mbit(r) or 0.0) for r in results]
             return self.stop_serve(srv, res)
         finally:
             for proc in procs:
@@ -1283,8 +1271,8 @@ def measure(lab: Lab, a: argparse.Namespace) -> dict[str, Any]:
             ]
             if offload_ok and serve_has_workers():
                 plan += [
-                    ("discard2_w1", lambda: b.serve_discard_parallel(1)),
-                    ("discard2_w2", lambda: b.serve_discard_parallel(2)),
+                    ("discard2_w1", lambda: b.serve_discard(True, workers=1, senders=2)),
+                    ("discard2_w2", lambda: b.serve_discard(True, workers=2, senders=2)),
                 ]
         for label, mtu, offload in VARIANTS:
             if offload and not offload_ok:
