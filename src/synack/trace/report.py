@@ -27,6 +27,7 @@ from .narrate import Explainer
 from .plots import NO_MATPLOTLIB, csv_texts, cwnd_rtt_png, matplotlib_available, timeseq_png
 from .schema import TraceRecord
 from .step import Step
+from .words import CONCEPT_ID
 
 CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:0;color:#222;background:#fafafa}
@@ -130,14 +131,14 @@ JS = """
 """
 
 
-_CONCEPT_ID = re.compile(r"\bC([1-9]|1\d|2[0-7])\b")
+def _link(m: re.Match[str]) -> str:
+    cid = m.group(0)
+    return f'<a class="concept" href="#concept-{cid}">{cid}</a>' if cid in CONCEPTS else cid
 
 
 def _link_concepts(html_text: str) -> str:
-    """Each concept ID in already-escaped text becomes a link to its entry below."""
-    return _CONCEPT_ID.sub(
-        lambda m: f'<a class="concept" href="#concept-{m.group(0)}">{m.group(0)}</a>', html_text
-    )
+    """Each catalogued concept ID in already-escaped text becomes a link to its entry below."""
+    return CONCEPT_ID.sub(_link, html_text)
 
 
 def _json_script(ident: str, data: Any) -> str:
