@@ -28,7 +28,8 @@ from synack.commands import connect as connect_cmd
 from synack.commands import get as get_cmd
 from synack.commands import serve_runtime
 from synack.commands.main import build_parser, main
-from synack.commands.realnet import SetupError, settle, tcp_config
+from synack.commands.net_options import tcp_config
+from synack.commands.realnet import SetupError, settle
 from synack.links import tun as tun_module
 from synack.services import (
     HttpService,

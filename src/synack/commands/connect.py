@@ -31,13 +31,8 @@ from typing import Any, BinaryIO
 
 from ..services.runner import synack_connection
 from . import hostport, non_negative, own_command, port
-from .realnet import (
-    BUILTIN_SERVICES,
-    NetSetup,
-    add_linger_option,
-    add_link_options,
-    open_network,
-)
+from .net_options import add_linger_option, add_link_options
+from .realnet import BUILTIN_SERVICES, NetSetup, open_network
 
 NAME = "connect"
 READ_CHUNK = 1 << 16

@@ -31,8 +31,9 @@ from typing import IO, Any, TextIO
 from ..services.http import ProtocolError, Response, Url, fetch, parse_url
 from . import non_negative, own_command, unwritable
 from .connect import describe_failure
+from .net_options import add_linger_option, add_link_options
 from .progress import print_summary, rich_available
-from .realnet import NetSetup, add_linger_option, add_link_options, open_network
+from .realnet import NetSetup, open_network
 
 NAME = "get"
 HTTP_ERROR_STATUS = 22

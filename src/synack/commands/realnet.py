@@ -47,32 +47,21 @@ from ..trace.schema import RunRecord, TraceRecord
 from ..wire.errors import DROP_REASONS
 from ..wire.vnet import VNET_HDR_LEN
 from . import check_outputs
-from .net_options import (
-    DEFAULT_IP,
-    add_linger_option,
-    add_link_options,
-    impairment,
-    tcp_config,
-)
+from .net_options import DEFAULT_IP, impairment, tcp_config
 
 __all__ = [
     "BUILTIN_SERVICES",
-    "DEFAULT_IP",
     "CaptureLink",
     "NetSetup",
     "SetupError",
-    "add_linger_option",
-    "add_link_options",
     "checksum_warning",
     "drop_words",
-    "impairment",
     "linger",
     "neighbour_address",
     "open_builtin_peer",
     "open_tun",
     "resolve_ip",
     "settle",
-    "tcp_config",
     "tun_error",
 ]
 

@@ -38,11 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from . import check_outputs, hostport, in_range, non_negative, port
-from .realnet import (
-    DEFAULT_IP,
-    SetupError,
-    add_link_options,
-)
+from .net_options import DEFAULT_IP, add_link_options
+from .realnet import SetupError
 from .serve_runtime import (
     SERVICES,
     retry_command,
